@@ -1,0 +1,284 @@
+//! The contract between the launcher and a component's executor.
+//!
+//! The launcher resolves inputs to local files, hands the executor its
+//! parameters, collects whatever the executor wrote under `output_dir`, and
+//! records it. An executor therefore never touches the metadata or artifact
+//! store; the only side door is [`ModelRegistry`], for `push`.
+
+use crate::spec::ArtifactType;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The component ran and reports a problem (bad data, bad parameter value, …).
+    #[error("{0}")]
+    Failed(String),
+    #[error("cancelled")]
+    Cancelled,
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ExecError {
+    pub fn failed(msg: impl Into<String>) -> Self {
+        ExecError::Failed(msg.into())
+    }
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        ExecError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// Shared flag that asks running work to stop (Ctrl-C, timeout).
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+    /// Returns `Err(Cancelled)` once cancellation was requested; executors call
+    /// it between units of work.
+    pub fn check(&self) -> Result<(), ExecError> {
+        if self.is_cancelled() {
+            Err(ExecError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// An input artifact, already materialized as a local file.
+#[derive(Debug, Clone)]
+pub struct InputArtifact {
+    pub path: PathBuf,
+    pub digest: String,
+    pub ty: ArtifactType,
+    pub properties: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredModel {
+    pub name: String,
+    pub version: i64,
+    /// False when this exact model was already registered under that name.
+    pub created: bool,
+}
+
+/// Registration of model versions, implemented by the launcher over the
+/// metadata store.
+pub trait ModelRegistry: Send + Sync {
+    fn register_model(
+        &self,
+        model_name: &str,
+        model: &InputArtifact,
+        run_id: i64,
+    ) -> Result<RegisteredModel, String>;
+}
+
+pub struct ExecContext {
+    pub step: String,
+    pub run_id: i64,
+    pub params: serde_json::Map<String, serde_json::Value>,
+    pub inputs: BTreeMap<String, InputArtifact>,
+    /// Declared outputs: the executor writes each one at `output_path(name)`.
+    pub outputs: Vec<(String, ArtifactType)>,
+    pub output_dir: PathBuf,
+    /// The pipeline file's folder: relative paths in parameters are relative to it.
+    pub base_dir: PathBuf,
+    pub cancel: CancelToken,
+    pub registry: Arc<dyn ModelRegistry>,
+    pub log_path: PathBuf,
+    log: Mutex<Box<dyn Write + Send>>,
+    properties: Mutex<BTreeMap<String, serde_json::Value>>,
+    summary: Mutex<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl ExecContext {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        step: String,
+        run_id: i64,
+        params: serde_json::Map<String, serde_json::Value>,
+        inputs: BTreeMap<String, InputArtifact>,
+        outputs: Vec<(String, ArtifactType)>,
+        output_dir: PathBuf,
+        base_dir: PathBuf,
+        cancel: CancelToken,
+        registry: Arc<dyn ModelRegistry>,
+        log_path: PathBuf,
+        log: Box<dyn Write + Send>,
+    ) -> Self {
+        Self {
+            step,
+            run_id,
+            params,
+            inputs,
+            outputs,
+            output_dir,
+            base_dir,
+            cancel,
+            registry,
+            log_path,
+            log: Mutex::new(log),
+            properties: Mutex::new(BTreeMap::new()),
+            summary: Mutex::new(serde_json::Map::new()),
+        }
+    }
+
+    /// Appends one line to the step's log.
+    pub fn log(&self, line: impl AsRef<str>) {
+        if let Ok(mut w) = self.log.lock() {
+            // A log that cannot be written must not fail the step.
+            let _ = writeln!(w, "{}", line.as_ref());
+        }
+    }
+
+    pub fn log_writer(&self) -> &Mutex<Box<dyn Write + Send>> {
+        &self.log
+    }
+
+    pub fn input(&self, name: &str) -> Result<&InputArtifact, ExecError> {
+        self.inputs
+            .get(name)
+            .ok_or_else(|| ExecError::failed(format!("input `{name}` is not connected")))
+    }
+
+    pub fn output_path(&self, name: &str) -> PathBuf {
+        self.output_dir.join(name)
+    }
+
+    /// Properties recorded on the output artifact (row counts, metrics, …).
+    pub fn set_properties(&self, output: &str, props: serde_json::Value) {
+        if let Ok(mut p) = self.properties.lock() {
+            p.insert(output.to_string(), props);
+        }
+    }
+
+    pub fn take_properties(&self) -> BTreeMap<String, serde_json::Value> {
+        self.properties
+            .lock()
+            .map(|mut p| std::mem::take(&mut *p))
+            .unwrap_or_default()
+    }
+
+    /// A short key/value summary shown to the user after the run
+    /// (e.g. metrics, the pushed version).
+    pub fn add_summary(&self, key: &str, value: serde_json::Value) {
+        if let Ok(mut s) = self.summary.lock() {
+            s.insert(key.to_string(), value);
+        }
+    }
+
+    pub fn take_summary(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.summary
+            .lock()
+            .map(|mut s| std::mem::take(&mut *s))
+            .unwrap_or_default()
+    }
+
+    pub fn param(&self, name: &str) -> Option<&serde_json::Value> {
+        self.params.get(name)
+    }
+
+    pub fn str_param(&self, name: &str) -> Option<&str> {
+        self.params.get(name).and_then(|v| v.as_str())
+    }
+
+    pub fn required_str(&self, name: &str) -> Result<&str, ExecError> {
+        self.str_param(name)
+            .ok_or_else(|| ExecError::failed(format!("parameter `{name}` is required")))
+    }
+
+    pub fn f64_param(&self, name: &str) -> Option<f64> {
+        self.params.get(name).and_then(|v| v.as_f64())
+    }
+
+    pub fn i64_param(&self, name: &str) -> Option<i64> {
+        self.params.get(name).and_then(|v| v.as_i64())
+    }
+
+    pub fn bool_param(&self, name: &str) -> Option<bool> {
+        self.params.get(name).and_then(|v| v.as_bool())
+    }
+
+    pub fn list_param(&self, name: &str) -> Vec<String> {
+        self.params
+            .get(name)
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn map_param(&self, name: &str) -> BTreeMap<String, String> {
+        self.params
+            .get(name)
+            .and_then(|v| v.as_object())
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Resolves a path parameter against the pipeline file's folder.
+    pub fn resolve_path(&self, p: &str) -> PathBuf {
+        let path = Path::new(p);
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+}
+
+/// A component: its typed spec plus the executor that does the work.
+pub trait Component: Send + Sync {
+    fn spec(&self) -> &'static crate::spec::ComponentSpec;
+    fn execute(&self, ctx: &ExecContext) -> Result<(), ExecError>;
+}
+
+/// The components a pipeline may use, looked up by name.
+#[derive(Clone, Default)]
+pub struct ComponentRegistry {
+    components: Vec<Arc<dyn Component>>,
+}
+
+impl ComponentRegistry {
+    pub fn new(components: Vec<Arc<dyn Component>>) -> Self {
+        Self { components }
+    }
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Component>> {
+        self.components.iter().find(|c| c.spec().name == name)
+    }
+    pub fn spec(&self, name: &str) -> Option<&'static crate::spec::ComponentSpec> {
+        self.get(name).map(|c| c.spec())
+    }
+    pub fn names(&self) -> Vec<&'static str> {
+        self.components.iter().map(|c| c.spec().name).collect()
+    }
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn Component>> {
+        self.components.iter()
+    }
+}

@@ -1,0 +1,531 @@
+//! Compilation: `PipelineConfig` → `Pipeline`, checking everything before
+//! anything runs. Every problem is collected, then reported together.
+
+use crate::config::{Located, PipelineConfig, StepConfig};
+use crate::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
+use crate::graph::topo_order;
+use crate::PipelineError;
+use flywheel_core::{ArtifactType, ComponentRegistry, ComponentSpec, ParamType};
+use serde_json::Value as Json;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Parameter {
+    pub default: Json,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputRef {
+    pub step: String,
+    pub output: String,
+    pub step_index: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub name: String,
+    pub component: String,
+    pub component_version: String,
+    /// Parameter values as written, `${name}` references not yet substituted.
+    pub params: serde_json::Map<String, Json>,
+    /// Names of the parameters whose type is `path` (their files feed the cache key).
+    pub path_params: Vec<String>,
+    pub inputs: BTreeMap<String, InputRef>,
+    pub outputs: Vec<(String, ArtifactType)>,
+    pub retries: u32,
+    pub retry_backoff: Duration,
+    pub timeout: Option<Duration>,
+    pub cache: bool,
+    /// Indices (into `Pipeline::steps`) of the steps this one reads from.
+    pub deps: Vec<usize>,
+}
+
+/// A validated pipeline: steps in topological order.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    pub name: String,
+    pub description: Option<String>,
+    pub path: PathBuf,
+    pub base_dir: PathBuf,
+    pub source: String,
+    /// blake3 of the file's text: the pipeline's version.
+    pub digest: String,
+    pub parameters: BTreeMap<String, Parameter>,
+    pub steps: Vec<Step>,
+}
+
+pub fn compile_file(path: &Path, components: &ComponentRegistry) -> Result<Pipeline, PipelineError> {
+    let source = std::fs::read_to_string(path).map_err(|source| PipelineError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    compile(&source, path, components)
+}
+
+pub fn compile(source: &str, path: &Path, components: &ComponentRegistry) -> Result<Pipeline, PipelineError> {
+    let mut errors = Vec::new();
+    let cfg = PipelineConfig::parse(source, &mut errors);
+    let pipeline = cfg.and_then(|cfg| Compiler { components, errors: &mut errors }.compile(cfg, source, path));
+    match pipeline {
+        Some(p) if errors.is_empty() => Ok(p),
+        _ => {
+            errors.sort_by_key(|d| d.span.as_ref().map_or(0, |s| s.start));
+            Err(PipelineError::Invalid(Diagnostics {
+                file: path.to_path_buf(),
+                source: source.to_string(),
+                items: errors,
+            }))
+        }
+    }
+}
+
+struct Compiler<'a> {
+    components: &'a ComponentRegistry,
+    errors: &'a mut Vec<Diagnostic>,
+}
+
+/// Finds `${name}` references in a string: (byte offset in the string, name).
+fn references(s: &str) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
+    let mut rest = 0;
+    while let Some(i) = s[rest..].find("${") {
+        let start = rest + i;
+        match s[start + 2..].find('}') {
+            Some(j) => {
+                out.push((start, &s[start + 2..start + 2 + j]));
+                rest = start + 2 + j + 1;
+            }
+            None => break,
+        }
+    }
+    out
+}
+
+/// Replaces `${name}` references with parameter values. A string that is
+/// exactly one reference takes the parameter's value with its type.
+pub fn substitute(value: &Json, values: &BTreeMap<String, Json>) -> Json {
+    match value {
+        Json::String(s) => {
+            let refs = references(s);
+            if refs.len() == 1 && refs[0].0 == 0 && s.len() == refs[0].1.len() + 3 {
+                if let Some(v) = values.get(refs[0].1) {
+                    return v.clone();
+                }
+            }
+            let mut out = s.clone();
+            for (_, name) in refs {
+                if let Some(v) = values.get(name) {
+                    let text = match v {
+                        Json::String(x) => x.clone(),
+                        other => other.to_string(),
+                    };
+                    out = out.replace(&format!("${{{name}}}"), &text);
+                }
+            }
+            Json::String(out)
+        }
+        Json::Array(items) => Json::Array(items.iter().map(|i| substitute(i, values)).collect()),
+        Json::Object(m) => Json::Object(m.iter().map(|(k, v)| (k.clone(), substitute(v, values))).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Parses durations such as `250ms`, `30s`, `5m`, `2h`; a bare number is seconds.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let secs = match unit.trim() {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return None,
+    };
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && !s.starts_with('-')
+}
+
+impl Compiler<'_> {
+    fn err(&mut self, msg: impl Into<String>, span: &std::ops::Range<usize>, help: Option<String>) {
+        self.errors.push(Diagnostic::new(msg, Some(span.clone())).with_help(help));
+    }
+
+    fn compile(mut self, cfg: PipelineConfig, source: &str, path: &Path) -> Option<Pipeline> {
+        let mut parameters = BTreeMap::new();
+        for p in &cfg.parameters {
+            if !valid_name(&p.name.value) {
+                self.err(format!("parameter name `{}` may use only letters, digits, `_` and `-`", p.name.value), &p.name.span, None);
+            }
+            parameters.insert(p.name.value.clone(), Parameter { default: p.default.value.clone(), description: p.description.clone() });
+        }
+        let defaults: BTreeMap<String, Json> = parameters.iter().map(|(k, v)| (k.clone(), v.default.clone())).collect();
+
+        let index: HashMap<&str, usize> = cfg.steps.iter().enumerate().map(|(i, s)| (s.name.value.as_str(), i)).collect();
+        let specs: Vec<Option<&'static ComponentSpec>> = cfg.steps.iter().map(|s| self.component_of(s)).collect();
+        // Output types of every step, needed to check its consumers.
+        let outputs: Vec<Vec<(String, ArtifactType)>> = cfg.steps.iter().zip(&specs).map(|(s, spec)| self.outputs_of(s, *spec)).collect();
+
+        let mut steps = Vec::new();
+        for (i, s) in cfg.steps.iter().enumerate() {
+            if !valid_name(&s.name.value) {
+                self.err(format!("step name `{}` may use only letters, digits, `_` and `-`", s.name.value), &s.name.span, None);
+            }
+            let spec = specs[i];
+            let params = self.params_of(s, spec, &defaults);
+            let (inputs, deps) = self.inputs_of(s, spec, &cfg.steps, &index, &outputs);
+            let retry_backoff = self.duration(s.retry_backoff.as_ref(), "retry_backoff").unwrap_or(Duration::from_secs(1));
+            let timeout = self.duration(s.timeout.as_ref(), "timeout");
+            let path_params = spec
+                .map(|sp| sp.params.iter().filter(|p| p.ty == ParamType::Path).map(|p| p.name.to_string()).collect())
+                .unwrap_or_default();
+            steps.push(Step {
+                name: s.name.value.clone(),
+                component: spec.map_or_else(String::new, |c| c.name.to_string()),
+                component_version: spec.map_or_else(String::new, |c| c.version.to_string()),
+                params,
+                path_params,
+                inputs,
+                outputs: outputs[i].clone(),
+                retries: s.retries.as_ref().map_or(0, |r| r.value as u32),
+                retry_backoff,
+                timeout,
+                cache: s.cache.unwrap_or(true),
+                deps,
+            });
+        }
+
+        let deps: Vec<Vec<usize>> = steps.iter().map(|s| s.deps.clone()).collect();
+        let order = match topo_order(&deps) {
+            Ok(order) => order,
+            Err(cycle) => {
+                let names: Vec<&str> = cycle.iter().map(|&i| steps[i].name.as_str()).collect();
+                let first = cycle[0];
+                let mut path = names.join(" → ");
+                path.push_str(&format!(" → {}", names[0]));
+                let span = cfg.steps[first].name.span.clone();
+                self.err(
+                    format!("steps form a cycle: {path}"),
+                    &span,
+                    Some("a step cannot read, directly or not, from its own outputs; remove one of these inputs".into()),
+                );
+                return None;
+            }
+        };
+        if !self.errors.is_empty() {
+            return None;
+        }
+        // Re-index in topological order.
+        let mut new_index = vec![0; steps.len()];
+        for (new, &old) in order.iter().enumerate() {
+            new_index[old] = new;
+        }
+        let mut ordered: Vec<Option<Step>> = steps.into_iter().map(Some).collect();
+        let steps: Vec<Step> = order
+            .iter()
+            .filter_map(|&old| ordered[old].take())
+            .map(|mut s| {
+                s.deps = s.deps.iter().map(|&d| new_index[d]).collect();
+                for r in s.inputs.values_mut() {
+                    r.step_index = new_index[r.step_index];
+                }
+                s
+            })
+            .collect();
+
+        let base_dir = path.parent().map(Path::to_path_buf).filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| PathBuf::from("."));
+        Some(Pipeline {
+            name: cfg.name.map(|n| n.value).unwrap_or_default(),
+            description: cfg.description,
+            path: path.to_path_buf(),
+            base_dir,
+            source: source.to_string(),
+            digest: flywheel_core::digest_bytes(source.as_bytes()),
+            parameters,
+            steps,
+        })
+    }
+
+    fn duration(&mut self, v: Option<&Located<String>>, key: &str) -> Option<Duration> {
+        let v = v?;
+        match parse_duration(&v.value) {
+            Some(d) => Some(d),
+            None => {
+                self.err(format!("`{key}` = \"{}\" is not a duration", v.value), &v.span, Some("write e.g. \"500ms\", \"30s\", \"5m\" or \"1h\"".into()));
+                None
+            }
+        }
+    }
+
+    fn component_of(&mut self, s: &StepConfig) -> Option<&'static ComponentSpec> {
+        let Some(c) = &s.component else {
+            let names = self.components.names().join(", ");
+            self.err(format!("step `{}` has no `component`", s.name.value), &s.name.span, Some(format!("built-in components: {names}")));
+            return None;
+        };
+        match self.components.spec(&c.value) {
+            Some(spec) => Some(spec),
+            None => {
+                let help = did_you_mean(&c.value, self.components.names())
+                    .or_else(|| Some(format!("built-in components: {}", self.components.names().join(", "))));
+                self.err(format!("unknown component `{}`", c.value), &c.span, help);
+                None
+            }
+        }
+    }
+
+    fn outputs_of(&mut self, s: &StepConfig, spec: Option<&'static ComponentSpec>) -> Vec<(String, ArtifactType)> {
+        let Some(spec) = spec else { return Vec::new() };
+        if spec.dynamic_ports {
+            let mut out = Vec::new();
+            for (name, ty) in &s.outputs {
+                if !valid_name(&name.value) {
+                    self.err(format!("output name `{}` may use only letters, digits, `_` and `-`", name.value), &name.span, None);
+                }
+                match ArtifactType::parse(&ty.value).filter(|t| *t != ArtifactType::Any) {
+                    Some(t) => out.push((name.value.clone(), t)),
+                    None => {
+                        let names: Vec<&str> = ArtifactType::NAMED.iter().map(|t| t.as_str()).collect();
+                        let help = did_you_mean(&ty.value, names.iter().copied()).or_else(|| Some(format!("artifact types: {}", names.join(", "))));
+                        self.err(format!("unknown artifact type `{}`", ty.value), &ty.span, help);
+                    }
+                }
+            }
+            out
+        } else {
+            if let Some((name, _)) = s.outputs.first() {
+                self.err(
+                    format!("component `{}` declares its own outputs; `outputs` is only for `command` steps", spec.name),
+                    &name.span,
+                    None,
+                );
+            }
+            spec.outputs.iter().map(|o| (o.name.to_string(), o.ty)).collect()
+        }
+    }
+
+    fn params_of(&mut self, s: &StepConfig, spec: Option<&'static ComponentSpec>, defaults: &BTreeMap<String, Json>) -> serde_json::Map<String, Json> {
+        let mut params = serde_json::Map::new();
+        for (name, value) in &s.params {
+            self.check_references(&value.value, &value.span, defaults);
+            params.insert(name.value.clone(), value.value.clone());
+            let Some(spec) = spec else { continue };
+            match spec.param(&name.value) {
+                None => {
+                    let names: Vec<&str> = spec.params.iter().map(|p| p.name).collect();
+                    let help = did_you_mean(&name.value, names.iter().copied())
+                        .or_else(|| Some(format!("`{}` takes: {}", spec.name, flywheel_core::spec::quoted_list(&names))));
+                    self.err(format!("unknown parameter `{}` for component `{}`", name.value, spec.name), &name.span, help);
+                }
+                Some(p) => {
+                    let resolved = substitute(&value.value, defaults);
+                    if let Err(e) = p.ty.check(&resolved) {
+                        self.err(format!("parameter `{}` of step `{}`: {e}", name.value, s.name.value), &value.span, (!p.doc.is_empty()).then(|| format!("`{}`: {}", p.name, p.doc)));
+                    }
+                }
+            }
+        }
+        if let Some(spec) = spec {
+            for p in spec.params.iter().filter(|p| p.required) {
+                if !params.contains_key(p.name) {
+                    self.err(
+                        format!("step `{}` is missing parameter `{}` ({})", s.name.value, p.name, p.ty.describe()),
+                        &s.name.span,
+                        Some(format!("add `params = {{ {} = … }}`: {}", p.name, p.doc)),
+                    );
+                }
+            }
+        }
+        params
+    }
+
+    fn check_references(&mut self, value: &Json, span: &std::ops::Range<usize>, defaults: &BTreeMap<String, Json>) {
+        match value {
+            Json::String(s) => {
+                for (_, name) in references(s) {
+                    if !defaults.contains_key(name) {
+                        let help = did_you_mean(name, defaults.keys().map(String::as_str))
+                            .or_else(|| Some("declare it under [parameters]".to_string()));
+                        self.err(format!("unknown pipeline parameter `${{{name}}}`"), span, help);
+                    }
+                }
+            }
+            Json::Array(items) => items.iter().for_each(|i| self.check_references(i, span, defaults)),
+            Json::Object(m) => m.values().for_each(|v| self.check_references(v, span, defaults)),
+            _ => {}
+        }
+    }
+
+    fn inputs_of(
+        &mut self,
+        s: &StepConfig,
+        spec: Option<&'static ComponentSpec>,
+        all: &[StepConfig],
+        index: &HashMap<&str, usize>,
+        outputs: &[Vec<(String, ArtifactType)>],
+    ) -> (BTreeMap<String, InputRef>, Vec<usize>) {
+        let mut inputs = BTreeMap::new();
+        let mut deps = Vec::new();
+        for (port, reference) in &s.inputs {
+            let port_ty = match spec {
+                Some(spec) if spec.dynamic_ports => Some(ArtifactType::Any),
+                Some(spec) => match spec.input(&port.value) {
+                    Some(p) => Some(p.ty),
+                    None => {
+                        let names: Vec<&str> = spec.inputs.iter().map(|p| p.name).collect();
+                        let help = did_you_mean(&port.value, names.iter().copied())
+                            .or_else(|| Some(format!("`{}` takes inputs: {}", spec.name, flywheel_core::spec::quoted_list(&names))));
+                        self.err(format!("unknown input `{}` for component `{}`", port.value, spec.name), &port.span, help);
+                        None
+                    }
+                },
+                None => None,
+            };
+            let Some((step_name, output)) = reference.value.split_once('.') else {
+                self.err(
+                    format!("input `{}` = \"{}\" must name a step's output as \"step.output\"", port.value, reference.value),
+                    &reference.span,
+                    Some("e.g. `data = \"ingest.train\"`".into()),
+                );
+                continue;
+            };
+            let Some(&j) = index.get(step_name) else {
+                let help = did_you_mean(step_name, all.iter().map(|x| x.name.value.as_str()));
+                self.err(format!("input `{}` reads from unknown step `{step_name}`", port.value), &reference.span, help);
+                continue;
+            };
+            let producer_known = all[j].component.as_ref().is_some_and(|c| self.components.spec(&c.value).is_some());
+            if !producer_known {
+                // The producer's component is missing or unknown: already reported.
+                continue;
+            }
+            match outputs[j].iter().find(|(n, _)| n == output) {
+                None => {
+                    let names: Vec<&str> = outputs[j].iter().map(|(n, _)| n.as_str()).collect();
+                    let help = did_you_mean(output, names.iter().copied())
+                        .or_else(|| Some(format!("step `{step_name}` produces: {}", flywheel_core::spec::quoted_list(&names))));
+                    self.err(format!("step `{step_name}` has no output `{output}`"), &reference.span, help);
+                }
+                Some((_, ty)) => {
+                    if let Some(port_ty) = port_ty
+                        && !ty.fits(port_ty)
+                    {
+                        self.err(
+                            format!("input `{}` of step `{}` expects a {port_ty}, but `{}` is a {ty}", port.value, s.name.value, reference.value),
+                            &reference.span,
+                            None,
+                        );
+                    }
+                    inputs.insert(port.value.clone(), InputRef { step: step_name.to_string(), output: output.to_string(), step_index: j });
+                    if !deps.contains(&j) {
+                        deps.push(j);
+                    }
+                }
+            }
+        }
+        if let Some(spec) = spec.filter(|s| !s.dynamic_ports) {
+            for p in spec.inputs {
+                if !s.inputs.iter().any(|(n, _)| n.value == p.name) {
+                    self.err(
+                        format!("step `{}` is missing input `{}` (a {})", s.name.value, p.name, p.ty),
+                        &s.name.span,
+                        Some(format!("add `inputs = {{ {} = \"<step>.<output>\" }}`: {}", p.name, p.doc)),
+                    );
+                }
+            }
+        }
+        (inputs, deps)
+    }
+}
+
+impl Pipeline {
+    /// Parameter values for a run: defaults, overridden by `--set NAME=VALUE`.
+    /// An override is parsed as the type of the parameter's default.
+    pub fn resolve_parameters(&self, overrides: &[(String, String)]) -> Result<BTreeMap<String, Json>, PipelineError> {
+        let mut values: BTreeMap<String, Json> = self.parameters.iter().map(|(k, p)| (k.clone(), p.default.clone())).collect();
+        for (name, raw) in overrides {
+            let Some(param) = self.parameters.get(name) else {
+                let declared: Vec<&str> = self.parameters.keys().map(String::as_str).collect();
+                let hint = did_you_mean(name, declared.iter().copied()).unwrap_or_else(|| {
+                    if declared.is_empty() {
+                        "the pipeline declares no parameters".into()
+                    } else {
+                        format!("declared parameters: {}", flywheel_core::spec::quoted_list(&declared))
+                    }
+                });
+                return Err(PipelineError::Override(format!(
+                    "--set {name}={raw}: pipeline `{}` has no parameter `{name}`; {hint}",
+                    self.name
+                )));
+            };
+            let value = parse_like(&param.default, raw).ok_or_else(|| {
+                PipelineError::Override(format!(
+                    "--set {name}={raw}: `{raw}` is not {} like the default `{}`",
+                    kind(&param.default),
+                    param.default
+                ))
+            })?;
+            values.insert(name.clone(), value);
+        }
+        Ok(values)
+    }
+}
+
+impl Step {
+    pub fn resolve_params(&self, values: &BTreeMap<String, Json>) -> serde_json::Map<String, Json> {
+        self.params.iter().map(|(k, v)| (k.clone(), substitute(v, values))).collect()
+    }
+}
+
+fn kind(v: &Json) -> &'static str {
+    match v {
+        Json::Bool(_) => "a boolean",
+        Json::Number(n) if n.is_i64() => "an integer",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "a list (JSON)",
+        _ => "a table (JSON)",
+    }
+}
+
+fn parse_like(default: &Json, raw: &str) -> Option<Json> {
+    match default {
+        Json::Bool(_) => raw.parse::<bool>().ok().map(Json::Bool),
+        Json::Number(n) if n.is_i64() => raw.parse::<i64>().ok().map(Json::from),
+        Json::Number(_) => raw.parse::<f64>().ok().and_then(serde_json::Number::from_f64).map(Json::Number),
+        Json::String(_) => Some(Json::String(raw.to_string())),
+        Json::Array(_) => serde_json::from_str::<Json>(raw).ok().filter(Json::is_array),
+        _ => serde_json::from_str::<Json>(raw).ok().filter(Json::is_object),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn substitutes_whole_and_partial_references() {
+        let values: BTreeMap<String, Json> = [("n".to_string(), json!(3)), ("dir".to_string(), json!("d"))].into();
+        assert_eq!(substitute(&json!("${n}"), &values), json!(3));
+        assert_eq!(substitute(&json!("${dir}/x_${n}.csv"), &values), json!("d/x_3.csv"));
+        assert_eq!(substitute(&json!(["${n}"]), &values), json!([3]));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_duration("soon"), None);
+    }
+}
