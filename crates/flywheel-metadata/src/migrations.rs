@@ -1,0 +1,81 @@
+//! Versioned schema migrations. Append only: a released migration never
+//! changes; a new schema version is a new entry.
+
+pub const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    r#"
+CREATE TABLE pipelines (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL,
+    digest      TEXT NOT NULL,
+    path        TEXT NOT NULL,
+    source      TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    UNIQUE (name, digest)
+);
+CREATE TABLE runs (
+    id          INTEGER PRIMARY KEY,
+    pipeline_id INTEGER NOT NULL REFERENCES pipelines(id),
+    status      TEXT NOT NULL,
+    parameters  TEXT NOT NULL,
+    options     TEXT NOT NULL,
+    trigger     TEXT NOT NULL,
+    started_by  TEXT NOT NULL,
+    host        TEXT NOT NULL,
+    pid         INTEGER NOT NULL,
+    started_at  TEXT NOT NULL,
+    ended_at    TEXT,
+    duration_ms INTEGER,
+    error       TEXT
+);
+CREATE INDEX runs_status ON runs(status);
+CREATE TABLE executions (
+    id                INTEGER PRIMARY KEY,
+    run_id            INTEGER NOT NULL REFERENCES runs(id),
+    step              TEXT NOT NULL,
+    component         TEXT NOT NULL,
+    component_version TEXT NOT NULL,
+    parameters        TEXT NOT NULL,
+    cache_key         TEXT,
+    status            TEXT NOT NULL,
+    cache_hit         INTEGER NOT NULL DEFAULT 0,
+    attempts          INTEGER NOT NULL DEFAULT 1,
+    started_at        TEXT NOT NULL,
+    ended_at          TEXT,
+    duration_ms       INTEGER,
+    log_path          TEXT,
+    error             TEXT,
+    summary           TEXT
+);
+CREATE INDEX executions_run ON executions(run_id);
+CREATE INDEX executions_cache ON executions(cache_key, status);
+CREATE TABLE artifacts (
+    id          INTEGER PRIMARY KEY,
+    type        TEXT NOT NULL,
+    uri         TEXT NOT NULL,
+    digest      TEXT NOT NULL,
+    size        INTEGER NOT NULL,
+    properties  TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    UNIQUE (digest, type)
+);
+CREATE TABLE events (
+    id           INTEGER PRIMARY KEY,
+    execution_id INTEGER NOT NULL REFERENCES executions(id),
+    artifact_id  INTEGER NOT NULL REFERENCES artifacts(id),
+    kind         TEXT NOT NULL CHECK (kind IN ('input', 'output')),
+    name         TEXT NOT NULL
+);
+CREATE INDEX events_execution ON events(execution_id);
+CREATE INDEX events_artifact ON events(artifact_id);
+CREATE TABLE model_versions (
+    id          INTEGER PRIMARY KEY,
+    model_name  TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    artifact_id INTEGER NOT NULL REFERENCES artifacts(id),
+    run_id      INTEGER REFERENCES runs(id),
+    created_at  TEXT NOT NULL,
+    UNIQUE (model_name, version)
+);
+"#,
+)];

@@ -1,0 +1,234 @@
+//! Rows of the metadata store as Rust values (serializable for `--json`).
+
+use crate::{Result, events_of, parse_json};
+use rusqlite::{Connection, Row};
+use serde::Serialize;
+use serde_json::Value as Json;
+
+macro_rules! status_enum {
+    ($name:ident { $($variant:ident => $text:literal),* $(,)? }) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($variant),* }
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),* }
+            }
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($text => Some($name::$variant),)* _ => None }
+            }
+        }
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+status_enum!(RunStatus {
+    Running => "running",
+    Succeeded => "succeeded",
+    Failed => "failed",
+    Cancelled => "cancelled",
+    Interrupted => "interrupted",
+});
+
+status_enum!(ExecStatus {
+    Running => "running",
+    Succeeded => "succeeded",
+    Failed => "failed",
+    Cancelled => "cancelled",
+    Skipped => "skipped",
+    Interrupted => "interrupted",
+});
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRecord {
+    pub id: i64,
+    pub pipeline: String,
+    pub pipeline_digest: String,
+    pub pipeline_path: String,
+    pub status: RunStatus,
+    pub parameters: Json,
+    pub options: Json,
+    pub trigger: String,
+    pub started_by: String,
+    pub host: String,
+    pub pid: i64,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    pub duration_ms: Option<i64>,
+    pub error: Option<String>,
+}
+
+pub(crate) struct RawRun(RunRecord, String, Option<String>, Option<String>);
+
+impl RawRun {
+    pub(crate) fn finish(self) -> Result<RunRecord> {
+        let RawRun(mut r, status, params, options) = self;
+        r.status = RunStatus::parse(&status).unwrap_or(RunStatus::Failed);
+        r.parameters = parse_json(params)?;
+        r.options = parse_json(options)?;
+        Ok(r)
+    }
+}
+
+pub(crate) const RUN_SELECT: &str = "SELECT r.id, p.name, p.digest, p.path, r.status, r.parameters, r.options, r.trigger, r.started_by, r.host, r.pid, r.started_at, r.ended_at, r.duration_ms, r.error FROM runs r JOIN pipelines p ON p.id = r.pipeline_id";
+
+pub(crate) fn run_from_row(r: &Row<'_>) -> rusqlite::Result<RawRun> {
+    Ok(RawRun(
+        RunRecord {
+            id: r.get(0)?,
+            pipeline: r.get(1)?,
+            pipeline_digest: r.get(2)?,
+            pipeline_path: r.get(3)?,
+            status: RunStatus::Running,
+            parameters: Json::Null,
+            options: Json::Null,
+            trigger: r.get(7)?,
+            started_by: r.get(8)?,
+            host: r.get(9)?,
+            pid: r.get(10)?,
+            started_at: r.get(11)?,
+            ended_at: r.get(12)?,
+            duration_ms: r.get(13)?,
+            error: r.get(14)?,
+        },
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+    ))
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ArtifactRecord {
+    pub id: i64,
+    #[serde(rename = "type")]
+    pub ty: String,
+    pub uri: String,
+    pub digest: String,
+    pub size: u64,
+    pub properties: Json,
+    pub created_at: String,
+}
+
+/// An artifact about to be recorded.
+#[derive(Debug, Clone)]
+pub struct NewArtifact {
+    pub ty: String,
+    pub uri: String,
+    pub digest: String,
+    pub size: u64,
+    pub properties: Json,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NamedArtifact {
+    pub name: String,
+    pub artifact: ArtifactRecord,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExecutionRecord {
+    pub id: i64,
+    pub run_id: i64,
+    pub step: String,
+    pub component: String,
+    pub component_version: String,
+    pub parameters: Json,
+    pub cache_key: Option<String>,
+    pub status: ExecStatus,
+    pub cache_hit: bool,
+    pub attempts: i64,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    pub duration_ms: Option<i64>,
+    pub log_path: Option<String>,
+    pub error: Option<String>,
+    pub summary: Json,
+    pub inputs: Vec<NamedArtifact>,
+    pub outputs: Vec<NamedArtifact>,
+}
+
+pub(crate) struct RawExec(ExecutionRecord, String, Option<String>, Option<String>);
+
+impl RawExec {
+    pub(crate) fn finish(self, conn: &Connection) -> Result<ExecutionRecord> {
+        let RawExec(mut e, status, params, summary) = self;
+        e.status = ExecStatus::parse(&status).unwrap_or(ExecStatus::Failed);
+        e.parameters = parse_json(params)?;
+        e.summary = parse_json(summary)?;
+        let named = |v: Vec<(String, ArtifactRecord)>| v.into_iter().map(|(name, artifact)| NamedArtifact { name, artifact }).collect();
+        e.inputs = named(events_of(conn, e.id, "input")?);
+        e.outputs = named(events_of(conn, e.id, "output")?);
+        Ok(e)
+    }
+}
+
+pub(crate) const EXEC_SELECT: &str = "SELECT id, run_id, step, component, component_version, parameters, cache_key, status, cache_hit, attempts, started_at, ended_at, duration_ms, log_path, error, summary FROM executions";
+
+pub(crate) fn exec_from_row(r: &Row<'_>) -> rusqlite::Result<RawExec> {
+    Ok(RawExec(
+        ExecutionRecord {
+            id: r.get(0)?,
+            run_id: r.get(1)?,
+            step: r.get(2)?,
+            component: r.get(3)?,
+            component_version: r.get(4)?,
+            parameters: Json::Null,
+            cache_key: r.get(6)?,
+            status: ExecStatus::Running,
+            cache_hit: r.get(8)?,
+            attempts: r.get(9)?,
+            started_at: r.get(10)?,
+            ended_at: r.get(11)?,
+            duration_ms: r.get(12)?,
+            log_path: r.get(13)?,
+            error: r.get(14)?,
+            summary: Json::Null,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+        },
+        r.get(7)?,
+        r.get(5)?,
+        r.get(15)?,
+    ))
+}
+
+/// How an execution ended, with the artifacts it produced (or reused).
+#[derive(Debug, Clone)]
+pub struct ExecutionResult {
+    pub status: ExecStatus,
+    pub cache_hit: bool,
+    pub attempts: u32,
+    pub duration_ms: i64,
+    pub error: Option<String>,
+    pub summary: Json,
+    pub outputs: Vec<(String, NewArtifact)>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelVersion {
+    pub id: i64,
+    pub model_name: String,
+    pub version: i64,
+    pub artifact_id: i64,
+    pub run_id: Option<i64>,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LineageEdge {
+    /// The artifact through which this execution was reached.
+    pub via_artifact: i64,
+    pub execution: ExecutionRecord,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Lineage {
+    pub artifact: ArtifactRecord,
+    pub model_versions: Vec<ModelVersion>,
+    pub upstream: Vec<LineageEdge>,
+    pub downstream: Vec<LineageEdge>,
+}

@@ -1,0 +1,88 @@
+use super::*;
+use serde_json::json;
+
+fn store() -> (tempfile::TempDir, MetadataStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = MetadataStore::open(&dir.path().join("metadata.db")).unwrap();
+    (dir, s)
+}
+
+fn artifact(digest: &str, ty: &str) -> NewArtifact {
+    NewArtifact { ty: ty.into(), uri: format!("file:///{digest}"), digest: digest.into(), size: 3, properties: json!({"rows": 3}) }
+}
+
+fn done(outputs: Vec<(String, NewArtifact)>) -> ExecutionResult {
+    ExecutionResult { status: ExecStatus::Succeeded, cache_hit: false, attempts: 1, duration_ms: 5, error: None, summary: json!({}), outputs }
+}
+
+#[test]
+fn migrations_apply_once_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let s = MetadataStore::open(&path).unwrap();
+    assert_eq!(s.schema_version().unwrap(), 1);
+    drop(s);
+    let s = MetadataStore::open(&path).unwrap();
+    assert_eq!(s.schema_version().unwrap(), 1);
+}
+
+#[test]
+fn records_a_run_with_lineage_both_ways() {
+    let (_d, s) = store();
+    let p = s.upsert_pipeline("demo", "abc", "p.toml", "[pipeline]").unwrap();
+    assert_eq!(s.upsert_pipeline("demo", "abc", "p.toml", "[pipeline]").unwrap(), p);
+    let run = s.create_run(p, &json!({"a": 1}), &json!({}), "manual", "tester").unwrap();
+
+    let e1 = s.start_execution(run, "ingest", "ingest", "1", &json!({}), Some("k1"), "log", &[]).unwrap();
+    let out = s.finish_execution(e1, &done(vec![("train".into(), artifact("d1", "dataset"))])).unwrap();
+    let data_id = out[0].1.id;
+    let e2 = s.start_execution(run, "train", "train", "1", &json!({}), Some("k2"), "log", &[("data".into(), data_id)]).unwrap();
+    let out = s.finish_execution(e2, &done(vec![("model".into(), artifact("m1", "model"))])).unwrap();
+    let model_id = out[0].1.id;
+    let (mv, created) = s.register_model_version("bikes", model_id, Some(run)).unwrap();
+    assert!(created);
+    assert_eq!(mv.version, 1);
+    let (again, created) = s.register_model_version("bikes", model_id, Some(run)).unwrap();
+    assert!(!created);
+    assert_eq!(again.version, 1);
+    s.finish_run(run, RunStatus::Succeeded, 10, None).unwrap();
+
+    let up = s.lineage(model_id).unwrap();
+    assert_eq!(up.upstream.iter().map(|e| e.execution.step.as_str()).collect::<Vec<_>>(), ["train", "ingest"]);
+    assert_eq!(up.model_versions.len(), 1);
+    let down = s.lineage(data_id).unwrap();
+    assert_eq!(down.downstream.len(), 1);
+    assert_eq!(down.downstream[0].execution.outputs[0].artifact.id, model_id);
+
+    let cached = s.find_cached("k2").unwrap().unwrap();
+    assert_eq!(cached.0, e2);
+    assert_eq!(cached.1[0].1.digest, "m1");
+    assert!(s.find_cached("nope").unwrap().is_none());
+
+    let runs = s.list_runs(10).unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, RunStatus::Succeeded);
+    assert_eq!(s.executions(run).unwrap().len(), 2);
+}
+
+#[test]
+fn runs_of_dead_processes_are_interrupted() {
+    let (dir, s) = store();
+    let p = s.upsert_pipeline("demo", "abc", "p.toml", "").unwrap();
+    let run = s.create_run(p, &json!({}), &json!({}), "manual", "t").unwrap();
+    let e = s.start_execution(run, "a", "command", "1", &json!({}), None, "log", &[]).unwrap();
+    // Pretend the run belongs to a process that no longer exists.
+    s.conn().execute("UPDATE runs SET pid = 999999999 WHERE id = ?1", [run]).unwrap();
+    drop(s);
+    let s = MetadataStore::open(&dir.path().join("metadata.db")).unwrap();
+    assert_eq!(s.run(run).unwrap().status, RunStatus::Interrupted);
+    assert_eq!(s.execution(e).unwrap().status, ExecStatus::Interrupted);
+}
+
+#[test]
+fn unknown_ids_are_clear_errors() {
+    let (_d, s) = store();
+    assert_eq!(s.run(42).unwrap_err().to_string(), "no run 42; `flywheel runs list` shows the runs");
+    assert!(matches!(s.artifact(7), Err(MetadataError::NoArtifact(_))));
+    assert!(matches!(s.model_version("m", Some(1)), Err(MetadataError::NoModelVersion(_))));
+}
