@@ -1,0 +1,34 @@
+//! Flywheel's built-in components. Each is a typed spec plus an executor; the
+//! launcher does input resolution, caching and lineage for all of them.
+//!
+//! Every built-in is listed in [`builtins`], and only there.
+
+pub mod command;
+pub mod evaluate;
+pub mod ingest;
+pub mod metrics;
+pub mod model;
+pub mod push;
+pub mod schema;
+pub mod statistics;
+pub mod table;
+pub mod train;
+pub mod validate;
+
+use flywheel_core::{Component, ComponentRegistry};
+use std::sync::Arc;
+
+/// The built-in components, in the order a typical pipeline uses them.
+pub fn builtins() -> ComponentRegistry {
+    let all: Vec<Arc<dyn Component>> = vec![
+        Arc::new(ingest::Ingest),
+        Arc::new(statistics::Statistics),
+        Arc::new(schema::Schema),
+        Arc::new(validate::Validate),
+        Arc::new(train::Train),
+        Arc::new(evaluate::Evaluate),
+        Arc::new(push::Push),
+        Arc::new(command::CommandStep),
+    ];
+    ComponentRegistry::new(all)
+}

@@ -1,0 +1,117 @@
+//! Every command and flag, in one place.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "flywheel", version, about = "Continuous training and delivery of ML models, in one binary", long_about = None)]
+pub struct Cli {
+    /// Folder holding the metadata store, artifacts and logs.
+    #[arg(long, global = true, env = "FLYWHEEL_HOME", default_value = ".flywheel")]
+    pub home: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the bike-sharing example end to end (its data is inside the binary).
+    Quickstart {
+        /// Steps run at the same time (default: number of cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Run every step even when a cached result exists.
+        #[arg(long)]
+        no_cache: bool,
+        /// Print the outcome as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a pipeline file without running it.
+    Check {
+        pipeline: PathBuf,
+        /// Print the compiled pipeline, or the errors, as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a pipeline.
+    Run(RunArgs),
+    /// Finish an unfinished run: re-run only the steps that did not succeed.
+    Resume {
+        run: i64,
+        #[arg(long)]
+        jobs: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Runs recorded in the metadata store.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// Everything upstream and downstream of an artifact (`12`) or a model version (`name@3`, or `name` for the latest).
+    Lineage {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Registered model versions.
+    Models {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The built-in components and their parameters.
+    Components {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RunsCommand {
+    /// The most recent runs.
+    List {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// One run: its parameters, steps, artifacts and logs.
+    Show {
+        run: i64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    pub pipeline: PathBuf,
+    /// Override a pipeline parameter: `--set NAME=VALUE` (repeatable).
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
+    /// Run every step even when a cached result exists.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Steps run at the same time (default: number of cores).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Print the outcome as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl RunArgs {
+    pub fn overrides(&self) -> Result<Vec<(String, String)>, crate::Failure> {
+        self.set
+            .iter()
+            .map(|s| match s.split_once('=') {
+                Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+                _ => Err(crate::fail(2, format!("--set {s}: write it as NAME=VALUE"))),
+            })
+            .collect()
+    }
+
+    pub fn jobs(&self) -> usize {
+        self.jobs.unwrap_or_else(|| flywheel_orchestrator::RunOptions::default().jobs).max(1)
+    }
+}

@@ -1,0 +1,97 @@
+//! `command`: runs any executable as a step.
+//!
+//! Inputs, outputs and run facts reach the program as environment variables
+//! (`FLYWHEEL_INPUT_<NAME>`, `FLYWHEEL_OUTPUT_<NAME>`, `FLYWHEEL_OUTPUT_DIR`,
+//! `FLYWHEEL_RUN_ID`, `FLYWHEEL_STEP`, plus the step's `env`); its stdout and
+//! stderr go to the step's log; exit code 0 is success. The working folder
+//! is the pipeline file's folder.
+
+use flywheel_core::{Component, ComponentSpec, ExecContext, ExecError, ParamSpec, ParamType};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+pub struct CommandStep;
+
+pub static SPEC: ComponentSpec = ComponentSpec {
+    name: "command",
+    version: "1",
+    description: "Runs an executable; inputs and outputs are passed as environment variables.",
+    params: &[
+        ParamSpec { name: "run", ty: ParamType::StringList, required: true, doc: "the program and its arguments, e.g. [\"python3\", \"train.py\"]" },
+        ParamSpec { name: "env", ty: ParamType::StringMap, required: false, doc: "extra environment variables" },
+    ],
+    inputs: &[],
+    outputs: &[],
+    dynamic_ports: true,
+};
+
+/// `train-data` → `TRAIN_DATA`.
+pub fn env_name(port: &str) -> String {
+    port.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect()
+}
+
+impl Component for CommandStep {
+    fn spec(&self) -> &'static ComponentSpec {
+        &SPEC
+    }
+
+    fn execute(&self, ctx: &ExecContext) -> Result<(), ExecError> {
+        let argv = ctx.list_param("run");
+        let Some((program, args)) = argv.split_first() else {
+            return Err(ExecError::failed("`run` is empty; give the program and its arguments, e.g. [\"python3\", \"train.py\"]"));
+        };
+        let log = || {
+            std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(&ctx.log_path)
+                .map_err(|e| ExecError::io(format!("cannot open the step log {}", ctx.log_path.display()), e))
+        };
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .current_dir(&ctx.base_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log()?))
+            .stderr(Stdio::from(log()?))
+            .env("FLYWHEEL_RUN_ID", ctx.run_id.to_string())
+            .env("FLYWHEEL_STEP", &ctx.step)
+            .env("FLYWHEEL_OUTPUT_DIR", &ctx.output_dir);
+        for (name, input) in &ctx.inputs {
+            cmd.env(format!("FLYWHEEL_INPUT_{}", env_name(name)), &input.path);
+        }
+        for (name, _) in &ctx.outputs {
+            cmd.env(format!("FLYWHEEL_OUTPUT_{}", env_name(name)), ctx.output_path(name));
+        }
+        for (k, v) in ctx.map_param("env") {
+            cmd.env(k, v);
+        }
+        ctx.log(format!("$ {}", argv.join(" ")));
+        let mut child = cmd.spawn().map_err(|e| ExecError::failed(format!("cannot start `{program}`: {e}")))?;
+        // Poll quickly at first (most steps are short), then back off.
+        let mut polls = 0u32;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) => {}
+                Err(e) => return Err(ExecError::io(format!("waiting for `{program}`"), e)),
+            }
+            if ctx.cancel.is_cancelled() {
+                let _ = child.kill();
+                let _ = child.wait();
+                ctx.log(format!("stopped `{program}`"));
+                return Err(ExecError::Cancelled);
+            }
+            polls += 1;
+            std::thread::sleep(if polls < 200 { Duration::from_micros(250) } else { Duration::from_millis(10) });
+        };
+        if status.success() {
+            Ok(())
+        } else {
+            let how = match status.code() {
+                Some(c) => format!("exited with code {c}"),
+                None => "was killed by a signal".to_string(),
+            };
+            Err(ExecError::failed(format!("`{}` {how}; see the step log {}", argv.join(" "), ctx.log_path.display())))
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! Evaluation metrics, defined as scikit-learn defines them (checked against
+//! its values in `tests/fixtures/metrics.json`).
+
+/// (rmse, mae, r2)
+pub fn regression(y: &[f64], pred: &[f64]) -> (f64, f64, f64) {
+    let n = y.len() as f64;
+    let mean = y.iter().sum::<f64>() / n;
+    let (mut se, mut ae, mut tot) = (0.0, 0.0, 0.0);
+    for (&t, &p) in y.iter().zip(pred) {
+        se += (t - p) * (t - p);
+        ae += (t - p).abs();
+        tot += (t - mean) * (t - mean);
+    }
+    ((se / n).sqrt(), ae / n, 1.0 - se / tot)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Binary {
+    pub accuracy: f64,
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    pub roc_auc: f64,
+    pub log_loss: f64,
+}
+
+/// Binary classification metrics from true labels and positive-class
+/// probabilities; the predicted label is `p >= 0.5`.
+pub fn binary(y: &[bool], p: &[f64]) -> Binary {
+    let n = y.len() as f64;
+    let (mut tp, mut fp, mut tn, mut fneg) = (0.0, 0.0, 0.0, 0.0);
+    let mut ll = 0.0;
+    let eps = f64::EPSILON;
+    for (&t, &q) in y.iter().zip(p) {
+        match (t, q >= 0.5) {
+            (true, true) => tp += 1.0,
+            (false, true) => fp += 1.0,
+            (false, false) => tn += 1.0,
+            (true, false) => fneg += 1.0,
+        }
+        let q = q.clamp(eps, 1.0 - eps);
+        ll -= if t { q.ln() } else { (1.0 - q).ln() };
+    }
+    let precision = if tp + fp > 0.0 { tp / (tp + fp) } else { 0.0 };
+    let recall = if tp + fneg > 0.0 { tp / (tp + fneg) } else { 0.0 };
+    let f1 = if precision + recall > 0.0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 };
+    Binary { accuracy: (tp + tn) / n, precision, recall, f1, roc_auc: roc_auc(y, p), log_loss: ll / n }
+}
+
+/// Area under the ROC curve via the Mann–Whitney U statistic, ties
+/// counted as half (average ranks). NaN when only one class is present.
+pub fn roc_auc(y: &[bool], score: &[f64]) -> f64 {
+    let mut idx: Vec<usize> = (0..y.len()).collect();
+    idx.sort_by(|&a, &b| score[a].total_cmp(&score[b]));
+    let mut rank_sum_pos = 0.0;
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && score[idx[j + 1]] == score[idx[i]] {
+            j += 1;
+        }
+        let avg_rank = (i + j) as f64 / 2.0 + 1.0;
+        for &k in &idx[i..=j] {
+            if y[k] {
+                rank_sum_pos += avg_rank;
+            }
+        }
+        i = j + 1;
+    }
+    let n_pos = y.iter().filter(|&&t| t).count() as f64;
+    let n_neg = y.len() as f64 - n_pos;
+    if n_pos == 0.0 || n_neg == 0.0 {
+        return f64::NAN;
+    }
+    (rank_sum_pos - n_pos * (n_pos + 1.0) / 2.0) / (n_pos * n_neg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auc_counts_ties_as_half() {
+        assert_eq!(roc_auc(&[false, true], &[0.5, 0.5]), 0.5);
+        assert_eq!(roc_auc(&[false, false, true, true], &[0.1, 0.4, 0.35, 0.8]), 0.75);
+        assert!(roc_auc(&[true, true], &[0.1, 0.2]).is_nan());
+    }
+}

@@ -1,0 +1,351 @@
+//! Reading and writing tables: CSV (plain or gzip) and Parquet in, Parquet
+//! out, with errors that name the file, the line and the column.
+
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Rows used to infer column types when a CSV column's type is not declared.
+pub const INFER_ROWS: usize = 10_000;
+
+/// Markers read as missing values unless a dataset says otherwise.
+pub const DEFAULT_MISSING: &[&str] = &["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    #[error("{}: cannot open: {source}", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: the file is empty; expected a header line with column names", path.display())]
+    Empty { path: PathBuf },
+    #[error("{}: the file has a header but no rows", path.display())]
+    NoRows { path: PathBuf },
+    #[error("{}:{line}: {message}", path.display())]
+    AtLine { path: PathBuf, line: usize, message: String },
+    #[error("{}: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+    #[error("{}: cannot write: {message}", path.display())]
+    Write { path: PathBuf, message: String },
+}
+
+impl From<TableError> for flywheel_core::ExecError {
+    fn from(e: TableError) -> Self {
+        flywheel_core::ExecError::Failed(e.to_string())
+    }
+}
+
+/// A table in memory: Arrow batches sharing one schema.
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+}
+
+/// The logical column types Flywheel exposes to users.
+pub fn type_name(dt: &DataType) -> &'static str {
+    match dt {
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => "int",
+        DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => "int",
+        DataType::Float16 | DataType::Float32 | DataType::Float64 => "float",
+        DataType::Boolean => "bool",
+        _ => "string",
+    }
+}
+
+pub fn is_numeric(dt: &DataType) -> bool {
+    matches!(type_name(dt), "int" | "float" | "bool")
+}
+
+fn parse_declared(path: &Path, column: &str, ty: &str) -> Result<DataType, TableError> {
+    match ty {
+        "int" | "integer" => Ok(DataType::Int64),
+        "float" | "number" | "double" => Ok(DataType::Float64),
+        "string" | "str" | "category" | "text" => Ok(DataType::Utf8),
+        "bool" | "boolean" => Ok(DataType::Boolean),
+        other => Err(TableError::Invalid {
+            path: path.to_path_buf(),
+            message: format!("column `{column}`: unknown type `{other}`; use one of `int`, `float`, `string`, `bool`"),
+        }),
+    }
+}
+
+impl Table {
+    pub fn rows(&self) -> usize {
+        self.batches.iter().map(|b| b.num_rows()).sum()
+    }
+
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.schema.index_of(name).ok()
+    }
+
+    pub fn column_names(&self) -> Vec<String> {
+        self.schema.fields().iter().map(|f| f.name().clone()).collect()
+    }
+
+    /// A column's values as f64 (bool → 0/1), `None` where missing or NaN.
+    pub fn f64_column(&self, i: usize) -> Vec<Option<f64>> {
+        let mut out = Vec::with_capacity(self.rows());
+        for b in &self.batches {
+            let col = b.column(i);
+            let cast = if col.data_type() == &DataType::Boolean {
+                arrow_cast::cast(&arrow_cast::cast(col, &DataType::UInt8).unwrap_or_else(|_| col.clone()), &DataType::Float64)
+            } else {
+                arrow_cast::cast(col, &DataType::Float64)
+            };
+            match cast {
+                Ok(a) => {
+                    let a = a.as_any().downcast_ref::<arrow_array::Float64Array>().cloned();
+                    match a {
+                        Some(a) => out.extend(a.iter().map(|v| v.filter(|x| !x.is_nan()))),
+                        None => out.extend(std::iter::repeat_n(None, b.num_rows())),
+                    }
+                }
+                Err(_) => out.extend(std::iter::repeat_n(None, b.num_rows())),
+            }
+        }
+        out
+    }
+
+    /// A column's values as text, `None` where missing.
+    pub fn str_column(&self, i: usize) -> Vec<Option<String>> {
+        let mut out = Vec::with_capacity(self.rows());
+        for b in &self.batches {
+            match arrow_cast::cast(b.column(i), &DataType::Utf8) {
+                Ok(a) => {
+                    let a = a.as_any().downcast_ref::<arrow_array::StringArray>().cloned();
+                    match a {
+                        Some(a) => out.extend(a.iter().map(|v| v.map(str::to_string))),
+                        None => out.extend(std::iter::repeat_n(None, b.num_rows())),
+                    }
+                }
+                Err(_) => out.extend(std::iter::repeat_n(None, b.num_rows())),
+            }
+        }
+        out
+    }
+
+    /// Keeps the rows where `mask` is true.
+    pub fn filter(&self, mask: &[bool]) -> Result<Table, ArrowError> {
+        let mut offset = 0;
+        let mut batches = Vec::with_capacity(self.batches.len());
+        for b in &self.batches {
+            let m = arrow_array::BooleanArray::from(mask[offset..offset + b.num_rows()].to_vec());
+            offset += b.num_rows();
+            batches.push(arrow_select::filter::filter_record_batch(b, &m)?);
+        }
+        Ok(Table { schema: self.schema.clone(), batches })
+    }
+
+    /// Drops columns by name (names not present are ignored).
+    pub fn without(&self, drop: &[String]) -> Result<Table, ArrowError> {
+        let keep: Vec<usize> = (0..self.schema.fields().len()).filter(|&i| !drop.contains(self.schema.field(i).name())).collect();
+        let schema = Arc::new(self.schema.project(&keep)?);
+        let batches = self.batches.iter().map(|b| b.project(&keep)).collect::<Result<_, _>>()?;
+        Ok(Table { schema, batches })
+    }
+}
+
+/// Options for reading a file.
+#[derive(Debug, Clone, Default)]
+pub struct ReadOptions {
+    /// Declared column types (`int`, `float`, `string`, `bool`) that override inference.
+    pub columns: BTreeMap<String, String>,
+    /// Values read as missing; `None` means [`DEFAULT_MISSING`].
+    pub missing_values: Option<Vec<String>>,
+}
+
+fn open(path: &Path) -> Result<File, TableError> {
+    File::open(path).map_err(|source| TableError::Open { path: path.to_path_buf(), source })
+}
+
+fn is_gzip(path: &Path) -> Result<bool, TableError> {
+    let mut f = open(path)?;
+    let mut magic = [0u8; 2];
+    let n = f.read(&mut magic).map_err(|source| TableError::Open { path: path.to_path_buf(), source })?;
+    Ok(n == 2 && magic == [0x1f, 0x8b])
+}
+
+fn is_parquet(path: &Path) -> Result<bool, TableError> {
+    let mut f = open(path)?;
+    let mut magic = [0u8; 4];
+    let n = f.read(&mut magic).map_err(|source| TableError::Open { path: path.to_path_buf(), source })?;
+    Ok(n == 4 && &magic == b"PAR1")
+}
+
+/// Reads CSV, gzip-compressed CSV or Parquet, recognised by content.
+pub fn read_table(path: &Path, opts: &ReadOptions) -> Result<Table, TableError> {
+    if is_parquet(path)? {
+        read_parquet(path)
+    } else {
+        read_csv(path, opts)
+    }
+}
+
+pub fn read_parquet(path: &Path) -> Result<Table, TableError> {
+    let invalid = |e: parquet::errors::ParquetError| TableError::Invalid { path: path.to_path_buf(), message: format!("invalid Parquet: {e}") };
+    let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(open(path)?).map_err(invalid)?;
+    let schema = builder.schema().clone();
+    let reader = builder.with_batch_size(8192).build().map_err(invalid)?;
+    let mut batches = Vec::new();
+    for b in reader {
+        batches.push(b.map_err(|e| TableError::Invalid { path: path.to_path_buf(), message: format!("invalid Parquet: {e}") })?);
+    }
+    Ok(Table { schema, batches })
+}
+
+fn csv_reader(path: &Path) -> Result<Box<dyn Read>, TableError> {
+    let gz = is_gzip(path)?;
+    let f = BufReader::with_capacity(1 << 16, open(path)?);
+    Ok(if gz { Box::new(flate2::read::MultiGzDecoder::new(f)) } else { Box::new(f) })
+}
+
+fn null_regex(markers: &[String]) -> Result<regex::Regex, regex::Error> {
+    let alternatives: Vec<String> = markers.iter().map(|m| regex::escape(m)).collect();
+    regex::Regex::new(&format!("^(?:{})$", alternatives.join("|")))
+}
+
+pub fn read_csv(path: &Path, opts: &ReadOptions) -> Result<Table, TableError> {
+    let at = |message: String| TableError::Invalid { path: path.to_path_buf(), message };
+    {
+        let mut probe = csv_reader(path)?;
+        let mut first = [0u8; 1];
+        let n = probe.read(&mut first).map_err(|e| at(format!("cannot read: {e}")))?;
+        if n == 0 {
+            return Err(TableError::Empty { path: path.to_path_buf() });
+        }
+    }
+    let markers: Vec<String> = opts.missing_values.clone().unwrap_or_else(|| DEFAULT_MISSING.iter().map(|s| s.to_string()).collect());
+    let re = null_regex(&markers).map_err(|e| at(format!("invalid missing-value markers: {e}")))?;
+    let format = arrow_csv::reader::Format::default().with_header(true).with_null_regex(re);
+    let (inferred, _) = format.infer_schema(csv_reader(path)?, Some(INFER_ROWS)).map_err(|e| map_csv_error(path, e, None))?;
+
+    let mut fields = Vec::with_capacity(inferred.fields().len());
+    let mut seen = std::collections::HashSet::new();
+    for f in inferred.fields() {
+        if f.name().is_empty() {
+            return Err(at(format!("column {} has an empty name in the header", fields.len() + 1)));
+        }
+        if !seen.insert(f.name().clone()) {
+            return Err(at(format!("column `{}` appears twice in the header", f.name())));
+        }
+        let dt = match opts.columns.get(f.name()) {
+            Some(ty) => parse_declared(path, f.name(), ty)?,
+            // Dates and times stay text until transforms parse them; an
+            // all-missing column has no type to infer.
+            None => match f.data_type() {
+                DataType::Int64 | DataType::Float64 | DataType::Boolean => f.data_type().clone(),
+                _ => DataType::Utf8,
+            },
+        };
+        fields.push(Field::new(f.name(), dt, true));
+    }
+    for declared in opts.columns.keys() {
+        if !inferred.fields().iter().any(|f| f.name() == declared) {
+            let names: Vec<&str> = inferred.fields().iter().map(|f| f.name().as_str()).collect();
+            let hint = suggest(declared, &names);
+            return Err(at(format!("`columns` declares `{declared}`, which is not in the header{hint}")));
+        }
+    }
+    let schema = Arc::new(Schema::new(fields));
+    let reader = arrow_csv::ReaderBuilder::new(schema.clone())
+        .with_format(format)
+        .with_batch_size(8192)
+        .build(csv_reader(path)?)
+        .map_err(|e| map_csv_error(path, e, Some(&schema)))?;
+    let mut batches = Vec::new();
+    for b in reader {
+        batches.push(b.map_err(|e| map_csv_error(path, e, Some(&schema)))?);
+    }
+    let table = Table { schema, batches };
+    if table.rows() == 0 {
+        return Err(TableError::NoRows { path: path.to_path_buf() });
+    }
+    Ok(table)
+}
+
+pub fn suggest(word: &str, candidates: &[&str]) -> String {
+    candidates
+        .iter()
+        .map(|c| (strsim::jaro_winkler(word, c), c))
+        .filter(|(s, _)| *s > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| format!("; did you mean `{c}`?"))
+        .unwrap_or_default()
+}
+
+/// Turns arrow-csv's messages into ones that say where and what to do.
+fn map_csv_error(path: &Path, e: ArrowError, schema: Option<&Schema>) -> TableError {
+    let msg = e.to_string();
+    let fields = regex::Regex::new(r"incorrect number of fields for line (\d+), expected (\d+) got (?:more than )?(\d+)").ok();
+    if let Some(c) = fields.and_then(|re| re.captures(&msg)) {
+        let line: usize = c[1].parse().unwrap_or(0);
+        return TableError::AtLine {
+            path: path.to_path_buf(),
+            line,
+            message: format!(
+                "this row has {} fields but the header has {}; fix the row (quote values that contain commas)",
+                &c[3], &c[2]
+            ),
+        };
+    }
+    let parse = regex::Regex::new(r"Error while parsing value '(.*)' as type '(\w+)' for column (\d+) at line (\d+)").ok();
+    if let Some(c) = parse.and_then(|re| re.captures(&msg)) {
+        let col: usize = c[3].parse().unwrap_or(0);
+        let line: usize = c[4].parse().unwrap_or(0);
+        let name = schema.and_then(|s| s.fields().get(col)).map_or_else(|| format!("#{}", col + 1), |f| f.name().clone());
+        let ty = match &c[2] {
+            "Int64" => "int",
+            "Float64" => "float",
+            "Boolean" => "bool",
+            other => other,
+        };
+        return TableError::AtLine {
+            path: path.to_path_buf(),
+            line,
+            message: format!(
+                "column `{name}`: value '{}' is not {ty}; the column's type was inferred from the first {INFER_ROWS} rows, so it changes type in the file. Fix the value, or declare the column's type: `columns = {{ {name} = \"string\" }}`",
+                &c[1]
+            ),
+        };
+    }
+    TableError::Invalid { path: path.to_path_buf(), message: format!("invalid CSV: {msg}") }
+}
+
+/// Writes a table as Parquet (snappy).
+pub fn write_parquet(path: &Path, table: &Table) -> Result<(), TableError> {
+    let werr = |message: String| TableError::Write { path: path.to_path_buf(), message };
+    let file = File::create(path).map_err(|e| werr(e.to_string()))?;
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::SNAPPY)
+        .build();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, table.schema.clone(), Some(props)).map_err(|e| werr(e.to_string()))?;
+    for b in &table.batches {
+        w.write(b).map_err(|e| werr(e.to_string()))?;
+    }
+    w.close().map_err(|e| werr(e.to_string()))?;
+    Ok(())
+}
+
+/// Reads a small text file that a previous step wrote.
+pub fn read_json(path: &Path) -> Result<serde_json::Value, TableError> {
+    let mut f = open(path)?;
+    f.seek(SeekFrom::Start(0)).map_err(|source| TableError::Open { path: path.to_path_buf(), source })?;
+    serde_json::from_reader(BufReader::new(f)).map_err(|e| TableError::Invalid { path: path.to_path_buf(), message: format!("invalid JSON: {e}") })
+}
+
+pub fn write_json(path: &Path, v: &serde_json::Value) -> Result<(), TableError> {
+    let text = serde_json::to_vec_pretty(v).map_err(|e| TableError::Write { path: path.to_path_buf(), message: e.to_string() })?;
+    std::fs::write(path, text).map_err(|e| TableError::Write { path: path.to_path_buf(), message: e.to_string() })
+}
+
+/// Arrays of one column across batches (for components that walk Arrow directly).
+pub fn column_arrays(t: &Table, i: usize) -> Vec<ArrayRef> {
+    t.batches.iter().map(|b| b.column(i).clone()).collect()
+}

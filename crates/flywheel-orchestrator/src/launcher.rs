@@ -1,0 +1,345 @@
+//! Runs one step: input resolution, caching, retries, timeout, outputs and
+//! lineage. This is the only place that does these things; components only
+//! read their inputs and write their outputs.
+
+use crate::home::Home;
+use crate::scheduler::StepOutcome;
+use crate::{Event, Observer, Result};
+use flywheel_core::{
+    ArtifactType, CancelToken, Component, ExecContext, ExecError, InputArtifact, ModelRegistry, RegisteredModel,
+};
+use flywheel_metadata::{ArtifactRecord, ExecStatus, ExecutionResult, MetadataStore, NewArtifact};
+use flywheel_pipeline::Step;
+use serde_json::{Value as Json, json};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Everything a step needs from the run around it.
+pub struct StepJob {
+    pub run_id: i64,
+    pub step: Step,
+    pub component: Arc<dyn Component>,
+    pub params: serde_json::Map<String, Json>,
+    pub inputs: BTreeMap<String, ArtifactRecord>,
+    pub base_dir: PathBuf,
+    pub use_cache: bool,
+    pub cancel: CancelToken,
+}
+
+pub type StepOutputs = BTreeMap<String, ArtifactRecord>;
+
+/// The cache key: component, its version, resolved parameters, the content
+/// digests of input artifacts (never their names or paths), and the content
+/// of files named by `path` parameters.
+pub fn cache_key(job: &StepJob) -> String {
+    let inputs: BTreeMap<&str, &str> = job.inputs.iter().map(|(k, a)| (k.as_str(), a.digest.as_str())).collect();
+    let files: BTreeMap<&str, String> = job
+        .step
+        .path_params
+        .iter()
+        .filter_map(|p| job.params.get(p).and_then(Json::as_str).map(|v| (p.as_str(), v)))
+        .map(|(p, v)| {
+            let path = resolve(&job.base_dir, v);
+            let digest = flywheel_artifacts::digest_file(&path).map(|(d, _)| d).unwrap_or_else(|_| "missing".into());
+            (p, digest)
+        })
+        .collect();
+    let key = json!({
+        "component": job.step.component,
+        "version": job.step.component_version,
+        "params": job.params,
+        "inputs": inputs,
+        "files": files,
+    });
+    flywheel_core::digest_bytes(key.to_string().as_bytes())
+}
+
+fn resolve(base: &Path, p: &str) -> PathBuf {
+    let path = Path::new(p);
+    if path.is_absolute() { path.to_path_buf() } else { base.join(path) }
+}
+
+struct Registry {
+    metadata: Arc<MetadataStore>,
+}
+
+impl ModelRegistry for Registry {
+    fn register_model(&self, model_name: &str, model: &InputArtifact, run_id: i64) -> std::result::Result<RegisteredModel, String> {
+        let artifact = self
+            .metadata
+            .artifact_by_digest(&model.digest, model.ty.as_str())
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("model artifact {} is not recorded", model.digest))?;
+        let (mv, created) = self.metadata.register_model_version(model_name, artifact.id, Some(run_id)).map_err(|e| e.to_string())?;
+        Ok(RegisteredModel { name: mv.model_name, version: mv.version, created })
+    }
+}
+
+pub async fn run_step(home: &Home, job: StepJob, observer: &dyn Observer) -> Result<(StepOutcome, StepOutputs)> {
+    let started = Instant::now();
+    let meta = &home.metadata;
+    let key = cache_key(&job);
+    let params_json = Json::Object(job.params.clone());
+    let input_ids: Vec<(String, i64)> = job.inputs.iter().map(|(k, a)| (k.clone(), a.id)).collect();
+    let log_dir = home.logs_dir(job.run_id);
+    std::fs::create_dir_all(&log_dir)?;
+    let log_path = log_dir.join(format!("{}.log", job.step.name));
+
+    if job.use_cache && job.step.cache {
+        if let Some((cached_exec, outputs)) = meta.find_cached(&key)? {
+            let mut all_present = true;
+            for (_, a) in &outputs {
+                all_present &= home.artifacts.contains(&a.digest).await?;
+            }
+            if all_present {
+                let summary = meta.execution(cached_exec).map(|e| e.summary).unwrap_or(Json::Null);
+                let exec_id = meta.start_execution(
+                    job.run_id,
+                    &job.step.name,
+                    &job.step.component,
+                    &job.step.component_version,
+                    &params_json,
+                    Some(&key),
+                    &log_path.display().to_string(),
+                    &input_ids,
+                )?;
+                std::fs::write(&log_path, format!("cache hit: reused the outputs of execution {cached_exec}\n"))?;
+                let new: Vec<(String, NewArtifact)> = outputs.iter().map(|(n, a)| (n.clone(), to_new(a))).collect();
+                let duration_ms = started.elapsed().as_millis() as i64;
+                let recorded = meta.finish_execution(
+                    exec_id,
+                    &ExecutionResult {
+                        status: ExecStatus::Succeeded,
+                        cache_hit: true,
+                        attempts: 0,
+                        duration_ms,
+                        error: None,
+                        summary: summary.clone(),
+                        outputs: new,
+                    },
+                )?;
+                let outcome = StepOutcome {
+                    step: job.step.name.clone(),
+                    execution_id: Some(exec_id),
+                    status: ExecStatus::Succeeded,
+                    cache_hit: true,
+                    attempts: 0,
+                    duration_ms,
+                    error: None,
+                    summary,
+                    resumed: false,
+                };
+                return Ok((outcome, recorded.into_iter().collect()));
+            }
+        }
+    }
+
+    let exec_id = meta.start_execution(
+        job.run_id,
+        &job.step.name,
+        &job.step.component,
+        &job.step.component_version,
+        &params_json,
+        Some(&key),
+        &log_path.display().to_string(),
+        &input_ids,
+    )?;
+    let mut inputs = BTreeMap::new();
+    for (name, a) in &job.inputs {
+        let path = home.artifacts.local_path(&a.digest).await?;
+        let ty = ArtifactType::parse(&a.ty).unwrap_or(ArtifactType::File);
+        inputs.insert(name.clone(), InputArtifact { path, digest: a.digest.clone(), ty, properties: a.properties.clone() });
+    }
+    let registry: Arc<dyn ModelRegistry> = Arc::new(Registry { metadata: home.metadata.clone() });
+
+    let max_attempts = job.step.retries + 1;
+    let mut attempt = 0;
+    let (status, error, summary, outputs) = loop {
+        attempt += 1;
+        observer.event(&Event::StepStarted { step: job.step.name.clone(), attempt });
+        let work = home.work_dir(exec_id, attempt);
+        let result = attempt_once(&job, &inputs, &registry, &work, &log_path, attempt).await;
+        match result {
+            Ok((outputs, summary)) => {
+                let mut stored = Vec::new();
+                let mut store_error = None;
+                for (name, ty, path, props) in outputs {
+                    match home.artifacts.put_file(&path).await {
+                        Ok(s) => stored.push((name, NewArtifact { ty: ty.as_str().into(), uri: s.uri, digest: s.digest, size: s.size, properties: props })),
+                        Err(e) => {
+                            store_error = Some(e.to_string());
+                            break;
+                        }
+                    }
+                }
+                let _ = std::fs::remove_dir_all(&work);
+                match store_error {
+                    None => break (ExecStatus::Succeeded, None, summary, stored),
+                    Some(e) => break (ExecStatus::Failed, Some(e), Json::Null, Vec::new()),
+                }
+            }
+            Err(AttemptError::Cancelled) => {
+                let _ = std::fs::remove_dir_all(&work);
+                break (ExecStatus::Cancelled, Some("cancelled".to_string()), Json::Null, Vec::new());
+            }
+            Err(AttemptError::Failed(msg)) => {
+                let _ = std::fs::remove_dir_all(&work);
+                append_log(&log_path, &format!("attempt {attempt} failed: {msg}"));
+                if attempt < max_attempts && !job.cancel.is_cancelled() {
+                    let delay = job.step.retry_backoff.saturating_mul(1 << (attempt - 1).min(16));
+                    observer.event(&Event::StepRetrying { step: job.step.name.clone(), attempt, error: msg.clone(), delay });
+                    let deadline = Instant::now() + delay;
+                    while Instant::now() < deadline && !job.cancel.is_cancelled() {
+                        tokio::time::sleep(Duration::from_millis(20).min(deadline - Instant::now())).await;
+                    }
+                    if !job.cancel.is_cancelled() {
+                        continue;
+                    }
+                    break (ExecStatus::Cancelled, Some("cancelled".to_string()), Json::Null, Vec::new());
+                }
+                break (ExecStatus::Failed, Some(msg), Json::Null, Vec::new());
+            }
+        }
+    };
+    let duration_ms = started.elapsed().as_millis() as i64;
+    let recorded = meta.finish_execution(
+        exec_id,
+        &ExecutionResult { status, cache_hit: false, attempts: attempt, duration_ms, error: error.clone(), summary: summary.clone(), outputs },
+    )?;
+    let outcome = StepOutcome {
+        step: job.step.name.clone(),
+        execution_id: Some(exec_id),
+        status,
+        cache_hit: false,
+        attempts: attempt,
+        duration_ms,
+        error,
+        summary,
+        resumed: false,
+    };
+    Ok((outcome, recorded.into_iter().collect()))
+}
+
+fn to_new(a: &ArtifactRecord) -> NewArtifact {
+    NewArtifact { ty: a.ty.clone(), uri: a.uri.clone(), digest: a.digest.clone(), size: a.size, properties: a.properties.clone() }
+}
+
+fn append_log(path: &Path, line: &str) {
+    use std::io::Write;
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        let _ = writeln!(f, "{line}");
+    }
+}
+
+enum AttemptError {
+    Failed(String),
+    Cancelled,
+}
+
+type Produced = (Vec<(String, ArtifactType, PathBuf, Json)>, Json);
+
+async fn attempt_once(
+    job: &StepJob,
+    inputs: &BTreeMap<String, InputArtifact>,
+    registry: &Arc<dyn ModelRegistry>,
+    work: &Path,
+    log_path: &Path,
+    attempt: u32,
+) -> std::result::Result<Produced, AttemptError> {
+    let io = |e: std::io::Error| AttemptError::Failed(format!("cannot prepare the step's work folder {}: {e}", work.display()));
+    let _ = std::fs::remove_dir_all(work);
+    std::fs::create_dir_all(work).map_err(io)?;
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log_path).map_err(io)?;
+    // The step's own token: cancelled by a timeout, or by the run's token.
+    let token = CancelToken::new();
+    let ctx = ExecContext::new(
+        job.step.name.clone(),
+        job.run_id,
+        job.params.clone(),
+        inputs.clone(),
+        job.step.outputs.clone(),
+        work.to_path_buf(),
+        job.base_dir.clone(),
+        token.clone(),
+        registry.clone(),
+        log_path.to_path_buf(),
+        Box::new(log),
+    );
+    ctx.log(format!("== {} attempt {attempt} ({} {}) ==", job.step.name, job.step.component, job.step.component_version));
+    let component = job.component.clone();
+    let ctx = Arc::new(ctx);
+    let task_ctx = ctx.clone();
+    let mut handle = tokio::task::spawn_blocking(move || component.execute(&task_ctx));
+    let deadline = job.step.timeout.map(|t| Instant::now() + t);
+    let mut timed_out = false;
+    // Components stop at their next cancellation check; one that does not
+    // within the grace period is abandoned (its thread ends on its own).
+    let grace = Duration::from_secs(5);
+    let mut stop_requested: Option<Instant> = None;
+    let joined = loop {
+        tokio::select! {
+            r = &mut handle => break Some(r),
+            _ = tokio::time::sleep(Duration::from_millis(25)) => {
+                if job.cancel.is_cancelled() && stop_requested.is_none() {
+                    token.cancel();
+                    stop_requested = Some(Instant::now());
+                }
+                if let Some(d) = deadline && !timed_out && Instant::now() >= d {
+                    timed_out = true;
+                    token.cancel();
+                    stop_requested = Some(Instant::now());
+                }
+                if stop_requested.is_some_and(|t| t.elapsed() > grace) {
+                    break None;
+                }
+            }
+        }
+    };
+    let result = match joined {
+        Some(Ok(r)) => r,
+        Some(Err(e)) => Err(ExecError::failed(format!("the component panicked: {e}"))),
+        None if timed_out => Err(ExecError::failed("timed out")),
+        None => Err(ExecError::Cancelled),
+    };
+    if timed_out {
+        let t = job.step.timeout.unwrap_or_default();
+        ctx.log(format!("timed out after {t:?}"));
+        return Err(AttemptError::Failed(format!("timed out after {}", humanize(t))));
+    }
+    match result {
+        Ok(()) => {}
+        Err(ExecError::Cancelled) => return Err(AttemptError::Cancelled),
+        Err(e) => {
+            ctx.log(format!("error: {e}"));
+            return Err(AttemptError::Failed(e.to_string()));
+        }
+    }
+    let properties = ctx.take_properties();
+    let summary = Json::Object(ctx.take_summary());
+    let mut produced = Vec::new();
+    for (name, ty) in &job.step.outputs {
+        let path = work.join(name);
+        if !path.is_file() {
+            return Err(AttemptError::Failed(format!(
+                "component `{}` did not write its output `{name}` (expected a file at {})",
+                job.step.component,
+                path.display()
+            )));
+        }
+        produced.push((name.clone(), *ty, path, properties.get(name).cloned().unwrap_or(json!({}))));
+    }
+    Ok((produced, summary))
+}
+
+pub fn humanize(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{:.1} s", d.as_secs_f64())
+    } else {
+        format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60)
+    }
+}
