@@ -24,17 +24,27 @@ use std::sync::Arc;
 struct Failure {
     code: u8,
     message: String,
+    /// The message already says where and that it is an error (pipeline diagnostics).
+    located: bool,
 }
 
 fn fail(code: u8, message: impl Into<String>) -> Failure {
-    Failure { code, message: message.into() }
+    Failure { code, message: message.into(), located: false }
+}
+
+impl Failure {
+    fn from_pipeline(e: &flywheel_pipeline::PipelineError) -> Self {
+        let located = matches!(e, flywheel_pipeline::PipelineError::Invalid(_));
+        Failure { code: 2, message: e.to_string(), located }
+    }
 }
 
 impl From<OrchestratorError> for Failure {
     fn from(e: OrchestratorError) -> Self {
         use OrchestratorError as E;
         let code = match &e {
-            E::Pipeline(_) | E::NotResumable { .. } => 2,
+            E::Pipeline(p) => return Failure::from_pipeline(p),
+            E::NotResumable { .. } => 2,
             E::Metadata(m) => match m {
                 flywheel_metadata::MetadataError::NoRun(_)
                 | flywheel_metadata::MetadataError::NoArtifact(_)
@@ -58,7 +68,7 @@ impl From<flywheel_metadata::MetadataError> for Failure {
 
 impl From<flywheel_pipeline::PipelineError> for Failure {
     fn from(e: flywheel_pipeline::PipelineError) -> Self {
-        fail(2, e.to_string())
+        Failure::from_pipeline(&e)
     }
 }
 
@@ -77,7 +87,11 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
-            eprintln!("error: {}", f.message);
+            if f.located {
+                eprintln!("{}", f.message);
+            } else {
+                eprintln!("error: {}", f.message);
+            }
             ExitCode::from(f.code)
         }
     }

@@ -224,7 +224,7 @@ pub fn read_csv(path: &Path, opts: &ReadOptions) -> Result<Table, TableError> {
     let markers: Vec<String> = opts.missing_values.clone().unwrap_or_else(|| DEFAULT_MISSING.iter().map(|s| s.to_string()).collect());
     let re = null_regex(&markers).map_err(|e| at(format!("invalid missing-value markers: {e}")))?;
     let format = arrow_csv::reader::Format::default().with_header(true).with_null_regex(re);
-    let (inferred, _) = format.infer_schema(csv_reader(path)?, Some(INFER_ROWS)).map_err(|e| map_csv_error(path, e, None))?;
+    let (inferred, _) = format.infer_schema(csv_reader(path)?, Some(INFER_ROWS)).map_err(|e| map_csv_error(path, e, None, &opts.columns))?;
 
     let mut fields = Vec::with_capacity(inferred.fields().len());
     let mut seen = std::collections::HashSet::new();
@@ -258,10 +258,10 @@ pub fn read_csv(path: &Path, opts: &ReadOptions) -> Result<Table, TableError> {
         .with_format(format)
         .with_batch_size(8192)
         .build(csv_reader(path)?)
-        .map_err(|e| map_csv_error(path, e, Some(&schema)))?;
+        .map_err(|e| map_csv_error(path, e, Some(&schema), &opts.columns))?;
     let mut batches = Vec::new();
     for b in reader {
-        batches.push(b.map_err(|e| map_csv_error(path, e, Some(&schema)))?);
+        batches.push(b.map_err(|e| map_csv_error(path, e, Some(&schema), &opts.columns))?);
     }
     let table = Table { schema, batches };
     if table.rows() == 0 {
@@ -281,7 +281,7 @@ pub fn suggest(word: &str, candidates: &[&str]) -> String {
 }
 
 /// Turns arrow-csv's messages into ones that say where and what to do.
-fn map_csv_error(path: &Path, e: ArrowError, schema: Option<&Schema>) -> TableError {
+fn map_csv_error(path: &Path, e: ArrowError, schema: Option<&Schema>, declared: &BTreeMap<String, String>) -> TableError {
     let msg = e.to_string();
     let fields = regex::Regex::new(r"incorrect number of fields for line (\d+), expected (\d+) got (?:more than )?(\d+)").ok();
     if let Some(c) = fields.and_then(|re| re.captures(&msg)) {
@@ -295,10 +295,22 @@ fn map_csv_error(path: &Path, e: ArrowError, schema: Option<&Schema>) -> TableEr
             ),
         };
     }
+    let unequal = regex::Regex::new(r"Expected (\d+) records, found (\d+) records at line (\d+)").ok();
+    if let Some(c) = unequal.and_then(|re| re.captures(&msg)) {
+        return TableError::AtLine {
+            path: path.to_path_buf(),
+            line: c[3].parse().unwrap_or(0),
+            message: format!(
+                "this row has {} fields but the header has {}; fix the row (quote values that contain commas)",
+                &c[2], &c[1]
+            ),
+        };
+    }
     let parse = regex::Regex::new(r"Error while parsing value '(.*)' as type '(\w+)' for column (\d+) at line (\d+)").ok();
     if let Some(c) = parse.and_then(|re| re.captures(&msg)) {
         let col: usize = c[3].parse().unwrap_or(0);
-        let line: usize = c[4].parse().unwrap_or(0);
+        // arrow-csv counts data rows from 1 after the header; people count file lines.
+        let line: usize = c[4].parse::<usize>().unwrap_or(0) + 1;
         let name = schema.and_then(|s| s.fields().get(col)).map_or_else(|| format!("#{}", col + 1), |f| f.name().clone());
         let ty = match &c[2] {
             "Int64" => "int",
@@ -306,14 +318,15 @@ fn map_csv_error(path: &Path, e: ArrowError, schema: Option<&Schema>) -> TableEr
             "Boolean" => "bool",
             other => other,
         };
-        return TableError::AtLine {
-            path: path.to_path_buf(),
-            line,
-            message: format!(
+        let message = if declared.contains_key(&name) {
+            format!("column `{name}`: value '{}' is not {ty}, the type `columns` declares for it; fix the value or the declaration", &c[1])
+        } else {
+            format!(
                 "column `{name}`: value '{}' is not {ty}; the column's type was inferred from the first {INFER_ROWS} rows, so it changes type in the file. Fix the value, or declare the column's type: `columns = {{ {name} = \"string\" }}`",
                 &c[1]
-            ),
+            )
         };
+        return TableError::AtLine { path: path.to_path_buf(), line, message };
     }
     TableError::Invalid { path: path.to_path_buf(), message: format!("invalid CSV: {msg}") }
 }

@@ -48,8 +48,12 @@ fn find_cycle(deps: &[Vec<usize>], indegree: &[usize]) -> Vec<usize> {
         };
         if seen[next] != usize::MAX {
             let mut cycle = path[seen[next]..].to_vec();
-            // Present it in the direction data flows: producer before consumer.
+            // Present it in the direction data flows (producer before
+            // consumer), starting from the earliest node.
             cycle.reverse();
+            if let Some(first) = cycle.iter().enumerate().min_by_key(|(_, n)| **n).map(|(i, _)| i) {
+                cycle.rotate_left(first);
+            }
             return cycle;
         }
         seen[next] = path.len();

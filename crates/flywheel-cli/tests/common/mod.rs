@@ -1,0 +1,90 @@
+//! Helpers for tests that run the real `flywheel` binary.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+}
+
+pub struct Ran {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ran {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+    }
+}
+
+impl From<Output> for Ran {
+    fn from(o: Output) -> Self {
+        Ran {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_flywheel")
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
+}
+
+impl Env {
+    pub fn new() -> Self {
+        Env { dir: tempfile::tempdir().expect("tempdir") }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(&p, text).expect("write");
+        p
+    }
+
+    /// A command for the real binary, run in the temp folder with its own home.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin());
+        c.args(args).current_dir(self.dir.path()).env("FLYWHEEL_HOME", self.home()).env_remove("FLYWHEEL_LOG");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Ran {
+        self.cmd(args).output().expect("run flywheel").into()
+    }
+
+    pub fn runs(&self) -> Value {
+        let r = self.run(&["runs", "list", "--json"]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        r.json()
+    }
+}
+
+/// The outcome of one step in `run --json` output.
+pub fn step<'a>(outcome: &'a Value, name: &str) -> &'a Value {
+    outcome["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|x| x["step"] == name))
+        .unwrap_or_else(|| panic!("no step {name} in {outcome:#}"))
+}
+
+pub const PIPELINE_HEADER: &str = "[pipeline]\nname = \"t\"\n";

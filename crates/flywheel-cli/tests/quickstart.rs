@@ -1,0 +1,74 @@
+//! The README's first command, and the examples, through the real binary.
+
+mod common;
+use common::*;
+
+#[test]
+fn quickstart_runs_the_bike_example_then_reruns_fully_cached() {
+    let env = Env::new();
+    let r = env.run(&["quickstart", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let o = r.json();
+    assert_eq!(o["status"], "succeeded");
+    let names: Vec<&str> = o["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
+    assert_eq!(names, ["ingest", "statistics", "schema", "validate", "train", "evaluate", "push"]);
+    assert!(o["steps"].as_array().unwrap().iter().all(|s| s["cache_hit"] == false));
+    let metrics = &step(&o, "evaluate")["summary"]["metrics"];
+    // Linear regression on hour, season, weather…: R² well above a constant model.
+    assert!(metrics["r2"].as_f64().unwrap() > 0.6, "{metrics}");
+    assert_eq!(metrics["rows"].as_u64().unwrap() + step(&o, "ingest")["summary"]["rows"]["train"].as_u64().unwrap(), 17_379);
+    assert_eq!(step(&o, "push")["summary"]["model_version"], "bike-sharing@1");
+
+    let again = env.run(&["quickstart", "--json"]).json();
+    assert_eq!(again["status"], "succeeded");
+    assert!(again["steps"].as_array().unwrap().iter().all(|s| s["cache_hit"] == true), "{again:#}");
+    // A cache hit reports the same results and does not register a new version.
+    assert_eq!(step(&again, "evaluate")["summary"], step(&o, "evaluate")["summary"]);
+    assert_eq!(step(&again, "push")["summary"]["model_version"], "bike-sharing@1");
+
+    let runs = env.runs();
+    assert_eq!(runs.as_array().unwrap().len(), 2);
+    assert_eq!(runs[0]["trigger"], "quickstart");
+
+    // Lineage of the model version reaches back to the ingested data and
+    // forward to its evaluation and registration.
+    let l = env.run(&["lineage", "bike-sharing@1", "--json"]);
+    assert_eq!(l.code, 0, "{}", l.stderr);
+    let l = l.json();
+    let up: Vec<&str> = l["upstream"].as_array().unwrap().iter().map(|e| e["execution"]["step"].as_str().unwrap()).collect();
+    assert!(up.contains(&"train") && up.contains(&"ingest"), "{up:?}");
+    let down: Vec<&str> = l["downstream"].as_array().unwrap().iter().map(|e| e["execution"]["step"].as_str().unwrap()).collect();
+    assert!(down.contains(&"evaluate") && down.contains(&"push"), "{down:?}");
+    assert_eq!(l["model_versions"][0]["version"], 1);
+
+    // Human output of the same commands works too.
+    for args in [&["runs", "list"][..], &["runs", "show", "1"], &["lineage", "bike-sharing"], &["models"]] {
+        let r = env.run(args);
+        assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+        assert!(!r.stdout.is_empty());
+    }
+}
+
+#[test]
+fn unknown_runs_and_artifacts_are_clear_errors() {
+    let env = Env::new();
+    let r = env.run(&["runs", "show", "99"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("no run 99"), "{}", r.stderr);
+    let r = env.run(&["lineage", "nosuchmodel@2"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("no model version nosuchmodel@2"), "{}", r.stderr);
+    let r = env.run(&["resume", "5"]);
+    assert_eq!(r.code, 2);
+}
+
+#[test]
+fn the_examples_compile() {
+    let root = repo_root();
+    for example in ["bike-sharing", "adult-income"] {
+        let env = Env::new();
+        let path = root.join("examples").join(example).join("pipeline.toml");
+        let r = env.run(&["check", path.to_str().unwrap()]);
+        assert_eq!(r.code, 0, "{example}: {}", r.stderr);
+    }
+}
