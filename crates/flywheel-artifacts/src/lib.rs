@@ -140,11 +140,7 @@ impl ArtifactStore {
     pub async fn verify(&self, digest: &str) -> Result<(), ArtifactError> {
         let bytes = self.read(digest).await?;
         let actual = flywheel_core::digest_bytes(&bytes);
-        if actual == digest {
-            Ok(())
-        } else {
-            Err(ArtifactError::Corrupted { digest: digest.to_string(), actual })
-        }
+        if actual == digest { Ok(()) } else { Err(ArtifactError::Corrupted { digest: digest.to_string(), actual }) }
     }
 }
 

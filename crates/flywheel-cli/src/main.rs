@@ -115,12 +115,22 @@ fn run(cli: Cli) -> std::result::Result<u8, Failure> {
                     if json {
                         println!("{}", serde_json::to_string_pretty(&render::pipeline_json(&p)).unwrap_or_default());
                     } else {
-                        println!("{}: pipeline `{}` is valid: {} steps, {} parameters", pipeline.display(), p.name, p.steps.len(), p.parameters.len());
+                        println!(
+                            "{}: pipeline `{}` is valid: {} steps, {} parameters",
+                            pipeline.display(),
+                            p.name,
+                            p.steps.len(),
+                            p.parameters.len()
+                        );
                     }
                     Ok(0)
                 }
                 Err(flywheel_pipeline::PipelineError::Invalid(d)) if json => {
-                    println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "valid": false, "errors": d.to_json() })).unwrap_or_default());
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&serde_json::json!({ "valid": false, "errors": d.to_json() }))
+                            .unwrap_or_default()
+                    );
                     Ok(2)
                 }
                 Err(e) => Err(e.into()),
@@ -138,25 +148,44 @@ fn run(cli: Cli) -> std::result::Result<u8, Failure> {
             pipeline.resolve_parameters(&overrides)?;
             let home = open_home(&home_dir)?;
             let opts = RunOptions { jobs: args.jobs(), no_cache: args.no_cache, overrides, ..RunOptions::default() };
-            execute(home, components, args.json, |o, obs, cancel| Box::pin(async move { o.run(&pipeline, &opts, obs, cancel).await }))
+            execute(home, components, args.json, |o, obs, cancel| {
+                Box::pin(async move { o.run(&pipeline, &opts, obs, cancel).await })
+            })
         }
         Command::Resume { run, jobs, json } => {
             let home = open_home(&home_dir)?;
-            let opts = RunOptions { jobs: jobs.unwrap_or_else(|| RunOptions::default().jobs), trigger: "resume".into(), ..RunOptions::default() };
-            execute(home, flywheel_components::builtins(), json, move |o, obs, cancel| Box::pin(async move { o.resume(run, &opts, obs, cancel).await }))
+            let opts = RunOptions {
+                jobs: jobs.unwrap_or_else(|| RunOptions::default().jobs),
+                trigger: "resume".into(),
+                ..RunOptions::default()
+            };
+            execute(home, flywheel_components::builtins(), json, move |o, obs, cancel| {
+                Box::pin(async move { o.resume(run, &opts, obs, cancel).await })
+            })
         }
         Command::Quickstart { jobs, no_cache, json } => {
             let home = open_home(&home_dir)?;
-            let pipeline_path = quickstart::unpack(&home.root).map_err(|e| fail(3, format!("cannot unpack the quickstart example: {e}")))?;
+            let pipeline_path = quickstart::unpack(&home.root)
+                .map_err(|e| fail(3, format!("cannot unpack the quickstart example: {e}")))?;
             let components = flywheel_components::builtins();
             let pipeline = flywheel_pipeline::compile_file(&pipeline_path, &components)?;
             if !json {
                 eprintln!("quickstart: running the bike-sharing example from {}", pipeline_path.display());
             }
-            let opts = RunOptions { jobs: jobs.unwrap_or_else(|| RunOptions::default().jobs), no_cache, trigger: "quickstart".into(), ..RunOptions::default() };
-            let code = execute(home, components, json, |o, obs, cancel| Box::pin(async move { o.run(&pipeline, &opts, obs, cancel).await }))?;
+            let opts = RunOptions {
+                jobs: jobs.unwrap_or_else(|| RunOptions::default().jobs),
+                no_cache,
+                trigger: "quickstart".into(),
+                ..RunOptions::default()
+            };
+            let code = execute(home, components, json, |o, obs, cancel| {
+                Box::pin(async move { o.run(&pipeline, &opts, obs, cancel).await })
+            })?;
             if code == 0 && !json {
-                println!("\nnext: `flywheel runs list`, `flywheel runs show <RUN>`, `flywheel lineage bike-sharing@1` (home: {})", home_dir.display());
+                println!(
+                    "\nnext: `flywheel runs list`, `flywheel runs show <RUN>`, `flywheel lineage bike-sharing@1` (home: {})",
+                    home_dir.display()
+                );
             }
             Ok(code)
         }
@@ -195,15 +224,24 @@ fn resolve_lineage_target(home: &Home, id: &str) -> std::result::Result<i64, Fai
         return Ok(n);
     }
     let (name, version) = match id.split_once('@') {
-        Some((n, v)) => (n, Some(v.parse::<i64>().map_err(|_| fail(2, format!("`{id}`: the version after `@` must be a number")))?)),
+        Some((n, v)) => {
+            (n, Some(v.parse::<i64>().map_err(|_| fail(2, format!("`{id}`: the version after `@` must be a number")))?))
+        }
         None => (id, None),
     };
     Ok(home.metadata.model_version(name, version)?.artifact_id)
 }
 
-type RunFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = flywheel_orchestrator::Result<flywheel_orchestrator::RunOutcome>> + 'a>>;
+type RunFuture<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = flywheel_orchestrator::Result<flywheel_orchestrator::RunOutcome>> + 'a>,
+>;
 
-fn execute<F>(home: Home, components: flywheel_core::ComponentRegistry, json: bool, start: F) -> std::result::Result<u8, Failure>
+fn execute<F>(
+    home: Home,
+    components: flywheel_core::ComponentRegistry,
+    json: bool,
+    start: F,
+) -> std::result::Result<u8, Failure>
 where
     F: for<'a> FnOnce(&'a Orchestrator, Arc<dyn Observer>, CancelToken) -> RunFuture<'a>,
 {

@@ -72,7 +72,8 @@ impl Observer for Bars {
         match e {
             Event::RunStarted { run_id, pipeline, steps, .. } => {
                 let _ = self.multi.println(format!("run {run_id} of `{pipeline}`"));
-                let style = ProgressStyle::with_template("  {spinner:.cyan} {prefix:<14} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner());
+                let style = ProgressStyle::with_template("  {spinner:.cyan} {prefix:<14} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner());
                 let width = steps.iter().map(|s| s.len()).max().unwrap_or(0);
                 if let Ok(mut bars) = self.bars.lock() {
                     for s in steps {
@@ -87,7 +88,11 @@ impl Observer for Bars {
             Event::StepStarted { step, attempt } => {
                 if let Some(pb) = self.bar(step) {
                     pb.enable_steady_tick(Duration::from_millis(100));
-                    pb.set_message(if *attempt > 1 { format!("running (attempt {attempt})") } else { "running".into() });
+                    pb.set_message(if *attempt > 1 {
+                        format!("running (attempt {attempt})")
+                    } else {
+                        "running".into()
+                    });
                 }
             }
             Event::StepRetrying { step, attempt, error, delay } => {
@@ -102,7 +107,10 @@ impl Observer for Bars {
                         ExecStatus::Skipped => "·",
                         _ => "✘",
                     };
-                    pb.set_style(ProgressStyle::with_template("  {prefix:<14} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+                    pb.set_style(
+                        ProgressStyle::with_template("  {prefix:<14} {msg}")
+                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    );
                     pb.finish_with_message(format!("{mark} {}", finished_text(o)));
                 }
             }

@@ -37,7 +37,9 @@ fn summary_line(summary: &Json) -> String {
     let Some(o) = summary.as_object() else { return String::new() };
     o.iter()
         .map(|(k, v)| match v {
-            Json::Object(m) => format!("{k}: {}", m.iter().map(|(a, b)| format!("{a}={}", scalar(b))).collect::<Vec<_>>().join(" ")),
+            Json::Object(m) => {
+                format!("{k}: {}", m.iter().map(|(a, b)| format!("{a}={}", scalar(b))).collect::<Vec<_>>().join(" "))
+            }
             other => format!("{k}: {}", scalar(other)),
         })
         .collect::<Vec<_>>()
@@ -53,7 +55,13 @@ pub fn outcome(o: &RunOutcome, json: bool) {
     let width = o.steps.iter().map(|s| s.step.len()).max().unwrap_or(4).max(4);
     println!("  {:<width$}  {:<11}  {:<5}  {:>9}", "STEP", "STATUS", "CACHE", "DURATION");
     for s in &o.steps {
-        let cache = if s.resumed { "kept" } else if s.cache_hit { "hit" } else { "miss" };
+        let cache = if s.resumed {
+            "kept"
+        } else if s.cache_hit {
+            "hit"
+        } else {
+            "miss"
+        };
         let cache = if s.status == flywheel_metadata::ExecStatus::Skipped { "-" } else { cache };
         println!("  {:<width$}  {:<11}  {:<5}  {:>9}", s.step, s.status.as_str(), cache, ms(Some(s.duration_ms)));
     }
@@ -77,7 +85,10 @@ pub fn runs_list(runs: &[RunRecord], json: bool) {
         println!("no runs yet; start one with `flywheel run PIPELINE` or `flywheel quickstart`");
         return;
     }
-    println!("{:>5}  {:<20}  {:<11}  {:<10}  {:<24}  {:>9}", "RUN", "PIPELINE", "STATUS", "TRIGGER", "STARTED", "DURATION");
+    println!(
+        "{:>5}  {:<20}  {:<11}  {:<10}  {:<24}  {:>9}",
+        "RUN", "PIPELINE", "STATUS", "TRIGGER", "STARTED", "DURATION"
+    );
     for r in runs {
         println!(
             "{:>5}  {:<20}  {:<11}  {:<10}  {:<24}  {:>9}",
@@ -120,10 +131,23 @@ pub fn run_show(r: &RunRecord, execs: &[ExecutionRecord], json: bool) {
             e.attempts
         );
         for i in &e.inputs {
-            println!("      in  {:<12} artifact {} ({}, {})", i.name, i.artifact.id, i.artifact.ty, short(&i.artifact.digest));
+            println!(
+                "      in  {:<12} artifact {} ({}, {})",
+                i.name,
+                i.artifact.id,
+                i.artifact.ty,
+                short(&i.artifact.digest)
+            );
         }
         for o in &e.outputs {
-            println!("      out {:<12} artifact {} ({}, {}, {} bytes)", o.name, o.artifact.id, o.artifact.ty, short(&o.artifact.digest), o.artifact.size);
+            println!(
+                "      out {:<12} artifact {} ({}, {}, {} bytes)",
+                o.name,
+                o.artifact.id,
+                o.artifact.ty,
+                short(&o.artifact.digest),
+                o.artifact.size
+            );
         }
         if let Some(err) = &e.error {
             for (k, line) in err.lines().enumerate() {
@@ -144,9 +168,15 @@ pub fn lineage(l: &Lineage, json: bool) {
     let a = &l.artifact;
     println!("artifact {} ({}, {}, {} bytes)", a.id, a.ty, short(&a.digest), a.size);
     for mv in &l.model_versions {
-        println!("  registered as {}@{} (run {})", mv.model_name, mv.version, mv.run_id.map_or("-".into(), |r| r.to_string()));
+        println!(
+            "  registered as {}@{} (run {})",
+            mv.model_name,
+            mv.version,
+            mv.run_id.map_or("-".into(), |r| r.to_string())
+        );
     }
-    for (title, edges) in [("upstream (what it came from)", &l.upstream), ("downstream (what used it)", &l.downstream)] {
+    for (title, edges) in [("upstream (what it came from)", &l.upstream), ("downstream (what used it)", &l.downstream)]
+    {
         println!("\n{title}:");
         if edges.is_empty() {
             println!("  nothing");

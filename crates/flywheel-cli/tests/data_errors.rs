@@ -131,7 +131,11 @@ fn gzip_and_parquet_inputs_read_like_csv() {
 
     // The train split it wrote is Parquet: ingest it again.
     let show = env.run(&["runs", "show", "1", "--json"]).json();
-    let uri = show["executions"][0]["outputs"][0]["artifact"]["uri"].as_str().unwrap().trim_start_matches("file://").to_string();
+    let uri = show["executions"][0]["outputs"][0]["artifact"]["uri"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("file://")
+        .to_string();
     std::fs::copy(uri, env.path().join("train.parquet")).unwrap();
     // (The same key and fraction would put every row back in train.)
     ingest_pipeline(&env, "train.parquet", ", split_key = \"k\", eval_fraction = 0.9");

@@ -44,7 +44,8 @@ fn independent_steps_run_in_parallel_up_to_jobs() {
     // intervals overlap, with --jobs 1 they do not.
     let env = Env::new();
     let script = "date +%s%N > $FLYWHEEL_OUTPUT_OUT; sleep 0.4; date +%s%N >> $FLYWHEEL_OUTPUT_OUT";
-    let p = format!("{PIPELINE_HEADER}{}{}", sh_step("a", script, "cache = false"), sh_step("b", script, "cache = false"));
+    let p =
+        format!("{PIPELINE_HEADER}{}{}", sh_step("a", script, "cache = false"), sh_step("b", script, "cache = false"));
     env.write("p.toml", &p);
     let intervals = |jobs: &str| {
         let r = env.run(&["run", "p.toml", "--json", "--jobs", jobs]);
@@ -56,7 +57,8 @@ fn independent_steps_run_in_parallel_up_to_jobs() {
             .unwrap()
             .iter()
             .map(|e| {
-                let uri = e["outputs"][0]["artifact"]["uri"].as_str().unwrap().trim_start_matches("file://").to_string();
+                let uri =
+                    e["outputs"][0]["artifact"]["uri"].as_str().unwrap().trim_start_matches("file://").to_string();
                 let text = std::fs::read_to_string(uri).unwrap();
                 let v: Vec<u128> = text.lines().map(|l| l.trim().parse().unwrap()).collect();
                 (v[0], v[1])
@@ -76,7 +78,10 @@ fn retries_back_off_and_then_succeed() {
     let env = Env::new();
     // Fails on the first two attempts, succeeds on the third.
     let script = "n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count; [ $n -ge 3 ] || exit 1; echo ok > $FLYWHEEL_OUTPUT_OUT";
-    env.write("p.toml", &format!("{PIPELINE_HEADER}{}", sh_step("flaky", script, "retries = 3\nretry_backoff = \"10ms\"")));
+    env.write(
+        "p.toml",
+        &format!("{PIPELINE_HEADER}{}", sh_step("flaky", script, "retries = 3\nretry_backoff = \"10ms\"")),
+    );
     let r = env.run(&["run", "p.toml", "--json"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let s = step(&r.json(), "flaky").clone();
@@ -85,7 +90,13 @@ fn retries_back_off_and_then_succeed() {
 
     // Without enough retries the step fails after retries + 1 attempts.
     std::fs::remove_file(env.path().join("count")).unwrap();
-    env.write("q.toml", &format!("{PIPELINE_HEADER}{}", sh_step("flaky", script, "retries = 1\nretry_backoff = \"10ms\"\ncache = false")));
+    env.write(
+        "q.toml",
+        &format!(
+            "{PIPELINE_HEADER}{}",
+            sh_step("flaky", script, "retries = 1\nretry_backoff = \"10ms\"\ncache = false")
+        ),
+    );
     let r = env.run(&["run", "q.toml", "--json"]);
     assert_eq!(r.code, 1);
     assert_eq!(step(&r.json(), "flaky")["attempts"], 2);
@@ -168,7 +179,12 @@ fn blocking_pipeline(env: &Env) {
 fn sigkill_leaves_the_store_consistent_and_resume_finishes_the_run() {
     let env = Env::new();
     blocking_pipeline(&env);
-    let mut child = env.cmd(&["run", "p.toml"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut child = env
+        .cmd(&["run", "p.toml"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     wait_for(|| env.path().join("second.started").exists(), "the second step to start");
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
@@ -177,8 +193,12 @@ fn sigkill_leaves_the_store_consistent_and_resume_finishes_the_run() {
     assert_eq!(runs[0]["status"], "interrupted", "{runs:#}");
     let run_id = runs[0]["id"].to_string();
     let show = env.run(&["runs", "show", &run_id, "--json"]).json();
-    let statuses: Vec<(&str, &str)> =
-        show["executions"].as_array().unwrap().iter().map(|e| (e["step"].as_str().unwrap(), e["status"].as_str().unwrap())).collect();
+    let statuses: Vec<(&str, &str)> = show["executions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["step"].as_str().unwrap(), e["status"].as_str().unwrap()))
+        .collect();
     assert_eq!(statuses, [("first", "succeeded"), ("second", "interrupted")]);
 
     env.write("release", "");
@@ -200,7 +220,12 @@ fn sigkill_leaves_the_store_consistent_and_resume_finishes_the_run() {
 fn ctrl_c_cancels_cleanly_and_records_the_run_as_cancelled() {
     let env = Env::new();
     blocking_pipeline(&env);
-    let child = env.cmd(&["run", "p.toml", "--json"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let child = env
+        .cmd(&["run", "p.toml", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     wait_for(|| env.path().join("second.started").exists(), "the second step to start");
     // SAFETY: sending SIGINT to our own child process.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };

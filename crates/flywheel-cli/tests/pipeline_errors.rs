@@ -120,6 +120,7 @@ fn components_are_listed() {
     let env = Env::new();
     let r = env.run(&["components", "--json"]);
     assert_eq!(r.code, 0);
-    let names: Vec<String> = r.json().as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_string()).collect();
+    let names: Vec<String> =
+        r.json().as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_string()).collect();
     assert_eq!(names, ["ingest", "statistics", "schema", "validate", "train", "evaluate", "push", "command"]);
 }

@@ -16,7 +16,10 @@ fn quickstart_runs_the_bike_example_then_reruns_fully_cached() {
     let metrics = &step(&o, "evaluate")["summary"]["metrics"];
     // Linear regression on hour, season, weather…: R² well above a constant model.
     assert!(metrics["r2"].as_f64().unwrap() > 0.6, "{metrics}");
-    assert_eq!(metrics["rows"].as_u64().unwrap() + step(&o, "ingest")["summary"]["rows"]["train"].as_u64().unwrap(), 17_379);
+    assert_eq!(
+        metrics["rows"].as_u64().unwrap() + step(&o, "ingest")["summary"]["rows"]["train"].as_u64().unwrap(),
+        17_379
+    );
     assert_eq!(step(&o, "push")["summary"]["model_version"], "bike-sharing@1");
 
     let again = env.run(&["quickstart", "--json"]).json();
@@ -35,9 +38,11 @@ fn quickstart_runs_the_bike_example_then_reruns_fully_cached() {
     let l = env.run(&["lineage", "bike-sharing@1", "--json"]);
     assert_eq!(l.code, 0, "{}", l.stderr);
     let l = l.json();
-    let up: Vec<&str> = l["upstream"].as_array().unwrap().iter().map(|e| e["execution"]["step"].as_str().unwrap()).collect();
+    let up: Vec<&str> =
+        l["upstream"].as_array().unwrap().iter().map(|e| e["execution"]["step"].as_str().unwrap()).collect();
     assert!(up.contains(&"train") && up.contains(&"ingest"), "{up:?}");
-    let down: Vec<&str> = l["downstream"].as_array().unwrap().iter().map(|e| e["execution"]["step"].as_str().unwrap()).collect();
+    let down: Vec<&str> =
+        l["downstream"].as_array().unwrap().iter().map(|e| e["execution"]["step"].as_str().unwrap()).collect();
     assert!(down.contains(&"evaluate") && down.contains(&"push"), "{down:?}");
     assert_eq!(l["model_versions"][0]["version"], 1);
 

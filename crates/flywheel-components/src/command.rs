@@ -17,7 +17,12 @@ pub static SPEC: ComponentSpec = ComponentSpec {
     version: "1",
     description: "Runs an executable; inputs and outputs are passed as environment variables.",
     params: &[
-        ParamSpec { name: "run", ty: ParamType::StringList, required: true, doc: "the program and its arguments, e.g. [\"python3\", \"train.py\"]" },
+        ParamSpec {
+            name: "run",
+            ty: ParamType::StringList,
+            required: true,
+            doc: "the program and its arguments, e.g. [\"python3\", \"train.py\"]",
+        },
         ParamSpec { name: "env", ty: ParamType::StringMap, required: false, doc: "extra environment variables" },
     ],
     inputs: &[],
@@ -38,7 +43,9 @@ impl Component for CommandStep {
     fn execute(&self, ctx: &ExecContext) -> Result<(), ExecError> {
         let argv = ctx.list_param("run");
         let Some((program, args)) = argv.split_first() else {
-            return Err(ExecError::failed("`run` is empty; give the program and its arguments, e.g. [\"python3\", \"train.py\"]"));
+            return Err(ExecError::failed(
+                "`run` is empty; give the program and its arguments, e.g. [\"python3\", \"train.py\"]",
+            ));
         };
         let log = || {
             std::fs::OpenOptions::new()

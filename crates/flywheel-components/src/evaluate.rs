@@ -50,7 +50,8 @@ impl Component for Evaluate {
                 json!({ "task": "regression", "rows": t.rows(), "rmse": num(rmse), "mae": num(mae), "r2": num(r2) })
             }
             Kind::Logistic => {
-                let [neg, pos] = model.classes.clone().ok_or_else(|| ExecError::failed("classification model without classes"))?;
+                let [neg, pos] =
+                    model.classes.clone().ok_or_else(|| ExecError::failed("classification model without classes"))?;
                 let labels = t.str_column(ti);
                 let unknown: Vec<&String> = labels.iter().flatten().filter(|l| **l != neg && **l != pos).collect();
                 if let Some(u) = unknown.first() {

@@ -12,15 +12,55 @@ pub static SPEC: ComponentSpec = ComponentSpec {
     version: "1",
     description: "Reads CSV, CSV.gz or Parquet and splits it into train and eval datasets (Parquet).",
     params: &[
-        ParamSpec { name: "path", ty: ParamType::Path, required: true, doc: "the data file, relative to the pipeline file" },
-        ParamSpec { name: "columns", ty: ParamType::StringMap, required: false, doc: "declared column types (int, float, string, bool); others are inferred" },
+        ParamSpec {
+            name: "path",
+            ty: ParamType::Path,
+            required: true,
+            doc: "the data file, relative to the pipeline file",
+        },
+        ParamSpec {
+            name: "columns",
+            ty: ParamType::StringMap,
+            required: false,
+            doc: "declared column types (int, float, string, bool); others are inferred",
+        },
         ParamSpec { name: "drop", ty: ParamType::StringList, required: false, doc: "columns to leave out" },
-        ParamSpec { name: "missing_values", ty: ParamType::StringList, required: false, doc: "values read as missing (default: empty, NA, N/A, NaN, null, None)" },
-        ParamSpec { name: "split", ty: ParamType::Enum(&["hash", "time"]), required: false, doc: "how to split: `hash` of a key column (default) or `time` cutoff" },
-        ParamSpec { name: "split_key", ty: ParamType::String, required: false, doc: "column whose hash assigns a row to eval (default: the whole row)" },
-        ParamSpec { name: "eval_fraction", ty: ParamType::Float, required: false, doc: "share of rows in eval for a hash split (default 0.2)" },
-        ParamSpec { name: "time_column", ty: ParamType::String, required: false, doc: "column ordered in time, for a time split" },
-        ParamSpec { name: "cutoff", ty: ParamType::String, required: false, doc: "rows at or after this time go to eval (compared as the column's type)" },
+        ParamSpec {
+            name: "missing_values",
+            ty: ParamType::StringList,
+            required: false,
+            doc: "values read as missing (default: empty, NA, N/A, NaN, null, None)",
+        },
+        ParamSpec {
+            name: "split",
+            ty: ParamType::Enum(&["hash", "time"]),
+            required: false,
+            doc: "how to split: `hash` of a key column (default) or `time` cutoff",
+        },
+        ParamSpec {
+            name: "split_key",
+            ty: ParamType::String,
+            required: false,
+            doc: "column whose hash assigns a row to eval (default: the whole row)",
+        },
+        ParamSpec {
+            name: "eval_fraction",
+            ty: ParamType::Float,
+            required: false,
+            doc: "share of rows in eval for a hash split (default 0.2)",
+        },
+        ParamSpec {
+            name: "time_column",
+            ty: ParamType::String,
+            required: false,
+            doc: "column ordered in time, for a time split",
+        },
+        ParamSpec {
+            name: "cutoff",
+            ty: ParamType::String,
+            required: false,
+            doc: "rows at or after this time go to eval (compared as the column's type)",
+        },
     ],
     inputs: &[],
     outputs: &[
@@ -58,28 +98,35 @@ fn split_mask(ctx: &ExecContext, t: &Table) -> Result<Vec<bool>, ExecError> {
     let rows = t.rows();
     match ctx.str_param("split").unwrap_or("hash") {
         "time" => {
-            let col_name = ctx.str_param("time_column").ok_or_else(|| ExecError::failed("a time split needs `time_column`"))?;
-            let cutoff = ctx.str_param("cutoff").ok_or_else(|| ExecError::failed("a time split needs `cutoff`, e.g. \"2012-07-01\""))?;
+            let col_name =
+                ctx.str_param("time_column").ok_or_else(|| ExecError::failed("a time split needs `time_column`"))?;
+            let cutoff = ctx
+                .str_param("cutoff")
+                .ok_or_else(|| ExecError::failed("a time split needs `cutoff`, e.g. \"2012-07-01\""))?;
             let i = column(t, col_name, "time_column")?;
             let dt = t.schema.field(i).data_type();
             let mask: Vec<Option<bool>> = if crate::table::is_numeric(dt) {
-                let c: f64 = cutoff
-                    .parse()
-                    .map_err(|_| ExecError::failed(format!("`cutoff` = \"{cutoff}\" must be a number: `{col_name}` is numeric")))?;
+                let c: f64 = cutoff.parse().map_err(|_| {
+                    ExecError::failed(format!("`cutoff` = \"{cutoff}\" must be a number: `{col_name}` is numeric"))
+                })?;
                 t.f64_column(i).into_iter().map(|v| v.map(|x| x >= c)).collect()
             } else {
                 t.str_column(i).into_iter().map(|v| v.map(|s| s.as_str() >= cutoff)).collect()
             };
             let missing = mask.iter().filter(|m| m.is_none()).count();
             if missing > 0 {
-                return Err(ExecError::failed(format!("time column `{col_name}` has {missing} missing values; rows without a time cannot be split")));
+                return Err(ExecError::failed(format!(
+                    "time column `{col_name}` has {missing} missing values; rows without a time cannot be split"
+                )));
             }
             Ok(mask.into_iter().map(|m| m.unwrap_or(false)).collect())
         }
         _ => {
             let fraction = ctx.f64_param("eval_fraction").unwrap_or(0.2);
             if !(0.0 < fraction && fraction < 1.0) {
-                return Err(ExecError::failed(format!("`eval_fraction` = {fraction} must be between 0 and 1 (exclusive)")));
+                return Err(ExecError::failed(format!(
+                    "`eval_fraction` = {fraction} must be between 0 and 1 (exclusive)"
+                )));
             }
             let threshold = (fraction * u64::MAX as f64) as u64;
             let keys: Vec<Vec<u8>> = match ctx.str_param("split_key") {
@@ -88,7 +135,8 @@ fn split_mask(ctx: &ExecContext, t: &Table) -> Result<Vec<bool>, ExecError> {
                     t.str_column(i).into_iter().map(|v| v.unwrap_or_default().into_bytes()).collect()
                 }
                 None => {
-                    let cols: Vec<Vec<Option<String>>> = (0..t.schema.fields().len()).map(|i| t.str_column(i)).collect();
+                    let cols: Vec<Vec<Option<String>>> =
+                        (0..t.schema.fields().len()).map(|i| t.str_column(i)).collect();
                     (0..rows)
                         .map(|r| {
                             let mut key = Vec::new();
@@ -137,11 +185,19 @@ impl Component for Ingest {
         }
         let schema: serde_json::Map<String, serde_json::Value> =
             table.schema.fields().iter().map(|f| (f.name().clone(), json!(type_name(f.data_type())))).collect();
-        ctx.log(format!("read {} rows × {} columns from {}", table.rows(), table.schema.fields().len(), path.display()));
+        ctx.log(format!(
+            "read {} rows × {} columns from {}",
+            table.rows(),
+            table.schema.fields().len(),
+            path.display()
+        ));
         ctx.log(format!("split: {} train, {} eval", train.rows(), eval.rows()));
         for (name, part) in [("train", &train), ("eval", &eval)] {
             write_parquet(&ctx.output_path(name), part)?;
-            ctx.set_properties(name, json!({ "rows": part.rows(), "columns": part.schema.fields().len(), "schema": schema }));
+            ctx.set_properties(
+                name,
+                json!({ "rows": part.rows(), "columns": part.schema.fields().len(), "schema": schema }),
+            );
         }
         ctx.add_summary("rows", json!({ "train": train.rows(), "eval": eval.rows() }));
         Ok(())
@@ -157,7 +213,8 @@ mod tests {
         // Pinned values: changing them would move rows between splits.
         assert_eq!(stable_hash(b""), stable_hash(b""));
         assert_ne!(stable_hash(b"1"), stable_hash(b"2"));
-        let eval = (0..10_000).filter(|i| stable_hash(i.to_string().as_bytes()) < (0.2 * u64::MAX as f64) as u64).count();
+        let eval =
+            (0..10_000).filter(|i| stable_hash(i.to_string().as_bytes()) < (0.2 * u64::MAX as f64) as u64).count();
         assert!((1800..2200).contains(&eval), "{eval}");
     }
 }

@@ -54,14 +54,22 @@ pub struct Model {
 
 impl Model {
     pub fn load(path: &std::path::Path) -> Result<Model, ExecError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ExecError::io(format!("cannot read model {}", path.display()), e))?;
-        let m: Model = serde_json::from_str(&text).map_err(|e| ExecError::failed(format!("{} is not a Flywheel model: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ExecError::io(format!("cannot read model {}", path.display()), e))?;
+        let m: Model = serde_json::from_str(&text)
+            .map_err(|e| ExecError::failed(format!("{} is not a Flywheel model: {e}", path.display())))?;
         if m.format != FORMAT {
-            return Err(ExecError::failed(format!("model format `{}` is not supported by this build (expects `{FORMAT}`)", m.format)));
+            return Err(ExecError::failed(format!(
+                "model format `{}` is not supported by this build (expects `{FORMAT}`)",
+                m.format
+            )));
         }
         let width: usize = m.features.iter().map(Feature::width).sum();
         if width != m.weights.len() {
-            return Err(ExecError::failed(format!("model is inconsistent: {} weights for {width} encoded features", m.weights.len())));
+            return Err(ExecError::failed(format!(
+                "model is inconsistent: {} weights for {width} encoded features",
+                m.weights.len()
+            )));
         }
         Ok(m)
     }
@@ -100,9 +108,13 @@ pub fn encode(features: &[Feature], t: &Table) -> Result<Array2<f64>, ExecError>
     let names = t.column_names();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     for f in features {
-        let i = t
-            .column_index(f.name())
-            .ok_or_else(|| ExecError::failed(format!("the model needs column `{}`, which the data does not have{}", f.name(), suggest(f.name(), &refs))))?;
+        let i = t.column_index(f.name()).ok_or_else(|| {
+            ExecError::failed(format!(
+                "the model needs column `{}`, which the data does not have{}",
+                f.name(),
+                suggest(f.name(), &refs)
+            ))
+        })?;
         match f {
             Feature::Numeric { mean, std, .. } => {
                 if !is_numeric(t.schema.field(i).data_type()) {
@@ -114,7 +126,8 @@ pub fn encode(features: &[Feature], t: &Table) -> Result<Array2<f64>, ExecError>
                 col += 1;
             }
             Feature::Categorical { categories, .. } => {
-                let index: std::collections::HashMap<&str, usize> = categories.iter().enumerate().map(|(k, c)| (c.as_str(), k)).collect();
+                let index: std::collections::HashMap<&str, usize> =
+                    categories.iter().enumerate().map(|(k, c)| (c.as_str(), k)).collect();
                 for (r, v) in t.str_column(i).into_iter().enumerate() {
                     if let Some(k) = v.as_deref().and_then(|s| index.get(s)) {
                         x[[r, col + k]] = 1.0;

@@ -10,7 +10,12 @@ pub static SPEC: ComponentSpec = ComponentSpec {
     name: "push",
     version: "1",
     description: "Registers the model as a new version of a named model (the same model twice keeps one version).",
-    params: &[ParamSpec { name: "model_name", ty: ParamType::String, required: true, doc: "the registered model's name" }],
+    params: &[ParamSpec {
+        name: "model_name",
+        ty: ParamType::String,
+        required: true,
+        doc: "the registered model's name",
+    }],
     inputs: &[PortSpec { name: "model", ty: ArtifactType::Model, doc: "the model to register" }],
     outputs: &[PortSpec { name: "pushed", ty: ArtifactType::PushedModel, doc: "which version was registered" }],
     dynamic_ports: false,
@@ -24,7 +29,9 @@ impl Component for Push {
     fn execute(&self, ctx: &ExecContext) -> Result<(), ExecError> {
         let name = ctx.required_str("model_name")?;
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-            return Err(ExecError::failed(format!("`model_name` = \"{name}\" may use only letters, digits, `-`, `_` and `.`")));
+            return Err(ExecError::failed(format!(
+                "`model_name` = \"{name}\" may use only letters, digits, `-`, `_` and `.`"
+            )));
         }
         let model = ctx.input("model")?;
         let registered = ctx.registry.register_model(name, model, ctx.run_id).map_err(ExecError::Failed)?;

@@ -12,7 +12,12 @@ pub static SPEC: ComponentSpec = ComponentSpec {
     version: "1",
     description: "Infers a schema (types, presence, categories, ranges) from statistics.",
     params: &[
-        ParamSpec { name: "max_categories", ty: ParamType::Int, required: false, doc: "a text column with at most this many distinct values gets a category domain (default 50)" },
+        ParamSpec {
+            name: "max_categories",
+            ty: ParamType::Int,
+            required: false,
+            doc: "a text column with at most this many distinct values gets a category domain (default 50)",
+        },
         ParamSpec {
             name: "range_margin",
             ty: ParamType::Float,

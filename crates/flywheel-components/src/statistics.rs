@@ -15,7 +15,12 @@ pub static SPEC: ComponentSpec = ComponentSpec {
     name: "statistics",
     version: "1",
     description: "Computes per-column statistics: count, missing, min, max, mean, std, quantiles, distinct values, top values.",
-    params: &[ParamSpec { name: "top_k", ty: ParamType::Int, required: false, doc: "how many most frequent values to keep per column (default 50)" }],
+    params: &[ParamSpec {
+        name: "top_k",
+        ty: ParamType::Int,
+        required: false,
+        doc: "how many most frequent values to keep per column (default 50)",
+    }],
     inputs: &[PortSpec { name: "data", ty: ArtifactType::Dataset, doc: "the dataset to describe" }],
     outputs: &[PortSpec { name: "statistics", ty: ArtifactType::Statistics, doc: "statistics as JSON" }],
     dynamic_ports: false,
@@ -80,7 +85,8 @@ pub fn describe(t: &Table, top_k: usize) -> Json {
                 o.insert("max".into(), num(values[n - 1]));
                 o.insert("mean".into(), num(mean));
                 o.insert("std".into(), if n > 1 { num((m2 / (n - 1) as f64).sqrt()) } else { Json::Null });
-                let q: serde_json::Map<String, Json> = QUANTILES.iter().map(|&q| (q.to_string(), num(quantile_sorted(&values, q)))).collect();
+                let q: serde_json::Map<String, Json> =
+                    QUANTILES.iter().map(|&q| (q.to_string(), num(quantile_sorted(&values, q)))).collect();
                 o.insert("quantiles".into(), Json::Object(q));
             }
         }

@@ -95,7 +95,10 @@ impl Table {
         for b in &self.batches {
             let col = b.column(i);
             let cast = if col.data_type() == &DataType::Boolean {
-                arrow_cast::cast(&arrow_cast::cast(col, &DataType::UInt8).unwrap_or_else(|_| col.clone()), &DataType::Float64)
+                arrow_cast::cast(
+                    &arrow_cast::cast(col, &DataType::UInt8).unwrap_or_else(|_| col.clone()),
+                    &DataType::Float64,
+                )
             } else {
                 arrow_cast::cast(col, &DataType::Float64)
             };
@@ -145,7 +148,8 @@ impl Table {
 
     /// Drops columns by name (names not present are ignored).
     pub fn without(&self, drop: &[String]) -> Result<Table, ArrowError> {
-        let keep: Vec<usize> = (0..self.schema.fields().len()).filter(|&i| !drop.contains(self.schema.field(i).name())).collect();
+        let keep: Vec<usize> =
+            (0..self.schema.fields().len()).filter(|&i| !drop.contains(self.schema.field(i).name())).collect();
         let schema = Arc::new(self.schema.project(&keep)?);
         let batches = self.batches.iter().map(|b| b.project(&keep)).collect::<Result<_, _>>()?;
         Ok(Table { schema, batches })
@@ -181,21 +185,23 @@ fn is_parquet(path: &Path) -> Result<bool, TableError> {
 
 /// Reads CSV, gzip-compressed CSV or Parquet, recognised by content.
 pub fn read_table(path: &Path, opts: &ReadOptions) -> Result<Table, TableError> {
-    if is_parquet(path)? {
-        read_parquet(path)
-    } else {
-        read_csv(path, opts)
-    }
+    if is_parquet(path)? { read_parquet(path) } else { read_csv(path, opts) }
 }
 
 pub fn read_parquet(path: &Path) -> Result<Table, TableError> {
-    let invalid = |e: parquet::errors::ParquetError| TableError::Invalid { path: path.to_path_buf(), message: format!("invalid Parquet: {e}") };
-    let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(open(path)?).map_err(invalid)?;
+    let invalid = |e: parquet::errors::ParquetError| TableError::Invalid {
+        path: path.to_path_buf(),
+        message: format!("invalid Parquet: {e}"),
+    };
+    let builder =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(open(path)?).map_err(invalid)?;
     let schema = builder.schema().clone();
     let reader = builder.with_batch_size(8192).build().map_err(invalid)?;
     let mut batches = Vec::new();
     for b in reader {
-        batches.push(b.map_err(|e| TableError::Invalid { path: path.to_path_buf(), message: format!("invalid Parquet: {e}") })?);
+        batches.push(
+            b.map_err(|e| TableError::Invalid { path: path.to_path_buf(), message: format!("invalid Parquet: {e}") })?,
+        );
     }
     Ok(Table { schema, batches })
 }
@@ -221,10 +227,13 @@ pub fn read_csv(path: &Path, opts: &ReadOptions) -> Result<Table, TableError> {
             return Err(TableError::Empty { path: path.to_path_buf() });
         }
     }
-    let markers: Vec<String> = opts.missing_values.clone().unwrap_or_else(|| DEFAULT_MISSING.iter().map(|s| s.to_string()).collect());
+    let markers: Vec<String> =
+        opts.missing_values.clone().unwrap_or_else(|| DEFAULT_MISSING.iter().map(|s| s.to_string()).collect());
     let re = null_regex(&markers).map_err(|e| at(format!("invalid missing-value markers: {e}")))?;
     let format = arrow_csv::reader::Format::default().with_header(true).with_null_regex(re);
-    let (inferred, _) = format.infer_schema(csv_reader(path)?, Some(INFER_ROWS)).map_err(|e| map_csv_error(path, e, None, &opts.columns))?;
+    let (inferred, _) = format
+        .infer_schema(csv_reader(path)?, Some(INFER_ROWS))
+        .map_err(|e| map_csv_error(path, e, None, &opts.columns))?;
 
     let mut fields = Vec::with_capacity(inferred.fields().len());
     let mut seen = std::collections::HashSet::new();
@@ -281,9 +290,15 @@ pub fn suggest(word: &str, candidates: &[&str]) -> String {
 }
 
 /// Turns arrow-csv's messages into ones that say where and what to do.
-fn map_csv_error(path: &Path, e: ArrowError, schema: Option<&Schema>, declared: &BTreeMap<String, String>) -> TableError {
+fn map_csv_error(
+    path: &Path,
+    e: ArrowError,
+    schema: Option<&Schema>,
+    declared: &BTreeMap<String, String>,
+) -> TableError {
     let msg = e.to_string();
-    let fields = regex::Regex::new(r"incorrect number of fields for line (\d+), expected (\d+) got (?:more than )?(\d+)").ok();
+    let fields =
+        regex::Regex::new(r"incorrect number of fields for line (\d+), expected (\d+) got (?:more than )?(\d+)").ok();
     if let Some(c) = fields.and_then(|re| re.captures(&msg)) {
         let line: usize = c[1].parse().unwrap_or(0);
         return TableError::AtLine {
@@ -306,12 +321,14 @@ fn map_csv_error(path: &Path, e: ArrowError, schema: Option<&Schema>, declared: 
             ),
         };
     }
-    let parse = regex::Regex::new(r"Error while parsing value '(.*)' as type '(\w+)' for column (\d+) at line (\d+)").ok();
+    let parse =
+        regex::Regex::new(r"Error while parsing value '(.*)' as type '(\w+)' for column (\d+) at line (\d+)").ok();
     if let Some(c) = parse.and_then(|re| re.captures(&msg)) {
         let col: usize = c[3].parse().unwrap_or(0);
         // arrow-csv counts data rows from 1 after the header; people count file lines.
         let line: usize = c[4].parse::<usize>().unwrap_or(0) + 1;
-        let name = schema.and_then(|s| s.fields().get(col)).map_or_else(|| format!("#{}", col + 1), |f| f.name().clone());
+        let name =
+            schema.and_then(|s| s.fields().get(col)).map_or_else(|| format!("#{}", col + 1), |f| f.name().clone());
         let ty = match &c[2] {
             "Int64" => "int",
             "Float64" => "float",
@@ -319,7 +336,10 @@ fn map_csv_error(path: &Path, e: ArrowError, schema: Option<&Schema>, declared: 
             other => other,
         };
         let message = if declared.contains_key(&name) {
-            format!("column `{name}`: value '{}' is not {ty}, the type `columns` declares for it; fix the value or the declaration", &c[1])
+            format!(
+                "column `{name}`: value '{}' is not {ty}, the type `columns` declares for it; fix the value or the declaration",
+                &c[1]
+            )
         } else {
             format!(
                 "column `{name}`: value '{}' is not {ty}; the column's type was inferred from the first {INFER_ROWS} rows, so it changes type in the file. Fix the value, or declare the column's type: `columns = {{ {name} = \"string\" }}`",
@@ -338,7 +358,8 @@ pub fn write_parquet(path: &Path, table: &Table) -> Result<(), TableError> {
     let props = parquet::file::properties::WriterProperties::builder()
         .set_compression(parquet::basic::Compression::SNAPPY)
         .build();
-    let mut w = parquet::arrow::ArrowWriter::try_new(file, table.schema.clone(), Some(props)).map_err(|e| werr(e.to_string()))?;
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, table.schema.clone(), Some(props))
+        .map_err(|e| werr(e.to_string()))?;
     for b in &table.batches {
         w.write(b).map_err(|e| werr(e.to_string()))?;
     }
@@ -350,11 +371,13 @@ pub fn write_parquet(path: &Path, table: &Table) -> Result<(), TableError> {
 pub fn read_json(path: &Path) -> Result<serde_json::Value, TableError> {
     let mut f = open(path)?;
     f.seek(SeekFrom::Start(0)).map_err(|source| TableError::Open { path: path.to_path_buf(), source })?;
-    serde_json::from_reader(BufReader::new(f)).map_err(|e| TableError::Invalid { path: path.to_path_buf(), message: format!("invalid JSON: {e}") })
+    serde_json::from_reader(BufReader::new(f))
+        .map_err(|e| TableError::Invalid { path: path.to_path_buf(), message: format!("invalid JSON: {e}") })
 }
 
 pub fn write_json(path: &Path, v: &serde_json::Value) -> Result<(), TableError> {
-    let text = serde_json::to_vec_pretty(v).map_err(|e| TableError::Write { path: path.to_path_buf(), message: e.to_string() })?;
+    let text = serde_json::to_vec_pretty(v)
+        .map_err(|e| TableError::Write { path: path.to_path_buf(), message: e.to_string() })?;
     std::fs::write(path, text).map_err(|e| TableError::Write { path: path.to_path_buf(), message: e.to_string() })
 }
 

@@ -16,12 +16,43 @@ pub static SPEC: ComponentSpec = ComponentSpec {
     description: "Trains a linear (regression) or logistic (binary classification) model.",
     params: &[
         ParamSpec { name: "target", ty: ParamType::String, required: true, doc: "the column to predict" },
-        ParamSpec { name: "model", ty: ParamType::Enum(&["auto", "linear", "logistic"]), required: false, doc: "model family (default auto: logistic for a two-valued target, linear otherwise)" },
-        ParamSpec { name: "features", ty: ParamType::StringList, required: false, doc: "feature columns (default: every column but the target and `drop`)" },
+        ParamSpec {
+            name: "model",
+            ty: ParamType::Enum(&["auto", "linear", "logistic"]),
+            required: false,
+            doc: "model family (default auto: logistic for a two-valued target, linear otherwise)",
+        },
+        ParamSpec {
+            name: "features",
+            ty: ParamType::StringList,
+            required: false,
+            doc: "feature columns (default: every column but the target and `drop`)",
+        },
         ParamSpec { name: "drop", ty: ParamType::StringList, required: false, doc: "columns not to use as features" },
-        ParamSpec { name: "max_categories", ty: ParamType::Int, required: false, doc: "one-hot encode at most this many most frequent values of a text column (default 30)" },
-        ParamSpec { name: "l2", ty: ParamType::Float, required: false, doc: "L2 penalty of logistic regression (default 1.0)" },
-        ParamSpec { name: "max_iterations", ty: ParamType::Int, required: false, doc: "optimizer iterations for logistic regression (default 200)" },
+        ParamSpec {
+            name: "max_categories",
+            ty: ParamType::Int,
+            required: false,
+            doc: "one-hot encode at most this many most frequent values of a text column (default 30)",
+        },
+        ParamSpec {
+            name: "l2",
+            ty: ParamType::Float,
+            required: false,
+            doc: "L2 penalty of logistic regression (default 1.0)",
+        },
+        ParamSpec {
+            name: "max_iterations",
+            ty: ParamType::Int,
+            required: false,
+            doc: "optimizer iterations for logistic regression (default 100)",
+        },
+        ParamSpec {
+            name: "tolerance",
+            ty: ParamType::Float,
+            required: false,
+            doc: "logistic regression stops when the gradient of the mean loss is below this (default 1e-4, as scikit-learn)",
+        },
     ],
     inputs: &[PortSpec { name: "data", ty: ArtifactType::Dataset, doc: "training data" }],
     outputs: &[PortSpec { name: "model", ty: ArtifactType::Model, doc: "the trained model (Flywheel JSON format)" }],
@@ -76,7 +107,8 @@ impl Component for Train {
         let t = read_table(&ctx.input("data")?.path, &Default::default())?;
         let target = ctx.required_str("target")?.to_string();
         let ti = column_of(&t, &target, "target")?;
-        let target_numeric = is_numeric(t.schema.field(ti).data_type()) && t.schema.field(ti).data_type() != &arrow_schema::DataType::Boolean;
+        let target_numeric = is_numeric(t.schema.field(ti).data_type())
+            && t.schema.field(ti).data_type() != &arrow_schema::DataType::Boolean;
 
         // Rows without a target cannot teach anything: drop and count them.
         let target_text = t.str_column(ti);
@@ -101,7 +133,9 @@ impl Component for Train {
             _ => Kind::Linear,
         };
         if kind == Kind::Linear && !target_numeric {
-            return Err(ExecError::failed(format!("linear regression needs a numeric target; `{target}` is text (use model = \"logistic\")")));
+            return Err(ExecError::failed(format!(
+                "linear regression needs a numeric target; `{target}` is text (use model = \"logistic\")"
+            )));
         }
         if kind == Kind::Logistic && classes.len() != 2 {
             return Err(ExecError::failed(format!(
@@ -133,11 +167,15 @@ impl Component for Train {
 
         let (weights, intercept, class_pair, extra) = match kind {
             Kind::Linear => {
-                let y = ndarray::Array1::from(t.f64_column(ti).into_iter().map(|v| v.unwrap_or(f64::NAN)).collect::<Vec<_>>());
+                let y = ndarray::Array1::from(
+                    t.f64_column(ti).into_iter().map(|v| v.unwrap_or(f64::NAN)).collect::<Vec<_>>(),
+                );
                 let ds = linfa::Dataset::new(x, y);
-                let fitted = linfa_linear::LinearRegression::new()
-                    .fit(&ds)
-                    .map_err(|e| ExecError::failed(format!("linear regression failed: {e}; constant or duplicated feature columns are a common cause")))?;
+                let fitted = linfa_linear::LinearRegression::new().fit(&ds).map_err(|e| {
+                    ExecError::failed(format!(
+                        "linear regression failed: {e}; constant or duplicated feature columns are a common cause"
+                    ))
+                })?;
                 (fitted.params().to_vec(), fitted.intercept(), None, json!({}))
             }
             Kind::Logistic => {
@@ -145,10 +183,14 @@ impl Component for Train {
                 let y = ndarray::Array1::from(target_text.iter().map(|c| *c == positive).collect::<Vec<bool>>());
                 let ds = linfa::Dataset::new(x, y);
                 let l2 = ctx.f64_param("l2").unwrap_or(1.0);
-                let iters = ctx.i64_param("max_iterations").unwrap_or(200).max(1) as u64;
+                let iters = ctx.i64_param("max_iterations").unwrap_or(100).max(1) as u64;
+                let tol = ctx.f64_param("tolerance").unwrap_or(1e-4);
+                // linfa minimizes the summed loss; scikit-learn's tolerance
+                // applies to the mean loss, so scale it by the row count.
                 let fitted = linfa_logistic::LogisticRegression::default()
                     .alpha(l2)
                     .max_iterations(iters)
+                    .gradient_tolerance(tol * t.rows() as f64)
                     .fit(&ds)
                     .map_err(|e| ExecError::failed(format!("logistic regression failed: {e}")))?;
                 let mut w = fitted.params().to_vec();
@@ -158,11 +200,18 @@ impl Component for Train {
                     w.iter_mut().for_each(|v| *v = -*v);
                     b = -b;
                 }
-                (w, b, Some([classes[0].clone(), positive]), json!({ "l2": l2, "max_iterations": iters }))
+                (
+                    w,
+                    b,
+                    Some([classes[0].clone(), positive]),
+                    json!({ "l2": l2, "max_iterations": iters, "tolerance": tol }),
+                )
             }
         };
         if weights.iter().any(|w| !w.is_finite()) || !intercept.is_finite() {
-            return Err(ExecError::failed("training diverged (non-finite weights); check for extreme values or constant columns"));
+            return Err(ExecError::failed(
+                "training diverged (non-finite weights); check for extreme values or constant columns",
+            ));
         }
         let model = Model {
             format: FORMAT.into(),
@@ -176,7 +225,10 @@ impl Component for Train {
         };
         let text = serde_json::to_vec_pretty(&model).map_err(|e| ExecError::failed(e.to_string()))?;
         std::fs::write(ctx.output_path("model"), text).map_err(|e| ExecError::io("cannot write the model", e))?;
-        ctx.set_properties("model", json!({ "kind": kind, "target": target, "features": names.len(), "rows": t.rows() }));
+        ctx.set_properties(
+            "model",
+            json!({ "kind": kind, "target": target, "features": names.len(), "rows": t.rows() }),
+        );
         ctx.add_summary("model", json!({ "kind": kind, "rows": t.rows(), "features": names.len() }));
         Ok(())
     }

@@ -101,7 +101,13 @@ pub fn check(t: &crate::table::Table, schema: &Json, max_fraction: f64) -> Vec<A
         let texts = t.str_column(i);
         let missing = texts.iter().filter(|v| v.is_none()).count();
         if expected["required"].as_bool() == Some(true) && missing > 0 {
-            out.push(value_anomaly(name, "unexpected_missing", missing, None, "are missing a value the schema requires".into()));
+            out.push(value_anomaly(
+                name,
+                "unexpected_missing",
+                missing,
+                None,
+                "are missing a value the schema requires".into(),
+            ));
         }
         if let Some(domain) = expected["domain"].as_array() {
             let domain: BTreeSet<&str> = domain.iter().filter_map(Json::as_str).collect();
@@ -131,7 +137,12 @@ pub fn check(t: &crate::table::Table, schema: &Json, max_fraction: f64) -> Vec<A
                     "out_of_range",
                     outside.len(),
                     Some(outside[0].to_string()),
-                    format!("are outside [{}, {}] (e.g. {})", lo.unwrap_or(f64::NEG_INFINITY), hi.unwrap_or(f64::INFINITY), outside[0]),
+                    format!(
+                        "are outside [{}, {}] (e.g. {})",
+                        lo.unwrap_or(f64::NEG_INFINITY),
+                        hi.unwrap_or(f64::INFINITY),
+                        outside[0]
+                    ),
                 ));
             }
         }
@@ -165,7 +176,13 @@ impl Component for Validate {
         let errors: Vec<&Anomaly> = anomalies.iter().filter(|a| a.error).collect();
         let warnings = anomalies.len() - errors.len();
         for a in &anomalies {
-            ctx.log(format!("{}: column `{}`: {}: {}", if a.error { "error" } else { "warning" }, a.column, a.kind, a.message));
+            ctx.log(format!(
+                "{}: column `{}`: {}: {}",
+                if a.error { "error" } else { "warning" },
+                a.column,
+                a.kind,
+                a.message
+            ));
         }
         let report = json!({
             "rows": t.rows(),
@@ -174,7 +191,8 @@ impl Component for Validate {
             "anomalies": anomalies.iter().map(Anomaly::to_json).collect::<Vec<_>>(),
         });
         if !errors.is_empty() {
-            let lines: Vec<String> = errors.iter().map(|a| format!("  column `{}`: {} — {}", a.column, a.kind, a.message)).collect();
+            let lines: Vec<String> =
+                errors.iter().map(|a| format!("  column `{}`: {} — {}", a.column, a.kind, a.message)).collect();
             return Err(ExecError::failed(format!(
                 "data validation found {} error(s) in {} rows:\n{}",
                 errors.len(),

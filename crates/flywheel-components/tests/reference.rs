@@ -40,7 +40,8 @@ fn check_dataset(name: &str, file: &str, missing: Option<Vec<String>>) {
             // leading value where it is unique.
             let want_top = want["top"].as_array().unwrap();
             let got_top = got["top"].as_array().unwrap();
-            let counts = |v: &[Value]| v.iter().take(want_top.len()).map(|x| x["count"].as_u64().unwrap()).collect::<Vec<_>>();
+            let counts =
+                |v: &[Value]| v.iter().take(want_top.len()).map(|x| x["count"].as_u64().unwrap()).collect::<Vec<_>>();
             assert_eq!(counts(got_top), counts(want_top), "{name}.{col}.top counts");
             if want_top.len() > 1 && want_top[0]["count"] != want_top[1]["count"] {
                 assert_eq!(got_top[0]["value"], want_top[0]["value"], "{name}.{col}.top value");

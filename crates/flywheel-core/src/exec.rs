@@ -32,10 +32,7 @@ impl ExecError {
         ExecError::Failed(msg.into())
     }
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        ExecError::Io {
-            context: context.into(),
-            source,
-        }
+        ExecError::Io { context: context.into(), source }
     }
 }
 
@@ -56,11 +53,7 @@ impl CancelToken {
     /// Returns `Err(Cancelled)` once cancellation was requested; executors call
     /// it between units of work.
     pub fn check(&self) -> Result<(), ExecError> {
-        if self.is_cancelled() {
-            Err(ExecError::Cancelled)
-        } else {
-            Ok(())
-        }
+        if self.is_cancelled() { Err(ExecError::Cancelled) } else { Ok(()) }
     }
 }
 
@@ -84,12 +77,7 @@ pub struct RegisteredModel {
 /// Registration of model versions, implemented by the launcher over the
 /// metadata store.
 pub trait ModelRegistry: Send + Sync {
-    fn register_model(
-        &self,
-        model_name: &str,
-        model: &InputArtifact,
-        run_id: i64,
-    ) -> Result<RegisteredModel, String>;
+    fn register_model(&self, model_name: &str, model: &InputArtifact, run_id: i64) -> Result<RegisteredModel, String>;
 }
 
 pub struct ExecContext {
@@ -155,9 +143,7 @@ impl ExecContext {
     }
 
     pub fn input(&self, name: &str) -> Result<&InputArtifact, ExecError> {
-        self.inputs
-            .get(name)
-            .ok_or_else(|| ExecError::failed(format!("input `{name}` is not connected")))
+        self.inputs.get(name).ok_or_else(|| ExecError::failed(format!("input `{name}` is not connected")))
     }
 
     pub fn output_path(&self, name: &str) -> PathBuf {
@@ -172,10 +158,7 @@ impl ExecContext {
     }
 
     pub fn take_properties(&self) -> BTreeMap<String, serde_json::Value> {
-        self.properties
-            .lock()
-            .map(|mut p| std::mem::take(&mut *p))
-            .unwrap_or_default()
+        self.properties.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default()
     }
 
     /// A short key/value summary shown to the user after the run
@@ -187,10 +170,7 @@ impl ExecContext {
     }
 
     pub fn take_summary(&self) -> serde_json::Map<String, serde_json::Value> {
-        self.summary
-            .lock()
-            .map(|mut s| std::mem::take(&mut *s))
-            .unwrap_or_default()
+        self.summary.lock().map(|mut s| std::mem::take(&mut *s)).unwrap_or_default()
     }
 
     pub fn param(&self, name: &str) -> Option<&serde_json::Value> {
@@ -202,8 +182,7 @@ impl ExecContext {
     }
 
     pub fn required_str(&self, name: &str) -> Result<&str, ExecError> {
-        self.str_param(name)
-            .ok_or_else(|| ExecError::failed(format!("parameter `{name}` is required")))
+        self.str_param(name).ok_or_else(|| ExecError::failed(format!("parameter `{name}` is required")))
     }
 
     pub fn f64_param(&self, name: &str) -> Option<f64> {
@@ -222,11 +201,7 @@ impl ExecContext {
         self.params
             .get(name)
             .and_then(|v| v.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str().map(str::to_string))
-                    .collect()
-            })
+            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
             .unwrap_or_default()
     }
 
@@ -234,22 +209,14 @@ impl ExecContext {
         self.params
             .get(name)
             .and_then(|v| v.as_object())
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
-                    .collect()
-            })
+            .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))).collect())
             .unwrap_or_default()
     }
 
     /// Resolves a path parameter against the pipeline file's folder.
     pub fn resolve_path(&self, p: &str) -> PathBuf {
         let path = Path::new(p);
-        if path.is_absolute() {
-            path.to_path_buf()
-        } else {
-            self.base_dir.join(path)
-        }
+        if path.is_absolute() { path.to_path_buf() } else { self.base_dir.join(path) }
     }
 }
 

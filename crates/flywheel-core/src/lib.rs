@@ -10,7 +10,8 @@ pub mod exec;
 pub mod spec;
 
 pub use exec::{
-    CancelToken, Component, ComponentRegistry, ExecContext, ExecError, InputArtifact, ModelRegistry, RegisteredModel};
+    CancelToken, Component, ComponentRegistry, ExecContext, ExecError, InputArtifact, ModelRegistry, RegisteredModel,
+};
 pub use spec::{ArtifactType, ComponentSpec, ParamSpec, ParamType, PortSpec};
 
 /// Hex blake3 digest of a byte slice. Used for content addresses and cache keys.
@@ -20,9 +21,7 @@ pub fn digest_bytes(bytes: &[u8]) -> String {
 
 /// Current UTC time as RFC 3339 with milliseconds, e.g. `2026-11-26T09:12:03.512Z`.
 pub fn now_rfc3339() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     format_rfc3339(now.as_millis() as i64)
 }
 
@@ -33,12 +32,7 @@ pub fn format_rfc3339(millis: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 /// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian calendar.

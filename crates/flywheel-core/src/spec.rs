@@ -59,10 +59,7 @@ impl ArtifactType {
     }
 
     pub fn parse(s: &str) -> Option<ArtifactType> {
-        Self::NAMED
-            .into_iter()
-            .chain([ArtifactType::Any])
-            .find(|t| t.as_str() == s)
+        Self::NAMED.into_iter().chain([ArtifactType::Any]).find(|t| t.as_str() == s)
     }
 
     /// Whether an artifact of type `self` may feed a port declared as `port`.
@@ -127,11 +124,7 @@ impl ParamType {
             }
             _ => false,
         };
-        if ok {
-            Ok(())
-        } else {
-            Err(format!("expected {}, found {}", self.describe(), json_kind(value)))
-        }
+        if ok { Ok(()) } else { Err(format!("expected {}, found {}", self.describe(), json_kind(value))) }
     }
 }
 
@@ -148,11 +141,7 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
 }
 
 pub fn quoted_list(items: &[&str]) -> String {
-    items
-        .iter()
-        .map(|s| format!("`{s}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    items.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
 }
 
 #[derive(Debug, Clone)]
@@ -208,14 +197,9 @@ mod tests {
         assert!(ParamType::Float.check(&json!(3)).is_ok());
         assert!(ParamType::Int.check(&json!(3.5)).is_err());
         assert!(ParamType::StringList.check(&json!(["a", 1])).is_err());
-        let e = ParamType::Enum(&["linear", "logistic"])
-            .check(&json!("lin"))
-            .unwrap_err();
+        let e = ParamType::Enum(&["linear", "logistic"]).check(&json!("lin")).unwrap_err();
         assert_eq!(e, "`lin` is not one of `linear`, `logistic`");
-        assert_eq!(
-            ParamType::Bool.check(&json!("yes")).unwrap_err(),
-            "expected a boolean, found a string"
-        );
+        assert_eq!(ParamType::Bool.check(&json!("yes")).unwrap_err(), "expected a boolean, found a string");
     }
 
     #[test]

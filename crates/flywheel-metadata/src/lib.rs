@@ -42,6 +42,9 @@ pub enum MetadataError {
 
 pub type Result<T> = std::result::Result<T, MetadataError>;
 
+/// The execution a cache hit reuses, and its named outputs.
+pub type CachedOutputs = (i64, Vec<(String, ArtifactRecord)>);
+
 pub struct MetadataStore {
     conn: Mutex<Connection>,
     path: PathBuf,
@@ -170,10 +173,19 @@ impl MetadataStore {
              ON CONFLICT (name, digest) DO UPDATE SET path = excluded.path",
             params![name, digest, path, source, flywheel_core::now_rfc3339()],
         )?;
-        Ok(conn.query_row("SELECT id FROM pipelines WHERE name = ?1 AND digest = ?2", params![name, digest], |r| r.get(0))?)
+        Ok(conn.query_row("SELECT id FROM pipelines WHERE name = ?1 AND digest = ?2", params![name, digest], |r| {
+            r.get(0)
+        })?)
     }
 
-    pub fn create_run(&self, pipeline_id: i64, parameters: &Json, options: &Json, trigger: &str, started_by: &str) -> Result<i64> {
+    pub fn create_run(
+        &self,
+        pipeline_id: i64,
+        parameters: &Json,
+        options: &Json,
+        trigger: &str,
+        started_by: &str,
+    ) -> Result<i64> {
         let conn = self.conn();
         conn.execute(
             "INSERT INTO runs (pipeline_id, status, parameters, options, trigger, started_by, host, pid, started_at)
@@ -243,7 +255,11 @@ impl MetadataStore {
     }
 
     /// Finishes an execution and records its outputs, all in one transaction.
-    pub fn finish_execution(&self, execution_id: i64, result: &ExecutionResult) -> Result<Vec<(String, ArtifactRecord)>> {
+    pub fn finish_execution(
+        &self,
+        execution_id: i64,
+        result: &ExecutionResult,
+    ) -> Result<Vec<(String, ArtifactRecord)>> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let mut recorded = Vec::new();
@@ -285,7 +301,7 @@ impl MetadataStore {
     }
 
     /// The outputs of the newest succeeded execution with this cache key.
-    pub fn find_cached(&self, cache_key: &str) -> Result<Option<(i64, Vec<(String, ArtifactRecord)>)>> {
+    pub fn find_cached(&self, cache_key: &str) -> Result<Option<CachedOutputs>> {
         let conn = self.conn();
         let exec: Option<i64> = conn
             .query_row(
@@ -316,7 +332,12 @@ impl MetadataStore {
 
     /// Registers `artifact_id` as the next version of `model_name`; the same
     /// artifact registered twice keeps its first version.
-    pub fn register_model_version(&self, model_name: &str, artifact_id: i64, run_id: Option<i64>) -> Result<(ModelVersion, bool)> {
+    pub fn register_model_version(
+        &self,
+        model_name: &str,
+        artifact_id: i64,
+        run_id: Option<i64>,
+    ) -> Result<(ModelVersion, bool)> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let existing: Option<i64> = tx
@@ -350,10 +371,18 @@ impl MetadataStore {
         let conn = self.conn();
         let id: Option<i64> = match version {
             Some(v) => conn
-                .query_row("SELECT id FROM model_versions WHERE model_name = ?1 AND version = ?2", params![model_name, v], |r| r.get(0))
+                .query_row(
+                    "SELECT id FROM model_versions WHERE model_name = ?1 AND version = ?2",
+                    params![model_name, v],
+                    |r| r.get(0),
+                )
                 .optional()?,
             None => conn
-                .query_row("SELECT id FROM model_versions WHERE model_name = ?1 ORDER BY version DESC LIMIT 1", [model_name], |r| r.get(0))
+                .query_row(
+                    "SELECT id FROM model_versions WHERE model_name = ?1 ORDER BY version DESC LIMIT 1",
+                    [model_name],
+                    |r| r.get(0),
+                )
                 .optional()?,
         };
         let label = version.map_or_else(|| model_name.to_string(), |v| format!("{model_name}@{v}"));
@@ -416,7 +445,8 @@ impl MetadataStore {
         let conn = self.conn();
         let upstream = walk(&conn, artifact_id, Direction::Up)?;
         let downstream = walk(&conn, artifact_id, Direction::Down)?;
-        let mut mst = conn.prepare("SELECT id FROM model_versions WHERE artifact_id = ?1 ORDER BY model_name, version")?;
+        let mut mst =
+            conn.prepare("SELECT id FROM model_versions WHERE artifact_id = ?1 ORDER BY model_name, version")?;
         let ids: Vec<i64> = mst.query_map([artifact_id], |r| r.get(0))?.collect::<std::result::Result<_, _>>()?;
         let model_versions = ids.into_iter().map(|id| model_version_by_id(&conn, id)).collect::<Result<_>>()?;
         Ok(Lineage { artifact: root, model_versions, upstream, downstream })
@@ -441,14 +471,16 @@ fn walk(conn: &Connection, start: i64, dir: Direction) -> Result<Vec<LineageEdge
     let mut seen_execs = std::collections::HashSet::new();
     let mut queue = std::collections::VecDeque::from([start]);
     while let Some(a) = queue.pop_front() {
-        let mut st = conn.prepare("SELECT execution_id FROM events WHERE artifact_id = ?1 AND kind = ?2 ORDER BY execution_id")?;
+        let mut st =
+            conn.prepare("SELECT execution_id FROM events WHERE artifact_id = ?1 AND kind = ?2 ORDER BY execution_id")?;
         let execs: Vec<i64> = st.query_map(params![a, near], |r| r.get(0))?.collect::<std::result::Result<_, _>>()?;
         for e in execs {
             if !seen_execs.insert(e) {
                 continue;
             }
             let exec = conn.query_row(&format!("{EXEC_SELECT} WHERE id = ?1"), [e], exec_from_row)?.finish(conn)?;
-            let next: Vec<i64> = if far == "input" { &exec.inputs } else { &exec.outputs }.iter().map(|x| x.artifact.id).collect();
+            let next: Vec<i64> =
+                if far == "input" { &exec.inputs } else { &exec.outputs }.iter().map(|x| x.artifact.id).collect();
             for n in next {
                 if seen_artifacts.insert(n) {
                     queue.push_back(n);
@@ -466,15 +498,17 @@ fn upsert_artifact(tx: &Transaction<'_>, a: &NewArtifact) -> Result<i64> {
          ON CONFLICT (digest, type) DO NOTHING",
         params![a.ty, a.uri, a.digest, a.size as i64, json_text(&a.properties), flywheel_core::now_rfc3339()],
     )?;
-    Ok(tx.query_row("SELECT id FROM artifacts WHERE digest = ?1 AND type = ?2", params![a.digest, a.ty], |r| r.get(0))?)
+    Ok(tx
+        .query_row("SELECT id FROM artifacts WHERE digest = ?1 AND type = ?2", params![a.digest, a.ty], |r| r.get(0))?)
 }
 
 fn artifact_by_id(conn: &Connection, id: i64) -> Result<ArtifactRecord> {
-    let (id, ty, uri, digest, size, props, created_at): (i64, String, String, String, i64, Option<String>, String) = conn.query_row(
-        "SELECT id, type, uri, digest, size, properties, created_at FROM artifacts WHERE id = ?1",
-        [id],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
-    )?;
+    let (id, ty, uri, digest, size, props, created_at): (i64, String, String, String, i64, Option<String>, String) =
+        conn.query_row(
+            "SELECT id, type, uri, digest, size, properties, created_at FROM artifacts WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
+        )?;
     Ok(ArtifactRecord { id, ty, uri, digest, size: size as u64, properties: parse_json(props)?, created_at })
 }
 
@@ -496,7 +530,8 @@ fn model_version_by_id(conn: &Connection, id: i64) -> Result<ModelVersion> {
 }
 
 fn events_of(conn: &Connection, execution_id: i64, kind: &str) -> Result<Vec<(String, ArtifactRecord)>> {
-    let mut st = conn.prepare("SELECT name, artifact_id FROM events WHERE execution_id = ?1 AND kind = ?2 ORDER BY id")?;
+    let mut st =
+        conn.prepare("SELECT name, artifact_id FROM events WHERE execution_id = ?1 AND kind = ?2 ORDER BY id")?;
     let rows: Vec<(String, i64)> = st
         .query_map(params![execution_id, kind], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<std::result::Result<_, _>>()?;

@@ -159,7 +159,9 @@ impl RawExec {
         e.status = ExecStatus::parse(&status).unwrap_or(ExecStatus::Failed);
         e.parameters = parse_json(params)?;
         e.summary = parse_json(summary)?;
-        let named = |v: Vec<(String, ArtifactRecord)>| v.into_iter().map(|(name, artifact)| NamedArtifact { name, artifact }).collect();
+        let named = |v: Vec<(String, ArtifactRecord)>| {
+            v.into_iter().map(|(name, artifact)| NamedArtifact { name, artifact }).collect()
+        };
         e.inputs = named(events_of(conn, e.id, "input")?);
         e.outputs = named(events_of(conn, e.id, "output")?);
         Ok(e)

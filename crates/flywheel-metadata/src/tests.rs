@@ -8,11 +8,25 @@ fn store() -> (tempfile::TempDir, MetadataStore) {
 }
 
 fn artifact(digest: &str, ty: &str) -> NewArtifact {
-    NewArtifact { ty: ty.into(), uri: format!("file:///{digest}"), digest: digest.into(), size: 3, properties: json!({"rows": 3}) }
+    NewArtifact {
+        ty: ty.into(),
+        uri: format!("file:///{digest}"),
+        digest: digest.into(),
+        size: 3,
+        properties: json!({"rows": 3}),
+    }
 }
 
 fn done(outputs: Vec<(String, NewArtifact)>) -> ExecutionResult {
-    ExecutionResult { status: ExecStatus::Succeeded, cache_hit: false, attempts: 1, duration_ms: 5, error: None, summary: json!({}), outputs }
+    ExecutionResult {
+        status: ExecStatus::Succeeded,
+        cache_hit: false,
+        attempts: 1,
+        duration_ms: 5,
+        error: None,
+        summary: json!({}),
+        outputs,
+    }
 }
 
 #[test]
@@ -36,7 +50,9 @@ fn records_a_run_with_lineage_both_ways() {
     let e1 = s.start_execution(run, "ingest", "ingest", "1", &json!({}), Some("k1"), "log", &[]).unwrap();
     let out = s.finish_execution(e1, &done(vec![("train".into(), artifact("d1", "dataset"))])).unwrap();
     let data_id = out[0].1.id;
-    let e2 = s.start_execution(run, "train", "train", "1", &json!({}), Some("k2"), "log", &[("data".into(), data_id)]).unwrap();
+    let e2 = s
+        .start_execution(run, "train", "train", "1", &json!({}), Some("k2"), "log", &[("data".into(), data_id)])
+        .unwrap();
     let out = s.finish_execution(e2, &done(vec![("model".into(), artifact("m1", "model"))])).unwrap();
     let model_id = out[0].1.id;
     let (mv, created) = s.register_model_version("bikes", model_id, Some(run)).unwrap();

@@ -66,13 +66,19 @@ struct Registry {
 }
 
 impl ModelRegistry for Registry {
-    fn register_model(&self, model_name: &str, model: &InputArtifact, run_id: i64) -> std::result::Result<RegisteredModel, String> {
+    fn register_model(
+        &self,
+        model_name: &str,
+        model: &InputArtifact,
+        run_id: i64,
+    ) -> std::result::Result<RegisteredModel, String> {
         let artifact = self
             .metadata
             .artifact_by_digest(&model.digest, model.ty.as_str())
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("model artifact {} is not recorded", model.digest))?;
-        let (mv, created) = self.metadata.register_model_version(model_name, artifact.id, Some(run_id)).map_err(|e| e.to_string())?;
+        let (mv, created) =
+            self.metadata.register_model_version(model_name, artifact.id, Some(run_id)).map_err(|e| e.to_string())?;
         Ok(RegisteredModel { name: mv.model_name, version: mv.version, created })
     }
 }
@@ -150,7 +156,10 @@ pub async fn run_step(home: &Home, job: StepJob, observer: &dyn Observer) -> Res
     for (name, a) in &job.inputs {
         let path = home.artifacts.local_path(&a.digest).await?;
         let ty = ArtifactType::parse(&a.ty).unwrap_or(ArtifactType::File);
-        inputs.insert(name.clone(), InputArtifact { path, digest: a.digest.clone(), ty, properties: a.properties.clone() });
+        inputs.insert(
+            name.clone(),
+            InputArtifact { path, digest: a.digest.clone(), ty, properties: a.properties.clone() },
+        );
     }
     let registry: Arc<dyn ModelRegistry> = Arc::new(Registry { metadata: home.metadata.clone() });
 
@@ -167,7 +176,16 @@ pub async fn run_step(home: &Home, job: StepJob, observer: &dyn Observer) -> Res
                 let mut store_error = None;
                 for (name, ty, path, props) in outputs {
                     match home.artifacts.put_file(&path).await {
-                        Ok(s) => stored.push((name, NewArtifact { ty: ty.as_str().into(), uri: s.uri, digest: s.digest, size: s.size, properties: props })),
+                        Ok(s) => stored.push((
+                            name,
+                            NewArtifact {
+                                ty: ty.as_str().into(),
+                                uri: s.uri,
+                                digest: s.digest,
+                                size: s.size,
+                                properties: props,
+                            },
+                        )),
                         Err(e) => {
                             store_error = Some(e.to_string());
                             break;
@@ -189,7 +207,12 @@ pub async fn run_step(home: &Home, job: StepJob, observer: &dyn Observer) -> Res
                 append_log(&log_path, &format!("attempt {attempt} failed: {msg}"));
                 if attempt < max_attempts && !job.cancel.is_cancelled() {
                     let delay = job.step.retry_backoff.saturating_mul(1 << (attempt - 1).min(16));
-                    observer.event(&Event::StepRetrying { step: job.step.name.clone(), attempt, error: msg.clone(), delay });
+                    observer.event(&Event::StepRetrying {
+                        step: job.step.name.clone(),
+                        attempt,
+                        error: msg.clone(),
+                        delay,
+                    });
                     let deadline = Instant::now() + delay;
                     while Instant::now() < deadline && !job.cancel.is_cancelled() {
                         tokio::time::sleep(Duration::from_millis(20).min(deadline - Instant::now())).await;
@@ -206,7 +229,15 @@ pub async fn run_step(home: &Home, job: StepJob, observer: &dyn Observer) -> Res
     let duration_ms = started.elapsed().as_millis() as i64;
     let recorded = meta.finish_execution(
         exec_id,
-        &ExecutionResult { status, cache_hit: false, attempts: attempt, duration_ms, error: error.clone(), summary: summary.clone(), outputs },
+        &ExecutionResult {
+            status,
+            cache_hit: false,
+            attempts: attempt,
+            duration_ms,
+            error: error.clone(),
+            summary: summary.clone(),
+            outputs,
+        },
     )?;
     let outcome = StepOutcome {
         step: job.step.name.clone(),
@@ -223,7 +254,13 @@ pub async fn run_step(home: &Home, job: StepJob, observer: &dyn Observer) -> Res
 }
 
 fn to_new(a: &ArtifactRecord) -> NewArtifact {
-    NewArtifact { ty: a.ty.clone(), uri: a.uri.clone(), digest: a.digest.clone(), size: a.size, properties: a.properties.clone() }
+    NewArtifact {
+        ty: a.ty.clone(),
+        uri: a.uri.clone(),
+        digest: a.digest.clone(),
+        size: a.size,
+        properties: a.properties.clone(),
+    }
 }
 
 fn append_log(path: &Path, line: &str) {
@@ -248,7 +285,9 @@ async fn attempt_once(
     log_path: &Path,
     attempt: u32,
 ) -> std::result::Result<Produced, AttemptError> {
-    let io = |e: std::io::Error| AttemptError::Failed(format!("cannot prepare the step's work folder {}: {e}", work.display()));
+    let io = |e: std::io::Error| {
+        AttemptError::Failed(format!("cannot prepare the step's work folder {}: {e}", work.display()))
+    };
     let _ = std::fs::remove_dir_all(work);
     std::fs::create_dir_all(work).map_err(io)?;
     let log = std::fs::OpenOptions::new().create(true).append(true).open(log_path).map_err(io)?;
@@ -267,7 +306,10 @@ async fn attempt_once(
         log_path.to_path_buf(),
         Box::new(log),
     );
-    ctx.log(format!("== {} attempt {attempt} ({} {}) ==", job.step.name, job.step.component, job.step.component_version));
+    ctx.log(format!(
+        "== {} attempt {attempt} ({} {}) ==",
+        job.step.name, job.step.component, job.step.component_version
+    ));
     let component = job.component.clone();
     let ctx = Arc::new(ctx);
     let task_ctx = ctx.clone();

@@ -80,10 +80,21 @@ impl Orchestrator {
     }
 
     /// Starts a new run of `pipeline`.
-    pub async fn run(&self, pipeline: &Pipeline, opts: &RunOptions, observer: Arc<dyn Observer>, cancel: CancelToken) -> Result<RunOutcome> {
+    pub async fn run(
+        &self,
+        pipeline: &Pipeline,
+        opts: &RunOptions,
+        observer: Arc<dyn Observer>,
+        cancel: CancelToken,
+    ) -> Result<RunOutcome> {
         let values = pipeline.resolve_parameters(&opts.overrides)?;
         let meta = &self.home.metadata;
-        let pipeline_id = meta.upsert_pipeline(&pipeline.name, &pipeline.digest, &pipeline.path.display().to_string(), &pipeline.source)?;
+        let pipeline_id = meta.upsert_pipeline(
+            &pipeline.name,
+            &pipeline.digest,
+            &pipeline.path.display().to_string(),
+            &pipeline.source,
+        )?;
         let params = json!(values);
         let options = json!({ "jobs": opts.jobs, "no_cache": opts.no_cache });
         let run_id = meta.create_run(pipeline_id, &params, &options, &opts.trigger, &opts.started_by)?;
@@ -92,19 +103,34 @@ impl Orchestrator {
 
     /// Finishes an unfinished run: steps that succeeded in it keep their
     /// outputs; everything else runs again.
-    pub async fn resume(&self, run_id: i64, opts: &RunOptions, observer: Arc<dyn Observer>, cancel: CancelToken) -> Result<RunOutcome> {
+    pub async fn resume(
+        &self,
+        run_id: i64,
+        opts: &RunOptions,
+        observer: Arc<dyn Observer>,
+        cancel: CancelToken,
+    ) -> Result<RunOutcome> {
         let meta = &self.home.metadata;
         let run = meta.run(run_id)?;
         match run.status {
-            RunStatus::Succeeded => return Err(OrchestratorError::NotResumable { run: run_id, reason: "already succeeded; nothing to resume".into() }),
+            RunStatus::Succeeded => {
+                return Err(OrchestratorError::NotResumable {
+                    run: run_id,
+                    reason: "already succeeded; nothing to resume".into(),
+                });
+            }
             RunStatus::Running => {
-                return Err(OrchestratorError::NotResumable { run: run_id, reason: format!("is still running (process {} on {})", run.pid, run.host) });
+                return Err(OrchestratorError::NotResumable {
+                    run: run_id,
+                    reason: format!("is still running (process {} on {})", run.pid, run.host),
+                });
             }
             _ => {}
         }
         let (source, path) = meta.run_pipeline_source(run_id)?;
         let pipeline = flywheel_pipeline::compile(&source, std::path::Path::new(&path), &self.components)?;
-        let values: BTreeMap<String, Json> = run.parameters.as_object().map(|m| m.clone().into_iter().collect()).unwrap_or_default();
+        let values: BTreeMap<String, Json> =
+            run.parameters.as_object().map(|m| m.clone().into_iter().collect()).unwrap_or_default();
         let mut done = HashMap::new();
         for e in meta.executions(run_id)? {
             if is_terminal_success(e.status) {
@@ -177,10 +203,20 @@ impl Orchestrator {
                     let step = &pipeline.steps[i];
                     if step.deps.iter().any(|&d| state[d] == State::Failed) {
                         state[i] = State::Failed;
-                        let failed: Vec<&str> =
-                            step.deps.iter().filter(|&&d| state[d] == State::Failed).map(|&d| pipeline.steps[d].name.as_str()).collect();
+                        let failed: Vec<&str> = step
+                            .deps
+                            .iter()
+                            .filter(|&&d| state[d] == State::Failed)
+                            .map(|&d| pipeline.steps[d].name.as_str())
+                            .collect();
                         let reason = format!("not run: upstream step {} did not succeed", failed.join(", "));
-                        let id = self.home.metadata.record_skipped(run_id, &step.name, &step.component, &step.component_version, &reason)?;
+                        let id = self.home.metadata.record_skipped(
+                            run_id,
+                            &step.name,
+                            &step.component,
+                            &step.component_version,
+                            &reason,
+                        )?;
                         let o = StepOutcome {
                             step: step.name.clone(),
                             execution_id: Some(id),
@@ -205,7 +241,9 @@ impl Orchestrator {
                     let inputs = step
                         .inputs
                         .iter()
-                        .filter_map(|(port, r)| outputs.get(&r.step_index).and_then(|o| o.get(&r.output)).map(|a| (port.clone(), a.clone())))
+                        .filter_map(|(port, r)| {
+                            outputs.get(&r.step_index).and_then(|o| o.get(&r.output)).map(|a| (port.clone(), a.clone()))
+                        })
                         .collect();
                     let job = StepJob {
                         run_id,

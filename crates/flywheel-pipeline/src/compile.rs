@@ -1,10 +1,10 @@
 //! Compilation: `PipelineConfig` → `Pipeline`, checking everything before
 //! anything runs. Every problem is collected, then reported together.
 
+use crate::PipelineError;
 use crate::config::{Located, PipelineConfig, StepConfig};
 use crate::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
 use crate::graph::topo_order;
-use crate::PipelineError;
 use flywheel_core::{ArtifactType, ComponentRegistry, ComponentSpec, ParamType};
 use serde_json::Value as Json;
 use std::collections::{BTreeMap, HashMap};
@@ -58,10 +58,8 @@ pub struct Pipeline {
 }
 
 pub fn compile_file(path: &Path, components: &ComponentRegistry) -> Result<Pipeline, PipelineError> {
-    let source = std::fs::read_to_string(path).map_err(|source| PipelineError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let source =
+        std::fs::read_to_string(path).map_err(|source| PipelineError::Read { path: path.to_path_buf(), source })?;
     compile(&source, path, components)
 }
 
@@ -150,9 +148,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 }
 
 fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        && !s.starts_with('-')
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') && !s.starts_with('-')
 }
 
 impl Compiler<'_> {
@@ -164,26 +160,40 @@ impl Compiler<'_> {
         let mut parameters = BTreeMap::new();
         for p in &cfg.parameters {
             if !valid_name(&p.name.value) {
-                self.err(format!("parameter name `{}` may use only letters, digits, `_` and `-`", p.name.value), &p.name.span, None);
+                self.err(
+                    format!("parameter name `{}` may use only letters, digits, `_` and `-`", p.name.value),
+                    &p.name.span,
+                    None,
+                );
             }
-            parameters.insert(p.name.value.clone(), Parameter { default: p.default.value.clone(), description: p.description.clone() });
+            parameters.insert(
+                p.name.value.clone(),
+                Parameter { default: p.default.value.clone(), description: p.description.clone() },
+            );
         }
         let defaults: BTreeMap<String, Json> = parameters.iter().map(|(k, v)| (k.clone(), v.default.clone())).collect();
 
-        let index: HashMap<&str, usize> = cfg.steps.iter().enumerate().map(|(i, s)| (s.name.value.as_str(), i)).collect();
+        let index: HashMap<&str, usize> =
+            cfg.steps.iter().enumerate().map(|(i, s)| (s.name.value.as_str(), i)).collect();
         let specs: Vec<Option<&'static ComponentSpec>> = cfg.steps.iter().map(|s| self.component_of(s)).collect();
         // Output types of every step, needed to check its consumers.
-        let outputs: Vec<Vec<(String, ArtifactType)>> = cfg.steps.iter().zip(&specs).map(|(s, spec)| self.outputs_of(s, *spec)).collect();
+        let outputs: Vec<Vec<(String, ArtifactType)>> =
+            cfg.steps.iter().zip(&specs).map(|(s, spec)| self.outputs_of(s, *spec)).collect();
 
         let mut steps = Vec::new();
         for (i, s) in cfg.steps.iter().enumerate() {
             if !valid_name(&s.name.value) {
-                self.err(format!("step name `{}` may use only letters, digits, `_` and `-`", s.name.value), &s.name.span, None);
+                self.err(
+                    format!("step name `{}` may use only letters, digits, `_` and `-`", s.name.value),
+                    &s.name.span,
+                    None,
+                );
             }
             let spec = specs[i];
             let params = self.params_of(s, spec, &defaults);
             let (inputs, deps) = self.inputs_of(s, spec, &cfg.steps, &index, &outputs);
-            let retry_backoff = self.duration(s.retry_backoff.as_ref(), "retry_backoff").unwrap_or(Duration::from_secs(1));
+            let retry_backoff =
+                self.duration(s.retry_backoff.as_ref(), "retry_backoff").unwrap_or(Duration::from_secs(1));
             let timeout = self.duration(s.timeout.as_ref(), "timeout");
             let path_params = spec
                 .map(|sp| sp.params.iter().filter(|p| p.ty == ParamType::Path).map(|p| p.name.to_string()).collect())
@@ -216,7 +226,9 @@ impl Compiler<'_> {
                 self.err(
                     format!("steps form a cycle: {path}"),
                     &span,
-                    Some("a step cannot read, directly or not, from its own outputs; remove one of these inputs".into()),
+                    Some(
+                        "a step cannot read, directly or not, from its own outputs; remove one of these inputs".into(),
+                    ),
                 );
                 return None;
             }
@@ -242,7 +254,11 @@ impl Compiler<'_> {
             })
             .collect();
 
-        let base_dir = path.parent().map(Path::to_path_buf).filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| PathBuf::from("."));
+        let base_dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."));
         Some(Pipeline {
             name: cfg.name.map(|n| n.value).unwrap_or_default(),
             description: cfg.description,
@@ -260,7 +276,11 @@ impl Compiler<'_> {
         match parse_duration(&v.value) {
             Some(d) => Some(d),
             None => {
-                self.err(format!("`{key}` = \"{}\" is not a duration", v.value), &v.span, Some("write e.g. \"500ms\", \"30s\", \"5m\" or \"1h\"".into()));
+                self.err(
+                    format!("`{key}` = \"{}\" is not a duration", v.value),
+                    &v.span,
+                    Some("write e.g. \"500ms\", \"30s\", \"5m\" or \"1h\"".into()),
+                );
                 None
             }
         }
@@ -269,7 +289,11 @@ impl Compiler<'_> {
     fn component_of(&mut self, s: &StepConfig) -> Option<&'static ComponentSpec> {
         let Some(c) = &s.component else {
             let names = self.components.names().join(", ");
-            self.err(format!("step `{}` has no `component`", s.name.value), &s.name.span, Some(format!("built-in components: {names}")));
+            self.err(
+                format!("step `{}` has no `component`", s.name.value),
+                &s.name.span,
+                Some(format!("built-in components: {names}")),
+            );
             return None;
         };
         match self.components.spec(&c.value) {
@@ -289,13 +313,18 @@ impl Compiler<'_> {
             let mut out = Vec::new();
             for (name, ty) in &s.outputs {
                 if !valid_name(&name.value) {
-                    self.err(format!("output name `{}` may use only letters, digits, `_` and `-`", name.value), &name.span, None);
+                    self.err(
+                        format!("output name `{}` may use only letters, digits, `_` and `-`", name.value),
+                        &name.span,
+                        None,
+                    );
                 }
                 match ArtifactType::parse(&ty.value).filter(|t| *t != ArtifactType::Any) {
                     Some(t) => out.push((name.value.clone(), t)),
                     None => {
                         let names: Vec<&str> = ArtifactType::NAMED.iter().map(|t| t.as_str()).collect();
-                        let help = did_you_mean(&ty.value, names.iter().copied()).or_else(|| Some(format!("artifact types: {}", names.join(", "))));
+                        let help = did_you_mean(&ty.value, names.iter().copied())
+                            .or_else(|| Some(format!("artifact types: {}", names.join(", "))));
                         self.err(format!("unknown artifact type `{}`", ty.value), &ty.span, help);
                     }
                 }
@@ -304,7 +333,10 @@ impl Compiler<'_> {
         } else {
             if let Some((name, _)) = s.outputs.first() {
                 self.err(
-                    format!("component `{}` declares its own outputs; `outputs` is only for `command` steps", spec.name),
+                    format!(
+                        "component `{}` declares its own outputs; `outputs` is only for `command` steps",
+                        spec.name
+                    ),
                     &name.span,
                     None,
                 );
@@ -313,7 +345,12 @@ impl Compiler<'_> {
         }
     }
 
-    fn params_of(&mut self, s: &StepConfig, spec: Option<&'static ComponentSpec>, defaults: &BTreeMap<String, Json>) -> serde_json::Map<String, Json> {
+    fn params_of(
+        &mut self,
+        s: &StepConfig,
+        spec: Option<&'static ComponentSpec>,
+        defaults: &BTreeMap<String, Json>,
+    ) -> serde_json::Map<String, Json> {
         let mut params = serde_json::Map::new();
         for (name, value) in &s.params {
             self.check_references(&value.value, &value.span, defaults);
@@ -322,14 +359,23 @@ impl Compiler<'_> {
             match spec.param(&name.value) {
                 None => {
                     let names: Vec<&str> = spec.params.iter().map(|p| p.name).collect();
-                    let help = did_you_mean(&name.value, names.iter().copied())
-                        .or_else(|| Some(format!("`{}` takes: {}", spec.name, flywheel_core::spec::quoted_list(&names))));
-                    self.err(format!("unknown parameter `{}` for component `{}`", name.value, spec.name), &name.span, help);
+                    let help = did_you_mean(&name.value, names.iter().copied()).or_else(|| {
+                        Some(format!("`{}` takes: {}", spec.name, flywheel_core::spec::quoted_list(&names)))
+                    });
+                    self.err(
+                        format!("unknown parameter `{}` for component `{}`", name.value, spec.name),
+                        &name.span,
+                        help,
+                    );
                 }
                 Some(p) => {
                     let resolved = substitute(&value.value, defaults);
                     if let Err(e) = p.ty.check(&resolved) {
-                        self.err(format!("parameter `{}` of step `{}`: {e}", name.value, s.name.value), &value.span, (!p.doc.is_empty()).then(|| format!("`{}`: {}", p.name, p.doc)));
+                        self.err(
+                            format!("parameter `{}` of step `{}`: {e}", name.value, s.name.value),
+                            &value.span,
+                            (!p.doc.is_empty()).then(|| format!("`{}`: {}", p.name, p.doc)),
+                        );
                     }
                 }
             }
@@ -382,9 +428,14 @@ impl Compiler<'_> {
                     Some(p) => Some(p.ty),
                     None => {
                         let names: Vec<&str> = spec.inputs.iter().map(|p| p.name).collect();
-                        let help = did_you_mean(&port.value, names.iter().copied())
-                            .or_else(|| Some(format!("`{}` takes inputs: {}", spec.name, flywheel_core::spec::quoted_list(&names))));
-                        self.err(format!("unknown input `{}` for component `{}`", port.value, spec.name), &port.span, help);
+                        let help = did_you_mean(&port.value, names.iter().copied()).or_else(|| {
+                            Some(format!("`{}` takes inputs: {}", spec.name, flywheel_core::spec::quoted_list(&names)))
+                        });
+                        self.err(
+                            format!("unknown input `{}` for component `{}`", port.value, spec.name),
+                            &port.span,
+                            help,
+                        );
                         None
                     }
                 },
@@ -392,7 +443,10 @@ impl Compiler<'_> {
             };
             let Some((step_name, output)) = reference.value.split_once('.') else {
                 self.err(
-                    format!("input `{}` = \"{}\" must name a step's output as \"step.output\"", port.value, reference.value),
+                    format!(
+                        "input `{}` = \"{}\" must name a step's output as \"step.output\"",
+                        port.value, reference.value
+                    ),
                     &reference.span,
                     Some("e.g. `data = \"ingest.train\"`".into()),
                 );
@@ -400,7 +454,11 @@ impl Compiler<'_> {
             };
             let Some(&j) = index.get(step_name) else {
                 let help = did_you_mean(step_name, all.iter().map(|x| x.name.value.as_str()));
-                self.err(format!("input `{}` reads from unknown step `{step_name}`", port.value), &reference.span, help);
+                self.err(
+                    format!("input `{}` reads from unknown step `{step_name}`", port.value),
+                    &reference.span,
+                    help,
+                );
                 continue;
             };
             let producer_known = all[j].component.as_ref().is_some_and(|c| self.components.spec(&c.value).is_some());
@@ -411,8 +469,9 @@ impl Compiler<'_> {
             match outputs[j].iter().find(|(n, _)| n == output) {
                 None => {
                     let names: Vec<&str> = outputs[j].iter().map(|(n, _)| n.as_str()).collect();
-                    let help = did_you_mean(output, names.iter().copied())
-                        .or_else(|| Some(format!("step `{step_name}` produces: {}", flywheel_core::spec::quoted_list(&names))));
+                    let help = did_you_mean(output, names.iter().copied()).or_else(|| {
+                        Some(format!("step `{step_name}` produces: {}", flywheel_core::spec::quoted_list(&names)))
+                    });
                     self.err(format!("step `{step_name}` has no output `{output}`"), &reference.span, help);
                 }
                 Some((_, ty)) => {
@@ -420,12 +479,18 @@ impl Compiler<'_> {
                         && !ty.fits(port_ty)
                     {
                         self.err(
-                            format!("input `{}` of step `{}` expects a {port_ty}, but `{}` is a {ty}", port.value, s.name.value, reference.value),
+                            format!(
+                                "input `{}` of step `{}` expects a {port_ty}, but `{}` is a {ty}",
+                                port.value, s.name.value, reference.value
+                            ),
                             &reference.span,
                             None,
                         );
                     }
-                    inputs.insert(port.value.clone(), InputRef { step: step_name.to_string(), output: output.to_string(), step_index: j });
+                    inputs.insert(
+                        port.value.clone(),
+                        InputRef { step: step_name.to_string(), output: output.to_string(), step_index: j },
+                    );
                     if !deps.contains(&j) {
                         deps.push(j);
                     }
@@ -451,7 +516,8 @@ impl Pipeline {
     /// Parameter values for a run: defaults, overridden by `--set NAME=VALUE`.
     /// An override is parsed as the type of the parameter's default.
     pub fn resolve_parameters(&self, overrides: &[(String, String)]) -> Result<BTreeMap<String, Json>, PipelineError> {
-        let mut values: BTreeMap<String, Json> = self.parameters.iter().map(|(k, p)| (k.clone(), p.default.clone())).collect();
+        let mut values: BTreeMap<String, Json> =
+            self.parameters.iter().map(|(k, p)| (k.clone(), p.default.clone())).collect();
         for (name, raw) in overrides {
             let Some(param) = self.parameters.get(name) else {
                 let declared: Vec<&str> = self.parameters.keys().map(String::as_str).collect();

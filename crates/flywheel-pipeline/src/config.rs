@@ -69,16 +69,8 @@ pub struct PipelineConfig {
 
 const TOP_KEYS: &[&str] = &["pipeline", "parameters", "steps"];
 const PIPELINE_KEYS: &[&str] = &["name", "description"];
-const STEP_KEYS: &[&str] = &[
-    "component",
-    "params",
-    "inputs",
-    "outputs",
-    "retries",
-    "retry_backoff",
-    "timeout",
-    "cache",
-];
+const STEP_KEYS: &[&str] =
+    &["component", "params", "inputs", "outputs", "retries", "retry_backoff", "timeout", "cache"];
 
 fn span<T>(s: &Spanned<T>) -> Range<usize> {
     s.span()
@@ -95,22 +87,15 @@ pub fn to_json(v: &DeValue<'_>) -> Result<serde_json::Value, String> {
             J::from(n)
         }
         DeValue::Float(f) => {
-            let x: f64 = f
-                .as_str()
-                .replace('_', "")
-                .parse()
-                .map_err(|_| format!("`{}` is not a number", f.as_str()))?;
+            let x: f64 =
+                f.as_str().replace('_', "").parse().map_err(|_| format!("`{}` is not a number", f.as_str()))?;
             serde_json::Number::from_f64(x)
                 .map(J::Number)
                 .ok_or_else(|| "infinite and NaN numbers are not allowed here".to_string())?
         }
         DeValue::Boolean(b) => J::Bool(*b),
         DeValue::Datetime(d) => J::String(d.to_string()),
-        DeValue::Array(a) => J::Array(
-            a.iter()
-                .map(|x| to_json(x.get_ref()))
-                .collect::<Result<Vec<_>, _>>()?,
-        ),
+        DeValue::Array(a) => J::Array(a.iter().map(|x| to_json(x.get_ref())).collect::<Result<Vec<_>, _>>()?),
         DeValue::Table(t) => {
             let mut m = serde_json::Map::new();
             for (k, x) in t.iter() {
@@ -134,12 +119,10 @@ impl Reader<'_> {
         for (k, _) in table.iter() {
             let key = k.get_ref().as_ref();
             if !allowed.contains(&key) {
-                let help = did_you_mean(key, allowed.iter().copied()).or_else(|| {
-                    Some(format!("allowed keys in {what}: {}", flywheel_core::spec::quoted_list(allowed)))
-                });
-                self.errors.push(
-                    Diagnostic::new(format!("unknown key `{key}` in {what}"), Some(span(k))).with_help(help),
-                );
+                let help = did_you_mean(key, allowed.iter().copied())
+                    .or_else(|| Some(format!("allowed keys in {what}: {}", flywheel_core::spec::quoted_list(allowed))));
+                self.errors
+                    .push(Diagnostic::new(format!("unknown key `{key}` in {what}"), Some(span(k))).with_help(help));
             }
         }
     }
@@ -262,22 +245,14 @@ impl PipelineConfig {
         let root = match DeTable::parse(source) {
             Ok(t) => t,
             Err(e) => {
-                errors.push(Diagnostic::new(
-                    format!("invalid TOML: {}", e.message().trim()),
-                    e.span().or(Some(0..0)),
-                ));
+                errors.push(Diagnostic::new(format!("invalid TOML: {}", e.message().trim()), e.span().or(Some(0..0))));
                 return None;
             }
         };
         let mut r = Reader { errors };
         let root = root.get_ref();
         r.unknown_keys(root, TOP_KEYS, "the pipeline file");
-        let mut cfg = PipelineConfig {
-            name: None,
-            description: None,
-            parameters: Vec::new(),
-            steps: Vec::new(),
-        };
+        let mut cfg = PipelineConfig { name: None, description: None, parameters: Vec::new(), steps: Vec::new() };
         match root.get("pipeline") {
             Some(p) => {
                 if let Some(t) = r.table(p, "[pipeline]") {
@@ -304,7 +279,8 @@ impl PipelineConfig {
                 let (default, description) = match v.get_ref() {
                     DeValue::Table(pt) => {
                         r.unknown_keys(pt, &["default", "description"], &format!("parameter `{}`", name.value));
-                        let description = pt.get("description").and_then(|d| r.string(d, "`description`")).map(|l| l.value);
+                        let description =
+                            pt.get("description").and_then(|d| r.string(d, "`description`")).map(|l| l.value);
                         match pt.get("default") {
                             Some(d) => (r.json(d), description),
                             None => {

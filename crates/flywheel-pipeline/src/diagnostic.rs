@@ -13,11 +13,7 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn new(message: impl Into<String>, span: Option<Range<usize>>) -> Self {
-        Self {
-            message: message.into(),
-            span,
-            help: None,
-        }
+        Self { message: message.into(), span, help: None }
     }
     pub fn with_help(mut self, help: Option<String>) -> Self {
         self.help = help;
@@ -124,10 +120,7 @@ mod tests {
 
     #[test]
     fn suggestions_only_when_close() {
-        assert_eq!(
-            did_you_mean("statistcs", ["ingest", "statistics"]),
-            Some("did you mean `statistics`?".into())
-        );
+        assert_eq!(did_you_mean("statistcs", ["ingest", "statistics"]), Some("did you mean `statistics`?".into()));
         assert_eq!(did_you_mean("zzz", ["ingest", "statistics"]), None);
     }
 }
