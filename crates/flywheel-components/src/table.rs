@@ -279,13 +279,10 @@ pub fn read_csv(path: &Path, opts: &ReadOptions) -> Result<Table, TableError> {
     Ok(table)
 }
 
+/// "; did you mean `x`?" or nothing.
 pub fn suggest(word: &str, candidates: &[&str]) -> String {
-    candidates
-        .iter()
-        .map(|c| (strsim::jaro_winkler(word, c), c))
-        .filter(|(s, _)| *s > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| format!("; did you mean `{c}`?"))
+    flywheel_core::closest(word, candidates.iter().copied())
+        .map(|c| format!("; did you mean `{c}`?"))
         .unwrap_or_default()
 }
 

@@ -75,3 +75,32 @@ mod time_tests {
         }
     }
 }
+
+/// The candidate closest to `word`, if it is close enough to be what the
+/// user meant: a small edit (typo, swapped letters) or a high Jaro–Winkler
+/// similarity. Used for every "did you mean".
+pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let max_edits = (word.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .filter(|c| *c != word)
+        .map(|c| (c, strsim::damerau_levenshtein(word, c), strsim::jaro_winkler(word, c)))
+        .filter(|(_, edits, sim)| *edits <= max_edits || *sim > 0.85)
+        .min_by(|a, b| a.1.cmp(&b.1).then(b.2.total_cmp(&a.2)))
+        .map(|(c, _, _)| c)
+}
+
+#[cfg(test)]
+mod closest_tests {
+    use super::closest;
+
+    #[test]
+    fn finds_typos_and_swaps_but_not_strangers() {
+        assert_eq!(closest("dya", ["day", "x", "group"]), Some("day"));
+        assert_eq!(closest("statistcs", ["ingest", "statistics"]), Some("statistics"));
+        assert_eq!(closest("eval_fractoin", ["eval_fraction", "split_key"]), Some("eval_fraction"));
+        assert_eq!(closest("zzz", ["ingest", "statistics"]), None);
+        assert_eq!(closest("x", ["y"]), Some("y"));
+        assert_eq!(closest("ab", ["xy"]), None);
+    }
+}

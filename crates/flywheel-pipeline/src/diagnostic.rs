@@ -95,14 +95,7 @@ impl fmt::Display for Diagnostics {
 
 /// "did you mean `x`?" for the closest candidate, when one is close enough.
 pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
-    let mut best: Option<(f64, &str)> = None;
-    for c in candidates {
-        let score = strsim::jaro_winkler(word, c);
-        if score > 0.8 && best.is_none_or(|(b, _)| score > b) {
-            best = Some((score, c));
-        }
-    }
-    best.map(|(_, c)| format!("did you mean `{c}`?"))
+    flywheel_core::closest(word, candidates).map(|c| format!("did you mean `{c}`?"))
 }
 
 #[cfg(test)]

@@ -1,0 +1,106 @@
+//! Training and evaluation through the real binary on small generated data:
+//! the classification path, time splits, and training errors.
+
+mod common;
+use common::*;
+
+/// 600 rows: `x` numeric, `group` text; the label is mostly `x > 0`.
+fn classification_csv() -> String {
+    let mut s = String::from("day,x,group,label\n");
+    let mut state: u64 = 42;
+    let mut next = || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((state >> 33) as f64) / ((1u64 << 31) as f64)
+    };
+    for i in 0..600 {
+        let x = next() * 4.0 - 2.0;
+        let group = ["a", "b", "c"][i % 3];
+        let noisy = next() < 0.05;
+        let label = if (x > 0.0) != noisy { "yes" } else { "no" };
+        s.push_str(&format!("2024-{:02}-{:02},{x:.4},{group},{label}\n", 1 + i / 60, 1 + i % 28));
+    }
+    s
+}
+
+fn pipeline(split: &str, train_params: &str) -> String {
+    format!(
+        "{PIPELINE_HEADER}[steps.ingest]\ncomponent = \"ingest\"\nparams = {{ path = \"d.csv\", {split} }}\n\
+         [steps.train]\ncomponent = \"train\"\ninputs = {{ data = \"ingest.train\" }}\nparams = {{ {train_params} }}\n\
+         [steps.evaluate]\ncomponent = \"evaluate\"\ninputs = {{ model = \"train.model\", data = \"ingest.eval\" }}\n\
+         [steps.push]\ncomponent = \"push\"\ninputs = {{ model = \"train.model\" }}\nparams = {{ model_name = \"clf\" }}\n"
+    )
+}
+
+#[test]
+fn logistic_regression_learns_a_binary_label_and_reports_classification_metrics() {
+    let env = Env::new();
+    env.write("d.csv", &classification_csv());
+    env.write("p.toml", &pipeline("split_key = \"day\"", "target = \"label\", drop = [\"day\"]"));
+    let r = env.run(&["run", "p.toml", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let o = r.json();
+    assert_eq!(step(&o, "train")["summary"]["model"]["kind"], "logistic");
+    let m = &step(&o, "evaluate")["summary"]["metrics"];
+    assert!(m["accuracy"].as_f64().unwrap() > 0.85, "{m}");
+    assert!(m["roc_auc"].as_f64().unwrap() > 0.9, "{m}");
+    for key in ["precision", "recall", "f1", "log_loss"] {
+        assert!(m[key].is_number(), "{key} in {m}");
+    }
+    assert_eq!(step(&o, "push")["summary"]["model_version"], "clf@1");
+
+    // A different model (another l2) is a new version; the same one is not.
+    let r = env.run(&["run", "p.toml", "--json", "--no-cache"]);
+    assert_eq!(step(&r.json(), "push")["summary"]["model_version"], "clf@1");
+    env.write("p.toml", &pipeline("split_key = \"day\"", "target = \"label\", drop = [\"day\"], l2 = 5.0"));
+    let r = env.run(&["run", "p.toml", "--json"]);
+    assert_eq!(step(&r.json(), "push")["summary"]["model_version"], "clf@2");
+}
+
+#[test]
+fn a_time_split_puts_rows_at_or_after_the_cutoff_in_eval() {
+    let env = Env::new();
+    env.write("d.csv", &classification_csv());
+    env.write(
+        "p.toml",
+        &pipeline(
+            "split = \"time\", time_column = \"day\", cutoff = \"2024-09-01\"",
+            "target = \"label\", drop = [\"day\"]",
+        ),
+    );
+    let r = env.run(&["run", "p.toml", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // Months 1–8 train (480 rows), 9–10 eval (120 rows).
+    let rows = step(&r.json(), "ingest")["summary"]["rows"].clone();
+    assert_eq!(rows["train"], 480);
+    assert_eq!(rows["eval"], 120);
+
+    env.write(
+        "p.toml",
+        &pipeline("split = \"time\", time_column = \"dya\", cutoff = \"2024-09-01\"", "target = \"label\""),
+    );
+    let r = env.run(&["run", "p.toml", "--json"]);
+    assert_eq!(r.code, 1);
+    let e = step(&r.json(), "ingest")["error"].as_str().unwrap().to_string();
+    assert!(e.contains("`time_column` = \"dya\" is not a column of the data; did you mean `day`?"), "{e}");
+}
+
+#[test]
+fn training_errors_name_the_column_and_what_to_do() {
+    let env = Env::new();
+    env.write("d.csv", &classification_csv());
+    let cases = [
+        ("target = \"lable\"", "target `lable` is not a column of the training data; did you mean `label`?"),
+        ("target = \"label\", model = \"linear\"", "linear regression needs a numeric target"),
+        ("target = \"group\"", "logistic regression here is binary, but `group` has 3 distinct values (a, b, c)"),
+        ("target = \"label\", features = [\"x\", \"label\"]", "the target `label` cannot also be a feature"),
+    ];
+    for (params, expected) in cases {
+        env.write("p.toml", &pipeline("split_key = \"day\"", params));
+        let r = env.run(&["run", "p.toml", "--json"]);
+        assert_eq!(r.code, 1, "{params}: {}", r.stderr);
+        let o = r.json();
+        let e = step(&o, "train")["error"].as_str().unwrap().to_string();
+        assert!(e.contains(expected), "{params}: {e}");
+        assert_eq!(step(&o, "evaluate")["status"], "skipped");
+    }
+}
