@@ -258,3 +258,78 @@ fn a_missing_output_fails_the_step_and_records_nothing_half_written() {
     let s = step(&r.json(), "lazy").clone();
     assert!(s["error"].as_str().unwrap().contains("did not write its output `out`"), "{s}");
 }
+
+#[test]
+fn sigkill_at_any_point_leaves_a_consistent_store_that_resume_finishes() {
+    let mut chain = String::from(PIPELINE_HEADER);
+    for i in 0..8 {
+        let input = if i > 0 { format!("inputs = {{ prev = \"s{}.out\" }}", i - 1) } else { String::new() };
+        chain.push_str(&sh_step(&format!("s{i}"), &format!("sleep 0.03; echo {i} > $FLYWHEEL_OUTPUT_OUT"), &input));
+    }
+    for delay_ms in [0u64, 10, 30, 60, 120, 200, 350] {
+        let env = Env::new();
+        env.write("p.toml", &chain);
+        let mut child = env
+            .cmd(&["run", "p.toml"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        child.wait().unwrap();
+
+        // The store opens and lists runs whatever the moment of the kill.
+        let runs = env.runs();
+        let Some(run) = runs.as_array().and_then(|r| r.first()) else { continue };
+        let status = run["status"].as_str().unwrap();
+        assert!(["interrupted", "succeeded"].contains(&status), "after {delay_ms} ms: {run:#}");
+        let id = run["id"].to_string();
+        let show = env.run(&["runs", "show", &id, "--json"]);
+        assert_eq!(show.code, 0, "{}", show.stderr);
+        if status == "interrupted" {
+            let r = env.run(&["resume", &id, "--json"]);
+            assert_eq!(r.code, 0, "after {delay_ms} ms: {}", r.stderr);
+            let o = r.json();
+            assert_eq!(o["status"], "succeeded");
+            assert_eq!(o["steps"].as_array().unwrap().len(), 8);
+        }
+        // Every step's latest execution in the run succeeded, with an output.
+        let show = env.run(&["runs", "show", &id, "--json"]).json();
+        for i in 0..8 {
+            let last =
+                show["executions"].as_array().unwrap().iter().rev().find(|e| e["step"] == format!("s{i}")).unwrap();
+            assert_eq!(last["status"], "succeeded", "after {delay_ms} ms: s{i}");
+            assert_eq!(last["outputs"].as_array().unwrap().len(), 1);
+        }
+    }
+}
+
+#[test]
+fn resume_reruns_only_what_failed() {
+    let env = Env::new();
+    let p = format!(
+        "{PIPELINE_HEADER}{}{}",
+        sh_step("first", "date +%s%N > $FLYWHEEL_OUTPUT_OUT", "cache = false"),
+        sh_step("second", "cat input.txt > $FLYWHEEL_OUTPUT_OUT", "inputs = { x = \"first.out\" }"),
+    );
+    env.write("p.toml", &p);
+    let r = env.run(&["run", "p.toml", "--json"]);
+    assert_eq!(r.code, 1);
+    let failed = r.json();
+    let id = failed["run_id"].to_string();
+    let first_exec = step(&failed, "first")["execution_id"].clone();
+
+    env.write("input.txt", "now it exists");
+    let r = env.run(&["resume", &id, "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let o = r.json();
+    assert_eq!(o["run_id"].to_string(), id);
+    assert_eq!(step(&o, "first")["resumed"], true);
+    assert_eq!(step(&o, "second")["status"], "succeeded");
+    // `first` ran once in this run: its execution was kept, not repeated.
+    let show = env.run(&["runs", "show", &id, "--json"]).json();
+    let firsts: Vec<_> = show["executions"].as_array().unwrap().iter().filter(|e| e["step"] == "first").collect();
+    assert_eq!(firsts.len(), 1);
+    assert_eq!(firsts[0]["id"], first_exec);
+}
