@@ -206,3 +206,66 @@ impl Component for Validate {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::Table;
+    use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
+    use arrow_schema::{Field, Schema};
+    use std::sync::Arc;
+
+    fn table(cols: Vec<(&str, ArrayRef)>) -> Table {
+        let schema = Arc::new(Schema::new(
+            cols.iter().map(|(n, a)| Field::new(*n, a.data_type().clone(), true)).collect::<Vec<_>>(),
+        ));
+        let batch = RecordBatch::try_new(schema.clone(), cols.into_iter().map(|(_, a)| a).collect()).unwrap();
+        Table { schema, batches: vec![batch] }
+    }
+
+    fn kinds(a: &[Anomaly]) -> Vec<(&str, &str, bool, usize)> {
+        a.iter().map(|x| (x.column.as_str(), x.kind, x.error, x.count)).collect()
+    }
+
+    #[test]
+    fn finds_each_kind_with_counts() {
+        let schema = json!({ "columns": {
+            "age": { "type": "int", "required": true, "min": 0.0, "max": 100.0 },
+            "color": { "type": "string", "required": false, "domain": ["blue", "red"] },
+            "score": { "type": "float", "required": true },
+            "gone": { "type": "string", "required": true },
+            "name": { "type": "int", "required": true },
+        }});
+        let t = table(vec![
+            ("age", Arc::new(Int64Array::from(vec![Some(5), Some(130), None, Some(40)])) as ArrayRef),
+            ("color", Arc::new(StringArray::from(vec![Some("red"), Some("green"), Some("green"), None]))),
+            ("score", Arc::new(Int64Array::from(vec![1, 2, 3, 4]))),
+            ("name", Arc::new(StringArray::from(vec!["a", "b", "c", "d"]))),
+            ("extra", Arc::new(Float64Array::from(vec![1.0, 2.0, 3.0, 4.0]))),
+        ]);
+        let found = check(&t, &schema, 0.3);
+        assert_eq!(
+            kinds(&found),
+            [
+                ("age", "unexpected_missing", false, 1),
+                ("age", "out_of_range", false, 1),
+                ("color", "unexpected_category", true, 2),
+                ("gone", "missing_column", true, 4),
+                ("name", "type_mismatch", true, 4),
+                ("extra", "unexpected_column", false, 4),
+            ]
+        );
+        assert_eq!(found[1].example.as_deref(), Some("130"));
+        assert_eq!(
+            found[2].message,
+            "2 of 4 rows (50.00%) have a category not in the schema (1 distinct, e.g. `green`)"
+        );
+    }
+
+    #[test]
+    fn clean_data_has_no_anomalies() {
+        let schema = json!({ "columns": { "x": { "type": "float", "required": true, "min": 0.0, "max": 1.0 } } });
+        let t = table(vec![("x", Arc::new(Float64Array::from(vec![0.0, 0.5, 1.0])) as ArrayRef)]);
+        assert!(check(&t, &schema, 0.0).is_empty());
+    }
+}
