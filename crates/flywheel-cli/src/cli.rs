@@ -54,6 +54,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Compare two datasets column by column: drift (previous vs current) or
+    /// skew (training vs serving), with Evidently's default methods.
+    Drift(DriftArgs),
     /// Registered model versions.
     Models {
         #[arg(long)]
@@ -114,4 +117,36 @@ impl RunArgs {
     pub fn jobs(&self) -> usize {
         self.jobs.unwrap_or_else(|| flywheel_orchestrator::RunOptions::default().jobs).max(1)
     }
+}
+
+#[derive(Args, Debug)]
+pub struct DriftArgs {
+    /// The reference data (CSV, CSV.gz or Parquet), e.g. the training data.
+    pub reference: PathBuf,
+    /// The current data, e.g. recent serving data.
+    pub current: PathBuf,
+    /// Method for one column: `--method COLUMN=METHOD` (wasserstein, jensenshannon, psi, ks, chisquare, z, linf).
+    #[arg(long = "method", value_name = "COLUMN=METHOD")]
+    pub methods: Vec<String>,
+    /// Threshold for one column: `--threshold COLUMN=VALUE`.
+    #[arg(long = "threshold", value_name = "COLUMN=VALUE")]
+    pub thresholds: Vec<String>,
+    /// Method for every column not given `--method`.
+    #[arg(long, value_name = "METHOD")]
+    pub stattest: Option<String>,
+    /// Threshold for every column not given `--threshold`.
+    #[arg(long, value_name = "VALUE")]
+    pub stattest_threshold: Option<f64>,
+    /// Only these columns (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub columns: Vec<String>,
+    /// The dataset drifts when at least this share of columns drift (default 0.5).
+    #[arg(long, value_name = "SHARE")]
+    pub drift_share: Option<f64>,
+    /// Exit with code 1 when the dataset drifts.
+    #[arg(long)]
+    pub fail_on_drift: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -5,6 +5,7 @@
 //! artifact); 3 the home folder or a store cannot be used; 130 cancelled.
 
 mod cli;
+mod drift_cmd;
 mod progress;
 mod quickstart;
 mod render;
@@ -21,14 +22,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 /// An error with the exit code it maps to.
-struct Failure {
+pub(crate) struct Failure {
     code: u8,
     message: String,
     /// The message already says where and that it is an error (pipeline diagnostics).
     located: bool,
 }
 
-fn fail(code: u8, message: impl Into<String>) -> Failure {
+pub(crate) fn fail(code: u8, message: impl Into<String>) -> Failure {
     Failure { code, message: message.into(), located: false }
 }
 
@@ -209,6 +210,7 @@ fn run(cli: Cli) -> std::result::Result<u8, Failure> {
             render::lineage(&lineage, json);
             Ok(0)
         }
+        Command::Drift(args) => drift_cmd::run(&args),
         Command::Models { json } => {
             let home = open_home(&home_dir)?;
             let versions = home.metadata.model_versions()?;

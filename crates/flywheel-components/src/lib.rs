@@ -4,6 +4,7 @@
 //! Every built-in is listed in [`builtins`], and only there.
 
 pub mod command;
+pub mod drift;
 pub mod evaluate;
 pub mod ingest;
 pub mod metrics;

@@ -1,0 +1,165 @@
+//! `flywheel drift` against scipy reference values
+//! (`fixtures/drift/make_reference.py`), and its handling of bad input.
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::path::PathBuf;
+
+const CASES: [&str; 4] = ["bike_years", "bike_small", "synthetic_large", "synthetic_small"];
+const METHODS: [&str; 7] = ["wasserstein", "jensenshannon", "psi", "ks", "chisquare", "z", "linf"];
+
+fn case_dir(case: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/drift").join(case)
+}
+
+fn expected(case: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(case_dir(case).join("expected.json")).unwrap()).unwrap()
+}
+
+fn drift(env: &Env, case: &str, extra: &[&str]) -> Value {
+    let d = case_dir(case);
+    let (r, c) = (d.join("reference.csv.gz"), d.join("current.csv.gz"));
+    let mut args = vec!["drift", r.to_str().unwrap(), c.to_str().unwrap(), "--json"];
+    args.extend_from_slice(extra);
+    let out = env.run(&args);
+    assert_eq!(out.code, 0, "{case} {extra:?}: {}", out.stderr);
+    out.json()
+}
+
+fn close(ours: f64, theirs: f64, rel: f64, what: &str) {
+    let tol = rel * theirs.abs().max(1e-300);
+    assert!((ours - theirs).abs() <= tol, "{what}: flywheel {ours:e} vs scipy {theirs:e}");
+}
+
+#[test]
+fn every_method_matches_scipy_on_every_case() {
+    let env = Env::new();
+    for case in CASES {
+        let want = expected(case);
+        let large = want["reference_rows"].as_u64().unwrap().max(want["current_rows"].as_u64().unwrap()) > 10_000;
+        for method in METHODS {
+            let columns: Vec<&str> = want["columns"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .filter(|(_, c)| c["scores"].get(method).is_some())
+                .map(|(name, _)| name.as_str())
+                .collect();
+            if columns.is_empty() {
+                continue;
+            }
+            let got = drift(&env, case, &["--stattest", method, "--columns", &columns.join(",")]);
+            for col in columns {
+                let w = &want["columns"][col];
+                let g = &got["columns"][col];
+                let what = format!("{case}.{col}.{method}");
+                assert_eq!(g["kind"], w["kind"], "{what}");
+                assert_eq!(g["method"], method, "{what}");
+                let (ours, theirs) = (g["score"].as_f64().unwrap(), w["scores"][method]["score"].as_f64().unwrap());
+                if method == "ks" && large {
+                    // Asymptotic p-value: within 2% of scipy's (and absolute 1e-4 near 0).
+                    assert!(
+                        (ours - theirs).abs() <= 0.02 * theirs + 1e-4,
+                        "{what}: flywheel {ours:e} vs scipy {theirs:e}"
+                    );
+                } else {
+                    close(ours, theirs, 1e-6, &what);
+                }
+                if let Some(stat) = w["scores"][method]["statistic"].as_f64() {
+                    close(g["statistic"].as_f64().unwrap(), stat, 1e-9, &format!("{what} statistic"));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn defaults_follow_evidentlys_rules() {
+    let env = Env::new();
+    for case in CASES {
+        let want = expected(case);
+        let got = drift(&env, case, &[]);
+        for (col, w) in want["columns"].as_object().unwrap() {
+            assert_eq!(got["columns"][col]["method"], w["default"], "{case}.{col}");
+            let threshold = if ["ks", "chisquare", "z"].contains(&w["default"].as_str().unwrap()) { 0.05 } else { 0.1 };
+            assert_eq!(got["columns"][col]["threshold"], threshold, "{case}.{col}");
+        }
+        let drifted = got["columns"].as_object().unwrap().values().filter(|c| c["drift"] == true).count();
+        assert_eq!(got["drifted_columns"], drifted);
+        assert_eq!(got["dataset_drift"], got["drift_share"].as_f64().unwrap() >= 0.5);
+    }
+    // The bike rentals grew from 2011 to 2012: `cnt` drifts.
+    assert_eq!(drift(&env, "bike_years", &[])["columns"]["cnt"]["drift"], true);
+}
+
+#[test]
+fn per_column_methods_and_thresholds() {
+    let env = Env::new();
+    let got = drift(&env, "bike_years", &["--method", "cnt=psi", "--threshold", "cnt=5", "--threshold", "temp=0.01"]);
+    assert_eq!(got["columns"]["cnt"]["method"], "psi");
+    assert_eq!(got["columns"]["cnt"]["threshold"], 5.0);
+    assert_eq!(got["columns"]["cnt"]["drift"], false);
+    assert_eq!(got["columns"]["temp"]["method"], "wasserstein");
+    assert_eq!(got["columns"]["temp"]["drift"], true);
+}
+
+#[test]
+fn bad_input_is_a_clear_error() {
+    let env = Env::new();
+    let d = case_dir("bike_small");
+    let (r, c) = (d.join("reference.csv.gz"), d.join("current.csv.gz"));
+    let (r, c) = (r.to_str().unwrap(), c.to_str().unwrap());
+    let cases: &[(&[&str], &str)] = &[
+        (&["--stattest", "kss"], "unknown drift method `kss`"),
+        (&["--method", "season=ks"], "column `season`: method `ks` does not apply to categorical columns"),
+        (&["--method", "cnt"], "--method cnt: write it as COLUMN=VALUE"),
+        (
+            &["--columns", "cnnt"],
+            "`--columns` names column `cnnt`, which the two datasets do not share; did you mean `cnt`?",
+        ),
+        (&["--threshold", "cnt=high"], "`high` is not a number"),
+        (&["--drift-share", "2"], "must be between 0 and 1"),
+    ];
+    for (extra, message) in cases {
+        let mut args = vec!["drift", r, c];
+        args.extend_from_slice(extra);
+        let out = env.run(&args);
+        assert_eq!(out.code, 2, "{extra:?}");
+        assert!(out.stderr.contains(message), "{extra:?}: {}", out.stderr);
+    }
+    let out = env.run(&["drift", "missing.csv", c]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("missing.csv: cannot open"), "{}", out.stderr);
+
+    // Different columns are reported, not a crash; no shared column is an error.
+    env.write("a.csv", "x,only_a\n1,2\n3,4\n");
+    env.write("b.csv", "x,only_b\n1,2\n5,6\n");
+    let out = env.run(&["drift", "a.csv", "b.csv", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v = out.json();
+    assert_eq!(v["only_in_reference"], serde_json::json!(["only_a"]));
+    assert_eq!(v["only_in_current"], serde_json::json!(["only_b"]));
+    env.write("c.csv", "z\n1\n");
+    let out = env.run(&["drift", "a.csv", "c.csv"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("share no columns"), "{}", out.stderr);
+
+    // A column missing entirely on one side drifts (its presence changed).
+    env.write("d.csv", "x,y\n1,\n2,\n3,\n");
+    env.write("e.csv", "x,y\n1,a\n2,b\n3,c\n");
+    let v = env.run(&["drift", "e.csv", "d.csv", "--json"]).json();
+    assert_eq!(v["columns"]["y"]["drift"], true);
+    assert_eq!(v["columns"]["y"]["current_missing"], 3);
+    assert_eq!(v["columns"]["y"]["score"], Value::Null);
+}
+
+#[test]
+fn fail_on_drift_sets_the_exit_code() {
+    let env = Env::new();
+    let d = case_dir("bike_years");
+    let (r, c) = (d.join("reference.csv.gz"), d.join("current.csv.gz"));
+    let out = env.run(&["drift", r.to_str().unwrap(), c.to_str().unwrap(), "--fail-on-drift", "--drift-share", "0.1"]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(out.stdout.contains("dataset drift: yes"), "{}", out.stdout);
+}

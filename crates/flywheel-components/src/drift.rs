@@ -1,0 +1,156 @@
+//! Dataset drift: every column two tables share, compared by
+//! `flywheel_stats::column_drift`, plus the dataset-level verdict (drift when
+//! at least `drift_share` of the columns drifted, as Evidently).
+
+use crate::table::{Table, is_numeric};
+use flywheel_stats::{ColumnDrift, Method, Sample, StatsError};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Default)]
+pub struct DriftOptions {
+    /// Per-column method and threshold; absent columns use the defaults.
+    pub methods: BTreeMap<String, Method>,
+    pub thresholds: BTreeMap<String, f64>,
+    /// Method and threshold for every column not named above.
+    pub method: Option<Method>,
+    pub threshold: Option<f64>,
+    /// Only these columns (all shared columns when empty).
+    pub columns: Vec<String>,
+    /// Dataset drift when drifted / compared ≥ this (default 0.5).
+    pub drift_share: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DriftReport {
+    pub reference_rows: usize,
+    pub current_rows: usize,
+    pub columns: BTreeMap<String, ColumnReport>,
+    pub drifted_columns: usize,
+    pub compared_columns: usize,
+    pub drift_share: f64,
+    pub drift_share_threshold: f64,
+    pub dataset_drift: bool,
+    pub only_in_reference: Vec<String>,
+    pub only_in_current: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ColumnReport {
+    #[serde(flatten)]
+    pub drift: ColumnDrift,
+    pub reference_missing: usize,
+    pub current_missing: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DriftError {
+    #[error("column `{column}`: {source}")]
+    Method {
+        column: String,
+        #[source]
+        source: StatsError,
+    },
+    #[error("`{option}` names column `{column}`, which the two datasets do not share{hint}")]
+    UnknownColumn { option: &'static str, column: String, hint: String },
+    #[error("the two datasets share no columns (reference: {reference}; current: {current})")]
+    NothingShared { reference: String, current: String },
+}
+
+fn sample(t: &Table, i: usize, numeric: bool) -> (Sample, usize) {
+    if numeric {
+        let v = t.f64_column(i);
+        let missing = v.iter().filter(|x| x.is_none()).count();
+        (Sample::Numeric(v.into_iter().flatten().collect()), missing)
+    } else {
+        let v = t.str_column(i);
+        let missing = v.iter().filter(|x| x.is_none()).count();
+        (Sample::Categorical(v.into_iter().flatten().collect()), missing)
+    }
+}
+
+pub fn dataset_drift(reference: &Table, current: &Table, opts: &DriftOptions) -> Result<DriftReport, DriftError> {
+    let ref_names = reference.column_names();
+    let cur_names = current.column_names();
+    let shared: Vec<String> = ref_names.iter().filter(|n| cur_names.contains(n)).cloned().collect();
+    if shared.is_empty() {
+        return Err(DriftError::NothingShared { reference: ref_names.join(", "), current: cur_names.join(", ") });
+    }
+    let check = |option: &'static str, column: &String| -> Result<(), DriftError> {
+        if shared.contains(column) {
+            return Ok(());
+        }
+        let refs: Vec<&str> = shared.iter().map(String::as_str).collect();
+        Err(DriftError::UnknownColumn { option, column: column.clone(), hint: crate::table::suggest(column, &refs) })
+    };
+    for c in &opts.columns {
+        check("--columns", c)?;
+    }
+    for c in opts.methods.keys() {
+        check("--method", c)?;
+    }
+    for c in opts.thresholds.keys() {
+        check("--threshold", c)?;
+    }
+    let selected: Vec<String> = if opts.columns.is_empty() { shared.clone() } else { opts.columns.clone() };
+
+    // One column per task, spread over the cores.
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(selected.len()).max(1);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<Result<(String, ColumnReport), DriftError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(name) = selected.get(k) else { break };
+                        out.push(one_column(reference, current, name, opts));
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+    });
+    let mut columns = BTreeMap::new();
+    for r in results {
+        let (name, report) = r?;
+        columns.insert(name, report);
+    }
+    let drifted = columns.values().filter(|c| c.drift.drift).count();
+    let compared = columns.len();
+    let share = drifted as f64 / compared as f64;
+    let threshold = opts.drift_share.unwrap_or(0.5);
+    Ok(DriftReport {
+        reference_rows: reference.rows(),
+        current_rows: current.rows(),
+        columns,
+        drifted_columns: drifted,
+        compared_columns: compared,
+        drift_share: share,
+        drift_share_threshold: threshold,
+        dataset_drift: share >= threshold,
+        only_in_reference: ref_names.iter().filter(|n| !cur_names.contains(n)).cloned().collect(),
+        only_in_current: cur_names.iter().filter(|n| !ref_names.contains(n)).cloned().collect(),
+    })
+}
+
+fn one_column(
+    reference: &Table,
+    current: &Table,
+    name: &str,
+    opts: &DriftOptions,
+) -> Result<(String, ColumnReport), DriftError> {
+    let (ri, ci) = (reference.column_index(name).unwrap_or(0), current.column_index(name).unwrap_or(0));
+    // Compared as numbers only when both sides are numeric.
+    let numeric =
+        is_numeric(reference.schema.field(ri).data_type()) && is_numeric(current.schema.field(ci).data_type());
+    let (rs, reference_missing) = sample(reference, ri, numeric);
+    let (cs, current_missing) = sample(current, ci, numeric);
+    let method = opts.methods.get(name).copied().or(opts.method);
+    let threshold = opts.thresholds.get(name).copied().or(opts.threshold);
+    let drift = flywheel_stats::column_drift(rs, cs, method, threshold)
+        .map_err(|source| DriftError::Method { column: name.to_string(), source })?;
+    Ok((name.to_string(), ColumnReport { drift, reference_missing, current_missing }))
+}

@@ -1,0 +1,19 @@
+//! Flywheel's data statistics core: drift and skew between two samples of a
+//! column, by the methods Evidently and TFDV use, computed exactly (or, for
+//! the Kolmogorov–Smirnov p-value of large samples, by a stated
+//! approximation) and checked against scipy in `tests/`.
+//!
+//! Everything here works on plain slices; reading files is the caller's job.
+
+pub mod drift;
+pub mod ks;
+
+pub use drift::{ColumnDrift, Kind, Method, Sample, column_drift, default_method};
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum StatsError {
+    #[error("method `{method}` does not apply to {kind} columns; use one of {allowed}")]
+    MethodKind { method: &'static str, kind: &'static str, allowed: String },
+    #[error("unknown drift method `{0}`; use one of wasserstein, jensenshannon, psi, ks, chisquare, z, linf")]
+    UnknownMethod(String),
+}
