@@ -7,6 +7,8 @@
 
 pub mod drift;
 pub mod ks;
+pub mod profile;
+pub mod sketch;
 
 pub use drift::{ColumnDrift, Kind, Method, Sample, column_drift, default_method};
 
