@@ -54,6 +54,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Statistics of a dataset (CSV, CSV.gz or Parquet), in one streaming pass.
+    Stats(StatsArgs),
     /// Compare two datasets column by column: drift (previous vs current) or
     /// skew (training vs serving), with Evidently's default methods.
     Drift(DriftArgs),
@@ -147,6 +149,24 @@ pub struct DriftArgs {
     #[arg(long)]
     pub fail_on_drift: bool,
     /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    /// The data file.
+    pub data: PathBuf,
+    /// How many most frequent values to list per column.
+    #[arg(long, default_value_t = 20)]
+    pub top: usize,
+    /// Worker threads (default: number of cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Values read as missing (comma-separated; default: empty, NA, N/A, NaN, nan, null, NULL, None).
+    #[arg(long, value_delimiter = ',')]
+    pub missing_values: Option<Vec<String>>,
+    /// Print the statistics as JSON.
     #[arg(long)]
     pub json: bool,
 }

@@ -9,6 +9,7 @@ mod drift_cmd;
 mod progress;
 mod quickstart;
 mod render;
+mod stats_cmd;
 
 use anyhow::Result;
 use clap::Parser;
@@ -211,6 +212,7 @@ fn run(cli: Cli) -> std::result::Result<u8, Failure> {
             Ok(0)
         }
         Command::Drift(args) => drift_cmd::run(&args),
+        Command::Stats(args) => stats_cmd::run(&args),
         Command::Models { json } => {
             let home = open_home(&home_dir)?;
             let versions = home.metadata.model_versions()?;

@@ -9,6 +9,7 @@ pub mod evaluate;
 pub mod ingest;
 pub mod metrics;
 pub mod model;
+pub mod profile;
 pub mod push;
 pub mod schema;
 pub mod statistics;

@@ -189,6 +189,36 @@ pub fn read_table(path: &Path, opts: &ReadOptions) -> Result<Table, TableError> 
 }
 
 pub fn read_parquet(path: &Path) -> Result<Table, TableError> {
+    open_parquet_batches(path)?.collect_table()
+}
+
+/// A stream of record batches from a file, read in bounded memory.
+pub struct Batches {
+    pub schema: SchemaRef,
+    iter: Box<dyn Iterator<Item = Result<RecordBatch, TableError>> + Send>,
+}
+
+impl Iterator for Batches {
+    type Item = Result<RecordBatch, TableError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.iter.next()
+    }
+}
+
+impl Batches {
+    pub fn collect_table(self) -> Result<Table, TableError> {
+        let schema = self.schema.clone();
+        let batches = self.collect::<Result<Vec<_>, _>>()?;
+        Ok(Table { schema, batches })
+    }
+}
+
+/// Opens CSV, gzip-compressed CSV or Parquet as a stream of batches.
+pub fn open_batches(path: &Path, opts: &ReadOptions) -> Result<Batches, TableError> {
+    if is_parquet(path)? { open_parquet_batches(path) } else { open_csv_batches(path, opts) }
+}
+
+fn open_parquet_batches(path: &Path) -> Result<Batches, TableError> {
     let invalid = |e: parquet::errors::ParquetError| TableError::Invalid {
         path: path.to_path_buf(),
         message: format!("invalid Parquet: {e}"),
@@ -197,16 +227,14 @@ pub fn read_parquet(path: &Path) -> Result<Table, TableError> {
         parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(open(path)?).map_err(invalid)?;
     let schema = builder.schema().clone();
     let reader = builder.with_batch_size(8192).build().map_err(invalid)?;
-    let mut batches = Vec::new();
-    for b in reader {
-        batches.push(
-            b.map_err(|e| TableError::Invalid { path: path.to_path_buf(), message: format!("invalid Parquet: {e}") })?,
-        );
-    }
-    Ok(Table { schema, batches })
+    let owned = path.to_path_buf();
+    let iter = reader.map(move |b| {
+        b.map_err(|e| TableError::Invalid { path: owned.clone(), message: format!("invalid Parquet: {e}") })
+    });
+    Ok(Batches { schema, iter: Box::new(iter) })
 }
 
-fn csv_reader(path: &Path) -> Result<Box<dyn Read>, TableError> {
+fn csv_reader(path: &Path) -> Result<Box<dyn Read + Send>, TableError> {
     let gz = is_gzip(path)?;
     let f = BufReader::with_capacity(1 << 16, open(path)?);
     Ok(if gz { Box::new(flate2::read::MultiGzDecoder::new(f)) } else { Box::new(f) })
@@ -218,6 +246,14 @@ fn null_regex(markers: &[String]) -> Result<regex::Regex, regex::Error> {
 }
 
 pub fn read_csv(path: &Path, opts: &ReadOptions) -> Result<Table, TableError> {
+    let table = open_csv_batches(path, opts)?.collect_table()?;
+    if table.rows() == 0 {
+        return Err(TableError::NoRows { path: path.to_path_buf() });
+    }
+    Ok(table)
+}
+
+fn open_csv_batches(path: &Path, opts: &ReadOptions) -> Result<Batches, TableError> {
     let at = |message: String| TableError::Invalid { path: path.to_path_buf(), message };
     {
         let mut probe = csv_reader(path)?;
@@ -268,15 +304,9 @@ pub fn read_csv(path: &Path, opts: &ReadOptions) -> Result<Table, TableError> {
         .with_batch_size(8192)
         .build(csv_reader(path)?)
         .map_err(|e| map_csv_error(path, e, Some(&schema), &opts.columns))?;
-    let mut batches = Vec::new();
-    for b in reader {
-        batches.push(b.map_err(|e| map_csv_error(path, e, Some(&schema), &opts.columns))?);
-    }
-    let table = Table { schema, batches };
-    if table.rows() == 0 {
-        return Err(TableError::NoRows { path: path.to_path_buf() });
-    }
-    Ok(table)
+    let (owned, declared, for_errors) = (path.to_path_buf(), opts.columns.clone(), schema.clone());
+    let iter = reader.map(move |b| b.map_err(|e| map_csv_error(&owned, e, Some(&for_errors), &declared)));
+    Ok(Batches { schema, iter: Box::new(iter) })
 }
 
 /// "; did you mean `x`?" or nothing.
@@ -305,6 +335,23 @@ fn map_csv_error(
                 "this row has {} fields but the header has {}; fix the row (quote values that contain commas)",
                 &c[3], &c[2]
             ),
+        };
+    }
+    if msg.to_lowercase().contains("utf-8") {
+        let line =
+            regex::Regex::new(r"line (\d+)").ok().and_then(|re| re.captures(&msg)).and_then(|c| c[1].parse().ok());
+        let field = regex::Regex::new(r"field (\d+)")
+            .ok()
+            .and_then(|re| re.captures(&msg))
+            .and_then(|c| c[1].parse::<usize>().ok());
+        let column = field
+            .and_then(|f| schema.and_then(|s| s.fields().get(f)).map(|c| format!(" (column `{}`)", c.name())))
+            .unwrap_or_default();
+        let message =
+            format!("this row is not valid UTF-8{column}; convert the file to UTF-8 (e.g. `iconv -f latin1 -t utf-8`)");
+        return match line {
+            Some(line) => TableError::AtLine { path: path.to_path_buf(), line, message },
+            None => TableError::Invalid { path: path.to_path_buf(), message },
         };
     }
     let unequal = regex::Regex::new(r"Expected (\d+) records, found (\d+) records at line (\d+)").ok();

@@ -1,8 +1,9 @@
 //! Statistics and metrics against independent reference values (pandas,
 //! scikit-learn), recorded by `fixtures/make_reference.py`.
 
+use flywheel_components::metrics;
+use flywheel_components::profile::profile_file;
 use flywheel_components::table::{ReadOptions, read_table};
-use flywheel_components::{metrics, statistics};
 use serde_json::Value;
 use std::path::Path;
 
@@ -19,8 +20,9 @@ fn close(a: f64, b: f64, rel: f64, what: &str) {
 fn check_dataset(name: &str, file: &str, missing: Option<Vec<String>>) {
     let reference = &fixture("statistics.json")[name];
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(file);
-    let t = read_table(&path, &ReadOptions { columns: Default::default(), missing_values: missing }).unwrap();
-    let ours = statistics::describe(&t, 50);
+    let ours = profile_file(&path, &ReadOptions { columns: Default::default(), missing_values: missing }, 2)
+        .unwrap()
+        .to_json(50);
     assert_eq!(ours["rows"], reference["rows"]);
     for (col, want) in reference["columns"].as_object().unwrap() {
         let got = &ours["columns"][col];
@@ -85,4 +87,43 @@ fn regression_metrics_match_scikit_learn() {
     close(rmse, m["rmse"].as_f64().unwrap(), 1e-10, "rmse");
     close(mae, m["mae"].as_f64().unwrap(), 1e-10, "mae");
     close(r2, m["r2"].as_f64().unwrap(), 1e-10, "r2");
+}
+
+/// Forces the quantile sketch (exact only up to 1,000 values) and checks
+/// every quantile's rank in the real data against the sketch's stated error,
+/// for one worker and for two (whose partial sketches are merged).
+#[test]
+fn sketched_quantiles_stay_within_the_stated_rank_error() {
+    use flywheel_components::profile::profile_file_with;
+    use flywheel_stats::sketch::kll::DEFAULT_RANK_ERROR;
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/bike-sharing/data/bike_sharing_hourly.csv.gz");
+    let t = read_table(&path, &ReadOptions::default()).unwrap();
+    for threads in [1, 2] {
+        let p = profile_file_with(&path, &ReadOptions::default(), threads, 1_000).unwrap();
+        let stats = p.to_json(5);
+        assert_eq!(stats["rows"], 17_379);
+        for col in ["cnt", "temp", "hum", "instant", "casual"] {
+            let c = &stats["columns"][col];
+            assert_eq!(c["quantiles_exact"], false);
+            let mut data: Vec<f64> = t.f64_column(t.column_index(col).unwrap()).into_iter().flatten().collect();
+            data.sort_by(f64::total_cmp);
+            let n = data.len() as f64;
+            for (q, v) in c["quantiles"].as_object().unwrap() {
+                let q: f64 = q.parse().unwrap();
+                let x = v.as_f64().unwrap();
+                let lo = data.partition_point(|d| *d < x) as f64 / n;
+                let hi = data.partition_point(|d| *d <= x) as f64 / n;
+                assert!(
+                    q >= lo - DEFAULT_RANK_ERROR && q <= hi + DEFAULT_RANK_ERROR,
+                    "{col} q{q} = {x}: rank [{lo}, {hi}] with {threads} thread(s)"
+                );
+            }
+            // Everything else stays exact in sketch mode.
+            let exact = profile_file_with(&path, &ReadOptions::default(), 1, usize::MAX).unwrap().to_json(5);
+            for key in ["count", "missing", "distinct", "min", "max", "zeros"] {
+                assert_eq!(c[key], exact["columns"][col][key], "{col}.{key}");
+            }
+        }
+    }
 }

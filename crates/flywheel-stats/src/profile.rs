@@ -44,8 +44,9 @@ impl ValueType {
             ValueType::String => "string",
         }
     }
+    /// Booleans are profiled as the values `true` and `false`.
     fn numeric(self) -> bool {
-        self != ValueType::String
+        matches!(self, ValueType::Int | ValueType::Float)
     }
 }
 

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::hash::Hash;
 
-pub const DEFAULT_CAP: usize = 10_000;
+pub const DEFAULT_CAP: usize = 100_000;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Frequent<K: Hash + Eq = String> {
