@@ -93,52 +93,53 @@ pub async fn run_step(home: &Home, job: StepJob, observer: &dyn Observer) -> Res
     std::fs::create_dir_all(&log_dir)?;
     let log_path = log_dir.join(format!("{}.log", job.step.name));
 
-    if job.use_cache && job.step.cache {
-        if let Some((cached_exec, outputs)) = meta.find_cached(&key)? {
-            let mut all_present = true;
-            for (_, a) in &outputs {
-                all_present &= home.artifacts.contains(&a.digest).await?;
-            }
-            if all_present {
-                let summary = meta.execution(cached_exec).map(|e| e.summary).unwrap_or(Json::Null);
-                let exec_id = meta.start_execution(
-                    job.run_id,
-                    &job.step.name,
-                    &job.step.component,
-                    &job.step.component_version,
-                    &params_json,
-                    Some(&key),
-                    &log_path.display().to_string(),
-                    &input_ids,
-                )?;
-                std::fs::write(&log_path, format!("cache hit: reused the outputs of execution {cached_exec}\n"))?;
-                let new: Vec<(String, NewArtifact)> = outputs.iter().map(|(n, a)| (n.clone(), to_new(a))).collect();
-                let duration_ms = started.elapsed().as_millis() as i64;
-                let recorded = meta.finish_execution(
-                    exec_id,
-                    &ExecutionResult {
-                        status: ExecStatus::Succeeded,
-                        cache_hit: true,
-                        attempts: 0,
-                        duration_ms,
-                        error: None,
-                        summary: summary.clone(),
-                        outputs: new,
-                    },
-                )?;
-                let outcome = StepOutcome {
-                    step: job.step.name.clone(),
-                    execution_id: Some(exec_id),
+    if job.use_cache
+        && job.step.cache
+        && let Some((cached_exec, outputs)) = meta.find_cached(&key)?
+    {
+        let mut all_present = true;
+        for (_, a) in &outputs {
+            all_present &= home.artifacts.contains(&a.digest).await?;
+        }
+        if all_present {
+            let summary = meta.execution(cached_exec).map(|e| e.summary).unwrap_or(Json::Null);
+            let exec_id = meta.start_execution(
+                job.run_id,
+                &job.step.name,
+                &job.step.component,
+                &job.step.component_version,
+                &params_json,
+                Some(&key),
+                &log_path.display().to_string(),
+                &input_ids,
+            )?;
+            std::fs::write(&log_path, format!("cache hit: reused the outputs of execution {cached_exec}\n"))?;
+            let new: Vec<(String, NewArtifact)> = outputs.iter().map(|(n, a)| (n.clone(), to_new(a))).collect();
+            let duration_ms = started.elapsed().as_millis() as i64;
+            let recorded = meta.finish_execution(
+                exec_id,
+                &ExecutionResult {
                     status: ExecStatus::Succeeded,
                     cache_hit: true,
                     attempts: 0,
                     duration_ms,
                     error: None,
-                    summary,
-                    resumed: false,
-                };
-                return Ok((outcome, recorded.into_iter().collect()));
-            }
+                    summary: summary.clone(),
+                    outputs: new,
+                },
+            )?;
+            let outcome = StepOutcome {
+                step: job.step.name.clone(),
+                execution_id: Some(exec_id),
+                status: ExecStatus::Succeeded,
+                cache_hit: true,
+                attempts: 0,
+                duration_ms,
+                error: None,
+                summary,
+                resumed: false,
+            };
+            return Ok((outcome, recorded.into_iter().collect()));
         }
     }
 

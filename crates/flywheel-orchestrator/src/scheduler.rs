@@ -133,10 +133,10 @@ impl Orchestrator {
             run.parameters.as_object().map(|m| m.clone().into_iter().collect()).unwrap_or_default();
         let mut done = HashMap::new();
         for e in meta.executions(run_id)? {
-            if is_terminal_success(e.status) {
-                if let Some(i) = pipeline.steps.iter().position(|s| s.name == e.step) {
-                    done.insert(i, e.outputs.into_iter().map(|o| (o.name, o.artifact)).collect::<StepOutputs>());
-                }
+            if is_terminal_success(e.status)
+                && let Some(i) = pipeline.steps.iter().position(|s| s.name == e.step)
+            {
+                done.insert(i, e.outputs.into_iter().map(|o| (o.name, o.artifact)).collect::<StepOutputs>());
             }
         }
         meta.reopen_run(run_id)?;

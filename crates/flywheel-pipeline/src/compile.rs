@@ -108,10 +108,12 @@ pub fn substitute(value: &Json, values: &BTreeMap<String, Json>) -> Json {
     match value {
         Json::String(s) => {
             let refs = references(s);
-            if refs.len() == 1 && refs[0].0 == 0 && s.len() == refs[0].1.len() + 3 {
-                if let Some(v) = values.get(refs[0].1) {
-                    return v.clone();
-                }
+            if refs.len() == 1
+                && refs[0].0 == 0
+                && s.len() == refs[0].1.len() + 3
+                && let Some(v) = values.get(refs[0].1)
+            {
+                return v.clone();
             }
             let mut out = s.clone();
             for (_, name) in refs {
