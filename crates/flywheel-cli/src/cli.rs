@@ -148,6 +148,9 @@ pub struct DriftArgs {
     /// Exit with code 1 when the dataset drifts.
     #[arg(long)]
     pub fail_on_drift: bool,
+    /// Also write a self-contained HTML report (histograms, scores, thresholds).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -166,6 +169,9 @@ pub struct StatsArgs {
     /// Values read as missing (comma-separated; default: empty, NA, N/A, NaN, nan, null, NULL, None).
     #[arg(long, value_delimiter = ',')]
     pub missing_values: Option<Vec<String>>,
+    /// Also write a self-contained HTML report.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Print the statistics as JSON.
     #[arg(long)]
     pub json: bool,

@@ -47,6 +47,15 @@ pub fn run(args: &DriftArgs) -> Result<u8, Failure> {
     let reference = read_table(&args.reference, &Default::default()).map_err(|e| fail(2, e.to_string()))?;
     let current = read_table(&args.current, &Default::default()).map_err(|e| fail(2, e.to_string()))?;
     let report = dataset_drift(&reference, &current, &opts).map_err(|e| fail(2, e.to_string()))?;
+    if let Some(path) = &args.html {
+        let page = flywheel_components::html::drift_report(
+            &report,
+            &args.reference.display().to_string(),
+            &args.current.display().to_string(),
+        );
+        flywheel_components::html::write_atomic(path, &page)
+            .map_err(|e| fail(2, format!("cannot write the report {}: {e}", path.display())))?;
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report).map_err(|e| fail(3, e.to_string()))?);
     } else {

@@ -14,6 +14,11 @@ pub fn run(args: &StatsArgs) -> Result<u8, Failure> {
         return Err(fail(2, format!("{}: the file has a header but no rows", args.data.display())));
     }
     let stats = profile.to_json(args.top);
+    if let Some(path) = &args.html {
+        let page = flywheel_components::html::stats_report(&stats, &args.data.display().to_string());
+        flywheel_components::html::write_atomic(path, &page)
+            .map_err(|e| fail(2, format!("cannot write the report {}: {e}", path.display())))?;
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&stats).map_err(|e| fail(3, e.to_string()))?);
     } else {

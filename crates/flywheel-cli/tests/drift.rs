@@ -163,3 +163,28 @@ fn fail_on_drift_sets_the_exit_code() {
     assert_eq!(out.code, 1, "{}", out.stdout);
     assert!(out.stdout.contains("dataset drift: yes"), "{}", out.stdout);
 }
+
+#[test]
+fn html_reports_are_self_contained_files() {
+    let env = Env::new();
+    let d = case_dir("bike_years");
+    let (r, c) = (d.join("reference.csv.gz"), d.join("current.csv.gz"));
+    let out = env.run(&["drift", r.to_str().unwrap(), c.to_str().unwrap(), "--html", "report.html"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let html = std::fs::read_to_string(env.path().join("report.html")).unwrap();
+    assert!(html.starts_with("<!doctype html>"));
+    // One chart per column, drifted columns first, and nothing fetched from the network.
+    assert_eq!(html.matches("<svg").count(), 9);
+    assert!(html.find("cnt — drift").unwrap() < html.find("temp — no drift").unwrap());
+    assert!(!html.contains("<script") && !html.contains("src=") && !html.contains("href="));
+
+    let out = env.run(&["stats", r.to_str().unwrap(), "--html", "stats.html"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let html = std::fs::read_to_string(env.path().join("stats.html")).unwrap();
+    assert_eq!(html.matches("<svg").count(), 9);
+
+    // A report that cannot be written is an error, and leaves nothing behind.
+    let out = env.run(&["drift", r.to_str().unwrap(), c.to_str().unwrap(), "--html", "no/such/dir/report.html"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("cannot write the report no/such/dir/report.html"), "{}", out.stderr);
+}

@@ -3,7 +3,7 @@
 //! at least `drift_share` of the columns drifted, as Evidently).
 
 use crate::table::{Table, is_numeric};
-use flywheel_stats::{ColumnDrift, Method, Sample, StatsError};
+use flywheel_stats::{ColumnDrift, Kind, Method, Sample, StatsError};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -41,6 +41,62 @@ pub struct ColumnReport {
     pub drift: ColumnDrift,
     pub reference_missing: usize,
     pub current_missing: usize,
+    /// Shares of each sample per bin (numeric) or category, for reports.
+    pub histogram: Histogram,
+}
+
+/// Reference and current shares over the same bins: `labels` are bin
+/// ranges or category values.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Histogram {
+    pub labels: Vec<String>,
+    pub reference: Vec<f64>,
+    pub current: Vec<f64>,
+}
+
+const DISPLAY_BINS: usize = 20;
+const DISPLAY_CATEGORIES: usize = 20;
+
+fn histogram(reference: &Sample, current: &Sample, kind: Kind) -> Histogram {
+    match (reference, current) {
+        (Sample::Numeric(r), Sample::Numeric(c)) if kind == Kind::Numeric && (!r.is_empty() || !c.is_empty()) => {
+            let lo = r.iter().chain(c).copied().fold(f64::INFINITY, f64::min);
+            let hi = r.iter().chain(c).copied().fold(f64::NEG_INFINITY, f64::max);
+            let bins = if lo == hi { 1 } else { DISPLAY_BINS };
+            let width = if lo == hi { 1.0 } else { (hi - lo) / bins as f64 };
+            let share = |v: &[f64]| {
+                let mut h = vec![0.0; bins];
+                for &x in v {
+                    let k = (((x - lo) / width) as usize).min(bins - 1);
+                    h[k] += 1.0;
+                }
+                let n = v.len().max(1) as f64;
+                h.into_iter().map(|x| x / n).collect::<Vec<_>>()
+            };
+            let labels =
+                (0..bins).map(|i| format!("{:.4}–{:.4}", lo + width * i as f64, lo + width * (i + 1) as f64)).collect();
+            Histogram { labels, reference: share(r), current: share(c) }
+        }
+        _ => {
+            let text = |s: &Sample| match s {
+                Sample::Categorical(v) => v.clone(),
+                Sample::Numeric(v) => v.iter().map(|x| format!("{x}")).collect(),
+            };
+            let (r, c) = (text(reference), text(current));
+            let mut counts: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
+            r.iter().for_each(|v| counts.entry(v).or_default().0 += 1.0);
+            c.iter().for_each(|v| counts.entry(v).or_default().1 += 1.0);
+            let mut rows: Vec<(&str, (f64, f64))> = counts.into_iter().collect();
+            rows.sort_by(|a, b| (b.1.0 + b.1.1).total_cmp(&(a.1.0 + a.1.1)).then(a.0.cmp(b.0)));
+            rows.truncate(DISPLAY_CATEGORIES);
+            let (nr, nc) = (r.len().max(1) as f64, c.len().max(1) as f64);
+            Histogram {
+                labels: rows.iter().map(|(k, _)| k.to_string()).collect(),
+                reference: rows.iter().map(|(_, (a, _))| a / nr).collect(),
+                current: rows.iter().map(|(_, (_, b))| b / nc).collect(),
+            }
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -150,7 +206,8 @@ fn one_column(
     let (cs, current_missing) = sample(current, ci, numeric);
     let method = opts.methods.get(name).copied().or(opts.method);
     let threshold = opts.thresholds.get(name).copied().or(opts.threshold);
-    let drift = flywheel_stats::column_drift(rs, cs, method, threshold)
+    let drift = flywheel_stats::column_drift(rs.clone(), cs.clone(), method, threshold)
         .map_err(|source| DriftError::Method { column: name.to_string(), source })?;
-    Ok((name.to_string(), ColumnReport { drift, reference_missing, current_missing }))
+    let histogram = histogram(&rs, &cs, drift.kind);
+    Ok((name.to_string(), ColumnReport { drift, reference_missing, current_missing, histogram }))
 }

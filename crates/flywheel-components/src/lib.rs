@@ -6,6 +6,7 @@
 pub mod command;
 pub mod drift;
 pub mod evaluate;
+pub mod html;
 pub mod ingest;
 pub mod metrics;
 pub mod model;
