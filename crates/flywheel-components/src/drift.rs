@@ -78,18 +78,18 @@ fn histogram(reference: &Sample, current: &Sample, kind: Kind) -> Histogram {
             Histogram { labels, reference: share(r), current: share(c) }
         }
         _ => {
-            let text = |s: &Sample| match s {
-                Sample::Categorical(v) => v.clone(),
-                Sample::Numeric(v) => v.iter().map(|x| format!("{x}")).collect(),
+            let tally = |s: &Sample| match s {
+                Sample::Categorical(m) => m.clone(),
+                Sample::Numeric(v) => flywheel_stats::drift::category_counts(v.iter().map(|x| format!("{x}"))),
             };
-            let (r, c) = (text(reference), text(current));
+            let (r, c) = (tally(reference), tally(current));
             let mut counts: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
-            r.iter().for_each(|v| counts.entry(v).or_default().0 += 1.0);
-            c.iter().for_each(|v| counts.entry(v).or_default().1 += 1.0);
+            r.iter().for_each(|(v, n)| counts.entry(v).or_default().0 += *n as f64);
+            c.iter().for_each(|(v, n)| counts.entry(v).or_default().1 += *n as f64);
             let mut rows: Vec<(&str, (f64, f64))> = counts.into_iter().collect();
             rows.sort_by(|a, b| (b.1.0 + b.1.1).total_cmp(&(a.1.0 + a.1.1)).then(a.0.cmp(b.0)));
             rows.truncate(DISPLAY_CATEGORIES);
-            let (nr, nc) = (r.len().max(1) as f64, c.len().max(1) as f64);
+            let (nr, nc) = (reference.len().max(1) as f64, current.len().max(1) as f64);
             Histogram {
                 labels: rows.iter().map(|(k, _)| k.to_string()).collect(),
                 reference: rows.iter().map(|(_, (a, _))| a / nr).collect(),
@@ -117,12 +117,31 @@ fn sample(t: &Table, i: usize, numeric: bool) -> (Sample, usize) {
     if numeric {
         let v = t.f64_column(i);
         let missing = v.iter().filter(|x| x.is_none()).count();
-        (Sample::Numeric(v.into_iter().flatten().collect()), missing)
-    } else {
-        let v = t.str_column(i);
-        let missing = v.iter().filter(|x| x.is_none()).count();
-        (Sample::Categorical(v.into_iter().flatten().collect()), missing)
+        return (Sample::Numeric(v.into_iter().flatten().collect()), missing);
     }
+    // Count categories straight from the Arrow arrays: no string per value.
+    let mut counts: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+    let mut missing = 0;
+    let arrays: Vec<arrow_array::ArrayRef> = t
+        .batches
+        .iter()
+        .map(|b| arrow_cast::cast(b.column(i), &arrow_schema::DataType::Utf8).unwrap_or_else(|_| b.column(i).clone()))
+        .collect();
+    for a in &arrays {
+        match a.as_any().downcast_ref::<arrow_array::StringArray>() {
+            Some(s) => {
+                for v in s.iter() {
+                    match v {
+                        Some(v) => *counts.entry(v).or_default() += 1,
+                        None => missing += 1,
+                    }
+                }
+            }
+            None => missing += a.len(),
+        }
+    }
+    let counts: BTreeMap<String, u64> = counts.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    (Sample::Categorical(counts), missing)
 }
 
 pub fn dataset_drift(reference: &Table, current: &Table, opts: &DriftOptions) -> Result<DriftReport, DriftError> {
@@ -206,8 +225,8 @@ fn one_column(
     let (cs, current_missing) = sample(current, ci, numeric);
     let method = opts.methods.get(name).copied().or(opts.method);
     let threshold = opts.thresholds.get(name).copied().or(opts.threshold);
-    let drift = flywheel_stats::column_drift(rs.clone(), cs.clone(), method, threshold)
+    let histogram = histogram(&rs, &cs, flywheel_stats::kind_of(&rs, &cs));
+    let drift = flywheel_stats::column_drift(rs, cs, method, threshold)
         .map_err(|source| DriftError::Method { column: name.to_string(), source })?;
-    let histogram = histogram(&rs, &cs, drift.kind);
     Ok((name.to_string(), ColumnReport { drift, reference_missing, current_missing, histogram }))
 }

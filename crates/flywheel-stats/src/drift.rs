@@ -29,7 +29,7 @@
 use crate::StatsError;
 use crate::ks;
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Hash, PartialOrd, Ord)]
 pub enum Method {
@@ -111,18 +111,24 @@ impl Kind {
     }
 }
 
-/// The non-missing values of one column.
+/// The non-missing values of one column: numbers, or how often each
+/// category occurs (every categorical method needs only the counts).
 #[derive(Debug, Clone)]
 pub enum Sample {
     Numeric(Vec<f64>),
-    Categorical(Vec<String>),
+    Categorical(BTreeMap<String, u64>),
 }
 
 impl Sample {
+    /// Counts categories from values.
+    pub fn categories<S: AsRef<str>>(values: impl IntoIterator<Item = S>) -> Sample {
+        Sample::Categorical(category_counts(values))
+    }
+
     pub fn len(&self) -> usize {
         match self {
             Sample::Numeric(v) => v.len(),
-            Sample::Categorical(v) => v.len(),
+            Sample::Categorical(m) => m.values().sum::<u64>() as usize,
         }
     }
 
@@ -168,26 +174,61 @@ fn label(x: f64) -> String {
     format!("{x}")
 }
 
+/// How often each value occurs.
+pub fn category_counts<S: AsRef<str>>(values: impl IntoIterator<Item = S>) -> BTreeMap<String, u64> {
+    let mut m: BTreeMap<String, u64> = BTreeMap::new();
+    for v in values {
+        let v = v.as_ref();
+        match m.get_mut(v) {
+            Some(c) => *c += 1,
+            None => {
+                m.insert(v.to_string(), 1);
+            }
+        }
+    }
+    m
+}
+
+/// Whether the two samples have more than `limit` distinct values together
+/// (stops counting as soon as they do).
+fn more_distinct_than(a: &[f64], b: &[f64], limit: usize) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    for &x in a.iter().chain(b) {
+        seen.insert(if x == 0.0 { 0u64 } else { x.to_bits() });
+        if seen.len() > limit {
+            return true;
+        }
+    }
+    false
+}
+
+/// How two samples of a column are compared: as numbers when both are
+/// numeric with more than 5 distinct values together, else as categories.
+pub fn kind_of(reference: &Sample, current: &Sample) -> Kind {
+    match (reference, current) {
+        (Sample::Numeric(r), Sample::Numeric(c)) if more_distinct_than(r, c, 5) => Kind::Numeric,
+        _ => Kind::Categorical,
+    }
+}
+
 /// How a column is compared: numeric columns with at most 5 distinct values
 /// (both samples together) are compared as categories.
 fn as_kind(reference: Sample, current: Sample) -> (Kind, Sample, Sample) {
     match (reference, current) {
         (Sample::Numeric(r), Sample::Numeric(c)) => {
-            let mut both = r.clone();
-            both.extend_from_slice(&c);
-            if distinct_f64(&both) > 5 {
+            if more_distinct_than(&r, &c, 5) {
                 (Kind::Numeric, Sample::Numeric(r), Sample::Numeric(c))
             } else {
-                let cat = |v: Vec<f64>| Sample::Categorical(v.into_iter().map(label).collect());
+                let cat = |v: Vec<f64>| Sample::categories(v.into_iter().map(label));
                 (Kind::Categorical, cat(r), cat(c))
             }
         }
         (r, c) => {
             let cat = |s: Sample| match s {
-                Sample::Categorical(v) => v,
-                Sample::Numeric(v) => v.into_iter().map(label).collect(),
+                Sample::Numeric(v) => Sample::categories(v.into_iter().map(label)),
+                categorical => categorical,
             };
-            (Kind::Categorical, Sample::Categorical(cat(r)), Sample::Categorical(cat(c)))
+            (Kind::Categorical, cat(r), cat(c))
         }
     }
 }
@@ -203,7 +244,7 @@ pub fn column_drift(
     let (kind, reference, current) = as_kind(reference, current);
     let distinct_reference = match &reference {
         Sample::Numeric(v) => distinct_f64(v),
-        Sample::Categorical(v) => v.iter().collect::<BTreeSet<_>>().len(),
+        Sample::Categorical(m) => m.len(),
     };
     let method = method.unwrap_or_else(|| default_method(reference_count, kind, distinct_reference));
     if !method.applies_to(kind) {
@@ -215,13 +256,12 @@ pub fn column_drift(
         });
     }
     let threshold = threshold.unwrap_or_else(|| method.default_threshold());
-    let (score, statistic) = match (&reference, &current) {
-        _ if reference.is_empty() || current.is_empty() => (f64::NAN, None),
-        (Sample::Numeric(r), Sample::Numeric(c)) => {
-            let mut r = r.clone();
-            let mut c = c.clone();
-            r.sort_by(f64::total_cmp);
-            c.sort_by(f64::total_cmp);
+    let (reference_empty, current_empty) = (reference.is_empty(), current.is_empty());
+    let (score, statistic) = match (reference, current) {
+        _ if reference_empty || current_empty => (f64::NAN, None),
+        (Sample::Numeric(mut r), Sample::Numeric(mut c)) => {
+            r.sort_unstable_by(f64::total_cmp);
+            c.sort_unstable_by(f64::total_cmp);
             match method {
                 Method::Wasserstein => (wasserstein(&r, &c) / std_pop(&r).max(0.001), None),
                 Method::Ks => {
@@ -239,8 +279,9 @@ pub fn column_drift(
             }
         }
         (Sample::Categorical(r), Sample::Categorical(c)) => {
-            let (keys, rc, cc) = counts(r, c);
+            let (keys, rc, cc) = counts(&r, &c);
             let shares = |v: &[f64], n: usize| v.iter().map(|x| x / n as f64).collect::<Vec<_>>();
+            let (r, c) = (rc.iter().sum::<f64>() as usize, cc.iter().sum::<f64>() as usize);
             match method {
                 Method::ChiSquare => {
                     let (stat, p) = chi_square(&rc, &cc);
@@ -251,12 +292,12 @@ pub fn column_drift(
                     (p, Some(z))
                 }
                 Method::LInf => {
-                    let (rp, cp) = (shares(&rc, r.len()), shares(&cc, c.len()));
+                    let (rp, cp) = (shares(&rc, r), shares(&cc, c));
                     (rp.iter().zip(&cp).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max), None)
                 }
-                Method::JensenShannon => (jensen_shannon(&shares(&rc, r.len()), &shares(&cc, c.len())), None),
+                Method::JensenShannon => (jensen_shannon(&shares(&rc, r), &shares(&cc, c)), None),
                 _ => {
-                    let (mut rp, mut cp) = (shares(&rc, r.len()), shares(&cc, c.len()));
+                    let (mut rp, mut cp) = (shares(&rc, r), shares(&cc, c));
                     fill_zeroes(&mut rp);
                     fill_zeroes(&mut cp);
                     (psi(&rp, &cp), None)
@@ -267,7 +308,7 @@ pub fn column_drift(
     };
     let drift = if score.is_nan() {
         // One side has no values at all: the column's presence itself changed.
-        reference.is_empty() != current.is_empty()
+        reference_empty != current_empty
     } else if method.is_p_value() {
         score <= threshold
     } else {
@@ -312,13 +353,13 @@ pub fn wasserstein(a: &[f64], b: &[f64]) -> f64 {
 }
 
 /// Category counts over the union of keys (sorted).
-fn counts(r: &[String], c: &[String]) -> (Vec<String>, Vec<f64>, Vec<f64>) {
+fn counts(r: &BTreeMap<String, u64>, c: &BTreeMap<String, u64>) -> (Vec<String>, Vec<f64>, Vec<f64>) {
     let mut map: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
-    for v in r {
-        map.entry(v).or_default().0 += 1.0;
+    for (v, n) in r {
+        map.entry(v).or_default().0 += *n as f64;
     }
-    for v in c {
-        map.entry(v).or_default().1 += 1.0;
+    for (v, n) in c {
+        map.entry(v).or_default().1 += *n as f64;
     }
     let keys = map.keys().map(|k| k.to_string()).collect();
     let (rc, cc) = map.values().copied().unzip();
@@ -366,8 +407,8 @@ fn binned_numeric(r: &[f64], c: &[f64], fill: bool) -> (Vec<f64>, Vec<f64>) {
             ch.iter().map(|x| x / c.len() as f64).collect::<Vec<_>>(),
         )
     } else {
-        let rl: Vec<String> = r.iter().map(|x| label(*x)).collect();
-        let cl: Vec<String> = c.iter().map(|x| label(*x)).collect();
+        let rl = category_counts(r.iter().map(|x| label(*x)));
+        let cl = category_counts(c.iter().map(|x| label(*x)));
         let (_, rc, cc) = counts(&rl, &cl);
         (rc.iter().map(|x| x / r.len() as f64).collect(), cc.iter().map(|x| x / c.len() as f64).collect())
     };
@@ -479,16 +520,16 @@ mod tests {
         let few: Vec<f64> = (0..5000).map(|i| f64::from(i % 3)).collect();
         let d = column_drift(num(&few), num(&few), None, None).unwrap();
         assert_eq!((d.kind, d.method), (Kind::Categorical, Method::JensenShannon));
-        let yes_no: Vec<String> = (0..300).map(|i| if i % 3 == 0 { "yes" } else { "no" }.to_string()).collect();
+        let yes_no: Vec<&str> = (0..300).map(|i| if i % 3 == 0 { "yes" } else { "no" }).collect();
         assert_eq!(
-            column_drift(Sample::Categorical(yes_no.clone()), Sample::Categorical(yes_no), None, None).unwrap().method,
+            column_drift(Sample::categories(&yes_no), Sample::categories(&yes_no), None, None).unwrap().method,
             Method::Z
         );
     }
 
     #[test]
     fn methods_are_checked_against_the_column_kind() {
-        let cats = Sample::Categorical(vec!["a".into(), "b".into()]);
+        let cats = Sample::categories(["a", "b"]);
         let e = column_drift(cats.clone(), cats, Some(Method::Ks), None).unwrap_err();
         assert_eq!(
             e.to_string(),

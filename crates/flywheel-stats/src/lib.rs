@@ -10,7 +10,7 @@ pub mod ks;
 pub mod profile;
 pub mod sketch;
 
-pub use drift::{ColumnDrift, Kind, Method, Sample, column_drift, default_method};
+pub use drift::{ColumnDrift, Kind, Method, Sample, column_drift, default_method, kind_of};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum StatsError {

@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""`flywheel drift` side by side with Evidently's DataDriftPreset and TFDV
+(statistics of both files + skew/drift validation), in one run, on the same
+generated files: 100k + 100k rows × 20 columns (12 numeric, 8 categorical),
+as CSV and as Parquet. Wall time and peak memory (max RSS) of each tool's
+process, imports included, reported as ratios.
+
+    python3 bench/drift.py               # installs the peers into bench/.venv-drift once
+    python3 bench/drift.py --no-tfdv     # skip TFDV (it pulls in TensorFlow)
+"""
+
+import argparse
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+VENV = ROOT / "bench" / ".venv-drift"
+PY = VENV / "bin" / "python"
+
+GENERATE = r"""
+import sys, numpy as np, pandas as pd
+out = sys.argv[1]
+rng = np.random.default_rng(1)
+def frame(shift):
+    n = 100_000
+    d = {}
+    for i in range(12):
+        d[f"num{i}"] = rng.normal(shift * (i % 3) * 0.05, 1 + 0.1 * (i % 4), n).round(5)
+    cats = ["a", "b", "c", "d", "e", "f", "g", "h"]
+    for i in range(8):
+        p = np.ones(len(cats)); p[i % len(cats)] += 2 + shift * (i % 2); p = p / p.sum()
+        d[f"cat{i}"] = rng.choice(cats, n, p=p)
+    return pd.DataFrame(d)
+for name, shift in [("reference", 0.0), ("current", 1.0)]:
+    df = frame(shift)
+    df.to_csv(f"{out}/{name}.csv", index=False)
+    df.to_parquet(f"{out}/{name}.parquet", index=False)
+"""
+
+EVIDENTLY = r"""
+import sys, pandas as pd
+from evidently import Report
+from evidently.presets import DataDriftPreset
+ref, cur, fmt = sys.argv[1], sys.argv[2], sys.argv[3]
+read = pd.read_parquet if fmt == "parquet" else pd.read_csv
+r = Report([DataDriftPreset()]).run(read(cur), read(ref))
+r.dict()
+"""
+
+TFDV = r"""
+import sys
+import tensorflow_data_validation as tfdv
+ref, cur, fmt = sys.argv[1], sys.argv[2], sys.argv[3]
+if fmt == "parquet":
+    import pandas as pd
+    rs = tfdv.generate_statistics_from_dataframe(pd.read_parquet(ref))
+    cs = tfdv.generate_statistics_from_dataframe(pd.read_parquet(cur))
+else:
+    rs = tfdv.generate_statistics_from_csv(ref)
+    cs = tfdv.generate_statistics_from_csv(cur)
+schema = tfdv.infer_schema(rs)
+for f in schema.feature:
+    if f.type == 2 or f.type == 3:  # numeric: Jensen-Shannon drift
+        tfdv.get_feature(schema, f.name).drift_comparator.jensen_shannon_divergence.threshold = 0.1
+    else:
+        tfdv.get_feature(schema, f.name).drift_comparator.infinity_norm.threshold = 0.1
+tfdv.validate_statistics(cs, schema, previous_statistics=rs)
+"""
+
+
+def run(cmd):
+    """Wall seconds and peak RSS (MB) of a child process."""
+    t = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t
+    if status != 0:
+        sys.exit(f"{cmd[:3]} failed: {p.stderr.read().decode()[-2000:]}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def ensure_peers(tfdv: bool):
+    if not PY.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    # Evidently 0.7 imports pandas internals that pandas 3 removed.
+    pkgs = ["numpy", "pandas<3", "pyarrow", "evidently"] + (["tensorflow-data-validation"] if tfdv else [])
+    subprocess.run([str(PY), "-m", "pip", "install", "-q"] + pkgs, check=True)
+    versions = subprocess.run([str(PY), "-c", "import importlib.metadata as m;print(' '.join(f'{p} {m.version(p)}' for p in %r))" % pkgs[3:]],
+                              capture_output=True, text=True).stdout.strip()
+    return versions
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--no-tfdv", action="store_true")
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    versions = ensure_peers(not args.no_tfdv)
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "flywheel-cli"], cwd=ROOT, check=True)
+    fw = str(ROOT / "target" / "release" / "flywheel")
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([str(PY), "-c", GENERATE, tmp], check=True)
+        rows = []
+        for fmt in ["csv", "parquet"]:
+            ref, cur = f"{tmp}/reference.{fmt}", f"{tmp}/current.{fmt}"
+            tools = [("flywheel drift", [fw, "drift", ref, cur, "--json"]),
+                     ("Evidently DataDriftPreset", [str(PY), "-c", EVIDENTLY, ref, cur, fmt])]
+            if not args.no_tfdv:
+                tools.append(("TFDV stats + validate", [str(PY), "-c", TFDV, ref, cur, fmt]))
+            for name, cmd in tools:
+                runs = [run(cmd) for _ in range(args.repeat)]
+                wall = sorted(r[0] for r in runs)[len(runs) // 2]
+                rss = max(r[1] for r in runs)
+                rows.append((fmt, name, wall, rss))
+    print(f"\n100k + 100k rows × 20 columns; median of {args.repeat} runs; {os.cpu_count()} cores; peers: {versions}\n")
+    print("| format | tool | wall | peak RSS | wall vs flywheel | RSS vs flywheel |")
+    print("|---|---|---:|---:|---:|---:|")
+    for fmt in ["csv", "parquet"]:
+        base = next(r for r in rows if r[0] == fmt and r[1] == "flywheel drift")
+        for r in [r for r in rows if r[0] == fmt]:
+            print(f"| {fmt} | {r[1]} | {r[2]:.2f} s | {r[3]:.0f} MB | {r[2] / base[2]:.1f}× | {r[3] / base[3]:.1f}× |")
+
+
+if __name__ == "__main__":
+    main()
