@@ -56,6 +56,11 @@ pub enum Command {
     },
     /// Statistics of a dataset (CSV, CSV.gz or Parquet), in one streaming pass.
     Stats(StatsArgs),
+    /// Data schemas: `flywheel schema infer DATA -o schema.toml`.
+    #[command(subcommand)]
+    Schema(SchemaCommand),
+    /// Check data against a schema; exits 1 when an error anomaly is found.
+    Validate(ValidateArgs),
     /// Compare two datasets column by column: drift (previous vs current) or
     /// skew (training vs serving), with Evidently's default methods.
     Drift(DriftArgs),
@@ -173,6 +178,40 @@ pub struct StatsArgs {
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
     /// Print the statistics as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SchemaCommand {
+    /// Infer a schema (TOML) from data, to curate and commit.
+    Infer {
+        data: PathBuf,
+        /// Write the schema here (atomically) instead of to stdout.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// A text column with at most this many distinct values gets a category domain.
+        #[arg(long, default_value_t = 50)]
+        max_categories: usize,
+        /// Values read as missing (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        missing_values: Option<Vec<String>>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct ValidateArgs {
+    pub data: PathBuf,
+    /// The schema file (TOML).
+    #[arg(long)]
+    pub schema: PathBuf,
+    /// The environment the data comes from (e.g. SERVING), as declared in the schema.
+    #[arg(long)]
+    pub environment: Option<String>,
+    /// Values read as missing (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub missing_values: Option<Vec<String>>,
+    /// Print the anomalies as JSON.
     #[arg(long)]
     pub json: bool,
 }

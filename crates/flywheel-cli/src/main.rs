@@ -9,6 +9,7 @@ mod drift_cmd;
 mod progress;
 mod quickstart;
 mod render;
+mod schema_cmd;
 mod stats_cmd;
 
 use anyhow::Result;
@@ -213,6 +214,10 @@ fn run(cli: Cli) -> std::result::Result<u8, Failure> {
         }
         Command::Drift(args) => drift_cmd::run(&args),
         Command::Stats(args) => stats_cmd::run(&args),
+        Command::Schema(cli::SchemaCommand::Infer { data, output, max_categories, missing_values }) => {
+            schema_cmd::infer(&data, output.as_deref(), max_categories, missing_values)
+        }
+        Command::Validate(args) => schema_cmd::validate(&args),
         Command::Models { json } => {
             let home = open_home(&home_dir)?;
             let versions = home.metadata.model_versions()?;

@@ -139,3 +139,106 @@ fn a_column_that_is_entirely_missing_is_reported() {
     assert_eq!(b["missing"], 3);
     assert_eq!(b["distinct"], 0);
 }
+
+#[test]
+fn schema_infer_then_validate_finds_schema_skew() {
+    let env = Env::new();
+    let mut train = String::from("hour,weather,count\n");
+    let mut serve = String::from("hour,weather,count\n");
+    for i in 0..500 {
+        train.push_str(&format!("{},{},{}\n", i % 24, ["clear", "rain"][i % 2], 100 + i % 50));
+        serve.push_str(&format!("{},{},{}\n", i % 24, ["clear", "rain", "snow", "clear"][i % 4], 100 + i % 80));
+    }
+    env.write("train.csv", &train);
+    env.write("serve.csv", &serve);
+    let r = env.run(&["schema", "infer", "train.csv", "-o", "schema.toml"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let schema = std::fs::read_to_string(env.path().join("schema.toml")).unwrap();
+    assert!(
+        schema.contains("[columns.weather]\ntype = \"string\"\nmin_presence = 1.0\ndomain = [\"clear\", \"rain\"]"),
+        "{schema}"
+    );
+
+    // The data the schema came from has no anomalies.
+    let r = env.run(&["validate", "train.csv", "--schema", "schema.toml"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+
+    let r = env.run(&["validate", "serve.csv", "--schema", "schema.toml", "--json"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let v = r.json();
+    let found: Vec<(String, String, u64)> = v["anomalies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["column"].as_str().unwrap().to_string(),
+                a["kind"].as_str().unwrap().to_string(),
+                a["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("weather".to_string(), "unexpected_category".to_string(), 125),
+            ("count".to_string(), "out_of_range".to_string(), 180)
+        ]
+    );
+    assert_eq!(v["anomalies"][0]["example"], "snow");
+    assert_eq!(v["errors"], 2);
+
+    // Curating the schema (allowing snow, widening the range) clears them.
+    let curated = schema
+        .replace("domain = [\"clear\", \"rain\"]", "domain = [\"clear\", \"rain\", \"snow\"]")
+        .replace("max = 149.0", "max = 200.0");
+    env.write("schema.toml", &curated);
+    let r = env.run(&["validate", "serve.csv", "--schema", "schema.toml"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+}
+
+#[test]
+fn environments_let_the_label_be_absent_in_serving() {
+    let env = Env::new();
+    env.write("serve.csv", "x,label\n1,a\n2,b\n");
+    env.write("nolabel.csv", "x\n1\n2\n");
+    env.write(
+        "schema.toml",
+        "[dataset]\nenvironments = [\"TRAINING\", \"SERVING\"]\n[columns.x]\ntype = \"int\"\n[columns.label]\ntype = \"string\"\nenvironments = [\"TRAINING\"]\n",
+    );
+    let r = env.run(&["validate", "nolabel.csv", "--schema", "schema.toml", "--environment", "SERVING"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let r = env.run(&["validate", "nolabel.csv", "--schema", "schema.toml", "--environment", "TRAINING"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("column `label`: missing_column"), "{}", r.stdout);
+    let r = env.run(&["validate", "serve.csv", "--schema", "schema.toml", "--environment", "SERVING"]);
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.contains("warning: column `label`: unexpected_in_environment"), "{}", r.stdout);
+    let r = env.run(&["validate", "serve.csv", "--schema", "schema.toml", "--environment", "SERVNG"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("did you mean `SERVING`?"), "{}", r.stderr);
+}
+
+#[test]
+fn a_schema_with_a_typo_is_reported_with_its_place() {
+    let env = Env::new();
+    env.write("d.csv", "x\n1\n");
+    env.write("schema.toml", "[columns.x]\ntype = \"int\"\nmn = 0\n");
+    let r = env.run(&["validate", "d.csv", "--schema", "schema.toml"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.starts_with("schema.toml:3:1: error: unknown key `mn` in column `x`"), "{}", r.stderr);
+    assert!(r.stderr.contains("did you mean `min`?"), "{}", r.stderr);
+    let r = env.run(&["validate", "d.csv", "--schema", "missing.toml"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("cannot read schema missing.toml"), "{}", r.stderr);
+}
+
+#[test]
+fn the_anomaly_catalogue_is_documented() {
+    let doc = std::fs::read_to_string(repo_root().join("docs/anomalies.md")).unwrap();
+    assert!(flywheel_stats::schema::KINDS.len() >= 15);
+    for (kind, severity, _) in flywheel_stats::schema::KINDS {
+        let sev = format!("{severity:?}").to_lowercase();
+        assert!(doc.contains(&format!("| `{kind}` | {sev} |")), "docs/anomalies.md lacks `{kind}` ({sev})");
+    }
+}

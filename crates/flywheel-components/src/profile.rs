@@ -5,8 +5,9 @@
 use crate::table::{ReadOptions, TableError, open_batches};
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType, Schema};
-use flywheel_stats::profile::{ColumnProfile, EXACT_QUANTILE_LIMIT, ValueType};
+use flywheel_stats::profile::{Checks, ColumnProfile, EXACT_QUANTILE_LIMIT, ValueType};
 use serde_json::{Value as Json, json};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 pub struct DatasetProfile {
@@ -79,14 +80,17 @@ impl DatasetProfile {
 
 /// Profiles a file with `threads` workers.
 pub fn profile_file(path: &Path, opts: &ReadOptions, threads: usize) -> Result<DatasetProfile, TableError> {
-    profile_file_with(path, opts, threads, EXACT_QUANTILE_LIMIT)
+    profile_file_with(path, opts, threads, EXACT_QUANTILE_LIMIT, &BTreeMap::new())
 }
 
+/// Profiles a file, also counting the values that break `checks` (a
+/// schema's ranges and domains) in the same pass.
 pub fn profile_file_with(
     path: &Path,
     opts: &ReadOptions,
     threads: usize,
     exact_limit: usize,
+    checks: &BTreeMap<String, Checks>,
 ) -> Result<DatasetProfile, TableError> {
     let batches = open_batches(path, opts)?;
     let schema = batches.schema.clone();
@@ -98,6 +102,9 @@ pub fn profile_file_with(
             .map(|_| {
                 s.spawn(|| {
                     let mut p = DatasetProfile::new(&schema, exact_limit);
+                    for (name, col) in p.columns.iter_mut() {
+                        col.checks = checks.get(name).cloned();
+                    }
                     loop {
                         let next = rx.lock().map(|r| r.recv());
                         match next {

@@ -100,7 +100,7 @@ fn sketched_quantiles_stay_within_the_stated_rank_error() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/bike-sharing/data/bike_sharing_hourly.csv.gz");
     let t = read_table(&path, &ReadOptions::default()).unwrap();
     for threads in [1, 2] {
-        let p = profile_file_with(&path, &ReadOptions::default(), threads, 1_000).unwrap();
+        let p = profile_file_with(&path, &ReadOptions::default(), threads, 1_000, &Default::default()).unwrap();
         let stats = p.to_json(5);
         assert_eq!(stats["rows"], 17_379);
         for col in ["cnt", "temp", "hum", "instant", "casual"] {
@@ -120,7 +120,9 @@ fn sketched_quantiles_stay_within_the_stated_rank_error() {
                 );
             }
             // Everything else stays exact in sketch mode.
-            let exact = profile_file_with(&path, &ReadOptions::default(), 1, usize::MAX).unwrap().to_json(5);
+            let exact = profile_file_with(&path, &ReadOptions::default(), 1, usize::MAX, &Default::default())
+                .unwrap()
+                .to_json(5);
             for key in ["count", "missing", "distinct", "min", "max", "zeros"] {
                 assert_eq!(c[key], exact["columns"][col][key], "{col}.{key}");
             }

@@ -76,6 +76,16 @@ mod time_tests {
     }
 }
 
+/// 1-based line and column (in characters) of a byte offset in `source`.
+pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(source.len());
+    let before = source.get(..offset).unwrap_or(source);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}
+
 /// The candidate closest to `word`, if it is close enough to be what the
 /// user meant: a small edit (typo, swapped letters) or a high Jaro–Winkler
 /// similarity. Used for every "did you mean".

@@ -56,12 +56,7 @@ impl Diagnostics {
 }
 
 pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(source.len());
-    let before = source.get(..offset).unwrap_or(source);
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = before[line_start..].chars().count() + 1;
-    (line, column)
+    flywheel_core::line_col(source, offset)
 }
 
 impl fmt::Display for Diagnostics {

@@ -8,6 +8,7 @@
 pub mod drift;
 pub mod ks;
 pub mod profile;
+pub mod schema;
 pub mod sketch;
 
 pub use drift::{ColumnDrift, Kind, Method, Sample, column_drift, default_method, kind_of};

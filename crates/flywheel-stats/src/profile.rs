@@ -136,7 +136,71 @@ pub struct ColumnProfile {
     pub numbers: Frequent<u64>,
     pub texts: Frequent<String>,
     pub lengths: Moments,
+    /// Counts of values breaking a schema's range or domain, when given.
+    pub checks: Option<Checks>,
     exact_limit: usize,
+}
+
+/// What a schema allows for one column's values, and how many values (with
+/// a first example) fell outside. Counted in the same pass as the profile,
+/// and merged by addition.
+#[derive(Debug, Clone, Default)]
+pub struct Checks {
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub domain: Option<std::collections::HashSet<String>>,
+    pub below: u64,
+    pub above: u64,
+    pub outside_domain: u64,
+    pub outside_domain_distinct: std::collections::BTreeSet<String>,
+    pub example_below: Option<f64>,
+    pub example_above: Option<f64>,
+}
+
+impl Checks {
+    fn number(&mut self, x: f64) {
+        if let Some(lo) = self.min
+            && x < lo
+        {
+            self.below += 1;
+            self.example_below.get_or_insert(x);
+        }
+        if let Some(hi) = self.max
+            && x > hi
+        {
+            self.above += 1;
+            self.example_above.get_or_insert(x);
+        }
+    }
+
+    fn text(&mut self, s: &str) {
+        if let Some(d) = &self.domain
+            && !d.contains(s)
+        {
+            self.outside_domain += 1;
+            // Keep a bounded sample of the unexpected values.
+            if self.outside_domain_distinct.len() < 20 {
+                self.outside_domain_distinct.insert(s.to_string());
+            }
+        }
+    }
+
+    fn merge(&mut self, o: &Checks) {
+        self.below += o.below;
+        self.above += o.above;
+        self.outside_domain += o.outside_domain;
+        for v in &o.outside_domain_distinct {
+            if self.outside_domain_distinct.len() < 20 {
+                self.outside_domain_distinct.insert(v.clone());
+            }
+        }
+        if self.example_below.is_none() {
+            self.example_below = o.example_below;
+        }
+        if self.example_above.is_none() {
+            self.example_above = o.example_above;
+        }
+    }
 }
 
 impl ColumnProfile {
@@ -158,6 +222,7 @@ impl ColumnProfile {
             numbers: Frequent::default(),
             texts: Frequent::default(),
             lengths: Moments::default(),
+            checks: None,
             exact_limit: limit,
         }
     }
@@ -170,6 +235,9 @@ impl ColumnProfile {
         if x.is_nan() {
             self.nan += 1;
             return;
+        }
+        if let Some(c) = &mut self.checks {
+            c.number(x);
         }
         let x = if x == 0.0 { 0.0 } else { x };
         self.distinct.add_hash(hash_f64(x));
@@ -186,12 +254,20 @@ impl ColumnProfile {
     }
 
     pub fn add_str(&mut self, s: &str) {
+        if let Some(c) = &mut self.checks {
+            c.text(s);
+        }
         self.distinct.add_hash(hash_bytes(s.as_bytes()));
         self.lengths.add(s.chars().count() as f64);
         self.texts.add(s.to_string());
     }
 
     pub fn merge(&mut self, o: &ColumnProfile) {
+        match (&mut self.checks, &o.checks) {
+            (Some(a), Some(b)) => a.merge(b),
+            (None, Some(b)) => self.checks = Some(b.clone()),
+            _ => {}
+        }
         self.missing += o.missing;
         self.nan += o.nan;
         self.inf += o.inf;
