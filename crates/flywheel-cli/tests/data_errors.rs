@@ -171,5 +171,44 @@ fn validation_failure_names_column_and_counts() {
     let s = step(&r.json(), "check").clone();
     let e = s["error"].as_str().unwrap();
     assert!(e.contains("column `color`: unexpected_category"), "{e}");
-    assert!(e.contains("have a category not in the schema (1 distinct, e.g. `green`)"), "{e}");
+    assert!(e.contains("80 of 160 values (50.00%) not in the domain: `green`"), "{e}");
+    // The size check is a separate error only when it is one: `size` stays in range.
+    assert!(!e.contains("column `size`"), "{e}");
+}
+
+#[test]
+fn a_pipeline_can_validate_against_a_curated_schema() {
+    let env = Env::new();
+    let mut data = String::from("color,size\n");
+    for i in 0..200 {
+        data.push_str(&format!("{},{}\n", ["red", "blue", "green"][i % 3], i % 10));
+    }
+    env.write("d.csv", &data);
+    env.write("schema.toml", "[columns.color]\ntype = \"string\"\ndomain = [\"red\", \"blue\"]\n[columns.size]\ntype = \"int\"\nmin = 0\nmax = 9\n");
+    env.write(
+        "p.toml",
+        &format!(
+            "{PIPELINE_HEADER}[steps.a]\ncomponent = \"ingest\"\nparams = {{ path = \"d.csv\" }}\n\
+             [steps.stats]\ncomponent = \"statistics\"\ninputs = {{ data = \"a.train\" }}\n\
+             [steps.schema]\ncomponent = \"schema\"\ninputs = {{ statistics = \"stats.statistics\" }}\nparams = {{ path = \"schema.toml\" }}\n\
+             [steps.check]\ncomponent = \"validate\"\ninputs = {{ data = \"a.eval\", schema = \"schema.schema\" }}\n"
+        ),
+    );
+    let r = env.run(&["run", "p.toml", "--json"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let e = step(&r.json(), "check")["error"].as_str().unwrap().to_string();
+    assert!(e.contains("column `color`: unexpected_category"), "{e}");
+
+    // Curating the file is a new schema: the cache sees the change.
+    env.write("schema.toml", "[columns.color]\ntype = \"string\"\ndomain = [\"red\", \"blue\", \"green\"]\n[columns.size]\ntype = \"int\"\nmin = 0\nmax = 9\n");
+    let r = env.run(&["run", "p.toml", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(step(&r.json(), "schema")["cache_hit"], false);
+
+    // A typo in the curated file fails the step with its place.
+    env.write("schema.toml", "[columns.color]\ntpye = \"string\"\n");
+    let r = env.run(&["run", "p.toml", "--json"]);
+    assert_eq!(r.code, 1);
+    let e = step(&r.json(), "schema")["error"].as_str().unwrap().to_string();
+    assert!(e.contains("schema.toml:2:1: error: unknown key `tpye`"), "{e}");
 }

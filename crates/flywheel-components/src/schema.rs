@@ -1,17 +1,25 @@
-//! `schema`: a data schema inferred from statistics — each column's type,
-//! whether it may be missing, its categories (when few) and its numeric range.
+//! `schema`: the data schema a pipeline validates against — inferred from
+//! training statistics, or a curated file (`path`) that a person keeps in
+//! git. Written as the same TOML `flywheel schema infer` writes.
 
-use crate::table::{read_json, write_json};
+use crate::table::read_json;
 use flywheel_core::{ArtifactType, Component, ComponentSpec, ExecContext, ExecError, ParamSpec, ParamType, PortSpec};
-use serde_json::{Value as Json, json};
+use flywheel_stats::schema::Schema as DataSchema;
+use serde_json::json;
 
 pub struct Schema;
 
 pub static SPEC: ComponentSpec = ComponentSpec {
     name: "schema",
-    version: "1",
-    description: "Infers a schema (types, presence, categories, ranges) from statistics.",
+    version: "2",
+    description: "A data schema: inferred from statistics, or a curated TOML file (`path`).",
     params: &[
+        ParamSpec {
+            name: "path",
+            ty: ParamType::Path,
+            required: false,
+            doc: "a curated schema file to use instead of inferring one",
+        },
         ParamSpec {
             name: "max_categories",
             ty: ParamType::Int,
@@ -22,45 +30,19 @@ pub static SPEC: ComponentSpec = ComponentSpec {
             name: "range_margin",
             ty: ParamType::Float,
             required: false,
-            doc: "numeric ranges are widened by this share of the observed span on each side (default 0.1; 0 = strict)",
+            doc: "inferred numeric ranges are widened by this share of the observed span on each side (default 0.1; 0 = strict)",
+        },
+        ParamSpec {
+            name: "max_violation",
+            ty: ParamType::Float,
+            required: false,
+            doc: "share of values an inferred schema tolerates outside range or domain as a warning (default 0.001)",
         },
     ],
     inputs: &[PortSpec { name: "statistics", ty: ArtifactType::Statistics, doc: "statistics of the training data" }],
-    outputs: &[PortSpec { name: "schema", ty: ArtifactType::Schema, doc: "the schema as JSON" }],
+    outputs: &[PortSpec { name: "schema", ty: ArtifactType::Schema, doc: "the schema (TOML)" }],
     dynamic_ports: false,
 };
-
-pub fn infer(stats: &Json, max_categories: usize, margin: f64) -> Json {
-    let mut columns = serde_json::Map::new();
-    let empty = serde_json::Map::new();
-    for (name, c) in stats["columns"].as_object().unwrap_or(&empty) {
-        let ty = c["type"].as_str().unwrap_or("string");
-        let mut col = json!({ "type": ty, "required": c["missing"].as_u64() == Some(0) });
-        let o = col.as_object_mut().expect("object");
-        if ty == "string" || ty == "bool" {
-            let distinct = c["distinct"].as_u64().unwrap_or(u64::MAX) as usize;
-            let top = c["top"].as_array();
-            if distinct <= max_categories
-                && let Some(top) = top
-                && top.len() == distinct
-            {
-                let mut domain: Vec<&str> = top.iter().filter_map(|t| t["value"].as_str()).collect();
-                domain.sort_unstable();
-                o.insert("domain".into(), json!(domain));
-            }
-        }
-        if (ty == "int" || ty == "float")
-            && let (Some(min), Some(max)) = (c["min"].as_f64(), c["max"].as_f64())
-        {
-            let pad = (max - min) * margin;
-            let (lo, hi) = if ty == "int" { ((min - pad).floor(), (max + pad).ceil()) } else { (min - pad, max + pad) };
-            o.insert("min".into(), json!(lo));
-            o.insert("max".into(), json!(hi));
-        }
-        columns.insert(name.clone(), col);
-    }
-    json!({ "columns": columns })
-}
 
 impl Component for Schema {
     fn spec(&self) -> &'static ComponentSpec {
@@ -68,17 +50,36 @@ impl Component for Schema {
     }
 
     fn execute(&self, ctx: &ExecContext) -> Result<(), ExecError> {
-        let stats = read_json(&ctx.input("statistics")?.path)?;
-        let max_categories = ctx.i64_param("max_categories").unwrap_or(50).max(0) as usize;
-        let margin = ctx.f64_param("range_margin").unwrap_or(0.1);
-        if !(0.0..=10.0).contains(&margin) {
-            return Err(ExecError::failed(format!("`range_margin` = {margin} must be between 0 and 10")));
-        }
-        // A domain needs every distinct value; statistics keep the `top_k` most frequent.
-        let schema = infer(&stats, max_categories, margin);
-        let n = schema["columns"].as_object().map_or(0, |c| c.len());
-        write_json(&ctx.output_path("schema"), &schema)?;
-        ctx.set_properties("schema", json!({ "columns": n }));
+        let (text, columns) = match ctx.str_param("path") {
+            Some(p) => {
+                let path = ctx.resolve_path(p);
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| ExecError::failed(format!("cannot read schema {}: {e}", path.display())))?;
+                let schema = DataSchema::parse(&text, &path.display().to_string())
+                    .map_err(|e| ExecError::failed(e.to_string()))?;
+                ctx.log(format!("using the curated schema {}", path.display()));
+                (text, schema.columns.len())
+            }
+            None => {
+                let stats = read_json(&ctx.input("statistics")?.path)?;
+                let max_categories = ctx.i64_param("max_categories").unwrap_or(50).max(0) as usize;
+                let margin = ctx.f64_param("range_margin").unwrap_or(0.1);
+                let violation = ctx.f64_param("max_violation").unwrap_or(0.001);
+                if !(0.0..=10.0).contains(&margin) {
+                    return Err(ExecError::failed(format!("`range_margin` = {margin} must be between 0 and 10")));
+                }
+                if !(0.0..=1.0).contains(&violation) {
+                    return Err(ExecError::failed(format!("`max_violation` = {violation} must be between 0 and 1")));
+                }
+                let schema = DataSchema::infer_from_statistics(&stats, max_categories, margin, violation);
+                (
+                    schema.to_toml("Schema inferred by the pipeline's `schema` step from the training statistics."),
+                    schema.columns.len(),
+                )
+            }
+        };
+        std::fs::write(ctx.output_path("schema"), text).map_err(|e| ExecError::io("cannot write the schema", e))?;
+        ctx.set_properties("schema", json!({ "columns": columns }));
         Ok(())
     }
 }

@@ -376,6 +376,56 @@ impl Schema {
         Schema { dataset: DatasetRules { min_rows: Some(1), ..Default::default() }, columns: out }
     }
 
+    /// Infers a schema from the JSON of a `statistics` artifact (as
+    /// [`crate::profile::ColumnProfile::to_json`] writes it). Numeric
+    /// ranges are widened by `range_margin` × their span on each side, and
+    /// every column tolerates `max_violation` of its values outside range or
+    /// domain: an inferred schema is a starting point, not a contract.
+    pub fn infer_from_statistics(
+        stats: &serde_json::Value,
+        max_categories: usize,
+        range_margin: f64,
+        max_violation: f64,
+    ) -> Schema {
+        let rows = stats["rows"].as_u64().unwrap_or(0);
+        let mut columns = Vec::new();
+        let empty = serde_json::Map::new();
+        for (name, c) in stats["columns"].as_object().unwrap_or(&empty) {
+            let ty = match c["type"].as_str() {
+                Some("int") => ValueType::Int,
+                Some("float") => ValueType::Float,
+                Some("bool") => ValueType::Bool,
+                _ => ValueType::String,
+            };
+            let mut r = ColumnRules::new(ty);
+            let missing = c["missing"].as_u64().unwrap_or(0);
+            let present = rows.saturating_sub(missing) as f64 / rows.max(1) as f64;
+            r.min_presence = if missing == 0 { 1.0 } else { (present * 100.0).floor() / 100.0 };
+            r.nan_allowed = c["nan"].as_u64().unwrap_or(0) > 0;
+            r.max_violation = max_violation;
+            if let (Some(lo), Some(hi)) = (c["min"].as_f64(), c["max"].as_f64()) {
+                let pad = (hi - lo) * range_margin;
+                let (lo, hi) =
+                    if ty == ValueType::Int { ((lo - pad).floor(), (hi + pad).ceil()) } else { (lo - pad, hi + pad) };
+                r.min = Some(lo);
+                r.max = Some(hi);
+            } else if matches!(ty, ValueType::String | ValueType::Bool)
+                && c["distinct_exact"] != false
+                && let (Some(d), Some(top)) = (c["distinct"].as_u64(), c["top"].as_array())
+                && d as usize <= max_categories
+                && top.len() as u64 == d
+                && d > 0
+            {
+                let mut domain: Vec<String> =
+                    top.iter().filter_map(|t| t["value"].as_str().map(str::to_string)).collect();
+                domain.sort();
+                r.domain = Some(domain);
+            }
+            columns.push((name.clone(), r));
+        }
+        Schema { dataset: DatasetRules { min_rows: Some(1), ..Default::default() }, columns }
+    }
+
     /// The schema as TOML, with a header saying how to curate it.
     pub fn to_toml(&self, header: &str) -> String {
         let mut s = String::new();
