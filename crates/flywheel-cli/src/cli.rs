@@ -64,6 +64,13 @@ pub enum Command {
     /// Compare two datasets column by column: drift (previous vs current) or
     /// skew (training vs serving), with Evidently's default methods.
     Drift(DriftArgs),
+    /// Signals runs recorded for triggers (e.g. drift: "retraining recommended"), newest first.
+    Signals {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
     /// Registered model versions.
     Models {
         #[arg(long)]

@@ -202,7 +202,8 @@ fn run(cli: Cli) -> std::result::Result<u8, Failure> {
             let home = open_home(&home_dir)?;
             let record = home.metadata.run(run)?;
             let executions = home.metadata.executions(run)?;
-            render::run_show(&record, &executions, json);
+            let signals = home.metadata.signals(Some(run), 100)?;
+            render::run_show(&record, &executions, &signals, json);
             Ok(0)
         }
         Command::Lineage { id, json } => {
@@ -218,6 +219,11 @@ fn run(cli: Cli) -> std::result::Result<u8, Failure> {
             schema_cmd::infer(&data, output.as_deref(), max_categories, missing_values)
         }
         Command::Validate(args) => schema_cmd::validate(&args),
+        Command::Signals { json, limit } => {
+            let home = open_home(&home_dir)?;
+            render::signals(&home.metadata.signals(None, limit)?, json);
+            Ok(0)
+        }
         Command::Models { json } => {
             let home = open_home(&home_dir)?;
             let versions = home.metadata.model_versions()?;

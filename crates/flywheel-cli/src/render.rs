@@ -1,7 +1,7 @@
 //! What commands print: tables for people, JSON for machines.
 
 use flywheel_core::ComponentRegistry;
-use flywheel_metadata::{ExecutionRecord, Lineage, ModelVersion, RunRecord};
+use flywheel_metadata::{ExecutionRecord, Lineage, ModelVersion, RunRecord, Signal};
 use flywheel_orchestrator::RunOutcome;
 use flywheel_orchestrator::launcher::humanize;
 use serde_json::{Value as Json, json};
@@ -102,9 +102,9 @@ pub fn runs_list(runs: &[RunRecord], json: bool) {
     }
 }
 
-pub fn run_show(r: &RunRecord, execs: &[ExecutionRecord], json: bool) {
+pub fn run_show(r: &RunRecord, execs: &[ExecutionRecord], signals: &[Signal], json: bool) {
     if json {
-        print_json(&json!({ "run": r, "executions": execs }));
+        print_json(&json!({ "run": r, "executions": execs, "signals": signals }));
         return;
     }
     println!("run {} of `{}` ({}, version {})", r.id, r.pipeline, r.pipeline_path, short(&r.pipeline_digest));
@@ -116,6 +116,9 @@ pub fn run_show(r: &RunRecord, execs: &[ExecutionRecord], json: bool) {
     println!("  parameters: {}", r.parameters);
     if let Some(e) = &r.error {
         println!("  error:      {e}");
+    }
+    for s in signals {
+        println!("  signal:     {}: {}", s.kind, s.message);
     }
     println!("\nexecutions:");
     for e in execs {
@@ -157,6 +160,20 @@ pub fn run_show(r: &RunRecord, execs: &[ExecutionRecord], json: bool) {
         if let Some(log) = &e.log_path {
             println!("      log {log}");
         }
+    }
+}
+
+pub fn signals(signals: &[Signal], json: bool) {
+    if json {
+        print_json(&signals);
+        return;
+    }
+    if signals.is_empty() {
+        println!("no signals yet; a `validate` step with a `baseline` records drift");
+        return;
+    }
+    for s in signals {
+        println!("{}  run {}  {}: {}", s.created_at, s.run_id, s.kind, s.message);
     }
 }
 

@@ -188,3 +188,67 @@ fn html_reports_are_self_contained_files() {
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("cannot write the report no/such/dir/report.html"), "{}", out.stderr);
 }
+
+/// Level-1 continuous training: a run on new data validates it against the
+/// data the registered model was trained on, and records a drift signal.
+#[test]
+fn a_pipeline_records_drift_from_the_production_models_training_data() {
+    let env = Env::new();
+    let d = case_dir("bike_years");
+    let (y2011, y2012) = (d.join("reference.csv.gz"), d.join("current.csv.gz"));
+    env.write(
+        "p.toml",
+        "[pipeline]\nname = \"bikes\"\n[parameters]\ndata = \"x.csv\"\n\
+         [steps.ingest]\ncomponent = \"ingest\"\nparams = { path = \"${data}\" }\n\
+         [steps.stats]\ncomponent = \"statistics\"\ninputs = { data = \"ingest.train\" }\n\
+         [steps.schema]\ncomponent = \"schema\"\ninputs = { statistics = \"stats.statistics\" }\n\
+         [steps.validate]\ncomponent = \"validate\"\ninputs = { data = \"ingest.train\", schema = \"schema.schema\", baseline = \"@model:bikes/data\" }\nparams = { drift_share = 0.2 }\n\
+         [steps.train]\ncomponent = \"train\"\ninputs = { data = \"ingest.train\" }\nparams = { target = \"cnt\", model = \"linear\" }\n\
+         [steps.push]\ncomponent = \"push\"\ninputs = { model = \"train.model\" }\nparams = { model_name = \"bikes\" }\n",
+    );
+    let first = env.run(&["run", "p.toml", "--json", "--set", &format!("data={}", y2011.display())]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    // Nothing registered yet: no baseline, no drift measured.
+    assert!(step(&first.json(), "validate")["summary"].get("drift").is_none());
+    assert_eq!(env.run(&["signals", "--json"]).json(), serde_json::json!([]));
+
+    let second = env.run(&["run", "p.toml", "--json", "--set", &format!("data={}", y2012.display())]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    let message = step(&second.json(), "validate")["summary"]["drift"].as_str().unwrap().to_string();
+    assert!(message.starts_with("retraining recommended: "), "{message}");
+
+    let signals = env.run(&["signals", "--json"]).json();
+    assert_eq!(signals.as_array().unwrap().len(), 1);
+    let s = &signals[0];
+    assert_eq!(s["kind"], "drift");
+    assert_eq!(s["message"], message.as_str());
+    assert_eq!(s["run_id"], second.json()["run_id"]);
+    let drifted = s["details"]["drifted_columns"].as_array().unwrap();
+    assert!(drifted.contains(&serde_json::json!("cnt")), "{s:#}");
+
+    // Lineage: the baseline the validate step read is run 1's training data.
+    let show = env.run(&["runs", "show", &second.json()["run_id"].to_string(), "--json"]).json();
+    let validate = show["executions"].as_array().unwrap().iter().find(|e| e["step"] == "validate").unwrap();
+    let baseline = validate["inputs"].as_array().unwrap().iter().find(|i| i["name"] == "baseline").unwrap();
+    let first_show = env.run(&["runs", "show", &first.json()["run_id"].to_string(), "--json"]).json();
+    let train_data = &first_show["executions"][0]["outputs"][0]["artifact"]["id"];
+    assert_eq!(&baseline["artifact"]["id"], train_data);
+    assert_eq!(show["signals"][0]["kind"], "drift");
+}
+
+#[test]
+fn a_required_input_that_resolves_to_nothing_fails_clearly() {
+    let env = Env::new();
+    env.write(
+        "p.toml",
+        "[pipeline]\nname = \"t\"\n[steps.eval]\ncomponent = \"evaluate\"\ninputs = { model = \"@model:ghost/model\", data = \"@model:ghost/data\" }\n",
+    );
+    let r = env.run(&["run", "p.toml", "--json"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let e = step(&r.json(), "eval")["error"].as_str().unwrap().to_string();
+    assert!(e.contains("no version of model `ghost` was registered before this run"), "{e}");
+    env.write("q.toml", "[pipeline]\nname = \"t\"\n[steps.eval]\ncomponent = \"evaluate\"\ninputs = { model = \"@modle:ghost\", data = \"x.y\" }\n");
+    let r = env.run(&["check", "q.toml"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("is not a resolvable reference"), "{}", r.stderr);
+}

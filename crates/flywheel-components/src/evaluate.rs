@@ -14,10 +14,15 @@ pub static SPEC: ComponentSpec = ComponentSpec {
     description: "Evaluates a model: RMSE, MAE, R² (regression) or accuracy, precision, recall, F1, ROC AUC, log loss (classification).",
     params: &[],
     inputs: &[
-        PortSpec { name: "model", ty: ArtifactType::Model, doc: "the model to evaluate" },
-        PortSpec { name: "data", ty: ArtifactType::Dataset, doc: "evaluation data with the target column" },
+        PortSpec { name: "model", ty: ArtifactType::Model, doc: "the model to evaluate", optional: false },
+        PortSpec {
+            name: "data",
+            ty: ArtifactType::Dataset,
+            doc: "evaluation data with the target column",
+            optional: false,
+        },
     ],
-    outputs: &[PortSpec { name: "metrics", ty: ArtifactType::Metrics, doc: "metrics as JSON" }],
+    outputs: &[PortSpec { name: "metrics", ty: ArtifactType::Metrics, doc: "metrics as JSON", optional: false }],
     dynamic_ports: false,
 };
 

@@ -64,8 +64,8 @@ pub static SPEC: ComponentSpec = ComponentSpec {
     ],
     inputs: &[],
     outputs: &[
-        PortSpec { name: "train", ty: ArtifactType::Dataset, doc: "training rows" },
-        PortSpec { name: "eval", ty: ArtifactType::Dataset, doc: "evaluation rows" },
+        PortSpec { name: "train", ty: ArtifactType::Dataset, doc: "training rows", optional: false },
+        PortSpec { name: "eval", ty: ArtifactType::Dataset, doc: "evaluation rows", optional: false },
     ],
     dynamic_ports: false,
 };

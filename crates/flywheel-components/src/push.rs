@@ -16,8 +16,13 @@ pub static SPEC: ComponentSpec = ComponentSpec {
         required: true,
         doc: "the registered model's name",
     }],
-    inputs: &[PortSpec { name: "model", ty: ArtifactType::Model, doc: "the model to register" }],
-    outputs: &[PortSpec { name: "pushed", ty: ArtifactType::PushedModel, doc: "which version was registered" }],
+    inputs: &[PortSpec { name: "model", ty: ArtifactType::Model, doc: "the model to register", optional: false }],
+    outputs: &[PortSpec {
+        name: "pushed",
+        ty: ArtifactType::PushedModel,
+        doc: "which version was registered",
+        optional: false,
+    }],
     dynamic_ports: false,
 };
 

@@ -39,8 +39,13 @@ pub static SPEC: ComponentSpec = ComponentSpec {
             doc: "share of values an inferred schema tolerates outside range or domain as a warning (default 0.001)",
         },
     ],
-    inputs: &[PortSpec { name: "statistics", ty: ArtifactType::Statistics, doc: "statistics of the training data" }],
-    outputs: &[PortSpec { name: "schema", ty: ArtifactType::Schema, doc: "the schema (TOML)" }],
+    inputs: &[PortSpec {
+        name: "statistics",
+        ty: ArtifactType::Statistics,
+        doc: "statistics of the training data",
+        optional: false,
+    }],
+    outputs: &[PortSpec { name: "schema", ty: ArtifactType::Schema, doc: "the schema (TOML)", optional: false }],
     dynamic_ports: false,
 };
 

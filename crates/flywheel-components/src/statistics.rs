@@ -19,8 +19,13 @@ pub static SPEC: ComponentSpec = ComponentSpec {
         required: false,
         doc: "how many most frequent values to keep per column (default 50)",
     }],
-    inputs: &[PortSpec { name: "data", ty: ArtifactType::Dataset, doc: "the dataset to describe" }],
-    outputs: &[PortSpec { name: "statistics", ty: ArtifactType::Statistics, doc: "statistics as JSON" }],
+    inputs: &[PortSpec { name: "data", ty: ArtifactType::Dataset, doc: "the dataset to describe", optional: false }],
+    outputs: &[PortSpec {
+        name: "statistics",
+        ty: ArtifactType::Statistics,
+        doc: "statistics as JSON",
+        optional: false,
+    }],
     dynamic_ports: false,
 };
 

@@ -54,8 +54,13 @@ pub static SPEC: ComponentSpec = ComponentSpec {
             doc: "logistic regression stops when the gradient of the mean loss is below this (default 1e-4, as scikit-learn)",
         },
     ],
-    inputs: &[PortSpec { name: "data", ty: ArtifactType::Dataset, doc: "training data" }],
-    outputs: &[PortSpec { name: "model", ty: ArtifactType::Model, doc: "the trained model (Flywheel JSON format)" }],
+    inputs: &[PortSpec { name: "data", ty: ArtifactType::Dataset, doc: "training data", optional: false }],
+    outputs: &[PortSpec {
+        name: "model",
+        ty: ArtifactType::Model,
+        doc: "the trained model (Flywheel JSON format)",
+        optional: false,
+    }],
     dynamic_ports: false,
 };
 

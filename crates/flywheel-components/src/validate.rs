@@ -2,6 +2,12 @@
 //! missing column, a type mismatch, values outside range or domain beyond
 //! `max_violation`, …; see docs/anomalies.md) stop the run with a message
 //! naming each column, kind and count; warnings are recorded in the report.
+//!
+//! With a `baseline` (e.g. `"@model:NAME/data"`, the data the latest
+//! registered model was trained on), it also measures drift column by
+//! column (`flywheel drift`'s methods and defaults) and records a `drift`
+//! signal in the metadata store — "retraining recommended: 5 of 20 columns
+//! drifted" — for triggers to read. Drift never fails the step.
 
 use crate::profile::profile_file_with;
 use crate::table::write_json;
@@ -15,21 +21,74 @@ pub struct Validate;
 
 pub static SPEC: ComponentSpec = ComponentSpec {
     name: "validate",
-    version: "2",
+    version: "3",
     description: "Checks data against a schema; stops the run on error anomalies (missing column, type mismatch, unexpected values).",
-    params: &[ParamSpec {
-        name: "environment",
-        ty: ParamType::String,
-        required: false,
-        doc: "the environment the data comes from (e.g. SERVING), as the schema declares",
-    }],
-    inputs: &[
-        PortSpec { name: "data", ty: ArtifactType::Dataset, doc: "the data to check" },
-        PortSpec { name: "schema", ty: ArtifactType::Schema, doc: "the expected schema" },
+    params: &[
+        ParamSpec {
+            name: "environment",
+            ty: ParamType::String,
+            required: false,
+            doc: "the environment the data comes from (e.g. SERVING), as the schema declares",
+        },
+        ParamSpec {
+            name: "drift_share",
+            ty: ParamType::Float,
+            required: false,
+            doc: "retraining is recommended when at least this share of columns drift from the baseline (default 0.5)",
+        },
     ],
-    outputs: &[PortSpec { name: "report", ty: ArtifactType::ValidationReport, doc: "anomalies found (JSON)" }],
+    inputs: &[
+        PortSpec { name: "data", ty: ArtifactType::Dataset, doc: "the data to check", optional: false },
+        PortSpec { name: "schema", ty: ArtifactType::Schema, doc: "the expected schema", optional: false },
+        PortSpec {
+            name: "baseline",
+            ty: ArtifactType::Dataset,
+            doc: "data to measure drift against, e.g. \"@model:NAME/data\" (the production model's training data)",
+            optional: true,
+        },
+    ],
+    outputs: &[PortSpec {
+        name: "report",
+        ty: ArtifactType::ValidationReport,
+        doc: "anomalies found (JSON)",
+        optional: false,
+    }],
     dynamic_ports: false,
 };
+
+impl Validate {
+    fn drift(&self, ctx: &ExecContext, baseline: &std::path::Path) -> Result<serde_json::Value, ExecError> {
+        let reference = crate::table::read_table(baseline, &Default::default())?;
+        let current = crate::table::read_table(&ctx.input("data")?.path, &Default::default())?;
+        let opts = crate::drift::DriftOptions { drift_share: ctx.f64_param("drift_share"), ..Default::default() };
+        let r =
+            crate::drift::dataset_drift(&reference, &current, &opts).map_err(|e| ExecError::failed(e.to_string()))?;
+        let drifted: Vec<&String> = r.columns.iter().filter(|(_, c)| c.drift.drift).map(|(n, _)| n).collect();
+        let message = if r.dataset_drift {
+            format!("retraining recommended: {} of {} columns drifted", r.drifted_columns, r.compared_columns)
+        } else {
+            format!("no dataset drift: {} of {} columns drifted", r.drifted_columns, r.compared_columns)
+        };
+        let columns: serde_json::Map<String, serde_json::Value> = r
+            .columns
+            .iter()
+            .map(|(n, c)| {
+                (n.clone(), json!({ "method": c.drift.method, "score": c.drift.score, "threshold": c.drift.threshold, "drift": c.drift.drift }))
+            })
+            .collect();
+        let details = json!({
+            "dataset_drift": r.dataset_drift,
+            "drift_share": r.drift_share,
+            "drifted_columns": drifted,
+            "compared_columns": r.compared_columns,
+            "columns": columns,
+        });
+        ctx.log(&message);
+        ctx.emit_signal("drift", message.clone(), details.clone());
+        ctx.add_summary("drift", json!(message));
+        Ok(details)
+    }
+}
 
 impl Component for Validate {
     fn spec(&self) -> &'static ComponentSpec {
@@ -72,7 +131,15 @@ impl Component for Validate {
                 lines.join("\n")
             )));
         }
-        let report = json!({ "rows": profile.rows, "errors": 0, "warnings": warnings, "anomalies": anomalies });
+        let drift = match ctx.inputs.get("baseline") {
+            Some(b) => Some(self.drift(ctx, &b.path)?),
+            None => {
+                ctx.log("no baseline: drift not measured");
+                None
+            }
+        };
+        let report =
+            json!({ "rows": profile.rows, "errors": 0, "warnings": warnings, "anomalies": anomalies, "drift": drift });
         write_json(&ctx.output_path("report"), &report)?;
         ctx.set_properties("report", json!({ "errors": 0, "warnings": warnings, "rows": profile.rows }));
         ctx.add_summary("anomalies", json!({ "errors": 0, "warnings": warnings }));

@@ -96,6 +96,7 @@ pub struct ExecContext {
     log: Mutex<Box<dyn Write + Send>>,
     properties: Mutex<BTreeMap<String, serde_json::Value>>,
     summary: Mutex<serde_json::Map<String, serde_json::Value>>,
+    signals: Mutex<Vec<(String, String, serde_json::Value)>>,
 }
 
 impl ExecContext {
@@ -127,6 +128,7 @@ impl ExecContext {
             log: Mutex::new(log),
             properties: Mutex::new(BTreeMap::new()),
             summary: Mutex::new(serde_json::Map::new()),
+            signals: Mutex::new(Vec::new()),
         }
     }
 
@@ -171,6 +173,18 @@ impl ExecContext {
 
     pub fn take_summary(&self) -> serde_json::Map<String, serde_json::Value> {
         self.summary.lock().map(|mut s| std::mem::take(&mut *s)).unwrap_or_default()
+    }
+
+    /// A signal for triggers (kind, a sentence for people, details), recorded
+    /// in the metadata store with the execution when it succeeds.
+    pub fn emit_signal(&self, kind: &str, message: impl Into<String>, details: serde_json::Value) {
+        if let Ok(mut s) = self.signals.lock() {
+            s.push((kind.to_string(), message.into(), details));
+        }
+    }
+
+    pub fn take_signals(&self) -> Vec<(String, String, serde_json::Value)> {
+        self.signals.lock().map(|mut s| std::mem::take(&mut *s)).unwrap_or_default()
     }
 
     pub fn param(&self, name: &str) -> Option<&serde_json::Value> {

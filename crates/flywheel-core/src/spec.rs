@@ -157,6 +157,9 @@ pub struct PortSpec {
     pub name: &'static str,
     pub ty: ArtifactType,
     pub doc: &'static str,
+    /// An optional input may be left unconnected, or connected to a
+    /// resolved reference (`@model:NAME/INPUT`) that finds nothing yet.
+    pub optional: bool,
 }
 
 /// Everything the compiler and launcher need to know about a component.

@@ -271,6 +271,13 @@ impl MetadataStore {
             )?;
             recorded.push((name.clone(), artifact_by_id(&tx, id)?));
         }
+        for sig in &result.signals {
+            tx.execute(
+                "INSERT INTO signals (run_id, execution_id, kind, message, details, created_at)
+                 SELECT run_id, id, ?2, ?3, ?4, ?5 FROM executions WHERE id = ?1",
+                params![execution_id, sig.kind, sig.message, json_text(&sig.details), flywheel_core::now_rfc3339()],
+            )?;
+        }
         tx.execute(
             "UPDATE executions SET status = ?2, cache_hit = ?3, attempts = ?4, ended_at = ?5, duration_ms = ?6, error = ?7, summary = ?8 WHERE id = ?1",
             params![
@@ -436,6 +443,61 @@ impl MetadataStore {
         let conn = self.conn();
         let e = conn.query_row(&format!("{EXEC_SELECT} WHERE id = ?1"), [id], exec_from_row)?;
         e.finish(&conn)
+    }
+
+    /// Signals, newest first, optionally of one run.
+    pub fn signals(&self, run_id: Option<i64>, limit: usize) -> Result<Vec<Signal>> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT id, run_id, execution_id, kind, message, details, created_at FROM signals
+             WHERE (?1 IS NULL OR run_id = ?1) ORDER BY id DESC LIMIT ?2",
+        )?;
+        let rows = st
+            .query_map(params![run_id, limit as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get::<_, Option<String>>(5)?, r.get(6)?))
+            })?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(id, run_id, execution_id, kind, message, details, created_at)| {
+                Ok(Signal { id, run_id, execution_id, kind, message, details: parse_json(details)?, created_at })
+            })
+            .collect()
+    }
+
+    /// The signals one execution recorded (for a cache hit to repeat them).
+    pub fn signals_of_execution(&self, execution_id: i64) -> Result<Vec<NewSignal>> {
+        let conn = self.conn();
+        let mut st = conn.prepare("SELECT kind, message, details FROM signals WHERE execution_id = ?1 ORDER BY id")?;
+        let rows = st
+            .query_map([execution_id], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, Option<String>>(2)?)))?
+            .collect::<std::result::Result<Vec<(String, String, Option<String>)>, _>>()?;
+        rows.into_iter().map(|(kind, message, d)| Ok(NewSignal { kind, message, details: parse_json(d)? })).collect()
+    }
+
+    /// The artifact that fed input `input` of the execution that produced
+    /// the latest version of `model_name` registered before run `before_run`
+    /// (e.g. the production model's training data; a run never resolves to
+    /// what it registers itself); `None` while nothing is registered.
+    pub fn resolve_model_input(
+        &self,
+        model_name: &str,
+        input: &str,
+        before_run: i64,
+    ) -> Result<Option<ArtifactRecord>> {
+        let conn = self.conn();
+        let id: Option<i64> = conn
+            .query_row(
+                "SELECT e_in.artifact_id
+                 FROM model_versions mv
+                 JOIN events e_out ON e_out.artifact_id = mv.artifact_id AND e_out.kind = 'output'
+                 JOIN events e_in ON e_in.execution_id = e_out.execution_id AND e_in.kind = 'input' AND e_in.name = ?2
+                 WHERE mv.model_name = ?1 AND (mv.run_id IS NULL OR mv.run_id < ?3)
+                 ORDER BY mv.version DESC, e_out.execution_id ASC LIMIT 1",
+                params![model_name, input, before_run],
+                |r| r.get(0),
+            )
+            .optional()?;
+        id.map(|id| artifact_by_id(&conn, id)).transpose()
     }
 
     /// Everything upstream and downstream of an artifact: the executions that

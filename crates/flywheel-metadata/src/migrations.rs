@@ -1,9 +1,10 @@
 //! Versioned schema migrations. Append only: a released migration never
 //! changes; a new schema version is a new entry.
 
-pub const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r#"
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE pipelines (
     id          INTEGER PRIMARY KEY,
     name        TEXT NOT NULL,
@@ -78,4 +79,20 @@ CREATE TABLE model_versions (
     UNIQUE (model_name, version)
 );
 "#,
-)];
+    ),
+    (
+        2,
+        r#"
+CREATE TABLE signals (
+    id           INTEGER PRIMARY KEY,
+    run_id       INTEGER NOT NULL REFERENCES runs(id),
+    execution_id INTEGER NOT NULL REFERENCES executions(id),
+    kind         TEXT NOT NULL,
+    message      TEXT NOT NULL,
+    details      TEXT NOT NULL,
+    created_at   TEXT NOT NULL
+);
+CREATE INDEX signals_kind ON signals(kind, id);
+"#,
+    ),
+];

@@ -208,6 +208,28 @@ pub struct ExecutionResult {
     pub error: Option<String>,
     pub summary: Json,
     pub outputs: Vec<(String, NewArtifact)>,
+    /// Signals for triggers (e.g. drift), recorded with the execution.
+    pub signals: Vec<NewSignal>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewSignal {
+    pub kind: String,
+    pub message: String,
+    pub details: Json,
+}
+
+/// Something a run noticed that later triggers read, e.g. "retraining
+/// recommended: 5 of 20 columns drifted".
+#[derive(Debug, Clone, Serialize)]
+pub struct Signal {
+    pub id: i64,
+    pub run_id: i64,
+    pub execution_id: i64,
+    pub kind: String,
+    pub message: String,
+    pub details: Json,
+    pub created_at: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

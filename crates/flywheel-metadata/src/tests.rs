@@ -26,6 +26,7 @@ fn done(outputs: Vec<(String, NewArtifact)>) -> ExecutionResult {
         error: None,
         summary: json!({}),
         outputs,
+        signals: vec![NewSignal { kind: "test".into(), message: "noticed".into(), details: json!({}) }],
     }
 }
 
@@ -34,10 +35,10 @@ fn migrations_apply_once_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.db");
     let s = MetadataStore::open(&path).unwrap();
-    assert_eq!(s.schema_version().unwrap(), 1);
+    assert_eq!(s.schema_version().unwrap(), 2);
     drop(s);
     let s = MetadataStore::open(&path).unwrap();
-    assert_eq!(s.schema_version().unwrap(), 1);
+    assert_eq!(s.schema_version().unwrap(), 2);
 }
 
 #[test]
@@ -69,6 +70,16 @@ fn records_a_run_with_lineage_both_ways() {
     let down = s.lineage(data_id).unwrap();
     assert_eq!(down.downstream.len(), 1);
     assert_eq!(down.downstream[0].execution.outputs[0].artifact.id, model_id);
+
+    // The model's training data, found from the registered version.
+    assert_eq!(s.resolve_model_input("bikes", "data", run + 1).unwrap().unwrap().id, data_id);
+    // The run that registered it does not see it as its baseline.
+    assert!(s.resolve_model_input("bikes", "data", run).unwrap().is_none());
+    assert!(s.resolve_model_input("bikes", "nope", run + 1).unwrap().is_none());
+    assert!(s.resolve_model_input("other", "data", run + 1).unwrap().is_none());
+    let signals = s.signals(Some(run), 10).unwrap();
+    assert_eq!(signals.len(), 2);
+    assert_eq!(signals[0].message, "noticed");
 
     let cached = s.find_cached("k2").unwrap().unwrap();
     assert_eq!(cached.0, e2);

@@ -8,7 +8,7 @@ use crate::{Event, Observer, Result};
 use flywheel_core::{
     ArtifactType, CancelToken, Component, ExecContext, ExecError, InputArtifact, ModelRegistry, RegisteredModel,
 };
-use flywheel_metadata::{ArtifactRecord, ExecStatus, ExecutionResult, MetadataStore, NewArtifact};
+use flywheel_metadata::{ArtifactRecord, ExecStatus, ExecutionResult, MetadataStore, NewArtifact, NewSignal};
 use flywheel_pipeline::Step;
 use serde_json::{Value as Json, json};
 use std::collections::BTreeMap;
@@ -83,15 +83,33 @@ impl ModelRegistry for Registry {
     }
 }
 
-pub async fn run_step(home: &Home, job: StepJob, observer: &dyn Observer) -> Result<(StepOutcome, StepOutputs)> {
+pub async fn run_step(home: &Home, mut job: StepJob, observer: &dyn Observer) -> Result<(StepOutcome, StepOutputs)> {
     let started = Instant::now();
     let meta = &home.metadata;
+    // Resolved inputs (`@model:NAME/INPUT`) are found now, so that their
+    // digests are part of the cache key like any other input's.
+    let mut unresolved = Vec::new();
+    for (port, (r, optional)) in &job.step.resolved_inputs {
+        match meta.resolve_model_input(&r.model, &r.input, job.run_id)? {
+            Some(a) => {
+                job.inputs.insert(port.clone(), a);
+            }
+            None if *optional => {}
+            None => unresolved.push(format!(
+                "input `{port}` = \"@model:{}/{}\" found nothing: no version of model `{}` was registered before this run (or it has no input `{}`)",
+                r.model, r.input, r.model, r.input
+            )),
+        }
+    }
     let key = cache_key(&job);
     let params_json = Json::Object(job.params.clone());
     let input_ids: Vec<(String, i64)> = job.inputs.iter().map(|(k, a)| (k.clone(), a.id)).collect();
     let log_dir = home.logs_dir(job.run_id);
     std::fs::create_dir_all(&log_dir)?;
     let log_path = log_dir.join(format!("{}.log", job.step.name));
+    if !unresolved.is_empty() {
+        return fail_without_running(home, &job, &params_json, &key, &log_path, unresolved.join("; "), started);
+    }
 
     if job.use_cache
         && job.step.cache
@@ -126,6 +144,8 @@ pub async fn run_step(home: &Home, job: StepJob, observer: &dyn Observer) -> Res
                     error: None,
                     summary: summary.clone(),
                     outputs: new,
+                    // The run saw what the cached execution saw.
+                    signals: meta.signals_of_execution(cached_exec)?,
                 },
             )?;
             let outcome = StepOutcome {
@@ -166,13 +186,13 @@ pub async fn run_step(home: &Home, job: StepJob, observer: &dyn Observer) -> Res
 
     let max_attempts = job.step.retries + 1;
     let mut attempt = 0;
-    let (status, error, summary, outputs) = loop {
+    let (status, error, summary, outputs, signals) = loop {
         attempt += 1;
         observer.event(&Event::StepStarted { step: job.step.name.clone(), attempt });
         let work = home.work_dir(exec_id, attempt);
         let result = attempt_once(&job, &inputs, &registry, &work, &log_path, attempt).await;
         match result {
-            Ok((outputs, summary)) => {
+            Ok((outputs, summary, signals)) => {
                 let mut stored = Vec::new();
                 let mut store_error = None;
                 for (name, ty, path, props) in outputs {
@@ -195,13 +215,13 @@ pub async fn run_step(home: &Home, job: StepJob, observer: &dyn Observer) -> Res
                 }
                 let _ = std::fs::remove_dir_all(&work);
                 match store_error {
-                    None => break (ExecStatus::Succeeded, None, summary, stored),
-                    Some(e) => break (ExecStatus::Failed, Some(e), Json::Null, Vec::new()),
+                    None => break (ExecStatus::Succeeded, None, summary, stored, signals),
+                    Some(e) => break (ExecStatus::Failed, Some(e), Json::Null, Vec::new(), Vec::new()),
                 }
             }
             Err(AttemptError::Cancelled) => {
                 let _ = std::fs::remove_dir_all(&work);
-                break (ExecStatus::Cancelled, Some("cancelled".to_string()), Json::Null, Vec::new());
+                break (ExecStatus::Cancelled, Some("cancelled".to_string()), Json::Null, Vec::new(), Vec::new());
             }
             Err(AttemptError::Failed(msg)) => {
                 let _ = std::fs::remove_dir_all(&work);
@@ -221,9 +241,9 @@ pub async fn run_step(home: &Home, job: StepJob, observer: &dyn Observer) -> Res
                     if !job.cancel.is_cancelled() {
                         continue;
                     }
-                    break (ExecStatus::Cancelled, Some("cancelled".to_string()), Json::Null, Vec::new());
+                    break (ExecStatus::Cancelled, Some("cancelled".to_string()), Json::Null, Vec::new(), Vec::new());
                 }
-                break (ExecStatus::Failed, Some(msg), Json::Null, Vec::new());
+                break (ExecStatus::Failed, Some(msg), Json::Null, Vec::new(), Vec::new());
             }
         }
     };
@@ -238,6 +258,7 @@ pub async fn run_step(home: &Home, job: StepJob, observer: &dyn Observer) -> Res
             error: error.clone(),
             summary: summary.clone(),
             outputs,
+            signals,
         },
     )?;
     let outcome = StepOutcome {
@@ -252,6 +273,57 @@ pub async fn run_step(home: &Home, job: StepJob, observer: &dyn Observer) -> Res
         resumed: false,
     };
     Ok((outcome, recorded.into_iter().collect()))
+}
+
+/// Records a step that could not start (its inputs could not be resolved).
+fn fail_without_running(
+    home: &Home,
+    job: &StepJob,
+    params: &Json,
+    key: &str,
+    log_path: &Path,
+    error: String,
+    started: Instant,
+) -> Result<(StepOutcome, StepOutputs)> {
+    let meta = &home.metadata;
+    let input_ids: Vec<(String, i64)> = job.inputs.iter().map(|(k, a)| (k.clone(), a.id)).collect();
+    let exec_id = meta.start_execution(
+        job.run_id,
+        &job.step.name,
+        &job.step.component,
+        &job.step.component_version,
+        params,
+        Some(key),
+        &log_path.display().to_string(),
+        &input_ids,
+    )?;
+    append_log(log_path, &error);
+    let duration_ms = started.elapsed().as_millis() as i64;
+    meta.finish_execution(
+        exec_id,
+        &ExecutionResult {
+            status: ExecStatus::Failed,
+            cache_hit: false,
+            attempts: 0,
+            duration_ms,
+            error: Some(error.clone()),
+            summary: Json::Null,
+            outputs: Vec::new(),
+            signals: Vec::new(),
+        },
+    )?;
+    let outcome = StepOutcome {
+        step: job.step.name.clone(),
+        execution_id: Some(exec_id),
+        status: ExecStatus::Failed,
+        cache_hit: false,
+        attempts: 0,
+        duration_ms,
+        error: Some(error),
+        summary: Json::Null,
+        resumed: false,
+    };
+    Ok((outcome, StepOutputs::new()))
 }
 
 fn to_new(a: &ArtifactRecord) -> NewArtifact {
@@ -276,7 +348,7 @@ enum AttemptError {
     Cancelled,
 }
 
-type Produced = (Vec<(String, ArtifactType, PathBuf, Json)>, Json);
+type Produced = (Vec<(String, ArtifactType, PathBuf, Json)>, Json, Vec<NewSignal>);
 
 async fn attempt_once(
     job: &StepJob,
@@ -373,7 +445,9 @@ async fn attempt_once(
         }
         produced.push((name.clone(), *ty, path, properties.get(name).cloned().unwrap_or(json!({}))));
     }
-    Ok((produced, summary))
+    let signals =
+        ctx.take_signals().into_iter().map(|(kind, message, details)| NewSignal { kind, message, details }).collect();
+    Ok((produced, summary, signals))
 }
 
 pub fn humanize(d: Duration) -> String {

@@ -24,6 +24,23 @@ pub struct InputRef {
     pub step_index: usize,
 }
 
+/// `@model:NAME/INPUT`: the artifact that fed input `INPUT` of the step
+/// that produced the latest registered version of model `NAME` — e.g. the
+/// data the production model was trained on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelInputRef {
+    pub model: String,
+    pub input: String,
+}
+
+impl ModelInputRef {
+    pub fn parse(s: &str) -> Option<ModelInputRef> {
+        let rest = s.strip_prefix("@model:")?;
+        let (model, input) = rest.split_once('/')?;
+        (!model.is_empty() && !input.is_empty()).then(|| ModelInputRef { model: model.into(), input: input.into() })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Step {
     pub name: String,
@@ -34,6 +51,9 @@ pub struct Step {
     /// Names of the parameters whose type is `path` (their files feed the cache key).
     pub path_params: Vec<String>,
     pub inputs: BTreeMap<String, InputRef>,
+    /// Inputs resolved from the metadata store when the step runs
+    /// (`@model:NAME/INPUT`), with whether the port may stay empty.
+    pub resolved_inputs: BTreeMap<String, (ModelInputRef, bool)>,
     pub outputs: Vec<(String, ArtifactType)>,
     pub retries: u32,
     pub retry_backoff: Duration,
@@ -193,7 +213,7 @@ impl Compiler<'_> {
             }
             let spec = specs[i];
             let params = self.params_of(s, spec, &defaults);
-            let (inputs, deps) = self.inputs_of(s, spec, &cfg.steps, &index, &outputs);
+            let (inputs, resolved_inputs, deps) = self.inputs_of(s, spec, &cfg.steps, &index, &outputs);
             let retry_backoff =
                 self.duration(s.retry_backoff.as_ref(), "retry_backoff").unwrap_or(Duration::from_secs(1));
             let timeout = self.duration(s.timeout.as_ref(), "timeout");
@@ -207,6 +227,7 @@ impl Compiler<'_> {
                 params,
                 path_params,
                 inputs,
+                resolved_inputs,
                 outputs: outputs[i].clone(),
                 retries: s.retries.as_ref().map_or(0, |r| r.value as u32),
                 retry_backoff,
@@ -420,10 +441,30 @@ impl Compiler<'_> {
         all: &[StepConfig],
         index: &HashMap<&str, usize>,
         outputs: &[Vec<(String, ArtifactType)>],
-    ) -> (BTreeMap<String, InputRef>, Vec<usize>) {
+    ) -> (BTreeMap<String, InputRef>, BTreeMap<String, (ModelInputRef, bool)>, Vec<usize>) {
         let mut inputs = BTreeMap::new();
+        let mut resolved = BTreeMap::new();
         let mut deps = Vec::new();
         for (port, reference) in &s.inputs {
+            if reference.value.starts_with('@') {
+                match ModelInputRef::parse(&reference.value) {
+                    Some(r) => {
+                        let optional = spec.and_then(|sp| sp.input(&port.value)).is_some_and(|p| p.optional);
+                        if spec.is_some_and(|sp| !sp.dynamic_ports && sp.input(&port.value).is_none()) {
+                            let names: Vec<&str> = spec.map(|sp| sp.inputs.iter().map(|p| p.name).collect()).unwrap_or_default();
+                            let help = did_you_mean(&port.value, names.iter().copied());
+                            self.err(format!("unknown input `{}`", port.value), &port.span, help);
+                        }
+                        resolved.insert(port.value.clone(), (r, optional));
+                    }
+                    None => self.err(
+                        format!("input `{}` = \"{}\" is not a resolvable reference", port.value, reference.value),
+                        &reference.span,
+                        Some("write `@model:MODEL/INPUT`, e.g. \"@model:bike-sharing/data\" for the data the latest registered version was trained on".into()),
+                    ),
+                }
+                continue;
+            }
             let port_ty = match spec {
                 Some(spec) if spec.dynamic_ports => Some(ArtifactType::Any),
                 Some(spec) => match spec.input(&port.value) {
@@ -500,7 +541,7 @@ impl Compiler<'_> {
             }
         }
         if let Some(spec) = spec.filter(|s| !s.dynamic_ports) {
-            for p in spec.inputs {
+            for p in spec.inputs.iter().filter(|p| !p.optional) {
                 if !s.inputs.iter().any(|(n, _)| n.value == p.name) {
                     self.err(
                         format!("step `{}` is missing input `{}` (a {})", s.name.value, p.name, p.ty),
@@ -510,7 +551,7 @@ impl Compiler<'_> {
                 }
             }
         }
-        (inputs, deps)
+        (inputs, resolved, deps)
     }
 }
 

@@ -29,7 +29,7 @@ static SOURCE: ComponentSpec = ComponentSpec {
         ParamSpec { name: "mode", ty: ParamType::Enum(&["fast", "slow"]), required: false, doc: "" },
     ],
     inputs: &[],
-    outputs: &[PortSpec { name: "data", ty: ArtifactType::Dataset, doc: "" }],
+    outputs: &[PortSpec { name: "data", ty: ArtifactType::Dataset, doc: "", optional: false }],
     dynamic_ports: false,
 };
 
@@ -38,7 +38,7 @@ static SINK: ComponentSpec = ComponentSpec {
     version: "2",
     description: "",
     params: &[],
-    inputs: &[PortSpec { name: "model", ty: ArtifactType::Model, doc: "a model" }],
+    inputs: &[PortSpec { name: "model", ty: ArtifactType::Model, doc: "a model", optional: false }],
     outputs: &[],
     dynamic_ports: false,
 };
