@@ -41,6 +41,9 @@ impl ModelInputRef {
     }
 }
 
+/// Port → (reference, whether the port may stay empty).
+pub type ResolvedInputs = BTreeMap<String, (ModelInputRef, bool)>;
+
 #[derive(Debug, Clone)]
 pub struct Step {
     pub name: String,
@@ -53,7 +56,7 @@ pub struct Step {
     pub inputs: BTreeMap<String, InputRef>,
     /// Inputs resolved from the metadata store when the step runs
     /// (`@model:NAME/INPUT`), with whether the port may stay empty.
-    pub resolved_inputs: BTreeMap<String, (ModelInputRef, bool)>,
+    pub resolved_inputs: ResolvedInputs,
     pub outputs: Vec<(String, ArtifactType)>,
     pub retries: u32,
     pub retry_backoff: Duration,
@@ -441,7 +444,7 @@ impl Compiler<'_> {
         all: &[StepConfig],
         index: &HashMap<&str, usize>,
         outputs: &[Vec<(String, ArtifactType)>],
-    ) -> (BTreeMap<String, InputRef>, BTreeMap<String, (ModelInputRef, bool)>, Vec<usize>) {
+    ) -> (BTreeMap<String, InputRef>, ResolvedInputs, Vec<usize>) {
         let mut inputs = BTreeMap::new();
         let mut resolved = BTreeMap::new();
         let mut deps = Vec::new();
