@@ -168,7 +168,8 @@ fn blocking_pipeline(env: &Env) {
         sh_step("first", "echo 1 > $FLYWHEEL_OUTPUT_OUT", ""),
         sh_step(
             "second",
-            "touch second.started; while [ ! -f release ]; do sleep 0.05; done; cat $FLYWHEEL_INPUT_X > $FLYWHEEL_OUTPUT_OUT",
+            // Gives up after 30 s so that nothing outlives the test.
+            "touch second.started; i=0; while [ ! -f release ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; cat $FLYWHEEL_INPUT_X > $FLYWHEEL_OUTPUT_OUT",
             "inputs = { x = \"first.out\" }"
         ),
     );

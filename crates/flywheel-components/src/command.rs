@@ -72,6 +72,21 @@ impl Component for CommandStep {
         for (k, v) in ctx.map_param("env") {
             cmd.env(k, v);
         }
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::process::CommandExt;
+            // If flywheel itself is killed (SIGKILL cannot be caught), take
+            // the step's process with it instead of leaving it running.
+            // SAFETY: prctl is async-signal-safe and touches only the child.
+            unsafe {
+                cmd.pre_exec(|| {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         ctx.log(format!("$ {}", argv.join(" ")));
         let mut child = cmd.spawn().map_err(|e| ExecError::failed(format!("cannot start `{program}`: {e}")))?;
         // Poll quickly at first (most steps are short), then back off.

@@ -7,14 +7,58 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::hash::Hash;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+
+/// A fast, non-cryptographic hasher: these maps see one lookup per value,
+/// and their keys are not attacker-chosen in a way that matters for a
+/// statistics pass.
+#[derive(Default, Clone, Copy)]
+pub struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.write_u64(u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]));
+        }
+        for &b in chunks.remainder() {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        // MurmurHash3's 64-bit finalizer: every input bit reaches the low
+        // bits hashbrown indexes with (float bits of whole numbers have all
+        // their low bits zero, which a plain multiply would keep).
+        let mut x = self.0.rotate_left(5) ^ i;
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        self.0 = x ^ (x >> 33);
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(u64::from(i));
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+pub type FastBuild = BuildHasherDefault<FastHasher>;
 
 pub const DEFAULT_CAP: usize = 100_000;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Frequent<K: Hash + Eq = String> {
     cap: usize,
-    counts: HashMap<K, u64>,
+    counts: HashMap<K, u64, FastBuild>,
     /// False once the summary had to forget values.
     exact: bool,
     /// Largest count subtracted from every value by Misra–Gries decrements.
@@ -29,7 +73,7 @@ impl<K: Hash + Eq + Clone + Ord> Default for Frequent<K> {
 
 impl<K: Hash + Eq + Clone + Ord> Frequent<K> {
     pub fn new(cap: usize) -> Self {
-        Self { cap: cap.max(1), counts: HashMap::new(), exact: true, error: 0 }
+        Self { cap: cap.max(1), counts: HashMap::default(), exact: true, error: 0 }
     }
 
     pub fn is_exact(&self) -> bool {
@@ -63,10 +107,10 @@ impl<K: Hash + Eq + Clone + Ord> Frequent<K> {
         let k = counts.len() - self.cap / 2;
         let (_, &mut m, _) = counts.select_nth_unstable(k.saturating_sub(1));
         self.error += m;
-        self.counts.retain(|_, c| {
-            *c = c.saturating_sub(m);
-            *c > 0
-        });
+        // Rebuild rather than `retain`: removing most entries in place leaves
+        // the table full of tombstones, and every later insert pays for them.
+        let old = std::mem::take(&mut self.counts);
+        self.counts = old.into_iter().filter(|(_, c)| *c > m).map(|(k, c)| (k, c - m)).collect();
     }
 
     pub fn merge(&mut self, o: &Frequent<K>) {

@@ -25,6 +25,12 @@ pub struct Kll {
     levels: Vec<Vec<f64>>,
     n: u64,
     rng: u64,
+    /// Items held; compaction runs when it reaches `limit` (the total
+    /// capacity, recomputed only when the number of levels changes).
+    #[serde(skip)]
+    held: usize,
+    #[serde(skip)]
+    limit: usize,
 }
 
 impl Default for Kll {
@@ -35,7 +41,9 @@ impl Default for Kll {
 
 impl Kll {
     pub fn new(k: usize) -> Self {
-        Self { k: k.max(8), levels: vec![Vec::new()], n: 0, rng: 0x9e37_79b9_7f4a_7c15 }
+        let mut s = Self { k: k.max(8), levels: vec![Vec::new()], n: 0, rng: 0x9e37_79b9_7f4a_7c15, held: 0, limit: 0 };
+        s.limit = s.total_capacity();
+        s
     }
 
     pub fn count(&self) -> u64 {
@@ -66,7 +74,8 @@ impl Kll {
         }
         self.n += 1;
         self.levels[0].push(x);
-        if self.size() >= self.total_capacity() {
+        self.held += 1;
+        if self.held >= self.limit {
             self.compress();
         }
     }
@@ -96,6 +105,8 @@ impl Kll {
             let promoted: Vec<f64> = items.iter().skip(offset).step_by(2).copied().collect();
             self.levels[h + 1].extend(promoted);
         }
+        self.held = self.size();
+        self.limit = self.total_capacity();
     }
 
     pub fn merge(&mut self, other: &Kll) {

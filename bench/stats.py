@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""`flywheel stats` on a large Parquet file, against the practical limit:
+decoding the same file with the `parquet` crate alone (no statistics), in
+one run. Reports throughput (MB/s of file), the ratio, and peak memory.
+
+    python3 bench/stats.py              # generates a ~1 GB file once, in bench/.data/
+    python3 bench/stats.py --gb 0.2     # a smaller file
+
+Target (issue 3): at least a third of the decode-only throughput, with peak
+memory under 500 MB.
+"""
+
+import argparse
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+VENV = ROOT / "bench" / ".venv-drift"
+PY = VENV / "bin" / "python"
+
+GENERATE = r"""
+import sys, numpy as np, pyarrow as pa, pyarrow.parquet as pq
+out, rows = sys.argv[1], int(sys.argv[2])
+rng = np.random.default_rng(3)
+cats = np.array(["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"])
+with pq.ParquetWriter(out, pa.schema(
+        [(f"f{i}", pa.float64()) for i in range(8)] + [(f"i{i}", pa.int64()) for i in range(4)] + [(f"s{i}", pa.string()) for i in range(4)]),
+        compression="snappy") as w:
+    chunk = 1_000_000
+    for start in range(0, rows, chunk):
+        n = min(chunk, rows - start)
+        cols = [pa.array(rng.normal(i, 1 + i, n)) for i in range(8)]
+        cols += [pa.array(rng.integers(0, 10 ** (i + 2), n)) for i in range(4)]
+        cols += [pa.array(cats[rng.integers(0, len(cats), n)]) for i in range(4)]
+        w.write_table(pa.Table.from_arrays(cols, names=[f"f{i}" for i in range(8)] + [f"i{i}" for i in range(4)] + [f"s{i}" for i in range(4)]))
+"""
+
+
+def run(cmd):
+    t = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(p.pid, 0)
+    if status != 0:
+        sys.exit(f"{cmd} failed: {p.stderr.read().decode()[-2000:]}")
+    return time.perf_counter() - t, usage.ru_maxrss / 1024
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--gb", type=float, default=1.0)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    if not PY.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    subprocess.run([str(PY), "-m", "pip", "install", "-q", "numpy", "pyarrow"], check=True)
+    data = ROOT / "bench" / ".data"
+    data.mkdir(exist_ok=True)
+    # ~95 bytes per row with this schema after compression.
+    rows = int(args.gb * 1e9 / 95)
+    path = data / f"stats_{rows}.parquet"
+    if not path.exists():
+        print(f"generating {path} ({rows:,} rows)…", file=sys.stderr)
+        subprocess.run([str(PY), "-c", GENERATE, str(path), str(rows)], check=True)
+    size_mb = path.stat().st_size / 1e6
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "flywheel-cli", "-p", "flywheel-components", "--example", "decode_parquet"],
+                   cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "flywheel-cli"], cwd=ROOT, check=True)
+    target = ROOT / "target" / "release"
+    tools = [("parquet crate, decode only", [str(target / "examples" / "decode_parquet"), str(path)]),
+             ("flywheel stats", [str(target / "flywheel"), "stats", str(path), "--json"])]
+    results = []
+    for name, cmd in tools:
+        runs = [run(cmd) for _ in range(args.repeat)]
+        wall = sorted(r[0] for r in runs)[len(runs) // 2]
+        results.append((name, wall, max(r[1] for r in runs)))
+    base = results[0][1]
+    print(f"\n{path.name}: {size_mb:.0f} MB, {rows:,} rows × 16 columns; median of {args.repeat}; {os.cpu_count()} cores\n")
+    print("| tool | wall | throughput | vs decode only | peak RSS |")
+    print("|---|---:|---:|---:|---:|")
+    for name, wall, rss in results:
+        print(f"| {name} | {wall:.2f} s | {size_mb / wall:.0f} MB/s | {base / wall:.2f} | {rss:.0f} MB |")
+
+
+if __name__ == "__main__":
+    main()
