@@ -50,12 +50,15 @@ impl ValueType {
     }
 }
 
-/// Exact values until a limit, then a KLL sketch.
+/// Exact values until a limit, then a KLL sketch fed in blocks.
 #[derive(Debug, Clone)]
 pub enum Quantiles {
     Exact(Vec<f64>),
-    Sketch(Kll),
+    Sketch(Kll, Vec<f64>),
 }
+
+/// Values buffered before they enter the sketch together.
+const SKETCH_BLOCK: usize = 4096;
 
 impl Quantiles {
     fn new() -> Self {
@@ -68,11 +71,17 @@ impl Quantiles {
                 v.push(x);
                 if v.len() > limit {
                     let mut k = Kll::default();
-                    v.iter().for_each(|&y| k.add(y));
-                    *self = Quantiles::Sketch(k);
+                    k.extend(v);
+                    *self = Quantiles::Sketch(k, Vec::with_capacity(SKETCH_BLOCK));
                 }
             }
-            Quantiles::Sketch(k) => k.add(x),
+            Quantiles::Sketch(k, pending) => {
+                pending.push(x);
+                if pending.len() >= SKETCH_BLOCK {
+                    k.extend(pending);
+                    pending.clear();
+                }
+            }
         }
     }
 
@@ -82,7 +91,7 @@ impl Quantiles {
             _ => {
                 let mut k = self.to_sketch();
                 k.merge(&other.to_sketch());
-                *self = Quantiles::Sketch(k);
+                *self = Quantiles::Sketch(k, Vec::with_capacity(SKETCH_BLOCK));
             }
         }
     }
@@ -91,10 +100,14 @@ impl Quantiles {
         match self {
             Quantiles::Exact(v) => {
                 let mut k = Kll::default();
-                v.iter().for_each(|&y| k.add(y));
+                k.extend(v);
                 k
             }
-            Quantiles::Sketch(k) => k.clone(),
+            Quantiles::Sketch(k, pending) => {
+                let mut k = k.clone();
+                k.extend(pending);
+                k
+            }
         }
     }
 
@@ -118,7 +131,7 @@ impl Quantiles {
                     })
                     .collect()
             }
-            Quantiles::Sketch(k) => k.quantiles(qs),
+            Quantiles::Sketch(..) => self.to_sketch().quantiles(qs),
         }
     }
 }
@@ -134,6 +147,10 @@ pub struct ColumnProfile {
     pub quantiles: Quantiles,
     pub distinct: HyperLogLog,
     pub numbers: Frequent<u64>,
+    /// Set once a float column has more distinct values than the frequency
+    /// summary keeps exactly: its "top values" would be noise (as TFDV, no
+    /// top values for continuous features), so the summary is dropped.
+    pub numbers_dropped: bool,
     pub texts: Frequent<String>,
     pub lengths: Moments,
     /// Counts of values breaking a schema's range or domain, when given.
@@ -220,6 +237,7 @@ impl ColumnProfile {
             quantiles: Quantiles::new(),
             distinct: HyperLogLog::default(),
             numbers: Frequent::default(),
+            numbers_dropped: false,
             texts: Frequent::default(),
             lengths: Moments::default(),
             checks: None,
@@ -241,7 +259,13 @@ impl ColumnProfile {
         }
         let x = if x == 0.0 { 0.0 } else { x };
         self.distinct.add_hash(hash_f64(x));
-        self.numbers.add(x.to_bits());
+        if !self.numbers_dropped {
+            self.numbers.add(x.to_bits());
+            if self.ty == ValueType::Float && !self.numbers.is_exact() {
+                self.numbers_dropped = true;
+                self.numbers = Frequent::default();
+            }
+        }
         if x.is_infinite() {
             self.inf += 1;
             return;
@@ -259,7 +283,7 @@ impl ColumnProfile {
         }
         self.distinct.add_hash(hash_bytes(s.as_bytes()));
         self.lengths.add(s.chars().count() as f64);
-        self.texts.add(s.to_string());
+        self.texts.add_ref(s);
     }
 
     pub fn merge(&mut self, o: &ColumnProfile) {
@@ -275,7 +299,16 @@ impl ColumnProfile {
         self.moments.merge(&o.moments);
         self.quantiles.merge(&o.quantiles, self.exact_limit);
         self.distinct.merge(&o.distinct);
-        self.numbers.merge(&o.numbers);
+        self.numbers_dropped |= o.numbers_dropped;
+        if self.numbers_dropped {
+            self.numbers = Frequent::default();
+        } else {
+            self.numbers.merge(&o.numbers);
+            if self.ty == ValueType::Float && !self.numbers.is_exact() {
+                self.numbers_dropped = true;
+                self.numbers = Frequent::default();
+            }
+        }
         self.texts.merge(&o.texts);
         self.lengths.merge(&o.lengths);
     }
@@ -286,7 +319,13 @@ impl ColumnProfile {
     }
 
     pub fn distinct(&self) -> (u64, bool) {
-        let exact = if self.ty.numeric() { self.numbers.distinct_if_exact() } else { self.texts.distinct_if_exact() };
+        let exact = if self.numbers_dropped {
+            None
+        } else if self.ty.numeric() {
+            self.numbers.distinct_if_exact()
+        } else {
+            self.texts.distinct_if_exact()
+        };
         match exact {
             Some(n) => (n as u64, true),
             None => (self.distinct.estimate().round() as u64, false),
@@ -333,6 +372,15 @@ impl ColumnProfile {
                 .map(|(bits, c)| json!({ "value": num(f64::from_bits(bits)), "count": c }))
                 .collect();
             o.insert("top".into(), Json::Array(top));
+            if self.numbers_dropped {
+                o.insert(
+                    "top_omitted".into(),
+                    json!(format!(
+                        "more than {} distinct values: a continuous column",
+                        crate::sketch::frequent::DEFAULT_CAP
+                    )),
+                );
+            }
         } else {
             let top: Vec<Json> =
                 self.texts.top(top_k).into_iter().map(|(v, c)| json!({ "value": v, "count": c })).collect();
@@ -373,7 +421,7 @@ impl Quantiles {
     fn cdf_below(&self, x: f64) -> f64 {
         match self {
             Quantiles::Exact(v) => v.iter().filter(|&&y| y < x).count() as f64 / v.len().max(1) as f64,
-            Quantiles::Sketch(k) => k.cdf(x.next_down()),
+            Quantiles::Sketch(..) => self.to_sketch().cdf(x.next_down()),
         }
     }
 }

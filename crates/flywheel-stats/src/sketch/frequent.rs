@@ -113,6 +113,20 @@ impl<K: Hash + Eq + Clone + Ord> Frequent<K> {
         self.counts = old.into_iter().filter(|(_, c)| *c > m).map(|(k, c)| (k, c - m)).collect();
     }
 
+    /// Adds one occurrence of a key that is usually already present,
+    /// allocating only when it is new.
+    pub fn add_ref<Q>(&mut self, v: &Q)
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        if let Some(c) = self.counts.get_mut(v) {
+            *c += 1;
+            return;
+        }
+        self.add_n(v.to_owned(), 1);
+    }
+
     pub fn merge(&mut self, o: &Frequent<K>) {
         for (v, &c) in &o.counts {
             *self.counts.entry(v.clone()).or_default() += c;

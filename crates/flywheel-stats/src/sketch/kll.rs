@@ -80,6 +80,19 @@ impl Kll {
         }
     }
 
+    /// Adds many values at once: one compaction pass instead of one per
+    /// few values (a large level-0 compaction only lowers the error).
+    pub fn extend(&mut self, xs: &[f64]) {
+        let before = self.levels[0].len();
+        self.levels[0].extend(xs.iter().copied().filter(|x| !x.is_nan()));
+        let added = self.levels[0].len() - before;
+        self.n += added as u64;
+        self.held += added;
+        if self.held >= self.limit {
+            self.compress();
+        }
+    }
+
     fn coin(&mut self) -> usize {
         // xorshift64*: deterministic, good enough for choosing offsets.
         self.rng ^= self.rng >> 12;
@@ -95,7 +108,7 @@ impl Kll {
                 self.levels.push(Vec::new());
             }
             let mut items = std::mem::take(&mut self.levels[h]);
-            items.sort_by(f64::total_cmp);
+            items.sort_unstable_by(f64::total_cmp);
             // An odd item stays behind so that weights are conserved.
             if items.len() % 2 == 1 {
                 let keep = items.pop().unwrap_or_default();
