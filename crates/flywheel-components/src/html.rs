@@ -32,8 +32,10 @@ fn bars(h: &Histogram) -> String {
     let (w, ht, pad) = (720.0, 180.0, 30.0);
     let top = h.reference.iter().chain(&h.current).copied().fold(0.0f64, f64::max).max(1e-12);
     let slot = (w - pad) / n as f64;
+    // Extra width on the right for the last rotated label.
     let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{}\" role=\"img\"><line x1=\"{pad}\" y1=\"{ht}\" x2=\"{w}\" y2=\"{ht}\" stroke=\"#999\"/>",
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" role=\"img\"><line x1=\"{pad}\" y1=\"{ht}\" x2=\"{w}\" y2=\"{ht}\" stroke=\"#999\"/>",
+        w + 80.0,
         ht + 40.0
     );
     for (i, label) in h.labels.iter().enumerate() {
