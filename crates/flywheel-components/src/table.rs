@@ -1,11 +1,11 @@
 //! Reading and writing tables: CSV (plain or gzip) and Parquet in, Parquet
 //! out, with errors that name the file, the line and the column.
 
-use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_array::{Array, RecordBatch};
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -413,9 +413,7 @@ pub fn write_parquet(path: &Path, table: &Table) -> Result<(), TableError> {
 
 /// Reads a small text file that a previous step wrote.
 pub fn read_json(path: &Path) -> Result<serde_json::Value, TableError> {
-    let mut f = open(path)?;
-    f.seek(SeekFrom::Start(0)).map_err(|source| TableError::Open { path: path.to_path_buf(), source })?;
-    serde_json::from_reader(BufReader::new(f))
+    serde_json::from_reader(BufReader::new(open(path)?))
         .map_err(|e| TableError::Invalid { path: path.to_path_buf(), message: format!("invalid JSON: {e}") })
 }
 
@@ -423,9 +421,4 @@ pub fn write_json(path: &Path, v: &serde_json::Value) -> Result<(), TableError> 
     let text = serde_json::to_vec_pretty(v)
         .map_err(|e| TableError::Write { path: path.to_path_buf(), message: e.to_string() })?;
     std::fs::write(path, text).map_err(|e| TableError::Write { path: path.to_path_buf(), message: e.to_string() })
-}
-
-/// Arrays of one column across batches (for components that walk Arrow directly).
-pub fn column_arrays(t: &Table, i: usize) -> Vec<ArrayRef> {
-    t.batches.iter().map(|b| b.column(i).clone()).collect()
 }

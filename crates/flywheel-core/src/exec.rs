@@ -140,10 +140,6 @@ impl ExecContext {
         }
     }
 
-    pub fn log_writer(&self) -> &Mutex<Box<dyn Write + Send>> {
-        &self.log
-    }
-
     pub fn input(&self, name: &str) -> Result<&InputArtifact, ExecError> {
         self.inputs.get(name).ok_or_else(|| ExecError::failed(format!("input `{name}` is not connected")))
     }

@@ -102,13 +102,27 @@ pub async fn run_step(home: &Home, mut job: StepJob, observer: &dyn Observer) ->
         }
     }
     let key = cache_key(&job);
-    let params_json = Json::Object(job.params.clone());
-    let input_ids: Vec<(String, i64)> = job.inputs.iter().map(|(k, a)| (k.clone(), a.id)).collect();
     let log_dir = home.logs_dir(job.run_id);
     std::fs::create_dir_all(&log_dir)?;
     let log_path = log_dir.join(format!("{}.log", job.step.name));
+    let start = || start_execution(meta, &job, &key, &log_path);
+    let elapsed = || started.elapsed().as_millis() as i64;
     if !unresolved.is_empty() {
-        return fail_without_running(home, &job, &params_json, &key, &log_path, unresolved.join("; "), started);
+        // The step cannot start: record why, without running it.
+        let exec_id = start()?;
+        let error = unresolved.join("; ");
+        append_log(&log_path, &error);
+        let result = ExecutionResult {
+            status: ExecStatus::Failed,
+            cache_hit: false,
+            attempts: 0,
+            duration_ms: elapsed(),
+            error: Some(error),
+            summary: Json::Null,
+            outputs: Vec::new(),
+            signals: Vec::new(),
+        };
+        return finish_execution(meta, &job, exec_id, result);
     }
 
     if job.use_cache
@@ -121,58 +135,24 @@ pub async fn run_step(home: &Home, mut job: StepJob, observer: &dyn Observer) ->
         }
         if all_present {
             let summary = meta.execution(cached_exec).map(|e| e.summary).unwrap_or(Json::Null);
-            let exec_id = meta.start_execution(
-                job.run_id,
-                &job.step.name,
-                &job.step.component,
-                &job.step.component_version,
-                &params_json,
-                Some(&key),
-                &log_path.display().to_string(),
-                &input_ids,
-            )?;
+            let exec_id = start()?;
             std::fs::write(&log_path, format!("cache hit: reused the outputs of execution {cached_exec}\n"))?;
-            let new: Vec<(String, NewArtifact)> = outputs.iter().map(|(n, a)| (n.clone(), to_new(a))).collect();
-            let duration_ms = started.elapsed().as_millis() as i64;
-            let recorded = meta.finish_execution(
-                exec_id,
-                &ExecutionResult {
-                    status: ExecStatus::Succeeded,
-                    cache_hit: true,
-                    attempts: 0,
-                    duration_ms,
-                    error: None,
-                    summary: summary.clone(),
-                    outputs: new,
-                    // The run saw what the cached execution saw.
-                    signals: meta.signals_of_execution(cached_exec)?,
-                },
-            )?;
-            let outcome = StepOutcome {
-                step: job.step.name.clone(),
-                execution_id: Some(exec_id),
+            let result = ExecutionResult {
                 status: ExecStatus::Succeeded,
                 cache_hit: true,
                 attempts: 0,
-                duration_ms,
+                duration_ms: elapsed(),
                 error: None,
                 summary,
-                resumed: false,
+                outputs: outputs.iter().map(|(n, a)| (n.clone(), to_new(a))).collect(),
+                // The run saw what the cached execution saw.
+                signals: meta.signals_of_execution(cached_exec)?,
             };
-            return Ok((outcome, recorded.into_iter().collect()));
+            return finish_execution(meta, &job, exec_id, result);
         }
     }
 
-    let exec_id = meta.start_execution(
-        job.run_id,
-        &job.step.name,
-        &job.step.component,
-        &job.step.component_version,
-        &params_json,
-        Some(&key),
-        &log_path.display().to_string(),
-        &input_ids,
-    )?;
+    let exec_id = start()?;
     let mut inputs = BTreeMap::new();
     for (name, a) in &job.inputs {
         let path = home.artifacts.local_path(&a.digest).await?;
@@ -247,83 +227,54 @@ pub async fn run_step(home: &Home, mut job: StepJob, observer: &dyn Observer) ->
             }
         }
     };
-    let duration_ms = started.elapsed().as_millis() as i64;
-    let recorded = meta.finish_execution(
-        exec_id,
-        &ExecutionResult {
-            status,
-            cache_hit: false,
-            attempts: attempt,
-            duration_ms,
-            error: error.clone(),
-            summary: summary.clone(),
-            outputs,
-            signals,
-        },
-    )?;
-    let outcome = StepOutcome {
-        step: job.step.name.clone(),
-        execution_id: Some(exec_id),
+    let result = ExecutionResult {
         status,
         cache_hit: false,
         attempts: attempt,
-        duration_ms,
+        duration_ms: elapsed(),
         error,
         summary,
-        resumed: false,
+        outputs,
+        signals,
     };
-    Ok((outcome, recorded.into_iter().collect()))
+    finish_execution(meta, &job, exec_id, result)
 }
 
-/// Records a step that could not start (its inputs could not be resolved).
-fn fail_without_running(
-    home: &Home,
-    job: &StepJob,
-    params: &Json,
-    key: &str,
-    log_path: &Path,
-    error: String,
-    started: Instant,
-) -> Result<(StepOutcome, StepOutputs)> {
-    let meta = &home.metadata;
+/// Records that the step started, with its parameters, cache key, log and inputs.
+fn start_execution(meta: &MetadataStore, job: &StepJob, key: &str, log_path: &Path) -> Result<i64> {
     let input_ids: Vec<(String, i64)> = job.inputs.iter().map(|(k, a)| (k.clone(), a.id)).collect();
-    let exec_id = meta.start_execution(
+    Ok(meta.start_execution(
         job.run_id,
         &job.step.name,
         &job.step.component,
         &job.step.component_version,
-        params,
+        &Json::Object(job.params.clone()),
         Some(key),
         &log_path.display().to_string(),
         &input_ids,
-    )?;
-    append_log(log_path, &error);
-    let duration_ms = started.elapsed().as_millis() as i64;
-    meta.finish_execution(
-        exec_id,
-        &ExecutionResult {
-            status: ExecStatus::Failed,
-            cache_hit: false,
-            attempts: 0,
-            duration_ms,
-            error: Some(error.clone()),
-            summary: Json::Null,
-            outputs: Vec::new(),
-            signals: Vec::new(),
-        },
-    )?;
+    )?)
+}
+
+/// Records how the step ended (one transaction) and reports it.
+fn finish_execution(
+    meta: &MetadataStore,
+    job: &StepJob,
+    exec_id: i64,
+    result: ExecutionResult,
+) -> Result<(StepOutcome, StepOutputs)> {
+    let recorded = meta.finish_execution(exec_id, &result)?;
     let outcome = StepOutcome {
         step: job.step.name.clone(),
         execution_id: Some(exec_id),
-        status: ExecStatus::Failed,
-        cache_hit: false,
-        attempts: 0,
-        duration_ms,
-        error: Some(error),
-        summary: Json::Null,
+        status: result.status,
+        cache_hit: result.cache_hit,
+        attempts: result.attempts,
+        duration_ms: result.duration_ms,
+        error: result.error,
+        summary: result.summary,
         resumed: false,
     };
-    Ok((outcome, StepOutputs::new()))
+    Ok((outcome, recorded.into_iter().collect()))
 }
 
 fn to_new(a: &ArtifactRecord) -> NewArtifact {

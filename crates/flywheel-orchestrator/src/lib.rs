@@ -14,7 +14,6 @@ pub mod scheduler;
 pub use home::Home;
 pub use scheduler::{Orchestrator, RunOptions, RunOutcome, StepOutcome};
 
-use flywheel_metadata::ExecStatus;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -58,8 +57,4 @@ pub struct Silent;
 
 impl Observer for Silent {
     fn event(&self, _: &Event) {}
-}
-
-pub(crate) fn is_terminal_success(s: ExecStatus) -> bool {
-    s == ExecStatus::Succeeded
 }

@@ -2,7 +2,7 @@
 
 use crate::home::Home;
 use crate::launcher::{StepJob, StepOutputs, run_step};
-use crate::{Event, Observer, OrchestratorError, Result, is_terminal_success};
+use crate::{Event, Observer, OrchestratorError, Result};
 use flywheel_core::{CancelToken, ComponentRegistry};
 use flywheel_metadata::{ExecStatus, RunStatus};
 use flywheel_pipeline::Pipeline;
@@ -133,7 +133,7 @@ impl Orchestrator {
             run.parameters.as_object().map(|m| m.clone().into_iter().collect()).unwrap_or_default();
         let mut done = HashMap::new();
         for e in meta.executions(run_id)? {
-            if is_terminal_success(e.status)
+            if e.status == ExecStatus::Succeeded
                 && let Some(i) = pipeline.steps.iter().position(|s| s.name == e.step)
             {
                 done.insert(i, e.outputs.into_iter().map(|o| (o.name, o.artifact)).collect::<StepOutputs>());

@@ -327,27 +327,14 @@ fn std_pop(v: &[f64]) -> f64 {
 /// Wasserstein-1 distance of two sorted samples: ∫ |F_a − F_b|.
 pub fn wasserstein(a: &[f64], b: &[f64]) -> f64 {
     let (na, nb) = (a.len() as f64, b.len() as f64);
-    let (mut i, mut j) = (0usize, 0usize);
     let mut total = 0.0;
-    let mut prev: Option<f64> = None;
-    while i < a.len() || j < b.len() {
-        let x = match (a.get(i), b.get(j)) {
-            (Some(&x), Some(&y)) => x.min(y),
-            (Some(&x), None) => x,
-            (None, Some(&y)) => y,
-            (None, None) => break,
-        };
-        if let Some(p) = prev {
-            // F_a and F_b are constant on [p, x): counts of values ≤ p.
-            total += ((i as f64) / na - (j as f64) / nb).abs() * (x - p);
+    let mut prev: Option<(f64, usize, usize)> = None;
+    for (x, i, j) in ks::ecdf_steps(a, b) {
+        if let Some((p, pi, pj)) = prev {
+            // F_a and F_b are constant on [p, x).
+            total += ((pi as f64) / na - (pj as f64) / nb).abs() * (x - p);
         }
-        while i < a.len() && a[i] <= x {
-            i += 1;
-        }
-        while j < b.len() && b[j] <= x {
-            j += 1;
-        }
-        prev = Some(x);
+        prev = Some((x, i, j));
     }
     total
 }

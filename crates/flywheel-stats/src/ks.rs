@@ -10,19 +10,18 @@
 /// Largest sample size for which the exact p-value is computed (as scipy's `auto`).
 pub const EXACT_MAX_N: usize = 10_000;
 
-/// KS statistic of two **sorted** samples, as an integer numerator over
-/// `m * n`: max over values of |i·n − j·m|, ties handled by advancing both
-/// samples past equal values before comparing.
-pub fn statistic_numerator(a: &[f64], b: &[f64]) -> u128 {
-    let (m, n) = (a.len() as i128, b.len() as i128);
+/// Walks the distinct values of two **sorted** samples in order, yielding
+/// each value x with how many values of each sample are ≤ x: the steps of
+/// both empirical CDFs, which the KS statistic and the Wasserstein distance
+/// are computed from.
+pub fn ecdf_steps<'a>(a: &'a [f64], b: &'a [f64]) -> impl Iterator<Item = (f64, usize, usize)> + 'a {
     let (mut i, mut j) = (0usize, 0usize);
-    let mut best: i128 = 0;
-    while i < a.len() || j < b.len() {
+    std::iter::from_fn(move || {
         let x = match (a.get(i), b.get(j)) {
             (Some(&x), Some(&y)) => x.min(y),
             (Some(&x), None) => x,
             (None, Some(&y)) => y,
-            (None, None) => break,
+            (None, None) => return None,
         };
         while i < a.len() && a[i] <= x {
             i += 1;
@@ -30,9 +29,16 @@ pub fn statistic_numerator(a: &[f64], b: &[f64]) -> u128 {
         while j < b.len() && b[j] <= x {
             j += 1;
         }
-        best = best.max((i as i128 * n - j as i128 * m).abs());
-    }
-    best as u128
+        Some((x, i, j))
+    })
+}
+
+/// KS statistic of two **sorted** samples, as an integer numerator over
+/// `m * n`: max over values of |i·n − j·m|, ties handled by advancing both
+/// samples past equal values before comparing.
+pub fn statistic_numerator(a: &[f64], b: &[f64]) -> u128 {
+    let (m, n) = (a.len() as i128, b.len() as i128);
+    ecdf_steps(a, b).map(|(_, i, j)| (i as i128 * n - j as i128 * m).unsigned_abs()).max().unwrap_or(0)
 }
 
 /// (statistic D, two-sided p-value) for two sorted samples.

@@ -115,6 +115,14 @@ impl Quantiles {
         matches!(self, Quantiles::Exact(_))
     }
 
+    /// Estimated share of values strictly below x (bins are [a, b)).
+    fn cdf_below(&self, x: f64) -> f64 {
+        match self {
+            Quantiles::Exact(v) => v.iter().filter(|&&y| y < x).count() as f64 / v.len().max(1) as f64,
+            Quantiles::Sketch(..) => self.to_sketch().cdf(x.next_down()),
+        }
+    }
+
     fn values(&self, qs: &[f64]) -> Vec<Option<f64>> {
         match self {
             Quantiles::Exact(v) => {
@@ -413,16 +421,6 @@ impl ColumnProfile {
             prev = cum;
         }
         json!({ "edges": edges, "counts": counts })
-    }
-}
-
-impl Quantiles {
-    /// Estimated share of values strictly below x (bins are [a, b)).
-    fn cdf_below(&self, x: f64) -> f64 {
-        match self {
-            Quantiles::Exact(v) => v.iter().filter(|&&y| y < x).count() as f64 / v.len().max(1) as f64,
-            Quantiles::Sketch(..) => self.to_sketch().cdf(x.next_down()),
-        }
     }
 }
 
