@@ -5,8 +5,13 @@ generated files: 100k + 100k rows × 20 columns (12 numeric, 8 categorical),
 as CSV and as Parquet. Wall time and peak memory (max RSS) of each tool's
 process, imports included, reported as ratios.
 
-    python3 bench/drift.py               # installs the peers into bench/.venv-drift once
-    python3 bench/drift.py --no-tfdv     # skip TFDV (it pulls in TensorFlow)
+    python3 bench/drift.py               # installs the peers once, one virtualenv each
+    python3 bench/drift.py --no-tfdv     # skip TFDV (it pulls in TensorFlow, ~1.5 GB)
+
+The peers come from PyPI, installed with `uv` (itself from PyPI): pip's
+resolver spends more than 20 minutes backtracking over TFDV's Apache Beam
+and Google Cloud dependencies, uv resolves them in about 25 s. Evidently and
+TFDV need different pandas/pyarrow versions, hence two virtualenvs.
 """
 
 import argparse
@@ -18,8 +23,13 @@ import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-VENV = ROOT / "bench" / ".venv-drift"
-PY = VENV / "bin" / "python"
+# Evidently 0.7 imports pandas internals that pandas 3 removed; TFDV 1.16
+# pins pandas < 2, pyarrow 10 and TensorFlow 2.16, and tfx-bsl imports dill
+# without declaring it.
+PEERS = {
+    "evidently": (ROOT / "bench" / ".venv-drift", ["numpy", "pandas<3", "pyarrow", "evidently"]),
+    "tfdv": (ROOT / "bench" / ".venv-tfdv", ["tensorflow-data-validation==1.16.1", "pandas<2", "dill"]),
+}
 
 GENERATE = r"""
 import sys, numpy as np, pandas as pd
@@ -83,15 +93,18 @@ def run(cmd):
     return wall, usage.ru_maxrss / 1024
 
 
-def ensure_peers(tfdv: bool):
-    if not PY.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    # Evidently 0.7 imports pandas internals that pandas 3 removed.
-    pkgs = ["numpy", "pandas<3", "pyarrow", "evidently"] + (["tensorflow-data-validation"] if tfdv else [])
-    subprocess.run([str(PY), "-m", "pip", "install", "-q"] + pkgs, check=True)
-    versions = subprocess.run([str(PY), "-c", "import importlib.metadata as m;print(' '.join(f'{p} {m.version(p)}' for p in %r))" % pkgs[3:]],
-                              capture_output=True, text=True).stdout.strip()
-    return versions
+def ensure_peer(name):
+    """The peer's Python, installed into its own virtualenv once, and its version."""
+    venv, pkgs = PEERS[name]
+    py = venv / "bin" / "python"
+    if not py.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "uv"], check=True)
+    subprocess.run([str(venv / "bin" / "uv"), "pip", "install", "-q", "--python", str(py)] + pkgs, check=True)
+    dist = "tensorflow-data-validation" if name == "tfdv" else name
+    version = subprocess.run([str(py), "-c", f"import importlib.metadata as m; print(m.version({dist!r}))"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    return str(py), f"{dist} {version}"
 
 
 def main():
@@ -99,24 +112,28 @@ def main():
     ap.add_argument("--no-tfdv", action="store_true")
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
-    versions = ensure_peers(not args.no_tfdv)
+    ev_py, ev_version = ensure_peer("evidently")
+    versions = [ev_version]
+    if not args.no_tfdv:
+        tf_py, tf_version = ensure_peer("tfdv")
+        versions.append(tf_version)
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "flywheel-cli"], cwd=ROOT, check=True)
     fw = str(ROOT / "target" / "release" / "flywheel")
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([str(PY), "-c", GENERATE, tmp], check=True)
+        subprocess.run([ev_py, "-c", GENERATE, tmp], check=True)
         rows = []
         for fmt in ["csv", "parquet"]:
             ref, cur = f"{tmp}/reference.{fmt}", f"{tmp}/current.{fmt}"
             tools = [("flywheel drift", [fw, "drift", ref, cur, "--json"]),
-                     ("Evidently DataDriftPreset", [str(PY), "-c", EVIDENTLY, ref, cur, fmt])]
+                     ("Evidently DataDriftPreset", [ev_py, "-c", EVIDENTLY, ref, cur, fmt])]
             if not args.no_tfdv:
-                tools.append(("TFDV stats + validate", [str(PY), "-c", TFDV, ref, cur, fmt]))
+                tools.append(("TFDV stats + validate", [tf_py, "-c", TFDV, ref, cur, fmt]))
             for name, cmd in tools:
                 runs = [run(cmd) for _ in range(args.repeat)]
                 wall = sorted(r[0] for r in runs)[len(runs) // 2]
                 rss = max(r[1] for r in runs)
                 rows.append((fmt, name, wall, rss))
-    print(f"\n100k + 100k rows × 20 columns; median of {args.repeat} runs; {os.cpu_count()} cores; peers: {versions}\n")
+    print(f"\n100k + 100k rows × 20 columns; median of {args.repeat} runs; {os.cpu_count()} cores; peers: {', '.join(versions)}\n")
     print("| format | tool | wall | peak RSS | wall vs flywheel | RSS vs flywheel |")
     print("|---|---|---:|---:|---:|---:|")
     for fmt in ["csv", "parquet"]:

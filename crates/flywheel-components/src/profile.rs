@@ -44,19 +44,25 @@ impl DatasetProfile {
                     if let Ok(a) = arrow_cast::cast(col, &DataType::Utf8)
                         && let Some(a) = a.as_any().downcast_ref::<arrow_array::StringArray>()
                     {
-                        a.iter().flatten().for_each(|s| p.add_str(s));
+                        p.add_strs(a.iter().flatten());
                     }
                 }
                 ValueType::Bool => {
                     if let Some(a) = col.as_any().downcast_ref::<arrow_array::BooleanArray>() {
-                        a.iter().flatten().for_each(|v| p.add_f64(if v { 1.0 } else { 0.0 }));
+                        let xs: Vec<f64> = a.iter().flatten().map(|v| if v { 1.0 } else { 0.0 }).collect();
+                        p.add_f64s(&xs);
                     }
                 }
                 _ => {
                     if let Ok(a) = arrow_cast::cast(col, &DataType::Float64)
                         && let Some(a) = a.as_any().downcast_ref::<arrow_array::Float64Array>()
                     {
-                        a.iter().flatten().for_each(|x| p.add_f64(x));
+                        if a.null_count() == 0 {
+                            p.add_f64s(a.values());
+                        } else {
+                            let xs: Vec<f64> = a.iter().flatten().collect();
+                            p.add_f64s(&xs);
+                        }
                     }
                 }
             }

@@ -15,7 +15,8 @@
 //! (±0.81% standard error) beyond. NaN and ±inf are counted but left out of
 //! moments and quantiles.
 
-use crate::sketch::hll::{hash_bytes, hash_f64};
+use crate::sketch::frequent::Key;
+use crate::sketch::hll::hash_bytes;
 use crate::sketch::kll::DEFAULT_RANK_ERROR;
 use crate::sketch::{Frequent, HyperLogLog, Kll, Moments};
 use serde::Serialize;
@@ -54,10 +55,13 @@ impl ValueType {
 #[derive(Debug, Clone)]
 pub enum Quantiles {
     Exact(Vec<f64>),
-    Sketch(Kll, Vec<f64>),
+    Sketch(Kll),
 }
 
-/// Values buffered before they enter the sketch together.
+const NEG_ZERO: u64 = 1 << 63;
+
+/// Exact values enter the sketch this many at a time when a column
+/// outgrows the exact limit.
 const SKETCH_BLOCK: usize = 4096;
 
 impl Quantiles {
@@ -65,23 +69,17 @@ impl Quantiles {
         Quantiles::Exact(Vec::new())
     }
 
-    fn add(&mut self, x: f64, limit: usize) {
+    fn extend(&mut self, xs: &[f64], limit: usize) {
         match self {
+            Quantiles::Exact(v) if v.len() + xs.len() <= limit => v.extend_from_slice(xs),
             Quantiles::Exact(v) => {
-                v.push(x);
-                if v.len() > limit {
-                    let mut k = Kll::default();
-                    k.extend(v);
-                    *self = Quantiles::Sketch(k, Vec::with_capacity(SKETCH_BLOCK));
+                let mut k = Kll::default();
+                for block in v.chunks(SKETCH_BLOCK).chain(xs.chunks(SKETCH_BLOCK)) {
+                    k.extend(block);
                 }
+                *self = Quantiles::Sketch(k);
             }
-            Quantiles::Sketch(k, pending) => {
-                pending.push(x);
-                if pending.len() >= SKETCH_BLOCK {
-                    k.extend(pending);
-                    pending.clear();
-                }
-            }
+            Quantiles::Sketch(k) => k.extend(xs),
         }
     }
 
@@ -91,7 +89,7 @@ impl Quantiles {
             _ => {
                 let mut k = self.to_sketch();
                 k.merge(&other.to_sketch());
-                *self = Quantiles::Sketch(k, Vec::with_capacity(SKETCH_BLOCK));
+                *self = Quantiles::Sketch(k);
             }
         }
     }
@@ -100,14 +98,12 @@ impl Quantiles {
         match self {
             Quantiles::Exact(v) => {
                 let mut k = Kll::default();
-                k.extend(v);
+                for block in v.chunks(SKETCH_BLOCK) {
+                    k.extend(block);
+                }
                 k
             }
-            Quantiles::Sketch(k, pending) => {
-                let mut k = k.clone();
-                k.extend(pending);
-                k
-            }
+            Quantiles::Sketch(k) => k.clone(),
         }
     }
 
@@ -258,40 +254,65 @@ impl ColumnProfile {
     }
 
     pub fn add_f64(&mut self, x: f64) {
-        if x.is_nan() {
-            self.nan += 1;
-            return;
-        }
+        self.add_f64s(&[x]);
+    }
+
+    /// Adds a block of present values (NaN and ±inf included): one loop per
+    /// statistic, so that moments and quantiles see whole finite blocks.
+    pub fn add_f64s(&mut self, xs: &[f64]) {
         if let Some(c) = &mut self.checks {
-            c.number(x);
+            xs.iter().filter(|x| !x.is_nan()).for_each(|&x| c.number(x));
         }
-        let x = if x == 0.0 { 0.0 } else { x };
-        self.distinct.add_hash(hash_f64(x));
-        if !self.numbers_dropped {
-            self.numbers.add(x.to_bits());
-            if self.ty == ValueType::Float && !self.numbers.is_exact() {
-                self.numbers_dropped = true;
-                self.numbers = Frequent::default();
+        for &x in xs {
+            if x.is_nan() {
+                self.nan += 1;
+                continue;
+            }
+            // -0.0 and 0.0 are one value.
+            let bits = if x == 0.0 { 0 } else { x.to_bits() };
+            let h = bits.key_hash();
+            self.distinct.add_hash(h);
+            if !self.numbers_dropped {
+                self.numbers.add_hashed(h, &bits);
+                if self.ty == ValueType::Float && !self.numbers.is_exact() {
+                    self.numbers_dropped = true;
+                    self.numbers = Frequent::default();
+                }
             }
         }
-        if x.is_infinite() {
-            self.inf += 1;
-            return;
+        self.zeros += xs.iter().filter(|&&x| x == 0.0).count() as u64;
+        // Moments and quantiles take finite values, -0.0 as 0.0; most blocks
+        // need no copy.
+        if xs.iter().all(|x| x.is_finite() && x.to_bits() != NEG_ZERO) {
+            self.moments.add_slice(xs);
+            self.quantiles.extend(xs, self.exact_limit);
+        } else {
+            self.inf += xs.iter().filter(|x| x.is_infinite()).count() as u64;
+            let finite: Vec<f64> =
+                xs.iter().filter(|x| x.is_finite()).map(|&x| if x == 0.0 { 0.0 } else { x }).collect();
+            self.moments.add_slice(&finite);
+            self.quantiles.extend(&finite, self.exact_limit);
         }
-        if x == 0.0 {
-            self.zeros += 1;
-        }
-        self.moments.add(x);
-        self.quantiles.add(x, self.exact_limit);
     }
 
     pub fn add_str(&mut self, s: &str) {
-        if let Some(c) = &mut self.checks {
-            c.text(s);
+        self.add_strs([s]);
+    }
+
+    /// Adds a block of present strings; their lengths enter the moments as
+    /// one block.
+    pub fn add_strs<'a>(&mut self, values: impl IntoIterator<Item = &'a str>) {
+        let mut lengths = Vec::new();
+        for s in values {
+            if let Some(c) = &mut self.checks {
+                c.text(s);
+            }
+            let h = hash_bytes(s.as_bytes());
+            self.distinct.add_hash(h);
+            self.texts.add_hashed(h, s);
+            lengths.push(s.chars().count() as f64);
         }
-        self.distinct.add_hash(hash_bytes(s.as_bytes()));
-        self.lengths.add(s.chars().count() as f64);
-        self.texts.add_ref(s);
+        self.lengths.add_slice(&lengths);
     }
 
     pub fn merge(&mut self, o: &ColumnProfile) {

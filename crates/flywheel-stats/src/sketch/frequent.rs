@@ -5,75 +5,98 @@
 //! underestimated by at most [`Frequent::max_error`] (≤ 2n/cap). Merging
 //! exact summaries is exact.
 
+use hashbrown::HashTable;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
 
-/// A fast, non-cryptographic hasher: these maps see one lookup per value,
-/// and their keys are not attacker-chosen in a way that matters for a
-/// statistics pass.
-#[derive(Default, Clone, Copy)]
-pub struct FastHasher(u64);
+/// A key with the 64-bit hash the HyperLogLog also uses (xxh3 of its
+/// bytes), so a value is hashed once for both.
+pub trait Key: Eq + Clone + Ord {
+    fn key_hash(&self) -> u64;
+}
 
-impl Hasher for FastHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.write_u64(u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]));
-        }
-        for &b in chunks.remainder() {
-            self.write_u64(u64::from(b));
-        }
-    }
-
-    fn write_u64(&mut self, i: u64) {
-        // MurmurHash3's 64-bit finalizer: every input bit reaches the low
-        // bits hashbrown indexes with (float bits of whole numbers have all
-        // their low bits zero, which a plain multiply would keep).
-        let mut x = self.0.rotate_left(5) ^ i;
-        x ^= x >> 33;
-        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        x ^= x >> 33;
-        x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        self.0 = x ^ (x >> 33);
-    }
-
-    fn write_u8(&mut self, i: u8) {
-        self.write_u64(u64::from(i));
-    }
-
-    fn write_usize(&mut self, i: usize) {
-        self.write_u64(i as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
+/// Numbers are keyed by their bits (after -0.0 → 0.0).
+impl Key for u64 {
+    fn key_hash(&self) -> u64 {
+        super::hll::hash_u64(*self)
     }
 }
 
-pub type FastBuild = BuildHasherDefault<FastHasher>;
+impl Key for String {
+    fn key_hash(&self) -> u64 {
+        super::hll::hash_bytes(self.as_bytes())
+    }
+}
 
 pub const DEFAULT_CAP: usize = 100_000;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Frequent<K: Hash + Eq = String> {
+/// One table slot: the key, its count, and its hash (kept so that growing
+/// and rebuilding the table never hash again).
+#[derive(Debug, Clone)]
+struct Slot<K> {
+    key: K,
+    count: u64,
+    hash: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(
+    from = "Stored<K>",
+    into = "Stored<K>",
+    bound(serialize = "K: Key + Serialize", deserialize = "K: Key + Deserialize<'de>")
+)]
+pub struct Frequent<K: Key = String> {
     cap: usize,
-    counts: HashMap<K, u64, FastBuild>,
+    table: HashTable<Slot<K>>,
     /// False once the summary had to forget values.
     exact: bool,
     /// Largest count subtracted from every value by Misra–Gries decrements.
     error: u64,
 }
 
-impl<K: Hash + Eq + Clone + Ord> Default for Frequent<K> {
+/// The serialized form: counts as a list, hashes recomputed on load.
+#[derive(Serialize, Deserialize)]
+struct Stored<K> {
+    cap: usize,
+    counts: Vec<(K, u64)>,
+    exact: bool,
+    error: u64,
+}
+
+impl<K: Key> From<Frequent<K>> for Stored<K> {
+    fn from(f: Frequent<K>) -> Self {
+        Stored {
+            cap: f.cap,
+            counts: f.table.into_iter().map(|s| (s.key, s.count)).collect(),
+            exact: f.exact,
+            error: f.error,
+        }
+    }
+}
+
+impl<K: Key> From<Stored<K>> for Frequent<K> {
+    fn from(s: Stored<K>) -> Self {
+        let mut f = Frequent {
+            cap: s.cap.max(1),
+            table: HashTable::with_capacity(s.counts.len()),
+            exact: s.exact,
+            error: s.error,
+        };
+        for (key, count) in s.counts {
+            f.add_n_hashed(key.key_hash(), &key, count);
+        }
+        f
+    }
+}
+
+impl<K: Key> Default for Frequent<K> {
     fn default() -> Self {
         Self::new(DEFAULT_CAP)
     }
 }
 
-impl<K: Hash + Eq + Clone + Ord> Frequent<K> {
+impl<K: Key> Frequent<K> {
     pub fn new(cap: usize) -> Self {
-        Self { cap: cap.max(1), counts: HashMap::default(), exact: true, error: 0 }
+        Self { cap: cap.max(1), table: HashTable::new(), exact: true, error: 0 }
     }
 
     pub fn is_exact(&self) -> bool {
@@ -86,50 +109,62 @@ impl<K: Hash + Eq + Clone + Ord> Frequent<K> {
     }
 
     pub fn add(&mut self, v: K) {
-        self.add_n(v, 1);
+        self.add_n_hashed(v.key_hash(), &v, 1);
     }
 
-    pub fn add_n(&mut self, v: K, n: u64) {
-        *self.counts.entry(v).or_default() += n;
-        if self.counts.len() > self.cap {
+    /// Adds one occurrence of `v`, whose [`Key::key_hash`] is `hash`;
+    /// allocates only when the value is new.
+    pub fn add_hashed<Q>(&mut self, hash: u64, v: &Q)
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        self.add_n_hashed(hash, v, 1);
+    }
+
+    fn add_n_hashed<Q>(&mut self, hash: u64, v: &Q, n: u64)
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        if let Some(slot) = self.table.find_mut(hash, |s| s.key.borrow() == v) {
+            slot.count += n;
+            return;
+        }
+        self.table.insert_unique(hash, Slot { key: v.to_owned(), count: n, hash }, |s| s.hash);
+        if self.table.len() > self.cap {
             self.shrink();
         }
     }
 
     fn shrink(&mut self) {
-        if self.counts.len() <= self.cap {
+        if self.table.len() <= self.cap {
             return;
         }
         self.exact = false;
         // Subtract the count below which half of the values fall, so that
         // each shrink frees at least half the room (amortized O(1) per add).
-        let mut counts: Vec<u64> = self.counts.values().copied().collect();
+        let mut counts: Vec<u64> = self.table.iter().map(|s| s.count).collect();
         let k = counts.len() - self.cap / 2;
         let (_, &mut m, _) = counts.select_nth_unstable(k.saturating_sub(1));
         self.error += m;
-        // Rebuild rather than `retain`: removing most entries in place leaves
+        // Rebuild rather than remove in place: removing most entries leaves
         // the table full of tombstones, and every later insert pays for them.
-        let old = std::mem::take(&mut self.counts);
-        self.counts = old.into_iter().filter(|(_, c)| *c > m).map(|(k, c)| (k, c - m)).collect();
-    }
-
-    /// Adds one occurrence of a key that is usually already present,
-    /// allocating only when it is new.
-    pub fn add_ref<Q>(&mut self, v: &Q)
-    where
-        K: std::borrow::Borrow<Q>,
-        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
-    {
-        if let Some(c) = self.counts.get_mut(v) {
-            *c += 1;
-            return;
+        let old = std::mem::take(&mut self.table);
+        self.table = HashTable::with_capacity(self.cap);
+        for mut s in old.into_iter().filter(|s| s.count > m) {
+            s.count -= m;
+            self.table.insert_unique(s.hash, s, |s| s.hash);
         }
-        self.add_n(v.to_owned(), 1);
     }
 
     pub fn merge(&mut self, o: &Frequent<K>) {
-        for (v, &c) in &o.counts {
-            *self.counts.entry(v.clone()).or_default() += c;
+        for s in &o.table {
+            if let Some(mine) = self.table.find_mut(s.hash, |m| m.key == s.key) {
+                mine.count += s.count;
+            } else {
+                self.table.insert_unique(s.hash, s.clone(), |s| s.hash);
+            }
         }
         self.exact &= o.exact;
         self.error += o.error;
@@ -137,12 +172,12 @@ impl<K: Hash + Eq + Clone + Ord> Frequent<K> {
     }
 
     pub fn distinct_if_exact(&self) -> Option<usize> {
-        self.exact.then_some(self.counts.len())
+        self.exact.then_some(self.table.len())
     }
 
     /// The `k` most frequent values, ties by value.
     pub fn top(&self, k: usize) -> Vec<(K, u64)> {
-        let mut v: Vec<(K, u64)> = self.counts.iter().map(|(s, c)| (s.clone(), *c)).collect();
+        let mut v: Vec<(K, u64)> = self.table.iter().map(|s| (s.key.clone(), s.count)).collect();
         v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         v.truncate(k);
         v
@@ -178,6 +213,17 @@ mod tests {
         assert_eq!(a.top(5), vec![("x".to_string(), 2), ("y".to_string(), 1)]);
         assert_eq!(a.distinct_if_exact(), Some(2));
     }
+
+    #[test]
+    fn survives_a_serde_round_trip() {
+        let mut f = Frequent::<u64>::new(4);
+        for v in [1, 1, 2, 3, 3, 3, 4, 5, 6, 6] {
+            f.add(v);
+        }
+        let back: Frequent<u64> = serde_json::from_str(&serde_json::to_string(&f).unwrap()).unwrap();
+        assert_eq!(back.top(10), f.top(10));
+        assert_eq!((back.is_exact(), back.max_error()), (f.is_exact(), f.max_error()));
+    }
 }
 
 #[cfg(test)]
@@ -187,9 +233,9 @@ mod bound {
 
     proptest! {
         #[test]
-        fn counts_are_never_over_and_at_most_max_error_under(values in proptest::collection::vec(0u32..500, 1..5000), cap in 4usize..64) {
+        fn counts_are_never_over_and_at_most_max_error_under(values in proptest::collection::vec(0u64..500, 1..5000), cap in 4usize..64) {
             let mut f = Frequent::new(cap);
-            let mut truth: HashMap<u32, u64> = HashMap::new();
+            let mut truth: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
             for &v in &values { f.add(v); *truth.entry(v).or_default() += 1; }
             prop_assert!(f.max_error() <= 2 * values.len() as u64 / cap as u64 + 1);
             for (v, c) in f.top(usize::MAX) {
@@ -198,7 +244,7 @@ mod bound {
             }
             // Every value more frequent than the error bound is kept.
             for (v, &t) in &truth {
-                if t > f.max_error() { prop_assert!(f.counts.contains_key(v)); }
+                if t > f.max_error() { prop_assert!(f.table.find(v.key_hash(), |s| s.key == *v).is_some()); }
             }
         }
     }

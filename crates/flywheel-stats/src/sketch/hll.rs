@@ -50,10 +50,18 @@ pub fn hash_bytes(b: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(b)
 }
 
-/// Hash of a number: -0.0 and 0.0 are the same value.
-pub fn hash_f64(x: f64) -> u64 {
-    let x = if x == 0.0 { 0.0 } else { x };
-    xxhash_rust::xxh3::xxh3_64(&x.to_bits().to_le_bytes())
+/// Hash of a 64-bit key (a number's bits): MurmurHash3's finalizer, a
+/// bijection whose every output bit depends on every input bit, after
+/// adding a constant so that 0 does not map to 0. Several times cheaper
+/// than hashing the 8 bytes with xxh3, and as good for the registers.
+#[inline]
+pub fn hash_u64(k: u64) -> u64 {
+    let mut x = k.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
 }
 
 #[cfg(test)]
@@ -70,6 +78,19 @@ mod tests {
             let e = h.estimate();
             let rel = (e - n as f64).abs() / n as f64;
             assert!(rel < 3.0 * 0.0081 + 0.01, "n = {n}: estimate {e}");
+        }
+    }
+
+    #[test]
+    fn number_hashes_estimate_within_three_standard_errors() {
+        // Whole numbers as floats: their low bits are all zero.
+        for n in [1_000u64, 300_000] {
+            let mut h = HyperLogLog::default();
+            for i in 0..n {
+                h.add_hash(hash_u64((i as f64).to_bits()));
+            }
+            let rel = (h.estimate() - n as f64).abs() / n as f64;
+            assert!(rel < 3.0 * 0.0081 + 0.01, "n = {n}: estimate {}", h.estimate());
         }
     }
 

@@ -29,6 +29,55 @@ impl Moments {
         self.max = self.max.max(x);
     }
 
+    /// Adds a block of values: mean and squared deviations by two passes over
+    /// the block (in independent lanes, which the compiler vectorizes), then
+    /// one pairwise merge. As precise as adding one by one, and several
+    /// times faster.
+    pub fn add_slice(&mut self, xs: &[f64]) {
+        const LANES: usize = 8;
+        if xs.is_empty() {
+            return;
+        }
+        let (mut sum, mut lo, mut hi) = ([0.0; LANES], [f64::INFINITY; LANES], [f64::NEG_INFINITY; LANES]);
+        let chunks = xs.chunks_exact(LANES);
+        let rest = chunks.remainder();
+        for c in chunks {
+            for i in 0..LANES {
+                sum[i] += c[i];
+                lo[i] = lo[i].min(c[i]);
+                hi[i] = hi[i].max(c[i]);
+            }
+        }
+        let mut total: f64 = sum.iter().sum();
+        let (mut min, mut max) =
+            (lo.iter().copied().fold(f64::INFINITY, f64::min), hi.iter().copied().fold(f64::NEG_INFINITY, f64::max));
+        for &x in rest {
+            total += x;
+            min = min.min(x);
+            max = max.max(x);
+        }
+        let mean = total / xs.len() as f64;
+        // Second pass: squared deviations, and the deviations themselves,
+        // whose sum is the mean's rounding error; subtracting its square
+        // (the corrected two-pass algorithm) keeps m2 exact far from zero.
+        let (mut sq, mut dev) = ([0.0; LANES], [0.0; LANES]);
+        for c in xs.chunks_exact(LANES) {
+            for i in 0..LANES {
+                let d = c[i] - mean;
+                sq[i] += d * d;
+                dev[i] += d;
+            }
+        }
+        let (mut m2, mut err): (f64, f64) = (sq.iter().sum(), dev.iter().sum());
+        for &x in rest {
+            let d = x - mean;
+            m2 += d * d;
+            err += d;
+        }
+        m2 -= err * err / xs.len() as f64;
+        self.merge(&Moments { count: xs.len() as u64, mean, m2: m2.max(0.0), min, max });
+    }
+
     pub fn merge(&mut self, o: &Moments) {
         if o.count == 0 {
             return;
@@ -76,13 +125,33 @@ mod tests {
         }
     }
 
+    proptest! {
+        #[test]
+        fn a_block_equals_one_by_one(v in proptest::collection::vec(-1e6f64..1e6, 0..100), offset in -1e9f64..1e9) {
+            let v: Vec<f64> = v.iter().map(|x| x + offset).collect();
+            let mut one = Moments::default();
+            v.iter().for_each(|&x| one.add(x));
+            let mut block = Moments::default();
+            block.add_slice(&v);
+            prop_assert_eq!(block.count, one.count);
+            prop_assert_eq!(block.min, one.min);
+            prop_assert_eq!(block.max, one.max);
+            prop_assert!((block.mean - one.mean).abs() <= 1e-12 * (1.0 + one.mean.abs()));
+            prop_assert!((block.m2 - one.m2).abs() <= 1e-9 * (1.0 + one.m2.abs()));
+        }
+    }
+
     #[test]
     fn large_offsets_keep_precision() {
         // Naive sum-of-squares loses everything here; Welford/Chan do not.
         let mut m = Moments::default();
-        for x in [1e9 + 4.0, 1e9 + 7.0, 1e9 + 13.0, 1e9 + 16.0] {
+        let xs = [1e9 + 4.0, 1e9 + 7.0, 1e9 + 13.0, 1e9 + 16.0];
+        for x in xs {
             m.add(x);
         }
         assert!((m.std().unwrap() - 30f64.sqrt()).abs() < 1e-9);
+        let mut block = Moments::default();
+        block.add_slice(&xs);
+        assert!((block.std().unwrap() - 30f64.sqrt()).abs() < 1e-9);
     }
 }
