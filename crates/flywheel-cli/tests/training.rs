@@ -39,7 +39,7 @@ fn logistic_regression_learns_a_binary_label_and_reports_classification_metrics(
     let r = env.run(&["run", "p.toml", "--json"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let o = r.json();
-    assert_eq!(step(&o, "train")["summary"]["model"]["kind"], "logistic");
+    assert_eq!(step(&o, "train")["summary"]["model"]["algorithm"], "logistic");
     let m = &step(&o, "evaluate")["summary"]["metrics"];
     assert!(m["accuracy"].as_f64().unwrap() > 0.85, "{m}");
     assert!(m["roc_auc"].as_f64().unwrap() > 0.9, "{m}");
@@ -48,12 +48,34 @@ fn logistic_regression_learns_a_binary_label_and_reports_classification_metrics(
     }
     assert_eq!(step(&o, "push")["summary"]["model_version"], "clf@1");
 
-    // A different model (another l2) is a new version; the same one is not.
+    // A different model (another C) is a new version; the same one is not.
     let r = env.run(&["run", "p.toml", "--json", "--no-cache"]);
     assert_eq!(step(&r.json(), "push")["summary"]["model_version"], "clf@1");
-    env.write("p.toml", &pipeline("split_key = \"day\"", "target = \"label\", drop = [\"day\"], l2 = 5.0"));
+    env.write("p.toml", &pipeline("split_key = \"day\"", "target = \"label\", drop = [\"day\"], c = 0.2"));
     let r = env.run(&["run", "p.toml", "--json"]);
     assert_eq!(step(&r.json(), "push")["summary"]["model_version"], "clf@2");
+}
+
+#[test]
+fn a_text_target_with_three_classes_trains_a_multinomial_model() {
+    let env = Env::new();
+    env.write("d.csv", &classification_csv());
+    env.write(
+        "p.toml",
+        &pipeline(
+            "split_key = \"day\"",
+            "target = \"group\", drop = [\"day\"], transform = { x = \"indicator | standardize\" }",
+        ),
+    );
+    let r = env.run(&["run", "p.toml", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let o = r.json();
+    let m = &step(&o, "evaluate")["summary"]["metrics"];
+    // `group` is independent of the features: about a third right.
+    for key in ["accuracy", "precision_macro", "recall_macro", "f1_macro", "log_loss"] {
+        assert!(m[key].is_number(), "{key} in {m}");
+    }
+    assert!((m["log_loss"].as_f64().unwrap() - 3f64.ln()).abs() < 0.1, "{m}");
 }
 
 #[test]
@@ -91,7 +113,18 @@ fn training_errors_name_the_column_and_what_to_do() {
     let cases = [
         ("target = \"lable\"", "target `lable` is not a column of the training data; did you mean `label`?"),
         ("target = \"label\", model = \"linear\"", "linear regression needs a numeric target"),
-        ("target = \"group\"", "logistic regression here is binary, but `group` has 3 distinct values (a, b, c)"),
+        (
+            "target = \"label\", transform = { x = \"standardise\" }",
+            "transform of `x` (\"standardise\"): unknown step `standardise`; did you mean `standardize`?",
+        ),
+        (
+            "target = \"label\", transform = { group = \"impute(mean)\" }",
+            "`impute` applies to numbers, and `group` holds text",
+        ),
+        (
+            "target = \"label\", features = [\"x\", \"grop\"]",
+            "feature `grop` is not a column of the training data; did you mean `group`?",
+        ),
         ("target = \"label\", features = [\"x\", \"label\"]", "the target `label` cannot also be a feature"),
     ];
     for (params, expected) in cases {

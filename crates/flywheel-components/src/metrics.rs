@@ -47,6 +47,56 @@ pub fn binary(y: &[bool], p: &[f64]) -> Binary {
     Binary { accuracy: (tp + tn) / n, precision, recall, f1, roc_auc: roc_auc(y, p), log_loss: ll / n }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Multiclass {
+    pub accuracy: f64,
+    pub precision_macro: f64,
+    pub recall_macro: f64,
+    pub f1_macro: f64,
+    pub log_loss: f64,
+}
+
+/// Multiclass metrics from true and predicted class ids and row-major
+/// probabilities (rows × k). Macro averages count classes absent from both
+/// truth and prediction as 0, as scikit-learn does with `labels` given
+/// (only classes seen in either are averaged here, as its default).
+pub fn multiclass(y: &[usize], pred: &[usize], proba: &[f64], k: usize) -> Multiclass {
+    let n = y.len() as f64;
+    let mut tp = vec![0.0; k];
+    let mut pred_count = vec![0.0; k];
+    let mut true_count = vec![0.0; k];
+    let mut ll = 0.0;
+    for (i, (&t, &p)) in y.iter().zip(pred).enumerate() {
+        true_count[t] += 1.0;
+        pred_count[p] += 1.0;
+        if t == p {
+            tp[t] += 1.0;
+        }
+        // scikit-learn renormalizes each row after clipping to [eps, 1 - eps].
+        let row = &proba[i * k..(i + 1) * k];
+        let clipped: Vec<f64> = row.iter().map(|q| q.clamp(f64::EPSILON, 1.0 - f64::EPSILON)).collect();
+        let s: f64 = clipped.iter().sum();
+        ll -= (clipped[t] / s).ln();
+    }
+    let seen: Vec<usize> = (0..k).filter(|&c| true_count[c] > 0.0 || pred_count[c] > 0.0).collect();
+    let m = seen.len() as f64;
+    let (mut ps, mut rs, mut fs) = (0.0, 0.0, 0.0);
+    for &c in &seen {
+        let p = if pred_count[c] > 0.0 { tp[c] / pred_count[c] } else { 0.0 };
+        let r = if true_count[c] > 0.0 { tp[c] / true_count[c] } else { 0.0 };
+        ps += p;
+        rs += r;
+        fs += if p + r > 0.0 { 2.0 * p * r / (p + r) } else { 0.0 };
+    }
+    Multiclass {
+        accuracy: tp.iter().sum::<f64>() / n,
+        precision_macro: ps / m,
+        recall_macro: rs / m,
+        f1_macro: fs / m,
+        log_loss: ll / n,
+    }
+}
+
 /// Area under the ROC curve via the Mann–Whitney U statistic, ties
 /// counted as half (average ranks). NaN when only one class is present.
 pub fn roc_auc(y: &[bool], score: &[f64]) -> f64 {

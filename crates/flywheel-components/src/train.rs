@@ -1,26 +1,29 @@
-//! `train`: linear regression or binary logistic regression through `linfa`,
-//! on numeric features (standardized) plus one-hot categoricals.
+//! `train`: fits the declared feature transform on the training data and
+//! a native model on its output (`flywheel_ml`): least squares, ridge,
+//! lasso, or logistic regression (binary or multinomial). The transform is
+//! saved inside the model, so evaluation and serving prepare features with
+//! the same code.
 
-use crate::model::{FORMAT, Feature, Kind, Model};
+use crate::model::{ml_error, save, to_frame};
 use crate::table::{Table, is_numeric, read_table, suggest};
 use flywheel_core::{ArtifactType, Component, ComponentSpec, ExecContext, ExecError, ParamSpec, ParamType, PortSpec};
-use linfa::traits::Fit;
+use flywheel_ml::model::Estimator;
+use flywheel_ml::{Column, Model, Task, linear, optimize, transform};
 use serde_json::json;
-use std::collections::HashMap;
 
 pub struct Train;
 
 pub static SPEC: ComponentSpec = ComponentSpec {
     name: "train",
-    version: "1",
-    description: "Trains a linear (regression) or logistic (binary classification) model.",
+    version: "2",
+    description: "Fits the feature transform and a model: linear, ridge or lasso regression, or logistic regression (binary or multiclass).",
     params: &[
         ParamSpec { name: "target", ty: ParamType::String, required: true, doc: "the column to predict" },
         ParamSpec {
             name: "model",
-            ty: ParamType::Enum(&["auto", "linear", "logistic"]),
+            ty: ParamType::Enum(&["auto", "linear", "ridge", "lasso", "logistic"]),
             required: false,
-            doc: "model family (default auto: logistic for a two-valued target, linear otherwise)",
+            doc: "model family (default auto: logistic for a text, boolean or two-valued target, linear otherwise)",
         },
         ParamSpec {
             name: "features",
@@ -30,35 +33,53 @@ pub static SPEC: ComponentSpec = ComponentSpec {
         },
         ParamSpec { name: "drop", ty: ParamType::StringList, required: false, doc: "columns not to use as features" },
         ParamSpec {
-            name: "max_categories",
-            ty: ParamType::Int,
+            name: "transform",
+            ty: ParamType::StringMap,
             required: false,
-            doc: "one-hot encode at most this many most frequent values of a text column (default 30)",
+            doc: "per column, its preparation steps, e.g. { temp = \"impute(median) | standardize\", hr = \"onehot\" } (default: impute(mean) | standardize for numbers, onehot(top = 30) for text)",
         },
         ParamSpec {
-            name: "l2",
+            name: "alpha",
             ty: ParamType::Float,
             required: false,
-            doc: "L2 penalty of logistic regression (default 1.0)",
+            doc: "penalty strength of ridge and lasso (default 1.0, as scikit-learn)",
+        },
+        ParamSpec {
+            name: "c",
+            ty: ParamType::Float,
+            required: false,
+            doc: "inverse penalty strength of logistic regression (default 1.0, as scikit-learn's C)",
+        },
+        ParamSpec {
+            name: "class_weight",
+            ty: ParamType::Enum(&["none", "balanced"]),
+            required: false,
+            doc: "weigh classes equally (balanced: n / (classes × class count)) or not (default none)",
         },
         ParamSpec {
             name: "max_iterations",
             ty: ParamType::Int,
             required: false,
-            doc: "optimizer iterations for logistic regression (default 100)",
+            doc: "optimizer iterations (default 100 for logistic, 1000 for lasso)",
         },
         ParamSpec {
             name: "tolerance",
             ty: ParamType::Float,
             required: false,
-            doc: "logistic regression stops when the gradient of the mean loss is below this (default 1e-4, as scikit-learn)",
+            doc: "stopping tolerance (default 1e-4, as scikit-learn)",
+        },
+        ParamSpec {
+            name: "missing_target",
+            ty: ParamType::Enum(&["drop", "error"]),
+            required: false,
+            doc: "rows without a target value: drop and count them (default), or fail",
         },
     ],
     inputs: &[PortSpec { name: "data", ty: ArtifactType::Dataset, doc: "training data", optional: false }],
     outputs: &[PortSpec {
         name: "model",
         ty: ArtifactType::Model,
-        doc: "the trained model (Flywheel JSON format)",
+        doc: "the trained model with its transform (Flywheel model format)",
         optional: false,
     }],
     dynamic_ports: false,
@@ -72,35 +93,37 @@ fn column_of(t: &Table, name: &str, what: &str) -> Result<usize, ExecError> {
     })
 }
 
-/// Fits the feature encoding on training data.
-fn fit_features(t: &Table, names: &[String], kind: Kind, max_categories: usize) -> Result<Vec<Feature>, ExecError> {
-    let mut features = Vec::new();
-    for name in names {
-        let i = column_of(t, name, "feature")?;
-        if is_numeric(t.schema.field(i).data_type()) {
-            let v: Vec<f64> = t.f64_column(i).into_iter().flatten().collect();
-            let n = v.len().max(1) as f64;
-            let mean = v.iter().sum::<f64>() / n;
-            let var = v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n;
-            let std = if var > 0.0 { var.sqrt() } else { 1.0 };
-            features.push(Feature::Numeric { name: name.clone(), mean, std });
-        } else {
-            let mut counts: HashMap<String, usize> = HashMap::new();
-            for s in t.str_column(i).into_iter().flatten() {
-                *counts.entry(s).or_default() += 1;
-            }
-            let mut by_freq: Vec<(String, usize)> = counts.into_iter().collect();
-            by_freq.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            let mut categories: Vec<String> = by_freq.into_iter().take(max_categories).map(|(c, _)| c).collect();
-            if kind == Kind::Linear && !categories.is_empty() {
-                // Without a penalty, a full one-hot block plus the intercept is
-                // collinear: the most frequent value is the baseline.
-                categories.remove(0);
-            }
-            features.push(Feature::Categorical { name: name.clone(), categories });
+/// Sorted class labels, numerically when the target is numeric (as numpy's unique).
+fn class_labels(values: &[String], numeric: bool) -> Vec<String> {
+    let mut classes: Vec<String> = values.to_vec();
+    classes.sort_by(|a, b| {
+        if numeric && let (Ok(x), Ok(y)) = (a.parse::<f64>(), b.parse::<f64>()) {
+            return x.total_cmp(&y);
         }
-    }
-    Ok(features)
+        a.cmp(b)
+    });
+    classes.dedup();
+    classes
+}
+
+/// Features that cannot teach anything, for a warning.
+fn constant_features(frame: &flywheel_ml::Frame) -> Vec<String> {
+    frame
+        .columns()
+        .filter(|(_, c)| match c {
+            Column::Num(v) => {
+                let mut p = v.iter().filter(|x| !x.is_nan());
+                let first = p.next();
+                first.is_none_or(|f| p.all(|x| x == f))
+            }
+            Column::Text(t) => {
+                let mut p = t.codes.iter().filter(|c| **c != flywheel_ml::frame::MISSING);
+                let first = p.next();
+                first.is_none_or(|f| p.all(|x| x == f))
+            }
+        })
+        .map(|(n, _)| n.to_string())
+        .collect()
 }
 
 impl Component for Train {
@@ -109,16 +132,21 @@ impl Component for Train {
     }
 
     fn execute(&self, ctx: &ExecContext) -> Result<(), ExecError> {
-        let t = read_table(&ctx.input("data")?.path, &Default::default())?;
+        let input = ctx.input("data")?;
+        let t = read_table(&input.path, &Default::default())?;
         let target = ctx.required_str("target")?.to_string();
         let ti = column_of(&t, &target, "target")?;
         let target_numeric = is_numeric(t.schema.field(ti).data_type())
             && t.schema.field(ti).data_type() != &arrow_schema::DataType::Boolean;
 
-        // Rows without a target cannot teach anything: drop and count them.
-        let target_text = t.str_column(ti);
-        let keep: Vec<bool> = target_text.iter().map(Option::is_some).collect();
+        // Rows without a target cannot teach anything.
+        let keep: Vec<bool> = t.str_column(ti).iter().map(Option::is_some).collect();
         let dropped = keep.iter().filter(|k| !**k).count();
+        if dropped > 0 && ctx.str_param("missing_target") == Some("error") {
+            return Err(ExecError::failed(format!(
+                "{dropped} training rows have no `{target}` value (missing_target = \"error\"); fill them or set missing_target = \"drop\""
+            )));
+        }
         let t = if dropped > 0 { t.filter(&keep).map_err(|e| ExecError::failed(e.to_string()))? } else { t };
         if dropped > 0 {
             ctx.log(format!("dropped {dropped} rows with a missing `{target}`"));
@@ -127,26 +155,23 @@ impl Component for Train {
             return Err(ExecError::failed(format!("only {} training rows have a `{target}` value", t.rows())));
         }
         let target_text: Vec<String> = t.str_column(ti).into_iter().flatten().collect();
-        let mut classes: Vec<String> = target_text.clone();
-        classes.sort();
-        classes.dedup();
+        let classes = class_labels(&target_text, target_numeric);
 
-        let kind = match ctx.str_param("model").unwrap_or("auto") {
-            "linear" => Kind::Linear,
-            "logistic" => Kind::Logistic,
-            _ if classes.len() <= 2 || !target_numeric => Kind::Logistic,
-            _ => Kind::Linear,
+        let algorithm = match ctx.str_param("model").unwrap_or("auto") {
+            "auto" if classes.len() <= 2 || !target_numeric => "logistic",
+            "auto" => "linear",
+            other => other,
         };
-        if kind == Kind::Linear && !target_numeric {
+        let task = if algorithm == "logistic" { Task::Classification } else { Task::Regression };
+        if task == Task::Regression && !target_numeric {
             return Err(ExecError::failed(format!(
-                "linear regression needs a numeric target; `{target}` is text (use model = \"logistic\")"
+                "{algorithm} regression needs a numeric target; `{target}` is text (use model = \"logistic\")"
             )));
         }
-        if kind == Kind::Logistic && classes.len() != 2 {
+        if task == Task::Classification && classes.len() < 2 {
             return Err(ExecError::failed(format!(
-                "logistic regression here is binary, but `{target}` has {} distinct values{}; pick a two-valued target or model = \"linear\"",
-                classes.len(),
-                if classes.len() <= 5 { format!(" ({})", classes.join(", ")) } else { String::new() }
+                "every training row has the same `{target}` ({}); a classifier needs at least two classes",
+                classes.first().map(String::as_str).unwrap_or("")
             )));
         }
 
@@ -164,77 +189,91 @@ impl Component for Train {
         if names.contains(&target) {
             return Err(ExecError::failed(format!("the target `{target}` cannot also be a feature")));
         }
-        let max_categories = ctx.i64_param("max_categories").unwrap_or(30).max(1) as usize;
-        let features = fit_features(&t, &names, kind, max_categories)?;
-        let x = crate::model::encode(&features, &t)?;
+        for n in &names {
+            column_of(&t, n, "feature")?;
+        }
+        let frame = to_frame(&t, &names)?;
+        let mut warnings = Vec::new();
+        for c in constant_features(&frame) {
+            let w = format!("feature `{c}` has a single value in the training data; it cannot help the model");
+            ctx.log(format!("warning: {w}"));
+            warnings.push(w);
+        }
+        let fitted = transform::fit(&frame, &names, &ctx.map_param("transform")).map_err(ml_error)?;
+        let x = fitted.apply(&frame).map_err(ml_error)?;
+        let feature_names = fitted.feature_names();
         ctx.cancel.check()?;
-        ctx.log(format!("training {kind:?} on {} rows × {} encoded features", x.nrows(), x.ncols()));
+        ctx.log(format!("training {algorithm} on {} rows × {} features", x.rows, x.cols));
 
-        let (weights, intercept, class_pair, extra) = match kind {
-            Kind::Linear => {
-                let y = ndarray::Array1::from(
-                    t.f64_column(ti).into_iter().map(|v| v.unwrap_or(f64::NAN)).collect::<Vec<_>>(),
-                );
-                let ds = linfa::Dataset::new(x, y);
-                let fitted = linfa_linear::LinearRegression::new().fit(&ds).map_err(|e| {
-                    ExecError::failed(format!(
-                        "linear regression failed: {e}; constant or duplicated feature columns are a common cause"
-                    ))
-                })?;
-                (fitted.params().to_vec(), fitted.intercept(), None, json!({}))
-            }
-            Kind::Logistic => {
-                let positive = classes[1].clone();
-                let y = ndarray::Array1::from(target_text.iter().map(|c| *c == positive).collect::<Vec<bool>>());
-                let ds = linfa::Dataset::new(x, y);
-                let l2 = ctx.f64_param("l2").unwrap_or(1.0);
-                let iters = ctx.i64_param("max_iterations").unwrap_or(100).max(1) as u64;
-                let tol = ctx.f64_param("tolerance").unwrap_or(1e-4);
-                // linfa minimizes the summed loss; scikit-learn's tolerance
-                // applies to the mean loss, so scale it by the row count.
-                let fitted = linfa_logistic::LogisticRegression::default()
-                    .alpha(l2)
-                    .max_iterations(iters)
-                    .gradient_tolerance(tol * t.rows() as f64)
-                    .fit(&ds)
-                    .map_err(|e| ExecError::failed(format!("logistic regression failed: {e}")))?;
-                let mut w = fitted.params().to_vec();
-                let mut b = fitted.intercept();
-                // Store the weights so that sigmoid(w·x + b) = P(positive).
-                if !fitted.labels().pos.class {
-                    w.iter_mut().for_each(|v| *v = -*v);
-                    b = -b;
+        let tol = ctx.f64_param("tolerance").unwrap_or(1e-4);
+        let (estimator, settings) = match algorithm {
+            "logistic" => {
+                let index: std::collections::HashMap<&str, usize> =
+                    classes.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
+                let y: Vec<usize> = target_text.iter().map(|v| index[v.as_str()]).collect();
+                let mut counts = vec![0usize; classes.len()];
+                y.iter().for_each(|&c| counts[c] += 1);
+                let balanced = ctx.str_param("class_weight") == Some("balanced");
+                let class_w: Vec<f64> = counts
+                    .iter()
+                    .map(|&n| if balanced { y.len() as f64 / (classes.len() as f64 * n as f64) } else { 1.0 })
+                    .collect();
+                let sw: Vec<f64> = y.iter().map(|&c| class_w[c]).collect();
+                let c = ctx.f64_param("c").unwrap_or(1.0);
+                let iters = ctx.i64_param("max_iterations").unwrap_or(100).max(1) as usize;
+                let s = optimize::Settings { max_iterations: iters, gtol: tol, ..Default::default() };
+                let fit = linear::logistic(&x, &y, classes.len(), c, &sw, s, &feature_names).map_err(ml_error)?;
+                if !fit.converged {
+                    let w = format!(
+                        "logistic regression stopped after {iters} iterations before converging; raise max_iterations"
+                    );
+                    ctx.log(format!("warning: {w}"));
+                    warnings.push(w);
                 }
                 (
-                    w,
-                    b,
-                    Some([classes[0].clone(), positive]),
-                    json!({ "l2": l2, "max_iterations": iters, "tolerance": tol }),
+                    Estimator::Logistic { coef: fit.coef, intercept: fit.intercept },
+                    json!({ "c": c, "class_weight": if balanced { "balanced" } else { "none" }, "class_weights": class_w, "max_iterations": iters, "tolerance": tol, "iterations": fit.iterations }),
                 )
             }
+            "lasso" => {
+                let y: Vec<f64> = t.f64_column(ti).into_iter().map(|v| v.unwrap_or(f64::NAN)).collect();
+                let alpha = ctx.f64_param("alpha").unwrap_or(1.0);
+                let iters = ctx.i64_param("max_iterations").unwrap_or(1000).max(1) as usize;
+                let (w, b, n) = linear::lasso(&x, &y, alpha, iters, tol, &feature_names).map_err(ml_error)?;
+                (
+                    Estimator::Linear { algorithm: "lasso".into(), weights: w, intercept: b },
+                    json!({ "alpha": alpha, "max_iterations": iters, "tolerance": tol, "iterations": n }),
+                )
+            }
+            _ => {
+                let y: Vec<f64> = t.f64_column(ti).into_iter().map(|v| v.unwrap_or(f64::NAN)).collect();
+                let alpha = if algorithm == "ridge" { ctx.f64_param("alpha").unwrap_or(1.0) } else { 0.0 };
+                let (w, b) = linear::least_squares(&x, &y, alpha, None, &feature_names).map_err(ml_error)?;
+                (Estimator::Linear { algorithm: algorithm.into(), weights: w, intercept: b }, json!({ "alpha": alpha }))
+            }
         };
-        if weights.iter().any(|w| !w.is_finite()) || !intercept.is_finite() {
-            return Err(ExecError::failed(
-                "training diverged (non-finite weights); check for extreme values or constant columns",
-            ));
-        }
-        let model = Model {
-            format: FORMAT.into(),
-            kind,
-            target: target.clone(),
-            features,
-            weights,
-            intercept,
-            classes: class_pair,
-            training: json!({ "rows": t.rows(), "dropped_missing_target": dropped, "settings": extra }),
-        };
-        let text = serde_json::to_vec_pretty(&model).map_err(|e| ExecError::failed(e.to_string()))?;
-        std::fs::write(ctx.output_path("model"), text).map_err(|e| ExecError::io("cannot write the model", e))?;
+        // No run id here: the same data and settings give the same bytes (so
+        // `push` keeps one version); lineage links the model to its run, and
+        // `flywheel models export` stamps it into an exported copy.
+        let metadata = json!({
+            "algorithm": algorithm,
+            "training": {
+                "data_digest": input.digest,
+                "rows": t.rows(),
+                "dropped_missing_target": dropped,
+                "features": feature_names.len(),
+                "settings": settings,
+                "warnings": warnings,
+            }
+        });
+        let classes = if task == Task::Classification { classes } else { Vec::new() };
+        let model = Model::new(task, target.clone(), classes, fitted, estimator, metadata).map_err(ml_error)?;
+        save(&ctx.output_path("model"), &model)?;
         ctx.set_properties(
             "model",
-            json!({ "kind": kind, "target": target, "features": names.len(), "rows": t.rows() }),
+            json!({ "algorithm": algorithm, "task": task, "target": target, "features": names.len(), "rows": t.rows() }),
         );
-        ctx.add_summary("model", json!({ "kind": kind, "rows": t.rows(), "features": names.len() }));
+        ctx.add_summary("model", json!({ "algorithm": algorithm, "rows": t.rows(), "features": names.len() }));
         Ok(())
     }
 }

@@ -1,0 +1,205 @@
+//! The columns a model reads: numbers (NaN = missing) or text, dictionary
+//! encoded so that a transform looks each distinct value up once per batch
+//! instead of once per row.
+
+use std::collections::HashMap;
+
+/// A text column: `codes[row]` indexes `values`, [`MISSING`] for none.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Text {
+    pub values: Vec<String>,
+    pub codes: Vec<u32>,
+}
+
+pub const MISSING: u32 = u32::MAX;
+
+impl Text {
+    /// Encodes owned or borrowed optional strings.
+    pub fn encode<'a>(items: impl IntoIterator<Item = Option<&'a str>>) -> Self {
+        let mut index: HashMap<&'a str, u32> = HashMap::new();
+        let mut values = Vec::new();
+        let codes = items
+            .into_iter()
+            .map(|v| match v {
+                None => MISSING,
+                Some(s) => *index.entry(s).or_insert_with(|| {
+                    values.push(s.to_string());
+                    (values.len() - 1) as u32
+                }),
+            })
+            .collect();
+        Text { values, codes }
+    }
+
+    pub fn get(&self, row: usize) -> Option<&str> {
+        let c = self.codes[row];
+        (c != MISSING).then(|| self.values[c as usize].as_str())
+    }
+
+    pub fn len(&self) -> usize {
+        self.codes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.codes.is_empty()
+    }
+
+    /// Keeps the rows whose mask is true.
+    pub fn filter(&self, keep: &[bool]) -> Text {
+        Text {
+            values: self.values.clone(),
+            codes: self.codes.iter().zip(keep).filter(|(_, k)| **k).map(|(c, _)| *c).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Column {
+    /// Numbers; NaN is missing.
+    Num(Vec<f64>),
+    Text(Text),
+}
+
+impl Column {
+    pub fn len(&self) -> usize {
+        match self {
+            Column::Num(v) => v.len(),
+            Column::Text(t) => t.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn kind(&self) -> ColumnKind {
+        match self {
+            Column::Num(_) => ColumnKind::Number,
+            Column::Text(_) => ColumnKind::Text,
+        }
+    }
+
+    pub fn filter(&self, keep: &[bool]) -> Column {
+        match self {
+            Column::Num(v) => Column::Num(v.iter().zip(keep).filter(|(_, k)| **k).map(|(x, _)| *x).collect()),
+            Column::Text(t) => Column::Text(t.filter(keep)),
+        }
+    }
+
+    /// Whether row `i` has no value.
+    pub fn is_missing(&self, i: usize) -> bool {
+        match self {
+            Column::Num(v) => v[i].is_nan(),
+            Column::Text(t) => t.codes[i] == MISSING,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColumnKind {
+    Number,
+    Text,
+}
+
+impl ColumnKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ColumnKind::Number => "number",
+            ColumnKind::Text => "text",
+        }
+    }
+}
+
+/// Named columns of equal length.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Frame {
+    names: Vec<String>,
+    columns: Vec<Column>,
+    rows: usize,
+}
+
+impl Frame {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a column; the first one sets the row count.
+    pub fn push(&mut self, name: impl Into<String>, col: Column) -> Result<(), crate::MlError> {
+        let name = name.into();
+        if self.names.is_empty() {
+            self.rows = col.len();
+        } else if col.len() != self.rows {
+            return Err(crate::MlError::Data(format!(
+                "column `{name}` has {} rows, the others {}",
+                col.len(),
+                self.rows
+            )));
+        }
+        self.names.push(name);
+        self.columns.push(col);
+        Ok(())
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.names.iter().position(|n| n == name).map(|i| &self.columns[i])
+    }
+
+    pub fn columns(&self) -> impl Iterator<Item = (&str, &Column)> {
+        self.names.iter().map(String::as_str).zip(&self.columns)
+    }
+
+    /// Keeps the rows whose mask is true.
+    pub fn filter(&self, keep: &[bool]) -> Frame {
+        Frame {
+            names: self.names.clone(),
+            columns: self.columns.iter().map(|c| c.filter(keep)).collect(),
+            rows: keep.iter().filter(|k| **k).count(),
+        }
+    }
+
+    /// The rows at `idx`, in that order.
+    pub fn take(&self, idx: &[usize]) -> Frame {
+        let columns = self
+            .columns
+            .iter()
+            .map(|c| match c {
+                Column::Num(v) => Column::Num(idx.iter().map(|&i| v[i]).collect()),
+                Column::Text(t) => {
+                    Column::Text(Text { values: t.values.clone(), codes: idx.iter().map(|&i| t.codes[i]).collect() })
+                }
+            })
+            .collect();
+        Frame { names: self.names.clone(), columns, rows: idx.len() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_dictionary_encoded() {
+        let t = Text::encode([Some("a"), None, Some("b"), Some("a")]);
+        assert_eq!(t.values, ["a", "b"]);
+        assert_eq!(t.codes, [0, MISSING, 1, 0]);
+        assert_eq!(t.get(3), Some("a"));
+        assert_eq!(t.get(1), None);
+    }
+
+    #[test]
+    fn columns_must_have_equal_length() {
+        let mut f = Frame::new();
+        f.push("x", Column::Num(vec![1.0, 2.0])).unwrap();
+        assert!(f.push("y", Column::Num(vec![1.0])).is_err());
+        assert_eq!(f.filter(&[false, true]).column("x"), Some(&Column::Num(vec![2.0])));
+    }
+}

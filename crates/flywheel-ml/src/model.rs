@@ -1,0 +1,270 @@
+//! The model format: one self-describing JSON document holding the
+//! signature (raw input columns and their kinds, outputs), the fitted
+//! transform, the estimator's parameters, and metadata (training run, data
+//! digests, metrics, settings). Reading it is parsing data and checking
+//! that its parts agree; nothing in it is ever executed.
+
+use crate::MlError;
+use crate::frame::{ColumnKind, Frame};
+use crate::transform::{Matrix, Transform};
+use serde::{Deserialize, Serialize};
+
+pub const FORMAT: &str = "flywheel.model/2";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Task {
+    Regression,
+    Classification,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Input {
+    pub name: String,
+    pub kind: ColumnKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Output {
+    pub name: String,
+    /// `number` for a regression value or a probability, `text` for a label.
+    pub kind: ColumnKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Signature {
+    pub inputs: Vec<Input>,
+    pub outputs: Vec<Output>,
+}
+
+/// The estimator's learned parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Estimator {
+    /// value = w·x + b (least squares, ridge or lasso).
+    Linear { algorithm: String, weights: Vec<f64>, intercept: f64 },
+    /// Binary: one row, P(classes[1]) = σ(w·x + b). Multinomial: one row
+    /// per class, probabilities by softmax.
+    Logistic { coef: Vec<Vec<f64>>, intercept: Vec<f64> },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Model {
+    pub format: String,
+    pub task: Task,
+    pub target: String,
+    /// Class labels, for classification (index = class id).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<String>,
+    pub signature: Signature,
+    pub transform: Transform,
+    pub estimator: Estimator,
+    /// Training run, data digests, settings, metrics: for people and lineage.
+    #[serde(default)]
+    pub metadata: serde_json::Value,
+}
+
+/// Predictions for a batch of rows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prediction {
+    Values(Vec<f64>),
+    /// Row-major probabilities (rows × classes) and the most probable class.
+    Classes {
+        probabilities: Matrix,
+        labels: Vec<usize>,
+    },
+}
+
+pub fn sigmoid(z: f64) -> f64 {
+    if z >= 0.0 {
+        1.0 / (1.0 + (-z).exp())
+    } else {
+        let e = z.exp();
+        e / (1.0 + e)
+    }
+}
+
+impl Model {
+    /// Builds a model, deriving its signature from the transform.
+    pub fn new(
+        task: Task,
+        target: String,
+        classes: Vec<String>,
+        transform: Transform,
+        estimator: Estimator,
+        metadata: serde_json::Value,
+    ) -> Result<Model, MlError> {
+        let inputs = transform.inputs().into_iter().map(|(name, kind)| Input { name, kind }).collect();
+        let outputs = match task {
+            Task::Regression => vec![Output { name: target.clone(), kind: ColumnKind::Number }],
+            Task::Classification => std::iter::once(Output { name: target.clone(), kind: ColumnKind::Text })
+                .chain(classes.iter().map(|c| Output { name: format!("probability({c})"), kind: ColumnKind::Number }))
+                .collect(),
+        };
+        let m = Model {
+            format: FORMAT.into(),
+            task,
+            target,
+            classes,
+            signature: Signature { inputs, outputs },
+            transform,
+            estimator,
+            metadata,
+        };
+        m.check()?;
+        Ok(m)
+    }
+
+    /// Checks that the parts agree (a hand-edited or truncated file fails here).
+    pub fn check(&self) -> Result<(), MlError> {
+        let bad = |msg: String| Err(MlError::Format(format!("the model is inconsistent: {msg}")));
+        if self.format != FORMAT {
+            return Err(MlError::Format(format!(
+                "model format `{}` is not supported by this build of Flywheel (it reads `{FORMAT}`)",
+                self.format
+            )));
+        }
+        let width = self.transform.width();
+        match (&self.estimator, self.task) {
+            (Estimator::Linear { weights, .. }, Task::Regression) => {
+                if weights.len() != width {
+                    return bad(format!("{} weights for {width} features", weights.len()));
+                }
+            }
+            (Estimator::Logistic { coef, intercept }, Task::Classification) => {
+                let rows = if self.classes.len() == 2 { 1 } else { self.classes.len() };
+                if self.classes.len() < 2 || coef.len() != rows || intercept.len() != rows {
+                    return bad(format!("{} coefficient rows for {} classes", coef.len(), self.classes.len()));
+                }
+                if let Some(r) = coef.iter().find(|r| r.len() != width) {
+                    return bad(format!("{} coefficients for {width} features", r.len()));
+                }
+            }
+            (e, t) => return bad(format!("a {} estimator for a {t:?} task", estimator_name(e))),
+        }
+        let inputs: Vec<(String, ColumnKind)> =
+            self.signature.inputs.iter().map(|i| (i.name.clone(), i.kind)).collect();
+        if inputs != self.transform.inputs() {
+            return bad("the signature's inputs are not the transform's columns".into());
+        }
+        Ok(())
+    }
+
+    pub fn from_json(bytes: &[u8]) -> Result<Model, MlError> {
+        let m: Model = serde_json::from_slice(bytes).map_err(|e| {
+            MlError::Format(format!("not a Flywheel model (line {}, column {}): {e}", e.line(), e.column()))
+        })?;
+        m.check()?;
+        Ok(m)
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).unwrap_or_default()
+    }
+
+    pub fn feature_names(&self) -> Vec<String> {
+        self.transform.feature_names()
+    }
+
+    /// Transforms raw columns and predicts.
+    pub fn predict(&self, frame: &Frame) -> Result<Prediction, MlError> {
+        let x = self.transform.apply(frame)?;
+        Ok(self.predict_features(&x))
+    }
+
+    /// Predicts from already transformed features.
+    pub fn predict_features(&self, x: &Matrix) -> Prediction {
+        match &self.estimator {
+            Estimator::Linear { weights, intercept, .. } => {
+                Prediction::Values((0..x.rows).map(|i| dot(x.row(i), weights) + intercept).collect())
+            }
+            Estimator::Logistic { coef, intercept } => {
+                let k = self.classes.len();
+                let mut p = Matrix::zeros(x.rows, k);
+                let mut labels = Vec::with_capacity(x.rows);
+                for i in 0..x.rows {
+                    let row = x.row(i);
+                    let out = &mut p.data[i * k..(i + 1) * k];
+                    if coef.len() == 1 {
+                        let q = sigmoid(dot(row, &coef[0]) + intercept[0]);
+                        out[0] = 1.0 - q;
+                        out[1] = q;
+                    } else {
+                        for (c, o) in out.iter_mut().enumerate() {
+                            *o = dot(row, &coef[c]) + intercept[c];
+                        }
+                        let m = out.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                        out.iter_mut().for_each(|v| *v = (*v - m).exp());
+                        let s: f64 = out.iter().sum();
+                        out.iter_mut().for_each(|v| *v /= s);
+                    }
+                    // Ties go to the first class, as numpy's argmax.
+                    let best = (0..k).fold(0, |b, c| if out[c] > out[b] { c } else { b });
+                    labels.push(best);
+                }
+                Prediction::Classes { probabilities: p, labels }
+            }
+        }
+    }
+}
+
+fn estimator_name(e: &Estimator) -> &'static str {
+    match e {
+        Estimator::Linear { .. } => "linear",
+        Estimator::Logistic { .. } => "logistic",
+    }
+}
+
+#[inline]
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::Column;
+    use std::collections::BTreeMap;
+
+    fn model() -> (Model, Frame) {
+        let mut f = Frame::new();
+        f.push("x", Column::Num(vec![0.0, 1.0, 2.0])).unwrap();
+        let t =
+            crate::transform::fit(&f, &["x".into()], &BTreeMap::from([("x".into(), "standardize".into())])).unwrap();
+        let est = Estimator::Logistic { coef: vec![vec![2.0]], intercept: vec![0.0] };
+        (
+            Model::new(
+                Task::Classification,
+                "y".into(),
+                vec!["no".into(), "yes".into()],
+                t,
+                est,
+                serde_json::json!({}),
+            )
+            .unwrap(),
+            f,
+        )
+    }
+
+    #[test]
+    fn round_trips_and_predicts_the_same() {
+        let (m, f) = model();
+        let back = Model::from_json(&m.to_json()).unwrap();
+        assert_eq!(back, m);
+        let Prediction::Classes { probabilities, labels } = back.predict(&f).unwrap() else { panic!() };
+        assert_eq!(labels, [0, 0, 1]);
+        assert!((probabilities.get(1, 1) - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn inconsistent_or_foreign_files_are_refused() {
+        let (m, _) = model();
+        let mut v: serde_json::Value = serde_json::from_slice(&m.to_json()).unwrap();
+        v["estimator"]["coef"][0] = serde_json::json!([1.0, 2.0]);
+        let e = Model::from_json(&serde_json::to_vec(&v).unwrap()).unwrap_err().to_string();
+        assert!(e.contains("2 coefficients for 1 features"), "{e}");
+        v["format"] = "flywheel.model/9".into();
+        assert!(Model::from_json(&serde_json::to_vec(&v).unwrap()).unwrap_err().to_string().contains("not supported"));
+        assert!(Model::from_json(b"\x80\x04pickle").unwrap_err().to_string().contains("not a Flywheel model"));
+    }
+}

@@ -1,0 +1,819 @@
+//! Feature preparation, declared per column, fitted on the training data
+//! only and saved inside the model, so that evaluation, batch prediction
+//! and serving run this same code on raw columns.
+//!
+//! A column's transform is written as steps joined by `|`, e.g.
+//! `"impute(median) | clip(0, 100) | standardize"`. Numeric steps change
+//! the value in order; the last step may encode it instead. Text columns
+//! take one encoder. `indicator` (anywhere) adds a 0/1 feature for "the
+//! raw value was missing". See [`OPS`] for every step.
+
+use crate::MlError;
+use crate::frame::{Column, ColumnKind, Frame, MISSING};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+
+/// Every step a transform may name, with what it does (for errors and docs).
+pub const OPS: &[(&str, &str)] = &[
+    (
+        "impute",
+        "numbers: fill missing values with the training `mean` or `median`, or a constant: impute(median), impute(0)",
+    ),
+    ("clip", "numbers: limit to a range: clip(0, 100)"),
+    ("log1p", "numbers: ln(1 + x); values ≤ -1 become missing"),
+    ("standardize", "numbers: subtract the training mean, divide by the training standard deviation"),
+    ("minmax", "numbers: scale the training range to [0, 1]"),
+    ("bucketize", "numbers: the index of the training-quantile bucket: bucketize(10)"),
+    ("onehot", "text: one feature per frequent training value, plus one for any other: onehot(top = 20)"),
+    ("hash", "text: one-hot over hash buckets: hash(buckets = 64)"),
+    ("ordinal", "text: the value's rank by training frequency (0 = most frequent; unseen = -1)"),
+    (
+        "datetime",
+        "dates and times (ISO 8601 text, or seconds since 1970): parts as features: datetime(hour, day_of_week, month)",
+    ),
+    ("indicator", "any column: add a 0/1 feature that says the raw value was missing"),
+];
+
+pub const DATETIME_PARTS: &[&str] =
+    &["year", "month", "day", "day_of_week", "day_of_year", "hour", "minute", "weekend"];
+
+/// Default encoders when a feature column has no declared transform.
+pub const DEFAULT_NUMERIC: &str = "impute(mean) | standardize";
+pub const DEFAULT_TEXT: &str = "onehot(top = 30)";
+
+/// One step as written: a name and its arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpConfig {
+    pub name: String,
+    pub args: Vec<String>,
+    pub named: BTreeMap<String, String>,
+}
+
+/// What the user wrote for one column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColumnTransformConfig {
+    pub column: String,
+    pub text: String,
+    pub ops: Vec<OpConfig>,
+}
+
+fn err(column: &str, text: &str, msg: impl std::fmt::Display) -> MlError {
+    MlError::Transform(format!("transform of `{column}` (\"{text}\"): {msg}"))
+}
+
+impl ColumnTransformConfig {
+    /// Parses `"op | op(args) | …"`.
+    pub fn parse(column: &str, text: &str) -> Result<Self, MlError> {
+        let mut ops = Vec::new();
+        for part in text.split('|').map(str::trim) {
+            if part.is_empty() {
+                return Err(err(column, text, "an empty step; write steps like `impute(mean) | standardize`"));
+            }
+            let (name, args) = match part.find('(') {
+                Some(open) => {
+                    let Some(inner) = part[open + 1..].strip_suffix(')') else {
+                        return Err(err(column, text, format!("`{part}` is missing its closing `)`")));
+                    };
+                    (part[..open].trim(), inner)
+                }
+                None => (part, ""),
+            };
+            if !OPS.iter().any(|(n, _)| *n == name) {
+                let hint = flywheel_core::closest(name, OPS.iter().map(|(n, _)| *n))
+                    .map(|c| format!("; did you mean `{c}`?"))
+                    .unwrap_or_default();
+                let all: Vec<&str> = OPS.iter().map(|(n, _)| *n).collect();
+                return Err(err(column, text, format!("unknown step `{name}`{hint} (steps: {})", all.join(", "))));
+            }
+            let mut op = OpConfig { name: name.to_string(), args: Vec::new(), named: BTreeMap::new() };
+            for a in args.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+                match a.split_once('=') {
+                    Some((k, v)) => {
+                        op.named.insert(k.trim().to_string(), v.trim().trim_matches('"').to_string());
+                    }
+                    None => op.args.push(a.trim_matches('"').to_string()),
+                }
+            }
+            ops.push(op);
+        }
+        Ok(Self { column: column.to_string(), text: text.to_string(), ops })
+    }
+}
+
+/// A fitted value step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Step {
+    Impute { value: f64 },
+    Clip { lo: f64, hi: f64 },
+    Log1p,
+    Standardize { mean: f64, std: f64 },
+    Minmax { min: f64, max: f64 },
+}
+
+impl Step {
+    #[inline]
+    fn apply(&self, x: f64) -> f64 {
+        match *self {
+            Step::Impute { value } => {
+                if x.is_nan() {
+                    value
+                } else {
+                    x
+                }
+            }
+            Step::Clip { lo, hi } => {
+                if x.is_nan() {
+                    x
+                } else {
+                    x.clamp(lo, hi)
+                }
+            }
+            Step::Log1p => {
+                if x > -1.0 {
+                    x.ln_1p()
+                } else {
+                    f64::NAN
+                }
+            }
+            Step::Standardize { mean, std } => (x - mean) / std,
+            Step::Minmax { min, max } => (x - min) / (max - min),
+        }
+    }
+}
+
+/// How a column becomes features.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "encoder", rename_all = "snake_case")]
+pub enum Encoder {
+    /// The (transformed) number itself.
+    Value,
+    /// Index of the bucket among `edges` (upper bounds, exclusive).
+    Bucketize {
+        edges: Vec<f64>,
+    },
+    /// One feature per category, then one for anything else (and missing).
+    Onehot {
+        categories: Vec<String>,
+    },
+    Hash {
+        buckets: usize,
+    },
+    /// Index in `categories`; -1 when unseen or missing.
+    Ordinal {
+        categories: Vec<String>,
+    },
+    Datetime {
+        parts: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColumnTransform {
+    pub column: String,
+    pub kind: ColumnKind,
+    /// The transform as written (kept for people reading the model).
+    pub declared: String,
+    pub steps: Vec<Step>,
+    pub encoder: Encoder,
+    pub indicator: bool,
+}
+
+impl ColumnTransform {
+    pub fn width(&self) -> usize {
+        usize::from(self.indicator)
+            + match &self.encoder {
+                Encoder::Value | Encoder::Bucketize { .. } | Encoder::Ordinal { .. } => 1,
+                Encoder::Onehot { categories } => categories.len() + 1,
+                Encoder::Hash { buckets } => *buckets,
+                Encoder::Datetime { parts } => parts.len(),
+            }
+    }
+
+    pub fn feature_names(&self) -> Vec<String> {
+        let c = &self.column;
+        let mut names = match &self.encoder {
+            Encoder::Value | Encoder::Bucketize { .. } | Encoder::Ordinal { .. } => vec![c.clone()],
+            Encoder::Onehot { categories } => {
+                categories.iter().map(|v| format!("{c}={v}")).chain([format!("{c}=<other>")]).collect()
+            }
+            Encoder::Hash { buckets } => (0..*buckets).map(|b| format!("{c}#{b}")).collect(),
+            Encoder::Datetime { parts } => parts.iter().map(|p| format!("{c}.{p}")).collect(),
+        };
+        if self.indicator {
+            names.push(format!("{c}:missing"));
+        }
+        names
+    }
+}
+
+/// The fitted transform of every feature column, in feature order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transform {
+    pub columns: Vec<ColumnTransform>,
+}
+
+/// Row-major features.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Matrix {
+    pub rows: usize,
+    pub cols: usize,
+    pub data: Vec<f64>,
+}
+
+impl Matrix {
+    pub fn zeros(rows: usize, cols: usize) -> Self {
+        Self { rows, cols, data: vec![0.0; rows * cols] }
+    }
+    #[inline]
+    pub fn row(&self, i: usize) -> &[f64] {
+        &self.data[i * self.cols..(i + 1) * self.cols]
+    }
+    #[inline]
+    pub fn get(&self, i: usize, j: usize) -> f64 {
+        self.data[i * self.cols + j]
+    }
+    /// Column `j` as a vector.
+    pub fn column(&self, j: usize) -> Vec<f64> {
+        (0..self.rows).map(|i| self.get(i, j)).collect()
+    }
+}
+
+fn number(column: &str, text: &str, s: &str, what: &str) -> Result<f64, MlError> {
+    s.parse::<f64>().map_err(|_| err(column, text, format!("{what} must be a number, not `{s}`")))
+}
+
+fn present(v: &[f64]) -> Vec<f64> {
+    v.iter().copied().filter(|x| !x.is_nan()).collect()
+}
+
+fn mean_of(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+/// Quantile with linear interpolation (numpy's default) of sorted values.
+fn quantile_sorted(s: &[f64], q: f64) -> f64 {
+    let pos = q * (s.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    s[lo] + (s[hi] - s[lo]) * (pos - lo as f64)
+}
+
+/// Training values by frequency (most frequent first, ties by value).
+fn by_frequency(t: &crate::frame::Text) -> Vec<String> {
+    let mut counts = vec![0usize; t.values.len()];
+    for &c in &t.codes {
+        if c != MISSING {
+            counts[c as usize] += 1;
+        }
+    }
+    let mut order: Vec<usize> = (0..t.values.len()).filter(|&i| counts[i] > 0).collect();
+    order.sort_by(|&a, &b| counts[b].cmp(&counts[a]).then_with(|| t.values[a].cmp(&t.values[b])));
+    order.into_iter().map(|i| t.values[i].clone()).collect()
+}
+
+fn positive_int(column: &str, text: &str, op: &OpConfig, key: &str, default: usize) -> Result<usize, MlError> {
+    let raw = op.named.get(key).or(op.args.first());
+    match raw {
+        None => Ok(default),
+        Some(s) => match s.parse::<usize>() {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => Err(err(column, text, format!("{}({key} = …) must be a whole number ≥ 1, not `{s}`", op.name))),
+        },
+    }
+}
+
+impl ColumnTransformConfig {
+    /// Fits this column's transform on training values.
+    pub fn fit(&self, col: &Column) -> Result<ColumnTransform, MlError> {
+        let (c, text) = (self.column.as_str(), self.text.as_str());
+        let indicator = self.ops.iter().any(|o| o.name == "indicator");
+        let ops: Vec<&OpConfig> = self.ops.iter().filter(|o| o.name != "indicator").collect();
+        let mut steps = Vec::new();
+        let mut encoder = Encoder::Value;
+        match col {
+            Column::Num(raw) => {
+                let mut values = raw.clone();
+                for (i, op) in ops.iter().enumerate() {
+                    let last = i + 1 == ops.len();
+                    let step = match op.name.as_str() {
+                        "impute" => {
+                            let how = op.args.first().or(op.named.get("value")).map(String::as_str).unwrap_or("mean");
+                            let p = present(&values);
+                            let value = match how {
+                                "mean" | "median" if p.is_empty() => {
+                                    return Err(err(
+                                        c,
+                                        text,
+                                        format!(
+                                            "impute({how}) needs values, but the column has none in the training data"
+                                        ),
+                                    ));
+                                }
+                                "mean" => mean_of(&p),
+                                "median" => {
+                                    let mut s = p;
+                                    s.sort_by(f64::total_cmp);
+                                    quantile_sorted(&s, 0.5)
+                                }
+                                other => number(c, text, other, "impute's value (or `mean`, `median`)")?,
+                            };
+                            Step::Impute { value }
+                        }
+                        "clip" => {
+                            if op.args.len() != 2 {
+                                return Err(err(c, text, "clip takes two bounds: clip(LOW, HIGH)"));
+                            }
+                            let lo = number(c, text, &op.args[0], "clip's low bound")?;
+                            let hi = number(c, text, &op.args[1], "clip's high bound")?;
+                            if lo > hi {
+                                return Err(err(
+                                    c,
+                                    text,
+                                    format!("clip's low bound {lo} is above its high bound {hi}"),
+                                ));
+                            }
+                            Step::Clip { lo, hi }
+                        }
+                        "log1p" => Step::Log1p,
+                        "standardize" => {
+                            let p = present(&values);
+                            let mean = if p.is_empty() { 0.0 } else { mean_of(&p) };
+                            let var = p.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / p.len().max(1) as f64;
+                            // A constant column stays constant (0) rather than dividing by zero.
+                            let std = if var > 0.0 { var.sqrt() } else { 1.0 };
+                            Step::Standardize { mean, std }
+                        }
+                        "minmax" => {
+                            let p = present(&values);
+                            let min = p.iter().copied().fold(f64::INFINITY, f64::min);
+                            let max = p.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                            if p.is_empty() || max <= min {
+                                Step::Standardize { mean: if p.is_empty() { 0.0 } else { min }, std: 1.0 }
+                            } else {
+                                Step::Minmax { min, max }
+                            }
+                        }
+                        "bucketize" if last => {
+                            let n = positive_int(c, text, op, "buckets", 10)?;
+                            let mut s = present(&values);
+                            s.sort_by(f64::total_cmp);
+                            let mut edges: Vec<f64> = if s.is_empty() {
+                                Vec::new()
+                            } else {
+                                (1..n).map(|k| quantile_sorted(&s, k as f64 / n as f64)).collect()
+                            };
+                            edges.dedup();
+                            encoder = Encoder::Bucketize { edges };
+                            continue;
+                        }
+                        "datetime" if last => {
+                            encoder = datetime_encoder(c, text, op)?;
+                            continue;
+                        }
+                        "bucketize" | "datetime" => {
+                            return Err(err(
+                                c,
+                                text,
+                                format!("`{}` encodes the value, so it must be the last step", op.name),
+                            ));
+                        }
+                        other => {
+                            return Err(err(
+                                c,
+                                text,
+                                format!("`{other}` applies to text columns, and `{c}` holds numbers"),
+                            ));
+                        }
+                    };
+                    values.iter_mut().for_each(|x| *x = step.apply(*x));
+                    steps.push(step);
+                }
+            }
+            Column::Text(t) => {
+                if ops.len() > 1 {
+                    return Err(err(c, text, "a text column takes one encoder (onehot, hash, ordinal or datetime)"));
+                }
+                let Some(op) = ops.first() else {
+                    return Err(err(c, text, "a text column needs an encoder: onehot, hash, ordinal or datetime"));
+                };
+                encoder = match op.name.as_str() {
+                    "onehot" => {
+                        let top = positive_int(c, text, op, "top", 30)?;
+                        Encoder::Onehot { categories: by_frequency(t).into_iter().take(top).collect() }
+                    }
+                    "hash" => Encoder::Hash { buckets: positive_int(c, text, op, "buckets", 32)? },
+                    "ordinal" => Encoder::Ordinal { categories: by_frequency(t) },
+                    "datetime" => {
+                        let enc = datetime_encoder(c, text, op)?;
+                        // Refuse a text column that holds no dates at all.
+                        if let Some(bad) = t.values.iter().find(|v| parse_datetime(v).is_none()) {
+                            return Err(err(
+                                c,
+                                text,
+                                format!(
+                                    "`{bad}` is not a date or time (expected ISO 8601, like 2011-01-01 or 2011-01-01 13:00:00)"
+                                ),
+                            ));
+                        }
+                        enc
+                    }
+                    other => {
+                        return Err(err(c, text, format!("`{other}` applies to numbers, and `{c}` holds text")));
+                    }
+                };
+            }
+        }
+        Ok(ColumnTransform {
+            column: c.to_string(),
+            kind: col.kind(),
+            declared: text.to_string(),
+            steps,
+            encoder,
+            indicator,
+        })
+    }
+}
+
+fn datetime_encoder(c: &str, text: &str, op: &OpConfig) -> Result<Encoder, MlError> {
+    let parts: Vec<String> =
+        if op.args.is_empty() { ["hour", "day_of_week", "month"].map(String::from).to_vec() } else { op.args.clone() };
+    for p in &parts {
+        if !DATETIME_PARTS.contains(&p.as_str()) {
+            let hint = flywheel_core::closest(p, DATETIME_PARTS.iter().copied())
+                .map(|s| format!("; did you mean `{s}`?"))
+                .unwrap_or_default();
+            return Err(err(c, text, format!("unknown date part `{p}`{hint} (parts: {})", DATETIME_PARTS.join(", "))));
+        }
+    }
+    Ok(Encoder::Datetime { parts })
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (i64::from(m) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// (year, month, day, hour, minute) of ISO 8601 text: `YYYY-MM-DD`,
+/// optionally followed by ` ` or `T` and `HH:MM[:SS[.f]]` and a zone
+/// suffix, which is ignored (the local time of the record is what a
+/// calendar feature means).
+pub fn parse_datetime(s: &str) -> Option<(i64, u32, u32, u32, u32)> {
+    let s = s.trim();
+    let b = s.as_bytes();
+    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let y: i64 = s.get(0..4)?.parse().ok()?;
+    let m: u32 = s.get(5..7)?.parse().ok()?;
+    let d: u32 = s.get(8..10)?.parse().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let (mut hh, mut mm) = (0, 0);
+    if b.len() > 10 {
+        if b[10] != b' ' && b[10] != b'T' {
+            return None;
+        }
+        let t = s.get(11..)?;
+        hh = t.get(0..2)?.parse().ok()?;
+        if t.as_bytes().get(2) != Some(&b':') {
+            return None;
+        }
+        mm = t.get(3..5)?.parse().ok()?;
+        if hh > 23 || mm > 59 {
+            return None;
+        }
+    }
+    Some((y, m, d, hh, mm))
+}
+
+fn datetime_parts(y: i64, m: u32, d: u32, hh: u32, mi: u32, parts: &[String], out: &mut [f64]) {
+    let days = days_from_civil(y, m, d);
+    // 1970-01-01 was a Thursday; Monday = 0, as pandas.
+    let dow = (days + 3).rem_euclid(7);
+    for (o, p) in out.iter_mut().zip(parts) {
+        *o = match p.as_str() {
+            "year" => y as f64,
+            "month" => f64::from(m),
+            "day" => f64::from(d),
+            "day_of_week" => dow as f64,
+            "day_of_year" => (days - days_from_civil(y, 1, 1) + 1) as f64,
+            "hour" => f64::from(hh),
+            "minute" => f64::from(mi),
+            "weekend" => f64::from(u8::from(dow >= 5)),
+            _ => f64::NAN,
+        };
+    }
+}
+
+fn datetime_from_seconds(secs: f64) -> Option<(i64, u32, u32, u32, u32)> {
+    if !secs.is_finite() {
+        return None;
+    }
+    let s = secs.floor() as i64;
+    let days = s.div_euclid(86_400);
+    let rem = s.rem_euclid(86_400);
+    // Civil from days (inverse of days_from_civil).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    Some((y, m, d, (rem / 3600) as u32, ((rem % 3600) / 60) as u32))
+}
+
+/// Fits one transform per feature column. `declared` holds the columns
+/// with a written transform; the others get the defaults.
+pub fn fit(frame: &Frame, features: &[String], declared: &BTreeMap<String, String>) -> Result<Transform, MlError> {
+    let mut errors = Vec::new();
+    for name in declared.keys() {
+        if !features.contains(name) {
+            errors.push(format!(
+                "a transform is declared for `{name}`, which is not a feature column{}",
+                suggest(name, features)
+            ));
+        }
+    }
+    let mut columns = Vec::new();
+    for name in features {
+        let Some(col) = frame.column(name) else {
+            let names: Vec<String> = frame.names().to_vec();
+            errors.push(format!("feature `{name}` is not a column of the training data{}", suggest(name, &names)));
+            continue;
+        };
+        let text = declared.get(name).map(String::as_str).unwrap_or(match col {
+            Column::Num(_) => DEFAULT_NUMERIC,
+            Column::Text(_) => DEFAULT_TEXT,
+        });
+        match ColumnTransformConfig::parse(name, text).and_then(|cfg| cfg.fit(col)) {
+            Ok(t) => columns.push(t),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(MlError::Transform(errors.join("\n")));
+    }
+    Ok(Transform { columns })
+}
+
+fn suggest(name: &str, candidates: &[String]) -> String {
+    flywheel_core::closest(name, candidates.iter().map(String::as_str))
+        .map(|c| format!("; did you mean `{c}`?"))
+        .unwrap_or_default()
+}
+
+impl Transform {
+    pub fn width(&self) -> usize {
+        self.columns.iter().map(ColumnTransform::width).sum()
+    }
+
+    pub fn feature_names(&self) -> Vec<String> {
+        self.columns.iter().flat_map(ColumnTransform::feature_names).collect()
+    }
+
+    /// Raw input columns the transform reads, with their kinds.
+    pub fn inputs(&self) -> Vec<(String, ColumnKind)> {
+        self.columns.iter().map(|c| (c.column.clone(), c.kind)).collect()
+    }
+
+    /// Features of every row of `frame`.
+    pub fn apply(&self, frame: &Frame) -> Result<Matrix, MlError> {
+        let rows = frame.rows();
+        let width = self.width();
+        let mut m = Matrix::zeros(rows, width);
+        let mut at = 0;
+        for ct in &self.columns {
+            let col = frame.column(&ct.column).ok_or_else(|| {
+                let names: Vec<String> = frame.names().to_vec();
+                MlError::Data(format!(
+                    "the model needs column `{}`, which the data does not have{}",
+                    ct.column,
+                    suggest(&ct.column, &names)
+                ))
+            })?;
+            if col.kind() != ct.kind && !(ct.kind == ColumnKind::Text && matches!(ct.encoder, Encoder::Datetime { .. }))
+            {
+                return Err(MlError::Data(format!(
+                    "the model needs column `{}` to hold {}, but it holds {}",
+                    ct.column,
+                    if ct.kind == ColumnKind::Number { "numbers" } else { "text" },
+                    if col.kind() == ColumnKind::Number { "numbers" } else { "text" },
+                )));
+            }
+            apply_column(ct, col, &mut m, at)?;
+            if ct.indicator {
+                let j = at + ct.width() - 1;
+                for i in 0..rows {
+                    m.data[i * width + j] = f64::from(u8::from(col.is_missing(i)));
+                }
+            }
+            at += ct.width();
+        }
+        Ok(m)
+    }
+}
+
+fn apply_column(ct: &ColumnTransform, col: &Column, m: &mut Matrix, at: usize) -> Result<(), MlError> {
+    let width = m.cols;
+    let rows = m.rows;
+    match (col, &ct.encoder) {
+        (Column::Num(v), Encoder::Value) => {
+            for (i, &x) in v.iter().enumerate() {
+                m.data[i * width + at] = ct.steps.iter().fold(x, |x, s| s.apply(x));
+            }
+        }
+        (Column::Num(v), Encoder::Bucketize { edges }) => {
+            for (i, &x) in v.iter().enumerate() {
+                let x = ct.steps.iter().fold(x, |x, s| s.apply(x));
+                m.data[i * width + at] = if x.is_nan() { f64::NAN } else { edges.partition_point(|e| *e <= x) as f64 };
+            }
+        }
+        (Column::Num(v), Encoder::Datetime { parts }) => {
+            for (i, &x) in v.iter().enumerate() {
+                let x = ct.steps.iter().fold(x, |x, s| s.apply(x));
+                let out = &mut m.data[i * width + at..i * width + at + parts.len()];
+                match datetime_from_seconds(x) {
+                    Some((y, mo, d, h, mi)) => datetime_parts(y, mo, d, h, mi, parts, out),
+                    None => out.fill(f64::NAN),
+                }
+            }
+        }
+        (Column::Text(t), Encoder::Datetime { parts }) => {
+            // Parse each distinct value once.
+            let mut parsed: Vec<Option<Vec<f64>>> = Vec::with_capacity(t.values.len());
+            for v in &t.values {
+                parsed.push(parse_datetime(v).map(|(y, mo, d, h, mi)| {
+                    let mut out = vec![0.0; parts.len()];
+                    datetime_parts(y, mo, d, h, mi, parts, &mut out);
+                    out
+                }));
+            }
+            for i in 0..rows {
+                let out = &mut m.data[i * width + at..i * width + at + parts.len()];
+                match t.codes[i] {
+                    MISSING => out.fill(f64::NAN),
+                    c => match &parsed[c as usize] {
+                        Some(p) => out.copy_from_slice(p),
+                        None => {
+                            return Err(MlError::Data(format!(
+                                "column `{}`: `{}` is not a date or time (expected ISO 8601, like 2011-01-01 13:00:00)",
+                                ct.column, t.values[c as usize]
+                            )));
+                        }
+                    },
+                }
+            }
+        }
+        (Column::Text(t), Encoder::Onehot { categories }) => {
+            let index: HashMap<&str, usize> = categories.iter().enumerate().map(|(k, c)| (c.as_str(), k)).collect();
+            let other = categories.len();
+            let slot: Vec<usize> = t.values.iter().map(|v| index.get(v.as_str()).copied().unwrap_or(other)).collect();
+            for i in 0..rows {
+                let k = match t.codes[i] {
+                    MISSING => other,
+                    c => slot[c as usize],
+                };
+                m.data[i * width + at + k] = 1.0;
+            }
+        }
+        (Column::Text(t), Encoder::Hash { buckets }) => {
+            let slot: Vec<usize> = t
+                .values
+                .iter()
+                .map(|v| (xxhash_rust::xxh3::xxh3_64(v.as_bytes()) % *buckets as u64) as usize)
+                .collect();
+            for i in 0..rows {
+                if t.codes[i] != MISSING {
+                    m.data[i * width + at + slot[t.codes[i] as usize]] = 1.0;
+                }
+            }
+        }
+        (Column::Text(t), Encoder::Ordinal { categories }) => {
+            let index: HashMap<&str, usize> = categories.iter().enumerate().map(|(k, c)| (c.as_str(), k)).collect();
+            let rank: Vec<f64> = t.values.iter().map(|v| index.get(v.as_str()).map_or(-1.0, |&k| k as f64)).collect();
+            for i in 0..rows {
+                m.data[i * width + at] = match t.codes[i] {
+                    MISSING => -1.0,
+                    c => rank[c as usize],
+                };
+            }
+        }
+        (_, enc) => {
+            return Err(MlError::Data(format!(
+                "column `{}` cannot be encoded with {enc:?}: it holds {}",
+                ct.column,
+                col.kind().as_str()
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::Text;
+
+    fn frame() -> Frame {
+        let mut f = Frame::new();
+        f.push("x", Column::Num(vec![1.0, 2.0, f64::NAN, 5.0])).unwrap();
+        f.push("c", Column::Text(Text::encode([Some("a"), Some("b"), Some("a"), None]))).unwrap();
+        f.push(
+            "t",
+            Column::Text(Text::encode([
+                Some("2011-01-01 00:00:00"),
+                Some("2011-01-03T13:30"),
+                Some("2012-02-29"),
+                None,
+            ])),
+        )
+        .unwrap();
+        f
+    }
+
+    #[test]
+    fn numeric_steps_are_fitted_on_training_values_and_applied_in_order() {
+        let f = frame();
+        let decl = BTreeMap::from([("x".to_string(), "indicator | impute(median) | standardize".to_string())]);
+        let t = fit(&f, &["x".into()], &decl).unwrap();
+        assert_eq!(t.feature_names(), ["x", "x:missing"]);
+        let m = t.apply(&f).unwrap();
+        // median of 1, 2, 5 = 2; then mean 2.5 of [1, 2, 2, 5], population std 1.5
+        let z: Vec<f64> = m.column(0);
+        assert_eq!(z, [-1.0, -1.0 / 3.0, -1.0 / 3.0, 5.0 / 3.0]);
+        assert_eq!(m.column(1), [0.0, 0.0, 1.0, 0.0]);
+    }
+
+    #[test]
+    fn onehot_has_an_other_bucket_for_unseen_and_missing_values() {
+        let f = frame();
+        let t = fit(&f, &["c".into()], &BTreeMap::from([("c".into(), "onehot(top = 1)".into())])).unwrap();
+        assert_eq!(t.feature_names(), ["c=a", "c=<other>"]);
+        let mut serving = Frame::new();
+        serving.push("c", Column::Text(Text::encode([Some("a"), Some("zzz"), None]))).unwrap();
+        let m = t.apply(&serving).unwrap();
+        assert_eq!(m.data, [1.0, 0.0, 0.0, 1.0, 0.0, 1.0]);
+    }
+
+    #[test]
+    fn datetime_parts_match_the_calendar() {
+        let f = frame();
+        let decl = BTreeMap::from([(
+            "t".into(),
+            "datetime(year, month, day_of_week, hour, minute, day_of_year, weekend)".into(),
+        )]);
+        let t = fit(&f, &["t".into()], &decl).unwrap();
+        let m = t.apply(&f).unwrap();
+        // 2011-01-01 was a Saturday, 2011-01-03 a Monday, 2012-02-29 a Wednesday.
+        assert_eq!(m.row(0), [2011.0, 1.0, 5.0, 0.0, 0.0, 1.0, 1.0]);
+        assert_eq!(m.row(1), [2011.0, 1.0, 0.0, 13.0, 30.0, 3.0, 0.0]);
+        assert_eq!(m.row(2), [2012.0, 2.0, 2.0, 0.0, 0.0, 60.0, 0.0]);
+        assert!(m.row(3).iter().all(|x| x.is_nan()));
+        // The same instant as seconds since 1970.
+        assert_eq!(datetime_from_seconds(1_330_473_600.0), Some((2012, 2, 29, 0, 0)));
+    }
+
+    #[test]
+    fn bucketize_uses_training_quantiles() {
+        let mut f = Frame::new();
+        f.push("x", Column::Num((0..100).map(f64::from).collect())).unwrap();
+        let t = fit(&f, &["x".into()], &BTreeMap::from([("x".into(), "bucketize(4)".into())])).unwrap();
+        let m = t.apply(&f).unwrap();
+        assert_eq!((m.get(0, 0), m.get(30, 0), m.get(60, 0), m.get(99, 0)), (0.0, 1.0, 2.0, 3.0));
+    }
+
+    #[test]
+    fn mistakes_are_reported_together_with_suggestions() {
+        let f = frame();
+        let decl = BTreeMap::from([
+            ("x".to_string(), "standardise".to_string()),
+            ("c".to_string(), "log1p".to_string()),
+            ("nope".to_string(), "onehot".to_string()),
+        ]);
+        let e = fit(&f, &["x".into(), "c".into(), "t".into()], &decl).unwrap_err().to_string();
+        assert!(e.contains("unknown step `standardise`; did you mean `standardize`?"), "{e}");
+        assert!(e.contains("`log1p` applies to numbers, and `c` holds text"), "{e}");
+        assert!(e.contains("`nope`, which is not a feature column"), "{e}");
+        let e = fit(&f, &["t".into()], &BTreeMap::from([("t".into(), "datetime(hours)".into())])).unwrap_err();
+        assert!(e.to_string().contains("did you mean `hour`?"), "{e}");
+    }
+
+    #[test]
+    fn a_model_refuses_data_without_its_columns() {
+        let f = frame();
+        let t = fit(&f, &["x".into()], &BTreeMap::new()).unwrap();
+        let mut other = Frame::new();
+        other.push("y", Column::Num(vec![1.0])).unwrap();
+        assert!(t.apply(&other).unwrap_err().to_string().contains("needs column `x`"));
+    }
+}
