@@ -71,8 +71,10 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
-    /// Registered model versions.
+    /// Registered model versions; `inspect` and `export` model files.
     Models {
+        #[command(subcommand)]
+        command: Option<ModelsCommand>,
         #[arg(long)]
         json: bool,
     },
@@ -80,6 +82,26 @@ pub enum Command {
     Components {
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ModelsCommand {
+    /// What a model file holds: task, signature, transform, estimator, metadata.
+    Inspect {
+        /// A Flywheel model file (as `models export` writes)
+        file: std::path::PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Copy a registered model version out of the store, stamped with its
+    /// name, version and training run.
+    Export {
+        /// `name` (latest version) or `name@version`
+        model: String,
+        /// Where to write the model file
+        #[arg(short, long)]
+        output: std::path::PathBuf,
     },
 }
 

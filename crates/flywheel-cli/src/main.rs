@@ -6,6 +6,7 @@
 
 mod cli;
 mod drift_cmd;
+mod models_cmd;
 mod progress;
 mod quickstart;
 mod render;
@@ -224,11 +225,18 @@ fn run(cli: Cli) -> std::result::Result<u8, Failure> {
             render::signals(&home.metadata.signals(None, limit)?, json);
             Ok(0)
         }
-        Command::Models { json } => {
+        Command::Models { command: None, json } => {
             let home = open_home(&home_dir)?;
             let versions = home.metadata.model_versions()?;
             render::models(&versions, json);
             Ok(0)
+        }
+        Command::Models { command: Some(cli::ModelsCommand::Inspect { file, json }), .. } => {
+            models_cmd::inspect(&file, json)
+        }
+        Command::Models { command: Some(cli::ModelsCommand::Export { model, output }), .. } => {
+            let home = open_home(&home_dir)?;
+            models_cmd::export(&home, &model, &output)
         }
     }
 }
@@ -238,13 +246,18 @@ fn resolve_lineage_target(home: &Home, id: &str) -> std::result::Result<i64, Fai
     if let Ok(n) = id.parse::<i64>() {
         return Ok(n);
     }
-    let (name, version) = match id.split_once('@') {
+    let (name, version) = parse_model_ref(id)?;
+    Ok(home.metadata.model_version(name, version)?.artifact_id)
+}
+
+/// `name` or `name@version`.
+pub(crate) fn parse_model_ref(id: &str) -> std::result::Result<(&str, Option<i64>), Failure> {
+    Ok(match id.split_once('@') {
         Some((n, v)) => {
             (n, Some(v.parse::<i64>().map_err(|_| fail(2, format!("`{id}`: the version after `@` must be a number")))?))
         }
         None => (id, None),
-    };
-    Ok(home.metadata.model_version(name, version)?.artifact_id)
+    })
 }
 
 type RunFuture<'a> = std::pin::Pin<

@@ -137,3 +137,42 @@ fn training_errors_name_the_column_and_what_to_do() {
         assert_eq!(step(&o, "evaluate")["status"], "skipped");
     }
 }
+
+#[test]
+fn a_registered_model_exports_and_inspects_with_its_signature_and_lineage() {
+    let env = Env::new();
+    env.write("d.csv", &classification_csv());
+    env.write(
+        "p.toml",
+        &pipeline(
+            "split_key = \"day\"",
+            "target = \"label\", drop = [\"day\"], transform = { x = \"clip(-1, 1) | minmax\" }",
+        ),
+    );
+    assert_eq!(env.run(&["run", "p.toml"]).code, 0);
+    let r = env.run(&["models", "export", "clf@1", "-o", "clf.json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = env.run(&["models", "inspect", "clf.json", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = r.json();
+    assert_eq!(m["format"], "flywheel.model/2");
+    assert_eq!(m["classes"], serde_json::json!(["no", "yes"]));
+    let inputs: Vec<(String, String)> = m["signature"]["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["name"].as_str().unwrap().to_string(), i["kind"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(inputs, [("x".to_string(), "number".to_string()), ("group".to_string(), "text".to_string())]);
+    assert_eq!(m["transform"][0]["declared"], "clip(-1, 1) | minmax");
+    assert_eq!(m["metadata"]["registry"]["model"], "clf");
+    assert_eq!(m["metadata"]["registry"]["run"], 1);
+
+    // Not a model: a clear error, exit 1; an unknown version: exit 2.
+    env.write("bad.json", "{\"weights\": [1, 2]}");
+    let r = env.run(&["models", "inspect", "bad.json"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("bad.json: not a Flywheel model"), "{}", r.stderr);
+    assert_eq!(env.run(&["models", "export", "clf@7", "-o", "x.json"]).code, 2);
+    assert!(!env.dir.path().join("x.json").exists());
+}

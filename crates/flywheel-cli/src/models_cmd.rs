@@ -1,0 +1,103 @@
+//! `flywheel models inspect FILE` and `flywheel models export NAME[@V] -o FILE`.
+
+use crate::{Failure, fail, parse_model_ref};
+use flywheel_ml::model::Estimator;
+use flywheel_ml::transform::Encoder;
+use flywheel_ml::{Model, Task};
+use flywheel_orchestrator::Home;
+use serde_json::{Value as Json, json};
+use std::path::Path;
+
+fn read_model(path: &Path) -> Result<Model, Failure> {
+    let bytes = std::fs::read(path).map_err(|e| fail(2, format!("cannot read {}: {e}", path.display())))?;
+    Model::from_json(&bytes).map_err(|e| fail(1, format!("{}: {e}", path.display())))
+}
+
+fn estimator_summary(e: &Estimator) -> Json {
+    match e {
+        Estimator::Linear { algorithm, weights, .. } => {
+            json!({ "type": "linear", "algorithm": algorithm, "weights": weights.len() })
+        }
+        Estimator::Logistic { coef, .. } => json!({ "type": "logistic", "coefficient_rows": coef.len() }),
+    }
+}
+
+fn encoder_summary(e: &Encoder) -> String {
+    match e {
+        Encoder::Value => "value".into(),
+        Encoder::Bucketize { edges } => format!("{} buckets", edges.len() + 1),
+        Encoder::Onehot { categories } => format!("one-hot, {} values + other", categories.len()),
+        Encoder::Hash { buckets } => format!("{buckets} hash buckets"),
+        Encoder::Ordinal { categories } => format!("ordinal over {} values", categories.len()),
+        Encoder::Datetime { parts } => format!("date parts: {}", parts.join(", ")),
+    }
+}
+
+pub fn inspect(path: &Path, as_json: bool) -> Result<u8, Failure> {
+    let m = read_model(path)?;
+    let columns: Vec<Json> = m
+        .transform
+        .columns
+        .iter()
+        .map(|c| {
+            json!({
+                "column": c.column, "kind": c.kind, "declared": c.declared,
+                "features": c.width(), "encoding": encoder_summary(&c.encoder),
+            })
+        })
+        .collect();
+    let summary = json!({
+        "format": m.format,
+        "task": m.task,
+        "target": m.target,
+        "classes": m.classes,
+        "signature": m.signature,
+        "transform": columns,
+        "features": m.transform.width(),
+        "estimator": estimator_summary(&m.estimator),
+        "metadata": m.metadata,
+    });
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
+        return Ok(0);
+    }
+    println!("{}  ({})", path.display(), m.format);
+    match m.task {
+        Task::Regression => println!("task       regression of `{}`", m.target),
+        Task::Classification => println!("task       classification of `{}` into {}", m.target, m.classes.join(", ")),
+    }
+    println!("estimator  {}", summary["estimator"]);
+    println!("inputs     {} columns → {} features", m.signature.inputs.len(), m.transform.width());
+    for c in &m.transform.columns {
+        println!("  {:<24} {:<6}  {:<40} {}", c.column, c.kind.as_str(), c.declared, encoder_summary(&c.encoder));
+    }
+    let outputs: Vec<String> =
+        m.signature.outputs.iter().map(|o| format!("{} ({})", o.name, o.kind.as_str())).collect();
+    println!("outputs    {}", outputs.join(", "));
+    if !m.metadata.is_null() {
+        println!("metadata   {}", m.metadata);
+    }
+    Ok(0)
+}
+
+pub fn export(home: &Home, reference: &str, output: &Path) -> Result<u8, Failure> {
+    let (name, version) = parse_model_ref(reference)?;
+    let mv = home.metadata.model_version(name, version)?;
+    let artifact = home.metadata.artifact(mv.artifact_id)?;
+    let rt = crate::runtime()?;
+    let path = rt
+        .block_on(home.artifacts.local_path(&artifact.digest))
+        .map_err(|e| fail(3, format!("model {name}@{}: {e}", mv.version)))?;
+    let mut model = read_model(&path)?;
+    if let Some(meta) = model.metadata.as_object_mut() {
+        meta.insert(
+            "registry".into(),
+            json!({ "model": mv.model_name, "version": mv.version, "run": mv.run_id, "digest": artifact.digest }),
+        );
+    }
+    let text = String::from_utf8(model.to_json()).map_err(|e| fail(3, e.to_string()))?;
+    flywheel_components::html::write_atomic(output, &text)
+        .map_err(|e| fail(3, format!("cannot write {}: {e}", output.display())))?;
+    eprintln!("wrote {}@{} to {}", mv.model_name, mv.version, output.display());
+    Ok(0)
+}
