@@ -9,6 +9,7 @@ pub mod linear;
 pub mod model;
 pub mod optimize;
 pub mod transform;
+pub mod tree;
 
 pub use frame::{Column, ColumnKind, Frame, Text};
 pub use model::{Estimator, Model, Prediction, Task};

@@ -1,0 +1,233 @@
+//! Grows one regression tree on gradients and hessians over binned
+//! features, leaf-wise (best gain first) as LightGBM and scikit-learn's
+//! histogram boosting do. Each node keeps a histogram per feature (sum of
+//! gradients, hessians and rows per bin); a split computes the smaller
+//! child's histogram and gets the larger one by subtraction.
+
+use super::binning::{Binned, Binner, MISSING_BIN};
+use super::{Node, Tree};
+use std::collections::BinaryHeap;
+
+#[derive(Debug, Clone, Copy)]
+pub struct GrowParams {
+    pub max_leaf_nodes: usize,
+    pub max_depth: Option<usize>,
+    pub min_samples_leaf: usize,
+    pub l2: f64,
+    pub shrinkage: f64,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Bin {
+    g: f64,
+    h: f64,
+    n: u32,
+}
+
+const BINS: usize = 256;
+/// scikit-learn's `min_hessian_to_split`.
+const MIN_HESSIAN: f64 = 1e-3;
+
+#[derive(Debug, Clone, Copy)]
+struct Split {
+    gain: f64,
+    feature: usize,
+    bin: u8,
+    missing_left: bool,
+    left: Bin,
+}
+
+struct Leaf {
+    node: usize,
+    start: usize,
+    end: usize,
+    depth: usize,
+    hist: Vec<Bin>,
+    total: Bin,
+    split: Option<Split>,
+}
+
+struct Candidate {
+    gain: f64,
+    leaf: usize,
+}
+
+impl PartialEq for Candidate {
+    fn eq(&self, o: &Self) -> bool {
+        self.gain == o.gain && self.leaf == o.leaf
+    }
+}
+impl Eq for Candidate {}
+impl PartialOrd for Candidate {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Candidate {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        // Highest gain first; ties by creation order, for reproducibility.
+        self.gain.total_cmp(&o.gain).then(o.leaf.cmp(&self.leaf))
+    }
+}
+
+fn score(g: f64, h: f64, l2: f64) -> f64 {
+    g * g / (h + l2)
+}
+
+/// Fills `hist` (features × 256 bins) from the rows in `rows`.
+fn build_histogram(binned: &Binned, rows: &[u32], g: &[f64], h: &[f64], hist: &mut [Bin]) {
+    let features = binned.columns.len();
+    let fill = |range: std::ops::Range<usize>, out: &mut [Bin]| {
+        for (j, slot) in range.zip(out.chunks_mut(BINS)) {
+            slot.fill(Bin::default());
+            let col = &binned.columns[j];
+            for &r in rows {
+                let r = r as usize;
+                let b = &mut slot[col[r] as usize];
+                b.g += g[r];
+                b.h += h[r];
+                b.n += 1;
+            }
+        }
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(features);
+    if threads <= 1 || rows.len() * features < 200_000 {
+        fill(0..features, hist);
+        return;
+    }
+    let per = features.div_ceil(threads);
+    std::thread::scope(|s| {
+        for (t, chunk) in hist.chunks_mut(per * BINS).enumerate() {
+            let fill = &fill;
+            s.spawn(move || fill(t * per..(t * per + chunk.len() / BINS), chunk));
+        }
+    });
+}
+
+fn best_split(hist: &[Bin], total: Bin, binner: &Binner, p: &GrowParams) -> Option<Split> {
+    let parent = score(total.g, total.h, p.l2);
+    let min_n = p.min_samples_leaf as u32;
+    let mut best: Option<Split> = None;
+    for (j, fh) in hist.chunks(BINS).enumerate() {
+        let nb = binner.bins(j);
+        let missing = fh[MISSING_BIN as usize];
+        let mut acc = Bin::default();
+        for b in 0..nb.saturating_sub(1) {
+            let x = fh[b];
+            acc.g += x.g;
+            acc.h += x.h;
+            acc.n += x.n;
+            // Missing values go right, then left (when there are any).
+            for missing_left in [false, true] {
+                if missing_left && missing.n == 0 {
+                    continue;
+                }
+                let left = if missing_left {
+                    Bin { g: acc.g + missing.g, h: acc.h + missing.h, n: acc.n + missing.n }
+                } else {
+                    acc
+                };
+                let right = Bin { g: total.g - left.g, h: total.h - left.h, n: total.n - left.n };
+                if left.n < min_n || right.n < min_n || left.h < MIN_HESSIAN || right.h < MIN_HESSIAN {
+                    continue;
+                }
+                let gain = score(left.g, left.h, p.l2) + score(right.g, right.h, p.l2) - parent;
+                if gain > 1e-12 && best.is_none_or(|s| gain > s.gain) {
+                    // Without missing values in training, unseen missing
+                    // values follow the larger side (as scikit-learn).
+                    let ml = if missing.n == 0 { left.n >= right.n } else { missing_left };
+                    best = Some(Split { gain, feature: j, bin: b as u8, missing_left: ml, left });
+                }
+            }
+        }
+    }
+    best
+}
+
+/// Grows a tree on the rows listed in `rows` (reordered in place).
+pub fn grow(binned: &Binned, binner: &Binner, rows: &mut [u32], g: &[f64], h: &[f64], p: &GrowParams) -> Tree {
+    let features = binned.columns.len();
+    let mut hist = vec![Bin::default(); features * BINS];
+    build_histogram(binned, rows, g, h, &mut hist);
+    let total = hist[..BINS].iter().fold(Bin::default(), |a, b| Bin { g: a.g + b.g, h: a.h + b.h, n: a.n + b.n });
+    let mut nodes = vec![Node::leaf(0.0)];
+    let mut leaves = vec![Leaf { node: 0, start: 0, end: rows.len(), depth: 0, hist, total, split: None }];
+    let splittable = |l: &Leaf| p.max_depth.is_none_or(|d| l.depth < d) && l.total.n >= 2 * p.min_samples_leaf as u32;
+    if splittable(&leaves[0]) {
+        leaves[0].split = best_split(&leaves[0].hist, total, binner, p);
+    }
+    let mut heap = BinaryHeap::new();
+    if let Some(s) = leaves[0].split {
+        heap.push(Candidate { gain: s.gain, leaf: 0 });
+    }
+    let mut count = 1;
+    while count < p.max_leaf_nodes {
+        let Some(Candidate { leaf: li, .. }) = heap.pop() else { break };
+        let Some(split) = leaves[li].split else { continue };
+        let (start, end, depth, node) = (leaves[li].start, leaves[li].end, leaves[li].depth, leaves[li].node);
+        // Partition the rows: left side first.
+        let col = &binned.columns[split.feature];
+        let slice = &mut rows[start..end];
+        let goes_left = |r: u32| {
+            let b = col[r as usize];
+            if b == MISSING_BIN { split.missing_left } else { b <= split.bin }
+        };
+        let mut mid = 0;
+        for i in 0..slice.len() {
+            if goes_left(slice[i]) {
+                slice.swap(i, mid);
+                mid += 1;
+            }
+        }
+        let mid = start + mid;
+        let parent_total = leaves[li].total;
+        let left_total = split.left;
+        let right_total = Bin { g: parent_total.g - left_total.g, h: parent_total.h - left_total.h, n: parent_total.n - left_total.n };
+        // Histogram of the smaller child; the larger is the parent's minus it.
+        let (small_range, left_is_small) =
+            if mid - start <= end - mid { (start..mid, true) } else { (mid..end, false) };
+        let mut small = vec![Bin::default(); features * BINS];
+        build_histogram(binned, &rows[small_range], g, h, &mut small);
+        let mut large = std::mem::take(&mut leaves[li].hist);
+        for (a, b) in large.iter_mut().zip(&small) {
+            a.g -= b.g;
+            a.h -= b.h;
+            a.n -= b.n;
+        }
+        let (left_hist, right_hist) = if left_is_small { (small, large) } else { (large, small) };
+        let (l, r) = (nodes.len(), nodes.len() + 1);
+        nodes.push(Node::leaf(0.0));
+        nodes.push(Node::leaf(0.0));
+        nodes[node] = Node {
+            feature: split.feature as u32,
+            threshold: binner.threshold(split.feature, split.bin),
+            left: l as u32,
+            right: r as u32,
+            missing_left: split.missing_left,
+            value: 0.0,
+        };
+        for (node, range, hist, total) in
+            [(l, start..mid, left_hist, left_total), (r, mid..end, right_hist, right_total)]
+        {
+            let mut leaf = Leaf { node, start: range.start, end: range.end, depth: depth + 1, hist, total, split: None };
+            if splittable(&leaf) {
+                leaf.split = best_split(&leaf.hist, total, binner, p);
+            }
+            if let Some(s) = leaf.split {
+                heap.push(Candidate { gain: s.gain, leaf: leaves.len() });
+            } else {
+                leaf.hist = Vec::new();
+            }
+            leaves.push(leaf);
+        }
+        leaves[li].split = None;
+        count += 1;
+    }
+    for leaf in &leaves {
+        let n = &mut nodes[leaf.node];
+        if n.is_leaf() {
+            n.value = -p.shrinkage * leaf.total.g / (leaf.total.h + p.l2);
+        }
+    }
+    Tree { nodes }
+}
