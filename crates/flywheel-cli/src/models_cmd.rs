@@ -19,6 +19,13 @@ fn estimator_summary(e: &Estimator) -> Json {
             json!({ "type": "linear", "algorithm": algorithm, "weights": weights.len() })
         }
         Estimator::Logistic { coef, .. } => json!({ "type": "logistic", "coefficient_rows": coef.len() }),
+        Estimator::Gbt(g) => json!({
+            "type": "gbt",
+            "loss": g.loss,
+            "iterations": g.trees.len(),
+            "trees": g.trees.iter().map(Vec::len).sum::<usize>(),
+            "leaves": g.trees.iter().flatten().map(|t| t.leaves()).sum::<usize>(),
+        }),
     }
 }
 

@@ -176,3 +176,34 @@ fn a_registered_model_exports_and_inspects_with_its_signature_and_lineage() {
     assert_eq!(env.run(&["models", "export", "clf@7", "-o", "x.json"]).code, 2);
     assert!(!env.dir.path().join("x.json").exists());
 }
+
+#[test]
+fn gradient_boosting_learns_an_interaction_a_linear_model_cannot() {
+    // label = (x > 0) xor (group == "a"): no linear boundary in x and group.
+    let mut csv = String::from("day,x,group,label\n");
+    let mut state: u64 = 9;
+    for i in 0..1500 {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let x = ((state >> 33) as f64) / ((1u64 << 31) as f64) * 4.0 - 2.0;
+        let group = ["a", "b"][i % 2];
+        let label = if (x > 0.0) != (group == "a") { "yes" } else { "no" };
+        csv.push_str(&format!("2024-{:02}-{:02},{x:.4},{group},{label}\n", 1 + i / 150, 1 + i % 28));
+    }
+    let env = Env::new();
+    env.write("d.csv", &csv);
+    let accuracy = |params: &str| {
+        env.write("p.toml", &pipeline("split_key = \"day\"", params));
+        let r = env.run(&["run", "p.toml", "--json"]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        step(&r.json(), "evaluate")["summary"]["metrics"]["accuracy"].as_f64().unwrap()
+    };
+    let linear = accuracy("target = \"label\", drop = [\"day\"], model = \"logistic\"");
+    let boosted = accuracy("target = \"label\", drop = [\"day\"], model = \"gbt\", seed = 3");
+    assert!(linear < 0.7, "logistic {linear}");
+    assert!(boosted > 0.95, "gbt {boosted}");
+    let r = env.run(&["models", "export", "clf", "-o", "gbt.json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = env.run(&["models", "inspect", "gbt.json", "--json"]).json();
+    assert_eq!(m["estimator"]["type"], "gbt");
+    assert_eq!(m["transform"][1]["declared"], "ordinal");
+}

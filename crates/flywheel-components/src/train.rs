@@ -8,6 +8,7 @@ use crate::model::{ml_error, save, to_frame};
 use crate::table::{Table, is_numeric, read_table, suggest};
 use flywheel_core::{ArtifactType, Component, ComponentSpec, ExecContext, ExecError, ParamSpec, ParamType, PortSpec};
 use flywheel_ml::model::Estimator;
+use flywheel_ml::tree::gbt::{self, Loss};
 use flywheel_ml::{Column, Model, Task, linear, optimize, transform};
 use serde_json::json;
 
@@ -21,9 +22,9 @@ pub static SPEC: ComponentSpec = ComponentSpec {
         ParamSpec { name: "target", ty: ParamType::String, required: true, doc: "the column to predict" },
         ParamSpec {
             name: "model",
-            ty: ParamType::Enum(&["auto", "linear", "ridge", "lasso", "logistic"]),
+            ty: ParamType::Enum(&["auto", "linear", "ridge", "lasso", "logistic", "gbt"]),
             required: false,
-            doc: "model family (default auto: logistic for a text, boolean or two-valued target, linear otherwise)",
+            doc: "model family: linear, ridge, lasso (regression), logistic (classification), gbt (histogram gradient boosting, both; default auto: logistic for a text, boolean or two-valued target, linear otherwise)",
         },
         ParamSpec {
             name: "features",
@@ -36,7 +37,7 @@ pub static SPEC: ComponentSpec = ComponentSpec {
             name: "transform",
             ty: ParamType::StringMap,
             required: false,
-            doc: "per column, its preparation steps, e.g. { temp = \"impute(median) | standardize\", hr = \"onehot\" } (default: impute(mean) | standardize for numbers, onehot(top = 30) for text)",
+            doc: "per column, its preparation steps, e.g. { temp = \"impute(median) | standardize\", hr = \"onehot\" } (default: impute(mean) | standardize for numbers and onehot(top = 30) for text; for gbt, passthrough and ordinal)",
         },
         ParamSpec {
             name: "alpha",
@@ -66,7 +67,44 @@ pub static SPEC: ComponentSpec = ComponentSpec {
             name: "tolerance",
             ty: ParamType::Float,
             required: false,
-            doc: "stopping tolerance (default 1e-4, as scikit-learn)",
+            doc: "stopping tolerance (default 1e-4; for gbt 1e-7; as scikit-learn)",
+        },
+        ParamSpec {
+            name: "learning_rate",
+            ty: ParamType::Float,
+            required: false,
+            doc: "gbt: shrinkage of each tree (default 0.1)",
+        },
+        ParamSpec {
+            name: "max_leaf_nodes",
+            ty: ParamType::Int,
+            required: false,
+            doc: "gbt: leaves per tree (default 31)",
+        },
+        ParamSpec { name: "max_depth", ty: ParamType::Int, required: false, doc: "gbt: depth limit (default none)" },
+        ParamSpec {
+            name: "min_samples_leaf",
+            ty: ParamType::Int,
+            required: false,
+            doc: "gbt: rows per leaf at least (default 20)",
+        },
+        ParamSpec {
+            name: "l2_regularization",
+            ty: ParamType::Float,
+            required: false,
+            doc: "gbt: L2 penalty on leaf values (default 0)",
+        },
+        ParamSpec {
+            name: "early_stopping",
+            ty: ParamType::Enum(&["auto", "on", "off"]),
+            required: false,
+            doc: "gbt: stop when the loss on a 10% validation split stops improving (default auto: on above 10,000 rows)",
+        },
+        ParamSpec {
+            name: "seed",
+            ty: ParamType::Int,
+            required: false,
+            doc: "seed for the validation split and sampling (default 0): the same seed and data give the same model",
         },
         ParamSpec {
             name: "missing_target",
@@ -162,7 +200,11 @@ impl Component for Train {
             "auto" => "linear",
             other => other,
         };
-        let task = if algorithm == "logistic" { Task::Classification } else { Task::Regression };
+        let task = match algorithm {
+            "logistic" => Task::Classification,
+            "gbt" if classes.len() <= 2 || !target_numeric => Task::Classification,
+            _ => Task::Regression,
+        };
         if task == Task::Regression && !target_numeric {
             return Err(ExecError::failed(format!(
                 "{algorithm} regression needs a numeric target; `{target}` is text (use model = \"logistic\")"
@@ -199,25 +241,73 @@ impl Component for Train {
             ctx.log(format!("warning: {w}"));
             warnings.push(w);
         }
-        let fitted = transform::fit(&frame, &names, &ctx.map_param("transform")).map_err(ml_error)?;
+        let defaults = if algorithm == "gbt" { transform::TREE_DEFAULTS } else { transform::LINEAR_DEFAULTS };
+        let fitted = transform::fit(&frame, &names, &ctx.map_param("transform"), defaults).map_err(ml_error)?;
         let x = fitted.apply(&frame).map_err(ml_error)?;
         let feature_names = fitted.feature_names();
         ctx.cancel.check()?;
         ctx.log(format!("training {algorithm} on {} rows × {} features", x.rows, x.cols));
 
         let tol = ctx.f64_param("tolerance").unwrap_or(1e-4);
+        // Class ids and (balanced) class weights, for classifiers.
+        let index: std::collections::HashMap<&str, usize> =
+            classes.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
+        let y_class: Vec<usize> = target_text.iter().map(|v| index[v.as_str()]).collect();
+        let mut counts = vec![0usize; classes.len()];
+        y_class.iter().for_each(|&c| counts[c] += 1);
+        let balanced = ctx.str_param("class_weight") == Some("balanced");
+        let class_w: Vec<f64> = counts
+            .iter()
+            .map(|&n| if balanced { y_class.len() as f64 / (classes.len() as f64 * n as f64) } else { 1.0 })
+            .collect();
         let (estimator, settings) = match algorithm {
+            "gbt" => {
+                let (y, loss, sw): (Vec<f64>, Loss, Vec<f64>) = match task {
+                    Task::Regression => (
+                        t.f64_column(ti).into_iter().map(|v| v.unwrap_or(f64::NAN)).collect(),
+                        Loss::SquaredError,
+                        vec![1.0; x.rows],
+                    ),
+                    Task::Classification => (
+                        y_class.iter().map(|&c| c as f64).collect(),
+                        if classes.len() == 2 { Loss::Binary } else { Loss::Multinomial(classes.len()) },
+                        y_class.iter().map(|&c| class_w[c]).collect(),
+                    ),
+                };
+                let d = gbt::Params::default();
+                let positive = |name: &str, default: usize| -> Result<usize, ExecError> {
+                    match ctx.i64_param(name) {
+                        None => Ok(default),
+                        Some(v) if v >= 1 => Ok(v as usize),
+                        Some(v) => Err(ExecError::failed(format!("`{name}` must be at least 1, not {v}"))),
+                    }
+                };
+                let p = gbt::Params {
+                    learning_rate: ctx.f64_param("learning_rate").unwrap_or(d.learning_rate),
+                    max_iterations: positive("max_iterations", d.max_iterations)?,
+                    max_leaf_nodes: positive("max_leaf_nodes", d.max_leaf_nodes)?,
+                    max_depth: ctx.param("max_depth").map(|_| positive("max_depth", 1)).transpose()?,
+                    min_samples_leaf: positive("min_samples_leaf", d.min_samples_leaf)?,
+                    l2: ctx.f64_param("l2_regularization").unwrap_or(d.l2),
+                    early_stopping: match ctx.str_param("early_stopping") {
+                        Some("on") => gbt::EarlyStopping::On,
+                        Some("off") => gbt::EarlyStopping::Off,
+                        _ => gbt::EarlyStopping::Auto,
+                    },
+                    seed: ctx.i64_param("seed").unwrap_or(0) as u64,
+                    tol: ctx.f64_param("tolerance").unwrap_or(d.tol),
+                    ..d
+                };
+                let (model, report) = gbt::fit(&x, &y, loss, &sw, &p).map_err(ml_error)?;
+                ctx.log(format!(
+                    "{} boosting iterations{}",
+                    report.iterations,
+                    if report.early_stopped { " (stopped early: validation loss no longer improving)" } else { "" }
+                ));
+                (Estimator::Gbt(model), json!({ "params": p, "report": report }))
+            }
             "logistic" => {
-                let index: std::collections::HashMap<&str, usize> =
-                    classes.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
-                let y: Vec<usize> = target_text.iter().map(|v| index[v.as_str()]).collect();
-                let mut counts = vec![0usize; classes.len()];
-                y.iter().for_each(|&c| counts[c] += 1);
-                let balanced = ctx.str_param("class_weight") == Some("balanced");
-                let class_w: Vec<f64> = counts
-                    .iter()
-                    .map(|&n| if balanced { y.len() as f64 / (classes.len() as f64 * n as f64) } else { 1.0 })
-                    .collect();
+                let y = y_class.clone();
                 let sw: Vec<f64> = y.iter().map(|&c| class_w[c]).collect();
                 let c = ctx.f64_param("c").unwrap_or(1.0);
                 let iters = ctx.i64_param("max_iterations").unwrap_or(100).max(1) as usize;

@@ -46,6 +46,9 @@ pub enum Estimator {
     /// Binary: one row, P(classes[1]) = σ(w·x + b). Multinomial: one row
     /// per class, probabilities by softmax.
     Logistic { coef: Vec<Vec<f64>>, intercept: Vec<f64> },
+    /// Gradient-boosted trees: raw scores, then identity (regression),
+    /// sigmoid (binary) or softmax (multiclass).
+    Gbt(crate::tree::gbt::Gbt),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -140,6 +143,23 @@ impl Model {
                     return bad(format!("{} coefficients for {width} features", r.len()));
                 }
             }
+            (Estimator::Gbt(g), task) => {
+                use crate::tree::gbt::Loss;
+                let fits = match (g.loss, task) {
+                    (Loss::SquaredError, Task::Regression) => true,
+                    (Loss::Binary, Task::Classification) => self.classes.len() == 2,
+                    (Loss::Multinomial(k), Task::Classification) => self.classes.len() == k && k > 2,
+                    _ => false,
+                };
+                if !fits {
+                    return bad(format!(
+                        "a {:?} ensemble for a {task:?} task with {} classes",
+                        g.loss,
+                        self.classes.len()
+                    ));
+                }
+                g.check(width).map_err(|e| MlError::Format(format!("the model is inconsistent: {e}")))?;
+            }
             (e, t) => return bad(format!("a {} estimator for a {t:?} task", estimator_name(e))),
         }
         let inputs: Vec<(String, ColumnKind)> =
@@ -178,10 +198,31 @@ impl Model {
             Estimator::Linear { weights, intercept, .. } => {
                 Prediction::Values((0..x.rows).map(|i| dot(x.row(i), weights) + intercept).collect())
             }
+            Estimator::Gbt(g) => {
+                let raw = g.raw(x);
+                match self.task {
+                    Task::Regression => Prediction::Values(raw),
+                    Task::Classification => {
+                        let k = self.classes.len();
+                        let mut p = Matrix::zeros(x.rows, k);
+                        for i in 0..x.rows {
+                            let out = &mut p.data[i * k..(i + 1) * k];
+                            if k == 2 {
+                                let q = sigmoid(raw[i]);
+                                out[0] = 1.0 - q;
+                                out[1] = q;
+                            } else {
+                                softmax(&raw[i * k..(i + 1) * k], out);
+                            }
+                        }
+                        let labels = argmax_rows(&p);
+                        Prediction::Classes { probabilities: p, labels }
+                    }
+                }
+            }
             Estimator::Logistic { coef, intercept } => {
                 let k = self.classes.len();
                 let mut p = Matrix::zeros(x.rows, k);
-                let mut labels = Vec::with_capacity(x.rows);
                 for i in 0..x.rows {
                     let row = x.row(i);
                     let out = &mut p.data[i * k..(i + 1) * k];
@@ -190,28 +231,41 @@ impl Model {
                         out[0] = 1.0 - q;
                         out[1] = q;
                     } else {
-                        for (c, o) in out.iter_mut().enumerate() {
-                            *o = dot(row, &coef[c]) + intercept[c];
-                        }
-                        let m = out.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                        out.iter_mut().for_each(|v| *v = (*v - m).exp());
-                        let s: f64 = out.iter().sum();
-                        out.iter_mut().for_each(|v| *v /= s);
+                        let z: Vec<f64> = (0..k).map(|c| dot(row, &coef[c]) + intercept[c]).collect();
+                        softmax(&z, out);
                     }
-                    // Ties go to the first class, as numpy's argmax.
-                    let best = (0..k).fold(0, |b, c| if out[c] > out[b] { c } else { b });
-                    labels.push(best);
                 }
+                let labels = argmax_rows(&p);
                 Prediction::Classes { probabilities: p, labels }
             }
         }
     }
 }
 
+fn softmax(z: &[f64], out: &mut [f64]) {
+    let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    for (o, v) in out.iter_mut().zip(z) {
+        *o = (v - m).exp();
+    }
+    let s: f64 = out.iter().sum();
+    out.iter_mut().for_each(|v| *v /= s);
+}
+
+/// The most probable class per row; ties go to the first, as numpy's argmax.
+fn argmax_rows(p: &Matrix) -> Vec<usize> {
+    (0..p.rows)
+        .map(|i| {
+            let r = p.row(i);
+            (0..p.cols).fold(0, |b, c| if r[c] > r[b] { c } else { b })
+        })
+        .collect()
+}
+
 fn estimator_name(e: &Estimator) -> &'static str {
     match e {
         Estimator::Linear { .. } => "linear",
         Estimator::Logistic { .. } => "logistic",
+        Estimator::Gbt(_) => "gradient boosting",
     }
 }
 
@@ -229,8 +283,13 @@ mod tests {
     fn model() -> (Model, Frame) {
         let mut f = Frame::new();
         f.push("x", Column::Num(vec![0.0, 1.0, 2.0])).unwrap();
-        let t =
-            crate::transform::fit(&f, &["x".into()], &BTreeMap::from([("x".into(), "standardize".into())])).unwrap();
+        let t = crate::transform::fit(
+            &f,
+            &["x".into()],
+            &BTreeMap::from([("x".into(), "standardize".into())]),
+            crate::transform::LINEAR_DEFAULTS,
+        )
+        .unwrap();
         let est = Estimator::Logistic { coef: vec![vec![2.0]], intercept: vec![0.0] };
         (
             Model::new(

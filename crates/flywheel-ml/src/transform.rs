@@ -21,6 +21,7 @@ pub const OPS: &[(&str, &str)] = &[
     ),
     ("clip", "numbers: limit to a range: clip(0, 100)"),
     ("log1p", "numbers: ln(1 + x); values ≤ -1 become missing"),
+    ("passthrough", "numbers: the value as it is, missing stays missing (trees split on it)"),
     ("standardize", "numbers: subtract the training mean, divide by the training standard deviation"),
     ("minmax", "numbers: scale the training range to [0, 1]"),
     ("bucketize", "numbers: the index of the training-quantile bucket: bucketize(10)"),
@@ -37,9 +38,18 @@ pub const OPS: &[(&str, &str)] = &[
 pub const DATETIME_PARTS: &[&str] =
     &["year", "month", "day", "day_of_week", "day_of_year", "hour", "minute", "weekend"];
 
-/// Default encoders when a feature column has no declared transform.
-pub const DEFAULT_NUMERIC: &str = "impute(mean) | standardize";
-pub const DEFAULT_TEXT: &str = "onehot(top = 30)";
+/// The transforms of feature columns declared without one.
+#[derive(Debug, Clone, Copy)]
+pub struct Defaults {
+    pub numeric: &'static str,
+    pub text: &'static str,
+}
+
+/// For linear models: every value present and on one scale, text one-hot.
+pub const LINEAR_DEFAULTS: Defaults = Defaults { numeric: "impute(mean) | standardize", text: "onehot(top = 30)" };
+/// For trees: values as they are (missing values get their own branch),
+/// text as frequency ranks.
+pub const TREE_DEFAULTS: Defaults = Defaults { numeric: "passthrough", text: "ordinal" };
 
 /// One step as written: a name and its arguments.
 #[derive(Debug, Clone, PartialEq)]
@@ -335,6 +345,7 @@ impl ColumnTransformConfig {
                             Step::Clip { lo, hi }
                         }
                         "log1p" => Step::Log1p,
+                        "passthrough" => continue,
                         "standardize" => {
                             let p = present(&values);
                             let mean = if p.is_empty() { 0.0 } else { mean_of(&p) };
@@ -534,7 +545,12 @@ fn datetime_from_seconds(secs: f64) -> Option<(i64, u32, u32, u32, u32)> {
 
 /// Fits one transform per feature column. `declared` holds the columns
 /// with a written transform; the others get the defaults.
-pub fn fit(frame: &Frame, features: &[String], declared: &BTreeMap<String, String>) -> Result<Transform, MlError> {
+pub fn fit(
+    frame: &Frame,
+    features: &[String],
+    declared: &BTreeMap<String, String>,
+    defaults: Defaults,
+) -> Result<Transform, MlError> {
     let mut errors = Vec::new();
     for name in declared.keys() {
         if !features.contains(name) {
@@ -552,8 +568,8 @@ pub fn fit(frame: &Frame, features: &[String], declared: &BTreeMap<String, Strin
             continue;
         };
         let text = declared.get(name).map(String::as_str).unwrap_or(match col {
-            Column::Num(_) => DEFAULT_NUMERIC,
-            Column::Text(_) => DEFAULT_TEXT,
+            Column::Num(_) => defaults.numeric,
+            Column::Text(_) => defaults.text,
         });
         match ColumnTransformConfig::parse(name, text).and_then(|cfg| cfg.fit(col)) {
             Ok(t) => columns.push(t),
@@ -745,7 +761,7 @@ mod tests {
     fn numeric_steps_are_fitted_on_training_values_and_applied_in_order() {
         let f = frame();
         let decl = BTreeMap::from([("x".to_string(), "indicator | impute(median) | standardize".to_string())]);
-        let t = fit(&f, &["x".into()], &decl).unwrap();
+        let t = fit(&f, &["x".into()], &decl, LINEAR_DEFAULTS).unwrap();
         assert_eq!(t.feature_names(), ["x", "x:missing"]);
         let m = t.apply(&f).unwrap();
         // median of 1, 2, 5 = 2; then mean 2.5 of [1, 2, 2, 5], population std 1.5
@@ -757,7 +773,8 @@ mod tests {
     #[test]
     fn onehot_has_an_other_bucket_for_unseen_and_missing_values() {
         let f = frame();
-        let t = fit(&f, &["c".into()], &BTreeMap::from([("c".into(), "onehot(top = 1)".into())])).unwrap();
+        let t =
+            fit(&f, &["c".into()], &BTreeMap::from([("c".into(), "onehot(top = 1)".into())]), LINEAR_DEFAULTS).unwrap();
         assert_eq!(t.feature_names(), ["c=a", "c=<other>"]);
         let mut serving = Frame::new();
         serving.push("c", Column::Text(Text::encode([Some("a"), Some("zzz"), None]))).unwrap();
@@ -772,7 +789,7 @@ mod tests {
             "t".into(),
             "datetime(year, month, day_of_week, hour, minute, day_of_year, weekend)".into(),
         )]);
-        let t = fit(&f, &["t".into()], &decl).unwrap();
+        let t = fit(&f, &["t".into()], &decl, LINEAR_DEFAULTS).unwrap();
         let m = t.apply(&f).unwrap();
         // 2011-01-01 was a Saturday, 2011-01-03 a Monday, 2012-02-29 a Wednesday.
         assert_eq!(m.row(0), [2011.0, 1.0, 5.0, 0.0, 0.0, 1.0, 1.0]);
@@ -787,7 +804,8 @@ mod tests {
     fn bucketize_uses_training_quantiles() {
         let mut f = Frame::new();
         f.push("x", Column::Num((0..100).map(f64::from).collect())).unwrap();
-        let t = fit(&f, &["x".into()], &BTreeMap::from([("x".into(), "bucketize(4)".into())])).unwrap();
+        let t =
+            fit(&f, &["x".into()], &BTreeMap::from([("x".into(), "bucketize(4)".into())]), LINEAR_DEFAULTS).unwrap();
         let m = t.apply(&f).unwrap();
         assert_eq!((m.get(0, 0), m.get(30, 0), m.get(60, 0), m.get(99, 0)), (0.0, 1.0, 2.0, 3.0));
     }
@@ -800,18 +818,19 @@ mod tests {
             ("c".to_string(), "log1p".to_string()),
             ("nope".to_string(), "onehot".to_string()),
         ]);
-        let e = fit(&f, &["x".into(), "c".into(), "t".into()], &decl).unwrap_err().to_string();
+        let e = fit(&f, &["x".into(), "c".into(), "t".into()], &decl, LINEAR_DEFAULTS).unwrap_err().to_string();
         assert!(e.contains("unknown step `standardise`; did you mean `standardize`?"), "{e}");
         assert!(e.contains("`log1p` applies to numbers, and `c` holds text"), "{e}");
         assert!(e.contains("`nope`, which is not a feature column"), "{e}");
-        let e = fit(&f, &["t".into()], &BTreeMap::from([("t".into(), "datetime(hours)".into())])).unwrap_err();
+        let e = fit(&f, &["t".into()], &BTreeMap::from([("t".into(), "datetime(hours)".into())]), LINEAR_DEFAULTS)
+            .unwrap_err();
         assert!(e.to_string().contains("did you mean `hour`?"), "{e}");
     }
 
     #[test]
     fn a_model_refuses_data_without_its_columns() {
         let f = frame();
-        let t = fit(&f, &["x".into()], &BTreeMap::new()).unwrap();
+        let t = fit(&f, &["x".into()], &BTreeMap::new(), LINEAR_DEFAULTS).unwrap();
         let mut other = Frame::new();
         other.push("y", Column::Num(vec![1.0])).unwrap();
         assert!(t.apply(&other).unwrap_err().to_string().contains("needs column `x`"));

@@ -82,7 +82,8 @@ fn logistic_regression_matches_scikit_learn_binary_balanced_and_multinomial() {
         }
         let identity: std::collections::BTreeMap<String, String> =
             names.iter().map(|n| (n.clone(), "clip(-1e300, 1e300)".to_string())).collect();
-        let t = flywheel_ml::transform::fit(&frame, &names, &identity).unwrap();
+        let t =
+            flywheel_ml::transform::fit(&frame, &names, &identity, flywheel_ml::transform::LINEAR_DEFAULTS).unwrap();
         let model = flywheel_ml::Model::new(
             flywheel_ml::Task::Classification,
             "y".into(),

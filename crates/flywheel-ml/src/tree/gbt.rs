@@ -90,7 +90,7 @@ impl Params {
         if self.min_samples_leaf == 0 {
             return bad("min_samples_leaf must be at least 1".into());
         }
-        if !(self.l2 >= 0.0) {
+        if self.l2.is_nan() || self.l2 < 0.0 {
             return bad(format!("l2_regularization must be ≥ 0, not {}", self.l2));
         }
         if !(self.validation_fraction > 0.0 && self.validation_fraction < 1.0) {
@@ -215,7 +215,9 @@ pub fn fit(x: &Matrix, y: &[f64], loss: Loss, sample_weight: &[f64], p: &Params)
 
     let wsum: f64 = train.iter().map(|&i| sample_weight[i as usize]).sum();
     let baseline: Vec<f64> = match loss {
-        Loss::SquaredError => vec![train.iter().map(|&i| sample_weight[i as usize] * y[i as usize]).sum::<f64>() / wsum],
+        Loss::SquaredError => {
+            vec![train.iter().map(|&i| sample_weight[i as usize] * y[i as usize]).sum::<f64>() / wsum]
+        }
         Loss::Binary => {
             let pos = train.iter().map(|&i| sample_weight[i as usize] * y[i as usize]).sum::<f64>() / wsum;
             let pos = pos.clamp(f64::EPSILON, 1.0 - f64::EPSILON);
@@ -370,7 +372,8 @@ mod tests {
         assert!(mse < 0.05, "mse {mse}");
         // XOR-like: no linear model gets this; trees do.
         let (m, _) = fit(&x, &cls, Loss::Binary, &w, &Params::default()).unwrap();
-        let acc = m.raw(&x).iter().zip(&cls).filter(|(z, y)| (**z > 0.0) == (**y == 1.0)).count() as f64 / x.rows as f64;
+        let acc =
+            m.raw(&x).iter().zip(&cls).filter(|(z, y)| (**z > 0.0) == (**y == 1.0)).count() as f64 / x.rows as f64;
         assert!(acc > 0.95, "accuracy {acc}");
         m.check(3).unwrap();
     }
@@ -390,7 +393,18 @@ mod tests {
     #[test]
     fn multinomial_probabilities_follow_the_classes() {
         let (x, reg, _) = data(2000, 11);
-        let y: Vec<f64> = reg.iter().map(|v| if *v < 0.0 { 0.0 } else if *v < 2.0 { 1.0 } else { 2.0 }).collect();
+        let y: Vec<f64> = reg
+            .iter()
+            .map(|v| {
+                if *v < 0.0 {
+                    0.0
+                } else if *v < 2.0 {
+                    1.0
+                } else {
+                    2.0
+                }
+            })
+            .collect();
         let (m, _) = fit(&x, &y, Loss::Multinomial(3), &vec![1.0; x.rows], &Params::default()).unwrap();
         let raw = m.raw(&x);
         let acc = (0..x.rows)
@@ -408,6 +422,8 @@ mod tests {
     fn bad_settings_are_refused() {
         let (x, reg, _) = data(100, 1);
         let p = Params { learning_rate: 0.0, ..Default::default() };
-        assert!(fit(&x, &reg, Loss::SquaredError, &vec![1.0; 100], &p).unwrap_err().to_string().contains("learning_rate"));
+        assert!(
+            fit(&x, &reg, Loss::SquaredError, &vec![1.0; 100], &p).unwrap_err().to_string().contains("learning_rate")
+        );
     }
 }

@@ -112,8 +112,7 @@ fn best_split(hist: &[Bin], total: Bin, binner: &Binner, p: &GrowParams) -> Opti
         let nb = binner.bins(j);
         let missing = fh[MISSING_BIN as usize];
         let mut acc = Bin::default();
-        for b in 0..nb.saturating_sub(1) {
-            let x = fh[b];
+        for (b, x) in fh.iter().enumerate().take(nb.saturating_sub(1)) {
             acc.g += x.g;
             acc.h += x.h;
             acc.n += x.n;
@@ -182,7 +181,11 @@ pub fn grow(binned: &Binned, binner: &Binner, rows: &mut [u32], g: &[f64], h: &[
         let mid = start + mid;
         let parent_total = leaves[li].total;
         let left_total = split.left;
-        let right_total = Bin { g: parent_total.g - left_total.g, h: parent_total.h - left_total.h, n: parent_total.n - left_total.n };
+        let right_total = Bin {
+            g: parent_total.g - left_total.g,
+            h: parent_total.h - left_total.h,
+            n: parent_total.n - left_total.n,
+        };
         // Histogram of the smaller child; the larger is the parent's minus it.
         let (small_range, left_is_small) =
             if mid - start <= end - mid { (start..mid, true) } else { (mid..end, false) };
@@ -209,7 +212,8 @@ pub fn grow(binned: &Binned, binner: &Binner, rows: &mut [u32], g: &[f64], h: &[
         for (node, range, hist, total) in
             [(l, start..mid, left_hist, left_total), (r, mid..end, right_hist, right_total)]
         {
-            let mut leaf = Leaf { node, start: range.start, end: range.end, depth: depth + 1, hist, total, split: None };
+            let mut leaf =
+                Leaf { node, start: range.start, end: range.end, depth: depth + 1, hist, total, split: None };
             if splittable(&leaf) {
                 leaf.split = best_split(&leaf.hist, total, binner, p);
             }
