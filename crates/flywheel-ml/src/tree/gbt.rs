@@ -115,7 +115,9 @@ pub struct FitReport {
     pub iterations: usize,
     pub early_stopped: bool,
     pub validation_rows: usize,
-    pub train_loss: Vec<f64>,
+    /// Mean loss on the training rows at the end.
+    pub train_loss: f64,
+    /// Mean loss on the validation rows, before the first tree and after each iteration.
     pub validation_loss: Vec<f64>,
 }
 
@@ -244,7 +246,7 @@ pub fn fit(x: &Matrix, y: &[f64], loss: Loss, sample_weight: &[f64], p: &Params)
         iterations: 0,
         early_stopped: false,
         validation_rows: val.len(),
-        train_loss: Vec::new(),
+        train_loss: f64::NAN,
         validation_loss: Vec::new(),
     };
     if early {
@@ -283,15 +285,19 @@ pub fn fit(x: &Matrix, y: &[f64], loss: Loss, sample_weight: &[f64], p: &Params)
                 g[r] = w * gi;
                 h[r] = w * hi;
             }
-            let tree = grow(&binned, &binner, &mut rows, &g, &h, &grow_params);
-            for r in 0..n {
-                raw[r * k + c] += tree.predict_row(x.row(r));
+            let (tree, leaves) = grow(&binned, &binner, &mut rows, &g, &h, &grow_params);
+            for leaf in leaves {
+                for &r in &rows[leaf.start..leaf.end] {
+                    raw[r as usize * k + c] += leaf.value;
+                }
+            }
+            for &r in &val {
+                raw[r as usize * k + c] += tree.predict_row(x.row(r as usize));
             }
             round.push(tree);
         }
         trees.push(round);
         report.iterations += 1;
-        report.train_loss.push(loss_of(loss, &raw, y, sample_weight, &train));
         if early {
             report.validation_loss.push(loss_of(loss, &raw, y, sample_weight, &val));
             let s = &report.validation_loss;
@@ -305,6 +311,7 @@ pub fn fit(x: &Matrix, y: &[f64], loss: Loss, sample_weight: &[f64], p: &Params)
             }
         }
     }
+    report.train_loss = loss_of(loss, &raw, y, sample_weight, &train);
     Ok((Gbt { loss, baseline, trees }, report))
 }
 

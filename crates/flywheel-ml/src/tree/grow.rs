@@ -77,15 +77,17 @@ fn score(g: f64, h: f64, l2: f64) -> f64 {
 /// Fills `hist` (features × 256 bins) from the rows in `rows`.
 fn build_histogram(binned: &Binned, rows: &[u32], g: &[f64], h: &[f64], hist: &mut [Bin]) {
     let features = binned.columns.len();
+    // Gradients in row order once, so that each feature's pass reads them
+    // sequentially and gathers only its bins.
+    let ordered: Vec<(f64, f64)> = rows.iter().map(|&r| (g[r as usize], h[r as usize])).collect();
     let fill = |range: std::ops::Range<usize>, out: &mut [Bin]| {
         for (j, slot) in range.zip(out.chunks_mut(BINS)) {
             slot.fill(Bin::default());
             let col = &binned.columns[j];
-            for &r in rows {
-                let r = r as usize;
-                let b = &mut slot[col[r] as usize];
-                b.g += g[r];
-                b.h += h[r];
+            for (&r, &(gi, hi)) in rows.iter().zip(&ordered) {
+                let b = &mut slot[col[r as usize] as usize];
+                b.g += gi;
+                b.h += hi;
                 b.n += 1;
             }
         }
@@ -143,8 +145,24 @@ fn best_split(hist: &[Bin], total: Bin, binner: &Binner, p: &GrowParams) -> Opti
     best
 }
 
-/// Grows a tree on the rows listed in `rows` (reordered in place).
-pub fn grow(binned: &Binned, binner: &Binner, rows: &mut [u32], g: &[f64], h: &[f64], p: &GrowParams) -> Tree {
+/// A leaf's value and the range of `rows` that reached it.
+pub struct LeafRows {
+    pub value: f64,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// Grows a tree on the rows listed in `rows` (reordered in place: each
+/// leaf's rows end up contiguous, as the returned ranges say, so that the
+/// caller updates its predictions without walking the tree).
+pub fn grow(
+    binned: &Binned,
+    binner: &Binner,
+    rows: &mut [u32],
+    g: &[f64],
+    h: &[f64],
+    p: &GrowParams,
+) -> (Tree, Vec<LeafRows>) {
     let features = binned.columns.len();
     let mut hist = vec![Bin::default(); features * BINS];
     build_histogram(binned, rows, g, h, &mut hist);
@@ -227,11 +245,13 @@ pub fn grow(binned: &Binned, binner: &Binner, rows: &mut [u32], g: &[f64], h: &[
         leaves[li].split = None;
         count += 1;
     }
+    let mut ranges = Vec::new();
     for leaf in &leaves {
         let n = &mut nodes[leaf.node];
         if n.is_leaf() {
             n.value = -p.shrinkage * leaf.total.g / (leaf.total.h + p.l2);
+            ranges.push(LeafRows { value: n.value, start: leaf.start, end: leaf.end });
         }
     }
-    Tree { nodes }
+    (Tree { nodes }, ranges)
 }
