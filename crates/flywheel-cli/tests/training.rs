@@ -207,3 +207,63 @@ fn gradient_boosting_learns_an_interaction_a_linear_model_cannot() {
     assert_eq!(m["estimator"]["type"], "gbt");
     assert_eq!(m["transform"][1]["declared"], "ordinal");
 }
+
+#[test]
+fn evaluation_reports_every_slice_and_warns_about_a_single_valued_one() {
+    let env = Env::new();
+    env.write("d.csv", &classification_csv());
+    let base =
+        "[steps.evaluate]\ncomponent = \"evaluate\"\ninputs = { model = \"train.model\", data = \"ingest.eval\" }\n";
+    let sliced =
+        format!("{base}params = {{ slices = [\"group\", \"x:-1,0,1\", \"group*x:0\", \"day:2024-01-01\"] }}\n");
+    let p = pipeline("split_key = \"day\"", "target = \"label\", drop = [\"day\"]").replace(base, &sliced);
+    env.write("p.toml", &p);
+    let r = env.run(&["run", "p.toml", "--json"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let e = step(&r.json(), "evaluate")["error"].as_str().unwrap().to_string();
+    assert!(e.contains("slice \"day:2024-01-01\": bin edge `2024-01-01` is not a number"), "{e}");
+
+    let sliced =
+        format!("{base}params = {{ slices = [\"group\", \"x:-1,0,1\", \"group*x:0\", \"label\", \"x:100\"] }}\n");
+    env.write(
+        "p.toml",
+        &pipeline("split_key = \"day\"", "target = \"label\", drop = [\"day\"]").replace(base, &sliced),
+    );
+    let r = env.run(&["run", "p.toml", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let o = r.json();
+    assert_eq!(step(&o, "evaluate")["summary"]["metrics"]["slices"], 3 + 4 + 6 + 2 + 1);
+    // The artifact holds every slice's metrics; they add up to the whole.
+    let home = env.run(&["runs", "show", "2", "--json"]).json();
+    let path = home["executions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["step"] == "evaluate")
+        .and_then(|e| e["outputs"][0]["artifact"]["uri"].as_str())
+        .unwrap()
+        .trim_start_matches("file://")
+        .to_string();
+    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let slices = m["slices"].as_array().unwrap();
+    let rows_of = |spec: &str| -> u64 {
+        slices.iter().filter(|s| s["spec"] == spec).map(|s| s["metrics"]["rows"].as_u64().unwrap()).sum()
+    };
+    for spec in ["group", "x:-1,0,1", "group*x:0", "label"] {
+        assert_eq!(rows_of(spec), m["rows"].as_u64().unwrap(), "{spec}");
+    }
+    let names: Vec<&str> =
+        slices.iter().filter(|s| s["spec"] == "x:-1,0,1").map(|s| s["slice"].as_str().unwrap()).collect();
+    assert_eq!(names, ["-1≤x<0", "0≤x<1", "x<-1", "x≥1"]);
+    assert!(slices.iter().any(|s| s["slice"] == "group=a, x≥0"));
+    // Within a slice of one label, accuracy is still defined, ROC AUC is not.
+    let yes = slices.iter().find(|s| s["slice"] == "label=yes").unwrap();
+    assert!(yes["metrics"]["accuracy"].is_number() && yes["metrics"]["roc_auc"].is_null(), "{yes}");
+    assert_eq!(m["confusion_matrix"].as_array().unwrap().len(), 2);
+    let warnings = m["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1);
+    assert!(
+        warnings[0].as_str().unwrap().contains("slice \"x:100\" has a single value in the evaluation data (x<100)")
+    );
+    assert!(m["calibration"].as_array().unwrap().len() >= 2);
+}

@@ -1,19 +1,26 @@
-//! `evaluate`: metrics of a model on the evaluation data.
+//! `evaluate`: metrics of a model on the evaluation data, overall and per
+//! declared slice (`slices.rs`).
 
 use crate::metrics;
 use crate::model::{load, ml_error, to_frame};
+use crate::slices::{SliceSpec, group};
 use crate::table::{read_table, write_json};
-use flywheel_core::{ArtifactType, Component, ComponentSpec, ExecContext, ExecError, PortSpec};
+use flywheel_core::{ArtifactType, Component, ComponentSpec, ExecContext, ExecError, ParamSpec, ParamType, PortSpec};
 use flywheel_ml::{Prediction, Task};
-use serde_json::json;
+use serde_json::{Value as Json, json};
 
 pub struct Evaluate;
 
 pub static SPEC: ComponentSpec = ComponentSpec {
     name: "evaluate",
-    version: "2",
-    description: "Evaluates a model: RMSE, MAE, R² (regression) or accuracy, precision, recall, F1, ROC AUC, log loss (classification).",
-    params: &[],
+    version: "3",
+    description: "Evaluates a model overall and per slice: RMSE, MAE, MAPE, R² (regression); accuracy, precision, recall, F1, ROC AUC, PR AUC, log loss, Brier score, confusion matrix, calibration (classification).",
+    params: &[ParamSpec {
+        name: "slices",
+        ty: ParamType::StringList,
+        required: false,
+        doc: "slices to evaluate separately: a column (\"sex\": each value), numeric bins (\"age:25,45,65\"), or a cross of two (\"sex*race\")",
+    }],
     inputs: &[
         PortSpec { name: "model", ty: ArtifactType::Model, doc: "the model to evaluate", optional: false },
         PortSpec {
@@ -29,6 +36,39 @@ pub static SPEC: ComponentSpec = ComponentSpec {
 
 fn num(x: f64) -> serde_json::Value {
     serde_json::Number::from_f64(x).map_or(serde_json::Value::Null, serde_json::Value::Number)
+}
+
+/// Overall metrics merged into `head`, then one entry per slice value.
+fn report(
+    mut head: Json,
+    scorer: &dyn Fn(&[usize]) -> Json,
+    all: &[usize],
+    specs: &[SliceSpec],
+    keys: &[Vec<String>],
+) -> Json {
+    if let (Some(o), Json::Object(overall)) = (head.as_object_mut(), scorer(all)) {
+        o.extend(overall);
+    }
+    let mut slices = Vec::new();
+    let mut warnings = Vec::new();
+    for (spec, keys) in specs.iter().zip(keys) {
+        let groups = group(keys);
+        if groups.len() < 2 {
+            warnings.push(json!(format!(
+                "slice \"{}\" has a single value in the evaluation data ({}): it is the whole dataset",
+                spec.text,
+                groups.keys().next().copied().unwrap_or("")
+            )));
+        }
+        for (name, rows) in groups {
+            slices.push(json!({ "spec": spec.text, "slice": name, "metrics": scorer(&rows) }));
+        }
+    }
+    if let Some(o) = head.as_object_mut() {
+        o.insert("slices".into(), Json::Array(slices));
+        o.insert("warnings".into(), Json::Array(warnings));
+    }
+    head
 }
 
 impl Component for Evaluate {
@@ -61,11 +101,22 @@ impl Component for Evaluate {
         }
         let frame = to_frame(&t, &inputs)?;
         let pred = model.predict(&frame).map_err(ml_error)?;
-        let m = match (model.task, pred) {
+        // Slices are checked before any metric is computed.
+        let specs: Vec<SliceSpec> =
+            ctx.list_param("slices").iter().map(|s| SliceSpec::parse(s)).collect::<Result<_, _>>()?;
+        let keys: Vec<Vec<String>> = specs.iter().map(|s| s.keys(&t)).collect::<Result<_, _>>()?;
+
+        let all: Vec<usize> = (0..t.rows()).collect();
+        let mut m = match (model.task, &pred) {
             (Task::Regression, Prediction::Values(pred)) => {
                 let y: Vec<f64> = t.f64_column(ti).into_iter().map(|v| v.unwrap_or(f64::NAN)).collect();
-                let (rmse, mae, r2) = metrics::regression(&y, &pred);
-                json!({ "task": "regression", "rows": t.rows(), "rmse": num(rmse), "mae": num(mae), "r2": num(r2) })
+                let scorer = move |rows: &[usize]| {
+                    let ys: Vec<f64> = rows.iter().map(|&i| y[i]).collect();
+                    let ps: Vec<f64> = rows.iter().map(|&i| pred[i]).collect();
+                    let r = metrics::regression(&ys, &ps);
+                    json!({ "rows": rows.len(), "rmse": num(r.rmse), "mae": num(r.mae), "mape": num(r.mape), "r2": num(r.r2) })
+                };
+                report(json!({ "task": "regression" }), &scorer, &all, &specs, &keys)
             }
             (Task::Classification, Prediction::Classes { probabilities, labels }) => {
                 let classes = &model.classes;
@@ -83,36 +134,70 @@ impl Component for Evaluate {
                     )));
                 }
                 let y: Vec<usize> = truth.iter().flatten().map(|l| index[l.as_str()]).collect();
-                if classes.len() == 2 {
-                    let yb: Vec<bool> = y.iter().map(|&c| c == 1).collect();
+                let k = classes.len();
+                if k == 2 {
                     let p1 = probabilities.column(1);
-                    let b = metrics::binary(&yb, &p1);
-                    json!({
-                        "task": "binary_classification", "rows": t.rows(), "positive_class": classes[1],
-                        "accuracy": num(b.accuracy), "precision": num(b.precision), "recall": num(b.recall),
-                        "f1": num(b.f1), "roc_auc": num(b.roc_auc), "log_loss": num(b.log_loss),
-                    })
+                    let scorer = |rows: &[usize]| {
+                        let yb: Vec<bool> = rows.iter().map(|&i| y[i] == 1).collect();
+                        let ps: Vec<f64> = rows.iter().map(|&i| p1[i]).collect();
+                        let b = metrics::binary(&yb, &ps);
+                        json!({
+                            "rows": rows.len(), "accuracy": num(b.accuracy), "precision": num(b.precision),
+                            "recall": num(b.recall), "f1": num(b.f1), "roc_auc": num(b.roc_auc), "pr_auc": num(b.pr_auc),
+                            "log_loss": num(b.log_loss), "brier": num(b.brier), "confusion_matrix": b.confusion,
+                            "calibration": b.calibration,
+                        })
+                    };
+                    report(
+                        json!({ "task": "binary_classification", "positive_class": classes[1] }),
+                        &scorer,
+                        &all,
+                        &specs,
+                        &keys,
+                    )
                 } else {
-                    let mc = metrics::multiclass(&y, &labels, &probabilities.data, classes.len());
-                    json!({
-                        "task": "multiclass_classification", "rows": t.rows(), "classes": classes,
-                        "accuracy": num(mc.accuracy), "precision_macro": num(mc.precision_macro),
-                        "recall_macro": num(mc.recall_macro), "f1_macro": num(mc.f1_macro), "log_loss": num(mc.log_loss),
-                    })
+                    let scorer = |rows: &[usize]| {
+                        let ys: Vec<usize> = rows.iter().map(|&i| y[i]).collect();
+                        let ls: Vec<usize> = rows.iter().map(|&i| labels[i]).collect();
+                        let ps: Vec<f64> = rows.iter().flat_map(|&i| probabilities.row(i).iter().copied()).collect();
+                        let mc = metrics::multiclass(&ys, &ls, &ps, k);
+                        json!({
+                            "rows": rows.len(), "accuracy": num(mc.accuracy), "precision_macro": num(mc.precision_macro),
+                            "recall_macro": num(mc.recall_macro), "f1_macro": num(mc.f1_macro),
+                            "log_loss": num(mc.log_loss), "confusion_matrix": mc.confusion,
+                        })
+                    };
+                    report(
+                        json!({ "task": "multiclass_classification", "classes": classes }),
+                        &scorer,
+                        &all,
+                        &specs,
+                        &keys,
+                    )
                 }
             }
             _ => return Err(ExecError::failed("the model's predictions do not match its task")),
         };
+        for w in m["warnings"].as_array().cloned().unwrap_or_default() {
+            ctx.log(format!("warning: {}", w.as_str().unwrap_or_default()));
+        }
+        if let Some(o) = m.as_object_mut() {
+            o.insert("target".into(), json!(model.target));
+        }
         if skipped > 0 {
             ctx.log(format!("skipped {skipped} rows without a `{}` value", model.target));
         }
         write_json(&ctx.output_path("metrics"), &m)?;
         ctx.set_properties("metrics", m.clone());
+        // The summary shows the headline numbers; the artifact has everything.
         let mut shown = m.clone();
         if let Some(o) = shown.as_object_mut() {
-            o.remove("task");
-            o.remove("positive_class");
-            o.remove("classes");
+            for k in ["task", "positive_class", "classes", "target", "confusion_matrix", "calibration", "warnings"] {
+                o.remove(k);
+            }
+            if let Some(sl) = o.remove("slices") {
+                o.insert("slices".into(), json!(sl.as_array().map_or(0, Vec::len)));
+            }
         }
         ctx.add_summary("metrics", shown);
         Ok(())

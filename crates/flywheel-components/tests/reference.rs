@@ -76,6 +76,37 @@ fn binary_metrics_match_scikit_learn() {
     close(b.f1, m["f1"].as_f64().unwrap(), 1e-12, "f1");
     close(b.roc_auc, m["roc_auc"].as_f64().unwrap(), 1e-12, "roc_auc");
     close(b.log_loss, m["log_loss"].as_f64().unwrap(), 1e-9, "log_loss");
+    close(b.pr_auc, m["pr_auc"].as_f64().unwrap(), 1e-12, "pr_auc");
+    close(b.brier, m["brier"].as_f64().unwrap(), 1e-12, "brier");
+    let confusion: Vec<Vec<u64>> = serde_json::from_value(m["confusion"].clone()).unwrap();
+    assert_eq!(b.confusion.iter().map(|r| r.to_vec()).collect::<Vec<_>>(), confusion);
+    let curve: Vec<[f64; 2]> = serde_json::from_value(m["calibration"].clone()).unwrap();
+    assert_eq!(b.calibration.len(), curve.len());
+    for (got, [pred, frac]) in b.calibration.iter().zip(curve) {
+        close(got.mean_predicted, pred, 1e-12, "calibration mean predicted");
+        close(got.fraction_positive, frac, 1e-12, "calibration fraction positive");
+    }
+}
+
+#[test]
+fn multiclass_metrics_match_scikit_learn() {
+    let m = &fixture("metrics.json")["multiclass"];
+    let y: Vec<usize> = serde_json::from_value(m["y"].clone()).unwrap();
+    let p: Vec<Vec<f64>> = serde_json::from_value(m["p"].clone()).unwrap();
+    let k = p[0].len();
+    let pred: Vec<usize> = p.iter().map(|r| (0..k).fold(0, |b, c| if r[c] > r[b] { c } else { b })).collect();
+    let mc = metrics::multiclass(&y, &pred, &p.concat(), k);
+    for (got, key) in [
+        (mc.accuracy, "accuracy"),
+        (mc.precision_macro, "precision_macro"),
+        (mc.recall_macro, "recall_macro"),
+        (mc.f1_macro, "f1_macro"),
+        (mc.log_loss, "log_loss"),
+    ] {
+        close(got, m[key].as_f64().unwrap(), 1e-9, key);
+    }
+    let confusion: Vec<Vec<u64>> = serde_json::from_value(m["confusion"].clone()).unwrap();
+    assert_eq!(mc.confusion, confusion);
 }
 
 #[test]
@@ -83,10 +114,11 @@ fn regression_metrics_match_scikit_learn() {
     let m = &fixture("metrics.json")["regression"];
     let y: Vec<f64> = m["y"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
     let pred: Vec<f64> = m["pred"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
-    let (rmse, mae, r2) = metrics::regression(&y, &pred);
-    close(rmse, m["rmse"].as_f64().unwrap(), 1e-10, "rmse");
-    close(mae, m["mae"].as_f64().unwrap(), 1e-10, "mae");
-    close(r2, m["r2"].as_f64().unwrap(), 1e-10, "r2");
+    let r = metrics::regression(&y, &pred);
+    close(r.rmse, m["rmse"].as_f64().unwrap(), 1e-10, "rmse");
+    close(r.mae, m["mae"].as_f64().unwrap(), 1e-10, "mae");
+    close(r.r2, m["r2"].as_f64().unwrap(), 1e-10, "r2");
+    close(r.mape, m["mape"].as_f64().unwrap(), 1e-10, "mape");
 }
 
 /// Forces the quantile sketch (exact only up to 1,000 values) and checks

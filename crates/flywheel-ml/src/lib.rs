@@ -6,6 +6,7 @@
 
 pub mod frame;
 pub mod linear;
+pub mod metrics;
 pub mod model;
 pub mod optimize;
 pub mod transform;

@@ -1,27 +1,53 @@
 //! Evaluation metrics, defined as scikit-learn defines them (checked against
-//! its values in `tests/fixtures/metrics.json`).
+//! its values in `crates/flywheel-components/tests/fixtures/metrics.json`).
 
-/// (rmse, mae, r2)
-pub fn regression(y: &[f64], pred: &[f64]) -> (f64, f64, f64) {
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Regression {
+    pub rmse: f64,
+    pub mae: f64,
+    /// Mean of |y − ŷ| / max(|y|, ε), as scikit-learn (a fraction, not %).
+    pub mape: f64,
+    pub r2: f64,
+}
+
+pub fn regression(y: &[f64], pred: &[f64]) -> Regression {
     let n = y.len() as f64;
     let mean = y.iter().sum::<f64>() / n;
-    let (mut se, mut ae, mut tot) = (0.0, 0.0, 0.0);
+    let (mut se, mut ae, mut ape, mut tot) = (0.0, 0.0, 0.0, 0.0);
     for (&t, &p) in y.iter().zip(pred) {
         se += (t - p) * (t - p);
         ae += (t - p).abs();
+        ape += (t - p).abs() / t.abs().max(f64::EPSILON);
         tot += (t - mean) * (t - mean);
     }
-    ((se / n).sqrt(), ae / n, 1.0 - se / tot)
+    Regression { rmse: (se / n).sqrt(), mae: ae / n, mape: ape / n, r2: 1.0 - se / tot }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// One bin of a reliability curve (scikit-learn's `calibration_curve`,
+/// 10 uniform bins; empty bins are left out).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct CalibrationBin {
+    pub mean_predicted: f64,
+    pub fraction_positive: f64,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Binary {
     pub accuracy: f64,
     pub precision: f64,
     pub recall: f64,
     pub f1: f64,
     pub roc_auc: f64,
+    /// Average precision (scikit-learn's `average_precision_score`).
+    pub pr_auc: f64,
     pub log_loss: f64,
+    pub brier: f64,
+    /// Rows: true negative, positive; columns: predicted negative, positive.
+    pub confusion: [[u64; 2]; 2],
+    pub calibration: Vec<CalibrationBin>,
 }
 
 /// Binary classification metrics from true labels and positive-class
@@ -44,16 +70,80 @@ pub fn binary(y: &[bool], p: &[f64]) -> Binary {
     let precision = if tp + fp > 0.0 { tp / (tp + fp) } else { 0.0 };
     let recall = if tp + fneg > 0.0 { tp / (tp + fneg) } else { 0.0 };
     let f1 = if precision + recall > 0.0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 };
-    Binary { accuracy: (tp + tn) / n, precision, recall, f1, roc_auc: roc_auc(y, p), log_loss: ll / n }
+    let brier = y.iter().zip(p).map(|(&t, &q)| (q - f64::from(u8::from(t))).powi(2)).sum::<f64>() / n;
+    Binary {
+        accuracy: (tp + tn) / n,
+        precision,
+        recall,
+        f1,
+        roc_auc: roc_auc(y, p),
+        pr_auc: average_precision(y, p),
+        log_loss: ll / n,
+        brier,
+        confusion: [[tn as u64, fp as u64], [fneg as u64, tp as u64]],
+        calibration: calibration(y, p, 10),
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Σ (Rₙ − Rₙ₋₁) Pₙ over distinct score thresholds, highest first.
+pub fn average_precision(y: &[bool], score: &[f64]) -> f64 {
+    let positives = y.iter().filter(|&&t| t).count() as f64;
+    if positives == 0.0 {
+        return f64::NAN;
+    }
+    let mut idx: Vec<usize> = (0..y.len()).collect();
+    idx.sort_by(|&a, &b| score[b].total_cmp(&score[a]));
+    let (mut tp, mut fp, mut prev_recall, mut ap) = (0.0, 0.0, 0.0, 0.0);
+    let mut i = 0;
+    while i < idx.len() {
+        let s = score[idx[i]];
+        while i < idx.len() && score[idx[i]] == s {
+            if y[idx[i]] {
+                tp += 1.0
+            } else {
+                fp += 1.0
+            }
+            i += 1;
+        }
+        let recall = tp / positives;
+        ap += (recall - prev_recall) * tp / (tp + fp);
+        prev_recall = recall;
+    }
+    ap
+}
+
+/// A reliability curve over `bins` equal-width bins of [0, 1]; a
+/// probability on an inner edge belongs to the lower bin, as numpy's
+/// `searchsorted` puts it.
+pub fn calibration(y: &[bool], p: &[f64], bins: usize) -> Vec<CalibrationBin> {
+    let mut sum = vec![0.0; bins];
+    let mut pos = vec![0.0; bins];
+    let mut count = vec![0u64; bins];
+    for (&t, &q) in y.iter().zip(p) {
+        let edges_below = (1..bins).filter(|&k| (k as f64 / bins as f64) < q).count();
+        sum[edges_below] += q;
+        pos[edges_below] += f64::from(u8::from(t));
+        count[edges_below] += 1;
+    }
+    (0..bins)
+        .filter(|&b| count[b] > 0)
+        .map(|b| CalibrationBin {
+            mean_predicted: sum[b] / count[b] as f64,
+            fraction_positive: pos[b] / count[b] as f64,
+            count: count[b],
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Multiclass {
     pub accuracy: f64,
     pub precision_macro: f64,
     pub recall_macro: f64,
     pub f1_macro: f64,
     pub log_loss: f64,
+    /// `confusion[true][predicted]`.
+    pub confusion: Vec<Vec<u64>>,
 }
 
 /// Multiclass metrics from true and predicted class ids and row-major
@@ -66,7 +156,9 @@ pub fn multiclass(y: &[usize], pred: &[usize], proba: &[f64], k: usize) -> Multi
     let mut pred_count = vec![0.0; k];
     let mut true_count = vec![0.0; k];
     let mut ll = 0.0;
+    let mut confusion = vec![vec![0u64; k]; k];
     for (i, (&t, &p)) in y.iter().zip(pred).enumerate() {
+        confusion[t][p] += 1;
         true_count[t] += 1.0;
         pred_count[p] += 1.0;
         if t == p {
@@ -94,6 +186,7 @@ pub fn multiclass(y: &[usize], pred: &[usize], proba: &[f64], k: usize) -> Multi
         recall_macro: rs / m,
         f1_macro: fs / m,
         log_loss: ll / n,
+        confusion,
     }
 }
 
