@@ -80,15 +80,20 @@ fn build_histogram(binned: &Binned, rows: &[u32], g: &[f64], h: &[f64], hist: &m
     // Gradients in row order once, so that each feature's pass reads them
     // sequentially and gathers only its bins.
     let ordered: Vec<(f64, f64)> = rows.iter().map(|&r| (g[r as usize], h[r as usize])).collect();
+    // Rows in blocks, features inside: a block's gradients stay in cache
+    // while every feature's bins are counted.
+    const BLOCK: usize = 2048;
     let fill = |range: std::ops::Range<usize>, out: &mut [Bin]| {
-        for (j, slot) in range.zip(out.chunks_mut(BINS)) {
-            slot.fill(Bin::default());
-            let col = &binned.columns[j];
-            for (&r, &(gi, hi)) in rows.iter().zip(&ordered) {
-                let b = &mut slot[col[r as usize] as usize];
-                b.g += gi;
-                b.h += hi;
-                b.n += 1;
+        out.fill(Bin::default());
+        for (rb, gb) in rows.chunks(BLOCK).zip(ordered.chunks(BLOCK)) {
+            for (j, slot) in range.clone().zip(out.chunks_mut(BINS)) {
+                let col = &binned.columns[j];
+                for (&r, &(gi, hi)) in rb.iter().zip(gb) {
+                    let b = &mut slot[col[r as usize] as usize];
+                    b.g += gi;
+                    b.h += hi;
+                    b.n += 1;
+                }
             }
         }
     };
@@ -178,24 +183,31 @@ pub fn grow(
         heap.push(Candidate { gain: s.gain, leaf: 0 });
     }
     let mut count = 1;
+    let mut scratch: Vec<u32> = Vec::new();
     while count < p.max_leaf_nodes {
         let Some(Candidate { leaf: li, .. }) = heap.pop() else { break };
         let Some(split) = leaves[li].split else { continue };
         let (start, end, depth, node) = (leaves[li].start, leaves[li].end, leaves[li].depth, leaves[li].node);
-        // Partition the rows: left side first.
+        // Partition the rows, keeping each side in ascending order so that
+        // later histogram passes read the bin columns front to back.
         let col = &binned.columns[split.feature];
-        let slice = &mut rows[start..end];
         let goes_left = |r: u32| {
             let b = col[r as usize];
             if b == MISSING_BIN { split.missing_left } else { b <= split.bin }
         };
+        scratch.clear();
+        let slice = &mut rows[start..end];
         let mut mid = 0;
         for i in 0..slice.len() {
-            if goes_left(slice[i]) {
-                slice.swap(i, mid);
+            let r = slice[i];
+            if goes_left(r) {
+                slice[mid] = r;
                 mid += 1;
+            } else {
+                scratch.push(r);
             }
         }
+        slice[mid..].copy_from_slice(&scratch);
         let mid = start + mid;
         let parent_total = leaves[li].total;
         let left_total = split.left;
