@@ -94,6 +94,20 @@ pub enum ModelsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Point an alias (e.g. `production`) at a version; the move is audited.
+    Alias {
+        /// `name@version`
+        model: String,
+        /// The alias: letters, digits, `-`, `_`, `.`
+        alias: String,
+    },
+    /// The registry's audit log (alias moves), newest first.
+    Audit {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
     /// Copy a registered model version out of the store, stamped with its
     /// name, version and training run.
     Export {

@@ -234,6 +234,14 @@ fn run(cli: Cli) -> std::result::Result<u8, Failure> {
         Command::Models { command: Some(cli::ModelsCommand::Inspect { file, json }), .. } => {
             models_cmd::inspect(&file, json)
         }
+        Command::Models { command: Some(cli::ModelsCommand::Alias { model, alias }), .. } => {
+            let home = open_home(&home_dir)?;
+            models_cmd::alias(&home, &model, &alias)
+        }
+        Command::Models { command: Some(cli::ModelsCommand::Audit { json, limit }), .. } => {
+            let home = open_home(&home_dir)?;
+            models_cmd::audit(&home, json, limit)
+        }
         Command::Models { command: Some(cli::ModelsCommand::Export { model, output }), .. } => {
             let home = open_home(&home_dir)?;
             models_cmd::export(&home, &model, &output)

@@ -108,3 +108,44 @@ pub fn export(home: &Home, reference: &str, output: &Path) -> Result<u8, Failure
     eprintln!("wrote {}@{} to {}", mv.model_name, mv.version, output.display());
     Ok(0)
 }
+
+pub fn alias(home: &Home, reference: &str, alias: &str) -> Result<u8, Failure> {
+    let (name, version) = parse_model_ref(reference)?;
+    let Some(version) = version else {
+        return Err(fail(2, format!("`{reference}`: name the version to point `{alias}` at, as NAME@VERSION")));
+    };
+    if alias.is_empty() || !alias.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        return Err(fail(2, format!("alias `{alias}` may use only letters, digits, `-`, `_` and `.`")));
+    }
+    let caller = std::env::var("USER").unwrap_or_else(|_| "cli".into());
+    let before = home.metadata.set_alias(name, alias, version, None, &caller)?;
+    match before {
+        Some(b) if b != version => eprintln!("{name}@{alias}: {b} → {version}"),
+        Some(_) => eprintln!("{name}@{alias} already points at {version}"),
+        None => eprintln!("{name}@{alias} → {version}"),
+    }
+    Ok(0)
+}
+
+pub fn audit(home: &Home, as_json: bool, limit: usize) -> Result<u8, Failure> {
+    let rows = home.metadata.registry_audit(limit)?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
+        return Ok(0);
+    }
+    if rows.is_empty() {
+        println!("no registry changes yet");
+    }
+    for r in rows {
+        println!(
+            "{}  {}@{}: {} → {}  ({})",
+            r["at"].as_str().unwrap_or_default(),
+            r["model"].as_str().unwrap_or_default(),
+            r["alias"].as_str().unwrap_or_default(),
+            r["from_version"],
+            r["to_version"],
+            r["caller"].as_str().unwrap_or_default()
+        );
+    }
+    Ok(0)
+}

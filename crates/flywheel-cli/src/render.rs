@@ -221,15 +221,16 @@ pub fn models(versions: &[ModelVersion], json: bool) {
         println!("no model versions yet; a pipeline's `push` step registers them");
         return;
     }
-    println!("{:<24}  {:>7}  {:>8}  {:>5}  CREATED", "MODEL", "VERSION", "ARTIFACT", "RUN");
+    println!("{:<24}  {:>7}  {:>8}  {:>5}  {:<24}  ALIASES", "MODEL", "VERSION", "ARTIFACT", "RUN", "CREATED");
     for v in versions {
         println!(
-            "{:<24}  {:>7}  {:>8}  {:>5}  {}",
+            "{:<24}  {:>7}  {:>8}  {:>5}  {:<24}  {}",
             v.model_name,
             v.version,
             v.artifact_id,
             v.run_id.map_or("-".into(), |r| r.to_string()),
-            v.created_at
+            v.created_at,
+            v.aliases.join(", ")
         );
     }
 }

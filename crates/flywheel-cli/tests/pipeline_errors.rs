@@ -122,5 +122,5 @@ fn components_are_listed() {
     assert_eq!(r.code, 0);
     let names: Vec<String> =
         r.json().as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_string()).collect();
-    assert_eq!(names, ["ingest", "statistics", "schema", "validate", "train", "evaluate", "push", "command"]);
+    assert_eq!(names, ["ingest", "statistics", "schema", "validate", "train", "evaluate", "bless", "push", "command"]);
 }

@@ -6,8 +6,10 @@ use crate::model::{load, ml_error, to_frame};
 use crate::slices::{SliceSpec, group};
 use crate::table::{read_table, write_json};
 use flywheel_core::{ArtifactType, Component, ComponentSpec, ExecContext, ExecError, ParamSpec, ParamType, PortSpec};
+use flywheel_ml::Model;
 use flywheel_ml::{Prediction, Task};
 use serde_json::{Value as Json, json};
+use std::path::Path;
 
 pub struct Evaluate;
 
@@ -71,6 +73,104 @@ fn report(
     head
 }
 
+/// Metrics of `model` on the data file at `data`, overall and per slice;
+/// also used by `bless` to score the candidate and the baseline alike.
+pub fn evaluate_model(model: &Model, data: &Path, slices: &[String]) -> Result<(Json, usize), ExecError> {
+    let t = read_table(data, &Default::default())?;
+    let ti = t
+        .column_index(&model.target)
+        .ok_or_else(|| ExecError::failed(format!("the evaluation data has no target column `{}`", model.target)))?;
+    let keep: Vec<bool> = t.str_column(ti).iter().map(Option::is_some).collect();
+    let skipped = keep.iter().filter(|k| !**k).count();
+    let t = if skipped > 0 { t.filter(&keep).map_err(|e| ExecError::failed(e.to_string()))? } else { t };
+    if t.rows() == 0 {
+        return Err(ExecError::failed(format!("no evaluation row has a `{}` value", model.target)));
+    }
+    let inputs: Vec<String> = model.signature.inputs.iter().map(|i| i.name.clone()).collect();
+    for name in &inputs {
+        if t.column_index(name).is_none() {
+            let names = t.column_names();
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            return Err(ExecError::failed(format!(
+                "the model needs column `{name}`, which the evaluation data does not have{}",
+                crate::table::suggest(name, &refs)
+            )));
+        }
+    }
+    let frame = to_frame(&t, &inputs)?;
+    let pred = model.predict(&frame).map_err(ml_error)?;
+    // Slices are checked before any metric is computed.
+    let specs: Vec<SliceSpec> = slices.iter().map(|s| SliceSpec::parse(s)).collect::<Result<_, _>>()?;
+    let keys: Vec<Vec<String>> = specs.iter().map(|s| s.keys(&t)).collect::<Result<_, _>>()?;
+
+    let all: Vec<usize> = (0..t.rows()).collect();
+    let m = match (model.task, &pred) {
+        (Task::Regression, Prediction::Values(pred)) => {
+            let y: Vec<f64> = t.f64_column(ti).into_iter().map(|v| v.unwrap_or(f64::NAN)).collect();
+            let scorer = move |rows: &[usize]| {
+                let ys: Vec<f64> = rows.iter().map(|&i| y[i]).collect();
+                let ps: Vec<f64> = rows.iter().map(|&i| pred[i]).collect();
+                let r = metrics::regression(&ys, &ps);
+                json!({ "rows": rows.len(), "rmse": num(r.rmse), "mae": num(r.mae), "mape": num(r.mape), "r2": num(r.r2) })
+            };
+            report(json!({ "task": "regression" }), &scorer, &all, &specs, &keys)
+        }
+        (Task::Classification, Prediction::Classes { probabilities, labels }) => {
+            let classes = &model.classes;
+            let index: std::collections::HashMap<&str, usize> =
+                classes.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
+            let truth = t.str_column(ti);
+            let unknown: Vec<&String> = truth.iter().flatten().filter(|l| !index.contains_key(l.as_str())).collect();
+            if let Some(u) = unknown.first() {
+                return Err(ExecError::failed(format!(
+                    "{} evaluation rows have a `{}` value the model never saw in training (e.g. `{u}`; classes: {})",
+                    unknown.len(),
+                    model.target,
+                    classes.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+                )));
+            }
+            let y: Vec<usize> = truth.iter().flatten().map(|l| index[l.as_str()]).collect();
+            let k = classes.len();
+            if k == 2 {
+                let p1 = probabilities.column(1);
+                let scorer = |rows: &[usize]| {
+                    let yb: Vec<bool> = rows.iter().map(|&i| y[i] == 1).collect();
+                    let ps: Vec<f64> = rows.iter().map(|&i| p1[i]).collect();
+                    let b = metrics::binary(&yb, &ps);
+                    json!({
+                        "rows": rows.len(), "accuracy": num(b.accuracy), "precision": num(b.precision),
+                        "recall": num(b.recall), "f1": num(b.f1), "roc_auc": num(b.roc_auc), "pr_auc": num(b.pr_auc),
+                        "log_loss": num(b.log_loss), "brier": num(b.brier), "confusion_matrix": b.confusion,
+                        "calibration": b.calibration,
+                    })
+                };
+                report(
+                    json!({ "task": "binary_classification", "positive_class": classes[1] }),
+                    &scorer,
+                    &all,
+                    &specs,
+                    &keys,
+                )
+            } else {
+                let scorer = |rows: &[usize]| {
+                    let ys: Vec<usize> = rows.iter().map(|&i| y[i]).collect();
+                    let ls: Vec<usize> = rows.iter().map(|&i| labels[i]).collect();
+                    let ps: Vec<f64> = rows.iter().flat_map(|&i| probabilities.row(i).iter().copied()).collect();
+                    let mc = metrics::multiclass(&ys, &ls, &ps, k);
+                    json!({
+                        "rows": rows.len(), "accuracy": num(mc.accuracy), "precision_macro": num(mc.precision_macro),
+                        "recall_macro": num(mc.recall_macro), "f1_macro": num(mc.f1_macro),
+                        "log_loss": num(mc.log_loss), "confusion_matrix": mc.confusion,
+                    })
+                };
+                report(json!({ "task": "multiclass_classification", "classes": classes }), &scorer, &all, &specs, &keys)
+            }
+        }
+        _ => return Err(ExecError::failed("the model's predictions do not match its task")),
+    };
+    Ok((m, skipped))
+}
+
 impl Component for Evaluate {
     fn spec(&self) -> &'static ComponentSpec {
         &SPEC
@@ -78,106 +178,7 @@ impl Component for Evaluate {
 
     fn execute(&self, ctx: &ExecContext) -> Result<(), ExecError> {
         let model = load(&ctx.input("model")?.path)?;
-        let t = read_table(&ctx.input("data")?.path, &Default::default())?;
-        let ti = t
-            .column_index(&model.target)
-            .ok_or_else(|| ExecError::failed(format!("the evaluation data has no target column `{}`", model.target)))?;
-        let keep: Vec<bool> = t.str_column(ti).iter().map(Option::is_some).collect();
-        let skipped = keep.iter().filter(|k| !**k).count();
-        let t = if skipped > 0 { t.filter(&keep).map_err(|e| ExecError::failed(e.to_string()))? } else { t };
-        if t.rows() == 0 {
-            return Err(ExecError::failed(format!("no evaluation row has a `{}` value", model.target)));
-        }
-        let inputs: Vec<String> = model.signature.inputs.iter().map(|i| i.name.clone()).collect();
-        for name in &inputs {
-            if t.column_index(name).is_none() {
-                let names = t.column_names();
-                let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-                return Err(ExecError::failed(format!(
-                    "the model needs column `{name}`, which the evaluation data does not have{}",
-                    crate::table::suggest(name, &refs)
-                )));
-            }
-        }
-        let frame = to_frame(&t, &inputs)?;
-        let pred = model.predict(&frame).map_err(ml_error)?;
-        // Slices are checked before any metric is computed.
-        let specs: Vec<SliceSpec> =
-            ctx.list_param("slices").iter().map(|s| SliceSpec::parse(s)).collect::<Result<_, _>>()?;
-        let keys: Vec<Vec<String>> = specs.iter().map(|s| s.keys(&t)).collect::<Result<_, _>>()?;
-
-        let all: Vec<usize> = (0..t.rows()).collect();
-        let mut m = match (model.task, &pred) {
-            (Task::Regression, Prediction::Values(pred)) => {
-                let y: Vec<f64> = t.f64_column(ti).into_iter().map(|v| v.unwrap_or(f64::NAN)).collect();
-                let scorer = move |rows: &[usize]| {
-                    let ys: Vec<f64> = rows.iter().map(|&i| y[i]).collect();
-                    let ps: Vec<f64> = rows.iter().map(|&i| pred[i]).collect();
-                    let r = metrics::regression(&ys, &ps);
-                    json!({ "rows": rows.len(), "rmse": num(r.rmse), "mae": num(r.mae), "mape": num(r.mape), "r2": num(r.r2) })
-                };
-                report(json!({ "task": "regression" }), &scorer, &all, &specs, &keys)
-            }
-            (Task::Classification, Prediction::Classes { probabilities, labels }) => {
-                let classes = &model.classes;
-                let index: std::collections::HashMap<&str, usize> =
-                    classes.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
-                let truth = t.str_column(ti);
-                let unknown: Vec<&String> =
-                    truth.iter().flatten().filter(|l| !index.contains_key(l.as_str())).collect();
-                if let Some(u) = unknown.first() {
-                    return Err(ExecError::failed(format!(
-                        "{} evaluation rows have a `{}` value the model never saw in training (e.g. `{u}`; classes: {})",
-                        unknown.len(),
-                        model.target,
-                        classes.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
-                    )));
-                }
-                let y: Vec<usize> = truth.iter().flatten().map(|l| index[l.as_str()]).collect();
-                let k = classes.len();
-                if k == 2 {
-                    let p1 = probabilities.column(1);
-                    let scorer = |rows: &[usize]| {
-                        let yb: Vec<bool> = rows.iter().map(|&i| y[i] == 1).collect();
-                        let ps: Vec<f64> = rows.iter().map(|&i| p1[i]).collect();
-                        let b = metrics::binary(&yb, &ps);
-                        json!({
-                            "rows": rows.len(), "accuracy": num(b.accuracy), "precision": num(b.precision),
-                            "recall": num(b.recall), "f1": num(b.f1), "roc_auc": num(b.roc_auc), "pr_auc": num(b.pr_auc),
-                            "log_loss": num(b.log_loss), "brier": num(b.brier), "confusion_matrix": b.confusion,
-                            "calibration": b.calibration,
-                        })
-                    };
-                    report(
-                        json!({ "task": "binary_classification", "positive_class": classes[1] }),
-                        &scorer,
-                        &all,
-                        &specs,
-                        &keys,
-                    )
-                } else {
-                    let scorer = |rows: &[usize]| {
-                        let ys: Vec<usize> = rows.iter().map(|&i| y[i]).collect();
-                        let ls: Vec<usize> = rows.iter().map(|&i| labels[i]).collect();
-                        let ps: Vec<f64> = rows.iter().flat_map(|&i| probabilities.row(i).iter().copied()).collect();
-                        let mc = metrics::multiclass(&ys, &ls, &ps, k);
-                        json!({
-                            "rows": rows.len(), "accuracy": num(mc.accuracy), "precision_macro": num(mc.precision_macro),
-                            "recall_macro": num(mc.recall_macro), "f1_macro": num(mc.f1_macro),
-                            "log_loss": num(mc.log_loss), "confusion_matrix": mc.confusion,
-                        })
-                    };
-                    report(
-                        json!({ "task": "multiclass_classification", "classes": classes }),
-                        &scorer,
-                        &all,
-                        &specs,
-                        &keys,
-                    )
-                }
-            }
-            _ => return Err(ExecError::failed("the model's predictions do not match its task")),
-        };
+        let (mut m, skipped) = evaluate_model(&model, &ctx.input("data")?.path, &ctx.list_param("slices"))?;
         for w in m["warnings"].as_array().cloned().unwrap_or_default() {
             ctx.log(format!("warning: {}", w.as_str().unwrap_or_default()));
         }

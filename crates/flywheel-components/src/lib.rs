@@ -3,6 +3,7 @@
 //!
 //! Every built-in is listed in [`builtins`], and only there.
 
+pub mod bless;
 pub mod command;
 pub mod drift;
 pub mod evaluate;
@@ -31,6 +32,7 @@ pub fn builtins() -> ComponentRegistry {
         Arc::new(validate::Validate),
         Arc::new(train::Train),
         Arc::new(evaluate::Evaluate),
+        Arc::new(bless::Bless),
         Arc::new(push::Push),
         Arc::new(command::CommandStep),
     ];

@@ -78,6 +78,8 @@ pub struct RegisteredModel {
 /// metadata store.
 pub trait ModelRegistry: Send + Sync {
     fn register_model(&self, model_name: &str, model: &InputArtifact, run_id: i64) -> Result<RegisteredModel, String>;
+    /// Points `alias` at a version; returns the version it pointed at before.
+    fn set_alias(&self, model_name: &str, alias: &str, version: i64, run_id: i64) -> Result<Option<i64>, String>;
 }
 
 pub struct ExecContext {

@@ -26,6 +26,8 @@ pub enum ArtifactType {
     Metrics,
     /// A record that a model version was registered.
     PushedModel,
+    /// Whether a model passed model validation, check by check (JSON).
+    Blessing,
     /// Any file, e.g. what a `command` step wrote.
     File,
     /// Accepts any artifact type (only valid on inputs).
@@ -33,7 +35,7 @@ pub enum ArtifactType {
 }
 
 impl ArtifactType {
-    pub const NAMED: [ArtifactType; 8] = [
+    pub const NAMED: [ArtifactType; 9] = [
         ArtifactType::Dataset,
         ArtifactType::Statistics,
         ArtifactType::Schema,
@@ -41,6 +43,7 @@ impl ArtifactType {
         ArtifactType::Model,
         ArtifactType::Metrics,
         ArtifactType::PushedModel,
+        ArtifactType::Blessing,
         ArtifactType::File,
     ];
 
@@ -53,6 +56,7 @@ impl ArtifactType {
             ArtifactType::Model => "model",
             ArtifactType::Metrics => "metrics",
             ArtifactType::PushedModel => "pushed_model",
+            ArtifactType::Blessing => "blessing",
             ArtifactType::File => "file",
             ArtifactType::Any => "any",
         }

@@ -478,26 +478,142 @@ impl MetadataStore {
     /// the latest version of `model_name` registered before run `before_run`
     /// (e.g. the production model's training data; a run never resolves to
     /// what it registers itself); `None` while nothing is registered.
+    /// Points `alias` of `model_name` at `version` (which must exist) and
+    /// records the move in the audit log; returns the version it pointed
+    /// at before, if any. One transaction.
+    pub fn set_alias(
+        &self,
+        model_name: &str,
+        alias: &str,
+        version: i64,
+        run_id: Option<i64>,
+        caller: &str,
+    ) -> Result<Option<i64>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let exists: Option<i64> = tx
+            .query_row(
+                "SELECT id FROM model_versions WHERE model_name = ?1 AND version = ?2",
+                params![model_name, version],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if exists.is_none() {
+            return Err(MetadataError::NoModelVersion(format!("{model_name}@{version}")));
+        }
+        let before: Option<i64> = tx
+            .query_row(
+                "SELECT version FROM model_aliases WHERE model_name = ?1 AND alias = ?2",
+                params![model_name, alias],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let now = flywheel_core::now_rfc3339();
+        tx.execute(
+            "INSERT INTO model_aliases (model_name, alias, version, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (model_name, alias) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at",
+            params![model_name, alias, version, now],
+        )?;
+        tx.execute(
+            "INSERT INTO registry_audit (model_name, action, alias, from_version, to_version, run_id, caller, at)
+             VALUES (?1, 'set_alias', ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![model_name, alias, before, version, run_id, caller, now],
+        )?;
+        tx.commit()?;
+        Ok(before)
+    }
+
+    /// The version `alias` points at, if any.
+    pub fn aliased_version(&self, model_name: &str, alias: &str) -> Result<Option<ModelVersion>> {
+        let conn = self.conn();
+        let id: Option<i64> = conn
+            .query_row(
+                "SELECT mv.id FROM model_aliases a JOIN model_versions mv
+                   ON mv.model_name = a.model_name AND mv.version = a.version
+                 WHERE a.model_name = ?1 AND a.alias = ?2",
+                params![model_name, alias],
+                |r| r.get(0),
+            )
+            .optional()?;
+        id.map(|id| model_version_by_id(&conn, id)).transpose()
+    }
+
+    /// The registry's audit log, newest first: (model, action, alias, from, to, run, caller, at).
+    pub fn registry_audit(&self, limit: usize) -> Result<Vec<Json>> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT model_name, action, alias, from_version, to_version, run_id, caller, at
+             FROM registry_audit ORDER BY id DESC LIMIT ?1",
+        )?;
+        let rows = st
+            .query_map([limit as i64], |r| {
+                Ok(serde_json::json!({
+                    "model": r.get::<_, String>(0)?, "action": r.get::<_, String>(1)?,
+                    "alias": r.get::<_, Option<String>>(2)?, "from_version": r.get::<_, Option<i64>>(3)?,
+                    "to_version": r.get::<_, Option<i64>>(4)?, "run": r.get::<_, Option<i64>>(5)?,
+                    "caller": r.get::<_, String>(6)?, "at": r.get::<_, String>(7)?,
+                }))
+            })?
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// What `@model:NAME[@ALIAS][/INPUT]` names: the model artifact of the
+    /// version `ALIAS` points at (or of the latest version registered
+    /// before `before_run`), or, with `/INPUT`, the artifact that fed input
+    /// `INPUT` of the step that produced it.
+    pub fn resolve_model_ref(
+        &self,
+        model_name: &str,
+        alias: Option<&str>,
+        input: Option<&str>,
+        before_run: i64,
+    ) -> Result<Option<ArtifactRecord>> {
+        let version = match alias {
+            Some(a) => self.aliased_version(model_name, a)?,
+            None => {
+                let conn = self.conn();
+                let id: Option<i64> = conn
+                    .query_row(
+                        "SELECT id FROM model_versions WHERE model_name = ?1 AND (run_id IS NULL OR run_id < ?2)
+                         ORDER BY version DESC LIMIT 1",
+                        params![model_name, before_run],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                drop(conn);
+                id.map(|id| model_version_by_id(&self.conn(), id)).transpose()?
+            }
+        };
+        let Some(mv) = version else { return Ok(None) };
+        let conn = self.conn();
+        match input {
+            None => Ok(Some(artifact_by_id(&conn, mv.artifact_id)?)),
+            Some(input) => {
+                let id: Option<i64> = conn
+                    .query_row(
+                        "SELECT e_in.artifact_id FROM events e_out
+                         JOIN events e_in ON e_in.execution_id = e_out.execution_id AND e_in.kind = 'input' AND e_in.name = ?2
+                         WHERE e_out.artifact_id = ?1 AND e_out.kind = 'output'
+                         ORDER BY e_out.execution_id ASC LIMIT 1",
+                        params![mv.artifact_id, input],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                id.map(|id| artifact_by_id(&conn, id)).transpose()
+            }
+        }
+    }
+
+    /// `@model:NAME/INPUT`: the input `INPUT` of the latest version
+    /// registered before `before_run`.
     pub fn resolve_model_input(
         &self,
         model_name: &str,
         input: &str,
         before_run: i64,
     ) -> Result<Option<ArtifactRecord>> {
-        let conn = self.conn();
-        let id: Option<i64> = conn
-            .query_row(
-                "SELECT e_in.artifact_id
-                 FROM model_versions mv
-                 JOIN events e_out ON e_out.artifact_id = mv.artifact_id AND e_out.kind = 'output'
-                 JOIN events e_in ON e_in.execution_id = e_out.execution_id AND e_in.kind = 'input' AND e_in.name = ?2
-                 WHERE mv.model_name = ?1 AND (mv.run_id IS NULL OR mv.run_id < ?3)
-                 ORDER BY mv.version DESC, e_out.execution_id ASC LIMIT 1",
-                params![model_name, input, before_run],
-                |r| r.get(0),
-            )
-            .optional()?;
-        id.map(|id| artifact_by_id(&conn, id)).transpose()
+        self.resolve_model_ref(model_name, None, Some(input), before_run)
     }
 
     /// Everything upstream and downstream of an artifact: the executions that
@@ -575,7 +691,7 @@ fn artifact_by_id(conn: &Connection, id: i64) -> Result<ArtifactRecord> {
 }
 
 fn model_version_by_id(conn: &Connection, id: i64) -> Result<ModelVersion> {
-    Ok(conn.query_row(
+    let mut mv = conn.query_row(
         "SELECT id, model_name, version, artifact_id, run_id, created_at FROM model_versions WHERE id = ?1",
         [id],
         |r| {
@@ -586,9 +702,15 @@ fn model_version_by_id(conn: &Connection, id: i64) -> Result<ModelVersion> {
                 artifact_id: r.get(3)?,
                 run_id: r.get(4)?,
                 created_at: r.get(5)?,
+                aliases: Vec::new(),
             })
         },
-    )?)
+    )?;
+    let mut st =
+        conn.prepare("SELECT alias FROM model_aliases WHERE model_name = ?1 AND version = ?2 ORDER BY alias")?;
+    mv.aliases =
+        st.query_map(params![mv.model_name, mv.version], |r| r.get(0))?.collect::<std::result::Result<_, _>>()?;
+    Ok(mv)
 }
 
 fn events_of(conn: &Connection, execution_id: i64, kind: &str) -> Result<Vec<(String, ArtifactRecord)>> {

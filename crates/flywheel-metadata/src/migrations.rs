@@ -95,4 +95,27 @@ CREATE TABLE signals (
 CREATE INDEX signals_kind ON signals(kind, id);
 "#,
     ),
+    (
+        3,
+        r#"
+CREATE TABLE model_aliases (
+    model_name TEXT NOT NULL,
+    alias      TEXT NOT NULL,
+    version    INTEGER NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (model_name, alias)
+);
+CREATE TABLE registry_audit (
+    id           INTEGER PRIMARY KEY,
+    model_name   TEXT NOT NULL,
+    action       TEXT NOT NULL,
+    alias        TEXT,
+    from_version INTEGER,
+    to_version   INTEGER,
+    run_id       INTEGER REFERENCES runs(id),
+    caller       TEXT NOT NULL,
+    at           TEXT NOT NULL
+);
+"#,
+    ),
 ];

@@ -240,6 +240,8 @@ pub struct ModelVersion {
     pub artifact_id: i64,
     pub run_id: Option<i64>,
     pub created_at: String,
+    /// Aliases (`production`, `staging`, …) that point at this version.
+    pub aliases: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

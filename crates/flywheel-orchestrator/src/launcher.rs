@@ -81,6 +81,18 @@ impl ModelRegistry for Registry {
             self.metadata.register_model_version(model_name, artifact.id, Some(run_id)).map_err(|e| e.to_string())?;
         Ok(RegisteredModel { name: mv.model_name, version: mv.version, created })
     }
+
+    fn set_alias(
+        &self,
+        model_name: &str,
+        alias: &str,
+        version: i64,
+        run_id: i64,
+    ) -> std::result::Result<Option<i64>, String> {
+        self.metadata
+            .set_alias(model_name, alias, version, Some(run_id), &format!("run {run_id}"))
+            .map_err(|e| e.to_string())
+    }
 }
 
 pub async fn run_step(home: &Home, mut job: StepJob, observer: &dyn Observer) -> Result<(StepOutcome, StepOutputs)> {
@@ -90,14 +102,22 @@ pub async fn run_step(home: &Home, mut job: StepJob, observer: &dyn Observer) ->
     // digests are part of the cache key like any other input's.
     let mut unresolved = Vec::new();
     for (port, (r, optional)) in &job.step.resolved_inputs {
-        match meta.resolve_model_input(&r.model, &r.input, job.run_id)? {
+        match meta.resolve_model_ref(&r.model, r.alias.as_deref(), r.input.as_deref(), job.run_id)? {
             Some(a) => {
                 job.inputs.insert(port.clone(), a);
             }
             None if *optional => {}
             None => unresolved.push(format!(
-                "input `{port}` = \"@model:{}/{}\" found nothing: no version of model `{}` was registered before this run (or it has no input `{}`)",
-                r.model, r.input, r.model, r.input
+                "input `{port}` = \"{r}\" found nothing: {}",
+                match (&r.alias, &r.input) {
+                    (Some(a), _) =>
+                        format!("no version of model `{}` has the alias `{a}` (or it has no such input)", r.model),
+                    (None, Some(i)) => format!(
+                        "no version of model `{}` was registered before this run (or it has no input `{i}`)",
+                        r.model
+                    ),
+                    (None, None) => format!("no version of model `{}` was registered before this run", r.model),
+                }
             )),
         }
     }

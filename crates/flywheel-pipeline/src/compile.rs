@@ -24,20 +24,49 @@ pub struct InputRef {
     pub step_index: usize,
 }
 
-/// `@model:NAME/INPUT`: the artifact that fed input `INPUT` of the step
-/// that produced the latest registered version of model `NAME` — e.g. the
-/// data the production model was trained on.
+/// `@model:NAME[@ALIAS][/INPUT]`, resolved when the step runs: the model
+/// artifact of the version `ALIAS` points at (e.g. `production`), or of
+/// the latest version registered before the run; with `/INPUT`, the
+/// artifact that fed input `INPUT` of the step that produced that model —
+/// e.g. `@model:bikes@production/data`, the data the production model was
+/// trained on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelInputRef {
     pub model: String,
-    pub input: String,
+    pub alias: Option<String>,
+    pub input: Option<String>,
 }
 
 impl ModelInputRef {
     pub fn parse(s: &str) -> Option<ModelInputRef> {
         let rest = s.strip_prefix("@model:")?;
-        let (model, input) = rest.split_once('/')?;
-        (!model.is_empty() && !input.is_empty()).then(|| ModelInputRef { model: model.into(), input: input.into() })
+        let (head, input) = match rest.split_once('/') {
+            Some((h, i)) => (h, Some(i)),
+            None => (rest, None),
+        };
+        let (model, alias) = match head.split_once('@') {
+            Some((m, a)) => (m, Some(a)),
+            None => (head, None),
+        };
+        let ok = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        (ok(model) && alias.is_none_or(ok) && input.is_none_or(ok)).then(|| ModelInputRef {
+            model: model.into(),
+            alias: alias.map(str::to_string),
+            input: input.map(str::to_string),
+        })
+    }
+}
+
+impl std::fmt::Display for ModelInputRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "@model:{}", self.model)?;
+        if let Some(a) = &self.alias {
+            write!(f, "@{a}")?;
+        }
+        if let Some(i) = &self.input {
+            write!(f, "/{i}")?;
+        }
+        Ok(())
     }
 }
 
@@ -463,7 +492,7 @@ impl Compiler<'_> {
                     None => self.err(
                         format!("input `{}` = \"{}\" is not a resolvable reference", port.value, reference.value),
                         &reference.span,
-                        Some("write `@model:MODEL/INPUT`, e.g. \"@model:bike-sharing/data\" for the data the latest registered version was trained on".into()),
+                        Some("write `@model:MODEL[@ALIAS][/INPUT]`, e.g. \"@model:bike-sharing@production\" for the production model, or \"@model:bike-sharing@production/data\" for the data it was trained on".into()),
                     ),
                 }
                 continue;
