@@ -4,33 +4,48 @@ mod common;
 use common::*;
 
 #[test]
-fn quickstart_runs_the_bike_example_then_reruns_fully_cached() {
+fn quickstart_runs_the_bike_example_then_reruns_from_the_cache() {
     let env = Env::new();
     let r = env.run(&["quickstart", "--json"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let o = r.json();
     assert_eq!(o["status"], "succeeded");
     let names: Vec<&str> = o["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
-    assert_eq!(names, ["ingest", "statistics", "schema", "validate", "train", "evaluate", "push"]);
+    assert_eq!(names, ["ingest", "statistics", "schema", "validate", "train", "evaluate", "bless", "push"]);
     assert!(o["steps"].as_array().unwrap().iter().all(|s| s["cache_hit"] == false));
     let metrics = &step(&o, "evaluate")["summary"]["metrics"];
-    // Linear regression on hour, season, weather…: R² well above a constant model.
-    assert!(metrics["r2"].as_f64().unwrap() > 0.6, "{metrics}");
+    // Boosted trees on calendar features and weather, evaluated on the last
+    // five months: R² well above a constant model.
+    assert!(metrics["r2"].as_f64().unwrap() > 0.8, "{metrics}");
+    // The first model has no production model to beat: blessed on its bounds.
+    let b = &step(&o, "bless")["summary"]["blessing"];
+    assert_eq!((b["blessed"].as_bool(), b["baseline"].as_bool()), (Some(true), Some(false)), "{b}");
+    assert_eq!(step(&o, "push")["summary"]["alias"], "production");
     assert_eq!(
         metrics["rows"].as_u64().unwrap() + step(&o, "ingest")["summary"]["rows"]["train"].as_u64().unwrap(),
         17_379
     );
     assert_eq!(step(&o, "push")["summary"]["model_version"], "bike-sharing@1");
 
+    // Everything up to evaluation comes from the cache; `bless` runs again,
+    // because now there is a production model to compare with (itself).
     let again = env.run(&["quickstart", "--json"]).json();
     assert_eq!(again["status"], "succeeded");
-    assert!(again["steps"].as_array().unwrap().iter().all(|s| s["cache_hit"] == true), "{again:#}");
+    for s in again["steps"].as_array().unwrap() {
+        let rerun = s["step"] == "bless" || s["step"] == "push";
+        assert_eq!(s["cache_hit"] == true, !rerun, "{s:#}");
+    }
+    assert_eq!(step(&again, "bless")["summary"]["blessing"]["baseline"], true);
     // A cache hit reports the same results and does not register a new version.
     assert_eq!(step(&again, "evaluate")["summary"], step(&o, "evaluate")["summary"]);
     assert_eq!(step(&again, "push")["summary"]["model_version"], "bike-sharing@1");
 
+    // The baseline is now the same each time: the third run is all cached.
+    let third = env.run(&["quickstart", "--json"]).json();
+    assert!(third["steps"].as_array().unwrap().iter().all(|s| s["cache_hit"] == true), "{third:#}");
+
     let runs = env.runs();
-    assert_eq!(runs.as_array().unwrap().len(), 2);
+    assert_eq!(runs.as_array().unwrap().len(), 3);
     assert_eq!(runs[0]["trigger"], "quickstart");
 
     // Lineage of the model version reaches back to the ingested data and
