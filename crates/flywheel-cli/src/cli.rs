@@ -111,7 +111,7 @@ pub enum ModelsCommand {
     /// Copy a registered model version out of the store, stamped with its
     /// name, version and training run.
     Export {
-        /// `name` (latest version) or `name@version`
+        /// `name` (latest version), `name@version` or `name@alias`
         model: String,
         /// Where to write the model file
         #[arg(short, long)]

@@ -88,8 +88,18 @@ pub fn inspect(path: &Path, as_json: bool) -> Result<u8, Failure> {
 }
 
 pub fn export(home: &Home, reference: &str, output: &Path) -> Result<u8, Failure> {
-    let (name, version) = parse_model_ref(reference)?;
-    let mv = home.metadata.model_version(name, version)?;
+    // `name@3`, `name` (latest) or `name@production` (an alias).
+    let mv = match reference.split_once('@') {
+        Some((name, alias)) if alias.parse::<i64>().is_err() => home
+            .metadata
+            .aliased_version(name, alias)?
+            .ok_or_else(|| fail(2, format!("model `{name}` has no alias `{alias}` (`flywheel models` lists them)")))?,
+        _ => {
+            let (name, version) = parse_model_ref(reference)?;
+            home.metadata.model_version(name, version)?
+        }
+    };
+    let name = mv.model_name.as_str();
     let artifact = home.metadata.artifact(mv.artifact_id)?;
     let rt = crate::runtime()?;
     let path = rt

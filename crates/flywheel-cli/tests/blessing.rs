@@ -87,6 +87,10 @@ fn the_first_model_is_blessed_a_worse_one_is_refused_and_production_stays() {
     assert_eq!(audit.as_array().unwrap().len(), 1);
     assert_eq!(audit[0]["to_version"], 1);
     assert_eq!(audit[0]["caller"], "run 1");
+    let r = env.run(&["models", "export", "clf@production", "-o", "prod.json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(env.run(&["models", "inspect", "prod.json", "--json"]).json()["metadata"]["registry"]["version"], 1);
+    assert_eq!(env.run(&["models", "export", "clf@staging", "-o", "x.json"]).code, 2);
 }
 
 #[test]
