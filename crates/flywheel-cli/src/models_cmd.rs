@@ -19,6 +19,11 @@ fn estimator_summary(e: &Estimator) -> Json {
             json!({ "type": "linear", "algorithm": algorithm, "weights": weights.len() })
         }
         Estimator::Logistic { coef, .. } => json!({ "type": "logistic", "coefficient_rows": coef.len() }),
+        Estimator::Forest { algorithm, forest } => json!({
+            "type": algorithm,
+            "trees": forest.trees.len(),
+            "leaves": forest.trees.iter().map(|t| t.leaves()).sum::<usize>(),
+        }),
         Estimator::Gbt(g) => json!({
             "type": "gbt",
             "loss": g.loss,

@@ -114,6 +114,10 @@ fn training_errors_name_the_column_and_what_to_do() {
         ("target = \"lable\"", "target `lable` is not a column of the training data; did you mean `label`?"),
         ("target = \"label\", model = \"linear\"", "linear regression needs a numeric target"),
         (
+            "target = \"group\", model = \"forest\"",
+            "model = \"forest\" classifies two classes here, and `group` has 3; use model = \"gbt\" or \"logistic\" for more",
+        ),
+        (
             "target = \"label\", transform = { x = \"standardise\" }",
             "transform of `x` (\"standardise\"): unknown step `standardise`; did you mean `standardize`?",
         ),
@@ -199,9 +203,13 @@ fn gradient_boosting_learns_an_interaction_a_linear_model_cannot() {
     };
     let linear = accuracy("target = \"label\", drop = [\"day\"], model = \"logistic\"");
     let boosted = accuracy("target = \"label\", drop = [\"day\"], model = \"gbt\", seed = 3");
+    let tree = accuracy("target = \"label\", drop = [\"day\"], model = \"tree\", min_samples_leaf = 5");
+    let forest = accuracy("target = \"label\", drop = [\"day\"], model = \"forest\", n_estimators = 30, seed = 2");
     assert!(linear < 0.7, "logistic {linear}");
     assert!(boosted > 0.95, "gbt {boosted}");
-    let r = env.run(&["models", "export", "clf", "-o", "gbt.json"]);
+    assert!(tree > 0.95, "tree {tree}");
+    assert!(forest > 0.95, "forest {forest}");
+    let r = env.run(&["models", "export", "clf@2", "-o", "gbt.json"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let m = env.run(&["models", "inspect", "gbt.json", "--json"]).json();
     assert_eq!(m["estimator"]["type"], "gbt");

@@ -8,6 +8,7 @@ use crate::model::{ml_error, save, to_frame};
 use crate::table::{Table, is_numeric, read_table, suggest};
 use flywheel_core::{ArtifactType, Component, ComponentSpec, ExecContext, ExecError, ParamSpec, ParamType, PortSpec};
 use flywheel_ml::model::Estimator;
+use flywheel_ml::tree::forest;
 use flywheel_ml::tree::gbt::{self, Loss};
 use flywheel_ml::{Column, Model, Task, linear, optimize, transform};
 use serde_json::json;
@@ -22,9 +23,9 @@ pub static SPEC: ComponentSpec = ComponentSpec {
         ParamSpec { name: "target", ty: ParamType::String, required: true, doc: "the column to predict" },
         ParamSpec {
             name: "model",
-            ty: ParamType::Enum(&["auto", "linear", "ridge", "lasso", "logistic", "gbt"]),
+            ty: ParamType::Enum(&["auto", "linear", "ridge", "lasso", "logistic", "gbt", "tree", "forest"]),
             required: false,
-            doc: "model family: linear, ridge, lasso (regression), logistic (classification), gbt (histogram gradient boosting, both; default auto: logistic for a text, boolean or two-valued target, linear otherwise)",
+            doc: "model family: linear, ridge, lasso (regression), logistic (classification), gbt (histogram gradient boosting), tree (a decision tree), forest (a random forest); tree and forest do regression and binary classification (default auto: logistic for a text, boolean or two-valued target, linear otherwise)",
         },
         ParamSpec {
             name: "features",
@@ -81,12 +82,24 @@ pub static SPEC: ComponentSpec = ComponentSpec {
             required: false,
             doc: "gbt: leaves per tree (default 31)",
         },
-        ParamSpec { name: "max_depth", ty: ParamType::Int, required: false, doc: "gbt: depth limit (default none)" },
+        ParamSpec {
+            name: "max_depth",
+            ty: ParamType::Int,
+            required: false,
+            doc: "gbt, tree, forest: depth limit (default none)",
+        },
         ParamSpec {
             name: "min_samples_leaf",
             ty: ParamType::Int,
             required: false,
-            doc: "gbt: rows per leaf at least (default 20)",
+            doc: "gbt, tree, forest: rows per leaf at least (default 20 for gbt, 1 for tree and forest)",
+        },
+        ParamSpec { name: "n_estimators", ty: ParamType::Int, required: false, doc: "forest: trees (default 100)" },
+        ParamSpec {
+            name: "max_features",
+            ty: ParamType::Int,
+            required: false,
+            doc: "forest: features drawn per split (default √features for classification, all for regression)",
         },
         ParamSpec {
             name: "l2_regularization",
@@ -202,9 +215,15 @@ impl Component for Train {
         };
         let task = match algorithm {
             "logistic" => Task::Classification,
-            "gbt" if classes.len() <= 2 || !target_numeric => Task::Classification,
+            "gbt" | "tree" | "forest" if classes.len() <= 2 || !target_numeric => Task::Classification,
             _ => Task::Regression,
         };
+        if matches!(algorithm, "tree" | "forest") && task == Task::Classification && classes.len() > 2 {
+            return Err(ExecError::failed(format!(
+                "model = \"{algorithm}\" classifies two classes here, and `{target}` has {}; use model = \"gbt\" or \"logistic\" for more",
+                classes.len()
+            )));
+        }
         if task == Task::Regression && !target_numeric {
             return Err(ExecError::failed(format!(
                 "{algorithm} regression needs a numeric target; `{target}` is text (use model = \"logistic\")"
@@ -241,7 +260,11 @@ impl Component for Train {
             ctx.log(format!("warning: {w}"));
             warnings.push(w);
         }
-        let defaults = if algorithm == "gbt" { transform::TREE_DEFAULTS } else { transform::LINEAR_DEFAULTS };
+        let defaults = if matches!(algorithm, "gbt" | "tree" | "forest") {
+            transform::TREE_DEFAULTS
+        } else {
+            transform::LINEAR_DEFAULTS
+        };
         let fitted = transform::fit(&frame, &names, &ctx.map_param("transform"), defaults).map_err(ml_error)?;
         let x = fitted.apply(&frame).map_err(ml_error)?;
         let feature_names = fitted.feature_names();
@@ -260,7 +283,44 @@ impl Component for Train {
             .iter()
             .map(|&n| if balanced { y_class.len() as f64 / (classes.len() as f64 * n as f64) } else { 1.0 })
             .collect();
+        let positive = |name: &str, default: usize| -> Result<usize, ExecError> {
+            match ctx.i64_param(name) {
+                None => Ok(default),
+                Some(v) if v >= 1 => Ok(v as usize),
+                Some(v) => Err(ExecError::failed(format!("`{name}` must be at least 1, not {v}"))),
+            }
+        };
         let (estimator, settings) = match algorithm {
+            "tree" | "forest" => {
+                let d = if algorithm == "tree" { forest::Params::tree() } else { forest::Params::forest() };
+                let p = forest::Params {
+                    trees: if algorithm == "tree" { 1 } else { positive("n_estimators", d.trees)? },
+                    max_depth: ctx.param("max_depth").map(|_| positive("max_depth", 1)).transpose()?,
+                    min_samples_leaf: positive("min_samples_leaf", d.min_samples_leaf)?,
+                    max_features: if algorithm == "tree" {
+                        d.max_features
+                    } else {
+                        ctx.param("max_features").map(|_| positive("max_features", 1)).transpose()?
+                    },
+                    seed: ctx.i64_param("seed").unwrap_or(0) as u64,
+                    ..d
+                };
+                let (y, sw): (Vec<f64>, Vec<f64>) = match task {
+                    Task::Regression => {
+                        (t.f64_column(ti).into_iter().map(|v| v.unwrap_or(f64::NAN)).collect(), vec![1.0; x.rows])
+                    }
+                    Task::Classification => {
+                        (y_class.iter().map(|&c| c as f64).collect(), y_class.iter().map(|&c| class_w[c]).collect())
+                    }
+                };
+                let f = forest::fit(&x, &y, task == Task::Classification, &sw, &p).map_err(ml_error)?;
+                ctx.log(format!(
+                    "{} trees, {} leaves",
+                    f.trees.len(),
+                    f.trees.iter().map(|t| t.leaves()).sum::<usize>()
+                ));
+                (Estimator::Forest { algorithm: algorithm.into(), forest: f }, json!({ "params": p }))
+            }
             "gbt" => {
                 let (y, loss, sw): (Vec<f64>, Loss, Vec<f64>) = match task {
                     Task::Regression => (
@@ -275,13 +335,6 @@ impl Component for Train {
                     ),
                 };
                 let d = gbt::Params::default();
-                let positive = |name: &str, default: usize| -> Result<usize, ExecError> {
-                    match ctx.i64_param(name) {
-                        None => Ok(default),
-                        Some(v) if v >= 1 => Ok(v as usize),
-                        Some(v) => Err(ExecError::failed(format!("`{name}` must be at least 1, not {v}"))),
-                    }
-                };
                 let p = gbt::Params {
                     learning_rate: ctx.f64_param("learning_rate").unwrap_or(d.learning_rate),
                     max_iterations: positive("max_iterations", d.max_iterations)?,

@@ -49,6 +49,9 @@ pub enum Estimator {
     /// Gradient-boosted trees: raw scores, then identity (regression),
     /// sigmoid (binary) or softmax (multiclass).
     Gbt(crate::tree::gbt::Gbt),
+    /// A decision tree or a random forest (`algorithm`): the mean of the
+    /// trees' leaves, a value or P(classes[1]).
+    Forest { algorithm: String, forest: crate::tree::forest::Forest },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -160,6 +163,15 @@ impl Model {
                 }
                 g.check(width).map_err(|e| MlError::Format(format!("the model is inconsistent: {e}")))?;
             }
+            (Estimator::Forest { forest, .. }, task) => {
+                if task == Task::Classification && self.classes.len() != 2 {
+                    return bad(format!(
+                        "a tree model here is binary, but the model has {} classes",
+                        self.classes.len()
+                    ));
+                }
+                forest.check(width).map_err(|e| MlError::Format(format!("the model is inconsistent: {e}")))?;
+            }
             (e, t) => return bad(format!("a {} estimator for a {t:?} task", estimator_name(e))),
         }
         let inputs: Vec<(String, ColumnKind)> =
@@ -197,6 +209,17 @@ impl Model {
         match &self.estimator {
             Estimator::Linear { weights, intercept, .. } => {
                 Prediction::Values((0..x.rows).map(|i| dot(x.row(i), weights) + intercept).collect())
+            }
+            Estimator::Forest { forest, .. } => {
+                let v = forest.predict(x);
+                match self.task {
+                    Task::Regression => Prediction::Values(v),
+                    Task::Classification => {
+                        let p = Matrix { rows: x.rows, cols: 2, data: v.iter().flat_map(|q| [1.0 - q, *q]).collect() };
+                        let labels = argmax_rows(&p);
+                        Prediction::Classes { probabilities: p, labels }
+                    }
+                }
             }
             Estimator::Gbt(g) => {
                 let raw = g.raw(x);
@@ -266,6 +289,7 @@ fn estimator_name(e: &Estimator) -> &'static str {
         Estimator::Linear { .. } => "linear",
         Estimator::Logistic { .. } => "logistic",
         Estimator::Gbt(_) => "gradient boosting",
+        Estimator::Forest { .. } => "tree",
     }
 }
 

@@ -263,6 +263,8 @@ pub fn fit(x: &Matrix, y: &[f64], loss: Loss, sample_weight: &[f64], p: &Params)
         min_samples_leaf: p.min_samples_leaf,
         l2: p.l2,
         shrinkage: p.learning_rate,
+        max_features: None,
+        seed: p.seed,
     };
     let mut g = vec![0.0; n];
     let mut h = vec![0.0; n];

@@ -10,11 +10,16 @@ use std::collections::BinaryHeap;
 
 #[derive(Debug, Clone, Copy)]
 pub struct GrowParams {
+    /// `usize::MAX`: grow until leaves are pure or too small (then nodes
+    /// are split depth first, which keeps few histograms alive).
     pub max_leaf_nodes: usize,
     pub max_depth: Option<usize>,
     pub min_samples_leaf: usize,
     pub l2: f64,
     pub shrinkage: f64,
+    /// Features drawn at random for each split (random forests); `None`: all.
+    pub max_features: Option<usize>,
+    pub seed: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -111,11 +116,31 @@ fn build_histogram(binned: &Binned, rows: &[u32], g: &[f64], h: &[f64], hist: &m
     });
 }
 
-fn best_split(hist: &[Bin], total: Bin, binner: &Binner, p: &GrowParams) -> Option<Split> {
+/// The features a split may use: all, or `k` drawn without replacement.
+fn draw_features(features: usize, k: Option<usize>, rng: &mut u64) -> Option<Vec<bool>> {
+    let k = k.filter(|&k| k < features)?;
+    let mut idx: Vec<usize> = (0..features).collect();
+    let mut mask = vec![false; features];
+    for i in 0..k {
+        *rng ^= *rng << 13;
+        *rng ^= *rng >> 7;
+        *rng ^= *rng << 17;
+        let j = i + (*rng % (features - i) as u64) as usize;
+        idx.swap(i, j);
+        mask[idx[i]] = true;
+    }
+    Some(mask)
+}
+
+fn best_split(hist: &[Bin], total: Bin, binner: &Binner, p: &GrowParams, rng: &mut u64) -> Option<Split> {
     let parent = score(total.g, total.h, p.l2);
     let min_n = p.min_samples_leaf as u32;
     let mut best: Option<Split> = None;
+    let allowed = draw_features(hist.len() / BINS, p.max_features, rng);
     for (j, fh) in hist.chunks(BINS).enumerate() {
+        if allowed.as_ref().is_some_and(|a| !a[j]) {
+            continue;
+        }
         let nb = binner.bins(j);
         let missing = fh[MISSING_BIN as usize];
         let mut acc = Bin::default();
@@ -175,17 +200,26 @@ pub fn grow(
     let mut nodes = vec![Node::leaf(0.0)];
     let mut leaves = vec![Leaf { node: 0, start: 0, end: rows.len(), depth: 0, hist, total, split: None }];
     let splittable = |l: &Leaf| p.max_depth.is_none_or(|d| l.depth < d) && l.total.n >= 2 * p.min_samples_leaf as u32;
+    let mut rng = p.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
     if splittable(&leaves[0]) {
-        leaves[0].split = best_split(&leaves[0].hist, total, binner, p);
+        leaves[0].split = best_split(&leaves[0].hist, total, binner, p, &mut rng);
     }
+    // Best gain first when the leaves are limited; depth first otherwise.
+    let depth_first = p.max_leaf_nodes == usize::MAX;
     let mut heap = BinaryHeap::new();
+    let mut stack: Vec<usize> = Vec::new();
     if let Some(s) = leaves[0].split {
-        heap.push(Candidate { gain: s.gain, leaf: 0 });
+        if depth_first {
+            stack.push(0);
+        } else {
+            heap.push(Candidate { gain: s.gain, leaf: 0 });
+        }
     }
     let mut count = 1;
     let mut scratch: Vec<u32> = Vec::new();
     while count < p.max_leaf_nodes {
-        let Some(Candidate { leaf: li, .. }) = heap.pop() else { break };
+        let next = if depth_first { stack.pop() } else { heap.pop().map(|c| c.leaf) };
+        let Some(li) = next else { break };
         let Some(split) = leaves[li].split else { continue };
         let (start, end, depth, node) = (leaves[li].start, leaves[li].end, leaves[li].depth, leaves[li].node);
         // Partition the rows, keeping each side in ascending order so that
@@ -245,10 +279,14 @@ pub fn grow(
             let mut leaf =
                 Leaf { node, start: range.start, end: range.end, depth: depth + 1, hist, total, split: None };
             if splittable(&leaf) {
-                leaf.split = best_split(&leaf.hist, total, binner, p);
+                leaf.split = best_split(&leaf.hist, total, binner, p, &mut rng);
             }
             if let Some(s) = leaf.split {
-                heap.push(Candidate { gain: s.gain, leaf: leaves.len() });
+                if depth_first {
+                    stack.push(leaves.len());
+                } else {
+                    heap.push(Candidate { gain: s.gain, leaf: leaves.len() });
+                }
             } else {
                 leaf.hist = Vec::new();
             }

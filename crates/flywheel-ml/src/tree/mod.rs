@@ -3,6 +3,7 @@
 //! read from ONNX files.
 
 pub mod binning;
+pub mod forest;
 pub mod gbt;
 mod grow;
 

@@ -1,0 +1,180 @@
+//! Decision trees and random forests on the same histogram grower as the
+//! boosting: a regression tree is grown on gradients −y with unit
+//! hessians, so that each split maximizes the variance reduction (for a
+//! 0/1 target, the Gini decrease) and each leaf holds the (weighted) mean
+//! of its rows: the value, or P(positive class). A forest averages
+//! fully grown trees on bootstrap samples with √features (classification)
+//! or all features (regression) drawn at each split, as scikit-learn's
+//! defaults. Multiclass targets are not supported here yet.
+
+use super::Tree;
+use super::binning::Binner;
+use super::grow::{GrowParams, grow};
+use crate::MlError;
+use crate::transform::Matrix;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Params {
+    pub trees: usize,
+    pub bootstrap: bool,
+    pub max_depth: Option<usize>,
+    pub min_samples_leaf: usize,
+    /// Features drawn per split; `None`: √features for classification,
+    /// all for regression.
+    pub max_features: Option<usize>,
+    pub seed: u64,
+}
+
+impl Params {
+    /// scikit-learn's `RandomForest*` defaults.
+    pub fn forest() -> Self {
+        Params { trees: 100, bootstrap: true, max_depth: None, min_samples_leaf: 1, max_features: None, seed: 0 }
+    }
+    /// One tree on all rows and features (`DecisionTree*`).
+    pub fn tree() -> Self {
+        Params { trees: 1, bootstrap: false, max_features: Some(usize::MAX), ..Self::forest() }
+    }
+}
+
+/// Averaged trees; leaves hold values (regression) or P(class 1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Forest {
+    pub trees: Vec<Tree>,
+}
+
+impl Forest {
+    pub fn predict(&self, x: &Matrix) -> Vec<f64> {
+        let n = self.trees.len() as f64;
+        (0..x.rows).map(|i| self.trees.iter().map(|t| t.predict_row(x.row(i))).sum::<f64>() / n).collect()
+    }
+
+    pub fn check(&self, width: usize) -> Result<(), String> {
+        if self.trees.is_empty() {
+            return Err("a forest without trees".into());
+        }
+        self.trees.iter().try_for_each(|t| t.check(width))
+    }
+}
+
+/// Fits a forest (or a single tree). `y` holds values, or 0/1 for binary
+/// classification (`classification = true`).
+pub fn fit(x: &Matrix, y: &[f64], classification: bool, sample_weight: &[f64], p: &Params) -> Result<Forest, MlError> {
+    if p.trees == 0 {
+        return Err(MlError::Setting("a forest needs at least one tree (n_estimators ≥ 1)".into()));
+    }
+    if p.min_samples_leaf == 0 {
+        return Err(MlError::Setting("min_samples_leaf must be at least 1".into()));
+    }
+    if x.rows < 2 {
+        return Err(MlError::Data("a tree needs at least two training rows".into()));
+    }
+    let binner = Binner::fit(x, p.seed);
+    let binned = binner.transform(x);
+    let features = match p.max_features {
+        Some(k) => k.clamp(1, x.cols),
+        None if classification => ((x.cols as f64).sqrt() as usize).max(1),
+        None => x.cols,
+    };
+    let g: Vec<f64> = y.iter().zip(sample_weight).map(|(v, w)| -v * w).collect();
+    let h: Vec<f64> = sample_weight.to_vec();
+    let grow_one = |t: usize| -> Tree {
+        let seed = p.seed.wrapping_add(t as u64).wrapping_mul(0x2545_f491_4f6c_dd1d) | 1;
+        let mut rows: Vec<u32> = if p.bootstrap {
+            let mut state = seed;
+            let mut r: Vec<u32> = (0..x.rows)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    (state % x.rows as u64) as u32
+                })
+                .collect();
+            r.sort_unstable();
+            r
+        } else {
+            (0..x.rows as u32).collect()
+        };
+        let gp = GrowParams {
+            max_leaf_nodes: usize::MAX,
+            max_depth: p.max_depth,
+            min_samples_leaf: p.min_samples_leaf,
+            l2: 0.0,
+            shrinkage: 1.0,
+            max_features: (features < x.cols).then_some(features),
+            seed,
+        };
+        grow(&binned, &binner, &mut rows, &g, &h, &gp).0
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(p.trees);
+    let trees: Vec<Tree> = if threads <= 1 {
+        (0..p.trees).map(grow_one).collect()
+    } else {
+        // Trees t, t + threads, …, on each thread; then back in order.
+        let mut parts: Vec<Vec<(usize, Tree)>> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..threads)
+                .map(|k| {
+                    let grow_one = &grow_one;
+                    s.spawn(move || (k..p.trees).step_by(threads).map(|t| (t, grow_one(t))).collect())
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().expect("tree worker panicked")).collect()
+        });
+        let mut all: Vec<(usize, Tree)> = parts.drain(..).flatten().collect();
+        all.sort_by_key(|(t, _)| *t);
+        all.into_iter().map(|(_, t)| t).collect()
+    };
+    Ok(Forest { trees })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn xor(n: usize) -> (Matrix, Vec<f64>) {
+        let mut state = 99u64;
+        let mut u = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut data = Vec::new();
+        let mut y = Vec::new();
+        for _ in 0..n {
+            let (a, b, noise) = (u() * 2.0 - 1.0, u() * 2.0 - 1.0, u());
+            data.extend([a, b, noise]);
+            y.push(if (a > 0.0) == (b > 0.0) { 1.0 } else { 0.0 });
+        }
+        (Matrix { rows: n, cols: 3, data }, y)
+    }
+
+    #[test]
+    fn a_tree_fits_its_training_data_and_a_forest_generalizes() {
+        let (x, y) = xor(2000);
+        let w = vec![1.0; x.rows];
+        let tree = fit(&x, &y, true, &w, &Params::tree()).unwrap();
+        assert_eq!(tree.trees.len(), 1);
+        let p = tree.predict(&x);
+        let train_acc = p.iter().zip(&y).filter(|(p, y)| (**p >= 0.5) == (**y == 1.0)).count() as f64 / 2000.0;
+        assert!(train_acc > 0.99, "{train_acc}");
+        let forest = fit(&x, &y, true, &w, &Params { trees: 20, seed: 4, ..Params::forest() }).unwrap();
+        let (tx, ty) = xor(1000);
+        let p = forest.predict(&tx);
+        let acc = p.iter().zip(&ty).filter(|(p, y)| (**p >= 0.5) == (**y == 1.0)).count() as f64 / 1000.0;
+        assert!(acc > 0.95, "{acc}");
+        assert!(p.iter().all(|v| (0.0..=1.0).contains(v)));
+        // Same seed, same forest, whatever the thread interleaving.
+        assert_eq!(forest, fit(&x, &y, true, &w, &Params { trees: 20, seed: 4, ..Params::forest() }).unwrap());
+        forest.check(3).unwrap();
+    }
+
+    #[test]
+    fn regression_leaves_are_means() {
+        let x = Matrix { rows: 6, cols: 1, data: vec![1.0, 2.0, 3.0, 10.0, 11.0, 12.0] };
+        let y = [1.0, 2.0, 3.0, 10.0, 20.0, 30.0];
+        let p = Params { min_samples_leaf: 3, ..Params::tree() };
+        let t = fit(&x, &y, false, &[1.0; 6], &p).unwrap();
+        assert_eq!(t.predict(&x), [2.0, 2.0, 2.0, 20.0, 20.0, 20.0]);
+    }
+}
