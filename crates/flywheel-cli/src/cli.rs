@@ -71,6 +71,9 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
+    /// Batch prediction: a model (file or registered) on a data file; the
+    /// output has the input columns plus the predictions.
+    Predict(PredictArgs),
     /// Registered model versions; `inspect` and `export` model files.
     Models {
         #[command(subcommand)]
@@ -200,6 +203,26 @@ pub struct DriftArgs {
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
     /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// A model file, or a registered model: `name`, `name@version`, `name@alias`.
+    pub model: String,
+    /// The data (CSV, CSV.gz or Parquet) with the model's input columns.
+    pub data: PathBuf,
+    /// Where to write the predictions: Parquet, or CSV for a `.csv` name.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Worker threads (default: number of cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Values read as missing (comma-separated; default: empty, NA, N/A, NaN, nan, null, NULL, None).
+    #[arg(long, value_delimiter = ',')]
+    pub missing_values: Option<Vec<String>>,
+    /// Print the summary (rows, seconds, rows per second) as JSON.
     #[arg(long)]
     pub json: bool,
 }

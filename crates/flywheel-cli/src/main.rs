@@ -216,6 +216,7 @@ fn run(cli: Cli) -> std::result::Result<u8, Failure> {
         }
         Command::Drift(args) => drift_cmd::run(&args),
         Command::Stats(args) => stats_cmd::run(&args),
+        Command::Predict(args) => models_cmd::predict(&home_dir, &args),
         Command::Schema(cli::SchemaCommand::Infer { data, output, max_categories, missing_values }) => {
             schema_cmd::infer(&data, output.as_deref(), max_categories, missing_values)
         }

@@ -92,8 +92,11 @@ pub fn inspect(path: &Path, as_json: bool) -> Result<u8, Failure> {
     Ok(0)
 }
 
-pub fn export(home: &Home, reference: &str, output: &Path) -> Result<u8, Failure> {
-    // `name@3`, `name` (latest) or `name@production` (an alias).
+/// A registered model's file: `name@3`, `name` (latest) or `name@production` (an alias).
+fn registered(
+    home: &Home,
+    reference: &str,
+) -> Result<(flywheel_metadata::ModelVersion, String, std::path::PathBuf), Failure> {
     let mv = match reference.split_once('@') {
         Some((name, alias)) if alias.parse::<i64>().is_err() => home
             .metadata
@@ -104,17 +107,21 @@ pub fn export(home: &Home, reference: &str, output: &Path) -> Result<u8, Failure
             home.metadata.model_version(name, version)?
         }
     };
-    let name = mv.model_name.as_str();
     let artifact = home.metadata.artifact(mv.artifact_id)?;
     let rt = crate::runtime()?;
     let path = rt
         .block_on(home.artifacts.local_path(&artifact.digest))
-        .map_err(|e| fail(3, format!("model {name}@{}: {e}", mv.version)))?;
+        .map_err(|e| fail(3, format!("model {}@{}: {e}", mv.model_name, mv.version)))?;
+    Ok((mv, artifact.digest, path))
+}
+
+pub fn export(home: &Home, reference: &str, output: &Path) -> Result<u8, Failure> {
+    let (mv, digest, path) = registered(home, reference)?;
     let mut model = read_model(&path)?;
     if let Some(meta) = model.metadata.as_object_mut() {
         meta.insert(
             "registry".into(),
-            json!({ "model": mv.model_name, "version": mv.version, "run": mv.run_id, "digest": artifact.digest }),
+            json!({ "model": mv.model_name, "version": mv.version, "run": mv.run_id, "digest": digest }),
         );
     }
     let text = String::from_utf8(model.to_json()).map_err(|e| fail(3, e.to_string()))?;
@@ -160,6 +167,66 @@ pub fn audit(home: &Home, as_json: bool, limit: usize) -> Result<u8, Failure> {
             r["from_version"],
             r["to_version"],
             r["caller"].as_str().unwrap_or_default()
+        );
+    }
+    Ok(0)
+}
+
+pub fn predict(home_dir: &Path, args: &crate::cli::PredictArgs) -> Result<u8, Failure> {
+    let model = if Path::new(&args.model).is_file() {
+        read_model(Path::new(&args.model))?
+    } else {
+        let home = crate::open_home(home_dir)?;
+        let (_, _, path) = registered(&home, &args.model)?;
+        read_model(&path)?
+    };
+    let opts = flywheel_components::table::ReadOptions {
+        columns: Default::default(),
+        missing_values: args.missing_values.clone(),
+    };
+    let t = flywheel_components::table::read_table(&args.data, &opts).map_err(|e| fail(2, e.to_string()))?;
+    let names = t.column_names();
+    let inputs: Vec<String> = model.signature.inputs.iter().map(|i| i.name.clone()).collect();
+    let missing: Vec<String> = inputs
+        .iter()
+        .filter(|i| !names.contains(i))
+        .map(|i| {
+            let hint = flywheel_core::closest(i, names.iter().map(String::as_str))
+                .map(|c| format!(" (did you mean `{c}`?)"))
+                .unwrap_or_default();
+            format!("`{i}`{hint}")
+        })
+        .collect();
+    if !missing.is_empty() {
+        return Err(fail(
+            1,
+            format!("{}: the model needs columns the data does not have: {}", args.data.display(), missing.join(", ")),
+        ));
+    }
+    let frame = flywheel_components::model::to_frame(&t, &inputs).map_err(|e| fail(1, e.to_string()))?;
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let started = std::time::Instant::now();
+    let pred = model.predict_parallel(&frame, threads).map_err(|e| fail(1, format!("{}: {e}", args.data.display())))?;
+    let seconds = started.elapsed().as_secs_f64();
+    if let Some(out) = &args.output {
+        flywheel_components::model::write_predictions(&t, &model, &pred, out).map_err(|e| fail(3, e.to_string()))?;
+    }
+    let rows = frame.rows();
+    let summary = json!({
+        "rows": rows,
+        "seconds": seconds,
+        "rows_per_second": rows as f64 / seconds.max(1e-9),
+        "threads": threads,
+        "output": args.output.as_ref().map(|p| p.display().to_string()),
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
+    } else {
+        println!(
+            "predicted {rows} rows in {:.3} s ({:.0} rows/s, transform and model, {threads} threads){}",
+            seconds,
+            rows as f64 / seconds.max(1e-9),
+            args.output.as_ref().map(|p| format!("; wrote {}", p.display())).unwrap_or_default()
         );
     }
     Ok(0)

@@ -275,3 +275,40 @@ fn evaluation_reports_every_slice_and_warns_about_a_single_valued_one() {
     );
     assert!(m["calibration"].as_array().unwrap().len() >= 2);
 }
+
+#[test]
+fn batch_prediction_writes_the_input_with_predictions_from_a_file_or_the_registry() {
+    let env = Env::new();
+    env.write("d.csv", &classification_csv());
+    env.write("p.toml", &pipeline("split_key = \"day\"", "target = \"label\", drop = [\"day\"]"));
+    assert_eq!(env.run(&["run", "p.toml"]).code, 0);
+    let r = env.run(&["predict", "clf", "d.csv", "-o", "out.csv", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()["rows"], 600);
+    let out = std::fs::read_to_string(env.dir.path().join("out.csv")).unwrap();
+    let mut lines = out.lines();
+    assert_eq!(lines.next().unwrap(), "day,x,group,label,prediction,probability(no),probability(yes)");
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 600);
+    let agree = rows.iter().filter(|r| r[3] == r[4]).count();
+    assert!(agree > 510, "{agree} of 600 predictions match the label");
+    for r in &rows {
+        let (p0, p1): (f64, f64) = (r[5].parse().unwrap(), r[6].parse().unwrap());
+        assert!((p0 + p1 - 1.0).abs() < 1e-9);
+        assert_eq!(r[4], if p1 > p0 { "yes" } else { "no" });
+    }
+    // The same from an exported file, to Parquet; then data without a feature.
+    assert_eq!(env.run(&["models", "export", "clf", "-o", "m.json"]).code, 0);
+    let r = env.run(&["predict", "m.json", "d.csv", "-o", "out.parquet"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("predicted 600 rows"), "{}", r.stdout);
+    env.write("bad.csv", "day,xx,group\n2024-01-01,1.0,a\n");
+    let r = env.run(&["predict", "m.json", "bad.csv", "-o", "never.csv"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("the model needs columns the data does not have: `x` (did you mean `xx`?)"),
+        "{}",
+        r.stderr
+    );
+    assert!(!env.dir.path().join("never.csv").exists());
+}

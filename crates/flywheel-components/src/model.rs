@@ -46,3 +46,70 @@ pub fn to_frame(t: &Table, columns: &[String]) -> Result<Frame, ExecError> {
     }
     Ok(frame)
 }
+
+/// Writes `t` with the predictions appended (`prediction`, and for
+/// classification one `probability(<class>)` column per class) to `path`,
+/// as Parquet, or as CSV when the name ends in `.csv`. Atomic: a temporary
+/// file renamed into place.
+pub fn write_predictions(
+    t: &Table,
+    model: &Model,
+    pred: &flywheel_ml::Prediction,
+    path: &Path,
+) -> Result<(), ExecError> {
+    use arrow_array::{Float64Array, RecordBatch, StringArray};
+    use arrow_schema::{Field, Schema};
+    use std::sync::Arc;
+    let mut fields: Vec<Field> = t.schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    match pred {
+        flywheel_ml::Prediction::Values(_) => fields.push(Field::new("prediction", DataType::Float64, false)),
+        flywheel_ml::Prediction::Classes { .. } => {
+            fields.push(Field::new("prediction", DataType::Utf8, false));
+            for c in &model.classes {
+                fields.push(Field::new(format!("probability({c})"), DataType::Float64, false));
+            }
+        }
+    }
+    let schema = Arc::new(Schema::new(fields));
+    let mut batches = Vec::with_capacity(t.batches.len());
+    let mut offset = 0;
+    for b in &t.batches {
+        let n = b.num_rows();
+        let mut cols: Vec<ArrayRef> = b.columns().to_vec();
+        match pred {
+            flywheel_ml::Prediction::Values(v) => {
+                cols.push(Arc::new(Float64Array::from(v[offset..offset + n].to_vec())))
+            }
+            flywheel_ml::Prediction::Classes { probabilities, labels } => {
+                cols.push(Arc::new(StringArray::from_iter_values(
+                    labels[offset..offset + n].iter().map(|&l| model.classes[l].as_str()),
+                )));
+                for c in 0..probabilities.cols {
+                    cols.push(Arc::new(Float64Array::from_iter_values(
+                        (offset..offset + n).map(|i| probabilities.get(i, c)),
+                    )));
+                }
+            }
+        }
+        batches.push(RecordBatch::try_new(schema.clone(), cols).map_err(|e| ExecError::failed(e.to_string()))?);
+        offset += n;
+    }
+    let out = Table { schema, batches };
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "predictions".into());
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let written = if name.ends_with(".csv") {
+        std::fs::File::create(&tmp).map_err(|e| e.to_string()).and_then(|f| {
+            let mut w = arrow_csv::Writer::new(f);
+            out.batches.iter().try_for_each(|b| w.write(b)).map_err(|e| e.to_string())
+        })
+    } else {
+        crate::table::write_parquet(&tmp, &out).map_err(|e| e.to_string())
+    };
+    let result = written.and_then(|_| std::fs::rename(&tmp, path).map_err(|e| e.to_string()));
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(ExecError::failed(format!("cannot write {}: {e}", path.display())));
+    }
+    Ok(())
+}

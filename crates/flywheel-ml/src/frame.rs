@@ -166,6 +166,19 @@ impl Frame {
         }
     }
 
+    /// Rows `start..end`.
+    pub fn slice(&self, start: usize, end: usize) -> Frame {
+        let columns = self
+            .columns
+            .iter()
+            .map(|c| match c {
+                Column::Num(v) => Column::Num(v[start..end].to_vec()),
+                Column::Text(t) => Column::Text(Text { values: t.values.clone(), codes: t.codes[start..end].to_vec() }),
+            })
+            .collect();
+        Frame { names: self.names.clone(), columns, rows: end - start }
+    }
+
     /// The rows at `idx`, in that order.
     pub fn take(&self, idx: &[usize]) -> Frame {
         let columns = self

@@ -204,6 +204,62 @@ impl Model {
         Ok(self.predict_features(&x))
     }
 
+    /// Predicts in blocks of rows on `threads` threads (transform and model
+    /// both run per block, so memory stays bounded by the block size).
+    pub fn predict_parallel(&self, frame: &Frame, threads: usize) -> Result<Prediction, MlError> {
+        const BLOCK: usize = 65_536;
+        let n = frame.rows();
+        let blocks: Vec<(usize, usize)> =
+            (0..n.div_ceil(BLOCK)).map(|b| (b * BLOCK, ((b + 1) * BLOCK).min(n))).collect();
+        let threads = threads.clamp(1, blocks.len().max(1));
+        let run = |k: usize| -> Result<Vec<(usize, Prediction)>, MlError> {
+            blocks
+                .iter()
+                .enumerate()
+                .skip(k)
+                .step_by(threads)
+                .map(|(i, &(a, b))| Ok((i, self.predict(&frame.slice(a, b))?)))
+                .collect()
+        };
+        let mut parts: Vec<(usize, Prediction)> = if threads == 1 {
+            run(0)?
+        } else {
+            let results: Vec<Result<Vec<(usize, Prediction)>, MlError>> = std::thread::scope(|s| {
+                let hs: Vec<_> = (0..threads).map(|k| s.spawn(move || run(k))).collect();
+                hs.into_iter()
+                    .map(|h| h.join().unwrap_or_else(|_| Err(MlError::Training("prediction worker panicked".into()))))
+                    .collect()
+            });
+            let mut all = Vec::new();
+            for r in results {
+                all.extend(r?);
+            }
+            all
+        };
+        parts.sort_by_key(|(i, _)| *i);
+        let mut values = Vec::new();
+        let mut probs = Vec::new();
+        let mut labels = Vec::new();
+        let mut cols = 0;
+        for (_, p) in parts {
+            match p {
+                Prediction::Values(v) => values.extend(v),
+                Prediction::Classes { probabilities, labels: l } => {
+                    cols = probabilities.cols;
+                    probs.extend(probabilities.data);
+                    labels.extend(l);
+                }
+            }
+        }
+        Ok(match self.task {
+            Task::Regression => Prediction::Values(values),
+            Task::Classification => {
+                let cols = if cols == 0 { self.classes.len() } else { cols };
+                Prediction::Classes { probabilities: Matrix { rows: labels.len(), cols, data: probs }, labels }
+            }
+        })
+    }
+
     /// Predicts from already transformed features.
     pub fn predict_features(&self, x: &Matrix) -> Prediction {
         match &self.estimator {
@@ -349,5 +405,31 @@ mod tests {
         v["format"] = "flywheel.model/9".into();
         assert!(Model::from_json(&serde_json::to_vec(&v).unwrap()).unwrap_err().to_string().contains("not supported"));
         assert!(Model::from_json(b"\x80\x04pickle").unwrap_err().to_string().contains("not a Flywheel model"));
+    }
+}
+
+#[cfg(test)]
+mod parallel_tests {
+    use super::*;
+    use crate::frame::{Column, Text};
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn parallel_blocks_predict_what_one_pass_predicts() {
+        let n = 150_000;
+        let mut f = Frame::new();
+        f.push("x", Column::Num((0..n).map(|i| (i % 1000) as f64 / 100.0 - 5.0).collect())).unwrap();
+        let codes: Vec<Option<&str>> = (0..n).map(|i| [Some("a"), Some("b"), None][i % 3]).collect();
+        f.push("c", Column::Text(Text::encode(codes))).unwrap();
+        let t =
+            crate::transform::fit(&f, &["x".into(), "c".into()], &BTreeMap::new(), crate::transform::LINEAR_DEFAULTS)
+                .unwrap();
+        let w = t.width();
+        let est =
+            Estimator::Logistic { coef: vec![(0..w).map(|j| j as f64 * 0.3 - 0.5).collect()], intercept: vec![0.1] };
+        let m =
+            Model::new(Task::Classification, "y".into(), vec!["n".into(), "y".into()], t, est, serde_json::json!({}))
+                .unwrap();
+        assert_eq!(m.predict_parallel(&f, 3).unwrap(), m.predict(&f).unwrap());
     }
 }
