@@ -229,19 +229,22 @@ pub fn grow(
             let b = col[r as usize];
             if b == MISSING_BIN { split.missing_left } else { b <= split.bin }
         };
-        scratch.clear();
+        // Branch-free: each row is written to both sides and the matching
+        // cursor advances (a left/right branch is mispredicted half the time).
         let slice = &mut rows[start..end];
-        let mut mid = 0;
+        scratch.clear();
+        scratch.resize(slice.len(), 0);
+        let (mut l, mut r) = (0usize, 0usize);
         for i in 0..slice.len() {
-            let r = slice[i];
-            if goes_left(r) {
-                slice[mid] = r;
-                mid += 1;
-            } else {
-                scratch.push(r);
-            }
+            let row = slice[i];
+            let left = goes_left(row);
+            slice[l] = row;
+            scratch[r] = row;
+            l += usize::from(left);
+            r += usize::from(!left);
         }
-        slice[mid..].copy_from_slice(&scratch);
+        slice[l..].copy_from_slice(&scratch[..r]);
+        let mid = l;
         let mid = start + mid;
         let parent_total = leaves[li].total;
         let left_total = split.left;
