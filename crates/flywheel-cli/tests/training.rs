@@ -312,3 +312,49 @@ fn batch_prediction_writes_the_input_with_predictions_from_a_file_or_the_registr
     );
     assert!(!env.dir.path().join("never.csv").exists());
 }
+
+#[test]
+fn bad_training_data_gets_a_clear_error_or_a_recorded_warning() {
+    let env = Env::new();
+    // Days 1–19 train, 20–28 evaluate (a time split). Two rows lack a
+    // label, `flat` is constant, and `maybe` only occurs in evaluation.
+    let mut csv = String::from("day,x,flat,label\n");
+    for i in 0..280 {
+        let day = 1 + i % 28;
+        let x = (i % 50) as f64 / 10.0 - 2.5;
+        let label = match (i, day) {
+            (7, _) | (250, _) => "",
+            (_, 25) if i % 3 == 0 => "maybe",
+            _ if x > 0.0 => "yes",
+            _ => "no",
+        };
+        csv.push_str(&format!("2024-01-{day:02},{x},1,{label}\n"));
+    }
+    env.write("d.csv", &csv);
+    let split = "split = \"time\", time_column = \"day\", cutoff = \"2024-01-20\"";
+
+    env.write("p.toml", &pipeline(split, "target = \"label\", drop = [\"day\"], missing_target = \"error\""));
+    let r = env.run(&["run", "p.toml", "--json"]);
+    assert_eq!(r.code, 1);
+    let e = step(&r.json(), "train")["error"].as_str().unwrap().to_string();
+    assert!(e.contains("1 training rows have no `label` value (missing_target = \"error\")"), "{e}");
+
+    env.write("p.toml", &pipeline(split, "target = \"label\", drop = [\"day\"], model = \"logistic\""));
+    let r = env.run(&["run", "p.toml", "--json"]);
+    assert_eq!(r.code, 1);
+    let o = r.json();
+    assert_eq!(step(&o, "train")["status"], "succeeded");
+    let e = step(&o, "evaluate")["error"].as_str().unwrap().to_string();
+    assert!(
+        e.contains(
+            "evaluation rows have a `label` value the model never saw in training (e.g. `maybe`; classes: `no`, `yes`)"
+        ),
+        "{e}"
+    );
+    // Training dropped the row without a label and warned about `flat`.
+    let show = env.run(&["runs", "show", "2", "--json"]).json();
+    let train = show["executions"].as_array().unwrap().iter().find(|e| e["step"] == "train").unwrap().clone();
+    let log = std::fs::read_to_string(train["log_path"].as_str().unwrap()).unwrap();
+    assert!(log.contains("dropped 1 rows with a missing `label`"), "{log}");
+    assert!(log.contains("warning: feature `flat` has a single value in the training data"), "{log}");
+}
