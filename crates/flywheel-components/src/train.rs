@@ -25,7 +25,7 @@ pub static SPEC: ComponentSpec = ComponentSpec {
             name: "model",
             ty: ParamType::Enum(&["auto", "linear", "ridge", "lasso", "logistic", "gbt", "tree", "forest"]),
             required: false,
-            doc: "model family: linear, ridge, lasso (regression), logistic (classification), gbt (histogram gradient boosting), tree (a decision tree), forest (a random forest); tree and forest do regression and binary classification (default auto: logistic for a text, boolean or two-valued target, linear otherwise)",
+            doc: "model family: linear, ridge, lasso (regression), logistic (classification), gbt (histogram gradient boosting), tree (a decision tree), forest (a random forest; multiclass one class against the rest) (default auto: logistic for a text, boolean or two-valued target, linear otherwise)",
         },
         ParamSpec {
             name: "features",
@@ -218,12 +218,6 @@ impl Component for Train {
             "gbt" | "tree" | "forest" if classes.len() <= 2 || !target_numeric => Task::Classification,
             _ => Task::Regression,
         };
-        if matches!(algorithm, "tree" | "forest") && task == Task::Classification && classes.len() > 2 {
-            return Err(ExecError::failed(format!(
-                "model = \"{algorithm}\" classifies two classes here, and `{target}` has {}; use model = \"gbt\" or \"logistic\" for more",
-                classes.len()
-            )));
-        }
         if task == Task::Regression && !target_numeric {
             return Err(ExecError::failed(format!(
                 "{algorithm} regression needs a numeric target; `{target}` is text (use model = \"logistic\")"
@@ -313,7 +307,11 @@ impl Component for Train {
                         (y_class.iter().map(|&c| c as f64).collect(), y_class.iter().map(|&c| class_w[c]).collect())
                     }
                 };
-                let f = forest::fit(&x, &y, task == Task::Classification, &sw, &p).map_err(ml_error)?;
+                let f = if task == Task::Classification && classes.len() > 2 {
+                    forest::fit_multiclass(&x, &y_class, classes.len(), &sw, &p).map_err(ml_error)?
+                } else {
+                    forest::fit(&x, &y, task == Task::Classification, &sw, &p).map_err(ml_error)?
+                };
                 ctx.log(format!(
                     "{} trees, {} leaves",
                     f.trees.len(),

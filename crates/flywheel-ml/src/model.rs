@@ -164,9 +164,14 @@ impl Model {
                 g.check(width).map_err(|e| MlError::Format(format!("the model is inconsistent: {e}")))?;
             }
             (Estimator::Forest { forest, .. }, task) => {
-                if task == Task::Classification && self.classes.len() != 2 {
+                let expected = match (task, self.classes.len()) {
+                    (Task::Regression, _) | (Task::Classification, 2) => 0,
+                    (Task::Classification, k) => k,
+                };
+                if forest.classes != expected {
                     return bad(format!(
-                        "a tree model here is binary, but the model has {} classes",
+                        "a tree model for {} classes in a model with {}",
+                        forest.classes,
                         self.classes.len()
                     ));
                 }
@@ -266,17 +271,20 @@ impl Model {
             Estimator::Linear { weights, intercept, .. } => {
                 Prediction::Values((0..x.rows).map(|i| dot(x.row(i), weights) + intercept).collect())
             }
-            Estimator::Forest { forest, .. } => {
-                let v = forest.predict(x);
-                match self.task {
-                    Task::Regression => Prediction::Values(v),
-                    Task::Classification => {
-                        let p = Matrix { rows: x.rows, cols: 2, data: v.iter().flat_map(|q| [1.0 - q, *q]).collect() };
-                        let labels = argmax_rows(&p);
-                        Prediction::Classes { probabilities: p, labels }
-                    }
+            Estimator::Forest { forest, .. } => match self.task {
+                Task::Regression => Prediction::Values(forest.predict(x)),
+                Task::Classification if forest.classes > 0 => {
+                    let p = Matrix { rows: x.rows, cols: forest.classes, data: forest.predict_proba(x) };
+                    let labels = argmax_rows(&p);
+                    Prediction::Classes { probabilities: p, labels }
                 }
-            }
+                Task::Classification => {
+                    let v = forest.predict(x);
+                    let p = Matrix { rows: x.rows, cols: 2, data: v.iter().flat_map(|q| [1.0 - q, *q]).collect() };
+                    let labels = argmax_rows(&p);
+                    Prediction::Classes { probabilities: p, labels }
+                }
+            },
             Estimator::Gbt(g) => {
                 let raw = g.raw(x);
                 match self.task {

@@ -5,7 +5,9 @@
 //! of its rows: the value, or P(positive class). A forest averages
 //! fully grown trees on bootstrap samples with √features (classification)
 //! or all features (regression) drawn at each split, as scikit-learn's
-//! defaults. Multiclass targets are not supported here yet.
+//! defaults. A multiclass target is learned one class against the rest
+//! (one forest per class on 0/1 targets); the class scores are then
+//! normalized into probabilities.
 
 use super::Tree;
 use super::binning::Binner;
@@ -37,24 +39,71 @@ impl Params {
     }
 }
 
-/// Averaged trees; leaves hold values (regression) or P(class 1).
+/// Averaged trees; leaves hold values (regression) or P(class 1). With
+/// `classes` > 0 (multiclass, one class against the rest), the trees of
+/// class c are `trees[c * n .. (c + 1) * n]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Forest {
     pub trees: Vec<Tree>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub classes: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Forest {
+    /// Values, or P(class 1): the mean over the trees.
     pub fn predict(&self, x: &Matrix) -> Vec<f64> {
         let n = self.trees.len() as f64;
         (0..x.rows).map(|i| self.trees.iter().map(|t| t.predict_row(x.row(i))).sum::<f64>() / n).collect()
+    }
+
+    /// Multiclass probabilities, rows × classes: each class's mean score,
+    /// normalized per row (uniform when every score is 0).
+    pub fn predict_proba(&self, x: &Matrix) -> Vec<f64> {
+        let k = self.classes.max(1);
+        let per = self.trees.len() / k;
+        let mut out = vec![0.0; x.rows * k];
+        for i in 0..x.rows {
+            let row = x.row(i);
+            let o = &mut out[i * k..(i + 1) * k];
+            for (c, trees) in self.trees.chunks(per).enumerate() {
+                o[c] = trees.iter().map(|t| t.predict_row(row)).sum::<f64>() / per as f64;
+            }
+            let s: f64 = o.iter().sum();
+            o.iter_mut().for_each(|v| *v = if s > 0.0 { *v / s } else { 1.0 / k as f64 });
+        }
+        out
     }
 
     pub fn check(&self, width: usize) -> Result<(), String> {
         if self.trees.is_empty() {
             return Err("a forest without trees".into());
         }
+        if self.classes > 0 && self.trees.len() % self.classes != 0 {
+            return Err(format!("{} trees do not split evenly over {} classes", self.trees.len(), self.classes));
+        }
         self.trees.iter().try_for_each(|t| t.check(width))
     }
+}
+
+/// One forest per class, each on "this class or not"; `y` holds class ids.
+pub fn fit_multiclass(
+    x: &Matrix,
+    y: &[usize],
+    classes: usize,
+    sample_weight: &[f64],
+    p: &Params,
+) -> Result<Forest, MlError> {
+    let mut trees = Vec::new();
+    for c in 0..classes {
+        let yc: Vec<f64> = y.iter().map(|&v| f64::from(u8::from(v == c))).collect();
+        let f = fit(x, &yc, true, sample_weight, &Params { seed: p.seed.wrapping_add(c as u64 * 7919), ..*p })?;
+        trees.extend(f.trees);
+    }
+    Ok(Forest { trees, classes })
 }
 
 /// Fits a forest (or a single tree). `y` holds values, or 0/1 for binary
@@ -124,7 +173,7 @@ pub fn fit(x: &Matrix, y: &[f64], classification: bool, sample_weight: &[f64], p
         all.sort_by_key(|(t, _)| *t);
         all.into_iter().map(|(_, t)| t).collect()
     };
-    Ok(Forest { trees })
+    Ok(Forest { trees, classes: 0 })
 }
 
 #[cfg(test)]
@@ -167,6 +216,36 @@ mod tests {
         // Same seed, same forest, whatever the thread interleaving.
         assert_eq!(forest, fit(&x, &y, true, &w, &Params { trees: 20, seed: 4, ..Params::forest() }).unwrap());
         forest.check(3).unwrap();
+    }
+
+    #[test]
+    fn multiclass_one_against_the_rest_gives_normalized_probabilities() {
+        let (x, y) = xor(1500);
+        // Three classes: the quadrant pair, split by the sign of the first feature.
+        let yc: Vec<usize> = (0..x.rows)
+            .map(|i| {
+                if y[i] == 1.0 {
+                    0
+                } else if x.get(i, 0) > 0.0 {
+                    1
+                } else {
+                    2
+                }
+            })
+            .collect();
+        let f =
+            fit_multiclass(&x, &yc, 3, &vec![1.0; x.rows], &Params { trees: 15, seed: 1, ..Params::forest() }).unwrap();
+        assert_eq!((f.classes, f.trees.len()), (3, 45));
+        let p = f.predict_proba(&x);
+        let mut right = 0;
+        for i in 0..x.rows {
+            let r = &p[i * 3..i * 3 + 3];
+            assert!((r.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+            let best = (0..3).fold(0, |b, c| if r[c] > r[b] { c } else { b });
+            right += usize::from(best == yc[i]);
+        }
+        assert!(right as f64 / x.rows as f64 > 0.97, "{right}");
+        f.check(3).unwrap();
     }
 
     #[test]
