@@ -82,7 +82,7 @@ impl Forest {
         if self.trees.is_empty() {
             return Err("a forest without trees".into());
         }
-        if self.classes > 0 && self.trees.len() % self.classes != 0 {
+        if self.classes > 0 && !self.trees.len().is_multiple_of(self.classes) {
             return Err(format!("{} trees do not split evenly over {} classes", self.trees.len(), self.classes));
         }
         self.trees.iter().try_for_each(|t| t.check(width))
