@@ -32,23 +32,40 @@ fn quantile_sorted(s: &[f64], q: f64) -> f64 {
 
 impl Binner {
     pub fn fit(x: &Matrix, seed: u64) -> Binner {
+        Self::fit_rows(x, None, seed)
+    }
+
+    /// Fits on the rows listed in `rows` (all rows when `None`).
+    pub fn fit_rows(x: &Matrix, rows: Option<&[u32]>, seed: u64) -> Binner {
+        let n = rows.map_or(x.rows, <[u32]>::len);
+        let at = |k: usize| rows.map_or(k, |r| r[k] as usize);
         let mut state = seed | 1;
-        let sample: Option<Vec<usize>> = (x.rows > SAMPLE).then(|| {
+        let mut sample: Vec<usize> = if n > SAMPLE {
             (0..SAMPLE)
                 .map(|_| {
                     state ^= state << 13;
                     state ^= state >> 7;
                     state ^= state << 17;
-                    (state % x.rows as u64) as usize
+                    at((state % n as u64) as usize)
                 })
                 .collect()
-        });
-        let edges = (0..x.cols)
-            .map(|j| {
-                let mut v: Vec<f64> = match &sample {
-                    Some(idx) => idx.iter().map(|&i| x.get(i, j)).filter(|v| !v.is_nan()).collect(),
-                    None => (0..x.rows).map(|i| x.get(i, j)).filter(|v| !v.is_nan()).collect(),
-                };
+        } else {
+            (0..n).map(at).collect()
+        };
+        // Sorted, so that the sampled rows are read front to back.
+        sample.sort_unstable();
+        // The sampled values, column by column, in one pass over the rows.
+        let mut values: Vec<Vec<f64>> = (0..x.cols).map(|_| Vec::with_capacity(sample.len())).collect();
+        for &i in &sample {
+            for (v, col) in x.row(i).iter().zip(values.iter_mut()) {
+                if !v.is_nan() {
+                    col.push(*v);
+                }
+            }
+        }
+        let edges = values
+            .into_iter()
+            .map(|mut v| {
                 v.sort_by(f64::total_cmp);
                 let mut distinct = v.clone();
                 distinct.dedup();
@@ -70,8 +87,14 @@ impl Binner {
         if x.is_nan() { MISSING_BIN } else { self.edges[j].partition_point(|e| *e < x) as u8 }
     }
 
+    /// Bins every value, reading the row-major matrix once, front to back.
     pub fn transform(&self, x: &Matrix) -> Binned {
-        let columns = (0..x.cols).map(|j| (0..x.rows).map(|i| self.bin(j, x.get(i, j))).collect()).collect();
+        let mut columns: Vec<Vec<u8>> = (0..x.cols).map(|_| Vec::with_capacity(x.rows)).collect();
+        for i in 0..x.rows {
+            for (j, (&v, col)) in x.row(i).iter().zip(columns.iter_mut()).enumerate() {
+                col.push(self.bin(j, v));
+            }
+        }
         Binned { rows: x.rows, columns }
     }
 

@@ -231,14 +231,14 @@ pub fn fit(x: &Matrix, y: &[f64], loss: Loss, sample_weight: &[f64], p: &Params)
     }
 
     // Bins from the training part only.
-    let train_x = Matrix {
-        rows: train.len(),
-        cols: x.cols,
-        data: train.iter().flat_map(|&i| x.row(i as usize).iter().copied()).collect(),
-    };
-    let binner = Binner::fit(&train_x, p.seed);
-    drop(train_x);
+    let binner = Binner::fit_rows(x, if early { Some(&train) } else { None }, p.seed);
     let binned = binner.transform(x);
+    // The validation rows side by side, for predicting them tree by tree.
+    let val_x = Matrix {
+        rows: val.len(),
+        cols: x.cols,
+        data: val.iter().flat_map(|&i| x.row(i as usize).iter().copied()).collect(),
+    };
 
     let wsum: f64 = train.iter().map(|&i| sample_weight[i as usize]).sum();
     let baseline: Vec<f64> = match loss {
@@ -320,8 +320,8 @@ pub fn fit(x: &Matrix, y: &[f64], loss: Loss, sample_weight: &[f64], p: &Params)
                     raw[r as usize * k + c] += leaf.value;
                 }
             }
-            for &r in &val {
-                raw[r as usize * k + c] += tree.predict_row(x.row(r as usize));
+            for (v, &r) in val.iter().enumerate() {
+                raw[r as usize * k + c] += tree.predict_row(val_x.row(v));
             }
             round.push(tree);
         }
