@@ -16,19 +16,16 @@ TFDV need different pandas/pyarrow versions, hence two virtualenvs.
 
 import argparse
 import os
-import pathlib
 import subprocess
-import sys
 import tempfile
-import time
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from common import build_flywheel, measure, venv_python, version
 # Evidently 0.7 imports pandas internals that pandas 3 removed; TFDV 1.16
 # pins pandas < 2, pyarrow 10 and TensorFlow 2.16, and tfx-bsl imports dill
 # without declaring it.
 PEERS = {
-    "evidently": (ROOT / "bench" / ".venv-drift", ["numpy", "pandas<3", "pyarrow", "evidently"]),
-    "tfdv": (ROOT / "bench" / ".venv-tfdv", ["tensorflow-data-validation==1.16.1", "pandas<2", "dill"]),
+    "evidently": (".venv-drift", ["numpy", "pandas<3", "pyarrow", "evidently"]),
+    "tfdv": (".venv-tfdv", ["tensorflow-data-validation==1.16.1", "pandas<2", "dill"]),
 }
 
 GENERATE = r"""
@@ -62,7 +59,6 @@ r.dict()
 """
 
 TFDV = r"""
-import sys
 import tensorflow_data_validation as tfdv
 ref, cur, fmt = sys.argv[1], sys.argv[2], sys.argv[3]
 if fmt == "parquet":
@@ -82,29 +78,12 @@ tfdv.validate_statistics(cs, schema, previous_statistics=rs)
 """
 
 
-def run(cmd):
-    """Wall seconds and peak RSS (MB) of a child process."""
-    t = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t
-    if status != 0:
-        sys.exit(f"{cmd[:3]} failed: {p.stderr.read().decode()[-2000:]}")
-    return wall, usage.ru_maxrss / 1024
-
-
 def ensure_peer(name):
     """The peer's Python, installed into its own virtualenv once, and its version."""
     venv, pkgs = PEERS[name]
-    py = venv / "bin" / "python"
-    if not py.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(py), "-m", "pip", "install", "-q", "uv"], check=True)
-    subprocess.run([str(venv / "bin" / "uv"), "pip", "install", "-q", "--python", str(py)] + pkgs, check=True)
+    py = venv_python(venv, pkgs)
     dist = "tensorflow-data-validation" if name == "tfdv" else name
-    version = subprocess.run([str(py), "-c", f"import importlib.metadata as m; print(m.version({dist!r}))"],
-                             capture_output=True, text=True, check=True).stdout.strip()
-    return str(py), f"{dist} {version}"
+    return py, f"{dist} {version(py, dist)}"
 
 
 def main():
@@ -117,8 +96,7 @@ def main():
     if not args.no_tfdv:
         tf_py, tf_version = ensure_peer("tfdv")
         versions.append(tf_version)
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "flywheel-cli"], cwd=ROOT, check=True)
-    fw = str(ROOT / "target" / "release" / "flywheel")
+    fw = build_flywheel()
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run([ev_py, "-c", GENERATE, tmp], check=True)
         rows = []
@@ -129,7 +107,7 @@ def main():
             if not args.no_tfdv:
                 tools.append(("TFDV stats + validate", [tf_py, "-c", TFDV, ref, cur, fmt]))
             for name, cmd in tools:
-                runs = [run(cmd) for _ in range(args.repeat)]
+                runs = [measure(cmd) for _ in range(args.repeat)]
                 wall = sorted(r[0] for r in runs)[len(runs) // 2]
                 rss = max(r[1] for r in runs)
                 rows.append((fmt, name, wall, rss))

@@ -26,7 +26,8 @@ import sys
 import tempfile
 import time
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from common import ROOT, build_flywheel, venv_python
+
 VENV = ROOT / "bench" / ".venv"
 
 
@@ -67,8 +68,7 @@ def ensure_dvc():
     dvc = VENV / "bin" / "dvc"
     if not dvc.exists():
         print("installing DVC into bench/.venv (once)…", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        subprocess.run([str(VENV / "bin" / "pip"), "install", "-q", "dvc"], check=True)
+        venv_python(".venv", ["dvc"])
     version = subprocess.run([str(dvc), "version"], capture_output=True, text=True).stdout.splitlines()
     return dvc, next((l for l in version if l.startswith("DVC version")), "DVC")
 
@@ -80,8 +80,7 @@ def main():
     args = ap.parse_args()
     n = args.steps
 
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "flywheel-cli"], cwd=ROOT, check=True)
-    fw = ROOT / "target" / "release" / "flywheel"
+    fw = pathlib.Path(build_flywheel())
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = pathlib.Path(tmp)

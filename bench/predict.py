@@ -19,13 +19,10 @@ import json
 import os
 import pathlib
 import subprocess
-import sys
 import tempfile
 import time
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-VENV = ROOT / "bench" / ".venv-train"
-PY = VENV / "bin" / "python"
+from common import build_flywheel, venv_python, version
 
 PREPARE = r"""
 import sys, numpy as np, pandas as pd
@@ -80,16 +77,12 @@ params = {{ model_name = "{model}" }}
 
 
 def main():
-    if not PY.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    subprocess.run([str(PY), "-m", "pip", "install", "-q", "uv"], check=True)
-    subprocess.run([str(VENV / "bin" / "uv"), "pip", "install", "-q", "--python", str(PY), "numpy", "pandas", "pyarrow", "scikit-learn"], check=True)
-    version = subprocess.run([str(PY), "-c", "import sklearn; print(sklearn.__version__)"], capture_output=True, text=True).stdout.strip()
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "flywheel-cli"], cwd=ROOT, check=True)
-    fw = str(ROOT / "target" / "release" / "flywheel")
+    py = venv_python(".venv-train", ["numpy", "pandas", "pyarrow", "scikit-learn"])
+    sklearn_version = version(py, "scikit-learn")
+    fw = build_flywheel()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([str(PY), "-c", PREPARE, tmp], check=True)
+        subprocess.run([py, "-c", PREPARE, tmp], check=True)
         home = f"{tmp}/home"
         for model in ["logistic", "gbt"]:
             p = pathlib.Path(tmp) / f"{model}.toml"
@@ -104,10 +97,10 @@ def main():
                 r = json.loads(out.stdout)
                 if best is None or r["seconds"] < best[0]["seconds"]:
                     best = (r, wall)
-            sk = json.loads(subprocess.run([str(PY), "-c", SKLEARN, f"{tmp}/train.parquet", f"{tmp}/predict.parquet", model],
+            sk = json.loads(subprocess.run([py, "-c", SKLEARN, f"{tmp}/train.parquet", f"{tmp}/predict.parquet", model],
                                            check=True, capture_output=True, text=True).stdout)
             rows.append((model, best[0], best[1], sk))
-    print(f"\n1,000,000 rows × 20 columns; best of 3; {os.cpu_count()} cores; scikit-learn {version}\n")
+    print(f"\n1,000,000 rows × 20 columns; best of 3; {os.cpu_count()} cores; scikit-learn {sklearn_version}\n")
     print("| model | Flywheel predict | Flywheel rows/s | whole command (read + predict) | scikit-learn predict_proba | sklearn rows/s | speed vs sklearn | target |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for model, f, wall, sk in rows:

@@ -12,14 +12,10 @@ memory under 500 MB.
 
 import argparse
 import os
-import pathlib
 import subprocess
 import sys
-import time
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-VENV = ROOT / "bench" / ".venv-drift"
-PY = VENV / "bin" / "python"
+from common import ROOT, build_flywheel, measure, venv_python
 
 GENERATE = r"""
 import sys, numpy as np, pyarrow as pa, pyarrow.parquet as pq
@@ -39,23 +35,12 @@ with pq.ParquetWriter(out, pa.schema(
 """
 
 
-def run(cmd):
-    t = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(p.pid, 0)
-    if status != 0:
-        sys.exit(f"{cmd} failed: {p.stderr.read().decode()[-2000:]}")
-    return time.perf_counter() - t, usage.ru_maxrss / 1024
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--gb", type=float, default=1.0)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
-    if not PY.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    subprocess.run([str(PY), "-m", "pip", "install", "-q", "numpy", "pyarrow"], check=True)
+    py = venv_python(".venv-drift", ["numpy", "pyarrow"])
     data = ROOT / "bench" / ".data"
     data.mkdir(exist_ok=True)
     # ~74 bytes per row with this schema after snappy compression.
@@ -63,17 +48,15 @@ def main():
     path = data / f"stats_{rows}.parquet"
     if not path.exists():
         print(f"generating {path} ({rows:,} rows)…", file=sys.stderr)
-        subprocess.run([str(PY), "-c", GENERATE, str(path), str(rows)], check=True)
+        subprocess.run([py, "-c", GENERATE, str(path), str(rows)], check=True)
     size_mb = path.stat().st_size / 1e6
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "flywheel-cli", "-p", "flywheel-components", "--example", "decode_parquet"],
-                   cwd=ROOT, check=True)
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "flywheel-cli"], cwd=ROOT, check=True)
+    fw = build_flywheel("-p", "flywheel-components", "--example", "decode_parquet")
     target = ROOT / "target" / "release"
     tools = [("parquet crate, decode only", [str(target / "examples" / "decode_parquet"), str(path)]),
-             ("flywheel stats", [str(target / "flywheel"), "stats", str(path), "--json"])]
+             ("flywheel stats", [fw, "stats", str(path), "--json"])]
     results = []
     for name, cmd in tools:
-        runs = [run(cmd) for _ in range(args.repeat)]
+        runs = [measure(cmd) for _ in range(args.repeat)]
         wall = sorted(r[0] for r in runs)[len(runs) // 2]
         results.append((name, wall, max(r[1] for r in runs)))
     base = results[0][1]

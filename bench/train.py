@@ -29,10 +29,8 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from common import ROOT, build_flywheel, venv_python, version
 DATA = ROOT.parent / "shared" / "datasets"
-VENV = ROOT / "bench" / ".venv-train"
-PY = VENV / "bin" / "python"
 
 PREPARE = r"""
 import sys, numpy as np, pandas as pd
@@ -122,29 +120,25 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--no-large", action="store_true")
     args = ap.parse_args()
-    if not PY.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    subprocess.run([str(PY), "-m", "pip", "install", "-q", "uv"], check=True)
-    subprocess.run([str(VENV / "bin" / "uv"), "pip", "install", "-q", "--python", str(PY), "numpy", "pandas", "pyarrow", "scikit-learn"], check=True)
-    version = subprocess.run([str(PY), "-c", "import sklearn; print(sklearn.__version__)"], capture_output=True, text=True).stdout.strip()
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "flywheel-cli"], cwd=ROOT, check=True)
-    fw = str(ROOT / "target" / "release" / "flywheel")
+    py = venv_python(".venv-train", ["numpy", "pandas", "pyarrow", "scikit-learn"])
+    sklearn_version = version(py, "scikit-learn")
+    fw = build_flywheel()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([str(PY), "-c", PREPARE, str(DATA), tmp, "0" if args.no_large else "1"], check=True)
+        subprocess.run([py, "-c", PREPARE, str(DATA), tmp, "0" if args.no_large else "1"], check=True)
         cases = [("adult", f"{tmp}/adult.csv", "income", int(48842 * 0.8), ', missing_values = ["", "?"]'),
                  ("elec2", f"{tmp}/elec2.csv", "class", int(45312 * 0.8), "")]
         if not args.no_large:
             cases.append(("generated 1M×20", f"{tmp}/large.parquet", "label", 800_000, ""))
         for name, path, target, cut, missing in cases:
             for model, sk in [("logistic", "logistic"), ("gbt", "hgb")]:
-                out = subprocess.run([str(PY), "-c", SKLEARN, path, target, str(cut), sk], capture_output=True, text=True)
+                out = subprocess.run([py, "-c", SKLEARN, path, target, str(cut), sk], capture_output=True, text=True)
                 if out.returncode != 0:
                     sys.exit(out.stderr[-2000:])
                 s = json.loads(out.stdout.strip().splitlines()[-1])
                 f = flywheel(fw, tmp, name.split()[0], path, target, cut, model, missing)
                 rows.append((name, model, f, s))
-    print(f"\nscikit-learn {version}; {os.cpu_count()} cores; test rows: last 20% of each set\n")
+    print(f"\nscikit-learn {sklearn_version}; {os.cpu_count()} cores; test rows: last 20% of each set\n")
     print("| data | model | Flywheel acc | sklearn acc | Δ acc (pt) | Flywheel AUC | sklearn AUC | Δ AUC (pt) | Flywheel train | sklearn fit | time ratio |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, model, f, s in rows:

@@ -136,7 +136,7 @@ pub fn alias(home: &Home, reference: &str, alias: &str) -> Result<u8, Failure> {
     let Some(version) = version else {
         return Err(fail(2, format!("`{reference}`: name the version to point `{alias}` at, as NAME@VERSION")));
     };
-    if alias.is_empty() || !alias.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+    if !flywheel_core::is_name(alias) {
         return Err(fail(2, format!("alias `{alias}` may use only letters, digits, `-`, `_` and `.`")));
     }
     let caller = std::env::var("USER").unwrap_or_else(|_| "cli".into());

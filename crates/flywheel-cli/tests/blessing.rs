@@ -76,9 +76,7 @@ fn the_first_model_is_blessed_a_worse_one_is_refused_and_production_stays() {
     assert!(refused.contains("not blessed"), "{refused}");
     assert_eq!(production(&env), [(1, vec!["production".to_string()])], "nothing registered, alias unmoved");
     // The step log says which check failed and by how much.
-    let show = env.run(&["runs", "show", "2", "--json"]).json();
-    let bless = show["executions"].as_array().unwrap().iter().find(|e| e["step"] == "bless").unwrap().clone();
-    let log = std::fs::read_to_string(bless["log_path"].as_str().unwrap()).unwrap();
+    let log = env.step_log(2, "bless");
     assert!(log.contains("failed overall: accuracy gain >= 0 (value"), "{log}");
     assert!(log.contains("margin -"), "{log}");
 

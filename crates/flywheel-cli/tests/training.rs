@@ -246,16 +246,7 @@ fn evaluation_reports_every_slice_and_warns_about_a_single_valued_one() {
     let o = r.json();
     assert_eq!(step(&o, "evaluate")["summary"]["metrics"]["slices"], 3 + 4 + 6 + 2 + 1);
     // The artifact holds every slice's metrics; they add up to the whole.
-    let home = env.run(&["runs", "show", "2", "--json"]).json();
-    let path = home["executions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["step"] == "evaluate")
-        .and_then(|e| e["outputs"][0]["artifact"]["uri"].as_str())
-        .unwrap()
-        .trim_start_matches("file://")
-        .to_string();
+    let path = env.step_output(2, "evaluate");
     let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let slices = m["slices"].as_array().unwrap();
     let rows_of = |spec: &str| -> u64 {
@@ -356,9 +347,7 @@ fn bad_training_data_gets_a_clear_error_or_a_recorded_warning() {
         "{e}"
     );
     // Training dropped the row without a label and warned about `flat`.
-    let show = env.run(&["runs", "show", "2", "--json"]).json();
-    let train = show["executions"].as_array().unwrap().iter().find(|e| e["step"] == "train").unwrap().clone();
-    let log = std::fs::read_to_string(train["log_path"].as_str().unwrap()).unwrap();
+    let log = env.step_log(2, "train");
     assert!(log.contains("dropped 1 rows with a missing `label`"), "{log}");
     assert!(log.contains("warning: feature `flat` has a single value in the training data"), "{log}");
 }

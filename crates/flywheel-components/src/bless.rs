@@ -243,9 +243,7 @@ impl Component for Bless {
                     .as_object()
                     .map(|o| o.iter().filter(|(_, v)| v.is_number()).map(|(k, _)| k.as_str()).collect())
                     .unwrap_or_default();
-                let hint = flywheel_core::closest(metric, known.iter().copied())
-                    .map(|c| format!("; did you mean `{c}`?"))
-                    .unwrap_or_default();
+                let hint = flywheel_core::did_you_mean(metric, known.iter().copied());
                 return Err(ExecError::failed(format!(
                     "threshold for `{metric}`: this model's evaluation has no such metric{hint} (it has: {})",
                     known.join(", ")

@@ -46,14 +46,14 @@ impl Component for Push {
 
     fn execute(&self, ctx: &ExecContext) -> Result<(), ExecError> {
         let name = ctx.required_str("model_name")?;
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        if !flywheel_core::is_name(name) {
             return Err(ExecError::failed(format!(
                 "`model_name` = \"{name}\" may use only letters, digits, `-`, `_` and `.`"
             )));
         }
         let alias = ctx.str_param("alias");
         if let Some(a) = alias
-            && (a.is_empty() || !a.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)))
+            && !flywheel_core::is_name(a)
         {
             return Err(ExecError::failed(format!("`alias` = \"{a}\" may use only letters, digits, `-`, `_` and `.`")));
         }

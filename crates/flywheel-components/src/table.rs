@@ -311,9 +311,7 @@ fn open_csv_batches(path: &Path, opts: &ReadOptions) -> Result<Batches, TableErr
 
 /// "; did you mean `x`?" or nothing.
 pub fn suggest(word: &str, candidates: &[&str]) -> String {
-    flywheel_core::closest(word, candidates.iter().copied())
-        .map(|c| format!("; did you mean `{c}`?"))
-        .unwrap_or_default()
+    flywheel_core::did_you_mean(word, candidates.iter().copied())
 }
 
 /// Turns arrow-csv's messages into ones that say where and what to do.

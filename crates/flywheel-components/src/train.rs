@@ -146,14 +146,15 @@ fn column_of(t: &Table, name: &str, what: &str) -> Result<usize, ExecError> {
 
 /// Sorted class labels, numerically when the target is numeric (as numpy's unique).
 fn class_labels(values: &[String], numeric: bool) -> Vec<String> {
-    let mut classes: Vec<String> = values.to_vec();
+    // Distinct values first: a regression target has as many as rows.
+    let distinct: std::collections::HashSet<&str> = values.iter().map(String::as_str).collect();
+    let mut classes: Vec<String> = distinct.into_iter().map(str::to_string).collect();
     classes.sort_by(|a, b| {
         if numeric && let (Ok(x), Ok(y)) = (a.parse::<f64>(), b.parse::<f64>()) {
             return x.total_cmp(&y);
         }
         a.cmp(b)
     });
-    classes.dedup();
     classes
 }
 
@@ -267,9 +268,13 @@ impl Component for Train {
 
         let tol = ctx.f64_param("tolerance").unwrap_or(1e-4);
         // Class ids and (balanced) class weights, for classifiers.
-        let index: std::collections::HashMap<&str, usize> =
-            classes.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
-        let y_class: Vec<usize> = target_text.iter().map(|v| index[v.as_str()]).collect();
+        let y_class: Vec<usize> = if task == Task::Classification {
+            let index: std::collections::HashMap<&str, usize> =
+                classes.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
+            target_text.iter().map(|v| index[v.as_str()]).collect()
+        } else {
+            Vec::new()
+        };
         let mut counts = vec![0usize; classes.len()];
         y_class.iter().for_each(|&c| counts[c] += 1);
         let balanced = ctx.str_param("class_weight") == Some("balanced");
@@ -358,12 +363,11 @@ impl Component for Train {
                 (Estimator::Gbt(model), json!({ "params": p, "report": report }))
             }
             "logistic" => {
-                let y = y_class.clone();
-                let sw: Vec<f64> = y.iter().map(|&c| class_w[c]).collect();
+                let sw: Vec<f64> = y_class.iter().map(|&c| class_w[c]).collect();
                 let c = ctx.f64_param("c").unwrap_or(1.0);
                 let iters = ctx.i64_param("max_iterations").unwrap_or(100).max(1) as usize;
                 let s = optimize::Settings { max_iterations: iters, gtol: tol, ..Default::default() };
-                let fit = linear::logistic(&x, &y, classes.len(), c, &sw, s, &feature_names).map_err(ml_error)?;
+                let fit = linear::logistic(&x, &y_class, classes.len(), c, &sw, s, &feature_names).map_err(ml_error)?;
                 if !fit.converged {
                     let w = format!(
                         "logistic regression stopped after {iters} iterations before converging; raise max_iterations"

@@ -86,6 +86,18 @@ pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// "; did you mean `x`?" when a candidate is close to `word`, else nothing:
+/// the tail every "not found" message in Flywheel ends with.
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    closest(word, candidates).map(|c| format!("; did you mean `{c}`?")).unwrap_or_default()
+}
+
+/// Whether `s` may name a registered model or an alias: letters, digits,
+/// `-`, `_` and `.` (so that `name@alias/input` references stay parseable).
+pub fn is_name(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
 /// The candidate closest to `word`, if it is close enough to be what the
 /// user meant: a small edit (typo, swapped letters) or a high Jaro–Winkler
 /// similarity. Used for every "did you mean".

@@ -569,26 +569,28 @@ impl MetadataStore {
         input: Option<&str>,
         before_run: i64,
     ) -> Result<Option<ArtifactRecord>> {
-        let version = match alias {
-            Some(a) => self.aliased_version(model_name, a)?,
-            None => {
-                let conn = self.conn();
-                let id: Option<i64> = conn
-                    .query_row(
-                        "SELECT id FROM model_versions WHERE model_name = ?1 AND (run_id IS NULL OR run_id < ?2)
-                         ORDER BY version DESC LIMIT 1",
-                        params![model_name, before_run],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                drop(conn);
-                id.map(|id| model_version_by_id(&self.conn(), id)).transpose()?
-            }
-        };
-        let Some(mv) = version else { return Ok(None) };
         let conn = self.conn();
+        // The model artifact of the version the alias points at, or of the
+        // latest version registered before the run.
+        let model: Option<i64> = match alias {
+            Some(a) => conn.query_row(
+                "SELECT mv.artifact_id FROM model_aliases a JOIN model_versions mv
+                   ON mv.model_name = a.model_name AND mv.version = a.version
+                 WHERE a.model_name = ?1 AND a.alias = ?2",
+                params![model_name, a],
+                |r| r.get(0),
+            ),
+            None => conn.query_row(
+                "SELECT artifact_id FROM model_versions WHERE model_name = ?1 AND (run_id IS NULL OR run_id < ?2)
+                 ORDER BY version DESC LIMIT 1",
+                params![model_name, before_run],
+                |r| r.get(0),
+            ),
+        }
+        .optional()?;
+        let Some(model) = model else { return Ok(None) };
         match input {
-            None => Ok(Some(artifact_by_id(&conn, mv.artifact_id)?)),
+            None => Ok(Some(artifact_by_id(&conn, model)?)),
             Some(input) => {
                 let id: Option<i64> = conn
                     .query_row(
@@ -596,24 +598,13 @@ impl MetadataStore {
                          JOIN events e_in ON e_in.execution_id = e_out.execution_id AND e_in.kind = 'input' AND e_in.name = ?2
                          WHERE e_out.artifact_id = ?1 AND e_out.kind = 'output'
                          ORDER BY e_out.execution_id ASC LIMIT 1",
-                        params![mv.artifact_id, input],
+                        params![model, input],
                         |r| r.get(0),
                     )
                     .optional()?;
                 id.map(|id| artifact_by_id(&conn, id)).transpose()
             }
         }
-    }
-
-    /// `@model:NAME/INPUT`: the input `INPUT` of the latest version
-    /// registered before `before_run`.
-    pub fn resolve_model_input(
-        &self,
-        model_name: &str,
-        input: &str,
-        before_run: i64,
-    ) -> Result<Option<ArtifactRecord>> {
-        self.resolve_model_ref(model_name, None, Some(input), before_run)
     }
 
     /// Everything upstream and downstream of an artifact: the executions that

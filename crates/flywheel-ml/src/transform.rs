@@ -89,9 +89,7 @@ impl ColumnTransformConfig {
                 None => (part, ""),
             };
             if !OPS.iter().any(|(n, _)| *n == name) {
-                let hint = flywheel_core::closest(name, OPS.iter().map(|(n, _)| *n))
-                    .map(|c| format!("; did you mean `{c}`?"))
-                    .unwrap_or_default();
+                let hint = flywheel_core::did_you_mean(name, OPS.iter().map(|(n, _)| *n));
                 let all: Vec<&str> = OPS.iter().map(|(n, _)| *n).collect();
                 return Err(err(column, text, format!("unknown step `{name}`{hint} (steps: {})", all.join(", "))));
             }
@@ -450,9 +448,7 @@ fn datetime_encoder(c: &str, text: &str, op: &OpConfig) -> Result<Encoder, MlErr
         if op.args.is_empty() { ["hour", "day_of_week", "month"].map(String::from).to_vec() } else { op.args.clone() };
     for p in &parts {
         if !DATETIME_PARTS.contains(&p.as_str()) {
-            let hint = flywheel_core::closest(p, DATETIME_PARTS.iter().copied())
-                .map(|s| format!("; did you mean `{s}`?"))
-                .unwrap_or_default();
+            let hint = flywheel_core::did_you_mean(p, DATETIME_PARTS.iter().copied());
             return Err(err(c, text, format!("unknown date part `{p}`{hint} (parts: {})", DATETIME_PARTS.join(", "))));
         }
     }
@@ -583,9 +579,7 @@ pub fn fit(
 }
 
 fn suggest(name: &str, candidates: &[String]) -> String {
-    flywheel_core::closest(name, candidates.iter().map(String::as_str))
-        .map(|c| format!("; did you mean `{c}`?"))
-        .unwrap_or_default()
+    flywheel_core::did_you_mean(name, candidates.iter().map(String::as_str))
 }
 
 impl Transform {

@@ -48,7 +48,7 @@ impl ModelInputRef {
             Some((m, a)) => (m, Some(a)),
             None => (head, None),
         };
-        let ok = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        let ok = flywheel_core::is_name;
         (ok(model) && alias.is_none_or(ok) && input.is_none_or(ok)).then(|| ModelInputRef {
             model: model.into(),
             alias: alias.map(str::to_string),

@@ -61,8 +61,14 @@ pub enum Quantiles {
 const NEG_ZERO: u64 = 1 << 63;
 
 /// Exact values enter the sketch this many at a time when a column
-/// outgrows the exact limit.
+/// outgrows the exact limit (small sorts, as when values stream in).
 const SKETCH_BLOCK: usize = 4096;
+
+fn sketch_of(values: &[f64]) -> Kll {
+    let mut k = Kll::default();
+    values.chunks(SKETCH_BLOCK).for_each(|b| k.extend(b));
+    k
+}
 
 impl Quantiles {
     fn new() -> Self {
@@ -73,10 +79,8 @@ impl Quantiles {
         match self {
             Quantiles::Exact(v) if v.len() + xs.len() <= limit => v.extend_from_slice(xs),
             Quantiles::Exact(v) => {
-                let mut k = Kll::default();
-                for block in v.chunks(SKETCH_BLOCK).chain(xs.chunks(SKETCH_BLOCK)) {
-                    k.extend(block);
-                }
+                let mut k = sketch_of(v);
+                k.extend(xs);
                 *self = Quantiles::Sketch(k);
             }
             Quantiles::Sketch(k) => k.extend(xs),
@@ -96,13 +100,7 @@ impl Quantiles {
 
     fn to_sketch(&self) -> Kll {
         match self {
-            Quantiles::Exact(v) => {
-                let mut k = Kll::default();
-                for block in v.chunks(SKETCH_BLOCK) {
-                    k.extend(block);
-                }
-                k
-            }
+            Quantiles::Exact(v) => sketch_of(v),
             Quantiles::Sketch(k) => k.clone(),
         }
     }

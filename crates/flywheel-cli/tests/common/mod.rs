@@ -80,6 +80,25 @@ impl Env {
     }
 }
 
+impl Env {
+    /// The execution of `step` in run `run`, as `runs show --json` lists it.
+    pub fn execution(&self, run: i64, step: &str) -> Value {
+        let show = self.run(&["runs", "show", &run.to_string(), "--json"]).json();
+        show["executions"].as_array().unwrap().iter().find(|e| e["step"] == step).cloned().unwrap()
+    }
+
+    /// What `step` logged in run `run`.
+    pub fn step_log(&self, run: i64, step: &str) -> String {
+        std::fs::read_to_string(self.execution(run, step)["log_path"].as_str().unwrap()).unwrap()
+    }
+
+    /// The file behind the first output of `step` in run `run`.
+    pub fn step_output(&self, run: i64, step: &str) -> PathBuf {
+        let e = self.execution(run, step);
+        PathBuf::from(e["outputs"][0]["artifact"]["uri"].as_str().unwrap().trim_start_matches("file://"))
+    }
+}
+
 /// The outcome of one step in `run --json` output.
 pub fn step<'a>(outcome: &'a Value, name: &str) -> &'a Value {
     outcome["steps"]

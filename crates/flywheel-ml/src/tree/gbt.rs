@@ -10,6 +10,7 @@ use super::Tree;
 use super::binning::Binner;
 use super::grow::{GrowParams, grow};
 use crate::MlError;
+use crate::model::sigmoid;
 use crate::transform::Matrix;
 use serde::{Deserialize, Serialize};
 
@@ -134,10 +135,6 @@ impl Rng {
             v.swap(i, (self.next() % (i as u64 + 1)) as usize);
         }
     }
-}
-
-fn sigmoid(z: f64) -> f64 {
-    crate::model::sigmoid(z)
 }
 
 /// Mean (weighted) loss of raw scores `raw` (rows × k) on `rows`.
