@@ -8,6 +8,7 @@ pub mod frame;
 pub mod linear;
 pub mod metrics;
 pub mod model;
+pub mod onnx;
 pub mod optimize;
 pub mod transform;
 pub mod tree;

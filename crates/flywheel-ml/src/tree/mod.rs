@@ -1,6 +1,6 @@
 //! Decision trees as flat arrays of nodes, and their prediction: the same
-//! code evaluates Flywheel's own boosted trees and (later) tree ensembles
-//! read from ONNX files.
+//! code evaluates Flywheel's own boosted trees and forests and the tree
+//! ensembles read from ONNX files (`crate::onnx::trees`).
 
 pub mod binning;
 pub mod forest;
@@ -40,11 +40,17 @@ pub struct Tree {
 impl Tree {
     #[inline]
     pub fn predict_row(&self, row: &[f64]) -> f64 {
+        self.nodes[self.leaf(row)].value
+    }
+
+    /// The index of the leaf `row` reaches.
+    #[inline]
+    pub fn leaf(&self, row: &[f64]) -> usize {
         let mut i = 0usize;
         loop {
             let n = &self.nodes[i];
             if n.is_leaf() {
-                return n.value;
+                return i;
             }
             let x = row[n.feature as usize];
             let left = if x.is_nan() { n.missing_left } else { x <= n.threshold };

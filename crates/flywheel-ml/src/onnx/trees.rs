@@ -1,0 +1,567 @@
+//! ONNX-ML `TreeEnsembleClassifier` and `TreeEnsembleRegressor` (opset 1
+//! and 3), evaluated on Flywheel's own `tree::Tree`.
+//!
+//! Every branch mode becomes a `x <= threshold` split (`<` and `>=` move
+//! the threshold to the next representable value below, `>` and `>=` swap
+//! the children), so the traversal is the one native models use. Results
+//! follow onnxruntime, the reference users compare against: with `float`
+//! inputs, thresholds, leaf weights and sums are `f32`; the binary
+//! classifier rules (one class's weights, base values, which score decides
+//! the label) are onnxruntime's.
+
+use crate::tree::{Node, Tree};
+use std::collections::HashMap;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Post {
+    None,
+    Logistic,
+    Softmax,
+    SoftmaxZero,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Aggregate {
+    Sum,
+    Average,
+    Min,
+    Max,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Labels {
+    Ints(Vec<i64>),
+    Strings(Vec<String>),
+}
+
+impl Labels {
+    pub fn len(&self) -> usize {
+        match self {
+            Labels::Ints(v) => v.len(),
+            Labels::Strings(v) => v.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn as_text(&self) -> Vec<String> {
+        match self {
+            Labels::Ints(v) => v.iter().map(|x| x.to_string()).collect(),
+            Labels::Strings(v) => v.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    Classifier {
+        labels: Labels,
+        /// All leaf weights are for one class id (onnxruntime's binary case).
+        one_class: bool,
+        all_positive: bool,
+    },
+    Regressor {
+        targets: usize,
+        aggregate: Aggregate,
+    },
+}
+
+/// The attributes of a tree-ensemble node, read from the file.
+pub struct Attributes {
+    pub tree_ids: Vec<i64>,
+    pub node_ids: Vec<i64>,
+    pub features: Vec<i64>,
+    pub thresholds: Vec<f64>,
+    pub modes: Vec<String>,
+    pub true_ids: Vec<i64>,
+    pub false_ids: Vec<i64>,
+    pub missing_true: Vec<i64>,
+    /// Leaf weights: tree id, node id, class or target id, weight.
+    pub leaf_tree_ids: Vec<i64>,
+    pub leaf_node_ids: Vec<i64>,
+    pub leaf_targets: Vec<i64>,
+    pub leaf_weights: Vec<f64>,
+    pub base: Vec<f64>,
+    pub post: Post,
+    pub kind: Kind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ensemble {
+    pub kind: Kind,
+    trees: Vec<Tree>,
+    /// Per tree, per node: the range of `weights` its leaf adds.
+    leaf_ranges: Vec<Vec<(u32, u32)>>,
+    weights: Vec<(u32, f64)>,
+    base: Vec<f64>,
+    post: Post,
+    /// Thresholds, weights and sums in `f32`, as onnxruntime does for
+    /// `float` inputs.
+    single: bool,
+    width: usize,
+}
+
+fn below(t: f64, single: bool) -> f64 {
+    if single { (t as f32).next_down() as f64 } else { t.next_down() }
+}
+
+impl Ensemble {
+    /// Builds the ensemble; `single` is true for `float` inputs.
+    pub fn new(a: Attributes, single: bool) -> Result<Ensemble, String> {
+        let n = a.node_ids.len();
+        for (name, len) in [
+            ("nodes_treeids", a.tree_ids.len()),
+            ("nodes_featureids", a.features.len()),
+            ("nodes_values", a.thresholds.len()),
+            ("nodes_modes", a.modes.len()),
+            ("nodes_truenodeids", a.true_ids.len()),
+            ("nodes_falsenodeids", a.false_ids.len()),
+        ] {
+            if len != n {
+                return Err(format!("{name} has {len} entries for {n} nodes"));
+            }
+        }
+        if !a.missing_true.is_empty() && a.missing_true.len() != n {
+            return Err(format!("nodes_missing_value_tracks_true has {} entries for {n} nodes", a.missing_true.len()));
+        }
+        let m = a.leaf_node_ids.len();
+        if a.leaf_tree_ids.len() != m || a.leaf_targets.len() != m || a.leaf_weights.len() != m {
+            return Err("the leaf weight lists (tree ids, node ids, ids, weights) differ in length".into());
+        }
+        let round = |v: f64| if single { v as f32 as f64 } else { v };
+        let outputs = match &a.kind {
+            Kind::Classifier { labels, .. } => labels.len(),
+            Kind::Regressor { targets, .. } => *targets,
+        };
+        if outputs == 0 {
+            return Err("no class labels or targets".into());
+        }
+        if !a.base.is_empty() && a.base.len() != outputs && !(outputs == 2 && a.base.len() == 1) {
+            return Err(format!("{} base values for {outputs} outputs", a.base.len()));
+        }
+
+        // Trees in order of first appearance; nodes by (tree, id).
+        let mut order: Vec<i64> = Vec::new();
+        let mut members: HashMap<i64, Vec<usize>> = HashMap::new();
+        let mut at: HashMap<(i64, i64), usize> = HashMap::with_capacity(n);
+        for k in 0..n {
+            members
+                .entry(a.tree_ids[k])
+                .or_insert_with(|| {
+                    order.push(a.tree_ids[k]);
+                    Vec::new()
+                })
+                .push(k);
+            if at.insert((a.tree_ids[k], a.node_ids[k]), k).is_some() {
+                return Err(format!("tree {} has two nodes with id {}", a.tree_ids[k], a.node_ids[k]));
+            }
+        }
+        let mut leaf_of: HashMap<(i64, i64), Vec<usize>> = HashMap::new();
+        for j in 0..m {
+            leaf_of.entry((a.leaf_tree_ids[j], a.leaf_node_ids[j])).or_default().push(j);
+            if a.leaf_targets[j] < 0 || a.leaf_targets[j] as usize >= outputs {
+                return Err(format!("a leaf weight for id {} of {outputs} outputs", a.leaf_targets[j]));
+            }
+        }
+        let mut trees = Vec::with_capacity(order.len());
+        let mut leaf_ranges = Vec::with_capacity(order.len());
+        let mut weights = Vec::with_capacity(m);
+        let mut width = 0usize;
+        for &tid in &order {
+            let ids = &members[&tid];
+            let children: std::collections::HashSet<i64> =
+                ids.iter().filter(|&&k| a.modes[k] != "LEAF").flat_map(|&k| [a.true_ids[k], a.false_ids[k]]).collect();
+            let roots: Vec<usize> = ids.iter().copied().filter(|&k| !children.contains(&a.node_ids[k])).collect();
+            let [root] = roots.as_slice() else {
+                return Err(format!("tree {tid} has {} roots (nodes no other node points to)", roots.len()));
+            };
+            // Pre-order numbering: children always come after their parent.
+            let mut nodes: Vec<Node> = Vec::with_capacity(ids.len());
+            let mut ranges: Vec<(u32, u32)> = Vec::with_capacity(ids.len());
+            let mut seen = std::collections::HashSet::new();
+            // (attribute index, (parent slot, is left child))
+            let mut stack: Vec<(usize, Option<(usize, bool)>)> = vec![(*root, None)];
+            while let Some((k, parent)) = stack.pop() {
+                if !seen.insert(k) {
+                    return Err(format!("node {} of tree {tid} is reached twice (a cycle?)", a.node_ids[k]));
+                }
+                let slot = nodes.len();
+                if let Some((p, is_left)) = parent {
+                    if is_left {
+                        nodes[p].left = slot as u32;
+                    } else {
+                        nodes[p].right = slot as u32;
+                    }
+                }
+                let start = weights.len() as u32;
+                let mode = a.modes[k].as_str();
+                if mode == "LEAF" {
+                    for &j in leaf_of.get(&(tid, a.node_ids[k])).map(|v| v.as_slice()).unwrap_or(&[]) {
+                        weights.push((a.leaf_targets[j] as u32, round(a.leaf_weights[j])));
+                    }
+                    nodes.push(Node::leaf(0.0));
+                    ranges.push((start, weights.len() as u32));
+                    continue;
+                }
+                let feature = usize::try_from(a.features[k])
+                    .map_err(|_| format!("node {} of tree {tid} splits on feature {}", a.node_ids[k], a.features[k]))?;
+                width = width.max(feature + 1);
+                let t = round(a.thresholds[k]);
+                let tracks = a.missing_true.get(k).is_some_and(|&v| v != 0);
+                // (threshold, true branch goes left)
+                let (threshold, true_left) = match mode {
+                    "BRANCH_LEQ" => (t, true),
+                    "BRANCH_LT" => (below(t, single), true),
+                    "BRANCH_GT" => (t, false),
+                    "BRANCH_GTE" => (below(t, single), false),
+                    other => {
+                        return Err(format!(
+                            "node {} of tree {tid} has mode {other}; Flywheel evaluates BRANCH_LEQ, BRANCH_LT, \
+                             BRANCH_GT, BRANCH_GTE and LEAF",
+                            a.node_ids[k]
+                        ));
+                    }
+                };
+                let find = |id: i64| {
+                    at.get(&(tid, id))
+                        .copied()
+                        .ok_or_else(|| format!("node {} of tree {tid} points to missing node {id}", a.node_ids[k]))
+                };
+                let (t_node, f_node) = (find(a.true_ids[k])?, find(a.false_ids[k])?);
+                let (left, right) = if true_left { (t_node, f_node) } else { (f_node, t_node) };
+                nodes.push(Node {
+                    feature: feature as u32,
+                    threshold,
+                    left: 0,
+                    right: 0,
+                    missing_left: if true_left { tracks } else { !tracks },
+                    value: 0.0,
+                });
+                ranges.push((start, start));
+                // Right first so the left child is numbered next (locality).
+                stack.push((right, Some((slot, false))));
+                stack.push((left, Some((slot, true))));
+            }
+            let tree = Tree { nodes };
+            tree.check(usize::MAX).map_err(|e| format!("tree {tid}: {e}"))?;
+            trees.push(tree);
+            leaf_ranges.push(ranges);
+        }
+        if trees.is_empty() {
+            return Err("the ensemble has no trees".into());
+        }
+        if let (Kind::Regressor { .. }, p) = (&a.kind, a.post)
+            && p != Post::None
+        {
+            return Err("post_transform on a regressor is not supported (Flywheel evaluates NONE)".into());
+        }
+        let kind = match a.kind {
+            Kind::Classifier { labels, .. } => {
+                let mut used: Vec<u32> = weights.iter().map(|(c, _)| *c).collect();
+                used.sort_unstable();
+                used.dedup();
+                Kind::Classifier {
+                    one_class: labels.len() == 2 && used.len() == 1,
+                    all_positive: weights.iter().all(|(_, w)| *w >= 0.0),
+                    labels,
+                }
+            }
+            k => k,
+        };
+        Ok(Ensemble {
+            kind,
+            trees,
+            leaf_ranges,
+            weights,
+            base: a.base.into_iter().map(round).collect(),
+            post: a.post,
+            single,
+            width,
+        })
+    }
+
+    /// Features the trees read (the input needs at least this many columns).
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    pub fn trees(&self) -> usize {
+        self.trees.len()
+    }
+
+    /// Outputs per row: classes, or regression targets.
+    pub fn outputs(&self) -> usize {
+        match &self.kind {
+            Kind::Classifier { labels, .. } => labels.len(),
+            Kind::Regressor { targets, .. } => *targets,
+        }
+    }
+
+    #[inline]
+    fn add(&self, a: f64, b: f64) -> f64 {
+        if self.single { (a as f32 + b as f32) as f64 } else { a + b }
+    }
+
+    /// Sums every tree's leaf weights for one row.
+    fn accumulate(&self, row: &[f64], scores: &mut [f64], has: &mut [bool]) {
+        scores.iter_mut().for_each(|s| *s = 0.0);
+        has.iter_mut().for_each(|h| *h = false);
+        let minmax = match &self.kind {
+            Kind::Regressor { aggregate: Aggregate::Min, .. } => Some(false),
+            Kind::Regressor { aggregate: Aggregate::Max, .. } => Some(true),
+            _ => None,
+        };
+        for (tree, ranges) in self.trees.iter().zip(&self.leaf_ranges) {
+            let (a, b) = ranges[tree.leaf(row)];
+            for &(t, w) in &self.weights[a as usize..b as usize] {
+                let t = t as usize;
+                scores[t] = match minmax {
+                    Some(max) if has[t] => {
+                        if max {
+                            scores[t].max(w)
+                        } else {
+                            scores[t].min(w)
+                        }
+                    }
+                    Some(_) => w,
+                    None => self.add(scores[t], w),
+                };
+                has[t] = true;
+            }
+        }
+    }
+
+    /// Regression: `rows × targets` values.
+    pub fn regress(&self, x: &[f64], rows: usize, cols: usize, out: &mut [f64]) {
+        let Kind::Regressor { targets, aggregate } = &self.kind else { return };
+        let mut has = vec![false; *targets];
+        let n_trees = self.trees.len() as f64;
+        for i in 0..rows {
+            let scores = &mut out[i * targets..(i + 1) * targets];
+            self.accumulate(&x[i * cols..(i + 1) * cols], scores, &mut has);
+            for (t, s) in scores.iter_mut().enumerate() {
+                if *aggregate == Aggregate::Average {
+                    *s = if self.single { (*s as f32 / n_trees as f32) as f64 } else { *s / n_trees };
+                }
+                if let Some(b) = self.base.get(t) {
+                    *s = self.add(*s, *b);
+                }
+            }
+        }
+    }
+
+    /// Classification: the label index per row and `rows × classes`
+    /// scores after the post transform.
+    pub fn classify(&self, x: &[f64], rows: usize, cols: usize, labels: &mut [usize], out: &mut [f64]) {
+        let Kind::Classifier { labels: names, one_class, all_positive } = &self.kind else { return };
+        let k = names.len();
+        let mut scores = vec![0.0; k];
+        let mut has = vec![false; k];
+        for i in 0..rows {
+            self.accumulate(&x[i * cols..(i + 1) * cols], &mut scores, &mut has);
+            let probs = &mut out[i * k..(i + 1) * k];
+            if k > 2 {
+                for (c, b) in self.base.iter().enumerate() {
+                    scores[c] = if has[c] { self.add(scores[c], *b) } else { *b };
+                    has[c] = true;
+                }
+                // The first largest score among classes that got one.
+                let mut best: Option<usize> = None;
+                for c in 0..k {
+                    if has[c] && best.is_none_or(|b| scores[c] > scores[b]) {
+                        best = Some(c);
+                    }
+                }
+                labels[i] = best.unwrap_or(0);
+                self.transform_all(&scores, probs);
+                continue;
+            }
+            // Two classes: onnxruntime's rules.
+            let mut write = -1;
+            let mut len = 2;
+            match self.base.len() {
+                2 => {
+                    if has[1] {
+                        scores[1] = self.add(self.base[1], scores[0]);
+                        scores[0] = -scores[1];
+                    } else {
+                        scores[1] = self.add(scores[1], self.base[1]);
+                        scores[0] = self.add(scores[0], self.base[0]);
+                    }
+                    has[1] = true;
+                }
+                1 => {
+                    scores[0] = self.add(scores[0], self.base[0]);
+                    if !has[1] {
+                        len = 1;
+                    }
+                }
+                _ => {
+                    write = 3;
+                    if !has[1] {
+                        len = 1;
+                    }
+                }
+            }
+            let positive = if len == 2 && has[1] {
+                scores[1]
+            } else if has[0] {
+                scores[0]
+            } else {
+                0.0
+            };
+            let label = if *one_class {
+                let (threshold, (hi, lo)) = if *all_positive { (0.5, (0, 1)) } else { (0.0, (2, 3)) };
+                if positive > threshold {
+                    write = hi;
+                    1
+                } else {
+                    write = lo;
+                    0
+                }
+            } else if positive > 0.0 {
+                1
+            } else {
+                0
+            };
+            labels[i] = label;
+            if len == 2 {
+                self.transform_all(&scores, probs);
+            } else {
+                let s = scores[0];
+                match write {
+                    0 | 1 => {
+                        probs[0] = if self.single { (1.0 - s as f32) as f64 } else { 1.0 - s };
+                        probs[1] = s;
+                    }
+                    _ if self.post == Post::Logistic => {
+                        probs[0] = self.logistic(-s);
+                        probs[1] = self.logistic(s);
+                    }
+                    _ => {
+                        probs[0] = -s;
+                        probs[1] = s;
+                    }
+                }
+            }
+        }
+    }
+
+    fn logistic(&self, v: f64) -> f64 {
+        if self.single {
+            let e = 1.0 / (1.0 + (-(v as f32).abs()).exp());
+            (if v < 0.0 { 1.0 - e } else { e }) as f64
+        } else {
+            crate::model::sigmoid(v)
+        }
+    }
+
+    fn transform_all(&self, scores: &[f64], out: &mut [f64]) {
+        match self.post {
+            Post::None => out.copy_from_slice(scores),
+            Post::Logistic => out.iter_mut().zip(scores).for_each(|(o, s)| *o = self.logistic(*s)),
+            Post::Softmax | Post::SoftmaxZero => {
+                let zero = self.post == Post::SoftmaxZero;
+                let m = scores.iter().copied().filter(|s| !zero || *s != 0.0).fold(f64::NEG_INFINITY, f64::max);
+                for (o, s) in out.iter_mut().zip(scores) {
+                    *o = if zero && *s == 0.0 { 0.0 } else { (s - m).exp() };
+                }
+                let sum: f64 = out.iter().sum();
+                if sum > 0.0 {
+                    out.iter_mut().for_each(|o| *o /= sum);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One stump: x0 <= 0.5 → leaf A else leaf B, in the given mode.
+    fn stump(mode: &str, threshold: f64, tracks: i64) -> Ensemble {
+        Ensemble::new(
+            Attributes {
+                tree_ids: vec![0, 0, 0],
+                node_ids: vec![0, 1, 2],
+                features: vec![0, 0, 0],
+                thresholds: vec![threshold, 0.0, 0.0],
+                modes: vec![mode.into(), "LEAF".into(), "LEAF".into()],
+                true_ids: vec![1, 0, 0],
+                false_ids: vec![2, 0, 0],
+                missing_true: vec![tracks, 0, 0],
+                leaf_tree_ids: vec![0, 0],
+                leaf_node_ids: vec![1, 2],
+                leaf_targets: vec![0, 0],
+                leaf_weights: vec![10.0, 20.0],
+                base: vec![],
+                post: Post::None,
+                kind: Kind::Regressor { targets: 1, aggregate: Aggregate::Sum },
+            },
+            true,
+        )
+        .unwrap()
+    }
+
+    fn run(e: &Ensemble, xs: &[f64]) -> Vec<f64> {
+        let mut out = vec![0.0; xs.len()];
+        e.regress(xs, xs.len(), 1, &mut out);
+        out
+    }
+
+    #[test]
+    fn every_branch_mode_follows_its_comparison_in_f32() {
+        let t = 0.1f32 as f64;
+        let just_below = (0.1f32).next_down() as f64;
+        let xs = [just_below, t, (0.1f32).next_up() as f64, f64::NAN];
+        assert_eq!(run(&stump("BRANCH_LEQ", t, 0), &xs), [10.0, 10.0, 20.0, 20.0]);
+        assert_eq!(run(&stump("BRANCH_LT", t, 0), &xs), [10.0, 20.0, 20.0, 20.0]);
+        assert_eq!(run(&stump("BRANCH_GT", t, 0), &xs), [20.0, 20.0, 10.0, 20.0]);
+        assert_eq!(run(&stump("BRANCH_GTE", t, 0), &xs), [20.0, 10.0, 10.0, 20.0]);
+        assert_eq!(run(&stump("BRANCH_LEQ", t, 1), &xs)[3], 10.0, "missing follows the true branch");
+        assert_eq!(run(&stump("BRANCH_GT", t, 1), &xs)[3], 10.0);
+    }
+
+    #[test]
+    fn broken_trees_are_refused() {
+        let mut a = Attributes {
+            tree_ids: vec![0, 0],
+            node_ids: vec![0, 1],
+            features: vec![0, 0],
+            thresholds: vec![0.0, 0.0],
+            modes: vec!["BRANCH_LEQ".into(), "BRANCH_LEQ".into()],
+            true_ids: vec![1, 0],
+            false_ids: vec![1, 0],
+            missing_true: vec![],
+            leaf_tree_ids: vec![],
+            leaf_node_ids: vec![],
+            leaf_targets: vec![],
+            leaf_weights: vec![],
+            base: vec![],
+            post: Post::None,
+            kind: Kind::Regressor { targets: 1, aggregate: Aggregate::Sum },
+        };
+        let e = Ensemble::new(a, true).unwrap_err();
+        assert!(e.contains("roots"), "{e}");
+        a = Attributes {
+            tree_ids: vec![0],
+            node_ids: vec![0],
+            features: vec![0],
+            thresholds: vec![0.0],
+            modes: vec!["BRANCH_EQ".into()],
+            true_ids: vec![0],
+            false_ids: vec![0],
+            missing_true: vec![],
+            leaf_tree_ids: vec![],
+            leaf_node_ids: vec![],
+            leaf_targets: vec![],
+            leaf_weights: vec![],
+            base: vec![],
+            post: Post::None,
+            kind: Kind::Regressor { targets: 1, aggregate: Aggregate::Sum },
+        };
+        let e = Ensemble::new(a, true).unwrap_err();
+        assert!(e.contains("roots") || e.contains("BRANCH_EQ"), "{e}");
+    }
+}
