@@ -111,6 +111,18 @@ pub enum ModelsCommand {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// Register an ONNX file made elsewhere (scikit-learn via skl2onnx,
+    /// PyTorch, …) as a new version of NAME, to evaluate, compare and serve.
+    Import {
+        /// The registered model's name
+        name: String,
+        /// The `.onnx` file
+        file: std::path::PathBuf,
+        /// JSON: {"inputs": ["col1", …], "target": "label"}; read from the
+        /// file's metadata_props[`flywheel.signature`] when left out
+        #[arg(long)]
+        signature: Option<std::path::PathBuf>,
+    },
     /// Copy a registered model version out of the store, stamped with its
     /// name, version and training run.
     Export {

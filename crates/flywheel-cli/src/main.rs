@@ -243,6 +243,10 @@ fn run(cli: Cli) -> std::result::Result<u8, Failure> {
             let home = open_home(&home_dir)?;
             models_cmd::audit(&home, json, limit)
         }
+        Command::Models { command: Some(cli::ModelsCommand::Import { name, file, signature }), .. } => {
+            let home = open_home(&home_dir)?;
+            models_cmd::import(&home, &name, &file, signature.as_deref())
+        }
         Command::Models { command: Some(cli::ModelsCommand::Export { model, output }), .. } => {
             let home = open_home(&home_dir)?;
             models_cmd::export(&home, &model, &output)

@@ -1,7 +1,9 @@
-//! `flywheel models inspect FILE` and `flywheel models export NAME[@V] -o FILE`.
+//! `flywheel models inspect FILE`, `models export NAME[@V] -o FILE`,
+//! `models import NAME FILE.onnx`, `models alias`, `models audit`.
 
 use crate::{Failure, fail, parse_model_ref};
 use flywheel_ml::model::Estimator;
+use flywheel_ml::onnx::estimator::OnnxSignature;
 use flywheel_ml::transform::Encoder;
 use flywheel_ml::{Model, Task};
 use flywheel_orchestrator::Home;
@@ -9,8 +11,10 @@ use serde_json::{Value as Json, json};
 use std::path::Path;
 
 fn read_model(path: &Path) -> Result<Model, Failure> {
-    let bytes = std::fs::read(path).map_err(|e| fail(2, format!("cannot read {}: {e}", path.display())))?;
-    Model::from_json(&bytes).map_err(|e| fail(1, format!("{}: {e}", path.display())))
+    if !path.exists() {
+        return Err(fail(2, format!("cannot read {}: no such file", path.display())));
+    }
+    flywheel_components::model::load(path).map_err(|e| fail(1, e.to_string()))
 }
 
 fn estimator_summary(e: &Estimator) -> Json {
@@ -23,6 +27,12 @@ fn estimator_summary(e: &Estimator) -> Json {
             "type": algorithm,
             "trees": forest.trees.len(),
             "leaves": forest.trees.iter().map(|t| t.leaves()).sum::<usize>(),
+        }),
+        Estimator::Onnx(o) => json!({
+            "type": "onnx",
+            "inputs": o.feeds.iter().map(|f| json!({ "input": f.input, "columns": f.columns.len() })).collect::<Vec<_>>(),
+            "bytes": o.onnx.len(),
+            "digest": o.digest,
         }),
         Estimator::Gbt(g) => json!({
             "type": "gbt",
@@ -128,6 +138,43 @@ pub fn export(home: &Home, reference: &str, output: &Path) -> Result<u8, Failure
     flywheel_components::html::write_atomic(output, &text)
         .map_err(|e| fail(3, format!("cannot write {}: {e}", output.display())))?;
     eprintln!("wrote {}@{} to {}", mv.model_name, mv.version, output.display());
+    Ok(0)
+}
+
+pub fn import(home: &Home, name: &str, file: &Path, signature: Option<&Path>) -> Result<u8, Failure> {
+    if !flywheel_core::is_name(name) {
+        return Err(fail(2, format!("model name `{name}` may use only letters, digits, `-`, `_` and `.`")));
+    }
+    let bytes = std::fs::read(file).map_err(|e| fail(2, format!("cannot read {}: {e}", file.display())))?;
+    let signature = signature
+        .map(|p| {
+            let text = std::fs::read(p).map_err(|e| fail(2, format!("cannot read {}: {e}", p.display())))?;
+            OnnxSignature::from_json(&text, &p.display().to_string()).map_err(|e| fail(2, e.to_string()))
+        })
+        .transpose()?;
+    let mut model = flywheel_ml::onnx::estimator::import(bytes, signature, &file.display().to_string())
+        .map_err(|e| fail(1, e.to_string()))?;
+    let caller = std::env::var("USER").unwrap_or_else(|_| "cli".into());
+    model.metadata = json!({ "imported_from": file.display().to_string(), "imported_by": caller });
+    let rt = crate::runtime()?;
+    let stored = rt.block_on(home.artifacts.put_bytes(model.to_json())).map_err(|e| fail(3, e.to_string()))?;
+    let id = home.metadata.record_artifact(&flywheel_metadata::NewArtifact {
+        ty: flywheel_core::ArtifactType::Model.as_str().into(),
+        uri: stored.uri,
+        digest: stored.digest,
+        size: stored.size,
+        properties: json!({ "task": model.task, "target": model.target, "estimator": "onnx" }),
+    })?;
+    let (mv, created) = home.metadata.register_model_version(name, id, None)?;
+    let what = match model.task {
+        Task::Regression => format!("regression of `{}`", model.target),
+        Task::Classification => format!("classification of `{}` into {}", model.target, model.classes.join(", ")),
+    };
+    if created {
+        eprintln!("registered {name}@{} from {} ({what})", mv.version, file.display());
+    } else {
+        eprintln!("{} is already {name}@{}", file.display(), mv.version);
+    }
     Ok(0)
 }
 

@@ -12,9 +12,17 @@ pub fn ml_error(e: MlError) -> ExecError {
     ExecError::failed(e.to_string())
 }
 
+/// Reads a model file: Flywheel's JSON format, or an ONNX file that
+/// carries its signature in `metadata_props` (what a `command` step that
+/// trains elsewhere writes to its model output).
 pub fn load(path: &Path) -> Result<Model, ExecError> {
     let bytes = std::fs::read(path).map_err(|e| ExecError::io(format!("cannot read model {}", path.display()), e))?;
-    Model::from_json(&bytes).map_err(|e| ExecError::failed(format!("{}: {e}", path.display())))
+    if bytes.first().is_some_and(|b| *b == b'{') {
+        return Model::from_json(&bytes).map_err(|e| ExecError::failed(format!("{}: {e}", path.display())));
+    }
+    flywheel_ml::onnx::estimator::import(bytes, None, &path.display().to_string()).map_err(|e| {
+        ExecError::failed(format!("{e} (a model file is Flywheel's JSON model or an ONNX file with its signature)"))
+    })
 }
 
 pub fn save(path: &Path, model: &Model) -> Result<(), ExecError> {

@@ -329,6 +329,15 @@ impl MetadataStore {
         })
     }
 
+    /// Records an artifact made outside a run (e.g. an imported model).
+    pub fn record_artifact(&self, a: &NewArtifact) -> Result<i64> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let id = upsert_artifact(&tx, a)?;
+        tx.commit()?;
+        Ok(id)
+    }
+
     pub fn artifact_by_digest(&self, digest: &str, ty: &str) -> Result<Option<ArtifactRecord>> {
         let conn = self.conn();
         let id: Option<i64> = conn

@@ -52,6 +52,9 @@ pub enum Estimator {
     /// A decision tree or a random forest (`algorithm`): the mean of the
     /// trees' leaves, a value or P(classes[1]).
     Forest { algorithm: String, forest: crate::tree::forest::Forest },
+    /// A graph made elsewhere and imported (`crate::onnx`): it reads the
+    /// raw columns itself, so the model's transform is empty.
+    Onnx(Box<crate::onnx::estimator::OnnxEstimator>),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -131,6 +134,12 @@ impl Model {
             )));
         }
         let width = self.transform.width();
+        if let Estimator::Onnx(o) = &self.estimator {
+            if width != 0 {
+                return bad("an imported ONNX model with a Flywheel transform".into());
+            }
+            return o.check(self.task, &self.classes, &self.signature.inputs);
+        }
         match (&self.estimator, self.task) {
             (Estimator::Linear { weights, .. }, Task::Regression) => {
                 if weights.len() != width {
@@ -205,8 +214,11 @@ impl Model {
 
     /// Transforms raw columns and predicts.
     pub fn predict(&self, frame: &Frame) -> Result<Prediction, MlError> {
+        if let Estimator::Onnx(o) = &self.estimator {
+            return o.predict(frame, &self.classes);
+        }
         let x = self.transform.apply(frame)?;
-        Ok(self.predict_features(&x))
+        self.predict_features(&x)
     }
 
     /// Predicts in blocks of rows on `threads` threads (transform and model
@@ -266,8 +278,11 @@ impl Model {
     }
 
     /// Predicts from already transformed features.
-    pub fn predict_features(&self, x: &Matrix) -> Prediction {
-        match &self.estimator {
+    pub fn predict_features(&self, x: &Matrix) -> Result<Prediction, MlError> {
+        Ok(match &self.estimator {
+            Estimator::Onnx(_) => {
+                return Err(MlError::Data("an imported ONNX model reads raw columns, not features".into()));
+            }
             Estimator::Linear { weights, intercept, .. } => {
                 Prediction::Values((0..x.rows).map(|i| dot(x.row(i), weights) + intercept).collect())
             }
@@ -325,7 +340,7 @@ impl Model {
                 let labels = argmax_rows(&p);
                 Prediction::Classes { probabilities: p, labels }
             }
-        }
+        })
     }
 }
 
@@ -354,6 +369,7 @@ fn estimator_name(e: &Estimator) -> &'static str {
         Estimator::Logistic { .. } => "logistic",
         Estimator::Gbt(_) => "gradient boosting",
         Estimator::Forest { .. } => "tree",
+        Estimator::Onnx(_) => "onnx",
     }
 }
 

@@ -2,7 +2,9 @@
 //! exactly and its probabilities and values within 1e-5 when Flywheel runs
 //! them. Fixtures: `fixtures/onnx/make_onnx.py` (versions in `VERSIONS`).
 
+use flywheel_ml::onnx::estimator::{OnnxSignature, import};
 use flywheel_ml::onnx::{DatumType, OnnxModel, Tensor};
+use flywheel_ml::{Model, Prediction, Task};
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -73,4 +75,81 @@ fn sklearn_exports_match_onnxruntime() {
             assert_eq!(model.outputs()[1].classes.as_ref(), Some(&classes), "{name}: ZipMap classes");
         }
     }
+}
+
+fn frame(want: &Value) -> flywheel_ml::Frame {
+    let rows = want["rows"].as_array().unwrap();
+    let mut f = flywheel_ml::Frame::new();
+    for (j, c) in want["columns"].as_array().unwrap().iter().enumerate() {
+        let v = rows.iter().map(|r| r[j].as_f64().unwrap_or(f64::NAN)).collect();
+        f.push(c.as_str().unwrap(), flywheel_ml::Column::Num(v)).unwrap();
+    }
+    f
+}
+
+fn signature(want: &Value, target: &str) -> OnnxSignature {
+    let inputs = want["columns"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect();
+    OnnxSignature { inputs: Some(inputs), target: target.into(), task: None }
+}
+
+fn fixture(name: &str) -> (Vec<u8>, Value) {
+    let bytes = std::fs::read(dir().join(format!("{name}.onnx"))).unwrap();
+    let want = serde_json::from_slice(&std::fs::read(dir().join(format!("{name}.json"))).unwrap()).unwrap();
+    (bytes, want)
+}
+
+#[test]
+fn imported_models_predict_from_columns_and_survive_a_round_trip() {
+    for (name, target) in [("boosting_binary", "income"), ("mlp_multiclass", "weathersit"), ("forest_regression", "cnt")] {
+        let (bytes, want) = fixture(name);
+        let model = import(bytes, Some(signature(&want, target)), name).unwrap();
+        let back = Model::from_json(&model.to_json()).unwrap();
+        assert_eq!(back, model);
+        let f = frame(&want);
+        let pred = back.predict_parallel(&f, 2).unwrap();
+        match pred {
+            Prediction::Values(v) => {
+                assert_eq!(model.task, Task::Regression);
+                close(name, "value", &v, &floats(&want["values"]));
+            }
+            Prediction::Classes { probabilities, labels } => {
+                let got: Vec<&str> = labels.iter().map(|&l| model.classes[l].as_str()).collect();
+                let expected: Vec<&str> = want["labels"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+                assert_eq!(got, expected, "{name}");
+                close(name, "probability", &probabilities.data, &floats(&want["probabilities"]));
+            }
+        }
+    }
+}
+
+#[test]
+fn bad_onnx_files_and_signatures_are_refused_with_a_reason() {
+    let (bytes, want) = fixture("forest_binary");
+    let err = |b: Vec<u8>, s: Option<OnnxSignature>| import(b, s, "m.onnx").unwrap_err().to_string();
+    let sig = signature(&want, "income");
+    let e = err(b"\x80\x04\x95pickle".to_vec(), Some(sig.clone()));
+    assert!(e.contains("m.onnx") && e.contains("ONNX"), "{e}");
+    let e = err(br#"{"format": "flywheel.model/2"}"#.to_vec(), Some(sig.clone()));
+    assert!(e.contains("ONNX"), "{e}");
+    let e = err(bytes[..bytes.len() / 2].to_vec(), Some(sig.clone()));
+    assert!(e.contains("ONNX"), "truncated: {e}");
+    let mut short = sig.clone();
+    short.inputs.as_mut().unwrap().pop();
+    let e = err(bytes.clone(), Some(short));
+    assert!(e.contains("takes 6 columns but the signature names 5"), "{e}");
+    let e = err(bytes.clone(), None);
+    assert!(e.contains("--signature"), "{e}");
+    let mut twice = sig.clone();
+    twice.inputs.as_mut().unwrap()[1] = "age".into();
+    assert!(err(bytes.clone(), Some(twice)).contains("listed twice"));
+    let e = err(bytes.clone(), Some(OnnxSignature { target: " ".into(), ..sig.clone() }));
+    assert!(e.contains("target"), "{e}");
+    let e = OnnxSignature::from_json(br#"{"inputs": ["a"], "taget": "y"}"#, "sig.json").unwrap_err().to_string();
+    assert!(e.contains("sig.json") && e.contains("taget"), "{e}");
+    // A model whose data lacks a column says which.
+    let model = import(bytes, Some(sig), "m.onnx").unwrap();
+    let mut f = flywheel_ml::Frame::new();
+    f.push("age", flywheel_ml::Column::Num(vec![30.0])).unwrap();
+    let e = model.predict(&f).unwrap_err().to_string();
+    assert!(e.contains("no column `fnlwgt`"), "{e}");
 }
