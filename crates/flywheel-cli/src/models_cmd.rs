@@ -89,7 +89,14 @@ pub fn inspect(path: &Path, as_json: bool) -> Result<u8, Failure> {
         Task::Classification => println!("task       classification of `{}` into {}", m.target, m.classes.join(", ")),
     }
     println!("estimator  {}", summary["estimator"]);
-    println!("inputs     {} columns → {} features", m.signature.inputs.len(), m.transform.width());
+    if let Estimator::Onnx(o) = &m.estimator {
+        println!("inputs     {} columns, read by the ONNX graph", m.signature.inputs.len());
+        for f in &o.feeds {
+            println!("  {:<24} ← {}", f.input, f.columns.join(", "));
+        }
+    } else {
+        println!("inputs     {} columns → {} features", m.signature.inputs.len(), m.transform.width());
+    }
     for c in &m.transform.columns {
         println!("  {:<24} {:<6}  {:<40} {}", c.column, c.kind.as_str(), c.declared, encoder_summary(&c.encoder));
     }

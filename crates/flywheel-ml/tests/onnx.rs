@@ -100,7 +100,9 @@ fn fixture(name: &str) -> (Vec<u8>, Value) {
 
 #[test]
 fn imported_models_predict_from_columns_and_survive_a_round_trip() {
-    for (name, target) in [("boosting_binary", "income"), ("mlp_multiclass", "weathersit"), ("forest_regression", "cnt")] {
+    for (name, target) in
+        [("boosting_binary", "income"), ("mlp_multiclass", "weathersit"), ("forest_regression", "cnt")]
+    {
         let (bytes, want) = fixture(name);
         let model = import(bytes, Some(signature(&want, target)), name).unwrap();
         let back = Model::from_json(&model.to_json()).unwrap();
@@ -114,7 +116,8 @@ fn imported_models_predict_from_columns_and_survive_a_round_trip() {
             }
             Prediction::Classes { probabilities, labels } => {
                 let got: Vec<&str> = labels.iter().map(|&l| model.classes[l].as_str()).collect();
-                let expected: Vec<&str> = want["labels"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+                let expected: Vec<&str> =
+                    want["labels"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
                 assert_eq!(got, expected, "{name}");
                 close(name, "probability", &probabilities.data, &floats(&want["probabilities"]));
             }

@@ -4,10 +4,10 @@
 //! model is as self-contained as a native one.
 
 use super::{DatumType, OnnxModel, Tensor};
+use crate::MlError;
 use crate::frame::{Column, ColumnKind, Frame};
 use crate::model::{Input, Model, Output, Prediction, Signature, Task};
 use crate::transform::{Matrix, Transform};
-use crate::MlError;
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, OnceLock};
 
@@ -160,7 +160,10 @@ impl OnnxEstimator {
             let shape: Vec<usize> = if info.dims.is_empty() { vec![rows] } else { vec![rows, k] };
             let t = if is_text(info.dtype) {
                 let Column::Text(t) = cols[0] else {
-                    return Err(MlError::Data(format!("column `{}` must be text for input `{}`", feed.columns[0], info.name)));
+                    return Err(MlError::Data(format!(
+                        "column `{}` must be text for input `{}`",
+                        feed.columns[0], info.name
+                    )));
                 };
                 let values: Vec<String> = (0..rows).map(|i| t.get(i).unwrap_or("").to_string()).collect();
                 super::ops::tensor(&shape, values).map_err(MlError::Data)?
@@ -205,7 +208,11 @@ impl OnnxEstimator {
             classes.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
         let labels = names
             .iter()
-            .map(|n| index.get(n.as_str()).copied().ok_or_else(|| MlError::Data(format!("the graph predicted class `{n}`, which is not one of {classes:?}"))))
+            .map(|n| {
+                index.get(n.as_str()).copied().ok_or_else(|| {
+                    MlError::Data(format!("the graph predicted class `{n}`, which is not one of {classes:?}"))
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Prediction::Classes { probabilities: Matrix { rows, cols: k, data: scores }, labels })
     }
