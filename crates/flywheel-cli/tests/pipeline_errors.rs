@@ -122,5 +122,8 @@ fn components_are_listed() {
     assert_eq!(r.code, 0);
     let names: Vec<String> =
         r.json().as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_string()).collect();
-    assert_eq!(names, ["ingest", "statistics", "schema", "validate", "train", "evaluate", "bless", "push", "command"]);
+    assert_eq!(
+        names,
+        ["ingest", "statistics", "schema", "validate", "tune", "train", "evaluate", "bless", "push", "command"]
+    );
 }

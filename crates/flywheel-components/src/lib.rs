@@ -18,6 +18,7 @@ pub mod slices;
 pub mod statistics;
 pub mod table;
 pub mod train;
+pub mod tune;
 pub mod validate;
 
 use flywheel_core::{Component, ComponentRegistry};
@@ -30,6 +31,7 @@ pub fn builtins() -> ComponentRegistry {
         Arc::new(statistics::Statistics),
         Arc::new(schema::Schema),
         Arc::new(validate::Validate),
+        Arc::new(tune::Tune),
         Arc::new(train::Train),
         Arc::new(evaluate::Evaluate),
         Arc::new(bless::Bless),

@@ -126,7 +126,15 @@ pub static SPEC: ComponentSpec = ComponentSpec {
             doc: "rows without a target value: drop and count them (default), or fail",
         },
     ],
-    inputs: &[PortSpec { name: "data", ty: ArtifactType::Dataset, doc: "training data", optional: false }],
+    inputs: &[
+        PortSpec { name: "data", ty: ArtifactType::Dataset, doc: "training data", optional: false },
+        PortSpec {
+            name: "hyperparameters",
+            ty: ArtifactType::Hyperparameters,
+            doc: "parameters chosen by `tune` (they override the step's own)",
+            optional: true,
+        },
+    ],
     outputs: &[PortSpec {
         name: "model",
         ty: ArtifactType::Model,
@@ -184,6 +192,39 @@ impl Component for Train {
     }
 
     fn execute(&self, ctx: &ExecContext) -> Result<(), ExecError> {
+        let Some(tuned) = ctx.inputs.get("hyperparameters") else {
+            return train(ctx);
+        };
+        let text = std::fs::read(&tuned.path)
+            .map_err(|e| ExecError::io(format!("cannot read {}", tuned.path.display()), e))?;
+        let chosen: serde_json::Value = serde_json::from_slice(&text)
+            .map_err(|e| ExecError::failed(format!("{}: not tuning results: {e}", tuned.path.display())))?;
+        let Some(best) = chosen.get("params").and_then(|p| p.as_object()) else {
+            return Err(ExecError::failed(format!("{}: no `params` in the tuning results", tuned.path.display())));
+        };
+        let mut params = ctx.params.clone();
+        for (k, v) in best {
+            params.insert(k.clone(), v.clone());
+        }
+        ctx.log(format!("tuned parameters: {}", serde_json::Value::Object(best.clone())));
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&ctx.log_path)
+            .map_err(|e| ExecError::io(format!("cannot open the step log {}", ctx.log_path.display()), e))?;
+        let inputs =
+            ctx.inputs.iter().filter(|(k, _)| *k != "hyperparameters").map(|(k, v)| (k.clone(), v.clone())).collect();
+        let inner = ctx.derive(params, inputs, ctx.outputs.clone(), ctx.output_dir.clone(), Box::new(log));
+        let result = train(&inner);
+        ctx.absorb(&inner);
+        result
+    }
+}
+
+/// Trains from the context's `data` and parameters (also what each
+/// `tune` trial runs).
+pub fn train(ctx: &ExecContext) -> Result<(), ExecError> {
+    {
         let input = ctx.input("data")?;
         let t = read_table(&input.path, &Default::default())?;
         let target = ctx.required_str("target")?.to_string();

@@ -99,6 +99,20 @@ pub struct ExecContext {
     properties: Mutex<BTreeMap<String, serde_json::Value>>,
     summary: Mutex<serde_json::Map<String, serde_json::Value>>,
     signals: Mutex<Vec<(String, String, serde_json::Value)>>,
+    children: Mutex<Vec<ChildRecord>>,
+}
+
+/// One unit of work inside a step (a tuning trial), recorded as a child
+/// execution of the step's execution with its own parameters and scores.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChildRecord {
+    /// e.g. `trial 3`
+    pub name: String,
+    pub parameters: serde_json::Value,
+    pub succeeded: bool,
+    pub duration_ms: i64,
+    pub summary: serde_json::Value,
+    pub error: Option<String>,
 }
 
 impl ExecContext {
@@ -131,6 +145,7 @@ impl ExecContext {
             properties: Mutex::new(BTreeMap::new()),
             summary: Mutex::new(serde_json::Map::new()),
             signals: Mutex::new(Vec::new()),
+            children: Mutex::new(Vec::new()),
         }
     }
 
@@ -179,6 +194,59 @@ impl ExecContext {
         if let Ok(mut s) = self.signals.lock() {
             s.push((kind.to_string(), message.into(), details));
         }
+    }
+
+    /// A context for work done inside this step with other parameters,
+    /// inputs and output folder (a tuning trial, or `train` with tuned
+    /// parameters): same run, step, cancel token, registry and base folder.
+    pub fn derive(
+        &self,
+        params: serde_json::Map<String, serde_json::Value>,
+        inputs: BTreeMap<String, InputArtifact>,
+        outputs: Vec<(String, ArtifactType)>,
+        output_dir: PathBuf,
+        log: Box<dyn Write + Send>,
+    ) -> ExecContext {
+        ExecContext::new(
+            self.step.clone(),
+            self.run_id,
+            params,
+            inputs,
+            outputs,
+            output_dir,
+            self.base_dir.clone(),
+            self.cancel.clone(),
+            self.registry.clone(),
+            self.log_path.clone(),
+            log,
+        )
+    }
+
+    /// Takes over what a derived context recorded: output properties,
+    /// summary, signals and children.
+    pub fn absorb(&self, child: &ExecContext) {
+        for (k, v) in child.take_properties() {
+            self.set_properties(&k, v);
+        }
+        for (k, v) in child.take_summary() {
+            self.add_summary(&k, v);
+        }
+        for (kind, message, details) in child.take_signals() {
+            self.emit_signal(&kind, message, details);
+        }
+        for c in child.take_children() {
+            self.record_child(c);
+        }
+    }
+
+    pub fn record_child(&self, child: ChildRecord) {
+        if let Ok(mut c) = self.children.lock() {
+            c.push(child);
+        }
+    }
+
+    pub fn take_children(&self) -> Vec<ChildRecord> {
+        self.children.lock().map(|mut c| std::mem::take(&mut *c)).unwrap_or_default()
     }
 
     pub fn take_signals(&self) -> Vec<(String, String, serde_json::Value)> {

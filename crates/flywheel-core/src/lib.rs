@@ -10,7 +10,8 @@ pub mod exec;
 pub mod spec;
 
 pub use exec::{
-    CancelToken, Component, ComponentRegistry, ExecContext, ExecError, InputArtifact, ModelRegistry, RegisteredModel,
+    CancelToken, ChildRecord, Component, ComponentRegistry, ExecContext, ExecError, InputArtifact, ModelRegistry,
+    RegisteredModel,
 };
 pub use spec::{ArtifactType, ComponentSpec, ParamSpec, ParamType, PortSpec};
 

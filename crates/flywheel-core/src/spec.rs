@@ -28,6 +28,8 @@ pub enum ArtifactType {
     PushedModel,
     /// Whether a model passed model validation, check by check (JSON).
     Blessing,
+    /// Chosen hyperparameters (what `tune` hands to `train`).
+    Hyperparameters,
     /// Any file, e.g. what a `command` step wrote.
     File,
     /// Accepts any artifact type (only valid on inputs).
@@ -35,7 +37,7 @@ pub enum ArtifactType {
 }
 
 impl ArtifactType {
-    pub const NAMED: [ArtifactType; 9] = [
+    pub const NAMED: [ArtifactType; 10] = [
         ArtifactType::Dataset,
         ArtifactType::Statistics,
         ArtifactType::Schema,
@@ -44,6 +46,7 @@ impl ArtifactType {
         ArtifactType::Metrics,
         ArtifactType::PushedModel,
         ArtifactType::Blessing,
+        ArtifactType::Hyperparameters,
         ArtifactType::File,
     ];
 
@@ -57,6 +60,7 @@ impl ArtifactType {
             ArtifactType::Metrics => "metrics",
             ArtifactType::PushedModel => "pushed_model",
             ArtifactType::Blessing => "blessing",
+            ArtifactType::Hyperparameters => "hyperparameters",
             ArtifactType::File => "file",
             ArtifactType::Any => "any",
         }

@@ -278,6 +278,22 @@ impl MetadataStore {
                 params![execution_id, sig.kind, sig.message, json_text(&sig.details), flywheel_core::now_rfc3339()],
             )?;
         }
+        for c in &result.children {
+            tx.execute(
+                "INSERT INTO executions (run_id, step, component, component_version, parameters, status, started_at, ended_at, duration_ms, log_path, error, summary, parent_id)
+                 SELECT run_id, step || ': ' || ?2, component, component_version, ?3, ?4, started_at, ?5, ?6, log_path, ?7, ?8, id FROM executions WHERE id = ?1",
+                params![
+                    execution_id,
+                    c.name,
+                    json_text(&c.parameters),
+                    c.status.as_str(),
+                    flywheel_core::now_rfc3339(),
+                    c.duration_ms,
+                    c.error,
+                    json_text(&c.summary)
+                ],
+            )?;
+        }
         tx.execute(
             "UPDATE executions SET status = ?2, cache_hit = ?3, attempts = ?4, ended_at = ?5, duration_ms = ?6, error = ?7, summary = ?8 WHERE id = ?1",
             params![
@@ -443,7 +459,7 @@ impl MetadataStore {
     /// Every execution of a run, oldest first, with its input and output artifacts.
     pub fn executions(&self, run_id: i64) -> Result<Vec<ExecutionRecord>> {
         let conn = self.conn();
-        let mut st = conn.prepare(&format!("{EXEC_SELECT} WHERE run_id = ?1 ORDER BY id"))?;
+        let mut st = conn.prepare(&format!("{EXEC_SELECT} WHERE run_id = ?1 AND parent_id IS NULL ORDER BY id"))?;
         let rows = st.query_map([run_id], exec_from_row)?.collect::<std::result::Result<Vec<_>, _>>()?;
         rows.into_iter().map(|e| e.finish(&conn)).collect()
     }

@@ -118,4 +118,11 @@ CREATE TABLE registry_audit (
 );
 "#,
     ),
+    (
+        4,
+        r#"
+ALTER TABLE executions ADD COLUMN parent_id INTEGER REFERENCES executions(id);
+CREATE INDEX executions_parent ON executions(parent_id);
+"#,
+    ),
 ];

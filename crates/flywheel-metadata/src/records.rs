@@ -149,6 +149,9 @@ pub struct ExecutionRecord {
     pub summary: Json,
     pub inputs: Vec<NamedArtifact>,
     pub outputs: Vec<NamedArtifact>,
+    /// Child executions (tuning trials), in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<ExecutionRecord>,
 }
 
 pub(crate) struct RawExec(ExecutionRecord, String, Option<String>, Option<String>);
@@ -164,6 +167,9 @@ impl RawExec {
         };
         e.inputs = named(events_of(conn, e.id, "input")?);
         e.outputs = named(events_of(conn, e.id, "output")?);
+        let mut st = conn.prepare(&format!("{EXEC_SELECT} WHERE parent_id = ?1 ORDER BY id"))?;
+        let children = st.query_map([e.id], exec_from_row)?.collect::<std::result::Result<Vec<_>, _>>()?;
+        e.children = children.into_iter().map(|c| c.finish(conn)).collect::<Result<_>>()?;
         Ok(e)
     }
 }
@@ -191,6 +197,7 @@ pub(crate) fn exec_from_row(r: &Row<'_>) -> rusqlite::Result<RawExec> {
             summary: Json::Null,
             inputs: Vec::new(),
             outputs: Vec::new(),
+            children: Vec::new(),
         },
         r.get(7)?,
         r.get(5)?,
@@ -210,6 +217,18 @@ pub struct ExecutionResult {
     pub outputs: Vec<(String, NewArtifact)>,
     /// Signals for triggers (e.g. drift), recorded with the execution.
     pub signals: Vec<NewSignal>,
+    /// Work inside the step (tuning trials), recorded as child executions.
+    pub children: Vec<NewChild>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewChild {
+    pub name: String,
+    pub parameters: Json,
+    pub status: ExecStatus,
+    pub duration_ms: i64,
+    pub summary: Json,
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

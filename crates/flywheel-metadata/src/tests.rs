@@ -19,6 +19,7 @@ fn artifact(digest: &str, ty: &str) -> NewArtifact {
 
 fn done(outputs: Vec<(String, NewArtifact)>) -> ExecutionResult {
     ExecutionResult {
+        children: Vec::new(),
         status: ExecStatus::Succeeded,
         cache_hit: false,
         attempts: 1,
@@ -35,10 +36,10 @@ fn migrations_apply_once_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.db");
     let s = MetadataStore::open(&path).unwrap();
-    assert_eq!(s.schema_version().unwrap(), 3);
+    assert_eq!(s.schema_version().unwrap(), 4);
     drop(s);
     let s = MetadataStore::open(&path).unwrap();
-    assert_eq!(s.schema_version().unwrap(), 3);
+    assert_eq!(s.schema_version().unwrap(), 4);
 }
 
 #[test]
@@ -121,4 +122,32 @@ fn unknown_ids_are_clear_errors() {
     assert_eq!(s.run(42).unwrap_err().to_string(), "no run 42; `flywheel runs list` shows the runs");
     assert!(matches!(s.artifact(7), Err(MetadataError::NoArtifact(_))));
     assert!(matches!(s.model_version("m", Some(1)), Err(MetadataError::NoModelVersion(_))));
+}
+
+#[test]
+fn child_executions_belong_to_their_step_and_are_not_steps() {
+    let (_d, s) = store();
+    let p = s.upsert_pipeline("p", "d", "p.toml", "").unwrap();
+    let run = s.create_run(p, &json!({}), &json!({}), "manual", "tester").unwrap();
+    let e = s.start_execution(run, "tune", "tune", "1", &json!({}), None, "log", &[]).unwrap();
+    let mut result = done(vec![("best".into(), artifact("b1", "hyperparameters"))]);
+    result.children = (1..=2)
+        .map(|i| NewChild {
+            name: format!("trial {i}"),
+            parameters: json!({ "alpha": i }),
+            status: if i == 1 { ExecStatus::Succeeded } else { ExecStatus::Failed },
+            duration_ms: 5,
+            summary: json!({ "mean": 0.5 }),
+            error: (i == 2).then(|| "diverged".to_string()),
+        })
+        .collect();
+    s.finish_execution(e, &result).unwrap();
+    let execs = s.executions(run).unwrap();
+    assert_eq!(execs.len(), 1, "trials are not steps");
+    let children = &execs[0].children;
+    assert_eq!(children.iter().map(|c| c.step.as_str()).collect::<Vec<_>>(), ["tune: trial 1", "tune: trial 2"]);
+    assert_eq!(children[0].parameters, json!({ "alpha": 1 }));
+    assert_eq!(children[1].status, ExecStatus::Failed);
+    assert_eq!(children[1].error.as_deref(), Some("diverged"));
+    assert_eq!(children[0].run_id, run);
 }

@@ -8,7 +8,7 @@ use crate::{Event, Observer, Result};
 use flywheel_core::{
     ArtifactType, CancelToken, Component, ExecContext, ExecError, InputArtifact, ModelRegistry, RegisteredModel,
 };
-use flywheel_metadata::{ArtifactRecord, ExecStatus, ExecutionResult, MetadataStore, NewArtifact, NewSignal};
+use flywheel_metadata::{ArtifactRecord, ExecStatus, ExecutionResult, MetadataStore, NewArtifact, NewChild, NewSignal};
 use flywheel_pipeline::Step;
 use serde_json::{Value as Json, json};
 use std::collections::BTreeMap;
@@ -141,6 +141,7 @@ pub async fn run_step(home: &Home, mut job: StepJob, observer: &dyn Observer) ->
             summary: Json::Null,
             outputs: Vec::new(),
             signals: Vec::new(),
+            children: Vec::new(),
         };
         return finish_execution(meta, &job, exec_id, result);
     }
@@ -167,6 +168,7 @@ pub async fn run_step(home: &Home, mut job: StepJob, observer: &dyn Observer) ->
                 outputs: outputs.iter().map(|(n, a)| (n.clone(), to_new(a))).collect(),
                 // The run saw what the cached execution saw.
                 signals: meta.signals_of_execution(cached_exec)?,
+                children: Vec::new(),
             };
             return finish_execution(meta, &job, exec_id, result);
         }
@@ -186,13 +188,13 @@ pub async fn run_step(home: &Home, mut job: StepJob, observer: &dyn Observer) ->
 
     let max_attempts = job.step.retries + 1;
     let mut attempt = 0;
-    let (status, error, summary, outputs, signals) = loop {
+    let (status, error, summary, outputs, (signals, children)) = loop {
         attempt += 1;
         observer.event(&Event::StepStarted { step: job.step.name.clone(), attempt });
         let work = home.work_dir(exec_id, attempt);
         let result = attempt_once(&job, &inputs, &registry, &work, &log_path, attempt).await;
         match result {
-            Ok((outputs, summary, signals)) => {
+            Ok((outputs, summary, extras)) => {
                 let mut stored = Vec::new();
                 let mut store_error = None;
                 for (name, ty, path, props) in outputs {
@@ -215,13 +217,19 @@ pub async fn run_step(home: &Home, mut job: StepJob, observer: &dyn Observer) ->
                 }
                 let _ = std::fs::remove_dir_all(&work);
                 match store_error {
-                    None => break (ExecStatus::Succeeded, None, summary, stored, signals),
-                    Some(e) => break (ExecStatus::Failed, Some(e), Json::Null, Vec::new(), Vec::new()),
+                    None => break (ExecStatus::Succeeded, None, summary, stored, extras),
+                    Some(e) => break (ExecStatus::Failed, Some(e), Json::Null, Vec::new(), (Vec::new(), Vec::new())),
                 }
             }
             Err(AttemptError::Cancelled) => {
                 let _ = std::fs::remove_dir_all(&work);
-                break (ExecStatus::Cancelled, Some("cancelled".to_string()), Json::Null, Vec::new(), Vec::new());
+                break (
+                    ExecStatus::Cancelled,
+                    Some("cancelled".to_string()),
+                    Json::Null,
+                    Vec::new(),
+                    (Vec::new(), Vec::new()),
+                );
             }
             Err(AttemptError::Failed(msg)) => {
                 let _ = std::fs::remove_dir_all(&work);
@@ -241,9 +249,15 @@ pub async fn run_step(home: &Home, mut job: StepJob, observer: &dyn Observer) ->
                     if !job.cancel.is_cancelled() {
                         continue;
                     }
-                    break (ExecStatus::Cancelled, Some("cancelled".to_string()), Json::Null, Vec::new(), Vec::new());
+                    break (
+                        ExecStatus::Cancelled,
+                        Some("cancelled".to_string()),
+                        Json::Null,
+                        Vec::new(),
+                        (Vec::new(), Vec::new()),
+                    );
                 }
-                break (ExecStatus::Failed, Some(msg), Json::Null, Vec::new(), Vec::new());
+                break (ExecStatus::Failed, Some(msg), Json::Null, Vec::new(), (Vec::new(), Vec::new()));
             }
         }
     };
@@ -256,6 +270,7 @@ pub async fn run_step(home: &Home, mut job: StepJob, observer: &dyn Observer) ->
         summary,
         outputs,
         signals,
+        children,
     };
     finish_execution(meta, &job, exec_id, result)
 }
@@ -319,7 +334,8 @@ enum AttemptError {
     Cancelled,
 }
 
-type Produced = (Vec<(String, ArtifactType, PathBuf, Json)>, Json, Vec<NewSignal>);
+/// Outputs, summary, and (signals, child executions).
+type Produced = (Vec<(String, ArtifactType, PathBuf, Json)>, Json, (Vec<NewSignal>, Vec<NewChild>));
 
 async fn attempt_once(
     job: &StepJob,
@@ -418,7 +434,19 @@ async fn attempt_once(
     }
     let signals =
         ctx.take_signals().into_iter().map(|(kind, message, details)| NewSignal { kind, message, details }).collect();
-    Ok((produced, summary, signals))
+    let children = ctx
+        .take_children()
+        .into_iter()
+        .map(|c| NewChild {
+            name: c.name,
+            parameters: c.parameters,
+            status: if c.succeeded { ExecStatus::Succeeded } else { ExecStatus::Failed },
+            duration_ms: c.duration_ms,
+            summary: c.summary,
+            error: c.error,
+        })
+        .collect();
+    Ok((produced, summary, (signals, children)))
 }
 
 pub fn humanize(d: Duration) -> String {
