@@ -268,7 +268,7 @@ impl OnnxModel {
                 i += 1;
             }
             let run = &nodes[start..i];
-            if let Some(c) = run.iter().find_map(declared_classes) {
+            if let Some(c) = run.iter().find_map(ops::attr_labels) {
                 classes.get_or_insert(c);
             }
             let produced: HashSet<&str> = run.iter().flat_map(|n| n.output.iter().map(|s| s.as_str())).collect();
@@ -442,9 +442,4 @@ impl OnnxModel {
             })
             .collect()
     }
-}
-
-/// The class labels of a classifier node tract runs (`LinearClassifier`).
-fn declared_classes(n: &pb::NodeProto) -> Option<Vec<String>> {
-    ops::attr_labels(n)
 }

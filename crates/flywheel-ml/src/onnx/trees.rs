@@ -523,45 +523,33 @@ mod tests {
         assert_eq!(run(&stump("BRANCH_GT", t, 1), &xs)[3], 10.0);
     }
 
+    /// Split nodes only (no leaves): for structure errors.
+    fn splits(node_ids: Vec<i64>, mode: &str, true_ids: Vec<i64>, false_ids: Vec<i64>) -> Attributes {
+        let n = node_ids.len();
+        Attributes {
+            tree_ids: vec![0; n],
+            node_ids,
+            features: vec![0; n],
+            thresholds: vec![0.0; n],
+            modes: vec![mode.into(); n],
+            true_ids,
+            false_ids,
+            missing_true: vec![],
+            leaf_tree_ids: vec![],
+            leaf_node_ids: vec![],
+            leaf_targets: vec![],
+            leaf_weights: vec![],
+            base: vec![],
+            post: Post::None,
+            kind: Kind::Regressor { targets: 1, aggregate: Aggregate::Sum },
+        }
+    }
+
     #[test]
     fn broken_trees_are_refused() {
-        let mut a = Attributes {
-            tree_ids: vec![0, 0],
-            node_ids: vec![0, 1],
-            features: vec![0, 0],
-            thresholds: vec![0.0, 0.0],
-            modes: vec!["BRANCH_LEQ".into(), "BRANCH_LEQ".into()],
-            true_ids: vec![1, 0],
-            false_ids: vec![1, 0],
-            missing_true: vec![],
-            leaf_tree_ids: vec![],
-            leaf_node_ids: vec![],
-            leaf_targets: vec![],
-            leaf_weights: vec![],
-            base: vec![],
-            post: Post::None,
-            kind: Kind::Regressor { targets: 1, aggregate: Aggregate::Sum },
-        };
-        let e = Ensemble::new(a, true).unwrap_err();
+        let e = Ensemble::new(splits(vec![0, 1], "BRANCH_LEQ", vec![1, 0], vec![1, 0]), true).unwrap_err();
         assert!(e.contains("roots"), "{e}");
-        a = Attributes {
-            tree_ids: vec![0],
-            node_ids: vec![0],
-            features: vec![0],
-            thresholds: vec![0.0],
-            modes: vec!["BRANCH_EQ".into()],
-            true_ids: vec![0],
-            false_ids: vec![0],
-            missing_true: vec![],
-            leaf_tree_ids: vec![],
-            leaf_node_ids: vec![],
-            leaf_targets: vec![],
-            leaf_weights: vec![],
-            base: vec![],
-            post: Post::None,
-            kind: Kind::Regressor { targets: 1, aggregate: Aggregate::Sum },
-        };
-        let e = Ensemble::new(a, true).unwrap_err();
+        let e = Ensemble::new(splits(vec![0], "BRANCH_EQ", vec![0], vec![0]), true).unwrap_err();
         assert!(e.contains("roots") || e.contains("BRANCH_EQ"), "{e}");
     }
 }
