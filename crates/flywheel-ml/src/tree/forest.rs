@@ -125,8 +125,9 @@ pub fn fit(x: &Matrix, y: &[f64], classification: bool, sample_weight: &[f64], p
         None if classification => ((x.cols as f64).sqrt() as usize).max(1),
         None => x.cols,
     };
-    let g: Vec<f64> = y.iter().zip(sample_weight).map(|(v, w)| -v * w).collect();
-    let h: Vec<f64> = sample_weight.to_vec();
+    let gh: Vec<[f64; 2]> = y.iter().zip(sample_weight).map(|(v, w)| [-v * w, *w]).collect();
+    let cores = crate::par::cores();
+    let threads = cores.min(p.trees);
     let grow_one = |t: usize| -> Tree {
         let seed = p.seed.wrapping_add(t as u64).wrapping_mul(0x2545_f491_4f6c_dd1d) | 1;
         let mut rows: Vec<u32> = if p.bootstrap {
@@ -152,10 +153,11 @@ pub fn fit(x: &Matrix, y: &[f64], classification: bool, sample_weight: &[f64], p
             shrinkage: 1.0,
             max_features: (features < x.cols).then_some(features),
             seed,
+            // Trees grow in parallel; a single tree uses every core per histogram.
+            threads: if threads <= 1 { cores } else { 1 },
         };
-        grow(&binned, &binner, &mut rows, &g, &h, &gp).0
+        grow(&binned, &binner, &mut rows, &gh, &gp).0
     };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(p.trees);
     let trees: Vec<Tree> = if threads <= 1 {
         (0..p.trees).map(grow_one).collect()
     } else {

@@ -137,21 +137,22 @@ impl Rng {
     }
 }
 
-/// Mean (weighted) loss of raw scores `raw` (rows × k) on `rows`.
+/// Mean (weighted) loss on `rows` of raw scores `raw`: k per row, in
+/// the order of `rows`.
 fn loss_of(loss: Loss, raw: &[f64], y: &[f64], w: &[f64], rows: &[u32]) -> f64 {
     let k = loss.outputs();
     let (mut total, mut wsum) = (0.0, 0.0);
-    for &r in rows {
+    for (i, &r) in rows.iter().enumerate() {
         let r = r as usize;
+        let s = &raw[i * k..(i + 1) * k];
         let l = match loss {
-            Loss::SquaredError => 0.5 * (raw[r] - y[r]).powi(2),
+            Loss::SquaredError => 0.5 * (s[0] - y[r]).powi(2),
             Loss::Binary => {
-                let z = raw[r];
+                let z = s[0];
                 let lse = if z > 0.0 { z + (-z).exp().ln_1p() } else { z.exp().ln_1p() };
                 lse - y[r] * z
             }
             Loss::Multinomial(_) => {
-                let s = &raw[r * k..(r + 1) * k];
                 let m = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                 let lse = m + s.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
                 lse - s[y[r] as usize]
@@ -163,28 +164,26 @@ fn loss_of(loss: Loss, raw: &[f64], y: &[f64], w: &[f64], rows: &[u32]) -> f64 {
     total / wsum
 }
 
-/// Writes `f(r)` into `g[r]`, `h[r]` for every training row, on two
-/// threads for large sets (rows are ascending, so each thread owns a
-/// contiguous part of `g` and `h`).
-fn fill_gradients(train: &[u32], g: &mut [f64], h: &mut [f64], f: &(dyn Fn(usize) -> (f64, f64) + Sync)) {
-    let one = |rows: &[u32], g: &mut [f64], h: &mut [f64], offset: usize| {
+/// Writes `f(r)` (gradient and hessian) into `gh[r]` for every training
+/// row, on two threads for large sets (rows are ascending, so each thread
+/// owns a contiguous part of `gh`).
+fn fill_gradients(train: &[u32], gh: &mut [[f64; 2]], f: impl Fn(usize) -> [f64; 2] + Sync) {
+    let one = |rows: &[u32], gh: &mut [[f64; 2]], offset: usize| {
         for &r in rows {
-            let (gi, hi) = f(r as usize);
-            g[r as usize - offset] = gi;
-            h[r as usize - offset] = hi;
+            let [g, h] = f(r as usize);
+            gh[r as usize - offset] = [g, h];
         }
     };
-    if train.len() < 50_000 || std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
-        one(train, g, h, 0);
+    if train.len() < 50_000 || crate::par::cores() < 2 {
+        one(train, gh, 0);
         return;
     }
     let mid = train.len() / 2;
     let boundary = train[mid] as usize;
-    let (g1, g2) = g.split_at_mut(boundary);
-    let (h1, h2) = h.split_at_mut(boundary);
+    let (gh1, gh2) = gh.split_at_mut(boundary);
     std::thread::scope(|s| {
-        s.spawn(|| one(&train[..mid], g1, h1, 0));
-        one(&train[mid..], g2, h2, boundary);
+        s.spawn(|| one(&train[..mid], gh1, 0));
+        one(&train[mid..], gh2, boundary);
     });
 }
 
@@ -253,7 +252,10 @@ pub fn fit(x: &Matrix, y: &[f64], loss: Loss, sample_weight: &[f64], p: &Params)
             prior.iter().map(|c| (c / wsum).clamp(f64::EPSILON, 1.0).ln()).collect()
         }
     };
+    // Raw scores of every row (those of validation rows are not used), and
+    // of the validation rows in `val` order.
     let mut raw: Vec<f64> = (0..n).flat_map(|_| baseline.iter().copied()).collect();
+    let mut val_raw: Vec<f64> = (0..val.len()).flat_map(|_| baseline.iter().copied()).collect();
     let grow_params = GrowParams {
         max_leaf_nodes: p.max_leaf_nodes,
         max_depth: p.max_depth,
@@ -262,9 +264,9 @@ pub fn fit(x: &Matrix, y: &[f64], loss: Loss, sample_weight: &[f64], p: &Params)
         shrinkage: p.learning_rate,
         max_features: None,
         seed: p.seed,
+        threads: crate::par::cores(),
     };
-    let mut g = vec![0.0; n];
-    let mut h = vec![0.0; n];
+    let mut gh = vec![[0.0f64; 2]; n];
     let mut trees: Vec<Vec<Tree>> = Vec::new();
     let mut report = FitReport {
         iterations: 0,
@@ -274,7 +276,7 @@ pub fn fit(x: &Matrix, y: &[f64], loss: Loss, sample_weight: &[f64], p: &Params)
         validation_loss: Vec::new(),
     };
     if early {
-        report.validation_loss.push(loss_of(loss, &raw, y, sample_weight, &val));
+        report.validation_loss.push(loss_of(loss, &val_raw, y, sample_weight, &val));
     }
     let mut rows: Vec<u32> = Vec::with_capacity(train.len());
     let mut probs = vec![0.0; if k > 1 { n * k } else { 0 }];
@@ -291,41 +293,49 @@ pub fn fit(x: &Matrix, y: &[f64], loss: Loss, sample_weight: &[f64], p: &Params)
             }
         }
         let mut round = Vec::with_capacity(k);
+        let mut val_loss = None;
         for c in 0..k {
-            let grad = |r: usize| -> (f64, f64) {
-                let w = sample_weight[r];
-                let (gi, hi) = match loss {
-                    Loss::SquaredError => (raw[r] - y[r], 1.0),
-                    Loss::Binary => {
-                        let q = sigmoid(raw[r]);
-                        (q - y[r], q * (1.0 - q))
-                    }
-                    Loss::Multinomial(_) => {
-                        let q = probs[r * k + c];
-                        (q - if y[r] as usize == c { 1.0 } else { 0.0 }, q * (1.0 - q))
-                    }
-                };
-                (w * gi, w * hi)
-            };
-            fill_gradients(&train, &mut g, &mut h, &grad);
+            let w = sample_weight;
+            // One loop per loss, without a per-row `match`.
+            match loss {
+                Loss::SquaredError => fill_gradients(&train, &mut gh, |r| [w[r] * (raw[r] - y[r]), w[r]]),
+                Loss::Binary => fill_gradients(&train, &mut gh, |r| {
+                    let q = sigmoid(raw[r]);
+                    [w[r] * (q - y[r]), w[r] * q * (1.0 - q)]
+                }),
+                Loss::Multinomial(_) => fill_gradients(&train, &mut gh, |r| {
+                    let q = probs[r * k + c];
+                    [w[r] * (q - f64::from(u8::from(y[r] as usize == c))), w[r] * q * (1.0 - q)]
+                }),
+            }
             // Each tree starts from the rows in order (sequential reads at the root).
             rows.clear();
             rows.extend_from_slice(&train);
-            let (tree, leaves) = grow(&binned, &binner, &mut rows, &g, &h, &grow_params);
-            for leaf in leaves {
-                for &r in &rows[leaf.start..leaf.end] {
-                    raw[r as usize * k + c] += leaf.value;
+            let (tree, leaves) = grow(&binned, &binner, &mut rows, &gh, &grow_params);
+            // Training rows take their leaf's value while another thread
+            // predicts the validation rows (and, after the round's last
+            // tree, scores them).
+            let last = c + 1 == k;
+            std::thread::scope(|s| {
+                let validate = s.spawn(|| {
+                    for (v, o) in val_raw.chunks_exact_mut(k).enumerate() {
+                        o[c] += tree.predict_row(val_x.row(v));
+                    }
+                    (early && last).then(|| loss_of(loss, &val_raw, y, sample_weight, &val))
+                });
+                for leaf in &leaves {
+                    for &r in &rows[leaf.start..leaf.end] {
+                        raw[r as usize * k + c] += leaf.value;
+                    }
                 }
-            }
-            for (v, &r) in val.iter().enumerate() {
-                raw[r as usize * k + c] += tree.predict_row(val_x.row(v));
-            }
+                val_loss = validate.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            });
             round.push(tree);
         }
         trees.push(round);
         report.iterations += 1;
-        if early {
-            report.validation_loss.push(loss_of(loss, &raw, y, sample_weight, &val));
+        if let Some(l) = val_loss {
+            report.validation_loss.push(l);
             let s = &report.validation_loss;
             if s.len() > p.n_iter_no_change {
                 let reference = s[s.len() - 1 - p.n_iter_no_change];
@@ -337,7 +347,9 @@ pub fn fit(x: &Matrix, y: &[f64], loss: Loss, sample_weight: &[f64], p: &Params)
             }
         }
     }
-    report.train_loss = loss_of(loss, &raw, y, sample_weight, &train);
+    let train_raw: Vec<f64> =
+        train.iter().flat_map(|&r| raw[r as usize * k..(r as usize + 1) * k].iter().copied()).collect();
+    report.train_loss = loss_of(loss, &train_raw, y, sample_weight, &train);
     Ok((Gbt { loss, baseline, trees }, report))
 }
 
