@@ -9,7 +9,7 @@
 //! raw value was missing". See [`OPS`] for every step.
 
 use crate::MlError;
-use crate::frame::{Column, ColumnKind, Frame, MISSING};
+use crate::frame::{Column, ColumnKind, Frame, MISSING, Text};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
@@ -255,8 +255,15 @@ fn present(v: &[f64]) -> Vec<f64> {
     v.iter().copied().filter(|x| !x.is_nan()).collect()
 }
 
-fn mean_of(v: &[f64]) -> f64 {
-    v.iter().sum::<f64>() / v.len() as f64
+/// Count, mean and (population) variance of the values that are not NaN.
+fn moments(v: &[f64]) -> (usize, f64, f64) {
+    let (n, sum) = v.iter().filter(|x| !x.is_nan()).fold((0usize, 0.0), |(n, s), x| (n + 1, s + x));
+    if n == 0 {
+        return (0, 0.0, 0.0);
+    }
+    let mean = sum / n as f64;
+    let var = v.iter().filter(|x| !x.is_nan()).map(|x| (x - mean) * (x - mean)).sum::<f64>() / n as f64;
+    (n, mean, var)
 }
 
 /// Quantile with linear interpolation (numpy's default) of sorted values.
@@ -300,15 +307,16 @@ impl ColumnTransformConfig {
         let mut encoder = Encoder::Value;
         match col {
             Column::Num(raw) => {
-                let mut values = raw.clone();
+                // Copied only when a step feeds another.
+                let mut values = std::borrow::Cow::Borrowed(raw.as_slice());
                 for (i, op) in ops.iter().enumerate() {
                     let last = i + 1 == ops.len();
                     let step = match op.name.as_str() {
                         "impute" => {
                             let how = op.args.first().or(op.named.get("value")).map(String::as_str).unwrap_or("mean");
-                            let p = present(&values);
+                            let (n, mean, _) = moments(&values);
                             let value = match how {
-                                "mean" | "median" if p.is_empty() => {
+                                "mean" | "median" if n == 0 => {
                                     return Err(err(
                                         c,
                                         text,
@@ -317,9 +325,9 @@ impl ColumnTransformConfig {
                                         ),
                                     ));
                                 }
-                                "mean" => mean_of(&p),
+                                "mean" => mean,
                                 "median" => {
-                                    let mut s = p;
+                                    let mut s = present(&values);
                                     s.sort_by(f64::total_cmp);
                                     quantile_sorted(&s, 0.5)
                                 }
@@ -345,19 +353,20 @@ impl ColumnTransformConfig {
                         "log1p" => Step::Log1p,
                         "passthrough" => continue,
                         "standardize" => {
-                            let p = present(&values);
-                            let mean = if p.is_empty() { 0.0 } else { mean_of(&p) };
-                            let var = p.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / p.len().max(1) as f64;
+                            let (_, mean, var) = moments(&values);
                             // A constant column stays constant (0) rather than dividing by zero.
                             let std = if var > 0.0 { var.sqrt() } else { 1.0 };
                             Step::Standardize { mean, std }
                         }
                         "minmax" => {
-                            let p = present(&values);
-                            let min = p.iter().copied().fold(f64::INFINITY, f64::min);
-                            let max = p.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                            if p.is_empty() || max <= min {
-                                Step::Standardize { mean: if p.is_empty() { 0.0 } else { min }, std: 1.0 }
+                            let p = values.iter().filter(|x| !x.is_nan());
+                            let min = p.clone().copied().fold(f64::INFINITY, f64::min);
+                            let max = p.copied().fold(f64::NEG_INFINITY, f64::max);
+                            if max < min {
+                                // No values at all.
+                                Step::Standardize { mean: 0.0, std: 1.0 }
+                            } else if max == min {
+                                Step::Standardize { mean: min, std: 1.0 }
                             } else {
                                 Step::Minmax { min, max }
                             }
@@ -394,7 +403,10 @@ impl ColumnTransformConfig {
                             ));
                         }
                     };
-                    values.iter_mut().for_each(|x| *x = step.apply(*x));
+                    // The next step is fitted on this one's output.
+                    if !last {
+                        values.to_mut().iter_mut().for_each(|x| *x = step.apply(*x));
+                    }
                     steps.push(step);
                 }
             }
@@ -556,20 +568,23 @@ pub fn fit(
             ));
         }
     }
-    let mut columns = Vec::new();
-    for name in features {
+    // Columns are fitted independently, on all cores.
+    let fitted = crate::par::map(features, |name| {
         let Some(col) = frame.column(name) else {
             let names: Vec<String> = frame.names().to_vec();
-            errors.push(format!("feature `{name}` is not a column of the training data{}", suggest(name, &names)));
-            continue;
+            return Err(format!("feature `{name}` is not a column of the training data{}", suggest(name, &names)));
         };
         let text = declared.get(name).map(String::as_str).unwrap_or(match col {
             Column::Num(_) => defaults.numeric,
             Column::Text(_) => defaults.text,
         });
-        match ColumnTransformConfig::parse(name, text).and_then(|cfg| cfg.fit(col)) {
+        ColumnTransformConfig::parse(name, text).and_then(|cfg| cfg.fit(col)).map_err(|e| e.to_string())
+    });
+    let mut columns = Vec::new();
+    for f in fitted {
+        match f {
             Ok(t) => columns.push(t),
-            Err(e) => errors.push(e.to_string()),
+            Err(e) => errors.push(e),
         }
     }
     if !errors.is_empty() {
@@ -596,11 +611,14 @@ impl Transform {
         self.columns.iter().map(|c| (c.column.clone(), c.kind)).collect()
     }
 
-    /// Features of every row of `frame`.
+    /// Features of every row of `frame`: in blocks of rows, so that a
+    /// block of the (row-major) output stays in cache while every column
+    /// writes its part of it, on all cores for large frames.
     pub fn apply(&self, frame: &Frame) -> Result<Matrix, MlError> {
         let rows = frame.rows();
         let width = self.width();
         let mut m = Matrix::zeros(rows, width);
+        let mut encoders = Vec::with_capacity(self.columns.len());
         let mut at = 0;
         for ct in &self.columns {
             let col = frame.column(&ct.column).ok_or_else(|| {
@@ -620,119 +638,201 @@ impl Transform {
                     if col.kind() == ColumnKind::Number { "numbers" } else { "text" },
                 )));
             }
-            apply_column(ct, col, &mut m, at)?;
-            if ct.indicator {
-                let j = at + ct.width() - 1;
-                for i in 0..rows {
-                    m.data[i * width + j] = f64::from(u8::from(col.is_missing(i)));
+            encoders.push(ColumnEncoder::new(ct, col, at)?);
+            at += ct.width();
+        }
+        if width == 0 || rows == 0 {
+            return Ok(m);
+        }
+        const BLOCK: usize = 512;
+        let encode = |first: usize, part: &mut [f64]| -> Result<(), MlError> {
+            for (b, block) in part.chunks_mut(BLOCK * width).enumerate() {
+                for e in &encoders {
+                    e.write(first + b * BLOCK, block, width)?;
                 }
             }
-            at += ct.width();
+            Ok(())
+        };
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if threads <= 1 || rows * width < 1 << 20 {
+            encode(0, &mut m.data)?;
+        } else {
+            let per = rows.div_ceil(threads);
+            std::thread::scope(|s| {
+                let handles: Vec<_> = m
+                    .data
+                    .chunks_mut(per * width)
+                    .enumerate()
+                    .map(|(t, part)| {
+                        let encode = &encode;
+                        s.spawn(move || encode(t * per, part))
+                    })
+                    .collect();
+                handles.into_iter().try_for_each(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            })?;
         }
         Ok(m)
     }
 }
 
-fn apply_column(ct: &ColumnTransform, col: &Column, m: &mut Matrix, at: usize) -> Result<(), MlError> {
-    let width = m.cols;
-    let rows = m.rows;
-    match (col, &ct.encoder) {
-        (Column::Num(v), Encoder::Value) => {
-            for (i, &x) in v.iter().enumerate() {
-                m.data[i * width + at] = ct.steps.iter().fold(x, |x, s| s.apply(x));
+/// One column's fitted transform bound to its input, with its lookups
+/// (category slots, parsed dates) built once: `write` fills its features
+/// in a block of output rows.
+struct ColumnEncoder<'a> {
+    ct: &'a ColumnTransform,
+    col: &'a Column,
+    /// First output feature.
+    at: usize,
+    plan: Plan<'a>,
+}
+
+enum Plan<'a> {
+    Value(&'a [f64]),
+    Bucketize(&'a [f64], &'a [f64]),
+    /// Seconds since the epoch, and the date parts wanted.
+    Seconds(&'a [f64], &'a [String]),
+    /// Per distinct text value, its date parts (`None`: not a date), and
+    /// how many parts there are.
+    Dates(&'a Text, Vec<Option<Vec<f64>>>, usize),
+    /// Per distinct text value, the slot set to 1 (`None`: none), and the
+    /// slot of a missing value.
+    Slot(&'a Text, Vec<Option<usize>>, Option<usize>),
+    /// Per distinct text value, the number written; -1 when missing.
+    Rank(&'a Text, Vec<f64>),
+}
+
+impl<'a> ColumnEncoder<'a> {
+    fn new(ct: &'a ColumnTransform, col: &'a Column, at: usize) -> Result<Self, MlError> {
+        let index = |categories: &'a [String]| -> HashMap<&'a str, usize> {
+            categories.iter().enumerate().map(|(k, c)| (c.as_str(), k)).collect()
+        };
+        let plan = match (col, &ct.encoder) {
+            (Column::Num(v), Encoder::Value) => Plan::Value(v),
+            (Column::Num(v), Encoder::Bucketize { edges }) => Plan::Bucketize(v, edges),
+            (Column::Num(v), Encoder::Datetime { parts }) => Plan::Seconds(v, parts),
+            (Column::Text(t), Encoder::Datetime { parts }) => Plan::Dates(
+                t,
+                t.values
+                    .iter()
+                    .map(|v| {
+                        parse_datetime(v).map(|(y, mo, d, h, mi)| {
+                            let mut out = vec![0.0; parts.len()];
+                            datetime_parts(y, mo, d, h, mi, parts, &mut out);
+                            out
+                        })
+                    })
+                    .collect(),
+                parts.len(),
+            ),
+            (Column::Text(t), Encoder::Onehot { categories }) => {
+                // Values outside the vocabulary, and missing ones, share the last slot.
+                let (index, other) = (index(categories), categories.len());
+                Plan::Slot(
+                    t,
+                    t.values.iter().map(|v| Some(index.get(v.as_str()).copied().unwrap_or(other))).collect(),
+                    Some(other),
+                )
             }
-        }
-        (Column::Num(v), Encoder::Bucketize { edges }) => {
-            for (i, &x) in v.iter().enumerate() {
-                let x = ct.steps.iter().fold(x, |x, s| s.apply(x));
-                m.data[i * width + at] = if x.is_nan() { f64::NAN } else { edges.partition_point(|e| *e <= x) as f64 };
+            (Column::Text(t), Encoder::Hash { buckets }) => Plan::Slot(
+                t,
+                t.values
+                    .iter()
+                    .map(|v| Some((xxhash_rust::xxh3::xxh3_64(v.as_bytes()) % *buckets as u64) as usize))
+                    .collect(),
+                None,
+            ),
+            (Column::Text(t), Encoder::Ordinal { categories }) => {
+                let index = index(categories);
+                Plan::Rank(t, t.values.iter().map(|v| index.get(v.as_str()).map_or(-1.0, |&k| k as f64)).collect())
             }
-        }
-        (Column::Num(v), Encoder::Datetime { parts }) => {
-            for (i, &x) in v.iter().enumerate() {
-                let x = ct.steps.iter().fold(x, |x, s| s.apply(x));
-                let out = &mut m.data[i * width + at..i * width + at + parts.len()];
-                match datetime_from_seconds(x) {
-                    Some((y, mo, d, h, mi)) => datetime_parts(y, mo, d, h, mi, parts, out),
-                    None => out.fill(f64::NAN),
-                }
+            (_, enc) => {
+                return Err(MlError::Data(format!(
+                    "column `{}` cannot be encoded with {enc:?}: it holds {}",
+                    ct.column,
+                    col.kind().as_str()
+                )));
             }
-        }
-        (Column::Text(t), Encoder::Datetime { parts }) => {
-            // Parse each distinct value once.
-            let mut parsed: Vec<Option<Vec<f64>>> = Vec::with_capacity(t.values.len());
-            for v in &t.values {
-                parsed.push(parse_datetime(v).map(|(y, mo, d, h, mi)| {
-                    let mut out = vec![0.0; parts.len()];
-                    datetime_parts(y, mo, d, h, mi, parts, &mut out);
-                    out
-                }));
-            }
-            for i in 0..rows {
-                let out = &mut m.data[i * width + at..i * width + at + parts.len()];
-                match t.codes[i] {
-                    MISSING => out.fill(f64::NAN),
-                    c => match &parsed[c as usize] {
-                        Some(p) => out.copy_from_slice(p),
-                        None => {
-                            return Err(MlError::Data(format!(
-                                "column `{}`: `{}` is not a date or time (expected ISO 8601, like 2011-01-01 13:00:00)",
-                                ct.column, t.values[c as usize]
-                            )));
-                        }
-                    },
-                }
-            }
-        }
-        (Column::Text(t), Encoder::Onehot { categories }) => {
-            let index: HashMap<&str, usize> = categories.iter().enumerate().map(|(k, c)| (c.as_str(), k)).collect();
-            let other = categories.len();
-            let slot: Vec<usize> = t.values.iter().map(|v| index.get(v.as_str()).copied().unwrap_or(other)).collect();
-            for i in 0..rows {
-                let k = match t.codes[i] {
-                    MISSING => other,
-                    c => slot[c as usize],
-                };
-                m.data[i * width + at + k] = 1.0;
-            }
-        }
-        (Column::Text(t), Encoder::Hash { buckets }) => {
-            let slot: Vec<usize> = t
-                .values
-                .iter()
-                .map(|v| (xxhash_rust::xxh3::xxh3_64(v.as_bytes()) % *buckets as u64) as usize)
-                .collect();
-            for i in 0..rows {
-                if t.codes[i] != MISSING {
-                    m.data[i * width + at + slot[t.codes[i] as usize]] = 1.0;
-                }
-            }
-        }
-        (Column::Text(t), Encoder::Ordinal { categories }) => {
-            let index: HashMap<&str, usize> = categories.iter().enumerate().map(|(k, c)| (c.as_str(), k)).collect();
-            let rank: Vec<f64> = t.values.iter().map(|v| index.get(v.as_str()).map_or(-1.0, |&k| k as f64)).collect();
-            for i in 0..rows {
-                m.data[i * width + at] = match t.codes[i] {
-                    MISSING => -1.0,
-                    c => rank[c as usize],
-                };
-            }
-        }
-        (_, enc) => {
-            return Err(MlError::Data(format!(
-                "column `{}` cannot be encoded with {enc:?}: it holds {}",
-                ct.column,
-                col.kind().as_str()
-            )));
-        }
+        };
+        Ok(ColumnEncoder { ct, col, at, plan })
     }
-    Ok(())
+
+    /// Writes this column's features for rows `first..` into `block`
+    /// (whole output rows of `width` features).
+    fn write(&self, first: usize, block: &mut [f64], width: usize) -> Result<(), MlError> {
+        let (ct, at) = (self.ct, self.at);
+        let rows = block.chunks_exact_mut(width).zip(first..);
+        let value = |x: f64| ct.steps.iter().fold(x, |x, s| s.apply(x));
+        match &self.plan {
+            Plan::Value(v) => {
+                for (out, i) in rows {
+                    out[at] = value(v[i]);
+                }
+            }
+            Plan::Bucketize(v, edges) => {
+                for (out, i) in rows {
+                    let x = value(v[i]);
+                    out[at] = if x.is_nan() { f64::NAN } else { edges.partition_point(|e| *e <= x) as f64 };
+                }
+            }
+            Plan::Seconds(v, parts) => {
+                for (out, i) in rows {
+                    let out = &mut out[at..at + parts.len()];
+                    match datetime_from_seconds(value(v[i])) {
+                        Some((y, mo, d, h, mi)) => datetime_parts(y, mo, d, h, mi, parts, out),
+                        None => out.fill(f64::NAN),
+                    }
+                }
+            }
+            Plan::Dates(t, parsed, n) => {
+                for (out, i) in rows {
+                    let out = &mut out[at..at + n];
+                    match t.codes[i] {
+                        MISSING => out.fill(f64::NAN),
+                        c => match &parsed[c as usize] {
+                            Some(p) => out.copy_from_slice(p),
+                            None => {
+                                return Err(MlError::Data(format!(
+                                    "column `{}`: `{}` is not a date or time (expected ISO 8601, like 2011-01-01 13:00:00)",
+                                    ct.column, t.values[c as usize]
+                                )));
+                            }
+                        },
+                    }
+                }
+            }
+            Plan::Slot(t, slot, missing) => {
+                for (out, i) in rows {
+                    let k = match t.codes[i] {
+                        MISSING => *missing,
+                        c => slot[c as usize],
+                    };
+                    if let Some(k) = k {
+                        out[at + k] = 1.0;
+                    }
+                }
+            }
+            Plan::Rank(t, rank) => {
+                for (out, i) in rows {
+                    out[at] = match t.codes[i] {
+                        MISSING => -1.0,
+                        c => rank[c as usize],
+                    };
+                }
+            }
+        }
+        if ct.indicator {
+            let j = at + ct.width() - 1;
+            for (out, i) in block.chunks_exact_mut(width).zip(first..) {
+                out[j] = f64::from(u8::from(self.col.is_missing(i)));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::Text;
 
     fn frame() -> Frame {
         let mut f = Frame::new();
