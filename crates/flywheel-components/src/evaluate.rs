@@ -106,7 +106,7 @@ pub fn evaluate_model(model: &Model, data: &Path, slices: &[String]) -> Result<(
     let all: Vec<usize> = (0..t.rows()).collect();
     let m = match (model.task, &pred) {
         (Task::Regression, Prediction::Values(pred)) => {
-            let y: Vec<f64> = t.f64_column(ti).into_iter().map(|v| v.unwrap_or(f64::NAN)).collect();
+            let y: Vec<f64> = t.f64_values(ti);
             let scorer = move |rows: &[usize]| {
                 let ys: Vec<f64> = rows.iter().map(|&i| y[i]).collect();
                 let ps: Vec<f64> = rows.iter().map(|&i| pred[i]).collect();

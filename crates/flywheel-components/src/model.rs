@@ -2,10 +2,10 @@
 //! and tables turned into the frames that transforms and models read.
 
 use crate::table::Table;
-use arrow_array::{Array, ArrayRef, StringArray};
+use arrow_array::ArrayRef;
 use arrow_schema::DataType;
 use flywheel_core::ExecError;
-use flywheel_ml::{Column, Frame, MlError, Model, Text};
+use flywheel_ml::{Column, Frame, MlError, Model};
 use std::path::Path;
 
 pub fn ml_error(e: MlError) -> ExecError {
@@ -38,17 +38,11 @@ pub fn to_frame(t: &Table, columns: &[String]) -> Result<Frame, ExecError> {
     for name in columns {
         let i = t.column_index(name).ok_or_else(|| ExecError::failed(format!("the data has no column `{name}`")))?;
         let col = if crate::table::is_numeric(t.schema.field(i).data_type()) {
-            Column::Num(t.f64_column(i).into_iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+            Column::Num(t.f64_values(i))
         } else {
-            let arrays: Vec<ArrayRef> = t
-                .batches
-                .iter()
-                .map(|b| arrow_cast::cast(b.column(i), &DataType::Utf8))
-                .collect::<Result<_, _>>()
-                .map_err(|e| ExecError::failed(format!("column `{name}` cannot be read as text: {e}")))?;
-            let strings: Vec<&StringArray> =
-                arrays.iter().filter_map(|a| a.as_any().downcast_ref::<StringArray>()).collect();
-            Column::Text(Text::encode(strings.into_iter().flat_map(|a| a.iter())))
+            Column::Text(
+                t.text(i).map_err(|e| ExecError::failed(format!("column `{name}` cannot be read as text: {e}")))?,
+            )
         };
         frame.push(name.clone(), col).map_err(ml_error)?;
     }

@@ -89,8 +89,8 @@ impl Table {
         self.schema.fields().iter().map(|f| f.name().clone()).collect()
     }
 
-    /// A column's values as f64 (bool → 0/1), `None` where missing or NaN.
-    pub fn f64_column(&self, i: usize) -> Vec<Option<f64>> {
+    /// A column's values as f64 (bool → 0/1), NaN where missing or not a number.
+    pub fn f64_values(&self, i: usize) -> Vec<f64> {
         let mut out = Vec::with_capacity(self.rows());
         for b in &self.batches {
             let col = b.column(i);
@@ -102,18 +102,37 @@ impl Table {
             } else {
                 arrow_cast::cast(col, &DataType::Float64)
             };
-            match cast {
-                Ok(a) => {
-                    let a = a.as_any().downcast_ref::<arrow_array::Float64Array>().cloned();
-                    match a {
-                        Some(a) => out.extend(a.iter().map(|v| v.filter(|x| !x.is_nan()))),
-                        None => out.extend(std::iter::repeat_n(None, b.num_rows())),
+            match cast.ok().as_ref().and_then(|a| a.as_any().downcast_ref::<arrow_array::Float64Array>()) {
+                Some(a) => {
+                    let start = out.len();
+                    out.extend_from_slice(a.values());
+                    if let Some(nulls) = a.nulls().filter(|n| n.null_count() > 0) {
+                        for (v, valid) in out[start..].iter_mut().zip(nulls.iter()) {
+                            if !valid {
+                                *v = f64::NAN;
+                            }
+                        }
                     }
                 }
-                Err(_) => out.extend(std::iter::repeat_n(None, b.num_rows())),
+                None => out.extend(std::iter::repeat_n(f64::NAN, b.num_rows())),
             }
         }
         out
+    }
+
+    /// A column's values as f64 (bool → 0/1), `None` where missing or NaN.
+    pub fn f64_column(&self, i: usize) -> Vec<Option<f64>> {
+        self.f64_values(i).into_iter().map(|v| (!v.is_nan()).then_some(v)).collect()
+    }
+
+    /// A column's values as dictionary-encoded text: each distinct value
+    /// once, and a code per row.
+    pub fn text(&self, i: usize) -> Result<flywheel_ml::Text, ArrowError> {
+        let arrays: Vec<arrow_array::ArrayRef> =
+            self.batches.iter().map(|b| arrow_cast::cast(b.column(i), &DataType::Utf8)).collect::<Result<_, _>>()?;
+        let strings: Vec<&arrow_array::StringArray> =
+            arrays.iter().filter_map(|a| a.as_any().downcast_ref::<arrow_array::StringArray>()).collect();
+        Ok(flywheel_ml::Text::encode(strings.into_iter().flat_map(|a| a.iter())))
     }
 
     /// A column's values as text, `None` where missing.

@@ -152,18 +152,17 @@ fn column_of(t: &Table, name: &str, what: &str) -> Result<usize, ExecError> {
     })
 }
 
-/// Sorted class labels, numerically when the target is numeric (as numpy's unique).
-fn class_labels(values: &[String], numeric: bool) -> Vec<String> {
-    // Distinct values first: a regression target has as many as rows.
-    let distinct: std::collections::HashSet<&str> = values.iter().map(String::as_str).collect();
-    let mut classes: Vec<String> = distinct.into_iter().map(str::to_string).collect();
-    classes.sort_by(|a, b| {
-        if numeric && let (Ok(x), Ok(y)) = (a.parse::<f64>(), b.parse::<f64>()) {
-            return x.total_cmp(&y);
-        }
-        a.cmp(b)
+/// The distinct target values sorted, numerically when the target is
+/// numeric (as numpy's unique). Each is parsed once: a regression target
+/// has about as many distinct values as rows.
+fn class_labels(distinct: &[String], numeric: bool) -> Vec<String> {
+    let mut keyed: Vec<(Option<f64>, &String)> =
+        distinct.iter().map(|v| (if numeric { v.parse::<f64>().ok() } else { None }, v)).collect();
+    keyed.sort_by(|(x, a), (y, b)| match (x, y) {
+        (Some(x), Some(y)) => x.total_cmp(y),
+        _ => a.cmp(b),
     });
-    classes
+    keyed.into_iter().map(|(_, v)| v.clone()).collect()
 }
 
 /// Features that cannot teach anything, for a warning.
@@ -233,22 +232,29 @@ pub fn train(ctx: &ExecContext) -> Result<(), ExecError> {
             && t.schema.field(ti).data_type() != &arrow_schema::DataType::Boolean;
 
         // Rows without a target cannot teach anything.
-        let keep: Vec<bool> = t.str_column(ti).iter().map(Option::is_some).collect();
+        let text_of = |t: &Table| t.text(ti).map_err(|e| ExecError::failed(format!("target `{target}`: {e}")));
+        let labels = text_of(&t)?;
+        let keep: Vec<bool> = labels.codes.iter().map(|&c| c != flywheel_ml::frame::MISSING).collect();
         let dropped = keep.iter().filter(|k| !**k).count();
         if dropped > 0 && ctx.str_param("missing_target") == Some("error") {
             return Err(ExecError::failed(format!(
                 "{dropped} training rows have no `{target}` value (missing_target = \"error\"); fill them or set missing_target = \"drop\""
             )));
         }
-        let t = if dropped > 0 { t.filter(&keep).map_err(|e| ExecError::failed(e.to_string()))? } else { t };
+        let (t, labels) = if dropped > 0 {
+            let t = t.filter(&keep).map_err(|e| ExecError::failed(e.to_string()))?;
+            let labels = text_of(&t)?;
+            (t, labels)
+        } else {
+            (t, labels)
+        };
         if dropped > 0 {
             ctx.log(format!("dropped {dropped} rows with a missing `{target}`"));
         }
         if t.rows() < 2 {
             return Err(ExecError::failed(format!("only {} training rows have a `{target}` value", t.rows())));
         }
-        let target_text: Vec<String> = t.str_column(ti).into_iter().flatten().collect();
-        let classes = class_labels(&target_text, target_numeric);
+        let classes = class_labels(&labels.values, target_numeric);
 
         let algorithm = match ctx.str_param("model").unwrap_or("auto") {
             "auto" if classes.len() <= 2 || !target_numeric => "logistic",
@@ -312,7 +318,9 @@ pub fn train(ctx: &ExecContext) -> Result<(), ExecError> {
         let y_class: Vec<usize> = if task == Task::Classification {
             let index: std::collections::HashMap<&str, usize> =
                 classes.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
-            target_text.iter().map(|v| index[v.as_str()]).collect()
+            // Each distinct label's class, then each row's through its code.
+            let class_of: Vec<usize> = labels.values.iter().map(|v| index[v.as_str()]).collect();
+            labels.codes.iter().map(|&c| class_of[c as usize]).collect()
         } else {
             Vec::new()
         };
@@ -346,9 +354,7 @@ pub fn train(ctx: &ExecContext) -> Result<(), ExecError> {
                     ..d
                 };
                 let (y, sw): (Vec<f64>, Vec<f64>) = match task {
-                    Task::Regression => {
-                        (t.f64_column(ti).into_iter().map(|v| v.unwrap_or(f64::NAN)).collect(), vec![1.0; x.rows])
-                    }
+                    Task::Regression => (t.f64_values(ti), vec![1.0; x.rows]),
                     Task::Classification => {
                         (y_class.iter().map(|&c| c as f64).collect(), y_class.iter().map(|&c| class_w[c]).collect())
                     }
@@ -367,11 +373,7 @@ pub fn train(ctx: &ExecContext) -> Result<(), ExecError> {
             }
             "gbt" => {
                 let (y, loss, sw): (Vec<f64>, Loss, Vec<f64>) = match task {
-                    Task::Regression => (
-                        t.f64_column(ti).into_iter().map(|v| v.unwrap_or(f64::NAN)).collect(),
-                        Loss::SquaredError,
-                        vec![1.0; x.rows],
-                    ),
+                    Task::Regression => (t.f64_values(ti), Loss::SquaredError, vec![1.0; x.rows]),
                     Task::Classification => (
                         y_class.iter().map(|&c| c as f64).collect(),
                         if classes.len() == 2 { Loss::Binary } else { Loss::Multinomial(classes.len()) },
@@ -422,7 +424,7 @@ pub fn train(ctx: &ExecContext) -> Result<(), ExecError> {
                 )
             }
             "lasso" => {
-                let y: Vec<f64> = t.f64_column(ti).into_iter().map(|v| v.unwrap_or(f64::NAN)).collect();
+                let y: Vec<f64> = t.f64_values(ti);
                 let alpha = ctx.f64_param("alpha").unwrap_or(1.0);
                 let iters = ctx.i64_param("max_iterations").unwrap_or(1000).max(1) as usize;
                 let (w, b, n) = linear::lasso(&x, &y, alpha, iters, tol, &feature_names).map_err(ml_error)?;
@@ -432,7 +434,7 @@ pub fn train(ctx: &ExecContext) -> Result<(), ExecError> {
                 )
             }
             _ => {
-                let y: Vec<f64> = t.f64_column(ti).into_iter().map(|v| v.unwrap_or(f64::NAN)).collect();
+                let y: Vec<f64> = t.f64_values(ti);
                 let alpha = if algorithm == "ridge" { ctx.f64_param("alpha").unwrap_or(1.0) } else { 0.0 };
                 let (w, b) = linear::least_squares(&x, &y, alpha, None, &feature_names).map_err(ml_error)?;
                 (Estimator::Linear { algorithm: algorithm.into(), weights: w, intercept: b }, json!({ "alpha": alpha }))
