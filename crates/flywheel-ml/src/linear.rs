@@ -237,9 +237,12 @@ pub fn logistic(
                         // log(1 + e^z) − y z, computed stably.
                         let zi = z[0];
                         let yi = if y[i] == 1 { 1.0 } else { 0.0 };
-                        let lse = if zi > 0.0 { zi + (-zi).exp().ln_1p() } else { zi.exp().ln_1p() };
+                        // One exponential for both: e = e^(−|z|).
+                        let e = (-zi.abs()).exp();
+                        let lse = zi.max(0.0) + e.ln_1p();
                         loss += sw * (lse - yi * zi);
-                        let r = sw * (crate::model::sigmoid(zi) - yi);
+                        let q = if zi >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
+                        let r = sw * (q - yi);
                         for (gj, v) in grad[..d].iter_mut().zip(row) {
                             *gj += r * v;
                         }

@@ -257,13 +257,34 @@ fn present(v: &[f64]) -> Vec<f64> {
 
 /// Count, mean and (population) variance of the values that are not NaN.
 fn moments(v: &[f64]) -> (usize, f64, f64) {
-    let (n, sum) = v.iter().filter(|x| !x.is_nan()).fold((0usize, 0.0), |(n, s), x| (n + 1, s + x));
+    let (n, sum) = present_sum(v, |x| x);
     if n == 0 {
         return (0, 0.0, 0.0);
     }
     let mean = sum / n as f64;
-    let var = v.iter().filter(|x| !x.is_nan()).map(|x| (x - mean) * (x - mean)).sum::<f64>() / n as f64;
-    (n, mean, var)
+    let (_, squares) = present_sum(v, |x| (x - mean) * (x - mean));
+    (n, mean, squares / n as f64)
+}
+
+/// How many values are present (not NaN), and the sum of `f` of them.
+/// Four running sums: one chain of dependent additions would wait on each
+/// in turn.
+fn present_sum(v: &[f64], f: impl Fn(f64) -> f64) -> (usize, f64) {
+    let (mut n, mut s) = ([0usize; 4], [0.0f64; 4]);
+    let chunks = v.chunks_exact(4);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for l in 0..4 {
+            let present = !c[l].is_nan();
+            n[l] += usize::from(present);
+            s[l] += if present { f(c[l]) } else { 0.0 };
+        }
+    }
+    for &x in rest.iter().filter(|x| !x.is_nan()) {
+        n[0] += 1;
+        s[0] += f(x);
+    }
+    (n.iter().sum(), (s[0] + s[1]) + (s[2] + s[3]))
 }
 
 /// Quantile with linear interpolation (numpy's default) of sorted values.
