@@ -98,7 +98,7 @@ pub fn evaluate_model(model: &Model, data: &Path, slices: &[String]) -> Result<(
         }
     }
     let frame = to_frame(&t, &inputs)?;
-    let pred = model.predict(&frame).map_err(ml_error)?;
+    let pred = model.predict_parallel(&frame, flywheel_ml::par::cores()).map_err(ml_error)?;
     // Slices are checked before any metric is computed.
     let specs: Vec<SliceSpec> = slices.iter().map(|s| SliceSpec::parse(s)).collect::<Result<_, _>>()?;
     let keys: Vec<Vec<String>> = specs.iter().map(|s| s.keys(&t)).collect::<Result<_, _>>()?;

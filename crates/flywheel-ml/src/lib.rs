@@ -10,7 +10,7 @@ pub mod metrics;
 pub mod model;
 pub mod onnx;
 pub mod optimize;
-mod par;
+pub mod par;
 pub mod transform;
 pub mod tree;
 

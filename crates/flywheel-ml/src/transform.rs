@@ -674,7 +674,7 @@ impl Transform {
             }
             Ok(())
         };
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = crate::par::cores();
         if threads <= 1 || rows * width < 1 << 20 {
             encode(0, &mut m.data)?;
         } else {
