@@ -165,6 +165,29 @@ fn class_labels(distinct: &[String], numeric: bool) -> Vec<String> {
     keyed.into_iter().map(|(_, v)| v.clone()).collect()
 }
 
+/// A target is a number to regress on when its type is numeric and not boolean.
+pub(crate) fn target_is_numeric(t: &arrow_schema::DataType) -> bool {
+    is_numeric(t) && t != &arrow_schema::DataType::Boolean
+}
+
+/// The algorithm that `model` names (`auto`: logistic for text or at most
+/// two values, linear otherwise) and whether it classifies, from the
+/// target's distinct values and type. `train` and `tune` decide alike.
+pub(crate) fn algorithm_and_task(model: &str, distinct: usize, numeric: bool) -> (&str, Task) {
+    let classes = distinct <= 2 || !numeric;
+    let algorithm = match model {
+        "auto" if classes => "logistic",
+        "auto" => "linear",
+        other => other,
+    };
+    let task = match algorithm {
+        "logistic" => Task::Classification,
+        "gbt" | "tree" | "forest" if classes => Task::Classification,
+        _ => Task::Regression,
+    };
+    (algorithm, task)
+}
+
 /// Features that cannot teach anything, for a warning.
 fn constant_features(frame: &flywheel_ml::Frame) -> Vec<String> {
     frame
@@ -228,8 +251,7 @@ pub fn train(ctx: &ExecContext) -> Result<(), ExecError> {
         let t = read_table(&input.path, &Default::default())?;
         let target = ctx.required_str("target")?.to_string();
         let ti = column_of(&t, &target, "target")?;
-        let target_numeric = is_numeric(t.schema.field(ti).data_type())
-            && t.schema.field(ti).data_type() != &arrow_schema::DataType::Boolean;
+        let target_numeric = target_is_numeric(t.schema.field(ti).data_type());
 
         // Rows without a target cannot teach anything.
         let text_of = |t: &Table| t.text(ti).map_err(|e| ExecError::failed(format!("target `{target}`: {e}")));
@@ -256,16 +278,8 @@ pub fn train(ctx: &ExecContext) -> Result<(), ExecError> {
         }
         let classes = class_labels(&labels.values, target_numeric);
 
-        let algorithm = match ctx.str_param("model").unwrap_or("auto") {
-            "auto" if classes.len() <= 2 || !target_numeric => "logistic",
-            "auto" => "linear",
-            other => other,
-        };
-        let task = match algorithm {
-            "logistic" => Task::Classification,
-            "gbt" | "tree" | "forest" if classes.len() <= 2 || !target_numeric => Task::Classification,
-            _ => Task::Regression,
-        };
+        let (algorithm, task) =
+            algorithm_and_task(ctx.str_param("model").unwrap_or("auto"), classes.len(), target_numeric);
         if task == Task::Regression && !target_numeric {
             return Err(ExecError::failed(format!(
                 "{algorithm} regression needs a numeric target; `{target}` is text (use model = \"logistic\")"
@@ -463,5 +477,29 @@ pub fn train(ctx: &ExecContext) -> Result<(), ExecError> {
         );
         ctx.add_summary("model", json!({ "algorithm": algorithm, "rows": t.rows(), "features": names.len() }));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_model_and_target_decide_the_task() {
+        let cases = [
+            // (model, distinct values, numeric) → (algorithm, classifies)
+            ("auto", 2, true, "logistic", true),
+            ("auto", 5, true, "linear", false),
+            ("auto", 5, false, "logistic", true),
+            ("gbt", 2, true, "gbt", true),
+            ("gbt", 50, true, "gbt", false),
+            ("forest", 50, false, "forest", true),
+            ("ridge", 2, true, "ridge", false),
+            ("logistic", 50, true, "logistic", true),
+        ];
+        for (model, distinct, numeric, algorithm, classifies) in cases {
+            let (a, task) = algorithm_and_task(model, distinct, numeric);
+            assert_eq!((a, task == Task::Classification), (algorithm, classifies), "{model}, {distinct}, {numeric}");
+        }
     }
 }

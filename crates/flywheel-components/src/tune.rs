@@ -317,15 +317,16 @@ impl Component for Tune {
                 flywheel_core::did_you_mean(&target, t.column_names().iter().map(String::as_str))
             ))
         })?;
-        let labels: Vec<String> = t.str_column(ti).into_iter().map(|v| v.unwrap_or_default()).collect();
-        let numeric_target = crate::table::is_numeric(t.schema.field(ti).data_type());
+        let text = t.text(ti).map_err(|e| ExecError::failed(format!("target `{target}`: {e}")))?;
+        let labels: Vec<String> = text
+            .codes
+            .iter()
+            .map(|&c| if c == flywheel_ml::frame::MISSING { String::new() } else { text.values[c as usize].clone() })
+            .collect();
+        let numeric_target = crate::train::target_is_numeric(t.schema.field(ti).data_type());
         let model_name = ctx.str_param("model").unwrap_or("auto");
-        let distinct: std::collections::HashSet<&str> = labels.iter().map(String::as_str).collect();
-        let classification = match model_name {
-            "logistic" => true,
-            "linear" | "ridge" | "lasso" => false,
-            _ => !numeric_target || distinct.len() <= 2,
-        };
+        let (_, task) = crate::train::algorithm_and_task(model_name, text.values.len(), numeric_target);
+        let classification = task == flywheel_ml::Task::Classification;
         let order: Option<Vec<usize>> = match ctx.str_param("time_column") {
             None => None,
             Some(c) => {
