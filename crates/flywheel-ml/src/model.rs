@@ -214,11 +214,26 @@ impl Model {
 
     /// Transforms raw columns and predicts.
     pub fn predict(&self, frame: &Frame) -> Result<Prediction, MlError> {
+        self.predict_rows(frame, 0..frame.rows(), &mut Matrix::zeros(0, 0))
+    }
+
+    /// Predicts the rows `range` of `frame`, with their features written
+    /// into `x`, a buffer the caller keeps from block to block.
+    fn predict_rows(
+        &self,
+        frame: &Frame,
+        range: std::ops::Range<usize>,
+        x: &mut Matrix,
+    ) -> Result<Prediction, MlError> {
         if let Estimator::Onnx(o) = &self.estimator {
-            return o.predict(frame, &self.classes);
+            return if range == (0..frame.rows()) {
+                o.predict(frame, &self.classes)
+            } else {
+                o.predict(&frame.slice(range.start, range.end), &self.classes)
+            };
         }
-        let x = self.transform.apply(frame)?;
-        self.predict_features(&x)
+        self.transform.apply_rows_into(frame, range, x)?;
+        self.predict_features(x)
     }
 
     /// Predicts in blocks of rows on `threads` threads (transform and model
@@ -230,12 +245,13 @@ impl Model {
             (0..n.div_ceil(BLOCK)).map(|b| (b * BLOCK, ((b + 1) * BLOCK).min(n))).collect();
         let threads = threads.clamp(1, blocks.len().max(1));
         let run = |k: usize| -> Result<Vec<(usize, Prediction)>, MlError> {
+            let mut x = Matrix::zeros(0, 0);
             blocks
                 .iter()
                 .enumerate()
                 .skip(k)
                 .step_by(threads)
-                .map(|(i, &(a, b))| Ok((i, self.predict(&frame.slice(a, b))?)))
+                .map(|(i, &(a, b))| Ok((i, self.predict_rows(frame, a..b, &mut x)?)))
                 .collect()
         };
         let mut parts: Vec<(usize, Prediction)> = if threads == 1 {

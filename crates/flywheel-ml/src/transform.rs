@@ -148,6 +148,15 @@ impl Step {
             Step::Minmax { min, max } => (x - min) / (max - min),
         }
     }
+
+    /// `apply` to every value, with the step chosen once rather than per value.
+    fn apply_all(&self, xs: &mut [f64]) {
+        match *self {
+            Step::Standardize { mean, std } => xs.iter_mut().for_each(|x| *x = (*x - mean) / std),
+            Step::Minmax { min, max } => xs.iter_mut().for_each(|x| *x = (*x - min) / (max - min)),
+            _ => xs.iter_mut().for_each(|x| *x = self.apply(*x)),
+        }
+    }
 }
 
 /// How a column becomes features.
@@ -636,9 +645,22 @@ impl Transform {
     /// block of the (row-major) output stays in cache while every column
     /// writes its part of it, on all cores for large frames.
     pub fn apply(&self, frame: &Frame) -> Result<Matrix, MlError> {
-        let rows = frame.rows();
+        let mut m = Matrix::zeros(0, 0);
+        self.apply_rows_into(frame, 0..frame.rows(), &mut m)?;
+        Ok(m)
+    }
+
+    /// Features of the rows `range` of `frame`, written into `m` (resized
+    /// and reused: batch prediction keeps one per thread and reads the
+    /// frame in place, instead of copying each block of rows and faulting
+    /// in fresh pages for its features).
+    pub fn apply_rows_into(&self, frame: &Frame, range: std::ops::Range<usize>, m: &mut Matrix) -> Result<(), MlError> {
+        let rows = range.len();
         let width = self.width();
-        let mut m = Matrix::zeros(rows, width);
+        m.rows = rows;
+        m.cols = width;
+        m.data.clear();
+        m.data.resize(rows * width, 0.0);
         let mut encoders = Vec::with_capacity(self.columns.len());
         let mut at = 0;
         for ct in &self.columns {
@@ -663,7 +685,7 @@ impl Transform {
             at += ct.width();
         }
         if width == 0 || rows == 0 {
-            return Ok(m);
+            return Ok(());
         }
         const BLOCK: usize = 512;
         let encode = |first: usize, part: &mut [f64]| -> Result<(), MlError> {
@@ -676,7 +698,7 @@ impl Transform {
         };
         let threads = crate::par::cores();
         if threads <= 1 || rows * width < 1 << 20 {
-            encode(0, &mut m.data)?;
+            encode(range.start, &mut m.data)?;
         } else {
             let per = rows.div_ceil(threads);
             std::thread::scope(|s| {
@@ -686,13 +708,13 @@ impl Transform {
                     .enumerate()
                     .map(|(t, part)| {
                         let encode = &encode;
-                        s.spawn(move || encode(t * per, part))
+                        s.spawn(move || encode(range.start + t * per, part))
                     })
                     .collect();
                 handles.into_iter().try_for_each(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
             })?;
         }
-        Ok(m)
+        Ok(())
     }
 }
 
@@ -781,24 +803,30 @@ impl<'a> ColumnEncoder<'a> {
     /// (whole output rows of `width` features).
     fn write(&self, first: usize, block: &mut [f64], width: usize) -> Result<(), MlError> {
         let (ct, at) = (self.ct, self.at);
+        let n = block.len() / width.max(1);
         let rows = block.chunks_exact_mut(width).zip(first..);
-        let value = |x: f64| ct.steps.iter().fold(x, |x, s| s.apply(x));
+        // A numeric column's values after its steps, one step at a time
+        // over the block.
+        let stepped = |v: &[f64]| -> Vec<f64> {
+            let mut xs = v[first..first + n].to_vec();
+            ct.steps.iter().for_each(|s| s.apply_all(&mut xs));
+            xs
+        };
         match &self.plan {
             Plan::Value(v) => {
-                for (out, i) in rows {
-                    out[at] = value(v[i]);
+                for ((out, _), x) in rows.zip(stepped(v)) {
+                    out[at] = x;
                 }
             }
             Plan::Bucketize(v, edges) => {
-                for (out, i) in rows {
-                    let x = value(v[i]);
+                for ((out, _), x) in rows.zip(stepped(v)) {
                     out[at] = if x.is_nan() { f64::NAN } else { edges.partition_point(|e| *e <= x) as f64 };
                 }
             }
             Plan::Seconds(v, parts) => {
-                for (out, i) in rows {
+                for ((out, _), x) in rows.zip(stepped(v)) {
                     let out = &mut out[at..at + parts.len()];
-                    match datetime_from_seconds(value(v[i])) {
+                    match datetime_from_seconds(x) {
                         Some((y, mo, d, h, mi)) => datetime_parts(y, mo, d, h, mi, parts, out),
                         None => out.fill(f64::NAN),
                     }

@@ -358,12 +358,15 @@ impl Gbt {
     pub fn raw(&self, x: &Matrix) -> Vec<f64> {
         let k = self.baseline.len();
         let mut out: Vec<f64> = (0..x.rows).flat_map(|_| self.baseline.iter().copied()).collect();
-        for i in 0..x.rows {
-            let row = x.row(i);
-            let o = &mut out[i * k..(i + 1) * k];
+        // A block of rows through one tree at a time: the tree's nodes stay
+        // in the L1 cache for the whole block.
+        const BLOCK: usize = 128;
+        for (b, block) in out.chunks_mut(BLOCK * k).enumerate() {
             for round in &self.trees {
                 for (c, t) in round.iter().enumerate() {
-                    o[c] += t.predict_row(row);
+                    for (i, o) in block.chunks_exact_mut(k).enumerate() {
+                        o[c] += t.predict_row(x.row(b * BLOCK + i));
+                    }
                 }
             }
         }
