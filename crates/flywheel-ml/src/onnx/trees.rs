@@ -12,6 +12,9 @@
 use crate::tree::{Node, Tree};
 use std::collections::HashMap;
 
+/// Rows taken through the trees together (see `Ensemble::accumulate`).
+const BLOCK: usize = 128;
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Post {
     None,
@@ -302,8 +305,12 @@ impl Ensemble {
         if self.single { (a as f32 + b as f32) as f64 } else { a + b }
     }
 
-    /// Sums every tree's leaf weights for one row.
-    fn accumulate(&self, row: &[f64], scores: &mut [f64], has: &mut [bool]) {
+    /// Sums every tree's leaf weights for each of the rows `first..first + n`
+    /// into `scores` and `has` (n × outputs). Tree by tree over the rows,
+    /// so that one tree's nodes stay in cache; each row still adds its
+    /// trees in order.
+    fn accumulate(&self, x: &[f64], cols: usize, first: usize, scores: &mut [f64], has: &mut [bool]) {
+        let k = self.outputs();
         scores.iter_mut().for_each(|s| *s = 0.0);
         has.iter_mut().for_each(|h| *h = false);
         let minmax = match &self.kind {
@@ -312,21 +319,24 @@ impl Ensemble {
             _ => None,
         };
         for (tree, ranges) in self.trees.iter().zip(&self.leaf_ranges) {
-            let (a, b) = ranges[tree.leaf(row)];
-            for &(t, w) in &self.weights[a as usize..b as usize] {
-                let t = t as usize;
-                scores[t] = match minmax {
-                    Some(max) if has[t] => {
-                        if max {
-                            scores[t].max(w)
-                        } else {
-                            scores[t].min(w)
+            for (j, (scores, has)) in scores.chunks_exact_mut(k).zip(has.chunks_exact_mut(k)).enumerate() {
+                let row = &x[(first + j) * cols..(first + j + 1) * cols];
+                let (a, b) = ranges[tree.leaf(row)];
+                for &(t, w) in &self.weights[a as usize..b as usize] {
+                    let t = t as usize;
+                    scores[t] = match minmax {
+                        Some(max) if has[t] => {
+                            if max {
+                                scores[t].max(w)
+                            } else {
+                                scores[t].min(w)
+                            }
                         }
-                    }
-                    Some(_) => w,
-                    None => self.add(scores[t], w),
-                };
-                has[t] = true;
+                        Some(_) => w,
+                        None => self.add(scores[t], w),
+                    };
+                    has[t] = true;
+                }
             }
         }
     }
@@ -334,12 +344,14 @@ impl Ensemble {
     /// Regression: `rows × targets` values.
     pub fn regress(&self, x: &[f64], rows: usize, cols: usize, out: &mut [f64]) {
         let Kind::Regressor { targets, aggregate } = &self.kind else { return };
-        let mut has = vec![false; *targets];
+        let mut has = vec![false; BLOCK * targets];
         let n_trees = self.trees.len() as f64;
-        for i in 0..rows {
-            let scores = &mut out[i * targets..(i + 1) * targets];
-            self.accumulate(&x[i * cols..(i + 1) * cols], scores, &mut has);
-            for (t, s) in scores.iter_mut().enumerate() {
+        for first in (0..rows).step_by(BLOCK) {
+            let n = BLOCK.min(rows - first);
+            let block = &mut out[first * targets..(first + n) * targets];
+            self.accumulate(x, cols, first, block, &mut has[..n * targets]);
+            for (t, s) in block.iter_mut().enumerate() {
+                let t = t % targets;
                 if *aggregate == Aggregate::Average {
                     *s = if self.single { (*s as f32 / n_trees as f32) as f64 } else { *s / n_trees };
                 }
@@ -355,10 +367,16 @@ impl Ensemble {
     pub fn classify(&self, x: &[f64], rows: usize, cols: usize, labels: &mut [usize], out: &mut [f64]) {
         let Kind::Classifier { labels: names, one_class, all_positive } = &self.kind else { return };
         let k = names.len();
-        let mut scores = vec![0.0; k];
-        let mut has = vec![false; k];
+        let mut block_scores = vec![0.0; BLOCK * k];
+        let mut block_has = vec![false; BLOCK * k];
         for i in 0..rows {
-            self.accumulate(&x[i * cols..(i + 1) * cols], &mut scores, &mut has);
+            let j = i % BLOCK;
+            if j == 0 {
+                let n = BLOCK.min(rows - i);
+                self.accumulate(x, cols, i, &mut block_scores[..n * k], &mut block_has[..n * k]);
+            }
+            let scores = &mut block_scores[j * k..(j + 1) * k];
+            let has = &mut block_has[j * k..(j + 1) * k];
             let probs = &mut out[i * k..(i + 1) * k];
             if k > 2 {
                 for (c, b) in self.base.iter().enumerate() {
