@@ -391,7 +391,7 @@ impl Ensemble {
                     }
                 }
                 labels[i] = best.unwrap_or(0);
-                self.transform_all(&scores, probs);
+                self.transform_all(scores, probs);
                 continue;
             }
             // Two classes: onnxruntime's rules.
@@ -444,7 +444,7 @@ impl Ensemble {
             };
             labels[i] = label;
             if len == 2 {
-                self.transform_all(&scores, probs);
+                self.transform_all(scores, probs);
             } else {
                 let s = scores[0];
                 match write {
