@@ -22,6 +22,28 @@ pub fn map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> 
     })
 }
 
+/// Runs `f(first_row, rows)` over `data`, a row-major table of `width`
+/// values per row: on one contiguous share of whole rows per core when
+/// `parallel`, else once over everything. The first error is returned.
+pub fn rows_mut<T: Send, E: Send>(
+    data: &mut [T],
+    width: usize,
+    parallel: bool,
+    f: impl Fn(usize, &mut [T]) -> Result<(), E> + Sync,
+) -> Result<(), E> {
+    let threads = cores();
+    if !parallel || threads <= 1 || width == 0 || data.is_empty() {
+        return f(0, data);
+    }
+    let per = (data.len() / width).div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|s| {
+        let handles: Vec<_> =
+            data.chunks_mut(per * width).enumerate().map(|(t, part)| s.spawn(move || f(t * per, part))).collect();
+        handles.into_iter().try_for_each(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -29,5 +51,20 @@ mod tests {
         let items: Vec<usize> = (0..1001).collect();
         assert_eq!(super::map(&items, |i| i * 2), items.iter().map(|i| i * 2).collect::<Vec<_>>());
         assert!(super::map(&[] as &[usize], |i| *i).is_empty());
+    }
+
+    #[test]
+    fn row_shares_start_at_their_first_row_and_pass_errors_on() {
+        let mut data = vec![0usize; 1001 * 3];
+        let ok: Result<(), ()> = super::rows_mut(&mut data, 3, true, |first, part| {
+            for (i, row) in part.chunks_mut(3).enumerate() {
+                row.fill(first + i);
+            }
+            Ok(())
+        });
+        assert!(ok.is_ok());
+        assert!(data.chunks(3).enumerate().all(|(i, row)| row.iter().all(|&v| v == i)));
+        let failed = super::rows_mut(&mut data, 3, true, |first, _| if first > 0 { Err(first) } else { Ok(()) });
+        assert!(super::cores() == 1 || failed.is_err());
     }
 }

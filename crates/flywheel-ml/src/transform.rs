@@ -344,7 +344,7 @@ impl ColumnTransformConfig {
                     let step = match op.name.as_str() {
                         "impute" => {
                             let how = op.args.first().or(op.named.get("value")).map(String::as_str).unwrap_or("mean");
-                            let (n, mean, _) = moments(&values);
+                            let (n, sum) = present_sum(&values, |x| x);
                             let value = match how {
                                 "mean" | "median" if n == 0 => {
                                     return Err(err(
@@ -355,7 +355,7 @@ impl ColumnTransformConfig {
                                         ),
                                     ));
                                 }
-                                "mean" => mean,
+                                "mean" => sum / n as f64,
                                 "median" => {
                                     let mut s = present(&values);
                                     s.sort_by(f64::total_cmp);
@@ -688,33 +688,15 @@ impl Transform {
             return Ok(());
         }
         const BLOCK: usize = 512;
-        let encode = |first: usize, part: &mut [f64]| -> Result<(), MlError> {
+        crate::par::rows_mut(&mut m.data, width, rows * width >= 1 << 20, |first, part| {
+            let first = range.start + first;
             for (b, block) in part.chunks_mut(BLOCK * width).enumerate() {
                 for e in &encoders {
                     e.write(first + b * BLOCK, block, width)?;
                 }
             }
             Ok(())
-        };
-        let threads = crate::par::cores();
-        if threads <= 1 || rows * width < 1 << 20 {
-            encode(range.start, &mut m.data)?;
-        } else {
-            let per = rows.div_ceil(threads);
-            std::thread::scope(|s| {
-                let handles: Vec<_> = m
-                    .data
-                    .chunks_mut(per * width)
-                    .enumerate()
-                    .map(|(t, part)| {
-                        let encode = &encode;
-                        s.spawn(move || encode(range.start + t * per, part))
-                    })
-                    .collect();
-                handles.into_iter().try_for_each(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            })?;
-        }
-        Ok(())
+        })
     }
 }
 

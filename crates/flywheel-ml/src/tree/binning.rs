@@ -107,25 +107,16 @@ impl Binner {
     /// Bins every value, in row blocks on all cores.
     pub fn transform(&self, x: &Matrix) -> Binned {
         let mut data = vec![0u8; x.rows * x.cols];
-        let fill = |first: usize, out: &mut [u8]| {
-            for (i, row) in out.chunks_mut(x.cols.max(1)).enumerate() {
-                for (j, (b, &v)) in row.iter_mut().zip(x.row(first + i)).enumerate() {
-                    *b = self.bin(j, v);
+        let binned: Result<(), std::convert::Infallible> =
+            crate::par::rows_mut(&mut data, x.cols, x.rows >= 50_000, |first, out| {
+                for (i, row) in out.chunks_mut(x.cols.max(1)).enumerate() {
+                    for (j, (b, &v)) in row.iter_mut().zip(x.row(first + i)).enumerate() {
+                        *b = self.bin(j, v);
+                    }
                 }
-            }
-        };
-        let threads = crate::par::cores();
-        if threads <= 1 || x.rows < 50_000 || x.cols == 0 {
-            fill(0, &mut data);
-        } else {
-            let per = x.rows.div_ceil(threads);
-            std::thread::scope(|s| {
-                for (t, part) in data.chunks_mut(per * x.cols).enumerate() {
-                    let fill = &fill;
-                    s.spawn(move || fill(t * per, part));
-                }
+                Ok(())
             });
-        }
+        let Ok(()) = binned;
         let columns = (0..x.cols).map(|j| data.iter().skip(j).step_by(x.cols).copied().collect()).collect();
         Binned { rows: x.rows, cols: x.cols, data, columns }
     }
