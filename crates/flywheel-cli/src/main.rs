@@ -2,7 +2,8 @@
 //!
 //! Exit codes: 0 success; 1 a run or check found a problem (failed step,
 //! failed validation); 2 bad input (usage, invalid pipeline, unknown run or
-//! artifact); 3 the home folder or a store cannot be used; 130 cancelled.
+//! artifact); 3 the home folder or a store cannot be used; 4 the run ended
+//! but publishing was refused (not blessed, or the alias moved); 130 cancelled.
 
 mod cli;
 mod drift_cmd;
@@ -308,6 +309,7 @@ where
     render::outcome(&outcome, json);
     Ok(match outcome.status {
         RunStatus::Succeeded => 0,
+        RunStatus::Refused => 4,
         RunStatus::Cancelled => 130,
         _ => 1,
     })

@@ -14,7 +14,7 @@ fn read_model(path: &Path) -> Result<Model, Failure> {
     if !path.exists() {
         return Err(fail(2, format!("cannot read {}: no such file", path.display())));
     }
-    flywheel_components::model::load(path).map_err(|e| fail(1, e.to_string()))
+    flywheel_components::model::load(path).map_err(|e| fail(2, e.to_string()))
 }
 
 fn estimator_summary(e: &Estimator) -> Json {
@@ -160,7 +160,7 @@ pub fn import(home: &Home, name: &str, file: &Path, signature: Option<&Path>) ->
         })
         .transpose()?;
     let mut model = flywheel_ml::onnx::estimator::import(bytes, signature, &file.display().to_string())
-        .map_err(|e| fail(1, e.to_string()))?;
+        .map_err(|e| fail(2, e.to_string()))?;
     let caller = std::env::var("USER").unwrap_or_else(|_| "cli".into());
     model.metadata = json!({ "imported_from": file.display().to_string(), "imported_by": caller });
     let rt = crate::runtime()?;
@@ -257,10 +257,10 @@ pub fn predict(home_dir: &Path, args: &crate::cli::PredictArgs) -> Result<u8, Fa
             format!("{}: the model needs columns the data does not have: {}", args.data.display(), missing.join(", ")),
         ));
     }
-    let frame = flywheel_components::model::to_frame(&t, &inputs).map_err(|e| fail(1, e.to_string()))?;
+    let frame = flywheel_components::model::to_frame(&t, &inputs).map_err(|e| fail(2, e.to_string()))?;
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let started = std::time::Instant::now();
-    let pred = model.predict_parallel(&frame, threads).map_err(|e| fail(1, format!("{}: {e}", args.data.display())))?;
+    let pred = model.predict_parallel(&frame, threads).map_err(|e| fail(2, format!("{}: {e}", args.data.display())))?;
     let seconds = started.elapsed().as_secs_f64();
     if let Some(out) = &args.output {
         flywheel_components::model::write_predictions(&t, &model, &pred, out).map_err(|e| fail(3, e.to_string()))?;

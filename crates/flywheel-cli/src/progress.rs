@@ -15,6 +15,7 @@ fn finished_text(o: &StepOutcome) -> String {
         ExecStatus::Succeeded if o.cache_hit => format!("cached ({d})"),
         ExecStatus::Succeeded => format!("succeeded in {d}"),
         ExecStatus::Skipped => format!("skipped: {}", o.error.clone().unwrap_or_default()),
+        ExecStatus::Refused => format!("refused after {d}: {}", o.error.clone().unwrap_or_default()),
         s => format!("{s} after {d}: {}", o.error.clone().unwrap_or_default().lines().next().unwrap_or("")),
     }
 }
@@ -105,6 +106,7 @@ impl Observer for Bars {
                     let mark = match o.status {
                         ExecStatus::Succeeded => "✔",
                         ExecStatus::Skipped => "·",
+                        ExecStatus::Refused => "⊘",
                         _ => "✘",
                     };
                     pb.set_style(

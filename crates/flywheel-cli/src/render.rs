@@ -33,9 +33,15 @@ fn scalar(v: &Json) -> String {
     }
 }
 
+/// What a step warned of (dropped rows, undefined metrics, …).
+fn warnings(summary: &Json) -> Vec<&str> {
+    summary["warnings"].as_array().map(|a| a.iter().filter_map(Json::as_str).collect()).unwrap_or_default()
+}
+
 fn summary_line(summary: &Json) -> String {
     let Some(o) = summary.as_object() else { return String::new() };
     o.iter()
+        .filter(|(k, _)| *k != "warnings")
         .map(|(k, v)| match v {
             Json::Object(m) => {
                 format!("{k}: {}", m.iter().map(|(a, b)| format!("{a}={}", scalar(b))).collect::<Vec<_>>().join(" "))
@@ -69,6 +75,9 @@ pub fn outcome(o: &RunOutcome, json: bool) {
         let line = summary_line(&s.summary);
         if !line.is_empty() {
             println!("  {}: {line}", s.step);
+        }
+        for w in warnings(&s.summary) {
+            println!("  {}: warning: {w}", s.step);
         }
     }
     if let Some(e) = &o.error {
@@ -153,9 +162,13 @@ pub fn run_show(r: &RunRecord, execs: &[ExecutionRecord], signals: &[Signal], js
             );
         }
         if let Some(err) = &e.error {
+            let label = if e.status == flywheel_metadata::ExecStatus::Refused { "refused:" } else { "error:" };
             for (k, line) in err.lines().enumerate() {
-                println!("      {} {line}", if k == 0 { "error:" } else { "      " });
+                println!("      {} {line}", if k == 0 { label } else { "      " });
             }
+        }
+        for w in warnings(&e.summary) {
+            println!("      warning: {w}");
         }
         if let Some(log) = &e.log_path {
             println!("      log {log}");

@@ -67,7 +67,7 @@ fn the_first_model_is_blessed_a_worse_one_is_refused_and_production_stays() {
     // A model on a useless feature: accuracy below the baseline's.
     env.write("p.toml", &pipeline("features = [\"z\"]", rules));
     let r = env.run(&["run", "p.toml", "--json"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.code, 4, "a refused push is exit 4: {}", r.stderr);
     let o = r.json();
     let b = &step(&o, "bless")["summary"]["blessing"];
     assert_eq!(b["blessed"], false, "{b}");
@@ -107,7 +107,7 @@ fn a_slice_that_gets_worse_blocks_the_model_and_unknown_metrics_are_errors() {
         ),
     );
     let r = env.run(&["run", "p.toml", "--json"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.code, 4, "{}", r.stderr);
     let o = r.json();
     assert_eq!(step(&o, "bless")["summary"]["blessing"]["blessed"], false);
     assert_eq!(step(&o, "bless")["summary"]["blessing"]["failed"], 2);

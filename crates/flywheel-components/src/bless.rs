@@ -291,6 +291,9 @@ impl Component for Bless {
             "blessed": blessed,
             "model_digest": input.digest,
             "baseline_digest": base.as_ref().map(|(d, _)| d.clone()),
+            // Which registered version (if any) the candidate was compared
+            // with: `push` moves an alias only if it still points there.
+            "baseline_ref": ctx.model_ref("baseline"),
             "checks": c.checks,
             "skipped": c.skipped,
             "metrics": cm,

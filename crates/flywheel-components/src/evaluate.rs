@@ -41,6 +41,20 @@ fn num(x: f64) -> serde_json::Value {
 }
 
 /// Overall metrics merged into `head`, then one entry per slice value.
+/// A warning per metric that has no value on `scope` (ROC AUC on rows of
+/// one class, MAPE with a zero target, …): hidden nulls read as "fine".
+fn undefined_metrics(metrics: &Json, scope: &str, warnings: &mut Vec<Json>) {
+    let Some(m) = metrics.as_object() else { return };
+    let undefined: Vec<&str> = m.iter().filter(|(_, v)| v.is_null()).map(|(k, _)| k.as_str()).collect();
+    if !undefined.is_empty() {
+        warnings.push(json!(format!(
+            "{} undefined on {scope} ({} rows): too few rows, a single class, or a zero target",
+            undefined.join(", "),
+            m.get("rows").and_then(Json::as_u64).unwrap_or(0)
+        )));
+    }
+}
+
 fn report(
     mut head: Json,
     scorer: &dyn Fn(&[usize]) -> Json,
@@ -48,11 +62,13 @@ fn report(
     specs: &[SliceSpec],
     keys: &[Vec<String>],
 ) -> Json {
-    if let (Some(o), Json::Object(overall)) = (head.as_object_mut(), scorer(all)) {
+    let mut warnings = Vec::new();
+    let overall = scorer(all);
+    undefined_metrics(&overall, "the whole evaluation set", &mut warnings);
+    if let (Some(o), Json::Object(overall)) = (head.as_object_mut(), overall) {
         o.extend(overall);
     }
     let mut slices = Vec::new();
-    let mut warnings = Vec::new();
     for (spec, keys) in specs.iter().zip(keys) {
         let groups = group(keys);
         if groups.len() < 2 {
@@ -63,7 +79,9 @@ fn report(
             )));
         }
         for (name, rows) in groups {
-            slices.push(json!({ "spec": spec.text, "slice": name, "metrics": scorer(&rows) }));
+            let m = scorer(&rows);
+            undefined_metrics(&m, &format!("slice {name} of \"{}\"", spec.text), &mut warnings);
+            slices.push(json!({ "spec": spec.text, "slice": name, "metrics": m }));
         }
     }
     if let Some(o) = head.as_object_mut() {
@@ -179,22 +197,28 @@ impl Component for Evaluate {
     fn execute(&self, ctx: &ExecContext) -> Result<(), ExecError> {
         let model = load(&ctx.input("model")?.path)?;
         let (mut m, skipped) = evaluate_model(&model, &ctx.input("data")?.path, &ctx.list_param("slices"))?;
-        for w in m["warnings"].as_array().cloned().unwrap_or_default() {
-            ctx.log(format!("warning: {}", w.as_str().unwrap_or_default()));
-        }
         if let Some(o) = m.as_object_mut() {
             o.insert("target".into(), json!(model.target));
         }
         if skipped > 0 {
-            ctx.log(format!("skipped {skipped} rows without a `{}` value", model.target));
+            let w = format!("skipped {skipped} evaluation rows without a `{}` value", model.target);
+            if let Some(ws) = m["warnings"].as_array_mut() {
+                ws.push(json!(w));
+            }
+        }
+        for w in m["warnings"].as_array().cloned().unwrap_or_default() {
+            ctx.log(format!("warning: {}", w.as_str().unwrap_or_default()));
         }
         write_json(&ctx.output_path("metrics"), &m)?;
         ctx.set_properties("metrics", m.clone());
         // The summary shows the headline numbers; the artifact has everything.
         let mut shown = m.clone();
         if let Some(o) = shown.as_object_mut() {
-            for k in ["task", "positive_class", "classes", "target", "confusion_matrix", "calibration", "warnings"] {
+            for k in ["task", "positive_class", "classes", "target", "confusion_matrix", "calibration"] {
                 o.remove(k);
+            }
+            if let Some(w) = o.remove("warnings").filter(|w| w.as_array().is_some_and(|a| !a.is_empty())) {
+                ctx.add_summary("warnings", w);
             }
             if let Some(sl) = o.remove("slices") {
                 o.insert("slices".into(), json!(sl.as_array().map_or(0, Vec::len)));

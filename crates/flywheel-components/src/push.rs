@@ -1,17 +1,21 @@
 //! `push`: registers a model as the next version under a model name, and
 //! optionally moves an alias (e.g. `production`) to it. Given a blessing,
-//! it refuses (registers nothing) when the model is not blessed.
+//! it refuses (registers nothing) when the model is not blessed, or when
+//! the alias no longer points at the version the blessing compared with.
 
 use crate::table::write_json;
-use flywheel_core::{ArtifactType, Component, ComponentSpec, ExecContext, ExecError, ParamSpec, ParamType, PortSpec};
-use serde_json::json;
+use flywheel_core::{
+    AliasMove, ArtifactType, Component, ComponentSpec, ExecContext, ExecError, ParamSpec, ParamType, PortSpec,
+    Published, Role,
+};
+use serde_json::{Value as Json, json};
 
 pub struct Push;
 
 pub static SPEC: ComponentSpec = ComponentSpec {
     name: "push",
-    version: "2",
-    description: "Registers the model as a new version of a named model (the same model twice keeps one version), moves an alias to it, and refuses a model its blessing rejects.",
+    version: "3",
+    description: "Registers the model as a new version of a named model (the same model twice keeps one version) and moves an alias to it, in one transaction; refuses a model its blessing rejects, or an alias that moved since the blessing compared against it. Runs last, only when every other step succeeded; never cached.",
     params: &[
         ParamSpec { name: "model_name", ty: ParamType::String, required: true, doc: "the registered model's name" },
         ParamSpec {
@@ -33,7 +37,7 @@ pub static SPEC: ComponentSpec = ComponentSpec {
     outputs: &[PortSpec {
         name: "pushed",
         ty: ArtifactType::PushedModel,
-        doc: "which version was registered",
+        doc: "which version was registered, or why nothing was",
         optional: false,
     }],
     dynamic_ports: false,
@@ -44,83 +48,117 @@ impl Component for Push {
         &SPEC
     }
 
+    fn role(&self) -> Role {
+        Role::Publisher
+    }
+
     fn execute(&self, ctx: &ExecContext) -> Result<(), ExecError> {
         let name = ctx.required_str("model_name")?;
-        if !flywheel_core::is_name(name) {
-            return Err(ExecError::failed(format!(
-                "`model_name` = \"{name}\" may use only letters, digits, `-`, `_` and `.`"
-            )));
-        }
+        check_name("model_name", name)?;
         let alias = ctx.str_param("alias");
-        if let Some(a) = alias
-            && !flywheel_core::is_name(a)
-        {
-            return Err(ExecError::failed(format!("`alias` = \"{a}\" may use only letters, digits, `-`, `_` and `.`")));
+        if let Some(a) = alias {
+            check_name("alias", a)?;
         }
         let model = ctx.input("model")?;
-        if let Some(b) = ctx.inputs.get("blessing") {
-            let blessing = crate::table::read_json(&b.path)?;
-            if blessing["model_digest"].as_str() != Some(model.digest.as_str()) {
+        let blessing = match ctx.inputs.get("blessing") {
+            Some(b) => Some(crate::table::read_json(&b.path)?),
+            None => None,
+        };
+        if let Some(b) = &blessing {
+            if b["model_digest"].as_str() != Some(model.digest.as_str()) {
                 return Err(ExecError::failed(
                     "the blessing is for another model than the one given to push; wire both from the same `train` output",
                 ));
             }
-            if blessing["blessed"] != true {
-                let failed: Vec<String> = blessing["checks"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter(|c| c["passed"] != true)
-                            .map(|c| {
-                                format!(
-                                    "{} {} {} (value {}, short by {})",
-                                    c["scope"].as_str().unwrap_or_default(),
-                                    c["metric"].as_str().unwrap_or_default(),
-                                    c["rule"].as_str().unwrap_or_default(),
-                                    c["value"],
-                                    c["margin"].as_f64().map_or("?".into(), |m| format!("{:.6}", -m))
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let record = json!({ "pushed": false, "model_digest": model.digest, "refused": failed });
-                ctx.log(format!("refused: the model is not blessed: {}", failed.join("; ")));
+            if b["blessed"] != true {
+                let failed = failed_checks(b);
+                let reason = format!("not blessed ({} failed checks: {})", failed.len(), failed.join("; "));
+                return refuse(ctx, &model.digest, reason, json!({ "failed_checks": failed }));
+            }
+        }
+        let moving =
+            alias.map(|a| AliasMove { alias: a.to_string(), expected: expected_target(blessing.as_ref(), name) });
+        match ctx.registry.publish(name, model, ctx.run_id, moving).map_err(ExecError::Failed)? {
+            Published::Done { model: registered, alias_was } => {
+                let record = json!({
+                    "pushed": true,
+                    "model_name": registered.name,
+                    "version": registered.version,
+                    "model_digest": model.digest,
+                    "new_version": registered.created,
+                    "alias": alias,
+                    "alias_was": alias.and(alias_was),
+                });
+                ctx.log(format!(
+                    "{} {}@{}",
+                    if registered.created { "registered" } else { "already registered as" },
+                    registered.name,
+                    registered.version
+                ));
                 write_json(&ctx.output_path("pushed"), &record)?;
                 ctx.set_properties("pushed", record.clone());
-                ctx.add_summary("refused", json!(format!("not blessed ({} failed checks)", failed.len())));
-                return Ok(());
+                ctx.add_summary("model_version", json!(format!("{}@{}", registered.name, registered.version)));
+                if let Some(a) = alias {
+                    ctx.log(format!("alias `{a}` → {}@{}", registered.name, registered.version));
+                    ctx.add_summary("alias", json!(a));
+                }
+                Ok(())
+            }
+            Published::AliasMoved { alias, expected, current } => {
+                let at = |v: Option<i64>| v.map_or("no version".to_string(), |v| format!("{name}@{v}"));
+                let reason = format!(
+                    "`{alias}` moved: it points at {} but the blessing compared the candidate with {}; nothing was registered. Run the pipeline again to compare against {}",
+                    at(current),
+                    at(expected),
+                    at(current)
+                );
+                refuse(ctx, &model.digest, reason, json!({ "alias": alias, "expected": expected, "current": current }))
             }
         }
-        let registered = ctx.registry.register_model(name, model, ctx.run_id).map_err(ExecError::Failed)?;
-        let moved = match alias {
-            Some(a) => {
-                Some(ctx.registry.set_alias(name, a, registered.version, ctx.run_id).map_err(ExecError::Failed)?)
-            }
-            None => None,
-        };
-        let record = json!({
-            "pushed": true,
-            "model_name": registered.name,
-            "version": registered.version,
-            "model_digest": model.digest,
-            "new_version": registered.created,
-            "alias": alias,
-            "alias_was": moved.flatten(),
-        });
-        ctx.log(format!(
-            "{} {}@{}",
-            if registered.created { "registered" } else { "already registered as" },
-            registered.name,
-            registered.version
-        ));
-        write_json(&ctx.output_path("pushed"), &record)?;
-        ctx.set_properties("pushed", record.clone());
-        ctx.add_summary("model_version", json!(format!("{}@{}", registered.name, registered.version)));
-        if let Some(a) = alias {
-            ctx.log(format!("alias `{a}` → {}@{}", registered.name, registered.version));
-            ctx.add_summary("alias", json!(a));
-        }
-        Ok(())
     }
+}
+
+/// `name` may be a registry name (no `.`/`..`, no path separators).
+fn check_name(param: &str, name: &str) -> Result<(), ExecError> {
+    if flywheel_core::is_name(name) {
+        return Ok(());
+    }
+    Err(ExecError::failed(format!("`{param}` = \"{name}\" may use only letters, digits, `-`, `_` and `.`")))
+}
+
+/// The version the alias must still point at: the one the blessing compared
+/// the candidate with, when it compared with a version of this model
+/// (`Some(None)`: there was none yet). No condition otherwise.
+fn expected_target(blessing: Option<&Json>, model_name: &str) -> Option<Option<i64>> {
+    let r = blessing?.get("baseline_ref")?;
+    (r["model"].as_str() == Some(model_name)).then(|| r["version"].as_i64())
+}
+
+fn failed_checks(blessing: &Json) -> Vec<String> {
+    let Some(checks) = blessing["checks"].as_array() else { return Vec::new() };
+    checks
+        .iter()
+        .filter(|c| c["passed"] != true)
+        .map(|c| {
+            format!(
+                "{} {} {} (value {}, short by {})",
+                c["scope"].as_str().unwrap_or_default(),
+                c["metric"].as_str().unwrap_or_default(),
+                c["rule"].as_str().unwrap_or_default(),
+                c["value"],
+                c["margin"].as_f64().map_or("?".into(), |m| format!("{:.6}", -m))
+            )
+        })
+        .collect()
+}
+
+/// Ends the step as refused: its record says why, nothing was published.
+fn refuse(ctx: &ExecContext, digest: &str, reason: String, details: Json) -> Result<(), ExecError> {
+    let record = json!({ "pushed": false, "model_digest": digest, "refused": reason, "details": details });
+    ctx.log(format!("refused: {reason}"));
+    write_json(&ctx.output_path("pushed"), &record)?;
+    ctx.set_properties("pushed", record);
+    ctx.add_summary("refused", json!(reason));
+    ctx.refuse(reason);
+    Ok(())
 }

@@ -4,7 +4,7 @@
 //! saved inside the model, so evaluation and serving prepare features with
 //! the same code.
 
-use crate::model::{ml_error, save, to_frame};
+use crate::model::{ml_error, to_frame};
 use crate::table::{Table, is_numeric, read_table, suggest};
 use flywheel_core::{ArtifactType, Component, ComponentSpec, ExecContext, ExecError, ParamSpec, ParamType, PortSpec};
 use flywheel_ml::model::Estimator;
@@ -270,9 +270,6 @@ pub fn train(ctx: &ExecContext) -> Result<(), ExecError> {
         } else {
             (t, labels)
         };
-        if dropped > 0 {
-            ctx.log(format!("dropped {dropped} rows with a missing `{target}`"));
-        }
         if t.rows() < 2 {
             return Err(ExecError::failed(format!("only {} training rows have a `{target}` value", t.rows())));
         }
@@ -310,11 +307,13 @@ pub fn train(ctx: &ExecContext) -> Result<(), ExecError> {
             column_of(&t, n, "feature")?;
         }
         let frame = to_frame(&t, &names)?;
+        frame.check_finite().map_err(ml_error)?;
         let mut warnings = Vec::new();
+        if dropped > 0 {
+            warnings.push(format!("dropped {dropped} training rows with a missing `{target}`"));
+        }
         for c in constant_features(&frame) {
-            let w = format!("feature `{c}` has a single value in the training data; it cannot help the model");
-            ctx.log(format!("warning: {w}"));
-            warnings.push(w);
+            warnings.push(format!("feature `{c}` has a single value in the training data; it cannot help the model"));
         }
         let defaults = if matches!(algorithm, "gbt" | "tree" | "forest") {
             transform::TREE_DEFAULTS
@@ -426,11 +425,9 @@ pub fn train(ctx: &ExecContext) -> Result<(), ExecError> {
                 let s = optimize::Settings { max_iterations: iters, gtol: tol, ..Default::default() };
                 let fit = linear::logistic(&x, &y_class, classes.len(), c, &sw, s, &feature_names).map_err(ml_error)?;
                 if !fit.converged {
-                    let w = format!(
+                    warnings.push(format!(
                         "logistic regression stopped after {iters} iterations before converging; raise max_iterations"
-                    );
-                    ctx.log(format!("warning: {w}"));
-                    warnings.push(w);
+                    ));
                 }
                 (
                     Estimator::Logistic { coef: fit.coef, intercept: fit.intercept },
@@ -470,13 +467,55 @@ pub fn train(ctx: &ExecContext) -> Result<(), ExecError> {
         });
         let classes = if task == Task::Classification { classes } else { Vec::new() };
         let model = Model::new(task, target.clone(), classes, fitted, estimator, metadata).map_err(ml_error)?;
-        save(&ctx.output_path("model"), &model)?;
+        save_verified(&ctx.output_path("model"), &model, &frame)?;
+        for w in &warnings {
+            ctx.log(format!("warning: {w}"));
+        }
+        if !warnings.is_empty() {
+            ctx.add_summary("warnings", json!(warnings));
+        }
         ctx.set_properties(
             "model",
             json!({ "algorithm": algorithm, "task": task, "target": target, "features": names.len(), "rows": t.rows() }),
         );
         ctx.add_summary("model", json!({ "algorithm": algorithm, "rows": t.rows(), "features": names.len() }));
         Ok(())
+    }
+}
+
+/// Rows of the training frame a saved model must predict exactly as the
+/// model in memory did.
+const ROUND_TRIP_ROWS: usize = 256;
+
+/// Writes the model only after loading its bytes back and checking that the
+/// loaded model predicts a sample of training rows exactly as the fitted one:
+/// what is stored as an artifact is what will be served.
+fn save_verified(path: &std::path::Path, model: &Model, frame: &flywheel_ml::Frame) -> Result<(), ExecError> {
+    let bytes = model.to_json();
+    let loaded = Model::from_json(&bytes)
+        .map_err(|e| ExecError::failed(format!("the trained model does not load back from its own file: {e}")))?;
+    let sample = frame.slice(0, frame.rows().min(ROUND_TRIP_ROWS));
+    let before = model.predict(&sample).map_err(ml_error)?;
+    let after = loaded.predict(&sample).map_err(ml_error)?;
+    if !same_bits(&before, &after) {
+        return Err(ExecError::failed(
+            "the trained model, written and loaded back, predicts differently from the model in memory; nothing was stored (please report this)",
+        ));
+    }
+    let text = String::from_utf8(bytes).map_err(|e| ExecError::failed(e.to_string()))?;
+    crate::html::write_atomic(path, &text)
+        .map_err(|e| ExecError::io(format!("cannot write model {}", path.display()), e))
+}
+
+fn same_bits(a: &flywheel_ml::Prediction, b: &flywheel_ml::Prediction) -> bool {
+    use flywheel_ml::Prediction as P;
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    match (a, b) {
+        (P::Values(x), P::Values(y)) => bits(x) == bits(y),
+        (P::Classes { probabilities: p, labels: l }, P::Classes { probabilities: q, labels: m }) => {
+            l == m && bits(&p.data) == bits(&q.data)
+        }
+        _ => false,
     }
 }
 

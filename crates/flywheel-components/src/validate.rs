@@ -95,6 +95,10 @@ impl Component for Validate {
         &SPEC
     }
 
+    fn role(&self) -> flywheel_core::Role {
+        flywheel_core::Role::Gate
+    }
+
     fn execute(&self, ctx: &ExecContext) -> Result<(), ExecError> {
         let schema_path = &ctx.input("schema")?.path;
         let text = std::fs::read_to_string(schema_path).map_err(|e| ExecError::io("cannot read the schema", e))?;

@@ -74,12 +74,49 @@ pub struct RegisteredModel {
     pub created: bool,
 }
 
+/// What an input written `@model:NAME[@ALIAS][/INPUT]` resolved to when the
+/// step started: the registered version it named, or `None` when nothing
+/// was registered (an optional input left unconnected). `bless` records it,
+/// so that `push` can move an alias only if it still points there.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ModelRefResolution {
+    pub model: String,
+    pub alias: Option<String>,
+    pub version: Option<i64>,
+}
+
+/// An alias move asked of [`ModelRegistry::publish`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AliasMove {
+    pub alias: String,
+    /// Compare-and-set: the version the alias must still point at (`None`:
+    /// it must point nowhere), or no condition when nothing was compared.
+    pub expected: Option<Option<i64>>,
+}
+
+/// What [`ModelRegistry::publish`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Published {
+    /// Registered (or found already registered) and, if asked, the alias moved.
+    Done { model: RegisteredModel, alias_was: Option<i64> },
+    /// The alias no longer points where the blessing compared: nothing was
+    /// registered and nothing moved.
+    AliasMoved { alias: String, expected: Option<i64>, current: Option<i64> },
+}
+
 /// Registration of model versions, implemented by the launcher over the
 /// metadata store.
 pub trait ModelRegistry: Send + Sync {
-    fn register_model(&self, model_name: &str, model: &InputArtifact, run_id: i64) -> Result<RegisteredModel, String>;
-    /// Points `alias` at a version; returns the version it pointed at before.
-    fn set_alias(&self, model_name: &str, alias: &str, version: i64, run_id: i64) -> Result<Option<i64>, String>;
+    /// Registers `model` as a version of `model_name` and moves `alias` to
+    /// it, in one transaction; with an expectation, only if the alias still
+    /// points where expected.
+    fn publish(
+        &self,
+        model_name: &str,
+        model: &InputArtifact,
+        run_id: i64,
+        alias: Option<AliasMove>,
+    ) -> Result<Published, String>;
 }
 
 pub struct ExecContext {
@@ -100,6 +137,9 @@ pub struct ExecContext {
     summary: Mutex<serde_json::Map<String, serde_json::Value>>,
     signals: Mutex<Vec<(String, String, serde_json::Value)>>,
     children: Mutex<Vec<ChildRecord>>,
+    /// Inputs written `@model:…`, by port, as the launcher resolved them.
+    model_refs: BTreeMap<String, ModelRefResolution>,
+    refusal: Mutex<Option<String>>,
 }
 
 /// One unit of work inside a step (a tuning trial), recorded as a child
@@ -146,7 +186,33 @@ impl ExecContext {
             summary: Mutex::new(serde_json::Map::new()),
             signals: Mutex::new(Vec::new()),
             children: Mutex::new(Vec::new()),
+            model_refs: BTreeMap::new(),
+            refusal: Mutex::new(None),
         }
+    }
+
+    /// Tells the executor how its `@model:` inputs were resolved.
+    pub fn with_model_refs(mut self, refs: BTreeMap<String, ModelRefResolution>) -> Self {
+        self.model_refs = refs;
+        self
+    }
+
+    /// How input `port` (written `@model:…`) was resolved, if it was one.
+    pub fn model_ref(&self, port: &str) -> Option<&ModelRefResolution> {
+        self.model_refs.get(port)
+    }
+
+    /// Ends the step as `refused`: it ran, wrote its outputs, and decided
+    /// not to do its effect (a push of an unblessed model). Not a failure,
+    /// not a success either; the run reports it.
+    pub fn refuse(&self, reason: impl Into<String>) {
+        if let Ok(mut r) = self.refusal.lock() {
+            *r = Some(reason.into());
+        }
+    }
+
+    pub fn take_refusal(&self) -> Option<String> {
+        self.refusal.lock().map(|mut r| r.take()).unwrap_or_default()
     }
 
     /// Appends one line to the step's log.
@@ -220,6 +286,7 @@ impl ExecContext {
             self.log_path.clone(),
             log,
         )
+        .with_model_refs(self.model_refs.clone())
     }
 
     /// Takes over what a derived context recorded: output properties,
@@ -300,10 +367,29 @@ impl ExecContext {
     }
 }
 
+/// How a step relates to the rest of its run; the scheduler and launcher
+/// act on it, so a component only declares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Produces artifacts and nothing else.
+    Ordinary,
+    /// Data validation: when it fails, every step that does not feed it is
+    /// skipped (a failed validation stops training).
+    Gate,
+    /// Changes what is published (registry versions, aliases): runs after
+    /// every other step of its run and only if all of them succeeded; never
+    /// served from the cache, since its effect lives outside the artifact store.
+    Publisher,
+}
+
 /// A component: its typed spec plus the executor that does the work.
 pub trait Component: Send + Sync {
     fn spec(&self) -> &'static crate::spec::ComponentSpec;
     fn execute(&self, ctx: &ExecContext) -> Result<(), ExecError>;
+    fn role(&self) -> Role {
+        Role::Ordinary
+    }
 }
 
 /// The components a pipeline may use, looked up by name.

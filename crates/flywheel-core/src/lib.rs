@@ -10,8 +10,8 @@ pub mod exec;
 pub mod spec;
 
 pub use exec::{
-    CancelToken, ChildRecord, Component, ComponentRegistry, ExecContext, ExecError, InputArtifact, ModelRegistry,
-    RegisteredModel,
+    AliasMove, CancelToken, ChildRecord, Component, ComponentRegistry, ExecContext, ExecError, InputArtifact,
+    ModelRefResolution, ModelRegistry, Published, RegisteredModel, Role,
 };
 pub use spec::{ArtifactType, ComponentSpec, ParamSpec, ParamType, PortSpec};
 

@@ -9,7 +9,10 @@
 //! the next time the store is opened.
 
 mod migrations;
+mod publish;
 mod records;
+
+pub use publish::PublishOutcome;
 
 pub use records::*;
 
@@ -372,28 +375,7 @@ impl MetadataStore {
     ) -> Result<(ModelVersion, bool)> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let existing: Option<i64> = tx
-            .query_row(
-                "SELECT id FROM model_versions WHERE model_name = ?1 AND artifact_id = ?2 ORDER BY version LIMIT 1",
-                params![model_name, artifact_id],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let (id, created) = match existing {
-            Some(id) => (id, false),
-            None => {
-                let next: i64 = tx.query_row(
-                    "SELECT COALESCE(MAX(version), 0) + 1 FROM model_versions WHERE model_name = ?1",
-                    [model_name],
-                    |r| r.get(0),
-                )?;
-                tx.execute(
-                    "INSERT INTO model_versions (model_name, version, artifact_id, run_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![model_name, next, artifact_id, run_id, flywheel_core::now_rfc3339()],
-                )?;
-                (tx.last_insert_rowid(), true)
-            }
-        };
+        let (id, created) = publish::register_in(&tx, model_name, artifact_id, run_id)?;
         let mv = model_version_by_id(&tx, id)?;
         tx.commit()?;
         Ok((mv, created))
@@ -516,34 +498,7 @@ impl MetadataStore {
     ) -> Result<Option<i64>> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let exists: Option<i64> = tx
-            .query_row(
-                "SELECT id FROM model_versions WHERE model_name = ?1 AND version = ?2",
-                params![model_name, version],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if exists.is_none() {
-            return Err(MetadataError::NoModelVersion(format!("{model_name}@{version}")));
-        }
-        let before: Option<i64> = tx
-            .query_row(
-                "SELECT version FROM model_aliases WHERE model_name = ?1 AND alias = ?2",
-                params![model_name, alias],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let now = flywheel_core::now_rfc3339();
-        tx.execute(
-            "INSERT INTO model_aliases (model_name, alias, version, updated_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (model_name, alias) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at",
-            params![model_name, alias, version, now],
-        )?;
-        tx.execute(
-            "INSERT INTO registry_audit (model_name, action, alias, from_version, to_version, run_id, caller, at)
-             VALUES (?1, 'set_alias', ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![model_name, alias, before, version, run_id, caller, now],
-        )?;
+        let before = publish::move_alias_in(&tx, model_name, alias, version, run_id, caller)?;
         tx.commit()?;
         Ok(before)
     }
@@ -593,29 +548,30 @@ impl MetadataStore {
         alias: Option<&str>,
         input: Option<&str>,
         before_run: i64,
-    ) -> Result<Option<ArtifactRecord>> {
+    ) -> Result<Option<(ArtifactRecord, i64)>> {
         let conn = self.conn();
         // The model artifact of the version the alias points at, or of the
         // latest version registered before the run.
-        let model: Option<i64> = match alias {
+        let model: Option<(i64, i64)> = match alias {
             Some(a) => conn.query_row(
-                "SELECT mv.artifact_id FROM model_aliases a JOIN model_versions mv
+                "SELECT mv.artifact_id, mv.version FROM model_aliases a JOIN model_versions mv
                    ON mv.model_name = a.model_name AND mv.version = a.version
                  WHERE a.model_name = ?1 AND a.alias = ?2",
                 params![model_name, a],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             ),
             None => conn.query_row(
-                "SELECT artifact_id FROM model_versions WHERE model_name = ?1 AND (run_id IS NULL OR run_id < ?2)
+                "SELECT artifact_id, version FROM model_versions WHERE model_name = ?1 AND (run_id IS NULL OR run_id < ?2)
                  ORDER BY version DESC LIMIT 1",
                 params![model_name, before_run],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             ),
         }
         .optional()?;
-        let Some(model) = model else { return Ok(None) };
+        let Some((model, version)) = model else { return Ok(None) };
+        let with_version = |a: ArtifactRecord| (a, version);
         match input {
-            None => Ok(Some(artifact_by_id(&conn, model)?)),
+            None => Ok(Some(with_version(artifact_by_id(&conn, model)?))),
             Some(input) => {
                 let id: Option<i64> = conn
                     .query_row(
@@ -627,7 +583,7 @@ impl MetadataStore {
                         |r| r.get(0),
                     )
                     .optional()?;
-                id.map(|id| artifact_by_id(&conn, id)).transpose()
+                Ok(id.map(|id| artifact_by_id(&conn, id)).transpose()?.map(with_version))
             }
         }
     }

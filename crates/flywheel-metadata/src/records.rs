@@ -32,6 +32,7 @@ status_enum!(RunStatus {
     Failed => "failed",
     Cancelled => "cancelled",
     Interrupted => "interrupted",
+    Refused => "refused",
 });
 
 status_enum!(ExecStatus {
@@ -41,6 +42,7 @@ status_enum!(ExecStatus {
     Cancelled => "cancelled",
     Skipped => "skipped",
     Interrupted => "interrupted",
+    Refused => "refused",
 });
 
 #[derive(Debug, Clone, Serialize)]

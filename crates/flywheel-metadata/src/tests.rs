@@ -73,17 +73,17 @@ fn records_a_run_with_lineage_both_ways() {
     assert_eq!(down.downstream[0].execution.outputs[0].artifact.id, model_id);
 
     // The model's training data, found from the registered version.
-    assert_eq!(s.resolve_model_ref("bikes", None, Some("data"), run + 1).unwrap().unwrap().id, data_id);
+    assert_eq!(s.resolve_model_ref("bikes", None, Some("data"), run + 1).unwrap().unwrap().0.id, data_id);
     // The run that registered it does not see it as its baseline.
     assert!(s.resolve_model_ref("bikes", None, Some("data"), run).unwrap().is_none());
     assert!(s.resolve_model_ref("bikes", None, Some("nope"), run + 1).unwrap().is_none());
     assert!(s.resolve_model_ref("other", None, Some("data"), run + 1).unwrap().is_none());
-    assert_eq!(s.resolve_model_ref("bikes", None, None, run + 1).unwrap().unwrap().id, model_id);
+    assert_eq!(s.resolve_model_ref("bikes", None, None, run + 1).unwrap().unwrap().0.id, model_id);
     // Through an alias: none yet, then the version it points at (whatever the run).
     assert!(s.resolve_model_ref("bikes", Some("production"), None, run).unwrap().is_none());
     assert_eq!(s.set_alias("bikes", "production", 1, Some(run), "test").unwrap(), None);
-    assert_eq!(s.resolve_model_ref("bikes", Some("production"), None, run).unwrap().unwrap().id, model_id);
-    assert_eq!(s.resolve_model_ref("bikes", Some("production"), Some("data"), run).unwrap().unwrap().id, data_id);
+    assert_eq!(s.resolve_model_ref("bikes", Some("production"), None, run).unwrap().unwrap().0.id, model_id);
+    assert_eq!(s.resolve_model_ref("bikes", Some("production"), Some("data"), run).unwrap().unwrap().0.id, data_id);
     assert_eq!(s.model_version("bikes", Some(1)).unwrap().aliases, ["production"]);
     assert!(matches!(s.set_alias("bikes", "production", 9, None, "test"), Err(MetadataError::NoModelVersion(_))));
     assert_eq!(s.registry_audit(10).unwrap().len(), 1);

@@ -124,6 +124,24 @@ impl Frame {
         Self::default()
     }
 
+    /// Refuses ±inf in numeric columns, at training and at prediction alike
+    /// (NaN is a missing value; infinity is not a number a model can use,
+    /// and a tree split next to it has no finite threshold).
+    pub fn check_finite(&self) -> Result<(), crate::MlError> {
+        for (name, col) in self.columns() {
+            if let Column::Num(v) = col
+                && let Some(i) = v.iter().position(|x| x.is_infinite())
+            {
+                return Err(crate::MlError::Data(format!(
+                    "column `{name}` holds {} on data row {}; models take finite numbers (or missing values) only, at training and at prediction: clean the data, or write the value as missing",
+                    v[i],
+                    i + 1
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Adds a column; the first one sets the row count.
     pub fn push(&mut self, name: impl Into<String>, col: Column) -> Result<(), crate::MlError> {
         let name = name.into();

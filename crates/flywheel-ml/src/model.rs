@@ -84,6 +84,16 @@ pub enum Prediction {
     },
 }
 
+/// The path of the first `null` in `v` (how serde_json writes NaN and ±inf).
+fn first_null(v: &serde_json::Value, path: String) -> Option<String> {
+    match v {
+        serde_json::Value::Null => Some(path),
+        serde_json::Value::Array(a) => a.iter().enumerate().find_map(|(i, x)| first_null(x, format!("{path}[{i}]"))),
+        serde_json::Value::Object(m) => m.iter().find_map(|(k, x)| first_null(x, format!("{path}.{k}"))),
+        _ => None,
+    }
+}
+
 pub fn sigmoid(z: f64) -> f64 {
     if z >= 0.0 {
         1.0 / (1.0 + (-z).exp())
@@ -193,12 +203,34 @@ impl Model {
         if inputs != self.transform.inputs() {
             return bad("the signature's inputs are not the transform's columns".into());
         }
+        if let Some(path) = self.non_finite_number() {
+            return bad(format!(
+                "`{path}` is not a finite number; the data it was fitted on likely holds infinite or extreme values"
+            ));
+        }
         Ok(())
+    }
+
+    /// Where the fitted transform or estimator holds a NaN or ±inf, if
+    /// anywhere (JSON cannot store one, so such a model could not be loaded
+    /// back). Imported ONNX graphs keep their numbers in their own bytes.
+    fn non_finite_number(&self) -> Option<String> {
+        if matches!(self.estimator, Estimator::Onnx(_)) {
+            return None;
+        }
+        let transform = serde_json::to_value(&self.transform).ok()?;
+        let estimator = serde_json::to_value(&self.estimator).ok()?;
+        first_null(&transform, "transform".into()).or_else(|| first_null(&estimator, "estimator".into()))
     }
 
     pub fn from_json(bytes: &[u8]) -> Result<Model, MlError> {
         let m: Model = serde_json::from_slice(bytes).map_err(|e| {
-            MlError::Format(format!("not a Flywheel model (line {}, column {}): {e}", e.line(), e.column()))
+            let hint = if e.to_string().starts_with("invalid type: null") {
+                " (a number the model needs is missing: JSON writes NaN and infinity as null, so the model that was saved held a non-finite value or was edited)"
+            } else {
+                ""
+            };
+            MlError::Format(format!("not a Flywheel model (line {}, column {}): {e}{hint}", e.line(), e.column()))
         })?;
         m.check()?;
         Ok(m)
@@ -214,6 +246,7 @@ impl Model {
 
     /// Transforms raw columns and predicts.
     pub fn predict(&self, frame: &Frame) -> Result<Prediction, MlError> {
+        frame.check_finite()?;
         self.predict_rows(frame, 0..frame.rows(), &mut Matrix::zeros(0, 0))
     }
 
@@ -240,6 +273,7 @@ impl Model {
     /// both run per block, so memory stays bounded by the block size).
     pub fn predict_parallel(&self, frame: &Frame, threads: usize) -> Result<Prediction, MlError> {
         const BLOCK: usize = 65_536;
+        frame.check_finite()?;
         let n = frame.rows();
         let blocks: Vec<(usize, usize)> =
             (0..n.div_ceil(BLOCK)).map(|b| (b * BLOCK, ((b + 1) * BLOCK).min(n))).collect();

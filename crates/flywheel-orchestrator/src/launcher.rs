@@ -6,9 +6,12 @@ use crate::home::Home;
 use crate::scheduler::StepOutcome;
 use crate::{Event, Observer, Result};
 use flywheel_core::{
-    ArtifactType, CancelToken, Component, ExecContext, ExecError, InputArtifact, ModelRegistry, RegisteredModel,
+    AliasMove, ArtifactType, CancelToken, Component, ExecContext, ExecError, InputArtifact, ModelRefResolution,
+    ModelRegistry, Published, RegisteredModel, Role,
 };
-use flywheel_metadata::{ArtifactRecord, ExecStatus, ExecutionResult, MetadataStore, NewArtifact, NewChild, NewSignal};
+use flywheel_metadata::{
+    ArtifactRecord, ExecStatus, ExecutionResult, MetadataStore, NewArtifact, NewChild, NewSignal, PublishOutcome,
+};
 use flywheel_pipeline::Step;
 use serde_json::{Value as Json, json};
 use std::collections::BTreeMap;
@@ -33,7 +36,7 @@ pub type StepOutputs = BTreeMap<String, ArtifactRecord>;
 /// The cache key: component, its version, resolved parameters, the content
 /// digests of input artifacts (never their names or paths), and the content
 /// of files named by `path` parameters.
-pub fn cache_key(job: &StepJob) -> String {
+pub fn cache_key(job: &StepJob, model_refs: &BTreeMap<String, ModelRefResolution>) -> String {
     let inputs: BTreeMap<&str, &str> = job.inputs.iter().map(|(k, a)| (k.as_str(), a.digest.as_str())).collect();
     let files: BTreeMap<&str, String> = job
         .step
@@ -46,13 +49,18 @@ pub fn cache_key(job: &StepJob) -> String {
             (p, digest)
         })
         .collect();
-    let key = json!({
+    let mut key = json!({
         "component": job.step.component,
         "version": job.step.component_version,
         "params": job.params,
         "inputs": inputs,
         "files": files,
     });
+    // How `@model:` inputs resolved (which alias, which version, or none)
+    // is part of what a step like `bless` records, so it is part of the key.
+    if !model_refs.is_empty() {
+        key["model_refs"] = json!(model_refs);
+    }
     flywheel_core::digest_bytes(key.to_string().as_bytes())
 }
 
@@ -66,44 +74,53 @@ struct Registry {
 }
 
 impl ModelRegistry for Registry {
-    fn register_model(
+    fn publish(
         &self,
         model_name: &str,
         model: &InputArtifact,
         run_id: i64,
-    ) -> std::result::Result<RegisteredModel, String> {
+        alias: Option<AliasMove>,
+    ) -> std::result::Result<Published, String> {
         let artifact = self
             .metadata
             .artifact_by_digest(&model.digest, model.ty.as_str())
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("model artifact {} is not recorded", model.digest))?;
-        let (mv, created) =
-            self.metadata.register_model_version(model_name, artifact.id, Some(run_id)).map_err(|e| e.to_string())?;
-        Ok(RegisteredModel { name: mv.model_name, version: mv.version, created })
-    }
-
-    fn set_alias(
-        &self,
-        model_name: &str,
-        alias: &str,
-        version: i64,
-        run_id: i64,
-    ) -> std::result::Result<Option<i64>, String> {
-        self.metadata
-            .set_alias(model_name, alias, version, Some(run_id), &format!("run {run_id}"))
-            .map_err(|e| e.to_string())
+        let moving = alias.as_ref().map(|m| (m.alias.as_str(), m.expected));
+        let outcome = self
+            .metadata
+            .publish(model_name, artifact.id, Some(run_id), moving, &format!("run {run_id}"))
+            .map_err(|e| e.to_string())?;
+        Ok(match outcome {
+            PublishOutcome::Published { version, created, alias_was } => Published::Done {
+                model: RegisteredModel { name: version.model_name, version: version.version, created },
+                alias_was,
+            },
+            PublishOutcome::AliasMoved { current } => {
+                let m = alias.unwrap_or(AliasMove { alias: String::new(), expected: None });
+                Published::AliasMoved { alias: m.alias, expected: m.expected.flatten(), current }
+            }
+        })
     }
 }
 
-pub async fn run_step(home: &Home, mut job: StepJob, observer: &dyn Observer) -> Result<(StepOutcome, StepOutputs)> {
-    let started = Instant::now();
-    let meta = &home.metadata;
-    // Resolved inputs (`@model:NAME/INPUT`) are found now, so that their
-    // digests are part of the cache key like any other input's.
+/// Resolves the step's `@model:` inputs into `job.inputs`; returns how each
+/// was resolved (for the executor) and, for required ones that found
+/// nothing, why.
+fn resolve_model_inputs(
+    meta: &MetadataStore,
+    job: &mut StepJob,
+) -> Result<(BTreeMap<String, ModelRefResolution>, Vec<String>)> {
+    let mut refs = BTreeMap::new();
     let mut unresolved = Vec::new();
     for (port, (r, optional)) in &job.step.resolved_inputs {
-        match meta.resolve_model_ref(&r.model, r.alias.as_deref(), r.input.as_deref(), job.run_id)? {
-            Some(a) => {
+        let found = meta.resolve_model_ref(&r.model, r.alias.as_deref(), r.input.as_deref(), job.run_id)?;
+        refs.insert(
+            port.clone(),
+            ModelRefResolution { model: r.model.clone(), alias: r.alias.clone(), version: found.as_ref().map(|f| f.1) },
+        );
+        match found {
+            Some((a, _)) => {
                 job.inputs.insert(port.clone(), a);
             }
             None if *optional => {}
@@ -121,7 +138,16 @@ pub async fn run_step(home: &Home, mut job: StepJob, observer: &dyn Observer) ->
             )),
         }
     }
-    let key = cache_key(&job);
+    Ok((refs, unresolved))
+}
+
+pub async fn run_step(home: &Home, mut job: StepJob, observer: &dyn Observer) -> Result<(StepOutcome, StepOutputs)> {
+    let started = Instant::now();
+    let meta = &home.metadata;
+    // Resolved inputs (`@model:NAME/INPUT`) are found now, so that their
+    // digests are part of the cache key like any other input's.
+    let (model_refs, unresolved) = resolve_model_inputs(meta, &mut job)?;
+    let key = cache_key(&job, &model_refs);
     let log_dir = home.logs_dir(job.run_id);
     std::fs::create_dir_all(&log_dir)?;
     let log_path = log_dir.join(format!("{}.log", job.step.name));
@@ -146,8 +172,12 @@ pub async fn run_step(home: &Home, mut job: StepJob, observer: &dyn Observer) ->
         return finish_execution(meta, &job, exec_id, result);
     }
 
+    // A publisher's effect lives in the registry, not in its outputs: a
+    // cache hit would report a push that did not happen now.
+    let publishes = job.component.role() == Role::Publisher;
     if job.use_cache
         && job.step.cache
+        && !publishes
         && let Some((cached_exec, outputs)) = meta.find_cached(&key)?
     {
         let mut all_present = true;
@@ -188,91 +218,86 @@ pub async fn run_step(home: &Home, mut job: StepJob, observer: &dyn Observer) ->
 
     let max_attempts = job.step.retries + 1;
     let mut attempt = 0;
-    let (status, error, summary, outputs, (signals, children)) = loop {
+    let result = loop {
         attempt += 1;
         observer.event(&Event::StepStarted { step: job.step.name.clone(), attempt });
         let work = home.work_dir(exec_id, attempt);
-        let result = attempt_once(&job, &inputs, &registry, &work, &log_path, attempt).await;
+        let result = attempt_once(&job, &inputs, &model_refs, &registry, &work, &log_path, attempt).await;
         match result {
-            Ok((outputs, summary, extras)) => {
-                let mut stored = Vec::new();
-                let mut store_error = None;
-                for (name, ty, path, props) in outputs {
-                    match home.artifacts.put_file(&path).await {
-                        Ok(s) => stored.push((
-                            name,
-                            NewArtifact {
-                                ty: ty.as_str().into(),
-                                uri: s.uri,
-                                digest: s.digest,
-                                size: s.size,
-                                properties: props,
-                            },
-                        )),
-                        Err(e) => {
-                            store_error = Some(e.to_string());
-                            break;
-                        }
-                    }
-                }
+            Ok(produced) => {
+                let stored = store_outputs(home, &produced.outputs).await;
                 let _ = std::fs::remove_dir_all(&work);
-                match store_error {
-                    None => break (ExecStatus::Succeeded, None, summary, stored, extras),
-                    Some(e) => break (ExecStatus::Failed, Some(e), Json::Null, Vec::new(), (Vec::new(), Vec::new())),
-                }
+                break match stored {
+                    Ok(outputs) => produced.into_result(outputs),
+                    Err(e) => ended(ExecStatus::Failed, e),
+                };
             }
             Err(AttemptError::Cancelled) => {
                 let _ = std::fs::remove_dir_all(&work);
-                break (
-                    ExecStatus::Cancelled,
-                    Some("cancelled".to_string()),
-                    Json::Null,
-                    Vec::new(),
-                    (Vec::new(), Vec::new()),
-                );
+                break ended(ExecStatus::Cancelled, "cancelled".into());
             }
             Err(AttemptError::Failed(msg)) => {
                 let _ = std::fs::remove_dir_all(&work);
                 append_log(&log_path, &format!("attempt {attempt} failed: {msg}"));
                 if attempt < max_attempts && !job.cancel.is_cancelled() {
                     let delay = job.step.retry_backoff.saturating_mul(1 << (attempt - 1).min(16));
-                    observer.event(&Event::StepRetrying {
-                        step: job.step.name.clone(),
-                        attempt,
-                        error: msg.clone(),
-                        delay,
-                    });
-                    let deadline = Instant::now() + delay;
-                    while Instant::now() < deadline && !job.cancel.is_cancelled() {
-                        tokio::time::sleep(Duration::from_millis(20).min(deadline - Instant::now())).await;
-                    }
-                    if !job.cancel.is_cancelled() {
+                    let step = job.step.name.clone();
+                    observer.event(&Event::StepRetrying { step, attempt, error: msg.clone(), delay });
+                    if wait_unless_cancelled(delay, &job.cancel).await {
                         continue;
                     }
-                    break (
-                        ExecStatus::Cancelled,
-                        Some("cancelled".to_string()),
-                        Json::Null,
-                        Vec::new(),
-                        (Vec::new(), Vec::new()),
-                    );
+                    break ended(ExecStatus::Cancelled, "cancelled".into());
                 }
-                break (ExecStatus::Failed, Some(msg), Json::Null, Vec::new(), (Vec::new(), Vec::new()));
+                break ended(ExecStatus::Failed, msg);
             }
         }
     };
-    let result = ExecutionResult {
+    let result = ExecutionResult { attempts: attempt, duration_ms: elapsed(), ..result };
+    finish_execution(meta, &job, exec_id, result)
+}
+
+/// An execution that ended without outputs.
+fn ended(status: ExecStatus, error: String) -> ExecutionResult {
+    ExecutionResult {
         status,
         cache_hit: false,
-        attempts: attempt,
-        duration_ms: elapsed(),
-        error,
-        summary,
-        outputs,
-        signals,
-        children,
-    };
-    finish_execution(meta, &job, exec_id, result)
+        attempts: 0,
+        duration_ms: 0,
+        error: Some(error),
+        summary: Json::Null,
+        outputs: Vec::new(),
+        signals: Vec::new(),
+        children: Vec::new(),
+    }
+}
+
+/// Sleeps `delay`; false when the run was cancelled meanwhile.
+async fn wait_unless_cancelled(delay: Duration, cancel: &CancelToken) -> bool {
+    let deadline = Instant::now() + delay;
+    while Instant::now() < deadline && !cancel.is_cancelled() {
+        tokio::time::sleep(Duration::from_millis(20).min(deadline - Instant::now())).await;
+    }
+    !cancel.is_cancelled()
+}
+
+/// Puts each written output into the artifact store.
+async fn store_outputs(
+    home: &Home,
+    outputs: &[(String, ArtifactType, PathBuf, Json)],
+) -> std::result::Result<Vec<(String, NewArtifact)>, String> {
+    let mut stored = Vec::new();
+    for (name, ty, path, props) in outputs {
+        let s = home.artifacts.put_file(path).await.map_err(|e| e.to_string())?;
+        let artifact = NewArtifact {
+            ty: ty.as_str().into(),
+            uri: s.uri,
+            digest: s.digest,
+            size: s.size,
+            properties: props.clone(),
+        };
+        stored.push((name.clone(), artifact));
+    }
+    Ok(stored)
 }
 
 /// Records that the step started, with its parameters, cache key, log and inputs.
@@ -334,12 +359,37 @@ enum AttemptError {
     Cancelled,
 }
 
-/// Outputs, summary, and (signals, child executions).
-type Produced = (Vec<(String, ArtifactType, PathBuf, Json)>, Json, (Vec<NewSignal>, Vec<NewChild>));
+/// What one successful attempt produced, before its outputs are stored.
+struct Produced {
+    outputs: Vec<(String, ArtifactType, PathBuf, Json)>,
+    summary: Json,
+    signals: Vec<NewSignal>,
+    children: Vec<NewChild>,
+    /// Set when the executor declined its effect (`ctx.refuse`).
+    refusal: Option<String>,
+}
+
+impl Produced {
+    fn into_result(self, outputs: Vec<(String, NewArtifact)>) -> ExecutionResult {
+        let status = if self.refusal.is_some() { ExecStatus::Refused } else { ExecStatus::Succeeded };
+        ExecutionResult {
+            status,
+            cache_hit: false,
+            attempts: 0,
+            duration_ms: 0,
+            error: self.refusal,
+            summary: self.summary,
+            outputs,
+            signals: self.signals,
+            children: self.children,
+        }
+    }
+}
 
 async fn attempt_once(
     job: &StepJob,
     inputs: &BTreeMap<String, InputArtifact>,
+    model_refs: &BTreeMap<String, ModelRefResolution>,
     registry: &Arc<dyn ModelRegistry>,
     work: &Path,
     log_path: &Path,
@@ -365,7 +415,8 @@ async fn attempt_once(
         registry.clone(),
         log_path.to_path_buf(),
         Box::new(log),
-    );
+    )
+    .with_model_refs(model_refs.clone());
     ctx.log(format!(
         "== {} attempt {attempt} ({} {}) ==",
         job.step.name, job.step.component, job.step.component_version
@@ -446,7 +497,7 @@ async fn attempt_once(
             error: c.error,
         })
         .collect();
-    Ok((produced, summary, (signals, children)))
+    Ok(Produced { outputs: produced, summary, signals, children, refusal: ctx.take_refusal() })
 }
 
 pub fn humanize(d: Duration) -> String {

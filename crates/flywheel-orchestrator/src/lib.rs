@@ -9,6 +9,7 @@
 
 pub mod home;
 pub mod launcher;
+pub mod ordering;
 pub mod scheduler;
 
 pub use home::Home;

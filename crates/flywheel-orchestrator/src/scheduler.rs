@@ -2,8 +2,9 @@
 
 use crate::home::Home;
 use crate::launcher::{StepJob, StepOutputs, run_step};
+use crate::ordering::{self, Wait};
 use crate::{Event, Observer, OrchestratorError, Result};
-use flywheel_core::{CancelToken, ComponentRegistry};
+use flywheel_core::{CancelToken, ComponentRegistry, Role};
 use flywheel_metadata::{ExecStatus, RunStatus};
 use flywheel_pipeline::Pipeline;
 use serde::Serialize;
@@ -71,12 +72,59 @@ enum State {
     Pending,
     Running,
     Done,
+    /// Ran and declined its effect (an unblessed model not pushed).
+    Refused,
+    /// Failed, cancelled or skipped.
     Failed,
+}
+
+/// Why a pending step can never run, if one of the steps it waits for did
+/// not succeed.
+fn blocked_by(waits: &[(usize, Wait)], state: &[State], pipeline: &Pipeline) -> Option<String> {
+    let not_ok = |&&(d, _): &&(usize, Wait)| matches!(state[d], State::Failed | State::Refused);
+    let (d, why) = *waits.iter().find(not_ok)?;
+    let names = |kind: Wait| -> String {
+        let v: Vec<&str> = waits
+            .iter()
+            .filter(not_ok)
+            .filter(|(_, w)| *w == kind)
+            .map(|(d, _)| pipeline.steps[*d].name.as_str())
+            .collect();
+        v.join(", ")
+    };
+    Some(match why {
+        Wait::Reads => format!("not run: upstream step {} did not succeed", names(Wait::Reads)),
+        Wait::Gate => format!(
+            "not run: data validation `{}` did not succeed, and a failed validation stops the pipeline",
+            pipeline.steps[d].name
+        ),
+        Wait::Publish => format!(
+            "not run: a run publishes only when every other step succeeded, and {} did not",
+            names(Wait::Publish)
+        ),
+    })
 }
 
 impl Orchestrator {
     pub fn new(home: Home, components: ComponentRegistry) -> Self {
         Self { home, components }
+    }
+
+    /// Records a step that will not run, and why.
+    fn skip(&self, run_id: i64, step: &flywheel_pipeline::Step, reason: String) -> Result<StepOutcome> {
+        let id =
+            self.home.metadata.record_skipped(run_id, &step.name, &step.component, &step.component_version, &reason)?;
+        Ok(StepOutcome {
+            step: step.name.clone(),
+            execution_id: Some(id),
+            status: ExecStatus::Skipped,
+            cache_hit: false,
+            attempts: 0,
+            duration_ms: 0,
+            error: Some(reason),
+            summary: Json::Null,
+            resumed: false,
+        })
     }
 
     /// Starts a new run of `pipeline`.
@@ -119,6 +167,12 @@ impl Orchestrator {
                     reason: "already succeeded; nothing to resume".into(),
                 });
             }
+            RunStatus::Refused => {
+                return Err(OrchestratorError::NotResumable {
+                    run: run_id,
+                    reason: "ran to the end and refused to publish; start a new run with `flywheel run`".into(),
+                });
+            }
             RunStatus::Running => {
                 return Err(OrchestratorError::NotResumable {
                     run: run_id,
@@ -131,16 +185,40 @@ impl Orchestrator {
         let pipeline = flywheel_pipeline::compile(&source, std::path::Path::new(&path), &self.components)?;
         let values: BTreeMap<String, Json> =
             run.parameters.as_object().map(|m| m.clone().into_iter().collect()).unwrap_or_default();
-        let mut done = HashMap::new();
-        for e in meta.executions(run_id)? {
+        let done = self.reusable_steps(run_id, &pipeline).await?;
+        meta.reopen_run(run_id)?;
+        self.drive(&pipeline, run_id, values, opts, done, observer, cancel).await
+    }
+
+    /// The steps of `run_id` that succeeded and can keep their outputs: every
+    /// output blob still in the store, intact, and every step they read from
+    /// kept too (a step whose input is re-made runs again). Publishers always
+    /// run again: their effect is checked at the moment it is applied.
+    async fn reusable_steps(&self, run_id: i64, pipeline: &Pipeline) -> Result<HashMap<usize, StepOutputs>> {
+        let mut succeeded: HashMap<usize, StepOutputs> = HashMap::new();
+        for e in self.home.metadata.executions(run_id)? {
             if e.status == ExecStatus::Succeeded
                 && let Some(i) = pipeline.steps.iter().position(|s| s.name == e.step)
             {
-                done.insert(i, e.outputs.into_iter().map(|o| (o.name, o.artifact)).collect::<StepOutputs>());
+                succeeded.insert(i, e.outputs.into_iter().map(|o| (o.name, o.artifact)).collect());
             }
         }
-        meta.reopen_run(run_id)?;
-        self.drive(&pipeline, run_id, values, opts, done, observer, cancel).await
+        let mut done = HashMap::new();
+        for (i, step) in pipeline.steps.iter().enumerate() {
+            let publishes = self.components.get(&step.component).is_some_and(|c| c.role() == Role::Publisher);
+            let Some(outs) = succeeded.remove(&i) else { continue };
+            if publishes || !step.deps.iter().all(|d| done.contains_key(d)) {
+                continue;
+            }
+            let mut intact = true;
+            for a in outs.values() {
+                intact &= self.home.artifacts.contains(&a.digest).await?;
+            }
+            if intact {
+                done.insert(i, outs);
+            }
+        }
+        Ok(done)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -181,6 +259,13 @@ impl Orchestrator {
             steps: pipeline.steps.iter().map(|s| s.name.clone()).collect(),
             resumed,
         });
+        let roles: Vec<Role> = pipeline
+            .steps
+            .iter()
+            .map(|s| self.components.get(&s.component).map_or(Role::Ordinary, |c| c.role()))
+            .collect();
+        let deps: Vec<Vec<usize>> = pipeline.steps.iter().map(|s| s.deps.clone()).collect();
+        let waits = ordering::waits(&deps, &roles);
         let jobs = opts.jobs.max(1);
         let mut set: tokio::task::JoinSet<(usize, Result<(StepOutcome, StepOutputs)>)> = tokio::task::JoinSet::new();
         let mut running = 0;
@@ -201,38 +286,14 @@ impl Orchestrator {
                         continue;
                     }
                     let step = &pipeline.steps[i];
-                    if step.deps.iter().any(|&d| state[d] == State::Failed) {
+                    if let Some(reason) = blocked_by(&waits[i], &state, pipeline) {
                         state[i] = State::Failed;
-                        let failed: Vec<&str> = step
-                            .deps
-                            .iter()
-                            .filter(|&&d| state[d] == State::Failed)
-                            .map(|&d| pipeline.steps[d].name.as_str())
-                            .collect();
-                        let reason = format!("not run: upstream step {} did not succeed", failed.join(", "));
-                        let id = self.home.metadata.record_skipped(
-                            run_id,
-                            &step.name,
-                            &step.component,
-                            &step.component_version,
-                            &reason,
-                        )?;
-                        let o = StepOutcome {
-                            step: step.name.clone(),
-                            execution_id: Some(id),
-                            status: ExecStatus::Skipped,
-                            cache_hit: false,
-                            attempts: 0,
-                            duration_ms: 0,
-                            error: Some(reason),
-                            summary: Json::Null,
-                            resumed: false,
-                        };
+                        let o = self.skip(run_id, step, reason)?;
                         observer.event(&Event::StepFinished(o.clone()));
                         outcomes[i] = Some(o);
                         continue;
                     }
-                    if !step.deps.iter().all(|&d| state[d] == State::Done) {
+                    if !waits[i].iter().all(|&(d, _)| state[d] == State::Done) {
                         continue;
                     }
                     let Some(component) = self.components.get(&step.component).cloned() else {
@@ -278,14 +339,16 @@ impl Orchestrator {
                     };
                     match result {
                         Ok((outcome, outs)) => {
-                            if outcome.status == ExecStatus::Succeeded {
-                                state[i] = State::Done;
+                            state[i] = match outcome.status {
+                                ExecStatus::Succeeded => State::Done,
+                                ExecStatus::Refused => State::Refused,
+                                _ => State::Failed,
+                            };
+                            if state[i] == State::Done {
                                 outputs.insert(i, outs);
-                            } else {
-                                state[i] = State::Failed;
-                                if outcome.status == ExecStatus::Failed && first_error.is_none() {
-                                    first_error = Some(format!("step `{}` failed: {}", outcome.step, outcome.error.clone().unwrap_or_default()));
-                                }
+                            }
+                            if outcome.status == ExecStatus::Failed && first_error.is_none() {
+                                first_error = Some(format!("step `{}` failed: {}", outcome.step, outcome.error.clone().unwrap_or_default()));
                             }
                             observer.event(&Event::StepFinished(outcome.clone()));
                             outcomes[i] = Some(outcome);
@@ -301,6 +364,13 @@ impl Orchestrator {
         }
         let duration_ms = started.elapsed().as_millis() as i64;
         let all_done = state.iter().all(|s| *s == State::Done);
+        let refusals: Vec<String> = outcomes
+            .iter()
+            .flatten()
+            .filter(|o| o.status == ExecStatus::Refused)
+            .map(|o| format!("`{}` refused: {}", o.step, o.error.as_deref().unwrap_or_default()))
+            .collect();
+        let only_refused = state.iter().all(|s| matches!(s, State::Done | State::Refused)) && !refusals.is_empty();
         let (status, error) = if let Some(e) = infra_error {
             let msg = e.to_string();
             let _ = self.home.metadata.finish_run(run_id, RunStatus::Failed, duration_ms, Some(&msg));
@@ -309,6 +379,8 @@ impl Orchestrator {
             (RunStatus::Cancelled, Some("cancelled by the user".to_string()))
         } else if all_done {
             (RunStatus::Succeeded, None)
+        } else if only_refused {
+            (RunStatus::Refused, Some(refusals.join("; ")))
         } else {
             (RunStatus::Failed, first_error.or_else(|| Some("some steps did not succeed".into())))
         };

@@ -1,0 +1,188 @@
+//! Publishing: registering a model version and moving an alias to it, as
+//! one transaction with a compare-and-set on the alias. A run that blessed
+//! its candidate against `production@2` may only move `production` if it
+//! still points at 2; otherwise another run (or a person) moved it since,
+//! and the candidate was never compared with what it would replace.
+
+use crate::{MetadataStore, ModelVersion, Result, model_version_by_id};
+use rusqlite::{OptionalExtension, Transaction, params};
+
+/// What [`MetadataStore::publish`] did.
+#[derive(Debug, Clone)]
+pub enum PublishOutcome {
+    /// The version (new, or the one this artifact already had) and, when an
+    /// alias was moved, the version it pointed at before.
+    Published { version: ModelVersion, created: bool, alias_was: Option<i64> },
+    /// The alias points elsewhere than expected: nothing was written.
+    AliasMoved { current: Option<i64> },
+}
+
+impl MetadataStore {
+    /// Registers `artifact_id` under `model_name` and, with `alias`, points
+    /// it at that version, all in one transaction. `expected` (when given)
+    /// is the version the alias must point at right now (`None`: no version);
+    /// if it does not, nothing is registered and nothing moves.
+    pub fn publish(
+        &self,
+        model_name: &str,
+        artifact_id: i64,
+        run_id: Option<i64>,
+        alias: Option<(&str, Option<Option<i64>>)>,
+        caller: &str,
+    ) -> Result<PublishOutcome> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if let Some((a, Some(expected))) = alias {
+            let current = alias_target(&tx, model_name, a)?;
+            if current != expected {
+                // Already published by this very artifact (a resumed run
+                // publishing again): nothing to do, and nothing to refuse.
+                if let Some(v) = current
+                    && let Some(version) = version_of(&tx, model_name, artifact_id)?
+                    && version.version == v
+                {
+                    return Ok(PublishOutcome::Published { version, created: false, alias_was: current });
+                }
+                return Ok(PublishOutcome::AliasMoved { current });
+            }
+        }
+        let (id, created) = register_in(&tx, model_name, artifact_id, run_id)?;
+        let version = model_version_by_id(&tx, id)?;
+        let alias_was = match alias {
+            Some((a, _)) => move_alias_in(&tx, model_name, a, version.version, run_id, caller)?,
+            None => None,
+        };
+        tx.commit()?;
+        Ok(PublishOutcome::Published { version, created, alias_was })
+    }
+}
+
+/// The row id of the version `artifact_id` has under `model_name`, if any.
+fn version_id_of(tx: &Transaction, model_name: &str, artifact_id: i64) -> Result<Option<i64>> {
+    Ok(tx
+        .query_row(
+            "SELECT id FROM model_versions WHERE model_name = ?1 AND artifact_id = ?2 ORDER BY version LIMIT 1",
+            params![model_name, artifact_id],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+fn version_of(tx: &Transaction, model_name: &str, artifact_id: i64) -> Result<Option<ModelVersion>> {
+    version_id_of(tx, model_name, artifact_id)?.map(|id| model_version_by_id(tx, id)).transpose()
+}
+
+fn alias_target(tx: &Transaction, model_name: &str, alias: &str) -> Result<Option<i64>> {
+    Ok(tx
+        .query_row(
+            "SELECT version FROM model_aliases WHERE model_name = ?1 AND alias = ?2",
+            params![model_name, alias],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+/// The id of `artifact_id`'s version of `model_name`, registering the next
+/// version when it has none; `true` when it was created now.
+pub(crate) fn register_in(
+    tx: &Transaction,
+    model_name: &str,
+    artifact_id: i64,
+    run_id: Option<i64>,
+) -> Result<(i64, bool)> {
+    if let Some(id) = version_id_of(tx, model_name, artifact_id)? {
+        return Ok((id, false));
+    }
+    let next: i64 = tx.query_row(
+        "SELECT COALESCE(MAX(version), 0) + 1 FROM model_versions WHERE model_name = ?1",
+        [model_name],
+        |r| r.get(0),
+    )?;
+    tx.execute(
+        "INSERT INTO model_versions (model_name, version, artifact_id, run_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![model_name, next, artifact_id, run_id, flywheel_core::now_rfc3339()],
+    )?;
+    Ok((tx.last_insert_rowid(), true))
+}
+
+/// Points `alias` at `version` (which must exist) and audits the move;
+/// returns where it pointed before.
+pub(crate) fn move_alias_in(
+    tx: &Transaction,
+    model_name: &str,
+    alias: &str,
+    version: i64,
+    run_id: Option<i64>,
+    caller: &str,
+) -> Result<Option<i64>> {
+    let exists: Option<i64> = tx
+        .query_row(
+            "SELECT id FROM model_versions WHERE model_name = ?1 AND version = ?2",
+            params![model_name, version],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if exists.is_none() {
+        return Err(crate::MetadataError::NoModelVersion(format!("{model_name}@{version}")));
+    }
+    let before = alias_target(tx, model_name, alias)?;
+    if before == Some(version) {
+        // Not a move: nothing to write or audit.
+        return Ok(before);
+    }
+    let now = flywheel_core::now_rfc3339();
+    tx.execute(
+        "INSERT INTO model_aliases (model_name, alias, version, updated_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (model_name, alias) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at",
+        params![model_name, alias, version, now],
+    )?;
+    tx.execute(
+        "INSERT INTO registry_audit (model_name, action, alias, from_version, to_version, run_id, caller, at)
+         VALUES (?1, 'set_alias', ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![model_name, alias, before, version, run_id, caller, now],
+    )?;
+    Ok(before)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn store_with_model() -> (tempfile::TempDir, MetadataStore, i64, i64, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = MetadataStore::open(&dir.path().join("m.db")).unwrap();
+        let p = s.upsert_pipeline("p", "d", "p.toml", "").unwrap();
+        let run = s.create_run(p, &json!({}), &json!({}), "manual", "me").unwrap();
+        let new = |d: &str| crate::NewArtifact {
+            ty: "model".into(),
+            uri: format!("blob:{d}"),
+            digest: d.into(),
+            size: 1,
+            properties: json!({}),
+        };
+        let a = s.record_artifact(&new("a")).unwrap();
+        let b = s.record_artifact(&new("b")).unwrap();
+        (dir, s, run, a, b)
+    }
+
+    #[test]
+    fn an_alias_moves_only_if_it_still_points_where_the_blessing_compared() {
+        let (_d, s, run, a, b) = store_with_model();
+        // Blessed against no production: only valid while there is none.
+        let first = s.publish("m", a, Some(run), Some(("production", Some(None))), "t").unwrap();
+        assert!(matches!(first, PublishOutcome::Published { alias_was: None, created: true, .. }));
+        // A second run also blessed against none: production is 1 now.
+        let raced = s.publish("m", b, Some(run), Some(("production", Some(None))), "t").unwrap();
+        assert!(matches!(raced, PublishOutcome::AliasMoved { current: Some(1) }), "{raced:?}");
+        // Nothing was registered by the refused publish.
+        assert!(s.model_version("m", Some(2)).is_err());
+        let ok = s.publish("m", b, Some(run), Some(("production", Some(Some(1)))), "t").unwrap();
+        assert!(matches!(ok, PublishOutcome::Published { alias_was: Some(1), .. }));
+        assert_eq!(s.aliased_version("m", "production").unwrap().unwrap().version, 2);
+        // Publishing the same artifact again (a resumed run) is not a race.
+        let again = s.publish("m", b, Some(run), Some(("production", Some(Some(1)))), "t").unwrap();
+        assert!(matches!(again, PublishOutcome::Published { created: false, alias_was: Some(2), .. }));
+        assert_eq!(s.registry_audit(10).unwrap().len(), 2, "no move was audited for the repeat");
+    }
+}
