@@ -109,10 +109,10 @@ fn bad_onnx_files_and_signatures_fail_with_what_to_do() {
     env.write("sig.json", &signature(&want, "income"));
     env.write("model.pkl", "\u{80}\u{4}pickle");
     let r = env.run(&["models", "import", "m", "model.pkl", "--signature", "sig.json"]);
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, 2, "a bad model file is bad input");
     assert!(r.stderr.contains("model.pkl") && r.stderr.contains("not a usable ONNX model"), "{}", r.stderr);
     let r = env.run(&["models", "import", "m", onnx]);
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, 2, "a bad model file is bad input");
     assert!(r.stderr.contains("--signature"), "{}", r.stderr);
     env.write("typo.json", r#"{"inputs": ["age"], "target": "income", "tsk": "regression"}"#);
     let r = env.run(&["models", "import", "m", onnx, "--signature", "typo.json"]);
@@ -120,7 +120,7 @@ fn bad_onnx_files_and_signatures_fail_with_what_to_do() {
     assert!(r.stderr.contains("typo.json") && r.stderr.contains("tsk"), "{}", r.stderr);
     env.write("short.json", r#"{"inputs": ["age", "fnlwgt"], "target": "income"}"#);
     let r = env.run(&["models", "import", "m", onnx, "--signature", "short.json"]);
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, 2, "a bad model file is bad input");
     assert!(r.stderr.contains("takes 6 columns but the signature names 2"), "{}", r.stderr);
     let r = env.run(&["models", "import", "no/good", onnx, "--signature", "sig.json"]);
     assert_eq!(r.code, 2, "{}", r.stderr);

@@ -432,6 +432,7 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 mod tests {
     use super::*;
     use crate::frame::Column;
+    use serde_json::json;
     use std::collections::BTreeMap;
 
     fn model() -> (Model, Frame) {
@@ -479,6 +480,24 @@ mod tests {
         v["format"] = "flywheel.model/9".into();
         assert!(Model::from_json(&serde_json::to_vec(&v).unwrap()).unwrap_err().to_string().contains("not supported"));
         assert!(Model::from_json(b"\x80\x04pickle").unwrap_err().to_string().contains("not a Flywheel model"));
+    }
+
+    #[test]
+    fn non_finite_fitted_numbers_are_refused_with_where_they_are() {
+        let (m, f) = model();
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let est = Estimator::Logistic { coef: vec![vec![bad]], intercept: vec![0.0] };
+            let e = Model::new(m.task, m.target.clone(), m.classes.clone(), m.transform.clone(), est, json!({}))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("`estimator.coef[0][0]` is not a finite number"), "{e}");
+        }
+        // And ±inf in the data is refused at prediction, as at training.
+        let mut g = Frame::new();
+        g.push("x", Column::Num(vec![0.0, f64::INFINITY])).unwrap();
+        let e = m.predict(&g).unwrap_err().to_string();
+        assert!(e.contains("column `x` holds inf on data row 2"), "{e}");
+        assert!(m.predict(&f).is_ok());
     }
 }
 
