@@ -28,17 +28,21 @@ fn print_human(r: &Report) {
     );
     for f in &r.findings {
         println!("{} {}: {}", f.kind.replace('_', " "), f.subject, f.problem);
-        let label = if f.repaired { "done" } else { "to do" };
+        let label = match (f.repaired, f.severity) {
+            (true, _) => "done",
+            (false, "warning") => "warning",
+            (false, _) => "to do",
+        };
         println!("  {label}: {}", f.action);
     }
     for n in &r.notes {
         println!("note: {n}");
     }
-    let repaired = r.findings.len() - r.remaining;
+    let repaired = r.findings.iter().filter(|f| f.repaired).count();
     if r.findings.is_empty() {
         println!("healthy");
     } else if r.healthy {
-        println!("healthy: {repaired} problem(s) repaired");
+        println!("healthy: {repaired} problem(s) repaired, {} warning(s)", r.findings.len() - repaired);
     } else if r.repair {
         println!("{} problem(s) remain ({repaired} repaired)", r.remaining);
     } else {

@@ -22,6 +22,10 @@ pub struct Finding {
     /// What it is about: a digest, a path, `run 3`, `execution 7`.
     pub subject: String,
     pub problem: String,
+    /// `problem` (counts against health until repaired) or `warning` (the
+    /// store is consistent and heals by itself, e.g. a blob whose producer
+    /// runs again on the next run).
+    pub severity: &'static str,
     pub repaired: bool,
     /// What was done, or what to do.
     pub action: String,
@@ -44,7 +48,7 @@ pub struct Report {
     pub findings: Vec<Finding>,
     /// What was left alone and why (e.g. another process uses the home).
     pub notes: Vec<String>,
-    /// Findings not repaired.
+    /// Problems not repaired.
     pub remaining: usize,
     pub healthy: bool,
 }
@@ -73,7 +77,7 @@ pub async fn examine(home: &Home, repair: bool) -> Result<Report> {
     d.blobs().await?;
     d.work_folders()?;
     let mut report = d.report;
-    report.remaining = report.findings.iter().filter(|f| !f.repaired).count();
+    report.remaining = report.findings.iter().filter(|f| f.severity == "problem" && !f.repaired).count();
     report.healthy = report.remaining == 0;
     Ok(report)
 }
@@ -81,7 +85,8 @@ pub async fn examine(home: &Home, repair: bool) -> Result<Report> {
 impl Doctor<'_> {
     fn add(&mut self, kind: &'static str, subject: String, problem: String, outcome: (bool, String)) {
         let (repaired, action) = outcome;
-        self.report.findings.push(Finding { kind, subject, problem, repaired, action });
+        let severity = if kind == "missing_blob" { "warning" } else { "problem" };
+        self.report.findings.push(Finding { kind, subject, problem, severity, repaired, action });
     }
 
     /// `(true, done)` when repairing, else `(false, todo)`.
@@ -185,7 +190,7 @@ impl Doctor<'_> {
             BlobState::Intact => {}
             BlobState::Missing => {
                 let problem = format!("the blob of {names} is missing (expected at {})", path.display());
-                let action = "re-run the pipeline that produced it: its cache entry misses now, so the step runs again";
+                let action = "none needed for runs: the step that produced it runs again on its next run (its cache entry misses); until then a model version naming it cannot be exported or served";
                 self.add("missing_blob", digest.to_string(), problem, (false, action.to_string()));
             }
             BlobState::Corrupt { actual, size } => {
