@@ -136,7 +136,11 @@ fn hash_blob(path: &Path, digest: &str, known: Option<Stamp>) -> Result<(BlobSta
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((BlobState::Missing, None)),
         Err(e) => return Err(read_err(e)),
     };
-    if actual == digest { Ok((BlobState::Intact, Some(stamp))) } else { Ok((BlobState::Corrupt { actual, size }, None)) }
+    if actual == digest {
+        Ok((BlobState::Intact, Some(stamp)))
+    } else {
+        Ok((BlobState::Corrupt { actual, size }, None))
+    }
 }
 
 impl ArtifactStore {
@@ -176,9 +180,10 @@ impl ArtifactStore {
         let path = self.blob_path(digest);
         let known = self.remembered(digest);
         let owned = digest.to_string();
-        let (state, stamp) = tokio::task::spawn_blocking(move || hash_blob(&path, &owned, known))
-            .await
-            .map_err(|e| ArtifactError::ReadFile { path: self.blob_path(digest), source: std::io::Error::other(e) })??;
+        let (state, stamp) =
+            tokio::task::spawn_blocking(move || hash_blob(&path, &owned, known)).await.map_err(|e| {
+                ArtifactError::ReadFile { path: self.blob_path(digest), source: std::io::Error::other(e) }
+            })??;
         self.remember(digest, stamp);
         Ok(state)
     }
@@ -187,8 +192,9 @@ impl ArtifactStore {
     /// stored intact is a no-op; a blob under that digest whose content does
     /// not match (truncated, overwritten) is replaced atomically.
     pub async fn put_file(&self, path: &Path) -> Result<StoredArtifact, ArtifactError> {
-        let bytes =
-            tokio::fs::read(path).await.map_err(|source| ArtifactError::ReadFile { path: path.to_path_buf(), source })?;
+        let bytes = tokio::fs::read(path)
+            .await
+            .map_err(|source| ArtifactError::ReadFile { path: path.to_path_buf(), source })?;
         self.put_bytes(bytes).await
     }
 
@@ -220,7 +226,9 @@ impl ArtifactStore {
         match self.state(digest).await? {
             BlobState::Intact => Ok(path),
             BlobState::Missing => Err(ArtifactError::Missing { digest: digest.to_string(), path }),
-            BlobState::Corrupt { actual, .. } => Err(ArtifactError::Corrupted { digest: digest.to_string(), actual, path }),
+            BlobState::Corrupt { actual, .. } => {
+                Err(ArtifactError::Corrupted { digest: digest.to_string(), actual, path })
+            }
         }
     }
 
@@ -338,7 +346,7 @@ mod tests {
         assert_eq!(listing.blobs.iter().map(|b| b.digest.as_str()).collect::<Vec<_>>(), [a.digest.as_str()]);
         assert_eq!(listing.temp.len(), 1);
         assert!(store.remove_stale_temp(Some(std::time::Duration::from_secs(3600))).unwrap().is_empty());
-        assert_eq!(store.remove_stale_temp(None).unwrap(), [staging.clone()]);
+        assert_eq!(store.remove_stale_temp(None).unwrap(), std::slice::from_ref(&staging));
         assert!(!staging.exists());
         assert!(store.contains(&a.digest).await.unwrap());
     }

@@ -41,8 +41,10 @@ fn print_human(r: &Report) {
     let repaired = r.findings.iter().filter(|f| f.repaired).count();
     if r.findings.is_empty() {
         println!("healthy");
+    } else if r.healthy && repaired == 0 {
+        println!("healthy, with {} warning(s)", r.findings.len());
     } else if r.healthy {
-        println!("healthy: {repaired} problem(s) repaired, {} warning(s)", r.findings.len() - repaired);
+        println!("healthy: {repaired} problem(s) repaired");
     } else if r.repair {
         println!("{} problem(s) remain ({repaired} repaired)", r.remaining);
     } else {

@@ -130,7 +130,10 @@ fn executions_left_running_under_an_ended_run_are_closed_at_open() {
     let env = Env::new();
     succeeded_run(&env);
     // As a process that gave up on a step without recording its end leaves it.
-    sql(&env, "UPDATE executions SET status = 'running', ended_at = NULL WHERE step = 'count'; UPDATE runs SET status = 'failed'");
+    sql(
+        &env,
+        "UPDATE executions SET status = 'running', ended_at = NULL WHERE step = 'count'; UPDATE runs SET status = 'failed'",
+    );
     let e = env.execution(1, "count");
     assert_eq!(e["status"], "interrupted", "{e:#}");
     assert!(e["error"].as_str().unwrap().contains("left running"), "{e:#}");
@@ -238,7 +241,10 @@ fn doctor_reports_a_corrupt_blob_an_orphan_and_a_stale_execution_and_repair_fixe
     let blob = succeeded_run(&env);
     let digest = blob.file_name().unwrap().to_string_lossy().into_owned();
     truncate(&blob, 10);
-    sql(&env, "UPDATE executions SET status = 'running', ended_at = NULL WHERE step = 'count'; UPDATE runs SET status = 'failed'");
+    sql(
+        &env,
+        "UPDATE executions SET status = 'running', ended_at = NULL WHERE step = 'count'; UPDATE runs SET status = 'failed'",
+    );
     let orphan = env.home().join("artifacts/blobs/cd").join("cd".repeat(32));
     std::fs::create_dir_all(orphan.parent().unwrap()).unwrap();
     std::fs::write(&orphan, "stored, never recorded").unwrap();

@@ -89,7 +89,8 @@ pub struct IntegrityProblem {
     pub message: String,
 }
 
-const STALE_EXECUTIONS: &str = "SELECT e.id, e.run_id, e.step, r.status FROM executions e JOIN runs r ON r.id = e.run_id
+const STALE_EXECUTIONS: &str =
+    "SELECT e.id, e.run_id, e.step, r.status FROM executions e JOIN runs r ON r.id = e.run_id
      WHERE e.status = 'running' AND r.status <> 'running' ORDER BY e.id";
 
 impl MetadataStore {
@@ -175,9 +176,8 @@ impl MetadataStore {
             }
         }
         let mut st = conn.prepare("PRAGMA foreign_key_check")?;
-        let rows = st.query_map([], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?, r.get::<_, String>(2)?))
-        })?;
+        let rows =
+            st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?, r.get::<_, String>(2)?)))?;
         for row in rows {
             let (table, rowid, parent) = row?;
             let row = rowid.map_or_else(|| "a row".to_string(), |id| format!("row {id}"));

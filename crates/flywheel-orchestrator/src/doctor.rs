@@ -7,8 +7,8 @@
 //! good copy: a corrupt blob is removed so that its producer runs again, and
 //! unrecorded blobs are removed only while no other process uses the home.
 
-use crate::home::{Home, STALE_TEMP_AGE, remove_path};
 use crate::Result;
+use crate::home::{Home, STALE_TEMP_AGE, remove_path};
 use flywheel_artifacts::{BlobState, Removal};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -140,7 +140,7 @@ impl Doctor<'_> {
     async fn blobs(&mut self) -> Result<()> {
         let mut recorded: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (id, ty, digest) in self.home.metadata.artifact_digests()? {
-            recorded.entry(digest).or_default().push(format!("{ty} {id}"));
+            recorded.entry(digest).or_default().push(format!("artifact {id} ({ty})"));
         }
         self.report.checked.artifacts = recorded.values().map(Vec::len).sum();
         for (digest, names) in &recorded {
@@ -200,14 +200,22 @@ impl Doctor<'_> {
                 );
                 let outcome = if self.repair {
                     match self.home.artifacts.remove_if_corrupt(digest)? {
-                        Removal::Removed => {
-                            (true, "removed: the step that produced it runs again on the next run (its cache entry misses)".to_string())
-                        }
+                        Removal::Removed => (
+                            true,
+                            "removed: the step that produced it runs again on the next run (its cache entry misses)"
+                                .to_string(),
+                        ),
                         Removal::Kept => (true, "rewritten meanwhile by another process; intact now".to_string()),
-                        Removal::Missing => (false, "it disappeared meanwhile; re-run the pipeline that produced it".to_string()),
+                        Removal::Missing => {
+                            (false, "it disappeared meanwhile; re-run the pipeline that produced it".to_string())
+                        }
                     }
                 } else {
-                    (false, "`flywheel doctor --repair` removes it, or re-running the step that produced it rewrites it".to_string())
+                    (
+                        false,
+                        "`flywheel doctor --repair` removes it, or re-running the step that produced it rewrites it"
+                            .to_string(),
+                    )
                 };
                 self.add("corrupt_blob", digest.to_string(), problem, outcome);
             }

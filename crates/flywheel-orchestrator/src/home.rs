@@ -207,10 +207,9 @@ pub(crate) fn remove_path(path: &Path) -> Result<()> {
     match r {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(OrchestratorError::Io(std::io::Error::new(
-            e.kind(),
-            format!("cannot remove {}: {e}", path.display()),
-        ))),
+        Err(e) => {
+            Err(OrchestratorError::Io(std::io::Error::new(e.kind(), format!("cannot remove {}: {e}", path.display()))))
+        }
     }
 }
 
