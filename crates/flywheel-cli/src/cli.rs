@@ -81,6 +81,17 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check the home: database integrity, artifacts against their digests,
+    /// stale runs and executions, unrecorded blobs, leftover temporary files.
+    /// Exit 0 when healthy, 1 when problems remain, 3 when it cannot be opened.
+    Doctor {
+        /// Fix what is safe: remove corrupt blobs (their producers run again),
+        /// close stale runs and executions, remove leftovers and unrecorded blobs.
+        #[arg(long)]
+        repair: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// The built-in components and their parameters.
     Components {
         #[arg(long)]

@@ -6,6 +6,7 @@
 //! but publishing was refused (not blessed, or the alias moved); 130 cancelled.
 
 mod cli;
+mod doctor_cmd;
 mod drift_cmd;
 mod models_cmd;
 mod progress;
@@ -55,6 +56,9 @@ impl From<OrchestratorError> for Failure {
                 | flywheel_metadata::MetadataError::NoArtifact(_)
                 | flywheel_metadata::MetadataError::NoModelVersion(_) => 2,
                 flywheel_metadata::MetadataError::Open { .. }
+                | flywheel_metadata::MetadataError::Lost { .. }
+                | flywheel_metadata::MetadataError::NotSqlite { .. }
+                | flywheel_metadata::MetadataError::Damaged { .. }
                 | flywheel_metadata::MetadataError::TooNew { .. }
                 | flywheel_metadata::MetadataError::Sql(_)
                 | flywheel_metadata::MetadataError::Json(_) => 3,
@@ -215,6 +219,7 @@ fn run(cli: Cli) -> std::result::Result<u8, Failure> {
             render::lineage(&lineage, json);
             Ok(0)
         }
+        Command::Doctor { repair, json } => doctor_cmd::run(&home_dir, repair, json),
         Command::Drift(args) => drift_cmd::run(&args),
         Command::Stats(args) => stats_cmd::run(&args),
         Command::Predict(args) => models_cmd::predict(&home_dir, &args),

@@ -8,12 +8,13 @@
 //! consistent; runs left `running` by a dead process are marked `interrupted`
 //! the next time the store is opened.
 
+mod health;
 mod migrations;
 mod publish;
 mod records;
 
+pub use health::{History, IntegrityProblem, StaleExecution, check_database_file};
 pub use publish::PublishOutcome;
-
 pub use records::*;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -31,6 +32,22 @@ pub enum MetadataError {
     },
     #[error("metadata store {} was written by a newer Flywheel (schema {found}, this build knows {known}); upgrade flywheel", path.display())]
     TooNew { path: PathBuf, found: i64, known: i64 },
+    #[error(
+        "metadata store {} is {state}, but this home holds {blobs} artifact blob(s) and {run_logs} run log folder(s): its history of runs would be lost. Restore metadata.db from a backup; to start a new history instead, move the home folder away (or choose another with --home)",
+        path.display()
+    )]
+    Lost { path: PathBuf, state: &'static str, blobs: usize, run_logs: usize },
+    #[error(
+        "{} is not a SQLite database (it does not start with the SQLite header): it was overwritten, or is not Flywheel's. Restore it from a backup, or move the home folder away to start a new one",
+        path.display()
+    )]
+    NotSqlite { path: PathBuf },
+    #[error("metadata store {} is damaged ({source}); `flywheel doctor` checks it; restore it from a backup", path.display())]
+    Damaged {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
     #[error("metadata store: {0}")]
     Sql(#[from] rusqlite::Error),
     #[error("metadata store holds invalid JSON: {0}")]
@@ -54,7 +71,7 @@ pub struct MetadataStore {
 }
 
 /// Whether process `pid` on this host is still alive.
-fn pid_alive(pid: i64) -> bool {
+pub fn pid_alive(pid: i64) -> bool {
     if pid <= 0 || pid > i64::from(i32::MAX) {
         return false;
     }
@@ -86,16 +103,33 @@ fn parse_json(s: Option<String>) -> Result<Json> {
 }
 
 impl MetadataStore {
+    /// Opens (creating if needed) the store, migrates it, and closes what
+    /// dead processes left `running`.
     pub fn open(path: &Path) -> Result<Self> {
+        let store = Self::open_unreaped(path)?;
+        store.reap_dead_runs()?;
+        store.close_stale_executions()?;
+        Ok(store)
+    }
+
+    /// Opens and migrates the store without changing any run or execution,
+    /// so that `flywheel doctor` can report what it finds before repairing.
+    pub fn open_unreaped(path: &Path) -> Result<Self> {
+        health::check_header(path)?;
         let open_err = |source| MetadataError::Open { path: path.to_path_buf(), source };
         let conn = Connection::open(path).map_err(open_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(open_err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(open_err)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
+        let setup = |conn: &Connection| -> rusqlite::Result<()> {
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            conn.pragma_update(None, "foreign_keys", "ON")
+        };
+        setup(&conn).map_err(|e| health::classify(path, e))?;
         let store = Self { conn: Mutex::new(conn), path: path.to_path_buf() };
-        store.migrate()?;
-        store.reap_dead_runs()?;
+        store.migrate().map_err(|e| match e {
+            MetadataError::Sql(e) => health::classify(path, e),
+            e => e,
+        })?;
         Ok(store)
     }
 
@@ -139,21 +173,11 @@ impl MetadataStore {
     /// Marks runs whose process died (SIGKILL, power loss) as interrupted, so
     /// they never stay `running` forever and `resume` can finish them.
     pub fn reap_dead_runs(&self) -> Result<Vec<i64>> {
-        let host = hostname();
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let candidates: Vec<(i64, i64)> = {
-            let mut st = tx.prepare("SELECT id, pid FROM runs WHERE status = 'running' AND host = ?1")?;
-            st.query_map([&host], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<std::result::Result<_, _>>()?
-        };
+        let dead = health::dead_run_ids(&tx)?;
         let now = flywheel_core::now_rfc3339();
-        let mut reaped = Vec::new();
-        for (id, pid) in candidates {
-            // Our own pid on a `running` run at open time can only be a
-            // recycled pid of a dead process: treat it as dead too.
-            if pid_alive(pid) && pid != i64::from(std::process::id()) {
-                continue;
-            }
+        for &id in &dead {
             tx.execute(
                 "UPDATE executions SET status = 'interrupted', ended_at = ?2, error = 'the process running it stopped (killed or crashed)' WHERE run_id = ?1 AND status = 'running'",
                 params![id, now],
@@ -162,10 +186,9 @@ impl MetadataStore {
                 "UPDATE runs SET status = 'interrupted', ended_at = ?2, error = 'the process running it stopped (killed or crashed); `flywheel resume` finishes it' WHERE id = ?1",
                 params![id, now],
             )?;
-            reaped.push(id);
         }
         tx.commit()?;
-        Ok(reaped)
+        Ok(dead)
     }
 
     /// Records a pipeline version (its name and file digest); returns its id.

@@ -158,17 +158,7 @@ pub async fn run_step(home: &Home, mut job: StepJob, observer: &dyn Observer) ->
         let exec_id = start()?;
         let error = unresolved.join("; ");
         append_log(&log_path, &error);
-        let result = ExecutionResult {
-            status: ExecStatus::Failed,
-            cache_hit: false,
-            attempts: 0,
-            duration_ms: elapsed(),
-            error: Some(error),
-            summary: Json::Null,
-            outputs: Vec::new(),
-            signals: Vec::new(),
-            children: Vec::new(),
-        };
+        let result = ExecutionResult { duration_ms: elapsed(), ..ended(ExecStatus::Failed, error) };
         return finish_execution(meta, &job, exec_id, result);
     }
 
@@ -205,15 +195,16 @@ pub async fn run_step(home: &Home, mut job: StepJob, observer: &dyn Observer) ->
     }
 
     let exec_id = start()?;
-    let mut inputs = BTreeMap::new();
-    for (name, a) in &job.inputs {
-        let path = home.artifacts.local_path(&a.digest).await?;
-        let ty = ArtifactType::parse(&a.ty).unwrap_or(ArtifactType::File);
-        inputs.insert(
-            name.clone(),
-            InputArtifact { path, digest: a.digest.clone(), ty, properties: a.properties.clone() },
-        );
-    }
+    let inputs = match local_inputs(home, &job).await {
+        Ok(inputs) => inputs,
+        Err(error) => {
+            // A lost or corrupt input blob is this step's failure, named in
+            // its log; the producer re-makes it on the next run.
+            append_log(&log_path, &error);
+            let result = ExecutionResult { duration_ms: elapsed(), ..ended(ExecStatus::Failed, error) };
+            return finish_execution(meta, &job, exec_id, result);
+        }
+    };
     let registry: Arc<dyn ModelRegistry> = Arc::new(Registry { metadata: home.metadata.clone() });
 
     let max_attempts = job.step.retries + 1;
@@ -254,6 +245,18 @@ pub async fn run_step(home: &Home, mut job: StepJob, observer: &dyn Observer) ->
     };
     let result = ExecutionResult { attempts: attempt, duration_ms: elapsed(), ..result };
     finish_execution(meta, &job, exec_id, result)
+}
+
+/// The step's input artifacts as local files, each checked against its digest.
+async fn local_inputs(home: &Home, job: &StepJob) -> std::result::Result<BTreeMap<String, InputArtifact>, String> {
+    let mut inputs = BTreeMap::new();
+    for (name, a) in &job.inputs {
+        let path = home.artifacts.local_path(&a.digest).await.map_err(|e| format!("input `{name}`: {e}"))?;
+        let ty = ArtifactType::parse(&a.ty).unwrap_or(ArtifactType::File);
+        let input = InputArtifact { path, digest: a.digest.clone(), ty, properties: a.properties.clone() };
+        inputs.insert(name.clone(), input);
+    }
+    Ok(inputs)
 }
 
 /// An execution that ended without outputs.

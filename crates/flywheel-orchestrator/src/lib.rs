@@ -7,6 +7,7 @@
 //! failed step while independent branches finish. Components know nothing of
 //! either.
 
+pub mod doctor;
 pub mod home;
 pub mod launcher;
 pub mod ordering;
