@@ -12,10 +12,11 @@
 
 mod common;
 
-use common::{Env, bin, repo_root};
+use common::{Env, repo_root};
 use flywheel_ml::{Column, Frame, Model, Text};
 use proptest::prelude::*;
 use proptest::sample::Index;
+use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -88,20 +89,21 @@ fn apply(seed: &[u8], ms: &[Mutation]) -> Vec<u8> {
             Mutation::Truncate(i) => b.truncate(at(i, b.len())),
             Mutation::Insert(i, t) => {
                 let k = at(i, b.len());
-                b.splice(k..k, t.bytes());
+                b.splice(k..k, t.bytes()).for_each(drop);
             }
             Mutation::InsertBytes(i, x) => {
                 let k = at(i, b.len());
-                b.splice(k..k, x.iter().copied());
+                b.splice(k..k, x.iter().copied()).for_each(drop);
             }
             Mutation::Delete(i, n) if !b.is_empty() => {
                 let k = i.index(b.len());
-                b.drain(k..(k + n).min(b.len()));
+                let end = (k + n).min(b.len());
+                b.drain(k..end).for_each(drop);
             }
             Mutation::Duplicate(i, n) if !b.is_empty() => {
                 let k = i.index(b.len());
                 let piece = b[k..(k + n).min(b.len())].to_vec();
-                b.splice(k..k, piece);
+                b.splice(k..k, piece).for_each(drop);
             }
             Mutation::SwapTokens(x, y) => {
                 let t = tokens(&b);
@@ -306,7 +308,7 @@ fn predict_in_process(model: &Model) -> &'static str {
 fn mutated_pipeline_files_never_panic_check() {
     let seed = std::fs::read(repo_root().join("examples/adult-income/pipeline.toml")).expect("example pipeline");
     let env = Env::new();
-    Fuzz::new("pipeline", "toml", seed, 60).run(|bytes| {
+    Fuzz::new("pipeline", "toml", seed, 50).run(|bytes| {
         std::fs::write(env.path().join("p.toml"), bytes).map_err(|e| e.to_string())?;
         judge(&env, &["check", "p.toml"])
     });
@@ -330,7 +332,7 @@ fn mutated_csv_files_never_panic_stats_validate_or_drift() {
     let env = Env::new();
     env.write("schema.toml", SCHEMA);
     env.write("reference.csv", CSV);
-    Fuzz::new("csv", "csv", CSV.as_bytes().to_vec(), 60).run(|bytes| {
+    Fuzz::new("csv", "csv", CSV.as_bytes().to_vec(), 40).run(|bytes| {
         std::fs::write(env.path().join("d.csv"), bytes).map_err(|e| e.to_string())?;
         judge(&env, &["stats", "d.csv", "--json"])?;
         judge(&env, &["validate", "d.csv", "--schema", "schema.toml"])?;
@@ -341,7 +343,7 @@ fn mutated_csv_files_never_panic_stats_validate_or_drift() {
 #[test]
 fn mutated_gzip_files_never_panic_stats() {
     let env = Env::new();
-    Fuzz::new("csv.gz", "csv.gz", gzip(CSV.as_bytes()), 40).run(|bytes| {
+    Fuzz::new("csv.gz", "csv.gz", gzip(CSV.as_bytes()), 30).run(|bytes| {
         std::fs::write(env.path().join("d.csv.gz"), bytes).map_err(|e| e.to_string())?;
         judge(&env, &["stats", "d.csv.gz"])
     });
@@ -351,7 +353,7 @@ fn mutated_gzip_files_never_panic_stats() {
 fn mutated_schemas_never_panic_validate() {
     let env = Env::new();
     env.write("d.csv", CSV);
-    Fuzz::new("schema", "toml", SCHEMA.as_bytes().to_vec(), 30).run(|bytes| {
+    Fuzz::new("schema", "toml", SCHEMA.as_bytes().to_vec(), 25).run(|bytes| {
         std::fs::write(env.path().join("s.toml"), bytes).map_err(|e| e.to_string())?;
         judge(&env, &["validate", "d.csv", "--schema", "s.toml"])
     });
@@ -362,12 +364,12 @@ fn mutated_parquet_and_models_never_panic_stats_predict_or_inspect() {
     let env = Env::new();
     let (parquet, model) = made_by_flywheel(&env);
     env.write("d.csv", CSV);
-    Fuzz::new("parquet", "parquet", parquet.clone(), 50).run(|bytes| {
+    Fuzz::new("parquet", "parquet", parquet.clone(), 40).run(|bytes| {
         std::fs::write(env.path().join("d.parquet"), bytes).map_err(|e| e.to_string())?;
         judge(&env, &["stats", "d.parquet"])
     });
     std::fs::write(env.path().join("seed.parquet"), &parquet).expect("write");
-    Fuzz::new("model", "json", model, 40).run(|bytes| {
+    Fuzz::new("model", "json", model, 30).run(|bytes| {
         std::fs::write(env.path().join("m.json"), bytes).map_err(|e| e.to_string())?;
         judge(&env, &["models", "inspect", "m.json"])?;
         judge(&env, &["predict", "m.json", "seed.parquet", "-o", "out.parquet"])
@@ -421,7 +423,7 @@ fn mutated_onnx_files_never_panic_models_import() {
     let (seed, signature) = onnx_fixture("logistic_binary");
     env.write("sig.json", &signature);
     env.write("d.csv", "age,fnlwgt,education_num,capital_gain,capital_loss,hours_per_week\n30,1000,9,0,0,40\n");
-    Fuzz::new("onnx", "onnx", seed, 30).run(|bytes| {
+    Fuzz::new("onnx", "onnx", seed, 25).run(|bytes| {
         std::fs::write(env.path().join("m.onnx"), bytes).map_err(|e| e.to_string())?;
         judge(&env, &["models", "import", "m", "m.onnx", "--signature", "sig.json"])?;
         judge(&env, &["predict", "m.onnx", "d.csv"])
@@ -443,5 +445,4 @@ fn the_mutator_changes_inputs_and_keeps_them_bounded() {
         }
     }
     assert!(changed > 150, "only {changed} of 200 mutations changed the input");
-    let _ = bin();
 }
