@@ -28,8 +28,38 @@ const DOCUMENTED: [i32; 4] = [0, 1, 2, 3];
 /// Tokens that break parsers: non-finite numbers, separators, quotes,
 /// placeholders, path tricks, huge values.
 const TOKENS: &[&str] = &[
-    "NaN", "nan", "inf", "-inf", "-1", "0", "", "null", "1e309", "-0", "\"", "'", "\n", "\r\n", ",", ";", "\t", "{",
-    "}", "[", "]", "=", "${x}", "@model:", "..", "/", "\0", "99999999999999999999", "é", "true", "#", "\\",
+    "NaN",
+    "nan",
+    "inf",
+    "-inf",
+    "-1",
+    "0",
+    "",
+    "null",
+    "1e309",
+    "-0",
+    "\"",
+    "'",
+    "\n",
+    "\r\n",
+    ",",
+    ";",
+    "\t",
+    "{",
+    "}",
+    "[",
+    "]",
+    "=",
+    "${x}",
+    "@model:",
+    "..",
+    "/",
+    "\0",
+    "99999999999999999999",
+    "é",
+    "true",
+    "#",
+    "\\",
 ];
 
 #[derive(Debug, Clone)]
@@ -168,6 +198,16 @@ impl Fuzz {
     /// Runs `check` on `cases` mutations of the seed. `check` returns an
     /// outcome label for the tally, or what went wrong.
     fn run(&self, check: impl Fn(&[u8]) -> Result<String, String>) {
+        self.run_with(mutations(), |ms| apply(&self.seed, ms), check);
+    }
+
+    /// Like `run`, with another way to make inputs from generated edits.
+    fn run_with<S: Strategy>(
+        &self,
+        edits: S,
+        make: impl Fn(&S::Value) -> Vec<u8>,
+        check: impl Fn(&[u8]) -> Result<String, String>,
+    ) {
         let seed = env_number("FLYWHEEL_MUTATION_SEED", 11.0) as u64;
         let keep_going = std::env::var("FLYWHEEL_MUTATION_KEEP_GOING").is_ok_and(|v| v == "1");
         let config = Config {
@@ -178,8 +218,8 @@ impl Fuzz {
             ..Config::default()
         };
         let mut runner = TestRunner::new(config);
-        let result = runner.run(&mutations(), |ms| {
-            let bytes = apply(&self.seed, &ms);
+        let result = runner.run(&edits, |edits| {
+            let bytes = make(&edits);
             let outcome = check(&bytes);
             let mut t = self.tally();
             t.ran += 1;
@@ -308,7 +348,7 @@ fn predict_in_process(model: &Model) -> &'static str {
 fn mutated_pipeline_files_never_panic_check() {
     let seed = std::fs::read(repo_root().join("examples/adult-income/pipeline.toml")).expect("example pipeline");
     let env = Env::new();
-    Fuzz::new("pipeline", "toml", seed, 50).run(|bytes| {
+    Fuzz::new("pipeline", "toml", seed, 75).run(|bytes| {
         std::fs::write(env.path().join("p.toml"), bytes).map_err(|e| e.to_string())?;
         judge(&env, &["check", "p.toml"])
     });
@@ -319,7 +359,7 @@ fn mutated_pipeline_files_never_panic_the_compiler() {
     let seed = std::fs::read(repo_root().join("examples/adult-income/pipeline.toml")).expect("example pipeline");
     let dir = tempfile::tempdir().expect("tempdir");
     let components = flywheel_components::builtins();
-    Fuzz::new("pipeline-in-process", "toml", seed, 600).run(|bytes| {
+    Fuzz::new("pipeline-in-process", "toml", seed, 1000).run(|bytes| {
         let path = dir.path().join("p.toml");
         std::fs::write(&path, bytes).map_err(|e| e.to_string())?;
         let compiled = no_panic("compile_file", || flywheel_pipeline::compile_file(&path, &components).is_ok())?;
@@ -332,7 +372,7 @@ fn mutated_csv_files_never_panic_stats_validate_or_drift() {
     let env = Env::new();
     env.write("schema.toml", SCHEMA);
     env.write("reference.csv", CSV);
-    Fuzz::new("csv", "csv", CSV.as_bytes().to_vec(), 40).run(|bytes| {
+    Fuzz::new("csv", "csv", CSV.as_bytes().to_vec(), 60).run(|bytes| {
         std::fs::write(env.path().join("d.csv"), bytes).map_err(|e| e.to_string())?;
         judge(&env, &["stats", "d.csv", "--json"])?;
         judge(&env, &["validate", "d.csv", "--schema", "schema.toml"])?;
@@ -343,17 +383,31 @@ fn mutated_csv_files_never_panic_stats_validate_or_drift() {
 #[test]
 fn mutated_gzip_files_never_panic_stats() {
     let env = Env::new();
-    Fuzz::new("csv.gz", "csv.gz", gzip(CSV.as_bytes()), 30).run(|bytes| {
+    Fuzz::new("csv.gz", "csv.gz", gzip(CSV.as_bytes()), 40).run(|bytes| {
         std::fs::write(env.path().join("d.csv.gz"), bytes).map_err(|e| e.to_string())?;
         judge(&env, &["stats", "d.csv.gz"])
     });
 }
 
 #[test]
+fn mutated_csv_inside_gzip_never_panics_stats() {
+    let env = Env::new();
+    let fuzz = Fuzz::new("csv-in-gzip", "csv.gz", CSV.as_bytes().to_vec(), 40);
+    fuzz.run_with(
+        mutations(),
+        |ms| gzip(&apply(CSV.as_bytes(), ms)),
+        |bytes| {
+            std::fs::write(env.path().join("d.csv.gz"), bytes).map_err(|e| e.to_string())?;
+            judge(&env, &["stats", "d.csv.gz"])
+        },
+    );
+}
+
+#[test]
 fn mutated_schemas_never_panic_validate() {
     let env = Env::new();
     env.write("d.csv", CSV);
-    Fuzz::new("schema", "toml", SCHEMA.as_bytes().to_vec(), 25).run(|bytes| {
+    Fuzz::new("schema", "toml", SCHEMA.as_bytes().to_vec(), 30).run(|bytes| {
         std::fs::write(env.path().join("s.toml"), bytes).map_err(|e| e.to_string())?;
         judge(&env, &["validate", "d.csv", "--schema", "s.toml"])
     });
@@ -364,23 +418,85 @@ fn mutated_parquet_and_models_never_panic_stats_predict_or_inspect() {
     let env = Env::new();
     let (parquet, model) = made_by_flywheel(&env);
     env.write("d.csv", CSV);
-    Fuzz::new("parquet", "parquet", parquet.clone(), 40).run(|bytes| {
+    Fuzz::new("parquet", "parquet", parquet.clone(), 60).run(|bytes| {
         std::fs::write(env.path().join("d.parquet"), bytes).map_err(|e| e.to_string())?;
         judge(&env, &["stats", "d.parquet"])
     });
     std::fs::write(env.path().join("seed.parquet"), &parquet).expect("write");
-    Fuzz::new("model", "json", model, 30).run(|bytes| {
+    Fuzz::new("model", "json", model, 40).run(|bytes| {
         std::fs::write(env.path().join("m.json"), bytes).map_err(|e| e.to_string())?;
         judge(&env, &["models", "inspect", "m.json"])?;
         judge(&env, &["predict", "m.json", "seed.parquet", "-o", "out.parquet"])
     });
 }
 
+/// Values that a model's numbers must be checked against: out of range
+/// indices, non-finite stand-ins, wrong types.
+const MODEL_VALUES: &[&str] =
+    &["-1", "0", "1", "2", "7", "4294967295", "1e308", "-1e308", "0.5", "null", "\"x\"", "[]", "{}", "true"];
+
+/// Replaces the `at`-th leaf (number, string, bool or null) of `v`.
+fn replace_leaf(v: &mut serde_json::Value, at: &mut usize, with: &serde_json::Value) -> bool {
+    use serde_json::Value as J;
+    match v {
+        J::Array(items) => items.iter_mut().any(|x| replace_leaf(x, at, with)),
+        J::Object(map) => map.values_mut().any(|x| replace_leaf(x, at, with)),
+        leaf => {
+            if *at == 0 {
+                *leaf = with.clone();
+                return true;
+            }
+            *at -= 1;
+            false
+        }
+    }
+}
+
+fn count_leaves(v: &serde_json::Value) -> usize {
+    match v {
+        serde_json::Value::Array(items) => items.iter().map(count_leaves).sum(),
+        serde_json::Value::Object(map) => map.values().map(count_leaves).sum(),
+        _ => 1,
+    }
+}
+
+/// A model whose JSON stays well-formed but whose values are replaced: this
+/// reaches the consistency checks and prediction, not only the parser.
+fn edit_values(seed: &serde_json::Value, edits: &[(Index, &'static str)]) -> Vec<u8> {
+    let mut v = seed.clone();
+    let leaves = count_leaves(&v).max(1);
+    for (i, with) in edits {
+        let with = serde_json::from_str(with).unwrap_or(serde_json::Value::Null);
+        replace_leaf(&mut v, &mut i.index(leaves), &with);
+    }
+    serde_json::to_vec_pretty(&v).unwrap_or_default()
+}
+
+#[test]
+fn models_with_edited_values_never_panic_loading_or_prediction() {
+    let env = Env::new();
+    let (_, model) = made_by_flywheel(&env);
+    let seed: serde_json::Value = serde_json::from_slice(&model).expect("model JSON");
+    let fuzz = Fuzz::new("model-values-in-process", "json", model, 2000);
+    let edits = prop::collection::vec((any::<Index>(), prop::sample::select(MODEL_VALUES)), 1..4);
+    fuzz.run_with(
+        edits,
+        |e| edit_values(&seed, e),
+        |bytes| {
+            let bytes = bytes.to_vec();
+            no_panic("load and predict", move || match Model::from_json(&bytes) {
+                Ok(m) => predict_in_process(&m).to_string(),
+                Err(_) => "refused".to_string(),
+            })
+        },
+    );
+}
+
 #[test]
 fn mutated_models_never_panic_loading_or_prediction() {
     let env = Env::new();
     let (_, model) = made_by_flywheel(&env);
-    Fuzz::new("model-in-process", "json", model, 800).run(|bytes| {
+    Fuzz::new("model-in-process", "json", model, 1000).run(|bytes| {
         let bytes = bytes.to_vec();
         no_panic("load and predict", move || match Model::from_json(&bytes) {
             Ok(m) => predict_in_process(&m).to_string(),
@@ -401,17 +517,18 @@ fn onnx_fixture(name: &str) -> (Vec<u8>, String) {
 
 #[test]
 fn mutated_onnx_files_never_panic_import_or_prediction() {
-    for (name, base) in [("forest_binary", 150), ("logistic_binary", 150), ("mlp_regression", 100)] {
+    for (name, base) in [("forest_binary", 300), ("logistic_binary", 300), ("mlp_regression", 200)] {
         let (seed, signature) = onnx_fixture(name);
         let sig = flywheel_ml::onnx::estimator::OnnxSignature::from_json(signature.as_bytes(), "sig.json")
             .expect("fixture signature");
         let kind: &'static str = Box::leak(format!("onnx-in-process-{name}").into_boxed_str());
         Fuzz::new(kind, "onnx", seed, base).run(|bytes| {
             let (bytes, sig) = (bytes.to_vec(), sig.clone());
-            no_panic("import and predict", move || match flywheel_ml::onnx::estimator::import(bytes, Some(sig), "m.onnx")
-            {
-                Ok(m) => predict_in_process(&m).to_string(),
-                Err(_) => "refused".to_string(),
+            no_panic("import and predict", move || {
+                match flywheel_ml::onnx::estimator::import(bytes, Some(sig), "m.onnx") {
+                    Ok(m) => predict_in_process(&m).to_string(),
+                    Err(_) => "refused".to_string(),
+                }
             })
         });
     }
@@ -423,7 +540,7 @@ fn mutated_onnx_files_never_panic_models_import() {
     let (seed, signature) = onnx_fixture("logistic_binary");
     env.write("sig.json", &signature);
     env.write("d.csv", "age,fnlwgt,education_num,capital_gain,capital_loss,hours_per_week\n30,1000,9,0,0,40\n");
-    Fuzz::new("onnx", "onnx", seed, 25).run(|bytes| {
+    Fuzz::new("onnx", "onnx", seed, 30).run(|bytes| {
         std::fs::write(env.path().join("m.onnx"), bytes).map_err(|e| e.to_string())?;
         judge(&env, &["models", "import", "m", "m.onnx", "--signature", "sig.json"])?;
         judge(&env, &["predict", "m.onnx", "d.csv"])
@@ -445,4 +562,12 @@ fn the_mutator_changes_inputs_and_keeps_them_bounded() {
         }
     }
     assert!(changed > 150, "only {changed} of 200 mutations changed the input");
+}
+
+#[test]
+fn a_panic_in_process_is_caught_and_reported() {
+    // Guards the test itself: a panicking entry point must be a violation.
+    let r = no_panic("entry point", || -> u8 { panic!("boom") });
+    assert_eq!(r, Err("entry point panicked: boom".to_string()));
+    assert_eq!(no_panic("entry point", || 7), Ok(7));
 }
