@@ -141,6 +141,9 @@ def main():
     put("onnx-garbage", "m.onnx", bytes((i * 53 + 7) % 256 for i in range(700)))
     put("onnx-flipped-bytes", "m.onnx", flip(flip(onnx, 40), 200))
     put("onnx-text-file", "m.onnx", "this is not a model\n")
+    # Found by tests/mutation.rs: one byte of the weights' dimensions changed
+    # makes tract's matmul assert during the import's trial prediction.
+    put("onnx-weights-shape-panics-tract", "m.onnx", flip(onnx, 358, 0x2B))
     put("onnx-predict-garbage", "m.onnx", bytes((i * 53 + 7) % 256 for i in range(700)))
 
 
