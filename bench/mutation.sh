@@ -17,10 +17,13 @@ echo "mutation run: scale $scale, seed $seed"
 status=0
 FLYWHEEL_MUTATION_SCALE="$scale" FLYWHEEL_MUTATION_SEED="$seed" FLYWHEEL_MUTATION_KEEP_GOING=1 \
   cargo test -q -p flywheel-cli --test mutation -- --nocapture --test-threads 2 >"$log" 2>&1 || status=$?
-grep '^mutation ' "$log" || true
-awk '/^mutation / { inputs += $3; panics += $5 } END { printf "total: %d inputs, %d panics or undocumented exits\n", inputs, panics }' "$log"
+# Test progress dots may precede a summary line: match anywhere in the line.
+grep -oE 'mutation [^ ]+: [0-9]+ inputs, [0-9]+ panics or undocumented exits' "$log" >"$log.sum" || true
+cat "$log.sum"
+awk '{ inputs += $3; panics += $5 } END { printf "total: %d inputs, %d panics or undocumented exits\n", inputs, panics }' "$log.sum"
+rm -f "$log.sum"
 if [ "$status" -ne 0 ]; then
   echo "the run failed (exit $status); its output:"
-  tail -n 60 "$log"
+  grep -E 'panicked at|input saved as' "$log" | head -n 20
 fi
 exit "$status"

@@ -144,6 +144,11 @@ def main():
     # Found by tests/mutation.rs: one byte of the weights' dimensions changed
     # makes tract's matmul assert during the import's trial prediction.
     put("onnx-weights-shape-panics-tract", "m.onnx", flip(onnx, 358, 0x2B))
+    # Found by tests/mutation.rs: one byte of a node's input name changed, so
+    # the sub-graph cut for tract reads a value whose shape is unknown.
+    with open(os.path.join(ONNX, "mlp_regression.onnx"), "rb") as f:
+        mlp = f.read()
+    put("onnx-unknown-node-input-panics", "m.onnx", flip(mlp, 431, 0x17))
     put("onnx-predict-garbage", "m.onnx", bytes((i * 53 + 7) % 256 for i in range(700)))
 
 
