@@ -84,6 +84,29 @@ impl std::fmt::Debug for OnnxModel {
     }
 }
 
+thread_local! {
+    static CATCHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, turning a panic inside it into `Err(())` without the panic
+/// message on stderr (it is reported as an error instead). Other panics
+/// still print as before.
+fn caught<T>(f: impl FnOnce() -> T) -> Result<T, ()> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !CATCHING.with(|c| c.get()) {
+                previous(info);
+            }
+        }));
+    });
+    CATCHING.with(|c| c.set(true));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    CATCHING.with(|c| c.set(false));
+    r.map_err(|_| ())
+}
+
 fn format_err(msg: impl std::fmt::Display) -> MlError {
     MlError::Format(format!("not a usable ONNX model: {msg}"))
 }
@@ -317,6 +340,18 @@ impl OnnxModel {
                     )));
                 }
             }
+            // A node may read a value nothing before it defines (a damaged
+            // file): say which, rather than index into the map.
+            let seg_infos = seg_inputs
+                .iter()
+                .map(|s| {
+                    known.get(s).map(shaped_value_info).ok_or_else(|| {
+                        format_err(format!(
+                            "nodes {label} read `{s}`, which no input, initializer or earlier node defines"
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             let run = run.as_slice();
             let used: HashSet<&str> = run.iter().flat_map(|n| n.input.iter().map(|s| s.as_str())).collect();
             let sub = pb::ModelProto {
@@ -326,7 +361,7 @@ impl OnnxModel {
                     node: run.to_vec(),
                     name: "segment".into(),
                     initializer: graph.initializer.iter().filter(|t| used.contains(t.name.as_str())).cloned().collect(),
-                    input: seg_inputs.iter().map(|s| shaped_value_info(&known[s])).collect(),
+                    input: seg_infos,
                     output: seg_outputs
                         .iter()
                         .map(|s| pb::ValueInfoProto { name: s.clone(), ..Default::default() })
@@ -419,9 +454,25 @@ impl OnnxModel {
                     }
                 }
                 Step::Tract { plan, nodes, inputs, outputs, relabel } => {
-                    let args: TVec<TValue> =
-                        inputs.iter().map(|s| values[s.as_str()].as_ref().clone().into_tvalue()).collect();
-                    let out = plan.run(args).map_err(|e| run_err(&format!("nodes {nodes}"), format!("{e:#}")))?;
+                    let args = inputs
+                        .iter()
+                        .map(|s| values.get(s.as_str()).map(|t| t.as_ref().clone().into_tvalue()))
+                        .collect::<Option<TVec<TValue>>>()
+                        .ok_or_else(|| {
+                            run_err(&format!("nodes {nodes}"), "an input of these nodes has no value".into())
+                        })?;
+                    // tract asserts on shapes a damaged graph can violate;
+                    // loading a model must fail, never abort the process.
+                    let ran = caught(|| plan.run(args));
+                    let out = match ran {
+                        Ok(r) => r.map_err(|e| run_err(&format!("nodes {nodes}"), format!("{e:#}")))?,
+                        Err(_) => {
+                            return Err(run_err(
+                                &format!("nodes {nodes}"),
+                                "the ONNX runtime (tract) stopped on an internal check: the graph's shapes or weights are inconsistent".into(),
+                            ));
+                        }
+                    };
                     for (k, (name, t)) in outputs.iter().zip(out).enumerate() {
                         let mut t = t.into_tensor();
                         if let Some((_, names)) = relabel.iter().find(|(j, _)| *j == k) {
