@@ -139,7 +139,7 @@ def make_example(folder, rows, rng):
     with gzip.open(EXAMPLE / "data" / "adult_census_income.csv.gz", "rt", newline="") as f:
         reader = csv.reader(f)
         header, body = next(reader), list(reader)
-    sample = rng.sample(body, min(rows, len(body)))
+    sample = rng.sample(tame(body), min(rows, len(body)))
     text = io.StringIO()
     csv.writer(text, lineterminator="\n").writerows([header, *sample])
     (folder / "data").mkdir(parents=True)
@@ -147,6 +147,23 @@ def make_example(folder, rows, rng):
         f.write(text.getvalue())
     shutil.copy(EXAMPLE / "pipeline.toml", folder / "pipeline.toml")
     return folder / "pipeline.toml"
+
+
+def tame(body):
+    """Rows a small sample of which `validate` passes: in a few thousand rows,
+    rare categories, `?` (unknown) and long numeric tails make the eval split
+    fail the schema inferred on the train split by chance, and the chaos is
+    meant to be elsewhere. Rare categories and `?` go; numbers are clipped to
+    their 1st and 99th percentiles, so both ends are common values."""
+    numeric = [all(r[c].lstrip("-").isdigit() for r in body) for c in range(len(body[0]))]
+    counts = [collections.Counter(r[c] for r in body) for c in range(len(body[0]))]
+    body = [r for r in body if "?" not in r and all(numeric[c] or counts[c][v] >= len(body) // 50 for c, v in enumerate(r))]
+    for c in [c for c, n in enumerate(numeric) if n]:
+        values = sorted(int(r[c]) for r in body)
+        low, high = values[len(values) // 100], values[len(values) * 99 // 100]
+        for r in body:
+            r[c] = str(min(max(int(r[c]), low), high))
+    return body
 
 
 def learning_rate(rng):
@@ -328,23 +345,26 @@ def concurrent(fw, pipeline, rounds, width, killed, duration, rng):
         code, _ = fw.doctor()
         if code not in (None, 0):
             failures.append(f"round {r + 1}: doctor finds problems after every run ended")
-        tally["rounds where doctor exits 0 at the end"] += code == 0
+        if code is not None:
+            tally["rounds where doctor exits 0 at the end"] += code == 0
     moves, matched, wrong = audit_moves(fw)
     return tally, ended_ok, failures, moves, matched, wrong
 
 
 def main():
     ap = arguments(__doc__)
-    ap.add_argument("--kills", type=int, default=100, help="runs killed one after another")
-    ap.add_argument("--rounds", type=int, default=10, help="rounds of concurrent runs")
+    ap.add_argument("--kills", type=int, help="runs killed one after another (100; --smoke: 5)")
+    ap.add_argument("--rounds", type=int, help="rounds of concurrent runs (10; --smoke: 1)")
     ap.add_argument("--width", type=int, default=8, help="runs at once in a round")
     ap.add_argument("--killed", type=int, default=2, help="runs killed in each round")
-    ap.add_argument("--rows", type=int, default=4000, help="rows of the adult data the pipeline gets")
+    ap.add_argument("--rows", type=int, help="rows of the adult data the pipeline gets (4000; --smoke: 1500)")
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--keep", metavar="DIR", help="work in DIR and keep it (homes, logs) instead of a temporary folder")
     args = ap.parse_args()
-    if args.smoke:
-        args.kills, args.rounds, args.rows = 5, 1, 1500
+    # Flags given win over both sizes.
+    for name, full, smoke in [("kills", 100, 5), ("rounds", 10, 1), ("rows", 4000, 1500)]:
+        if getattr(args, name) is None:
+            setattr(args, name, smoke if args.smoke else full)
     rng = random.Random(args.seed)
     binary = flywheel(args)
     with tempfile.TemporaryDirectory() as tmp:
