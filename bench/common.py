@@ -18,9 +18,19 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 DATA_MODULES = ("numpy", "pandas", "pyarrow")
 
 
+class Parser(argparse.ArgumentParser):
+    def parse_args(self, *a, **kw):
+        args = super().parse_args(*a, **kw)
+        if args.smoke:
+            # Tiny data on a busy machine: OpenMP threads (scikit-learn's
+            # boosting) spinning against each other cost more than the work.
+            os.environ.setdefault("OMP_NUM_THREADS", "1")
+        return args
+
+
 def arguments(doc):
     """The parser every script starts from: `--smoke`, `--flywheel`, `--python`."""
-    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = Parser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true",
                     help="tiny sizes, seconds not minutes; installs nothing: a peer not already "
                          "installed is skipped, and the output says so (CI runs this)")

@@ -44,8 +44,10 @@ def decode_parquet(args):
         build_flywheel("-p", "flywheel-components", "--example", "decode_parquet")
         return str(ROOT / "target" / "release" / "examples" / "decode_parquet")
     profile_dir = pathlib.Path(args.flywheel).resolve().parent
-    example = profile_dir / "examples" / "decode_parquet"
-    if not example.exists():
+    built = sorted((p for p in (profile_dir / "examples").glob("decode_parquet*")
+                    if p.suffix == "" and os.access(p, os.X_OK)), key=lambda p: p.stat().st_mtime)
+    example = built[-1] if built else None
+    if example is None:
         release = ["--release"] if profile_dir.name == "release" else []
         subprocess.run(["cargo", "build", "-q", *release, "-p", "flywheel-components", "--example", "decode_parquet"],
                        cwd=ROOT, check=True)
