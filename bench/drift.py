@@ -7,6 +7,7 @@ process, imports included, reported as ratios.
 
     python3 bench/drift.py               # installs the peers once, one virtualenv each
     python3 bench/drift.py --no-tfdv     # skip TFDV (it pulls in TensorFlow, ~1.5 GB)
+    python3 bench/drift.py --smoke --flywheel target/debug/flywheel   # 2k rows, peers only if installed
 
 The peers come from PyPI, installed with `uv` (itself from PyPI): pip's
 resolver spends more than 20 minutes backtracking over TFDV's Apache Beam
@@ -14,12 +15,12 @@ and Google Cloud dependencies, uv resolves them in about 25 s. Evidently and
 TFDV need different pandas/pyarrow versions, hence two virtualenvs.
 """
 
-import argparse
 import os
 import subprocess
 import tempfile
 
-from common import build_flywheel, measure, venv_python, version
+from common import arguments, data_python, flywheel, measure, python_for, smoke_note, version
+
 # Evidently 0.7 imports pandas internals that pandas 3 removed; TFDV 1.16
 # pins pandas < 2, pyarrow 10 and TensorFlow 2.16, and tfx-bsl imports dill
 # without declaring it.
@@ -30,10 +31,9 @@ PEERS = {
 
 GENERATE = r"""
 import sys, numpy as np, pandas as pd
-out = sys.argv[1]
+out, n = sys.argv[1], int(sys.argv[2])
 rng = np.random.default_rng(1)
 def frame(shift):
-    n = 100_000
     d = {}
     for i in range(12):
         d[f"num{i}"] = rng.normal(shift * (i % 3) * 0.05, 1 + 0.1 * (i % 4), n).round(5)
@@ -59,6 +59,7 @@ r.dict()
 """
 
 TFDV = r"""
+import sys
 import tensorflow_data_validation as tfdv
 ref, cur, fmt = sys.argv[1], sys.argv[2], sys.argv[3]
 if fmt == "parquet":
@@ -78,40 +79,49 @@ tfdv.validate_statistics(cs, schema, previous_statistics=rs)
 """
 
 
-def ensure_peer(name):
-    """The peer's Python, installed into its own virtualenv once, and its version."""
+MODULES = {"evidently": ["evidently", "pandas"], "tfdv": ["tensorflow_data_validation", "pandas"]}
+
+
+def ensure_peer(args, name):
+    """The peer's Python and version: installed into its own virtualenv once
+    on a full run; on a smoke run, only if already there (else None, None)."""
     venv, pkgs = PEERS[name]
-    py = venv_python(venv, pkgs)
     dist = "tensorflow-data-validation" if name == "tfdv" else name
-    return py, f"{dist} {version(py, dist)}"
+    py = python_for(args, venv, pkgs, MODULES[name], dist)
+    return (py, f"{dist} {version(py, dist)}") if py else (None, None)
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = arguments(__doc__)
     ap.add_argument("--no-tfdv", action="store_true")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--rows", type=int, default=100_000, help="rows in each of the two files")
     args = ap.parse_args()
-    ev_py, ev_version = ensure_peer("evidently")
-    versions = [ev_version]
-    if not args.no_tfdv:
-        tf_py, tf_version = ensure_peer("tfdv")
-        versions.append(tf_version)
-    fw = build_flywheel()
+    if args.smoke:
+        args.repeat, args.rows = 1, 2_000
+    ev_py, ev_version = ensure_peer(args, "evidently")
+    tf_py, tf_version = (None, None) if args.no_tfdv else ensure_peer(args, "tfdv")
+    versions = [v for v in [ev_version, tf_version] if v] or ["none"]
+    gen_py = ev_py or data_python(args, PEERS["evidently"][0], PEERS["evidently"][1])
+    fw = flywheel(args)
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([ev_py, "-c", GENERATE, tmp], check=True)
+        subprocess.run([gen_py, "-c", GENERATE, tmp, str(args.rows)], check=True)
         rows = []
         for fmt in ["csv", "parquet"]:
             ref, cur = f"{tmp}/reference.{fmt}", f"{tmp}/current.{fmt}"
-            tools = [("flywheel drift", [fw, "drift", ref, cur, "--json"]),
-                     ("Evidently DataDriftPreset", [ev_py, "-c", EVIDENTLY, ref, cur, fmt])]
-            if not args.no_tfdv:
+            tools = [("flywheel drift", [fw, "drift", ref, cur, "--json"])]
+            if ev_py:
+                tools.append(("Evidently DataDriftPreset", [ev_py, "-c", EVIDENTLY, ref, cur, fmt]))
+            if tf_py:
                 tools.append(("TFDV stats + validate", [tf_py, "-c", TFDV, ref, cur, fmt]))
             for name, cmd in tools:
                 runs = [measure(cmd) for _ in range(args.repeat)]
                 wall = sorted(r[0] for r in runs)[len(runs) // 2]
                 rss = max(r[1] for r in runs)
                 rows.append((fmt, name, wall, rss))
-    print(f"\n100k + 100k rows × 20 columns; median of {args.repeat} runs; {os.cpu_count()} cores; peers: {', '.join(versions)}\n")
+    print()
+    smoke_note(args)
+    print(f"{args.rows:,} + {args.rows:,} rows × 20 columns; median of {args.repeat} runs; {os.cpu_count()} cores; peers: {', '.join(versions)}\n")
     print("| format | tool | wall | peak RSS | wall vs flywheel | RSS vs flywheel |")
     print("|---|---|---:|---:|---:|---:|")
     for fmt in ["csv", "parquet"]:

@@ -6,6 +6,7 @@ and starts a pod per step, so it cannot run here.
 
     python3 bench/orchestration.py            # builds flywheel --release, installs DVC in bench/.venv
     python3 bench/orchestration.py --no-peer  # Flywheel only
+    python3 bench/orchestration.py --smoke --flywheel target/debug/flywheel   # 10 steps, DVC only if installed
 
 Measures, in one run, on the same machine:
   1. a chain of N trivial steps (each runs `sh -c ': > "$OUT"'` and depends on
@@ -16,7 +17,6 @@ The cost of starting `sh` itself is measured and reported so the overhead can
 be read net of it.
 """
 
-import argparse
 import os
 import pathlib
 import shutil
@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 
-from common import ROOT, build_flywheel, venv_python
+from common import ROOT, arguments, flywheel, smoke_note, venv_python
 
 VENV = ROOT / "bench" / ".venv"
 
@@ -64,8 +64,11 @@ def dvc_chain(folder: pathlib.Path, n: int):
     (folder / "dvc.yaml").write_text("\n".join(stages) + "\n")
 
 
-def ensure_dvc():
+def ensure_dvc(smoke):
     dvc = VENV / "bin" / "dvc"
+    if not dvc.exists() and smoke:
+        print("smoke: skipped DVC: not installed in bench/.venv (a smoke run installs nothing)", flush=True)
+        return None, None
     if not dvc.exists():
         print("installing DVC into bench/.venv (once)…", file=sys.stderr)
         venv_python(".venv", ["dvc"])
@@ -74,35 +77,39 @@ def ensure_dvc():
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = arguments(__doc__)
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--no-peer", action="store_true")
     args = ap.parse_args()
+    if args.smoke:
+        args.steps = 10
     n = args.steps
+    # A smoke run times each thing once.
+    rep = (lambda k: 1) if args.smoke else (lambda k: k)
 
-    fw = pathlib.Path(build_flywheel())
+    fw = pathlib.Path(flywheel(args))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = pathlib.Path(tmp)
         env = dict(os.environ, FLYWHEEL_HOME=str(tmp / "home"))
 
-        spawn = timed(["sh", "-c", f"i=0; while [ $i -lt {n} ]; do sh -c ':'; i=$((i+1)); done"], repeat=3) / n
+        spawn = timed(["sh", "-c", f"i=0; while [ $i -lt {n} ]; do sh -c ':'; i=$((i+1)); done"], repeat=rep(3)) / n
 
         flywheel_chain(tmp / "chain.toml", n)
         cold = []
-        for k in range(3):
+        for k in range(rep(3)):
             cold.append(timed([fw, "run", tmp / "chain.toml", "--no-cache"], env=env))
         fw_cold = statistics.median(cold) / n
-        fw_cached = timed([fw, "run", tmp / "chain.toml"], env=env, repeat=5) / n
+        fw_cached = timed([fw, "run", tmp / "chain.toml"], env=env, repeat=rep(5)) / n
 
         bike = ROOT / "examples" / "bike-sharing" / "pipeline.toml"
         sh([fw, "run", bike], env=env)
-        fw_bike = timed([fw, "run", bike], env=env, repeat=10)
+        fw_bike = timed([fw, "run", bike], env=env, repeat=rep(10))
 
         rows.append(("startup of `sh -c :` (subtract from cold)", spawn * 1e3, None))
         peer = None
-        if not args.no_peer:
-            dvc, version = ensure_dvc()
+        dvc, version = (None, None) if args.no_peer else ensure_dvc(args.smoke)
+        if dvc:
             d = tmp / "dvc"
             d.mkdir()
             sh(["git", "init", "-q"], cwd=d)
@@ -110,17 +117,19 @@ def main():
             sh([dvc, "config", "core.analytics", "false"], cwd=d)
             dvc_chain(d, n)
             dvc_cold = []
-            for _ in range(2):
+            for _ in range(rep(2)):
                 for f in d.glob("out*"):
                     f.unlink()
                 shutil.rmtree(d / ".dvc" / "cache", ignore_errors=True)
                 (d / "dvc.lock").unlink(missing_ok=True)
                 dvc_cold.append(timed([dvc, "repro", "-q"], cwd=d))
             dvc_cold = statistics.median(dvc_cold) / n
-            dvc_cached = timed([dvc, "repro", "-q"], cwd=d, repeat=3) / n
+            dvc_cached = timed([dvc, "repro", "-q"], cwd=d, repeat=rep(3)) / n
             peer = (version, dvc_cold, dvc_cached)
 
-    print(f"\nOrchestration overhead, {n}-step chain; median wall time per step ({os.cpu_count()} cores)\n")
+    print()
+    smoke_note(args)
+    print(f"Orchestration overhead, {n}-step chain; median wall time per step ({os.cpu_count()} cores)\n")
     print(f"| measure | Flywheel | {peer[0] if peer else 'DVC (not run)'} | DVC / Flywheel |")
     print("|---|---:|---:|---:|")
     def row(name, a, b):

@@ -5,6 +5,7 @@ training time.
 
     python3 bench/train.py               # installs scikit-learn into bench/.venv-train once
     python3 bench/train.py --no-large    # skip the generated 1M-row set
+    python3 bench/train.py --smoke --flywheel target/debug/flywheel   # 3k rows of each set, no 1M set
 
 Datasets: adult-income (random 80/20 split), Elec2 (time-ordered: the
 first 80% of rows train), and a generated 1M × 20 binary task (speed).
@@ -21,7 +22,6 @@ Targets (issue 4): accuracy and ROC AUC within 0.5 points of
 scikit-learn's; training time at most scikit-learn's.
 """
 
-import argparse
 import json
 import os
 import pathlib
@@ -29,18 +29,19 @@ import subprocess
 import sys
 import tempfile
 
-from common import ROOT, build_flywheel, venv_python, version
+from common import ROOT, arguments, data_python, flywheel as flywheel_binary, python_for, smoke_note, version
+
 DATA = ROOT.parent / "shared" / "datasets"
 
 PREPARE = r"""
 import sys, numpy as np, pandas as pd
-data, out, large = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+data, out, large, limit = sys.argv[1], sys.argv[2], sys.argv[3] == "1", int(sys.argv[4])
 rng = np.random.default_rng(7)
 adult = pd.read_csv(f"{data}/adult_census_income.csv.gz", na_values=["?"])
-adult = adult.iloc[rng.permutation(len(adult))].reset_index(drop=True)
+adult = adult.iloc[rng.permutation(len(adult))[:limit]].reset_index(drop=True)
 adult.insert(0, "_row", np.arange(len(adult)))
 adult.to_csv(f"{out}/adult.csv", index=False)
-elec = pd.read_csv(f"{data}/electricity_elec2.csv").drop(columns=["timestamp", "date"])
+elec = pd.read_csv(f"{data}/electricity_elec2.csv").drop(columns=["timestamp", "date"]).iloc[:limit]
 elec.insert(0, "_row", np.arange(len(elec)))
 elec.to_csv(f"{out}/elec2.csv", index=False)
 if large:
@@ -117,34 +118,48 @@ def flywheel(fw, tmp, name, path, target, cut, model, missing):
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = arguments(__doc__)
     ap.add_argument("--no-large", action="store_true")
+    ap.add_argument("--limit", type=int, default=10 ** 9, help="at most this many rows of adult and of Elec2")
     args = ap.parse_args()
-    py = venv_python(".venv-train", ["numpy", "pandas", "pyarrow", "scikit-learn"])
-    sklearn_version = version(py, "scikit-learn")
-    fw = build_flywheel()
+    if args.smoke:
+        args.no_large, args.limit = True, 3_000
+    packages = ["numpy", "pandas", "pyarrow", "scikit-learn"]
+    py = python_for(args, ".venv-train", packages, ["sklearn", "pandas", "pyarrow"], "scikit-learn")
+    sklearn_version = version(py, "scikit-learn") if py else None
+    gen_py = py or data_python(args, ".venv-train", packages)
+    fw = flywheel_binary(args)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([py, "-c", PREPARE, str(DATA), tmp, "0" if args.no_large else "1"], check=True)
-        cases = [("adult", f"{tmp}/adult.csv", "income", int(48842 * 0.8), ', missing_values = ["", "?"]'),
-                 ("elec2", f"{tmp}/elec2.csv", "class", int(45312 * 0.8), "")]
+        subprocess.run([gen_py, "-c", PREPARE, str(DATA), tmp, "0" if args.no_large else "1", str(args.limit)], check=True)
+        cases = [("adult", f"{tmp}/adult.csv", "income", int(min(48842, args.limit) * 0.8), ', missing_values = ["", "?"]'),
+                 ("elec2", f"{tmp}/elec2.csv", "class", int(min(45312, args.limit) * 0.8), "")]
         if not args.no_large:
             cases.append(("generated 1M×20", f"{tmp}/large.parquet", "label", 800_000, ""))
         for name, path, target, cut, missing in cases:
             for model, sk in [("logistic", "logistic"), ("gbt", "hgb")]:
-                out = subprocess.run([py, "-c", SKLEARN, path, target, str(cut), sk], capture_output=True, text=True)
-                if out.returncode != 0:
-                    sys.exit(out.stderr[-2000:])
-                s = json.loads(out.stdout.strip().splitlines()[-1])
+                s = sklearn(py, path, target, cut, sk) if py else None
                 f = flywheel(fw, tmp, name.split()[0], path, target, cut, model, missing)
                 rows.append((name, model, f, s))
-    print(f"\nscikit-learn {sklearn_version}; {os.cpu_count()} cores; test rows: last 20% of each set\n")
+    print()
+    smoke_note(args)
+    print(f"scikit-learn {sklearn_version or '(not run)'}; {os.cpu_count()} cores; test rows: last 20% of each set\n")
     print("| data | model | Flywheel acc | sklearn acc | Δ acc (pt) | Flywheel AUC | sklearn AUC | Δ AUC (pt) | Flywheel train | sklearn fit | time ratio |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, model, f, s in rows:
+        if s is None:
+            print(f"| {name} | {model} | {f['accuracy']:.4f} | – | – | {f['roc_auc']:.4f} | – | – | {f['fit_s']:.2f} s | – | – |")
+            continue
         print(f"| {name} | {model} | {f['accuracy']:.4f} | {s['accuracy']:.4f} | {100 * (f['accuracy'] - s['accuracy']):+.2f} "
               f"| {f['roc_auc']:.4f} | {s['roc_auc']:.4f} | {100 * (f['roc_auc'] - s['roc_auc']):+.2f} "
               f"| {f['fit_s']:.2f} s | {s['fit_s']:.2f} s | {f['fit_s'] / s['fit_s']:.2f} |")
+
+
+def sklearn(py, path, target, cut, model):
+    out = subprocess.run([py, "-c", SKLEARN, path, target, str(cut), model], capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(out.stderr[-2000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 if __name__ == "__main__":
