@@ -3,8 +3,10 @@
 //! it refuses (registers nothing) when the model is not blessed.
 
 use crate::table::write_json;
-use flywheel_core::{ArtifactType, Component, ComponentSpec, ExecContext, ExecError, ParamSpec, ParamType, PortSpec};
-use serde_json::json;
+use flywheel_core::{
+    ArtifactType, Component, ComponentSpec, ExecContext, ExecError, ParamProblem, ParamSpec, ParamType, PortSpec,
+};
+use serde_json::{Map, Value as Json, json};
 
 pub struct Push;
 
@@ -39,23 +41,47 @@ pub static SPEC: ComponentSpec = ComponentSpec {
     dynamic_ports: false,
 };
 
+/// The model name and alias must be names (see `flywheel_core::is_name`);
+/// an alias must not be a whole number, which `NAME@N` reads as a version.
+pub fn check_names(params: &Map<String, Json>) -> Vec<ParamProblem> {
+    let mut out = Vec::new();
+    if let Some(name) = params.get("model_name").and_then(Json::as_str)
+        && let Err(e) = flywheel_core::check_name("model name", name)
+    {
+        out.push(ParamProblem::value(&["model_name"], e));
+    }
+    if let Some(alias) = params.get("alias").and_then(Json::as_str)
+        && let Err(e) = check_alias(alias)
+    {
+        out.push(ParamProblem::value(&["alias"], e));
+    }
+    out
+}
+
+/// An alias: a name that is not a version number.
+pub fn check_alias(alias: &str) -> Result<(), String> {
+    flywheel_core::check_name("alias", alias)?;
+    if alias.parse::<i64>().is_ok() {
+        return Err(format!("alias `{alias}` is a number, which `NAME@{alias}` would read as version {alias}"));
+    }
+    Ok(())
+}
+
 impl Component for Push {
     fn spec(&self) -> &'static ComponentSpec {
         &SPEC
     }
 
+    fn check_params(&self, params: &Map<String, Json>) -> Vec<ParamProblem> {
+        check_names(params)
+    }
+
     fn execute(&self, ctx: &ExecContext) -> Result<(), ExecError> {
         let name = ctx.required_str("model_name")?;
-        if !flywheel_core::is_name(name) {
-            return Err(ExecError::failed(format!(
-                "`model_name` = \"{name}\" may use only letters, digits, `-`, `_` and `.`"
-            )));
-        }
+        flywheel_core::check_name("model name", name).map_err(ExecError::Failed)?;
         let alias = ctx.str_param("alias");
-        if let Some(a) = alias
-            && !flywheel_core::is_name(a)
-        {
-            return Err(ExecError::failed(format!("`alias` = \"{a}\" may use only letters, digits, `-`, `_` and `.`")));
+        if let Some(a) = alias {
+            check_alias(a).map_err(ExecError::Failed)?;
         }
         let model = ctx.input("model")?;
         if let Some(b) = ctx.inputs.get("blessing") {
@@ -122,5 +148,19 @@ impl Component for Push {
             ctx.add_summary("alias", json!(a));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_names_and_aliases_refuse_dots_separators_and_numbers() {
+        let problems = |v: Json| check_names(v.as_object().unwrap()).into_iter().map(|p| p.path.join(".")).collect::<Vec<_>>();
+        assert!(problems(json!({ "model_name": "bikes", "alias": "production" })).is_empty());
+        assert_eq!(problems(json!({ "model_name": "..", "alias": "a/b" })), ["model_name", "alias"]);
+        assert_eq!(problems(json!({ "model_name": "x", "alias": "2" })), ["alias"]);
+        assert!(check_alias(".").unwrap_err().contains("cannot be `.` or `..`"));
     }
 }
