@@ -156,7 +156,7 @@ fn check_refuses_a_transform_no_column_could_take_at_its_column() {
     let e = check_fails(&with_step(
         "[steps.t2]\ncomponent = \"train\"\ninputs = { data = \"ingest.train\" }\nparams = { target = \"y\", transform = { a = \"standardize\", b = \"impute(middle) | standardize\" } }\n",
     ));
-    assert!(e.starts_with("p.toml:15:70: error: step `t2`: transform of `b`"), "{e}");
+    assert!(e.starts_with("p.toml:15:63: error: step `t2`: transform of `b`"), "{e}");
     assert!(e.contains("`middle`"), "{e}");
 }
 
@@ -180,7 +180,7 @@ fn check_refuses_slice_specs_that_do_not_parse() {
         "[steps.evaluate]\ncomponent = \"evaluate\"\ninputs = { model = \"train.model\", data = \"ingest.eval\" }\nparams = { slices = [\"sex\", \"age:40,30\", \"a*b*c\"] }\n",
     ));
     assert_eq!(e.lines().count(), 2, "{e}");
-    assert!(e.starts_with("p.toml:15:28: error: step `evaluate`: slice \"age:40,30\": bin edges must increase"), "{e}");
+    assert!(e.starts_with("p.toml:15:29: error: step `evaluate`: slice \"age:40,30\": bin edges must increase"), "{e}");
 }
 
 #[test]
@@ -218,7 +218,7 @@ fn check_refuses_dot_names_for_models_aliases_and_references() {
     ));
     let lines: Vec<&str> = e.lines().collect();
     assert_eq!(lines.len(), 3, "{e}");
-    assert!(lines[0].starts_with("p.toml:15:27: error: step `push`: model name `..` may use only"), "{e}");
+    assert!(lines[0].starts_with("p.toml:15:25: error: step `push`: model name `..` may use only"), "{e}");
     assert!(lines[1].contains("alias `a/b` may use only"), "{e}");
     assert!(lines[2].contains("the model name `.` may use only"), "{e}");
 }

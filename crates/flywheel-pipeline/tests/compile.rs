@@ -226,7 +226,7 @@ fn a_whole_table_from_a_parameter_is_checked_at_the_reference() {
     let src = r#"[pipeline]
 name = "t"
 [parameters]
-rules = { bad = "ok" }
+rules = { default = { bad = "ok" } }
 [steps.a]
 component = "picky"
 params = { rules = "${rules}" }
