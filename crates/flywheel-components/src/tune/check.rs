@@ -16,7 +16,7 @@ pub(super) fn check_params(params: &Map<String, Json>) -> Vec<ParamProblem> {
     let mut out = check_model(params);
     let fixed = table(params, "fixed");
     for (name, v) in &fixed {
-        base.insert(name.clone(), number(v));
+        base.insert(name.clone(), number(v.as_str().unwrap_or_default()));
     }
     // What `train` finds in the parameters every trial shares.
     for p in crate::train::check_params(&base) {
