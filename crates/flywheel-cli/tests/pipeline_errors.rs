@@ -233,7 +233,10 @@ fn check_substitutes_parameters_in_model_references() {
     let r = env.run(&["check", "p.toml", "--json"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let e = check_fails(&ok.replace("model_name = \"bikes\"", "model_name = \"..\""));
-    assert!(e.starts_with("p.toml:14:20: error: input `model` = \"@model:..@production\" is not a resolvable reference"), "{e}");
+    assert!(
+        e.starts_with("p.toml:14:20: error: input `model` = \"@model:..@production\" is not a resolvable reference"),
+        "{e}"
+    );
 }
 
 #[test]

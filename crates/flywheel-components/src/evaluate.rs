@@ -62,14 +62,19 @@ pub const METRICS: &[&str] = &[
 /// A metric name no task reports, as a problem at the key `path`.
 pub fn check_metric(path: &[&str], metric: &str) -> Option<ParamProblem> {
     (!METRICS.contains(&metric)).then(|| {
-        ParamProblem::key(path, format!("`{metric}` is not a metric `evaluate` reports"))
-            .help(format!("{}metrics: {}", hint(metric, METRICS), METRICS.join(", ")))
+        ParamProblem::key(path, format!("`{metric}` is not a metric `evaluate` reports")).help(format!(
+            "{}metrics: {}",
+            hint(metric, METRICS),
+            METRICS.join(", ")
+        ))
     })
 }
 
 /// "did you mean `x`? " or nothing.
 fn hint(word: &str, candidates: &[&str]) -> String {
-    flywheel_core::closest(word, candidates.iter().copied()).map(|c| format!("did you mean `{c}`? ")).unwrap_or_default()
+    flywheel_core::closest(word, candidates.iter().copied())
+        .map(|c| format!("did you mean `{c}`? "))
+        .unwrap_or_default()
 }
 
 /// Each slice of the list `key`, read by [`SliceSpec::parse`] as the run reads it.

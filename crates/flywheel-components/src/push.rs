@@ -157,7 +157,8 @@ mod tests {
 
     #[test]
     fn model_names_and_aliases_refuse_dots_separators_and_numbers() {
-        let problems = |v: Json| check_names(v.as_object().unwrap()).into_iter().map(|p| p.path.join(".")).collect::<Vec<_>>();
+        let problems =
+            |v: Json| check_names(v.as_object().unwrap()).into_iter().map(|p| p.path.join(".")).collect::<Vec<_>>();
         assert!(problems(json!({ "model_name": "bikes", "alias": "production" })).is_empty());
         assert_eq!(problems(json!({ "model_name": "..", "alias": "a/b" })), ["model_name", "alias"]);
         assert_eq!(problems(json!({ "model_name": "x", "alias": "2" })), ["alias"]);

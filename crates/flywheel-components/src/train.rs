@@ -8,10 +8,10 @@ mod check;
 
 use crate::model::{ml_error, save, to_frame};
 use crate::table::{Table, is_numeric, read_table, suggest};
+pub use check::check_params;
 use flywheel_core::{
     ArtifactType, Component, ComponentSpec, ExecContext, ExecError, ParamProblem, ParamSpec, ParamType, PortSpec,
 };
-pub use check::check_params;
 use flywheel_ml::model::Estimator;
 use flywheel_ml::tree::forest;
 use flywheel_ml::tree::gbt::{self, Loss};

@@ -11,8 +11,8 @@ mod check;
 use crate::evaluate::evaluate_model;
 use crate::table::{Table, read_table, write_json, write_parquet};
 use flywheel_core::{
-    ArtifactType, ChildRecord, Component, ComponentSpec, ExecContext, ExecError, InputArtifact, ParamProblem, ParamSpec,
-    ParamType, PortSpec,
+    ArtifactType, ChildRecord, Component, ComponentSpec, ExecContext, ExecError, InputArtifact, ParamProblem,
+    ParamSpec, ParamType, PortSpec,
 };
 use serde_json::{Map, Value as Json, json};
 use std::collections::BTreeMap;

@@ -399,7 +399,12 @@ impl Compiler<'_> {
         })
     }
 
-    fn duration(&mut self, v: Option<&Located<String>>, key: &str, defaults: &BTreeMap<String, Json>) -> Option<Duration> {
+    fn duration(
+        &mut self,
+        v: Option<&Located<String>>,
+        key: &str,
+        defaults: &BTreeMap<String, Json>,
+    ) -> Option<Duration> {
         let v = v?;
         self.check_references(&Json::String(v.value.clone()), &v.span, defaults);
         let text = substitute_text(&v.value, defaults);
@@ -541,9 +546,9 @@ impl Compiler<'_> {
     /// the deepest written part of the path (a value substituted from a
     /// parameter has no places inside it).
     fn param_problem(&mut self, s: &StepConfig, p: flywheel_core::ParamProblem) {
-        let place = (1..=p.path.len())
-            .rev()
-            .find_map(|n| s.param_places.iter().find(|pl| pl.path[..] == p.path[..n]).map(|pl| (pl, n == p.path.len())));
+        let place = (1..=p.path.len()).rev().find_map(|n| {
+            s.param_places.iter().find(|pl| pl.path[..] == p.path[..n]).map(|pl| (pl, n == p.path.len()))
+        });
         let span = match place {
             Some((pl, exact)) if exact && p.at_key => pl.key.clone(),
             Some((pl, _)) => pl.value.clone(),

@@ -273,7 +273,13 @@ inputs = { model = "@model:x@a/b/c" }
 "#;
     let e = errors(src);
     assert_eq!(e.len(), 3, "{e:#?}");
-    assert!(e[0].starts_with("7:20 input `model` = \"@model:..@production\" is not a resolvable reference: the model name `..`"), "{}", e[0]);
+    assert!(
+        e[0].starts_with(
+            "7:20 input `model` = \"@model:..@production\" is not a resolvable reference: the model name `..`"
+        ),
+        "{}",
+        e[0]
+    );
     assert_eq!(e[1], "10:20 unknown pipeline parameter `${modle}`");
     assert!(e[2].contains("the input name `b/c`"), "{}", e[2]);
 }
@@ -290,7 +296,8 @@ fn pipeline_names_of_dots_are_refused() {
 
 #[test]
 fn durations_substitute_parameters() {
-    let src = "[pipeline]\nname = \"t\"\n[parameters]\nt = \"2m\"\n[steps.a]\ncomponent = \"picky\"\ntimeout = \"${t}\"\n";
+    let src =
+        "[pipeline]\nname = \"t\"\n[parameters]\nt = \"2m\"\n[steps.a]\ncomponent = \"picky\"\ntimeout = \"${t}\"\n";
     let p = compile(src, Path::new("p.toml"), &registry()).unwrap();
     assert_eq!(p.steps[0].timeout, Some(std::time::Duration::from_secs(120)));
 }

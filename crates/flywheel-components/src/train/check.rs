@@ -9,7 +9,8 @@ use flywheel_ml::{Column, Text};
 use serde_json::{Map, Value as Json};
 
 /// Counts that must be at least 1 (trainers refuse less, or mean nothing by it).
-const COUNTS: &[&str] = &["max_iterations", "max_leaf_nodes", "max_depth", "min_samples_leaf", "n_estimators", "max_features"];
+const COUNTS: &[&str] =
+    &["max_iterations", "max_leaf_nodes", "max_depth", "min_samples_leaf", "n_estimators", "max_features"];
 
 /// Every problem in `params`, each at the parameter (or key) it is about.
 pub fn check_params(params: &Map<String, Json>) -> Vec<ParamProblem> {
@@ -144,7 +145,10 @@ mod tests {
     use serde_json::json;
 
     fn problems(v: Json) -> Vec<String> {
-        check_params(v.as_object().unwrap()).into_iter().map(|p| format!("{}: {}", p.path.join("."), p.message)).collect()
+        check_params(v.as_object().unwrap())
+            .into_iter()
+            .map(|p| format!("{}: {}", p.path.join("."), p.message))
+            .collect()
     }
 
     #[test]
@@ -174,7 +178,13 @@ mod tests {
         let p = problems(json!({
             "target": "y", "features": ["a", "y"], "transform": { "b": "onehot", "a": "standardize" },
         }));
-        assert_eq!(p, ["features.1: the target `y` cannot also be a feature", "transform.b: a transform is declared for `b`, which is not in `features`; did you mean `a`?"]);
+        assert_eq!(
+            p,
+            [
+                "features.1: the target `y` cannot also be a feature",
+                "transform.b: a transform is declared for `b`, which is not in `features`; did you mean `a`?"
+            ]
+        );
         let p = problems(json!({ "target": "y", "drop": ["z"], "transform": { "y": "standardize", "z": "onehot" } }));
         assert_eq!(p.len(), 2, "{p:?}");
     }

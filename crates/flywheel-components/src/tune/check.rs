@@ -111,7 +111,10 @@ mod tests {
     use serde_json::json;
 
     fn problems(v: Json) -> Vec<String> {
-        check_params(v.as_object().unwrap()).into_iter().map(|p| format!("{}: {}", p.path.join("."), p.message)).collect()
+        check_params(v.as_object().unwrap())
+            .into_iter()
+            .map(|p| format!("{}: {}", p.path.join("."), p.message))
+            .collect()
     }
 
     #[test]
