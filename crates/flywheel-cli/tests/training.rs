@@ -253,7 +253,7 @@ fn evaluation_reports_every_slice_and_warns_about_a_single_valued_one() {
     let o = r.json();
     assert_eq!(step(&o, "evaluate")["summary"]["metrics"]["slices"], 3 + 4 + 6 + 2 + 1);
     // The artifact holds every slice's metrics; they add up to the whole.
-    let path = env.step_output(2, "evaluate");
+    let path = env.step_output(1, "evaluate"); // the refused file above recorded no run
     let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let slices = m["slices"].as_array().unwrap();
     let rows_of = |spec: &str| -> u64 {
