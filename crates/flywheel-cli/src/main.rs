@@ -151,8 +151,8 @@ fn run(cli: Cli) -> std::result::Result<u8, Failure> {
         }
         Command::Run(args) => {
             let components = flywheel_components::builtins();
-            let pipeline = flywheel_pipeline::compile_file(&args.pipeline, &components)?;
             let overrides = args.overrides()?;
+            let pipeline = flywheel_pipeline::compile_file_with(&args.pipeline, &components, &overrides)?;
             // Reject bad --set values before anything is recorded.
             pipeline.resolve_parameters(&overrides)?;
             let home = open_home(&home_dir)?;

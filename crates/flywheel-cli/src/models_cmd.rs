@@ -149,9 +149,7 @@ pub fn export(home: &Home, reference: &str, output: &Path) -> Result<u8, Failure
 }
 
 pub fn import(home: &Home, name: &str, file: &Path, signature: Option<&Path>) -> Result<u8, Failure> {
-    if !flywheel_core::is_name(name) {
-        return Err(fail(2, format!("model name `{name}` may use only letters, digits, `-`, `_` and `.`")));
-    }
+    flywheel_core::check_name("model name", name).map_err(|e| fail(2, e))?;
     let bytes = std::fs::read(file).map_err(|e| fail(2, format!("cannot read {}: {e}", file.display())))?;
     let signature = signature
         .map(|p| {
@@ -190,9 +188,7 @@ pub fn alias(home: &Home, reference: &str, alias: &str) -> Result<u8, Failure> {
     let Some(version) = version else {
         return Err(fail(2, format!("`{reference}`: name the version to point `{alias}` at, as NAME@VERSION")));
     };
-    if !flywheel_core::is_name(alias) {
-        return Err(fail(2, format!("alias `{alias}` may use only letters, digits, `-`, `_` and `.`")));
-    }
+    flywheel_components::push::check_alias(alias).map_err(|e| fail(2, e))?;
     let caller = std::env::var("USER").unwrap_or_else(|_| "cli".into());
     let before = home.metadata.set_alias(name, alias, version, None, &caller)?;
     match before {

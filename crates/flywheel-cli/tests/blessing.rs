@@ -113,12 +113,10 @@ fn a_slice_that_gets_worse_blocks_the_model_and_unknown_metrics_are_errors() {
     assert_eq!(step(&o, "bless")["summary"]["blessing"]["failed"], 2);
     assert!(step(&o, "push")["summary"]["refused"].is_string());
 
+    // A metric no task reports is caught before anything runs.
     env.write("p.toml", &pipeline("features = [\"x\"]", "thresholds = { acuracy = \">= 0.5\" }"));
     let r = env.run(&["run", "p.toml", "--json"]);
-    assert_eq!(r.code, 1);
-    let e = step(&r.json(), "bless")["error"].as_str().unwrap().to_string();
-    assert!(
-        e.contains("threshold for `acuracy`: this model's evaluation has no such metric; did you mean `accuracy`?"),
-        "{e}"
-    );
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("`acuracy` is not a metric `evaluate` reports"), "{}", r.stderr);
+    assert!(r.stderr.contains("did you mean `accuracy`?"), "{}", r.stderr);
 }

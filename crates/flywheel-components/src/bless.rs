@@ -8,11 +8,13 @@
 //! against it are skipped and the blessing says so. `push` refuses a model
 //! whose blessing is negative.
 
-use crate::evaluate::evaluate_model;
+use crate::evaluate::{check_metric, check_slices, evaluate_model};
 use crate::model::load;
 use crate::table::write_json;
-use flywheel_core::{ArtifactType, Component, ComponentSpec, ExecContext, ExecError, ParamSpec, ParamType, PortSpec};
-use serde_json::{Value as Json, json};
+use flywheel_core::{
+    ArtifactType, Component, ComponentSpec, ExecContext, ExecError, ParamProblem, ParamSpec, ParamType, PortSpec,
+};
+use serde_json::{Map, Value as Json, json};
 use std::collections::BTreeMap;
 
 pub struct Bless;
@@ -80,12 +82,59 @@ enum Rule {
     },
 }
 
+/// An amount, or a percentage as a fraction; never NaN or infinite (a
+/// bound of NaN would fail every check, an infinite one none).
 fn parse_amount(s: &str) -> Option<(f64, bool)> {
     let s = s.trim();
     match s.strip_suffix('%') {
-        Some(p) => p.trim().parse::<f64>().ok().map(|v| (v / 100.0, true)),
-        None => s.parse::<f64>().ok().map(|v| (v, false)),
+        Some(p) => finite(p.trim()).map(|v| (v / 100.0, true)),
+        None => finite(s).map(|v| (v, false)),
     }
+}
+
+fn finite(s: &str) -> Option<f64> {
+    s.parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+/// Problems `execute` would meet in the rules, before anything runs: each
+/// rule read by the same parsers, each metric a known one.
+fn check_rules(params: &Map<String, Json>) -> Vec<ParamProblem> {
+    let mut out = Vec::new();
+    for key in ["thresholds", "slice_thresholds", "max_slice_regression"] {
+        let Some(table) = params.get(key).and_then(Json::as_object) else { continue };
+        for (metric, text) in table {
+            out.extend(check_metric(&[key, metric], metric));
+            let text = text.as_str().unwrap_or_default();
+            let parsed = if key == "max_slice_regression" {
+                parse_margin(metric, text).map(|_| ())
+            } else {
+                parse_rules(metric, text).map(|_| ())
+            };
+            if let Err(e) = parsed {
+                out.push(ParamProblem::value(&[key, metric], e.to_string()));
+            }
+        }
+    }
+    out.extend(check_slices(params, "slices"));
+    let has_slices = params.get("slices").and_then(Json::as_array).is_some_and(|a| !a.is_empty());
+    for key in ["slice_thresholds", "max_slice_regression"] {
+        if !has_slices && params.get(key).and_then(Json::as_object).is_some_and(|t| !t.is_empty()) {
+            out.push(
+                ParamProblem::key(&[key], format!("`{key}` needs `slices`"))
+                    .help("add the slices to check, e.g. slices = [\"sex\"]"),
+            );
+        }
+    }
+    out
+}
+
+/// `max_slice_regression` of one metric: an amount ≥ 0 or a percentage.
+fn parse_margin(metric: &str, text: &str) -> Result<(f64, bool), ExecError> {
+    parse_amount(text).filter(|(v, _)| *v >= 0.0).ok_or_else(|| {
+        ExecError::failed(format!(
+            "max_slice_regression for `{metric}`: `{text}` must be an amount ≥ 0 or a percentage, like \"0.01\" or \"2%\""
+        ))
+    })
 }
 
 fn parse_rules(metric: &str, text: &str) -> Result<Vec<Rule>, ExecError> {
@@ -113,7 +162,7 @@ fn parse_rules(metric: &str, text: &str) -> Result<Vec<Rule>, ExecError> {
             if gain {
                 return Err(bad(part));
             }
-            Rule::AtMost(v.trim().parse::<f64>().map_err(|_| bad(part))?)
+            Rule::AtMost(finite(v.trim()).ok_or_else(|| bad(part))?)
         } else {
             return Err(bad(part));
         };
@@ -188,6 +237,10 @@ fn slices_of(m: &Json) -> BTreeMap<String, Json> {
 impl Component for Bless {
     fn spec(&self) -> &'static ComponentSpec {
         &SPEC
+    }
+
+    fn check_params(&self, params: &Map<String, Json>) -> Vec<ParamProblem> {
+        check_rules(params)
     }
 
     fn execute(&self, ctx: &ExecContext) -> Result<(), ExecError> {
@@ -327,8 +380,32 @@ mod tests {
         );
         assert!(parse_rules("accuracy", "> 0.8").is_err());
         assert!(parse_rules("accuracy", "gain <= 2").is_err());
+        assert!(parse_rules("accuracy", ">= NaN").is_err());
+        assert!(parse_rules("rmse", "<= inf").is_err());
+        assert!(parse_margin("accuracy", "-1").is_err());
+        assert_eq!(parse_margin("accuracy", "2%").unwrap(), (0.02, true));
         assert!((gain("log_loss", 0.30, 0.35, false) - 0.05).abs() < 1e-12);
         assert!((gain("accuracy", 0.80, 0.85, false) + 0.05).abs() < 1e-12);
         assert!((gain("rmse", 90.0, 100.0, true) - 0.1).abs() < 1e-12);
+    }
+
+    #[test]
+    fn check_reports_bad_rules_unknown_metrics_and_slices_without_a_list() {
+        let params = json!({
+            "thresholds": { "acuracy": ">= 0.8", "rmse": "> 3" },
+            "max_slice_regression": { "accuracy": "-0.1" },
+        });
+        let problems = check_rules(params.as_object().unwrap());
+        let found: Vec<(String, bool)> = problems.iter().map(|p| (p.path.join("."), p.at_key)).collect();
+        assert_eq!(
+            found,
+            [
+                ("thresholds.acuracy".into(), true),
+                ("thresholds.rmse".into(), false),
+                ("max_slice_regression.accuracy".into(), false),
+                ("max_slice_regression".into(), true),
+            ]
+        );
+        assert_eq!(problems[0].help.as_deref().map(|h| h.starts_with("did you mean `accuracy`?")), Some(true));
     }
 }

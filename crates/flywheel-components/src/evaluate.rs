@@ -5,10 +5,12 @@ use crate::metrics;
 use crate::model::{load, ml_error, to_frame};
 use crate::slices::{SliceSpec, group};
 use crate::table::{read_table, write_json};
-use flywheel_core::{ArtifactType, Component, ComponentSpec, ExecContext, ExecError, ParamSpec, ParamType, PortSpec};
+use flywheel_core::{
+    ArtifactType, Component, ComponentSpec, ExecContext, ExecError, ParamProblem, ParamSpec, ParamType, PortSpec,
+};
 use flywheel_ml::Model;
 use flywheel_ml::{Prediction, Task};
-use serde_json::{Value as Json, json};
+use serde_json::{Map, Value as Json, json};
 use std::path::Path;
 
 pub struct Evaluate;
@@ -35,6 +37,57 @@ pub static SPEC: ComponentSpec = ComponentSpec {
     outputs: &[PortSpec { name: "metrics", ty: ArtifactType::Metrics, doc: "metrics as JSON", optional: false }],
     dynamic_ports: false,
 };
+
+/// Every number `evaluate` reports, by task: what `bless` rules and
+/// `tune`'s `metric` may name.
+pub const METRICS: &[&str] = &[
+    "rmse",
+    "mae",
+    "mape",
+    "r2",
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "roc_auc",
+    "pr_auc",
+    "log_loss",
+    "brier",
+    "precision_macro",
+    "recall_macro",
+    "f1_macro",
+    "rows",
+];
+
+/// A metric name no task reports, as a problem at the key `path`.
+pub fn check_metric(path: &[&str], metric: &str) -> Option<ParamProblem> {
+    (!METRICS.contains(&metric)).then(|| {
+        ParamProblem::key(path, format!("`{metric}` is not a metric `evaluate` reports")).help(format!(
+            "{}metrics: {}",
+            hint(metric, METRICS),
+            METRICS.join(", ")
+        ))
+    })
+}
+
+/// "did you mean `x`? " or nothing.
+fn hint(word: &str, candidates: &[&str]) -> String {
+    flywheel_core::closest(word, candidates.iter().copied())
+        .map(|c| format!("did you mean `{c}`? "))
+        .unwrap_or_default()
+}
+
+/// Each slice of the list `key`, read by [`SliceSpec::parse`] as the run reads it.
+pub fn check_slices(params: &Map<String, Json>, key: &str) -> Vec<ParamProblem> {
+    let Some(list) = params.get(key).and_then(Json::as_array) else { return Vec::new() };
+    list.iter()
+        .enumerate()
+        .filter_map(|(i, s)| {
+            let e = SliceSpec::parse(s.as_str()?).err()?;
+            Some(ParamProblem::value(&[key, &i.to_string()], e.to_string()))
+        })
+        .collect()
+}
 
 fn num(x: f64) -> serde_json::Value {
     serde_json::Number::from_f64(x).map_or(serde_json::Value::Null, serde_json::Value::Number)
@@ -192,6 +245,10 @@ pub fn evaluate_model(model: &Model, data: &Path, slices: &[String]) -> Result<(
 impl Component for Evaluate {
     fn spec(&self) -> &'static ComponentSpec {
         &SPEC
+    }
+
+    fn check_params(&self, params: &Map<String, Json>) -> Vec<ParamProblem> {
+        check_slices(params, "slices")
     }
 
     fn execute(&self, ctx: &ExecContext) -> Result<(), ExecError> {

@@ -2,7 +2,9 @@
 //! Parquet datasets, by a stable hash of a key column or by a time cutoff.
 
 use crate::table::{ReadOptions, Table, read_table, suggest, type_name, write_parquet};
-use flywheel_core::{ArtifactType, Component, ComponentSpec, ExecContext, ExecError, ParamSpec, ParamType, PortSpec};
+use flywheel_core::{
+    ArtifactType, Component, ComponentSpec, ExecContext, ExecError, ParamProblem, ParamSpec, ParamType, PortSpec,
+};
 use serde_json::json;
 
 pub struct Ingest;
@@ -154,9 +156,38 @@ fn split_mask(ctx: &ExecContext, t: &Table) -> Result<Vec<bool>, ExecError> {
     }
 }
 
+/// A hash split takes a fraction strictly between 0 and 1; a time split
+/// needs its column and cutoff.
+fn check_split(params: &serde_json::Map<String, serde_json::Value>) -> Vec<ParamProblem> {
+    let mut out = Vec::new();
+    if let Some(f) = params.get("eval_fraction").and_then(serde_json::Value::as_f64)
+        && !(f > 0.0 && f < 1.0)
+    {
+        out.push(ParamProblem::value(
+            &["eval_fraction"],
+            format!("`eval_fraction` = {f} must be between 0 and 1 (exclusive)"),
+        ));
+    }
+    if params.get("split").and_then(serde_json::Value::as_str) == Some("time") {
+        for (key, example) in [("time_column", "\"date\""), ("cutoff", "\"2012-07-01\"")] {
+            if !params.contains_key(key) {
+                out.push(
+                    ParamProblem::value(&["split"], format!("a time split needs `{key}`"))
+                        .help(format!("add `{key} = {example}`")),
+                );
+            }
+        }
+    }
+    out
+}
+
 impl Component for Ingest {
     fn spec(&self) -> &'static ComponentSpec {
         &SPEC
+    }
+
+    fn check_params(&self, params: &serde_json::Map<String, serde_json::Value>) -> Vec<ParamProblem> {
+        check_split(params)
     }
 
     fn execute(&self, ctx: &ExecContext) -> Result<(), ExecError> {

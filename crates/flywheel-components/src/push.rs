@@ -5,10 +5,10 @@
 
 use crate::table::write_json;
 use flywheel_core::{
-    AliasMove, ArtifactType, Component, ComponentSpec, ExecContext, ExecError, ParamSpec, ParamType, PortSpec,
-    Published, Role,
+    AliasMove, ArtifactType, Component, ComponentSpec, ExecContext, ExecError, ParamProblem, ParamSpec, ParamType,
+    PortSpec, Published, Role,
 };
-use serde_json::{Value as Json, json};
+use serde_json::{Map, Value as Json, json};
 
 pub struct Push;
 
@@ -43,6 +43,32 @@ pub static SPEC: ComponentSpec = ComponentSpec {
     dynamic_ports: false,
 };
 
+/// The model name and alias must be names (see `flywheel_core::is_name`);
+/// an alias must not be a whole number, which `NAME@N` reads as a version.
+pub fn check_names(params: &Map<String, Json>) -> Vec<ParamProblem> {
+    let mut out = Vec::new();
+    if let Some(name) = params.get("model_name").and_then(Json::as_str)
+        && let Err(e) = flywheel_core::check_name("model name", name)
+    {
+        out.push(ParamProblem::value(&["model_name"], e));
+    }
+    if let Some(alias) = params.get("alias").and_then(Json::as_str)
+        && let Err(e) = check_alias(alias)
+    {
+        out.push(ParamProblem::value(&["alias"], e));
+    }
+    out
+}
+
+/// An alias: a name that is not a version number.
+pub fn check_alias(alias: &str) -> Result<(), String> {
+    flywheel_core::check_name("alias", alias)?;
+    if alias.parse::<i64>().is_ok() {
+        return Err(format!("alias `{alias}` is a number, which `NAME@{alias}` would read as version {alias}"));
+    }
+    Ok(())
+}
+
 impl Component for Push {
     fn spec(&self) -> &'static ComponentSpec {
         &SPEC
@@ -52,12 +78,16 @@ impl Component for Push {
         Role::Publisher
     }
 
+    fn check_params(&self, params: &Map<String, Json>) -> Vec<ParamProblem> {
+        check_names(params)
+    }
+
     fn execute(&self, ctx: &ExecContext) -> Result<(), ExecError> {
         let name = ctx.required_str("model_name")?;
-        check_name("model_name", name)?;
+        flywheel_core::check_name("model name", name).map_err(ExecError::Failed)?;
         let alias = ctx.str_param("alias");
         if let Some(a) = alias {
-            check_name("alias", a)?;
+            check_alias(a).map_err(ExecError::Failed)?;
         }
         let model = ctx.input("model")?;
         let blessing = match ctx.inputs.get("blessing") {
@@ -118,14 +148,6 @@ impl Component for Push {
     }
 }
 
-/// `name` may be a registry name (no `.`/`..`, no path separators).
-fn check_name(param: &str, name: &str) -> Result<(), ExecError> {
-    if flywheel_core::is_name(name) {
-        return Ok(());
-    }
-    Err(ExecError::failed(format!("`{param}` = \"{name}\" may use only letters, digits, `-`, `_` and `.`")))
-}
-
 /// The version the alias must still point at: the one the blessing compared
 /// the candidate with, when it compared with a version of this model
 /// (`Some(None)`: there was none yet). No condition otherwise.
@@ -161,4 +183,19 @@ fn refuse(ctx: &ExecContext, digest: &str, reason: String, details: Json) -> Res
     ctx.add_summary("refused", json!(reason));
     ctx.refuse(reason);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_names_and_aliases_refuse_dots_separators_and_numbers() {
+        let problems =
+            |v: Json| check_names(v.as_object().unwrap()).into_iter().map(|p| p.path.join(".")).collect::<Vec<_>>();
+        assert!(problems(json!({ "model_name": "bikes", "alias": "production" })).is_empty());
+        assert_eq!(problems(json!({ "model_name": "..", "alias": "a/b" })), ["model_name", "alias"]);
+        assert_eq!(problems(json!({ "model_name": "x", "alias": "2" })), ["alias"]);
+        assert!(check_alias(".").unwrap_err().contains("cannot be `.` or `..`"));
+    }
 }

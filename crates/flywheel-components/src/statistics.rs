@@ -4,7 +4,9 @@
 
 use crate::profile::profile_file;
 use crate::table::write_json;
-use flywheel_core::{ArtifactType, Component, ComponentSpec, ExecContext, ExecError, ParamSpec, ParamType, PortSpec};
+use flywheel_core::{
+    ArtifactType, Component, ComponentSpec, ExecContext, ExecError, ParamProblem, ParamSpec, ParamType, PortSpec,
+};
 use serde_json::json;
 
 pub struct Statistics;
@@ -29,9 +31,21 @@ pub static SPEC: ComponentSpec = ComponentSpec {
     dynamic_ports: false,
 };
 
+/// At least one top value per column is kept.
+fn check_top_k(params: &serde_json::Map<String, serde_json::Value>) -> Vec<ParamProblem> {
+    match params.get("top_k").and_then(serde_json::Value::as_i64) {
+        Some(k) if k < 1 => vec![ParamProblem::value(&["top_k"], format!("`top_k` must be at least 1, not {k}"))],
+        _ => Vec::new(),
+    }
+}
+
 impl Component for Statistics {
     fn spec(&self) -> &'static ComponentSpec {
         &SPEC
+    }
+
+    fn check_params(&self, params: &serde_json::Map<String, serde_json::Value>) -> Vec<ParamProblem> {
+        check_top_k(params)
     }
 
     fn execute(&self, ctx: &ExecContext) -> Result<(), ExecError> {

@@ -4,9 +4,14 @@
 //! saved inside the model, so evaluation and serving prepare features with
 //! the same code.
 
+mod check;
+
 use crate::model::{ml_error, to_frame};
 use crate::table::{Table, is_numeric, read_table, suggest};
-use flywheel_core::{ArtifactType, Component, ComponentSpec, ExecContext, ExecError, ParamSpec, ParamType, PortSpec};
+pub use check::check_params;
+use flywheel_core::{
+    ArtifactType, Component, ComponentSpec, ExecContext, ExecError, ParamProblem, ParamSpec, ParamType, PortSpec,
+};
 use flywheel_ml::model::Estimator;
 use flywheel_ml::tree::forest;
 use flywheel_ml::tree::gbt::{self, Loss};
@@ -211,6 +216,10 @@ fn constant_features(frame: &flywheel_ml::Frame) -> Vec<String> {
 impl Component for Train {
     fn spec(&self) -> &'static ComponentSpec {
         &SPEC
+    }
+
+    fn check_params(&self, params: &serde_json::Map<String, serde_json::Value>) -> Vec<ParamProblem> {
+        check_params(params)
     }
 
     fn execute(&self, ctx: &ExecContext) -> Result<(), ExecError> {

@@ -6,11 +6,13 @@
 //! its parameters and scores. The best parameters are the output, and feed
 //! `train` through its `hyperparameters` input.
 
+mod check;
+
 use crate::evaluate::evaluate_model;
 use crate::table::{Table, read_table, write_json, write_parquet};
 use flywheel_core::{
-    ArtifactType, ChildRecord, Component, ComponentSpec, ExecContext, ExecError, InputArtifact, ParamSpec, ParamType,
-    PortSpec,
+    ArtifactType, ChildRecord, Component, ComponentSpec, ExecContext, ExecError, InputArtifact, ParamProblem,
+    ParamSpec, ParamType, PortSpec,
 };
 use serde_json::{Map, Value as Json, json};
 use std::collections::BTreeMap;
@@ -236,6 +238,10 @@ fn train_param_names() -> Vec<&'static str> {
 impl Component for Tune {
     fn spec(&self) -> &'static ComponentSpec {
         &SPEC
+    }
+
+    fn check_params(&self, params: &Map<String, Json>) -> Vec<ParamProblem> {
+        check::check_params(params)
     }
 
     fn execute(&self, ctx: &ExecContext) -> Result<(), ExecError> {

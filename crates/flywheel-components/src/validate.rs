@@ -11,7 +11,9 @@
 
 use crate::profile::profile_file_with;
 use crate::table::write_json;
-use flywheel_core::{ArtifactType, Component, ComponentSpec, ExecContext, ExecError, ParamSpec, ParamType, PortSpec};
+use flywheel_core::{
+    ArtifactType, Component, ComponentSpec, ExecContext, ExecError, ParamProblem, ParamSpec, ParamType, PortSpec,
+};
 use flywheel_stats::profile::EXACT_QUANTILE_LIMIT;
 use flywheel_stats::schema::{Schema, Severity, check, checks_for};
 use serde_json::json;
@@ -90,6 +92,18 @@ impl Validate {
     }
 }
 
+/// `drift_share` is a share of columns: a number from 0 to 1.
+fn check_drift_share(params: &serde_json::Map<String, serde_json::Value>) -> Vec<ParamProblem> {
+    let Some(v) = params.get("drift_share").and_then(serde_json::Value::as_f64) else { return Vec::new() };
+    if (0.0..=1.0).contains(&v) {
+        return Vec::new();
+    }
+    vec![
+        ParamProblem::value(&["drift_share"], format!("`drift_share` = {v} is not a share of columns"))
+            .help("write a number from 0 to 1, e.g. 0.5: retraining is recommended when half the columns drift"),
+    ]
+}
+
 impl Component for Validate {
     fn spec(&self) -> &'static ComponentSpec {
         &SPEC
@@ -97,6 +111,10 @@ impl Component for Validate {
 
     fn role(&self) -> flywheel_core::Role {
         flywheel_core::Role::Gate
+    }
+
+    fn check_params(&self, params: &serde_json::Map<String, serde_json::Value>) -> Vec<ParamProblem> {
+        check_drift_share(params)
     }
 
     fn execute(&self, ctx: &ExecContext) -> Result<(), ExecError> {

@@ -390,6 +390,17 @@ pub trait Component: Send + Sync {
     fn role(&self) -> Role {
         Role::Ordinary
     }
+
+    /// Problems in a step's parameters that can be known before anything
+    /// runs (a rule that does not parse, an unknown metric, a bad name).
+    /// The compiler calls it with the parameters after `${param}`
+    /// substitution; a parameter of the wrong type, or whose value still
+    /// refers to another parameter, is left out, so the types here are the
+    /// spec's. Components check with the parsers their executor uses, so
+    /// that `check` and a run never disagree.
+    fn check_params(&self, _params: &serde_json::Map<String, serde_json::Value>) -> Vec<crate::spec::ParamProblem> {
+        Vec::new()
+    }
 }
 
 /// The components a pipeline may use, looked up by name.

@@ -13,7 +13,7 @@ pub use exec::{
     AliasMove, CancelToken, ChildRecord, Component, ComponentRegistry, ExecContext, ExecError, InputArtifact,
     ModelRefResolution, ModelRegistry, Published, RegisteredModel, Role,
 };
-pub use spec::{ArtifactType, ComponentSpec, ParamSpec, ParamType, PortSpec};
+pub use spec::{ArtifactType, ComponentSpec, ParamProblem, ParamSpec, ParamType, PortSpec};
 
 /// Hex blake3 digest of a byte slice. Used for content addresses and cache keys.
 pub fn digest_bytes(bytes: &[u8]) -> String {
@@ -94,9 +94,39 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str
 }
 
 /// Whether `s` may name a registered model or an alias: letters, digits,
-/// `-`, `_` and `.` (so that `name@alias/input` references stay parseable).
+/// `-`, `_` and `.` (so that `name@alias/input` references stay parseable),
+/// and not only dots: `.` and `..` mean folders wherever a name becomes a
+/// path or is shown beside one.
 pub fn is_name(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) && !s.chars().all(|c| c == '.')
+}
+
+/// What [`is_name`] accepts, for messages: "model name `a/b` {NAME_RULE}".
+pub const NAME_RULE: &str = "may use only letters, digits, `-`, `_` and `.`, and cannot be `.` or `..`";
+
+/// `Err` with a sentence when `s` is not a valid name; `what` names it
+/// ("model name", "alias").
+pub fn check_name(what: &str, s: &str) -> Result<(), String> {
+    if is_name(s) { Ok(()) } else { Err(format!("{what} `{s}` {NAME_RULE}")) }
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::{check_name, is_name};
+
+    #[test]
+    fn names_refuse_dots_alone_separators_and_empty() {
+        for ok in ["bikes", "adult-income", "v1.2", "a_b", ".hidden-ish.", "x.."] {
+            assert!(is_name(ok), "{ok}");
+        }
+        for bad in ["", ".", "..", "...", "a/b", "a\\b", "../x", "a b", "a@b", "ü"] {
+            assert!(!is_name(bad), "{bad}");
+        }
+        assert_eq!(
+            check_name("alias", "..").unwrap_err(),
+            "alias `..` may use only letters, digits, `-`, `_` and `.`, and cannot be `.` or `..`"
+        );
+    }
 }
 
 /// The candidate closest to `word`, if it is close enough to be what the

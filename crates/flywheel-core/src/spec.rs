@@ -170,6 +170,39 @@ pub struct PortSpec {
     pub optional: bool,
 }
 
+/// A problem a component finds in its parameters before anything runs
+/// (see `Component::check_params`). The compiler reports it at the place
+/// `path` was written in the pipeline file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamProblem {
+    /// The parameter, then keys of nested tables or indices of lists:
+    /// `["thresholds", "accuracy"]`, `["slices", "1"]`.
+    pub path: Vec<String>,
+    /// The problem is the key itself (an unknown metric in a table), not its value.
+    pub at_key: bool,
+    pub message: String,
+    pub help: Option<String>,
+}
+
+impl ParamProblem {
+    /// A problem with the value at `path`.
+    pub fn value(path: &[&str], message: impl Into<String>) -> Self {
+        Self { path: path.iter().map(|p| p.to_string()).collect(), at_key: false, message: message.into(), help: None }
+    }
+
+    /// A problem with the key at `path` (the last element).
+    pub fn key(path: &[&str], message: impl Into<String>) -> Self {
+        Self { at_key: true, ..Self::value(path, message) }
+    }
+
+    /// Adds a help line; an empty one is left out (e.g. no "did you mean").
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        let help = help.into();
+        self.help = (!help.is_empty()).then_some(help);
+        self
+    }
+}
+
 /// Everything the compiler and launcher need to know about a component.
 #[derive(Debug, Clone)]
 pub struct ComponentSpec {

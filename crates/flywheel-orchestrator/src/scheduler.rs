@@ -308,7 +308,7 @@ impl Orchestrator {
                         .collect();
                     let job = StepJob {
                         run_id,
-                        step: step.clone(),
+                        step: step.for_run(&values),
                         component,
                         params: step.resolve_params(&values),
                         inputs,

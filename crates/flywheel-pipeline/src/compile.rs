@@ -39,7 +39,12 @@ pub struct ModelInputRef {
 
 impl ModelInputRef {
     pub fn parse(s: &str) -> Option<ModelInputRef> {
-        let rest = s.strip_prefix("@model:")?;
+        Self::parse_checked(s).ok()
+    }
+
+    /// Parses a reference, or says which part of it is wrong.
+    pub fn parse_checked(s: &str) -> Result<ModelInputRef, String> {
+        let rest = s.strip_prefix("@model:").ok_or("it does not start with `@model:`")?;
         let (head, input) = match rest.split_once('/') {
             Some((h, i)) => (h, Some(i)),
             None => (rest, None),
@@ -48,12 +53,14 @@ impl ModelInputRef {
             Some((m, a)) => (m, Some(a)),
             None => (head, None),
         };
-        let ok = flywheel_core::is_name;
-        (ok(model) && alias.is_none_or(ok) && input.is_none_or(ok)).then(|| ModelInputRef {
-            model: model.into(),
-            alias: alias.map(str::to_string),
-            input: input.map(str::to_string),
-        })
+        flywheel_core::check_name("the model name", model)?;
+        if let Some(a) = alias {
+            flywheel_core::check_name("the alias", a)?;
+        }
+        if let Some(i) = input {
+            flywheel_core::check_name("the input name", i)?;
+        }
+        Ok(ModelInputRef { model: model.into(), alias: alias.map(str::to_string), input: input.map(str::to_string) })
     }
 }
 
@@ -86,6 +93,10 @@ pub struct Step {
     /// Inputs resolved from the metadata store when the step runs
     /// (`@model:NAME/INPUT`), with whether the port may stay empty.
     pub resolved_inputs: ResolvedInputs,
+    /// Those references as written, when they name a pipeline parameter
+    /// (`@model:${model_name}@production`): [`Step::for_run`] resolves them
+    /// again with the run's values, which `--set` may change.
+    pub model_inputs: BTreeMap<String, String>,
     pub outputs: Vec<(String, ArtifactType)>,
     pub retries: u32,
     pub retry_backoff: Duration,
@@ -116,9 +127,35 @@ pub fn compile_file(path: &Path, components: &ComponentRegistry) -> Result<Pipel
 }
 
 pub fn compile(source: &str, path: &Path, components: &ComponentRegistry) -> Result<Pipeline, PipelineError> {
+    compile_source(source, path, components, None)
+}
+
+/// Compiles a file as `flywheel run --set NAME=VALUE …` will run it: the
+/// file must be valid with its defaults, and the overrides must be valid
+/// too — a `--set` that makes a reference or a parameter wrong is reported
+/// at the place that uses it, before anything runs.
+pub fn compile_file_with(
+    path: &Path,
+    components: &ComponentRegistry,
+    overrides: &[(String, String)],
+) -> Result<Pipeline, PipelineError> {
+    let pipeline = compile_file(path, components)?;
+    if overrides.is_empty() {
+        return Ok(pipeline);
+    }
+    let values = pipeline.parameter_values(overrides)?;
+    compile_source(&pipeline.source, path, components, Some(&values))
+}
+
+fn compile_source(
+    source: &str,
+    path: &Path,
+    components: &ComponentRegistry,
+    values: Option<&BTreeMap<String, Json>>,
+) -> Result<Pipeline, PipelineError> {
     let mut errors = Vec::new();
     let cfg = PipelineConfig::parse(source, &mut errors);
-    let pipeline = cfg.and_then(|cfg| Compiler { components, errors: &mut errors }.compile(cfg, source, path));
+    let pipeline = cfg.and_then(|cfg| Compiler { components, errors: &mut errors, values }.compile(cfg, source, path));
     match pipeline {
         Some(p) if errors.is_empty() => Ok(p),
         _ => {
@@ -135,6 +172,8 @@ pub fn compile(source: &str, path: &Path, components: &ComponentRegistry) -> Res
 struct Compiler<'a> {
     components: &'a ComponentRegistry,
     errors: &'a mut Vec<Diagnostic>,
+    /// Parameter values to check with instead of the defaults (a run's `--set`).
+    values: Option<&'a BTreeMap<String, Json>>,
 }
 
 /// Finds `${name}` references in a string: (byte offset in the string, name).
@@ -185,6 +224,24 @@ pub fn substitute(value: &Json, values: &BTreeMap<String, Json>) -> Json {
     }
 }
 
+/// [`substitute`] of a text that must stay a text (a reference).
+fn substitute_text(s: &str, values: &BTreeMap<String, Json>) -> String {
+    match substitute(&Json::String(s.to_string()), values) {
+        Json::String(t) => t,
+        other => other.to_string(),
+    }
+}
+
+/// Whether a value still holds a `${name}` reference.
+fn mentions_parameter(v: &Json) -> bool {
+    match v {
+        Json::String(s) => !references(s).is_empty(),
+        Json::Array(items) => items.iter().any(mentions_parameter),
+        Json::Object(m) => m.values().any(mentions_parameter),
+        _ => false,
+    }
+}
+
 /// Parses durations such as `250ms`, `30s`, `5m`, `2h`; a bare number is seconds.
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
@@ -225,7 +282,16 @@ impl Compiler<'_> {
                 Parameter { default: p.default.value.clone(), description: p.description.clone() },
             );
         }
-        let defaults: BTreeMap<String, Json> = parameters.iter().map(|(k, v)| (k.clone(), v.default.clone())).collect();
+        let mut defaults: BTreeMap<String, Json> =
+            parameters.iter().map(|(k, v)| (k.clone(), v.default.clone())).collect();
+        if let Some(values) = self.values {
+            defaults.extend(values.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        if let Some(name) = &cfg.name
+            && let Err(e) = flywheel_core::check_name("pipeline name", &name.value)
+        {
+            self.err(e, &name.span, None);
+        }
 
         let index: HashMap<&str, usize> =
             cfg.steps.iter().enumerate().map(|(i, s)| (s.name.value.as_str(), i)).collect();
@@ -245,10 +311,16 @@ impl Compiler<'_> {
             }
             let spec = specs[i];
             let params = self.params_of(s, spec, &defaults);
-            let (inputs, resolved_inputs, deps) = self.inputs_of(s, spec, &cfg.steps, &index, &outputs);
+            let (inputs, resolved_inputs, deps) = self.inputs_of(s, spec, &cfg.steps, &index, &outputs, &defaults);
+            let model_inputs = s
+                .inputs
+                .iter()
+                .filter(|(_, r)| r.value.starts_with('@') && !references(&r.value).is_empty())
+                .map(|(port, r)| (port.value.clone(), r.value.clone()))
+                .collect();
             let retry_backoff =
-                self.duration(s.retry_backoff.as_ref(), "retry_backoff").unwrap_or(Duration::from_secs(1));
-            let timeout = self.duration(s.timeout.as_ref(), "timeout");
+                self.duration(s.retry_backoff.as_ref(), "retry_backoff", &defaults).unwrap_or(Duration::from_secs(1));
+            let timeout = self.duration(s.timeout.as_ref(), "timeout", &defaults);
             let path_params = spec
                 .map(|sp| sp.params.iter().filter(|p| p.ty == ParamType::Path).map(|p| p.name.to_string()).collect())
                 .unwrap_or_default();
@@ -260,6 +332,7 @@ impl Compiler<'_> {
                 path_params,
                 inputs,
                 resolved_inputs,
+                model_inputs,
                 outputs: outputs[i].clone(),
                 retries: s.retries.as_ref().map_or(0, |r| r.value as u32),
                 retry_backoff,
@@ -326,13 +399,23 @@ impl Compiler<'_> {
         })
     }
 
-    fn duration(&mut self, v: Option<&Located<String>>, key: &str) -> Option<Duration> {
+    fn duration(
+        &mut self,
+        v: Option<&Located<String>>,
+        key: &str,
+        defaults: &BTreeMap<String, Json>,
+    ) -> Option<Duration> {
         let v = v?;
-        match parse_duration(&v.value) {
+        self.check_references(&Json::String(v.value.clone()), &v.span, defaults);
+        let text = substitute_text(&v.value, defaults);
+        if mentions_parameter(&Json::String(text.clone())) {
+            return None; // an unknown parameter, reported above
+        }
+        match parse_duration(&text) {
             Some(d) => Some(d),
             None => {
                 self.err(
-                    format!("`{key}` = \"{}\" is not a duration", v.value),
+                    format!("`{key}` = \"{text}\" is not a duration"),
                     &v.span,
                     Some("write e.g. \"500ms\", \"30s\", \"5m\" or \"1h\"".into()),
                 );
@@ -407,6 +490,8 @@ impl Compiler<'_> {
         defaults: &BTreeMap<String, Json>,
     ) -> serde_json::Map<String, Json> {
         let mut params = serde_json::Map::new();
+        // Parameters of the right type, substituted: what the component checks.
+        let mut checked = serde_json::Map::new();
         for (name, value) in &s.params {
             self.check_references(&value.value, &value.span, defaults);
             params.insert(name.value.clone(), value.value.clone());
@@ -431,8 +516,16 @@ impl Compiler<'_> {
                             &value.span,
                             (!p.doc.is_empty()).then(|| format!("`{}`: {}", p.name, p.doc)),
                         );
+                    } else if !mentions_parameter(&resolved) {
+                        checked.insert(name.value.clone(), resolved);
                     }
                 }
+            }
+        }
+        let registry = self.components;
+        if let Some(component) = spec.and_then(|sp| registry.get(sp.name)) {
+            for problem in component.check_params(&checked) {
+                self.param_problem(s, problem);
             }
         }
         if let Some(spec) = spec {
@@ -447,6 +540,21 @@ impl Compiler<'_> {
             }
         }
         params
+    }
+
+    /// Reports a component's problem at the place its path was written:
+    /// the deepest written part of the path (a value substituted from a
+    /// parameter has no places inside it).
+    fn param_problem(&mut self, s: &StepConfig, p: flywheel_core::ParamProblem) {
+        let place = (1..=p.path.len()).rev().find_map(|n| {
+            s.param_places.iter().find(|pl| pl.path[..] == p.path[..n]).map(|pl| (pl, n == p.path.len()))
+        });
+        let span = match place {
+            Some((pl, exact)) if exact && p.at_key => pl.key.clone(),
+            Some((pl, _)) => pl.value.clone(),
+            None => s.name.span.clone(),
+        };
+        self.err(format!("step `{}`: {}", s.name.value, p.message), &span, p.help);
     }
 
     fn check_references(&mut self, value: &Json, span: &std::ops::Range<usize>, defaults: &BTreeMap<String, Json>) {
@@ -473,14 +581,21 @@ impl Compiler<'_> {
         all: &[StepConfig],
         index: &HashMap<&str, usize>,
         outputs: &[Vec<(String, ArtifactType)>],
+        defaults: &BTreeMap<String, Json>,
     ) -> (BTreeMap<String, InputRef>, ResolvedInputs, Vec<usize>) {
         let mut inputs = BTreeMap::new();
         let mut resolved = BTreeMap::new();
         let mut deps = Vec::new();
         for (port, reference) in &s.inputs {
             if reference.value.starts_with('@') {
-                match ModelInputRef::parse(&reference.value) {
-                    Some(r) => {
+                let text = Json::String(reference.value.clone());
+                self.check_references(&text, &reference.span, defaults);
+                let text = substitute_text(&reference.value, defaults);
+                if mentions_parameter(&Json::String(text.clone())) {
+                    continue; // an unknown parameter, reported above
+                }
+                match ModelInputRef::parse_checked(&text) {
+                    Ok(r) => {
                         let optional = spec.and_then(|sp| sp.input(&port.value)).is_some_and(|p| p.optional);
                         if spec.is_some_and(|sp| !sp.dynamic_ports && sp.input(&port.value).is_none()) {
                             let names: Vec<&str> = spec.map(|sp| sp.inputs.iter().map(|p| p.name).collect()).unwrap_or_default();
@@ -489,8 +604,8 @@ impl Compiler<'_> {
                         }
                         resolved.insert(port.value.clone(), (r, optional));
                     }
-                    None => self.err(
-                        format!("input `{}` = \"{}\" is not a resolvable reference", port.value, reference.value),
+                    Err(why) => self.err(
+                        format!("input `{}` = \"{text}\" is not a resolvable reference: {why}", port.value),
                         &reference.span,
                         Some("write `@model:MODEL[@ALIAS][/INPUT]`, e.g. \"@model:bike-sharing@production\" for the production model, or \"@model:bike-sharing@production/data\" for the data it was trained on".into()),
                     ),
@@ -590,7 +705,21 @@ impl Compiler<'_> {
 impl Pipeline {
     /// Parameter values for a run: defaults, overridden by `--set NAME=VALUE`.
     /// An override is parsed as the type of the parameter's default.
+    /// `@model:` references that use a parameter must stay valid with the
+    /// overrides.
     pub fn resolve_parameters(&self, overrides: &[(String, String)]) -> Result<BTreeMap<String, Json>, PipelineError> {
+        let values = self.parameter_values(overrides)?;
+        for step in &self.steps {
+            if let Err(e) = step.model_inputs_for(&values) {
+                let set: Vec<String> = overrides.iter().map(|(n, v)| format!("--set {n}={v}")).collect();
+                return Err(PipelineError::Override(format!("{}: step `{}`: {e}", set.join(" "), step.name)));
+            }
+        }
+        Ok(values)
+    }
+
+    /// Defaults, overridden by `--set NAME=VALUE`, each parsed as its default's type.
+    fn parameter_values(&self, overrides: &[(String, String)]) -> Result<BTreeMap<String, Json>, PipelineError> {
         let mut values: BTreeMap<String, Json> =
             self.parameters.iter().map(|(k, p)| (k.clone(), p.default.clone())).collect();
         for (name, raw) in overrides {
@@ -624,6 +753,33 @@ impl Pipeline {
 impl Step {
     pub fn resolve_params(&self, values: &BTreeMap<String, Json>) -> serde_json::Map<String, Json> {
         self.params.iter().map(|(k, v)| (k.clone(), substitute(v, values))).collect()
+    }
+
+    /// The `@model:` references with a run's parameter values.
+    pub fn model_inputs_for(&self, values: &BTreeMap<String, Json>) -> Result<ResolvedInputs, String> {
+        let mut resolved = self.resolved_inputs.clone();
+        for (port, text) in &self.model_inputs {
+            let text = substitute_text(text, values);
+            let r = ModelInputRef::parse_checked(&text)
+                .map_err(|why| format!("input `{port}` = \"{text}\" is not a resolvable reference: {why}"))?;
+            if let Some(entry) = resolved.get_mut(port) {
+                entry.0 = r;
+            }
+        }
+        Ok(resolved)
+    }
+
+    /// This step as a run with these parameter values runs it: its
+    /// `@model:` references resolved with them. The values have passed
+    /// [`Pipeline::resolve_parameters`], which refuses any that make a
+    /// reference invalid; should one still not parse, the step keeps the
+    /// reference compiled from the defaults.
+    pub fn for_run(&self, values: &BTreeMap<String, Json>) -> Step {
+        let mut step = self.clone();
+        if let Ok(resolved) = self.model_inputs_for(values) {
+            step.resolved_inputs = resolved;
+        }
+        step
     }
 }
 

@@ -45,11 +45,24 @@ pub struct ParameterConfig {
     pub description: Option<String>,
 }
 
+/// Where a parameter, or a key or item inside it, was written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Place {
+    /// The parameter's name, then table keys or list indices: `["thresholds", "accuracy"]`.
+    pub path: Vec<String>,
+    /// The key's span (for a list item, the item's).
+    pub key: Range<usize>,
+    pub value: Range<usize>,
+}
+
 #[derive(Debug, Clone)]
 pub struct StepConfig {
     pub name: Located<String>,
     pub component: Option<Located<String>>,
     pub params: Vec<(Located<String>, Located<serde_json::Value>)>,
+    /// Every parameter and everything nested in one, so that a problem
+    /// inside a table (`thresholds.accuracy`) points at its own key or value.
+    pub param_places: Vec<Place>,
     pub inputs: Vec<(Located<String>, Located<String>)>,
     /// Only for components with dynamic ports (`command`): output name → type.
     pub outputs: Vec<(Located<String>, Located<String>)>,
@@ -104,6 +117,28 @@ pub fn to_json(v: &DeValue<'_>) -> Result<serde_json::Value, String> {
             J::Object(m)
         }
     })
+}
+
+/// Records the place of `v` at `path` and of everything nested in it.
+fn places(path: &mut Vec<String>, key: Range<usize>, v: &Spanned<DeValue<'_>>, out: &mut Vec<Place>) {
+    out.push(Place { path: path.clone(), key, value: span(v) });
+    match v.get_ref() {
+        DeValue::Table(t) => {
+            for (k, x) in t.iter() {
+                path.push(k.get_ref().to_string());
+                places(path, span(k), x, out);
+                path.pop();
+            }
+        }
+        DeValue::Array(items) => {
+            for (i, x) in items.iter().enumerate() {
+                path.push(i.to_string());
+                places(path, span(x), x, out);
+                path.pop();
+            }
+        }
+        _ => {}
+    }
 }
 
 struct Reader<'a> {
@@ -177,6 +212,7 @@ impl Reader<'_> {
             name: Located::new(name.get_ref().to_string(), span(name)),
             component: None,
             params: Vec::new(),
+            param_places: Vec::new(),
             inputs: Vec::new(),
             outputs: Vec::new(),
             retries: None,
@@ -193,6 +229,7 @@ impl Reader<'_> {
             for (k, x) in pt.iter() {
                 if let Some(j) = self.json(x) {
                     step.params.push((Located::new(k.get_ref().to_string(), span(k)), j));
+                    places(&mut vec![k.get_ref().to_string()], span(k), x, &mut step.param_places);
                 }
             }
         }

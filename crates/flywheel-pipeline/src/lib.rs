@@ -11,7 +11,7 @@ pub mod config;
 pub mod diagnostic;
 pub mod graph;
 
-pub use compile::{InputRef, ModelInputRef, Parameter, Pipeline, Step, compile, compile_file};
+pub use compile::{InputRef, ModelInputRef, Parameter, Pipeline, Step, compile, compile_file, compile_file_with};
 pub use config::PipelineConfig;
 pub use diagnostic::{Diagnostic, Diagnostics};
 

@@ -1,10 +1,11 @@
 //! Compilation against a small registry of test components.
 
 use flywheel_core::{
-    ArtifactType, Component, ComponentRegistry, ComponentSpec, ExecContext, ExecError, ParamSpec, ParamType, PortSpec,
+    ArtifactType, Component, ComponentRegistry, ComponentSpec, ExecContext, ExecError, ParamProblem, ParamSpec,
+    ParamType, PortSpec,
 };
 use flywheel_pipeline::{PipelineError, compile};
-use serde_json::json;
+use serde_json::{Map, Value as Json, json};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -43,8 +44,54 @@ static SINK: ComponentSpec = ComponentSpec {
     dynamic_ports: false,
 };
 
+/// A component whose check refuses every rule that is not `ok`, every
+/// negative `n`, and the key `bad` of its `rules` table.
+struct Picky;
+
+static PICKY: ComponentSpec = ComponentSpec {
+    name: "picky",
+    version: "1",
+    description: "",
+    params: &[
+        ParamSpec { name: "rules", ty: ParamType::StringMap, required: false, doc: "" },
+        ParamSpec { name: "n", ty: ParamType::Int, required: false, doc: "" },
+        ParamSpec { name: "list", ty: ParamType::StringList, required: false, doc: "" },
+    ],
+    inputs: &[PortSpec { name: "model", ty: ArtifactType::Model, doc: "", optional: true }],
+    outputs: &[],
+    dynamic_ports: false,
+};
+
+impl Component for Picky {
+    fn spec(&self) -> &'static ComponentSpec {
+        &PICKY
+    }
+    fn execute(&self, _: &ExecContext) -> Result<(), ExecError> {
+        Ok(())
+    }
+    fn check_params(&self, params: &Map<String, Json>) -> Vec<ParamProblem> {
+        let mut out = Vec::new();
+        for (k, v) in params.get("rules").and_then(Json::as_object).into_iter().flatten() {
+            if k == "bad" {
+                out.push(ParamProblem::key(&["rules", k], "no rule may be called `bad`").help("rename it"));
+            } else if v != "ok" {
+                out.push(ParamProblem::value(&["rules", k], format!("rule `{k}` is {v}")));
+            }
+        }
+        if params.get("n").and_then(Json::as_i64).is_some_and(|n| n < 0) {
+            out.push(ParamProblem::value(&["n"], "n is negative"));
+        }
+        for (i, item) in params.get("list").and_then(Json::as_array).into_iter().flatten().enumerate() {
+            if item == "x" {
+                out.push(ParamProblem::value(&["list", &i.to_string()], "no `x` in lists"));
+            }
+        }
+        out
+    }
+}
+
 fn registry() -> ComponentRegistry {
-    ComponentRegistry::new(vec![Arc::new(Fake(&SOURCE)), Arc::new(Fake(&SINK))])
+    ComponentRegistry::new(vec![Arc::new(Fake(&SOURCE)), Arc::new(Fake(&SINK)), Arc::new(Picky)])
 }
 
 fn errors(src: &str) -> Vec<String> {
@@ -150,4 +197,107 @@ fn overrides_parse_as_the_default_type() {
     assert_eq!(v["on"], json!(false));
     let e = p.resolve_parameters(&[("on".into(), "yes".into())]).unwrap_err().to_string();
     assert_eq!(e, "--set on=yes: `yes` is not a boolean like the default `true`");
+}
+
+#[test]
+fn component_param_problems_point_at_the_key_or_value_inside_a_table() {
+    let src = r#"[pipeline]
+name = "t"
+[parameters]
+rule = "so-so"
+n = -1
+[steps.a]
+component = "picky"
+params = { rules = { fine = "ok", bad = "ok", meh = "${rule}" }, n = "${n}", list = ["a", "x"] }
+"#;
+    assert_eq!(
+        errors(src),
+        [
+            "8:35 step `a`: no rule may be called `bad`",
+            "8:53 step `a`: rule `meh` is \"so-so\"",
+            "8:70 step `a`: n is negative",
+            "8:91 step `a`: no `x` in lists",
+        ]
+    );
+}
+
+#[test]
+fn a_whole_table_from_a_parameter_is_checked_at_the_reference() {
+    let src = r#"[pipeline]
+name = "t"
+[parameters]
+rules = { default = { bad = "ok" } }
+[steps.a]
+component = "picky"
+params = { rules = "${rules}" }
+"#;
+    assert_eq!(errors(src), ["7:20 step `a`: no rule may be called `bad`"]);
+}
+
+#[test]
+fn model_references_substitute_parameters_and_follow_the_run_values() {
+    let src = r#"[pipeline]
+name = "t"
+[parameters]
+model = "bikes"
+[steps.a]
+component = "picky"
+inputs = { model = "@model:${model}@production" }
+"#;
+    let p = compile(src, Path::new("p.toml"), &registry()).unwrap();
+    let r = &p.steps[0].resolved_inputs["model"].0;
+    assert_eq!(r.to_string(), "@model:bikes@production");
+    let values = p.resolve_parameters(&[("model".into(), "cars".into())]).unwrap();
+    let run = p.steps[0].for_run(&values);
+    assert_eq!(run.resolved_inputs["model"].0.to_string(), "@model:cars@production");
+    let e = p.resolve_parameters(&[("model".into(), "..".into())]).unwrap_err().to_string();
+    assert!(e.starts_with("--set model=..: step `a`: input `model` = \"@model:..@production\""), "{e}");
+    assert!(e.contains("cannot be `.` or `..`"), "{e}");
+}
+
+#[test]
+fn model_references_with_bad_names_or_unknown_parameters_are_refused() {
+    let src = r#"[pipeline]
+name = "t"
+[parameters]
+model = ".."
+[steps.a]
+component = "picky"
+inputs = { model = "@model:${model}@production" }
+[steps.b]
+component = "picky"
+inputs = { model = "@model:${modle}" }
+[steps.c]
+component = "picky"
+inputs = { model = "@model:x@a/b/c" }
+"#;
+    let e = errors(src);
+    assert_eq!(e.len(), 3, "{e:#?}");
+    assert!(
+        e[0].starts_with(
+            "7:20 input `model` = \"@model:..@production\" is not a resolvable reference: the model name `..`"
+        ),
+        "{}",
+        e[0]
+    );
+    assert_eq!(e[1], "10:20 unknown pipeline parameter `${modle}`");
+    assert!(e[2].contains("the input name `b/c`"), "{}", e[2]);
+}
+
+#[test]
+fn pipeline_names_of_dots_are_refused() {
+    for name in [".", "..", "a/b"] {
+        let src = format!("[pipeline]\nname = \"{name}\"\n[steps.a]\ncomponent = \"picky\"\n");
+        let e = errors(&src);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].starts_with(&format!("2:8 pipeline name `{name}` may use only")), "{}", e[0]);
+    }
+}
+
+#[test]
+fn durations_substitute_parameters() {
+    let src =
+        "[pipeline]\nname = \"t\"\n[parameters]\nt = \"2m\"\n[steps.a]\ncomponent = \"picky\"\ntimeout = \"${t}\"\n";
+    let p = compile(src, Path::new("p.toml"), &registry()).unwrap();
+    assert_eq!(p.steps[0].timeout, Some(std::time::Duration::from_secs(120)));
 }
