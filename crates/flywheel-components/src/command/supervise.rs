@@ -253,13 +253,14 @@ pub fn run_if_asked() -> Option<u8> {
     }
     let argv: Vec<std::ffi::OsString> = args.collect();
     #[cfg(target_os = "linux")]
-    return Some(supervisor::run(&argv));
+    let code = supervisor::run(&argv);
     #[cfg(not(target_os = "linux"))]
-    {
+    let code = {
         let _ = argv;
         eprintln!("flywheel: {SUPERVISE_ARG} is only used on Linux");
-        Some(2)
-    }
+        2
+    };
+    Some(code)
 }
 
 #[cfg(target_os = "linux")]
@@ -304,7 +305,11 @@ mod supervisor {
             libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
             libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
         }
-        let flywheel_gone = || unsafe { libc::getppid() } != parent;
+        let flywheel_gone = || {
+            // SAFETY: getppid has no preconditions.
+            let now = unsafe { libc::getppid() };
+            now != parent
+        };
         if flywheel_gone() || STOP.load(Ordering::SeqCst) {
             return 1;
         }
