@@ -88,6 +88,12 @@ impl From<anyhow::Error> for Failure {
 }
 
 fn main() -> ExitCode {
+    // `command` steps run under a copy of this binary that ends their
+    // process group if flywheel dies (see `command::supervise`).
+    if let Some(code) = flywheel_components::command::supervise::run_if_asked() {
+        return ExitCode::from(code);
+    }
+    flywheel_components::command::supervise::enable("/proc/self/exe".into());
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("FLYWHEEL_LOG").unwrap_or_else(|_| "warn".into()))
@@ -309,7 +315,11 @@ where
             c.cancel();
         });
         start(&orchestrator, observer.clone(), cancel.clone()).await
-    })?;
+    });
+    // A step that ignored a cancel was abandoned by the launcher: exit
+    // without waiting for its thread.
+    rt.shutdown_timeout(std::time::Duration::from_millis(100));
+    let outcome = outcome?;
     drop(observer);
     render::outcome(&outcome, json);
     Ok(match outcome.status {

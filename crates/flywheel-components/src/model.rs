@@ -9,7 +9,10 @@ use flywheel_ml::{Column, Frame, MlError, Model};
 use std::path::Path;
 
 pub fn ml_error(e: MlError) -> ExecError {
-    ExecError::failed(e.to_string())
+    match e {
+        MlError::Cancelled => ExecError::Cancelled,
+        e => ExecError::failed(e.to_string()),
+    }
 }
 
 /// Reads a model file: Flywheel's JSON format, or an ONNX file that

@@ -5,9 +5,12 @@
 use crate::profile::profile_file;
 use crate::table::write_json;
 use flywheel_core::{
-    ArtifactType, Component, ComponentSpec, ExecContext, ExecError, ParamProblem, ParamSpec, ParamType, PortSpec,
+    ArtifactType, CancelToken, Component, ComponentSpec, ExecContext, ExecError, ParamProblem, ParamSpec, ParamType,
+    PortSpec,
 };
 use serde_json::json;
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::Duration;
 
 pub struct Statistics;
 
@@ -51,12 +54,61 @@ impl Component for Statistics {
     fn execute(&self, ctx: &ExecContext) -> Result<(), ExecError> {
         let data = ctx.input("data")?;
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let profile = profile_file(&data.path, &Default::default(), threads)?;
+        let path = data.path.clone();
+        let profile = unless_cancelled(&ctx.cancel, move || profile_file(&path, &Default::default(), threads))??;
         let top_k = ctx.i64_param("top_k").unwrap_or(50).max(1) as usize;
         let stats = profile.to_json(top_k);
         write_json(&ctx.output_path("statistics"), &stats)?;
         ctx.set_properties("statistics", json!({ "rows": profile.rows, "columns": profile.columns.len() }));
         ctx.log(format!("described {} rows × {} columns", profile.rows, profile.columns.len()));
         Ok(())
+    }
+}
+
+/// Runs `work` on a thread of its own and returns its result, or
+/// `Cancelled` within a few milliseconds of a cancel request. The profile
+/// pass has no cancellation check of its own, so a cancelled step leaves
+/// it to finish in the background (it writes nothing; the CLI exits soon
+/// after, ending it).
+fn unless_cancelled<T: Send + 'static>(
+    cancel: &CancelToken,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ExecError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("statistics".into())
+        .spawn(move || {
+            let _ = tx.send(work());
+        })
+        .map_err(|e| ExecError::io("cannot start the statistics thread", e))?;
+    loop {
+        match rx.recv_timeout(Duration::from_millis(20)) {
+            Ok(v) => return Ok(v),
+            Err(RecvTimeoutError::Timeout) => cancel.check()?,
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(ExecError::failed("the statistics pass stopped without a result (a bug; see the log)"));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn a_cancelled_statistics_pass_returns_at_once() {
+        let cancel = CancelToken::new();
+        let c = cancel.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            c.cancel();
+        });
+        let started = Instant::now();
+        let r = unless_cancelled(&cancel, || std::thread::sleep(Duration::from_secs(10)));
+        assert!(matches!(r, Err(ExecError::Cancelled)), "{r:?}");
+        assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+        assert_eq!(unless_cancelled(&CancelToken::new(), || 7).unwrap(), 7);
     }
 }

@@ -15,7 +15,7 @@ use flywheel_core::{
 use flywheel_ml::model::Estimator;
 use flywheel_ml::tree::forest;
 use flywheel_ml::tree::gbt::{self, Loss};
-use flywheel_ml::{Column, Model, Task, linear, optimize, transform};
+use flywheel_ml::{Column, Model, Stop, Task, linear, optimize, transform};
 use serde_json::json;
 
 pub struct Train;
@@ -333,6 +333,8 @@ pub fn train(ctx: &ExecContext) -> Result<(), ExecError> {
         let x = fitted.apply(&frame).map_err(ml_error)?;
         let feature_names = fitted.feature_names();
         ctx.cancel.check()?;
+        let cancelled = || ctx.cancel.is_cancelled();
+        let stop = Stop::when(&cancelled);
         ctx.log(format!("training {algorithm} on {} rows × {} features", x.rows, x.cols));
 
         let tol = ctx.f64_param("tolerance").unwrap_or(1e-4);
@@ -382,9 +384,9 @@ pub fn train(ctx: &ExecContext) -> Result<(), ExecError> {
                     }
                 };
                 let f = if task == Task::Classification && classes.len() > 2 {
-                    forest::fit_multiclass(&x, &y_class, classes.len(), &sw, &p).map_err(ml_error)?
+                    forest::fit_multiclass(&x, &y_class, classes.len(), &sw, &p, stop).map_err(ml_error)?
                 } else {
-                    forest::fit(&x, &y, task == Task::Classification, &sw, &p).map_err(ml_error)?
+                    forest::fit(&x, &y, task == Task::Classification, &sw, &p, stop).map_err(ml_error)?
                 };
                 ctx.log(format!(
                     "{} trees, {} leaves",
@@ -419,7 +421,7 @@ pub fn train(ctx: &ExecContext) -> Result<(), ExecError> {
                     tol: ctx.f64_param("tolerance").unwrap_or(d.tol),
                     ..d
                 };
-                let (model, report) = gbt::fit(&x, &y, loss, &sw, &p).map_err(ml_error)?;
+                let (model, report) = gbt::fit(&x, &y, loss, &sw, &p, stop).map_err(ml_error)?;
                 ctx.log(format!(
                     "{} boosting iterations{}",
                     report.iterations,
@@ -432,7 +434,8 @@ pub fn train(ctx: &ExecContext) -> Result<(), ExecError> {
                 let c = ctx.f64_param("c").unwrap_or(1.0);
                 let iters = ctx.i64_param("max_iterations").unwrap_or(100).max(1) as usize;
                 let s = optimize::Settings { max_iterations: iters, gtol: tol, ..Default::default() };
-                let fit = linear::logistic(&x, &y_class, classes.len(), c, &sw, s, &feature_names).map_err(ml_error)?;
+                let fit =
+                    linear::logistic(&x, &y_class, classes.len(), c, &sw, s, &feature_names, stop).map_err(ml_error)?;
                 if !fit.converged {
                     warnings.push(format!(
                         "logistic regression stopped after {iters} iterations before converging; raise max_iterations"
@@ -447,7 +450,7 @@ pub fn train(ctx: &ExecContext) -> Result<(), ExecError> {
                 let y: Vec<f64> = t.f64_values(ti);
                 let alpha = ctx.f64_param("alpha").unwrap_or(1.0);
                 let iters = ctx.i64_param("max_iterations").unwrap_or(1000).max(1) as usize;
-                let (w, b, n) = linear::lasso(&x, &y, alpha, iters, tol, &feature_names).map_err(ml_error)?;
+                let (w, b, n) = linear::lasso(&x, &y, alpha, iters, tol, &feature_names, stop).map_err(ml_error)?;
                 (
                     Estimator::Linear { algorithm: "lasso".into(), weights: w, intercept: b },
                     json!({ "alpha": alpha, "max_iterations": iters, "tolerance": tol, "iterations": n }),
@@ -456,7 +459,7 @@ pub fn train(ctx: &ExecContext) -> Result<(), ExecError> {
             _ => {
                 let y: Vec<f64> = t.f64_values(ti);
                 let alpha = if algorithm == "ridge" { ctx.f64_param("alpha").unwrap_or(1.0) } else { 0.0 };
-                let (w, b) = linear::least_squares(&x, &y, alpha, None, &feature_names).map_err(ml_error)?;
+                let (w, b) = linear::least_squares(&x, &y, alpha, None, &feature_names, stop).map_err(ml_error)?;
                 (Estimator::Linear { algorithm: algorithm.into(), weights: w, intercept: b }, json!({ "alpha": alpha }))
             }
         };

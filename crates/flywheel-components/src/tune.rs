@@ -361,6 +361,7 @@ impl Component for Tune {
         std::fs::create_dir_all(&fold_dir).map_err(|e| ExecError::io("cannot create the fold folder", e))?;
         let mut fold_files = Vec::with_capacity(k);
         for (i, (train_mask, valid_mask)) in masks.iter().enumerate() {
+            ctx.cancel.check()?;
             let mut paths = Vec::new();
             for (what, mask) in [("train", train_mask), ("valid", valid_mask)] {
                 let part = t.filter(mask).map_err(|e| ExecError::failed(e.to_string()))?;
@@ -425,7 +426,10 @@ impl Component for Tune {
                 .collect();
             handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
         });
-        ctx.cancel.check()?;
+        if ctx.cancel.is_cancelled() {
+            let _ = std::fs::remove_dir_all(&fold_dir);
+            return Err(ExecError::Cancelled);
+        }
         let mut results = results;
         results.sort_by_key(|(i, _, _)| *i);
         let mut table = Vec::new();
@@ -498,6 +502,10 @@ fn run_trial(
     params.extend(trial.clone());
     let mut scores = Vec::with_capacity(folds.len());
     for (f, (train_path, valid_path)) in folds.iter().enumerate() {
+        // Each fold's training also stops on its own; this skips the folds left.
+        if ctx.cancel.is_cancelled() {
+            return Err("cancelled".into());
+        }
         let dir = ctx.output_dir.join(format!(".trial-{i}-{f}"));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let inputs = BTreeMap::from([(

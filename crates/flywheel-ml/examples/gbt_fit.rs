@@ -3,6 +3,7 @@
 //!
 //!     cargo run --release -p flywheel-ml --example gbt_fit -- [ROWS] [FEATURES]
 
+use flywheel_ml::Stop;
 use flywheel_ml::transform::Matrix;
 use flywheel_ml::tree::gbt::{EarlyStopping, Loss, Params, fit};
 
@@ -37,6 +38,6 @@ fn main() {
     let w = vec![1.0; rows];
     let p = Params { early_stopping: EarlyStopping::On, ..Params::default() };
     let t = std::time::Instant::now();
-    let (_, report) = fit(&x, &y, Loss::Binary, &w, &p).expect("fit");
+    let (_, report) = fit(&x, &y, Loss::Binary, &w, &p, Stop::NEVER).expect("fit");
     println!("{rows} rows × {cols}: {} iterations in {:.2} s", report.iterations, t.elapsed().as_secs_f64());
 }

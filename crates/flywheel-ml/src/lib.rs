@@ -11,11 +11,13 @@ pub mod model;
 pub mod onnx;
 pub mod optimize;
 pub mod par;
+pub mod stop;
 pub mod transform;
 pub mod tree;
 
 pub use frame::{Column, ColumnKind, Frame, Text};
 pub use model::{Estimator, Model, Prediction, Task};
+pub use stop::Stop;
 pub use transform::{Matrix, Transform};
 
 #[derive(Debug, thiserror::Error)]
@@ -35,4 +37,7 @@ pub enum MlError {
     /// Bytes that are not a model this build can read.
     #[error("{0}")]
     Format(String),
+    /// A stop was requested (see [`Stop`]) before the fit ended.
+    #[error("cancelled")]
+    Cancelled,
 }

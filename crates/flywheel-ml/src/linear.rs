@@ -7,9 +7,9 @@
 //! - logistic regression (`LogisticRegression(solver="lbfgs")`: mean
 //!   weighted log loss + ‖W‖² / (2·C·Σweights), binary or multinomial).
 
-use crate::MlError;
 use crate::optimize::{Settings, lbfgs};
 use crate::transform::Matrix;
+use crate::{MlError, Stop};
 use nalgebra::{DMatrix, DVector};
 
 /// Column means, used to center (the intercept is then recovered).
@@ -45,6 +45,7 @@ pub fn least_squares(
     alpha: f64,
     sample_weight: Option<&[f64]>,
     names: &[String],
+    stop: Stop,
 ) -> Result<(Vec<f64>, f64), MlError> {
     check_finite(x, names)?;
     let ones = vec![1.0; x.rows];
@@ -58,6 +59,10 @@ pub fn least_squares(
     let mut xty = DVector::<f64>::zeros(d);
     let mut row = vec![0.0; d];
     for i in 0..x.rows {
+        // A pass costs rows × features²: look for a stop every few thousand rows.
+        if i % 4096 == 0 {
+            stop.check()?;
+        }
         for (r, (v, m)) in row.iter_mut().zip(x.row(i).iter().zip(&mx)) {
             *r = v - m;
         }
@@ -113,6 +118,7 @@ pub fn lasso(
     max_iterations: usize,
     tol: f64,
     names: &[String],
+    stop: Stop,
 ) -> Result<(Vec<f64>, f64, usize), MlError> {
     check_finite(x, names)?;
     let (n, d) = (x.rows, x.cols);
@@ -128,6 +134,7 @@ pub fn lasso(
     let nf = n as f64;
     let mut iterations = max_iterations;
     for it in 0..max_iterations {
+        stop.check()?;
         let mut max_change: f64 = 0.0;
         let mut max_w: f64 = 0.0;
         for j in 0..d {
@@ -205,6 +212,7 @@ pub fn logistic(
     sample_weight: &[f64],
     settings: Settings,
     names: &[String],
+    stop: Stop,
 ) -> Result<Logistic, MlError> {
     check_finite(x, names)?;
     if classes < 2 {
@@ -281,7 +289,7 @@ pub fn logistic(
         g.copy_from_slice(&grad);
         value
     };
-    let out = lbfgs(objective, vec![0.0; k * stride], settings);
+    let out = lbfgs(objective, vec![0.0; k * stride], settings, stop)?;
     if out.x.iter().any(|v| !v.is_finite()) {
         return Err(MlError::Training(
             "logistic regression diverged (non-finite weights); check for extreme values or raise the penalty (lower C)".into(),
@@ -304,7 +312,7 @@ mod tests {
     fn least_squares_recovers_an_exact_plane_even_with_a_duplicated_column() {
         let x = matrix(&[&[1.0, 1.0, 2.0], &[2.0, 2.0, 0.0], &[3.0, 3.0, 1.0], &[4.0, 4.0, 5.0]]);
         let y: Vec<f64> = (0..4).map(|i| 3.0 + 2.0 * x.get(i, 0) - x.get(i, 2)).collect();
-        let (w, b) = least_squares(&x, &y, 0.0, None, &[]).unwrap();
+        let (w, b) = least_squares(&x, &y, 0.0, None, &[], Stop::NEVER).unwrap();
         // The minimum-norm split of 2 over two equal columns is 1 + 1.
         assert!((w[0] - 1.0).abs() < 1e-9 && (w[1] - 1.0).abs() < 1e-9 && (w[2] + 1.0).abs() < 1e-9, "{w:?}");
         assert!((b - 3.0).abs() < 1e-9);
@@ -313,7 +321,7 @@ mod tests {
     #[test]
     fn missing_features_are_refused_with_the_fix() {
         let x = matrix(&[&[1.0], &[f64::NAN]]);
-        let e = least_squares(&x, &[1.0, 2.0], 0.0, None, &["age".into()]).unwrap_err().to_string();
+        let e = least_squares(&x, &[1.0, 2.0], 0.0, None, &["age".into()], Stop::NEVER).unwrap_err().to_string();
         assert!(e.contains("`age`") && e.contains("impute"), "{e}");
     }
 }

@@ -5,6 +5,8 @@
 //! gradient component is at most `gtol`, or when the objective's relative
 //! decrease falls below `ftol`.
 
+use crate::{MlError, Stop};
+
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
     pub max_iterations: usize,
@@ -32,11 +34,18 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-/// Minimizes `f`, which returns the value and writes the gradient.
-pub fn lbfgs(mut f: impl FnMut(&[f64], &mut [f64]) -> f64, x0: Vec<f64>, s: Settings) -> Outcome {
+/// Minimizes `f`, which returns the value and writes the gradient;
+/// `Err(Cancelled)` when `stop` asks before an evaluation of `f`.
+pub fn lbfgs(
+    mut f: impl FnMut(&[f64], &mut [f64]) -> f64,
+    x0: Vec<f64>,
+    s: Settings,
+    stop: Stop,
+) -> Result<Outcome, MlError> {
     let n = x0.len();
     let mut x = x0;
     let mut g = vec![0.0; n];
+    stop.check()?;
     let mut fx = f(&x, &mut g);
     let mut hist: std::collections::VecDeque<(Vec<f64>, Vec<f64>, f64)> = std::collections::VecDeque::new();
     let max_abs = |g: &[f64]| g.iter().fold(0.0f64, |m, v| m.max(v.abs()));
@@ -44,7 +53,7 @@ pub fn lbfgs(mut f: impl FnMut(&[f64], &mut [f64]) -> f64, x0: Vec<f64>, s: Sett
     let mut gn = vec![0.0; n];
     for it in 0..s.max_iterations {
         if max_abs(&g) <= s.gtol {
-            return Outcome { x, value: fx, iterations: it, converged: true };
+            return Ok(Outcome { x, value: fx, iterations: it, converged: true });
         }
         // Two-loop recursion: d = -H g.
         let mut q = g.clone();
@@ -71,6 +80,7 @@ pub fn lbfgs(mut f: impl FnMut(&[f64], &mut [f64]) -> f64, x0: Vec<f64>, s: Sett
         let mut step = 1.0;
         let mut fn_ = f64::INFINITY;
         for _ in 0..40 {
+            stop.check()?;
             xn.iter_mut().zip(&x).zip(&d).for_each(|((o, xi), di)| *o = xi + step * di);
             fn_ = f(&xn, &mut gn);
             if fn_.is_finite() && fn_ <= fx + 1e-4 * step * slope {
@@ -79,7 +89,7 @@ pub fn lbfgs(mut f: impl FnMut(&[f64], &mut [f64]) -> f64, x0: Vec<f64>, s: Sett
             step *= 0.5;
         }
         if !fn_.is_finite() || fn_ > fx {
-            return Outcome { x, value: fx, iterations: it, converged: false };
+            return Ok(Outcome { x, value: fx, iterations: it, converged: false });
         }
         let sv: Vec<f64> = xn.iter().zip(&x).map(|(a, b)| a - b).collect();
         let yv: Vec<f64> = gn.iter().zip(&g).map(|(a, b)| a - b).collect();
@@ -95,11 +105,11 @@ pub fn lbfgs(mut f: impl FnMut(&[f64], &mut [f64]) -> f64, x0: Vec<f64>, s: Sett
         std::mem::swap(&mut g, &mut gn);
         fx = fn_;
         if decrease <= s.ftol {
-            return Outcome { x, value: fx, iterations: it + 1, converged: true };
+            return Ok(Outcome { x, value: fx, iterations: it + 1, converged: true });
         }
     }
     let converged = max_abs(&g) <= s.gtol;
-    Outcome { x, value: fx, iterations: s.max_iterations, converged }
+    Ok(Outcome { x, value: fx, iterations: s.max_iterations, converged })
 }
 
 #[cfg(test)]
@@ -117,7 +127,9 @@ mod tests {
             },
             vec![-1.2, 1.0],
             Settings { max_iterations: 500, gtol: 1e-8, ftol: 0.0, memory: 10 },
-        );
+            Stop::NEVER,
+        )
+        .unwrap();
         assert!(out.converged);
         assert!((out.x[0] - 1.0).abs() < 1e-6 && (out.x[1] - 1.0).abs() < 1e-6, "{:?}", out.x);
     }

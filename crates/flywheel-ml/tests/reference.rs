@@ -2,9 +2,9 @@
 //! datasets (`tests/fixtures/linear.json`, made by
 //! `tests/fixtures/make_reference.py`).
 
-use flywheel_ml::linear;
 use flywheel_ml::optimize::Settings;
 use flywheel_ml::transform::Matrix;
+use flywheel_ml::{Stop, linear};
 use serde_json::Value;
 
 fn fixture() -> Value {
@@ -34,11 +34,11 @@ fn least_squares_ridge_and_lasso_match_scikit_learn() {
     let x = matrix(&f["regression"]["x"]);
     let y = floats(&f["regression"]["y"]);
     for (name, alpha) in [("linear", 0.0), ("ridge", 10.0)] {
-        let (w, b) = linear::least_squares(&x, &y, alpha, None, &[]).unwrap();
+        let (w, b) = linear::least_squares(&x, &y, alpha, None, &[], Stop::NEVER).unwrap();
         assert_close(&w, &floats(&f["fits"][name]["coef"][0]), 1e-8, name);
         assert_close(&[b], &floats(&f["fits"][name]["intercept"]), 1e-8, name);
     }
-    let (w, b, _) = linear::lasso(&x, &y, 5.0, 100_000, 1e-10, &[]).unwrap();
+    let (w, b, _) = linear::lasso(&x, &y, 5.0, 100_000, 1e-10, &[], Stop::NEVER).unwrap();
     assert_close(&w, &floats(&f["fits"]["lasso"]["coef"][0]), 1e-5, "lasso");
     assert_close(&[b], &floats(&f["fits"]["lasso"]["intercept"]), 1e-5, "lasso");
 }
@@ -66,7 +66,7 @@ fn logistic_regression_matches_scikit_learn_binary_balanced_and_multinomial() {
         y.iter().for_each(|&c| counts[c] += 1.0);
         let sw: Vec<f64> =
             y.iter().map(|&c| if balanced { y.len() as f64 / (k as f64 * counts[c]) } else { 1.0 }).collect();
-        let fit = linear::logistic(&x, &y, k, c, &sw, tight, &[]).unwrap();
+        let fit = linear::logistic(&x, &y, k, c, &sw, tight, &[], Stop::NEVER).unwrap();
         assert!(fit.converged, "{case}");
         let want = &f["fits"][case];
         for (r, row) in fit.coef.iter().enumerate() {

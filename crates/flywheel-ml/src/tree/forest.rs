@@ -12,8 +12,8 @@
 use super::Tree;
 use super::binning::Binner;
 use super::grow::{GrowParams, grow};
-use crate::MlError;
 use crate::transform::Matrix;
+use crate::{MlError, Stop};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -96,19 +96,27 @@ pub fn fit_multiclass(
     classes: usize,
     sample_weight: &[f64],
     p: &Params,
+    stop: Stop,
 ) -> Result<Forest, MlError> {
     let mut trees = Vec::new();
     for c in 0..classes {
         let yc: Vec<f64> = y.iter().map(|&v| f64::from(u8::from(v == c))).collect();
-        let f = fit(x, &yc, true, sample_weight, &Params { seed: p.seed.wrapping_add(c as u64 * 7919), ..*p })?;
+        let f = fit(x, &yc, true, sample_weight, &Params { seed: p.seed.wrapping_add(c as u64 * 7919), ..*p }, stop)?;
         trees.extend(f.trees);
     }
     Ok(Forest { trees, classes })
 }
 
 /// Fits a forest (or a single tree). `y` holds values, or 0/1 for binary
-/// classification (`classification = true`).
-pub fn fit(x: &Matrix, y: &[f64], classification: bool, sample_weight: &[f64], p: &Params) -> Result<Forest, MlError> {
+/// classification (`classification = true`). `Err(Cancelled)` when `stop` asks.
+pub fn fit(
+    x: &Matrix,
+    y: &[f64],
+    classification: bool,
+    sample_weight: &[f64],
+    p: &Params,
+    stop: Stop,
+) -> Result<Forest, MlError> {
     if p.trees == 0 {
         return Err(MlError::Setting("a forest needs at least one tree (n_estimators ≥ 1)".into()));
     }
@@ -156,17 +164,19 @@ pub fn fit(x: &Matrix, y: &[f64], classification: bool, sample_weight: &[f64], p
             // Trees grow in parallel; a single tree uses every core per histogram.
             threads: if threads <= 1 { cores } else { 1 },
         };
-        grow(&binned, &binner, &mut rows, &gh, &gp).0
+        grow(&binned, &binner, &mut rows, &gh, &gp, stop).0
     };
+    // Once a stop is asked, the trees left are not started.
+    let go_on = |_: &usize| !stop.requested();
     let trees: Vec<Tree> = if threads <= 1 {
-        (0..p.trees).map(grow_one).collect()
+        (0..p.trees).take_while(go_on).map(grow_one).collect()
     } else {
         // Trees t, t + threads, …, on each thread; then back in order.
         let mut parts: Vec<Vec<(usize, Tree)>> = std::thread::scope(|s| {
             let hs: Vec<_> = (0..threads)
                 .map(|k| {
                     let grow_one = &grow_one;
-                    s.spawn(move || (k..p.trees).step_by(threads).map(|t| (t, grow_one(t))).collect())
+                    s.spawn(move || (k..p.trees).step_by(threads).take_while(go_on).map(|t| (t, grow_one(t))).collect())
                 })
                 .collect();
             hs.into_iter().map(|h| h.join().expect("tree worker panicked")).collect()
@@ -175,6 +185,7 @@ pub fn fit(x: &Matrix, y: &[f64], classification: bool, sample_weight: &[f64], p
         all.sort_by_key(|(t, _)| *t);
         all.into_iter().map(|(_, t)| t).collect()
     };
+    stop.check()?;
     Ok(Forest { trees, classes: 0 })
 }
 
@@ -204,19 +215,22 @@ mod tests {
     fn a_tree_fits_its_training_data_and_a_forest_generalizes() {
         let (x, y) = xor(2000);
         let w = vec![1.0; x.rows];
-        let tree = fit(&x, &y, true, &w, &Params::tree()).unwrap();
+        let tree = fit(&x, &y, true, &w, &Params::tree(), Stop::NEVER).unwrap();
         assert_eq!(tree.trees.len(), 1);
         let p = tree.predict(&x);
         let train_acc = p.iter().zip(&y).filter(|(p, y)| (**p >= 0.5) == (**y == 1.0)).count() as f64 / 2000.0;
         assert!(train_acc > 0.99, "{train_acc}");
-        let forest = fit(&x, &y, true, &w, &Params { trees: 20, seed: 4, ..Params::forest() }).unwrap();
+        let forest = fit(&x, &y, true, &w, &Params { trees: 20, seed: 4, ..Params::forest() }, Stop::NEVER).unwrap();
         let (tx, ty) = xor(1000);
         let p = forest.predict(&tx);
         let acc = p.iter().zip(&ty).filter(|(p, y)| (**p >= 0.5) == (**y == 1.0)).count() as f64 / 1000.0;
         assert!(acc > 0.95, "{acc}");
         assert!(p.iter().all(|v| (0.0..=1.0).contains(v)));
         // Same seed, same forest, whatever the thread interleaving.
-        assert_eq!(forest, fit(&x, &y, true, &w, &Params { trees: 20, seed: 4, ..Params::forest() }).unwrap());
+        assert_eq!(
+            forest,
+            fit(&x, &y, true, &w, &Params { trees: 20, seed: 4, ..Params::forest() }, Stop::NEVER).unwrap()
+        );
         forest.check(3).unwrap();
     }
 
@@ -235,8 +249,15 @@ mod tests {
                 }
             })
             .collect();
-        let f =
-            fit_multiclass(&x, &yc, 3, &vec![1.0; x.rows], &Params { trees: 15, seed: 1, ..Params::forest() }).unwrap();
+        let f = fit_multiclass(
+            &x,
+            &yc,
+            3,
+            &vec![1.0; x.rows],
+            &Params { trees: 15, seed: 1, ..Params::forest() },
+            Stop::NEVER,
+        )
+        .unwrap();
         assert_eq!((f.classes, f.trees.len()), (3, 45));
         let p = f.predict_proba(&x);
         let mut right = 0;
@@ -255,7 +276,7 @@ mod tests {
         let x = Matrix { rows: 6, cols: 1, data: vec![1.0, 2.0, 3.0, 10.0, 11.0, 12.0] };
         let y = [1.0, 2.0, 3.0, 10.0, 20.0, 30.0];
         let p = Params { min_samples_leaf: 3, ..Params::tree() };
-        let t = fit(&x, &y, false, &[1.0; 6], &p).unwrap();
+        let t = fit(&x, &y, false, &[1.0; 6], &p, Stop::NEVER).unwrap();
         assert_eq!(t.predict(&x), [2.0, 2.0, 2.0, 20.0, 20.0, 20.0]);
     }
 }

@@ -9,9 +9,9 @@
 use super::Tree;
 use super::binning::Binner;
 use super::grow::{GrowParams, grow};
-use crate::MlError;
 use crate::model::sigmoid;
 use crate::transform::Matrix;
+use crate::{MlError, Stop};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -188,8 +188,15 @@ fn fill_gradients(train: &[u32], gh: &mut [[f64; 2]], f: impl Fn(usize) -> [f64;
 }
 
 /// Fits boosted trees. `y` holds values (regression) or class ids;
-/// `sample_weight` carries class weights.
-pub fn fit(x: &Matrix, y: &[f64], loss: Loss, sample_weight: &[f64], p: &Params) -> Result<(Gbt, FitReport), MlError> {
+/// `sample_weight` carries class weights. `Err(Cancelled)` when `stop` asks.
+pub fn fit(
+    x: &Matrix,
+    y: &[f64],
+    loss: Loss,
+    sample_weight: &[f64],
+    p: &Params,
+    stop: Stop,
+) -> Result<(Gbt, FitReport), MlError> {
     p.check()?;
     let n = x.rows;
     if n < 2 {
@@ -281,6 +288,7 @@ pub fn fit(x: &Matrix, y: &[f64], loss: Loss, sample_weight: &[f64], p: &Params)
     let mut rows: Vec<u32> = Vec::with_capacity(train.len());
     let mut probs = vec![0.0; if k > 1 { n * k } else { 0 }];
     for _ in 0..p.max_iterations {
+        stop.check()?;
         if k > 1 {
             for &r in &train {
                 let r = r as usize;
@@ -311,7 +319,8 @@ pub fn fit(x: &Matrix, y: &[f64], loss: Loss, sample_weight: &[f64], p: &Params)
             // Each tree starts from the rows in order (sequential reads at the root).
             rows.clear();
             rows.extend_from_slice(&train);
-            let (tree, leaves) = grow(&binned, &binner, &mut rows, &gh, &grow_params);
+            let (tree, leaves) = grow(&binned, &binner, &mut rows, &gh, &grow_params, stop);
+            stop.check()?;
             // Training rows take their leaf's value while another thread
             // predicts the validation rows (and, after the round's last
             // tree, scores them).
@@ -413,13 +422,13 @@ mod tests {
     fn learns_a_nonlinear_regression_and_an_interaction() {
         let (x, reg, cls) = data(3000, 7);
         let w = vec![1.0; x.rows];
-        let (m, rep) = fit(&x, &reg, Loss::SquaredError, &w, &Params::default()).unwrap();
+        let (m, rep) = fit(&x, &reg, Loss::SquaredError, &w, &Params::default(), Stop::NEVER).unwrap();
         assert_eq!(rep.iterations, 100);
         let raw = m.raw(&x);
         let mse = raw.iter().zip(&reg).map(|(p, y)| (p - y).powi(2)).sum::<f64>() / x.rows as f64;
         assert!(mse < 0.05, "mse {mse}");
         // XOR-like: no linear model gets this; trees do.
-        let (m, _) = fit(&x, &cls, Loss::Binary, &w, &Params::default()).unwrap();
+        let (m, _) = fit(&x, &cls, Loss::Binary, &w, &Params::default(), Stop::NEVER).unwrap();
         let acc =
             m.raw(&x).iter().zip(&cls).filter(|(z, y)| (**z > 0.0) == (**y == 1.0)).count() as f64 / x.rows as f64;
         assert!(acc > 0.95, "accuracy {acc}");
@@ -431,8 +440,8 @@ mod tests {
         let (x, _, cls) = data(12_000, 3);
         let w = vec![1.0; x.rows];
         let p = Params { max_iterations: 500, seed: 5, ..Default::default() };
-        let (a, rep) = fit(&x, &cls, Loss::Binary, &w, &p).unwrap();
-        let (b, _) = fit(&x, &cls, Loss::Binary, &w, &p).unwrap();
+        let (a, rep) = fit(&x, &cls, Loss::Binary, &w, &p, Stop::NEVER).unwrap();
+        let (b, _) = fit(&x, &cls, Loss::Binary, &w, &p, Stop::NEVER).unwrap();
         assert_eq!(a, b);
         assert_eq!(rep.validation_rows, 1200);
         assert!(rep.early_stopped && rep.iterations < 500, "{} iterations", rep.iterations);
@@ -453,7 +462,7 @@ mod tests {
                 }
             })
             .collect();
-        let (m, _) = fit(&x, &y, Loss::Multinomial(3), &vec![1.0; x.rows], &Params::default()).unwrap();
+        let (m, _) = fit(&x, &y, Loss::Multinomial(3), &vec![1.0; x.rows], &Params::default(), Stop::NEVER).unwrap();
         let raw = m.raw(&x);
         let acc = (0..x.rows)
             .filter(|&i| {
@@ -471,7 +480,10 @@ mod tests {
         let (x, reg, _) = data(100, 1);
         let p = Params { learning_rate: 0.0, ..Default::default() };
         assert!(
-            fit(&x, &reg, Loss::SquaredError, &vec![1.0; 100], &p).unwrap_err().to_string().contains("learning_rate")
+            fit(&x, &reg, Loss::SquaredError, &vec![1.0; 100], &p, Stop::NEVER)
+                .unwrap_err()
+                .to_string()
+                .contains("learning_rate")
         );
     }
 }

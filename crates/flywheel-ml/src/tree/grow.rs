@@ -6,6 +6,7 @@
 
 use super::binning::{Binned, Binner, MISSING_BIN};
 use super::{Node, Tree};
+use crate::Stop;
 use std::collections::BinaryHeap;
 
 #[derive(Debug, Clone, Copy)]
@@ -226,13 +227,15 @@ pub struct LeafRows {
 
 /// Grows a tree on the rows listed in `rows` (reordered in place: each
 /// leaf's rows end up contiguous, as the returned ranges say, so that the
-/// caller updates its predictions without walking the tree).
+/// caller updates its predictions without walking the tree). When `stop`
+/// asks, the tree is returned unfinished; the caller then discards it.
 pub fn grow(
     binned: &Binned,
     binner: &Binner,
     rows: &mut [u32],
     gh: &[[f64; 2]],
     p: &GrowParams,
+    stop: Stop,
 ) -> (Tree, Vec<LeafRows>) {
     let features = binned.cols;
     let mut hist = vec![Bin::default(); features * BINS];
@@ -258,7 +261,8 @@ pub fn grow(
     }
     let mut count = 1;
     let mut scratch: Vec<u32> = Vec::new();
-    while count < p.max_leaf_nodes {
+    // A deep tree on many rows takes seconds: look for a stop at each split.
+    while count < p.max_leaf_nodes && !stop.requested() {
         let next = if depth_first { stack.pop() } else { heap.pop().map(|c| c.leaf) };
         let Some(li) = next else { break };
         let Some(split) = leaves[li].split else { continue };
