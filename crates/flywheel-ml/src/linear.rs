@@ -204,6 +204,7 @@ fn par_rows<T: Send>(rows: usize, work: usize, f: impl Fn(usize, usize) -> T + S
 
 /// Fits logistic regression. `y[i]` is the class index in `0..classes`;
 /// `sample_weight` carries class weights.
+#[allow(clippy::too_many_arguments)] // the fit's inputs, its settings and its stop
 pub fn logistic(
     x: &Matrix,
     y: &[usize],
