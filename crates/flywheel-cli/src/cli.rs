@@ -328,7 +328,10 @@ pub fn read_options(
     let mut types = std::collections::BTreeMap::new();
     for c in columns {
         let Some((name, ty)) = c.split_once('=').filter(|(n, t)| !n.is_empty() && !t.is_empty()) else {
-            return Err(crate::fail(2, format!("--columns {c}: write it as NAME=TYPE (int, float, string, bool, timestamp)")));
+            return Err(crate::fail(
+                2,
+                format!("--columns {c}: write it as NAME=TYPE (int, float, string, bool, timestamp)"),
+            ));
         };
         if declared_kind(ty).is_none() {
             return Err(crate::fail(

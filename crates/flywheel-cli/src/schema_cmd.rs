@@ -12,12 +12,7 @@ fn threads() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
-pub fn infer(
-    data: &Path,
-    output: Option<&Path>,
-    max_categories: usize,
-    read: &DataArgs,
-) -> Result<u8, Failure> {
+pub fn infer(data: &Path, output: Option<&Path>, max_categories: usize, read: &DataArgs) -> Result<u8, Failure> {
     let opts = read.options()?;
     let profile = profile_file_with(data, &opts, threads(), EXACT_QUANTILE_LIMIT, &BTreeMap::new())
         .map_err(|e| fail(2, e.to_string()))?;

@@ -292,7 +292,10 @@ pub(crate) fn plan(path: &Path, opts: &ReadOptions) -> Result<Plan, TableError> 
             } else {
                 ""
             };
-            return Err(invalid(path, format!("`columns` declares `{declared}`, which is not in the header{hint}{also}")));
+            return Err(invalid(
+                path,
+                format!("`columns` declares `{declared}`, which is not in the header{hint}{also}"),
+            ));
         }
     }
     let mut plan = Plan {
@@ -327,7 +330,9 @@ pub(crate) fn plan(path: &Path, opts: &ReadOptions) -> Result<Plan, TableError> 
             None => {
                 return Err(invalid(
                     path,
-                    format!("column `{name}`: unknown type `{ty}`; use one of `int`, `float`, `string`, `bool`, `timestamp`"),
+                    format!(
+                        "column `{name}`: unknown type `{ty}`; use one of `int`, `float`, `string`, `bool`, `timestamp`"
+                    ),
                 ));
             }
         };
@@ -433,24 +438,27 @@ impl Stream {
         }
         match self.plan.scan(None) {
             Err(e) => e,
-            Ok((kinds, breaks)) => match breaks.iter().enumerate().filter_map(|(i, b)| b.as_ref().map(|b| (i, b))).min_by_key(|(_, b)| b.0) {
-                Some((i, (line, value))) => {
-                    let name = &self.plan.names[i];
-                    let (was, now) = (self.plan.kinds[i], kinds[i]);
-                    at(
-                        *line,
-                        format!(
-                            "column `{name}`: value '{value}' is not {}: the first {INFER_ROWS} rows made the column {}, so it changes type in the file; its values fit `{}`. Fix the value, or declare that type: `columns = {{ {name} = \"{}\" }}` in a pipeline, `--columns {name}={}` on the command line",
-                            was.name(),
-                            was.name(),
-                            now.name(),
-                            now.name(),
-                            now.name()
-                        ),
-                    )
+            Ok((kinds, breaks)) => {
+                match breaks.iter().enumerate().filter_map(|(i, b)| b.as_ref().map(|b| (i, b))).min_by_key(|(_, b)| b.0)
+                {
+                    Some((i, (line, value))) => {
+                        let name = &self.plan.names[i];
+                        let (was, now) = (self.plan.kinds[i], kinds[i]);
+                        at(
+                            *line,
+                            format!(
+                                "column `{name}`: value '{value}' is not {}: the first {INFER_ROWS} rows made the column {}, so it changes type in the file; its values fit `{}`. Fix the value, or declare that type: `columns = {{ {name} = \"{}\" }}` in a pipeline, `--columns {name}={}` on the command line",
+                                was.name(),
+                                was.name(),
+                                now.name(),
+                                now.name(),
+                                now.name()
+                            ),
+                        )
+                    }
+                    None => TableError::Widened { path: self.plan.path.clone(), kinds },
                 }
-                None => TableError::Widened { path: self.plan.path.clone(), kinds },
-            },
+            }
         }
     }
 }

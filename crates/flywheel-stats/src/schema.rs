@@ -281,8 +281,9 @@ impl Schema {
                                 DeValue::String(s) => match parse_type(s) {
                                     Some(t) => t,
                                     None => {
-                                        let help = flywheel_core::closest(s, ["int", "float", "string", "bool", "timestamp"])
-                                            .map(|c| format!("did you mean `{c}`?"));
+                                        let help =
+                                            flywheel_core::closest(s, ["int", "float", "string", "bool", "timestamp"])
+                                                .map(|c| format!("did you mean `{c}`?"));
                                         r.err(
                                             tv.span(),
                                             format!("unknown type `{s}`; use int, float, string, bool or timestamp"),
@@ -955,7 +956,7 @@ environments = ["TRAINING"]
             lines,
             [
                 "s.toml:2:12: error: `min_rows` must be a whole number ≥ 0",
-                "s.toml:6:8: error: unknown type `integer`; use int, float, string or bool",
+                "s.toml:6:8: error: unknown type `integer`; use int, float, string, bool or timestamp",
                 "s.toml:10:1: error: unknown key `min_presense` in column `b`",
                 "s.toml:11:17: error: `max_violation` must be between 0 and 1",
                 "s.toml:12:16: error: environment `TRAINNG` is not declared",
