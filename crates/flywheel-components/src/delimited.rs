@@ -166,6 +166,9 @@ pub fn detect_delimiter(path: &Path) -> Result<u8, TableError> {
     Ok(best.1)
 }
 
+/// The first value (file line, text) a column's kind cannot take.
+type Break = (usize, String);
+
 /// How one file is read: its format, header, and each column's kind.
 #[derive(Clone)]
 pub(crate) struct Plan {
@@ -212,7 +215,7 @@ impl Plan {
     /// Joins the kind of every value in the first `rows` rows (all when
     /// `None`); with `breaks`, also the first value (line, text) that each
     /// column's current kind cannot take.
-    fn scan(&self, rows: Option<usize>) -> Result<(Vec<Kind>, Vec<Option<(usize, String)>>), TableError> {
+    fn scan(&self, rows: Option<usize>) -> Result<(Vec<Kind>, Vec<Option<Break>>), TableError> {
         let mut kinds = vec![Kind::Null; self.names.len()];
         let mut breaks = vec![None; self.names.len()];
         let mut seen = 0;
