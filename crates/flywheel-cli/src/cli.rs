@@ -213,9 +213,16 @@ pub struct DriftArgs {
     /// Threshold for every column not given `--threshold`.
     #[arg(long, value_name = "VALUE")]
     pub stattest_threshold: Option<f64>,
-    /// Only these columns (comma-separated).
+    /// Only these columns (comma-separated); `NAME=TYPE` entries declare a
+    /// column's type instead (int, float, string, bool, timestamp).
     #[arg(long, value_delimiter = ',')]
     pub columns: Vec<String>,
+    /// The CSV delimiter: `,` `;` `tab` `|` (default: detected).
+    #[arg(long)]
+    pub delimiter: Option<String>,
+    /// Values read as missing (comma-separated; default: empty, NA, N/A, NaN, nan, null, NULL, None).
+    #[arg(long, value_delimiter = ',')]
+    pub missing_values: Option<Vec<String>>,
     /// The dataset drifts when at least this share of columns drift (default 0.5).
     #[arg(long, value_name = "SHARE")]
     pub drift_share: Option<f64>,
@@ -242,9 +249,9 @@ pub struct PredictArgs {
     /// Worker threads (default: number of cores).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Values read as missing (comma-separated; default: empty, NA, N/A, NaN, nan, null, NULL, None).
-    #[arg(long, value_delimiter = ',')]
-    pub missing_values: Option<Vec<String>>,
+    /// Column types default to the model's signature.
+    #[command(flatten)]
+    pub read: DataArgs,
     /// Print the summary (rows, seconds, rows per second) as JSON.
     #[arg(long)]
     pub json: bool,
@@ -260,9 +267,8 @@ pub struct StatsArgs {
     /// Worker threads (default: number of cores).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Values read as missing (comma-separated; default: empty, NA, N/A, NaN, nan, null, NULL, None).
-    #[arg(long, value_delimiter = ',')]
-    pub missing_values: Option<Vec<String>>,
+    #[command(flatten)]
+    pub read: DataArgs,
     /// Also write a self-contained HTML report.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
@@ -282,9 +288,8 @@ pub enum SchemaCommand {
         /// A text column with at most this many distinct values gets a category domain.
         #[arg(long, default_value_t = 50)]
         max_categories: usize,
-        /// Values read as missing (comma-separated).
-        #[arg(long, value_delimiter = ',')]
-        missing_values: Option<Vec<String>>,
+        #[command(flatten)]
+        read: DataArgs,
     },
 }
 
@@ -297,10 +302,57 @@ pub struct ValidateArgs {
     /// The environment the data comes from (e.g. SERVING), as declared in the schema.
     #[arg(long)]
     pub environment: Option<String>,
-    /// Values read as missing (comma-separated).
-    #[arg(long, value_delimiter = ',')]
-    pub missing_values: Option<Vec<String>>,
+    #[command(flatten)]
+    pub read: DataArgs,
     /// Print the anomalies as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// How a data file is read: the flags every command that reads data takes.
+#[derive(Args, Debug, Clone, Default)]
+pub struct DataArgs {
+    /// Column types: `--columns NAME=TYPE,...` (int, float, string, bool, timestamp); others are inferred.
+    #[arg(long = "columns", value_delimiter = ',', value_name = "NAME=TYPE")]
+    pub columns: Vec<String>,
+    /// The CSV delimiter: `,` `;` `tab` `|` (default: detected).
+    #[arg(long)]
+    pub delimiter: Option<String>,
+    /// Values read as missing (comma-separated; default: empty, NA, N/A, NaN, nan, null, NULL, None).
+    #[arg(long, value_delimiter = ',')]
+    pub missing_values: Option<Vec<String>>,
+}
+
+impl DataArgs {
+    pub fn options(&self) -> Result<flywheel_components::table::ReadOptions, crate::Failure> {
+        read_options(&self.columns, self.delimiter.as_deref(), self.missing_values.clone())
+    }
+}
+
+/// `NAME=TYPE` pairs, a delimiter and missing-value markers as read options.
+pub fn read_options(
+    columns: &[String],
+    delimiter: Option<&str>,
+    missing_values: Option<Vec<String>>,
+) -> Result<flywheel_components::table::ReadOptions, crate::Failure> {
+    use flywheel_components::delimited::{declared_kind, parse_delimiter};
+    let mut types = std::collections::BTreeMap::new();
+    for c in columns {
+        let Some((name, ty)) = c.split_once('=').filter(|(n, t)| !n.is_empty() && !t.is_empty()) else {
+            return Err(crate::fail(
+                2,
+                format!("--columns {c}: write it as NAME=TYPE (int, float, string, bool, timestamp)"),
+            ));
+        };
+        if declared_kind(ty).is_none() {
+            return Err(crate::fail(
+                2,
+                format!("--columns {c}: unknown type `{ty}`; use int, float, string, bool or timestamp"),
+            ));
+        }
+        types.insert(name.to_string(), ty.to_string());
+    }
+    let delimiter =
+        delimiter.map(parse_delimiter).transpose().map_err(|e| crate::fail(2, format!("--delimiter: {e}")))?;
+    Ok(flywheel_components::table::ReadOptions { columns: types, missing_values, delimiter, ..Default::default() })
 }

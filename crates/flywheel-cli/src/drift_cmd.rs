@@ -41,11 +41,13 @@ pub fn run(args: &DriftArgs) -> Result<u8, Failure> {
         thresholds,
         method: args.stattest.as_deref().map(|m| method("--stattest", m)).transpose()?,
         threshold: args.stattest_threshold,
-        columns: args.columns.clone(),
+        columns: args.columns.iter().filter(|c| !c.contains('=')).cloned().collect(),
         drift_share: args.drift_share,
     };
-    let reference = read_table(&args.reference, &Default::default()).map_err(|e| fail(2, e.to_string()))?;
-    let current = read_table(&args.current, &Default::default()).map_err(|e| fail(2, e.to_string()))?;
+    let types: Vec<String> = args.columns.iter().filter(|c| c.contains('=')).cloned().collect();
+    let read = crate::cli::read_options(&types, args.delimiter.as_deref(), args.missing_values.clone())?;
+    let reference = read_table(&args.reference, &read).map_err(|e| fail(2, e.to_string()))?;
+    let current = read_table(&args.current, &read).map_err(|e| fail(2, e.to_string()))?;
     let report = dataset_drift(&reference, &current, &opts).map_err(|e| fail(2, e.to_string()))?;
     if let Some(path) = &args.html {
         let page = flywheel_components::html::drift_report(

@@ -229,8 +229,8 @@ fn run(cli: Cli) -> std::result::Result<u8, Failure> {
         Command::Drift(args) => drift_cmd::run(&args),
         Command::Stats(args) => stats_cmd::run(&args),
         Command::Predict(args) => models_cmd::predict(&home_dir, &args),
-        Command::Schema(cli::SchemaCommand::Infer { data, output, max_categories, missing_values }) => {
-            schema_cmd::infer(&data, output.as_deref(), max_categories, missing_values)
+        Command::Schema(cli::SchemaCommand::Infer { data, output, max_categories, read }) => {
+            schema_cmd::infer(&data, output.as_deref(), max_categories, &read)
         }
         Command::Validate(args) => schema_cmd::validate(&args),
         Command::Signals { json, limit } => {

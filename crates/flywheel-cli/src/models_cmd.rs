@@ -230,10 +230,8 @@ pub fn predict(home_dir: &Path, args: &crate::cli::PredictArgs) -> Result<u8, Fa
         let (_, _, path) = registered(&home, &args.model)?;
         read_model(&path)?
     };
-    let opts = flywheel_components::table::ReadOptions {
-        columns: Default::default(),
-        missing_values: args.missing_values.clone(),
-    };
+    let mut opts = args.read.options()?;
+    opts.hints = flywheel_components::model::signature_types(&model);
     let t = flywheel_components::table::read_table(&args.data, &opts).map_err(|e| fail(2, e.to_string()))?;
     let names = t.column_names();
     let inputs: Vec<String> = model.signature.inputs.iter().map(|i| i.name.clone()).collect();

@@ -1,9 +1,8 @@
 //! `flywheel schema infer` and `flywheel validate`.
 
-use crate::cli::ValidateArgs;
+use crate::cli::{DataArgs, ValidateArgs};
 use crate::{Failure, fail};
 use flywheel_components::profile::profile_file_with;
-use flywheel_components::table::ReadOptions;
 use flywheel_stats::profile::EXACT_QUANTILE_LIMIT;
 use flywheel_stats::schema::{Schema, Severity, check, checks_for};
 use std::collections::BTreeMap;
@@ -13,13 +12,8 @@ fn threads() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
-pub fn infer(
-    data: &Path,
-    output: Option<&Path>,
-    max_categories: usize,
-    missing: Option<Vec<String>>,
-) -> Result<u8, Failure> {
-    let opts = ReadOptions { columns: Default::default(), missing_values: missing };
+pub fn infer(data: &Path, output: Option<&Path>, max_categories: usize, read: &DataArgs) -> Result<u8, Failure> {
+    let opts = read.options()?;
     let profile = profile_file_with(data, &opts, threads(), EXACT_QUANTILE_LIMIT, &BTreeMap::new())
         .map_err(|e| fail(2, e.to_string()))?;
     if profile.rows == 0 {
@@ -64,7 +58,7 @@ pub fn validate(args: &ValidateArgs) -> Result<u8, Failure> {
         return Err(fail(2, format!("--environment {e}: not declared in {}{hint}", args.schema.display())));
     }
     let checks: BTreeMap<_, _> = schema.columns.iter().map(|(n, r)| (n.clone(), checks_for(r))).collect();
-    let opts = ReadOptions { columns: Default::default(), missing_values: args.missing_values.clone() };
+    let opts = args.read.options()?;
     let profile = profile_file_with(&args.data, &opts, threads(), EXACT_QUANTILE_LIMIT, &checks)
         .map_err(|e| fail(2, e.to_string()))?;
     let anomalies = check(&schema, profile.rows, &profile.columns, environment.as_deref());

@@ -3,11 +3,10 @@
 use crate::cli::StatsArgs;
 use crate::{Failure, fail};
 use flywheel_components::profile::profile_file;
-use flywheel_components::table::ReadOptions;
 use serde_json::Value as Json;
 
 pub fn run(args: &StatsArgs) -> Result<u8, Failure> {
-    let opts = ReadOptions { columns: Default::default(), missing_values: args.missing_values.clone() };
+    let opts = args.read.options()?;
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let profile = profile_file(&args.data, &opts, threads).map_err(|e| fail(2, e.to_string()))?;
     if profile.rows == 0 {
@@ -49,6 +48,23 @@ fn print_table(stats: &Json) {
     );
     for (name, c) in columns {
         let approx = if c["distinct_exact"] == false { "~" } else { "" };
+        if c["type"] == "timestamp" {
+            // Times read as times; their mean and spread in seconds say little.
+            let time = |v: &Json| v.as_f64().map_or_else(|| "-".into(), flywheel_stats::time::format_seconds);
+            println!(
+                "{name:<width$}  {:<6}  {:>8}  {:>8}  {:>10}  {:>10}  min {}  median {}  max {}  {:>8}",
+                cell(&c["type"]),
+                cell(&c["count"]),
+                cell(&c["missing"]),
+                "-",
+                "-",
+                time(&c["min"]),
+                time(&c["quantiles"]["0.5"]),
+                time(&c["max"]),
+                format!("{approx}{}", cell(&c["distinct"])),
+            );
+            continue;
+        }
         println!(
             "{name:<width$}  {:<6}  {:>8}  {:>8}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>8}",
             cell(&c["type"]),

@@ -11,7 +11,7 @@ pub struct Ingest;
 
 pub static SPEC: ComponentSpec = ComponentSpec {
     name: "ingest",
-    version: "1",
+    version: "2",
     description: "Reads CSV, CSV.gz or Parquet and splits it into train and eval datasets (Parquet).",
     params: &[
         ParamSpec {
@@ -24,7 +24,13 @@ pub static SPEC: ComponentSpec = ComponentSpec {
             name: "columns",
             ty: ParamType::StringMap,
             required: false,
-            doc: "declared column types (int, float, string, bool); others are inferred",
+            doc: "declared column types (int, float, string, bool, timestamp); others are inferred",
+        },
+        ParamSpec {
+            name: "delimiter",
+            ty: ParamType::String,
+            required: false,
+            doc: "the CSV delimiter: `,` `;` `tab` `|` (default: detected)",
         },
         ParamSpec { name: "drop", ty: ParamType::StringList, required: false, doc: "columns to leave out" },
         ParamSpec {
@@ -61,7 +67,7 @@ pub static SPEC: ComponentSpec = ComponentSpec {
             name: "cutoff",
             ty: ParamType::String,
             required: false,
-            doc: "rows at or after this time go to eval (compared as the column's type)",
+            doc: "rows at or after this time go to eval (compared as instants for a date or time column, as numbers for a numeric one)",
         },
     ],
     inputs: &[],
@@ -95,6 +101,21 @@ fn column(t: &Table, name: &str, param: &str) -> Result<usize, ExecError> {
     })
 }
 
+/// Rows at or after `cutoff`, compared as instants.
+fn time_mask(t: &Table, i: usize, col_name: &str, cutoff: &str) -> Result<Vec<Option<bool>>, ExecError> {
+    let c = flywheel_stats::time::parse(cutoff).ok_or_else(|| {
+        ExecError::failed(format!(
+            "`cutoff` = \"{cutoff}\" must be a date or time (e.g. \"2012-07-01\" or \"2012-07-01 12:00\"): `{col_name}` holds times"
+        ))
+    })?;
+    let at = c.micros as f64 / 1e6;
+    let mut mask = Vec::with_capacity(t.rows());
+    for b in &t.batches {
+        mask.extend(crate::table::seconds(b.column(i)).into_iter().map(|v| v.map(|x| x >= at)));
+    }
+    Ok(mask)
+}
+
 /// true = eval.
 fn split_mask(ctx: &ExecContext, t: &Table) -> Result<Vec<bool>, ExecError> {
     let rows = t.rows();
@@ -107,7 +128,9 @@ fn split_mask(ctx: &ExecContext, t: &Table) -> Result<Vec<bool>, ExecError> {
                 .ok_or_else(|| ExecError::failed("a time split needs `cutoff`, e.g. \"2012-07-01\""))?;
             let i = column(t, col_name, "time_column")?;
             let dt = t.schema.field(i).data_type();
-            let mask: Vec<Option<bool>> = if crate::table::is_numeric(dt) {
+            let mask: Vec<Option<bool>> = if type_name(dt) == "timestamp" {
+                time_mask(t, i, col_name, cutoff)?
+            } else if crate::table::is_numeric(dt) {
                 let c: f64 = cutoff.parse().map_err(|_| {
                     ExecError::failed(format!("`cutoff` = \"{cutoff}\" must be a number: `{col_name}` is numeric"))
                 })?;
@@ -192,9 +215,16 @@ impl Component for Ingest {
 
     fn execute(&self, ctx: &ExecContext) -> Result<(), ExecError> {
         let path = ctx.resolve_path(ctx.required_str("path")?);
+        let delimiter = ctx
+            .str_param("delimiter")
+            .map(crate::delimited::parse_delimiter)
+            .transpose()
+            .map_err(|e| ExecError::failed(format!("`delimiter`: {e}")))?;
         let opts = ReadOptions {
             columns: ctx.map_param("columns"),
             missing_values: ctx.param("missing_values").map(|_| ctx.list_param("missing_values")),
+            delimiter,
+            ..Default::default()
         };
         let table = read_table(&path, &opts)?;
         ctx.cancel.check()?;

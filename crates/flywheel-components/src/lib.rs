@@ -5,6 +5,7 @@
 
 pub mod bless;
 pub mod command;
+pub mod delimited;
 pub mod drift;
 pub mod evaluate;
 pub mod html;

@@ -34,6 +34,30 @@ pub fn save(path: &Path, model: &Model) -> Result<(), ExecError> {
         .map_err(|e| ExecError::io(format!("cannot write model {}", path.display()), e))
 }
 
+/// The column types a model's inputs were trained with, to read serving
+/// data the way training read it: numbers as `float`, dates a `datetime`
+/// transform reads as `timestamp`, other text as `string`.
+pub fn signature_types(model: &Model) -> std::collections::BTreeMap<String, String> {
+    use flywheel_ml::frame::ColumnKind;
+    use flywheel_ml::transform::Encoder;
+    let dates = |name: &str| {
+        model.transform.columns.iter().any(|c| c.column == name && matches!(c.encoder, Encoder::Datetime { .. }))
+    };
+    model
+        .signature
+        .inputs
+        .iter()
+        .map(|i| {
+            let ty = match i.kind {
+                ColumnKind::Number => "float",
+                ColumnKind::Text if dates(&i.name) => "timestamp",
+                ColumnKind::Text => "string",
+            };
+            (i.name.clone(), ty.to_string())
+        })
+        .collect()
+}
+
 /// The named columns of `t` as a frame: numbers (and booleans as 0/1) with
 /// NaN for missing, everything else as text.
 pub fn to_frame(t: &Table, columns: &[String]) -> Result<Frame, ExecError> {

@@ -2,7 +2,7 @@
 //! bounded memory and spread over worker threads, each keeping mergeable
 //! column profiles (`flywheel_stats::profile`), merged at the end.
 
-use crate::table::{ReadOptions, TableError, open_batches};
+use crate::table::{Batches, ReadOptions, TableError, read_batches};
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType, Schema};
 use flywheel_stats::profile::{Checks, ColumnProfile, EXACT_QUANTILE_LIMIT, ValueType};
@@ -20,6 +20,7 @@ fn value_type(dt: &DataType) -> ValueType {
         "int" => ValueType::Int,
         "float" => ValueType::Float,
         "bool" => ValueType::Bool,
+        "timestamp" => ValueType::Timestamp,
         _ => ValueType::String,
     }
 }
@@ -52,6 +53,10 @@ impl DatasetProfile {
                         let xs: Vec<f64> = a.iter().flatten().map(|v| if v { 1.0 } else { 0.0 }).collect();
                         p.add_f64s(&xs);
                     }
+                }
+                ValueType::Timestamp => {
+                    let xs: Vec<f64> = crate::table::seconds(col).into_iter().flatten().collect();
+                    p.add_f64s(&xs);
                 }
                 _ => {
                     if let Ok(a) = arrow_cast::cast(col, &DataType::Float64)
@@ -98,7 +103,15 @@ pub fn profile_file_with(
     exact_limit: usize,
     checks: &BTreeMap<String, Checks>,
 ) -> Result<DatasetProfile, TableError> {
-    let batches = open_batches(path, opts)?;
+    read_batches(path, opts, |batches| profile_batches(batches, threads, exact_limit, checks))
+}
+
+fn profile_batches(
+    batches: Batches,
+    threads: usize,
+    exact_limit: usize,
+    checks: &BTreeMap<String, Checks>,
+) -> Result<DatasetProfile, TableError> {
     let schema = batches.schema.clone();
     let threads = threads.max(1);
     let (tx, rx) = std::sync::mpsc::sync_channel::<RecordBatch>(threads * 2);

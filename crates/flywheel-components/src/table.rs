@@ -2,7 +2,7 @@
 //! out, with errors that name the file, the line and the column.
 
 use arrow_array::{Array, RecordBatch};
-use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
+use arrow_schema::{ArrowError, DataType, Schema, SchemaRef};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -33,6 +33,10 @@ pub enum TableError {
     Invalid { path: PathBuf, message: String },
     #[error("{}: cannot write: {message}", path.display())]
     Write { path: PathBuf, message: String },
+    /// A later row needs a wider type than the first rows showed: read the
+    /// file again with these kinds ([`read_batches`] does).
+    #[error("{}: a column's type widens after the rows its type was inferred from; read the file again", path.display())]
+    Widened { path: PathBuf, kinds: Vec<crate::delimited::Kind> },
 }
 
 impl From<TableError> for flywheel_core::ExecError {
@@ -55,25 +59,13 @@ pub fn type_name(dt: &DataType) -> &'static str {
         DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => "int",
         DataType::Float16 | DataType::Float32 | DataType::Float64 => "float",
         DataType::Boolean => "bool",
+        DataType::Date32 | DataType::Date64 | DataType::Timestamp(..) => "timestamp",
         _ => "string",
     }
 }
 
 pub fn is_numeric(dt: &DataType) -> bool {
     matches!(type_name(dt), "int" | "float" | "bool")
-}
-
-fn parse_declared(path: &Path, column: &str, ty: &str) -> Result<DataType, TableError> {
-    match ty {
-        "int" | "integer" => Ok(DataType::Int64),
-        "float" | "number" | "double" => Ok(DataType::Float64),
-        "string" | "str" | "category" | "text" => Ok(DataType::Utf8),
-        "bool" | "boolean" => Ok(DataType::Boolean),
-        other => Err(TableError::Invalid {
-            path: path.to_path_buf(),
-            message: format!("column `{column}`: unknown type `{other}`; use one of `int`, `float`, `string`, `bool`"),
-        }),
-    }
 }
 
 impl Table {
@@ -175,13 +167,36 @@ impl Table {
     }
 }
 
+/// Seconds since 1970 of a date or timestamp column (`None` where
+/// missing); an empty vector for any other type.
+pub fn seconds(col: &arrow_array::ArrayRef) -> Vec<Option<f64>> {
+    use arrow_array::{Date32Array, TimestampMicrosecondArray};
+    let any = col.as_any();
+    if let Some(a) = any.downcast_ref::<Date32Array>() {
+        return a.iter().map(|d| d.map(|d| f64::from(d) * 86_400.0)).collect();
+    }
+    if let Some(a) = any.downcast_ref::<TimestampMicrosecondArray>() {
+        return a.iter().map(|t| t.map(|t| t as f64 / 1e6)).collect();
+    }
+    // Parquet written elsewhere may hold other units.
+    match arrow_cast::cast(col, &DataType::Timestamp(arrow_schema::TimeUnit::Microsecond, None)) {
+        Ok(c) if c.data_type() != col.data_type() => seconds(&c),
+        _ => Vec::new(),
+    }
+}
+
 /// Options for reading a file.
 #[derive(Debug, Clone, Default)]
 pub struct ReadOptions {
-    /// Declared column types (`int`, `float`, `string`, `bool`) that override inference.
+    /// Declared column types (`int`, `float`, `string`, `bool`, `timestamp`) that override inference.
     pub columns: BTreeMap<String, String>,
     /// Values read as missing; `None` means [`DEFAULT_MISSING`].
     pub missing_values: Option<Vec<String>>,
+    /// The CSV delimiter; `None` detects comma, semicolon, tab or pipe.
+    pub delimiter: Option<u8>,
+    /// Types for these columns when the file has them (a model's
+    /// signature); `columns` wins. `float` keeps a bool column bool.
+    pub hints: BTreeMap<String, String>,
 }
 
 fn open(path: &Path) -> Result<File, TableError> {
@@ -211,10 +226,24 @@ pub fn read_parquet(path: &Path) -> Result<Table, TableError> {
     open_parquet_batches(path)?.collect_table()
 }
 
+/// Hands the batches of a file to `consume`; when a CSV column turns out
+/// wider than its first rows showed (ints with a late decimal), hands it
+/// the file again, read with the types of all rows.
+pub fn read_batches<T>(
+    path: &Path,
+    opts: &ReadOptions,
+    mut consume: impl FnMut(Batches) -> Result<T, TableError>,
+) -> Result<T, TableError> {
+    match consume(open_batches(path, opts)?) {
+        Err(TableError::Widened { kinds, .. }) => consume(crate::delimited::widened(opts, path, &kinds)?),
+        other => other,
+    }
+}
+
 /// A stream of record batches from a file, read in bounded memory.
 pub struct Batches {
     pub schema: SchemaRef,
-    iter: Box<dyn Iterator<Item = Result<RecordBatch, TableError>> + Send>,
+    pub(crate) iter: Box<dyn Iterator<Item = Result<RecordBatch, TableError>> + Send>,
 }
 
 impl Iterator for Batches {
@@ -232,7 +261,8 @@ impl Batches {
     }
 }
 
-/// Opens CSV, gzip-compressed CSV or Parquet as a stream of batches.
+/// Opens CSV, gzip-compressed CSV or Parquet as a stream of batches. A CSV
+/// stream may end in [`TableError::Widened`]: use [`read_batches`].
 pub fn open_batches(path: &Path, opts: &ReadOptions) -> Result<Batches, TableError> {
     if is_parquet(path)? { open_parquet_batches(path) } else { open_csv_batches(path, opts) }
 }
@@ -253,19 +283,14 @@ fn open_parquet_batches(path: &Path) -> Result<Batches, TableError> {
     Ok(Batches { schema, iter: Box::new(iter) })
 }
 
-fn csv_reader(path: &Path) -> Result<Box<dyn Read + Send>, TableError> {
+pub(crate) fn csv_reader(path: &Path) -> Result<Box<dyn Read + Send>, TableError> {
     let gz = is_gzip(path)?;
     let f = BufReader::with_capacity(1 << 16, open(path)?);
     Ok(if gz { Box::new(flate2::read::MultiGzDecoder::new(f)) } else { Box::new(f) })
 }
 
-fn null_regex(markers: &[String]) -> Result<regex::Regex, regex::Error> {
-    let alternatives: Vec<String> = markers.iter().map(|m| regex::escape(m)).collect();
-    regex::Regex::new(&format!("^(?:{})$", alternatives.join("|")))
-}
-
 pub fn read_csv(path: &Path, opts: &ReadOptions) -> Result<Table, TableError> {
-    let table = open_csv_batches(path, opts)?.collect_table()?;
+    let table = read_batches(path, opts, Batches::collect_table)?;
     if table.rows() == 0 {
         return Err(TableError::NoRows { path: path.to_path_buf() });
     }
@@ -273,59 +298,17 @@ pub fn read_csv(path: &Path, opts: &ReadOptions) -> Result<Table, TableError> {
 }
 
 fn open_csv_batches(path: &Path, opts: &ReadOptions) -> Result<Batches, TableError> {
-    let at = |message: String| TableError::Invalid { path: path.to_path_buf(), message };
     {
         let mut probe = csv_reader(path)?;
         let mut first = [0u8; 1];
-        let n = probe.read(&mut first).map_err(|e| at(format!("cannot read: {e}")))?;
+        let n = probe
+            .read(&mut first)
+            .map_err(|e| TableError::Invalid { path: path.to_path_buf(), message: format!("cannot read: {e}") })?;
         if n == 0 {
             return Err(TableError::Empty { path: path.to_path_buf() });
         }
     }
-    let markers: Vec<String> =
-        opts.missing_values.clone().unwrap_or_else(|| DEFAULT_MISSING.iter().map(|s| s.to_string()).collect());
-    let re = null_regex(&markers).map_err(|e| at(format!("invalid missing-value markers: {e}")))?;
-    let format = arrow_csv::reader::Format::default().with_header(true).with_null_regex(re);
-    let (inferred, _) = format
-        .infer_schema(csv_reader(path)?, Some(INFER_ROWS))
-        .map_err(|e| map_csv_error(path, e, None, &opts.columns))?;
-
-    let mut fields = Vec::with_capacity(inferred.fields().len());
-    let mut seen = std::collections::HashSet::new();
-    for f in inferred.fields() {
-        if f.name().is_empty() {
-            return Err(at(format!("column {} has an empty name in the header", fields.len() + 1)));
-        }
-        if !seen.insert(f.name().clone()) {
-            return Err(at(format!("column `{}` appears twice in the header", f.name())));
-        }
-        let dt = match opts.columns.get(f.name()) {
-            Some(ty) => parse_declared(path, f.name(), ty)?,
-            // Dates and times stay text until transforms parse them; an
-            // all-missing column has no type to infer.
-            None => match f.data_type() {
-                DataType::Int64 | DataType::Float64 | DataType::Boolean => f.data_type().clone(),
-                _ => DataType::Utf8,
-            },
-        };
-        fields.push(Field::new(f.name(), dt, true));
-    }
-    for declared in opts.columns.keys() {
-        if !inferred.fields().iter().any(|f| f.name() == declared) {
-            let names: Vec<&str> = inferred.fields().iter().map(|f| f.name().as_str()).collect();
-            let hint = suggest(declared, &names);
-            return Err(at(format!("`columns` declares `{declared}`, which is not in the header{hint}")));
-        }
-    }
-    let schema = Arc::new(Schema::new(fields));
-    let reader = arrow_csv::ReaderBuilder::new(schema.clone())
-        .with_format(format)
-        .with_batch_size(8192)
-        .build(csv_reader(path)?)
-        .map_err(|e| map_csv_error(path, e, Some(&schema), &opts.columns))?;
-    let (owned, declared, for_errors) = (path.to_path_buf(), opts.columns.clone(), schema.clone());
-    let iter = reader.map(move |b| b.map_err(|e| map_csv_error(&owned, e, Some(&for_errors), &declared)));
-    Ok(Batches { schema, iter: Box::new(iter) })
+    crate::delimited::open(crate::delimited::plan(path, opts)?)
 }
 
 /// "; did you mean `x`?" or nothing.
@@ -334,12 +317,7 @@ pub fn suggest(word: &str, candidates: &[&str]) -> String {
 }
 
 /// Turns arrow-csv's messages into ones that say where and what to do.
-fn map_csv_error(
-    path: &Path,
-    e: ArrowError,
-    schema: Option<&Schema>,
-    declared: &BTreeMap<String, String>,
-) -> TableError {
+pub(crate) fn map_csv_error(path: &Path, e: ArrowError, schema: Option<&Schema>) -> TableError {
     let msg = e.to_string();
     let fields =
         regex::Regex::new(r"incorrect number of fields for line (\d+), expected (\d+) got (?:more than )?(\d+)").ok();
@@ -381,33 +359,6 @@ fn map_csv_error(
                 &c[2], &c[1]
             ),
         };
-    }
-    let parse =
-        regex::Regex::new(r"Error while parsing value '(.*)' as type '(\w+)' for column (\d+) at line (\d+)").ok();
-    if let Some(c) = parse.and_then(|re| re.captures(&msg)) {
-        let col: usize = c[3].parse().unwrap_or(0);
-        // arrow-csv counts data rows from 1 after the header; people count file lines.
-        let line: usize = c[4].parse::<usize>().unwrap_or(0) + 1;
-        let name =
-            schema.and_then(|s| s.fields().get(col)).map_or_else(|| format!("#{}", col + 1), |f| f.name().clone());
-        let ty = match &c[2] {
-            "Int64" => "int",
-            "Float64" => "float",
-            "Boolean" => "bool",
-            other => other,
-        };
-        let message = if declared.contains_key(&name) {
-            format!(
-                "column `{name}`: value '{}' is not {ty}, the type `columns` declares for it; fix the value or the declaration",
-                &c[1]
-            )
-        } else {
-            format!(
-                "column `{name}`: value '{}' is not {ty}; the column's type was inferred from the first {INFER_ROWS} rows, so it changes type in the file. Fix the value, or declare the column's type: `columns = {{ {name} = \"string\" }}`",
-                &c[1]
-            )
-        };
-        return TableError::AtLine { path: path.to_path_buf(), line, message };
     }
     TableError::Invalid { path: path.to_path_buf(), message: format!("invalid CSV: {msg}") }
 }

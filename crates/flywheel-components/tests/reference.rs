@@ -20,9 +20,8 @@ fn close(a: f64, b: f64, rel: f64, what: &str) {
 fn check_dataset(name: &str, file: &str, missing: Option<Vec<String>>) {
     let reference = &fixture("statistics.json")[name];
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(file);
-    let ours = profile_file(&path, &ReadOptions { columns: Default::default(), missing_values: missing }, 2)
-        .unwrap()
-        .to_json(50);
+    let ours =
+        profile_file(&path, &ReadOptions { missing_values: missing, ..Default::default() }, 2).unwrap().to_json(50);
     assert_eq!(ours["rows"], reference["rows"]);
     for (col, want) in reference["columns"].as_object().unwrap() {
         let got = &ours["columns"][col];

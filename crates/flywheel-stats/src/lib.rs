@@ -10,6 +10,7 @@ pub mod ks;
 pub mod profile;
 pub mod schema;
 pub mod sketch;
+pub mod time;
 
 pub use drift::{ColumnDrift, Kind, Method, Sample, column_drift, default_method, kind_of};
 

@@ -34,6 +34,8 @@ pub enum ValueType {
     Float,
     Bool,
     String,
+    /// Dates and times, profiled as seconds since 1970.
+    Timestamp,
 }
 
 impl ValueType {
@@ -43,11 +45,16 @@ impl ValueType {
             ValueType::Float => "float",
             ValueType::Bool => "bool",
             ValueType::String => "string",
+            ValueType::Timestamp => "timestamp",
         }
     }
     /// Booleans are profiled as the values `true` and `false`.
     fn numeric(self) -> bool {
-        matches!(self, ValueType::Int | ValueType::Float)
+        matches!(self, ValueType::Int | ValueType::Float | ValueType::Timestamp)
+    }
+    /// Many distinct values expected: no exact top values kept.
+    fn continuous(self) -> bool {
+        self == ValueType::Float
     }
 }
 
@@ -272,7 +279,7 @@ impl ColumnProfile {
             self.distinct.add_hash(h);
             if !self.numbers_dropped {
                 self.numbers.add_hashed(h, &bits);
-                if self.ty == ValueType::Float && !self.numbers.is_exact() {
+                if self.ty.continuous() && !self.numbers.is_exact() {
                     self.numbers_dropped = true;
                     self.numbers = Frequent::default();
                 }
@@ -331,7 +338,7 @@ impl ColumnProfile {
             self.numbers = Frequent::default();
         } else {
             self.numbers.merge(&o.numbers);
-            if self.ty == ValueType::Float && !self.numbers.is_exact() {
+            if self.ty.continuous() && !self.numbers.is_exact() {
                 self.numbers_dropped = true;
                 self.numbers = Frequent::default();
             }
@@ -378,6 +385,10 @@ impl ColumnProfile {
                 o.insert("max".into(), num(m.max));
                 o.insert("mean".into(), num(m.mean));
                 o.insert("std".into(), m.std().map_or(Json::Null, num));
+                if self.ty == ValueType::Timestamp {
+                    o.insert("min_time".into(), json!(crate::time::format_seconds(m.min)));
+                    o.insert("max_time".into(), json!(crate::time::format_seconds(m.max)));
+                }
                 let qv = self.quantiles.values(&QUANTILES);
                 let q: serde_json::Map<String, Json> =
                     QUANTILES.iter().zip(qv).map(|(q, v)| (q.to_string(), v.map_or(Json::Null, num))).collect();

@@ -141,6 +141,7 @@ fn parse_type(s: &str) -> Option<ValueType> {
         "float" => Some(ValueType::Float),
         "string" => Some(ValueType::String),
         "bool" => Some(ValueType::Bool),
+        "timestamp" => Some(ValueType::Timestamp),
         _ => None,
     }
 }
@@ -280,11 +281,12 @@ impl Schema {
                                 DeValue::String(s) => match parse_type(s) {
                                     Some(t) => t,
                                     None => {
-                                        let help = flywheel_core::closest(s, ["int", "float", "string", "bool"])
-                                            .map(|c| format!("did you mean `{c}`?"));
+                                        let help =
+                                            flywheel_core::closest(s, ["int", "float", "string", "bool", "timestamp"])
+                                                .map(|c| format!("did you mean `{c}`?"));
                                         r.err(
                                             tv.span(),
-                                            format!("unknown type `{s}`; use int, float, string or bool"),
+                                            format!("unknown type `{s}`; use int, float, string, bool or timestamp"),
                                             help,
                                         );
                                         continue;
@@ -365,6 +367,7 @@ impl Schema {
                 rules.min = Some(p.moments.min);
                 rules.max = Some(p.moments.max);
             } else if let (Some(d), true) = (p.texts.distinct_if_exact(), p.count() > 0)
+                && p.ty != ValueType::Timestamp
                 && d <= max_categories
             {
                 let mut domain: Vec<String> = p.texts.top(d).into_iter().map(|(v, _)| v).collect();
@@ -395,6 +398,7 @@ impl Schema {
                 Some("int") => ValueType::Int,
                 Some("float") => ValueType::Float,
                 Some("bool") => ValueType::Bool,
+                Some("timestamp") => ValueType::Timestamp,
                 _ => ValueType::String,
             };
             let mut r = ColumnRules::new(ty);
@@ -403,7 +407,10 @@ impl Schema {
             r.min_presence = if missing == 0 { 1.0 } else { (present * 100.0).floor() / 100.0 };
             r.nan_allowed = c["nan"].as_u64().unwrap_or(0) > 0;
             r.max_violation = max_violation;
-            if let (Some(lo), Some(hi)) = (c["min"].as_f64(), c["max"].as_f64()) {
+            // No range for times: later data is out of any range by design.
+            if ty != ValueType::Timestamp
+                && let (Some(lo), Some(hi)) = (c["min"].as_f64(), c["max"].as_f64())
+            {
                 let pad = (hi - lo) * range_margin;
                 let (lo, hi) =
                     if ty == ValueType::Int { ((lo - pad).floor(), (hi + pad).ceil()) } else { (lo - pad, hi + pad) };
@@ -595,7 +602,10 @@ pub fn check(
             ));
             continue;
         }
-        let numeric_ok = rules.ty == ValueType::Float && p.ty == ValueType::Int;
+        // Ints are floats; times are text in the file (schemas written
+        // before times were inferred say `string`).
+        let numeric_ok = (rules.ty == ValueType::Float && p.ty == ValueType::Int)
+            || (rules.ty == ValueType::String && p.ty == ValueType::Timestamp);
         if p.ty != rules.ty && !numeric_ok {
             out.push(anomaly(
                 col,
@@ -946,7 +956,7 @@ environments = ["TRAINING"]
             lines,
             [
                 "s.toml:2:12: error: `min_rows` must be a whole number ≥ 0",
-                "s.toml:6:8: error: unknown type `integer`; use int, float, string or bool",
+                "s.toml:6:8: error: unknown type `integer`; use int, float, string, bool or timestamp",
                 "s.toml:10:1: error: unknown key `min_presense` in column `b`",
                 "s.toml:11:17: error: `max_violation` must be between 0 and 1",
                 "s.toml:12:16: error: environment `TRAINNG` is not declared",
