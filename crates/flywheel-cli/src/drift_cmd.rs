@@ -21,6 +21,15 @@ fn method(flag: &str, s: &str) -> Result<Method, Failure> {
     Method::parse(s).map_err(|e| fail(2, format!("{flag}: {e}")))
 }
 
+/// A drift threshold is a finite number, not below 0 (a score or a
+/// p-value is compared with it; NaN would never and -1 always drift).
+fn threshold(flag: &str, t: f64) -> Result<f64, Failure> {
+    if t.is_finite() && t >= 0.0 {
+        return Ok(t);
+    }
+    Err(fail(2, format!("{flag}: a drift threshold must be a number of at least 0")))
+}
+
 pub fn run(args: &DriftArgs) -> Result<u8, Failure> {
     let mut methods = BTreeMap::new();
     for (c, m) in pairs("--method", &args.methods)? {
@@ -29,7 +38,10 @@ pub fn run(args: &DriftArgs) -> Result<u8, Failure> {
     let mut thresholds = BTreeMap::new();
     for (c, v) in pairs("--threshold", &args.thresholds)? {
         let x: f64 = v.parse().map_err(|_| fail(2, format!("--threshold {c}={v}: `{v}` is not a number")))?;
-        thresholds.insert(c, x);
+        thresholds.insert(c.clone(), threshold(&format!("--threshold {c}={v}"), x)?);
+    }
+    if let Some(t) = args.stattest_threshold {
+        threshold(&format!("--stattest-threshold {t}"), t)?;
     }
     if let Some(share) = args.drift_share
         && !(0.0..=1.0).contains(&share)

@@ -247,7 +247,7 @@ pub fn predict(home_dir: &Path, args: &crate::cli::PredictArgs) -> Result<u8, Fa
         .collect();
     if !missing.is_empty() {
         return Err(fail(
-            1,
+            2,
             format!("{}: the model needs columns the data does not have: {}", args.data.display(), missing.join(", ")),
         ));
     }

@@ -309,7 +309,7 @@ fn batch_prediction_writes_the_input_with_predictions_from_a_file_or_the_registr
     assert!(r.stdout.contains("predicted 600 rows"), "{}", r.stdout);
     env.write("bad.csv", "day,xx,group\n2024-01-01,1.0,a\n");
     let r = env.run(&["predict", "m.json", "bad.csv", "-o", "never.csv"]);
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, 2, "data without the model's columns is bad input");
     assert!(
         r.stderr.contains("the model needs columns the data does not have: `x` (did you mean `xx`?)"),
         "{}",
