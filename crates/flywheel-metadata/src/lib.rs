@@ -504,10 +504,6 @@ impl MetadataStore {
         rows.into_iter().map(|(kind, message, d)| Ok(NewSignal { kind, message, details: parse_json(d)? })).collect()
     }
 
-    /// The artifact that fed input `input` of the execution that produced
-    /// the latest version of `model_name` registered before run `before_run`
-    /// (e.g. the production model's training data; a run never resolves to
-    /// what it registers itself); `None` while nothing is registered.
     /// Points `alias` of `model_name` at `version` (which must exist) and
     /// records the move in the audit log; returns the version it pointed
     /// at before, if any. One transaction.
