@@ -16,7 +16,7 @@ trap 'rm -f "$log"' EXIT
 echo "mutation run: scale $scale, seed $seed"
 status=0
 FLYWHEEL_MUTATION_SCALE="$scale" FLYWHEEL_MUTATION_SEED="$seed" FLYWHEEL_MUTATION_KEEP_GOING=1 \
-  cargo test -q -p flywheel-cli --test mutation -- --nocapture --test-threads 2 >"$log" 2>&1 || status=$?
+  cargo test -q --workspace --test mutation -- --nocapture --test-threads 2 >"$log" 2>&1 || status=$?
 # Test progress dots may precede a summary line: match anywhere in the line.
 grep -oE 'mutation [^ ]+: [0-9]+ inputs, [0-9]+ panics or undocumented exits' "$log" >"$log.sum" || true
 cat "$log.sum"
