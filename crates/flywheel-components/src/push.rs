@@ -106,8 +106,8 @@ impl Component for Push {
                 return refuse(ctx, &model.digest, reason, json!({ "failed_checks": failed }));
             }
         }
-        let moving =
-            alias.map(|a| AliasMove { alias: a.to_string(), expected: expected_target(blessing.as_ref(), name) });
+        let expected = expected_target(blessing.as_ref(), name);
+        let moving = alias.map(|a| AliasMove { alias: a.to_string(), expected });
         match ctx.registry.publish(name, model, ctx.run_id, moving).map_err(ExecError::Failed)? {
             Published::Done { model: registered, alias_was } => {
                 let record = json!({
@@ -134,7 +134,8 @@ impl Component for Push {
                 }
                 Ok(())
             }
-            Published::AliasMoved { alias, expected, current } => {
+            Published::AliasMoved { current } => {
+                let (alias, expected) = (alias.unwrap_or_default(), expected.flatten());
                 let at = |v: Option<i64>| v.map_or("no version".to_string(), |v| format!("{name}@{v}"));
                 let reason = format!(
                     "`{alias}` moved: it points at {} but the blessing compared the candidate with {}; nothing was registered. Run the pipeline again to compare against {}",

@@ -99,9 +99,9 @@ pub struct AliasMove {
 pub enum Published {
     /// Registered (or found already registered) and, if asked, the alias moved.
     Done { model: RegisteredModel, alias_was: Option<i64> },
-    /// The alias no longer points where the blessing compared: nothing was
-    /// registered and nothing moved.
-    AliasMoved { alias: String, expected: Option<i64>, current: Option<i64> },
+    /// The alias no longer points where expected (it points at `current`):
+    /// nothing was registered and nothing moved.
+    AliasMoved { current: Option<i64> },
 }
 
 /// Registration of model versions, implemented by the launcher over the

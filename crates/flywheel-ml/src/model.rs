@@ -131,6 +131,13 @@ impl Model {
             metadata,
         };
         m.check()?;
+        // Only a fitted model can hold NaN or ±inf: JSON has no way to write
+        // one, so a loaded model never does and is not walked again.
+        if let Some(path) = m.non_finite_number() {
+            return Err(MlError::Format(format!(
+                "the model is inconsistent: `{path}` is not a finite number; the data it was fitted on likely holds infinite or extreme values"
+            )));
+        }
         Ok(m)
     }
 
@@ -202,11 +209,6 @@ impl Model {
             self.signature.inputs.iter().map(|i| (i.name.clone(), i.kind)).collect();
         if inputs != self.transform.inputs() {
             return bad("the signature's inputs are not the transform's columns".into());
-        }
-        if let Some(path) = self.non_finite_number() {
-            return bad(format!(
-                "`{path}` is not a finite number; the data it was fitted on likely holds infinite or extreme values"
-            ));
         }
         Ok(())
     }

@@ -10,6 +10,7 @@
 
 use crate::MlError;
 use crate::frame::{Column, ColumnKind, Frame, MISSING, Text};
+use flywheel_core::{civil_from_days, days_from_civil};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
@@ -497,17 +498,6 @@ fn datetime_encoder(c: &str, text: &str, op: &OpConfig) -> Result<Encoder, MlErr
     Ok(Encoder::Datetime { parts })
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (i64::from(m) + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 /// (year, month, day, hour, minute) of ISO 8601 text: `YYYY-MM-DD`,
 /// optionally followed by ` ` or `T` and `HH:MM[:SS[.f]]` and a zone
 /// suffix, which is ignored (the local time of the record is what a
@@ -566,18 +556,8 @@ fn datetime_from_seconds(secs: f64) -> Option<(i64, u32, u32, u32, u32)> {
         return None;
     }
     let s = secs.floor() as i64;
-    let days = s.div_euclid(86_400);
     let rem = s.rem_euclid(86_400);
-    // Civil from days (inverse of days_from_civil).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d) = civil_from_days(s.div_euclid(86_400));
     Some((y, m, d, (rem / 3600) as u32, ((rem % 3600) / 60) as u32))
 }
 

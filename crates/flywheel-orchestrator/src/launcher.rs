@@ -96,10 +96,7 @@ impl ModelRegistry for Registry {
                 model: RegisteredModel { name: version.model_name, version: version.version, created },
                 alias_was,
             },
-            PublishOutcome::AliasMoved { current } => {
-                let m = alias.unwrap_or(AliasMove { alias: String::new(), expected: None });
-                Published::AliasMoved { alias: m.alias, expected: m.expected.flatten(), current }
-            }
+            PublishOutcome::AliasMoved { current } => Published::AliasMoved { current },
         })
     }
 }
