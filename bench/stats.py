@@ -41,7 +41,7 @@ def decode_parquet(args):
     """The decode-only example, built the way the flywheel binary was: beside
     a given binary (`cargo test` builds examples too) or a release build now."""
     if not args.flywheel:
-        build_flywheel("-p", "flywheel-components", "--example", "decode_parquet")
+        build_flywheel("-p", "flywheel-data", "--example", "decode_parquet")
         return str(ROOT / "target" / "release" / "examples" / "decode_parquet")
     profile_dir = pathlib.Path(args.flywheel).resolve().parent
     built = sorted((p for p in (profile_dir / "examples").glob("decode_parquet*")
@@ -54,7 +54,7 @@ def decode_parquet(args):
         return None
     if example is None:
         release = ["--release"] if profile_dir.name == "release" else []
-        subprocess.run(["cargo", "build", "-q", *release, "-p", "flywheel-components", "--example", "decode_parquet"],
+        subprocess.run(["cargo", "build", "-q", *release, "-p", "flywheel-data", "--example", "decode_parquet"],
                        cwd=ROOT, check=True)
         example = ROOT / "target" / ("release" if release else "debug") / "examples" / "decode_parquet"
     return str(example)

@@ -324,7 +324,7 @@ pub struct DataArgs {
 }
 
 impl DataArgs {
-    pub fn options(&self) -> Result<flywheel_components::table::ReadOptions, crate::Failure> {
+    pub fn options(&self) -> Result<flywheel_data::table::ReadOptions, crate::Failure> {
         read_options(&self.columns, self.delimiter.as_deref(), self.missing_values.clone())
     }
 }
@@ -334,8 +334,8 @@ pub fn read_options(
     columns: &[String],
     delimiter: Option<&str>,
     missing_values: Option<Vec<String>>,
-) -> Result<flywheel_components::table::ReadOptions, crate::Failure> {
-    use flywheel_components::delimited::{declared_kind, parse_delimiter};
+) -> Result<flywheel_data::table::ReadOptions, crate::Failure> {
+    use flywheel_data::delimited::{declared_kind, parse_delimiter};
     let mut types = std::collections::BTreeMap::new();
     for c in columns {
         let Some((name, ty)) = c.split_once('=').filter(|(n, t)| !n.is_empty() && !t.is_empty()) else {
@@ -354,5 +354,5 @@ pub fn read_options(
     }
     let delimiter =
         delimiter.map(parse_delimiter).transpose().map_err(|e| crate::fail(2, format!("--delimiter: {e}")))?;
-    Ok(flywheel_components::table::ReadOptions { columns: types, missing_values, delimiter, ..Default::default() })
+    Ok(flywheel_data::table::ReadOptions { columns: types, missing_values, delimiter, ..Default::default() })
 }

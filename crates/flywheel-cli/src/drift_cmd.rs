@@ -2,8 +2,8 @@
 
 use crate::cli::DriftArgs;
 use crate::{Failure, fail};
-use flywheel_components::drift::{DriftOptions, DriftReport, dataset_drift};
-use flywheel_components::table::read_table;
+use flywheel_data::dataset_drift::{DriftOptions, DriftReport, dataset_drift};
+use flywheel_data::table::read_table;
 use flywheel_stats::Method;
 use std::collections::BTreeMap;
 
@@ -62,12 +62,12 @@ pub fn run(args: &DriftArgs) -> Result<u8, Failure> {
     let current = read_table(&args.current, &read).map_err(|e| fail(2, e.to_string()))?;
     let report = dataset_drift(&reference, &current, &opts).map_err(|e| fail(2, e.to_string()))?;
     if let Some(path) = &args.html {
-        let page = flywheel_components::html::drift_report(
+        let page = flywheel_data::report::drift_report(
             &report,
             &args.reference.display().to_string(),
             &args.current.display().to_string(),
         );
-        flywheel_components::html::write_atomic(path, &page)
+        flywheel_data::write_atomic(path, &page)
             .map_err(|e| fail(2, format!("cannot write the report {}: {e}", path.display())))?;
     }
     if args.json {

@@ -14,7 +14,7 @@ fn read_model(path: &Path) -> Result<Model, Failure> {
     if !path.exists() {
         return Err(fail(2, format!("cannot read {}: no such file", path.display())));
     }
-    flywheel_components::model::load(path).map_err(|e| fail(2, e.to_string()))
+    flywheel_data::model_file::load(path).map_err(|e| fail(2, e.to_string()))
 }
 
 fn estimator_summary(e: &Estimator) -> Json {
@@ -142,7 +142,7 @@ pub fn export(home: &Home, reference: &str, output: &Path) -> Result<u8, Failure
         );
     }
     let text = String::from_utf8(model.to_json()).map_err(|e| fail(3, e.to_string()))?;
-    flywheel_components::html::write_atomic(output, &text)
+    flywheel_data::write_atomic(output, &text)
         .map_err(|e| fail(3, format!("cannot write {}: {e}", output.display())))?;
     eprintln!("wrote {}@{} to {}", mv.model_name, mv.version, output.display());
     Ok(0)
@@ -231,8 +231,8 @@ pub fn predict(home_dir: &Path, args: &crate::cli::PredictArgs) -> Result<u8, Fa
         read_model(&path)?
     };
     let mut opts = args.read.options()?;
-    opts.hints = flywheel_components::model::signature_types(&model);
-    let t = flywheel_components::table::read_table(&args.data, &opts).map_err(|e| fail(2, e.to_string()))?;
+    opts.hints = flywheel_data::model_file::signature_types(&model);
+    let t = flywheel_data::table::read_table(&args.data, &opts).map_err(|e| fail(2, e.to_string()))?;
     let names = t.column_names();
     let inputs: Vec<String> = model.signature.inputs.iter().map(|i| i.name.clone()).collect();
     let missing: Vec<String> = inputs
@@ -251,13 +251,13 @@ pub fn predict(home_dir: &Path, args: &crate::cli::PredictArgs) -> Result<u8, Fa
             format!("{}: the model needs columns the data does not have: {}", args.data.display(), missing.join(", ")),
         ));
     }
-    let frame = flywheel_components::model::to_frame(&t, &inputs).map_err(|e| fail(2, e.to_string()))?;
+    let frame = flywheel_data::model_file::to_frame(&t, &inputs).map_err(|e| fail(2, e.to_string()))?;
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let started = std::time::Instant::now();
     let pred = model.predict_parallel(&frame, threads).map_err(|e| fail(2, format!("{}: {e}", args.data.display())))?;
     let seconds = started.elapsed().as_secs_f64();
     if let Some(out) = &args.output {
-        flywheel_components::model::write_predictions(&t, &model, &pred, out).map_err(|e| fail(3, e.to_string()))?;
+        flywheel_data::model_file::write_predictions(&t, &model, &pred, out).map_err(|e| fail(3, e.to_string()))?;
     }
     let rows = frame.rows();
     let summary = json!({

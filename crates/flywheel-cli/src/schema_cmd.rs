@@ -2,7 +2,7 @@
 
 use crate::cli::{DataArgs, ValidateArgs};
 use crate::{Failure, fail};
-use flywheel_components::profile::profile_file_with;
+use flywheel_data::profiling::profile_file_with;
 use flywheel_stats::profile::EXACT_QUANTILE_LIMIT;
 use flywheel_stats::schema::{Schema, Severity, check, checks_for};
 use std::collections::BTreeMap;
@@ -25,7 +25,7 @@ pub fn infer(data: &Path, output: Option<&Path>, max_categories: usize, read: &D
         schema.to_toml(&format!("Schema inferred by `flywheel schema infer` from {name} ({} rows).", profile.rows));
     match output {
         Some(path) => {
-            flywheel_components::html::write_atomic(path, &text)
+            flywheel_data::write_atomic(path, &text)
                 .map_err(|e| fail(2, format!("cannot write {}: {e}", path.display())))?;
             eprintln!("wrote {} ({} columns)", path.display(), schema.columns.len());
         }

@@ -2,7 +2,7 @@
 
 use crate::cli::StatsArgs;
 use crate::{Failure, fail};
-use flywheel_components::profile::profile_file;
+use flywheel_data::profiling::profile_file;
 use serde_json::Value as Json;
 
 pub fn run(args: &StatsArgs) -> Result<u8, Failure> {
@@ -14,8 +14,8 @@ pub fn run(args: &StatsArgs) -> Result<u8, Failure> {
     }
     let stats = profile.to_json(args.top);
     if let Some(path) = &args.html {
-        let page = flywheel_components::html::stats_report(&stats, &args.data.display().to_string());
-        flywheel_components::html::write_atomic(path, &page)
+        let page = flywheel_data::report::stats_report(&stats, &args.data.display().to_string());
+        flywheel_data::write_atomic(path, &page)
             .map_err(|e| fail(2, format!("cannot write the report {}: {e}", path.display())))?;
     }
     if args.json {

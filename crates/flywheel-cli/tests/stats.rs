@@ -1,4 +1,4 @@
-//! `flywheel stats` against pandas (`flywheel-components/tests/fixtures`),
+//! `flywheel stats` against pandas (`flywheel-data/tests/fixtures`),
 //! and its handling of bad input.
 
 mod common;
@@ -6,7 +6,7 @@ use common::*;
 use serde_json::Value;
 
 fn reference() -> Value {
-    let p = repo_root().join("crates/flywheel-components/tests/fixtures/statistics.json");
+    let p = repo_root().join("crates/flywheel-data/tests/fixtures/statistics.json");
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
 

@@ -9,11 +9,11 @@
 //! whose blessing is negative.
 
 use crate::evaluate::{check_metric, check_slices, evaluate_model};
-use crate::model::load;
-use crate::table::write_json;
 use flywheel_core::{
     ArtifactType, Component, ComponentSpec, ExecContext, ExecError, ParamProblem, ParamSpec, ParamType, PortSpec,
 };
+use flywheel_data::model_file::load;
+use flywheel_data::table::write_json;
 use serde_json::{Map, Value as Json, json};
 use std::collections::BTreeMap;
 

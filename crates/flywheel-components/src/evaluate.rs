@@ -1,14 +1,15 @@
 //! `evaluate`: metrics of a model on the evaluation data, overall and per
 //! declared slice (`slices.rs`).
 
-use crate::metrics;
-use crate::model::{load, ml_error, to_frame};
+use crate::ml_error;
 use crate::slices::{SliceSpec, group};
-use crate::table::{read_table, write_json};
 use flywheel_core::{
     ArtifactType, Component, ComponentSpec, ExecContext, ExecError, ParamProblem, ParamSpec, ParamType, PortSpec,
 };
+use flywheel_data::model_file::{load, to_frame};
+use flywheel_data::table::{read_table, write_json};
 use flywheel_ml::Model;
+use flywheel_ml::metrics;
 use flywheel_ml::{Prediction, Task};
 use serde_json::{Map, Value as Json, json};
 use std::path::Path;
@@ -164,7 +165,7 @@ pub fn evaluate_model(model: &Model, data: &Path, slices: &[String]) -> Result<(
             let refs: Vec<&str> = names.iter().map(String::as_str).collect();
             return Err(ExecError::failed(format!(
                 "the model needs column `{name}`, which the evaluation data does not have{}",
-                crate::table::suggest(name, &refs)
+                flywheel_data::table::suggest(name, &refs)
             )));
         }
     }

@@ -1,10 +1,10 @@
 //! `ingest`: reads CSV, CSV.gz or Parquet and splits it into train and eval
 //! Parquet datasets, by a stable hash of a key column or by a time cutoff.
 
-use crate::table::{ReadOptions, Table, read_table, suggest, type_name, write_parquet};
 use flywheel_core::{
     ArtifactType, Component, ComponentSpec, ExecContext, ExecError, ParamProblem, ParamSpec, ParamType, PortSpec,
 };
+use flywheel_data::table::{ReadOptions, Table, read_table, suggest, type_name, write_parquet};
 use serde_json::json;
 
 pub struct Ingest;
@@ -111,7 +111,7 @@ fn time_mask(t: &Table, i: usize, col_name: &str, cutoff: &str) -> Result<Vec<Op
     let at = c.micros as f64 / 1e6;
     let mut mask = Vec::with_capacity(t.rows());
     for b in &t.batches {
-        mask.extend(crate::table::seconds(b.column(i)).into_iter().map(|v| v.map(|x| x >= at)));
+        mask.extend(flywheel_data::table::seconds(b.column(i)).into_iter().map(|v| v.map(|x| x >= at)));
     }
     Ok(mask)
 }
@@ -130,7 +130,7 @@ fn split_mask(ctx: &ExecContext, t: &Table) -> Result<Vec<bool>, ExecError> {
             let dt = t.schema.field(i).data_type();
             let mask: Vec<Option<bool>> = if type_name(dt) == "timestamp" {
                 time_mask(t, i, col_name, cutoff)?
-            } else if crate::table::is_numeric(dt) {
+            } else if flywheel_data::table::is_numeric(dt) {
                 let c: f64 = cutoff.parse().map_err(|_| {
                     ExecError::failed(format!("`cutoff` = \"{cutoff}\" must be a number: `{col_name}` is numeric"))
                 })?;
@@ -217,7 +217,7 @@ impl Component for Ingest {
         let path = ctx.resolve_path(ctx.required_str("path")?);
         let delimiter = ctx
             .str_param("delimiter")
-            .map(crate::delimited::parse_delimiter)
+            .map(flywheel_data::delimited::parse_delimiter)
             .transpose()
             .map_err(|e| ExecError::failed(format!("`delimiter`: {e}")))?;
         let opts = ReadOptions {

@@ -1,28 +1,24 @@
 //! Flywheel's built-in components. Each is a typed spec plus an executor; the
 //! launcher does input resolution, caching and lineage for all of them.
 //!
-//! Every built-in is listed in [`builtins`], and only there.
+//! Every built-in is listed in [`builtins`], and only there. What they share
+//! with the CLI and the server (tables, model files, profiling, drift,
+//! reports) is `flywheel-data`.
 
 pub mod bless;
 pub mod command;
-pub mod delimited;
-pub mod drift;
 pub mod evaluate;
-pub mod html;
 pub mod ingest;
-pub use flywheel_ml::metrics;
-pub mod model;
-pub mod profile;
 pub mod push;
-pub mod schema;
+pub mod schema_gen;
 pub mod slices;
 pub mod statistics;
-pub mod table;
 pub mod train;
 pub mod tune;
 pub mod validate;
 
-use flywheel_core::{Component, ComponentRegistry};
+use flywheel_core::{Component, ComponentRegistry, ExecError};
+use flywheel_ml::MlError;
 use std::sync::Arc;
 
 /// The built-in components, in the order a typical pipeline uses them.
@@ -30,7 +26,7 @@ pub fn builtins() -> ComponentRegistry {
     let all: Vec<Arc<dyn Component>> = vec![
         Arc::new(ingest::Ingest),
         Arc::new(statistics::Statistics),
-        Arc::new(schema::Schema),
+        Arc::new(schema_gen::Schema),
         Arc::new(validate::Validate),
         Arc::new(tune::Tune),
         Arc::new(train::Train),
@@ -40,4 +36,13 @@ pub fn builtins() -> ComponentRegistry {
         Arc::new(command::CommandStep),
     ];
     ComponentRegistry::new(all)
+}
+
+/// A fit or prediction stopped by cancellation is a cancellation; any other
+/// model error is the step's failure.
+pub(crate) fn ml_error(e: MlError) -> ExecError {
+    match e {
+        MlError::Cancelled => ExecError::Cancelled,
+        e => ExecError::failed(e.to_string()),
+    }
 }

@@ -3,11 +3,11 @@
 //! it refuses (registers nothing) when the model is not blessed, or when
 //! the alias no longer points at the version the blessing compared with.
 
-use crate::table::write_json;
 use flywheel_core::{
     AliasMove, ArtifactType, Component, ComponentSpec, ExecContext, ExecError, ParamProblem, ParamSpec, ParamType,
     PortSpec, Published, Role,
 };
+use flywheel_data::table::write_json;
 use serde_json::{Map, Value as Json, json};
 
 pub struct Push;
@@ -91,7 +91,7 @@ impl Component for Push {
         }
         let model = ctx.input("model")?;
         let blessing = match ctx.inputs.get("blessing") {
-            Some(b) => Some(crate::table::read_json(&b.path)?),
+            Some(b) => Some(flywheel_data::table::read_json(&b.path)?),
             None => None,
         };
         if let Some(b) = &blessing {

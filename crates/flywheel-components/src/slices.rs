@@ -2,8 +2,8 @@
 //! (a numeric column in bins at those edges) and crosses of two,
 //! `"sex*race"` or `"sex*age:40"`.
 
-use crate::table::{Table, is_numeric, suggest};
 use flywheel_core::ExecError;
+use flywheel_data::table::{Table, is_numeric, suggest};
 use std::collections::BTreeMap;
 
 /// One side of a slice spec: a column, with bin edges when numeric bins.

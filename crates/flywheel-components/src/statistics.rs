@@ -2,12 +2,12 @@
 //! with mergeable sketches (see `flywheel_stats::profile` for what is exact
 //! and what is within a stated error).
 
-use crate::profile::profile_file;
-use crate::table::write_json;
 use flywheel_core::{
     ArtifactType, CancelToken, Component, ComponentSpec, ExecContext, ExecError, ParamProblem, ParamSpec, ParamType,
     PortSpec,
 };
+use flywheel_data::profiling::profile_file;
+use flywheel_data::table::write_json;
 use serde_json::json;
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::Duration;

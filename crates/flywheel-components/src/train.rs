@@ -6,12 +6,13 @@
 
 mod check;
 
-use crate::model::{ml_error, to_frame};
-use crate::table::{Table, is_numeric, read_table, suggest};
+use crate::ml_error;
 pub use check::check_params;
 use flywheel_core::{
     ArtifactType, Component, ComponentSpec, ExecContext, ExecError, ParamProblem, ParamSpec, ParamType, PortSpec,
 };
+use flywheel_data::model_file::to_frame;
+use flywheel_data::table::{Table, is_numeric, read_table, suggest};
 use flywheel_ml::model::Estimator;
 use flywheel_ml::tree::forest;
 use flywheel_ml::tree::gbt::{self, Loss};
@@ -515,7 +516,7 @@ fn save_verified(path: &std::path::Path, model: &Model, frame: &flywheel_ml::Fra
         ));
     }
     let text = String::from_utf8(bytes).map_err(|e| ExecError::failed(e.to_string()))?;
-    crate::html::write_atomic(path, &text)
+    flywheel_data::write_atomic(path, &text)
         .map_err(|e| ExecError::io(format!("cannot write model {}", path.display()), e))
 }
 

@@ -9,11 +9,11 @@
 mod check;
 
 use crate::evaluate::evaluate_model;
-use crate::table::{Table, read_table, write_json, write_parquet};
 use flywheel_core::{
     ArtifactType, ChildRecord, Component, ComponentSpec, ExecContext, ExecError, InputArtifact, ParamProblem,
     ParamSpec, ParamType, PortSpec,
 };
+use flywheel_data::table::{Table, read_table, write_json, write_parquet};
 use serde_json::{Map, Value as Json, json};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -343,7 +343,7 @@ impl Component for Tune {
                     ))
                 })?;
                 let mut idx: Vec<usize> = (0..t.rows()).collect();
-                if crate::table::is_numeric(t.schema.field(i).data_type()) {
+                if flywheel_data::table::is_numeric(t.schema.field(i).data_type()) {
                     let v = t.f64_column(i);
                     idx.sort_by(|&a, &b| v[a].unwrap_or(f64::NAN).total_cmp(&v[b].unwrap_or(f64::NAN)));
                 } else {
@@ -525,7 +525,7 @@ fn run_trial(
             Box::new(std::io::sink()),
         );
         let result = crate::train::train(&child).map_err(|e| e.to_string()).and_then(|_| {
-            let model = crate::model::load(&child.output_path("model")).map_err(|e| e.to_string())?;
+            let model = flywheel_data::model_file::load(&child.output_path("model")).map_err(|e| e.to_string())?;
             let (m, _) = evaluate_model(&model, valid_path, &[]).map_err(|e| e.to_string())?;
             m[metric].as_f64().ok_or_else(|| {
                 let names: Vec<String> = m

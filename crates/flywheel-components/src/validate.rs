@@ -9,11 +9,11 @@
 //! signal in the metadata store — "retraining recommended: 5 of 20 columns
 //! drifted" — for triggers to read. Drift never fails the step.
 
-use crate::profile::profile_file_with;
-use crate::table::write_json;
 use flywheel_core::{
     ArtifactType, Component, ComponentSpec, ExecContext, ExecError, ParamProblem, ParamSpec, ParamType, PortSpec,
 };
+use flywheel_data::profiling::profile_file_with;
+use flywheel_data::table::write_json;
 use flywheel_stats::profile::EXACT_QUANTILE_LIMIT;
 use flywheel_stats::schema::{Schema, Severity, check, checks_for};
 use serde_json::json;
@@ -60,11 +60,14 @@ pub static SPEC: ComponentSpec = ComponentSpec {
 
 impl Validate {
     fn drift(&self, ctx: &ExecContext, baseline: &std::path::Path) -> Result<serde_json::Value, ExecError> {
-        let reference = crate::table::read_table(baseline, &Default::default())?;
-        let current = crate::table::read_table(&ctx.input("data")?.path, &Default::default())?;
-        let opts = crate::drift::DriftOptions { drift_share: ctx.f64_param("drift_share"), ..Default::default() };
-        let r =
-            crate::drift::dataset_drift(&reference, &current, &opts).map_err(|e| ExecError::failed(e.to_string()))?;
+        let reference = flywheel_data::table::read_table(baseline, &Default::default())?;
+        let current = flywheel_data::table::read_table(&ctx.input("data")?.path, &Default::default())?;
+        let opts = flywheel_data::dataset_drift::DriftOptions {
+            drift_share: ctx.f64_param("drift_share"),
+            ..Default::default()
+        };
+        let r = flywheel_data::dataset_drift::dataset_drift(&reference, &current, &opts)
+            .map_err(|e| ExecError::failed(e.to_string()))?;
         let drifted: Vec<&String> = r.columns.iter().filter(|(_, c)| c.drift.drift).map(|(n, _)| n).collect();
         let message = if r.dataset_drift {
             format!("retraining recommended: {} of {} columns drifted", r.drifted_columns, r.compared_columns)

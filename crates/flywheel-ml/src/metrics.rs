@@ -1,5 +1,5 @@
 //! Evaluation metrics, defined as scikit-learn defines them (checked against
-//! its values in `crates/flywheel-components/tests/fixtures/metrics.json`).
+//! its values in `crates/flywheel-data/tests/fixtures/metrics.json`).
 
 use serde::Serialize;
 

@@ -1,37 +1,31 @@
 //! Models as artifact files (the format itself is `flywheel_ml::model`),
 //! and tables turned into the frames that transforms and models read.
 
+use crate::DataError;
 use crate::table::Table;
 use arrow_array::ArrayRef;
 use arrow_schema::DataType;
-use flywheel_core::ExecError;
-use flywheel_ml::{Column, Frame, MlError, Model};
+use flywheel_ml::{Column, Frame, Model};
 use std::path::Path;
-
-pub fn ml_error(e: MlError) -> ExecError {
-    match e {
-        MlError::Cancelled => ExecError::Cancelled,
-        e => ExecError::failed(e.to_string()),
-    }
-}
 
 /// Reads a model file: Flywheel's JSON format, or an ONNX file that
 /// carries its signature in `metadata_props` (what a `command` step that
 /// trains elsewhere writes to its model output).
-pub fn load(path: &Path) -> Result<Model, ExecError> {
-    let bytes = std::fs::read(path).map_err(|e| ExecError::io(format!("cannot read model {}", path.display()), e))?;
+pub fn load(path: &Path) -> Result<Model, DataError> {
+    let bytes = std::fs::read(path)
+        .map_err(|source| DataError::Io { context: format!("cannot read model {}", path.display()), source })?;
     if bytes.first().is_some_and(|b| *b == b'{') {
-        return Model::from_json(&bytes).map_err(|e| ExecError::failed(format!("{}: {e}", path.display())));
+        return Model::from_json(&bytes).map_err(|source| DataError::ModelFile { path: path.to_path_buf(), source });
     }
-    flywheel_ml::onnx::estimator::import(bytes, None, &path.display().to_string()).map_err(|e| {
-        ExecError::failed(format!("{e} (a model file is Flywheel's JSON model or an ONNX file with its signature)"))
-    })
+    flywheel_ml::onnx::estimator::import(bytes, None, &path.display().to_string())
+        .map_err(|source| DataError::NotAModel { source })
 }
 
-pub fn save(path: &Path, model: &Model) -> Result<(), ExecError> {
-    let text = String::from_utf8(model.to_json()).map_err(|e| ExecError::failed(e.to_string()))?;
-    crate::html::write_atomic(path, &text)
-        .map_err(|e| ExecError::io(format!("cannot write model {}", path.display()), e))
+/// Writes a model file atomically.
+pub fn save(path: &Path, model: &Model) -> Result<(), DataError> {
+    let text = String::from_utf8(model.to_json()).map_err(|e| DataError::Frame(e.to_string()))?;
+    crate::atomic::write_atomic(path, &text)
+        .map_err(|source| DataError::Io { context: format!("cannot write model {}", path.display()), source })
 }
 
 /// The column types a model's inputs were trained with, to read serving
@@ -60,18 +54,18 @@ pub fn signature_types(model: &Model) -> std::collections::BTreeMap<String, Stri
 
 /// The named columns of `t` as a frame: numbers (and booleans as 0/1) with
 /// NaN for missing, everything else as text.
-pub fn to_frame(t: &Table, columns: &[String]) -> Result<Frame, ExecError> {
+pub fn to_frame(t: &Table, columns: &[String]) -> Result<Frame, DataError> {
     let mut frame = Frame::new();
     for name in columns {
-        let i = t.column_index(name).ok_or_else(|| ExecError::failed(format!("the data has no column `{name}`")))?;
+        let i = t.column_index(name).ok_or_else(|| DataError::Frame(format!("the data has no column `{name}`")))?;
         let col = if crate::table::is_numeric(t.schema.field(i).data_type()) {
             Column::Num(t.f64_values(i))
         } else {
             Column::Text(
-                t.text(i).map_err(|e| ExecError::failed(format!("column `{name}` cannot be read as text: {e}")))?,
+                t.text(i).map_err(|e| DataError::Frame(format!("column `{name}` cannot be read as text: {e}")))?,
             )
         };
-        frame.push(name.clone(), col).map_err(ml_error)?;
+        frame.push(name.clone(), col)?;
     }
     Ok(frame)
 }
@@ -85,7 +79,7 @@ pub fn write_predictions(
     model: &Model,
     pred: &flywheel_ml::Prediction,
     path: &Path,
-) -> Result<(), ExecError> {
+) -> Result<(), DataError> {
     use arrow_array::{Float64Array, RecordBatch, StringArray};
     use arrow_schema::{Field, Schema};
     use std::sync::Arc;
@@ -120,25 +114,18 @@ pub fn write_predictions(
                 }
             }
         }
-        batches.push(RecordBatch::try_new(schema.clone(), cols).map_err(|e| ExecError::failed(e.to_string()))?);
+        batches.push(RecordBatch::try_new(schema.clone(), cols).map_err(|e| DataError::Frame(e.to_string()))?);
         offset += n;
     }
     let out = Table { schema, batches };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "predictions".into());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let written = if name.ends_with(".csv") {
-        std::fs::File::create(&tmp).map_err(|e| e.to_string()).and_then(|f| {
-            let mut w = arrow_csv::Writer::new(f);
-            out.batches.iter().try_for_each(|b| w.write(b)).map_err(|e| e.to_string())
-        })
-    } else {
-        crate::table::write_parquet(&tmp, &out).map_err(|e| e.to_string())
-    };
-    let result = written.and_then(|_| std::fs::rename(&tmp, path).map_err(|e| e.to_string()));
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(ExecError::failed(format!("cannot write {}: {e}", path.display())));
-    }
-    Ok(())
+    let csv = path.file_name().is_some_and(|n| n.to_string_lossy().ends_with(".csv"));
+    crate::atomic::write_atomic_with(path, |tmp| -> std::io::Result<()> {
+        if csv {
+            let mut w = arrow_csv::Writer::new(std::fs::File::create(tmp)?);
+            out.batches.iter().try_for_each(|b| w.write(b)).map_err(std::io::Error::other)
+        } else {
+            crate::table::write_parquet(tmp, &out).map_err(std::io::Error::other)
+        }
+    })
+    .map_err(|e| DataError::Frame(format!("cannot write {}: {e}", path.display())))
 }

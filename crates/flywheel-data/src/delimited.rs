@@ -5,7 +5,8 @@
 //! column whose first decimal comes late). Only a value that fits no
 //! widening is a type change, reported at its line.
 
-use crate::table::{Batches, INFER_ROWS, ReadOptions, TableError};
+use crate::DataError;
+use crate::table::{Batches, INFER_ROWS, ReadOptions};
 use arrow_array::{Array, ArrayRef, RecordBatch, StringArray};
 use arrow_cast::parse::Parser;
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -131,12 +132,12 @@ pub fn delimiter_name(d: u8) -> String {
     }
 }
 
-fn invalid(path: &Path, message: String) -> TableError {
-    TableError::Invalid { path: path.to_path_buf(), message }
+fn invalid(path: &Path, message: String) -> DataError {
+    DataError::Invalid { path: path.to_path_buf(), message }
 }
 
 /// The first lines of the file, whole.
-fn sample(path: &Path) -> Result<Vec<u8>, TableError> {
+fn sample(path: &Path) -> Result<Vec<u8>, DataError> {
     let mut buf = Vec::new();
     crate::table::csv_reader(path)?
         .take(1 << 16)
@@ -152,7 +153,7 @@ fn sample(path: &Path) -> Result<Vec<u8>, TableError> {
 
 /// The delimiter that splits the first lines into the most columns, the
 /// same number on every line.
-pub fn detect_delimiter(path: &Path) -> Result<u8, TableError> {
+pub fn detect_delimiter(path: &Path) -> Result<u8, DataError> {
     let head = sample(path)?;
     let mut best = (1, b',');
     for d in DELIMITERS {
@@ -204,7 +205,7 @@ impl Plan {
         Arc::new(Schema::new(fields))
     }
 
-    fn text_reader(&self, batch: usize) -> Result<arrow_csv::Reader<Box<dyn Read + Send>>, TableError> {
+    fn text_reader(&self, batch: usize) -> Result<arrow_csv::Reader<Box<dyn Read + Send>>, DataError> {
         arrow_csv::ReaderBuilder::new(self.text_schema())
             .with_format(self.format.clone())
             .with_batch_size(batch)
@@ -215,7 +216,7 @@ impl Plan {
     /// Joins the kind of every value in the first `rows` rows (all when
     /// `None`); with `breaks`, also the first value (line, text) that each
     /// column's current kind cannot take.
-    fn scan(&self, rows: Option<usize>) -> Result<(Vec<Kind>, Vec<Option<Break>>), TableError> {
+    fn scan(&self, rows: Option<usize>) -> Result<(Vec<Kind>, Vec<Option<Break>>), DataError> {
         let mut kinds = vec![Kind::Null; self.names.len()];
         let mut breaks = vec![None; self.names.len()];
         let mut seen = 0;
@@ -248,7 +249,7 @@ impl Plan {
     }
 }
 
-fn null_regex(path: &Path, opts: &ReadOptions) -> Result<regex::Regex, TableError> {
+fn null_regex(path: &Path, opts: &ReadOptions) -> Result<regex::Regex, DataError> {
     let markers: Vec<String> = opts
         .missing_values
         .clone()
@@ -258,7 +259,7 @@ fn null_regex(path: &Path, opts: &ReadOptions) -> Result<regex::Regex, TableErro
         .map_err(|e| invalid(path, format!("invalid missing-value markers: {e}")))
 }
 
-fn header(path: &Path, format: &arrow_csv::reader::Format) -> Result<Vec<String>, TableError> {
+fn header(path: &Path, format: &arrow_csv::reader::Format) -> Result<Vec<String>, DataError> {
     let (schema, _) = format
         .infer_schema(crate::table::csv_reader(path)?, Some(0))
         .map_err(|e| crate::table::map_csv_error(path, e, None))?;
@@ -276,7 +277,7 @@ fn header(path: &Path, format: &arrow_csv::reader::Format) -> Result<Vec<String>
 }
 
 /// Reads the header and infers each column's kind from the first rows.
-pub(crate) fn plan(path: &Path, opts: &ReadOptions) -> Result<Plan, TableError> {
+pub(crate) fn plan(path: &Path, opts: &ReadOptions) -> Result<Plan, DataError> {
     let delimiter = match opts.delimiter {
         Some(d) => d,
         None => detect_delimiter(path)?,
@@ -344,7 +345,7 @@ pub(crate) fn plan(path: &Path, opts: &ReadOptions) -> Result<Plan, TableError> 
 }
 
 /// Opens the CSV stream for a plan.
-pub(crate) fn open(plan: Plan) -> Result<Batches, TableError> {
+pub(crate) fn open(plan: Plan) -> Result<Batches, DataError> {
     let reader = arrow_csv::ReaderBuilder::new(plan.read_schema())
         .with_format(plan.format.clone())
         .with_batch_size(8192)
@@ -371,7 +372,7 @@ struct Misfit {
 }
 
 impl Stream {
-    fn next_batch(&mut self) -> Option<Result<RecordBatch, TableError>> {
+    fn next_batch(&mut self) -> Option<Result<RecordBatch, DataError>> {
         if self.failed {
             return None;
         }
@@ -384,7 +385,7 @@ impl Stream {
     }
 
     /// Parses the temporal columns of a batch decoded as text.
-    fn convert(&mut self, b: RecordBatch) -> Result<RecordBatch, TableError> {
+    fn convert(&mut self, b: RecordBatch) -> Result<RecordBatch, DataError> {
         let start = self.rows;
         self.rows += b.num_rows();
         if !self.plan.kinds.iter().any(|k| k.temporal()) {
@@ -404,7 +405,7 @@ impl Stream {
         RecordBatch::try_new(self.plan.schema(), columns).map_err(|e| invalid(&self.plan.path, e.to_string()))
     }
 
-    fn arrow_error(&self, e: ArrowError) -> TableError {
+    fn arrow_error(&self, e: ArrowError) -> DataError {
         let msg = e.to_string();
         let parse =
             regex::Regex::new(r"Error while parsing value '(.*)' as type '\w+' for column (\d+) at line (\d+)").ok();
@@ -421,11 +422,11 @@ impl Stream {
 
     /// A value the column's kind cannot take: a declared type is wrong; an
     /// inferred one is widened by reading all rows, or is a type change.
-    fn misfit(&self, m: Misfit) -> TableError {
+    fn misfit(&self, m: Misfit) -> DataError {
         let name = self.plan.names.get(m.column).cloned().unwrap_or_else(|| format!("#{}", m.column + 1));
         let kind = self.plan.kinds.get(m.column).copied().unwrap_or(Kind::Text);
         let fits = kind.join(Kind::of(&m.value)).name();
-        let at = |line, message| TableError::AtLine { path: self.plan.path.clone(), line, message };
+        let at = |line, message| DataError::AtLine { path: self.plan.path.clone(), line, message };
         if let Some(Some(by)) = self.plan.declared.get(m.column) {
             return at(
                 m.line,
@@ -459,7 +460,7 @@ impl Stream {
                             ),
                         )
                     }
-                    None => TableError::Widened { path: self.plan.path.clone(), kinds },
+                    None => DataError::Widened { path: self.plan.path.clone(), kinds },
                 }
             }
         }
@@ -467,8 +468,8 @@ impl Stream {
 }
 
 /// Opens the file again with the kinds of all its rows (from a
-/// [`TableError::Widened`]); declared columns keep their types.
-pub(crate) fn widened(opts: &ReadOptions, path: &Path, kinds: &[Kind]) -> Result<Batches, TableError> {
+/// [`DataError::Widened`]); declared columns keep their types.
+pub(crate) fn widened(opts: &ReadOptions, path: &Path, kinds: &[Kind]) -> Result<Batches, DataError> {
     let mut p = plan(path, opts)?;
     for (i, k) in kinds.iter().enumerate() {
         // A column missing from every sampled row stays text, as on a first read.

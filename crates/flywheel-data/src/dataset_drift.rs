@@ -2,8 +2,9 @@
 //! `flywheel_stats::column_drift`, plus the dataset-level verdict (drift when
 //! at least `drift_share` of the columns drifted, as Evidently).
 
+use crate::DataError;
 use crate::table::{Table, is_numeric};
-use flywheel_stats::{ColumnDrift, Kind, Method, Sample, StatsError};
+use flywheel_stats::{ColumnDrift, Kind, Method, Sample};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -99,20 +100,6 @@ fn histogram(reference: &Sample, current: &Sample, kind: Kind) -> Histogram {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum DriftError {
-    #[error("column `{column}`: {source}")]
-    Method {
-        column: String,
-        #[source]
-        source: StatsError,
-    },
-    #[error("`{option}` names column `{column}`, which the two datasets do not share{hint}")]
-    UnknownColumn { option: &'static str, column: String, hint: String },
-    #[error("the two datasets share no columns (reference: {reference}; current: {current})")]
-    NothingShared { reference: String, current: String },
-}
-
 fn sample(t: &Table, i: usize, numeric: bool) -> (Sample, usize) {
     if numeric {
         let v = t.f64_column(i);
@@ -144,19 +131,19 @@ fn sample(t: &Table, i: usize, numeric: bool) -> (Sample, usize) {
     (Sample::Categorical(counts), missing)
 }
 
-pub fn dataset_drift(reference: &Table, current: &Table, opts: &DriftOptions) -> Result<DriftReport, DriftError> {
+pub fn dataset_drift(reference: &Table, current: &Table, opts: &DriftOptions) -> Result<DriftReport, DataError> {
     let ref_names = reference.column_names();
     let cur_names = current.column_names();
     let shared: Vec<String> = ref_names.iter().filter(|n| cur_names.contains(n)).cloned().collect();
     if shared.is_empty() {
-        return Err(DriftError::NothingShared { reference: ref_names.join(", "), current: cur_names.join(", ") });
+        return Err(DataError::NothingShared { reference: ref_names.join(", "), current: cur_names.join(", ") });
     }
-    let check = |option: &'static str, column: &String| -> Result<(), DriftError> {
+    let check = |option: &'static str, column: &String| -> Result<(), DataError> {
         if shared.contains(column) {
             return Ok(());
         }
         let refs: Vec<&str> = shared.iter().map(String::as_str).collect();
-        Err(DriftError::UnknownColumn { option, column: column.clone(), hint: crate::table::suggest(column, &refs) })
+        Err(DataError::UnknownColumn { option, column: column.clone(), hint: crate::table::suggest(column, &refs) })
     };
     for c in &opts.columns {
         check("--columns", c)?;
@@ -172,7 +159,7 @@ pub fn dataset_drift(reference: &Table, current: &Table, opts: &DriftOptions) ->
     // One column per task, spread over the cores.
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(selected.len()).max(1);
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<Result<(String, ColumnReport), DriftError>> = std::thread::scope(|s| {
+    let results: Vec<Result<(String, ColumnReport), DataError>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 s.spawn(|| {
@@ -216,7 +203,7 @@ fn one_column(
     current: &Table,
     name: &str,
     opts: &DriftOptions,
-) -> Result<(String, ColumnReport), DriftError> {
+) -> Result<(String, ColumnReport), DataError> {
     let (ri, ci) = (reference.column_index(name).unwrap_or(0), current.column_index(name).unwrap_or(0));
     // Compared as numbers only when both sides are numeric.
     let numeric =
@@ -227,6 +214,6 @@ fn one_column(
     let threshold = opts.thresholds.get(name).copied().or(opts.threshold);
     let histogram = histogram(&rs, &cs, flywheel_stats::kind_of(&rs, &cs));
     let drift = flywheel_stats::column_drift(rs, cs, method, threshold)
-        .map_err(|source| DriftError::Method { column: name.to_string(), source })?;
+        .map_err(|source| DataError::DriftMethod { column: name.to_string(), source })?;
     Ok((name.to_string(), ColumnReport { drift, reference_missing, current_missing, histogram }))
 }

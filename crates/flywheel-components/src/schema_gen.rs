@@ -2,8 +2,8 @@
 //! training statistics, or a curated file (`path`) that a person keeps in
 //! git. Written as the same TOML `flywheel schema infer` writes.
 
-use crate::table::read_json;
 use flywheel_core::{ArtifactType, Component, ComponentSpec, ExecContext, ExecError, ParamSpec, ParamType, PortSpec};
+use flywheel_data::table::read_json;
 use flywheel_stats::schema::Schema as DataSchema;
 use serde_json::json;
 

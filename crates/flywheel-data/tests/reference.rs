@@ -1,9 +1,9 @@
 //! Statistics and metrics against independent reference values (pandas,
 //! scikit-learn), recorded by `fixtures/make_reference.py`.
 
-use flywheel_components::metrics;
-use flywheel_components::profile::profile_file;
-use flywheel_components::table::{ReadOptions, read_table};
+use flywheel_data::profiling::profile_file;
+use flywheel_data::table::{ReadOptions, read_table};
+use flywheel_ml::metrics;
 use serde_json::Value;
 use std::path::Path;
 
@@ -58,7 +58,7 @@ fn statistics_match_pandas_on_bike_sharing() {
 
 #[test]
 fn statistics_match_pandas_on_adult_with_missing_values() {
-    let mut markers: Vec<String> = flywheel_components::table::DEFAULT_MISSING.iter().map(|s| s.to_string()).collect();
+    let mut markers: Vec<String> = flywheel_data::table::DEFAULT_MISSING.iter().map(|s| s.to_string()).collect();
     markers.push("?".into());
     check_dataset("adult", "adult-income/data/adult_census_income.csv.gz", Some(markers));
 }
@@ -125,7 +125,7 @@ fn regression_metrics_match_scikit_learn() {
 /// for one worker and for two (whose partial sketches are merged).
 #[test]
 fn sketched_quantiles_stay_within_the_stated_rank_error() {
-    use flywheel_components::profile::profile_file_with;
+    use flywheel_data::profiling::profile_file_with;
     use flywheel_stats::sketch::kll::DEFAULT_RANK_ERROR;
     let path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/bike-sharing/data/bike_sharing_hourly.csv.gz");

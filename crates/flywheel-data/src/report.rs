@@ -1,6 +1,6 @@
 //! Self-contained HTML reports (no network, no scripts): inline CSS and SVG.
 
-use crate::drift::{DriftReport, Histogram};
+use crate::dataset_drift::{DriftReport, Histogram};
 use serde_json::Value as Json;
 use std::fmt::Write;
 
@@ -180,16 +180,4 @@ pub fn stats_report(stats: &Json, data: &str) -> String {
     }
     out.push_str("</body></html>\n");
     out
-}
-
-/// Writes a file atomically: a temporary file beside it, then a rename, so
-/// a failure never leaves a partial report.
-pub fn write_atomic(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "report".into());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
 }

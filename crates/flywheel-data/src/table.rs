@@ -6,44 +6,16 @@ use arrow_schema::{ArrowError, DataType, Schema, SchemaRef};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
+
+use crate::DataError;
 
 /// Rows used to infer column types when a CSV column's type is not declared.
 pub const INFER_ROWS: usize = 10_000;
 
 /// Markers read as missing values unless a dataset says otherwise.
 pub const DEFAULT_MISSING: &[&str] = &["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"];
-
-#[derive(Debug, thiserror::Error)]
-pub enum TableError {
-    #[error("{}: cannot open: {source}", path.display())]
-    Open {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{}: the file is empty; expected a header line with column names", path.display())]
-    Empty { path: PathBuf },
-    #[error("{}: the file has a header but no rows", path.display())]
-    NoRows { path: PathBuf },
-    #[error("{}:{line}: {message}", path.display())]
-    AtLine { path: PathBuf, line: usize, message: String },
-    #[error("{}: {message}", path.display())]
-    Invalid { path: PathBuf, message: String },
-    #[error("{}: cannot write: {message}", path.display())]
-    Write { path: PathBuf, message: String },
-    /// A later row needs a wider type than the first rows showed: read the
-    /// file again with these kinds ([`read_batches`] does).
-    #[error("{}: a column's type widens after the rows its type was inferred from; read the file again", path.display())]
-    Widened { path: PathBuf, kinds: Vec<crate::delimited::Kind> },
-}
-
-impl From<TableError> for flywheel_core::ExecError {
-    fn from(e: TableError) -> Self {
-        flywheel_core::ExecError::Failed(e.to_string())
-    }
-}
 
 /// A table in memory: Arrow batches sharing one schema.
 #[derive(Debug, Clone)]
@@ -199,30 +171,30 @@ pub struct ReadOptions {
     pub hints: BTreeMap<String, String>,
 }
 
-fn open(path: &Path) -> Result<File, TableError> {
-    File::open(path).map_err(|source| TableError::Open { path: path.to_path_buf(), source })
+fn open(path: &Path) -> Result<File, DataError> {
+    File::open(path).map_err(|source| DataError::Open { path: path.to_path_buf(), source })
 }
 
-fn is_gzip(path: &Path) -> Result<bool, TableError> {
+fn is_gzip(path: &Path) -> Result<bool, DataError> {
     let mut f = open(path)?;
     let mut magic = [0u8; 2];
-    let n = f.read(&mut magic).map_err(|source| TableError::Open { path: path.to_path_buf(), source })?;
+    let n = f.read(&mut magic).map_err(|source| DataError::Open { path: path.to_path_buf(), source })?;
     Ok(n == 2 && magic == [0x1f, 0x8b])
 }
 
-fn is_parquet(path: &Path) -> Result<bool, TableError> {
+fn is_parquet(path: &Path) -> Result<bool, DataError> {
     let mut f = open(path)?;
     let mut magic = [0u8; 4];
-    let n = f.read(&mut magic).map_err(|source| TableError::Open { path: path.to_path_buf(), source })?;
+    let n = f.read(&mut magic).map_err(|source| DataError::Open { path: path.to_path_buf(), source })?;
     Ok(n == 4 && &magic == b"PAR1")
 }
 
 /// Reads CSV, gzip-compressed CSV or Parquet, recognised by content.
-pub fn read_table(path: &Path, opts: &ReadOptions) -> Result<Table, TableError> {
+pub fn read_table(path: &Path, opts: &ReadOptions) -> Result<Table, DataError> {
     if is_parquet(path)? { read_parquet(path) } else { read_csv(path, opts) }
 }
 
-pub fn read_parquet(path: &Path) -> Result<Table, TableError> {
+pub fn read_parquet(path: &Path) -> Result<Table, DataError> {
     open_parquet_batches(path)?.collect_table()
 }
 
@@ -232,10 +204,10 @@ pub fn read_parquet(path: &Path) -> Result<Table, TableError> {
 pub fn read_batches<T>(
     path: &Path,
     opts: &ReadOptions,
-    mut consume: impl FnMut(Batches) -> Result<T, TableError>,
-) -> Result<T, TableError> {
+    mut consume: impl FnMut(Batches) -> Result<T, DataError>,
+) -> Result<T, DataError> {
     match consume(open_batches(path, opts)?) {
-        Err(TableError::Widened { kinds, .. }) => consume(crate::delimited::widened(opts, path, &kinds)?),
+        Err(DataError::Widened { kinds, .. }) => consume(crate::delimited::widened(opts, path, &kinds)?),
         other => other,
     }
 }
@@ -243,18 +215,18 @@ pub fn read_batches<T>(
 /// A stream of record batches from a file, read in bounded memory.
 pub struct Batches {
     pub schema: SchemaRef,
-    pub(crate) iter: Box<dyn Iterator<Item = Result<RecordBatch, TableError>> + Send>,
+    pub(crate) iter: Box<dyn Iterator<Item = Result<RecordBatch, DataError>> + Send>,
 }
 
 impl Iterator for Batches {
-    type Item = Result<RecordBatch, TableError>;
+    type Item = Result<RecordBatch, DataError>;
     fn next(&mut self) -> Option<Self::Item> {
         self.iter.next()
     }
 }
 
 impl Batches {
-    pub fn collect_table(self) -> Result<Table, TableError> {
+    pub fn collect_table(self) -> Result<Table, DataError> {
         let schema = self.schema.clone();
         let batches = self.collect::<Result<Vec<_>, _>>()?;
         Ok(Table { schema, batches })
@@ -262,13 +234,13 @@ impl Batches {
 }
 
 /// Opens CSV, gzip-compressed CSV or Parquet as a stream of batches. A CSV
-/// stream may end in [`TableError::Widened`]: use [`read_batches`].
-pub fn open_batches(path: &Path, opts: &ReadOptions) -> Result<Batches, TableError> {
+/// stream may end in [`DataError::Widened`]: use [`read_batches`].
+pub fn open_batches(path: &Path, opts: &ReadOptions) -> Result<Batches, DataError> {
     if is_parquet(path)? { open_parquet_batches(path) } else { open_csv_batches(path, opts) }
 }
 
-fn open_parquet_batches(path: &Path) -> Result<Batches, TableError> {
-    let invalid = |e: parquet::errors::ParquetError| TableError::Invalid {
+fn open_parquet_batches(path: &Path) -> Result<Batches, DataError> {
+    let invalid = |e: parquet::errors::ParquetError| DataError::Invalid {
         path: path.to_path_buf(),
         message: format!("invalid Parquet: {e}"),
     };
@@ -278,34 +250,34 @@ fn open_parquet_batches(path: &Path) -> Result<Batches, TableError> {
     let reader = builder.with_batch_size(8192).build().map_err(invalid)?;
     let owned = path.to_path_buf();
     let iter = reader.map(move |b| {
-        b.map_err(|e| TableError::Invalid { path: owned.clone(), message: format!("invalid Parquet: {e}") })
+        b.map_err(|e| DataError::Invalid { path: owned.clone(), message: format!("invalid Parquet: {e}") })
     });
     Ok(Batches { schema, iter: Box::new(iter) })
 }
 
-pub(crate) fn csv_reader(path: &Path) -> Result<Box<dyn Read + Send>, TableError> {
+pub(crate) fn csv_reader(path: &Path) -> Result<Box<dyn Read + Send>, DataError> {
     let gz = is_gzip(path)?;
     let f = BufReader::with_capacity(1 << 16, open(path)?);
     Ok(if gz { Box::new(flate2::read::MultiGzDecoder::new(f)) } else { Box::new(f) })
 }
 
-pub fn read_csv(path: &Path, opts: &ReadOptions) -> Result<Table, TableError> {
+pub fn read_csv(path: &Path, opts: &ReadOptions) -> Result<Table, DataError> {
     let table = read_batches(path, opts, Batches::collect_table)?;
     if table.rows() == 0 {
-        return Err(TableError::NoRows { path: path.to_path_buf() });
+        return Err(DataError::NoRows { path: path.to_path_buf() });
     }
     Ok(table)
 }
 
-fn open_csv_batches(path: &Path, opts: &ReadOptions) -> Result<Batches, TableError> {
+fn open_csv_batches(path: &Path, opts: &ReadOptions) -> Result<Batches, DataError> {
     {
         let mut probe = csv_reader(path)?;
         let mut first = [0u8; 1];
         let n = probe
             .read(&mut first)
-            .map_err(|e| TableError::Invalid { path: path.to_path_buf(), message: format!("cannot read: {e}") })?;
+            .map_err(|e| DataError::Invalid { path: path.to_path_buf(), message: format!("cannot read: {e}") })?;
         if n == 0 {
-            return Err(TableError::Empty { path: path.to_path_buf() });
+            return Err(DataError::Empty { path: path.to_path_buf() });
         }
     }
     crate::delimited::open(crate::delimited::plan(path, opts)?)
@@ -317,13 +289,13 @@ pub fn suggest(word: &str, candidates: &[&str]) -> String {
 }
 
 /// Turns arrow-csv's messages into ones that say where and what to do.
-pub(crate) fn map_csv_error(path: &Path, e: ArrowError, schema: Option<&Schema>) -> TableError {
+pub(crate) fn map_csv_error(path: &Path, e: ArrowError, schema: Option<&Schema>) -> DataError {
     let msg = e.to_string();
     let fields =
         regex::Regex::new(r"incorrect number of fields for line (\d+), expected (\d+) got (?:more than )?(\d+)").ok();
     if let Some(c) = fields.and_then(|re| re.captures(&msg)) {
         let line: usize = c[1].parse().unwrap_or(0);
-        return TableError::AtLine {
+        return DataError::AtLine {
             path: path.to_path_buf(),
             line,
             message: format!(
@@ -345,13 +317,13 @@ pub(crate) fn map_csv_error(path: &Path, e: ArrowError, schema: Option<&Schema>)
         let message =
             format!("this row is not valid UTF-8{column}; convert the file to UTF-8 (e.g. `iconv -f latin1 -t utf-8`)");
         return match line {
-            Some(line) => TableError::AtLine { path: path.to_path_buf(), line, message },
-            None => TableError::Invalid { path: path.to_path_buf(), message },
+            Some(line) => DataError::AtLine { path: path.to_path_buf(), line, message },
+            None => DataError::Invalid { path: path.to_path_buf(), message },
         };
     }
     let unequal = regex::Regex::new(r"Expected (\d+) records, found (\d+) records at line (\d+)").ok();
     if let Some(c) = unequal.and_then(|re| re.captures(&msg)) {
-        return TableError::AtLine {
+        return DataError::AtLine {
             path: path.to_path_buf(),
             line: c[3].parse().unwrap_or(0),
             message: format!(
@@ -360,12 +332,12 @@ pub(crate) fn map_csv_error(path: &Path, e: ArrowError, schema: Option<&Schema>)
             ),
         };
     }
-    TableError::Invalid { path: path.to_path_buf(), message: format!("invalid CSV: {msg}") }
+    DataError::Invalid { path: path.to_path_buf(), message: format!("invalid CSV: {msg}") }
 }
 
 /// Writes a table as Parquet (snappy).
-pub fn write_parquet(path: &Path, table: &Table) -> Result<(), TableError> {
-    let werr = |message: String| TableError::Write { path: path.to_path_buf(), message };
+pub fn write_parquet(path: &Path, table: &Table) -> Result<(), DataError> {
+    let werr = |message: String| DataError::Write { path: path.to_path_buf(), message };
     let file = File::create(path).map_err(|e| werr(e.to_string()))?;
     let props = parquet::file::properties::WriterProperties::builder()
         .set_compression(parquet::basic::Compression::SNAPPY)
@@ -380,13 +352,13 @@ pub fn write_parquet(path: &Path, table: &Table) -> Result<(), TableError> {
 }
 
 /// Reads a small text file that a previous step wrote.
-pub fn read_json(path: &Path) -> Result<serde_json::Value, TableError> {
+pub fn read_json(path: &Path) -> Result<serde_json::Value, DataError> {
     serde_json::from_reader(BufReader::new(open(path)?))
-        .map_err(|e| TableError::Invalid { path: path.to_path_buf(), message: format!("invalid JSON: {e}") })
+        .map_err(|e| DataError::Invalid { path: path.to_path_buf(), message: format!("invalid JSON: {e}") })
 }
 
-pub fn write_json(path: &Path, v: &serde_json::Value) -> Result<(), TableError> {
+pub fn write_json(path: &Path, v: &serde_json::Value) -> Result<(), DataError> {
     let text = serde_json::to_vec_pretty(v)
-        .map_err(|e| TableError::Write { path: path.to_path_buf(), message: e.to_string() })?;
-    std::fs::write(path, text).map_err(|e| TableError::Write { path: path.to_path_buf(), message: e.to_string() })
+        .map_err(|e| DataError::Write { path: path.to_path_buf(), message: e.to_string() })?;
+    std::fs::write(path, text).map_err(|e| DataError::Write { path: path.to_path_buf(), message: e.to_string() })
 }

@@ -2,7 +2,8 @@
 //! bounded memory and spread over worker threads, each keeping mergeable
 //! column profiles (`flywheel_stats::profile`), merged at the end.
 
-use crate::table::{Batches, ReadOptions, TableError, read_batches};
+use crate::DataError;
+use crate::table::{Batches, ReadOptions, read_batches};
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType, Schema};
 use flywheel_stats::profile::{Checks, ColumnProfile, EXACT_QUANTILE_LIMIT, ValueType};
@@ -90,7 +91,7 @@ impl DatasetProfile {
 }
 
 /// Profiles a file with `threads` workers.
-pub fn profile_file(path: &Path, opts: &ReadOptions, threads: usize) -> Result<DatasetProfile, TableError> {
+pub fn profile_file(path: &Path, opts: &ReadOptions, threads: usize) -> Result<DatasetProfile, DataError> {
     profile_file_with(path, opts, threads, EXACT_QUANTILE_LIMIT, &BTreeMap::new())
 }
 
@@ -102,7 +103,7 @@ pub fn profile_file_with(
     threads: usize,
     exact_limit: usize,
     checks: &BTreeMap<String, Checks>,
-) -> Result<DatasetProfile, TableError> {
+) -> Result<DatasetProfile, DataError> {
     read_batches(path, opts, |batches| profile_batches(batches, threads, exact_limit, checks))
 }
 
@@ -111,7 +112,7 @@ fn profile_batches(
     threads: usize,
     exact_limit: usize,
     checks: &BTreeMap<String, Checks>,
-) -> Result<DatasetProfile, TableError> {
+) -> Result<DatasetProfile, DataError> {
     let schema = batches.schema.clone();
     let threads = threads.max(1);
     let (tx, rx) = std::sync::mpsc::sync_channel::<RecordBatch>(threads * 2);
@@ -135,7 +136,7 @@ fn profile_batches(
                 })
             })
             .collect();
-        let mut read: Result<(), TableError> = Ok(());
+        let mut read: Result<(), DataError> = Ok(());
         for b in batches {
             match b {
                 Ok(b) => {
