@@ -4,7 +4,7 @@
 
 use crate::Failure;
 use flywheel_orchestrator::Home;
-use flywheel_orchestrator::doctor::{Report, examine};
+use flywheel_registry::doctor::{Report, examine};
 use std::path::Path;
 
 pub fn run(home_dir: &Path, repair: bool, json: bool) -> Result<u8, Failure> {

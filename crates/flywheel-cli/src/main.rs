@@ -51,21 +51,40 @@ impl From<OrchestratorError> for Failure {
         let code = match &e {
             E::Pipeline(p) => return Failure::from_pipeline(p),
             E::NotResumable { .. } => 2,
-            E::Metadata(m) => match m {
-                flywheel_metadata::MetadataError::NoRun(_)
-                | flywheel_metadata::MetadataError::NoArtifact(_)
-                | flywheel_metadata::MetadataError::NoModelVersion(_) => 2,
-                flywheel_metadata::MetadataError::Open { .. }
-                | flywheel_metadata::MetadataError::Lost { .. }
-                | flywheel_metadata::MetadataError::NotSqlite { .. }
-                | flywheel_metadata::MetadataError::Damaged { .. }
-                | flywheel_metadata::MetadataError::TooNew { .. }
-                | flywheel_metadata::MetadataError::Sql(_)
-                | flywheel_metadata::MetadataError::Json(_) => 3,
-            },
-            E::Artifacts(_) | E::Home { .. } | E::Io(_) => 3,
+            E::Metadata(m) => metadata_code(m),
+            E::Registry(r) => registry_code(r),
+            E::Artifacts(_) | E::Io(_) => 3,
         };
         fail(code, e.to_string())
+    }
+}
+
+fn metadata_code(e: &flywheel_metadata::MetadataError) -> u8 {
+    use flywheel_metadata::MetadataError as E;
+    match e {
+        E::NoRun(_) | E::NoArtifact(_) | E::NoModelVersion(_) => 2,
+        E::Open { .. }
+        | E::Lost { .. }
+        | E::NotSqlite { .. }
+        | E::Damaged { .. }
+        | E::TooNew { .. }
+        | E::Sql(_)
+        | E::Json(_) => 3,
+    }
+}
+
+fn registry_code(e: &flywheel_registry::RegistryError) -> u8 {
+    use flywheel_registry::RegistryError as E;
+    match e {
+        E::Metadata(m) => metadata_code(m),
+        E::Reference(_) | E::NoAlias { .. } | E::Read { .. } | E::BadModel(_) => 2,
+        E::Artifacts(_) | E::Home { .. } | E::Stored { .. } | E::Write { .. } | E::Io(_) => 3,
+    }
+}
+
+impl From<flywheel_registry::RegistryError> for Failure {
+    fn from(e: flywheel_registry::RegistryError) -> Self {
+        fail(registry_code(&e), e.to_string())
     }
 }
 

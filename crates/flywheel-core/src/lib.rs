@@ -7,12 +7,14 @@
 //! context hands out.
 
 pub mod exec;
+pub mod model_ref;
 pub mod spec;
 
 pub use exec::{
     AliasMove, CancelToken, ChildRecord, Component, ComponentRegistry, ExecContext, ExecError, InputArtifact,
     ModelRefResolution, ModelRegistry, Published, RegisteredModel, Role,
 };
+pub use model_ref::{ModelInputRef, ModelRef, Selector, check_alias};
 pub use spec::{ArtifactType, ComponentSpec, ParamProblem, ParamSpec, ParamType, PortSpec};
 
 /// Hex blake3 digest of a byte slice. Used for content addresses and cache keys.

@@ -557,29 +557,36 @@ impl MetadataStore {
         Ok(rows)
     }
 
-    /// What `@model:NAME[@ALIAS][/INPUT]` names: the model artifact of the
-    /// version `ALIAS` points at (or of the latest version registered
-    /// before `before_run`), or, with `/INPUT`, the artifact that fed input
-    /// `INPUT` of the step that produced it.
+    /// What `@model:NAME[@ALIAS|@VERSION][/INPUT]` names: the model
+    /// artifact of the version `ALIAS` points at or `VERSION` names (or of
+    /// the latest version registered before `before_run`), or, with
+    /// `/INPUT`, the artifact that fed input `INPUT` of the step that
+    /// produced it.
     pub fn resolve_model_ref(
         &self,
         model_name: &str,
-        alias: Option<&str>,
+        selector: &flywheel_core::Selector,
         input: Option<&str>,
         before_run: i64,
     ) -> Result<Option<(ArtifactRecord, i64)>> {
+        use flywheel_core::Selector;
         let conn = self.conn();
-        // The model artifact of the version the alias points at, or of the
-        // latest version registered before the run.
-        let model: Option<(i64, i64)> = match alias {
-            Some(a) => conn.query_row(
+        // The model artifact of the version the alias points at, of the
+        // version named, or of the latest version registered before the run.
+        let model: Option<(i64, i64)> = match selector {
+            Selector::Version(v) => conn.query_row(
+                "SELECT artifact_id, version FROM model_versions WHERE model_name = ?1 AND version = ?2",
+                params![model_name, v],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            ),
+            Selector::Alias(a) => conn.query_row(
                 "SELECT mv.artifact_id, mv.version FROM model_aliases a JOIN model_versions mv
                    ON mv.model_name = a.model_name AND mv.version = a.version
                  WHERE a.model_name = ?1 AND a.alias = ?2",
                 params![model_name, a],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             ),
-            None => conn.query_row(
+            Selector::Latest => conn.query_row(
                 "SELECT artifact_id, version FROM model_versions WHERE model_name = ?1 AND (run_id IS NULL OR run_id < ?2)
                  ORDER BY version DESC LIMIT 1",
                 params![model_name, before_run],

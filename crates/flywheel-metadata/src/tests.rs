@@ -1,5 +1,8 @@
 use super::*;
+use flywheel_core::Selector;
 use serde_json::json;
+
+const LATEST: Selector = Selector::Latest;
 
 fn store() -> (tempfile::TempDir, MetadataStore) {
     let dir = tempfile::tempdir().unwrap();
@@ -73,18 +76,23 @@ fn records_a_run_with_lineage_both_ways() {
     assert_eq!(down.downstream[0].execution.outputs[0].artifact.id, model_id);
 
     // The model's training data, found from the registered version.
-    assert_eq!(s.resolve_model_ref("bikes", None, Some("data"), run + 1).unwrap().unwrap().0.id, data_id);
+    let (prod, pinned) = (Selector::Alias("production".into()), Selector::Version(1));
+    assert_eq!(s.resolve_model_ref("bikes", &LATEST, Some("data"), run + 1).unwrap().unwrap().0.id, data_id);
     // The run that registered it does not see it as its baseline.
-    assert!(s.resolve_model_ref("bikes", None, Some("data"), run).unwrap().is_none());
-    assert!(s.resolve_model_ref("bikes", None, Some("nope"), run + 1).unwrap().is_none());
-    assert!(s.resolve_model_ref("other", None, Some("data"), run + 1).unwrap().is_none());
-    assert_eq!(s.resolve_model_ref("bikes", None, None, run + 1).unwrap().unwrap().0.id, model_id);
+    assert!(s.resolve_model_ref("bikes", &LATEST, Some("data"), run).unwrap().is_none());
+    assert!(s.resolve_model_ref("bikes", &LATEST, Some("nope"), run + 1).unwrap().is_none());
+    assert!(s.resolve_model_ref("other", &LATEST, Some("data"), run + 1).unwrap().is_none());
+    assert_eq!(s.resolve_model_ref("bikes", &LATEST, None, run + 1).unwrap().unwrap().0.id, model_id);
     // Through an alias: none yet, then the version it points at (whatever the run).
-    assert!(s.resolve_model_ref("bikes", Some("production"), None, run).unwrap().is_none());
+    assert!(s.resolve_model_ref("bikes", &prod, None, run).unwrap().is_none());
     assert_eq!(s.set_alias("bikes", "production", 1, Some(run), "test").unwrap(), None);
-    assert_eq!(s.resolve_model_ref("bikes", Some("production"), None, run).unwrap().unwrap().0.id, model_id);
-    assert_eq!(s.resolve_model_ref("bikes", Some("production"), Some("data"), run).unwrap().unwrap().0.id, data_id);
+    assert_eq!(s.resolve_model_ref("bikes", &prod, None, run).unwrap().unwrap().0.id, model_id);
+    assert_eq!(s.resolve_model_ref("bikes", &prod, Some("data"), run).unwrap().unwrap().0.id, data_id);
     assert_eq!(s.model_version("bikes", Some(1)).unwrap().aliases, ["production"]);
+    // A version named: whatever the run, and none that does not exist.
+    let (found, version) = s.resolve_model_ref("bikes", &pinned, Some("data"), run).unwrap().unwrap();
+    assert_eq!((found.id, version), (data_id, 1));
+    assert!(s.resolve_model_ref("bikes", &Selector::Version(2), None, run + 1).unwrap().is_none());
     assert!(matches!(s.set_alias("bikes", "production", 9, None, "test"), Err(MetadataError::NoModelVersion(_))));
     assert_eq!(s.registry_audit(10).unwrap().len(), 1);
     let signals = s.signals(Some(run), 10).unwrap();

@@ -2,7 +2,6 @@
 //! lineage. This is the only place that does these things; components only
 //! read their inputs and write their outputs.
 
-use crate::home::Home;
 use crate::scheduler::StepOutcome;
 use crate::{Event, Observer, Result};
 use flywheel_core::{
@@ -13,6 +12,7 @@ use flywheel_metadata::{
     ArtifactRecord, ExecStatus, ExecutionResult, MetadataStore, NewArtifact, NewChild, NewSignal, PublishOutcome,
 };
 use flywheel_pipeline::Step;
+use flywheel_registry::Home;
 use serde_json::{Value as Json, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -104,35 +104,23 @@ impl ModelRegistry for Registry {
 /// Resolves the step's `@model:` inputs into `job.inputs`; returns how each
 /// was resolved (for the executor) and, for required ones that found
 /// nothing, why.
-fn resolve_model_inputs(
-    meta: &MetadataStore,
-    job: &mut StepJob,
-) -> Result<(BTreeMap<String, ModelRefResolution>, Vec<String>)> {
+fn resolve_model_inputs(home: &Home, job: &mut StepJob) -> Result<(BTreeMap<String, ModelRefResolution>, Vec<String>)> {
     let mut refs = BTreeMap::new();
     let mut unresolved = Vec::new();
     for (port, (r, optional)) in &job.step.resolved_inputs {
-        let found = meta.resolve_model_ref(&r.model, r.alias.as_deref(), r.input.as_deref(), job.run_id)?;
-        refs.insert(
-            port.clone(),
-            ModelRefResolution { model: r.model.clone(), alias: r.alias.clone(), version: found.as_ref().map(|f| f.1) },
-        );
+        let found = home.resolve_input(r, job.run_id)?;
+        let resolution = ModelRefResolution {
+            model: r.model.name.clone(),
+            alias: r.model.alias().map(str::to_string),
+            version: found.as_ref().map(|f| f.1),
+        };
+        refs.insert(port.clone(), resolution);
         match found {
             Some((a, _)) => {
                 job.inputs.insert(port.clone(), a);
             }
             None if *optional => {}
-            None => unresolved.push(format!(
-                "input `{port}` = \"{r}\" found nothing: {}",
-                match (&r.alias, &r.input) {
-                    (Some(a), _) =>
-                        format!("no version of model `{}` has the alias `{a}` (or it has no such input)", r.model),
-                    (None, Some(i)) => format!(
-                        "no version of model `{}` was registered before this run (or it has no input `{i}`)",
-                        r.model
-                    ),
-                    (None, None) => format!("no version of model `{}` was registered before this run", r.model),
-                }
-            )),
+            None => unresolved.push(format!("input `{port}` = \"{r}\" found nothing: {}", Home::found_nothing(r))),
         }
     }
     Ok((refs, unresolved))
@@ -143,7 +131,7 @@ pub async fn run_step(home: &Home, mut job: StepJob, observer: &dyn Observer) ->
     let meta = &home.metadata;
     // Resolved inputs (`@model:NAME/INPUT`) are found now, so that their
     // digests are part of the cache key like any other input's.
-    let (model_refs, unresolved) = resolve_model_inputs(meta, &mut job)?;
+    let (model_refs, unresolved) = resolve_model_inputs(home, &mut job)?;
     let key = cache_key(&job, &model_refs);
     let log_dir = home.logs_dir(job.run_id);
     std::fs::create_dir_all(&log_dir)?;

@@ -7,13 +7,11 @@
 //! failed step while independent branches finish. Components know nothing of
 //! either.
 
-pub mod doctor;
-pub mod home;
 pub mod launcher;
 pub mod ordering;
 pub mod scheduler;
 
-pub use home::Home;
+pub use flywheel_registry::Home;
 pub use scheduler::{Orchestrator, RunOptions, RunOutcome, StepOutcome};
 
 use std::time::Duration;
@@ -26,12 +24,8 @@ pub enum OrchestratorError {
     Artifacts(#[from] flywheel_artifacts::ArtifactError),
     #[error(transparent)]
     Pipeline(#[from] flywheel_pipeline::PipelineError),
-    #[error("cannot use home folder {}: {source}; choose another with --home or FLYWHEEL_HOME", path.display())]
-    Home {
-        path: std::path::PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Registry(#[from] flywheel_registry::RegistryError),
     #[error("run {run} {reason}")]
     NotResumable { run: i64, reason: String },
     #[error("{0}")]

@@ -1,12 +1,12 @@
 //! The scheduler: which steps run when.
 
-use crate::home::Home;
 use crate::launcher::{StepJob, StepOutputs, run_step};
 use crate::ordering::{self, Wait};
 use crate::{Event, Observer, OrchestratorError, Result};
 use flywheel_core::{CancelToken, ComponentRegistry, Role};
 use flywheel_metadata::{ExecStatus, RunStatus};
 use flywheel_pipeline::Pipeline;
+use flywheel_registry::Home;
 use serde::Serialize;
 use serde_json::{Value as Json, json};
 use std::collections::{BTreeMap, HashMap};

@@ -24,58 +24,7 @@ pub struct InputRef {
     pub step_index: usize,
 }
 
-/// `@model:NAME[@ALIAS][/INPUT]`, resolved when the step runs: the model
-/// artifact of the version `ALIAS` points at (e.g. `production`), or of
-/// the latest version registered before the run; with `/INPUT`, the
-/// artifact that fed input `INPUT` of the step that produced that model —
-/// e.g. `@model:bikes@production/data`, the data the production model was
-/// trained on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ModelInputRef {
-    pub model: String,
-    pub alias: Option<String>,
-    pub input: Option<String>,
-}
-
-impl ModelInputRef {
-    pub fn parse(s: &str) -> Option<ModelInputRef> {
-        Self::parse_checked(s).ok()
-    }
-
-    /// Parses a reference, or says which part of it is wrong.
-    pub fn parse_checked(s: &str) -> Result<ModelInputRef, String> {
-        let rest = s.strip_prefix("@model:").ok_or("it does not start with `@model:`")?;
-        let (head, input) = match rest.split_once('/') {
-            Some((h, i)) => (h, Some(i)),
-            None => (rest, None),
-        };
-        let (model, alias) = match head.split_once('@') {
-            Some((m, a)) => (m, Some(a)),
-            None => (head, None),
-        };
-        flywheel_core::check_name("the model name", model)?;
-        if let Some(a) = alias {
-            flywheel_core::check_name("the alias", a)?;
-        }
-        if let Some(i) = input {
-            flywheel_core::check_name("the input name", i)?;
-        }
-        Ok(ModelInputRef { model: model.into(), alias: alias.map(str::to_string), input: input.map(str::to_string) })
-    }
-}
-
-impl std::fmt::Display for ModelInputRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "@model:{}", self.model)?;
-        if let Some(a) = &self.alias {
-            write!(f, "@{a}")?;
-        }
-        if let Some(i) = &self.input {
-            write!(f, "/{i}")?;
-        }
-        Ok(())
-    }
-}
+pub use flywheel_core::ModelInputRef;
 
 /// Port → (reference, whether the port may stay empty).
 pub type ResolvedInputs = BTreeMap<String, (ModelInputRef, bool)>;
@@ -594,7 +543,7 @@ impl Compiler<'_> {
                 if mentions_parameter(&Json::String(text.clone())) {
                     continue; // an unknown parameter, reported above
                 }
-                match ModelInputRef::parse_checked(&text) {
+                match ModelInputRef::parse(&text) {
                     Ok(r) => {
                         let optional = spec.and_then(|sp| sp.input(&port.value)).is_some_and(|p| p.optional);
                         if spec.is_some_and(|sp| !sp.dynamic_ports && sp.input(&port.value).is_none()) {
@@ -760,7 +709,7 @@ impl Step {
         let mut resolved = self.resolved_inputs.clone();
         for (port, text) in &self.model_inputs {
             let text = substitute_text(text, values);
-            let r = ModelInputRef::parse_checked(&text)
+            let r = ModelInputRef::parse(&text)
                 .map_err(|why| format!("input `{port}` = \"{text}\" is not a resolvable reference: {why}"))?;
             if let Some(entry) = resolved.get_mut(port) {
                 entry.0 = r;

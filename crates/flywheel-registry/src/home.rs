@@ -3,7 +3,7 @@
 //! process that gets it exclusively knows no other Flywheel process is using
 //! the home, so everything temporary it finds is a leftover of a dead one.
 
-use crate::{OrchestratorError, Result};
+use crate::{RegistryError, Result};
 use flywheel_artifacts::ArtifactStore;
 use flywheel_metadata::{History, MetadataStore};
 use std::collections::HashMap;
@@ -54,7 +54,7 @@ impl Home {
     /// holds the home exclusively when no other process uses it, so that
     /// removing unrecorded blobs cannot race with a run recording them.
     pub fn open_for_doctor(root: &Path, exclusive: bool) -> Result<Self> {
-        let err = |source| OrchestratorError::Home { path: root.to_path_buf(), source };
+        let err = |source| RegistryError::Home { path: root.to_path_buf(), source };
         if !std::fs::metadata(root).map_err(err)?.is_dir() {
             return Err(err(std::io::Error::other("not a folder")));
         }
@@ -66,7 +66,7 @@ impl Home {
     }
 
     fn open_stores(root: &Path, reap: bool) -> Result<Self> {
-        let err = |source| OrchestratorError::Home { path: root.to_path_buf(), source };
+        let err = |source| RegistryError::Home { path: root.to_path_buf(), source };
         let artifacts = ArtifactStore::open_local(&root.join("artifacts"))?;
         let db = root.join("metadata.db");
         // Counting blobs walks the store: only worth it when the database is gone.
@@ -177,7 +177,7 @@ impl Home {
 
 /// Creates the folders and checks the home is writable.
 fn prepare(root: &Path) -> Result<()> {
-    let err = |source| OrchestratorError::Home { path: root.to_path_buf(), source };
+    let err = |source| RegistryError::Home { path: root.to_path_buf(), source };
     for sub in ["artifacts", "logs", "work"] {
         std::fs::create_dir_all(root.join(sub)).map_err(err)?;
     }
@@ -208,7 +208,7 @@ pub(crate) fn remove_path(path: &Path) -> Result<()> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => {
-            Err(OrchestratorError::Io(std::io::Error::new(e.kind(), format!("cannot remove {}: {e}", path.display()))))
+            Err(RegistryError::Io(std::io::Error::new(e.kind(), format!("cannot remove {}: {e}", path.display()))))
         }
     }
 }
