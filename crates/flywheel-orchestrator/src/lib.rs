@@ -7,14 +7,38 @@
 //! failed step while independent branches finish. Components know nothing of
 //! either.
 
+/// A named place where a test can make the launcher or the scheduler fail
+/// (see `failpoint`). Expands to nothing outside the crate's own tests, so
+/// no build of the binary carries it.
+macro_rules! fail_point {
+    ($plan:expr, $point:ident) => {
+        #[cfg(test)]
+        $plan.hit(crate::failpoint::FailPoint::$point)?;
+    };
+    ($plan:expr, $point:ident, if $cond:expr) => {
+        #[cfg(test)]
+        if $cond {
+            $plan.hit(crate::failpoint::FailPoint::$point)?;
+        }
+    };
+}
+
+mod display;
 pub mod doctor;
+#[cfg(test)]
+mod failpoint;
 pub mod home;
 pub mod launcher;
 pub mod ordering;
+pub mod outcome;
 pub mod scheduler;
+#[cfg(test)]
+mod tests;
 
+pub use display::humanize;
 pub use home::Home;
-pub use scheduler::{Orchestrator, RunOptions, RunOutcome, StepOutcome};
+pub use outcome::{RunOutcome, StepOutcome};
+pub use scheduler::{Orchestrator, RunOptions};
 
 use std::time::Duration;
 
