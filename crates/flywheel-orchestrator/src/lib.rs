@@ -4,8 +4,10 @@
 //! inputs, computes its cache key, reuses or executes, retries, enforces the
 //! timeout, stores outputs and records lineage — and the [`scheduler`] decides
 //! which steps run when, in parallel up to `jobs`, failing dependents of a
-//! failed step while independent branches finish. Components know nothing of
-//! either.
+//! failed step while independent branches finish. Both report what happened
+//! as an [`outcome`], so the launcher needs nothing of the scheduler.
+//! Components know nothing of either. The crate's own tests (`src/tests/`)
+//! run both in process, with failures planned at named points (`failpoint`).
 
 /// A named place where a test can make the launcher or the scheduler fail
 /// (see `failpoint`). Expands to nothing outside the crate's own tests, so
