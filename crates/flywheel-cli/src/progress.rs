@@ -1,7 +1,7 @@
 //! Progress while a run goes on: live bars on a terminal, plain lines otherwise.
 
 use flywheel_metadata::ExecStatus;
-use flywheel_orchestrator::launcher::humanize;
+use flywheel_orchestrator::humanize;
 use flywheel_orchestrator::{Event, Observer, StepOutcome};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::collections::HashMap;

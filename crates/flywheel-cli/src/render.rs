@@ -3,7 +3,7 @@
 use flywheel_core::ComponentRegistry;
 use flywheel_metadata::{ExecutionRecord, Lineage, ModelVersion, RunRecord, Signal};
 use flywheel_orchestrator::RunOutcome;
-use flywheel_orchestrator::launcher::humanize;
+use flywheel_orchestrator::humanize;
 use serde_json::{Value as Json, json};
 use std::time::Duration;
 

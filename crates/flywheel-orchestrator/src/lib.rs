@@ -4,15 +4,41 @@
 //! inputs, computes its cache key, reuses or executes, retries, enforces the
 //! timeout, stores outputs and records lineage — and the [`scheduler`] decides
 //! which steps run when, in parallel up to `jobs`, failing dependents of a
-//! failed step while independent branches finish. Components know nothing of
-//! either.
+//! failed step while independent branches finish. Both report what happened
+//! as an [`outcome`], so the launcher needs nothing of the scheduler.
+//! Components know nothing of either. The crate's own tests (`src/tests/`)
+//! run both in process, with failures planned at named points (`failpoint`).
 
+/// A named place where a test can make the launcher or the scheduler fail
+/// (see `failpoint`). Expands to nothing outside the crate's own tests, so
+/// no build of the binary carries it.
+macro_rules! fail_point {
+    ($plan:expr, $point:ident) => {
+        #[cfg(test)]
+        $plan.hit(crate::failpoint::FailPoint::$point)?;
+    };
+    ($plan:expr, $point:ident, if $cond:expr) => {
+        #[cfg(test)]
+        if $cond {
+            $plan.hit(crate::failpoint::FailPoint::$point)?;
+        }
+    };
+}
+
+mod display;
+#[cfg(test)]
+mod failpoint;
 pub mod launcher;
 pub mod ordering;
+pub mod outcome;
 pub mod scheduler;
+#[cfg(test)]
+mod tests;
 
+pub use display::humanize;
 pub use flywheel_registry::Home;
-pub use scheduler::{Orchestrator, RunOptions, RunOutcome, StepOutcome};
+pub use outcome::{RunOutcome, StepOutcome};
+pub use scheduler::{Orchestrator, RunOptions};
 
 use std::time::Duration;
 

@@ -1,13 +1,16 @@
-//! The scheduler: which steps run when.
+//! The scheduler: which steps run when. A run is driven by [`Drive`]:
+//! start every ready step (up to `jobs`), skip those whose upstream did not
+//! succeed, take in each step as it ends, stop starting steps on
+//! cancellation or an error of the orchestrator itself, then finish the run.
 
 use crate::launcher::{StepJob, StepOutputs, run_step};
 use crate::ordering::{self, Wait};
+use crate::outcome::{RunOutcome, StepOutcome};
 use crate::{Event, Observer, OrchestratorError, Result};
-use flywheel_core::{CancelToken, ComponentRegistry, Role};
+use flywheel_core::{CancelToken, Component, ComponentRegistry, Role};
 use flywheel_metadata::{ExecStatus, RunStatus};
-use flywheel_pipeline::Pipeline;
+use flywheel_pipeline::{Pipeline, Step};
 use flywheel_registry::Home;
-use serde::Serialize;
 use serde_json::{Value as Json, json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -38,33 +41,12 @@ pub fn default_user() -> String {
     std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "unknown".into())
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct StepOutcome {
-    pub step: String,
-    pub execution_id: Option<i64>,
-    pub status: ExecStatus,
-    pub cache_hit: bool,
-    pub attempts: u32,
-    pub duration_ms: i64,
-    pub error: Option<String>,
-    pub summary: Json,
-    /// Succeeded before a `resume` and was not run again.
-    pub resumed: bool,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct RunOutcome {
-    pub run_id: i64,
-    pub pipeline: String,
-    pub status: RunStatus,
-    pub duration_ms: i64,
-    pub steps: Vec<StepOutcome>,
-    pub error: Option<String>,
-}
-
 pub struct Orchestrator {
     pub home: Home,
     pub components: ComponentRegistry,
+    /// Failures a test planned (see `failpoint`).
+    #[cfg(test)]
+    pub(crate) failures: Arc<crate::failpoint::FailPlan>,
 }
 
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -107,7 +89,12 @@ fn blocked_by(waits: &[(usize, Wait)], state: &[State], pipeline: &Pipeline) -> 
 
 impl Orchestrator {
     pub fn new(home: Home, components: ComponentRegistry) -> Self {
-        Self { home, components }
+        Self {
+            home,
+            components,
+            #[cfg(test)]
+            failures: Arc::default(),
+        }
     }
 
     /// Records a step that will not run, and why.
@@ -233,15 +220,83 @@ impl Orchestrator {
         cancel: CancelToken,
     ) -> Result<RunOutcome> {
         let started = Instant::now();
+        let mut drive = Drive::new(self, pipeline, run_id, values, opts, observer, cancel);
+        drive.start(done);
+        drive.run_to_end().await?;
+        drive.finish(started.elapsed().as_millis() as i64)
+    }
+}
+
+type StepResult = Result<(StepOutcome, StepOutputs)>;
+
+/// One run under way: where every step is, what the run has met so far.
+struct Drive<'a> {
+    orch: &'a Orchestrator,
+    pipeline: &'a Pipeline,
+    run_id: i64,
+    values: BTreeMap<String, Json>,
+    opts: &'a RunOptions,
+    observer: Arc<dyn Observer>,
+    cancel: CancelToken,
+    /// For each step, the steps it waits for and why (`ordering`).
+    waits: Vec<Vec<(usize, Wait)>>,
+    state: Vec<State>,
+    outputs: HashMap<usize, StepOutputs>,
+    outcomes: Vec<Option<StepOutcome>>,
+    tasks: tokio::task::JoinSet<(usize, StepResult)>,
+    running: usize,
+    first_error: Option<String>,
+    /// An error of the orchestrator itself (not of a step): no step starts
+    /// after it, and the run ends `failed` with it.
+    infra_error: Option<OrchestratorError>,
+    cancelling: bool,
+}
+
+impl<'a> Drive<'a> {
+    fn new(
+        orch: &'a Orchestrator,
+        pipeline: &'a Pipeline,
+        run_id: i64,
+        values: BTreeMap<String, Json>,
+        opts: &'a RunOptions,
+        observer: Arc<dyn Observer>,
+        cancel: CancelToken,
+    ) -> Self {
+        let roles: Vec<Role> = pipeline
+            .steps
+            .iter()
+            .map(|s| orch.components.get(&s.component).map_or(Role::Ordinary, |c| c.role()))
+            .collect();
+        let deps: Vec<Vec<usize>> = pipeline.steps.iter().map(|s| s.deps.clone()).collect();
         let n = pipeline.steps.len();
-        let mut state = vec![State::Pending; n];
-        let mut outputs: HashMap<usize, StepOutputs> = HashMap::new();
-        let mut outcomes: Vec<Option<StepOutcome>> = vec![None; n];
-        let resumed: Vec<String> = done.keys().map(|&i| pipeline.steps[i].name.clone()).collect();
+        Self {
+            orch,
+            pipeline,
+            run_id,
+            values,
+            opts,
+            observer,
+            cancel,
+            waits: ordering::waits(&deps, &roles),
+            state: vec![State::Pending; n],
+            outputs: HashMap::new(),
+            outcomes: vec![None; n],
+            tasks: tokio::task::JoinSet::new(),
+            running: 0,
+            first_error: None,
+            infra_error: None,
+            cancelling: false,
+        }
+    }
+
+    /// Takes the steps a resumed run keeps as done, and announces the run.
+    fn start(&mut self, done: HashMap<usize, StepOutputs>) {
+        let steps = &self.pipeline.steps;
+        let resumed: Vec<String> = done.keys().map(|&i| steps[i].name.clone()).collect();
         for (i, o) in done {
-            state[i] = State::Done;
-            outcomes[i] = Some(StepOutcome {
-                step: pipeline.steps[i].name.clone(),
+            self.state[i] = State::Done;
+            self.outcomes[i] = Some(StepOutcome {
+                step: steps[i].name.clone(),
                 execution_id: None,
                 status: ExecStatus::Succeeded,
                 cache_hit: false,
@@ -251,147 +306,175 @@ impl Orchestrator {
                 summary: Json::Null,
                 resumed: true,
             });
-            outputs.insert(i, o);
+            self.outputs.insert(i, o);
         }
-        observer.event(&Event::RunStarted {
-            run_id,
-            pipeline: pipeline.name.clone(),
-            steps: pipeline.steps.iter().map(|s| s.name.clone()).collect(),
+        self.observer.event(&Event::RunStarted {
+            run_id: self.run_id,
+            pipeline: self.pipeline.name.clone(),
+            steps: steps.iter().map(|s| s.name.clone()).collect(),
             resumed,
         });
-        let roles: Vec<Role> = pipeline
-            .steps
-            .iter()
-            .map(|s| self.components.get(&s.component).map_or(Role::Ordinary, |c| c.role()))
-            .collect();
-        let deps: Vec<Vec<usize>> = pipeline.steps.iter().map(|s| s.deps.clone()).collect();
-        let waits = ordering::waits(&deps, &roles);
-        let jobs = opts.jobs.max(1);
-        let mut set: tokio::task::JoinSet<(usize, Result<(StepOutcome, StepOutputs)>)> = tokio::task::JoinSet::new();
-        let mut running = 0;
-        let mut first_error: Option<String> = None;
-        let mut infra_error: Option<OrchestratorError> = None;
-        let mut cancelling = false;
+    }
+
+    /// Starts steps as they become ready until none runs and none can start.
+    async fn run_to_end(&mut self) -> Result<()> {
         loop {
-            if cancel.is_cancelled() && !cancelling {
-                cancelling = true;
-                observer.event(&Event::Cancelling);
+            if self.cancel.is_cancelled() && !self.cancelling {
+                self.cancelling = true;
+                self.observer.event(&Event::Cancelling);
             }
-            if !cancelling && infra_error.is_none() {
-                for i in 0..n {
-                    if running >= jobs {
-                        break;
-                    }
-                    if state[i] != State::Pending {
-                        continue;
-                    }
-                    let step = &pipeline.steps[i];
-                    if let Some(reason) = blocked_by(&waits[i], &state, pipeline) {
-                        state[i] = State::Failed;
-                        let o = self.skip(run_id, step, reason)?;
-                        observer.event(&Event::StepFinished(o.clone()));
-                        outcomes[i] = Some(o);
-                        continue;
-                    }
-                    if !waits[i].iter().all(|&(d, _)| state[d] == State::Done) {
-                        continue;
-                    }
-                    let Some(component) = self.components.get(&step.component).cloned() else {
-                        continue;
-                    };
-                    let inputs = step
-                        .inputs
-                        .iter()
-                        .filter_map(|(port, r)| {
-                            outputs.get(&r.step_index).and_then(|o| o.get(&r.output)).map(|a| (port.clone(), a.clone()))
-                        })
-                        .collect();
-                    let job = StepJob {
-                        run_id,
-                        step: step.for_run(&values),
-                        component,
-                        params: step.resolve_params(&values),
-                        inputs,
-                        base_dir: pipeline.base_dir.clone(),
-                        use_cache: !opts.no_cache,
-                        cancel: cancel.clone(),
-                    };
-                    state[i] = State::Running;
-                    running += 1;
-                    let home = self.home.clone();
-                    let obs = observer.clone();
-                    set.spawn(async move { (i, run_step(&home, job, obs.as_ref()).await) });
-                }
+            if !self.cancelling && self.infra_error.is_none() {
+                self.start_ready()?;
             }
-            if running == 0 {
-                break;
+            if self.running == 0 {
+                return Ok(());
             }
             tokio::select! {
-                joined = set.join_next() => {
-                    let Some(joined) = joined else { break };
-                    running -= 1;
-                    let (i, result) = match joined {
-                        Ok(r) => r,
-                        Err(e) => {
-                            infra_error.get_or_insert(OrchestratorError::Io(std::io::Error::other(format!("a step task panicked: {e}"))));
-                            continue;
-                        }
-                    };
-                    match result {
-                        Ok((outcome, outs)) => {
-                            state[i] = match outcome.status {
-                                ExecStatus::Succeeded => State::Done,
-                                ExecStatus::Refused => State::Refused,
-                                _ => State::Failed,
-                            };
-                            if state[i] == State::Done {
-                                outputs.insert(i, outs);
-                            }
-                            if outcome.status == ExecStatus::Failed && first_error.is_none() {
-                                first_error = Some(format!("step `{}` failed: {}", outcome.step, outcome.error.clone().unwrap_or_default()));
-                            }
-                            observer.event(&Event::StepFinished(outcome.clone()));
-                            outcomes[i] = Some(outcome);
-                        }
-                        Err(e) => {
-                            state[i] = State::Failed;
-                            infra_error.get_or_insert(e);
-                        }
-                    }
+                joined = self.tasks.join_next() => {
+                    let Some(joined) = joined else { return Ok(()) };
+                    self.running -= 1;
+                    self.collect(joined);
                 }
                 _ = tokio::time::sleep(Duration::from_millis(50)) => {}
             }
         }
-        let duration_ms = started.elapsed().as_millis() as i64;
-        let all_done = state.iter().all(|s| *s == State::Done);
-        let refusals: Vec<String> = outcomes
+    }
+
+    /// Skips the pending steps that can never run and launches the ready
+    /// ones, up to `jobs` running at a time.
+    fn start_ready(&mut self) -> Result<()> {
+        let pipeline = self.pipeline;
+        let jobs = self.opts.jobs.max(1);
+        for (i, step) in pipeline.steps.iter().enumerate() {
+            if self.running >= jobs {
+                break;
+            }
+            if self.state[i] != State::Pending {
+                continue;
+            }
+            if let Some(reason) = blocked_by(&self.waits[i], &self.state, pipeline) {
+                self.state[i] = State::Failed;
+                let o = self.orch.skip(self.run_id, step, reason)?;
+                self.observer.event(&Event::StepFinished(o.clone()));
+                self.outcomes[i] = Some(o);
+                continue;
+            }
+            if !self.waits[i].iter().all(|&(d, _)| self.state[d] == State::Done) {
+                continue;
+            }
+            let Some(component) = self.orch.components.get(&step.component).cloned() else {
+                continue;
+            };
+            let job = self.job_for(step, component);
+            self.state[i] = State::Running;
+            self.running += 1;
+            let home = self.orch.home.clone();
+            let obs = self.observer.clone();
+            self.tasks.spawn(async move { (i, run_step(&home, job, obs.as_ref()).await) });
+        }
+        Ok(())
+    }
+
+    /// What the launcher needs to run `step` in this run: its parameters
+    /// with the run's values, its inputs from the steps it reads.
+    fn job_for(&self, step: &Step, component: Arc<dyn Component>) -> StepJob {
+        let inputs = step
+            .inputs
+            .iter()
+            .filter_map(|(port, r)| {
+                self.outputs.get(&r.step_index).and_then(|o| o.get(&r.output)).map(|a| (port.clone(), a.clone()))
+            })
+            .collect();
+        StepJob {
+            run_id: self.run_id,
+            step: step.for_run(&self.values),
+            component,
+            params: step.resolve_params(&self.values),
+            inputs,
+            base_dir: self.pipeline.base_dir.clone(),
+            use_cache: !self.opts.no_cache,
+            cancel: self.cancel.clone(),
+            #[cfg(test)]
+            failures: self.orch.failures.clone(),
+        }
+    }
+
+    /// Takes in a step that ended (or whose task failed).
+    fn collect(&mut self, joined: std::result::Result<(usize, StepResult), tokio::task::JoinError>) {
+        let (i, result) = match joined {
+            Ok(r) => r,
+            Err(e) => {
+                let panicked = std::io::Error::other(format!("a step task panicked: {e}"));
+                self.infra_error.get_or_insert(OrchestratorError::Io(panicked));
+                return;
+            }
+        };
+        match result {
+            Ok((outcome, outs)) => self.record(i, outcome, outs),
+            Err(e) => {
+                self.state[i] = State::Failed;
+                self.infra_error.get_or_insert(e);
+            }
+        }
+    }
+
+    fn record(&mut self, i: usize, outcome: StepOutcome, outs: StepOutputs) {
+        self.state[i] = match outcome.status {
+            ExecStatus::Succeeded => State::Done,
+            ExecStatus::Refused => State::Refused,
+            _ => State::Failed,
+        };
+        if self.state[i] == State::Done {
+            self.outputs.insert(i, outs);
+        }
+        if outcome.status == ExecStatus::Failed && self.first_error.is_none() {
+            let error = outcome.error.clone().unwrap_or_default();
+            self.first_error = Some(format!("step `{}` failed: {error}", outcome.step));
+        }
+        self.observer.event(&Event::StepFinished(outcome.clone()));
+        self.outcomes[i] = Some(outcome);
+    }
+
+    /// Records how the run ended; the orchestrator's own error, if it met one.
+    fn finish(mut self, duration_ms: i64) -> Result<RunOutcome> {
+        fail_point!(self.orch.failures, BeforeRunFinished);
+        let meta = &self.orch.home.metadata;
+        if let Some(e) = self.infra_error.take() {
+            let msg = e.to_string();
+            let _ = meta.finish_run(self.run_id, RunStatus::Failed, duration_ms, Some(&msg));
+            return Err(e);
+        }
+        let (status, error) = self.status();
+        meta.finish_run(self.run_id, status, duration_ms, error.as_deref())?;
+        Ok(RunOutcome {
+            run_id: self.run_id,
+            pipeline: self.pipeline.name.clone(),
+            status,
+            duration_ms,
+            steps: self.outcomes.into_iter().flatten().collect(),
+            error,
+        })
+    }
+
+    /// How the run ended, and why if not well.
+    fn status(&mut self) -> (RunStatus, Option<String>) {
+        let all_done = self.state.iter().all(|s| *s == State::Done);
+        let refusals: Vec<String> = self
+            .outcomes
             .iter()
             .flatten()
             .filter(|o| o.status == ExecStatus::Refused)
             .map(|o| format!("`{}` refused: {}", o.step, o.error.as_deref().unwrap_or_default()))
             .collect();
-        let only_refused = state.iter().all(|s| matches!(s, State::Done | State::Refused)) && !refusals.is_empty();
-        let (status, error) = if let Some(e) = infra_error {
-            let msg = e.to_string();
-            let _ = self.home.metadata.finish_run(run_id, RunStatus::Failed, duration_ms, Some(&msg));
-            return Err(e);
-        } else if cancelling || cancel.is_cancelled() && !all_done {
+        let only_refused = self.state.iter().all(|s| matches!(s, State::Done | State::Refused)) && !refusals.is_empty();
+        if self.cancelling || self.cancel.is_cancelled() && !all_done {
             (RunStatus::Cancelled, Some("cancelled by the user".to_string()))
         } else if all_done {
             (RunStatus::Succeeded, None)
         } else if only_refused {
             (RunStatus::Refused, Some(refusals.join("; ")))
         } else {
-            (RunStatus::Failed, first_error.or_else(|| Some("some steps did not succeed".into())))
-        };
-        self.home.metadata.finish_run(run_id, status, duration_ms, error.as_deref())?;
-        Ok(RunOutcome {
-            run_id,
-            pipeline: pipeline.name.clone(),
-            status,
-            duration_ms,
-            steps: outcomes.into_iter().flatten().collect(),
-            error,
-        })
+            (RunStatus::Failed, self.first_error.take().or_else(|| Some("some steps did not succeed".into())))
+        }
     }
 }
