@@ -290,18 +290,7 @@ fn resolve_lineage_target(home: &Home, id: &str) -> std::result::Result<i64, Fai
     if let Ok(n) = id.parse::<i64>() {
         return Ok(n);
     }
-    let (name, version) = parse_model_ref(id)?;
-    Ok(home.metadata.model_version(name, version)?.artifact_id)
-}
-
-/// `name` or `name@version`.
-pub(crate) fn parse_model_ref(id: &str) -> std::result::Result<(&str, Option<i64>), Failure> {
-    Ok(match id.split_once('@') {
-        Some((n, v)) => {
-            (n, Some(v.parse::<i64>().map_err(|_| fail(2, format!("`{id}`: the version after `@` must be a number")))?))
-        }
-        None => (id, None),
-    })
+    Ok(home.resolve(&models_cmd::model_ref(id)?)?.version.artifact_id)
 }
 
 type RunFuture<'a> = std::pin::Pin<

@@ -1,12 +1,12 @@
 //! `flywheel models inspect FILE`, `models export NAME[@V] -o FILE`,
 //! `models import NAME FILE.onnx`, `models alias`, `models audit`.
 
-use crate::{Failure, fail, parse_model_ref};
+use crate::{Failure, fail};
+use flywheel_core::ModelRef;
 use flywheel_ml::model::Estimator;
-use flywheel_ml::onnx::estimator::OnnxSignature;
 use flywheel_ml::transform::Encoder;
 use flywheel_ml::{Model, Task};
-use flywheel_orchestrator::Home;
+use flywheel_registry::Home;
 use serde_json::{Value as Json, json};
 use std::path::Path;
 
@@ -109,88 +109,35 @@ pub fn inspect(path: &Path, as_json: bool) -> Result<u8, Failure> {
     Ok(0)
 }
 
-/// A registered model's file: `name@3`, `name` (latest) or `name@production` (an alias).
-fn registered(
-    home: &Home,
-    reference: &str,
-) -> Result<(flywheel_metadata::ModelVersion, String, std::path::PathBuf), Failure> {
-    let mv = match reference.split_once('@') {
-        Some((name, alias)) if alias.parse::<i64>().is_err() => home
-            .metadata
-            .aliased_version(name, alias)?
-            .ok_or_else(|| fail(2, format!("model `{name}` has no alias `{alias}` (`flywheel models` lists them)")))?,
-        _ => {
-            let (name, version) = parse_model_ref(reference)?;
-            home.metadata.model_version(name, version)?
-        }
-    };
-    let artifact = home.metadata.artifact(mv.artifact_id)?;
-    let rt = crate::runtime()?;
-    let path = rt
-        .block_on(home.artifacts.local_path(&artifact.digest))
-        .map_err(|e| fail(3, format!("model {}@{}: {e}", mv.model_name, mv.version)))?;
-    Ok((mv, artifact.digest, path))
+/// A model reference as the user wrote it: `name`, `name@3`, `name@production`.
+pub(crate) fn model_ref(reference: &str) -> Result<ModelRef, Failure> {
+    ModelRef::parse(reference).map_err(|e| fail(2, format!("`{reference}`: {e}")))
 }
 
 pub fn export(home: &Home, reference: &str, output: &Path) -> Result<u8, Failure> {
-    let (mv, digest, path) = registered(home, reference)?;
-    let mut model = read_model(&path)?;
-    if let Some(meta) = model.metadata.as_object_mut() {
-        meta.insert(
-            "registry".into(),
-            json!({ "model": mv.model_name, "version": mv.version, "run": mv.run_id, "digest": digest }),
-        );
-    }
-    let text = String::from_utf8(model.to_json()).map_err(|e| fail(3, e.to_string()))?;
-    flywheel_data::write_atomic(output, &text)
-        .map_err(|e| fail(3, format!("cannot write {}: {e}", output.display())))?;
+    let r = model_ref(reference)?;
+    let mv = crate::runtime()?.block_on(home.export_model(&r, output))?;
     eprintln!("wrote {}@{} to {}", mv.model_name, mv.version, output.display());
     Ok(0)
 }
 
 pub fn import(home: &Home, name: &str, file: &Path, signature: Option<&Path>) -> Result<u8, Failure> {
-    flywheel_core::check_name("model name", name).map_err(|e| fail(2, e))?;
-    let bytes = std::fs::read(file).map_err(|e| fail(2, format!("cannot read {}: {e}", file.display())))?;
-    let signature = signature
-        .map(|p| {
-            let text = std::fs::read(p).map_err(|e| fail(2, format!("cannot read {}: {e}", p.display())))?;
-            OnnxSignature::from_json(&text, &p.display().to_string()).map_err(|e| fail(2, e.to_string()))
-        })
-        .transpose()?;
-    let mut model = flywheel_ml::onnx::estimator::import(bytes, signature, &file.display().to_string())
-        .map_err(|e| fail(2, e.to_string()))?;
     let caller = std::env::var("USER").unwrap_or_else(|_| "cli".into());
-    model.metadata = json!({ "imported_from": file.display().to_string(), "imported_by": caller });
-    let rt = crate::runtime()?;
-    let stored = rt.block_on(home.artifacts.put_bytes(model.to_json())).map_err(|e| fail(3, e.to_string()))?;
-    let id = home.metadata.record_artifact(&flywheel_metadata::NewArtifact {
-        ty: flywheel_core::ArtifactType::Model.as_str().into(),
-        uri: stored.uri,
-        digest: stored.digest,
-        size: stored.size,
-        properties: json!({ "task": model.task, "target": model.target, "estimator": "onnx" }),
-    })?;
-    let (mv, created) = home.metadata.register_model_version(name, id, None)?;
-    let what = match model.task {
-        Task::Regression => format!("regression of `{}`", model.target),
-        Task::Classification => format!("classification of `{}` into {}", model.target, model.classes.join(", ")),
-    };
-    if created {
-        eprintln!("registered {name}@{} from {} ({what})", mv.version, file.display());
+    let imported = crate::runtime()?.block_on(home.import_onnx(name, file, signature, &caller))?;
+    let (version, what) = (imported.version.version, flywheel_registry::describe_task(&imported.model));
+    if imported.created {
+        eprintln!("registered {name}@{version} from {} ({what})", file.display());
     } else {
-        eprintln!("{} is already {name}@{}", file.display(), mv.version);
+        eprintln!("{} is already {name}@{version}", file.display());
     }
     Ok(0)
 }
 
 pub fn alias(home: &Home, reference: &str, alias: &str) -> Result<u8, Failure> {
-    let (name, version) = parse_model_ref(reference)?;
-    let Some(version) = version else {
-        return Err(fail(2, format!("`{reference}`: name the version to point `{alias}` at, as NAME@VERSION")));
-    };
-    flywheel_components::push::check_alias(alias).map_err(|e| fail(2, e))?;
+    let r = model_ref(reference)?;
     let caller = std::env::var("USER").unwrap_or_else(|_| "cli".into());
-    let before = home.metadata.set_alias(name, alias, version, None, &caller)?;
+    let before = home.move_alias(&r, alias, &caller)?;
+    let (name, version) = (&r.name, r.version().unwrap_or_default());
     match before {
         Some(b) if b != version => eprintln!("{name}@{alias}: {b} → {version}"),
         Some(_) => eprintln!("{name}@{alias} already points at {version}"),
@@ -226,9 +173,14 @@ pub fn predict(home_dir: &Path, args: &crate::cli::PredictArgs) -> Result<u8, Fa
     let model = if Path::new(&args.model).is_file() {
         read_model(Path::new(&args.model))?
     } else {
+        let r = ModelRef::parse(&args.model).map_err(|e| {
+            fail(
+                2,
+                format!("`{}` is neither a model file nor a registered model (NAME[@VERSION|@ALIAS]): {e}", args.model),
+            )
+        })?;
         let home = crate::open_home(home_dir)?;
-        let (_, _, path) = registered(&home, &args.model)?;
-        read_model(&path)?
+        crate::runtime()?.block_on(home.load_model(&r))?.1
     };
     let mut opts = args.read.options()?;
     opts.hints = flywheel_data::model_file::signature_types(&model);

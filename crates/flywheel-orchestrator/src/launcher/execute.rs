@@ -4,7 +4,6 @@
 
 use super::Launch;
 use super::outputs::{self, Produced};
-use super::registry::Registry;
 use crate::display::humanize;
 use crate::{Event, Observer, Result};
 use flywheel_core::{CancelToken, ExecContext, ExecError, InputArtifact, ModelRegistry};
@@ -28,7 +27,7 @@ pub(super) async fn run_attempts(
     observer: &dyn Observer,
 ) -> Result<ExecutionResult> {
     let job = &l.job;
-    let registry: Arc<dyn ModelRegistry> = Arc::new(Registry { metadata: l.home.metadata.clone() });
+    let registry: Arc<dyn ModelRegistry> = Arc::new(l.home.clone());
     let max_attempts = job.step.retries + 1;
     let mut attempt = 0;
     let result = loop {

@@ -10,7 +10,6 @@ mod cache;
 mod execute;
 mod inputs;
 mod outputs;
-mod registry;
 
 pub use cache::cache_key;
 

@@ -1,15 +1,13 @@
 //! The [`ModelRegistry`] an executor publishes through (`push`): the
-//! launcher's narrow door to the model registry in the metadata store.
+//! launcher hands executors the home as this narrow door, so a component
+//! can register a version and move an alias (compare-and-set, one
+//! transaction in the metadata store) and do nothing else to the stores.
 
+use crate::Home;
 use flywheel_core::{AliasMove, InputArtifact, ModelRegistry, Published, RegisteredModel};
-use flywheel_metadata::{MetadataStore, PublishOutcome};
-use std::sync::Arc;
+use flywheel_metadata::PublishOutcome;
 
-pub(super) struct Registry {
-    pub(super) metadata: Arc<MetadataStore>,
-}
-
-impl ModelRegistry for Registry {
+impl ModelRegistry for Home {
     fn publish(
         &self,
         model_name: &str,
