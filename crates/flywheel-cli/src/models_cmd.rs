@@ -185,25 +185,8 @@ pub fn predict(home_dir: &Path, args: &crate::cli::PredictArgs) -> Result<u8, Fa
     let mut opts = args.read.options()?;
     opts.hints = flywheel_data::model_file::signature_types(&model);
     let t = flywheel_data::table::read_table(&args.data, &opts).map_err(|e| fail(2, e.to_string()))?;
-    let names = t.column_names();
-    let inputs: Vec<String> = model.signature.inputs.iter().map(|i| i.name.clone()).collect();
-    let missing: Vec<String> = inputs
-        .iter()
-        .filter(|i| !names.contains(i))
-        .map(|i| {
-            let hint = flywheel_core::closest(i, names.iter().map(String::as_str))
-                .map(|c| format!(" (did you mean `{c}`?)"))
-                .unwrap_or_default();
-            format!("`{i}`{hint}")
-        })
-        .collect();
-    if !missing.is_empty() {
-        return Err(fail(
-            2,
-            format!("{}: the model needs columns the data does not have: {}", args.data.display(), missing.join(", ")),
-        ));
-    }
-    let frame = flywheel_data::model_file::to_frame(&t, &inputs).map_err(|e| fail(2, e.to_string()))?;
+    let frame = flywheel_data::model_file::model_frame(&model, &t)
+        .map_err(|e| fail(2, format!("{}: {e}", args.data.display())))?;
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let started = std::time::Instant::now();
     let pred = model.predict_parallel(&frame, threads).map_err(|e| fail(2, format!("{}: {e}", args.data.display())))?;

@@ -150,3 +150,29 @@ fn the_sklearn_onnx_example_runs_end_to_end() {
     let push = step(&out, "push")["summary"].to_string();
     assert!(push.contains("adult-sklearn@1"), "{push}");
 }
+
+#[test]
+fn a_pipeline_input_may_pin_a_registered_version() {
+    let env = Env::new();
+    let (onnx, want) = fixture("forest_binary");
+    env.write("sig.json", &signature(&want, "income"));
+    let r = env.run(&["models", "import", "adult", onnx.to_str().unwrap(), "--signature", "sig.json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let data = repo_root().join("examples/adult-income/data/adult_census_income.csv.gz");
+    let pipeline = |version: u32| {
+        format!(
+            "{PIPELINE_HEADER}[steps.ingest]\ncomponent = \"ingest\"\nparams = {{ path = \"{}\", eval_fraction = 0.05, \
+             missing_values = [\"\", \"?\"] }}\n\
+             [steps.evaluate]\ncomponent = \"evaluate\"\ninputs = {{ model = \"@model:adult@{version}\", data = \"ingest.eval\" }}\n",
+            data.display()
+        )
+    };
+    env.write("p.toml", &pipeline(1));
+    let r = env.run(&["run", "p.toml", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(step(&r.json(), "evaluate")["summary"].to_string().contains("accuracy"));
+    env.write("p.toml", &pipeline(2));
+    let r = env.run(&["run", "p.toml"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("model `adult` has no version 2"), "{}", r.stderr);
+}

@@ -52,6 +52,31 @@ pub fn signature_types(model: &Model) -> std::collections::BTreeMap<String, Stri
         .collect()
 }
 
+/// The frame a model reads from `t`: its signature's input columns, every
+/// one of which `t` must have (the missing ones are named, with the closest
+/// column `t` has).
+pub fn model_frame(model: &Model, t: &Table) -> Result<Frame, DataError> {
+    let names = t.column_names();
+    let inputs: Vec<String> = model.signature.inputs.iter().map(|i| i.name.clone()).collect();
+    let missing: Vec<String> = inputs
+        .iter()
+        .filter(|i| !names.contains(i))
+        .map(|i| {
+            let hint = flywheel_core::closest(i, names.iter().map(String::as_str))
+                .map(|c| format!(" (did you mean `{c}`?)"))
+                .unwrap_or_default();
+            format!("`{i}`{hint}")
+        })
+        .collect();
+    if !missing.is_empty() {
+        return Err(DataError::Frame(format!(
+            "the model needs columns the data does not have: {}",
+            missing.join(", ")
+        )));
+    }
+    to_frame(t, &inputs)
+}
+
 /// The named columns of `t` as a frame: numbers (and booleans as 0/1) with
 /// NaN for missing, everything else as text.
 pub fn to_frame(t: &Table, columns: &[String]) -> Result<Frame, DataError> {
