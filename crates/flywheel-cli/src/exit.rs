@@ -1,0 +1,91 @@
+//! Exit codes, in one table: every error a library crate returns maps to
+//! one code by an exhaustive match (no wildcard arm), so a new error variant
+//! cannot reach the user without a decision about its code.
+//!
+//! 0 success; 1 a run or check found a problem (failed step, failed
+//! validation); 2 bad input (usage, invalid pipeline, unknown run, artifact
+//! or model, a file that is not a model); 3 the home folder or a store
+//! cannot be used; 4 the run ended but publishing was refused (not blessed,
+//! or the alias moved); 130 cancelled.
+
+use flywheel_orchestrator::OrchestratorError;
+
+/// An error with the exit code it maps to.
+pub(crate) struct Failure {
+    pub(crate) code: u8,
+    pub(crate) message: String,
+    /// The message already says where and that it is an error (pipeline diagnostics).
+    pub(crate) located: bool,
+}
+
+pub(crate) fn fail(code: u8, message: impl Into<String>) -> Failure {
+    Failure { code, message: message.into(), located: false }
+}
+
+impl Failure {
+    pub(crate) fn from_pipeline(e: &flywheel_pipeline::PipelineError) -> Self {
+        let located = matches!(e, flywheel_pipeline::PipelineError::Invalid(_));
+        Failure { code: 2, message: e.to_string(), located }
+    }
+}
+
+impl From<OrchestratorError> for Failure {
+    fn from(e: OrchestratorError) -> Self {
+        use OrchestratorError as E;
+        let code = match &e {
+            E::Pipeline(p) => return Failure::from_pipeline(p),
+            E::NotResumable { .. } => 2,
+            E::Metadata(m) => metadata_code(m),
+            E::Registry(r) => registry_code(r),
+            E::Artifacts(_) | E::Io(_) => 3,
+        };
+        fail(code, e.to_string())
+    }
+}
+
+fn metadata_code(e: &flywheel_metadata::MetadataError) -> u8 {
+    use flywheel_metadata::MetadataError as E;
+    match e {
+        E::NoRun(_) | E::NoArtifact(_) | E::NoModelVersion(_) => 2,
+        E::Open { .. }
+        | E::Lost { .. }
+        | E::NotSqlite { .. }
+        | E::Damaged { .. }
+        | E::TooNew { .. }
+        | E::Sql(_)
+        | E::Json(_) => 3,
+    }
+}
+
+fn registry_code(e: &flywheel_registry::RegistryError) -> u8 {
+    use flywheel_registry::RegistryError as E;
+    match e {
+        E::Metadata(m) => metadata_code(m),
+        E::Reference(_) | E::NoAlias { .. } | E::Read { .. } | E::BadModel(_) => 2,
+        E::Artifacts(_) | E::Home { .. } | E::Stored { .. } | E::Write { .. } | E::Io(_) => 3,
+    }
+}
+
+impl From<flywheel_registry::RegistryError> for Failure {
+    fn from(e: flywheel_registry::RegistryError) -> Self {
+        fail(registry_code(&e), e.to_string())
+    }
+}
+
+impl From<flywheel_metadata::MetadataError> for Failure {
+    fn from(e: flywheel_metadata::MetadataError) -> Self {
+        OrchestratorError::from(e).into()
+    }
+}
+
+impl From<flywheel_pipeline::PipelineError> for Failure {
+    fn from(e: flywheel_pipeline::PipelineError) -> Self {
+        Failure::from_pipeline(&e)
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        fail(3, format!("{e:#}"))
+    }
+}
