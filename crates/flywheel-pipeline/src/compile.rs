@@ -211,12 +211,58 @@ fn valid_name(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') && !s.starts_with('-')
 }
 
+/// The declared steps, by name, with the outputs each produces: what an
+/// input `step.output` is checked against.
+struct StepGraph<'a> {
+    steps: &'a [StepConfig],
+    index: HashMap<&'a str, usize>,
+    outputs: &'a [Vec<(String, ArtifactType)>],
+}
+
 impl Compiler<'_> {
     fn err(&mut self, msg: impl Into<String>, span: &std::ops::Range<usize>, help: Option<String>) {
         self.errors.push(Diagnostic::new(msg, Some(span.clone())).with_help(help));
     }
 
     fn compile(mut self, cfg: PipelineConfig, source: &str, path: &Path) -> Option<Pipeline> {
+        let (parameters, defaults) = self.parameters(&cfg);
+        if let Some(name) = &cfg.name
+            && let Err(e) = flywheel_core::check_name("pipeline name", &name.value)
+        {
+            self.err(e, &name.span, None);
+        }
+        let specs: Vec<Option<&'static ComponentSpec>> = cfg.steps.iter().map(|s| self.component_of(s)).collect();
+        // Output types of every step, needed to check its consumers.
+        let outputs: Vec<Vec<(String, ArtifactType)>> =
+            cfg.steps.iter().zip(&specs).map(|(s, spec)| self.outputs_of(s, *spec)).collect();
+        let graph = StepGraph {
+            steps: &cfg.steps,
+            index: cfg.steps.iter().enumerate().map(|(i, s)| (s.name.value.as_str(), i)).collect(),
+            outputs: &outputs,
+        };
+        let steps: Vec<Step> =
+            cfg.steps.iter().enumerate().map(|(i, s)| self.step(s, specs[i], &graph, &defaults)).collect();
+        let steps = self.in_topological_order(steps, &cfg.steps)?;
+        let base_dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."));
+        Some(Pipeline {
+            name: cfg.name.map(|n| n.value).unwrap_or_default(),
+            description: cfg.description,
+            path: path.to_path_buf(),
+            base_dir,
+            source: source.to_string(),
+            digest: flywheel_core::digest_bytes(source.as_bytes()),
+            parameters,
+            steps,
+        })
+    }
+
+    /// The declared parameters, and the values `${name}` takes while
+    /// compiling: the defaults, overridden by `run --set`.
+    fn parameters(&mut self, cfg: &PipelineConfig) -> (BTreeMap<String, Parameter>, BTreeMap<String, Json>) {
         let mut parameters = BTreeMap::new();
         for p in &cfg.parameters {
             if !valid_name(&p.name.value) {
@@ -236,73 +282,71 @@ impl Compiler<'_> {
         if let Some(values) = self.values {
             defaults.extend(values.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
-        if let Some(name) = &cfg.name
-            && let Err(e) = flywheel_core::check_name("pipeline name", &name.value)
-        {
-            self.err(e, &name.span, None);
+        (parameters, defaults)
+    }
+
+    /// One step checked against its component's spec, in declaration order
+    /// (`deps` index the declared steps until [`Self::in_topological_order`]).
+    fn step(
+        &mut self,
+        s: &StepConfig,
+        spec: Option<&'static ComponentSpec>,
+        graph: &StepGraph,
+        defaults: &BTreeMap<String, Json>,
+    ) -> Step {
+        if !valid_name(&s.name.value) {
+            self.err(
+                format!("step name `{}` may use only letters, digits, `_` and `-`", s.name.value),
+                &s.name.span,
+                None,
+            );
         }
-
-        let index: HashMap<&str, usize> =
-            cfg.steps.iter().enumerate().map(|(i, s)| (s.name.value.as_str(), i)).collect();
-        let specs: Vec<Option<&'static ComponentSpec>> = cfg.steps.iter().map(|s| self.component_of(s)).collect();
-        // Output types of every step, needed to check its consumers.
-        let outputs: Vec<Vec<(String, ArtifactType)>> =
-            cfg.steps.iter().zip(&specs).map(|(s, spec)| self.outputs_of(s, *spec)).collect();
-
-        let mut steps = Vec::new();
-        for (i, s) in cfg.steps.iter().enumerate() {
-            if !valid_name(&s.name.value) {
-                self.err(
-                    format!("step name `{}` may use only letters, digits, `_` and `-`", s.name.value),
-                    &s.name.span,
-                    None,
-                );
-            }
-            let spec = specs[i];
-            let params = self.params_of(s, spec, &defaults);
-            let (inputs, resolved_inputs, deps) = self.inputs_of(s, spec, &cfg.steps, &index, &outputs, &defaults);
-            let model_inputs = s
-                .inputs
-                .iter()
-                .filter(|(_, r)| r.value.starts_with('@') && !references(&r.value).is_empty())
-                .map(|(port, r)| (port.value.clone(), r.value.clone()))
-                .collect();
-            let retry_backoff =
-                self.duration(s.retry_backoff.as_ref(), "retry_backoff", &defaults).unwrap_or(Duration::from_secs(1));
-            let timeout = self.duration(s.timeout.as_ref(), "timeout", &defaults);
-            let path_params = spec
-                .map(|sp| sp.params.iter().filter(|p| p.ty == ParamType::Path).map(|p| p.name.to_string()).collect())
-                .unwrap_or_default();
-            steps.push(Step {
-                name: s.name.value.clone(),
-                component: spec.map_or_else(String::new, |c| c.name.to_string()),
-                component_version: spec.map_or_else(String::new, |c| c.version.to_string()),
-                params,
-                path_params,
-                inputs,
-                resolved_inputs,
-                model_inputs,
-                outputs: outputs[i].clone(),
-                retries: s.retries.as_ref().map_or(0, |r| r.value as u32),
-                retry_backoff,
-                timeout,
-                cache: s.cache.unwrap_or(true),
-                deps,
-            });
+        let params = self.params_of(s, spec, defaults);
+        let (inputs, resolved_inputs, deps) = self.inputs_of(s, spec, graph, defaults);
+        let model_inputs = s
+            .inputs
+            .iter()
+            .filter(|(_, r)| r.value.starts_with('@') && !references(&r.value).is_empty())
+            .map(|(port, r)| (port.value.clone(), r.value.clone()))
+            .collect();
+        let retry_backoff =
+            self.duration(s.retry_backoff.as_ref(), "retry_backoff", defaults).unwrap_or(Duration::from_secs(1));
+        let timeout = self.duration(s.timeout.as_ref(), "timeout", defaults);
+        let path_params = spec
+            .map(|sp| sp.params.iter().filter(|p| p.ty == ParamType::Path).map(|p| p.name.to_string()).collect())
+            .unwrap_or_default();
+        let outputs = graph.outputs[graph.index[s.name.value.as_str()]].clone();
+        Step {
+            name: s.name.value.clone(),
+            component: spec.map_or_else(String::new, |c| c.name.to_string()),
+            component_version: spec.map_or_else(String::new, |c| c.version.to_string()),
+            params,
+            path_params,
+            inputs,
+            resolved_inputs,
+            model_inputs,
+            outputs,
+            retries: s.retries.as_ref().map_or(0, |r| r.value as u32),
+            retry_backoff,
+            timeout,
+            cache: s.cache.unwrap_or(true),
+            deps,
         }
+    }
 
+    /// The steps in an order where each comes after those it reads from,
+    /// with `deps` and inputs re-indexed; `None` after a cycle (reported as
+    /// its path) or any error found so far.
+    fn in_topological_order(&mut self, steps: Vec<Step>, declared: &[StepConfig]) -> Option<Vec<Step>> {
         let deps: Vec<Vec<usize>> = steps.iter().map(|s| s.deps.clone()).collect();
         let order = match topo_order(&deps) {
             Ok(order) => order,
             Err(cycle) => {
                 let names: Vec<&str> = cycle.iter().map(|&i| steps[i].name.as_str()).collect();
-                let first = cycle[0];
-                let mut path = names.join(" → ");
-                path.push_str(&format!(" → {}", names[0]));
-                let span = cfg.steps[first].name.span.clone();
+                let path = format!("{} → {}", names.join(" → "), names[0]);
                 self.err(
                     format!("steps form a cycle: {path}"),
-                    &span,
+                    &declared[cycle[0]].name.span,
                     Some(
                         "a step cannot read, directly or not, from its own outputs; remove one of these inputs".into(),
                     ),
@@ -313,13 +357,12 @@ impl Compiler<'_> {
         if !self.errors.is_empty() {
             return None;
         }
-        // Re-index in topological order.
         let mut new_index = vec![0; steps.len()];
         for (new, &old) in order.iter().enumerate() {
             new_index[old] = new;
         }
         let mut ordered: Vec<Option<Step>> = steps.into_iter().map(Some).collect();
-        let steps: Vec<Step> = order
+        let steps = order
             .iter()
             .filter_map(|&old| ordered[old].take())
             .map(|mut s| {
@@ -330,22 +373,7 @@ impl Compiler<'_> {
                 s
             })
             .collect();
-
-        let base_dir = path
-            .parent()
-            .map(Path::to_path_buf)
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or_else(|| PathBuf::from("."));
-        Some(Pipeline {
-            name: cfg.name.map(|n| n.value).unwrap_or_default(),
-            description: cfg.description,
-            path: path.to_path_buf(),
-            base_dir,
-            source: source.to_string(),
-            digest: flywheel_core::digest_bytes(source.as_bytes()),
-            parameters,
-            steps,
-        })
+        Some(steps)
     }
 
     fn duration(
@@ -527,9 +555,7 @@ impl Compiler<'_> {
         &mut self,
         s: &StepConfig,
         spec: Option<&'static ComponentSpec>,
-        all: &[StepConfig],
-        index: &HashMap<&str, usize>,
-        outputs: &[Vec<(String, ArtifactType)>],
+        graph: &StepGraph,
         defaults: &BTreeMap<String, Json>,
     ) -> (BTreeMap<String, InputRef>, ResolvedInputs, Vec<usize>) {
         let mut inputs = BTreeMap::new();
@@ -537,117 +563,135 @@ impl Compiler<'_> {
         let mut deps = Vec::new();
         for (port, reference) in &s.inputs {
             if reference.value.starts_with('@') {
-                let text = Json::String(reference.value.clone());
-                self.check_references(&text, &reference.span, defaults);
-                let text = substitute_text(&reference.value, defaults);
-                if mentions_parameter(&Json::String(text.clone())) {
-                    continue; // an unknown parameter, reported above
-                }
-                match ModelInputRef::parse(&text) {
-                    Ok(r) => {
-                        let optional = spec.and_then(|sp| sp.input(&port.value)).is_some_and(|p| p.optional);
-                        if spec.is_some_and(|sp| !sp.dynamic_ports && sp.input(&port.value).is_none()) {
-                            let names: Vec<&str> = spec.map(|sp| sp.inputs.iter().map(|p| p.name).collect()).unwrap_or_default();
-                            let help = did_you_mean(&port.value, names.iter().copied());
-                            self.err(format!("unknown input `{}`", port.value), &port.span, help);
-                        }
-                        resolved.insert(port.value.clone(), (r, optional));
-                    }
-                    Err(why) => self.err(
-                        format!("input `{}` = \"{text}\" is not a resolvable reference: {why}", port.value),
-                        &reference.span,
-                        Some("write `@model:MODEL[@ALIAS][/INPUT]`, e.g. \"@model:bike-sharing@production\" for the production model, or \"@model:bike-sharing@production/data\" for the data it was trained on".into()),
-                    ),
+                if let Some(r) = self.model_input(port, reference, spec, defaults) {
+                    resolved.insert(port.value.clone(), r);
                 }
                 continue;
             }
-            let port_ty = match spec {
-                Some(spec) if spec.dynamic_ports => Some(ArtifactType::Any),
-                Some(spec) => match spec.input(&port.value) {
-                    Some(p) => Some(p.ty),
-                    None => {
-                        let names: Vec<&str> = spec.inputs.iter().map(|p| p.name).collect();
-                        let help = did_you_mean(&port.value, names.iter().copied()).or_else(|| {
-                            Some(format!("`{}` takes inputs: {}", spec.name, flywheel_core::spec::quoted_list(&names)))
-                        });
-                        self.err(
-                            format!("unknown input `{}` for component `{}`", port.value, spec.name),
-                            &port.span,
-                            help,
-                        );
-                        None
-                    }
-                },
-                None => None,
-            };
-            let Some((step_name, output)) = reference.value.split_once('.') else {
-                self.err(
-                    format!(
-                        "input `{}` = \"{}\" must name a step's output as \"step.output\"",
-                        port.value, reference.value
-                    ),
-                    &reference.span,
-                    Some("e.g. `data = \"ingest.train\"`".into()),
-                );
-                continue;
-            };
-            let Some(&j) = index.get(step_name) else {
-                let help = did_you_mean(step_name, all.iter().map(|x| x.name.value.as_str()));
-                self.err(
-                    format!("input `{}` reads from unknown step `{step_name}`", port.value),
-                    &reference.span,
-                    help,
-                );
-                continue;
-            };
-            let producer_known = all[j].component.as_ref().is_some_and(|c| self.components.spec(&c.value).is_some());
-            if !producer_known {
-                // The producer's component is missing or unknown: already reported.
-                continue;
-            }
-            match outputs[j].iter().find(|(n, _)| n == output) {
-                None => {
-                    let names: Vec<&str> = outputs[j].iter().map(|(n, _)| n.as_str()).collect();
-                    let help = did_you_mean(output, names.iter().copied()).or_else(|| {
-                        Some(format!("step `{step_name}` produces: {}", flywheel_core::spec::quoted_list(&names)))
-                    });
-                    self.err(format!("step `{step_name}` has no output `{output}`"), &reference.span, help);
+            let port_ty = self.port_type(port, spec);
+            if let Some(input) = self.step_input(s, port, reference, port_ty, graph) {
+                if !deps.contains(&input.step_index) {
+                    deps.push(input.step_index);
                 }
-                Some((_, ty)) => {
-                    if let Some(port_ty) = port_ty
-                        && !ty.fits(port_ty)
-                    {
-                        self.err(
-                            format!(
-                                "input `{}` of step `{}` expects a {port_ty}, but `{}` is a {ty}",
-                                port.value, s.name.value, reference.value
-                            ),
-                            &reference.span,
-                            None,
-                        );
-                    }
-                    inputs.insert(
-                        port.value.clone(),
-                        InputRef { step: step_name.to_string(), output: output.to_string(), step_index: j },
-                    );
-                    if !deps.contains(&j) {
-                        deps.push(j);
-                    }
-                }
+                inputs.insert(port.value.clone(), input);
             }
         }
-        if let Some(spec) = spec.filter(|s| !s.dynamic_ports) {
-            for p in spec.inputs.iter().filter(|p| !p.optional) {
-                if !s.inputs.iter().any(|(n, _)| n.value == p.name) {
-                    self.err(
-                        format!("step `{}` is missing input `{}` (a {})", s.name.value, p.name, p.ty),
-                        &s.name.span,
-                        Some(format!("add `inputs = {{ {} = \"<step>.<output>\" }}`: {}", p.name, p.doc)),
-                    );
-                }
-            }
-        }
+        self.missing_inputs(s, spec);
         (inputs, resolved, deps)
+    }
+
+    /// An input taken from the registry (`@model:…`), with whether its port
+    /// may stay empty.
+    fn model_input(
+        &mut self,
+        port: &Located<String>,
+        reference: &Located<String>,
+        spec: Option<&'static ComponentSpec>,
+        defaults: &BTreeMap<String, Json>,
+    ) -> Option<(ModelInputRef, bool)> {
+        self.check_references(&Json::String(reference.value.clone()), &reference.span, defaults);
+        let text = substitute_text(&reference.value, defaults);
+        if mentions_parameter(&Json::String(text.clone())) {
+            return None; // an unknown parameter, reported above
+        }
+        match ModelInputRef::parse(&text) {
+            Ok(r) => {
+                let optional = spec.and_then(|sp| sp.input(&port.value)).is_some_and(|p| p.optional);
+                if let Some(sp) = spec.filter(|sp| !sp.dynamic_ports && sp.input(&port.value).is_none()) {
+                    let help = did_you_mean(&port.value, sp.inputs.iter().map(|p| p.name));
+                    self.err(format!("unknown input `{}`", port.value), &port.span, help);
+                }
+                Some((r, optional))
+            }
+            Err(why) => {
+                self.err(
+                    format!("input `{}` = \"{text}\" is not a resolvable reference: {why}", port.value),
+                    &reference.span,
+                    Some("write `@model:MODEL[@ALIAS|@VERSION][/INPUT]`, e.g. \"@model:bike-sharing@production\" for the production model, or \"@model:bike-sharing@production/data\" for the data it was trained on".into()),
+                );
+                None
+            }
+        }
+    }
+
+    /// The artifact type a port accepts; `None` when unknown (reported).
+    fn port_type(&mut self, port: &Located<String>, spec: Option<&'static ComponentSpec>) -> Option<ArtifactType> {
+        let spec = spec?;
+        if spec.dynamic_ports {
+            return Some(ArtifactType::Any);
+        }
+        if let Some(p) = spec.input(&port.value) {
+            return Some(p.ty);
+        }
+        let names: Vec<&str> = spec.inputs.iter().map(|p| p.name).collect();
+        let help = did_you_mean(&port.value, names.iter().copied())
+            .or_else(|| Some(format!("`{}` takes inputs: {}", spec.name, flywheel_core::spec::quoted_list(&names))));
+        self.err(format!("unknown input `{}` for component `{}`", port.value, spec.name), &port.span, help);
+        None
+    }
+
+    /// An input read from another step's output (`step.output`), checked
+    /// against what that step produces and what the port accepts.
+    fn step_input(
+        &mut self,
+        s: &StepConfig,
+        port: &Located<String>,
+        reference: &Located<String>,
+        port_ty: Option<ArtifactType>,
+        graph: &StepGraph,
+    ) -> Option<InputRef> {
+        let Some((step_name, output)) = reference.value.split_once('.') else {
+            self.err(
+                format!(
+                    "input `{}` = \"{}\" must name a step's output as \"step.output\"",
+                    port.value, reference.value
+                ),
+                &reference.span,
+                Some("e.g. `data = \"ingest.train\"`".into()),
+            );
+            return None;
+        };
+        let Some(&j) = graph.index.get(step_name) else {
+            let help = did_you_mean(step_name, graph.steps.iter().map(|x| x.name.value.as_str()));
+            self.err(format!("input `{}` reads from unknown step `{step_name}`", port.value), &reference.span, help);
+            return None;
+        };
+        // The producer's component is missing or unknown: already reported.
+        graph.steps[j].component.as_ref().filter(|c| self.components.spec(&c.value).is_some())?;
+        let Some((_, ty)) = graph.outputs[j].iter().find(|(n, _)| n == output) else {
+            let names: Vec<&str> = graph.outputs[j].iter().map(|(n, _)| n.as_str()).collect();
+            let help = did_you_mean(output, names.iter().copied())
+                .or_else(|| Some(format!("step `{step_name}` produces: {}", flywheel_core::spec::quoted_list(&names))));
+            self.err(format!("step `{step_name}` has no output `{output}`"), &reference.span, help);
+            return None;
+        };
+        if let Some(port_ty) = port_ty
+            && !ty.fits(port_ty)
+        {
+            self.err(
+                format!(
+                    "input `{}` of step `{}` expects a {port_ty}, but `{}` is a {ty}",
+                    port.value, s.name.value, reference.value
+                ),
+                &reference.span,
+                None,
+            );
+        }
+        Some(InputRef { step: step_name.to_string(), output: output.to_string(), step_index: j })
+    }
+
+    /// Every required input of the component must be wired.
+    fn missing_inputs(&mut self, s: &StepConfig, spec: Option<&'static ComponentSpec>) {
+        let Some(spec) = spec.filter(|s| !s.dynamic_ports) else { return };
+        for p in spec.inputs.iter().filter(|p| !p.optional) {
+            if !s.inputs.iter().any(|(n, _)| n.value == p.name) {
+                self.err(
+                    format!("step `{}` is missing input `{}` (a {})", s.name.value, p.name, p.ty),
+                    &s.name.span,
+                    Some(format!("add `inputs = {{ {} = \"<step>.<output>\" }}`: {}", p.name, p.doc)),
+                );
+            }
+        }
     }
 }
 
