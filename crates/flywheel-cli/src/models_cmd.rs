@@ -3,7 +3,7 @@
 
 use crate::{Failure, fail, parse_model_ref};
 use flywheel_ml::model::Estimator;
-use flywheel_ml::onnx::estimator::OnnxSignature;
+use flywheel_ml::model::onnx_estimator::OnnxSignature;
 use flywheel_ml::transform::Encoder;
 use flywheel_ml::{Model, Task};
 use flywheel_orchestrator::Home;
@@ -157,7 +157,7 @@ pub fn import(home: &Home, name: &str, file: &Path, signature: Option<&Path>) ->
             OnnxSignature::from_json(&text, &p.display().to_string()).map_err(|e| fail(2, e.to_string()))
         })
         .transpose()?;
-    let mut model = flywheel_ml::onnx::estimator::import(bytes, signature, &file.display().to_string())
+    let mut model = flywheel_ml::model::onnx_estimator::import(bytes, signature, &file.display().to_string())
         .map_err(|e| fail(2, e.to_string()))?;
     let caller = std::env::var("USER").unwrap_or_else(|_| "cli".into());
     model.metadata = json!({ "imported_from": file.display().to_string(), "imported_by": caller });

@@ -23,7 +23,7 @@ pub fn load(path: &Path) -> Result<Model, ExecError> {
     if bytes.first().is_some_and(|b| *b == b'{') {
         return Model::from_json(&bytes).map_err(|e| ExecError::failed(format!("{}: {e}", path.display())));
     }
-    flywheel_ml::onnx::estimator::import(bytes, None, &path.display().to_string()).map_err(|e| {
+    flywheel_ml::model::onnx_estimator::import(bytes, None, &path.display().to_string()).map_err(|e| {
         ExecError::failed(format!("{e} (a model file is Flywheel's JSON model or an ONNX file with its signature)"))
     })
 }

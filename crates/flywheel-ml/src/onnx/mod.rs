@@ -9,8 +9,7 @@
 //! reads the file's bytes only: external tensor data (paths to other files)
 //! and unknown operators are refused with the node's name.
 
-pub mod estimator;
-mod ops;
+pub(crate) mod ops;
 pub mod trees;
 
 use crate::MlError;

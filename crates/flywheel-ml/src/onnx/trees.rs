@@ -470,7 +470,7 @@ impl Ensemble {
             let e = 1.0 / (1.0 + (-(v as f32).abs()).exp());
             (if v < 0.0 { 1.0 - e } else { e }) as f64
         } else {
-            crate::model::sigmoid(v)
+            crate::link::sigmoid(v)
         }
     }
 

@@ -9,7 +9,7 @@
 use super::Tree;
 use super::binning::Binner;
 use super::grow::{GrowParams, grow};
-use crate::model::sigmoid;
+use crate::link::sigmoid;
 use crate::transform::Matrix;
 use crate::{MlError, Stop};
 use serde::{Deserialize, Serialize};
