@@ -519,13 +519,13 @@ fn onnx_fixture(name: &str) -> (Vec<u8>, String) {
 fn mutated_onnx_files_never_panic_import_or_prediction() {
     for (name, base) in [("forest_binary", 300), ("logistic_binary", 300), ("mlp_regression", 200)] {
         let (seed, signature) = onnx_fixture(name);
-        let sig = flywheel_ml::onnx::estimator::OnnxSignature::from_json(signature.as_bytes(), "sig.json")
+        let sig = flywheel_ml::model::onnx_estimator::OnnxSignature::from_json(signature.as_bytes(), "sig.json")
             .expect("fixture signature");
         let kind: &'static str = Box::leak(format!("onnx-in-process-{name}").into_boxed_str());
         Fuzz::new(kind, "onnx", seed, base).run(|bytes| {
             let (bytes, sig) = (bytes.to_vec(), sig.clone());
             no_panic("import and predict", move || {
-                match flywheel_ml::onnx::estimator::import(bytes, Some(sig), "m.onnx") {
+                match flywheel_ml::model::onnx_estimator::import(bytes, Some(sig), "m.onnx") {
                     Ok(m) => predict_in_process(&m).to_string(),
                     Err(_) => "refused".to_string(),
                 }

@@ -6,10 +6,11 @@
 //! widening is a type change, reported at its line.
 
 use crate::DataError;
-use crate::table::{Batches, INFER_ROWS, ReadOptions};
+use crate::batch::{Batches, DEFAULT_MISSING, INFER_ROWS, ReadOptions, open_file, suggest};
 use arrow_array::{Array, ArrayRef, RecordBatch, StringArray};
 use arrow_cast::parse::Parser;
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
+use std::io::BufReader;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -139,10 +140,7 @@ fn invalid(path: &Path, message: String) -> DataError {
 /// The first lines of the file, whole.
 fn sample(path: &Path) -> Result<Vec<u8>, DataError> {
     let mut buf = Vec::new();
-    crate::table::csv_reader(path)?
-        .take(1 << 16)
-        .read_to_end(&mut buf)
-        .map_err(|e| invalid(path, format!("cannot read: {e}")))?;
+    csv_reader(path)?.take(1 << 16).read_to_end(&mut buf).map_err(|e| invalid(path, format!("cannot read: {e}")))?;
     if buf.len() == 1 << 16
         && let Some(end) = buf.iter().rposition(|&b| b == b'\n')
     {
@@ -209,8 +207,8 @@ impl Plan {
         arrow_csv::ReaderBuilder::new(self.text_schema())
             .with_format(self.format.clone())
             .with_batch_size(batch)
-            .build(crate::table::csv_reader(&self.path)?)
-            .map_err(|e| crate::table::map_csv_error(&self.path, e, None))
+            .build(csv_reader(&self.path)?)
+            .map_err(|e| map_csv_error(&self.path, e, None))
     }
 
     /// Joins the kind of every value in the first `rows` rows (all when
@@ -221,7 +219,7 @@ impl Plan {
         let mut breaks = vec![None; self.names.len()];
         let mut seen = 0;
         for b in self.text_reader(rows.unwrap_or(8192).min(8192))? {
-            let b = b.map_err(|e| crate::table::map_csv_error(&self.path, e, None))?;
+            let b = b.map_err(|e| map_csv_error(&self.path, e, None))?;
             let take = rows.map_or(b.num_rows(), |r| (r - seen).min(b.num_rows()));
             for (i, kind) in kinds.iter_mut().enumerate() {
                 let Some(a) = b.column(i).as_any().downcast_ref::<StringArray>() else { continue };
@@ -250,19 +248,15 @@ impl Plan {
 }
 
 fn null_regex(path: &Path, opts: &ReadOptions) -> Result<regex::Regex, DataError> {
-    let markers: Vec<String> = opts
-        .missing_values
-        .clone()
-        .unwrap_or_else(|| crate::table::DEFAULT_MISSING.iter().map(|s| s.to_string()).collect());
+    let markers: Vec<String> =
+        opts.missing_values.clone().unwrap_or_else(|| DEFAULT_MISSING.iter().map(|s| s.to_string()).collect());
     let alternatives: Vec<String> = markers.iter().map(|m| regex::escape(m)).collect();
     regex::Regex::new(&format!("^(?:{})$", alternatives.join("|")))
         .map_err(|e| invalid(path, format!("invalid missing-value markers: {e}")))
 }
 
 fn header(path: &Path, format: &arrow_csv::reader::Format) -> Result<Vec<String>, DataError> {
-    let (schema, _) = format
-        .infer_schema(crate::table::csv_reader(path)?, Some(0))
-        .map_err(|e| crate::table::map_csv_error(path, e, None))?;
+    let (schema, _) = format.infer_schema(csv_reader(path)?, Some(0)).map_err(|e| map_csv_error(path, e, None))?;
     let mut names = Vec::with_capacity(schema.fields().len());
     for f in schema.fields() {
         if f.name().is_empty() {
@@ -290,7 +284,7 @@ pub(crate) fn plan(path: &Path, opts: &ReadOptions) -> Result<Plan, DataError> {
     for declared in opts.columns.keys() {
         if !names.contains(declared) {
             let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-            let hint = crate::table::suggest(declared, &refs);
+            let hint = suggest(declared, &refs);
             let also = if names.len() == 1 && opts.delimiter.is_none() {
                 " (the header reads as one column: give the delimiter)"
             } else {
@@ -349,8 +343,8 @@ pub(crate) fn open(plan: Plan) -> Result<Batches, DataError> {
     let reader = arrow_csv::ReaderBuilder::new(plan.read_schema())
         .with_format(plan.format.clone())
         .with_batch_size(8192)
-        .build(crate::table::csv_reader(&plan.path)?)
-        .map_err(|e| crate::table::map_csv_error(&plan.path, e, None))?;
+        .build(csv_reader(&plan.path)?)
+        .map_err(|e| map_csv_error(&plan.path, e, None))?;
     let schema = plan.schema();
     let mut stream = Stream { plan, reader, rows: 0, failed: false };
     let iter = std::iter::from_fn(move || stream.next_batch());
@@ -416,7 +410,7 @@ impl Stream {
                 line: c[3].parse::<usize>().unwrap_or(0) + 1,
                 value: c[1].to_string(),
             }),
-            None => crate::table::map_csv_error(&self.plan.path, e, Some(self.plan.schema().as_ref())),
+            None => map_csv_error(&self.plan.path, e, Some(self.plan.schema().as_ref())),
         }
     }
 
@@ -501,6 +495,80 @@ fn temporal(text: &StringArray, kind: Kind) -> Result<ArrayRef, (usize, String)>
         )),
         _ => Arc::new(arrow_array::TimestampMicrosecondArray::from(micros)),
     })
+}
+
+fn is_gzip(path: &Path) -> Result<bool, DataError> {
+    let mut f = open_file(path)?;
+    let mut magic = [0u8; 2];
+    let n = f.read(&mut magic).map_err(|source| DataError::Open { path: path.to_path_buf(), source })?;
+    Ok(n == 2 && magic == [0x1f, 0x8b])
+}
+
+fn csv_reader(path: &Path) -> Result<Box<dyn Read + Send>, DataError> {
+    let gz = is_gzip(path)?;
+    let f = BufReader::with_capacity(1 << 16, open_file(path)?);
+    Ok(if gz { Box::new(flate2::read::MultiGzDecoder::new(f)) } else { Box::new(f) })
+}
+
+pub(crate) fn open_csv_batches(path: &Path, opts: &ReadOptions) -> Result<Batches, DataError> {
+    {
+        let mut probe = csv_reader(path)?;
+        let mut first = [0u8; 1];
+        let n = probe
+            .read(&mut first)
+            .map_err(|e| DataError::Invalid { path: path.to_path_buf(), message: format!("cannot read: {e}") })?;
+        if n == 0 {
+            return Err(DataError::Empty { path: path.to_path_buf() });
+        }
+    }
+    open(plan(path, opts)?)
+}
+
+/// Turns arrow-csv's messages into ones that say where and what to do.
+fn map_csv_error(path: &Path, e: ArrowError, schema: Option<&Schema>) -> DataError {
+    let msg = e.to_string();
+    let fields =
+        regex::Regex::new(r"incorrect number of fields for line (\d+), expected (\d+) got (?:more than )?(\d+)").ok();
+    if let Some(c) = fields.and_then(|re| re.captures(&msg)) {
+        let line: usize = c[1].parse().unwrap_or(0);
+        return DataError::AtLine {
+            path: path.to_path_buf(),
+            line,
+            message: format!(
+                "this row has {} fields but the header has {}; fix the row (quote values that contain commas)",
+                &c[3], &c[2]
+            ),
+        };
+    }
+    if msg.to_lowercase().contains("utf-8") {
+        let line =
+            regex::Regex::new(r"line (\d+)").ok().and_then(|re| re.captures(&msg)).and_then(|c| c[1].parse().ok());
+        let field = regex::Regex::new(r"field (\d+)")
+            .ok()
+            .and_then(|re| re.captures(&msg))
+            .and_then(|c| c[1].parse::<usize>().ok());
+        let column = field
+            .and_then(|f| schema.and_then(|s| s.fields().get(f)).map(|c| format!(" (column `{}`)", c.name())))
+            .unwrap_or_default();
+        let message =
+            format!("this row is not valid UTF-8{column}; convert the file to UTF-8 (e.g. `iconv -f latin1 -t utf-8`)");
+        return match line {
+            Some(line) => DataError::AtLine { path: path.to_path_buf(), line, message },
+            None => DataError::Invalid { path: path.to_path_buf(), message },
+        };
+    }
+    let unequal = regex::Regex::new(r"Expected (\d+) records, found (\d+) records at line (\d+)").ok();
+    if let Some(c) = unequal.and_then(|re| re.captures(&msg)) {
+        return DataError::AtLine {
+            path: path.to_path_buf(),
+            line: c[3].parse().unwrap_or(0),
+            message: format!(
+                "this row has {} fields but the header has {}; fix the row (quote values that contain commas)",
+                &c[2], &c[1]
+            ),
+        };
+    }
+    DataError::Invalid { path: path.to_path_buf(), message: format!("invalid CSV: {msg}") }
 }
 
 #[cfg(test)]

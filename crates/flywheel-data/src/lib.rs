@@ -7,6 +7,7 @@
 //! caller hands in paths.
 
 pub mod atomic;
+pub mod batch;
 pub mod dataset_drift;
 pub mod delimited;
 pub mod model_file;

@@ -17,7 +17,7 @@ pub fn load(path: &Path) -> Result<Model, DataError> {
     if bytes.first().is_some_and(|b| *b == b'{') {
         return Model::from_json(&bytes).map_err(|source| DataError::ModelFile { path: path.to_path_buf(), source });
     }
-    flywheel_ml::onnx::estimator::import(bytes, None, &path.display().to_string())
+    flywheel_ml::model::onnx_estimator::import(bytes, None, &path.display().to_string())
         .map_err(|source| DataError::NotAModel { source })
 }
 

@@ -94,6 +94,27 @@ const STALE_EXECUTIONS: &str =
      WHERE e.status = 'running' AND r.status <> 'running' ORDER BY e.id";
 
 impl MetadataStore {
+    /// Marks runs whose process died (SIGKILL, power loss) as interrupted, so
+    /// they never stay `running` forever and `resume` can finish them.
+    pub fn reap_dead_runs(&self) -> Result<Vec<i64>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let dead = dead_run_ids(&tx)?;
+        let now = flywheel_core::now_rfc3339();
+        for &id in &dead {
+            tx.execute(
+                "UPDATE executions SET status = 'interrupted', ended_at = ?2, error = 'the process running it stopped (killed or crashed)' WHERE run_id = ?1 AND status = 'running'",
+                params![id, now],
+            )?;
+            tx.execute(
+                "UPDATE runs SET status = 'interrupted', ended_at = ?2, error = 'the process running it stopped (killed or crashed); `flywheel resume` finishes it' WHERE id = ?1",
+                params![id, now],
+            )?;
+        }
+        tx.commit()?;
+        Ok(dead)
+    }
+
     /// Closes executions left `running` under a run that ended (failed,
     /// interrupted, …): the process that ran them gave up on them.
     pub fn close_stale_executions(&self) -> Result<Vec<i64>> {

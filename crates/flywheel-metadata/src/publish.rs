@@ -4,8 +4,10 @@
 //! still points at 2; otherwise another run (or a person) moved it since,
 //! and the candidate was never compared with what it would replace.
 
-use crate::{MetadataStore, ModelVersion, Result, model_version_by_id};
-use rusqlite::{OptionalExtension, Transaction, params};
+use crate::records::model_version_by_id;
+use crate::registry::{alias_target, move_alias_in, register_in, version_id_of};
+use crate::{MetadataStore, ModelVersion, Result};
+use rusqlite::Transaction;
 
 /// What [`MetadataStore::publish`] did.
 #[derive(Debug, Clone)]
@@ -57,91 +59,8 @@ impl MetadataStore {
     }
 }
 
-/// The row id of the version `artifact_id` has under `model_name`, if any.
-fn version_id_of(tx: &Transaction, model_name: &str, artifact_id: i64) -> Result<Option<i64>> {
-    Ok(tx
-        .query_row(
-            "SELECT id FROM model_versions WHERE model_name = ?1 AND artifact_id = ?2 ORDER BY version LIMIT 1",
-            params![model_name, artifact_id],
-            |r| r.get(0),
-        )
-        .optional()?)
-}
-
 fn version_of(tx: &Transaction, model_name: &str, artifact_id: i64) -> Result<Option<ModelVersion>> {
     version_id_of(tx, model_name, artifact_id)?.map(|id| model_version_by_id(tx, id)).transpose()
-}
-
-fn alias_target(tx: &Transaction, model_name: &str, alias: &str) -> Result<Option<i64>> {
-    Ok(tx
-        .query_row(
-            "SELECT version FROM model_aliases WHERE model_name = ?1 AND alias = ?2",
-            params![model_name, alias],
-            |r| r.get(0),
-        )
-        .optional()?)
-}
-
-/// The id of `artifact_id`'s version of `model_name`, registering the next
-/// version when it has none; `true` when it was created now.
-pub(crate) fn register_in(
-    tx: &Transaction,
-    model_name: &str,
-    artifact_id: i64,
-    run_id: Option<i64>,
-) -> Result<(i64, bool)> {
-    if let Some(id) = version_id_of(tx, model_name, artifact_id)? {
-        return Ok((id, false));
-    }
-    let next: i64 = tx.query_row(
-        "SELECT COALESCE(MAX(version), 0) + 1 FROM model_versions WHERE model_name = ?1",
-        [model_name],
-        |r| r.get(0),
-    )?;
-    tx.execute(
-        "INSERT INTO model_versions (model_name, version, artifact_id, run_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![model_name, next, artifact_id, run_id, flywheel_core::now_rfc3339()],
-    )?;
-    Ok((tx.last_insert_rowid(), true))
-}
-
-/// Points `alias` at `version` (which must exist) and audits the move;
-/// returns where it pointed before.
-pub(crate) fn move_alias_in(
-    tx: &Transaction,
-    model_name: &str,
-    alias: &str,
-    version: i64,
-    run_id: Option<i64>,
-    caller: &str,
-) -> Result<Option<i64>> {
-    let exists: Option<i64> = tx
-        .query_row(
-            "SELECT id FROM model_versions WHERE model_name = ?1 AND version = ?2",
-            params![model_name, version],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if exists.is_none() {
-        return Err(crate::MetadataError::NoModelVersion(format!("{model_name}@{version}")));
-    }
-    let before = alias_target(tx, model_name, alias)?;
-    if before == Some(version) {
-        // Not a move: nothing to write or audit.
-        return Ok(before);
-    }
-    let now = flywheel_core::now_rfc3339();
-    tx.execute(
-        "INSERT INTO model_aliases (model_name, alias, version, updated_at) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (model_name, alias) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at",
-        params![model_name, alias, version, now],
-    )?;
-    tx.execute(
-        "INSERT INTO registry_audit (model_name, action, alias, from_version, to_version, run_id, caller, at)
-         VALUES (?1, 'set_alias', ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![model_name, alias, before, version, run_id, caller, now],
-    )?;
-    Ok(before)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Rows of the metadata store as Rust values (serializable for `--json`).
 
-use crate::{Result, events_of, parse_json};
-use rusqlite::{Connection, Row};
+use crate::{Result, parse_json};
+use rusqlite::{Connection, Row, params};
 use serde::Serialize;
 use serde_json::Value as Json;
 
@@ -278,4 +278,46 @@ pub struct Lineage {
     pub model_versions: Vec<ModelVersion>,
     pub upstream: Vec<LineageEdge>,
     pub downstream: Vec<LineageEdge>,
+}
+
+pub(crate) fn artifact_by_id(conn: &Connection, id: i64) -> Result<ArtifactRecord> {
+    let (id, ty, uri, digest, size, props, created_at): (i64, String, String, String, i64, Option<String>, String) =
+        conn.query_row(
+            "SELECT id, type, uri, digest, size, properties, created_at FROM artifacts WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
+        )?;
+    Ok(ArtifactRecord { id, ty, uri, digest, size: size as u64, properties: parse_json(props)?, created_at })
+}
+
+pub(crate) fn model_version_by_id(conn: &Connection, id: i64) -> Result<ModelVersion> {
+    let mut mv = conn.query_row(
+        "SELECT id, model_name, version, artifact_id, run_id, created_at FROM model_versions WHERE id = ?1",
+        [id],
+        |r| {
+            Ok(ModelVersion {
+                id: r.get(0)?,
+                model_name: r.get(1)?,
+                version: r.get(2)?,
+                artifact_id: r.get(3)?,
+                run_id: r.get(4)?,
+                created_at: r.get(5)?,
+                aliases: Vec::new(),
+            })
+        },
+    )?;
+    let mut st =
+        conn.prepare("SELECT alias FROM model_aliases WHERE model_name = ?1 AND version = ?2 ORDER BY alias")?;
+    mv.aliases =
+        st.query_map(params![mv.model_name, mv.version], |r| r.get(0))?.collect::<std::result::Result<_, _>>()?;
+    Ok(mv)
+}
+
+pub(crate) fn events_of(conn: &Connection, execution_id: i64, kind: &str) -> Result<Vec<(String, ArtifactRecord)>> {
+    let mut st =
+        conn.prepare("SELECT name, artifact_id FROM events WHERE execution_id = ?1 AND kind = ?2 ORDER BY id")?;
+    let rows: Vec<(String, i64)> = st
+        .query_map(params![execution_id, kind], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<std::result::Result<_, _>>()?;
+    rows.into_iter().map(|(n, id)| Ok((n, artifact_by_id(conn, id)?))).collect()
 }

@@ -1,16 +1,19 @@
+//! Tests across concerns: a run recorded end to end and read back by
+//! lineage, references, cache and signals; migrations; unknown ids.
+
 use super::*;
 use flywheel_core::Selector;
 use serde_json::json;
 
 const LATEST: Selector = Selector::Latest;
 
-fn store() -> (tempfile::TempDir, MetadataStore) {
+pub(crate) fn store() -> (tempfile::TempDir, MetadataStore) {
     let dir = tempfile::tempdir().unwrap();
     let s = MetadataStore::open(&dir.path().join("metadata.db")).unwrap();
     (dir, s)
 }
 
-fn artifact(digest: &str, ty: &str) -> NewArtifact {
+pub(crate) fn artifact(digest: &str, ty: &str) -> NewArtifact {
     NewArtifact {
         ty: ty.into(),
         uri: format!("file:///{digest}"),
@@ -20,7 +23,7 @@ fn artifact(digest: &str, ty: &str) -> NewArtifact {
     }
 }
 
-fn done(outputs: Vec<(String, NewArtifact)>) -> ExecutionResult {
+pub(crate) fn done(outputs: Vec<(String, NewArtifact)>) -> ExecutionResult {
     ExecutionResult {
         children: Vec::new(),
         status: ExecStatus::Succeeded,
@@ -111,51 +114,9 @@ fn records_a_run_with_lineage_both_ways() {
 }
 
 #[test]
-fn runs_of_dead_processes_are_interrupted() {
-    let (dir, s) = store();
-    let p = s.upsert_pipeline("demo", "abc", "p.toml", "").unwrap();
-    let run = s.create_run(p, &json!({}), &json!({}), "manual", "t").unwrap();
-    let e = s.start_execution(run, "a", "command", "1", &json!({}), None, "log", &[]).unwrap();
-    // Pretend the run belongs to a process that no longer exists.
-    s.conn().execute("UPDATE runs SET pid = 999999999 WHERE id = ?1", [run]).unwrap();
-    drop(s);
-    let s = MetadataStore::open(&dir.path().join("metadata.db")).unwrap();
-    assert_eq!(s.run(run).unwrap().status, RunStatus::Interrupted);
-    assert_eq!(s.execution(e).unwrap().status, ExecStatus::Interrupted);
-}
-
-#[test]
 fn unknown_ids_are_clear_errors() {
     let (_d, s) = store();
     assert_eq!(s.run(42).unwrap_err().to_string(), "no run 42; `flywheel runs list` shows the runs");
     assert!(matches!(s.artifact(7), Err(MetadataError::NoArtifact(_))));
     assert!(matches!(s.model_version("m", Some(1)), Err(MetadataError::NoModelVersion(_))));
-}
-
-#[test]
-fn child_executions_belong_to_their_step_and_are_not_steps() {
-    let (_d, s) = store();
-    let p = s.upsert_pipeline("p", "d", "p.toml", "").unwrap();
-    let run = s.create_run(p, &json!({}), &json!({}), "manual", "tester").unwrap();
-    let e = s.start_execution(run, "tune", "tune", "1", &json!({}), None, "log", &[]).unwrap();
-    let mut result = done(vec![("best".into(), artifact("b1", "hyperparameters"))]);
-    result.children = (1..=2)
-        .map(|i| NewChild {
-            name: format!("trial {i}"),
-            parameters: json!({ "alpha": i }),
-            status: if i == 1 { ExecStatus::Succeeded } else { ExecStatus::Failed },
-            duration_ms: 5,
-            summary: json!({ "mean": 0.5 }),
-            error: (i == 2).then(|| "diverged".to_string()),
-        })
-        .collect();
-    s.finish_execution(e, &result).unwrap();
-    let execs = s.executions(run).unwrap();
-    assert_eq!(execs.len(), 1, "trials are not steps");
-    let children = &execs[0].children;
-    assert_eq!(children.iter().map(|c| c.step.as_str()).collect::<Vec<_>>(), ["tune: trial 1", "tune: trial 2"]);
-    assert_eq!(children[0].parameters, json!({ "alpha": 1 }));
-    assert_eq!(children[1].status, ExecStatus::Failed);
-    assert_eq!(children[1].error.as_deref(), Some("diverged"));
-    assert_eq!(children[0].run_id, run);
 }

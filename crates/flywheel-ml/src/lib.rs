@@ -6,6 +6,7 @@
 
 pub mod frame;
 pub mod linear;
+pub mod link;
 pub mod metrics;
 pub mod model;
 pub mod onnx;

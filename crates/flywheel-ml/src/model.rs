@@ -4,8 +4,13 @@
 //! digests, metrics, settings). Reading it is parsing data and checking
 //! that its parts agree; nothing in it is ever executed.
 
+pub mod onnx_estimator;
+
+pub use crate::link::sigmoid;
+
 use crate::MlError;
 use crate::frame::{ColumnKind, Frame};
+use crate::link::softmax;
 use crate::transform::{Matrix, Transform};
 use serde::{Deserialize, Serialize};
 
@@ -54,7 +59,7 @@ pub enum Estimator {
     Forest { algorithm: String, forest: crate::tree::forest::Forest },
     /// A graph made elsewhere and imported (`crate::onnx`): it reads the
     /// raw columns itself, so the model's transform is empty.
-    Onnx(Box<crate::onnx::estimator::OnnxEstimator>),
+    Onnx(Box<onnx_estimator::OnnxEstimator>),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -91,15 +96,6 @@ fn first_null(v: &serde_json::Value, path: String) -> Option<String> {
         serde_json::Value::Array(a) => a.iter().enumerate().find_map(|(i, x)| first_null(x, format!("{path}[{i}]"))),
         serde_json::Value::Object(m) => m.iter().find_map(|(k, x)| first_null(x, format!("{path}.{k}"))),
         _ => None,
-    }
-}
-
-pub fn sigmoid(z: f64) -> f64 {
-    if z >= 0.0 {
-        1.0 / (1.0 + (-z).exp())
-    } else {
-        let e = z.exp();
-        e / (1.0 + e)
     }
 }
 
@@ -394,15 +390,6 @@ impl Model {
             }
         })
     }
-}
-
-fn softmax(z: &[f64], out: &mut [f64]) {
-    let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    for (o, v) in out.iter_mut().zip(z) {
-        *o = (v - m).exp();
-    }
-    let s: f64 = out.iter().sum();
-    out.iter_mut().for_each(|v| *v /= s);
 }
 
 /// The most probable class per row; ties go to the first, as numpy's argmax.

@@ -2,7 +2,7 @@
 //! exactly and its probabilities and values within 1e-5 when Flywheel runs
 //! them. Fixtures: `fixtures/onnx/make_onnx.py` (versions in `VERSIONS`).
 
-use flywheel_ml::onnx::estimator::{OnnxSignature, import};
+use flywheel_ml::model::onnx_estimator::{OnnxSignature, import};
 use flywheel_ml::onnx::{DatumType, OnnxModel, Tensor};
 use flywheel_ml::{Model, Prediction, Task};
 use serde_json::Value;

@@ -5,7 +5,7 @@
 use crate::{Home, RegistryError, Result};
 use flywheel_core::{ArtifactType, ModelInputRef, ModelRef, Selector};
 use flywheel_metadata::{ArtifactRecord, ModelVersion, NewArtifact};
-use flywheel_ml::onnx::estimator::OnnxSignature;
+use flywheel_ml::model::onnx_estimator::OnnxSignature;
 use flywheel_ml::{Model, Task};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -101,7 +101,7 @@ impl Home {
             ),
             None => None,
         };
-        let mut model = flywheel_ml::onnx::estimator::import(bytes, signature, &file.display().to_string())
+        let mut model = flywheel_ml::model::onnx_estimator::import(bytes, signature, &file.display().to_string())
             .map_err(|e| RegistryError::BadModel(e.to_string()))?;
         model.metadata = json!({ "imported_from": file.display().to_string(), "imported_by": caller });
         let stored = self.artifacts.put_bytes(model.to_json()).await?;

@@ -9,7 +9,7 @@
 //! dataset's profile with it and lists every [`Anomaly`]; the catalogue of
 //! kinds is [`KINDS`] (documented in `docs/anomalies.md`).
 
-use crate::profile::{ColumnProfile, Quantiles, ValueType};
+use crate::profile::{Checks, ColumnProfile, Quantiles, ValueType};
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::fmt::Write;
@@ -547,7 +547,53 @@ pub fn check(
     environment: Option<&str>,
 ) -> Vec<Anomaly> {
     let mut out = Vec::new();
-    let d = &schema.dataset;
+    dataset_anomalies(&schema.dataset, rows, &mut out);
+    let in_env = |r: &ColumnRules| match (&r.environments, environment) {
+        (Some(envs), Some(e)) => envs.iter().any(|x| x == e),
+        _ => true,
+    };
+    for (name, rules) in &schema.columns {
+        let col = Some(name.as_str());
+        let Some((_, p)) = columns.iter().find(|(n, _)| n == name) else {
+            if in_env(rules) {
+                let sev = if rules.min_presence > 0.0 { Severity::Error } else { Severity::Warning };
+                out.push(anomaly(col, "missing_column", sev, rows, rows, None, "the column is not in the data".into()));
+            }
+            continue;
+        };
+        if !in_env(rules) {
+            out.push(anomaly(
+                col,
+                "unexpected_in_environment",
+                Severity::Warning,
+                p.count(),
+                rows,
+                None,
+                format!("the schema excludes this column from {}", environment.unwrap_or("")),
+            ));
+            continue;
+        }
+        column_anomalies(col, rules, p, rows, &mut out);
+    }
+    let known: BTreeSet<&str> = schema.columns.iter().map(|(n, _)| n.as_str()).collect();
+    for (name, p) in columns {
+        if !known.contains(name.as_str()) {
+            out.push(anomaly(
+                Some(name),
+                "unexpected_column",
+                Severity::Warning,
+                p.count(),
+                rows,
+                None,
+                "the column is not in the schema".into(),
+            ));
+        }
+    }
+    out
+}
+
+/// The row count against the dataset's rules.
+fn dataset_anomalies(d: &DatasetRules, rows: u64, out: &mut Vec<Anomaly>) {
     if rows == 0 {
         out.push(anomaly(None, "empty_dataset", Severity::Error, 0, 0, None, "the data has no rows".into()));
     }
@@ -577,217 +623,193 @@ pub fn check(
             format!("{rows} rows, more than max_rows = {max}"),
         ));
     }
-    let in_env = |r: &ColumnRules| match (&r.environments, environment) {
-        (Some(envs), Some(e)) => envs.iter().any(|x| x == e),
-        _ => true,
-    };
-    for (name, rules) in &schema.columns {
-        let col = Some(name.as_str());
-        let Some((_, p)) = columns.iter().find(|(n, _)| n == name) else {
-            if in_env(rules) {
-                let sev = if rules.min_presence > 0.0 { Severity::Error } else { Severity::Warning };
-                out.push(anomaly(col, "missing_column", sev, rows, rows, None, "the column is not in the data".into()));
-            }
-            continue;
+}
+
+/// One column of the data, present in this environment, against its rules.
+/// A wrong type or a column with no value at all is the one anomaly
+/// reported: every other check would only repeat it.
+fn column_anomalies(col: Option<&str>, rules: &ColumnRules, p: &ColumnProfile, rows: u64, out: &mut Vec<Anomaly>) {
+    // Ints are floats; times are text in the file (schemas written
+    // before times were inferred say `string`).
+    let numeric_ok = (rules.ty == ValueType::Float && p.ty == ValueType::Int)
+        || (rules.ty == ValueType::String && p.ty == ValueType::Timestamp);
+    if p.ty != rules.ty && !numeric_ok {
+        out.push(anomaly(
+            col,
+            "type_mismatch",
+            Severity::Error,
+            p.count(),
+            rows,
+            None,
+            format!("expected {}, found {}", rules.ty.as_str(), p.ty.as_str()),
+        ));
+        return;
+    }
+    let present = p.count();
+    if present == 0 && rows > 0 && rules.min_presence > 0.0 {
+        out.push(anomaly(
+            col,
+            "column_entirely_missing",
+            Severity::Error,
+            rows,
+            rows,
+            None,
+            "every value is missing".into(),
+        ));
+        return;
+    }
+    value_anomalies(col, rules, p, rows, out);
+    if let Some(c) = &p.checks {
+        rule_violations(col, rules, c, present, out);
+    }
+    distinct_anomalies(col, rules, p, rows, out);
+    if let Some(max) = rules.max_length
+        && p.lengths.count > 0
+        && p.lengths.max > max as f64
+    {
+        out.push(anomaly(
+            col,
+            "text_too_long",
+            Severity::Warning,
+            1,
+            present,
+            None,
+            format!("a value has {} characters, more than max_length = {max}", p.lengths.max),
+        ));
+    }
+}
+
+/// Presence below the minimum, NaN where not allowed, infinities.
+fn value_anomalies(col: Option<&str>, rules: &ColumnRules, p: &ColumnProfile, rows: u64, out: &mut Vec<Anomaly>) {
+    let present = p.count();
+    let presence = present as f64 / rows.max(1) as f64;
+    if presence < rules.min_presence {
+        out.push(anomaly(
+            col,
+            "presence_below_minimum",
+            Severity::Error,
+            p.missing,
+            rows,
+            None,
+            format!(
+                "{:.2}% of rows have a value; the schema wants at least {:.2}%",
+                100.0 * presence,
+                100.0 * rules.min_presence
+            ),
+        ));
+    }
+    if p.nan > 0 && !rules.nan_allowed {
+        out.push(anomaly(col, "nan_not_allowed", Severity::Error, p.nan, rows, None, format!("{} NaN values", p.nan)));
+    }
+    if p.inf > 0 {
+        out.push(anomaly(
+            col,
+            "infinite_values",
+            Severity::Warning,
+            p.inf,
+            rows,
+            None,
+            format!("{} infinite values", p.inf),
+        ));
+    }
+}
+
+/// Values outside the declared range or domain: an error when more than
+/// `max_violation` of the present values are, else a warning.
+fn rule_violations(col: Option<&str>, rules: &ColumnRules, c: &Checks, present: u64, out: &mut Vec<Anomaly>) {
+    let outside = c.below + c.above;
+    if outside > 0 {
+        let frac = outside as f64 / present.max(1) as f64;
+        let sev = if frac > rules.max_violation { Severity::Error } else { Severity::Warning };
+        let example = c.example_below.or(c.example_above).map(|x| x.to_string());
+        out.push(anomaly(
+            col,
+            "out_of_range",
+            sev,
+            outside,
+            present,
+            example.clone(),
+            format!(
+                "{outside} of {present} values ({:.2}%) outside [{}, {}]: {} below, {} above (e.g. {})",
+                100.0 * frac,
+                rules.min.map_or("-inf".into(), |x| x.to_string()),
+                rules.max.map_or("inf".into(), |x| x.to_string()),
+                c.below,
+                c.above,
+                example.unwrap_or_default()
+            ),
+        ));
+    }
+    if c.outside_domain > 0 {
+        let frac = c.outside_domain as f64 / present.max(1) as f64;
+        let sev = if frac > rules.max_violation { Severity::Error } else { Severity::Warning };
+        let values: Vec<&String> = c.outside_domain_distinct.iter().take(5).collect();
+        out.push(anomaly(
+            col,
+            "unexpected_category",
+            sev,
+            c.outside_domain,
+            present,
+            values.first().map(|v| v.to_string()),
+            format!(
+                "{} of {present} values ({:.2}%) not in the domain: {}{}",
+                c.outside_domain,
+                100.0 * frac,
+                values.iter().map(|v| format!("`{v}`")).collect::<Vec<_>>().join(", "),
+                if c.outside_domain_distinct.len() > 5 { ", …" } else { "" }
+            ),
+        ));
+    }
+}
+
+/// The number of distinct values against its bounds, and a constant column
+/// where the rules expect more than one value.
+fn distinct_anomalies(col: Option<&str>, rules: &ColumnRules, p: &ColumnProfile, rows: u64, out: &mut Vec<Anomaly>) {
+    let present = p.count();
+    let (distinct, _) = p.distinct();
+    if let Some(max) = rules.max_distinct
+        && distinct > max
+    {
+        out.push(anomaly(
+            col,
+            "too_many_distinct",
+            Severity::Error,
+            distinct,
+            max,
+            None,
+            format!("{distinct} distinct values, more than max_distinct = {max}"),
+        ));
+    }
+    if let Some(min) = rules.min_distinct
+        && distinct < min
+    {
+        out.push(anomaly(
+            col,
+            "too_few_distinct",
+            Severity::Warning,
+            distinct,
+            min,
+            None,
+            format!("{distinct} distinct values, fewer than min_distinct = {min}"),
+        ));
+    }
+    let expects_variety =
+        rules.min.zip(rules.max).is_some_and(|(a, b)| a < b) || rules.domain.as_ref().is_some_and(|d| d.len() > 1);
+    if distinct == 1 && present > 1 && expects_variety {
+        let value = match (&p.quantiles, p.ty) {
+            (Quantiles::Exact(v), _) if !v.is_empty() => Some(v[0].to_string()),
+            _ => p.texts.top(1).first().map(|(v, _)| v.clone()),
         };
-        if !in_env(rules) {
-            out.push(anomaly(
-                col,
-                "unexpected_in_environment",
-                Severity::Warning,
-                p.count(),
-                rows,
-                None,
-                format!("the schema excludes this column from {}", environment.unwrap_or("")),
-            ));
-            continue;
-        }
-        // Ints are floats; times are text in the file (schemas written
-        // before times were inferred say `string`).
-        let numeric_ok = (rules.ty == ValueType::Float && p.ty == ValueType::Int)
-            || (rules.ty == ValueType::String && p.ty == ValueType::Timestamp);
-        if p.ty != rules.ty && !numeric_ok {
-            out.push(anomaly(
-                col,
-                "type_mismatch",
-                Severity::Error,
-                p.count(),
-                rows,
-                None,
-                format!("expected {}, found {}", rules.ty.as_str(), p.ty.as_str()),
-            ));
-            continue;
-        }
-        let present = p.count();
-        if present == 0 && rows > 0 && rules.min_presence > 0.0 {
-            out.push(anomaly(
-                col,
-                "column_entirely_missing",
-                Severity::Error,
-                rows,
-                rows,
-                None,
-                "every value is missing".into(),
-            ));
-            continue;
-        }
-        let presence = present as f64 / rows.max(1) as f64;
-        if presence < rules.min_presence {
-            out.push(anomaly(
-                col,
-                "presence_below_minimum",
-                Severity::Error,
-                p.missing,
-                rows,
-                None,
-                format!(
-                    "{:.2}% of rows have a value; the schema wants at least {:.2}%",
-                    100.0 * presence,
-                    100.0 * rules.min_presence
-                ),
-            ));
-        }
-        if p.nan > 0 && !rules.nan_allowed {
-            out.push(anomaly(
-                col,
-                "nan_not_allowed",
-                Severity::Error,
-                p.nan,
-                rows,
-                None,
-                format!("{} NaN values", p.nan),
-            ));
-        }
-        if p.inf > 0 {
-            out.push(anomaly(
-                col,
-                "infinite_values",
-                Severity::Warning,
-                p.inf,
-                rows,
-                None,
-                format!("{} infinite values", p.inf),
-            ));
-        }
-        if let Some(c) = &p.checks {
-            let outside = c.below + c.above;
-            if outside > 0 {
-                let frac = outside as f64 / present.max(1) as f64;
-                let sev = if frac > rules.max_violation { Severity::Error } else { Severity::Warning };
-                let example = c.example_below.or(c.example_above).map(|x| x.to_string());
-                out.push(anomaly(
-                    col,
-                    "out_of_range",
-                    sev,
-                    outside,
-                    present,
-                    example.clone(),
-                    format!(
-                        "{outside} of {present} values ({:.2}%) outside [{}, {}]: {} below, {} above (e.g. {})",
-                        100.0 * frac,
-                        rules.min.map_or("-inf".into(), |x| x.to_string()),
-                        rules.max.map_or("inf".into(), |x| x.to_string()),
-                        c.below,
-                        c.above,
-                        example.unwrap_or_default()
-                    ),
-                ));
-            }
-            if c.outside_domain > 0 {
-                let frac = c.outside_domain as f64 / present.max(1) as f64;
-                let sev = if frac > rules.max_violation { Severity::Error } else { Severity::Warning };
-                let values: Vec<&String> = c.outside_domain_distinct.iter().take(5).collect();
-                out.push(anomaly(
-                    col,
-                    "unexpected_category",
-                    sev,
-                    c.outside_domain,
-                    present,
-                    values.first().map(|v| v.to_string()),
-                    format!(
-                        "{} of {present} values ({:.2}%) not in the domain: {}{}",
-                        c.outside_domain,
-                        100.0 * frac,
-                        values.iter().map(|v| format!("`{v}`")).collect::<Vec<_>>().join(", "),
-                        if c.outside_domain_distinct.len() > 5 { ", …" } else { "" }
-                    ),
-                ));
-            }
-        }
-        let (distinct, _) = p.distinct();
-        if let Some(max) = rules.max_distinct
-            && distinct > max
-        {
-            out.push(anomaly(
-                col,
-                "too_many_distinct",
-                Severity::Error,
-                distinct,
-                max,
-                None,
-                format!("{distinct} distinct values, more than max_distinct = {max}"),
-            ));
-        }
-        if let Some(min) = rules.min_distinct
-            && distinct < min
-        {
-            out.push(anomaly(
-                col,
-                "too_few_distinct",
-                Severity::Warning,
-                distinct,
-                min,
-                None,
-                format!("{distinct} distinct values, fewer than min_distinct = {min}"),
-            ));
-        }
-        let expects_variety =
-            rules.min.zip(rules.max).is_some_and(|(a, b)| a < b) || rules.domain.as_ref().is_some_and(|d| d.len() > 1);
-        if distinct == 1 && present > 1 && expects_variety {
-            let value = match (&p.quantiles, p.ty) {
-                (Quantiles::Exact(v), _) if !v.is_empty() => Some(v[0].to_string()),
-                _ => p.texts.top(1).first().map(|(v, _)| v.clone()),
-            };
-            out.push(anomaly(
-                col,
-                "constant_column",
-                Severity::Warning,
-                present,
-                rows,
-                value.clone(),
-                format!("every value is the same ({})", value.unwrap_or_default()),
-            ));
-        }
-        if let Some(max) = rules.max_length
-            && p.lengths.count > 0
-            && p.lengths.max > max as f64
-        {
-            out.push(anomaly(
-                col,
-                "text_too_long",
-                Severity::Warning,
-                1,
-                present,
-                None,
-                format!("a value has {} characters, more than max_length = {max}", p.lengths.max),
-            ));
-        }
+        out.push(anomaly(
+            col,
+            "constant_column",
+            Severity::Warning,
+            present,
+            rows,
+            value.clone(),
+            format!("every value is the same ({})", value.unwrap_or_default()),
+        ));
     }
-    let known: BTreeSet<&str> = schema.columns.iter().map(|(n, _)| n.as_str()).collect();
-    for (name, p) in columns {
-        if !known.contains(name.as_str()) {
-            out.push(anomaly(
-                Some(name),
-                "unexpected_column",
-                Severity::Warning,
-                p.count(),
-                rows,
-                None,
-                "the column is not in the schema".into(),
-            ));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

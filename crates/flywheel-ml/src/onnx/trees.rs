@@ -108,42 +108,59 @@ fn below(t: f64, single: bool) -> f64 {
     if single { (t as f32).next_down() as f64 } else { t.next_down() }
 }
 
-impl Ensemble {
-    /// Builds the ensemble; `single` is true for `float` inputs.
-    pub fn new(a: Attributes, single: bool) -> Result<Ensemble, String> {
-        let n = a.node_ids.len();
-        for (name, len) in [
-            ("nodes_treeids", a.tree_ids.len()),
-            ("nodes_featureids", a.features.len()),
-            ("nodes_values", a.thresholds.len()),
-            ("nodes_modes", a.modes.len()),
-            ("nodes_truenodeids", a.true_ids.len()),
-            ("nodes_falsenodeids", a.false_ids.len()),
-        ] {
-            if len != n {
-                return Err(format!("{name} has {len} entries for {n} nodes"));
-            }
-        }
-        if !a.missing_true.is_empty() && a.missing_true.len() != n {
-            return Err(format!("nodes_missing_value_tracks_true has {} entries for {n} nodes", a.missing_true.len()));
-        }
-        let m = a.leaf_node_ids.len();
-        if a.leaf_tree_ids.len() != m || a.leaf_targets.len() != m || a.leaf_weights.len() != m {
-            return Err("the leaf weight lists (tree ids, node ids, ids, weights) differ in length".into());
-        }
-        let round = |v: f64| if single { v as f32 as f64 } else { v };
-        let outputs = match &a.kind {
-            Kind::Classifier { labels, .. } => labels.len(),
-            Kind::Regressor { targets, .. } => *targets,
-        };
-        if outputs == 0 {
-            return Err("no class labels or targets".into());
-        }
-        if !a.base.is_empty() && a.base.len() != outputs && !(outputs == 2 && a.base.len() == 1) {
-            return Err(format!("{} base values for {outputs} outputs", a.base.len()));
-        }
+fn round(v: f64, single: bool) -> f64 {
+    if single { v as f32 as f64 } else { v }
+}
 
-        // Trees in order of first appearance; nodes by (tree, id).
+/// Checks that the attribute lists agree in length; returns the number of
+/// outputs (class labels or targets).
+fn check_lengths(a: &Attributes) -> Result<usize, String> {
+    let n = a.node_ids.len();
+    for (name, len) in [
+        ("nodes_treeids", a.tree_ids.len()),
+        ("nodes_featureids", a.features.len()),
+        ("nodes_values", a.thresholds.len()),
+        ("nodes_modes", a.modes.len()),
+        ("nodes_truenodeids", a.true_ids.len()),
+        ("nodes_falsenodeids", a.false_ids.len()),
+    ] {
+        if len != n {
+            return Err(format!("{name} has {len} entries for {n} nodes"));
+        }
+    }
+    if !a.missing_true.is_empty() && a.missing_true.len() != n {
+        return Err(format!("nodes_missing_value_tracks_true has {} entries for {n} nodes", a.missing_true.len()));
+    }
+    let m = a.leaf_node_ids.len();
+    if a.leaf_tree_ids.len() != m || a.leaf_targets.len() != m || a.leaf_weights.len() != m {
+        return Err("the leaf weight lists (tree ids, node ids, ids, weights) differ in length".into());
+    }
+    let outputs = match &a.kind {
+        Kind::Classifier { labels, .. } => labels.len(),
+        Kind::Regressor { targets, .. } => *targets,
+    };
+    if outputs == 0 {
+        return Err("no class labels or targets".into());
+    }
+    if !a.base.is_empty() && a.base.len() != outputs && !(outputs == 2 && a.base.len() == 1) {
+        return Err(format!("{} base values for {outputs} outputs", a.base.len()));
+    }
+    Ok(outputs)
+}
+
+/// Where things are in the attribute lists: trees in order of first
+/// appearance, each tree's nodes, nodes by (tree, id), leaf weights by
+/// (tree, node id).
+struct Index {
+    order: Vec<i64>,
+    members: HashMap<i64, Vec<usize>>,
+    at: HashMap<(i64, i64), usize>,
+    leaf_of: HashMap<(i64, i64), Vec<usize>>,
+}
+
+impl Index {
+    fn new(a: &Attributes, outputs: usize) -> Result<Index, String> {
+        let n = a.node_ids.len();
         let mut order: Vec<i64> = Vec::new();
         let mut members: HashMap<i64, Vec<usize>> = HashMap::new();
         let mut at: HashMap<(i64, i64), usize> = HashMap::with_capacity(n);
@@ -160,96 +177,138 @@ impl Ensemble {
             }
         }
         let mut leaf_of: HashMap<(i64, i64), Vec<usize>> = HashMap::new();
-        for j in 0..m {
+        for j in 0..a.leaf_node_ids.len() {
             leaf_of.entry((a.leaf_tree_ids[j], a.leaf_node_ids[j])).or_default().push(j);
             if a.leaf_targets[j] < 0 || a.leaf_targets[j] as usize >= outputs {
                 return Err(format!("a leaf weight for id {} of {outputs} outputs", a.leaf_targets[j]));
             }
         }
-        let mut trees = Vec::with_capacity(order.len());
-        let mut leaf_ranges = Vec::with_capacity(order.len());
-        let mut weights = Vec::with_capacity(m);
-        let mut width = 0usize;
-        for &tid in &order {
-            let ids = &members[&tid];
-            let children: std::collections::HashSet<i64> =
-                ids.iter().filter(|&&k| a.modes[k] != "LEAF").flat_map(|&k| [a.true_ids[k], a.false_ids[k]]).collect();
-            let roots: Vec<usize> = ids.iter().copied().filter(|&k| !children.contains(&a.node_ids[k])).collect();
-            let [root] = roots.as_slice() else {
-                return Err(format!("tree {tid} has {} roots (nodes no other node points to)", roots.len()));
-            };
-            // Pre-order numbering: children always come after their parent.
-            let mut nodes: Vec<Node> = Vec::with_capacity(ids.len());
-            let mut ranges: Vec<(u32, u32)> = Vec::with_capacity(ids.len());
-            let mut seen = std::collections::HashSet::new();
-            // (attribute index, (parent slot, is left child))
-            let mut stack: Vec<(usize, Option<(usize, bool)>)> = vec![(*root, None)];
-            while let Some((k, parent)) = stack.pop() {
-                if !seen.insert(k) {
-                    return Err(format!("node {} of tree {tid} is reached twice (a cycle?)", a.node_ids[k]));
-                }
-                let slot = nodes.len();
-                if let Some((p, is_left)) = parent {
-                    if is_left {
-                        nodes[p].left = slot as u32;
-                    } else {
-                        nodes[p].right = slot as u32;
-                    }
-                }
-                let start = weights.len() as u32;
-                let mode = a.modes[k].as_str();
-                if mode == "LEAF" {
-                    for &j in leaf_of.get(&(tid, a.node_ids[k])).map(|v| v.as_slice()).unwrap_or(&[]) {
-                        weights.push((a.leaf_targets[j] as u32, round(a.leaf_weights[j])));
-                    }
-                    nodes.push(Node::leaf(0.0));
-                    ranges.push((start, weights.len() as u32));
-                    continue;
-                }
-                let feature = usize::try_from(a.features[k])
-                    .map_err(|_| format!("node {} of tree {tid} splits on feature {}", a.node_ids[k], a.features[k]))?;
-                width = width.max(feature + 1);
-                let t = round(a.thresholds[k]);
-                let tracks = a.missing_true.get(k).is_some_and(|&v| v != 0);
-                // (threshold, true branch goes left)
-                let (threshold, true_left) = match mode {
-                    "BRANCH_LEQ" => (t, true),
-                    "BRANCH_LT" => (below(t, single), true),
-                    "BRANCH_GT" => (t, false),
-                    "BRANCH_GTE" => (below(t, single), false),
-                    other => {
-                        return Err(format!(
-                            "node {} of tree {tid} has mode {other}; Flywheel evaluates BRANCH_LEQ, BRANCH_LT, \
-                             BRANCH_GT, BRANCH_GTE and LEAF",
-                            a.node_ids[k]
-                        ));
-                    }
-                };
-                let find = |id: i64| {
-                    at.get(&(tid, id))
-                        .copied()
-                        .ok_or_else(|| format!("node {} of tree {tid} points to missing node {id}", a.node_ids[k]))
-                };
-                let (t_node, f_node) = (find(a.true_ids[k])?, find(a.false_ids[k])?);
-                let (left, right) = if true_left { (t_node, f_node) } else { (f_node, t_node) };
-                nodes.push(Node {
-                    feature: feature as u32,
-                    threshold,
-                    left: 0,
-                    right: 0,
-                    missing_left: if true_left { tracks } else { !tracks },
-                    value: 0.0,
-                });
-                ranges.push((start, start));
-                // Right first so the left child is numbered next (locality).
-                stack.push((right, Some((slot, false))));
-                stack.push((left, Some((slot, true))));
+        Ok(Index { order, members, at, leaf_of })
+    }
+}
+
+/// Builds the trees one after another, gathering every leaf's weights into
+/// one list and the number of features read.
+struct Build<'a> {
+    a: &'a Attributes,
+    index: Index,
+    single: bool,
+    weights: Vec<(u32, f64)>,
+    width: usize,
+}
+
+impl Build<'_> {
+    /// Tree `tid` in pre-order (children always come after their parent),
+    /// with the range of `weights` each of its nodes adds.
+    fn tree(&mut self, tid: i64) -> Result<(Tree, Vec<(u32, u32)>), String> {
+        let (a, count) = (self.a, self.index.members[&tid].len());
+        let root = self.root(tid)?;
+        let mut nodes: Vec<Node> = Vec::with_capacity(count);
+        let mut ranges: Vec<(u32, u32)> = Vec::with_capacity(count);
+        let mut seen = std::collections::HashSet::new();
+        // (attribute index, (parent slot, is left child))
+        let mut stack: Vec<(usize, Option<(usize, bool)>)> = vec![(root, None)];
+        while let Some((k, parent)) = stack.pop() {
+            if !seen.insert(k) {
+                return Err(format!("node {} of tree {tid} is reached twice (a cycle?)", a.node_ids[k]));
             }
-            let tree = Tree { nodes };
-            tree.check(usize::MAX).map_err(|e| format!("tree {tid}: {e}"))?;
+            let slot = nodes.len();
+            if let Some((p, is_left)) = parent {
+                if is_left {
+                    nodes[p].left = slot as u32;
+                } else {
+                    nodes[p].right = slot as u32;
+                }
+            }
+            let start = self.weights.len() as u32;
+            if a.modes[k] == "LEAF" {
+                for &j in self.index.leaf_of.get(&(tid, a.node_ids[k])).map(|v| v.as_slice()).unwrap_or(&[]) {
+                    self.weights.push((a.leaf_targets[j] as u32, round(a.leaf_weights[j], self.single)));
+                }
+                nodes.push(Node::leaf(0.0));
+                ranges.push((start, self.weights.len() as u32));
+                continue;
+            }
+            let (node, left, right) = self.split(tid, k)?;
+            nodes.push(node);
+            ranges.push((start, start));
+            // Right first so the left child is numbered next (locality).
+            stack.push((right, Some((slot, false))));
+            stack.push((left, Some((slot, true))));
+        }
+        let tree = Tree { nodes };
+        tree.check(usize::MAX).map_err(|e| format!("tree {tid}: {e}"))?;
+        Ok((tree, ranges))
+    }
+
+    /// The one node of tree `tid` no other node points to.
+    fn root(&self, tid: i64) -> Result<usize, String> {
+        let (a, ids) = (self.a, &self.index.members[&tid]);
+        let children: std::collections::HashSet<i64> =
+            ids.iter().filter(|&&k| a.modes[k] != "LEAF").flat_map(|&k| [a.true_ids[k], a.false_ids[k]]).collect();
+        let roots: Vec<usize> = ids.iter().copied().filter(|&k| !children.contains(&a.node_ids[k])).collect();
+        let [root] = roots.as_slice() else {
+            return Err(format!("tree {tid} has {} roots (nodes no other node points to)", roots.len()));
+        };
+        Ok(*root)
+    }
+
+    /// Branch node `k` of tree `tid` as a `x <= threshold` split, with the
+    /// attribute indices of its left and right children.
+    fn split(&mut self, tid: i64, k: usize) -> Result<(Node, usize, usize), String> {
+        let (a, single) = (self.a, self.single);
+        let feature = usize::try_from(a.features[k])
+            .map_err(|_| format!("node {} of tree {tid} splits on feature {}", a.node_ids[k], a.features[k]))?;
+        self.width = self.width.max(feature + 1);
+        let t = round(a.thresholds[k], single);
+        let tracks = a.missing_true.get(k).is_some_and(|&v| v != 0);
+        // (threshold, true branch goes left)
+        let (threshold, true_left) = match a.modes[k].as_str() {
+            "BRANCH_LEQ" => (t, true),
+            "BRANCH_LT" => (below(t, single), true),
+            "BRANCH_GT" => (t, false),
+            "BRANCH_GTE" => (below(t, single), false),
+            other => {
+                return Err(format!(
+                    "node {} of tree {tid} has mode {other}; Flywheel evaluates BRANCH_LEQ, BRANCH_LT, \
+                     BRANCH_GT, BRANCH_GTE and LEAF",
+                    a.node_ids[k]
+                ));
+            }
+        };
+        let find = |id: i64| {
+            self.index
+                .at
+                .get(&(tid, id))
+                .copied()
+                .ok_or_else(|| format!("node {} of tree {tid} points to missing node {id}", a.node_ids[k]))
+        };
+        let (t_node, f_node) = (find(a.true_ids[k])?, find(a.false_ids[k])?);
+        let (left, right) = if true_left { (t_node, f_node) } else { (f_node, t_node) };
+        let missing_left = if true_left { tracks } else { !tracks };
+        Ok((Node { feature: feature as u32, threshold, left: 0, right: 0, missing_left, value: 0.0 }, left, right))
+    }
+}
+
+impl Ensemble {
+    /// Builds the ensemble; `single` is true for `float` inputs.
+    pub fn new(a: Attributes, single: bool) -> Result<Ensemble, String> {
+        let outputs = check_lengths(&a)?;
+        let mut build = Build {
+            index: Index::new(&a, outputs)?,
+            a: &a,
+            single,
+            weights: Vec::with_capacity(a.leaf_node_ids.len()),
+            width: 0,
+        };
+        let mut trees = Vec::with_capacity(build.index.order.len());
+        let mut leaf_ranges = Vec::with_capacity(build.index.order.len());
+        for tid in build.index.order.clone() {
+            let (tree, ranges) = build.tree(tid)?;
             trees.push(tree);
             leaf_ranges.push(ranges);
         }
+        let Build { weights, width, .. } = build;
         if trees.is_empty() {
             return Err("the ensemble has no trees".into());
         }
@@ -276,7 +335,7 @@ impl Ensemble {
             trees,
             leaf_ranges,
             weights,
-            base: a.base.into_iter().map(round).collect(),
+            base: a.base.into_iter().map(|v| round(v, single)).collect(),
             post: a.post,
             single,
             width,
@@ -470,7 +529,7 @@ impl Ensemble {
             let e = 1.0 / (1.0 + (-(v as f32).abs()).exp());
             (if v < 0.0 { 1.0 - e } else { e }) as f64
         } else {
-            crate::model::sigmoid(v)
+            crate::link::sigmoid(v)
         }
     }
 

@@ -7,9 +7,9 @@
 //! multinomial log loss (one tree per class per iteration).
 
 use super::Tree;
-use super::binning::Binner;
-use super::grow::{GrowParams, grow};
-use crate::model::sigmoid;
+use super::binning::{Binned, Binner};
+use super::grow::{GrowParams, LeafRows, grow};
+use crate::link::{sigmoid, softmax};
 use crate::transform::Matrix;
 use crate::{MlError, Stop};
 use serde::{Deserialize, Serialize};
@@ -202,14 +202,50 @@ pub fn fit(
     if n < 2 {
         return Err(MlError::Data("boosting needs at least two training rows".into()));
     }
-    let k = loss.outputs();
-    let mut rng = Rng(p.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let early = match p.early_stopping {
         EarlyStopping::Auto => n > 10_000,
         EarlyStopping::On => true,
         EarlyStopping::Off => false,
     };
-    // Validation rows: stratified by class for classification.
+    let (train, val) = validation_split(n, y, loss, p, early);
+    if train.len() < 2 {
+        return Err(MlError::Data("too few training rows left after the validation split".into()));
+    }
+    let baseline = baseline(loss, y, sample_weight, &train);
+    let mut b = Boosting::new(x, y, sample_weight, loss, p, early, train, val, &baseline, stop);
+    let mut trees: Vec<Vec<Tree>> = Vec::new();
+    let mut report = FitReport {
+        iterations: 0,
+        early_stopped: false,
+        validation_rows: b.val.len(),
+        train_loss: f64::NAN,
+        validation_loss: Vec::new(),
+    };
+    if early {
+        report.validation_loss.push(loss_of(loss, &b.val_raw, y, sample_weight, &b.val));
+    }
+    for _ in 0..p.max_iterations {
+        stop.check()?;
+        let (round, val_loss) = b.round()?;
+        trees.push(round);
+        report.iterations += 1;
+        if let Some(l) = val_loss {
+            report.validation_loss.push(l);
+            if no_recent_improvement(&report.validation_loss, p) {
+                report.early_stopped = true;
+                break;
+            }
+        }
+    }
+    report.train_loss = b.train_loss();
+    Ok((Gbt { loss, baseline, trees }, report))
+}
+
+/// Training and validation rows, ascending. With early stopping a
+/// `validation_fraction` of the rows (of each class, for classification),
+/// drawn with the seed, validate; without, every row trains.
+fn validation_split(n: usize, y: &[f64], loss: Loss, p: &Params, early: bool) -> (Vec<u32>, Vec<u32>) {
+    let mut rng = Rng(p.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let mut is_val = vec![false; n];
     if early {
         let groups: Vec<Vec<u32>> = match loss {
@@ -229,22 +265,14 @@ pub fn fit(
     }
     let train: Vec<u32> = (0..n as u32).filter(|&i| !is_val[i as usize]).collect();
     let val: Vec<u32> = (0..n as u32).filter(|&i| is_val[i as usize]).collect();
-    if train.len() < 2 {
-        return Err(MlError::Data("too few training rows left after the validation split".into()));
-    }
+    (train, val)
+}
 
-    // Bins from the training part only.
-    let binner = Binner::fit_rows(x, if early { Some(&train) } else { None }, p.seed);
-    let binned = binner.transform(x);
-    // The validation rows side by side, for predicting them tree by tree.
-    let val_x = Matrix {
-        rows: val.len(),
-        cols: x.cols,
-        data: val.iter().flat_map(|&i| x.row(i as usize).iter().copied()).collect(),
-    };
-
+/// The raw score before the first tree: the weighted mean (regression),
+/// the log-odds of the positive class, or the log class priors.
+fn baseline(loss: Loss, y: &[f64], sample_weight: &[f64], train: &[u32]) -> Vec<f64> {
     let wsum: f64 = train.iter().map(|&i| sample_weight[i as usize]).sum();
-    let baseline: Vec<f64> = match loss {
+    match loss {
         Loss::SquaredError => {
             vec![train.iter().map(|&i| sample_weight[i as usize] * y[i as usize]).sum::<f64>() / wsum]
         }
@@ -258,108 +286,172 @@ pub fn fit(
             train.iter().for_each(|&i| prior[y[i as usize] as usize] += sample_weight[i as usize]);
             prior.iter().map(|c| (c / wsum).clamp(f64::EPSILON, 1.0).ln()).collect()
         }
-    };
-    // Raw scores of every row (those of validation rows are not used), and
-    // of the validation rows in `val` order.
-    let mut raw: Vec<f64> = (0..n).flat_map(|_| baseline.iter().copied()).collect();
-    let mut val_raw: Vec<f64> = (0..val.len()).flat_map(|_| baseline.iter().copied()).collect();
-    let grow_params = GrowParams {
-        max_leaf_nodes: p.max_leaf_nodes,
-        max_depth: p.max_depth,
-        min_samples_leaf: p.min_samples_leaf,
-        l2: p.l2,
-        shrinkage: p.learning_rate,
-        max_features: None,
-        seed: p.seed,
-        threads: crate::par::cores(),
-    };
-    let mut gh = vec![[0.0f64; 2]; n];
-    let mut trees: Vec<Vec<Tree>> = Vec::new();
-    let mut report = FitReport {
-        iterations: 0,
-        early_stopped: false,
-        validation_rows: val.len(),
-        train_loss: f64::NAN,
-        validation_loss: Vec::new(),
-    };
-    if early {
-        report.validation_loss.push(loss_of(loss, &val_raw, y, sample_weight, &val));
     }
-    let mut rows: Vec<u32> = Vec::with_capacity(train.len());
-    let mut probs = vec![0.0; if k > 1 { n * k } else { 0 }];
-    for _ in 0..p.max_iterations {
-        stop.check()?;
+}
+
+/// Whether none of the last `n_iter_no_change` validation losses beat the
+/// one before them by `tol`.
+fn no_recent_improvement(losses: &[f64], p: &Params) -> bool {
+    if losses.len() <= p.n_iter_no_change {
+        return false;
+    }
+    let reference = losses[losses.len() - 1 - p.n_iter_no_change];
+    losses[losses.len() - p.n_iter_no_change..].iter().all(|&v| v > reference - p.tol)
+}
+
+/// The state of a fit between rounds: binned rows, the raw scores of
+/// every row and of the validation rows, and buffers reused every tree.
+struct Boosting<'a> {
+    loss: Loss,
+    k: usize,
+    y: &'a [f64],
+    w: &'a [f64],
+    early: bool,
+    train: Vec<u32>,
+    val: Vec<u32>,
+    binner: Binner,
+    binned: Binned,
+    /// The validation rows side by side, for predicting them tree by tree.
+    val_x: Matrix,
+    grow_params: GrowParams,
+    /// Raw scores of every row (those of validation rows are not used).
+    raw: Vec<f64>,
+    /// Raw scores of the validation rows, in `val` order.
+    val_raw: Vec<f64>,
+    gh: Vec<[f64; 2]>,
+    rows: Vec<u32>,
+    probs: Vec<f64>,
+    stop: Stop<'a>,
+}
+
+impl<'a> Boosting<'a> {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        x: &Matrix,
+        y: &'a [f64],
+        w: &'a [f64],
+        loss: Loss,
+        p: &Params,
+        early: bool,
+        train: Vec<u32>,
+        val: Vec<u32>,
+        baseline: &[f64],
+        stop: Stop<'a>,
+    ) -> Self {
+        let (n, k) = (x.rows, loss.outputs());
+        // Bins from the training part only.
+        let binner = Binner::fit_rows(x, if early { Some(&train) } else { None }, p.seed);
+        let binned = binner.transform(x);
+        let val_x = Matrix {
+            rows: val.len(),
+            cols: x.cols,
+            data: val.iter().flat_map(|&i| x.row(i as usize).iter().copied()).collect(),
+        };
+        let grow_params = GrowParams {
+            max_leaf_nodes: p.max_leaf_nodes,
+            max_depth: p.max_depth,
+            min_samples_leaf: p.min_samples_leaf,
+            l2: p.l2,
+            shrinkage: p.learning_rate,
+            max_features: None,
+            seed: p.seed,
+            threads: crate::par::cores(),
+        };
+        Boosting {
+            raw: (0..n).flat_map(|_| baseline.iter().copied()).collect(),
+            val_raw: (0..val.len()).flat_map(|_| baseline.iter().copied()).collect(),
+            gh: vec![[0.0f64; 2]; n],
+            rows: Vec::with_capacity(train.len()),
+            probs: vec![0.0; if k > 1 { n * k } else { 0 }],
+            loss,
+            k,
+            y,
+            w,
+            early,
+            train,
+            val,
+            binner,
+            binned,
+            val_x,
+            grow_params,
+            stop,
+        }
+    }
+
+    /// One iteration: a tree per output, and the validation loss after it
+    /// when stopping early.
+    fn round(&mut self) -> Result<(Vec<Tree>, Option<f64>), MlError> {
+        let k = self.k;
         if k > 1 {
-            for &r in &train {
+            for &r in &self.train {
                 let r = r as usize;
-                let s = &raw[r * k..(r + 1) * k];
-                let m = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                let z: f64 = s.iter().map(|v| (v - m).exp()).sum();
-                for c in 0..k {
-                    probs[r * k + c] = (s[c] - m).exp() / z;
-                }
+                softmax(&self.raw[r * k..(r + 1) * k], &mut self.probs[r * k..(r + 1) * k]);
             }
         }
         let mut round = Vec::with_capacity(k);
         let mut val_loss = None;
         for c in 0..k {
-            let w = sample_weight;
-            // One loop per loss, without a per-row `match`.
-            match loss {
-                Loss::SquaredError => fill_gradients(&train, &mut gh, |r| [w[r] * (raw[r] - y[r]), w[r]]),
-                Loss::Binary => fill_gradients(&train, &mut gh, |r| {
-                    let q = sigmoid(raw[r]);
-                    [w[r] * (q - y[r]), w[r] * q * (1.0 - q)]
-                }),
-                Loss::Multinomial(_) => fill_gradients(&train, &mut gh, |r| {
-                    let q = probs[r * k + c];
-                    [w[r] * (q - f64::from(u8::from(y[r] as usize == c))), w[r] * q * (1.0 - q)]
-                }),
-            }
+            self.gradients(c);
             // Each tree starts from the rows in order (sequential reads at the root).
-            rows.clear();
-            rows.extend_from_slice(&train);
-            let (tree, leaves) = grow(&binned, &binner, &mut rows, &gh, &grow_params, stop);
-            stop.check()?;
-            // Training rows take their leaf's value while another thread
-            // predicts the validation rows (and, after the round's last
-            // tree, scores them).
-            let last = c + 1 == k;
-            std::thread::scope(|s| {
-                let validate = s.spawn(|| {
-                    for (v, o) in val_raw.chunks_exact_mut(k).enumerate() {
-                        o[c] += tree.predict_row(val_x.row(v));
-                    }
-                    (early && last).then(|| loss_of(loss, &val_raw, y, sample_weight, &val))
-                });
-                for leaf in &leaves {
-                    for &r in &rows[leaf.start..leaf.end] {
-                        raw[r as usize * k + c] += leaf.value;
-                    }
-                }
-                val_loss = validate.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-            });
+            self.rows.clear();
+            self.rows.extend_from_slice(&self.train);
+            let (tree, leaves) =
+                grow(&self.binned, &self.binner, &mut self.rows, &self.gh, &self.grow_params, self.stop);
+            self.stop.check()?;
+            val_loss = self.add_tree(c, &tree, &leaves);
             round.push(tree);
         }
-        trees.push(round);
-        report.iterations += 1;
-        if let Some(l) = val_loss {
-            report.validation_loss.push(l);
-            let s = &report.validation_loss;
-            if s.len() > p.n_iter_no_change {
-                let reference = s[s.len() - 1 - p.n_iter_no_change];
-                // Stop when none of the recent iterations beat the reference by `tol`.
-                if s[s.len() - p.n_iter_no_change..].iter().all(|&v| v > reference - p.tol) {
-                    report.early_stopped = true;
-                    break;
-                }
-            }
+        Ok((round, val_loss))
+    }
+
+    /// Gradients and hessians of output `c` at the current raw scores.
+    fn gradients(&mut self, c: usize) {
+        let (k, y, w, raw, probs) = (self.k, self.y, self.w, &self.raw, &self.probs);
+        // One loop per loss, without a per-row `match`.
+        match self.loss {
+            Loss::SquaredError => fill_gradients(&self.train, &mut self.gh, |r| [w[r] * (raw[r] - y[r]), w[r]]),
+            Loss::Binary => fill_gradients(&self.train, &mut self.gh, |r| {
+                let q = sigmoid(raw[r]);
+                [w[r] * (q - y[r]), w[r] * q * (1.0 - q)]
+            }),
+            Loss::Multinomial(_) => fill_gradients(&self.train, &mut self.gh, |r| {
+                let q = probs[r * k + c];
+                [w[r] * (q - f64::from(u8::from(y[r] as usize == c))), w[r] * q * (1.0 - q)]
+            }),
         }
     }
-    let train_raw: Vec<f64> =
-        train.iter().flat_map(|&r| raw[r as usize * k..(r as usize + 1) * k].iter().copied()).collect();
-    report.train_loss = loss_of(loss, &train_raw, y, sample_weight, &train);
-    Ok((Gbt { loss, baseline, trees }, report))
+
+    /// Adds output `c`'s new tree to the raw scores. Training rows take
+    /// their leaf's value while another thread predicts the validation
+    /// rows (and, after the round's last tree, returns their loss).
+    fn add_tree(&mut self, c: usize, tree: &Tree, leaves: &[LeafRows]) -> Option<f64> {
+        let (k, loss, y, w, early) = (self.k, self.loss, self.y, self.w, self.early);
+        let last = c + 1 == k;
+        let (val_raw, val_x, val) = (&mut self.val_raw, &self.val_x, &self.val);
+        let (raw, rows) = (&mut self.raw, &self.rows);
+        std::thread::scope(|s| {
+            let validate = s.spawn(|| {
+                for (v, o) in val_raw.chunks_exact_mut(k).enumerate() {
+                    o[c] += tree.predict_row(val_x.row(v));
+                }
+                (early && last).then(|| loss_of(loss, val_raw, y, w, val))
+            });
+            for leaf in leaves {
+                for &r in &rows[leaf.start..leaf.end] {
+                    raw[r as usize * k + c] += leaf.value;
+                }
+            }
+            validate.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+        })
+    }
+
+    /// Mean loss on the training rows.
+    fn train_loss(&self) -> f64 {
+        let k = self.k;
+        let train_raw: Vec<f64> =
+            self.train.iter().flat_map(|&r| self.raw[r as usize * k..(r as usize + 1) * k].iter().copied()).collect();
+        loss_of(self.loss, &train_raw, self.y, self.w, &self.train)
+    }
 }
 
 impl Gbt {

@@ -3,10 +3,10 @@
 //! ONNX bytes travel inside the model document (base64), so an imported
 //! model is as self-contained as a native one.
 
-use super::{DatumType, OnnxModel, Tensor};
 use crate::MlError;
 use crate::frame::{Column, ColumnKind, Frame};
 use crate::model::{Input, Model, Output, Prediction, Signature, Task};
+use crate::onnx::{DatumType, OnnxModel, OutputInfo, Tensor, ops};
 use crate::transform::{Matrix, Transform};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, OnceLock};
@@ -166,7 +166,7 @@ impl OnnxEstimator {
                     )));
                 };
                 let values: Vec<String> = (0..rows).map(|i| t.get(i).unwrap_or("").to_string()).collect();
-                super::ops::tensor(&shape, values).map_err(MlError::Data)?
+                ops::tensor(&shape, values).map_err(MlError::Data)?
             } else {
                 let mut x = vec![0.0f64; rows * k];
                 for (j, c) in cols.iter().enumerate() {
@@ -180,7 +180,7 @@ impl OnnxEstimator {
                         x[i * k + j] = *value;
                     }
                 }
-                let t = super::ops::tensor(&shape, x).map_err(MlError::Data)?;
+                let t = ops::tensor(&shape, x).map_err(MlError::Data)?;
                 t.cast_to_dt(info.dtype).map_err(|e| MlError::Data(e.to_string()))?.into_owned()
             };
             feeds.push(t);
@@ -192,7 +192,7 @@ impl OnnxEstimator {
         let rt = self.runtime()?;
         let out = rt.run(self.feed_tensors(rt, frame)?)?;
         let rows = frame.rows();
-        let scores = super::ops::f64s(&out[self.scores]).map_err(MlError::Data)?;
+        let scores = ops::f64s(&out[self.scores]).map_err(MlError::Data)?;
         let Some(label) = self.label else {
             if scores.len() != rows {
                 return Err(MlError::Data(format!("the graph gave {} values for {rows} rows", scores.len())));
@@ -293,7 +293,7 @@ pub fn import(bytes: Vec<u8>, signature: Option<OnnxSignature>, source: &str) ->
     // Outputs: a label (integers or text) and scores (numbers).
     let outs = rt.outputs();
     let label = outs.iter().position(|o| matches!(o.info.dtype, DatumType::I64 | DatumType::I32 | DatumType::String));
-    let numeric = |o: &&super::OutputInfo| matches!(o.info.dtype, DatumType::F32 | DatumType::F64);
+    let numeric = |o: &&OutputInfo| matches!(o.info.dtype, DatumType::F32 | DatumType::F64);
     let scores = outs
         .iter()
         .position(|o| numeric(&o))
