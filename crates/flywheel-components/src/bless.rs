@@ -10,11 +10,11 @@
 
 use crate::evaluate::{check_metric, check_slices, evaluate_model};
 use flywheel_core::{
-    ArtifactType, Component, ComponentSpec, ExecContext, ExecError, ParamProblem, ParamSpec, ParamType, PortSpec,
+    ArtifactType, ComponentSpec, ExecContext, ExecError, ParamProblem, ParamSpec, ParamType, PortSpec, TypedComponent,
 };
 use flywheel_data::model_file::load;
 use flywheel_data::table::write_json;
-use serde_json::{Map, Value as Json, json};
+use serde_json::{Value as Json, json};
 use std::collections::BTreeMap;
 
 pub struct Bless;
@@ -96,15 +96,37 @@ fn finite(s: &str) -> Option<f64> {
     s.parse::<f64>().ok().filter(|v| v.is_finite())
 }
 
+/// `bless`'s parameters (see [`SPEC`]): rules per metric, as written.
+#[derive(Debug, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    #[serde(default)]
+    pub thresholds: BTreeMap<String, String>,
+    #[serde(default)]
+    pub slices: Vec<String>,
+    #[serde(default)]
+    pub slice_thresholds: BTreeMap<String, String>,
+    #[serde(default)]
+    pub max_slice_regression: BTreeMap<String, String>,
+}
+
+impl Params {
+    fn tables(&self) -> [(&'static str, &BTreeMap<String, String>); 3] {
+        [
+            ("thresholds", &self.thresholds),
+            ("slice_thresholds", &self.slice_thresholds),
+            ("max_slice_regression", &self.max_slice_regression),
+        ]
+    }
+}
+
 /// Problems `execute` would meet in the rules, before anything runs: each
 /// rule read by the same parsers, each metric a known one.
-fn check_rules(params: &Map<String, Json>) -> Vec<ParamProblem> {
+fn check_rules(params: &Params) -> Vec<ParamProblem> {
     let mut out = Vec::new();
-    for key in ["thresholds", "slice_thresholds", "max_slice_regression"] {
-        let Some(table) = params.get(key).and_then(Json::as_object) else { continue };
+    for (key, table) in params.tables() {
         for (metric, text) in table {
             out.extend(check_metric(&[key, metric], metric));
-            let text = text.as_str().unwrap_or_default();
             let parsed = if key == "max_slice_regression" {
                 parse_margin(metric, text).map(|_| ())
             } else {
@@ -115,10 +137,9 @@ fn check_rules(params: &Map<String, Json>) -> Vec<ParamProblem> {
             }
         }
     }
-    out.extend(check_slices(params, "slices"));
-    let has_slices = params.get("slices").and_then(Json::as_array).is_some_and(|a| !a.is_empty());
-    for key in ["slice_thresholds", "max_slice_regression"] {
-        if !has_slices && params.get(key).and_then(Json::as_object).is_some_and(|t| !t.is_empty()) {
+    out.extend(check_slices(&params.slices, "slices"));
+    for (key, table) in params.tables().into_iter().skip(1) {
+        if params.slices.is_empty() && !table.is_empty() {
             out.push(
                 ParamProblem::key(&[key], format!("`{key}` needs `slices`"))
                     .help("add the slices to check, e.g. slices = [\"sex\"]"),
@@ -234,20 +255,19 @@ fn slices_of(m: &Json) -> BTreeMap<String, Json> {
         .unwrap_or_default()
 }
 
-impl Component for Bless {
+impl TypedComponent for Bless {
+    type Params = Params;
+
     fn spec(&self) -> &'static ComponentSpec {
         &SPEC
     }
 
-    fn check_params(&self, params: &Map<String, Json>) -> Vec<ParamProblem> {
+    fn check(&self, params: &Params) -> Vec<ParamProblem> {
         check_rules(params)
     }
 
-    fn execute(&self, ctx: &ExecContext) -> Result<(), ExecError> {
-        let thresholds = ctx.map_param("thresholds");
-        let slice_thresholds = ctx.map_param("slice_thresholds");
-        let regression = ctx.map_param("max_slice_regression");
-        let slices = ctx.list_param("slices");
+    fn run(&self, params: Params, ctx: &ExecContext) -> Result<(), ExecError> {
+        let Params { thresholds, slices, slice_thresholds, max_slice_regression: regression } = params;
         if (!slice_thresholds.is_empty() || !regression.is_empty()) && slices.is_empty() {
             return Err(ExecError::failed(
                 "`slice_thresholds` and `max_slice_regression` need `slices` (e.g. slices = [\"sex\"])",
@@ -395,7 +415,7 @@ mod tests {
             "thresholds": { "acuracy": ">= 0.8", "rmse": "> 3" },
             "max_slice_regression": { "accuracy": "-0.1" },
         });
-        let problems = check_rules(params.as_object().unwrap());
+        let problems = flywheel_core::Component::check_params(&Bless, params.as_object().unwrap());
         let found: Vec<(String, bool)> = problems.iter().map(|p| (p.path.join("."), p.at_key)).collect();
         assert_eq!(
             found,

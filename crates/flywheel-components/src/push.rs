@@ -4,11 +4,11 @@
 //! the alias no longer points at the version the blessing compared with.
 
 use flywheel_core::{
-    AliasMove, ArtifactType, Component, ComponentSpec, ExecContext, ExecError, ParamProblem, ParamSpec, ParamType,
-    PortSpec, Published, Role,
+    AliasMove, ArtifactType, ComponentSpec, ExecContext, ExecError, ParamProblem, ParamSpec, ParamType, PortSpec,
+    Published, Role, TypedComponent,
 };
 use flywheel_data::table::write_json;
-use serde_json::{Map, Value as Json, json};
+use serde_json::{Value as Json, json};
 
 pub struct Push;
 
@@ -43,16 +43,22 @@ pub static SPEC: ComponentSpec = ComponentSpec {
     dynamic_ports: false,
 };
 
+/// `push`'s parameters (see [`SPEC`]).
+#[derive(Debug, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    pub model_name: String,
+    pub alias: Option<String>,
+}
+
 /// The model name and alias must be names (see `flywheel_core::is_name`);
 /// an alias must not be a whole number, which `NAME@N` reads as a version.
-pub fn check_names(params: &Map<String, Json>) -> Vec<ParamProblem> {
+pub fn check_names(params: &Params) -> Vec<ParamProblem> {
     let mut out = Vec::new();
-    if let Some(name) = params.get("model_name").and_then(Json::as_str)
-        && let Err(e) = flywheel_core::check_name("model name", name)
-    {
+    if let Err(e) = flywheel_core::check_name("model name", &params.model_name) {
         out.push(ParamProblem::value(&["model_name"], e));
     }
-    if let Some(alias) = params.get("alias").and_then(Json::as_str)
+    if let Some(alias) = &params.alias
         && let Err(e) = check_alias(alias)
     {
         out.push(ParamProblem::value(&["alias"], e));
@@ -69,7 +75,9 @@ pub fn check_alias(alias: &str) -> Result<(), String> {
     Ok(())
 }
 
-impl Component for Push {
+impl TypedComponent for Push {
+    type Params = Params;
+
     fn spec(&self) -> &'static ComponentSpec {
         &SPEC
     }
@@ -78,14 +86,14 @@ impl Component for Push {
         Role::Publisher
     }
 
-    fn check_params(&self, params: &Map<String, Json>) -> Vec<ParamProblem> {
+    fn check(&self, params: &Params) -> Vec<ParamProblem> {
         check_names(params)
     }
 
-    fn execute(&self, ctx: &ExecContext) -> Result<(), ExecError> {
-        let name = ctx.required_str("model_name")?;
+    fn run(&self, params: Params, ctx: &ExecContext) -> Result<(), ExecError> {
+        let name = params.model_name.as_str();
         flywheel_core::check_name("model name", name).map_err(ExecError::Failed)?;
-        let alias = ctx.str_param("alias");
+        let alias = params.alias.as_deref();
         if let Some(a) = alias {
             check_alias(a).map_err(ExecError::Failed)?;
         }
@@ -193,7 +201,7 @@ mod tests {
     #[test]
     fn model_names_and_aliases_refuse_dots_separators_and_numbers() {
         let problems =
-            |v: Json| check_names(v.as_object().unwrap()).into_iter().map(|p| p.path.join(".")).collect::<Vec<_>>();
+            |v: Json| flywheel_core::Component::check_params(&Push, v.as_object().unwrap()).into_iter().map(|p| p.path.join(".")).collect::<Vec<_>>();
         assert!(problems(json!({ "model_name": "bikes", "alias": "production" })).is_empty());
         assert_eq!(problems(json!({ "model_name": "..", "alias": "a/b" })), ["model_name", "alias"]);
         assert_eq!(problems(json!({ "model_name": "x", "alias": "2" })), ["alias"]);

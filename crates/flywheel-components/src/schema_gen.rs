@@ -2,7 +2,7 @@
 //! training statistics, or a curated file (`path`) that a person keeps in
 //! git. Written as the same TOML `flywheel schema infer` writes.
 
-use flywheel_core::{ArtifactType, Component, ComponentSpec, ExecContext, ExecError, ParamSpec, ParamType, PortSpec};
+use flywheel_core::{ArtifactType, ComponentSpec, ExecContext, ExecError, ParamSpec, ParamType, PortSpec, TypedComponent};
 use flywheel_data::table::read_json;
 use flywheel_stats::schema::Schema as DataSchema;
 use serde_json::json;
@@ -49,13 +49,38 @@ pub static SPEC: ComponentSpec = ComponentSpec {
     dynamic_ports: false,
 };
 
-impl Component for Schema {
+/// `schema`'s parameters (see [`SPEC`]).
+#[derive(Debug, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    pub path: Option<String>,
+    #[serde(default = "default_max_categories")]
+    pub max_categories: i64,
+    #[serde(default = "default_range_margin")]
+    pub range_margin: f64,
+    #[serde(default = "default_max_violation")]
+    pub max_violation: f64,
+}
+
+fn default_max_categories() -> i64 {
+    50
+}
+fn default_range_margin() -> f64 {
+    0.1
+}
+fn default_max_violation() -> f64 {
+    0.001
+}
+
+impl TypedComponent for Schema {
+    type Params = Params;
+
     fn spec(&self) -> &'static ComponentSpec {
         &SPEC
     }
 
-    fn execute(&self, ctx: &ExecContext) -> Result<(), ExecError> {
-        let (text, columns) = match ctx.str_param("path") {
+    fn run(&self, params: Params, ctx: &ExecContext) -> Result<(), ExecError> {
+        let (text, columns) = match &params.path {
             Some(p) => {
                 let path = ctx.resolve_path(p);
                 let text = std::fs::read_to_string(&path)
@@ -67,9 +92,8 @@ impl Component for Schema {
             }
             None => {
                 let stats = read_json(&ctx.input("statistics")?.path)?;
-                let max_categories = ctx.i64_param("max_categories").unwrap_or(50).max(0) as usize;
-                let margin = ctx.f64_param("range_margin").unwrap_or(0.1);
-                let violation = ctx.f64_param("max_violation").unwrap_or(0.001);
+                let max_categories = params.max_categories.max(0) as usize;
+                let (margin, violation) = (params.range_margin, params.max_violation);
                 if !(0.0..=10.0).contains(&margin) {
                     return Err(ExecError::failed(format!("`range_margin` = {margin} must be between 0 and 10")));
                 }

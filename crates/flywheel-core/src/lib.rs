@@ -6,13 +6,17 @@
 //! component's executor. Nothing here does I/O beyond what an executor's
 //! context hands out.
 
+pub mod context_builder;
 pub mod exec;
+pub mod params;
 pub mod spec;
 
 pub use exec::{
     AliasMove, CancelToken, ChildRecord, Component, ComponentRegistry, ExecContext, ExecError, InputArtifact,
     ModelRefResolution, ModelRegistry, Published, RegisteredModel, Role,
 };
+pub use context_builder::{ExecContextBuilder, LogBuffer, PublishCall, RecordingRegistry};
+pub use params::TypedComponent;
 pub use spec::{ArtifactType, ComponentSpec, ParamProblem, ParamSpec, ParamType, PortSpec};
 
 /// Hex blake3 digest of a byte slice. Used for content addresses and cache keys.
