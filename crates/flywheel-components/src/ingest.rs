@@ -145,10 +145,8 @@ fn split_mask(params: &Params, t: &Table) -> Result<Vec<bool>, ExecError> {
     let rows = t.rows();
     match params.split.as_deref().unwrap_or("hash") {
         "time" => {
-            let col_name = params
-                .time_column
-                .as_deref()
-                .ok_or_else(|| ExecError::failed("a time split needs `time_column`"))?;
+            let col_name =
+                params.time_column.as_deref().ok_or_else(|| ExecError::failed("a time split needs `time_column`"))?;
             let cutoff = params
                 .cutoff
                 .as_deref()

@@ -200,8 +200,12 @@ mod tests {
 
     #[test]
     fn model_names_and_aliases_refuse_dots_separators_and_numbers() {
-        let problems =
-            |v: Json| flywheel_core::Component::check_params(&Push, v.as_object().unwrap()).into_iter().map(|p| p.path.join(".")).collect::<Vec<_>>();
+        let problems = |v: Json| {
+            flywheel_core::Component::check_params(&Push, v.as_object().unwrap())
+                .into_iter()
+                .map(|p| p.path.join("."))
+                .collect::<Vec<_>>()
+        };
         assert!(problems(json!({ "model_name": "bikes", "alias": "production" })).is_empty());
         assert_eq!(problems(json!({ "model_name": "..", "alias": "a/b" })), ["model_name", "alias"]);
         assert_eq!(problems(json!({ "model_name": "x", "alias": "2" })), ["alias"]);

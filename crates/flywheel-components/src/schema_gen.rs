@@ -2,7 +2,9 @@
 //! training statistics, or a curated file (`path`) that a person keeps in
 //! git. Written as the same TOML `flywheel schema infer` writes.
 
-use flywheel_core::{ArtifactType, ComponentSpec, ExecContext, ExecError, ParamSpec, ParamType, PortSpec, TypedComponent};
+use flywheel_core::{
+    ArtifactType, ComponentSpec, ExecContext, ExecError, ParamSpec, ParamType, PortSpec, TypedComponent,
+};
 use flywheel_data::table::read_json;
 use flywheel_stats::schema::Schema as DataSchema;
 use serde_json::json;

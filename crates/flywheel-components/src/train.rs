@@ -541,7 +541,8 @@ impl FitInput<'_> {
         let (alpha, tol) = (self.p.alpha, self.tolerance());
         let iters = self.p.max_iterations.unwrap_or(1000).max(1) as usize;
         let y = self.regression_target();
-        let (w, b, n) = linear::lasso(self.x, &y, alpha, iters, tol, self.feature_names, self.stop).map_err(ml_error)?;
+        let (w, b, n) =
+            linear::lasso(self.x, &y, alpha, iters, tol, self.feature_names, self.stop).map_err(ml_error)?;
         Ok((
             Estimator::Linear { algorithm: "lasso".into(), weights: w, intercept: b },
             json!({ "alpha": alpha, "max_iterations": iters, "tolerance": tol, "iterations": n }),
@@ -552,8 +553,7 @@ impl FitInput<'_> {
         let algorithm = self.algorithm;
         let alpha = if algorithm == "ridge" { self.p.alpha } else { 0.0 };
         let y = self.regression_target();
-        let (w, b) =
-            linear::least_squares(self.x, &y, alpha, None, self.feature_names, self.stop).map_err(ml_error)?;
+        let (w, b) = linear::least_squares(self.x, &y, alpha, None, self.feature_names, self.stop).map_err(ml_error)?;
         Ok((Estimator::Linear { algorithm: algorithm.into(), weights: w, intercept: b }, json!({ "alpha": alpha })))
     }
 }
@@ -579,8 +579,11 @@ pub fn train(p: Params, ctx: &ExecContext) -> Result<(), ExecError> {
     let frame = to_frame(&data.t, &names)?;
     frame.check_finite().map_err(ml_error)?;
     let mut warnings = data_warnings(&p, &data, &frame);
-    let defaults =
-        if matches!(algorithm, "gbt" | "tree" | "forest") { transform::TREE_DEFAULTS } else { transform::LINEAR_DEFAULTS };
+    let defaults = if matches!(algorithm, "gbt" | "tree" | "forest") {
+        transform::TREE_DEFAULTS
+    } else {
+        transform::LINEAR_DEFAULTS
+    };
     let fitted = transform::fit(&frame, &names, &p.transform, defaults).map_err(ml_error)?;
     let x = fitted.apply(&frame).map_err(ml_error)?;
     let feature_names = fitted.feature_names();
@@ -622,7 +625,15 @@ pub fn train(p: Params, ctx: &ExecContext) -> Result<(), ExecError> {
 }
 
 /// The step's log lines, summary and model properties.
-fn report(ctx: &ExecContext, target: &str, algorithm: &str, task: Task, features: usize, rows: usize, warnings: &[String]) {
+fn report(
+    ctx: &ExecContext,
+    target: &str,
+    algorithm: &str,
+    task: Task,
+    features: usize,
+    rows: usize,
+    warnings: &[String],
+) {
     for w in warnings {
         ctx.log(format!("warning: {w}"));
     }

@@ -67,10 +67,7 @@ impl Validate {
     ) -> Result<serde_json::Value, ExecError> {
         let reference = flywheel_data::table::read_table(baseline, &Default::default())?;
         let current = flywheel_data::table::read_table(&ctx.input("data")?.path, &Default::default())?;
-        let opts = flywheel_data::dataset_drift::DriftOptions {
-            drift_share: params.drift_share,
-            ..Default::default()
-        };
+        let opts = flywheel_data::dataset_drift::DriftOptions { drift_share: params.drift_share, ..Default::default() };
         let r = flywheel_data::dataset_drift::dataset_drift(&reference, &current, &opts)
             .map_err(|e| ExecError::failed(e.to_string()))?;
         let drifted: Vec<&String> = r.columns.iter().filter(|(_, c)| c.drift.drift).map(|(n, _)| n).collect();
@@ -140,8 +137,7 @@ impl TypedComponent for Validate {
         let schema_path = &ctx.input("schema")?.path;
         let text = std::fs::read_to_string(schema_path).map_err(|e| ExecError::io("cannot read the schema", e))?;
         let schema = Schema::parse(&text, "schema").map_err(|e| ExecError::failed(e.to_string()))?;
-        let environment =
-            params.environment.clone().or_else(|| schema.dataset.default_environment.clone());
+        let environment = params.environment.clone().or_else(|| schema.dataset.default_environment.clone());
         if let Some(e) = &environment
             && !schema.dataset.environments.contains(e)
         {

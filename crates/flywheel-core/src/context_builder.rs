@@ -6,9 +6,7 @@
 //! asked ([`RecordingRegistry`]), the cancel token is fresh, and the log is
 //! kept in memory ([`LogBuffer`]) so a test can read it.
 
-use crate::exec::{
-    AliasMove, CancelToken, ExecContext, InputArtifact, ModelRefResolution, ModelRegistry, Published,
-};
+use crate::exec::{AliasMove, CancelToken, ExecContext, InputArtifact, ModelRefResolution, ModelRegistry, Published};
 use crate::spec::ArtifactType;
 use serde_json::{Map, Value as Json};
 use std::collections::BTreeMap;
@@ -250,7 +248,8 @@ mod tests {
     #[test]
     fn the_default_registry_refuses_and_records() {
         let ctx = ExecContext::builder().build();
-        let model = InputArtifact { path: "m".into(), digest: "d".into(), ty: ArtifactType::Model, properties: json!({}) };
+        let model =
+            InputArtifact { path: "m".into(), digest: "d".into(), ty: ArtifactType::Model, properties: json!({}) };
         assert!(ctx.registry.publish("bikes", &model, 7, None).is_err());
         let recording = RecordingRegistry::refusing();
         let _ = recording.publish("bikes", &model, 7, None);

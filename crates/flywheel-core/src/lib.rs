@@ -11,11 +11,11 @@ pub mod exec;
 pub mod params;
 pub mod spec;
 
+pub use context_builder::{ExecContextBuilder, LogBuffer, PublishCall, RecordingRegistry};
 pub use exec::{
     AliasMove, CancelToken, ChildRecord, Component, ComponentRegistry, ExecContext, ExecError, InputArtifact,
     ModelRefResolution, ModelRegistry, Published, RegisteredModel, Role,
 };
-pub use context_builder::{ExecContextBuilder, LogBuffer, PublishCall, RecordingRegistry};
 pub use params::TypedComponent;
 pub use spec::{ArtifactType, ComponentSpec, ParamProblem, ParamSpec, ParamType, PortSpec};
 

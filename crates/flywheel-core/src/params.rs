@@ -189,7 +189,7 @@ pub fn disagreements<P: DeserializeOwned + serde::Serialize>(spec: &ComponentSpe
                 out.push(format!("{at}: the struct {verb} {sample}, which the spec's {} does not", p.ty.describe()));
             }
         }
-        if let Some(problem) = default_disagreement(p.doc, &defaults[p.name]) {
+        if let Some(problem) = default_disagreement(p.doc, &defaults[p.name]).filter(|_| !p.required) {
             out.push(format!("{at}: {problem}"));
         }
     }
@@ -227,7 +227,9 @@ fn struct_fields<P: DeserializeOwned>() -> Vec<&'static str> {
 /// (`default 50`, `default auto: …`); a field left empty (`null`) is the
 /// executor's to decide, whatever the doc says.
 fn default_disagreement(doc: &str, default: &Json) -> Option<String> {
-    if default.is_null() || default.as_object().is_some_and(Map::is_empty) || default.as_array().is_some_and(Vec::is_empty)
+    if default.is_null()
+        || default.as_object().is_some_and(Map::is_empty)
+        || default.as_array().is_some_and(Vec::is_empty)
     {
         return None;
     }
