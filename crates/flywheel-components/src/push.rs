@@ -211,4 +211,83 @@ mod tests {
         assert_eq!(problems(json!({ "model_name": "x", "alias": "2" })), ["alias"]);
         assert!(check_alias(".").unwrap_err().contains("cannot be `.` or `..`"));
     }
+
+    use flywheel_core::{
+        Component, ExecContextBuilder, ModelRegistry, PublishCall, RecordingRegistry, RegisteredModel,
+    };
+    use std::sync::Arc;
+
+    /// A push step over a model file and a blessing written in `dir`.
+    fn step(dir: &std::path::Path, params: Json, blessing: Json) -> ExecContextBuilder {
+        let model = dir.join("model.json");
+        std::fs::write(&model, "{}").unwrap();
+        let digest = flywheel_core::digest_bytes(b"{}");
+        let mut blessing = blessing;
+        blessing["model_digest"] = json!(digest);
+        let blessing_path = dir.join("blessing.json");
+        write_json(&blessing_path, &blessing).unwrap();
+        ExecContext::builder()
+            .params(params)
+            .input_file("model", ArtifactType::Model, &model)
+            .input_file("blessing", ArtifactType::Blessing, &blessing_path)
+            .output("pushed", ArtifactType::PushedModel)
+    }
+
+    fn recorder(answer: Option<Published>) -> Arc<RecordingRegistry> {
+        Arc::new(answer.map_or_else(RecordingRegistry::refusing, RecordingRegistry::answering))
+    }
+
+    #[test]
+    fn an_unblessed_model_is_refused_and_nothing_is_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let blessing = json!({ "blessed": false, "checks": [
+            { "scope": "overall", "metric": "accuracy", "rule": ">= 0.9", "value": 0.8, "margin": -0.1, "passed": false },
+        ]});
+        let registry = recorder(None);
+        let ctx = step(dir.path(), json!({ "model_name": "bikes", "alias": "production" }), blessing)
+            .registry(registry.clone() as Arc<dyn ModelRegistry>)
+            .build();
+        Push.execute(&ctx).unwrap();
+        let refusal = ctx.take_refusal().unwrap_or_default();
+        assert!(refusal.starts_with("not blessed (1 failed checks: overall accuracy >= 0.9"), "{refusal}");
+        assert_eq!(registry.calls(), Vec::<PublishCall>::new());
+        let record = flywheel_data::table::read_json(&ctx.output_path("pushed")).unwrap();
+        assert_eq!(record["pushed"], json!(false));
+    }
+
+    #[test]
+    fn the_alias_moves_only_from_the_version_the_blessing_compared_with() {
+        let dir = tempfile::tempdir().unwrap();
+        let blessing = json!({ "blessed": true, "checks": [],
+            "baseline_ref": { "model": "bikes", "alias": "production", "version": 3 } });
+        let registered = RegisteredModel { name: "bikes".into(), version: 4, created: true };
+        let registry = recorder(Some(Published::Done { model: registered, alias_was: Some(3) }));
+        let ctx = step(dir.path(), json!({ "model_name": "bikes", "alias": "production" }), blessing)
+            .run_id(12)
+            .registry(registry.clone() as Arc<dyn ModelRegistry>)
+            .build();
+        Push.execute(&ctx).unwrap();
+        let calls = registry.calls();
+        assert_eq!(calls.len(), 1);
+        assert_eq!((calls[0].model_name.as_str(), calls[0].run_id), ("bikes", 12));
+        assert_eq!(calls[0].alias, Some(AliasMove { alias: "production".into(), expected: Some(Some(3)) }));
+        assert_eq!(ctx.take_refusal(), None);
+        assert_eq!(ctx.take_summary()["model_version"], json!("bikes@4"));
+    }
+
+    #[test]
+    fn a_bad_parameter_is_named_and_nothing_is_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = recorder(None);
+        let run = |params: Json| {
+            let ctx = step(dir.path(), params, json!({ "blessed": true }))
+                .registry(registry.clone() as Arc<dyn ModelRegistry>)
+                .build();
+            Push.execute(&ctx).map_err(|e| e.to_string()).unwrap_err()
+        };
+        assert_eq!(run(json!({ "model_name": 5 })), "parameter `model_name`: expected a string, found an integer");
+        assert_eq!(run(json!({ "alias": "production" })), "parameter `model_name` is required");
+        assert!(run(json!({ "model_name": "bikes", "alias": "2" })).starts_with("alias `2` is a number"));
+        assert!(registry.calls().is_empty());
+    }
 }

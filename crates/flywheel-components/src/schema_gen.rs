@@ -114,3 +114,52 @@ impl TypedComponent for Schema {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flywheel_core::Component;
+
+    /// Statistics of a tiny CSV, as the `statistics` step writes them, in `dir`.
+    fn statistics(dir: &std::path::Path) -> std::path::PathBuf {
+        let csv = dir.join("tiny.csv");
+        std::fs::write(&csv, "temp,season\n1.5,winter\n2.5,summer\n3.5,summer\n").unwrap();
+        let ctx = ExecContext::builder()
+            .input_file("data", ArtifactType::Dataset, &csv)
+            .output("statistics", ArtifactType::Statistics)
+            .output_dir(dir)
+            .build();
+        crate::statistics::Statistics.execute(&ctx).unwrap();
+        ctx.output_path("statistics")
+    }
+
+    #[test]
+    fn a_schema_is_inferred_from_statistics_of_a_tiny_csv() {
+        let dir = tempfile::tempdir().unwrap();
+        let stats = statistics(dir.path());
+        let ctx = ExecContext::builder()
+            .input_file("statistics", ArtifactType::Statistics, &stats)
+            .output("schema", ArtifactType::Schema)
+            .build();
+        Schema.execute(&ctx).unwrap();
+        assert_eq!(ctx.take_properties()["schema"], json!({ "columns": 2 }));
+        let text = std::fs::read_to_string(ctx.output_path("schema")).unwrap();
+        let schema = DataSchema::parse(&text, "schema").unwrap();
+        let mut names: Vec<&str> = schema.columns.iter().map(|(name, _)| name.as_str()).collect();
+        names.sort();
+        assert_eq!(names, ["season", "temp"]);
+    }
+
+    #[test]
+    fn a_margin_out_of_range_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let stats = statistics(dir.path());
+        let ctx = ExecContext::builder()
+            .param("range_margin", json!(20))
+            .input_file("statistics", ArtifactType::Statistics, &stats)
+            .output("schema", ArtifactType::Schema)
+            .build();
+        let e = Schema.execute(&ctx).unwrap_err();
+        assert_eq!(e.to_string(), "`range_margin` = 20 must be between 0 and 10");
+    }
+}

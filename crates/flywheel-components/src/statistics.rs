@@ -125,4 +125,37 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
         assert_eq!(unless_cancelled(&CancelToken::new(), || 7).unwrap(), 7);
     }
+
+    use flywheel_core::{ArtifactType, Component};
+
+    /// A `statistics` step over a three-row CSV written in `dir`.
+    fn step(dir: &std::path::Path, params: serde_json::Value) -> ExecContext {
+        let csv = dir.join("tiny.csv");
+        std::fs::write(&csv, "temp,season\n1.5,winter\n2.5,summer\n,summer\n").unwrap();
+        ExecContext::builder()
+            .params(params)
+            .input_file("data", ArtifactType::Dataset, &csv)
+            .output("statistics", ArtifactType::Statistics)
+            .build()
+    }
+
+    #[test]
+    fn statistics_of_a_tiny_csv() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = step(dir.path(), json!({ "top_k": 1 }));
+        Statistics.execute(&ctx).unwrap();
+        assert_eq!(ctx.take_properties()["statistics"], json!({ "rows": 3, "columns": 2 }));
+        let written = flywheel_data::table::read_json(&ctx.output_path("statistics")).unwrap();
+        let text = written.to_string();
+        assert!(text.contains("\"temp\"") && text.contains("\"season\""), "{text}");
+    }
+
+    #[test]
+    fn a_bad_top_k_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Statistics.execute(&step(dir.path(), json!({ "top_k": "many" }))).unwrap_err();
+        assert_eq!(e.to_string(), "parameter `top_k`: expected an integer, found a string");
+        let problems = Statistics.check_params(json!({ "top_k": 0 }).as_object().unwrap());
+        assert_eq!(problems[0].message, "`top_k` must be at least 1, not 0");
+    }
 }
