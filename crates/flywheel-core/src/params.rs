@@ -316,4 +316,35 @@ mod tests {
         assert!(has("`demo.top_k`: the struct's default is 0.0, the doc says \"50\""), "{found:#?}");
         assert!(has("`demo.mode`: the spec has it, the struct does not"), "{found:#?}");
     }
+
+    struct Checked;
+
+    impl TypedComponent for Checked {
+        type Params = Demo;
+        fn spec(&self) -> &'static ComponentSpec {
+            &SPEC
+        }
+        fn check(&self, p: &Demo) -> Vec<ParamProblem> {
+            let mut out = Vec::new();
+            if p.name.is_empty() {
+                out.push(ParamProblem::value(&["name"], "empty name"));
+            }
+            if p.top_k < 1 {
+                out.push(ParamProblem::value(&["top_k"], "too few"));
+            }
+            out
+        }
+        fn run(&self, _: Demo, _: &ExecContext) -> Result<(), ExecError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_check_passes_over_what_the_compiler_left_out_and_checks_the_rest() {
+        let messages = |v: Json| check(&Checked, &map(v)).into_iter().map(|p| p.message).collect::<Vec<_>>();
+        // `name` left out (missing, or an unresolved `${…}`): its placeholder's problem is not one.
+        assert_eq!(messages(json!({ "top_k": 0 })), ["too few"]);
+        assert_eq!(messages(json!({ "name": "", "top_k": 0 })), ["empty name", "too few"]);
+        assert_eq!(messages(json!({ "name": "x" })), Vec::<String>::new());
+    }
 }
