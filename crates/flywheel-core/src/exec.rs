@@ -359,7 +359,10 @@ pub enum Role {
     Publisher,
 }
 
-/// A component: its typed spec plus the executor that does the work.
+/// A component: its typed spec plus the executor that does the work, as
+/// the compiler and the launcher see it. A component implements
+/// [`crate::TypedComponent`] and gets this through its adapter, which reads
+/// `ctx.params` into the component's parameter struct.
 pub trait Component: Send + Sync {
     fn spec(&self) -> &'static crate::spec::ComponentSpec;
     fn execute(&self, ctx: &ExecContext) -> Result<(), ExecError>;
