@@ -61,7 +61,8 @@ pub fn parse<P: DeserializeOwned>(spec: &ComponentSpec, params: &Map<String, Jso
     if let Some(p) = spec.params.iter().find(|p| p.required && !params.contains_key(p.name)) {
         return Err(ExecError::failed(format!("parameter `{}` is required", p.name)));
     }
-    deserialize(spec, params).map_err(|p| ExecError::failed(format!("parameter {}", p.message)))
+    deserialize(spec, params)
+        .map_err(|p| ExecError::failed(if p.path.is_empty() { p.message } else { format!("parameter {}", p.message) }))
 }
 
 /// A component's problems with `params` as the compiler hands them over:
@@ -95,7 +96,7 @@ fn deserialize<P: DeserializeOwned>(spec: &ComponentSpec, params: &Map<String, J
     result.map_err(|e| {
         let Some(key) = at.take() else { return ParamProblem::value(&[], format!("parameters: {e}")) };
         match (spec.param(&key), params.get(&key)) {
-            (None, _) => ParamProblem::key(&[&key], format!("`{key}` is not a parameter of `{}`", spec.name)),
+            (None, _) => ParamProblem::key(&[&key], format!("`{key}`: not a parameter of `{}`", spec.name)),
             (Some(p), Some(v)) if p.ty.check(v).is_err() => {
                 ParamProblem::value(&[&key], format!("`{key}`: {}", p.ty.check(v).unwrap_err()))
             }
@@ -301,6 +302,8 @@ mod tests {
         assert_eq!(e.as_deref(), Some("parameter `name` is required"));
         let p = deserialize::<Demo>(&SPEC, &map(json!({ "name": "x", "topk": 3 }))).err().unwrap();
         assert_eq!((p.path, p.at_key), (vec!["topk".to_string()], true));
+        let e = parse::<Demo>(&SPEC, &map(json!({ "name": "x", "topk": 3 }))).err().map(|e| e.to_string());
+        assert_eq!(e.as_deref(), Some("parameter `topk`: not a parameter of `demo`"));
         let d = parse::<Demo>(&SPEC, &map(json!({ "name": "x" }))).unwrap();
         assert_eq!((d.top_k, d.mode.as_str()), (50, "a"));
     }

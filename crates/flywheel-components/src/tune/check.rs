@@ -127,4 +127,18 @@ mod tests {
         assert_eq!(p[6], "metric: `acuracy` is not a metric `evaluate` reports");
         assert_eq!(p[7], "folds: `folds` must be between 2 and 50, not 1");
     }
+
+    #[test]
+    fn values_train_would_refuse_by_type_are_reported_where_they_are_written() {
+        assert_eq!(
+            problems(json!({ "target": "y", "space": { "max_depth": "3, 5.5" } })),
+            [
+                "space.max_depth: `space.max_depth` = \"3, 5.5\" includes 5.5, which `train` refuses: `max_depth`: expected an integer, found a float"
+            ]
+        );
+        assert_eq!(
+            problems(json!({ "target": "y", "space": { "alpha": "0.1" }, "fixed": { "seed": "abc" } })),
+            ["fixed.seed: `fixed.seed`: expected an integer, found a string"]
+        );
+    }
 }
