@@ -10,11 +10,11 @@
 
 use crate::evaluate::{check_metric, check_slices, evaluate_model};
 use flywheel_core::{
-    ArtifactType, Component, ComponentSpec, ExecContext, ExecError, ParamProblem, ParamSpec, ParamType, PortSpec,
+    ArtifactType, ComponentSpec, ExecContext, ExecError, ParamProblem, ParamSpec, ParamType, PortSpec, TypedComponent,
 };
 use flywheel_data::model_file::load;
 use flywheel_data::table::write_json;
-use serde_json::{Map, Value as Json, json};
+use serde_json::{Value as Json, json};
 use std::collections::BTreeMap;
 
 pub struct Bless;
@@ -96,15 +96,37 @@ fn finite(s: &str) -> Option<f64> {
     s.parse::<f64>().ok().filter(|v| v.is_finite())
 }
 
+/// `bless`'s parameters (see [`SPEC`]): rules per metric, as written.
+#[derive(Debug, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    #[serde(default)]
+    pub thresholds: BTreeMap<String, String>,
+    #[serde(default)]
+    pub slices: Vec<String>,
+    #[serde(default)]
+    pub slice_thresholds: BTreeMap<String, String>,
+    #[serde(default)]
+    pub max_slice_regression: BTreeMap<String, String>,
+}
+
+impl Params {
+    fn tables(&self) -> [(&'static str, &BTreeMap<String, String>); 3] {
+        [
+            ("thresholds", &self.thresholds),
+            ("slice_thresholds", &self.slice_thresholds),
+            ("max_slice_regression", &self.max_slice_regression),
+        ]
+    }
+}
+
 /// Problems `execute` would meet in the rules, before anything runs: each
 /// rule read by the same parsers, each metric a known one.
-fn check_rules(params: &Map<String, Json>) -> Vec<ParamProblem> {
+fn check_rules(params: &Params) -> Vec<ParamProblem> {
     let mut out = Vec::new();
-    for key in ["thresholds", "slice_thresholds", "max_slice_regression"] {
-        let Some(table) = params.get(key).and_then(Json::as_object) else { continue };
+    for (key, table) in params.tables() {
         for (metric, text) in table {
             out.extend(check_metric(&[key, metric], metric));
-            let text = text.as_str().unwrap_or_default();
             let parsed = if key == "max_slice_regression" {
                 parse_margin(metric, text).map(|_| ())
             } else {
@@ -115,10 +137,9 @@ fn check_rules(params: &Map<String, Json>) -> Vec<ParamProblem> {
             }
         }
     }
-    out.extend(check_slices(params, "slices"));
-    let has_slices = params.get("slices").and_then(Json::as_array).is_some_and(|a| !a.is_empty());
-    for key in ["slice_thresholds", "max_slice_regression"] {
-        if !has_slices && params.get(key).and_then(Json::as_object).is_some_and(|t| !t.is_empty()) {
+    out.extend(check_slices(&params.slices, "slices"));
+    for (key, table) in params.tables().into_iter().skip(1) {
+        if params.slices.is_empty() && !table.is_empty() {
             out.push(
                 ParamProblem::key(&[key], format!("`{key}` needs `slices`"))
                     .help("add the slices to check, e.g. slices = [\"sex\"]"),
@@ -234,47 +255,23 @@ fn slices_of(m: &Json) -> BTreeMap<String, Json> {
         .unwrap_or_default()
 }
 
-impl Component for Bless {
+impl TypedComponent for Bless {
+    type Params = Params;
+
     fn spec(&self) -> &'static ComponentSpec {
         &SPEC
     }
 
-    fn check_params(&self, params: &Map<String, Json>) -> Vec<ParamProblem> {
+    fn check(&self, params: &Params) -> Vec<ParamProblem> {
         check_rules(params)
     }
 
-    fn execute(&self, ctx: &ExecContext) -> Result<(), ExecError> {
-        let thresholds = ctx.map_param("thresholds");
-        let slice_thresholds = ctx.map_param("slice_thresholds");
-        let regression = ctx.map_param("max_slice_regression");
-        let slices = ctx.list_param("slices");
-        if (!slice_thresholds.is_empty() || !regression.is_empty()) && slices.is_empty() {
-            return Err(ExecError::failed(
-                "`slice_thresholds` and `max_slice_regression` need `slices` (e.g. slices = [\"sex\"])",
-            ));
-        }
-        let rules: Vec<(String, Vec<Rule>)> =
-            thresholds.iter().map(|(m, t)| Ok((m.clone(), parse_rules(m, t)?))).collect::<Result<_, ExecError>>()?;
-        let slice_rules: Vec<(String, Vec<Rule>)> = slice_thresholds
-            .iter()
-            .map(|(m, t)| Ok((m.clone(), parse_rules(m, t)?)))
-            .collect::<Result<_, ExecError>>()?;
-        let margins: Vec<(String, f64, bool)> = regression
-            .iter()
-            .map(|(m, t)| {
-                let (v, rel) = parse_amount(t).filter(|(v, _)| *v >= 0.0).ok_or_else(|| {
-                    ExecError::failed(format!(
-                        "max_slice_regression for `{m}`: `{t}` must be an amount ≥ 0 or a percentage, like \"0.01\" or \"2%\""
-                    ))
-                })?;
-                Ok((m.clone(), v, rel))
-            })
-            .collect::<Result<_, ExecError>>()?;
-
+    fn run(&self, params: Params, ctx: &ExecContext) -> Result<(), ExecError> {
+        let rules = Rules::parse(&params)?;
         let input = ctx.input("model")?;
         let candidate = load(&input.path)?;
         let data = &ctx.input("data")?.path;
-        let (cm, _) = evaluate_model(&candidate, data, &slices)?;
+        let (cm, _) = evaluate_model(&candidate, data, &params.slices)?;
         let base = match ctx.inputs.get("baseline") {
             Some(b) => {
                 let model = load(&b.path)?;
@@ -284,47 +281,13 @@ impl Component for Bless {
                         model.target, model.task, candidate.target, candidate.task
                     )));
                 }
-                Some((b.digest.clone(), evaluate_model(&model, data, &slices)?.0))
+                Some((b.digest.clone(), evaluate_model(&model, data, &params.slices)?.0))
             }
             None => None,
         };
         let bm = base.as_ref().map(|(_, m)| m);
-        // Every metric a rule names must exist for this task.
-        for (metric, _) in rules.iter().chain(&slice_rules) {
-            if metric_of(&cm, metric).is_none() && cm.get(metric).is_none() {
-                let known: Vec<&str> = cm
-                    .as_object()
-                    .map(|o| o.iter().filter(|(_, v)| v.is_number()).map(|(k, _)| k.as_str()).collect())
-                    .unwrap_or_default();
-                let hint = flywheel_core::did_you_mean(metric, known.iter().copied());
-                return Err(ExecError::failed(format!(
-                    "threshold for `{metric}`: this model's evaluation has no such metric{hint} (it has: {})",
-                    known.join(", ")
-                )));
-            }
-        }
-
-        let mut c = Checker { checks: Vec::new(), skipped: Vec::new() };
-        for (metric, rs) in &rules {
-            for r in rs {
-                c.check("overall", metric, r, metric_of(&cm, metric), bm.and_then(|b| metric_of(b, metric)));
-            }
-        }
-        let cs = slices_of(&cm);
-        let bs = bm.map(slices_of).unwrap_or_default();
-        for (name, m) in &cs {
-            let scope = format!("slice {name}");
-            for (metric, rs) in &slice_rules {
-                for r in rs {
-                    c.check(&scope, metric, r, metric_of(m, metric), bs.get(name).and_then(|b| metric_of(b, metric)));
-                }
-            }
-            for (metric, margin, relative) in &margins {
-                // "No slice worse by more than the margin": gain ≥ −margin.
-                let rule = Rule::Gain { min: -margin, relative: *relative };
-                c.check(&scope, metric, &rule, metric_of(m, metric), bs.get(name).and_then(|b| metric_of(b, metric)));
-            }
-        }
+        rules.require_metrics(&cm)?;
+        let c = rules.apply(&cm, bm);
         let failed: Vec<&Json> = c.checks.iter().filter(|k| k["passed"] != true).collect();
         let blessed = failed.is_empty();
         for s in &c.skipped {
@@ -352,20 +315,101 @@ impl Component for Bless {
             "metrics": cm,
             "baseline_metrics": bm,
         });
-        write_json(&ctx.output_path("blessing"), &record)?;
-        ctx.set_properties("blessing", json!({ "blessed": blessed, "model_digest": input.digest }));
-        ctx.add_summary(
-            "blessing",
-            json!({
-                "blessed": blessed,
-                "checks": record["checks"].as_array().map_or(0, Vec::len),
-                "failed": failed.len(),
-                "skipped": record["skipped"].as_array().map_or(0, Vec::len),
-                "baseline": base.is_some(),
-            }),
-        );
+        write_blessing(ctx, &record, failed.len(), base.is_some())
+    }
+}
+
+/// The step's rules, parsed: overall, per slice, and the slice margins.
+struct Rules {
+    overall: Vec<(String, Vec<Rule>)>,
+    slices: Vec<(String, Vec<Rule>)>,
+    /// (metric, margin, relative)
+    margins: Vec<(String, f64, bool)>,
+}
+
+impl Rules {
+    fn parse(params: &Params) -> Result<Self, ExecError> {
+        let (slice_thresholds, regression) = (&params.slice_thresholds, &params.max_slice_regression);
+        if (!slice_thresholds.is_empty() || !regression.is_empty()) && params.slices.is_empty() {
+            return Err(ExecError::failed(
+                "`slice_thresholds` and `max_slice_regression` need `slices` (e.g. slices = [\"sex\"])",
+            ));
+        }
+        let parse_all = |table: &BTreeMap<String, String>| {
+            table.iter().map(|(m, t)| Ok((m.clone(), parse_rules(m, t)?))).collect::<Result<Vec<_>, ExecError>>()
+        };
+        let overall = parse_all(&params.thresholds)?;
+        let slices = parse_all(slice_thresholds)?;
+        let margins = regression
+            .iter()
+            .map(|(m, t)| parse_margin(m, t).map(|(v, rel)| (m.clone(), v, rel)))
+            .collect::<Result<_, ExecError>>()?;
+        Ok(Self { overall, slices, margins })
+    }
+
+    /// Every metric a rule names must exist for this task.
+    fn require_metrics(&self, cm: &Json) -> Result<(), ExecError> {
+        for (metric, _) in self.overall.iter().chain(&self.slices) {
+            if metric_of(cm, metric).is_none() && cm.get(metric).is_none() {
+                let known: Vec<&str> = cm
+                    .as_object()
+                    .map(|o| o.iter().filter(|(_, v)| v.is_number()).map(|(k, _)| k.as_str()).collect())
+                    .unwrap_or_default();
+                let hint = flywheel_core::did_you_mean(metric, known.iter().copied());
+                return Err(ExecError::failed(format!(
+                    "threshold for `{metric}`: this model's evaluation has no such metric{hint} (it has: {})",
+                    known.join(", ")
+                )));
+            }
+        }
         Ok(())
     }
+
+    /// Every check of the candidate's metrics `cm` against the rules and
+    /// the baseline's metrics `bm`.
+    fn apply(&self, cm: &Json, bm: Option<&Json>) -> Checker {
+        let mut c = Checker { checks: Vec::new(), skipped: Vec::new() };
+        for (metric, rs) in &self.overall {
+            for r in rs {
+                c.check("overall", metric, r, metric_of(cm, metric), bm.and_then(|b| metric_of(b, metric)));
+            }
+        }
+        let cs = slices_of(cm);
+        let bs = bm.map(slices_of).unwrap_or_default();
+        for (name, m) in &cs {
+            let scope = format!("slice {name}");
+            let base = |metric: &str| bs.get(name).and_then(|b| metric_of(b, metric));
+            for (metric, rs) in &self.slices {
+                for r in rs {
+                    c.check(&scope, metric, r, metric_of(m, metric), base(metric));
+                }
+            }
+            for (metric, margin, relative) in &self.margins {
+                // "No slice worse by more than the margin": gain ≥ −margin.
+                let rule = Rule::Gain { min: -margin, relative: *relative };
+                c.check(&scope, metric, &rule, metric_of(m, metric), base(metric));
+            }
+        }
+        c
+    }
+}
+
+/// Writes the blessing, its properties and the step's summary.
+fn write_blessing(ctx: &ExecContext, record: &Json, failed: usize, baseline: bool) -> Result<(), ExecError> {
+    write_json(&ctx.output_path("blessing"), record)?;
+    let blessed = record["blessed"].clone();
+    ctx.set_properties("blessing", json!({ "blessed": blessed, "model_digest": record["model_digest"] }));
+    ctx.add_summary(
+        "blessing",
+        json!({
+            "blessed": blessed,
+            "checks": record["checks"].as_array().map_or(0, Vec::len),
+            "failed": failed,
+            "skipped": record["skipped"].as_array().map_or(0, Vec::len),
+            "baseline": baseline,
+        }),
+    );
+    Ok(())
 }
 
 #[cfg(test)]
@@ -395,7 +439,7 @@ mod tests {
             "thresholds": { "acuracy": ">= 0.8", "rmse": "> 3" },
             "max_slice_regression": { "accuracy": "-0.1" },
         });
-        let problems = check_rules(params.as_object().unwrap());
+        let problems = flywheel_core::Component::check_params(&Bless, params.as_object().unwrap());
         let found: Vec<(String, bool)> = problems.iter().map(|p| (p.path.join("."), p.at_key)).collect();
         assert_eq!(
             found,

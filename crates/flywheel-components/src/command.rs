@@ -7,7 +7,8 @@
 //! is the pipeline file's folder. The program runs in a process group of
 //! its own, which ends with the step (see [`supervise`]).
 
-use flywheel_core::{Component, ComponentSpec, ExecContext, ExecError, ParamSpec, ParamType};
+use flywheel_core::{ComponentSpec, ExecContext, ExecError, ParamSpec, ParamType, TypedComponent};
+use std::collections::BTreeMap;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
@@ -49,19 +50,30 @@ pub fn env_name(port: &str) -> String {
     port.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect()
 }
 
-impl Component for CommandStep {
+/// `command`'s parameters (see [`SPEC`]).
+#[derive(Debug, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    pub run: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+impl TypedComponent for CommandStep {
+    type Params = Params;
+
     fn spec(&self) -> &'static ComponentSpec {
         &SPEC
     }
 
-    fn execute(&self, ctx: &ExecContext) -> Result<(), ExecError> {
-        let argv = ctx.list_param("run");
+    fn run(&self, params: Params, ctx: &ExecContext) -> Result<(), ExecError> {
+        let argv = &params.run;
         let Some((program, args)) = argv.split_first() else {
             return Err(ExecError::failed(
                 "`run` is empty; give the program and its arguments, e.g. [\"python3\", \"train.py\"]",
             ));
         };
-        let launch = prepare(ctx, program, args)?;
+        let launch = prepare(ctx, &params.env, program, args)?;
         ctx.log(format!("$ {}", argv.join(" ")));
         let mut group = launch.spawn().map_err(ExecError::Failed)?;
         let status = wait(ctx, &mut group, program)?;
@@ -79,7 +91,12 @@ impl Component for CommandStep {
 }
 
 /// The program with its folder, log and environment, not started yet.
-fn prepare(ctx: &ExecContext, program: &str, args: &[String]) -> Result<supervise::Launch, ExecError> {
+fn prepare(
+    ctx: &ExecContext,
+    env: &BTreeMap<String, String>,
+    program: &str,
+    args: &[String],
+) -> Result<supervise::Launch, ExecError> {
     let log = || {
         std::fs::OpenOptions::new()
             .append(true)
@@ -102,7 +119,7 @@ fn prepare(ctx: &ExecContext, program: &str, args: &[String]) -> Result<supervis
     for (name, _) in &ctx.outputs {
         cmd.env(format!("FLYWHEEL_OUTPUT_{}", env_name(name)), ctx.output_path(name));
     }
-    for (k, v) in ctx.map_param("env") {
+    for (k, v) in env {
         cmd.env(k, v);
     }
     Ok(launch)

@@ -4,14 +4,14 @@
 use crate::ml_error;
 use crate::slices::{SliceSpec, group};
 use flywheel_core::{
-    ArtifactType, Component, ComponentSpec, ExecContext, ExecError, ParamProblem, ParamSpec, ParamType, PortSpec,
+    ArtifactType, ComponentSpec, ExecContext, ExecError, ParamProblem, ParamSpec, ParamType, PortSpec, TypedComponent,
 };
 use flywheel_data::model_file::{load, to_frame};
 use flywheel_data::table::{read_table, write_json};
 use flywheel_ml::Model;
 use flywheel_ml::metrics;
 use flywheel_ml::{Prediction, Task};
-use serde_json::{Map, Value as Json, json};
+use serde_json::{Value as Json, json};
 use std::path::Path;
 
 pub struct Evaluate;
@@ -78,13 +78,20 @@ fn hint(word: &str, candidates: &[&str]) -> String {
         .unwrap_or_default()
 }
 
+/// `evaluate`'s parameters (see [`SPEC`]).
+#[derive(Debug, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    #[serde(default)]
+    pub slices: Vec<String>,
+}
+
 /// Each slice of the list `key`, read by [`SliceSpec::parse`] as the run reads it.
-pub fn check_slices(params: &Map<String, Json>, key: &str) -> Vec<ParamProblem> {
-    let Some(list) = params.get(key).and_then(Json::as_array) else { return Vec::new() };
+pub fn check_slices(list: &[String], key: &str) -> Vec<ParamProblem> {
     list.iter()
         .enumerate()
         .filter_map(|(i, s)| {
-            let e = SliceSpec::parse(s.as_str()?).err()?;
+            let e = SliceSpec::parse(s).err()?;
             Some(ParamProblem::value(&[key, &i.to_string()], e.to_string()))
         })
         .collect()
@@ -243,18 +250,20 @@ pub fn evaluate_model(model: &Model, data: &Path, slices: &[String]) -> Result<(
     Ok((m, skipped))
 }
 
-impl Component for Evaluate {
+impl TypedComponent for Evaluate {
+    type Params = Params;
+
     fn spec(&self) -> &'static ComponentSpec {
         &SPEC
     }
 
-    fn check_params(&self, params: &Map<String, Json>) -> Vec<ParamProblem> {
-        check_slices(params, "slices")
+    fn check(&self, params: &Params) -> Vec<ParamProblem> {
+        check_slices(&params.slices, "slices")
     }
 
-    fn execute(&self, ctx: &ExecContext) -> Result<(), ExecError> {
+    fn run(&self, params: Params, ctx: &ExecContext) -> Result<(), ExecError> {
         let model = load(&ctx.input("model")?.path)?;
-        let (mut m, skipped) = evaluate_model(&model, &ctx.input("data")?.path, &ctx.list_param("slices"))?;
+        let (mut m, skipped) = evaluate_model(&model, &ctx.input("data")?.path, &params.slices)?;
         if let Some(o) = m.as_object_mut() {
             o.insert("target".into(), json!(model.target));
         }

@@ -2,10 +2,11 @@
 //! Parquet datasets, by a stable hash of a key column or by a time cutoff.
 
 use flywheel_core::{
-    ArtifactType, Component, ComponentSpec, ExecContext, ExecError, ParamProblem, ParamSpec, ParamType, PortSpec,
+    ArtifactType, ComponentSpec, ExecContext, ExecError, ParamProblem, ParamSpec, ParamType, PortSpec, TypedComponent,
 };
 use flywheel_data::table::{ReadOptions, Table, read_table, suggest, type_name, write_parquet};
 use serde_json::json;
+use std::collections::BTreeMap;
 
 pub struct Ingest;
 
@@ -116,15 +117,39 @@ fn time_mask(t: &Table, i: usize, col_name: &str, cutoff: &str) -> Result<Vec<Op
     Ok(mask)
 }
 
+/// `ingest`'s parameters (see [`SPEC`]).
+#[derive(Debug, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    pub path: String,
+    #[serde(default)]
+    pub columns: BTreeMap<String, String>,
+    pub delimiter: Option<String>,
+    #[serde(default)]
+    pub drop: Vec<String>,
+    pub missing_values: Option<Vec<String>>,
+    pub split: Option<String>,
+    pub split_key: Option<String>,
+    #[serde(default = "default_eval_fraction")]
+    pub eval_fraction: f64,
+    pub time_column: Option<String>,
+    pub cutoff: Option<String>,
+}
+
+fn default_eval_fraction() -> f64 {
+    0.2
+}
+
 /// true = eval.
-fn split_mask(ctx: &ExecContext, t: &Table) -> Result<Vec<bool>, ExecError> {
+fn split_mask(params: &Params, t: &Table) -> Result<Vec<bool>, ExecError> {
     let rows = t.rows();
-    match ctx.str_param("split").unwrap_or("hash") {
+    match params.split.as_deref().unwrap_or("hash") {
         "time" => {
             let col_name =
-                ctx.str_param("time_column").ok_or_else(|| ExecError::failed("a time split needs `time_column`"))?;
-            let cutoff = ctx
-                .str_param("cutoff")
+                params.time_column.as_deref().ok_or_else(|| ExecError::failed("a time split needs `time_column`"))?;
+            let cutoff = params
+                .cutoff
+                .as_deref()
                 .ok_or_else(|| ExecError::failed("a time split needs `cutoff`, e.g. \"2012-07-01\""))?;
             let i = column(t, col_name, "time_column")?;
             let dt = t.schema.field(i).data_type();
@@ -147,14 +172,14 @@ fn split_mask(ctx: &ExecContext, t: &Table) -> Result<Vec<bool>, ExecError> {
             Ok(mask.into_iter().map(|m| m.unwrap_or(false)).collect())
         }
         _ => {
-            let fraction = ctx.f64_param("eval_fraction").unwrap_or(0.2);
+            let fraction = params.eval_fraction;
             if !(0.0 < fraction && fraction < 1.0) {
                 return Err(ExecError::failed(format!(
                     "`eval_fraction` = {fraction} must be between 0 and 1 (exclusive)"
                 )));
             }
             let threshold = (fraction * u64::MAX as f64) as u64;
-            let keys: Vec<Vec<u8>> = match ctx.str_param("split_key") {
+            let keys: Vec<Vec<u8>> = match params.split_key.as_deref() {
                 Some(k) => {
                     let i = column(t, k, "split_key")?;
                     t.str_column(i).into_iter().map(|v| v.unwrap_or_default().into_bytes()).collect()
@@ -181,19 +206,19 @@ fn split_mask(ctx: &ExecContext, t: &Table) -> Result<Vec<bool>, ExecError> {
 
 /// A hash split takes a fraction strictly between 0 and 1; a time split
 /// needs its column and cutoff.
-fn check_split(params: &serde_json::Map<String, serde_json::Value>) -> Vec<ParamProblem> {
+fn check_split(params: &Params) -> Vec<ParamProblem> {
     let mut out = Vec::new();
-    if let Some(f) = params.get("eval_fraction").and_then(serde_json::Value::as_f64)
-        && !(f > 0.0 && f < 1.0)
-    {
+    let f = params.eval_fraction;
+    if !(f > 0.0 && f < 1.0) {
         out.push(ParamProblem::value(
             &["eval_fraction"],
             format!("`eval_fraction` = {f} must be between 0 and 1 (exclusive)"),
         ));
     }
-    if params.get("split").and_then(serde_json::Value::as_str) == Some("time") {
-        for (key, example) in [("time_column", "\"date\""), ("cutoff", "\"2012-07-01\"")] {
-            if !params.contains_key(key) {
+    if params.split.as_deref() == Some("time") {
+        let given = [("time_column", "\"date\"", &params.time_column), ("cutoff", "\"2012-07-01\"", &params.cutoff)];
+        for (key, example, value) in given {
+            if value.is_none() {
                 out.push(
                     ParamProblem::value(&["split"], format!("a time split needs `{key}`"))
                         .help(format!("add `{key} = {example}`")),
@@ -204,36 +229,39 @@ fn check_split(params: &serde_json::Map<String, serde_json::Value>) -> Vec<Param
     out
 }
 
-impl Component for Ingest {
+impl TypedComponent for Ingest {
+    type Params = Params;
+
     fn spec(&self) -> &'static ComponentSpec {
         &SPEC
     }
 
-    fn check_params(&self, params: &serde_json::Map<String, serde_json::Value>) -> Vec<ParamProblem> {
+    fn check(&self, params: &Params) -> Vec<ParamProblem> {
         check_split(params)
     }
 
-    fn execute(&self, ctx: &ExecContext) -> Result<(), ExecError> {
-        let path = ctx.resolve_path(ctx.required_str("path")?);
-        let delimiter = ctx
-            .str_param("delimiter")
+    fn run(&self, params: Params, ctx: &ExecContext) -> Result<(), ExecError> {
+        let path = ctx.resolve_path(&params.path);
+        let delimiter = params
+            .delimiter
+            .as_deref()
             .map(flywheel_data::delimited::parse_delimiter)
             .transpose()
             .map_err(|e| ExecError::failed(format!("`delimiter`: {e}")))?;
         let opts = ReadOptions {
-            columns: ctx.map_param("columns"),
-            missing_values: ctx.param("missing_values").map(|_| ctx.list_param("missing_values")),
+            columns: params.columns.clone(),
+            missing_values: params.missing_values.clone(),
             delimiter,
             ..Default::default()
         };
         let table = read_table(&path, &opts)?;
         ctx.cancel.check()?;
-        let drop = ctx.list_param("drop");
-        for d in &drop {
+        let drop = &params.drop;
+        for d in drop {
             column(&table, d, "drop")?;
         }
-        let table = table.without(&drop).map_err(|e| ExecError::failed(e.to_string()))?;
-        let mask = split_mask(ctx, &table)?;
+        let table = table.without(drop).map_err(|e| ExecError::failed(e.to_string()))?;
+        let mask = split_mask(&params, &table)?;
         let eval = table.filter(&mask).map_err(|e| ExecError::failed(e.to_string()))?;
         let not: Vec<bool> = mask.iter().map(|m| !m).collect();
         let train = table.filter(&not).map_err(|e| ExecError::failed(e.to_string()))?;

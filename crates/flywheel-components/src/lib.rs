@@ -46,3 +46,31 @@ pub(crate) fn ml_error(e: MlError) -> ExecError {
         e => ExecError::failed(e.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flywheel_core::params::disagreements;
+
+    /// Each spec says what its struct does: a parameter added, made
+    /// required or given a default in one and not the other fails here.
+    #[test]
+    fn every_spec_agrees_with_its_parameter_struct() {
+        let checked = [
+            (ingest::SPEC.name, disagreements::<ingest::Params>(&ingest::SPEC)),
+            (statistics::SPEC.name, disagreements::<statistics::Params>(&statistics::SPEC)),
+            (schema_gen::SPEC.name, disagreements::<schema_gen::Params>(&schema_gen::SPEC)),
+            (validate::SPEC.name, disagreements::<validate::Params>(&validate::SPEC)),
+            (tune::SPEC.name, disagreements::<tune::Params>(&tune::SPEC)),
+            (train::SPEC.name, disagreements::<train::Params>(&train::SPEC)),
+            (evaluate::SPEC.name, disagreements::<evaluate::Params>(&evaluate::SPEC)),
+            (bless::SPEC.name, disagreements::<bless::Params>(&bless::SPEC)),
+            (push::SPEC.name, disagreements::<push::Params>(&push::SPEC)),
+            (command::SPEC.name, disagreements::<command::Params>(&command::SPEC)),
+        ];
+        let names: Vec<&str> = checked.iter().map(|(name, _)| *name).collect();
+        assert_eq!(names, builtins().names(), "every built-in is checked");
+        let found: Vec<&String> = checked.iter().flat_map(|(_, d)| d).collect();
+        assert!(found.is_empty(), "{found:#?}");
+    }
+}

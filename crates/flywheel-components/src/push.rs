@@ -4,11 +4,11 @@
 //! the alias no longer points at the version the blessing compared with.
 
 use flywheel_core::{
-    AliasMove, ArtifactType, Component, ComponentSpec, ExecContext, ExecError, ParamProblem, ParamSpec, ParamType,
-    PortSpec, Published, Role,
+    AliasMove, ArtifactType, ComponentSpec, ExecContext, ExecError, ParamProblem, ParamSpec, ParamType, PortSpec,
+    Published, Role, TypedComponent,
 };
 use flywheel_data::table::write_json;
-use serde_json::{Map, Value as Json, json};
+use serde_json::{Value as Json, json};
 
 pub struct Push;
 
@@ -43,33 +43,32 @@ pub static SPEC: ComponentSpec = ComponentSpec {
     dynamic_ports: false,
 };
 
+/// `push`'s parameters (see [`SPEC`]).
+#[derive(Debug, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    pub model_name: String,
+    pub alias: Option<String>,
+}
+
 /// The model name and alias must be names (see `flywheel_core::is_name`);
 /// an alias must not be a whole number, which `NAME@N` reads as a version.
-pub fn check_names(params: &Map<String, Json>) -> Vec<ParamProblem> {
+pub fn check_names(params: &Params) -> Vec<ParamProblem> {
     let mut out = Vec::new();
-    if let Some(name) = params.get("model_name").and_then(Json::as_str)
-        && let Err(e) = flywheel_core::check_name("model name", name)
-    {
+    if let Err(e) = flywheel_core::check_name("model name", &params.model_name) {
         out.push(ParamProblem::value(&["model_name"], e));
     }
-    if let Some(alias) = params.get("alias").and_then(Json::as_str)
-        && let Err(e) = check_alias(alias)
+    if let Some(alias) = &params.alias
+        && let Err(e) = flywheel_core::check_alias(alias)
     {
         out.push(ParamProblem::value(&["alias"], e));
     }
     out
 }
 
-/// An alias: a name that is not a version number.
-pub fn check_alias(alias: &str) -> Result<(), String> {
-    flywheel_core::check_name("alias", alias)?;
-    if alias.parse::<i64>().is_ok() {
-        return Err(format!("alias `{alias}` is a number, which `NAME@{alias}` would read as version {alias}"));
-    }
-    Ok(())
-}
+impl TypedComponent for Push {
+    type Params = Params;
 
-impl Component for Push {
     fn spec(&self) -> &'static ComponentSpec {
         &SPEC
     }
@@ -78,16 +77,16 @@ impl Component for Push {
         Role::Publisher
     }
 
-    fn check_params(&self, params: &Map<String, Json>) -> Vec<ParamProblem> {
+    fn check(&self, params: &Params) -> Vec<ParamProblem> {
         check_names(params)
     }
 
-    fn execute(&self, ctx: &ExecContext) -> Result<(), ExecError> {
-        let name = ctx.required_str("model_name")?;
+    fn run(&self, params: Params, ctx: &ExecContext) -> Result<(), ExecError> {
+        let name = params.model_name.as_str();
         flywheel_core::check_name("model name", name).map_err(ExecError::Failed)?;
-        let alias = ctx.str_param("alias");
+        let alias = params.alias.as_deref();
         if let Some(a) = alias {
-            check_alias(a).map_err(ExecError::Failed)?;
+            flywheel_core::check_alias(a).map_err(ExecError::Failed)?;
         }
         let model = ctx.input("model")?;
         let blessing = match ctx.inputs.get("blessing") {
@@ -192,11 +191,94 @@ mod tests {
 
     #[test]
     fn model_names_and_aliases_refuse_dots_separators_and_numbers() {
-        let problems =
-            |v: Json| check_names(v.as_object().unwrap()).into_iter().map(|p| p.path.join(".")).collect::<Vec<_>>();
+        let problems = |v: Json| {
+            flywheel_core::Component::check_params(&Push, v.as_object().unwrap())
+                .into_iter()
+                .map(|p| p.path.join("."))
+                .collect::<Vec<_>>()
+        };
         assert!(problems(json!({ "model_name": "bikes", "alias": "production" })).is_empty());
         assert_eq!(problems(json!({ "model_name": "..", "alias": "a/b" })), ["model_name", "alias"]);
         assert_eq!(problems(json!({ "model_name": "x", "alias": "2" })), ["alias"]);
-        assert!(check_alias(".").unwrap_err().contains("cannot be `.` or `..`"));
+        assert!(flywheel_core::check_alias(".").unwrap_err().contains("cannot be `.` or `..`"));
+    }
+
+    use flywheel_core::{
+        Component, ExecContextBuilder, ModelRegistry, PublishCall, RecordingRegistry, RegisteredModel,
+    };
+    use std::sync::Arc;
+
+    /// A push step over a model file and a blessing written in `dir`.
+    fn step(dir: &std::path::Path, params: Json, blessing: Json) -> ExecContextBuilder {
+        let model = dir.join("model.json");
+        std::fs::write(&model, "{}").unwrap();
+        let digest = flywheel_core::digest_bytes(b"{}");
+        let mut blessing = blessing;
+        blessing["model_digest"] = json!(digest);
+        let blessing_path = dir.join("blessing.json");
+        write_json(&blessing_path, &blessing).unwrap();
+        ExecContext::builder()
+            .params(params)
+            .input_file("model", ArtifactType::Model, &model)
+            .input_file("blessing", ArtifactType::Blessing, &blessing_path)
+            .output("pushed", ArtifactType::PushedModel)
+    }
+
+    fn recorder(answer: Option<Published>) -> Arc<RecordingRegistry> {
+        Arc::new(answer.map_or_else(RecordingRegistry::refusing, RecordingRegistry::answering))
+    }
+
+    #[test]
+    fn an_unblessed_model_is_refused_and_nothing_is_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let blessing = json!({ "blessed": false, "checks": [
+            { "scope": "overall", "metric": "accuracy", "rule": ">= 0.9", "value": 0.8, "margin": -0.1, "passed": false },
+        ]});
+        let registry = recorder(None);
+        let ctx = step(dir.path(), json!({ "model_name": "bikes", "alias": "production" }), blessing)
+            .registry(registry.clone() as Arc<dyn ModelRegistry>)
+            .build();
+        Push.execute(&ctx).unwrap();
+        let refusal = ctx.take_refusal().unwrap_or_default();
+        assert!(refusal.starts_with("not blessed (1 failed checks: overall accuracy >= 0.9"), "{refusal}");
+        assert_eq!(registry.calls(), Vec::<PublishCall>::new());
+        let record = flywheel_data::table::read_json(&ctx.output_path("pushed")).unwrap();
+        assert_eq!(record["pushed"], json!(false));
+    }
+
+    #[test]
+    fn the_alias_moves_only_from_the_version_the_blessing_compared_with() {
+        let dir = tempfile::tempdir().unwrap();
+        let blessing = json!({ "blessed": true, "checks": [],
+            "baseline_ref": { "model": "bikes", "alias": "production", "version": 3 } });
+        let registered = RegisteredModel { name: "bikes".into(), version: 4, created: true };
+        let registry = recorder(Some(Published::Done { model: registered, alias_was: Some(3) }));
+        let ctx = step(dir.path(), json!({ "model_name": "bikes", "alias": "production" }), blessing)
+            .run_id(12)
+            .registry(registry.clone() as Arc<dyn ModelRegistry>)
+            .build();
+        Push.execute(&ctx).unwrap();
+        let calls = registry.calls();
+        assert_eq!(calls.len(), 1);
+        assert_eq!((calls[0].model_name.as_str(), calls[0].run_id), ("bikes", 12));
+        assert_eq!(calls[0].alias, Some(AliasMove { alias: "production".into(), expected: Some(Some(3)) }));
+        assert_eq!(ctx.take_refusal(), None);
+        assert_eq!(ctx.take_summary()["model_version"], json!("bikes@4"));
+    }
+
+    #[test]
+    fn a_bad_parameter_is_named_and_nothing_is_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = recorder(None);
+        let run = |params: Json| {
+            let ctx = step(dir.path(), params, json!({ "blessed": true }))
+                .registry(registry.clone() as Arc<dyn ModelRegistry>)
+                .build();
+            Push.execute(&ctx).map_err(|e| e.to_string()).unwrap_err()
+        };
+        assert_eq!(run(json!({ "model_name": 5 })), "parameter `model_name`: expected a string, found an integer");
+        assert_eq!(run(json!({ "alias": "production" })), "parameter `model_name` is required");
+        assert!(run(json!({ "model_name": "bikes", "alias": "2" })).starts_with("alias `2` is a number"));
+        assert!(registry.calls().is_empty());
     }
 }

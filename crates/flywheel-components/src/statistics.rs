@@ -3,8 +3,8 @@
 //! and what is within a stated error).
 
 use flywheel_core::{
-    ArtifactType, CancelToken, Component, ComponentSpec, ExecContext, ExecError, ParamProblem, ParamSpec, ParamType,
-    PortSpec,
+    ArtifactType, CancelToken, ComponentSpec, ExecContext, ExecError, ParamProblem, ParamSpec, ParamType, PortSpec,
+    TypedComponent,
 };
 use flywheel_data::profiling::profile_file;
 use flywheel_data::table::write_json;
@@ -34,29 +34,43 @@ pub static SPEC: ComponentSpec = ComponentSpec {
     dynamic_ports: false,
 };
 
+/// `statistics`' parameters (see [`SPEC`]).
+#[derive(Debug, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    #[serde(default = "default_top_k")]
+    pub top_k: i64,
+}
+
+fn default_top_k() -> i64 {
+    50
+}
+
 /// At least one top value per column is kept.
-fn check_top_k(params: &serde_json::Map<String, serde_json::Value>) -> Vec<ParamProblem> {
-    match params.get("top_k").and_then(serde_json::Value::as_i64) {
-        Some(k) if k < 1 => vec![ParamProblem::value(&["top_k"], format!("`top_k` must be at least 1, not {k}"))],
+fn check_top_k(params: &Params) -> Vec<ParamProblem> {
+    match params.top_k {
+        k if k < 1 => vec![ParamProblem::value(&["top_k"], format!("`top_k` must be at least 1, not {k}"))],
         _ => Vec::new(),
     }
 }
 
-impl Component for Statistics {
+impl TypedComponent for Statistics {
+    type Params = Params;
+
     fn spec(&self) -> &'static ComponentSpec {
         &SPEC
     }
 
-    fn check_params(&self, params: &serde_json::Map<String, serde_json::Value>) -> Vec<ParamProblem> {
+    fn check(&self, params: &Params) -> Vec<ParamProblem> {
         check_top_k(params)
     }
 
-    fn execute(&self, ctx: &ExecContext) -> Result<(), ExecError> {
+    fn run(&self, params: Params, ctx: &ExecContext) -> Result<(), ExecError> {
         let data = ctx.input("data")?;
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         let path = data.path.clone();
         let profile = unless_cancelled(&ctx.cancel, move || profile_file(&path, &Default::default(), threads))??;
-        let top_k = ctx.i64_param("top_k").unwrap_or(50).max(1) as usize;
+        let top_k = params.top_k.max(1) as usize;
         let stats = profile.to_json(top_k);
         write_json(&ctx.output_path("statistics"), &stats)?;
         ctx.set_properties("statistics", json!({ "rows": profile.rows, "columns": profile.columns.len() }));
@@ -110,5 +124,38 @@ mod tests {
         assert!(matches!(r, Err(ExecError::Cancelled)), "{r:?}");
         assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
         assert_eq!(unless_cancelled(&CancelToken::new(), || 7).unwrap(), 7);
+    }
+
+    use flywheel_core::{ArtifactType, Component};
+
+    /// A `statistics` step over a three-row CSV written in `dir`.
+    fn step(dir: &std::path::Path, params: serde_json::Value) -> ExecContext {
+        let csv = dir.join("tiny.csv");
+        std::fs::write(&csv, "temp,season\n1.5,winter\n2.5,summer\n,summer\n").unwrap();
+        ExecContext::builder()
+            .params(params)
+            .input_file("data", ArtifactType::Dataset, &csv)
+            .output("statistics", ArtifactType::Statistics)
+            .build()
+    }
+
+    #[test]
+    fn statistics_of_a_tiny_csv() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = step(dir.path(), json!({ "top_k": 1 }));
+        Statistics.execute(&ctx).unwrap();
+        assert_eq!(ctx.take_properties()["statistics"], json!({ "rows": 3, "columns": 2 }));
+        let written = flywheel_data::table::read_json(&ctx.output_path("statistics")).unwrap();
+        let text = written.to_string();
+        assert!(text.contains("\"temp\"") && text.contains("\"season\""), "{text}");
+    }
+
+    #[test]
+    fn a_bad_top_k_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Statistics.execute(&step(dir.path(), json!({ "top_k": "many" }))).unwrap_err();
+        assert_eq!(e.to_string(), "parameter `top_k`: expected an integer, found a string");
+        let problems = Statistics.check_params(json!({ "top_k": 0 }).as_object().unwrap());
+        assert_eq!(problems[0].message, "`top_k` must be at least 1, not 0");
     }
 }

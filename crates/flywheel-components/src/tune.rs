@@ -10,8 +10,8 @@ mod check;
 
 use crate::evaluate::evaluate_model;
 use flywheel_core::{
-    ArtifactType, ChildRecord, Component, ComponentSpec, ExecContext, ExecError, InputArtifact, ParamProblem,
-    ParamSpec, ParamType, PortSpec,
+    ArtifactType, ChildRecord, ComponentSpec, ExecContext, ExecError, InputArtifact, ParamProblem, ParamSpec,
+    ParamType, PortSpec, TypedComponent,
 };
 use flywheel_data::table::{Table, read_table, write_json, write_parquet};
 use serde_json::{Map, Value as Json, json};
@@ -235,161 +235,89 @@ fn train_param_names() -> Vec<&'static str> {
     crate::train::SPEC.params.iter().map(|p| p.name).collect()
 }
 
-impl Component for Tune {
+/// `tune`'s parameters (see [`SPEC`]). `model`, `features`, `drop` and
+/// `transform` are handed to every trial's `train` as written.
+#[derive(Debug, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    pub target: String,
+    pub model: Option<String>,
+    pub space: BTreeMap<String, String>,
+    #[serde(default)]
+    pub fixed: BTreeMap<String, String>,
+    pub features: Option<Vec<String>>,
+    pub drop: Option<Vec<String>>,
+    pub transform: Option<BTreeMap<String, String>>,
+    pub search: Option<String>,
+    #[serde(default = "default_trials")]
+    pub trials: i64,
+    #[serde(default = "default_folds")]
+    pub folds: i64,
+    pub metric: Option<String>,
+    pub time_column: Option<String>,
+    pub seed: Option<i64>,
+    pub threads: Option<i64>,
+}
+
+fn default_trials() -> i64 {
+    20
+}
+fn default_folds() -> i64 {
+    5
+}
+
+impl Params {
+    /// `train`'s parameters every trial shares: tune's own that `train`
+    /// takes, then `fixed` (numbers read as numbers).
+    fn base(&self) -> Map<String, Json> {
+        let mut base = Map::new();
+        base.insert("target".into(), json!(self.target));
+        let passed = [
+            ("model", self.model.as_ref().map(|v| json!(v))),
+            ("features", self.features.as_ref().map(|v| json!(v))),
+            ("drop", self.drop.as_ref().map(|v| json!(v))),
+            ("transform", self.transform.as_ref().map(|v| json!(v))),
+        ];
+        for (name, value) in passed {
+            if let Some(v) = value {
+                base.insert(name.into(), v);
+            }
+        }
+        for (name, v) in &self.fixed {
+            base.insert(name.clone(), number(v));
+        }
+        base
+    }
+}
+
+impl TypedComponent for Tune {
+    type Params = Params;
+
     fn spec(&self) -> &'static ComponentSpec {
         &SPEC
     }
 
-    fn check_params(&self, params: &Map<String, Json>) -> Vec<ParamProblem> {
-        check::check_params(params)
+    fn check(&self, params: &Params) -> Vec<ParamProblem> {
+        check::check(params)
     }
 
-    fn execute(&self, ctx: &ExecContext) -> Result<(), ExecError> {
-        let known = train_param_names();
-        let space_spec = ctx.map_param("space");
-        if space_spec.is_empty() {
-            return Err(ExecError::failed("`space` is empty; name at least one train parameter to search"));
-        }
-        let mut space: Vec<(String, Dimension)> = Vec::new();
-        let mut errors = Vec::new();
-        for (name, spec) in &space_spec {
-            if !known.contains(&name.as_str()) || matches!(name.as_str(), "target" | "features" | "drop") {
-                errors.push(format!(
-                    "`space.{name}` is not a parameter `train` can search{}",
-                    flywheel_core::did_you_mean(name, known.iter().copied())
-                ));
-                continue;
-            }
-            match parse_dimension(name, spec) {
-                Ok(d) => space.push((name.clone(), d)),
-                Err(e) => errors.push(e),
-            }
-        }
-        for name in ctx.map_param("fixed").keys() {
-            if !known.contains(&name.as_str()) {
-                errors.push(format!(
-                    "`fixed.{name}` is not a `train` parameter{}",
-                    flywheel_core::did_you_mean(name, known.iter().copied())
-                ));
-            }
-        }
-        if !errors.is_empty() {
-            return Err(ExecError::failed(errors.join("; ")));
-        }
-        let seed = ctx.i64_param("seed").unwrap_or(0) as u64;
-        let k = match ctx.i64_param("folds").unwrap_or(5) {
+    fn run(&self, p: Params, ctx: &ExecContext) -> Result<(), ExecError> {
+        let space = parse_space(&p)?;
+        let seed = p.seed.unwrap_or(0) as u64;
+        let k = match p.folds {
             k if (2..=50).contains(&k) => k as usize,
             k => return Err(ExecError::failed(format!("`folds` must be between 2 and 50, not {k}"))),
         };
-
-        // Trials: the grid, or random draws.
-        let trials: Vec<Map<String, Json>> = if ctx.str_param("search") == Some("random") {
-            let n = ctx.i64_param("trials").unwrap_or(20);
-            if !(1..=10_000).contains(&n) {
-                return Err(ExecError::failed(format!("`trials` must be between 1 and 10000, not {n}")));
-            }
-            let mut rng = Rng(seed ^ 0x7475_6e65);
-            (0..n).map(|_| space.iter().map(|(name, d)| (name.clone(), d.value_at(rng.unit()))).collect()).collect()
-        } else {
-            let mut grid: Vec<Map<String, Json>> = vec![Map::new()];
-            for (name, d) in &space {
-                let values = d.grid();
-                grid = grid
-                    .into_iter()
-                    .flat_map(|t| {
-                        values.iter().map(move |v| {
-                            let mut t = t.clone();
-                            t.insert(name.clone(), v.clone());
-                            t
-                        })
-                    })
-                    .collect();
-                if grid.len() > 10_000 {
-                    return Err(ExecError::failed(
-                        "the grid has more than 10000 combinations; narrow `space` or use search = \"random\"",
-                    ));
-                }
-            }
-            grid
-        };
-
-        // Folds, written once and shared by every trial.
-        let input = ctx.input("data")?;
-        let t: Table = read_table(&input.path, &Default::default())?;
-        let target = ctx.required_str("target")?.to_string();
-        let ti = t.column_index(&target).ok_or_else(|| {
-            ExecError::failed(format!(
-                "the data has no target column `{target}`{}",
-                flywheel_core::did_you_mean(&target, t.column_names().iter().map(String::as_str))
-            ))
-        })?;
-        let text = t.text(ti).map_err(|e| ExecError::failed(format!("target `{target}`: {e}")))?;
-        let labels: Vec<String> = text
-            .codes
-            .iter()
-            .map(|&c| if c == flywheel_ml::frame::MISSING { String::new() } else { text.values[c as usize].clone() })
-            .collect();
-        let numeric_target = crate::train::target_is_numeric(t.schema.field(ti).data_type());
-        let model_name = ctx.str_param("model").unwrap_or("auto");
-        let (_, task) = crate::train::algorithm_and_task(model_name, text.values.len(), numeric_target);
-        let classification = task == flywheel_ml::Task::Classification;
-        let order: Option<Vec<usize>> = match ctx.str_param("time_column") {
-            None => None,
-            Some(c) => {
-                let i = t.column_index(c).ok_or_else(|| {
-                    ExecError::failed(format!(
-                        "`time_column` `{c}` is not in the data{}",
-                        flywheel_core::did_you_mean(c, t.column_names().iter().map(String::as_str))
-                    ))
-                })?;
-                let mut idx: Vec<usize> = (0..t.rows()).collect();
-                if flywheel_data::table::is_numeric(t.schema.field(i).data_type()) {
-                    let v = t.f64_column(i);
-                    idx.sort_by(|&a, &b| v[a].unwrap_or(f64::NAN).total_cmp(&v[b].unwrap_or(f64::NAN)));
-                } else {
-                    let v = t.str_column(i);
-                    idx.sort_by(|&a, &b| v[a].cmp(&v[b]));
-                }
-                Some(idx)
-            }
-        };
-        if t.rows() < 2 * k {
-            return Err(ExecError::failed(format!("{} rows cannot make {k} folds", t.rows())));
-        }
-        let masks = folds(t.rows(), k, classification.then_some(labels.as_slice()), order.as_deref(), seed);
-        let fold_dir = ctx.output_dir.join(".folds");
-        std::fs::create_dir_all(&fold_dir).map_err(|e| ExecError::io("cannot create the fold folder", e))?;
-        let mut fold_files = Vec::with_capacity(k);
-        for (i, (train_mask, valid_mask)) in masks.iter().enumerate() {
-            ctx.cancel.check()?;
-            let mut paths = Vec::new();
-            for (what, mask) in [("train", train_mask), ("valid", valid_mask)] {
-                let part = t.filter(mask).map_err(|e| ExecError::failed(e.to_string()))?;
-                let path = fold_dir.join(format!("{what}-{i}.parquet"));
-                write_parquet(&path, &part)?;
-                paths.push(path);
-            }
-            fold_files.push((paths[0].clone(), paths[1].clone()));
-        }
-
-        let metric = ctx
-            .str_param("metric")
-            .map(str::to_string)
-            .unwrap_or_else(|| if classification { "accuracy".into() } else { "r2".into() });
+        let trials = trials_of(&p, &space, seed)?;
+        let folds = write_folds(ctx, &p, k, seed)?;
+        let classification = folds.classification;
+        let metric = p.metric.clone().unwrap_or_else(|| if classification { "accuracy".into() } else { "r2".into() });
         let lower = LOWER_IS_BETTER.contains(&metric.as_str());
-        let mut base = Map::new();
-        for name in ["target", "model", "features", "drop", "transform"] {
-            if let Some(v) = ctx.param(name) {
-                base.insert(name.into(), v.clone());
-            }
-        }
-        for (name, v) in ctx.map_param("fixed") {
-            base.insert(name.clone(), number(&v));
-        }
+        let base = p.base();
         ctx.log(format!(
             "{} trials × {k} folds{}, scored by {metric} ({} is better)",
             trials.len(),
-            if order.is_some() {
+            if folds.in_time_order {
                 " in time order"
             } else if classification {
                 ", stratified"
@@ -398,74 +326,14 @@ impl Component for Tune {
             },
             if lower { "lower" } else { "higher" }
         ));
-
-        // Trials in parallel; each trial's folds run in turn.
-        let threads = ctx
-            .i64_param("threads")
-            .map(|t| t.max(1) as usize)
-            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
-            .min(trials.len());
-        let next = AtomicUsize::new(0);
-        let results: Vec<(usize, Result<Json, String>, i64)> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..threads)
-                .map(|_| {
-                    s.spawn(|| {
-                        let mut out = Vec::new();
-                        loop {
-                            let i = next.fetch_add(1, Ordering::Relaxed);
-                            if i >= trials.len() || ctx.cancel.is_cancelled() {
-                                break;
-                            }
-                            let started = Instant::now();
-                            let r = run_trial(ctx, i, &base, &trials[i], &fold_files, &metric);
-                            out.push((i, r, started.elapsed().as_millis() as i64));
-                        }
-                        out
-                    })
-                })
-                .collect();
-            handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
-        });
+        let search = Search { ctx, base: &base, trials: &trials, folds: &folds.files, metric: &metric };
+        let results = search.run(p.threads);
         if ctx.cancel.is_cancelled() {
-            let _ = std::fs::remove_dir_all(&fold_dir);
+            let _ = std::fs::remove_dir_all(&folds.dir);
             return Err(ExecError::Cancelled);
         }
-        let mut results = results;
-        results.sort_by_key(|(i, _, _)| *i);
-        let mut table = Vec::new();
-        let mut best: Option<(usize, f64)> = None;
-        for (i, r, ms) in &results {
-            let mut params = base.clone();
-            params.extend(trials[*i].clone());
-            let (summary, error) = match r {
-                Ok(s) => (s.clone(), None),
-                Err(e) => (Json::Null, Some(e.clone())),
-            };
-            if let Some(score) = summary.get("mean").and_then(Json::as_f64)
-                && best.is_none_or(|(_, b)| if lower { score < b } else { score > b })
-            {
-                best = Some((*i, score));
-            }
-            ctx.record_child(ChildRecord {
-                name: format!("trial {}", i + 1),
-                parameters: Json::Object(trials[*i].clone()),
-                succeeded: error.is_none(),
-                duration_ms: *ms,
-                summary: summary.clone(),
-                error: error.clone(),
-            });
-            ctx.log(match &error {
-                None => format!(
-                    "trial {}: {} → {metric} {:.5}",
-                    i + 1,
-                    Json::Object(trials[*i].clone()),
-                    summary["mean"].as_f64().unwrap_or(f64::NAN)
-                ),
-                Some(e) => format!("trial {} failed: {} → {e}", i + 1, Json::Object(trials[*i].clone())),
-            });
-            table.push(json!({ "trial": i + 1, "params": trials[*i], "scores": summary, "error": error }));
-        }
-        let _ = std::fs::remove_dir_all(&fold_dir);
+        let (table, best) = record_trials(ctx, &trials, &results, &metric, lower);
+        let _ = std::fs::remove_dir_all(&folds.dir);
         let Some((bi, score)) = best else {
             let first = results.iter().find_map(|(_, r, _)| r.as_ref().err().cloned()).unwrap_or_default();
             return Err(ExecError::failed(format!("every trial failed; the first: {first}")));
@@ -476,7 +344,7 @@ impl Component for Tune {
             "direction": if lower { "minimize" } else { "maximize" },
             "score": score,
             "folds": k,
-            "split": if order.is_some() { "time" } else if classification { "stratified" } else { "shuffled" },
+            "split": if folds.in_time_order { "time" } else if classification { "stratified" } else { "shuffled" },
             "trials": table,
         });
         write_json(&ctx.output_path("best"), &record)?;
@@ -487,6 +355,230 @@ impl Component for Tune {
         ctx.add_summary("best", json!({ metric.clone(): score, "params": trials[bi], "trials": trials.len() }));
         Ok(())
     }
+}
+
+/// The searched dimensions, every problem with `space` and `fixed` at once.
+fn parse_space(p: &Params) -> Result<Vec<(String, Dimension)>, ExecError> {
+    let known = train_param_names();
+    if p.space.is_empty() {
+        return Err(ExecError::failed("`space` is empty; name at least one train parameter to search"));
+    }
+    let mut space: Vec<(String, Dimension)> = Vec::new();
+    let mut errors = Vec::new();
+    for (name, spec) in &p.space {
+        if !known.contains(&name.as_str()) || matches!(name.as_str(), "target" | "features" | "drop") {
+            errors.push(format!(
+                "`space.{name}` is not a parameter `train` can search{}",
+                flywheel_core::did_you_mean(name, known.iter().copied())
+            ));
+            continue;
+        }
+        match parse_dimension(name, spec) {
+            Ok(d) => space.push((name.clone(), d)),
+            Err(e) => errors.push(e),
+        }
+    }
+    for name in p.fixed.keys() {
+        if !known.contains(&name.as_str()) {
+            errors.push(format!(
+                "`fixed.{name}` is not a `train` parameter{}",
+                flywheel_core::did_you_mean(name, known.iter().copied())
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ExecError::failed(errors.join("; ")));
+    }
+    Ok(space)
+}
+
+/// Each trial's searched values: the grid, or `trials` random draws.
+fn trials_of(p: &Params, space: &[(String, Dimension)], seed: u64) -> Result<Vec<Map<String, Json>>, ExecError> {
+    if p.search.as_deref() == Some("random") {
+        let n = p.trials;
+        if !(1..=10_000).contains(&n) {
+            return Err(ExecError::failed(format!("`trials` must be between 1 and 10000, not {n}")));
+        }
+        let mut rng = Rng(seed ^ 0x7475_6e65);
+        return Ok((0..n)
+            .map(|_| space.iter().map(|(name, d)| (name.clone(), d.value_at(rng.unit()))).collect())
+            .collect());
+    }
+    let mut grid: Vec<Map<String, Json>> = vec![Map::new()];
+    for (name, d) in space {
+        let values = d.grid();
+        grid = grid
+            .into_iter()
+            .flat_map(|t| {
+                values.iter().map(move |v| {
+                    let mut t = t.clone();
+                    t.insert(name.clone(), v.clone());
+                    t
+                })
+            })
+            .collect();
+        if grid.len() > 10_000 {
+            return Err(ExecError::failed(
+                "the grid has more than 10000 combinations; narrow `space` or use search = \"random\"",
+            ));
+        }
+    }
+    Ok(grid)
+}
+
+/// The folds, written once under the output folder and shared by every trial.
+struct Folds {
+    dir: std::path::PathBuf,
+    /// (training rows, held-out rows) per fold.
+    files: Vec<(std::path::PathBuf, std::path::PathBuf)>,
+    classification: bool,
+    in_time_order: bool,
+}
+
+/// Reads the data, decides the task as `train` will, and writes the folds:
+/// stratified for classifiers, forward-chaining with a time column.
+fn write_folds(ctx: &ExecContext, p: &Params, k: usize, seed: u64) -> Result<Folds, ExecError> {
+    let input = ctx.input("data")?;
+    let t: Table = read_table(&input.path, &Default::default())?;
+    let target = &p.target;
+    let ti = t.column_index(target).ok_or_else(|| {
+        ExecError::failed(format!(
+            "the data has no target column `{target}`{}",
+            flywheel_core::did_you_mean(target, t.column_names().iter().map(String::as_str))
+        ))
+    })?;
+    let text = t.text(ti).map_err(|e| ExecError::failed(format!("target `{target}`: {e}")))?;
+    let labels: Vec<String> = text
+        .codes
+        .iter()
+        .map(|&c| if c == flywheel_ml::frame::MISSING { String::new() } else { text.values[c as usize].clone() })
+        .collect();
+    let numeric_target = crate::train::target_is_numeric(t.schema.field(ti).data_type());
+    let model_name = p.model.as_deref().unwrap_or("auto");
+    let (_, task) = crate::train::algorithm_and_task(model_name, text.values.len(), numeric_target);
+    let classification = task == flywheel_ml::Task::Classification;
+    let order = p.time_column.as_deref().map(|c| time_order(&t, c)).transpose()?;
+    if t.rows() < 2 * k {
+        return Err(ExecError::failed(format!("{} rows cannot make {k} folds", t.rows())));
+    }
+    let masks = folds(t.rows(), k, classification.then_some(labels.as_slice()), order.as_deref(), seed);
+    let dir = ctx.output_dir.join(".folds");
+    std::fs::create_dir_all(&dir).map_err(|e| ExecError::io("cannot create the fold folder", e))?;
+    let mut files = Vec::with_capacity(k);
+    for (i, (train_mask, valid_mask)) in masks.iter().enumerate() {
+        ctx.cancel.check()?;
+        let mut paths = Vec::new();
+        for (what, mask) in [("train", train_mask), ("valid", valid_mask)] {
+            let part = t.filter(mask).map_err(|e| ExecError::failed(e.to_string()))?;
+            let path = dir.join(format!("{what}-{i}.parquet"));
+            write_parquet(&path, &part)?;
+            paths.push(path);
+        }
+        files.push((paths[0].clone(), paths[1].clone()));
+    }
+    Ok(Folds { dir, files, classification, in_time_order: order.is_some() })
+}
+
+/// Row indices in the order of `time_column` `c`.
+fn time_order(t: &Table, c: &str) -> Result<Vec<usize>, ExecError> {
+    let i = t.column_index(c).ok_or_else(|| {
+        ExecError::failed(format!(
+            "`time_column` `{c}` is not in the data{}",
+            flywheel_core::did_you_mean(c, t.column_names().iter().map(String::as_str))
+        ))
+    })?;
+    let mut idx: Vec<usize> = (0..t.rows()).collect();
+    if flywheel_data::table::is_numeric(t.schema.field(i).data_type()) {
+        let v = t.f64_column(i);
+        idx.sort_by(|&a, &b| v[a].unwrap_or(f64::NAN).total_cmp(&v[b].unwrap_or(f64::NAN)));
+    } else {
+        let v = t.str_column(i);
+        idx.sort_by(|&a, &b| v[a].cmp(&v[b]));
+    }
+    Ok(idx)
+}
+
+/// What every trial shares.
+struct Search<'a> {
+    ctx: &'a ExecContext,
+    base: &'a Map<String, Json>,
+    trials: &'a [Map<String, Json>],
+    folds: &'a [(std::path::PathBuf, std::path::PathBuf)],
+    metric: &'a str,
+}
+
+/// A trial's index, its scores or why it failed, and how long it took (ms).
+type TrialResult = (usize, Result<Json, String>, i64);
+
+impl Search<'_> {
+    /// Trials in parallel (`threads`, default: the cores); each trial's
+    /// folds run in turn.
+    fn run(&self, threads: Option<i64>) -> Vec<TrialResult> {
+        let threads = threads
+            .map(|t| t.max(1) as usize)
+            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+            .min(self.trials.len());
+        let next = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads).map(|_| s.spawn(|| self.worker(&next))).collect();
+            handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+        })
+    }
+
+    fn worker(&self, next: &AtomicUsize) -> Vec<TrialResult> {
+        let mut out = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= self.trials.len() || self.ctx.cancel.is_cancelled() {
+                break;
+            }
+            let started = Instant::now();
+            let r = run_trial(self.ctx, i, self.base, &self.trials[i], self.folds, self.metric);
+            out.push((i, r, started.elapsed().as_millis() as i64));
+        }
+        out
+    }
+}
+
+/// Records each trial (a child execution and a log line) in trial order;
+/// returns the table of trials and the best trial with its score.
+fn record_trials(
+    ctx: &ExecContext,
+    trials: &[Map<String, Json>],
+    results: &[TrialResult],
+    metric: &str,
+    lower: bool,
+) -> (Vec<Json>, Option<(usize, f64)>) {
+    let mut results: Vec<&TrialResult> = results.iter().collect();
+    results.sort_by_key(|(i, _, _)| *i);
+    let mut table = Vec::new();
+    let mut best: Option<(usize, f64)> = None;
+    for (i, r, ms) in results {
+        let (summary, error) = match r {
+            Ok(s) => (s.clone(), None),
+            Err(e) => (Json::Null, Some(e.clone())),
+        };
+        if let Some(score) = summary.get("mean").and_then(Json::as_f64)
+            && best.is_none_or(|(_, b)| if lower { score < b } else { score > b })
+        {
+            best = Some((*i, score));
+        }
+        let tried = Json::Object(trials[*i].clone());
+        ctx.record_child(ChildRecord {
+            name: format!("trial {}", i + 1),
+            parameters: tried.clone(),
+            succeeded: error.is_none(),
+            duration_ms: *ms,
+            summary: summary.clone(),
+            error: error.clone(),
+        });
+        ctx.log(match &error {
+            None => format!("trial {}: {tried} → {metric} {:.5}", i + 1, summary["mean"].as_f64().unwrap_or(f64::NAN)),
+            Some(e) => format!("trial {} failed: {tried} → {e}", i + 1),
+        });
+        table.push(json!({ "trial": i + 1, "params": trials[*i], "scores": summary, "error": error }));
+    }
+    (table, best)
 }
 
 /// Trains on each fold's training rows and scores its held-out rows.
@@ -524,7 +616,10 @@ fn run_trial(
             dir.clone(),
             Box::new(std::io::sink()),
         );
-        let result = crate::train::train(&child).map_err(|e| e.to_string()).and_then(|_| {
+        let trained = flywheel_core::params::parse(&crate::train::SPEC, &child.params)
+            .and_then(|p| crate::train::train(p, &child))
+            .map_err(|e| e.to_string());
+        let result = trained.and_then(|_| {
             let model = flywheel_data::model_file::load(&child.output_path("model")).map_err(|e| e.to_string())?;
             let (m, _) = evaluate_model(&model, valid_path, &[]).map_err(|e| e.to_string())?;
             m[metric].as_f64().ok_or_else(|| {

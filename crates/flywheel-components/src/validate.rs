@@ -10,7 +10,7 @@
 //! drifted" — for triggers to read. Drift never fails the step.
 
 use flywheel_core::{
-    ArtifactType, Component, ComponentSpec, ExecContext, ExecError, ParamProblem, ParamSpec, ParamType, PortSpec,
+    ArtifactType, ComponentSpec, ExecContext, ExecError, ParamProblem, ParamSpec, ParamType, PortSpec, TypedComponent,
 };
 use flywheel_data::profiling::profile_file_with;
 use flywheel_data::table::write_json;
@@ -59,13 +59,15 @@ pub static SPEC: ComponentSpec = ComponentSpec {
 };
 
 impl Validate {
-    fn drift(&self, ctx: &ExecContext, baseline: &std::path::Path) -> Result<serde_json::Value, ExecError> {
+    fn drift(
+        &self,
+        params: &Params,
+        ctx: &ExecContext,
+        baseline: &std::path::Path,
+    ) -> Result<serde_json::Value, ExecError> {
         let reference = flywheel_data::table::read_table(baseline, &Default::default())?;
         let current = flywheel_data::table::read_table(&ctx.input("data")?.path, &Default::default())?;
-        let opts = flywheel_data::dataset_drift::DriftOptions {
-            drift_share: ctx.f64_param("drift_share"),
-            ..Default::default()
-        };
+        let opts = flywheel_data::dataset_drift::DriftOptions { drift_share: params.drift_share, ..Default::default() };
         let r = flywheel_data::dataset_drift::dataset_drift(&reference, &current, &opts)
             .map_err(|e| ExecError::failed(e.to_string()))?;
         let drifted: Vec<&String> = r.columns.iter().filter(|(_, c)| c.drift.drift).map(|(n, _)| n).collect();
@@ -95,9 +97,18 @@ impl Validate {
     }
 }
 
+/// `validate`'s parameters (see [`SPEC`]).
+#[derive(Debug, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    pub environment: Option<String>,
+    /// `None`: drift's own default.
+    pub drift_share: Option<f64>,
+}
+
 /// `drift_share` is a share of columns: a number from 0 to 1.
-fn check_drift_share(params: &serde_json::Map<String, serde_json::Value>) -> Vec<ParamProblem> {
-    let Some(v) = params.get("drift_share").and_then(serde_json::Value::as_f64) else { return Vec::new() };
+fn check_drift_share(params: &Params) -> Vec<ParamProblem> {
+    let Some(v) = params.drift_share else { return Vec::new() };
     if (0.0..=1.0).contains(&v) {
         return Vec::new();
     }
@@ -107,7 +118,9 @@ fn check_drift_share(params: &serde_json::Map<String, serde_json::Value>) -> Vec
     ]
 }
 
-impl Component for Validate {
+impl TypedComponent for Validate {
+    type Params = Params;
+
     fn spec(&self) -> &'static ComponentSpec {
         &SPEC
     }
@@ -116,16 +129,15 @@ impl Component for Validate {
         flywheel_core::Role::Gate
     }
 
-    fn check_params(&self, params: &serde_json::Map<String, serde_json::Value>) -> Vec<ParamProblem> {
+    fn check(&self, params: &Params) -> Vec<ParamProblem> {
         check_drift_share(params)
     }
 
-    fn execute(&self, ctx: &ExecContext) -> Result<(), ExecError> {
+    fn run(&self, params: Params, ctx: &ExecContext) -> Result<(), ExecError> {
         let schema_path = &ctx.input("schema")?.path;
         let text = std::fs::read_to_string(schema_path).map_err(|e| ExecError::io("cannot read the schema", e))?;
         let schema = Schema::parse(&text, "schema").map_err(|e| ExecError::failed(e.to_string()))?;
-        let environment =
-            ctx.str_param("environment").map(str::to_string).or_else(|| schema.dataset.default_environment.clone());
+        let environment = params.environment.clone().or_else(|| schema.dataset.default_environment.clone());
         if let Some(e) = &environment
             && !schema.dataset.environments.contains(e)
         {
@@ -157,7 +169,7 @@ impl Component for Validate {
             )));
         }
         let drift = match ctx.inputs.get("baseline") {
-            Some(b) => Some(self.drift(ctx, &b.path)?),
+            Some(b) => Some(self.drift(&params, ctx, &b.path)?),
             None => {
                 ctx.log("no baseline: drift not measured");
                 None

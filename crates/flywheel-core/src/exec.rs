@@ -140,6 +140,16 @@ pub struct ExecContext {
     /// Inputs written `@model:…`, by port, as the launcher resolved them.
     model_refs: BTreeMap<String, ModelRefResolution>,
     refusal: Mutex<Option<String>>,
+    /// A temporary output folder of a test context, removed with it.
+    owned_dir: Option<PathBuf>,
+}
+
+impl Drop for ExecContext {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.owned_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 /// One unit of work inside a step (a tuning trial), recorded as a child
@@ -188,7 +198,13 @@ impl ExecContext {
             children: Mutex::new(Vec::new()),
             model_refs: BTreeMap::new(),
             refusal: Mutex::new(None),
+            owned_dir: None,
         }
+    }
+
+    pub(crate) fn owning_output_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.owned_dir = dir;
+        self
     }
 
     /// Tells the executor how its `@model:` inputs were resolved.
@@ -320,46 +336,6 @@ impl ExecContext {
         self.signals.lock().map(|mut s| std::mem::take(&mut *s)).unwrap_or_default()
     }
 
-    pub fn param(&self, name: &str) -> Option<&serde_json::Value> {
-        self.params.get(name)
-    }
-
-    pub fn str_param(&self, name: &str) -> Option<&str> {
-        self.params.get(name).and_then(|v| v.as_str())
-    }
-
-    pub fn required_str(&self, name: &str) -> Result<&str, ExecError> {
-        self.str_param(name).ok_or_else(|| ExecError::failed(format!("parameter `{name}` is required")))
-    }
-
-    pub fn f64_param(&self, name: &str) -> Option<f64> {
-        self.params.get(name).and_then(|v| v.as_f64())
-    }
-
-    pub fn i64_param(&self, name: &str) -> Option<i64> {
-        self.params.get(name).and_then(|v| v.as_i64())
-    }
-
-    pub fn bool_param(&self, name: &str) -> Option<bool> {
-        self.params.get(name).and_then(|v| v.as_bool())
-    }
-
-    pub fn list_param(&self, name: &str) -> Vec<String> {
-        self.params
-            .get(name)
-            .and_then(|v| v.as_array())
-            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
-            .unwrap_or_default()
-    }
-
-    pub fn map_param(&self, name: &str) -> BTreeMap<String, String> {
-        self.params
-            .get(name)
-            .and_then(|v| v.as_object())
-            .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))).collect())
-            .unwrap_or_default()
-    }
-
     /// Resolves a path parameter against the pipeline file's folder.
     pub fn resolve_path(&self, p: &str) -> PathBuf {
         let path = Path::new(p);
@@ -383,7 +359,10 @@ pub enum Role {
     Publisher,
 }
 
-/// A component: its typed spec plus the executor that does the work.
+/// A component: its typed spec plus the executor that does the work, as
+/// the compiler and the launcher see it. A component implements
+/// [`crate::TypedComponent`] and gets this through its adapter, which reads
+/// `ctx.params` into the component's parameter struct.
 pub trait Component: Send + Sync {
     fn spec(&self) -> &'static crate::spec::ComponentSpec;
     fn execute(&self, ctx: &ExecContext) -> Result<(), ExecError>;

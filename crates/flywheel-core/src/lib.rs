@@ -6,15 +6,19 @@
 //! component's executor. Nothing here does I/O beyond what an executor's
 //! context hands out.
 
+pub mod context_builder;
 pub mod exec;
 pub mod model_ref;
+pub mod params;
 pub mod spec;
 
+pub use context_builder::{ExecContextBuilder, LogBuffer, PublishCall, RecordingRegistry};
 pub use exec::{
     AliasMove, CancelToken, ChildRecord, Component, ComponentRegistry, ExecContext, ExecError, InputArtifact,
     ModelRefResolution, ModelRegistry, Published, RegisteredModel, Role,
 };
 pub use model_ref::{ModelInputRef, ModelRef, Selector, check_alias};
+pub use params::TypedComponent;
 pub use spec::{ArtifactType, ComponentSpec, ParamProblem, ParamSpec, ParamType, PortSpec};
 
 /// Hex blake3 digest of a byte slice. Used for content addresses and cache keys.

@@ -136,6 +136,44 @@ impl ParamType {
     }
 }
 
+impl ParamType {
+    /// A value of this type that stands in for a parameter left out (the
+    /// first option of an enum, else the emptiest value).
+    pub fn placeholder(&self) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            ParamType::String | ParamType::Path => json!(""),
+            ParamType::Int => json!(1),
+            ParamType::Float => json!(1.0),
+            ParamType::Bool => json!(false),
+            ParamType::StringList => json!([]),
+            ParamType::StringMap => json!({}),
+            ParamType::Enum(options) => json!(options.first().copied().unwrap_or_default()),
+        }
+    }
+
+    /// Values with whether this type accepts them: what a parameter struct
+    /// must accept and refuse alike (see `params::disagreements`).
+    pub fn samples(&self) -> Vec<(serde_json::Value, bool)> {
+        use serde_json::json;
+        let mut out = match self {
+            ParamType::String | ParamType::Path => vec![(json!("x"), true), (json!(1), false)],
+            ParamType::Int => vec![(json!(1), true), (json!(1.5), false)],
+            ParamType::Float => vec![(json!(0.5), true), (json!(1), true)],
+            ParamType::Bool => vec![(json!(true), true)],
+            ParamType::StringList => vec![(json!(["x"]), true), (json!([1]), false)],
+            ParamType::StringMap => vec![(json!({ "k": "v" }), true), (json!({ "k": 1 }), false)],
+            ParamType::Enum(options) => options.iter().map(|o| (json!(o), true)).collect(),
+        };
+        if !matches!(self, ParamType::String | ParamType::Path | ParamType::Enum(_)) {
+            out.push((json!("x"), false));
+        } else {
+            out.push((json!(true), false));
+        }
+        out
+    }
+}
+
 fn json_kind(v: &serde_json::Value) -> &'static str {
     match v {
         serde_json::Value::Null => "nothing",

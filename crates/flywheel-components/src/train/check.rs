@@ -3,37 +3,29 @@
 //! each other, settings out of range. `tune` checks its fixed and searched
 //! values with the same function.
 
+use super::Params;
 use flywheel_core::ParamProblem;
 use flywheel_ml::transform::ColumnTransformConfig;
 use flywheel_ml::{Column, Text};
-use serde_json::{Map, Value as Json};
-
-/// Counts that must be at least 1 (trainers refuse less, or mean nothing by it).
-const COUNTS: &[&str] =
-    &["max_iterations", "max_leaf_nodes", "max_depth", "min_samples_leaf", "n_estimators", "max_features"];
+use std::collections::BTreeMap;
 
 /// Every problem in `params`, each at the parameter (or key) it is about.
-pub fn check_params(params: &Map<String, Json>) -> Vec<ParamProblem> {
-    let mut out = check_transforms(params);
+pub(super) fn check(params: &Params) -> Vec<ParamProblem> {
+    let mut out = check_transforms(&params.transform);
     out.extend(check_columns(params));
     out.extend(check_settings(params));
     out
-}
-
-fn strings<'a>(params: &'a Map<String, Json>, key: &str) -> Option<Vec<&'a str>> {
-    params.get(key).and_then(Json::as_array).map(|a| a.iter().filter_map(Json::as_str).collect())
 }
 
 /// Each declared transform fitted on a tiny column of numbers and one of
 /// dates (text): one that fails on both fails whatever the column holds,
 /// with the same words the run would use. What depends on the data (a
 /// column with no values at all) is left to the run.
-fn check_transforms(params: &Map<String, Json>) -> Vec<ParamProblem> {
-    let Some(declared) = params.get("transform").and_then(Json::as_object) else { return Vec::new() };
+fn check_transforms(declared: &BTreeMap<String, String>) -> Vec<ParamProblem> {
     declared
         .iter()
         .filter_map(|(column, text)| {
-            let message = transform_error(column, text.as_str()?)?;
+            let message = transform_error(column, text)?;
             Some(ParamProblem::value(&["transform", column], message))
         })
         .collect()
@@ -67,11 +59,11 @@ fn transform_error(column: &str, text: &str) -> Option<String> {
 
 /// The feature list, `drop` and transforms must agree with each other and
 /// with the target, as the run requires.
-fn check_columns(params: &Map<String, Json>) -> Vec<ParamProblem> {
+fn check_columns(params: &Params) -> Vec<ParamProblem> {
     let mut out = Vec::new();
-    let target = params.get("target").and_then(Json::as_str);
-    let features = strings(params, "features");
-    let drop = strings(params, "drop").unwrap_or_default();
+    let target = Some(params.target.as_str());
+    let features: Option<Vec<&str>> = params.features.as_ref().map(|f| f.iter().map(String::as_str).collect());
+    let drop: Vec<&str> = params.drop.iter().map(String::as_str).collect();
     if let Some(features) = &features {
         if features.is_empty() {
             out.push(ParamProblem::value(&["features"], "`features` is empty: no feature columns left to train on"));
@@ -85,8 +77,7 @@ fn check_columns(params: &Map<String, Json>) -> Vec<ParamProblem> {
             }
         }
     }
-    let declared = params.get("transform").and_then(Json::as_object);
-    for column in declared.into_iter().flat_map(|t| t.keys()) {
+    for column in params.transform.keys() {
         let why = match &features {
             Some(f) if !f.contains(&column.as_str()) => {
                 let hint = flywheel_core::did_you_mean(column, f.iter().copied());
@@ -106,32 +97,40 @@ fn check_columns(params: &Map<String, Json>) -> Vec<ParamProblem> {
 }
 
 /// Numbers out of the range the trainers accept.
-fn check_settings(params: &Map<String, Json>) -> Vec<ParamProblem> {
+fn check_settings(p: &Params) -> Vec<ParamProblem> {
     let mut out = Vec::new();
-    for name in COUNTS {
-        if let Some(v) = params.get(*name).and_then(Json::as_i64)
+    // Counts that must be at least 1 (trainers refuse less, or mean nothing by it).
+    let counts = [
+        ("max_iterations", p.max_iterations),
+        ("max_leaf_nodes", p.max_leaf_nodes),
+        ("max_depth", p.max_depth),
+        ("min_samples_leaf", p.min_samples_leaf),
+        ("n_estimators", p.n_estimators),
+        ("max_features", p.max_features),
+    ];
+    for (name, value) in counts {
+        if let Some(v) = value
             && v < 1
         {
             out.push(ParamProblem::value(&[name], format!("`{name}` must be at least 1, not {v}")));
         }
     }
-    let number = |name: &str| params.get(name).and_then(Json::as_f64);
-    let mut positive = |name: &str, zero_ok: bool| {
-        if let Some(v) = number(name)
+    let mut positive = |name: &str, value: Option<f64>, zero_ok: bool| {
+        if let Some(v) = value
             && (v < 0.0 || (v == 0.0 && !zero_ok))
         {
             let least = if zero_ok { "≥ 0" } else { "above 0" };
             out.push(ParamProblem::value(&[name], format!("`{name}` must be {least}, not {v}")));
         }
     };
-    positive("c", false);
-    positive("learning_rate", false);
-    positive("tolerance", false);
-    positive("alpha", true);
-    positive("l2_regularization", true);
+    positive("c", Some(p.c), false);
+    positive("learning_rate", p.learning_rate, false);
+    positive("tolerance", p.tolerance, false);
+    positive("alpha", Some(p.alpha), true);
+    positive("l2_regularization", p.l2_regularization, true);
     // Boosting grows trees by splitting leaves: one leaf is no tree.
-    if params.get("model").and_then(Json::as_str) == Some("gbt")
-        && let Some(v) = params.get("max_leaf_nodes").and_then(Json::as_i64)
+    if p.model == "gbt"
+        && let Some(v) = p.max_leaf_nodes
         && v == 1
     {
         out.push(ParamProblem::value(&["max_leaf_nodes"], "gbt: `max_leaf_nodes` must be at least 2, not 1"));
@@ -141,11 +140,10 @@ fn check_settings(params: &Map<String, Json>) -> Vec<ParamProblem> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use serde_json::json;
+    use serde_json::{Value as Json, json};
 
     fn problems(v: Json) -> Vec<String> {
-        check_params(v.as_object().unwrap())
+        flywheel_core::Component::check_params(&super::super::Train, v.as_object().unwrap())
             .into_iter()
             .map(|p| format!("{}: {}", p.path.join("."), p.message))
             .collect()

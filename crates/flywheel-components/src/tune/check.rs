@@ -2,50 +2,44 @@
 //! parameters are `train`'s, each range parses, every value a trial could
 //! take is one `train` accepts, and the metric is one `evaluate` reports.
 
-use super::{Dimension, number, parse_dimension, train_param_names};
+use super::{Dimension, Params, parse_dimension, train_param_names};
 use crate::evaluate::check_metric;
 use flywheel_core::ParamProblem;
 use serde_json::{Map, Value as Json};
+use std::collections::BTreeMap;
 
-/// `tune`'s own parameters that it hands to every trial's `train`.
-const PASSED_ON: &[&str] = &["target", "model", "features", "drop", "transform"];
-
-pub(super) fn check_params(params: &Map<String, Json>) -> Vec<ParamProblem> {
-    let mut base: Map<String, Json> =
-        PASSED_ON.iter().filter_map(|k| params.get(*k).map(|v| (k.to_string(), v.clone()))).collect();
+pub(super) fn check(params: &Params) -> Vec<ParamProblem> {
+    // Names that are not `train`'s are reported below, not by `train`.
+    let known = train_param_names();
+    let base: Map<String, Json> = params.base().into_iter().filter(|(k, _)| known.contains(&k.as_str())).collect();
     let mut out = check_model(params);
-    let fixed = table(params, "fixed");
-    for (name, v) in &fixed {
-        base.insert(name.clone(), number(v.as_str().unwrap_or_default()));
-    }
     // What `train` finds in the parameters every trial shares.
-    for p in crate::train::check_params(&base) {
+    for p in train_problems(&base) {
         let key = p.path.first().cloned().unwrap_or_default();
-        out.push(if fixed.contains_key(&key) { relocate(p, "fixed", &key) } else { p });
+        out.push(if params.fixed.contains_key(&key) { relocate(p, "fixed", &key) } else { p });
     }
-    out.extend(check_fixed_names(&fixed));
-    out.extend(check_space(params, &base));
-    if let Some(m) = params.get("metric").and_then(Json::as_str) {
+    out.extend(check_fixed_names(&params.fixed));
+    out.extend(check_space(&params.space, &base));
+    if let Some(m) = &params.metric {
         out.extend(check_metric(&["metric"], m).map(|p| ParamProblem { at_key: false, ..p }));
     }
-    for (name, lo, hi) in [("folds", 2, 50), ("trials", 1, 10_000)] {
-        if let Some(v) = params.get(name).and_then(Json::as_i64)
-            && !(lo..=hi).contains(&v)
-        {
+    for (name, lo, hi, v) in [("folds", 2, 50, params.folds), ("trials", 1, 10_000, params.trials)] {
+        if !(lo..=hi).contains(&v) {
             out.push(ParamProblem::value(&[name], format!("`{name}` must be between {lo} and {hi}, not {v}")));
         }
     }
     out
 }
 
-fn table(params: &Map<String, Json>, key: &str) -> Map<String, Json> {
-    params.get(key).and_then(Json::as_object).cloned().unwrap_or_default()
+/// `train`'s own check of a trial's parameters.
+fn train_problems(params: &Map<String, Json>) -> Vec<ParamProblem> {
+    flywheel_core::params::check(&crate::train::Train, params)
 }
 
 /// `tune`'s `model` is `train`'s, checked as `train` checks it.
-fn check_model(params: &Map<String, Json>) -> Vec<ParamProblem> {
-    let (Some(model), Some(spec)) = (params.get("model"), crate::train::SPEC.param("model")) else { return Vec::new() };
-    spec.ty.check(model).err().map(|e| ParamProblem::value(&["model"], e)).into_iter().collect()
+fn check_model(params: &Params) -> Vec<ParamProblem> {
+    let (Some(model), Some(spec)) = (&params.model, crate::train::SPEC.param("model")) else { return Vec::new() };
+    spec.ty.check(&Json::from(model.as_str())).err().map(|e| ParamProblem::value(&["model"], e)).into_iter().collect()
 }
 
 /// A problem `train` found in its parameter `name`, moved to `tune`'s `key.name`.
@@ -55,7 +49,7 @@ fn relocate(p: ParamProblem, key: &str, name: &str) -> ParamProblem {
     ParamProblem { path, at_key: false, message: format!("`{key}.{}", p.message.trim_start_matches('`')), ..p }
 }
 
-fn check_fixed_names(fixed: &Map<String, Json>) -> Vec<ParamProblem> {
+fn check_fixed_names(fixed: &BTreeMap<String, String>) -> Vec<ParamProblem> {
     let known = train_param_names();
     fixed
         .keys()
@@ -69,15 +63,13 @@ fn check_fixed_names(fixed: &Map<String, Json>) -> Vec<ParamProblem> {
 
 /// Each dimension parses, and its ends (or each listed value) are values
 /// `train` accepts with everything else a trial shares.
-fn check_space(params: &Map<String, Json>, base: &Map<String, Json>) -> Vec<ParamProblem> {
-    let space = table(params, "space");
-    if space.is_empty() && params.contains_key("space") {
+fn check_space(space: &BTreeMap<String, String>, base: &Map<String, Json>) -> Vec<ParamProblem> {
+    if space.is_empty() {
         return vec![ParamProblem::value(&["space"], "`space` is empty; name at least one train parameter to search")];
     }
     let known = train_param_names();
     let mut out = Vec::new();
-    for (name, spec) in &space {
-        let spec = spec.as_str().unwrap_or_default();
+    for (name, spec) in space {
         if !known.contains(&name.as_str()) || matches!(name.as_str(), "target" | "features" | "drop") {
             let hint = flywheel_core::did_you_mean(name, known.iter().copied());
             out.push(
@@ -97,7 +89,7 @@ fn check_space(params: &Map<String, Json>, base: &Map<String, Json>) -> Vec<Para
         let refused = values.iter().find_map(|v| {
             let mut trial = base.clone();
             trial.insert(name.clone(), v.clone());
-            let p = crate::train::check_params(&trial).into_iter().find(|p| p.path.first() == Some(name))?;
+            let p = train_problems(&trial).into_iter().find(|p| p.path.first() == Some(name))?;
             Some(format!("`space.{name}` = \"{spec}\" includes {v}, which `train` refuses: {}", p.message))
         });
         out.extend(refused.map(|m| ParamProblem::value(&["space", name], m)));
@@ -107,11 +99,10 @@ fn check_space(params: &Map<String, Json>, base: &Map<String, Json>) -> Vec<Para
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use serde_json::json;
+    use serde_json::{Value as Json, json};
 
     fn problems(v: Json) -> Vec<String> {
-        check_params(v.as_object().unwrap())
+        flywheel_core::Component::check_params(&super::super::Tune, v.as_object().unwrap())
             .into_iter()
             .map(|p| format!("{}: {}", p.path.join("."), p.message))
             .collect()
@@ -135,5 +126,19 @@ mod tests {
         assert!(p[5].contains("includes 0, which `train` refuses: `max_depth` must be at least 1"), "{}", p[5]);
         assert_eq!(p[6], "metric: `acuracy` is not a metric `evaluate` reports");
         assert_eq!(p[7], "folds: `folds` must be between 2 and 50, not 1");
+    }
+
+    #[test]
+    fn values_train_would_refuse_by_type_are_reported_where_they_are_written() {
+        assert_eq!(
+            problems(json!({ "target": "y", "space": { "max_depth": "3, 5.5" } })),
+            [
+                "space.max_depth: `space.max_depth` = \"3, 5.5\" includes 5.5, which `train` refuses: `max_depth`: expected an integer, found a float"
+            ]
+        );
+        assert_eq!(
+            problems(json!({ "target": "y", "space": { "alpha": "0.1" }, "fixed": { "seed": "abc" } })),
+            ["fixed.seed: `fixed.seed`: expected an integer, found a string"]
+        );
     }
 }
