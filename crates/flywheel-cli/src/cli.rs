@@ -114,8 +114,56 @@ pub enum ModelsCommand {
         model: String,
         /// The alias: letters, digits, `-`, `_`, `.`
         alias: String,
+        /// Why, for the audit log
+        #[arg(long)]
+        reason: Option<String>,
     },
-    /// The registry's audit log (alias moves), newest first.
+    /// Every version of a model: metrics, blessing, approval, aliases,
+    /// signature, tags and the run that made it.
+    Show {
+        /// The registered model's name
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// What happened to one model, oldest first: registrations, alias
+    /// moves, approvals, tags, descriptions.
+    History {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a version for production (who, when and why are recorded).
+    Approve {
+        /// `name@version` or `name@alias`
+        model: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Reject a version (who, when and why are recorded).
+    Reject {
+        /// `name@version` or `name@alias`
+        model: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Set tags (`KEY=VALUE`) on a version, or remove them with `--remove KEY`.
+    Tag {
+        /// `name@version` or `name@alias`
+        model: String,
+        /// `KEY=VALUE` pairs
+        tags: Vec<String>,
+        /// Tag keys to remove
+        #[arg(long = "remove", value_name = "KEY")]
+        remove: Vec<String>,
+    },
+    /// Set a version's description.
+    Describe {
+        /// `name@version` or `name@alias`
+        model: String,
+        text: String,
+    },
+    /// The registry's audit log (alias moves, approvals, tags), newest first.
     Audit {
         #[arg(long)]
         json: bool,

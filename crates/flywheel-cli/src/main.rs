@@ -7,6 +7,7 @@ mod cli;
 mod doctor_cmd;
 mod drift_cmd;
 mod exit;
+mod governance_cmd;
 mod history_cmd;
 mod models_cmd;
 mod pipeline_cmd;
@@ -20,6 +21,7 @@ use anyhow::Result;
 use clap::Parser;
 use cli::{Cli, Command, ModelsCommand, RunsCommand};
 pub(crate) use exit::{Failure, fail};
+use flywheel_metadata::ApprovalState;
 use flywheel_orchestrator::Home;
 use std::path::Path;
 use std::process::ExitCode;
@@ -80,8 +82,20 @@ fn run(cli: Cli) -> std::result::Result<u8, Failure> {
 fn models(home: &Path, command: ModelsCommand) -> std::result::Result<u8, Failure> {
     match command {
         ModelsCommand::Inspect { file, json } => models_cmd::inspect(&file, json),
-        ModelsCommand::Alias { model, alias } => models_cmd::alias(&open_home(home)?, &model, &alias),
-        ModelsCommand::Audit { json, limit } => models_cmd::audit(&open_home(home)?, json, limit),
+        ModelsCommand::Alias { model, alias, reason } => {
+            models_cmd::alias(&open_home(home)?, &model, &alias, reason.as_deref())
+        }
+        ModelsCommand::Show { name, json } => governance_cmd::show(&open_home(home)?, &name, json),
+        ModelsCommand::History { name, json } => governance_cmd::history(&open_home(home)?, &name, json),
+        ModelsCommand::Approve { model, reason } => {
+            governance_cmd::decide(&open_home(home)?, &model, ApprovalState::Approved, reason.as_deref())
+        }
+        ModelsCommand::Reject { model, reason } => {
+            governance_cmd::decide(&open_home(home)?, &model, ApprovalState::Rejected, reason.as_deref())
+        }
+        ModelsCommand::Tag { model, tags, remove } => governance_cmd::tag(&open_home(home)?, &model, &tags, &remove),
+        ModelsCommand::Describe { model, text } => governance_cmd::describe(&open_home(home)?, &model, &text),
+        ModelsCommand::Audit { json, limit } => governance_cmd::audit(&open_home(home)?, json, limit),
         ModelsCommand::Import { name, file, signature } => {
             models_cmd::import(&open_home(home)?, &name, &file, signature.as_deref())
         }

@@ -3,6 +3,7 @@
 
 use crate::{Failure, fail};
 use flywheel_core::ModelRef;
+use flywheel_metadata::Change;
 use flywheel_ml::model::Estimator;
 use flywheel_ml::transform::Encoder;
 use flywheel_ml::{Model, Task};
@@ -122,7 +123,7 @@ pub fn export(home: &Home, reference: &str, output: &Path) -> Result<u8, Failure
 }
 
 pub fn import(home: &Home, name: &str, file: &Path, signature: Option<&Path>) -> Result<u8, Failure> {
-    let caller = std::env::var("USER").unwrap_or_else(|_| "cli".into());
+    let caller = caller();
     let imported = crate::runtime()?.block_on(home.import_onnx(name, file, signature, &caller))?;
     let (version, what) = (imported.version.version, flywheel_registry::describe_task(&imported.model));
     if imported.created {
@@ -133,38 +134,20 @@ pub fn import(home: &Home, name: &str, file: &Path, signature: Option<&Path>) ->
     Ok(0)
 }
 
-pub fn alias(home: &Home, reference: &str, alias: &str) -> Result<u8, Failure> {
+/// Who is at the keyboard, for the audit log.
+pub(crate) fn caller() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "cli".into())
+}
+
+pub fn alias(home: &Home, reference: &str, alias: &str, reason: Option<&str>) -> Result<u8, Failure> {
     let r = model_ref(reference)?;
-    let caller = std::env::var("USER").unwrap_or_else(|_| "cli".into());
-    let before = home.move_alias(&r, alias, &caller)?;
+    let caller = caller();
+    let before = home.move_alias(&r, alias, Change { caller: &caller, reason })?;
     let (name, version) = (&r.name, r.version().unwrap_or_default());
     match before {
         Some(b) if b != version => eprintln!("{name}@{alias}: {b} → {version}"),
         Some(_) => eprintln!("{name}@{alias} already points at {version}"),
         None => eprintln!("{name}@{alias} → {version}"),
-    }
-    Ok(0)
-}
-
-pub fn audit(home: &Home, as_json: bool, limit: usize) -> Result<u8, Failure> {
-    let rows = home.metadata.registry_audit(limit)?;
-    if as_json {
-        println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
-        return Ok(0);
-    }
-    if rows.is_empty() {
-        println!("no registry changes yet");
-    }
-    for r in rows {
-        println!(
-            "{}  {}@{}: {} → {}  ({})",
-            r["at"].as_str().unwrap_or_default(),
-            r["model"].as_str().unwrap_or_default(),
-            r["alias"].as_str().unwrap_or_default(),
-            r["from_version"],
-            r["to_version"],
-            r["caller"].as_str().unwrap_or_default()
-        );
     }
     Ok(0)
 }

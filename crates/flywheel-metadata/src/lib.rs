@@ -15,6 +15,7 @@
 mod artifacts;
 mod cache;
 mod executions;
+mod governance;
 mod health;
 mod lineage;
 mod migrations;
@@ -25,6 +26,7 @@ mod runs;
 mod signals;
 
 pub use cache::CachedOutputs;
+pub use governance::{HistoryEntry, VersionReport};
 pub use health::{History, IntegrityProblem, StaleExecution, check_database_file};
 pub use publish::PublishOutcome;
 pub use records::*;

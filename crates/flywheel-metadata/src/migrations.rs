@@ -125,4 +125,24 @@ ALTER TABLE executions ADD COLUMN parent_id INTEGER REFERENCES executions(id);
 CREATE INDEX executions_parent ON executions(parent_id);
 "#,
     ),
+    (
+        5,
+        r#"
+ALTER TABLE model_versions ADD COLUMN approval TEXT NOT NULL DEFAULT 'pending';
+ALTER TABLE model_versions ADD COLUMN approval_by TEXT;
+ALTER TABLE model_versions ADD COLUMN approval_at TEXT;
+ALTER TABLE model_versions ADD COLUMN approval_reason TEXT;
+ALTER TABLE model_versions ADD COLUMN description TEXT;
+CREATE TABLE model_version_tags (
+    version_id INTEGER NOT NULL REFERENCES model_versions(id),
+    key        TEXT NOT NULL,
+    value      TEXT NOT NULL,
+    PRIMARY KEY (version_id, key)
+);
+ALTER TABLE registry_audit ADD COLUMN version INTEGER;
+ALTER TABLE registry_audit ADD COLUMN reason TEXT;
+ALTER TABLE registry_audit ADD COLUMN detail TEXT;
+CREATE INDEX registry_audit_model ON registry_audit(model_name, id);
+"#,
+    ),
 ];

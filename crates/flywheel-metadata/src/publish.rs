@@ -4,6 +4,7 @@
 //! still points at 2; otherwise another run (or a person) moved it since,
 //! and the candidate was never compared with what it would replace.
 
+use crate::Change;
 use crate::records::model_version_by_id;
 use crate::registry::{alias_target, move_alias_in, register_in, version_id_of};
 use crate::{MetadataStore, ModelVersion, Result};
@@ -14,7 +15,7 @@ use rusqlite::Transaction;
 pub enum PublishOutcome {
     /// The version (new, or the one this artifact already had) and, when an
     /// alias was moved, the version it pointed at before.
-    Published { version: ModelVersion, created: bool, alias_was: Option<i64> },
+    Published { version: Box<ModelVersion>, created: bool, alias_was: Option<i64> },
     /// The alias points elsewhere than expected: nothing was written.
     AliasMoved { current: Option<i64> },
 }
@@ -43,7 +44,11 @@ impl MetadataStore {
                     && let Some(version) = version_of(&tx, model_name, artifact_id)?
                     && version.version == v
                 {
-                    return Ok(PublishOutcome::Published { version, created: false, alias_was: current });
+                    return Ok(PublishOutcome::Published {
+                        version: Box::new(version),
+                        created: false,
+                        alias_was: current,
+                    });
                 }
                 return Ok(PublishOutcome::AliasMoved { current });
             }
@@ -51,11 +56,13 @@ impl MetadataStore {
         let (id, created) = register_in(&tx, model_name, artifact_id, run_id)?;
         let version = model_version_by_id(&tx, id)?;
         let alias_was = match alias {
-            Some((a, _)) => move_alias_in(&tx, model_name, a, version.version, run_id, caller)?,
+            Some((a, _)) => {
+                move_alias_in(&tx, model_name, a, version.version, run_id, Change { caller, reason: None })?
+            }
             None => None,
         };
         tx.commit()?;
-        Ok(PublishOutcome::Published { version, created, alias_was })
+        Ok(PublishOutcome::Published { version: Box::new(version), created, alias_was })
     }
 }
 

@@ -263,6 +263,52 @@ pub struct ModelVersion {
     pub created_at: String,
     /// Aliases (`production`, `staging`, …) that point at this version.
     pub aliases: Vec<String>,
+    pub approval: Approval,
+    pub description: Option<String>,
+    pub tags: std::collections::BTreeMap<String, String>,
+}
+
+/// Who changes the registry, and why (for its audit log).
+#[derive(Debug, Clone, Copy)]
+pub struct Change<'a> {
+    pub caller: &'a str,
+    pub reason: Option<&'a str>,
+}
+
+/// Whether a person let a version go to production: `pending` until
+/// someone approves or rejects it, with who, when and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Approval {
+    pub state: ApprovalState,
+    pub by: Option<String>,
+    pub at: Option<String>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalState {
+    Pending,
+    Approved,
+    Rejected,
+}
+
+impl ApprovalState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalState::Pending => "pending",
+            ApprovalState::Approved => "approved",
+            ApprovalState::Rejected => "rejected",
+        }
+    }
+
+    fn parse(s: &str) -> ApprovalState {
+        match s {
+            "approved" => ApprovalState::Approved,
+            "rejected" => ApprovalState::Rejected,
+            _ => ApprovalState::Pending,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -292,7 +338,9 @@ pub(crate) fn artifact_by_id(conn: &Connection, id: i64) -> Result<ArtifactRecor
 
 pub(crate) fn model_version_by_id(conn: &Connection, id: i64) -> Result<ModelVersion> {
     let mut mv = conn.query_row(
-        "SELECT id, model_name, version, artifact_id, run_id, created_at FROM model_versions WHERE id = ?1",
+        "SELECT id, model_name, version, artifact_id, run_id, created_at,
+                approval, approval_by, approval_at, approval_reason, description
+         FROM model_versions WHERE id = ?1",
         [id],
         |r| {
             Ok(ModelVersion {
@@ -303,9 +351,19 @@ pub(crate) fn model_version_by_id(conn: &Connection, id: i64) -> Result<ModelVer
                 run_id: r.get(4)?,
                 created_at: r.get(5)?,
                 aliases: Vec::new(),
+                approval: Approval {
+                    state: ApprovalState::parse(&r.get::<_, String>(6)?),
+                    by: r.get(7)?,
+                    at: r.get(8)?,
+                    reason: r.get(9)?,
+                },
+                description: r.get(10)?,
+                tags: Default::default(),
             })
         },
     )?;
+    let mut tags = conn.prepare("SELECT key, value FROM model_version_tags WHERE version_id = ?1 ORDER BY key")?;
+    mv.tags = tags.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<std::result::Result<_, _>>()?;
     let mut st =
         conn.prepare("SELECT alias FROM model_aliases WHERE model_name = ?1 AND version = ?2 ORDER BY alias")?;
     mv.aliases =

@@ -3,6 +3,7 @@
 //! moving an alias are shared with publishing (`publish.rs`), which does
 //! both in one transaction.
 
+use crate::Change;
 use crate::records::{artifact_by_id, model_version_by_id};
 use crate::{ArtifactRecord, MetadataError, MetadataStore, ModelVersion, Result};
 use rusqlite::{OptionalExtension, Transaction, params};
@@ -64,11 +65,11 @@ impl MetadataStore {
         alias: &str,
         version: i64,
         run_id: Option<i64>,
-        caller: &str,
+        change: Change,
     ) -> Result<Option<i64>> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let before = move_alias_in(&tx, model_name, alias, version, run_id, caller)?;
+        let before = move_alias_in(&tx, model_name, alias, version, run_id, change)?;
         tx.commit()?;
         Ok(before)
     }
@@ -92,7 +93,7 @@ impl MetadataStore {
     pub fn registry_audit(&self, limit: usize) -> Result<Vec<Json>> {
         let conn = self.conn();
         let mut st = conn.prepare(
-            "SELECT model_name, action, alias, from_version, to_version, run_id, caller, at
+            "SELECT model_name, action, alias, from_version, COALESCE(to_version, version), run_id, caller, at, reason, detail
              FROM registry_audit ORDER BY id DESC LIMIT ?1",
         )?;
         let rows = st
@@ -102,6 +103,7 @@ impl MetadataStore {
                     "alias": r.get::<_, Option<String>>(2)?, "from_version": r.get::<_, Option<i64>>(3)?,
                     "to_version": r.get::<_, Option<i64>>(4)?, "run": r.get::<_, Option<i64>>(5)?,
                     "caller": r.get::<_, String>(6)?, "at": r.get::<_, String>(7)?,
+                    "reason": r.get::<_, Option<String>>(8)?, "detail": r.get::<_, Option<String>>(9)?,
                 }))
             })?
             .collect::<std::result::Result<_, _>>()?;
@@ -177,6 +179,17 @@ pub(crate) fn version_id_of(tx: &Transaction, model_name: &str, artifact_id: i64
         .optional()?)
 }
 
+/// The row id of `model_name@version`, if it exists.
+pub(crate) fn numbered_version(tx: &Transaction, model_name: &str, version: i64) -> Result<Option<i64>> {
+    Ok(tx
+        .query_row(
+            "SELECT id FROM model_versions WHERE model_name = ?1 AND version = ?2",
+            params![model_name, version],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
 pub(crate) fn alias_target(tx: &Transaction, model_name: &str, alias: &str) -> Result<Option<i64>> {
     Ok(tx
         .query_row(
@@ -218,16 +231,9 @@ pub(crate) fn move_alias_in(
     alias: &str,
     version: i64,
     run_id: Option<i64>,
-    caller: &str,
+    change: Change,
 ) -> Result<Option<i64>> {
-    let exists: Option<i64> = tx
-        .query_row(
-            "SELECT id FROM model_versions WHERE model_name = ?1 AND version = ?2",
-            params![model_name, version],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if exists.is_none() {
+    if numbered_version(tx, model_name, version)?.is_none() {
         return Err(MetadataError::NoModelVersion(format!("{model_name}@{version}")));
     }
     let before = alias_target(tx, model_name, alias)?;
@@ -242,9 +248,9 @@ pub(crate) fn move_alias_in(
         params![model_name, alias, version, now],
     )?;
     tx.execute(
-        "INSERT INTO registry_audit (model_name, action, alias, from_version, to_version, run_id, caller, at)
-         VALUES (?1, 'set_alias', ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![model_name, alias, before, version, run_id, caller, now],
+        "INSERT INTO registry_audit (model_name, action, alias, from_version, to_version, run_id, caller, at, reason)
+         VALUES (?1, 'set_alias', ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![model_name, alias, before, version, run_id, change.caller, now, change.reason],
     )?;
     Ok(before)
 }

@@ -42,10 +42,10 @@ fn migrations_apply_once_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.db");
     let s = MetadataStore::open(&path).unwrap();
-    assert_eq!(s.schema_version().unwrap(), 4);
+    assert_eq!(s.schema_version().unwrap(), 5);
     drop(s);
     let s = MetadataStore::open(&path).unwrap();
-    assert_eq!(s.schema_version().unwrap(), 4);
+    assert_eq!(s.schema_version().unwrap(), 5);
 }
 
 #[test]
@@ -88,7 +88,10 @@ fn records_a_run_with_lineage_both_ways() {
     assert_eq!(s.resolve_model_ref("bikes", &LATEST, None, run + 1).unwrap().unwrap().0.id, model_id);
     // Through an alias: none yet, then the version it points at (whatever the run).
     assert!(s.resolve_model_ref("bikes", &prod, None, run).unwrap().is_none());
-    assert_eq!(s.set_alias("bikes", "production", 1, Some(run), "test").unwrap(), None);
+    assert_eq!(
+        s.set_alias("bikes", "production", 1, Some(run), Change { caller: "test", reason: None }).unwrap(),
+        None
+    );
     assert_eq!(s.resolve_model_ref("bikes", &prod, None, run).unwrap().unwrap().0.id, model_id);
     assert_eq!(s.resolve_model_ref("bikes", &prod, Some("data"), run).unwrap().unwrap().0.id, data_id);
     assert_eq!(s.model_version("bikes", Some(1)).unwrap().aliases, ["production"]);
@@ -96,7 +99,10 @@ fn records_a_run_with_lineage_both_ways() {
     let (found, version) = s.resolve_model_ref("bikes", &pinned, Some("data"), run).unwrap().unwrap();
     assert_eq!((found.id, version), (data_id, 1));
     assert!(s.resolve_model_ref("bikes", &Selector::Version(2), None, run + 1).unwrap().is_none());
-    assert!(matches!(s.set_alias("bikes", "production", 9, None, "test"), Err(MetadataError::NoModelVersion(_))));
+    assert!(matches!(
+        s.set_alias("bikes", "production", 9, None, Change { caller: "test", reason: None }),
+        Err(MetadataError::NoModelVersion(_))
+    ));
     assert_eq!(s.registry_audit(10).unwrap().len(), 1);
     let signals = s.signals(Some(run), 10).unwrap();
     assert_eq!(signals.len(), 2);

@@ -5,17 +5,20 @@
 //! `home.lock`) and heals what dead processes left; [`doctor`] checks and
 //! repairs it. [`models`] resolves a [`ModelRef`](flywheel_core::ModelRef)
 //! to a registered version and loads its model, imports ONNX models,
-//! exports, and moves aliases with their audit; [`Home`] is also the
+//! exports, and moves aliases with their audit; [`governance`] records
+//! approvals, tags and descriptions and tells a model's card and history; [`Home`] is also the
 //! [`ModelRegistry`](flywheel_core::ModelRegistry) `push` publishes through
 //! (`publish.rs`). The CLI's `models` and
 //! `predict` commands, the launcher (for `@model:` inputs and `push`) and
 //! the prediction server all come through here.
 
 pub mod doctor;
+pub mod governance;
 pub mod home;
 pub mod models;
 mod publish;
 
+pub use governance::VersionCard;
 pub use home::Home;
 pub use models::{Imported, Resolved, describe_task};
 

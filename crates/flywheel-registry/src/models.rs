@@ -4,7 +4,7 @@
 
 use crate::{Home, RegistryError, Result};
 use flywheel_core::{ArtifactType, ModelInputRef, ModelRef, Selector};
-use flywheel_metadata::{ArtifactRecord, ModelVersion, NewArtifact};
+use flywheel_metadata::{ArtifactRecord, Change, ModelVersion, NewArtifact};
 use flywheel_ml::model::onnx_estimator::OnnxSignature;
 use flywheel_ml::{Model, Task};
 use serde_json::json;
@@ -118,14 +118,14 @@ impl Home {
 
     /// Points `alias` at a version (audited, in one transaction); returns
     /// the version it pointed at before.
-    pub fn move_alias(&self, r: &ModelRef, alias: &str, caller: &str) -> Result<Option<i64>> {
+    pub fn move_alias(&self, r: &ModelRef, alias: &str, change: Change) -> Result<Option<i64>> {
         let Some(version) = r.version() else {
             return Err(RegistryError::Reference(format!(
                 "`{r}`: name the version to point `{alias}` at, as NAME@VERSION"
             )));
         };
         flywheel_core::check_alias(alias).map_err(RegistryError::Reference)?;
-        Ok(self.metadata.set_alias(&r.name, alias, version, None, caller)?)
+        Ok(self.metadata.set_alias(&r.name, alias, version, None, change)?)
     }
 }
 
