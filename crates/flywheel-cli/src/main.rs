@@ -53,6 +53,9 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> std::result::Result<u8, Failure> {
     let home = cli.home.as_path();
+    if !matches!(cli.command, Command::Run(_) | Command::Resume { .. } | Command::Quickstart { .. }) {
+        quiet_on_closed_pipe();
+    }
     match cli.command {
         Command::Check { pipeline, json } => pipeline_cmd::check(&pipeline, json),
         Command::Components { json } => {
@@ -76,6 +79,19 @@ fn run(cli: Cli) -> std::result::Result<u8, Failure> {
         Command::Validate(args) => schema_cmd::validate(&args),
         Command::Models { command: None, json } => history_cmd::models(home, json),
         Command::Models { command: Some(command), .. } => models(home, command),
+    }
+}
+
+/// `flywheel runs list | head` ends quietly when `head` stops reading, as
+/// other Unix tools do, instead of a panic in `println!` (Rust ignores
+/// SIGPIPE by default). Not for commands that run pipelines: their child
+/// processes and stores must not die with a reader.
+fn quiet_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: restores the default disposition of one signal before any
+    // thread is started; nothing else in the process handles SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

@@ -294,3 +294,26 @@ fn doctor_reports_a_corrupt_blob_an_orphan_and_a_stale_execution_and_repair_fixe
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert_eq!(kinds(&r.json()).len(), 0, "{}", r.stdout);
 }
+
+#[test]
+fn a_listing_piped_into_a_reader_that_stops_early_ends_without_a_panic() {
+    let env = Env::new();
+    env.write(
+        "p.toml",
+        "[pipeline]\nname = \"p\"\n[steps.a]\ncomponent = \"command\"\nparams = { run = [\"true\"] }\n",
+    );
+    for _ in 0..3 {
+        assert_eq!(env.run(&["run", "p.toml"]).code, 0);
+    }
+    let mut child = std::process::Command::new(bin())
+        .args(["--home", env.home().to_str().unwrap(), "runs", "list", "--limit", "3"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader is gone before anything is written
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_ne!(out.status.code(), Some(101), "{stderr}");
+}
