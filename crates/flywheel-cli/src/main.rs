@@ -53,7 +53,14 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> std::result::Result<u8, Failure> {
     let home = cli.home.as_path();
-    if !matches!(cli.command, Command::Run(_) | Command::Resume { .. } | Command::Quickstart { .. }) {
+    if matches!(
+        cli.command,
+        Command::Runs(_)
+            | Command::Lineage { .. }
+            | Command::Signals { .. }
+            | Command::Models { .. }
+            | Command::Components { .. }
+    ) {
         quiet_on_closed_pipe();
     }
     match cli.command {
@@ -84,8 +91,8 @@ fn run(cli: Cli) -> std::result::Result<u8, Failure> {
 
 /// `flywheel runs list | head` ends quietly when `head` stops reading, as
 /// other Unix tools do, instead of a panic in `println!` (Rust ignores
-/// SIGPIPE by default). Not for commands that run pipelines: their child
-/// processes and stores must not die with a reader.
+/// SIGPIPE by default). Only for commands that read and print: one that
+/// runs pipelines or serves must not die with a reader.
 fn quiet_on_closed_pipe() {
     #[cfg(unix)]
     // SAFETY: restores the default disposition of one signal before any
