@@ -117,6 +117,10 @@ pub enum ModelsCommand {
         /// Why, for the audit log
         #[arg(long)]
         reason: Option<String>,
+        /// Move only if the alias still points at this version (`none`: at
+        /// nothing yet); otherwise nothing moves and the exit code is 4
+        #[arg(long, value_name = "VERSION|none", value_parser = parse_expected)]
+        expect: Option<Expected>,
     },
     /// Every version of a model: metrics, blessing, approval, aliases,
     /// signature, tags and the run that made it.
@@ -403,4 +407,18 @@ pub fn read_options(
     let delimiter =
         delimiter.map(parse_delimiter).transpose().map_err(|e| crate::fail(2, format!("--delimiter: {e}")))?;
     Ok(flywheel_data::table::ReadOptions { columns: types, missing_values, delimiter, ..Default::default() })
+}
+
+/// Where an alias must still point for `models alias --expect` to move it.
+#[derive(Debug, Clone, Copy)]
+pub struct Expected(pub Option<i64>);
+
+/// `--expect 3` or `--expect none`.
+fn parse_expected(s: &str) -> Result<Expected, String> {
+    if s == "none" {
+        return Ok(Expected(None));
+    }
+    s.parse::<i64>()
+        .map(|v| Expected(Some(v)))
+        .map_err(|_| format!("`{s}`: give the version the alias must point at, or `none`"))
 }

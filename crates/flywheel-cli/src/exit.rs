@@ -5,8 +5,9 @@
 //! 0 success; 1 a run or check found a problem (failed step, failed
 //! validation); 2 bad input (usage, invalid pipeline, unknown run, artifact
 //! or model, a file that is not a model); 3 the home folder or a store
-//! cannot be used; 4 the run ended but publishing was refused (not blessed,
-//! or the alias moved); 130 cancelled.
+//! cannot be used; 4 publishing was refused (not blessed, or the alias
+//! moved since it was checked: a run's `push`, `models alias --expect`);
+//! 130 cancelled.
 
 use flywheel_orchestrator::OrchestratorError;
 
@@ -47,6 +48,7 @@ fn metadata_code(e: &flywheel_metadata::MetadataError) -> u8 {
     use flywheel_metadata::MetadataError as E;
     match e {
         E::NoRun(_) | E::NoArtifact(_) | E::NoModelVersion(_) => 2,
+        E::AliasMoved { .. } => 4,
         E::Open { .. }
         | E::Lost { .. }
         | E::NotSqlite { .. }

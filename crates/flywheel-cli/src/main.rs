@@ -105,8 +105,8 @@ fn quiet_on_closed_pipe() {
 fn models(home: &Path, command: ModelsCommand) -> std::result::Result<u8, Failure> {
     match command {
         ModelsCommand::Inspect { file, json } => models_cmd::inspect(&file, json),
-        ModelsCommand::Alias { model, alias, reason } => {
-            models_cmd::alias(&open_home(home)?, &model, &alias, reason.as_deref())
+        ModelsCommand::Alias { model, alias, reason, expect } => {
+            models_cmd::alias(&open_home(home)?, &model, &alias, expect.map(|e| e.0), reason.as_deref())
         }
         ModelsCommand::Show { name, json } => governance_cmd::show(&open_home(home)?, &name, json),
         ModelsCommand::History { name, json } => governance_cmd::history(&open_home(home)?, &name, json),

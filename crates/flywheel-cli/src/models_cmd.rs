@@ -139,10 +139,16 @@ pub(crate) fn caller() -> String {
     std::env::var("USER").unwrap_or_else(|_| "cli".into())
 }
 
-pub fn alias(home: &Home, reference: &str, alias: &str, reason: Option<&str>) -> Result<u8, Failure> {
+pub fn alias(
+    home: &Home,
+    reference: &str,
+    alias: &str,
+    expect: Option<Option<i64>>,
+    reason: Option<&str>,
+) -> Result<u8, Failure> {
     let r = model_ref(reference)?;
     let caller = caller();
-    let before = home.move_alias(&r, alias, Change { caller: &caller, reason })?;
+    let before = home.move_alias(&r, alias, expect, Change { caller: &caller, reason })?;
     let (name, version) = (&r.name, r.version().unwrap_or_default());
     match before {
         Some(b) if b != version => eprintln!("{name}@{alias}: {b} → {version}"),

@@ -111,3 +111,19 @@ fn decisions_need_a_version_and_name_what_is_wrong() {
     let audit = ok(&env, &["models", "audit", "--json"]).json();
     assert_eq!(audit.as_array().unwrap().len(), 1, "only the push's alias move: {audit:#}");
 }
+
+#[test]
+fn an_alias_moved_by_hand_can_be_compared_and_set() {
+    let env = registered();
+    // `production` points at 1: a move that expected nothing there is refused.
+    let r = env.run(&["models", "alias", "clf@1", "production", "--expect", "none"]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(r.stderr.contains("clf@production points at version 1, not no version: nothing moved"), "{}", r.stderr);
+    let r = env.run(&["models", "alias", "clf@1", "staging", "--expect", "2"]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    let shown = ok(&env, &["models", "show", "clf", "--json"]).json();
+    assert_eq!(shown["versions"][0]["aliases"], serde_json::json!(["production"]), "nothing moved");
+    ok(&env, &["models", "alias", "clf@1", "staging", "--expect", "none", "--reason", "first staging"]);
+    let history = ok(&env, &["models", "history", "clf", "--json"]).json();
+    assert_eq!(history.as_array().unwrap().len(), 3, "register, production, staging: {history:#}");
+}

@@ -73,6 +73,13 @@ pub enum MetadataError {
     NoArtifact(String),
     #[error("no model version {0}")]
     NoModelVersion(String),
+    /// Compare-and-set: the alias no longer points where the caller checked.
+    #[error("{model}@{alias} points at {}, not {}: nothing moved; look again (`flywheel models show {model}`) and retry", at(*current), at(*expected))]
+    AliasMoved { model: String, alias: String, expected: Option<i64>, current: Option<i64> },
+}
+
+fn at(v: Option<i64>) -> String {
+    v.map_or_else(|| "no version".into(), |v| format!("version {v}"))
 }
 
 pub type Result<T> = std::result::Result<T, MetadataError>;

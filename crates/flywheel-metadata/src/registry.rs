@@ -67,8 +67,30 @@ impl MetadataStore {
         run_id: Option<i64>,
         change: Change,
     ) -> Result<Option<i64>> {
+        self.set_alias_if(model_name, alias, version, run_id, None, change)
+    }
+
+    /// [`Self::set_alias`] with compare-and-set: with `expected`, moves the
+    /// alias only if it still points there (`Some(None)`: nowhere), else
+    /// [`MetadataError::AliasMoved`] and nothing changes.
+    pub fn set_alias_if(
+        &self,
+        model_name: &str,
+        alias: &str,
+        version: i64,
+        run_id: Option<i64>,
+        expected: Option<Option<i64>>,
+        change: Change,
+    ) -> Result<Option<i64>> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if let Some(expected) = expected {
+            let current = alias_target(&tx, model_name, alias)?;
+            if current != expected {
+                let (model, alias) = (model_name.to_string(), alias.to_string());
+                return Err(MetadataError::AliasMoved { model, alias, expected, current });
+            }
+        }
         let before = move_alias_in(&tx, model_name, alias, version, run_id, change)?;
         tx.commit()?;
         Ok(before)

@@ -117,15 +117,22 @@ impl Home {
     }
 
     /// Points `alias` at a version (audited, in one transaction); returns
-    /// the version it pointed at before.
-    pub fn move_alias(&self, r: &ModelRef, alias: &str, change: Change) -> Result<Option<i64>> {
+    /// the version it pointed at before. With `expected`, only if the alias
+    /// still points there (compare-and-set; `Some(None)`: nowhere yet).
+    pub fn move_alias(
+        &self,
+        r: &ModelRef,
+        alias: &str,
+        expected: Option<Option<i64>>,
+        change: Change,
+    ) -> Result<Option<i64>> {
         let Some(version) = r.version() else {
             return Err(RegistryError::Reference(format!(
                 "`{r}`: name the version to point `{alias}` at, as NAME@VERSION"
             )));
         };
         flywheel_core::check_alias(alias).map_err(RegistryError::Reference)?;
-        Ok(self.metadata.set_alias(&r.name, alias, version, None, change)?)
+        Ok(self.metadata.set_alias_if(&r.name, alias, version, None, expected, change)?)
     }
 }
 
