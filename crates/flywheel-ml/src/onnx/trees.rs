@@ -507,20 +507,12 @@ impl Ensemble {
         } else {
             0.0
         };
-        let label = if one_class {
-            let (threshold, (hi, lo)) = if all_positive { (0.5, (0, 1)) } else { (0.0, (2, 3)) };
-            if positive > threshold {
-                write = hi;
-                1
-            } else {
-                write = lo;
-                0
-            }
-        } else if positive > 0.0 {
-            1
-        } else {
-            0
-        };
+        let threshold = if one_class && all_positive { 0.5 } else { 0.0 };
+        let label = usize::from(positive > threshold);
+        if one_class {
+            let (hi, lo) = if all_positive { (0, 1) } else { (2, 3) };
+            write = if label == 1 { hi } else { lo };
+        }
         if len == 2 {
             self.transform_all(scores, probs);
         } else {

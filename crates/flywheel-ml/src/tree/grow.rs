@@ -32,6 +32,12 @@ struct Bin {
     n: u32,
 }
 
+impl Bin {
+    fn minus(self, o: Bin) -> Bin {
+        Bin { g: self.g - o.g, h: self.h - o.h, n: self.n - o.n }
+    }
+}
+
 const BINS: usize = 256;
 /// scikit-learn's `min_hessian_to_split`.
 const MIN_HESSIAN: f64 = 1e-3;
@@ -258,19 +264,10 @@ pub fn grow(
         let Some(li) = frontier.pop() else { break };
         let Some(split) = leaves[li].split else { continue };
         let (start, end, depth, node) = (leaves[li].start, leaves[li].end, leaves[li].depth, leaves[li].node);
-        let col = &binned.columns[split.feature];
-        let goes_left = |r: u32| {
-            let b = col[r as usize];
-            if b == MISSING_BIN { split.missing_left } else { b <= split.bin }
-        };
-        let mid = start + partition(&mut rows[start..end], &mut scratch, goes_left);
+        let mid = start + partition_by(&split, binned, &mut rows[start..end], &mut scratch);
         let parent_total = leaves[li].total;
         let left_total = split.left;
-        let right_total = Bin {
-            g: parent_total.g - left_total.g,
-            h: parent_total.h - left_total.h,
-            n: parent_total.n - left_total.n,
-        };
+        let right_total = parent_total.minus(left_total);
         let parent_hist = std::mem::take(&mut leaves[li].hist);
         let (left_hist, right_hist) = child_histograms(binned, rows, gh, p, parent_hist, [start, mid, end]);
         let (l, r) = split_node(&mut nodes, node, &split, binner);
@@ -293,6 +290,16 @@ pub fn grow(
     }
     let ranges = leaf_values(&leaves, &mut nodes, p);
     (Tree { nodes }, ranges)
+}
+
+/// Puts the rows that `split` sends left first; returns how many.
+fn partition_by(split: &Split, binned: &Binned, rows: &mut [u32], scratch: &mut Vec<u32>) -> usize {
+    let col = &binned.columns[split.feature];
+    let goes_left = |r: u32| {
+        let b = col[r as usize];
+        if b == MISSING_BIN { split.missing_left } else { b <= split.bin }
+    };
+    partition(rows, scratch, goes_left)
 }
 
 /// The leaves waiting to be split: best gain first when the leaves are
