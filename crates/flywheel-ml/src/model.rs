@@ -153,19 +153,31 @@ impl Model {
             }
             return o.check(self.task, &self.classes, &self.signature.inputs);
         }
+        self.check_estimator(width).map_err(|m| MlError::Format(format!("the model is inconsistent: {m}")))?;
+        let inputs: Vec<(String, ColumnKind)> =
+            self.signature.inputs.iter().map(|i| (i.name.clone(), i.kind)).collect();
+        if inputs != self.transform.inputs() {
+            return bad("the signature's inputs are not the transform's columns".into());
+        }
+        Ok(())
+    }
+
+    /// Whether the native estimator fits the task, the classes and the
+    /// transform's `width` features; the error is the bare inconsistency.
+    fn check_estimator(&self, width: usize) -> Result<(), String> {
         match (&self.estimator, self.task) {
             (Estimator::Linear { weights, .. }, Task::Regression) => {
                 if weights.len() != width {
-                    return bad(format!("{} weights for {width} features", weights.len()));
+                    return Err(format!("{} weights for {width} features", weights.len()));
                 }
             }
             (Estimator::Logistic { coef, intercept }, Task::Classification) => {
                 let rows = if self.classes.len() == 2 { 1 } else { self.classes.len() };
                 if self.classes.len() < 2 || coef.len() != rows || intercept.len() != rows {
-                    return bad(format!("{} coefficient rows for {} classes", coef.len(), self.classes.len()));
+                    return Err(format!("{} coefficient rows for {} classes", coef.len(), self.classes.len()));
                 }
                 if let Some(r) = coef.iter().find(|r| r.len() != width) {
-                    return bad(format!("{} coefficients for {width} features", r.len()));
+                    return Err(format!("{} coefficients for {width} features", r.len()));
                 }
             }
             (Estimator::Gbt(g), task) => {
@@ -177,13 +189,13 @@ impl Model {
                     _ => false,
                 };
                 if !fits {
-                    return bad(format!(
+                    return Err(format!(
                         "a {:?} ensemble for a {task:?} task with {} classes",
                         g.loss,
                         self.classes.len()
                     ));
                 }
-                g.check(width).map_err(|e| MlError::Format(format!("the model is inconsistent: {e}")))?;
+                g.check(width).map_err(|e| e.to_string())?;
             }
             (Estimator::Forest { forest, .. }, task) => {
                 let expected = match (task, self.classes.len()) {
@@ -191,20 +203,15 @@ impl Model {
                     (Task::Classification, k) => k,
                 };
                 if forest.classes != expected {
-                    return bad(format!(
+                    return Err(format!(
                         "a tree model for {} classes in a model with {}",
                         forest.classes,
                         self.classes.len()
                     ));
                 }
-                forest.check(width).map_err(|e| MlError::Format(format!("the model is inconsistent: {e}")))?;
+                forest.check(width).map_err(|e| e.to_string())?;
             }
-            (e, t) => return bad(format!("a {} estimator for a {t:?} task", estimator_name(e))),
-        }
-        let inputs: Vec<(String, ColumnKind)> =
-            self.signature.inputs.iter().map(|i| (i.name.clone(), i.kind)).collect();
-        if inputs != self.transform.inputs() {
-            return bad("the signature's inputs are not the transform's columns".into());
+            (e, t) => return Err(format!("a {} estimator for a {t:?} task", estimator_name(e))),
         }
         Ok(())
     }
