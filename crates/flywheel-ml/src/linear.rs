@@ -78,35 +78,42 @@ pub fn least_squares(
             }
         }
     }
-    for a in 0..d {
-        for b in 0..a {
-            xtx[(a, b)] = xtx[(b, a)];
-        }
-        xtx[(a, a)] += alpha;
-    }
-    let coef: DVector<f64> = if alpha > 0.0
-        && let Some(ch) = xtx.clone().cholesky()
-    {
-        ch.solve(&xty)
-    } else {
-        // Minimum-norm solution through the pseudo-inverse (eigenvalues
-        // below a relative cutoff count as zero), as numpy's lstsq.
-        let eig = xtx.symmetric_eigen();
-        let max = eig.eigenvalues.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        let cutoff = max * (d.max(x.rows) as f64) * f64::EPSILON;
-        let qt_b = eig.eigenvectors.transpose() * &xty;
-        let scaled = DVector::from_iterator(
-            d,
-            qt_b.iter().zip(eig.eigenvalues.iter()).map(|(b, l)| if l.abs() > cutoff { b / l } else { 0.0 }),
-        );
-        &eig.eigenvectors * scaled
-    };
+    let coef = solve_normal(xtx, &xty, alpha, x.rows);
     let w: Vec<f64> = coef.iter().copied().collect();
     let intercept = my - w.iter().zip(&mx).map(|(a, b)| a * b).sum::<f64>();
     if w.iter().any(|v| !v.is_finite()) || !intercept.is_finite() {
         return Err(MlError::Training("least squares produced non-finite weights; check for extreme values".into()));
     }
     Ok((w, intercept))
+}
+
+/// Solves (XᵀWX + αI) w = XᵀW y from the upper triangle of XᵀWX, by
+/// Cholesky when α > 0 makes that safe, else through the pseudo-inverse.
+fn solve_normal(mut xtx: DMatrix<f64>, xty: &DVector<f64>, alpha: f64, rows: usize) -> DVector<f64> {
+    let d = xty.len();
+    for a in 0..d {
+        for b in 0..a {
+            xtx[(a, b)] = xtx[(b, a)];
+        }
+        xtx[(a, a)] += alpha;
+    }
+    if alpha > 0.0
+        && let Some(ch) = xtx.clone().cholesky()
+    {
+        ch.solve(xty)
+    } else {
+        // Minimum-norm solution through the pseudo-inverse (eigenvalues
+        // below a relative cutoff count as zero), as numpy's lstsq.
+        let eig = xtx.symmetric_eigen();
+        let max = eig.eigenvalues.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let cutoff = max * (d.max(rows) as f64) * f64::EPSILON;
+        let qt_b = eig.eigenvectors.transpose() * xty;
+        let scaled = DVector::from_iterator(
+            d,
+            qt_b.iter().zip(eig.eigenvalues.iter()).map(|(b, l)| if l.abs() > cutoff { b / l } else { 0.0 }),
+        );
+        &eig.eigenvectors * scaled
+    }
 }
 
 /// Lasso by cyclic coordinate descent, stopped as scikit-learn does (the
