@@ -140,40 +140,8 @@ impl NativeOp {
         }
         let op = match n.op_type.as_str() {
             "TreeEnsembleClassifier" | "TreeEnsembleRegressor" => {
-                let classifier = n.op_type == "TreeEnsembleClassifier";
                 let single = inputs.first().copied().flatten().is_none_or(|i| i.dtype != DatumType::F64);
-                let (leaf, kind) = if classifier {
-                    let labels = labels(n).ok_or("the classifier declares no class labels")?;
-                    ("class", Kind::Classifier { labels, one_class: false, all_positive: false })
-                } else {
-                    let aggregate = match text(n, "aggregate_function").as_deref().unwrap_or("SUM") {
-                        "SUM" => Aggregate::Sum,
-                        "AVERAGE" => Aggregate::Average,
-                        "MIN" => Aggregate::Min,
-                        "MAX" => Aggregate::Max,
-                        other => return Err(format!("aggregate_function {other} is not supported")),
-                    };
-                    let targets = attr(n, "n_targets").map(|a| a.i).unwrap_or(1).max(1) as usize;
-                    ("target", Kind::Regressor { targets, aggregate })
-                };
-                let a = Attributes {
-                    tree_ids: ints(n, "nodes_treeids"),
-                    node_ids: ints(n, "nodes_nodeids"),
-                    features: ints(n, "nodes_featureids"),
-                    thresholds: floats(n, "nodes_values")?,
-                    modes: strings(n, "nodes_modes"),
-                    true_ids: ints(n, "nodes_truenodeids"),
-                    false_ids: ints(n, "nodes_falsenodeids"),
-                    missing_true: ints(n, "nodes_missing_value_tracks_true"),
-                    leaf_tree_ids: ints(n, &format!("{leaf}_treeids")),
-                    leaf_node_ids: ints(n, &format!("{leaf}_nodeids")),
-                    leaf_targets: ints(n, &format!("{leaf}_ids")),
-                    leaf_weights: floats(n, &format!("{leaf}_weights"))?,
-                    base: floats(n, "base_values")?,
-                    post: post(n)?,
-                    kind,
-                };
-                NativeOp::Trees(Box::new(Ensemble::new(a, single)?))
+                NativeOp::Trees(Box::new(Ensemble::new(tree_attributes(n)?, single)?))
             }
             "ZipMap" => NativeOp::ZipMap { classes: labels(n).ok_or("ZipMap declares no class labels")?.as_text() },
             "Scaler" => {
@@ -411,6 +379,42 @@ fn extract(x: &Tensor, indices: &Tensor) -> Result<Vec<Tensor>, String> {
         other => return Err(format!("cannot index {other:?} values")),
     };
     Ok(vec![t])
+}
+
+/// A tree ensemble node's attributes, the classifier's labels or the
+/// regressor's targets and aggregate included.
+fn tree_attributes(n: &pb::NodeProto) -> Result<Attributes, String> {
+    let (leaf, kind) = if n.op_type == "TreeEnsembleClassifier" {
+        let labels = labels(n).ok_or("the classifier declares no class labels")?;
+        ("class", Kind::Classifier { labels, one_class: false, all_positive: false })
+    } else {
+        let aggregate = match text(n, "aggregate_function").as_deref().unwrap_or("SUM") {
+            "SUM" => Aggregate::Sum,
+            "AVERAGE" => Aggregate::Average,
+            "MIN" => Aggregate::Min,
+            "MAX" => Aggregate::Max,
+            other => return Err(format!("aggregate_function {other} is not supported")),
+        };
+        let targets = attr(n, "n_targets").map(|a| a.i).unwrap_or(1).max(1) as usize;
+        ("target", Kind::Regressor { targets, aggregate })
+    };
+    Ok(Attributes {
+        tree_ids: ints(n, "nodes_treeids"),
+        node_ids: ints(n, "nodes_nodeids"),
+        features: ints(n, "nodes_featureids"),
+        thresholds: floats(n, "nodes_values")?,
+        modes: strings(n, "nodes_modes"),
+        true_ids: ints(n, "nodes_truenodeids"),
+        false_ids: ints(n, "nodes_falsenodeids"),
+        missing_true: ints(n, "nodes_missing_value_tracks_true"),
+        leaf_tree_ids: ints(n, &format!("{leaf}_treeids")),
+        leaf_node_ids: ints(n, &format!("{leaf}_nodeids")),
+        leaf_targets: ints(n, &format!("{leaf}_ids")),
+        leaf_weights: floats(n, &format!("{leaf}_weights"))?,
+        base: floats(n, "base_values")?,
+        post: post(n)?,
+        kind,
+    })
 }
 
 /// Runs `f` on blocks of rows on the machine's cores (large batches only).
