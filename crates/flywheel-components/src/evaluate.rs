@@ -7,9 +7,9 @@ use flywheel_core::{
     ArtifactType, ComponentSpec, ExecContext, ExecError, ParamProblem, ParamSpec, ParamType, PortSpec, TypedComponent,
 };
 use flywheel_data::model_file::{load, to_frame};
-use flywheel_data::table::{read_table, write_json};
-use flywheel_ml::Model;
+use flywheel_data::table::{Table, read_table, write_json};
 use flywheel_ml::metrics;
+use flywheel_ml::{Matrix, Model};
 use flywheel_ml::{Prediction, Task};
 use serde_json::{Value as Json, json};
 use std::path::Path;
@@ -155,27 +155,9 @@ fn report(
 /// Metrics of `model` on the data file at `data`, overall and per slice;
 /// also used by `bless` to score the candidate and the baseline alike.
 pub fn evaluate_model(model: &Model, data: &Path, slices: &[String]) -> Result<(Json, usize), ExecError> {
-    let t = read_table(data, &Default::default())?;
-    let ti = t
-        .column_index(&model.target)
-        .ok_or_else(|| ExecError::failed(format!("the evaluation data has no target column `{}`", model.target)))?;
-    let keep: Vec<bool> = t.str_column(ti).iter().map(Option::is_some).collect();
-    let skipped = keep.iter().filter(|k| !**k).count();
-    let t = if skipped > 0 { t.filter(&keep).map_err(|e| ExecError::failed(e.to_string()))? } else { t };
-    if t.rows() == 0 {
-        return Err(ExecError::failed(format!("no evaluation row has a `{}` value", model.target)));
-    }
+    let (t, ti, skipped) = labelled_rows(data, &model.target)?;
     let inputs: Vec<String> = model.signature.inputs.iter().map(|i| i.name.clone()).collect();
-    for name in &inputs {
-        if t.column_index(name).is_none() {
-            let names = t.column_names();
-            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-            return Err(ExecError::failed(format!(
-                "the model needs column `{name}`, which the evaluation data does not have{}",
-                flywheel_data::table::suggest(name, &refs)
-            )));
-        }
-    }
+    check_inputs(&t, &inputs)?;
     let frame = to_frame(&t, &inputs)?;
     let pred = model.predict_parallel(&frame, flywheel_ml::par::cores()).map_err(ml_error)?;
     // Slices are checked before any metric is computed.
@@ -183,6 +165,7 @@ pub fn evaluate_model(model: &Model, data: &Path, slices: &[String]) -> Result<(
     let keys: Vec<Vec<String>> = specs.iter().map(|s| s.keys(&t)).collect::<Result<_, _>>()?;
 
     let all: Vec<usize> = (0..t.rows()).collect();
+    let emit = |head: Json, scorer: &dyn Fn(&[usize]) -> Json| report(head, scorer, &all, &specs, &keys);
     let m = match (model.task, &pred) {
         (Task::Regression, Prediction::Values(pred)) => {
             let y: Vec<f64> = t.f64_values(ti);
@@ -192,62 +175,107 @@ pub fn evaluate_model(model: &Model, data: &Path, slices: &[String]) -> Result<(
                 let r = metrics::regression(&ys, &ps);
                 json!({ "rows": rows.len(), "rmse": num(r.rmse), "mae": num(r.mae), "mape": num(r.mape), "r2": num(r.r2) })
             };
-            report(json!({ "task": "regression" }), &scorer, &all, &specs, &keys)
+            emit(json!({ "task": "regression" }), &scorer)
         }
         (Task::Classification, Prediction::Classes { probabilities, labels }) => {
+            let y = class_indices(model, &t.str_column(ti))?;
             let classes = &model.classes;
-            let index: std::collections::HashMap<&str, usize> =
-                classes.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
-            let truth = t.str_column(ti);
-            let unknown: Vec<&String> = truth.iter().flatten().filter(|l| !index.contains_key(l.as_str())).collect();
-            if let Some(u) = unknown.first() {
-                return Err(ExecError::failed(format!(
-                    "{} evaluation rows have a `{}` value the model never saw in training (e.g. `{u}`; classes: {})",
-                    unknown.len(),
-                    model.target,
-                    classes.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
-                )));
-            }
-            let y: Vec<usize> = truth.iter().flatten().map(|l| index[l.as_str()]).collect();
-            let k = classes.len();
-            if k == 2 {
-                let p1 = probabilities.column(1);
-                let scorer = |rows: &[usize]| {
-                    let yb: Vec<bool> = rows.iter().map(|&i| y[i] == 1).collect();
-                    let ps: Vec<f64> = rows.iter().map(|&i| p1[i]).collect();
-                    let b = metrics::binary(&yb, &ps);
-                    json!({
-                        "rows": rows.len(), "accuracy": num(b.accuracy), "precision": num(b.precision),
-                        "recall": num(b.recall), "f1": num(b.f1), "roc_auc": num(b.roc_auc), "pr_auc": num(b.pr_auc),
-                        "log_loss": num(b.log_loss), "brier": num(b.brier), "confusion_matrix": b.confusion,
-                        "calibration": b.calibration,
-                    })
-                };
-                report(
-                    json!({ "task": "binary_classification", "positive_class": classes[1] }),
-                    &scorer,
-                    &all,
-                    &specs,
-                    &keys,
-                )
+            if classes.len() == 2 {
+                let head = json!({ "task": "binary_classification", "positive_class": classes[1] });
+                emit(head, &binary_scorer(&y, probabilities))
             } else {
-                let scorer = |rows: &[usize]| {
-                    let ys: Vec<usize> = rows.iter().map(|&i| y[i]).collect();
-                    let ls: Vec<usize> = rows.iter().map(|&i| labels[i]).collect();
-                    let ps: Vec<f64> = rows.iter().flat_map(|&i| probabilities.row(i).iter().copied()).collect();
-                    let mc = metrics::multiclass(&ys, &ls, &ps, k);
-                    json!({
-                        "rows": rows.len(), "accuracy": num(mc.accuracy), "precision_macro": num(mc.precision_macro),
-                        "recall_macro": num(mc.recall_macro), "f1_macro": num(mc.f1_macro),
-                        "log_loss": num(mc.log_loss), "confusion_matrix": mc.confusion,
-                    })
-                };
-                report(json!({ "task": "multiclass_classification", "classes": classes }), &scorer, &all, &specs, &keys)
+                let head = json!({ "task": "multiclass_classification", "classes": classes });
+                emit(head, &multiclass_scorer(&y, labels, probabilities, classes.len()))
             }
         }
         _ => return Err(ExecError::failed("the model's predictions do not match its task")),
     };
     Ok((m, skipped))
+}
+
+/// The table at `data` without the rows that lack a target value, the
+/// target's column index, and how many rows were left out.
+fn labelled_rows(data: &Path, target: &str) -> Result<(Table, usize, usize), ExecError> {
+    let t = read_table(data, &Default::default())?;
+    let ti = t
+        .column_index(target)
+        .ok_or_else(|| ExecError::failed(format!("the evaluation data has no target column `{target}`")))?;
+    let keep: Vec<bool> = t.str_column(ti).iter().map(Option::is_some).collect();
+    let skipped = keep.iter().filter(|k| !**k).count();
+    let t = if skipped > 0 { t.filter(&keep).map_err(|e| ExecError::failed(e.to_string()))? } else { t };
+    if t.rows() == 0 {
+        return Err(ExecError::failed(format!("no evaluation row has a `{target}` value")));
+    }
+    Ok((t, ti, skipped))
+}
+
+/// Every column the model reads must be in the evaluation data.
+fn check_inputs(t: &Table, inputs: &[String]) -> Result<(), ExecError> {
+    for name in inputs {
+        if t.column_index(name).is_none() {
+            let names = t.column_names();
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            return Err(ExecError::failed(format!(
+                "the model needs column `{name}`, which the evaluation data does not have{}",
+                flywheel_data::table::suggest(name, &refs)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Each row's true class as an index into the model's classes; a class
+/// the model never saw fails.
+fn class_indices(model: &Model, truth: &[Option<String>]) -> Result<Vec<usize>, ExecError> {
+    let classes = &model.classes;
+    let index: std::collections::HashMap<&str, usize> =
+        classes.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
+    let unknown: Vec<&String> = truth.iter().flatten().filter(|l| !index.contains_key(l.as_str())).collect();
+    if let Some(u) = unknown.first() {
+        return Err(ExecError::failed(format!(
+            "{} evaluation rows have a `{}` value the model never saw in training (e.g. `{u}`; classes: {})",
+            unknown.len(),
+            model.target,
+            classes.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    Ok(truth.iter().flatten().map(|l| index[l.as_str()]).collect())
+}
+
+/// Binary metrics of a set of rows; class 1 is the positive class.
+fn binary_scorer<'a>(y: &'a [usize], probabilities: &'a Matrix) -> impl Fn(&[usize]) -> Json + 'a {
+    let p1 = probabilities.column(1);
+    move |rows: &[usize]| {
+        let yb: Vec<bool> = rows.iter().map(|&i| y[i] == 1).collect();
+        let ps: Vec<f64> = rows.iter().map(|&i| p1[i]).collect();
+        let b = metrics::binary(&yb, &ps);
+        json!({
+            "rows": rows.len(), "accuracy": num(b.accuracy), "precision": num(b.precision),
+            "recall": num(b.recall), "f1": num(b.f1), "roc_auc": num(b.roc_auc), "pr_auc": num(b.pr_auc),
+            "log_loss": num(b.log_loss), "brier": num(b.brier), "confusion_matrix": b.confusion,
+            "calibration": b.calibration,
+        })
+    }
+}
+
+/// Multiclass metrics of a set of rows over `k` classes.
+fn multiclass_scorer<'a>(
+    y: &'a [usize],
+    labels: &'a [usize],
+    probabilities: &'a Matrix,
+    k: usize,
+) -> impl Fn(&[usize]) -> Json + 'a {
+    move |rows: &[usize]| {
+        let ys: Vec<usize> = rows.iter().map(|&i| y[i]).collect();
+        let ls: Vec<usize> = rows.iter().map(|&i| labels[i]).collect();
+        let ps: Vec<f64> = rows.iter().flat_map(|&i| probabilities.row(i).iter().copied()).collect();
+        let mc = metrics::multiclass(&ys, &ls, &ps, k);
+        json!({
+            "rows": rows.len(), "accuracy": num(mc.accuracy), "precision_macro": num(mc.precision_macro),
+            "recall_macro": num(mc.recall_macro), "f1_macro": num(mc.f1_macro),
+            "log_loss": num(mc.log_loss), "confusion_matrix": mc.confusion,
+        })
+    }
 }
 
 impl TypedComponent for Evaluate {

@@ -142,66 +142,69 @@ fn default_eval_fraction() -> f64 {
 
 /// true = eval.
 fn split_mask(params: &Params, t: &Table) -> Result<Vec<bool>, ExecError> {
-    let rows = t.rows();
     match params.split.as_deref().unwrap_or("hash") {
-        "time" => {
-            let col_name =
-                params.time_column.as_deref().ok_or_else(|| ExecError::failed("a time split needs `time_column`"))?;
-            let cutoff = params
-                .cutoff
-                .as_deref()
-                .ok_or_else(|| ExecError::failed("a time split needs `cutoff`, e.g. \"2012-07-01\""))?;
-            let i = column(t, col_name, "time_column")?;
-            let dt = t.schema.field(i).data_type();
-            let mask: Vec<Option<bool>> = if type_name(dt) == "timestamp" {
-                time_mask(t, i, col_name, cutoff)?
-            } else if flywheel_data::table::is_numeric(dt) {
-                let c: f64 = cutoff.parse().map_err(|_| {
-                    ExecError::failed(format!("`cutoff` = \"{cutoff}\" must be a number: `{col_name}` is numeric"))
-                })?;
-                t.f64_column(i).into_iter().map(|v| v.map(|x| x >= c)).collect()
-            } else {
-                t.str_column(i).into_iter().map(|v| v.map(|s| s.as_str() >= cutoff)).collect()
-            };
-            let missing = mask.iter().filter(|m| m.is_none()).count();
-            if missing > 0 {
-                return Err(ExecError::failed(format!(
-                    "time column `{col_name}` has {missing} missing values; rows without a time cannot be split"
-                )));
-            }
-            Ok(mask.into_iter().map(|m| m.unwrap_or(false)).collect())
-        }
-        _ => {
-            let fraction = params.eval_fraction;
-            if !(0.0 < fraction && fraction < 1.0) {
-                return Err(ExecError::failed(format!(
-                    "`eval_fraction` = {fraction} must be between 0 and 1 (exclusive)"
-                )));
-            }
-            let threshold = (fraction * u64::MAX as f64) as u64;
-            let keys: Vec<Vec<u8>> = match params.split_key.as_deref() {
-                Some(k) => {
-                    let i = column(t, k, "split_key")?;
-                    t.str_column(i).into_iter().map(|v| v.unwrap_or_default().into_bytes()).collect()
-                }
-                None => {
-                    let cols: Vec<Vec<Option<String>>> =
-                        (0..t.schema.fields().len()).map(|i| t.str_column(i)).collect();
-                    (0..rows)
-                        .map(|r| {
-                            let mut key = Vec::new();
-                            for c in &cols {
-                                key.extend_from_slice(c[r].as_deref().unwrap_or("\u{0}").as_bytes());
-                                key.push(0x1f);
-                            }
-                            key
-                        })
-                        .collect()
-                }
-            };
-            Ok(keys.iter().map(|k| stable_hash(k) < threshold).collect())
-        }
+        "time" => time_split(params, t),
+        _ => hash_split(params, t),
     }
+}
+
+/// Rows at or after `cutoff` in `time_column` go to eval.
+fn time_split(params: &Params, t: &Table) -> Result<Vec<bool>, ExecError> {
+    let col_name =
+        params.time_column.as_deref().ok_or_else(|| ExecError::failed("a time split needs `time_column`"))?;
+    let cutoff = params
+        .cutoff
+        .as_deref()
+        .ok_or_else(|| ExecError::failed("a time split needs `cutoff`, e.g. \"2012-07-01\""))?;
+    let i = column(t, col_name, "time_column")?;
+    let dt = t.schema.field(i).data_type();
+    let mask: Vec<Option<bool>> = if type_name(dt) == "timestamp" {
+        time_mask(t, i, col_name, cutoff)?
+    } else if flywheel_data::table::is_numeric(dt) {
+        let c: f64 = cutoff.parse().map_err(|_| {
+            ExecError::failed(format!("`cutoff` = \"{cutoff}\" must be a number: `{col_name}` is numeric"))
+        })?;
+        t.f64_column(i).into_iter().map(|v| v.map(|x| x >= c)).collect()
+    } else {
+        t.str_column(i).into_iter().map(|v| v.map(|s| s.as_str() >= cutoff)).collect()
+    };
+    let missing = mask.iter().filter(|m| m.is_none()).count();
+    if missing > 0 {
+        return Err(ExecError::failed(format!(
+            "time column `{col_name}` has {missing} missing values; rows without a time cannot be split"
+        )));
+    }
+    Ok(mask.into_iter().map(|m| m.unwrap_or(false)).collect())
+}
+
+/// A row goes to eval when the hash of its key (`split_key`, else the
+/// whole row) falls in the first `eval_fraction` of the hash range.
+fn hash_split(params: &Params, t: &Table) -> Result<Vec<bool>, ExecError> {
+    let fraction = params.eval_fraction;
+    if !(0.0 < fraction && fraction < 1.0) {
+        return Err(ExecError::failed(format!("`eval_fraction` = {fraction} must be between 0 and 1 (exclusive)")));
+    }
+    let threshold = (fraction * u64::MAX as f64) as u64;
+    let keys: Vec<Vec<u8>> = match params.split_key.as_deref() {
+        Some(k) => {
+            let i = column(t, k, "split_key")?;
+            t.str_column(i).into_iter().map(|v| v.unwrap_or_default().into_bytes()).collect()
+        }
+        None => {
+            let cols: Vec<Vec<Option<String>>> = (0..t.schema.fields().len()).map(|i| t.str_column(i)).collect();
+            (0..t.rows())
+                .map(|r| {
+                    let mut key = Vec::new();
+                    for c in &cols {
+                        key.extend_from_slice(c[r].as_deref().unwrap_or("\u{0}").as_bytes());
+                        key.push(0x1f);
+                    }
+                    key
+                })
+                .collect()
+        }
+    };
+    Ok(keys.iter().map(|k| stable_hash(k) < threshold).collect())
 }
 
 /// A hash split takes a fraction strictly between 0 and 1; a time split

@@ -5,7 +5,7 @@
 
 use flywheel_core::{
     AliasMove, ArtifactType, ComponentSpec, ExecContext, ExecError, ParamProblem, ParamSpec, ParamType, PortSpec,
-    Published, Role, TypedComponent,
+    Published, RegisteredModel, Role, TypedComponent,
 };
 use flywheel_data::table::write_json;
 use serde_json::{Value as Json, json};
@@ -109,29 +109,7 @@ impl TypedComponent for Push {
         let moving = alias.map(|a| AliasMove { alias: a.to_string(), expected });
         match ctx.registry.publish(name, model, ctx.run_id, moving).map_err(ExecError::Failed)? {
             Published::Done { model: registered, alias_was } => {
-                let record = json!({
-                    "pushed": true,
-                    "model_name": registered.name,
-                    "version": registered.version,
-                    "model_digest": model.digest,
-                    "new_version": registered.created,
-                    "alias": alias,
-                    "alias_was": alias.and(alias_was),
-                });
-                ctx.log(format!(
-                    "{} {}@{}",
-                    if registered.created { "registered" } else { "already registered as" },
-                    registered.name,
-                    registered.version
-                ));
-                write_json(&ctx.output_path("pushed"), &record)?;
-                ctx.set_properties("pushed", record.clone());
-                ctx.add_summary("model_version", json!(format!("{}@{}", registered.name, registered.version)));
-                if let Some(a) = alias {
-                    ctx.log(format!("alias `{a}` → {}@{}", registered.name, registered.version));
-                    ctx.add_summary("alias", json!(a));
-                }
-                Ok(())
+                record_push(ctx, &model.digest, &registered, alias, alias_was)
             }
             Published::AliasMoved { current } => {
                 let (alias, expected) = (alias.unwrap_or_default(), expected.flatten());
@@ -146,6 +124,39 @@ impl TypedComponent for Push {
             }
         }
     }
+}
+
+/// Writes and logs what was registered, and where the alias points now.
+fn record_push(
+    ctx: &ExecContext,
+    digest: &str,
+    registered: &RegisteredModel,
+    alias: Option<&str>,
+    alias_was: Option<i64>,
+) -> Result<(), ExecError> {
+    let record = json!({
+        "pushed": true,
+        "model_name": registered.name,
+        "version": registered.version,
+        "model_digest": digest,
+        "new_version": registered.created,
+        "alias": alias,
+        "alias_was": alias.and(alias_was),
+    });
+    ctx.log(format!(
+        "{} {}@{}",
+        if registered.created { "registered" } else { "already registered as" },
+        registered.name,
+        registered.version
+    ));
+    write_json(&ctx.output_path("pushed"), &record)?;
+    ctx.set_properties("pushed", record.clone());
+    ctx.add_summary("model_version", json!(format!("{}@{}", registered.name, registered.version)));
+    if let Some(a) = alias {
+        ctx.log(format!("alias `{a}` → {}@{}", registered.name, registered.version));
+        ctx.add_summary("alias", json!(a));
+    }
+    Ok(())
 }
 
 /// The version the alias must still point at: the one the blessing compared

@@ -78,35 +78,42 @@ pub fn least_squares(
             }
         }
     }
-    for a in 0..d {
-        for b in 0..a {
-            xtx[(a, b)] = xtx[(b, a)];
-        }
-        xtx[(a, a)] += alpha;
-    }
-    let coef: DVector<f64> = if alpha > 0.0
-        && let Some(ch) = xtx.clone().cholesky()
-    {
-        ch.solve(&xty)
-    } else {
-        // Minimum-norm solution through the pseudo-inverse (eigenvalues
-        // below a relative cutoff count as zero), as numpy's lstsq.
-        let eig = xtx.symmetric_eigen();
-        let max = eig.eigenvalues.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        let cutoff = max * (d.max(x.rows) as f64) * f64::EPSILON;
-        let qt_b = eig.eigenvectors.transpose() * &xty;
-        let scaled = DVector::from_iterator(
-            d,
-            qt_b.iter().zip(eig.eigenvalues.iter()).map(|(b, l)| if l.abs() > cutoff { b / l } else { 0.0 }),
-        );
-        &eig.eigenvectors * scaled
-    };
+    let coef = solve_normal(xtx, &xty, alpha, x.rows);
     let w: Vec<f64> = coef.iter().copied().collect();
     let intercept = my - w.iter().zip(&mx).map(|(a, b)| a * b).sum::<f64>();
     if w.iter().any(|v| !v.is_finite()) || !intercept.is_finite() {
         return Err(MlError::Training("least squares produced non-finite weights; check for extreme values".into()));
     }
     Ok((w, intercept))
+}
+
+/// Solves (XᵀWX + αI) w = XᵀW y from the upper triangle of XᵀWX, by
+/// Cholesky when α > 0 makes that safe, else through the pseudo-inverse.
+fn solve_normal(mut xtx: DMatrix<f64>, xty: &DVector<f64>, alpha: f64, rows: usize) -> DVector<f64> {
+    let d = xty.len();
+    for a in 0..d {
+        for b in 0..a {
+            xtx[(a, b)] = xtx[(b, a)];
+        }
+        xtx[(a, a)] += alpha;
+    }
+    if alpha > 0.0
+        && let Some(ch) = xtx.clone().cholesky()
+    {
+        ch.solve(xty)
+    } else {
+        // Minimum-norm solution through the pseudo-inverse (eigenvalues
+        // below a relative cutoff count as zero), as numpy's lstsq.
+        let eig = xtx.symmetric_eigen();
+        let max = eig.eigenvalues.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let cutoff = max * (d.max(rows) as f64) * f64::EPSILON;
+        let qt_b = eig.eigenvectors.transpose() * xty;
+        let scaled = DVector::from_iterator(
+            d,
+            qt_b.iter().zip(eig.eigenvalues.iter()).map(|(b, l)| if l.abs() > cutoff { b / l } else { 0.0 }),
+        );
+        &eig.eigenvectors * scaled
+    }
 }
 
 /// Lasso by cyclic coordinate descent, stopped as scikit-learn does (the
@@ -227,69 +234,8 @@ pub fn logistic(
     let lambda = 1.0 / (c * total);
     let k = if classes == 2 { 1 } else { classes };
     let stride = d + 1;
-    let objective = |p: &[f64], g: &mut [f64]| -> f64 {
-        let (loss, mut grad) = par_rows(
-            x.rows,
-            x.rows * d * k,
-            |start, end| {
-                let mut grad = vec![0.0; k * stride];
-                let mut loss = 0.0;
-                let mut z = vec![0.0; k];
-                for i in start..end {
-                    let row = x.row(i);
-                    for (cls, zc) in z.iter_mut().enumerate() {
-                        let w = &p[cls * stride..cls * stride + d];
-                        *zc = row.iter().zip(w).map(|(a, b)| a * b).sum::<f64>() + p[cls * stride + d];
-                    }
-                    let sw = sample_weight[i];
-                    if k == 1 {
-                        // log(1 + e^z) − y z, computed stably.
-                        let zi = z[0];
-                        let yi = if y[i] == 1 { 1.0 } else { 0.0 };
-                        // One exponential for both: e = e^(−|z|).
-                        let e = (-zi.abs()).exp();
-                        let lse = zi.max(0.0) + e.ln_1p();
-                        loss += sw * (lse - yi * zi);
-                        let q = if zi >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
-                        let r = sw * (q - yi);
-                        for (gj, v) in grad[..d].iter_mut().zip(row) {
-                            *gj += r * v;
-                        }
-                        grad[d] += r;
-                    } else {
-                        let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                        let s: f64 = z.iter().map(|v| (v - m).exp()).sum();
-                        let lse = m + s.ln();
-                        loss += sw * (lse - z[y[i]]);
-                        for cls in 0..k {
-                            let r = sw * ((z[cls] - lse).exp() - if cls == y[i] { 1.0 } else { 0.0 });
-                            let gc = &mut grad[cls * stride..(cls + 1) * stride];
-                            for (gj, v) in gc[..d].iter_mut().zip(row) {
-                                *gj += r * v;
-                            }
-                            gc[d] += r;
-                        }
-                    }
-                }
-                (loss, grad)
-            },
-            |(l1, mut g1), (l2, g2)| {
-                g1.iter_mut().zip(g2).for_each(|(a, b)| *a += b);
-                (l1 + l2, g1)
-            },
-        );
-        let mut value = loss / total;
-        grad.iter_mut().for_each(|v| *v /= total);
-        for cls in 0..k {
-            for j in 0..d {
-                let w = p[cls * stride + j];
-                value += 0.5 * lambda * w * w;
-                grad[cls * stride + j] += lambda * w;
-            }
-        }
-        g.copy_from_slice(&grad);
-        value
-    };
+    let loss = LogisticLoss { x, y, sample_weight, k, total, lambda };
+    let objective = |p: &[f64], g: &mut [f64]| -> f64 { loss.value(p, g) };
     let out = lbfgs(objective, vec![0.0; k * stride], settings, stop)?;
     if out.x.iter().any(|v| !v.is_finite()) {
         return Err(MlError::Training(
@@ -299,6 +245,93 @@ pub fn logistic(
     let coef = (0..k).map(|cls| out.x[cls * stride..cls * stride + d].to_vec()).collect();
     let intercept = (0..k).map(|cls| out.x[cls * stride + d]).collect();
     Ok(Logistic { coef, intercept, iterations: out.iterations, converged: out.converged })
+}
+
+/// Logistic regression's objective: the mean weighted log loss plus the
+/// L2 penalty on the weights (not the intercepts). Parameters are `k`
+/// blocks of `cols` weights and one intercept.
+struct LogisticLoss<'a> {
+    x: &'a Matrix,
+    y: &'a [usize],
+    sample_weight: &'a [f64],
+    /// 1 for two classes (the second class's log-odds), else one per class.
+    k: usize,
+    total: f64,
+    lambda: f64,
+}
+
+impl LogisticLoss<'_> {
+    /// The objective at `p`; its gradient goes into `g`.
+    fn value(&self, p: &[f64], g: &mut [f64]) -> f64 {
+        let (x, k) = (self.x, self.k);
+        let (d, stride) = (x.cols, x.cols + 1);
+        let (loss, mut grad) = par_rows(
+            x.rows,
+            x.rows * d * k,
+            |start, end| self.rows(p, start, end),
+            |(l1, mut g1), (l2, g2)| {
+                g1.iter_mut().zip(g2).for_each(|(a, b)| *a += b);
+                (l1 + l2, g1)
+            },
+        );
+        let mut value = loss / self.total;
+        grad.iter_mut().for_each(|v| *v /= self.total);
+        for cls in 0..k {
+            for j in 0..d {
+                let w = p[cls * stride + j];
+                value += 0.5 * self.lambda * w * w;
+                grad[cls * stride + j] += self.lambda * w;
+            }
+        }
+        g.copy_from_slice(&grad);
+        value
+    }
+
+    /// The summed weighted loss and gradient over rows `start..end`.
+    fn rows(&self, p: &[f64], start: usize, end: usize) -> (f64, Vec<f64>) {
+        let (x, y, k) = (self.x, self.y, self.k);
+        let (d, stride) = (x.cols, x.cols + 1);
+        let mut grad = vec![0.0; k * stride];
+        let mut loss = 0.0;
+        let mut z = vec![0.0; k];
+        for i in start..end {
+            let row = x.row(i);
+            for (cls, zc) in z.iter_mut().enumerate() {
+                let w = &p[cls * stride..cls * stride + d];
+                *zc = row.iter().zip(w).map(|(a, b)| a * b).sum::<f64>() + p[cls * stride + d];
+            }
+            let sw = self.sample_weight[i];
+            if k == 1 {
+                // log(1 + e^z) − y z, computed stably.
+                let zi = z[0];
+                let yi = if y[i] == 1 { 1.0 } else { 0.0 };
+                // One exponential for both: e = e^(−|z|).
+                let e = (-zi.abs()).exp();
+                let lse = zi.max(0.0) + e.ln_1p();
+                loss += sw * (lse - yi * zi);
+                let q = if zi >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
+                let r = sw * (q - yi);
+                for (gj, v) in grad[..d].iter_mut().zip(row) {
+                    *gj += r * v;
+                }
+                grad[d] += r;
+            } else {
+                let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let s: f64 = z.iter().map(|v| (v - m).exp()).sum();
+                let lse = m + s.ln();
+                loss += sw * (lse - z[y[i]]);
+                for cls in 0..k {
+                    let r = sw * ((z[cls] - lse).exp() - if cls == y[i] { 1.0 } else { 0.0 });
+                    let gc = &mut grad[cls * stride..(cls + 1) * stride];
+                    for (gj, v) in gc[..d].iter_mut().zip(row) {
+                        *gj += r * v;
+                    }
+                    gc[d] += r;
+                }
+            }
+        }
+        (loss, grad)
+    }
 }
 
 #[cfg(test)]

@@ -153,19 +153,31 @@ impl Model {
             }
             return o.check(self.task, &self.classes, &self.signature.inputs);
         }
+        self.check_estimator(width).map_err(|m| MlError::Format(format!("the model is inconsistent: {m}")))?;
+        let inputs: Vec<(String, ColumnKind)> =
+            self.signature.inputs.iter().map(|i| (i.name.clone(), i.kind)).collect();
+        if inputs != self.transform.inputs() {
+            return bad("the signature's inputs are not the transform's columns".into());
+        }
+        Ok(())
+    }
+
+    /// Whether the native estimator fits the task, the classes and the
+    /// transform's `width` features; the error is the bare inconsistency.
+    fn check_estimator(&self, width: usize) -> Result<(), String> {
         match (&self.estimator, self.task) {
             (Estimator::Linear { weights, .. }, Task::Regression) => {
                 if weights.len() != width {
-                    return bad(format!("{} weights for {width} features", weights.len()));
+                    return Err(format!("{} weights for {width} features", weights.len()));
                 }
             }
             (Estimator::Logistic { coef, intercept }, Task::Classification) => {
                 let rows = if self.classes.len() == 2 { 1 } else { self.classes.len() };
                 if self.classes.len() < 2 || coef.len() != rows || intercept.len() != rows {
-                    return bad(format!("{} coefficient rows for {} classes", coef.len(), self.classes.len()));
+                    return Err(format!("{} coefficient rows for {} classes", coef.len(), self.classes.len()));
                 }
                 if let Some(r) = coef.iter().find(|r| r.len() != width) {
-                    return bad(format!("{} coefficients for {width} features", r.len()));
+                    return Err(format!("{} coefficients for {width} features", r.len()));
                 }
             }
             (Estimator::Gbt(g), task) => {
@@ -177,13 +189,13 @@ impl Model {
                     _ => false,
                 };
                 if !fits {
-                    return bad(format!(
+                    return Err(format!(
                         "a {:?} ensemble for a {task:?} task with {} classes",
                         g.loss,
                         self.classes.len()
                     ));
                 }
-                g.check(width).map_err(|e| MlError::Format(format!("the model is inconsistent: {e}")))?;
+                g.check(width).map_err(|e| e.to_string())?;
             }
             (Estimator::Forest { forest, .. }, task) => {
                 let expected = match (task, self.classes.len()) {
@@ -191,20 +203,15 @@ impl Model {
                     (Task::Classification, k) => k,
                 };
                 if forest.classes != expected {
-                    return bad(format!(
+                    return Err(format!(
                         "a tree model for {} classes in a model with {}",
                         forest.classes,
                         self.classes.len()
                     ));
                 }
-                forest.check(width).map_err(|e| MlError::Format(format!("the model is inconsistent: {e}")))?;
+                forest.check(width).map_err(|e| e.to_string())?;
             }
-            (e, t) => return bad(format!("a {} estimator for a {t:?} task", estimator_name(e))),
-        }
-        let inputs: Vec<(String, ColumnKind)> =
-            self.signature.inputs.iter().map(|i| (i.name.clone(), i.kind)).collect();
-        if inputs != self.transform.inputs() {
-            return bad("the signature's inputs are not the transform's columns".into());
+            (e, t) => return Err(format!("a {} estimator for a {t:?} task", estimator_name(e))),
         }
         Ok(())
     }
@@ -337,59 +344,66 @@ impl Model {
             Estimator::Forest { forest, .. } => match self.task {
                 Task::Regression => Prediction::Values(forest.predict(x)),
                 Task::Classification if forest.classes > 0 => {
-                    let p = Matrix { rows: x.rows, cols: forest.classes, data: forest.predict_proba(x) };
-                    let labels = argmax_rows(&p);
-                    Prediction::Classes { probabilities: p, labels }
+                    with_labels(Matrix { rows: x.rows, cols: forest.classes, data: forest.predict_proba(x) })
                 }
                 Task::Classification => {
                     let v = forest.predict(x);
-                    let p = Matrix { rows: x.rows, cols: 2, data: v.iter().flat_map(|q| [1.0 - q, *q]).collect() };
-                    let labels = argmax_rows(&p);
-                    Prediction::Classes { probabilities: p, labels }
+                    with_labels(Matrix { rows: x.rows, cols: 2, data: v.iter().flat_map(|q| [1.0 - q, *q]).collect() })
                 }
             },
             Estimator::Gbt(g) => {
                 let raw = g.raw(x);
                 match self.task {
                     Task::Regression => Prediction::Values(raw),
-                    Task::Classification => {
-                        let k = self.classes.len();
-                        let mut p = Matrix::zeros(x.rows, k);
-                        for i in 0..x.rows {
-                            let out = &mut p.data[i * k..(i + 1) * k];
-                            if k == 2 {
-                                let q = sigmoid(raw[i]);
-                                out[0] = 1.0 - q;
-                                out[1] = q;
-                            } else {
-                                softmax(&raw[i * k..(i + 1) * k], out);
-                            }
-                        }
-                        let labels = argmax_rows(&p);
-                        Prediction::Classes { probabilities: p, labels }
-                    }
+                    Task::Classification => with_labels(gbt_probabilities(&raw, x.rows, self.classes.len())),
                 }
             }
             Estimator::Logistic { coef, intercept } => {
-                let k = self.classes.len();
-                let mut p = Matrix::zeros(x.rows, k);
-                for i in 0..x.rows {
-                    let row = x.row(i);
-                    let out = &mut p.data[i * k..(i + 1) * k];
-                    if coef.len() == 1 {
-                        let q = sigmoid(dot(row, &coef[0]) + intercept[0]);
-                        out[0] = 1.0 - q;
-                        out[1] = q;
-                    } else {
-                        let z: Vec<f64> = (0..k).map(|c| dot(row, &coef[c]) + intercept[c]).collect();
-                        softmax(&z, out);
-                    }
-                }
-                let labels = argmax_rows(&p);
-                Prediction::Classes { probabilities: p, labels }
+                with_labels(logistic_probabilities(x, coef, intercept, self.classes.len()))
             }
         })
     }
+}
+
+/// Class probabilities with the most probable class of each row.
+fn with_labels(probabilities: Matrix) -> Prediction {
+    let labels = argmax_rows(&probabilities);
+    Prediction::Classes { probabilities, labels }
+}
+
+/// Boosted trees' raw scores (one per row, or `k` per row) as class probabilities.
+fn gbt_probabilities(raw: &[f64], rows: usize, k: usize) -> Matrix {
+    let mut p = Matrix::zeros(rows, k);
+    for i in 0..rows {
+        let out = &mut p.data[i * k..(i + 1) * k];
+        if k == 2 {
+            let q = sigmoid(raw[i]);
+            out[0] = 1.0 - q;
+            out[1] = q;
+        } else {
+            softmax(&raw[i * k..(i + 1) * k], out);
+        }
+    }
+    p
+}
+
+/// Logistic regression's class probabilities: a sigmoid for one row of
+/// coefficients, else a softmax over `k`.
+fn logistic_probabilities(x: &Matrix, coef: &[Vec<f64>], intercept: &[f64], k: usize) -> Matrix {
+    let mut p = Matrix::zeros(x.rows, k);
+    for i in 0..x.rows {
+        let row = x.row(i);
+        let out = &mut p.data[i * k..(i + 1) * k];
+        if coef.len() == 1 {
+            let q = sigmoid(dot(row, &coef[0]) + intercept[0]);
+            out[0] = 1.0 - q;
+            out[1] = q;
+        } else {
+            let z: Vec<f64> = (0..k).map(|c| dot(row, &coef[c]) + intercept[c]).collect();
+            softmax(&z, out);
+        }
+    }
+    p
 }
 
 /// The most probable class per row; ties go to the first, as numpy's argmax.

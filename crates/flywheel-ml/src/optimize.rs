@@ -34,6 +34,13 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
+/// Curvature pairs (s, y, 1 / sᵀy), oldest first.
+type History = std::collections::VecDeque<(Vec<f64>, Vec<f64>, f64)>;
+
+fn max_abs(g: &[f64]) -> f64 {
+    g.iter().fold(0.0f64, |m, v| m.max(v.abs()))
+}
+
 /// Minimizes `f`, which returns the value and writes the gradient;
 /// `Err(Cancelled)` when `stop` asks before an evaluation of `f`.
 pub fn lbfgs(
@@ -47,29 +54,14 @@ pub fn lbfgs(
     let mut g = vec![0.0; n];
     stop.check()?;
     let mut fx = f(&x, &mut g);
-    let mut hist: std::collections::VecDeque<(Vec<f64>, Vec<f64>, f64)> = std::collections::VecDeque::new();
-    let max_abs = |g: &[f64]| g.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let mut hist = History::new();
     let mut xn = vec![0.0; n];
     let mut gn = vec![0.0; n];
     for it in 0..s.max_iterations {
         if max_abs(&g) <= s.gtol {
             return Ok(Outcome { x, value: fx, iterations: it, converged: true });
         }
-        // Two-loop recursion: d = -H g.
-        let mut q = g.clone();
-        let mut alphas = Vec::with_capacity(hist.len());
-        for (sv, yv, rho) in hist.iter().rev() {
-            let a = rho * dot(sv, &q);
-            q.iter_mut().zip(yv).for_each(|(qi, yi)| *qi -= a * yi);
-            alphas.push(a);
-        }
-        let gamma = hist.back().map_or_else(|| 1.0 / max_abs(&g).max(1.0), |(sv, yv, _)| dot(sv, yv) / dot(yv, yv));
-        q.iter_mut().for_each(|v| *v *= gamma);
-        for ((sv, yv, rho), a) in hist.iter().zip(alphas.into_iter().rev()) {
-            let b = rho * dot(yv, &q);
-            q.iter_mut().zip(sv).for_each(|(qi, si)| *qi += (a - b) * si);
-        }
-        let mut d: Vec<f64> = q.into_iter().map(|v| -v).collect();
+        let mut d = direction(&hist, &g);
         let mut slope = dot(&g, &d);
         if slope >= 0.0 {
             // Not a descent direction (numerical trouble): restart on the gradient.
@@ -77,29 +69,11 @@ pub fn lbfgs(
             d = g.iter().map(|v| -v).collect();
             slope = dot(&g, &d);
         }
-        let mut step = 1.0;
-        let mut fn_ = f64::INFINITY;
-        for _ in 0..40 {
-            stop.check()?;
-            xn.iter_mut().zip(&x).zip(&d).for_each(|((o, xi), di)| *o = xi + step * di);
-            fn_ = f(&xn, &mut gn);
-            if fn_.is_finite() && fn_ <= fx + 1e-4 * step * slope {
-                break;
-            }
-            step *= 0.5;
-        }
+        let fn_ = line_search(&mut f, [&x, &d], fx, slope, [&mut xn, &mut gn], stop)?;
         if !fn_.is_finite() || fn_ > fx {
             return Ok(Outcome { x, value: fx, iterations: it, converged: false });
         }
-        let sv: Vec<f64> = xn.iter().zip(&x).map(|(a, b)| a - b).collect();
-        let yv: Vec<f64> = gn.iter().zip(&g).map(|(a, b)| a - b).collect();
-        let sy = dot(&sv, &yv);
-        if sy > 1e-10 * dot(&yv, &yv).sqrt() * dot(&sv, &sv).sqrt() {
-            if hist.len() == s.memory {
-                hist.pop_front();
-            }
-            hist.push_back((sv, yv, 1.0 / sy));
-        }
+        remember(&mut hist, [&x, &xn], [&g, &gn], s.memory);
         let decrease = (fx - fn_) / fx.abs().max(fn_.abs()).max(1.0);
         std::mem::swap(&mut x, &mut xn);
         std::mem::swap(&mut g, &mut gn);
@@ -110,6 +84,63 @@ pub fn lbfgs(
     }
     let converged = max_abs(&g) <= s.gtol;
     Ok(Outcome { x, value: fx, iterations: s.max_iterations, converged })
+}
+
+/// Two-loop recursion: d = -H g.
+fn direction(hist: &History, g: &[f64]) -> Vec<f64> {
+    let mut q = g.to_vec();
+    let mut alphas = Vec::with_capacity(hist.len());
+    for (sv, yv, rho) in hist.iter().rev() {
+        let a = rho * dot(sv, &q);
+        q.iter_mut().zip(yv).for_each(|(qi, yi)| *qi -= a * yi);
+        alphas.push(a);
+    }
+    let gamma = hist.back().map_or_else(|| 1.0 / max_abs(g).max(1.0), |(sv, yv, _)| dot(sv, yv) / dot(yv, yv));
+    q.iter_mut().for_each(|v| *v *= gamma);
+    for ((sv, yv, rho), a) in hist.iter().zip(alphas.into_iter().rev()) {
+        let b = rho * dot(yv, &q);
+        q.iter_mut().zip(sv).for_each(|(qi, si)| *qi += (a - b) * si);
+    }
+    q.into_iter().map(|v| -v).collect()
+}
+
+/// Backtracks from a full step along `d` until the Armijo condition holds
+/// (at most 40 halvings); leaves the last point tried and its gradient in
+/// `xn` and `gn`, and returns its value.
+fn line_search(
+    f: &mut impl FnMut(&[f64], &mut [f64]) -> f64,
+    [x, d]: [&[f64]; 2],
+    fx: f64,
+    slope: f64,
+    [xn, gn]: [&mut [f64]; 2],
+    stop: Stop,
+) -> Result<f64, MlError> {
+    let mut step = 1.0;
+    let mut fn_ = f64::INFINITY;
+    for _ in 0..40 {
+        stop.check()?;
+        xn.iter_mut().zip(x).zip(d).for_each(|((o, xi), di)| *o = xi + step * di);
+        fn_ = f(xn, gn);
+        if fn_.is_finite() && fn_ <= fx + 1e-4 * step * slope {
+            break;
+        }
+        step *= 0.5;
+    }
+    Ok(fn_)
+}
+
+/// Keeps the step's curvature pair when sᵀy is clearly positive, dropping
+/// the oldest beyond `memory`.
+fn remember(hist: &mut History, [x, xn]: [&[f64]; 2], [g, gn]: [&[f64]; 2], memory: usize) {
+    let sv: Vec<f64> = xn.iter().zip(x).map(|(a, b)| a - b).collect();
+    let yv: Vec<f64> = gn.iter().zip(g).map(|(a, b)| a - b).collect();
+    let sy = dot(&sv, &yv);
+    if sy > 1e-10 * dot(&yv, &yv).sqrt() * dot(&sv, &sv).sqrt() {
+        if hist.len() == memory {
+            hist.pop_front();
+        }
+        hist.push_back((sv, yv, 1.0 / sy));
+    }
 }
 
 #[cfg(test)]

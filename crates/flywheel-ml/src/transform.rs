@@ -334,147 +334,10 @@ impl ColumnTransformConfig {
         let (c, text) = (self.column.as_str(), self.text.as_str());
         let indicator = self.ops.iter().any(|o| o.name == "indicator");
         let ops: Vec<&OpConfig> = self.ops.iter().filter(|o| o.name != "indicator").collect();
-        let mut steps = Vec::new();
-        let mut encoder = Encoder::Value;
-        match col {
-            Column::Num(raw) => {
-                // Copied only when a step feeds another.
-                let mut values = std::borrow::Cow::Borrowed(raw.as_slice());
-                for (i, op) in ops.iter().enumerate() {
-                    let last = i + 1 == ops.len();
-                    let step = match op.name.as_str() {
-                        "impute" => {
-                            let how = op.args.first().or(op.named.get("value")).map(String::as_str).unwrap_or("mean");
-                            let (n, sum) = present_sum(&values, |x| x);
-                            let value = match how {
-                                "mean" | "median" if n == 0 => {
-                                    return Err(err(
-                                        c,
-                                        text,
-                                        format!(
-                                            "impute({how}) needs values, but the column has none in the training data"
-                                        ),
-                                    ));
-                                }
-                                "mean" => sum / n as f64,
-                                "median" => {
-                                    let mut s = present(&values);
-                                    s.sort_by(f64::total_cmp);
-                                    quantile_sorted(&s, 0.5)
-                                }
-                                other => number(c, text, other, "impute's value (or `mean`, `median`)")?,
-                            };
-                            Step::Impute { value }
-                        }
-                        "clip" => {
-                            if op.args.len() != 2 {
-                                return Err(err(c, text, "clip takes two bounds: clip(LOW, HIGH)"));
-                            }
-                            let lo = number(c, text, &op.args[0], "clip's low bound")?;
-                            let hi = number(c, text, &op.args[1], "clip's high bound")?;
-                            if lo > hi {
-                                return Err(err(
-                                    c,
-                                    text,
-                                    format!("clip's low bound {lo} is above its high bound {hi}"),
-                                ));
-                            }
-                            Step::Clip { lo, hi }
-                        }
-                        "log1p" => Step::Log1p,
-                        "passthrough" => continue,
-                        "standardize" => {
-                            let (_, mean, var) = moments(&values);
-                            // A constant column stays constant (0) rather than dividing by zero.
-                            let std = if var > 0.0 { var.sqrt() } else { 1.0 };
-                            Step::Standardize { mean, std }
-                        }
-                        "minmax" => {
-                            let p = values.iter().filter(|x| !x.is_nan());
-                            let min = p.clone().copied().fold(f64::INFINITY, f64::min);
-                            let max = p.copied().fold(f64::NEG_INFINITY, f64::max);
-                            if max < min {
-                                // No values at all.
-                                Step::Standardize { mean: 0.0, std: 1.0 }
-                            } else if max == min {
-                                Step::Standardize { mean: min, std: 1.0 }
-                            } else {
-                                Step::Minmax { min, max }
-                            }
-                        }
-                        "bucketize" if last => {
-                            let n = positive_int(c, text, op, "buckets", 10)?;
-                            let mut s = present(&values);
-                            s.sort_by(f64::total_cmp);
-                            let mut edges: Vec<f64> = if s.is_empty() {
-                                Vec::new()
-                            } else {
-                                (1..n).map(|k| quantile_sorted(&s, k as f64 / n as f64)).collect()
-                            };
-                            edges.dedup();
-                            encoder = Encoder::Bucketize { edges };
-                            continue;
-                        }
-                        "datetime" if last => {
-                            encoder = datetime_encoder(c, text, op)?;
-                            continue;
-                        }
-                        "bucketize" | "datetime" => {
-                            return Err(err(
-                                c,
-                                text,
-                                format!("`{}` encodes the value, so it must be the last step", op.name),
-                            ));
-                        }
-                        other => {
-                            return Err(err(
-                                c,
-                                text,
-                                format!("`{other}` applies to text columns, and `{c}` holds numbers"),
-                            ));
-                        }
-                    };
-                    // The next step is fitted on this one's output.
-                    if !last {
-                        values.to_mut().iter_mut().for_each(|x| *x = step.apply(*x));
-                    }
-                    steps.push(step);
-                }
-            }
-            Column::Text(t) => {
-                if ops.len() > 1 {
-                    return Err(err(c, text, "a text column takes one encoder (onehot, hash, ordinal or datetime)"));
-                }
-                let Some(op) = ops.first() else {
-                    return Err(err(c, text, "a text column needs an encoder: onehot, hash, ordinal or datetime"));
-                };
-                encoder = match op.name.as_str() {
-                    "onehot" => {
-                        let top = positive_int(c, text, op, "top", 30)?;
-                        Encoder::Onehot { categories: by_frequency(t).into_iter().take(top).collect() }
-                    }
-                    "hash" => Encoder::Hash { buckets: positive_int(c, text, op, "buckets", 32)? },
-                    "ordinal" => Encoder::Ordinal { categories: by_frequency(t) },
-                    "datetime" => {
-                        let enc = datetime_encoder(c, text, op)?;
-                        // Refuse a text column that holds no dates at all.
-                        if let Some(bad) = t.values.iter().find(|v| parse_datetime(v).is_none()) {
-                            return Err(err(
-                                c,
-                                text,
-                                format!(
-                                    "`{bad}` is not a date or time (expected ISO 8601, like 2011-01-01 or 2011-01-01 13:00:00)"
-                                ),
-                            ));
-                        }
-                        enc
-                    }
-                    other => {
-                        return Err(err(c, text, format!("`{other}` applies to numbers, and `{c}` holds text")));
-                    }
-                };
-            }
-        }
+        let (steps, encoder) = match col {
+            Column::Num(raw) => fit_numeric(c, text, &ops, raw)?,
+            Column::Text(t) => (Vec::new(), fit_text(c, text, &ops, t)?),
+        };
         Ok(ColumnTransform {
             column: c.to_string(),
             kind: col.kind(),
@@ -484,6 +347,155 @@ impl ColumnTransformConfig {
             indicator,
         })
     }
+}
+
+/// What one numeric op fitted to: a step that changes the value, the
+/// encoder that ends the chain, or nothing (`passthrough`).
+enum Fitted {
+    Step(Step),
+    Encoder(Encoder),
+    Nothing,
+}
+
+/// Fits a numeric column's steps in order, each on the previous one's output.
+fn fit_numeric(c: &str, text: &str, ops: &[&OpConfig], raw: &[f64]) -> Result<(Vec<Step>, Encoder), MlError> {
+    let mut steps = Vec::new();
+    let mut encoder = Encoder::Value;
+    // Copied only when a step feeds another.
+    let mut values = std::borrow::Cow::Borrowed(raw);
+    for (i, op) in ops.iter().enumerate() {
+        let last = i + 1 == ops.len();
+        let step = match fit_numeric_op(c, text, op, &values, last)? {
+            Fitted::Step(step) => step,
+            Fitted::Encoder(e) => {
+                encoder = e;
+                continue;
+            }
+            Fitted::Nothing => continue,
+        };
+        // The next step is fitted on this one's output.
+        if !last {
+            values.to_mut().iter_mut().for_each(|x| *x = step.apply(*x));
+        }
+        steps.push(step);
+    }
+    Ok((steps, encoder))
+}
+
+fn fit_numeric_op(c: &str, text: &str, op: &OpConfig, values: &[f64], last: bool) -> Result<Fitted, MlError> {
+    let step = match op.name.as_str() {
+        "impute" => fit_impute(c, text, op, values)?,
+        "clip" => fit_clip(c, text, op)?,
+        "log1p" => Step::Log1p,
+        "passthrough" => return Ok(Fitted::Nothing),
+        "standardize" => {
+            let (_, mean, var) = moments(values);
+            // A constant column stays constant (0) rather than dividing by zero.
+            let std = if var > 0.0 { var.sqrt() } else { 1.0 };
+            Step::Standardize { mean, std }
+        }
+        "minmax" => fit_minmax(values),
+        "bucketize" if last => return Ok(Fitted::Encoder(fit_bucketize(c, text, op, values)?)),
+        "datetime" if last => return Ok(Fitted::Encoder(datetime_encoder(c, text, op)?)),
+        "bucketize" | "datetime" => {
+            return Err(err(c, text, format!("`{}` encodes the value, so it must be the last step", op.name)));
+        }
+        other => {
+            return Err(err(c, text, format!("`{other}` applies to text columns, and `{c}` holds numbers")));
+        }
+    };
+    Ok(Fitted::Step(step))
+}
+
+fn fit_impute(c: &str, text: &str, op: &OpConfig, values: &[f64]) -> Result<Step, MlError> {
+    let how = op.args.first().or(op.named.get("value")).map(String::as_str).unwrap_or("mean");
+    let (n, sum) = present_sum(values, |x| x);
+    let value = match how {
+        "mean" | "median" if n == 0 => {
+            return Err(err(
+                c,
+                text,
+                format!("impute({how}) needs values, but the column has none in the training data"),
+            ));
+        }
+        "mean" => sum / n as f64,
+        "median" => {
+            let mut s = present(values);
+            s.sort_by(f64::total_cmp);
+            quantile_sorted(&s, 0.5)
+        }
+        other => number(c, text, other, "impute's value (or `mean`, `median`)")?,
+    };
+    Ok(Step::Impute { value })
+}
+
+fn fit_clip(c: &str, text: &str, op: &OpConfig) -> Result<Step, MlError> {
+    if op.args.len() != 2 {
+        return Err(err(c, text, "clip takes two bounds: clip(LOW, HIGH)"));
+    }
+    let lo = number(c, text, &op.args[0], "clip's low bound")?;
+    let hi = number(c, text, &op.args[1], "clip's high bound")?;
+    if lo > hi {
+        return Err(err(c, text, format!("clip's low bound {lo} is above its high bound {hi}")));
+    }
+    Ok(Step::Clip { lo, hi })
+}
+
+fn fit_minmax(values: &[f64]) -> Step {
+    let p = values.iter().filter(|x| !x.is_nan());
+    let min = p.clone().copied().fold(f64::INFINITY, f64::min);
+    let max = p.copied().fold(f64::NEG_INFINITY, f64::max);
+    if max < min {
+        // No values at all.
+        Step::Standardize { mean: 0.0, std: 1.0 }
+    } else if max == min {
+        Step::Standardize { mean: min, std: 1.0 }
+    } else {
+        Step::Minmax { min, max }
+    }
+}
+
+fn fit_bucketize(c: &str, text: &str, op: &OpConfig, values: &[f64]) -> Result<Encoder, MlError> {
+    let n = positive_int(c, text, op, "buckets", 10)?;
+    let mut s = present(values);
+    s.sort_by(f64::total_cmp);
+    let mut edges: Vec<f64> =
+        if s.is_empty() { Vec::new() } else { (1..n).map(|k| quantile_sorted(&s, k as f64 / n as f64)).collect() };
+    edges.dedup();
+    Ok(Encoder::Bucketize { edges })
+}
+
+/// A text column takes exactly one encoder.
+fn fit_text(c: &str, text: &str, ops: &[&OpConfig], t: &Text) -> Result<Encoder, MlError> {
+    if ops.len() > 1 {
+        return Err(err(c, text, "a text column takes one encoder (onehot, hash, ordinal or datetime)"));
+    }
+    let Some(op) = ops.first() else {
+        return Err(err(c, text, "a text column needs an encoder: onehot, hash, ordinal or datetime"));
+    };
+    Ok(match op.name.as_str() {
+        "onehot" => {
+            let top = positive_int(c, text, op, "top", 30)?;
+            Encoder::Onehot { categories: by_frequency(t).into_iter().take(top).collect() }
+        }
+        "hash" => Encoder::Hash { buckets: positive_int(c, text, op, "buckets", 32)? },
+        "ordinal" => Encoder::Ordinal { categories: by_frequency(t) },
+        "datetime" => {
+            let enc = datetime_encoder(c, text, op)?;
+            // Refuse a text column that holds no dates at all.
+            if let Some(bad) = t.values.iter().find(|v| parse_datetime(v).is_none()) {
+                return Err(err(
+                    c,
+                    text,
+                    format!(
+                        "`{bad}` is not a date or time (expected ISO 8601, like 2011-01-01 or 2011-01-01 13:00:00)"
+                    ),
+                ));
+            }
+            enc
+        }
+        other => return Err(err(c, text, format!("`{other}` applies to numbers, and `{c}` holds text"))),
+    })
 }
 
 fn datetime_encoder(c: &str, text: &str, op: &OpConfig) -> Result<Encoder, MlError> {
@@ -764,29 +776,22 @@ impl<'a> ColumnEncoder<'a> {
     /// Writes this column's features for rows `first..` into `block`
     /// (whole output rows of `width` features).
     fn write(&self, first: usize, block: &mut [f64], width: usize) -> Result<(), MlError> {
-        let (ct, at) = (self.ct, self.at);
+        let at = self.at;
         let n = block.len() / width.max(1);
         let rows = block.chunks_exact_mut(width).zip(first..);
-        // A numeric column's values after its steps, one step at a time
-        // over the block.
-        let stepped = |v: &[f64]| -> Vec<f64> {
-            let mut xs = v[first..first + n].to_vec();
-            ct.steps.iter().for_each(|s| s.apply_all(&mut xs));
-            xs
-        };
         match &self.plan {
             Plan::Value(v) => {
-                for ((out, _), x) in rows.zip(stepped(v)) {
+                for ((out, _), x) in rows.zip(self.stepped(v, first, n)) {
                     out[at] = x;
                 }
             }
             Plan::Bucketize(v, edges) => {
-                for ((out, _), x) in rows.zip(stepped(v)) {
+                for ((out, _), x) in rows.zip(self.stepped(v, first, n)) {
                     out[at] = if x.is_nan() { f64::NAN } else { edges.partition_point(|e| *e <= x) as f64 };
                 }
             }
             Plan::Seconds(v, parts) => {
-                for ((out, _), x) in rows.zip(stepped(v)) {
+                for ((out, _), x) in rows.zip(self.stepped(v, first, n)) {
                     let out = &mut out[at..at + parts.len()];
                     match datetime_from_seconds(x) {
                         Some((y, mo, d, h, mi)) => datetime_parts(y, mo, d, h, mi, parts, out),
@@ -794,23 +799,7 @@ impl<'a> ColumnEncoder<'a> {
                     }
                 }
             }
-            Plan::Dates(t, parsed, n) => {
-                for (out, i) in rows {
-                    let out = &mut out[at..at + n];
-                    match t.codes[i] {
-                        MISSING => out.fill(f64::NAN),
-                        c => match &parsed[c as usize] {
-                            Some(p) => out.copy_from_slice(p),
-                            None => {
-                                return Err(MlError::Data(format!(
-                                    "column `{}`: `{}` is not a date or time (expected ISO 8601, like 2011-01-01 13:00:00)",
-                                    ct.column, t.values[c as usize]
-                                )));
-                            }
-                        },
-                    }
-                }
-            }
+            Plan::Dates(t, parsed, n) => self.write_dates(rows, t, parsed, *n)?,
             Plan::Slot(t, slot, missing) => {
                 for (out, i) in rows {
                     let k = match t.codes[i] {
@@ -831,10 +820,45 @@ impl<'a> ColumnEncoder<'a> {
                 }
             }
         }
-        if ct.indicator {
-            let j = at + ct.width() - 1;
+        if self.ct.indicator {
+            let j = at + self.ct.width() - 1;
             for (out, i) in block.chunks_exact_mut(width).zip(first..) {
                 out[j] = f64::from(u8::from(self.col.is_missing(i)));
+            }
+        }
+        Ok(())
+    }
+
+    /// A numeric column's values for rows `first..first + n` after its
+    /// steps, one step at a time over the block.
+    fn stepped(&self, v: &[f64], first: usize, n: usize) -> Vec<f64> {
+        let mut xs = v[first..first + n].to_vec();
+        self.ct.steps.iter().for_each(|s| s.apply_all(&mut xs));
+        xs
+    }
+
+    /// Copies each row's parsed date parts; a value that is no date fails.
+    fn write_dates<'r>(
+        &self,
+        rows: impl Iterator<Item = (&'r mut [f64], usize)>,
+        t: &Text,
+        parsed: &[Option<Vec<f64>>],
+        n: usize,
+    ) -> Result<(), MlError> {
+        let at = self.at;
+        for (out, i) in rows {
+            let out = &mut out[at..at + n];
+            match t.codes[i] {
+                MISSING => out.fill(f64::NAN),
+                c => match &parsed[c as usize] {
+                    Some(p) => out.copy_from_slice(p),
+                    None => {
+                        return Err(MlError::Data(format!(
+                            "column `{}`: `{}` is not a date or time (expected ISO 8601, like 2011-01-01 13:00:00)",
+                            self.ct.column, t.values[c as usize]
+                        )));
+                    }
+                },
             }
         }
         Ok(())

@@ -223,41 +223,17 @@ impl Reader<'_> {
         if let Some(c) = t.get("component") {
             step.component = self.string(c, "`component`");
         }
-        if let Some(p) = t.get("params")
-            && let Some(pt) = self.table(p, &format!("`params` of {what}"))
-        {
-            for (k, x) in pt.iter() {
-                if let Some(j) = self.json(x) {
-                    step.params.push((Located::new(k.get_ref().to_string(), span(k)), j));
-                    places(&mut vec![k.get_ref().to_string()], span(k), x, &mut step.param_places);
-                }
-            }
+        if let Some(p) = t.get("params") {
+            self.params(p, &what, &mut step);
         }
         if let Some(i) = t.get("inputs") {
             step.inputs = self.string_table(i, &format!("`inputs` of {what}"));
         }
         if let Some(o) = t.get("outputs") {
-            step.outputs = match o.get_ref() {
-                // `outputs = ["report", "model"]` is shorthand for files.
-                DeValue::Array(items) => items
-                    .iter()
-                    .filter_map(|x| self.string(x, "an output name"))
-                    .map(|n| {
-                        let ty = Located::new("file".to_string(), n.span.clone());
-                        (n, ty)
-                    })
-                    .collect(),
-                _ => self.string_table(o, &format!("`outputs` of {what}")),
-            };
+            step.outputs = self.outputs(o, &what);
         }
         if let Some(r) = t.get("retries") {
-            match r.get_ref() {
-                DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
-                    Ok(n) if (0..=100).contains(&n) => step.retries = Some(Located::new(n, span(r))),
-                    _ => self.err("`retries` must be between 0 and 100", span(r)),
-                },
-                other => self.err(format!("`retries` must be an integer, found {}", other.type_str()), span(r)),
-            }
+            step.retries = self.retries(r);
         }
         if let Some(x) = t.get("timeout") {
             step.timeout = self.string(x, "`timeout` (e.g. \"30s\", \"5m\")");
@@ -272,6 +248,108 @@ impl Reader<'_> {
             }
         }
         Some(step)
+    }
+}
+
+impl Reader<'_> {
+    /// A step's `params`, each with the places of everything nested in it.
+    fn params(&mut self, p: &Spanned<DeValue<'_>>, what: &str, step: &mut StepConfig) {
+        let Some(pt) = self.table(p, &format!("`params` of {what}")) else { return };
+        for (k, x) in pt.iter() {
+            if let Some(j) = self.json(x) {
+                step.params.push((Located::new(k.get_ref().to_string(), span(k)), j));
+                places(&mut vec![k.get_ref().to_string()], span(k), x, &mut step.param_places);
+            }
+        }
+    }
+
+    /// A step's `outputs`: names and types, or a list of names of files.
+    fn outputs(&mut self, o: &Spanned<DeValue<'_>>, what: &str) -> Vec<(Located<String>, Located<String>)> {
+        match o.get_ref() {
+            // `outputs = ["report", "model"]` is shorthand for files.
+            DeValue::Array(items) => items
+                .iter()
+                .filter_map(|x| self.string(x, "an output name"))
+                .map(|n| {
+                    let ty = Located::new("file".to_string(), n.span.clone());
+                    (n, ty)
+                })
+                .collect(),
+            _ => self.string_table(o, &format!("`outputs` of {what}")),
+        }
+    }
+
+    fn retries(&mut self, r: &Spanned<DeValue<'_>>) -> Option<Located<i64>> {
+        match r.get_ref() {
+            DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
+                Ok(n) if (0..=100).contains(&n) => return Some(Located::new(n, span(r))),
+                _ => self.err("`retries` must be between 0 and 100", span(r)),
+            },
+            other => self.err(format!("`retries` must be an integer, found {}", other.type_str()), span(r)),
+        }
+        None
+    }
+
+    /// The `[pipeline]` table: its name and description go into `cfg`.
+    fn pipeline(&mut self, root: &DeTable<'_>, cfg: &mut PipelineConfig) {
+        let Some(p) = root.get("pipeline") else {
+            self.errors.push(
+                Diagnostic::new("the pipeline file has no [pipeline] table", Some(0..0))
+                    .with_help(Some("start the file with:\n[pipeline]\nname = \"my-pipeline\"".into())),
+            );
+            return;
+        };
+        let Some(t) = self.table(p, "[pipeline]") else { return };
+        self.unknown_keys(t, PIPELINE_KEYS, "[pipeline]");
+        match t.get("name") {
+            Some(n) => cfg.name = self.string(n, "the pipeline's `name`"),
+            None => self.err("[pipeline] has no `name`", span(p)),
+        }
+        if let Some(d) = t.get("description") {
+            cfg.description = self.string(d, "`description`").map(|l| l.value);
+        }
+    }
+
+    /// One entry of `[parameters]`: a value, or a table with `default` and
+    /// `description`.
+    fn parameter(
+        &mut self,
+        k: &Spanned<std::borrow::Cow<'_, str>>,
+        v: &Spanned<DeValue<'_>>,
+    ) -> Option<ParameterConfig> {
+        let name = Located::new(k.get_ref().to_string(), span(k));
+        let (default, description) = match v.get_ref() {
+            DeValue::Table(pt) => {
+                self.unknown_keys(pt, &["default", "description"], &format!("parameter `{}`", name.value));
+                let description = pt.get("description").and_then(|d| self.string(d, "`description`")).map(|l| l.value);
+                match pt.get("default") {
+                    Some(d) => (self.json(d), description),
+                    None => {
+                        self.err(format!("parameter `{}` has no `default`", name.value), span(v));
+                        (None, description)
+                    }
+                }
+            }
+            _ => (self.json(v), None),
+        };
+        default.map(|default| ParameterConfig { name, default, description })
+    }
+
+    /// The `[steps]` table, which must hold at least one step.
+    fn steps(&mut self, s: Option<&Spanned<DeValue<'_>>>) -> Vec<StepConfig> {
+        let Some(s) = s else {
+            self.errors.push(
+                Diagnostic::new("the pipeline has no steps", None)
+                    .with_help(Some("add a step: [steps.ingest]\ncomponent = \"ingest\"".into())),
+            );
+            return Vec::new();
+        };
+        let Some(t) = self.table(s, "[steps]") else { return Vec::new() };
+        let steps = t.iter().filter_map(|(k, v)| self.step(k, v)).collect();
+        if t.is_empty() {
+            self.err("the pipeline has no steps", span(s));
+        }
+        steps
     }
 }
 
@@ -290,67 +368,13 @@ impl PipelineConfig {
         let root = root.get_ref();
         r.unknown_keys(root, TOP_KEYS, "the pipeline file");
         let mut cfg = PipelineConfig { name: None, description: None, parameters: Vec::new(), steps: Vec::new() };
-        match root.get("pipeline") {
-            Some(p) => {
-                if let Some(t) = r.table(p, "[pipeline]") {
-                    r.unknown_keys(t, PIPELINE_KEYS, "[pipeline]");
-                    match t.get("name") {
-                        Some(n) => cfg.name = r.string(n, "the pipeline's `name`"),
-                        None => r.err("[pipeline] has no `name`", span(p)),
-                    }
-                    if let Some(d) = t.get("description") {
-                        cfg.description = r.string(d, "`description`").map(|l| l.value);
-                    }
-                }
-            }
-            None => r.errors.push(
-                Diagnostic::new("the pipeline file has no [pipeline] table", Some(0..0))
-                    .with_help(Some("start the file with:\n[pipeline]\nname = \"my-pipeline\"".into())),
-            ),
-        }
+        r.pipeline(root, &mut cfg);
         if let Some(ps) = root.get("parameters")
             && let Some(t) = r.table(ps, "[parameters]")
         {
-            for (k, v) in t.iter() {
-                let name = Located::new(k.get_ref().to_string(), span(k));
-                let (default, description) = match v.get_ref() {
-                    DeValue::Table(pt) => {
-                        r.unknown_keys(pt, &["default", "description"], &format!("parameter `{}`", name.value));
-                        let description =
-                            pt.get("description").and_then(|d| r.string(d, "`description`")).map(|l| l.value);
-                        match pt.get("default") {
-                            Some(d) => (r.json(d), description),
-                            None => {
-                                r.err(format!("parameter `{}` has no `default`", name.value), span(v));
-                                (None, description)
-                            }
-                        }
-                    }
-                    _ => (r.json(v), None),
-                };
-                if let Some(default) = default {
-                    cfg.parameters.push(ParameterConfig { name, default, description });
-                }
-            }
+            cfg.parameters = t.iter().filter_map(|(k, v)| r.parameter(k, v)).collect();
         }
-        match root.get("steps") {
-            Some(s) => {
-                if let Some(t) = r.table(s, "[steps]") {
-                    for (k, v) in t.iter() {
-                        if let Some(step) = r.step(k, v) {
-                            cfg.steps.push(step);
-                        }
-                    }
-                    if t.is_empty() {
-                        r.err("the pipeline has no steps", span(s));
-                    }
-                }
-            }
-            None => r.errors.push(
-                Diagnostic::new("the pipeline has no steps", None)
-                    .with_help(Some("add a step: [steps.ingest]\ncomponent = \"ingest\"".into())),
-            ),
-        }
+        cfg.steps = r.steps(root.get("steps"));
         Some(cfg)
     }
 }

@@ -259,51 +259,8 @@ pub fn column_drift(
     let (reference_empty, current_empty) = (reference.is_empty(), current.is_empty());
     let (score, statistic) = match (reference, current) {
         _ if reference_empty || current_empty => (f64::NAN, None),
-        (Sample::Numeric(mut r), Sample::Numeric(mut c)) => {
-            r.sort_unstable_by(f64::total_cmp);
-            c.sort_unstable_by(f64::total_cmp);
-            match method {
-                Method::Wasserstein => (wasserstein(&r, &c) / std_pop(&r).max(0.001), None),
-                Method::Ks => {
-                    let (d, p) = ks::ks_2samp(&r, &c);
-                    (p, Some(d))
-                }
-                Method::JensenShannon => {
-                    let (rp, cp) = binned_numeric(&r, &c, false);
-                    (jensen_shannon(&rp, &cp), None)
-                }
-                _ => {
-                    let (rp, cp) = binned_numeric(&r, &c, true);
-                    (psi(&rp, &cp), None)
-                }
-            }
-        }
-        (Sample::Categorical(r), Sample::Categorical(c)) => {
-            let (keys, rc, cc) = counts(&r, &c);
-            let shares = |v: &[f64], n: usize| v.iter().map(|x| x / n as f64).collect::<Vec<_>>();
-            let (r, c) = (rc.iter().sum::<f64>() as usize, cc.iter().sum::<f64>() as usize);
-            match method {
-                Method::ChiSquare => {
-                    let (stat, p) = chi_square(&rc, &cc);
-                    (p, Some(stat))
-                }
-                Method::Z => {
-                    let (z, p) = z_test(&keys, &rc, &cc);
-                    (p, Some(z))
-                }
-                Method::LInf => {
-                    let (rp, cp) = (shares(&rc, r), shares(&cc, c));
-                    (rp.iter().zip(&cp).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max), None)
-                }
-                Method::JensenShannon => (jensen_shannon(&shares(&rc, r), &shares(&cc, c)), None),
-                _ => {
-                    let (mut rp, mut cp) = (shares(&rc, r), shares(&cc, c));
-                    fill_zeroes(&mut rp);
-                    fill_zeroes(&mut cp);
-                    (psi(&rp, &cp), None)
-                }
-            }
-        }
+        (Sample::Numeric(r), Sample::Numeric(c)) => numeric_score(method, r, c),
+        (Sample::Categorical(r), Sample::Categorical(c)) => categorical_score(method, &r, &c),
         _ => (f64::NAN, None),
     };
     let drift = if score.is_nan() {
@@ -315,6 +272,57 @@ pub fn column_drift(
         score >= threshold
     };
     Ok(ColumnDrift { kind, method, score, threshold, drift, statistic, reference_count, current_count })
+}
+
+/// The score (and the test statistic, for tests that report a p-value)
+/// of two non-empty numeric samples.
+fn numeric_score(method: Method, mut r: Vec<f64>, mut c: Vec<f64>) -> (f64, Option<f64>) {
+    r.sort_unstable_by(f64::total_cmp);
+    c.sort_unstable_by(f64::total_cmp);
+    match method {
+        Method::Wasserstein => (wasserstein(&r, &c) / std_pop(&r).max(0.001), None),
+        Method::Ks => {
+            let (d, p) = ks::ks_2samp(&r, &c);
+            (p, Some(d))
+        }
+        Method::JensenShannon => {
+            let (rp, cp) = binned_numeric(&r, &c, false);
+            (jensen_shannon(&rp, &cp), None)
+        }
+        _ => {
+            let (rp, cp) = binned_numeric(&r, &c, true);
+            (psi(&rp, &cp), None)
+        }
+    }
+}
+
+/// The score (and the test statistic, for tests that report a p-value)
+/// of two non-empty categorical samples.
+fn categorical_score(method: Method, r: &BTreeMap<String, u64>, c: &BTreeMap<String, u64>) -> (f64, Option<f64>) {
+    let (keys, rc, cc) = counts(r, c);
+    let shares = |v: &[f64], n: usize| v.iter().map(|x| x / n as f64).collect::<Vec<_>>();
+    let (r, c) = (rc.iter().sum::<f64>() as usize, cc.iter().sum::<f64>() as usize);
+    match method {
+        Method::ChiSquare => {
+            let (stat, p) = chi_square(&rc, &cc);
+            (p, Some(stat))
+        }
+        Method::Z => {
+            let (z, p) = z_test(&keys, &rc, &cc);
+            (p, Some(z))
+        }
+        Method::LInf => {
+            let (rp, cp) = (shares(&rc, r), shares(&cc, c));
+            (rp.iter().zip(&cp).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max), None)
+        }
+        Method::JensenShannon => (jensen_shannon(&shares(&rc, r), &shares(&cc, c)), None),
+        _ => {
+            let (mut rp, mut cp) = (shares(&rc, r), shares(&cc, c));
+            fill_zeroes(&mut rp);
+            fill_zeroes(&mut cp);
+            (psi(&rp, &cp), None)
+        }
+    }
 }
 
 /// Population standard deviation (ddof = 0).

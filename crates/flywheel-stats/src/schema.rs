@@ -233,6 +233,91 @@ impl Reader<'_> {
     }
 }
 
+impl Reader<'_> {
+    /// The `[dataset]` table's rules.
+    fn dataset(&mut self, t: &DeTable<'_>) -> DatasetRules {
+        self.keys(t, DATASET_KEYS, "[dataset]");
+        let mut d = DatasetRules {
+            min_rows: t.get("min_rows").and_then(|v| self.uint(v, "min_rows")),
+            max_rows: t.get("max_rows").and_then(|v| self.uint(v, "max_rows")),
+            environments: t.get("environments").and_then(|v| self.strings(v, "environments")).unwrap_or_default(),
+            ..DatasetRules::default()
+        };
+        if let Some(v) = t.get("default_environment") {
+            match v.get_ref() {
+                DeValue::String(s) => d.default_environment = Some(s.to_string()),
+                _ => self.err(v.span(), "`default_environment` must be a string".into(), None),
+            }
+        }
+        d
+    }
+
+    /// A column's `type`; `None` (reported) when missing or unknown.
+    fn column_type(&mut self, ct: &DeTable<'_>, name: &str, name_span: Range<usize>) -> Option<ValueType> {
+        let Some(tv) = ct.get("type") else {
+            self.err(name_span, format!("column `{name}` has no `type`"), None);
+            return None;
+        };
+        let DeValue::String(s) = tv.get_ref() else {
+            self.err(tv.span(), "`type` must be a string".into(), None);
+            return None;
+        };
+        let ty = parse_type(s);
+        if ty.is_none() {
+            let help = flywheel_core::closest(s, ["int", "float", "string", "bool", "timestamp"])
+                .map(|c| format!("did you mean `{c}`?"));
+            self.err(tv.span(), format!("unknown type `{s}`; use int, float, string, bool or timestamp"), help);
+        }
+        ty
+    }
+
+    /// A column's rules besides its type; `envs` are the declared environments.
+    fn column_rules(&mut self, ct: &DeTable<'_>, ty: ValueType, envs: &[String]) -> ColumnRules {
+        let mut rules = ColumnRules::new(ty);
+        if let Some(v) = ct.get("min_presence") {
+            rules.min_presence = self.fraction(v, "min_presence").unwrap_or(1.0);
+        }
+        if let Some(v) = ct.get("nan_allowed") {
+            match v.get_ref() {
+                DeValue::Boolean(b) => rules.nan_allowed = *b,
+                _ => self.err(v.span(), "`nan_allowed` must be true or false".into(), None),
+            }
+        }
+        rules.min = ct.get("min").and_then(|v| self.num(v, "min"));
+        rules.max = ct.get("max").and_then(|v| self.num(v, "max"));
+        if let (Some(lo), Some(hi), Some(v)) = (rules.min, rules.max, ct.get("max"))
+            && lo > hi
+        {
+            self.err(v.span(), format!("`max` ({hi}) is below `min` ({lo})"), None);
+        }
+        rules.domain = ct.get("domain").and_then(|v| self.strings(v, "domain"));
+        if let Some(v) = ct.get("max_violation") {
+            rules.max_violation = self.fraction(v, "max_violation").unwrap_or(0.0);
+        }
+        rules.min_distinct = ct.get("min_distinct").and_then(|v| self.uint(v, "min_distinct"));
+        rules.max_distinct = ct.get("max_distinct").and_then(|v| self.uint(v, "max_distinct"));
+        rules.max_length = ct.get("max_length").and_then(|v| self.uint(v, "max_length"));
+        if let Some(v) = ct.get("environments") {
+            rules.environments = Some(self.environments(v, envs));
+        }
+        rules
+    }
+
+    /// A column's environments, each of which must be declared in `[dataset]`.
+    fn environments(&mut self, v: &Spanned<DeValue<'_>>, envs: &[String]) -> Vec<String> {
+        let list = self.strings(v, "environments").unwrap_or_default();
+        for e in &list {
+            if !envs.contains(e) {
+                let help = flywheel_core::closest(e, envs.iter().map(String::as_str))
+                    .map(|c| format!("did you mean `{c}`?"))
+                    .or_else(|| Some("declare it in [dataset] environments".into()));
+                self.err(v.span(), format!("environment `{e}` is not declared"), help);
+            }
+        }
+        list
+    }
+}
+
 impl Schema {
     /// Parses a schema file, reporting every problem with line and column.
     pub fn parse(source: &str, file: &str) -> Result<Schema, SchemaError> {
@@ -249,19 +334,7 @@ impl Schema {
         let mut schema = Schema::default();
         if let Some(d) = root.get("dataset") {
             match d.get_ref() {
-                DeValue::Table(t) => {
-                    r.keys(t, DATASET_KEYS, "[dataset]");
-                    schema.dataset.min_rows = t.get("min_rows").and_then(|v| r.uint(v, "min_rows"));
-                    schema.dataset.max_rows = t.get("max_rows").and_then(|v| r.uint(v, "max_rows"));
-                    schema.dataset.environments =
-                        t.get("environments").and_then(|v| r.strings(v, "environments")).unwrap_or_default();
-                    if let Some(v) = t.get("default_environment") {
-                        match v.get_ref() {
-                            DeValue::String(s) => schema.dataset.default_environment = Some(s.to_string()),
-                            _ => r.err(v.span(), "`default_environment` must be a string".into(), None),
-                        }
-                    }
-                }
+                DeValue::Table(t) => schema.dataset = r.dataset(t),
                 _ => r.err(d.span(), "[dataset] must be a table".into(), None),
             }
         }
@@ -276,68 +349,8 @@ impl Schema {
                             continue;
                         };
                         r.keys(ct, COLUMN_KEYS, &format!("column `{name_s}`"));
-                        let ty = match ct.get("type") {
-                            Some(tv) => match tv.get_ref() {
-                                DeValue::String(s) => match parse_type(s) {
-                                    Some(t) => t,
-                                    None => {
-                                        let help =
-                                            flywheel_core::closest(s, ["int", "float", "string", "bool", "timestamp"])
-                                                .map(|c| format!("did you mean `{c}`?"));
-                                        r.err(
-                                            tv.span(),
-                                            format!("unknown type `{s}`; use int, float, string, bool or timestamp"),
-                                            help,
-                                        );
-                                        continue;
-                                    }
-                                },
-                                _ => {
-                                    r.err(tv.span(), "`type` must be a string".into(), None);
-                                    continue;
-                                }
-                            },
-                            None => {
-                                r.err(name.span(), format!("column `{name_s}` has no `type`"), None);
-                                continue;
-                            }
-                        };
-                        let mut rules = ColumnRules::new(ty);
-                        if let Some(v) = ct.get("min_presence") {
-                            rules.min_presence = r.fraction(v, "min_presence").unwrap_or(1.0);
-                        }
-                        if let Some(v) = ct.get("nan_allowed") {
-                            match v.get_ref() {
-                                DeValue::Boolean(b) => rules.nan_allowed = *b,
-                                _ => r.err(v.span(), "`nan_allowed` must be true or false".into(), None),
-                            }
-                        }
-                        rules.min = ct.get("min").and_then(|v| r.num(v, "min"));
-                        rules.max = ct.get("max").and_then(|v| r.num(v, "max"));
-                        if let (Some(lo), Some(hi), Some(v)) = (rules.min, rules.max, ct.get("max"))
-                            && lo > hi
-                        {
-                            r.err(v.span(), format!("`max` ({hi}) is below `min` ({lo})"), None);
-                        }
-                        rules.domain = ct.get("domain").and_then(|v| r.strings(v, "domain"));
-                        if let Some(v) = ct.get("max_violation") {
-                            rules.max_violation = r.fraction(v, "max_violation").unwrap_or(0.0);
-                        }
-                        rules.min_distinct = ct.get("min_distinct").and_then(|v| r.uint(v, "min_distinct"));
-                        rules.max_distinct = ct.get("max_distinct").and_then(|v| r.uint(v, "max_distinct"));
-                        rules.max_length = ct.get("max_length").and_then(|v| r.uint(v, "max_length"));
-                        if let Some(v) = ct.get("environments") {
-                            let list = r.strings(v, "environments").unwrap_or_default();
-                            for e in &list {
-                                if !envs.contains(e) {
-                                    let help = flywheel_core::closest(e, envs.iter().map(String::as_str))
-                                        .map(|c| format!("did you mean `{c}`?"))
-                                        .or_else(|| Some("declare it in [dataset] environments".into()));
-                                    r.err(v.span(), format!("environment `{e}` is not declared"), help);
-                                }
-                            }
-                            rules.environments = Some(list);
-                        }
+                        let Some(ty) = r.column_type(ct, &name_s, name.span()) else { continue };
+                        let rules = r.column_rules(ct, ty, &envs);
                         schema.columns.push((name_s, rules));
                     }
                 }

@@ -6,7 +6,7 @@
 use crate::MlError;
 use crate::frame::{Column, ColumnKind, Frame};
 use crate::model::{Input, Model, Output, Prediction, Signature, Task};
-use crate::onnx::{DatumType, OnnxModel, OutputInfo, Tensor, ops};
+use crate::onnx::{DatumType, OnnxModel, OutputInfo, Tensor, TensorInfo, ops};
 use crate::transform::{Matrix, Transform};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, OnceLock};
@@ -235,87 +235,10 @@ fn label_text(t: &Tensor) -> Result<Vec<String>, MlError> {
 pub fn import(bytes: Vec<u8>, signature: Option<OnnxSignature>, source: &str) -> Result<Model, MlError> {
     let err = |m: String| MlError::Format(format!("{source}: {m}"));
     let rt = OnnxModel::load(&bytes).map_err(|e| err(e.to_string()))?;
-    let signature = match signature {
-        Some(s) => s,
-        None => match rt.metadata(METADATA_KEY) {
-            Some(text) => OnnxSignature::from_json(text.as_bytes(), &format!("{source} ({METADATA_KEY})"))?,
-            None => {
-                return Err(err(format!(
-                    "no signature: give one with --signature FILE (JSON: {{\"inputs\": [\"col1\", …], \"target\": \
-                     \"label\"}}) or store it in the file's metadata_props under `{METADATA_KEY}`"
-                )));
-            }
-        },
-    };
-    if signature.target.trim().is_empty() {
-        return Err(err("the signature's `target` is empty; name the column the model predicts".into()));
-    }
-    // Columns per graph input.
+    let signature = read_signature(signature, &rt, source)?;
     let inputs = rt.inputs();
-    let feeds: Vec<Feed> = match (&signature.inputs, inputs) {
-        (Some(cols), [one]) => {
-            if let Some(w) = one.width()
-                && w != cols.len()
-            {
-                return Err(err(format!(
-                    "the graph's input `{}` takes {w} columns but the signature names {}: {cols:?}",
-                    one.name,
-                    cols.len()
-                )));
-            }
-            vec![Feed { input: one.name.clone(), columns: cols.clone() }]
-        }
-        (cols, many) => {
-            if let Some(i) = many.iter().find(|i| i.width() != Some(1)) {
-                return Err(err(format!(
-                    "the graph has {} inputs and `{}` is not one column wide; with several inputs each must be \
-                     [N, 1] and is fed the column of its name",
-                    many.len(),
-                    i.name
-                )));
-            }
-            if let Some(cols) = cols {
-                let names: Vec<&str> = many.iter().map(|i| i.name.as_str()).collect();
-                if cols.iter().map(|c| c.as_str()).ne(names.iter().copied()) {
-                    return Err(err(format!(
-                        "the signature's inputs {cols:?} are not the graph's inputs {names:?} (with several inputs \
-                         each is fed the column of its name)"
-                    )));
-                }
-            }
-            many.iter().map(|i| Feed { input: i.name.clone(), columns: vec![i.name.clone()] }).collect()
-        }
-    };
-    let mut seen = std::collections::HashSet::new();
-    if let Some(c) = feeds.iter().flat_map(|f| &f.columns).find(|c| !seen.insert(c.as_str())) {
-        return Err(err(format!("column `{c}` is listed twice in the signature")));
-    }
-    // Outputs: a label (integers or text) and scores (numbers).
-    let outs = rt.outputs();
-    let label = outs.iter().position(|o| matches!(o.info.dtype, DatumType::I64 | DatumType::I32 | DatumType::String));
-    let numeric = |o: &&OutputInfo| matches!(o.info.dtype, DatumType::F32 | DatumType::F64);
-    let scores = outs
-        .iter()
-        .position(|o| numeric(&o))
-        .ok_or_else(|| err("the graph has no numeric output (scores, probabilities or values)".into()))?;
-    let task = match (signature.task, label) {
-        (Some(Task::Regression), _) | (None, None) => Task::Regression,
-        (Some(Task::Classification), None) => {
-            return Err(err("the signature says classification but the graph has no label output".into()));
-        }
-        (_, Some(_)) => Task::Classification,
-    };
-    let (label, classes) = match task {
-        Task::Regression => (None, Vec::new()),
-        Task::Classification => {
-            let classes = outs[scores]
-                .classes
-                .clone()
-                .or_else(|| rt.classes().map(|c| c.to_vec()))
-                .ok_or_else(|| err("the graph declares no class labels".into()))?;
-            (label, classes)
-        }
-    };
+    let feeds = feeds(&signature, inputs).map_err(err)?;
+    let Heads { task, label, scores, classes } = heads(&signature, &rt).map_err(err)?;
     let kinds: Vec<Input> = feeds
         .iter()
         .zip(inputs)
@@ -345,14 +268,123 @@ pub fn import(bytes: Vec<u8>, signature: Option<OnnxSignature>, source: &str) ->
     model.check().map_err(|e| err(e.to_string()))?;
     // One row of zeros (empty text) must run and give the declared shapes:
     // a signature that does not fit the graph fails here, not in serving.
+    let probe = zero_row(&model.signature)?;
+    model.predict(&probe).map_err(|e| err(format!("a test row does not run through the graph: {e}")))?;
+    Ok(model)
+}
+
+/// The signature given, else the one stored in the file; its target must be named.
+fn read_signature(given: Option<OnnxSignature>, rt: &OnnxModel, source: &str) -> Result<OnnxSignature, MlError> {
+    let err = |m: String| MlError::Format(format!("{source}: {m}"));
+    let signature = match given {
+        Some(s) => s,
+        None => match rt.metadata(METADATA_KEY) {
+            Some(text) => OnnxSignature::from_json(text.as_bytes(), &format!("{source} ({METADATA_KEY})"))?,
+            None => {
+                return Err(err(format!(
+                    "no signature: give one with --signature FILE (JSON: {{\"inputs\": [\"col1\", …], \"target\": \
+                     \"label\"}}) or store it in the file's metadata_props under `{METADATA_KEY}`"
+                )));
+            }
+        },
+    };
+    if signature.target.trim().is_empty() {
+        return Err(err("the signature's `target` is empty; name the column the model predicts".into()));
+    }
+    Ok(signature)
+}
+
+/// Columns per graph input: the signature's list for one input, else one
+/// column per `[N, 1]` input, named as the input. Errors are bare messages.
+fn feeds(signature: &OnnxSignature, inputs: &[TensorInfo]) -> Result<Vec<Feed>, String> {
+    let feeds: Vec<Feed> = match (&signature.inputs, inputs) {
+        (Some(cols), [one]) => {
+            if let Some(w) = one.width()
+                && w != cols.len()
+            {
+                return Err(format!(
+                    "the graph's input `{}` takes {w} columns but the signature names {}: {cols:?}",
+                    one.name,
+                    cols.len()
+                ));
+            }
+            vec![Feed { input: one.name.clone(), columns: cols.clone() }]
+        }
+        (cols, many) => {
+            if let Some(i) = many.iter().find(|i| i.width() != Some(1)) {
+                return Err(format!(
+                    "the graph has {} inputs and `{}` is not one column wide; with several inputs each must be \
+                     [N, 1] and is fed the column of its name",
+                    many.len(),
+                    i.name
+                ));
+            }
+            if let Some(cols) = cols {
+                let names: Vec<&str> = many.iter().map(|i| i.name.as_str()).collect();
+                if cols.iter().map(|c| c.as_str()).ne(names.iter().copied()) {
+                    return Err(format!(
+                        "the signature's inputs {cols:?} are not the graph's inputs {names:?} (with several inputs \
+                         each is fed the column of its name)"
+                    ));
+                }
+            }
+            many.iter().map(|i| Feed { input: i.name.clone(), columns: vec![i.name.clone()] }).collect()
+        }
+    };
+    let mut seen = std::collections::HashSet::new();
+    if let Some(c) = feeds.iter().flat_map(|f| &f.columns).find(|c| !seen.insert(c.as_str())) {
+        return Err(format!("column `{c}` is listed twice in the signature"));
+    }
+    Ok(feeds)
+}
+
+/// The task and the graph outputs that carry the answer.
+struct Heads {
+    task: Task,
+    label: Option<usize>,
+    scores: usize,
+    classes: Vec<String>,
+}
+
+/// Outputs: a label (integers or text) and scores (numbers). Errors are bare messages.
+fn heads(signature: &OnnxSignature, rt: &OnnxModel) -> Result<Heads, String> {
+    let outs = rt.outputs();
+    let label = outs.iter().position(|o| matches!(o.info.dtype, DatumType::I64 | DatumType::I32 | DatumType::String));
+    let numeric = |o: &&OutputInfo| matches!(o.info.dtype, DatumType::F32 | DatumType::F64);
+    let scores = outs
+        .iter()
+        .position(|o| numeric(&o))
+        .ok_or_else(|| "the graph has no numeric output (scores, probabilities or values)".to_string())?;
+    let task = match (signature.task, label) {
+        (Some(Task::Regression), _) | (None, None) => Task::Regression,
+        (Some(Task::Classification), None) => {
+            return Err("the signature says classification but the graph has no label output".into());
+        }
+        (_, Some(_)) => Task::Classification,
+    };
+    let (label, classes) = match task {
+        Task::Regression => (None, Vec::new()),
+        Task::Classification => {
+            let classes = outs[scores]
+                .classes
+                .clone()
+                .or_else(|| rt.classes().map(|c| c.to_vec()))
+                .ok_or_else(|| "the graph declares no class labels".to_string())?;
+            (label, classes)
+        }
+    };
+    Ok(Heads { task, label, scores, classes })
+}
+
+/// One row per input column: 0 for numbers, empty text.
+fn zero_row(signature: &Signature) -> Result<Frame, MlError> {
     let mut probe = Frame::new();
-    for i in &model.signature.inputs {
+    for i in &signature.inputs {
         let col = match i.kind {
             ColumnKind::Number => Column::Num(vec![0.0]),
             ColumnKind::Text => Column::Text(crate::frame::Text::encode([Some("")])),
         };
         probe.push(i.name.clone(), col)?;
     }
-    model.predict(&probe).map_err(|e| err(format!("a test row does not run through the graph: {e}")))?;
-    Ok(model)
+    Ok(probe)
 }

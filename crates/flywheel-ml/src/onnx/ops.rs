@@ -140,40 +140,8 @@ impl NativeOp {
         }
         let op = match n.op_type.as_str() {
             "TreeEnsembleClassifier" | "TreeEnsembleRegressor" => {
-                let classifier = n.op_type == "TreeEnsembleClassifier";
                 let single = inputs.first().copied().flatten().is_none_or(|i| i.dtype != DatumType::F64);
-                let (leaf, kind) = if classifier {
-                    let labels = labels(n).ok_or("the classifier declares no class labels")?;
-                    ("class", Kind::Classifier { labels, one_class: false, all_positive: false })
-                } else {
-                    let aggregate = match text(n, "aggregate_function").as_deref().unwrap_or("SUM") {
-                        "SUM" => Aggregate::Sum,
-                        "AVERAGE" => Aggregate::Average,
-                        "MIN" => Aggregate::Min,
-                        "MAX" => Aggregate::Max,
-                        other => return Err(format!("aggregate_function {other} is not supported")),
-                    };
-                    let targets = attr(n, "n_targets").map(|a| a.i).unwrap_or(1).max(1) as usize;
-                    ("target", Kind::Regressor { targets, aggregate })
-                };
-                let a = Attributes {
-                    tree_ids: ints(n, "nodes_treeids"),
-                    node_ids: ints(n, "nodes_nodeids"),
-                    features: ints(n, "nodes_featureids"),
-                    thresholds: floats(n, "nodes_values")?,
-                    modes: strings(n, "nodes_modes"),
-                    true_ids: ints(n, "nodes_truenodeids"),
-                    false_ids: ints(n, "nodes_falsenodeids"),
-                    missing_true: ints(n, "nodes_missing_value_tracks_true"),
-                    leaf_tree_ids: ints(n, &format!("{leaf}_treeids")),
-                    leaf_node_ids: ints(n, &format!("{leaf}_nodeids")),
-                    leaf_targets: ints(n, &format!("{leaf}_ids")),
-                    leaf_weights: floats(n, &format!("{leaf}_weights"))?,
-                    base: floats(n, "base_values")?,
-                    post: post(n)?,
-                    kind,
-                };
-                NativeOp::Trees(Box::new(Ensemble::new(a, single)?))
+                NativeOp::Trees(Box::new(Ensemble::new(tree_attributes(n)?, single)?))
             }
             "ZipMap" => NativeOp::ZipMap { classes: labels(n).ok_or("ZipMap declares no class labels")?.as_text() },
             "Scaler" => {
@@ -227,50 +195,21 @@ impl NativeOp {
             dtype,
             dims,
         };
-        let width = first.and_then(|i| i.width());
+        if let Some(w) = first.and_then(|i| i.width()) {
+            self.check_width(w)?;
+        }
         Ok(match self {
-            NativeOp::Trees(e) => {
-                if let Some(w) = width
-                    && w < e.width()
-                {
-                    return Err(format!("the trees read feature {} but the input has {w} columns", e.width() - 1));
+            NativeOp::Trees(e) => match &e.kind {
+                Kind::Classifier { labels, .. } => {
+                    let dt = if matches!(labels, Labels::Ints(_)) { DatumType::I64 } else { DatumType::String };
+                    vec![named(0, dt, vec![]), named(1, DatumType::F32, vec![Some(labels.len())])]
                 }
-                match &e.kind {
-                    Kind::Classifier { labels, .. } => {
-                        let dt = if matches!(labels, Labels::Ints(_)) { DatumType::I64 } else { DatumType::String };
-                        vec![named(0, dt, vec![]), named(1, DatumType::F32, vec![Some(labels.len())])]
-                    }
-                    Kind::Regressor { targets, .. } => vec![named(0, DatumType::F32, vec![Some(*targets)])],
-                }
-            }
-            NativeOp::Scaler { offset, scale } => {
-                for (what, v) in [("offset", offset), ("scale", scale)] {
-                    if let Some(w) = width
-                        && v.len() != 1
-                        && v.len() != w
-                    {
-                        return Err(format!("{} {what} values for {w} columns", v.len()));
-                    }
-                }
+                Kind::Regressor { targets, .. } => vec![named(0, DatumType::F32, vec![Some(*targets)])],
+            },
+            NativeOp::Scaler { .. } | NativeOp::Imputer { .. } => {
                 vec![named(0, DatumType::F32, first.map(|i| i.dims.clone()).unwrap_or(vec![None]))]
             }
-            NativeOp::Imputer { values, .. } => {
-                if let Some(w) = width
-                    && values.len() != 1
-                    && values.len() != w
-                {
-                    return Err(format!("{} imputed values for {w} columns", values.len()));
-                }
-                vec![named(0, DatumType::F32, first.map(|i| i.dims.clone()).unwrap_or(vec![None]))]
-            }
-            NativeOp::ZipMap { classes } => {
-                if let Some(w) = width
-                    && w != classes.len()
-                {
-                    return Err(format!("{} class labels for {w} probability columns", classes.len()));
-                }
-                vec![named(0, DatumType::F32, vec![Some(classes.len())])]
-            }
+            NativeOp::ZipMap { classes } => vec![named(0, DatumType::F32, vec![Some(classes.len())])],
             NativeOp::ArrayFeatureExtractor => {
                 let dt = first
                     .map(|i| i.dtype)
@@ -297,37 +236,35 @@ impl NativeOp {
         })
     }
 
+    /// Refuses a first input of `w` columns that the node's attributes do not fit.
+    fn check_width(&self, w: usize) -> Result<(), String> {
+        match self {
+            NativeOp::Trees(e) if w < e.width() => {
+                Err(format!("the trees read feature {} but the input has {w} columns", e.width() - 1))
+            }
+            NativeOp::Scaler { offset, scale } => {
+                for (what, v) in [("offset", offset), ("scale", scale)] {
+                    if v.len() != 1 && v.len() != w {
+                        return Err(format!("{} {what} values for {w} columns", v.len()));
+                    }
+                }
+                Ok(())
+            }
+            NativeOp::Imputer { values, .. } if values.len() != 1 && values.len() != w => {
+                Err(format!("{} imputed values for {w} columns", values.len()))
+            }
+            NativeOp::ZipMap { classes } if w != classes.len() => {
+                Err(format!("{} class labels for {w} probability columns", classes.len()))
+            }
+            _ => Ok(()),
+        }
+    }
+
     pub fn run(&self, args: &[Option<&Tensor>]) -> Result<Vec<Tensor>, String> {
         let arg = |k: usize| args.get(k).copied().flatten().ok_or_else(|| format!("input {k} is missing"));
         let x = arg(0)?;
         match self {
-            NativeOp::Trees(e) => {
-                let (rows, cols) = matrix_shape(x)?;
-                if cols < e.width() {
-                    return Err(format!("the trees read feature {} but the input has {cols} columns", e.width() - 1));
-                }
-                let values = f64s(x)?;
-                let k = e.outputs();
-                let mut out = vec![0.0; rows * k];
-                match &e.kind {
-                    Kind::Regressor { .. } => {
-                        par_rows(rows, cols, k, &values, &mut out, None, |x, r, o, _| e.regress(x, r, cols, o))
-                    }
-                    Kind::Classifier { labels, .. } => {
-                        let mut idx = vec![0usize; rows];
-                        par_rows(rows, cols, k, &values, &mut out, Some(&mut idx), |x, r, o, l| {
-                            e.classify(x, r, cols, l.unwrap_or(&mut []), o)
-                        });
-                        let probs = tensor(&[rows, k], out.into_iter().map(|v| v as f32).collect())?;
-                        let label = match labels {
-                            Labels::Ints(v) => tensor(&[rows], idx.iter().map(|&i| v[i]).collect())?,
-                            Labels::Strings(v) => tensor(&[rows], idx.iter().map(|&i| v[i].clone()).collect())?,
-                        };
-                        return Ok(vec![label, probs]);
-                    }
-                }
-                Ok(vec![tensor(&[rows, k], out.into_iter().map(|v| v as f32).collect())?])
-            }
+            NativeOp::Trees(e) => run_trees(e, x),
             NativeOp::Scaler { offset, scale } => {
                 let (rows, cols) = matrix_shape(x)?;
                 let mut v = f32s(x)?;
@@ -357,56 +294,127 @@ impl NativeOp {
             NativeOp::Cast { to } => {
                 Ok(vec![x.cast_to_dt(*to).map_err(|e| format!("cannot cast to {to:?}: {e}"))?.into_owned()])
             }
-            NativeOp::Reshape => {
-                let spec: Vec<i64> = f64s(arg(1)?)?.into_iter().map(|v| v as i64).collect();
-                let volume: usize = x.shape().iter().product();
-                let known: usize = spec
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &d)| if d == 0 { x.shape().get(i).copied().unwrap_or(1) } else { d.max(1) as usize })
-                    .product();
-                let shape: Vec<usize> = spec
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &d)| match d {
-                        -1 => volume / known.max(1),
-                        0 => x.shape().get(i).copied().unwrap_or(1),
-                        d => d as usize,
-                    })
-                    .collect();
-                x.clone().into_shape(&shape).map(|t| vec![t]).map_err(|e| format!("cannot reshape to {spec:?}: {e}"))
-            }
-            NativeOp::ArrayFeatureExtractor => {
-                let idx: Vec<usize> = f64s(arg(1)?)?.into_iter().map(|v| v as usize).collect();
-                let shape = x.shape();
-                let last = *shape.last().ok_or("cannot index a scalar")?;
-                if let Some(bad) = idx.iter().find(|&&i| i >= last) {
-                    return Err(format!("index {bad} is outside the {last} values"));
-                }
-                let outer: usize = shape[..shape.len() - 1].iter().product();
-                let mut out_shape: Vec<usize> =
-                    if shape.len() == 1 { vec![1] } else { shape[..shape.len() - 1].to_vec() };
-                out_shape.push(idx.len());
-                let x = x.clone().into_shape(&[outer, last]).map_err(|e| e.to_string())?;
-                let picked = (0..outer).flat_map(|r| idx.iter().map(move |&c| (r, c)));
-                macro_rules! gather {
-                    ($t:ty) => {{
-                        let v = x.to_plain_array_view::<$t>().map_err(|e| e.to_string())?;
-                        tensor(&out_shape, picked.map(|(r, c)| v[[r, c]].clone()).collect::<Vec<$t>>())?
-                    }};
-                }
-                let t = match x.datum_type() {
-                    DatumType::F32 => gather!(f32),
-                    DatumType::F64 => gather!(f64),
-                    DatumType::I64 => gather!(i64),
-                    DatumType::I32 => gather!(i32),
-                    DatumType::String => gather!(String),
-                    other => return Err(format!("cannot index {other:?} values")),
-                };
-                Ok(vec![t])
-            }
+            NativeOp::Reshape => reshape(x, arg(1)?),
+            NativeOp::ArrayFeatureExtractor => extract(x, arg(1)?),
         }
     }
+}
+
+/// A tree ensemble over a `[rows, cols]` input: the values, or a label and
+/// the class scores.
+fn run_trees(e: &Ensemble, x: &Tensor) -> Result<Vec<Tensor>, String> {
+    let (rows, cols) = matrix_shape(x)?;
+    if cols < e.width() {
+        return Err(format!("the trees read feature {} but the input has {cols} columns", e.width() - 1));
+    }
+    let values = f64s(x)?;
+    let k = e.outputs();
+    let mut out = vec![0.0; rows * k];
+    match &e.kind {
+        Kind::Regressor { .. } => {
+            par_rows(rows, cols, k, &values, &mut out, None, |x, r, o, _| e.regress(x, r, cols, o))
+        }
+        Kind::Classifier { labels, .. } => {
+            let mut idx = vec![0usize; rows];
+            par_rows(rows, cols, k, &values, &mut out, Some(&mut idx), |x, r, o, l| {
+                e.classify(x, r, cols, l.unwrap_or(&mut []), o)
+            });
+            let probs = tensor(&[rows, k], out.into_iter().map(|v| v as f32).collect())?;
+            let label = match labels {
+                Labels::Ints(v) => tensor(&[rows], idx.iter().map(|&i| v[i]).collect())?,
+                Labels::Strings(v) => tensor(&[rows], idx.iter().map(|&i| v[i].clone()).collect())?,
+            };
+            return Ok(vec![label, probs]);
+        }
+    }
+    Ok(vec![tensor(&[rows, k], out.into_iter().map(|v| v as f32).collect())?])
+}
+
+/// ONNX `Reshape`: 0 keeps the input's dimension, -1 takes what is left.
+fn reshape(x: &Tensor, spec: &Tensor) -> Result<Vec<Tensor>, String> {
+    let spec: Vec<i64> = f64s(spec)?.into_iter().map(|v| v as i64).collect();
+    let volume: usize = x.shape().iter().product();
+    let known: usize = spec
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| if d == 0 { x.shape().get(i).copied().unwrap_or(1) } else { d.max(1) as usize })
+        .product();
+    let shape: Vec<usize> = spec
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| match d {
+            -1 => volume / known.max(1),
+            0 => x.shape().get(i).copied().unwrap_or(1),
+            d => d as usize,
+        })
+        .collect();
+    x.clone().into_shape(&shape).map(|t| vec![t]).map_err(|e| format!("cannot reshape to {spec:?}: {e}"))
+}
+
+/// ONNX-ML `ArrayFeatureExtractor`: the given indices of the last axis.
+fn extract(x: &Tensor, indices: &Tensor) -> Result<Vec<Tensor>, String> {
+    let idx: Vec<usize> = f64s(indices)?.into_iter().map(|v| v as usize).collect();
+    let shape = x.shape();
+    let last = *shape.last().ok_or("cannot index a scalar")?;
+    if let Some(bad) = idx.iter().find(|&&i| i >= last) {
+        return Err(format!("index {bad} is outside the {last} values"));
+    }
+    let outer: usize = shape[..shape.len() - 1].iter().product();
+    let mut out_shape: Vec<usize> = if shape.len() == 1 { vec![1] } else { shape[..shape.len() - 1].to_vec() };
+    out_shape.push(idx.len());
+    let x = x.clone().into_shape(&[outer, last]).map_err(|e| e.to_string())?;
+    let picked = (0..outer).flat_map(|r| idx.iter().map(move |&c| (r, c)));
+    macro_rules! gather {
+        ($t:ty) => {{
+            let v = x.to_plain_array_view::<$t>().map_err(|e| e.to_string())?;
+            tensor(&out_shape, picked.map(|(r, c)| v[[r, c]].clone()).collect::<Vec<$t>>())?
+        }};
+    }
+    let t = match x.datum_type() {
+        DatumType::F32 => gather!(f32),
+        DatumType::F64 => gather!(f64),
+        DatumType::I64 => gather!(i64),
+        DatumType::I32 => gather!(i32),
+        DatumType::String => gather!(String),
+        other => return Err(format!("cannot index {other:?} values")),
+    };
+    Ok(vec![t])
+}
+
+/// A tree ensemble node's attributes, the classifier's labels or the
+/// regressor's targets and aggregate included.
+fn tree_attributes(n: &pb::NodeProto) -> Result<Attributes, String> {
+    let (leaf, kind) = if n.op_type == "TreeEnsembleClassifier" {
+        let labels = labels(n).ok_or("the classifier declares no class labels")?;
+        ("class", Kind::Classifier { labels, one_class: false, all_positive: false })
+    } else {
+        let aggregate = match text(n, "aggregate_function").as_deref().unwrap_or("SUM") {
+            "SUM" => Aggregate::Sum,
+            "AVERAGE" => Aggregate::Average,
+            "MIN" => Aggregate::Min,
+            "MAX" => Aggregate::Max,
+            other => return Err(format!("aggregate_function {other} is not supported")),
+        };
+        let targets = attr(n, "n_targets").map(|a| a.i).unwrap_or(1).max(1) as usize;
+        ("target", Kind::Regressor { targets, aggregate })
+    };
+    Ok(Attributes {
+        tree_ids: ints(n, "nodes_treeids"),
+        node_ids: ints(n, "nodes_nodeids"),
+        features: ints(n, "nodes_featureids"),
+        thresholds: floats(n, "nodes_values")?,
+        modes: strings(n, "nodes_modes"),
+        true_ids: ints(n, "nodes_truenodeids"),
+        false_ids: ints(n, "nodes_falsenodeids"),
+        missing_true: ints(n, "nodes_missing_value_tracks_true"),
+        leaf_tree_ids: ints(n, &format!("{leaf}_treeids")),
+        leaf_node_ids: ints(n, &format!("{leaf}_nodeids")),
+        leaf_targets: ints(n, &format!("{leaf}_ids")),
+        leaf_weights: floats(n, &format!("{leaf}_weights"))?,
+        base: floats(n, "base_values")?,
+        post: post(n)?,
+        kind,
+    })
 }
 
 /// Runs `f` on blocks of rows on the machine's cores (large batches only).

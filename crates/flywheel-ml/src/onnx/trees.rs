@@ -437,89 +437,105 @@ impl Ensemble {
             let scores = &mut block_scores[j * k..(j + 1) * k];
             let has = &mut block_has[j * k..(j + 1) * k];
             let probs = &mut out[i * k..(i + 1) * k];
-            if k > 2 {
-                for (c, b) in self.base.iter().enumerate() {
-                    scores[c] = if has[c] { self.add(scores[c], *b) } else { *b };
-                    has[c] = true;
-                }
-                // The first largest score among classes that got one.
-                let mut best: Option<usize> = None;
-                for c in 0..k {
-                    if has[c] && best.is_none_or(|b| scores[c] > scores[b]) {
-                        best = Some(c);
-                    }
-                }
-                labels[i] = best.unwrap_or(0);
-                self.transform_all(scores, probs);
-                continue;
-            }
-            // Two classes: onnxruntime's rules.
-            let mut write = -1;
-            let mut len = 2;
-            match self.base.len() {
-                2 => {
-                    if has[1] {
-                        scores[1] = self.add(self.base[1], scores[0]);
-                        scores[0] = -scores[1];
-                    } else {
-                        scores[1] = self.add(scores[1], self.base[1]);
-                        scores[0] = self.add(scores[0], self.base[0]);
-                    }
-                    has[1] = true;
-                }
-                1 => {
-                    scores[0] = self.add(scores[0], self.base[0]);
-                    if !has[1] {
-                        len = 1;
-                    }
-                }
-                _ => {
-                    write = 3;
-                    if !has[1] {
-                        len = 1;
-                    }
-                }
-            }
-            let positive = if len == 2 && has[1] {
-                scores[1]
-            } else if has[0] {
-                scores[0]
+            labels[i] = if k > 2 {
+                self.classify_many(scores, has, probs)
             } else {
-                0.0
+                self.classify_two(scores, has, probs, *one_class, *all_positive)
             };
-            let label = if *one_class {
-                let (threshold, (hi, lo)) = if *all_positive { (0.5, (0, 1)) } else { (0.0, (2, 3)) };
-                if positive > threshold {
-                    write = hi;
-                    1
+        }
+    }
+
+    /// One row of more than two classes: adds the base values, writes the
+    /// scores and returns the label index.
+    #[inline]
+    fn classify_many(&self, scores: &mut [f64], has: &mut [bool], probs: &mut [f64]) -> usize {
+        for (c, b) in self.base.iter().enumerate() {
+            scores[c] = if has[c] { self.add(scores[c], *b) } else { *b };
+            has[c] = true;
+        }
+        // The first largest score among classes that got one.
+        let mut best: Option<usize> = None;
+        for c in 0..scores.len() {
+            if has[c] && best.is_none_or(|b| scores[c] > scores[b]) {
+                best = Some(c);
+            }
+        }
+        self.transform_all(scores, probs);
+        best.unwrap_or(0)
+    }
+
+    /// One row of two classes, by onnxruntime's rules; returns the label index.
+    #[inline]
+    fn classify_two(
+        &self,
+        scores: &mut [f64],
+        has: &mut [bool],
+        probs: &mut [f64],
+        one_class: bool,
+        all_positive: bool,
+    ) -> usize {
+        let mut write = -1;
+        let mut len = 2;
+        match self.base.len() {
+            2 => {
+                if has[1] {
+                    scores[1] = self.add(self.base[1], scores[0]);
+                    scores[0] = -scores[1];
                 } else {
-                    write = lo;
-                    0
+                    scores[1] = self.add(scores[1], self.base[1]);
+                    scores[0] = self.add(scores[0], self.base[0]);
                 }
-            } else if positive > 0.0 {
-                1
-            } else {
-                0
-            };
-            labels[i] = label;
-            if len == 2 {
-                self.transform_all(scores, probs);
-            } else {
-                let s = scores[0];
-                match write {
-                    0 | 1 => {
-                        probs[0] = if self.single { (1.0 - s as f32) as f64 } else { 1.0 - s };
-                        probs[1] = s;
-                    }
-                    _ if self.post == Post::Logistic => {
-                        probs[0] = self.logistic(-s);
-                        probs[1] = self.logistic(s);
-                    }
-                    _ => {
-                        probs[0] = -s;
-                        probs[1] = s;
-                    }
+                has[1] = true;
+            }
+            1 => {
+                scores[0] = self.add(scores[0], self.base[0]);
+                if !has[1] {
+                    len = 1;
                 }
+            }
+            _ => {
+                write = 3;
+                if !has[1] {
+                    len = 1;
+                }
+            }
+        }
+        let positive = if len == 2 && has[1] {
+            scores[1]
+        } else if has[0] {
+            scores[0]
+        } else {
+            0.0
+        };
+        let threshold = if one_class && all_positive { 0.5 } else { 0.0 };
+        let label = usize::from(positive > threshold);
+        if one_class {
+            let (hi, lo) = if all_positive { (0, 1) } else { (2, 3) };
+            write = if label == 1 { hi } else { lo };
+        }
+        if len == 2 {
+            self.transform_all(scores, probs);
+        } else {
+            self.write_one_score(scores[0], write, probs);
+        }
+        label
+    }
+
+    /// Both probabilities from the one score a two-class row kept.
+    #[inline]
+    fn write_one_score(&self, s: f64, write: i32, probs: &mut [f64]) {
+        match write {
+            0 | 1 => {
+                probs[0] = if self.single { (1.0 - s as f32) as f64 } else { 1.0 - s };
+                probs[1] = s;
+            }
+            _ if self.post == Post::Logistic => {
+                probs[0] = self.logistic(-s);
+                probs[1] = self.logistic(s);
+            }
+            _ => {
+                probs[0] = -s;
+                probs[1] = s;
             }
         }
     }

@@ -138,21 +138,7 @@ pub fn fit(
     let threads = cores.min(p.trees);
     let grow_one = |t: usize| -> Tree {
         let seed = p.seed.wrapping_add(t as u64).wrapping_mul(0x2545_f491_4f6c_dd1d) | 1;
-        let mut rows: Vec<u32> = if p.bootstrap {
-            let mut state = seed;
-            let mut r: Vec<u32> = (0..x.rows)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    (state % x.rows as u64) as u32
-                })
-                .collect();
-            r.sort_unstable();
-            r
-        } else {
-            (0..x.rows as u32).collect()
-        };
+        let mut rows = sample_rows(x.rows, p.bootstrap, seed);
         let gp = GrowParams {
             max_leaf_nodes: usize::MAX,
             max_depth: p.max_depth,
@@ -166,27 +152,50 @@ pub fn fit(
         };
         grow(&binned, &binner, &mut rows, &gh, &gp, stop).0
     };
-    // Once a stop is asked, the trees left are not started.
-    let go_on = |_: &usize| !stop.requested();
-    let trees: Vec<Tree> = if threads <= 1 {
-        (0..p.trees).take_while(go_on).map(grow_one).collect()
-    } else {
-        // Trees t, t + threads, …, on each thread; then back in order.
-        let mut parts: Vec<Vec<(usize, Tree)>> = std::thread::scope(|s| {
-            let hs: Vec<_> = (0..threads)
-                .map(|k| {
-                    let grow_one = &grow_one;
-                    s.spawn(move || (k..p.trees).step_by(threads).take_while(go_on).map(|t| (t, grow_one(t))).collect())
-                })
-                .collect();
-            hs.into_iter().map(|h| h.join().expect("tree worker panicked")).collect()
-        });
-        let mut all: Vec<(usize, Tree)> = parts.drain(..).flatten().collect();
-        all.sort_by_key(|(t, _)| *t);
-        all.into_iter().map(|(_, t)| t).collect()
-    };
+    let trees = grow_all(p.trees, threads, grow_one, stop);
     stop.check()?;
     Ok(Forest { trees, classes: 0 })
+}
+
+/// The rows a tree is grown on: all of them, or as many drawn with
+/// replacement (xorshift from `seed`), sorted.
+fn sample_rows(n: usize, bootstrap: bool, seed: u64) -> Vec<u32> {
+    if !bootstrap {
+        return (0..n as u32).collect();
+    }
+    let mut state = seed;
+    let mut r: Vec<u32> = (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as u32
+        })
+        .collect();
+    r.sort_unstable();
+    r
+}
+
+/// Grows trees `0..count` on `threads` threads, returned in order. Once a
+/// stop is asked, the trees left are not started.
+fn grow_all(count: usize, threads: usize, grow_one: impl Fn(usize) -> Tree + Sync, stop: Stop) -> Vec<Tree> {
+    let go_on = |_: &usize| !stop.requested();
+    if threads <= 1 {
+        return (0..count).take_while(go_on).map(grow_one).collect();
+    }
+    // Trees t, t + threads, …, on each thread; then back in order.
+    let mut parts: Vec<Vec<(usize, Tree)>> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..threads)
+            .map(|k| {
+                let grow_one = &grow_one;
+                s.spawn(move || (k..count).step_by(threads).take_while(go_on).map(|t| (t, grow_one(t))).collect())
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().expect("tree worker panicked")).collect()
+    });
+    let mut all: Vec<(usize, Tree)> = parts.drain(..).flatten().collect();
+    all.sort_by_key(|(t, _)| *t);
+    all.into_iter().map(|(_, t)| t).collect()
 }
 
 #[cfg(test)]

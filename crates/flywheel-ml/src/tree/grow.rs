@@ -32,6 +32,12 @@ struct Bin {
     n: u32,
 }
 
+impl Bin {
+    fn minus(self, o: Bin) -> Bin {
+        Bin { g: self.g - o.g, h: self.h - o.h, n: self.n - o.n }
+    }
+}
+
 const BINS: usize = 256;
 /// scikit-learn's `min_hessian_to_split`.
 const MIN_HESSIAN: f64 = 1e-3;
@@ -237,8 +243,7 @@ pub fn grow(
     p: &GrowParams,
     stop: Stop,
 ) -> (Tree, Vec<LeafRows>) {
-    let features = binned.cols;
-    let mut hist = vec![Bin::default(); features * BINS];
+    let mut hist = vec![Bin::default(); binned.cols * BINS];
     build_histogram(binned, rows, gh, &mut hist, p.threads);
     let total = hist[..BINS].iter().fold(Bin::default(), |a, b| Bin { g: a.g + b.g, h: a.h + b.h, n: a.n + b.n });
     let mut nodes = vec![Node::leaf(0.0)];
@@ -248,61 +253,24 @@ pub fn grow(
     if splittable(&leaves[0]) {
         leaves[0].split = best_split(&leaves[0].hist, total, binner, p, &mut rng);
     }
-    // Best gain first when the leaves are limited; depth first otherwise.
-    let depth_first = p.max_leaf_nodes == usize::MAX;
-    let mut heap = BinaryHeap::new();
-    let mut stack: Vec<usize> = Vec::new();
+    let mut frontier = Frontier::new(p.max_leaf_nodes == usize::MAX);
     if let Some(s) = leaves[0].split {
-        if depth_first {
-            stack.push(0);
-        } else {
-            heap.push(Candidate { gain: s.gain, leaf: 0 });
-        }
+        frontier.push(s.gain, 0);
     }
     let mut count = 1;
     let mut scratch: Vec<u32> = Vec::new();
     // A deep tree on many rows takes seconds: look for a stop at each split.
     while count < p.max_leaf_nodes && !stop.requested() {
-        let next = if depth_first { stack.pop() } else { heap.pop().map(|c| c.leaf) };
-        let Some(li) = next else { break };
+        let Some(li) = frontier.pop() else { break };
         let Some(split) = leaves[li].split else { continue };
         let (start, end, depth, node) = (leaves[li].start, leaves[li].end, leaves[li].depth, leaves[li].node);
-        let col = &binned.columns[split.feature];
-        let goes_left = |r: u32| {
-            let b = col[r as usize];
-            if b == MISSING_BIN { split.missing_left } else { b <= split.bin }
-        };
-        let mid = start + partition(&mut rows[start..end], &mut scratch, goes_left);
+        let mid = start + partition_by(&split, binned, &mut rows[start..end], &mut scratch);
         let parent_total = leaves[li].total;
         let left_total = split.left;
-        let right_total = Bin {
-            g: parent_total.g - left_total.g,
-            h: parent_total.h - left_total.h,
-            n: parent_total.n - left_total.n,
-        };
-        // Histogram of the smaller child; the larger is the parent's minus it.
-        let (small_range, left_is_small) =
-            if mid - start <= end - mid { (start..mid, true) } else { (mid..end, false) };
-        let mut small = vec![Bin::default(); features * BINS];
-        build_histogram(binned, &rows[small_range], gh, &mut small, p.threads);
-        let mut large = std::mem::take(&mut leaves[li].hist);
-        for (a, b) in large.iter_mut().zip(&small) {
-            a.g -= b.g;
-            a.h -= b.h;
-            a.n -= b.n;
-        }
-        let (left_hist, right_hist) = if left_is_small { (small, large) } else { (large, small) };
-        let (l, r) = (nodes.len(), nodes.len() + 1);
-        nodes.push(Node::leaf(0.0));
-        nodes.push(Node::leaf(0.0));
-        nodes[node] = Node {
-            feature: split.feature as u32,
-            threshold: binner.threshold(split.feature, split.bin),
-            left: l as u32,
-            right: r as u32,
-            missing_left: split.missing_left,
-            value: 0.0,
-        };
+        let right_total = parent_total.minus(left_total);
+        let parent_hist = std::mem::take(&mut leaves[li].hist);
+        let (left_hist, right_hist) = child_histograms(binned, rows, gh, p, parent_hist, [start, mid, end]);
+        let (l, r) = split_node(&mut nodes, node, &split, binner);
         for (node, range, hist, total) in
             [(l, start..mid, left_hist, left_total), (r, mid..end, right_hist, right_total)]
         {
@@ -311,29 +279,103 @@ pub fn grow(
             if splittable(&leaf) {
                 leaf.split = best_split(&leaf.hist, total, binner, p, &mut rng);
             }
-            if let Some(s) = leaf.split {
-                if depth_first {
-                    stack.push(leaves.len());
-                } else {
-                    heap.push(Candidate { gain: s.gain, leaf: leaves.len() });
-                }
-            } else {
-                leaf.hist = Vec::new();
+            match leaf.split {
+                Some(s) => frontier.push(s.gain, leaves.len()),
+                None => leaf.hist = Vec::new(),
             }
             leaves.push(leaf);
         }
         leaves[li].split = None;
         count += 1;
     }
+    let ranges = leaf_values(&leaves, &mut nodes, p);
+    (Tree { nodes }, ranges)
+}
+
+/// Puts the rows that `split` sends left first; returns how many.
+fn partition_by(split: &Split, binned: &Binned, rows: &mut [u32], scratch: &mut Vec<u32>) -> usize {
+    let col = &binned.columns[split.feature];
+    let goes_left = |r: u32| {
+        let b = col[r as usize];
+        if b == MISSING_BIN { split.missing_left } else { b <= split.bin }
+    };
+    partition(rows, scratch, goes_left)
+}
+
+/// The leaves waiting to be split: best gain first when the leaves are
+/// limited, depth first otherwise.
+struct Frontier {
+    depth_first: bool,
+    heap: BinaryHeap<Candidate>,
+    stack: Vec<usize>,
+}
+
+impl Frontier {
+    fn new(depth_first: bool) -> Self {
+        Frontier { depth_first, heap: BinaryHeap::new(), stack: Vec::new() }
+    }
+
+    fn push(&mut self, gain: f64, leaf: usize) {
+        if self.depth_first {
+            self.stack.push(leaf);
+        } else {
+            self.heap.push(Candidate { gain, leaf });
+        }
+    }
+
+    fn pop(&mut self) -> Option<usize> {
+        if self.depth_first { self.stack.pop() } else { self.heap.pop().map(|c| c.leaf) }
+    }
+}
+
+/// The children's histograms after rows `start..end` were partitioned at
+/// `mid`: the smaller child's is built, the larger is the parent's minus it.
+fn child_histograms(
+    binned: &Binned,
+    rows: &[u32],
+    gh: &[[f64; 2]],
+    p: &GrowParams,
+    mut large: Vec<Bin>,
+    [start, mid, end]: [usize; 3],
+) -> (Vec<Bin>, Vec<Bin>) {
+    let (small_range, left_is_small) = if mid - start <= end - mid { (start..mid, true) } else { (mid..end, false) };
+    let mut small = vec![Bin::default(); binned.cols * BINS];
+    build_histogram(binned, &rows[small_range], gh, &mut small, p.threads);
+    for (a, b) in large.iter_mut().zip(&small) {
+        a.g -= b.g;
+        a.h -= b.h;
+        a.n -= b.n;
+    }
+    if left_is_small { (small, large) } else { (large, small) }
+}
+
+/// Turns leaf `node` into a split with two new leaves; returns their indices.
+fn split_node(nodes: &mut Vec<Node>, node: usize, split: &Split, binner: &Binner) -> (usize, usize) {
+    let (l, r) = (nodes.len(), nodes.len() + 1);
+    nodes.push(Node::leaf(0.0));
+    nodes.push(Node::leaf(0.0));
+    nodes[node] = Node {
+        feature: split.feature as u32,
+        threshold: binner.threshold(split.feature, split.bin),
+        left: l as u32,
+        right: r as u32,
+        missing_left: split.missing_left,
+        value: 0.0,
+    };
+    (l, r)
+}
+
+/// Sets each final leaf's value (a shrunk Newton step) and lists its rows.
+fn leaf_values(leaves: &[Leaf], nodes: &mut [Node], p: &GrowParams) -> Vec<LeafRows> {
     let mut ranges = Vec::new();
-    for leaf in &leaves {
+    for leaf in leaves {
         let n = &mut nodes[leaf.node];
         if n.is_leaf() {
             n.value = -p.shrinkage * leaf.total.g / (leaf.total.h + p.l2);
             ranges.push(LeafRows { value: n.value, start: leaf.start, end: leaf.end });
         }
     }
-    (Tree { nodes }, ranges)
+    ranges
 }
 
 #[cfg(test)]
