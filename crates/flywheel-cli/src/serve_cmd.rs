@@ -1,0 +1,42 @@
+//! `flywheel serve`: flags to a `ServeConfig`, the models loaded, the
+//! address and what is served printed, then `flywheel_serve::run` until
+//! SIGTERM or Ctrl-C.
+
+use crate::cli::ServeArgs;
+use crate::{Failure, fail};
+use flywheel_serve::{Serve, ServeConfig, ServeError};
+use std::path::Path;
+
+pub fn run(home: &Path, args: &ServeArgs) -> Result<u8, Failure> {
+    let config = ServeConfig { home: home.to_path_buf(), addr: args.addr.clone(), models: args.models.clone() };
+    crate::runtime()?.block_on(async {
+        let serve = Serve::load(&config).await.map_err(failure)?;
+        let served = serve.table.all();
+        flywheel_serve::run(serve, |addr| {
+            println!("serving on http://{addr} (OIP v2 at /v2, MLflow scoring at /invocations)");
+            for s in &served {
+                println!("  {}  ({})", s.label(), s.reference);
+            }
+        })
+        .await
+        .map_err(failure)
+    })?;
+    eprintln!("stopped");
+    Ok(0)
+}
+
+/// The exit code of a server that could not start: 2 for what the user
+/// named (a model, an address), 3 for a store or a port that cannot be used.
+fn failure(e: ServeError) -> Failure {
+    let code = match &e {
+        ServeError::Registry(_) => {
+            let ServeError::Registry(r) = e else { unreachable!("matched above") };
+            return r.into();
+        }
+        ServeError::Load { .. } | ServeError::NoModels(_) | ServeError::Address { .. } => 2,
+        ServeError::Bind { .. } | ServeError::Internal(_) => 3,
+        // Request refusals: never returned at start.
+        ServeError::NotFound(_) | ServeError::BadRequest(_) | ServeError::Unsupported(_) | ServeError::TooLarge { .. } => 2,
+    };
+    fail(code, e.to_string())
+}
