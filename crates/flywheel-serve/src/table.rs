@@ -91,21 +91,21 @@ impl ModelTable {
 mod tests {
     use super::*;
 
-    fn model(target: &str) -> Model {
-        let json = format!(
-            r#"{{"format":"flywheel.model/2","task":"regression","target":"{target}",
-            "signature":{{"inputs":[{{"name":"x","kind":"number"}}],"outputs":[{{"name":"prediction","kind":"number"}}]}},
-            "transform":{{"columns":[{{"column":"x","encoder":{{"type":"passthrough"}}}}]}},
-            "estimator":{{"type":"linear","algorithm":"ols","weights":[2.0],"intercept":1.0}}}}"#
-        );
-        Model::from_json(json.as_bytes()).unwrap_or_else(|e| panic!("{e}"))
+    fn model() -> Model {
+        use flywheel_ml::{Column, Estimator, Frame, transform};
+        let mut f = Frame::new();
+        f.push("x", Column::Num(vec![1.0, 2.0, 4.0])).unwrap_or_else(|e| panic!("{e}"));
+        let t = transform::fit(&f, &["x".into()], &Default::default(), transform::TREE_DEFAULTS)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let est = Estimator::Linear { algorithm: "ols".into(), weights: vec![2.0], intercept: 1.0 };
+        Model::new(Task::Regression, "y".into(), vec![], t, est, serde_json::json!({})).unwrap_or_else(|e| panic!("{e}"))
     }
 
     #[test]
     fn a_swap_replaces_the_answering_version_and_keeps_the_old_one_alive_for_its_holders() {
-        let table = ModelTable::new([Served::new("m".into(), 1, "m@production".into(), model("y"))]);
+        let table = ModelTable::new([Served::new("m".into(), 1, "m@production".into(), model())]);
         let held = table.get("m").unwrap();
-        let old = table.swap(Served::new("m".into(), 2, "m@production".into(), model("y"))).unwrap();
+        let old = table.swap(Served::new("m".into(), 2, "m@production".into(), model())).unwrap();
         assert_eq!(old.version, 1);
         assert_eq!(held.version, 1, "a request in flight keeps its version");
         assert_eq!(table.get("m").unwrap().version, 2);

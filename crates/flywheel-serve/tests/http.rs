@@ -285,7 +285,7 @@ fn bad_input_gets_a_4xx_json_error_naming_what_is_wrong() {
         ("/invocations?model=reg", json!({ "instances": [{ "x": 1, "c": 5 }] }), 400, vec!["input `c`", "expected text"]),
         ("/invocations?model=reg", json!({ "dataframe_split": {}, "inputs": {} }), 400, vec!["exactly one of"]),
         ("/invocations?model=reg", json!({ "records": [] }), 400, vec!["unknown field `records`"]),
-        ("/invocations?model=reg", json!({ "dataframe_records": [] }), 400, vec!["no rows"]),
+        ("/invocations?model=reg", json!({ "dataframe_split": { "columns": ["x", "c"], "data": [] } }), 400, vec!["no rows"]),
     ];
     for (path, body, status, words) in cases {
         let reply = post_json(addr, path, &body);
