@@ -13,10 +13,11 @@ pub fn run(home: &Path, args: &ServeArgs) -> Result<u8, Failure> {
         let serve = Serve::load(&config).await.map_err(failure)?;
         let served = serve.table.all();
         flywheel_serve::run(serve, |addr| {
-            println!("serving on http://{addr} (OIP v2 at /v2, MLflow scoring at /invocations)");
             for s in &served {
-                println!("  {}  ({})", s.label(), s.reference);
+                println!("{}  ({})", s.label(), s.reference);
             }
+            // Last, so that whoever reads the output knows it is complete.
+            println!("serving on http://{addr} (OIP v2 at /v2, MLflow scoring at /invocations)");
         })
         .await
         .map_err(failure)

@@ -93,6 +93,56 @@ pub fn describe(v: &Value) -> String {
     }
 }
 
+/// A JSON body, or an error with its line and column. Python's `json`
+/// (and so tritonclient and many MLflow clients) writes NaN, Infinity and
+/// -Infinity bare: NaN is read as `null` (a missing value), an infinity is
+/// refused as no number a model can use.
+pub fn read_json(body: &[u8]) -> Result<Value> {
+    match serde_json::from_slice(body) {
+        Ok(v) => Ok(v),
+        Err(first) => match nan_as_null(body)? {
+            Some(fixed) => serde_json::from_slice(&fixed).map_err(|_| bad(format!("malformed JSON: {first}"))),
+            None => Err(bad(format!("malformed JSON: {first}"))),
+        },
+    }
+}
+
+/// `body` with bare `NaN` tokens (outside strings) written `null`, if it has any.
+fn nan_as_null(body: &[u8]) -> Result<Option<Vec<u8>>> {
+    let mut out = Vec::with_capacity(body.len() + 16);
+    let (mut in_string, mut escaped, mut changed) = (false, false, false);
+    let (mut line, mut column) = (1, 1);
+    let mut i = 0;
+    while i < body.len() {
+        let b = body[i];
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else if b == b'"' {
+            in_string = true;
+        } else if body[i..].starts_with(b"NaN") {
+            out.extend_from_slice(b"null");
+            (i, column, changed) = (i + 3, column + 3, true);
+            continue;
+        } else if body[i..].starts_with(b"Infinity") || body[i..].starts_with(b"-Infinity") {
+            return Err(bad(format!(
+                "JSON line {line} column {column}: Infinity is no number a model can use; send a finite number, or null (or NaN) for a missing value"
+            )));
+        }
+        if b == b'\n' {
+            (line, column) = (line + 1, 0);
+        }
+        column += 1;
+        out.push(b);
+        i += 1;
+    }
+    Ok(changed.then_some(out))
+}
+
 pub fn bad(message: String) -> ServeError {
     ServeError::BadRequest(message)
 }
@@ -141,4 +191,20 @@ pub fn frame(served: &Served, mut columns: Vec<(String, Builder)>) -> Result<Fra
         frame.push(name, col.finish()).map_err(|e| bad(e.to_string()))?;
     }
     Ok(frame)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bare_nan_is_a_missing_value_and_infinity_is_refused_where_it_is() {
+        let v = read_json(br#"{"x": [1.5, NaN, -2], "s": "NaN \" Infinity"}"#).unwrap();
+        assert_eq!(v["x"][1], Value::Null);
+        assert_eq!(v["s"], "NaN \" Infinity", "strings are left alone");
+        let e = read_json(b"{\"x\": [1,\n -Infinity]}").unwrap_err().to_string();
+        assert!(e.contains("line 2 column 2") && e.contains("Infinity"), "{e}");
+        let e = read_json(b"{\"x\": [1,, NaN]}").unwrap_err().to_string();
+        assert!(e.starts_with("malformed JSON") && e.contains("line 1 column 10"), "{e}");
+    }
 }

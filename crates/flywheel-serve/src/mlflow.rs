@@ -4,7 +4,7 @@
 //! `{"predictions": [...]}` (numbers for regression, class labels for
 //! classification).
 
-use crate::columns::{Builder, bad, check_names, describe, frame};
+use crate::columns::{Builder, bad, check_names, describe, frame, read_json};
 use crate::table::Served;
 use crate::{Result, ServeError};
 use flywheel_ml::{Frame, Prediction};
@@ -22,11 +22,6 @@ pub fn parse(served: &Served, content_type: Option<&str>, body: &[u8]) -> Result
             "content type `{other}` is not taken by /invocations: send application/json or text/csv"
         ))),
     }
-}
-
-/// A JSON body, or an error with its line and column.
-pub fn read_json(body: &[u8]) -> Result<Value> {
-    serde_json::from_slice(body).map_err(|e| bad(format!("malformed JSON: {e}")))
 }
 
 fn parse_json(served: &Served, v: &Value) -> Result<Frame> {

@@ -11,7 +11,7 @@
 //! lists).
 
 use crate::binary::{self, Dtype};
-use crate::columns::{Builder, bad, check_names, describe, frame};
+use crate::columns::{Builder, bad, check_names, describe, frame, read_json};
 use crate::table::Served;
 use crate::Result;
 use flywheel_ml::{ColumnKind, Frame, Prediction};
@@ -68,7 +68,7 @@ pub struct Infer {
 
 /// Reads an inference request: its JSON header and the binary data after it.
 pub fn parse_infer(served: &Served, header: &[u8], mut data: &[u8]) -> Result<Infer> {
-    let v: Value = serde_json::from_slice(header).map_err(|e| bad(format!("malformed JSON: {e}")))?;
+    let v = read_json(header)?;
     let Value::Object(obj) = v else {
         return Err(bad("the request must be a JSON object with `inputs`".into()));
     };

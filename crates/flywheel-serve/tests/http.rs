@@ -304,7 +304,7 @@ fn malformed_bodies_csv_rows_binary_data_and_size_are_refused_with_where() {
     let cases: Vec<(&str, Vec<(&str, &str)>, Vec<u8>, u16, Vec<&str>)> = vec![
         ("/invocations?model=reg", vec![("Content-Type", "application/json")], b"{\"inputs\": {\n  \"x\": [1,,]}}".to_vec(), 400, vec!["malformed JSON", "line 2 column"]),
         ("/v2/models/reg/infer", vec![], b"{\"inputs\": [".to_vec(), 400, vec!["malformed JSON", "line 1"]),
-        ("/invocations?model=reg", vec![("Content-Type", "application/json")], b"{\"inputs\": {\"x\": [NaN], \"c\": [\"a\"]}}".to_vec(), 400, vec!["malformed JSON"]),
+        ("/invocations?model=reg", vec![("Content-Type", "application/json")], b"{\"inputs\": {\"x\": [Infinity], \"c\": [\"a\"]}}".to_vec(), 400, vec!["line 1 column 19", "Infinity"]),
         ("/invocations?model=reg", vec![("Content-Type", "text/csv")], b"x,c\n1,a\n2\n".to_vec(), 400, vec!["line 3", "1 fields", "header has 2"]),
         ("/invocations?model=reg", vec![("Content-Type", "text/csv")], b"x,c\n1,a\nlots,b\n".to_vec(), 400, vec!["line 3", "`x`", "`lots`"]),
         ("/invocations?model=reg", vec![("Content-Type", "text/csv")], b"x,c\ninf,a\n".to_vec(), 400, vec!["column `x`", "inf"]),
