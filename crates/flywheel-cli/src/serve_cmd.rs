@@ -37,7 +37,10 @@ fn failure(e: ServeError) -> Failure {
         ServeError::Load { .. } | ServeError::NoModels(_) | ServeError::Address { .. } => 2,
         ServeError::Bind { .. } | ServeError::Internal(_) => 3,
         // Request refusals: never returned at start.
-        ServeError::NotFound(_) | ServeError::BadRequest(_) | ServeError::Unsupported(_) | ServeError::TooLarge { .. } => 2,
+        ServeError::NotFound(_)
+        | ServeError::BadRequest(_)
+        | ServeError::Unsupported(_)
+        | ServeError::TooLarge { .. } => 2,
     };
     fail(code, e.to_string())
 }

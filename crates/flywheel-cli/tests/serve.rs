@@ -129,7 +129,12 @@ impl Drop for Server {
 fn eval_split(env: &Env, run: i64) -> PathBuf {
     let show = env.run(&["runs", "show", &run.to_string(), "--json"]).json();
     let ingest = show["executions"].as_array().unwrap().iter().find(|e| e["step"] == "ingest").unwrap();
-    let out = ingest["outputs"].as_array().unwrap().iter().find(|o| o["name"] == "eval").unwrap_or_else(|| panic!("{ingest:#}"));
+    let out = ingest["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "eval")
+        .unwrap_or_else(|| panic!("{ingest:#}"));
     let uri = out["artifact"]["uri"].as_str().unwrap().trim_start_matches("file://");
     let path = env.path().join("eval.parquet");
     std::fs::copy(uri, &path).unwrap();
@@ -176,11 +181,7 @@ fn bits(v: &Value) -> Vec<u64> {
 /// probabilities (row-major) for a classifier.
 fn expected(t: &flywheel_data::table::Table, classes: &[&str]) -> (Value, Vec<u64>) {
     let at = column(t, "prediction");
-    let prediction = if classes.is_empty() {
-        json!(t.f64_values(at))
-    } else {
-        json!(t.str_column(at))
-    };
+    let prediction = if classes.is_empty() { json!(t.f64_values(at)) } else { json!(t.str_column(at)) };
     let probs: Vec<Vec<f64>> = classes.iter().map(|c| t.f64_values(column(t, &format!("probability({c})")))).collect();
     let rows = t.rows();
     let flat = (0..rows).flat_map(|r| probs.iter().map(move |p| p[r].to_bits())).collect();
@@ -211,7 +212,11 @@ fn check_model(server: &Server, env: &Env, model: &str, version: &str, data: &Pa
     same_prediction(&reply.json()["predictions"], &want);
     let tensors: Vec<Value> =
         cols.iter().map(|(n, dt, v)| json!({ "name": n, "datatype": dt, "shape": [v.len()], "data": v })).collect();
-    let reply = post_json(addr, &format!("/v2/models/{model}/versions/{version}/infer"), &json!({ "id": "e2e", "inputs": tensors }));
+    let reply = post_json(
+        addr,
+        &format!("/v2/models/{model}/versions/{version}/infer"),
+        &json!({ "id": "e2e", "inputs": tensors }),
+    );
     assert_eq!(reply.status, 200, "{}", reply.text());
     let answer = reply.json();
     assert_eq!((answer["model_version"].as_str(), answer["id"].as_str()), (Some(version), Some("e2e")));
@@ -229,20 +234,32 @@ fn check_binary(addr: &str, model: &str, cols: &[(String, String, Vec<Value>)], 
     let mut tensors = Vec::new();
     for (name, dt, values) in cols {
         let raw: Vec<u8> = if dt == "BYTES" {
-            values.iter().flat_map(|v| {
-                let s = v.as_str().unwrap_or("");
-                [(s.len() as u32).to_le_bytes().to_vec(), s.as_bytes().to_vec()].concat()
-            }).collect()
+            values
+                .iter()
+                .flat_map(|v| {
+                    let s = v.as_str().unwrap_or("");
+                    [(s.len() as u32).to_le_bytes().to_vec(), s.as_bytes().to_vec()].concat()
+                })
+                .collect()
         } else {
             values.iter().flat_map(|v| v.as_f64().unwrap_or(f64::NAN).to_le_bytes()).collect()
         };
         tensors.push(json!({ "name": name, "datatype": dt, "shape": [values.len()], "parameters": { "binary_data_size": raw.len() } }));
         data.extend(raw);
     }
-    let head = json!({ "inputs": tensors, "outputs": [{ "name": "prediction", "parameters": { "binary_data": true } }] }).to_string();
+    let head =
+        json!({ "inputs": tensors, "outputs": [{ "name": "prediction", "parameters": { "binary_data": true } }] })
+            .to_string();
     let len = head.len().to_string();
     let body = [head.as_bytes(), &data].concat();
-    let reply = http::call(addr, "POST", &format!("/v2/models/{model}/infer"), &[("Inference-Header-Content-Length", &len)], &body).unwrap();
+    let reply = http::call(
+        addr,
+        "POST",
+        &format!("/v2/models/{model}/infer"),
+        &[("Inference-Header-Content-Length", &len)],
+        &body,
+    )
+    .unwrap();
     assert_eq!(reply.status, 200, "{}", reply.text());
     let n: usize = reply.header("Inference-Header-Content-Length").unwrap().parse().unwrap();
     let raw = &reply.body[n..];
@@ -262,11 +279,20 @@ fn check_binary(addr: &str, model: &str, cols: &[(String, String, Vec<Value>)], 
 }
 
 /// The case `serve/triton_check.py` reads.
-fn write_case(env: &Env, model: &str, version: &str, cols: &[(String, String, Vec<Value>)], want: &Value, probs: &[u64], classes: usize) -> Value {
+fn write_case(
+    env: &Env,
+    model: &str,
+    version: &str,
+    cols: &[(String, String, Vec<Value>)],
+    want: &Value,
+    probs: &[u64],
+    classes: usize,
+) -> Value {
     let inputs: Vec<Value> = cols.iter().map(|(n, dt, v)| json!({ "name": n, "datatype": dt, "data": v })).collect();
     let mut expected = json!({ "prediction": want });
     if classes > 0 {
-        let rows: Vec<Vec<f64>> = probs.chunks(classes).map(|r| r.iter().map(|b| f64::from_bits(*b)).collect()).collect();
+        let rows: Vec<Vec<f64>> =
+            probs.chunks(classes).map(|r| r.iter().map(|b| f64::from_bits(*b)).collect()).collect();
         expected["probabilities"] = json!(rows);
     }
     let case = json!({ "model": model, "version": version, "inputs": inputs, "expected": expected });
@@ -311,7 +337,9 @@ fn served_predictions_are_predicts_bit_for_bit_and_tritonclient_agrees() {
     flywheel_data::table::write_parquet(&rows, &t).unwrap();
     check_model(&server, &env, "onnx", "1", &rows, &[]);
     // The same CSV text posted as text/csv.
-    let reply = http::call(&server.addr, "POST", "/invocations?model=onnx", &[("Content-Type", "text/csv")], text.as_bytes()).unwrap();
+    let reply =
+        http::call(&server.addr, "POST", "/invocations?model=onnx", &[("Content-Type", "text/csv")], text.as_bytes())
+            .unwrap();
     let (want, _) = expected(&predicted(&env, "onnx", &rows), &[]);
     same_prediction(&reply.json()["predictions"], &want);
     if let Some(python) = test_python() {
@@ -336,14 +364,15 @@ fn named_models_are_served_at_their_alias_or_version_and_bad_ones_stop_the_start
     assert_eq!(r.code, 0, "{}", r.stderr);
     let server = Server::start(&env, &["reg@canary", "clf@1"]);
     assert!(server.printed.iter().any(|l| l.contains("reg@1") && l.contains("reg@canary")), "{:?}", server.printed);
-    let names: Vec<Value> = ["clf", "reg"].iter().map(|m| get(&server.addr, &format!("/v2/models/{m}")).json()["name"].clone()).collect();
+    let names: Vec<Value> =
+        ["clf", "reg"].iter().map(|m| get(&server.addr, &format!("/v2/models/{m}")).json()["name"].clone()).collect();
     assert_eq!(names, [json!("clf"), json!("reg")]);
     let reply = get(&server.addr, "/v2/models/onnx");
     assert_eq!(reply.status, 404, "not named, not served");
     assert!(reply.json()["error"].as_str().unwrap().contains("clf@1, reg@1"), "{}", reply.text());
     drop(server);
     for (models, code, words) in [
-        (vec!["nope"], 2, vec!["cannot serve `nope@production`", "nope"]),
+        (vec!["nope"], 2, vec!["cannot serve `nope@production`", "registered: clf, onnx, reg"]),
         (vec!["reg@staging"], 2, vec!["cannot serve `reg@staging`", "no alias `staging`"]),
         (vec!["reg@7"], 2, vec!["cannot serve `reg@7`"]),
         (vec!["reg", "reg@1"], 2, vec!["already served as `reg@production`"]),

@@ -3,8 +3,7 @@
 //! tensor's raw little-endian elements in order (BYTES as 4-byte
 //! little-endian lengths, each followed by that many bytes).
 
-use crate::columns::bad;
-use crate::Result;
+use crate::{Result, bad};
 
 /// The datatypes a tensor may have here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,7 +108,10 @@ fn decode_bytes(mut raw: &[u8], n: usize, name: &str) -> Result<Vec<String>> {
         raw = &rest[len..];
     }
     if out.len() != n {
-        return Err(bad(format!("input `{name}`: {} BYTES elements in the binary data, the shape says {n}", out.len())));
+        return Err(bad(format!(
+            "input `{name}`: {} BYTES elements in the binary data, the shape says {n}",
+            out.len()
+        )));
     }
     Ok(out)
 }
@@ -129,9 +131,10 @@ pub fn encode_bytes<'a>(items: impl IntoIterator<Item = &'a str>) -> Vec<u8> {
 
 /// Splits a body into its JSON header and the binary data after it.
 pub fn split<'a>(body: &'a [u8], header_len: &str) -> Result<(&'a [u8], &'a [u8])> {
-    let n: usize = header_len.trim().parse().map_err(|_| {
-        bad(format!("header Inference-Header-Content-Length: `{header_len}` is not a byte count"))
-    })?;
+    let n: usize = header_len
+        .trim()
+        .parse()
+        .map_err(|_| bad(format!("header Inference-Header-Content-Length: `{header_len}` is not a byte count")))?;
     if n > body.len() {
         return Err(bad(format!(
             "header Inference-Header-Content-Length: {n} bytes of JSON, the body has {}",
@@ -151,7 +154,10 @@ mod tests {
         let Elements::Num(back) = decode(Dtype::Fp64, &encode_f64(&v), 4, "x").unwrap() else { panic!() };
         assert_eq!(back.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), v.map(f64::to_bits));
         let raw = encode_bytes(["a", "", "héllo"]);
-        assert_eq!(decode(Dtype::Bytes, &raw, 3, "c").unwrap(), Elements::Text(vec!["a".into(), "".into(), "héllo".into()]));
+        assert_eq!(
+            decode(Dtype::Bytes, &raw, 3, "c").unwrap(),
+            Elements::Text(vec!["a".into(), "".into(), "héllo".into()])
+        );
         let ints: Vec<u8> = [7i32, -2].iter().flat_map(|x| x.to_le_bytes()).collect();
         assert_eq!(decode(Dtype::Int32, &ints, 2, "i").unwrap(), Elements::Num(vec![7.0, -2.0]));
         assert_eq!(decode(Dtype::Bool, &[0, 1, 2], 3, "b").unwrap(), Elements::Num(vec![0.0, 1.0, 1.0]));

@@ -3,7 +3,7 @@
 //! refusal naming the column, and the row when there is one.
 
 use crate::table::Served;
-use crate::{Result, ServeError};
+use crate::{Result, bad};
 use flywheel_ml::{Column, ColumnKind, Frame, Text};
 use serde_json::Value;
 
@@ -33,7 +33,11 @@ impl Builder {
                 return Err(bad(format!("input `{column}`{}: expected a number, got {}", at(), describe(other))));
             }
             (Builder::Text(_), other) => {
-                return Err(bad(format!("input `{column}`{}: expected text (a string), got {}", at(), describe(other))));
+                return Err(bad(format!(
+                    "input `{column}`{}: expected text (a string), got {}",
+                    at(),
+                    describe(other)
+                )));
             }
         }
         Ok(())
@@ -43,9 +47,11 @@ impl Builder {
     pub fn push_field(&mut self, field: &str, column: &str, line: u64) -> Result<()> {
         match self {
             Builder::Num(out) if field.trim().is_empty() => out.push(f64::NAN),
-            Builder::Num(out) => out.push(field.trim().parse::<f64>().map_err(|_| {
-                bad(format!("CSV line {line}, column `{column}`: expected a number, got `{field}`"))
-            })?),
+            Builder::Num(out) => {
+                out.push(field.trim().parse::<f64>().map_err(|_| {
+                    bad(format!("CSV line {line}, column `{column}`: expected a number, got `{field}`"))
+                })?)
+            }
             Builder::Text(out) if field.is_empty() => out.push(None),
             Builder::Text(out) => out.push(Some(field.to_string())),
         }
@@ -143,10 +149,6 @@ fn nan_as_null(body: &[u8]) -> Result<Option<Vec<u8>>> {
     Ok(changed.then_some(out))
 }
 
-pub fn bad(message: String) -> ServeError {
-    ServeError::BadRequest(message)
-}
-
 /// Checks that `given` names exactly the model's inputs: the missing and
 /// the unexpected ones are named (the latter with the closest input).
 pub fn check_names<'a>(served: &Served, given: impl IntoIterator<Item = &'a str>) -> Result<()> {
@@ -167,16 +169,10 @@ pub fn check_names<'a>(served: &Served, given: impl IntoIterator<Item = &'a str>
     let reads = inputs.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ");
     match (missing.is_empty(), extra.is_empty()) {
         (true, true) => Ok(()),
-        (false, _) => Err(bad(format!(
-            "missing input {}: model `{}` reads {reads}",
-            missing.join(", "),
-            served.name
-        ))),
-        (true, false) => Err(bad(format!(
-            "unexpected input {}: model `{}` reads {reads}",
-            extra.join(", "),
-            served.name
-        ))),
+        (false, _) => Err(bad(format!("missing input {}: model `{}` reads {reads}", missing.join(", "), served.name))),
+        (true, false) => {
+            Err(bad(format!("unexpected input {}: model `{}` reads {reads}", extra.join(", "), served.name)))
+        }
     }
 }
 

@@ -114,10 +114,22 @@ fn parse_ref(s: &str) -> Result<ModelRef> {
     Ok(r)
 }
 
-/// Loads one model, or says which one could not be and why.
+/// Loads one model, or says which one could not be and why (naming the
+/// registered models when the name is none of them).
 async fn load(home: &Home, r: &ModelRef) -> Result<Served> {
-    let err = |e: flywheel_registry::RegistryError| ServeError::Load { reference: r.to_string(), message: e.to_string() };
-    let (resolved, model) = home.load_model(r).await.map_err(err)?;
+    let err = |message: String| ServeError::Load { reference: r.to_string(), message };
+    let (resolved, model) = match home.load_model(r).await {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            let mut names: Vec<String> =
+                home.metadata.model_versions().unwrap_or_default().into_iter().map(|v| v.model_name).collect();
+            names.dedup();
+            if names.is_empty() || names.contains(&r.name) {
+                return Err(err(e.to_string()));
+            }
+            return Err(err(format!("no model named `{}` is registered; registered: {}", r.name, names.join(", "))));
+        }
+    };
     let v = &resolved.version;
     Ok(Served::new(v.model_name.clone(), v.version, r.to_string(), model))
 }

@@ -125,7 +125,12 @@ async fn infer_with(served: Arc<Served>, headers: &HeaderMap, body: Body) -> Res
 }
 
 /// `POST /invocations`, MLflow's scoring format.
-async fn invocations(State(table): Table, RawQuery(query): RawQuery, headers: HeaderMap, body: Body) -> Result<Response> {
+async fn invocations(
+    State(table): Table,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
     let served = invocation_model(&table, query.as_deref(), &headers)?;
     let body = read_body(&headers, body).await?;
     let frame = mlflow::parse(&served, header_str(&headers, header::CONTENT_TYPE.as_str())?, &body)?;
@@ -136,10 +141,7 @@ async fn invocations(State(table): Table, RawQuery(query): RawQuery, headers: He
 /// The model `/invocations` is for: `?model=NAME`, the `x-flywheel-model`
 /// header, or the only one served.
 fn invocation_model(table: &ModelTable, query: Option<&str>, headers: &HeaderMap) -> Result<Arc<Served>> {
-    let from_query = query
-        .into_iter()
-        .flat_map(|q| q.split('&'))
-        .find_map(|kv| kv.strip_prefix("model="));
+    let from_query = query.into_iter().flat_map(|q| q.split('&')).find_map(|kv| kv.strip_prefix("model="));
     match from_query.or(header_str(headers, MODEL_HEADER)?) {
         Some(name) => find(table, name, None),
         None => table.sole().ok_or_else(|| {

@@ -75,13 +75,19 @@ impl ServeError {
 
 pub type Result<T> = std::result::Result<T, ServeError>;
 
+/// A refused request, the message naming the field.
+pub(crate) fn bad(message: String) -> ServeError {
+    ServeError::BadRequest(message)
+}
+
 /// Serves `serve` until SIGTERM or Ctrl-C; `ready` is told the address
 /// actually bound (port 0 picks a free one) once the server accepts.
 pub async fn run(serve: Serve, ready: impl FnOnce(std::net::SocketAddr)) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(&serve.addr)
         .await
         .map_err(|e| ServeError::Bind { addr: serve.addr.clone(), message: e.to_string() })?;
-    let local = listener.local_addr().map_err(|e| ServeError::Bind { addr: serve.addr.clone(), message: e.to_string() })?;
+    let local =
+        listener.local_addr().map_err(|e| ServeError::Bind { addr: serve.addr.clone(), message: e.to_string() })?;
     ready(local);
     http::serve(listener, serve.table, shutdown_signal()).await
 }

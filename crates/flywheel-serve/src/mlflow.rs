@@ -4,7 +4,8 @@
 //! `{"predictions": [...]}` (numbers for regression, class labels for
 //! classification).
 
-use crate::columns::{Builder, bad, check_names, describe, frame, read_json};
+use crate::bad;
+use crate::columns::{Builder, check_names, describe, frame, read_json};
 use crate::table::Served;
 use crate::{Result, ServeError};
 use flywheel_ml::{Frame, Prediction};
@@ -41,7 +42,10 @@ fn parse_json(served: &Served, v: &Value) -> Result<Frame> {
         ("dataframe_records", Value::Array(rows)) => records(served, rows, format),
         (_, Value::Array(rows)) if format != "dataframe_records" => records(served, rows, format),
         ("instances" | "inputs", Value::Object(cols)) => columnar(served, cols, format),
-        _ => Err(bad(format!("`{format}` must be a list of rows{}", if format == "dataframe_records" { "" } else { " or an object of columns" }))),
+        _ => Err(bad(format!(
+            "`{format}` must be a list of rows{}",
+            if format == "dataframe_records" { "" } else { " or an object of columns" }
+        ))),
     }
 }
 
@@ -53,7 +57,9 @@ fn split(served: &Served, v: &Value) -> Result<Frame> {
     let names: Vec<&str> = columns
         .iter()
         .enumerate()
-        .map(|(i, c)| c.as_str().ok_or_else(|| bad(format!("dataframe_split.columns[{i}]: expected a name, got {}", describe(c)))))
+        .map(|(i, c)| {
+            c.as_str().ok_or_else(|| bad(format!("dataframe_split.columns[{i}]: expected a name, got {}", describe(c))))
+        })
         .collect::<Result<_>>()?;
     check_names(served, names.iter().copied())?;
     let mut builders = builders(served, &names, data.len());
@@ -144,10 +150,9 @@ fn parse_csv(served: &Served, body: &[u8]) -> Result<Frame> {
 
 fn csv_error(e: &csv::Error) -> String {
     match e.kind() {
-        csv::ErrorKind::UnequalLengths { pos, expected_len, len } => format!(
-            "line {}: {len} fields where the header has {expected_len}",
-            pos.as_ref().map_or(0, |p| p.line())
-        ),
+        csv::ErrorKind::UnequalLengths { pos, expected_len, len } => {
+            format!("line {}: {len} fields where the header has {expected_len}", pos.as_ref().map_or(0, |p| p.line()))
+        }
         csv::ErrorKind::Utf8 { pos, .. } => {
             format!("line {}: not UTF-8 text", pos.as_ref().map_or(0, |p| p.line()))
         }

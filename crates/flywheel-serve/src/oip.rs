@@ -10,10 +10,11 @@
 //! order of the model's classes, which the output's `classes` parameter
 //! lists).
 
-use crate::binary::{self, Dtype};
-use crate::columns::{Builder, bad, check_names, describe, frame, read_json};
-use crate::table::Served;
 use crate::Result;
+use crate::bad;
+use crate::binary::{self, Dtype};
+use crate::columns::{Builder, check_names, describe, frame, read_json};
+use crate::table::Served;
 use flywheel_ml::{ColumnKind, Frame, Prediction};
 use serde_json::{Map, Value, json};
 
@@ -121,9 +122,14 @@ fn input(served: &Served, t: &Value, i: usize, data: &mut &[u8]) -> Result<(Stri
             if t.contains_key("data") {
                 return Err(bad(format!("input `{name}`: both `data` and binary_data_size")));
             }
-            let size = size.as_u64().ok_or_else(|| bad(format!("input `{name}`: binary_data_size must be a byte count")))? as usize;
+            let size =
+                size.as_u64().ok_or_else(|| bad(format!("input `{name}`: binary_data_size must be a byte count")))?
+                    as usize;
             if size > data.len() {
-                return Err(bad(format!("input `{name}`: binary_data_size {size}, {} bytes of binary data are left", data.len())));
+                return Err(bad(format!(
+                    "input `{name}`: binary_data_size {size}, {} bytes of binary data are left",
+                    data.len()
+                )));
             }
             let (raw, rest) = data.split_at(size);
             *data = rest;
@@ -142,9 +148,9 @@ fn dtype(v: Option<&Value>, name: &str, kind: ColumnKind) -> Result<Dtype> {
         (ColumnKind::Text, Some(Dtype::Bytes)) => Ok(Dtype::Bytes),
         (ColumnKind::Number, Some(d)) if d != Dtype::Bytes => Ok(d),
         (ColumnKind::Text, _) => Err(bad(format!("input `{name}`: datatype {s} for a text column; send BYTES"))),
-        (ColumnKind::Number, _) => Err(bad(format!(
-            "input `{name}`: datatype {s} for a number column; send FP64, FP32, INT64, INT32 or BOOL"
-        ))),
+        (ColumnKind::Number, _) => {
+            Err(bad(format!("input `{name}`: datatype {s} for a number column; send FP64, FP32, INT64, INT32 or BOOL")))
+        }
     }
 }
 
@@ -219,14 +225,17 @@ fn requested_outputs(served: &Served, v: Option<&Value>, binary_all: bool) -> Re
     list.iter()
         .enumerate()
         .map(|(i, o)| {
-            let name = o.get("name").and_then(Value::as_str).ok_or_else(|| bad(format!("outputs[{i}]: `name` is missing")))?;
+            let name =
+                o.get("name").and_then(Value::as_str).ok_or_else(|| bad(format!("outputs[{i}]: `name` is missing")))?;
             let known = names.iter().find(|n| **n == name).ok_or_else(|| {
                 bad(format!("output `{name}` is not one model `{}` has: it answers {}", served.name, names.join(", ")))
             })?;
             let at = format!("output `{name}` parameters");
             let p = params(o.get("parameters"), &at)?;
             if p.and_then(|p| p.get("classification")).is_some_and(|c| c.as_u64() != Some(0)) {
-                return Err(bad(format!("output `{name}`: the classification extension is not supported; read `probabilities`")));
+                return Err(bad(format!(
+                    "output `{name}`: the classification extension is not supported; read `probabilities`"
+                )));
             }
             let binary = match p.and_then(|p| p.get("binary_data")) {
                 None => binary_all,

@@ -98,7 +98,8 @@ mod tests {
         let t = transform::fit(&f, &["x".into()], &Default::default(), transform::TREE_DEFAULTS)
             .unwrap_or_else(|e| panic!("{e}"));
         let est = Estimator::Linear { algorithm: "ols".into(), weights: vec![2.0], intercept: 1.0 };
-        Model::new(Task::Regression, "y".into(), vec![], t, est, serde_json::json!({})).unwrap_or_else(|e| panic!("{e}"))
+        Model::new(Task::Regression, "y".into(), vec![], t, est, serde_json::json!({}))
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     #[test]

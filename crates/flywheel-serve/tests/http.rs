@@ -68,15 +68,15 @@ impl Reply {
     }
 
     fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
     }
 }
 
 /// One HTTP/1.1 request on its own connection.
 fn call(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
     let mut s = TcpStream::connect(addr).unwrap();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -89,9 +89,8 @@ fn call(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], bo
     let head = String::from_utf8(raw[..split].to_vec()).unwrap();
     let mut lines = head.lines();
     let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
-        .collect();
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))).collect();
     Reply { status, headers, body: raw[split + 4..].to_vec() }
 }
 
@@ -136,7 +135,13 @@ fn every_mlflow_format_answers_what_the_model_predicts_bit_for_bit() {
     for (x, c) in &r {
         csv.push_str(&format!("{},{}\n", c.as_str().unwrap(), x.as_f64().map(|v| v.to_string()).unwrap_or_default()));
     }
-    let reply = call(addr, "POST", "/invocations", &[("Content-Type", "text/csv"), ("x-flywheel-model", "reg")], csv.as_bytes());
+    let reply = call(
+        addr,
+        "POST",
+        "/invocations",
+        &[("Content-Type", "text/csv"), ("x-flywheel-model", "reg")],
+        csv.as_bytes(),
+    );
     assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
     assert_eq!(bits(reply.json()["predictions"].as_array().unwrap()), want);
 }
@@ -163,7 +168,10 @@ fn a_classifier_answers_labels_in_mlflow_and_labels_with_probabilities_in_oip() 
     let reply = post_json(addr, "/v2/models/clf/versions/1/infer", &body);
     assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
     let v = reply.json();
-    assert_eq!((v["model_name"].as_str(), v["model_version"].as_str(), v["id"].as_str()), (Some("clf"), Some("1"), Some("req-7")));
+    assert_eq!(
+        (v["model_name"].as_str(), v["model_version"].as_str(), v["id"].as_str()),
+        (Some("clf"), Some("1"), Some("req-7"))
+    );
     let out = v["outputs"].as_array().unwrap();
     assert_eq!(out[0]["name"], "prediction");
     assert_eq!(out[0]["datatype"], "BYTES");
@@ -171,7 +179,10 @@ fn a_classifier_answers_labels_in_mlflow_and_labels_with_probabilities_in_oip() 
     assert_eq!(out[1]["name"], "probabilities");
     assert_eq!(out[1]["shape"], json!([n, 2]));
     assert_eq!(out[1]["parameters"]["classes"], json!(["no", "yes"]));
-    assert_eq!(bits(out[1]["data"].as_array().unwrap()), probabilities.data.iter().map(|p| p.to_bits()).collect::<Vec<_>>());
+    assert_eq!(
+        bits(out[1]["data"].as_array().unwrap()),
+        probabilities.data.iter().map(|p| p.to_bits()).collect::<Vec<_>>()
+    );
     // No id given: one is made up, and differs per request.
     let a = post_json(addr, "/v2/models/clf/infer", &json!({ "inputs": body["inputs"] })).json();
     let b = post_json(addr, "/v2/models/clf/infer", &json!({ "inputs": body["inputs"] })).json();
@@ -227,9 +238,18 @@ fn binary_tensors_go_in_and_come_out_as_tritonclient_sends_and_reads_them() {
     })
     .to_string();
     let len = header.len().to_string();
-    let reply = call(addr, "POST", "/v2/models/reg/infer", &[("Inference-Header-Content-Length", &len)], &[header.as_bytes(), &xb, &cb].concat());
+    let reply = call(
+        addr,
+        "POST",
+        "/v2/models/reg/infer",
+        &[("Inference-Header-Content-Length", &len)],
+        &[header.as_bytes(), &xb, &cb].concat(),
+    );
     assert!(reply.header("inference-header-content-length").is_none());
-    assert_eq!(bits(reply.json()["outputs"][0]["data"].as_array().unwrap()), want.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+    assert_eq!(
+        bits(reply.json()["outputs"][0]["data"].as_array().unwrap()),
+        want.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -245,7 +265,10 @@ fn metadata_health_and_readiness_follow_the_protocol() {
     assert_eq!(call(addr, "GET", "/v2/models/clf/versions/2/ready", &[], b"").status, 404);
     let m = call(addr, "GET", "/v2/models/clf", &[], b"").json();
     assert_eq!(m["versions"], json!(["1"]));
-    assert_eq!(m["inputs"], json!([{ "name": "x", "datatype": "FP64", "shape": [-1] }, { "name": "c", "datatype": "BYTES", "shape": [-1] }]));
+    assert_eq!(
+        m["inputs"],
+        json!([{ "name": "x", "datatype": "FP64", "shape": [-1] }, { "name": "c", "datatype": "BYTES", "shape": [-1] }])
+    );
     assert_eq!(m["outputs"][0], json!({ "name": "prediction", "datatype": "BYTES", "shape": [-1] }));
     assert_eq!(m["outputs"][1], json!({ "name": "probabilities", "datatype": "FP64", "shape": [-1, 2] }));
     let m = call(addr, "GET", "/v2/models/reg/versions/3", &[], b"");
@@ -264,28 +287,124 @@ fn bad_input_gets_a_4xx_json_error_naming_what_is_wrong() {
         ("/v2/models/nope/infer", infer(json!([c])), 404, vec!["`nope`", "clf@1", "reg@3"]),
         ("/v2/models/reg/versions/9/infer", infer(json!([c])), 404, vec!["version `9`", "serves version 3"]),
         ("/v2/models/reg/infer", infer(json!([c])), 400, vec!["missing input `x`"]),
-        ("/v2/models/reg/infer", infer(json!([x("FP64", json!([1]), json!([1.0])), c, { "name": "z", "datatype": "FP64", "shape": [1], "data": [1] }])), 400, vec!["unexpected input `z`"]),
-        ("/v2/models/reg/infer", infer(json!([x("FP64", json!([1]), json!([1.0])), { "name": "x", "datatype": "FP64", "shape": [1], "data": [1] }])), 400, vec!["`x` is given twice"]),
-        ("/v2/models/reg/infer", infer(json!([x("BYTES", json!([1]), json!(["1"])), c])), 400, vec!["input `x`", "BYTES", "number column"]),
-        ("/v2/models/reg/infer", infer(json!([x("FP64", json!([1]), json!(["one"])), c])), 400, vec!["input `x`", "data[0]", "\"one\""]),
-        ("/v2/models/reg/infer", infer(json!([x("INT64", json!([1]), json!([1.5])), c])), 400, vec!["input `x`", "INT64", "1.5"]),
-        ("/v2/models/reg/infer", infer(json!([x("FP64", json!([2, 3]), json!([1, 2, 3, 4, 5, 6])), c])), 400, vec!["input `x`", "shape [2,3]"]),
-        ("/v2/models/reg/infer", infer(json!([x("FP64", json!([2]), json!([1.0])), c])), 400, vec!["input `x`", "1 values", "shape says 2"]),
-        ("/v2/models/reg/infer", infer(json!([x("FP64", json!([2]), json!([1.0, 2.0])), c])), 400, vec!["input `c`", "1 rows", "have 2"]),
-        ("/v2/models/reg/infer", infer(json!([x("FP64", json!([1]), json!([1.0])), { "name": "c", "datatype": "FP64", "shape": [1], "data": [1] }])), 400, vec!["input `c`", "text column"]),
-        ("/v2/models/reg/infer", json!({ "inputs": [x("FP64", json!([1]), json!([1.0])), c], "outputs": [{ "name": "probabilities" }] }), 400, vec!["output `probabilities`", "prediction"]),
+        (
+            "/v2/models/reg/infer",
+            infer(
+                json!([x("FP64", json!([1]), json!([1.0])), c, { "name": "z", "datatype": "FP64", "shape": [1], "data": [1] }]),
+            ),
+            400,
+            vec!["unexpected input `z`"],
+        ),
+        (
+            "/v2/models/reg/infer",
+            infer(
+                json!([x("FP64", json!([1]), json!([1.0])), { "name": "x", "datatype": "FP64", "shape": [1], "data": [1] }]),
+            ),
+            400,
+            vec!["`x` is given twice"],
+        ),
+        (
+            "/v2/models/reg/infer",
+            infer(json!([x("BYTES", json!([1]), json!(["1"])), c])),
+            400,
+            vec!["input `x`", "BYTES", "number column"],
+        ),
+        (
+            "/v2/models/reg/infer",
+            infer(json!([x("FP64", json!([1]), json!(["one"])), c])),
+            400,
+            vec!["input `x`", "data[0]", "\"one\""],
+        ),
+        (
+            "/v2/models/reg/infer",
+            infer(json!([x("INT64", json!([1]), json!([1.5])), c])),
+            400,
+            vec!["input `x`", "INT64", "1.5"],
+        ),
+        (
+            "/v2/models/reg/infer",
+            infer(json!([x("FP64", json!([2, 3]), json!([1, 2, 3, 4, 5, 6])), c])),
+            400,
+            vec!["input `x`", "shape [2,3]"],
+        ),
+        (
+            "/v2/models/reg/infer",
+            infer(json!([x("FP64", json!([2]), json!([1.0])), c])),
+            400,
+            vec!["input `x`", "1 values", "shape says 2"],
+        ),
+        (
+            "/v2/models/reg/infer",
+            infer(json!([x("FP64", json!([2]), json!([1.0, 2.0])), c])),
+            400,
+            vec!["input `c`", "1 rows", "have 2"],
+        ),
+        (
+            "/v2/models/reg/infer",
+            infer(
+                json!([x("FP64", json!([1]), json!([1.0])), { "name": "c", "datatype": "FP64", "shape": [1], "data": [1] }]),
+            ),
+            400,
+            vec!["input `c`", "text column"],
+        ),
+        (
+            "/v2/models/reg/infer",
+            json!({ "inputs": [x("FP64", json!([1]), json!([1.0])), c], "outputs": [{ "name": "probabilities" }] }),
+            400,
+            vec!["output `probabilities`", "prediction"],
+        ),
         ("/v2/models/reg/infer", json!({ "inputs": [], "extra": 1 }), 400, vec!["unknown field `extra`"]),
-        ("/invocations", json!({ "dataframe_records": [{ "x": 1, "c": "a" }] }), 400, vec!["several models", "?model="]),
-        ("/invocations?model=nope", json!({ "dataframe_records": [{ "x": 1, "c": "a" }] }), 404, vec!["`nope`", "served"]),
-        ("/invocations?model=reg", json!({ "dataframe_records": [{ "x": "high", "c": "a" }] }), 400, vec!["input `x`", "dataframe_records[0]", "\"high\""]),
+        (
+            "/invocations",
+            json!({ "dataframe_records": [{ "x": 1, "c": "a" }] }),
+            400,
+            vec!["several models", "?model="],
+        ),
+        (
+            "/invocations?model=nope",
+            json!({ "dataframe_records": [{ "x": 1, "c": "a" }] }),
+            404,
+            vec!["`nope`", "served"],
+        ),
+        (
+            "/invocations?model=reg",
+            json!({ "dataframe_records": [{ "x": "high", "c": "a" }] }),
+            400,
+            vec!["input `x`", "dataframe_records[0]", "\"high\""],
+        ),
         ("/invocations?model=reg", json!({ "dataframe_records": [{ "x": 1 }] }), 400, vec!["missing input `c`"]),
-        ("/invocations?model=reg", json!({ "dataframe_records": [{ "x": 1, "c": "a", "cc": 2 }] }), 400, vec!["unexpected input `cc`"]),
-        ("/invocations?model=reg", json!({ "dataframe_split": { "columns": ["x", "c"], "data": [[1]] } }), 400, vec!["dataframe_split.data[0]", "1 values for 2 columns"]),
-        ("/invocations?model=reg", json!({ "inputs": { "x": [1, 2], "c": ["a"] } }), 400, vec!["inputs.x", "2 values", "have 1"]),
-        ("/invocations?model=reg", json!({ "instances": [{ "x": 1, "c": 5 }] }), 400, vec!["input `c`", "expected text"]),
+        (
+            "/invocations?model=reg",
+            json!({ "dataframe_records": [{ "x": 1, "c": "a", "cc": 2 }] }),
+            400,
+            vec!["unexpected input `cc`"],
+        ),
+        (
+            "/invocations?model=reg",
+            json!({ "dataframe_split": { "columns": ["x", "c"], "data": [[1]] } }),
+            400,
+            vec!["dataframe_split.data[0]", "1 values for 2 columns"],
+        ),
+        (
+            "/invocations?model=reg",
+            json!({ "inputs": { "x": [1, 2], "c": ["a"] } }),
+            400,
+            vec!["inputs.x", "2 values", "have 1"],
+        ),
+        (
+            "/invocations?model=reg",
+            json!({ "instances": [{ "x": 1, "c": 5 }] }),
+            400,
+            vec!["input `c`", "expected text"],
+        ),
         ("/invocations?model=reg", json!({ "dataframe_split": {}, "inputs": {} }), 400, vec!["exactly one of"]),
         ("/invocations?model=reg", json!({ "records": [] }), 400, vec!["unknown field `records`"]),
-        ("/invocations?model=reg", json!({ "dataframe_split": { "columns": ["x", "c"], "data": [] } }), 400, vec!["no rows"]),
+        (
+            "/invocations?model=reg",
+            json!({ "dataframe_split": { "columns": ["x", "c"], "data": [] } }),
+            400,
+            vec!["no rows"],
+        ),
     ];
     for (path, body, status, words) in cases {
         let reply = post_json(addr, path, &body);
@@ -298,20 +417,77 @@ fn bad_input_gets_a_4xx_json_error_naming_what_is_wrong() {
     }
 }
 
+/// Path, headers, body, status, words the error must contain.
+type RawCase = (&'static str, Vec<(&'static str, &'static str)>, Vec<u8>, u16, Vec<&'static str>);
+
 #[test]
 fn malformed_bodies_csv_rows_binary_data_and_size_are_refused_with_where() {
     let addr = both();
-    let cases: Vec<(&str, Vec<(&str, &str)>, Vec<u8>, u16, Vec<&str>)> = vec![
-        ("/invocations?model=reg", vec![("Content-Type", "application/json")], b"{\"inputs\": {\n  \"x\": [1,,]}}".to_vec(), 400, vec!["malformed JSON", "line 2 column"]),
+    let cases: Vec<RawCase> = vec![
+        (
+            "/invocations?model=reg",
+            vec![("Content-Type", "application/json")],
+            b"{\"inputs\": {\n  \"x\": [1,,]}}".to_vec(),
+            400,
+            vec!["malformed JSON", "line 2 column"],
+        ),
         ("/v2/models/reg/infer", vec![], b"{\"inputs\": [".to_vec(), 400, vec!["malformed JSON", "line 1"]),
-        ("/invocations?model=reg", vec![("Content-Type", "application/json")], b"{\"inputs\": {\"x\": [Infinity], \"c\": [\"a\"]}}".to_vec(), 400, vec!["line 1 column 19", "Infinity"]),
-        ("/invocations?model=reg", vec![("Content-Type", "text/csv")], b"x,c\n1,a\n2\n".to_vec(), 400, vec!["line 3", "1 fields", "header has 2"]),
-        ("/invocations?model=reg", vec![("Content-Type", "text/csv")], b"x,c\n1,a\nlots,b\n".to_vec(), 400, vec!["line 3", "`x`", "`lots`"]),
-        ("/invocations?model=reg", vec![("Content-Type", "text/csv")], b"x,c\ninf,a\n".to_vec(), 400, vec!["column `x`", "inf"]),
-        ("/invocations?model=reg", vec![("Content-Type", "text/csv")], b"x,cc\n1,a\n".to_vec(), 400, vec!["missing input `c`"]),
-        ("/invocations?model=reg", vec![("Content-Type", "application/xml")], b"<a/>".to_vec(), 415, vec!["application/xml", "text/csv"]),
-        ("/v2/models/reg/infer", vec![("Inference-Header-Content-Length", "999")], b"{}".to_vec(), 400, vec!["Inference-Header-Content-Length", "999"]),
-        ("/v2/models/reg/infer", vec![("Inference-Header-Content-Length", "2")], b"{}xyz".to_vec(), 400, vec!["inputs"]),
+        (
+            "/invocations?model=reg",
+            vec![("Content-Type", "application/json")],
+            b"{\"inputs\": {\"x\": [Infinity], \"c\": [\"a\"]}}".to_vec(),
+            400,
+            vec!["line 1 column 19", "Infinity"],
+        ),
+        (
+            "/invocations?model=reg",
+            vec![("Content-Type", "text/csv")],
+            b"x,c\n1,a\n2\n".to_vec(),
+            400,
+            vec!["line 3", "1 fields", "header has 2"],
+        ),
+        (
+            "/invocations?model=reg",
+            vec![("Content-Type", "text/csv")],
+            b"x,c\n1,a\nlots,b\n".to_vec(),
+            400,
+            vec!["line 3", "`x`", "`lots`"],
+        ),
+        (
+            "/invocations?model=reg",
+            vec![("Content-Type", "text/csv")],
+            b"x,c\ninf,a\n".to_vec(),
+            400,
+            vec!["column `x`", "inf"],
+        ),
+        (
+            "/invocations?model=reg",
+            vec![("Content-Type", "text/csv")],
+            b"x,cc\n1,a\n".to_vec(),
+            400,
+            vec!["missing input `c`"],
+        ),
+        (
+            "/invocations?model=reg",
+            vec![("Content-Type", "application/xml")],
+            b"<a/>".to_vec(),
+            415,
+            vec!["application/xml", "text/csv"],
+        ),
+        (
+            "/v2/models/reg/infer",
+            vec![("Inference-Header-Content-Length", "999")],
+            b"{}".to_vec(),
+            400,
+            vec!["Inference-Header-Content-Length", "999"],
+        ),
+        (
+            "/v2/models/reg/infer",
+            vec![("Inference-Header-Content-Length", "2")],
+            b"{}xyz".to_vec(),
+            400,
+            vec!["inputs"],
+        ),
     ];
     for (path, headers, body, status, words) in cases {
         let reply = call(addr, "POST", path, &headers, &body);
@@ -336,13 +512,20 @@ fn malformed_bodies_csv_rows_binary_data_and_size_are_refused_with_where() {
     }
     // Infinity in binary FP64: the model refuses it, as a 400.
     let inf: Vec<u8> = [f64::INFINITY, 1.0].iter().flat_map(|v| v.to_le_bytes()).collect();
-    let reply = call(addr, "POST", "/v2/models/reg/infer", &[("Inference-Header-Content-Length", &len)], &[header.as_bytes(), &inf].concat());
+    let reply = call(
+        addr,
+        "POST",
+        "/v2/models/reg/infer",
+        &[("Inference-Header-Content-Length", &len)],
+        &[header.as_bytes(), &inf].concat(),
+    );
     assert_eq!(reply.status, 400);
     assert!(reply.json()["error"].as_str().unwrap().contains("column `x` holds inf"), "{}", reply.json());
     // Over the limit: 413, without reading it all.
     let big = (flywheel_serve::BODY_LIMIT + 1).to_string();
     let mut s = TcpStream::connect(addr).unwrap();
-    write!(s, "POST /invocations?model=reg HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: {big}\r\n\r\n").unwrap();
+    write!(s, "POST /invocations?model=reg HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: {big}\r\n\r\n")
+        .unwrap();
     let mut raw = String::new();
     s.read_to_string(&mut raw).unwrap();
     assert!(raw.starts_with("HTTP/1.1 413") && raw.contains("larger than"), "{raw}");
