@@ -5,6 +5,7 @@
 use crate::cli::ServeArgs;
 use crate::{Failure, fail};
 use flywheel_serve::{Serve, ServeConfig, ServeError};
+use std::io::Write;
 use std::path::Path;
 
 pub fn run(home: &Path, args: &ServeArgs) -> Result<u8, Failure> {
@@ -13,11 +14,14 @@ pub fn run(home: &Path, args: &ServeArgs) -> Result<u8, Failure> {
         let serve = Serve::load(&config).await.map_err(failure)?;
         let served = serve.table.all();
         flywheel_serve::run(serve, |addr| {
+            // Written, not printed: a reader that went away must not stop the server.
+            let mut out = std::io::stdout().lock();
             for s in &served {
-                println!("{}  ({})", s.label(), s.reference);
+                let _ = writeln!(out, "{}  ({})", s.label(), s.reference);
             }
             // Last, so that whoever reads the output knows it is complete.
-            println!("serving on http://{addr} (OIP v2 at /v2, MLflow scoring at /invocations)");
+            let _ = writeln!(out, "serving on http://{addr} (OIP v2 at /v2, MLflow scoring at /invocations)");
+            let _ = out.flush();
         })
         .await
         .map_err(failure)

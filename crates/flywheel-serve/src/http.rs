@@ -106,10 +106,10 @@ async fn infer_with(served: Arc<Served>, headers: &HeaderMap, body: Body) -> Res
         Some(n) => crate::binary::split(&body, n)?,
         None => (&body[..], &[][..]),
     };
-    let request = oip::parse_infer(&served, head, data)?;
-    let id = request.id.clone().unwrap_or_else(new_id);
-    let pred = predict(&served, &request.frame).await?;
-    let encoded = oip::answer(&served, &request, &id, &pred);
+    let oip::Infer { id, frame, outputs } = oip::parse_infer(&served, head, data)?;
+    let id = id.unwrap_or_else(new_id);
+    let pred = predict(&served, frame).await?;
+    let encoded = oip::answer(&served, &outputs, &id, &pred);
     let mut response = Response::new(Body::from(encoded.body));
     let h = response.headers_mut();
     match encoded.header_len {
@@ -134,7 +134,7 @@ async fn invocations(
     let served = invocation_model(&table, query.as_deref(), &headers)?;
     let body = read_body(&headers, body).await?;
     let frame = mlflow::parse(&served, header_str(&headers, header::CONTENT_TYPE.as_str())?, &body)?;
-    let pred = predict(&served, &frame).await?;
+    let pred = predict(&served, frame).await?;
     Ok(versioned(json(StatusCode::OK, &mlflow::answer(&served, &pred)), &served))
 }
 
@@ -172,14 +172,14 @@ fn find(table: &ModelTable, name: &str, version: Option<&str>) -> Result<Arc<Ser
 
 /// Runs the model; a refusal of the data (a non-finite number, say) is the
 /// caller's, anything else the server's.
-async fn predict(served: &Arc<Served>, frame: &Frame) -> Result<Prediction> {
+async fn predict(served: &Arc<Served>, frame: Frame) -> Result<Prediction> {
     if frame.rows() == 0 {
         return Err(ServeError::BadRequest("the request has no rows to predict".into()));
     }
     let result = if frame.rows() <= INLINE_ROWS {
-        served.model.predict(frame)
+        served.model.predict(&frame)
     } else {
-        let (served, frame) = (served.clone(), frame.clone());
+        let served = served.clone();
         tokio::task::spawn_blocking(move || served.model.predict(&frame))
             .await
             .map_err(|e| ServeError::Internal(format!("prediction failed: {e}")))?

@@ -253,10 +253,10 @@ pub struct Encoded {
 }
 
 /// The inference answer: JSON, with binary outputs after it when asked.
-pub fn answer(served: &Served, infer: &Infer, id: &str, pred: &Prediction) -> Encoded {
+pub fn answer(served: &Served, requested: &[(&'static str, bool)], id: &str, pred: &Prediction) -> Encoded {
     let mut outputs = Vec::new();
     let mut raw = Vec::new();
-    for &(name, binary) in &infer.outputs {
+    for &(name, binary) in requested {
         let (mut tensor, data, bytes) = output(served, name, pred);
         if binary {
             tensor["parameters"]["binary_data_size"] = json!(bytes.len());
@@ -273,7 +273,7 @@ pub fn answer(served: &Served, infer: &Infer, id: &str, pred: &Prediction) -> En
         "outputs": outputs,
     });
     let mut body = serde_json::to_vec(&header).unwrap_or_default();
-    if raw.is_empty() && infer.outputs.iter().all(|(_, b)| !b) {
+    if requested.iter().all(|(_, binary)| !binary) {
         return Encoded { body, header_len: None };
     }
     let header_len = body.len();

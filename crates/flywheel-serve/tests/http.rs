@@ -544,3 +544,56 @@ fn one_model_served_needs_no_name_on_invocations() {
     assert_eq!(reply.header("x-flywheel-model-version"), Some("reg@2"));
     assert_eq!(reply.json()["predictions"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn a_request_in_flight_when_shutdown_starts_is_answered_before_the_server_stops() {
+    let table = Arc::new(ModelTable::new([Served::new("reg".into(), 1, "reg@1".into(), model(Task::Regression))]));
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        rt.block_on(async {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            addr_tx.send(l.local_addr().unwrap()).unwrap();
+            flywheel_serve::serve_on(l, table, async {
+                let _ = stop_rx.await;
+            })
+            .await
+        })
+    });
+    let addr = addr_rx.recv().unwrap();
+    let body = json!({ "instances": [{ "x": 0.5, "c": "b" }] }).to_string();
+    let (first, rest) = body.as_bytes().split_at(10);
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST /invocations HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(first).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    stop_tx.send(()).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(!server.is_finished(), "the server waits for the request it is reading");
+    s.write_all(rest).unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
+    assert!(raw.contains("\"predictions\""), "{raw}");
+    server.join().unwrap().unwrap();
+    assert!(TcpStream::connect(addr).is_err(), "stopped listening");
+}
+
+#[test]
+fn a_big_batch_predicts_off_the_request_thread_and_still_bit_for_bit() {
+    let addr = both();
+    let n = 3000;
+    let r = rows(n);
+    let columns = json!({ "x": r.iter().map(|p| p.0.clone()).collect::<Vec<_>>(), "c": r.iter().map(|p| p.1.clone()).collect::<Vec<_>>() });
+    let reply = post_json(addr, "/invocations?model=clf", &json!({ "inputs": columns }));
+    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+    let Prediction::Classes { labels, .. } = model(Task::Classification).predict(&frame(n)).unwrap() else { panic!() };
+    let want: Vec<&str> = labels.iter().map(|&l| ["no", "yes"][l]).collect();
+    assert_eq!(reply.json()["predictions"], json!(want));
+}
