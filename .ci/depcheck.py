@@ -44,10 +44,15 @@ LAYERS = {
     "flywheel-orchestrator": {
         "flywheel-core", "flywheel-pipeline", "flywheel-metadata", "flywheel-artifacts", "flywheel-registry",
     },
+    # The prediction server reads the registry; nothing below knows of it.
+    "flywheel-serve": {
+        "flywheel-core", "flywheel-registry", "flywheel-data", "flywheel-ml", "flywheel-metadata",
+        "flywheel-artifacts",
+    },
     "flywheel-cli": {
         "flywheel-core", "flywheel-stats", "flywheel-ml", "flywheel-metadata", "flywheel-artifacts",
         "flywheel-pipeline", "flywheel-data", "flywheel-registry", "flywheel-components",
-        "flywheel-orchestrator",
+        "flywheel-orchestrator", "flywheel-serve",
     },
 }
 

@@ -74,6 +74,10 @@ pub enum Command {
     /// Batch prediction: a model (file or registered) on a data file; the
     /// output has the input columns plus the predictions.
     Predict(PredictArgs),
+    /// Serve registered models over HTTP: the Open Inference Protocol v2
+    /// (`/v2/...`, as KServe and Triton define it) and MLflow's scoring
+    /// format (`/invocations`), until SIGTERM or Ctrl-C.
+    Serve(ServeArgs),
     /// Registered model versions; `inspect` and `export` model files.
     Models {
         #[command(subcommand)]
@@ -307,6 +311,17 @@ pub struct PredictArgs {
     /// Print the summary (rows, seconds, rows per second) as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Models to serve: `NAME` (its `production` alias), `NAME@ALIAS` or
+    /// `NAME@VERSION`. None: every model that has a `production` alias.
+    pub models: Vec<String>,
+    /// Address to listen on (`HOST:PORT`; port 0 picks a free one). Loopback
+    /// unless told otherwise.
+    #[arg(long, default_value = flywheel_serve::DEFAULT_ADDR)]
+    pub addr: String,
 }
 
 #[derive(Args, Debug)]

@@ -91,3 +91,19 @@ impl From<anyhow::Error> for Failure {
         fail(3, format!("{e:#}"))
     }
 }
+
+/// A server that could not start: 2 for what the user named (a model, an
+/// address), 3 for a store or a port that cannot be used.
+impl From<flywheel_serve::ServeError> for Failure {
+    fn from(e: flywheel_serve::ServeError) -> Self {
+        use flywheel_serve::ServeError as E;
+        let code = match &e {
+            E::Registry(r) => registry_code(r),
+            E::Load { .. } | E::NoModels(_) | E::Address { .. } => 2,
+            E::Bind { .. } | E::Internal(_) => 3,
+            // Request refusals: never returned at start.
+            E::NotFound(_) | E::BadRequest(_) | E::Unsupported(_) | E::TooLarge { .. } => 2,
+        };
+        fail(code, e.to_string())
+    }
+}

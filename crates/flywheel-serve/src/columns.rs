@@ -1,0 +1,206 @@
+//! Request values turned into the frame a model reads: one column per
+//! signature input, numbers (`null` → NaN, a missing value) or text, each
+//! refusal naming the column, and the row when there is one.
+
+use crate::table::Served;
+use crate::{Result, bad};
+use flywheel_ml::{Column, ColumnKind, Frame, Text};
+use serde_json::Value;
+
+/// One input column being filled.
+pub enum Builder {
+    Num(Vec<f64>),
+    Text(Vec<Option<String>>),
+}
+
+impl Builder {
+    pub fn new(kind: ColumnKind, rows: usize) -> Self {
+        match kind {
+            ColumnKind::Number => Builder::Num(Vec::with_capacity(rows)),
+            ColumnKind::Text => Builder::Text(Vec::with_capacity(rows)),
+        }
+    }
+
+    /// Adds one JSON value; `at` says where it came from for the error.
+    pub fn push_json(&mut self, v: &Value, column: &str, at: &dyn Fn() -> String) -> Result<()> {
+        match (self, v) {
+            (Builder::Num(out), Value::Null) => out.push(f64::NAN),
+            (Builder::Num(out), Value::Number(n)) => out.push(n.as_f64().unwrap_or(f64::NAN)),
+            (Builder::Num(out), Value::Bool(b)) => out.push(f64::from(u8::from(*b))),
+            (Builder::Text(out), Value::Null) => out.push(None),
+            (Builder::Text(out), Value::String(s)) => out.push(Some(s.clone())),
+            (Builder::Num(_), other) => {
+                return Err(bad(format!("input `{column}`{}: expected a number, got {}", at(), describe(other))));
+            }
+            (Builder::Text(_), other) => {
+                return Err(bad(format!(
+                    "input `{column}`{}: expected text (a string), got {}",
+                    at(),
+                    describe(other)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds one CSV field: empty is missing; numbers must parse.
+    pub fn push_field(&mut self, field: &str, column: &str, line: u64) -> Result<()> {
+        match self {
+            Builder::Num(out) if field.trim().is_empty() => out.push(f64::NAN),
+            Builder::Num(out) => {
+                out.push(field.trim().parse::<f64>().map_err(|_| {
+                    bad(format!("CSV line {line}, column `{column}`: expected a number, got `{field}`"))
+                })?)
+            }
+            Builder::Text(out) if field.is_empty() => out.push(None),
+            Builder::Text(out) => out.push(Some(field.to_string())),
+        }
+        Ok(())
+    }
+
+    /// Adds decoded binary elements; the caller checked their datatype
+    /// against the column's kind.
+    pub fn extend(&mut self, elements: crate::binary::Elements) {
+        use crate::binary::Elements;
+        match (self, elements) {
+            (Builder::Num(out), Elements::Num(v)) => out.extend(v),
+            (Builder::Text(out), Elements::Text(v)) => out.extend(v.into_iter().map(Some)),
+            // Unreachable after the datatype check; the column stays short
+            // and the frame refuses its length.
+            _ => {}
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Builder::Num(v) => v.len(),
+            Builder::Text(v) => v.len(),
+        }
+    }
+
+    pub fn finish(self) -> Column {
+        match self {
+            Builder::Num(v) => Column::Num(v),
+            Builder::Text(v) => Column::Text(Text::encode(v.iter().map(Option::as_deref))),
+        }
+    }
+}
+
+/// What a JSON value is, for an error message.
+pub fn describe(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => format!("the boolean {b}"),
+        Value::Number(n) => format!("the number {n}"),
+        Value::String(s) if s.len() > 40 => format!("the text \"{}…\"", s.chars().take(40).collect::<String>()),
+        Value::String(s) => format!("the text \"{s}\""),
+        Value::Array(_) => "a list".into(),
+        Value::Object(_) => "an object".into(),
+    }
+}
+
+/// A JSON body, or an error with its line and column. Python's `json`
+/// (and so tritonclient and many MLflow clients) writes NaN, Infinity and
+/// -Infinity bare: NaN is read as `null` (a missing value), an infinity is
+/// refused as no number a model can use.
+pub fn read_json(body: &[u8]) -> Result<Value> {
+    match serde_json::from_slice(body) {
+        Ok(v) => Ok(v),
+        Err(first) => match nan_as_null(body)? {
+            Some(fixed) => serde_json::from_slice(&fixed).map_err(|_| bad(format!("malformed JSON: {first}"))),
+            None => Err(bad(format!("malformed JSON: {first}"))),
+        },
+    }
+}
+
+/// `body` with bare `NaN` tokens (outside strings) written `null`, if it has any.
+fn nan_as_null(body: &[u8]) -> Result<Option<Vec<u8>>> {
+    let mut out = Vec::with_capacity(body.len() + 16);
+    let (mut in_string, mut escaped, mut changed) = (false, false, false);
+    let (mut line, mut column) = (1, 1);
+    let mut i = 0;
+    while i < body.len() {
+        let b = body[i];
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else if b == b'"' {
+            in_string = true;
+        } else if body[i..].starts_with(b"NaN") {
+            out.extend_from_slice(b"null");
+            (i, column, changed) = (i + 3, column + 3, true);
+            continue;
+        } else if body[i..].starts_with(b"Infinity") || body[i..].starts_with(b"-Infinity") {
+            return Err(bad(format!(
+                "JSON line {line} column {column}: Infinity is no number a model can use; send a finite number, or null (or NaN) for a missing value"
+            )));
+        }
+        if b == b'\n' {
+            (line, column) = (line + 1, 0);
+        }
+        column += 1;
+        out.push(b);
+        i += 1;
+    }
+    Ok(changed.then_some(out))
+}
+
+/// Checks that `given` names exactly the model's inputs: the missing and
+/// the unexpected ones are named (the latter with the closest input).
+pub fn check_names<'a>(served: &Served, given: impl IntoIterator<Item = &'a str>) -> Result<()> {
+    let given: Vec<&str> = given.into_iter().collect();
+    let inputs = served.input_names();
+    if let Some(dup) = given.iter().enumerate().find(|(i, g)| given[..*i].contains(g)).map(|(_, g)| g) {
+        return Err(bad(format!("input `{dup}` is given twice")));
+    }
+    let missing: Vec<String> = inputs.iter().filter(|i| !given.contains(i)).map(|i| format!("`{i}`")).collect();
+    let extra: Vec<String> = given
+        .iter()
+        .filter(|g| !inputs.contains(g))
+        .map(|g| match flywheel_core::closest(g, inputs.iter().copied()) {
+            Some(c) => format!("`{g}` (did you mean `{c}`?)"),
+            None => format!("`{g}`"),
+        })
+        .collect();
+    let reads = inputs.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ");
+    match (missing.is_empty(), extra.is_empty()) {
+        (true, true) => Ok(()),
+        (false, _) => Err(bad(format!("missing input {}: model `{}` reads {reads}", missing.join(", "), served.name))),
+        (true, false) => {
+            Err(bad(format!("unexpected input {}: model `{}` reads {reads}", extra.join(", "), served.name)))
+        }
+    }
+}
+
+/// The frame from named, filled columns, in the signature's order.
+pub fn frame(served: &Served, mut columns: Vec<(String, Builder)>) -> Result<Frame> {
+    let mut frame = Frame::new();
+    for input in &served.model.signature.inputs {
+        let Some(at) = columns.iter().position(|(n, _)| *n == input.name) else {
+            return Err(bad(format!("missing input `{}`", input.name)));
+        };
+        let (name, col) = columns.swap_remove(at);
+        frame.push(name, col.finish()).map_err(|e| bad(e.to_string()))?;
+    }
+    Ok(frame)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bare_nan_is_a_missing_value_and_infinity_is_refused_where_it_is() {
+        let v = read_json(br#"{"x": [1.5, NaN, -2], "s": "NaN \" Infinity"}"#).unwrap();
+        assert_eq!(v["x"][1], Value::Null);
+        assert_eq!(v["s"], "NaN \" Infinity", "strings are left alone");
+        let e = read_json(b"{\"x\": [1,\n -Infinity]}").unwrap_err().to_string();
+        assert!(e.contains("line 2 column 2") && e.contains("Infinity"), "{e}");
+        let e = read_json(b"{\"x\": [1,, NaN]}").unwrap_err().to_string();
+        assert!(e.starts_with("malformed JSON") && e.contains("line 1 column 10"), "{e}");
+    }
+}

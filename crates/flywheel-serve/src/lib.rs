@@ -1,0 +1,115 @@
+//! The prediction server: registered models served over HTTP, with the
+//! Open Inference Protocol v2 (KServe's and Triton's `/v2/...`, JSON and the
+//! binary tensor extension) and MLflow's scoring format (`/invocations`).
+//!
+//! [`ServeConfig`] is what the user asked for; [`Serve::load`] resolves it
+//! against the registry (`flywheel_registry::Home`) and loads every model,
+//! refusing to start if one cannot be; [`run`] binds and serves until
+//! SIGTERM or Ctrl-C, letting requests in flight finish. Requests become a
+//! `flywheel_ml::Frame` (`columns.rs`) and go through the model's own
+//! `predict`, so a served prediction is the one `flywheel predict` makes.
+//! The models answer from a [`ModelTable`], whose entries can be swapped
+//! while serving (what following the registry's aliases will do).
+
+mod binary;
+mod columns;
+mod config;
+mod http;
+mod mlflow;
+mod oip;
+mod table;
+
+pub use config::{DEFAULT_ADDR, DEFAULT_ALIAS, Serve, ServeConfig};
+pub use http::{BODY_LIMIT, MODEL_HEADER, VERSION_HEADER, router, serve as serve_on};
+pub use table::{ModelTable, Served};
+
+use axum::http::StatusCode;
+
+/// Why the server cannot start, or why a request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The registry could not be opened or read.
+    #[error(transparent)]
+    Registry(#[from] flywheel_registry::RegistryError),
+    /// A model named to be served cannot be loaded.
+    #[error("cannot serve `{reference}`: {message}")]
+    Load { reference: String, message: String },
+    /// Nothing to serve.
+    #[error("{0}")]
+    NoModels(String),
+    /// The address to listen on is not one.
+    #[error("--addr `{addr}`: {message}")]
+    Address { addr: String, message: String },
+    /// The address cannot be listened on (taken, not this machine's).
+    #[error("cannot listen on {addr}: {message}")]
+    Bind { addr: String, message: String },
+    /// A request names a model or version that is not served.
+    #[error("{0}")]
+    NotFound(String),
+    /// A request the server cannot read (malformed, wrong shape or type,
+    /// missing or extra input), with the field it is about.
+    #[error("{0}")]
+    BadRequest(String),
+    /// A body type the endpoint does not take.
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("request body larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    /// The model failed on well-formed input: the server's fault.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ServeError {
+    /// The HTTP status a refused request gets.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ServeError::NotFound(_) => StatusCode::NOT_FOUND,
+            ServeError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ServeError::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ServeError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, ServeError>;
+
+/// A refused request, the message naming the field.
+pub(crate) fn bad(message: String) -> ServeError {
+    ServeError::BadRequest(message)
+}
+
+/// Serves `serve` until SIGTERM or Ctrl-C; `ready` is told the address
+/// actually bound (port 0 picks a free one) once the server accepts.
+pub async fn run(serve: Serve, ready: impl FnOnce(std::net::SocketAddr)) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(&serve.addr)
+        .await
+        .map_err(|e| ServeError::Bind { addr: serve.addr.clone(), message: e.to_string() })?;
+    let local =
+        listener.local_addr().map_err(|e| ServeError::Bind { addr: serve.addr.clone(), message: e.to_string() })?;
+    ready(local);
+    http::serve(listener, serve.table, shutdown_signal()).await
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,182 @@
+//! MLflow's scoring format (`POST /invocations`, what `mlflow models serve`
+//! takes): JSON with one of `dataframe_split`, `dataframe_records`,
+//! `instances` or `inputs`, or a CSV body with a header row; the answer is
+//! `{"predictions": [...]}` (numbers for regression, class labels for
+//! classification).
+
+use crate::bad;
+use crate::columns::{Builder, check_names, describe, frame, read_json};
+use crate::table::Served;
+use crate::{Result, ServeError};
+use flywheel_ml::{Frame, Prediction};
+use serde_json::{Map, Value, json};
+
+const FORMATS: [&str; 4] = ["dataframe_split", "dataframe_records", "instances", "inputs"];
+
+/// The frame a request body holds, by its content type.
+pub fn parse(served: &Served, content_type: Option<&str>, body: &[u8]) -> Result<Frame> {
+    let media = content_type.map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    match media.as_deref() {
+        None | Some("application/json") => parse_json(served, &read_json(body)?),
+        Some("text/csv") => parse_csv(served, body),
+        Some(other) => Err(ServeError::Unsupported(format!(
+            "content type `{other}` is not taken by /invocations: send application/json or text/csv"
+        ))),
+    }
+}
+
+fn parse_json(served: &Served, v: &Value) -> Result<Frame> {
+    let Value::Object(obj) = v else {
+        return Err(bad(format!("the body must be a JSON object with one of {}", FORMATS.join(", "))));
+    };
+    if let Some(k) = obj.keys().find(|k| !FORMATS.contains(&k.as_str()) && *k != "params") {
+        return Err(bad(format!("unknown field `{k}`: the body takes one of {} (and `params`)", FORMATS.join(", "))));
+    }
+    let given: Vec<&str> = FORMATS.iter().copied().filter(|f| obj.contains_key(*f)).collect();
+    let [format] = given[..] else {
+        return Err(bad(format!("the body must have exactly one of {}, it has {}", FORMATS.join(", "), given.len())));
+    };
+    let v = &obj[format];
+    match (format, v) {
+        ("dataframe_split", _) => split(served, v),
+        ("dataframe_records", Value::Array(rows)) => records(served, rows, format),
+        (_, Value::Array(rows)) if format != "dataframe_records" => records(served, rows, format),
+        ("instances" | "inputs", Value::Object(cols)) => columnar(served, cols, format),
+        _ => Err(bad(format!(
+            "`{format}` must be a list of rows{}",
+            if format == "dataframe_records" { "" } else { " or an object of columns" }
+        ))),
+    }
+}
+
+/// `{"columns": [...], "data": [[...], ...]}`.
+fn split(served: &Served, v: &Value) -> Result<Frame> {
+    let (Some(Value::Array(columns)), Some(Value::Array(data))) = (v.get("columns"), v.get("data")) else {
+        return Err(bad("`dataframe_split` must have `columns` (a list of names) and `data` (a list of rows)".into()));
+    };
+    let names: Vec<&str> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            c.as_str().ok_or_else(|| bad(format!("dataframe_split.columns[{i}]: expected a name, got {}", describe(c))))
+        })
+        .collect::<Result<_>>()?;
+    check_names(served, names.iter().copied())?;
+    let mut builders = builders(served, &names, data.len());
+    for (r, row) in data.iter().enumerate() {
+        let Value::Array(values) = row else {
+            return Err(bad(format!("dataframe_split.data[{r}]: expected a list of values, got {}", describe(row))));
+        };
+        if values.len() != names.len() {
+            return Err(bad(format!("dataframe_split.data[{r}]: {} values for {} columns", values.len(), names.len())));
+        }
+        for ((name, b), v) in builders.iter_mut().zip(values) {
+            b.push_json(v, name, &|| format!(" (dataframe_split.data[{r}])"))?;
+        }
+    }
+    frame(served, builders)
+}
+
+/// A list of rows: objects by column name, or bare values for a model
+/// with one input.
+fn records(served: &Served, rows: &[Value], format: &str) -> Result<Frame> {
+    let inputs = served.input_names();
+    if let [only] = inputs[..]
+        && format != "dataframe_records"
+        && rows.iter().all(|r| !r.is_object())
+    {
+        let mut b = Builder::new(served.model.signature.inputs[0].kind, rows.len());
+        for (r, v) in rows.iter().enumerate() {
+            b.push_json(v, only, &|| format!(" ({format}[{r}])"))?;
+        }
+        return frame(served, vec![(only.to_string(), b)]);
+    }
+    let mut seen: Vec<&str> = Vec::new();
+    for (r, row) in rows.iter().enumerate() {
+        let Value::Object(o) = row else {
+            return Err(bad(format!("{format}[{r}]: expected an object of column values, got {}", describe(row))));
+        };
+        seen.extend(o.keys().map(String::as_str).filter(|k| !seen.contains(k)).collect::<Vec<_>>());
+    }
+    check_names(served, seen)?;
+    let mut builders = builders(served, &inputs, rows.len());
+    for (r, row) in rows.iter().enumerate() {
+        for (name, b) in &mut builders {
+            // A key absent from one row is a missing value, as pandas reads it.
+            b.push_json(row.get(name.as_str()).unwrap_or(&Value::Null), name, &|| format!(" ({format}[{r}])"))?;
+        }
+    }
+    frame(served, builders)
+}
+
+/// `{"column": [values...], ...}`.
+fn columnar(served: &Served, cols: &Map<String, Value>, format: &str) -> Result<Frame> {
+    check_names(served, cols.keys().map(String::as_str))?;
+    let mut rows = None;
+    let mut out = Vec::new();
+    for (name, v) in cols {
+        let Value::Array(values) = v else {
+            return Err(bad(format!("{format}.{name}: expected a list of values, got {}", describe(v))));
+        };
+        if let Some(n) = rows.filter(|n| *n != values.len()) {
+            return Err(bad(format!("{format}.{name}: {} values where the other inputs have {n}", values.len())));
+        }
+        rows = Some(values.len());
+        let mut b = Builder::new(served.input_kind(name).unwrap_or(flywheel_ml::ColumnKind::Text), values.len());
+        for (r, x) in values.iter().enumerate() {
+            b.push_json(x, name, &|| format!(" ({format}.{name}[{r}])"))?;
+        }
+        out.push((name.clone(), b));
+    }
+    frame(served, out)
+}
+
+/// A CSV body: a header row naming the inputs, then one row per line.
+fn parse_csv(served: &Served, body: &[u8]) -> Result<Frame> {
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(body);
+    let header = reader.headers().map_err(|e| bad(format!("CSV header: {e}")))?.clone();
+    let names: Vec<&str> = header.iter().collect();
+    check_names(served, names.iter().copied())?;
+    let mut builders = builders(served, &names, 0);
+    for record in reader.records() {
+        let record = record.map_err(|e| bad(format!("CSV {}", csv_error(&e))))?;
+        let line = record.position().map_or(0, |p| p.line());
+        for ((name, b), field) in builders.iter_mut().zip(record.iter()) {
+            b.push_field(field, name, line)?;
+        }
+    }
+    frame(served, builders)
+}
+
+fn csv_error(e: &csv::Error) -> String {
+    match e.kind() {
+        csv::ErrorKind::UnequalLengths { pos, expected_len, len } => {
+            format!("line {}: {len} fields where the header has {expected_len}", pos.as_ref().map_or(0, |p| p.line()))
+        }
+        csv::ErrorKind::Utf8 { pos, .. } => {
+            format!("line {}: not UTF-8 text", pos.as_ref().map_or(0, |p| p.line()))
+        }
+        _ => e.to_string(),
+    }
+}
+
+fn builders(served: &Served, names: &[&str], rows: usize) -> Vec<(String, Builder)> {
+    names
+        .iter()
+        .map(|n| {
+            let kind = served.input_kind(n).unwrap_or(flywheel_ml::ColumnKind::Text);
+            (n.to_string(), Builder::new(kind, rows))
+        })
+        .collect()
+}
+
+/// `{"predictions": [...]}`: values, or class labels.
+pub fn answer(served: &Served, pred: &Prediction) -> Value {
+    match pred {
+        Prediction::Values(v) => json!({ "predictions": v }),
+        Prediction::Classes { labels, .. } => {
+            let classes = &served.model.classes;
+            json!({ "predictions": labels.iter().map(|&l| classes[l].as_str()).collect::<Vec<_>>() })
+        }
+    }
+}
