@@ -131,48 +131,53 @@ pub fn run_show(r: &RunRecord, execs: &[ExecutionRecord], signals: &[Signal], js
     }
     println!("\nexecutions:");
     for e in execs {
-        let cache = if e.cache_hit { ", cache hit" } else { "" };
+        execution(e);
+    }
+}
+
+/// One execution of `runs show`: status, artifacts in and out, error, warnings, log.
+fn execution(e: &ExecutionRecord) {
+    let cache = if e.cache_hit { ", cache hit" } else { "" };
+    println!(
+        "  #{} {} ({} v{}): {}{cache}, {}, attempts {}",
+        e.id,
+        e.step,
+        e.component,
+        e.component_version,
+        e.status,
+        ms(e.duration_ms),
+        e.attempts
+    );
+    for i in &e.inputs {
         println!(
-            "  #{} {} ({} v{}): {}{cache}, {}, attempts {}",
-            e.id,
-            e.step,
-            e.component,
-            e.component_version,
-            e.status,
-            ms(e.duration_ms),
-            e.attempts
+            "      in  {:<12} artifact {} ({}, {})",
+            i.name,
+            i.artifact.id,
+            i.artifact.ty,
+            short(&i.artifact.digest)
         );
-        for i in &e.inputs {
-            println!(
-                "      in  {:<12} artifact {} ({}, {})",
-                i.name,
-                i.artifact.id,
-                i.artifact.ty,
-                short(&i.artifact.digest)
-            );
+    }
+    for o in &e.outputs {
+        println!(
+            "      out {:<12} artifact {} ({}, {}, {} bytes)",
+            o.name,
+            o.artifact.id,
+            o.artifact.ty,
+            short(&o.artifact.digest),
+            o.artifact.size
+        );
+    }
+    if let Some(err) = &e.error {
+        let label = if e.status == flywheel_metadata::ExecStatus::Refused { "refused:" } else { "error:" };
+        for (k, line) in err.lines().enumerate() {
+            println!("      {} {line}", if k == 0 { label } else { "      " });
         }
-        for o in &e.outputs {
-            println!(
-                "      out {:<12} artifact {} ({}, {}, {} bytes)",
-                o.name,
-                o.artifact.id,
-                o.artifact.ty,
-                short(&o.artifact.digest),
-                o.artifact.size
-            );
-        }
-        if let Some(err) = &e.error {
-            let label = if e.status == flywheel_metadata::ExecStatus::Refused { "refused:" } else { "error:" };
-            for (k, line) in err.lines().enumerate() {
-                println!("      {} {line}", if k == 0 { label } else { "      " });
-            }
-        }
-        for w in warnings(&e.summary) {
-            println!("      warning: {w}");
-        }
-        if let Some(log) = &e.log_path {
-            println!("      log {log}");
-        }
+    }
+    for w in warnings(&e.summary) {
+        println!("      warning: {w}");
+    }
+    if let Some(log) = &e.log_path {
+        println!("      log {log}");
     }
 }
 

@@ -131,9 +131,9 @@ fn sample(t: &Table, i: usize, numeric: bool) -> (Sample, usize) {
     (Sample::Categorical(counts), missing)
 }
 
-pub fn dataset_drift(reference: &Table, current: &Table, opts: &DriftOptions) -> Result<DriftReport, DataError> {
-    let ref_names = reference.column_names();
-    let cur_names = current.column_names();
+/// The columns to compare: those `--columns` names, or every column both
+/// tables have; each column an option names must be one of those.
+fn selected_columns(ref_names: &[String], cur_names: &[String], opts: &DriftOptions) -> Result<Vec<String>, DataError> {
     let shared: Vec<String> = ref_names.iter().filter(|n| cur_names.contains(n)).cloned().collect();
     if shared.is_empty() {
         return Err(DataError::NothingShared { reference: ref_names.join(", "), current: cur_names.join(", ") });
@@ -154,9 +154,16 @@ pub fn dataset_drift(reference: &Table, current: &Table, opts: &DriftOptions) ->
     for c in opts.thresholds.keys() {
         check("--threshold", c)?;
     }
-    let selected: Vec<String> = if opts.columns.is_empty() { shared.clone() } else { opts.columns.clone() };
+    Ok(if opts.columns.is_empty() { shared } else { opts.columns.clone() })
+}
 
-    // One column per task, spread over the cores.
+/// Each selected column compared, one column per task spread over the cores.
+fn compare_columns(
+    reference: &Table,
+    current: &Table,
+    selected: &[String],
+    opts: &DriftOptions,
+) -> Result<BTreeMap<String, ColumnReport>, DataError> {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(selected.len()).max(1);
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results: Vec<Result<(String, ColumnReport), DataError>> = std::thread::scope(|s| {
@@ -175,11 +182,14 @@ pub fn dataset_drift(reference: &Table, current: &Table, opts: &DriftOptions) ->
             .collect();
         handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
     });
-    let mut columns = BTreeMap::new();
-    for r in results {
-        let (name, report) = r?;
-        columns.insert(name, report);
-    }
+    results.into_iter().collect()
+}
+
+pub fn dataset_drift(reference: &Table, current: &Table, opts: &DriftOptions) -> Result<DriftReport, DataError> {
+    let ref_names = reference.column_names();
+    let cur_names = current.column_names();
+    let selected = selected_columns(&ref_names, &cur_names, opts)?;
+    let columns = compare_columns(reference, current, &selected, opts)?;
     let drifted = columns.values().filter(|c| c.drift.drift).count();
     let compared = columns.len();
     let share = drifted as f64 / compared as f64;

@@ -281,21 +281,7 @@ pub(crate) fn plan(path: &Path, opts: &ReadOptions) -> Result<Plan, DataError> {
         .with_delimiter(delimiter)
         .with_null_regex(null_regex(path, opts)?);
     let names = header(path, &format)?;
-    for declared in opts.columns.keys() {
-        if !names.contains(declared) {
-            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-            let hint = suggest(declared, &refs);
-            let also = if names.len() == 1 && opts.delimiter.is_none() {
-                " (the header reads as one column: give the delimiter)"
-            } else {
-                ""
-            };
-            return Err(invalid(
-                path,
-                format!("`columns` declares `{declared}`, which is not in the header{hint}{also}"),
-            ));
-        }
-    }
+    check_declared(path, opts, &names)?;
     let mut plan = Plan {
         path: path.to_path_buf(),
         format,
@@ -317,25 +303,46 @@ pub(crate) fn plan(path: &Path, opts: &ReadOptions) -> Result<Plan, DataError> {
     };
     let (sampled, _) = plan.scan(Some(INFER_ROWS))?;
     for (i, name) in plan.names.iter().enumerate() {
-        let Some(ty) = opts.columns.get(name).or_else(|| opts.hints.get(name)) else {
-            plan.kinds[i] = sampled[i];
-            continue;
-        };
-        plan.kinds[i] = match declared_kind(ty) {
-            // A numeric signature input was a bool column in training too.
-            Some(Kind::Float) if sampled[i] == Kind::Bool && !opts.columns.contains_key(name) => Kind::Bool,
-            Some(k) => k,
-            None => {
-                return Err(invalid(
-                    path,
-                    format!(
-                        "column `{name}`: unknown type `{ty}`; use one of `int`, `float`, `string`, `bool`, `timestamp`"
-                    ),
-                ));
-            }
-        };
+        plan.kinds[i] = kind_of(path, opts, name, sampled[i])?;
     }
     Ok(plan)
+}
+
+/// Every column `columns` declares must be in the header.
+fn check_declared(path: &Path, opts: &ReadOptions, names: &[String]) -> Result<(), DataError> {
+    for declared in opts.columns.keys() {
+        if !names.contains(declared) {
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            let hint = suggest(declared, &refs);
+            let also = if names.len() == 1 && opts.delimiter.is_none() {
+                " (the header reads as one column: give the delimiter)"
+            } else {
+                ""
+            };
+            return Err(invalid(
+                path,
+                format!("`columns` declares `{declared}`, which is not in the header{hint}{also}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A column's kind: declared (`columns`), hinted (a model's signature), or
+/// what the first rows showed.
+fn kind_of(path: &Path, opts: &ReadOptions, name: &str, sampled: Kind) -> Result<Kind, DataError> {
+    let Some(ty) = opts.columns.get(name).or_else(|| opts.hints.get(name)) else {
+        return Ok(sampled);
+    };
+    match declared_kind(ty) {
+        // A numeric signature input was a bool column in training too.
+        Some(Kind::Float) if sampled == Kind::Bool && !opts.columns.contains_key(name) => Ok(Kind::Bool),
+        Some(k) => Ok(k),
+        None => Err(invalid(
+            path,
+            format!("column `{name}`: unknown type `{ty}`; use one of `int`, `float`, `string`, `bool`, `timestamp`"),
+        )),
+    }
 }
 
 /// Opens the CSV stream for a plan.

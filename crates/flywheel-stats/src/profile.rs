@@ -367,7 +367,6 @@ impl ColumnProfile {
     }
 
     pub fn to_json(&self, top_k: usize) -> Json {
-        let num = |x: f64| serde_json::Number::from_f64(x).map_or(Json::Null, Json::Number);
         let (distinct, distinct_exact) = self.distinct();
         let mut o = serde_json::Map::new();
         o.insert("type".into(), json!(self.ty.as_str()));
@@ -376,49 +375,7 @@ impl ColumnProfile {
         o.insert("distinct".into(), json!(distinct));
         o.insert("distinct_exact".into(), json!(distinct_exact));
         if self.ty.numeric() {
-            o.insert("nan".into(), json!(self.nan));
-            o.insert("inf".into(), json!(self.inf));
-            o.insert("zeros".into(), json!(self.zeros));
-            let m = &self.moments;
-            if m.count > 0 {
-                o.insert("min".into(), num(m.min));
-                o.insert("max".into(), num(m.max));
-                o.insert("mean".into(), num(m.mean));
-                o.insert("std".into(), m.std().map_or(Json::Null, num));
-                if self.ty == ValueType::Timestamp {
-                    o.insert("min_time".into(), json!(crate::time::format_seconds(m.min)));
-                    o.insert("max_time".into(), json!(crate::time::format_seconds(m.max)));
-                }
-                let qv = self.quantiles.values(&QUANTILES);
-                let q: serde_json::Map<String, Json> =
-                    QUANTILES.iter().zip(qv).map(|(q, v)| (q.to_string(), v.map_or(Json::Null, num))).collect();
-                o.insert("quantiles".into(), Json::Object(q));
-                o.insert("quantiles_exact".into(), json!(self.quantiles.is_exact()));
-                if !self.quantiles.is_exact() {
-                    o.insert("quantile_rank_error".into(), json!(DEFAULT_RANK_ERROR));
-                }
-                o.insert("histogram".into(), self.histogram());
-                let deciles: Vec<f64> = (0..=10).map(|i| i as f64 / 10.0).collect();
-                let edges: Vec<Json> =
-                    self.quantiles.values(&deciles).into_iter().map(|v| v.map_or(Json::Null, num)).collect();
-                o.insert("quantile_histogram".into(), json!({ "edges": edges }));
-            }
-            let top: Vec<Json> = self
-                .numbers
-                .top(top_k)
-                .into_iter()
-                .map(|(bits, c)| json!({ "value": num(f64::from_bits(bits)), "count": c }))
-                .collect();
-            o.insert("top".into(), Json::Array(top));
-            if self.numbers_dropped {
-                o.insert(
-                    "top_omitted".into(),
-                    json!(format!(
-                        "more than {} distinct values: a continuous column",
-                        crate::sketch::frequent::DEFAULT_CAP
-                    )),
-                );
-            }
+            self.numeric_json(&mut o, top_k);
         } else {
             let top: Vec<Json> =
                 self.texts.top(top_k).into_iter().map(|(v, c)| json!({ "value": v, "count": c })).collect();
@@ -432,6 +389,58 @@ impl ColumnProfile {
             o.insert("top_max_error".into(), json!(self.texts.max_error().max(self.numbers.max_error())));
         }
         Json::Object(o)
+    }
+
+    /// A numeric column's counts, moments, quantiles, histograms and most
+    /// frequent values.
+    fn numeric_json(&self, o: &mut serde_json::Map<String, Json>, top_k: usize) {
+        o.insert("nan".into(), json!(self.nan));
+        o.insert("inf".into(), json!(self.inf));
+        o.insert("zeros".into(), json!(self.zeros));
+        if self.moments.count > 0 {
+            self.distribution_json(o);
+        }
+        let top: Vec<Json> = self
+            .numbers
+            .top(top_k)
+            .into_iter()
+            .map(|(bits, c)| json!({ "value": num(f64::from_bits(bits)), "count": c }))
+            .collect();
+        o.insert("top".into(), Json::Array(top));
+        if self.numbers_dropped {
+            o.insert(
+                "top_omitted".into(),
+                json!(format!(
+                    "more than {} distinct values: a continuous column",
+                    crate::sketch::frequent::DEFAULT_CAP
+                )),
+            );
+        }
+    }
+
+    /// Moments, quantiles and histograms of a numeric column with values.
+    fn distribution_json(&self, o: &mut serde_json::Map<String, Json>) {
+        let m = &self.moments;
+        o.insert("min".into(), num(m.min));
+        o.insert("max".into(), num(m.max));
+        o.insert("mean".into(), num(m.mean));
+        o.insert("std".into(), m.std().map_or(Json::Null, num));
+        if self.ty == ValueType::Timestamp {
+            o.insert("min_time".into(), json!(crate::time::format_seconds(m.min)));
+            o.insert("max_time".into(), json!(crate::time::format_seconds(m.max)));
+        }
+        let qv = self.quantiles.values(&QUANTILES);
+        let q: serde_json::Map<String, Json> =
+            QUANTILES.iter().zip(qv).map(|(q, v)| (q.to_string(), v.map_or(Json::Null, num))).collect();
+        o.insert("quantiles".into(), Json::Object(q));
+        o.insert("quantiles_exact".into(), json!(self.quantiles.is_exact()));
+        if !self.quantiles.is_exact() {
+            o.insert("quantile_rank_error".into(), json!(DEFAULT_RANK_ERROR));
+        }
+        o.insert("histogram".into(), self.histogram());
+        let deciles: Vec<f64> = (0..=10).map(|i| i as f64 / 10.0).collect();
+        let edges: Vec<Json> = self.quantiles.values(&deciles).into_iter().map(|v| v.map_or(Json::Null, num)).collect();
+        o.insert("quantile_histogram".into(), json!({ "edges": edges }));
     }
 
     /// Equal-width histogram over [min, max]: counts from the exact values or
@@ -452,6 +461,11 @@ impl ColumnProfile {
         }
         json!({ "edges": edges, "counts": counts })
     }
+}
+
+/// A number as JSON; NaN and infinities (which JSON cannot hold) as null.
+fn num(x: f64) -> Json {
+    serde_json::Number::from_f64(x).map_or(Json::Null, Json::Number)
 }
 
 #[cfg(test)]

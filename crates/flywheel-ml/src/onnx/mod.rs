@@ -90,6 +90,35 @@ thread_local! {
 /// Runs `f`, turning a panic inside it into `Err(())` without the panic
 /// message on stderr (it is reported as an error instead). Other panics
 /// still print as before.
+/// An error of a run, naming what was running.
+fn run_err(what: &str, e: String) -> MlError {
+    MlError::Data(format!("ONNX {what}: {e}"))
+}
+
+/// Runs one cut-out sub-graph through tract on the values computed so far.
+fn run_tract(
+    plan: &Arc<TypedRunnableModel>,
+    nodes: &str,
+    inputs: &[String],
+    values: &HashMap<&str, Arc<Tensor>>,
+) -> Result<TVec<TValue>, MlError> {
+    let args = inputs
+        .iter()
+        .map(|s| values.get(s.as_str()).map(|t| t.as_ref().clone().into_tvalue()))
+        .collect::<Option<TVec<TValue>>>()
+        .ok_or_else(|| run_err(&format!("nodes {nodes}"), "an input of these nodes has no value".into()))?;
+    // tract asserts on shapes a damaged graph can violate; loading a model
+    // must fail, never abort the process.
+    match caught(|| plan.run(args)) {
+        Ok(r) => r.map_err(|e| run_err(&format!("nodes {nodes}"), format!("{e:#}"))),
+        Err(_) => Err(run_err(
+            &format!("nodes {nodes}"),
+            "the ONNX runtime (tract) stopped on an internal check: the graph's shapes or weights are inconsistent"
+                .into(),
+        )),
+    }
+}
+
 fn caught<T>(f: impl FnOnce() -> T) -> Result<T, ()> {
     static HOOK: std::sync::Once = std::sync::Once::new();
     HOOK.call_once(|| {
@@ -138,10 +167,9 @@ impl OnnxModel {
         self.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
-    /// Runs the graph on `feeds` (one tensor per input, in `inputs()`
-    /// order) and returns the graph's outputs in order.
-    pub fn run(&self, feeds: Vec<Tensor>) -> Result<Vec<Tensor>, MlError> {
-        let run_err = |what: &str, e: String| MlError::Data(format!("ONNX {what}: {e}"));
+    /// The values a run starts from: the fed inputs, checked against the
+    /// graph's input types, and the graph's constants.
+    fn fed(&self, feeds: Vec<Tensor>) -> Result<HashMap<&str, Arc<Tensor>>, MlError> {
         if feeds.len() != self.inputs.len() {
             return Err(run_err("inputs", format!("{} tensors for {} inputs", feeds.len(), self.inputs.len())));
         }
@@ -158,6 +186,13 @@ impl OnnxModel {
         for (k, t) in &self.constants {
             values.insert(k.as_str(), t.clone());
         }
+        Ok(values)
+    }
+
+    /// Runs the graph on `feeds` (one tensor per input, in `inputs()`
+    /// order) and returns the graph's outputs in order.
+    pub fn run(&self, feeds: Vec<Tensor>) -> Result<Vec<Tensor>, MlError> {
+        let mut values = self.fed(feeds)?;
         for step in &self.steps {
             match step {
                 Step::Native { op, node, inputs, outputs } => {
@@ -169,25 +204,7 @@ impl OnnxModel {
                     }
                 }
                 Step::Tract { plan, nodes, inputs, outputs, relabel } => {
-                    let args = inputs
-                        .iter()
-                        .map(|s| values.get(s.as_str()).map(|t| t.as_ref().clone().into_tvalue()))
-                        .collect::<Option<TVec<TValue>>>()
-                        .ok_or_else(|| {
-                            run_err(&format!("nodes {nodes}"), "an input of these nodes has no value".into())
-                        })?;
-                    // tract asserts on shapes a damaged graph can violate;
-                    // loading a model must fail, never abort the process.
-                    let ran = caught(|| plan.run(args));
-                    let out = match ran {
-                        Ok(r) => r.map_err(|e| run_err(&format!("nodes {nodes}"), format!("{e:#}")))?,
-                        Err(_) => {
-                            return Err(run_err(
-                                &format!("nodes {nodes}"),
-                                "the ONNX runtime (tract) stopped on an internal check: the graph's shapes or weights are inconsistent".into(),
-                            ));
-                        }
-                    };
+                    let out = run_tract(plan, nodes, inputs, &values)?;
                     for (k, (name, t)) in outputs.iter().zip(out).enumerate() {
                         let mut t = t.into_tensor();
                         if let Some((_, names)) = relabel.iter().find(|(j, _)| *j == k) {
