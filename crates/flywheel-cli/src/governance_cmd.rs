@@ -22,9 +22,8 @@ pub fn tag(home: &Home, reference: &str, tags: &[String], remove: &[String]) -> 
     }
     let r = model_ref(reference)?;
     let caller = caller();
-    let resolved = home.tag(&r, tags, remove, Change { caller: &caller, reason: None })?;
-    let now = home.resolve(&flywheel_core::ModelRef::parse(&resolved.label()).map_err(|e| crate::fail(2, e))?)?;
-    eprintln!("{} tags: {}", resolved.label(), tags_text(&now.version.tags));
+    let now = home.tag(&r, tags, remove, Change { caller: &caller, reason: None })?;
+    eprintln!("{}@{} tags: {}", now.model_name, now.version, tags_text(&now.tags));
     Ok(0)
 }
 
@@ -153,28 +152,25 @@ pub fn change_text(name: &str, e: &HistoryEntry) -> String {
 pub fn audit(home: &Home, as_json: bool, limit: usize) -> Result<u8, Failure> {
     let rows = home.metadata.registry_audit(limit)?;
     if as_json {
+        let rows: Vec<Json> = rows.iter().map(|(model, e)| audit_json(model, e)).collect();
         println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
         return Ok(0);
     }
     if rows.is_empty() {
         println!("no registry changes yet");
     }
-    for r in rows {
-        let s = |k: &str| r[k].as_str().map(str::to_string);
-        let entry = flywheel_metadata::HistoryEntry {
-            at: s("at").unwrap_or_default(),
-            action: s("action").unwrap_or_default(),
-            version: r["to_version"].as_i64(),
-            alias: s("alias"),
-            from_version: r["from_version"].as_i64(),
-            run: r["run"].as_i64(),
-            caller: s("caller"),
-            reason: s("reason"),
-            detail: s("detail"),
-        };
-        let model = s("model").unwrap_or_default();
-        let who = entry.caller.as_ref().map(|c| format!("  ({c})")).unwrap_or_default();
-        println!("{}  {}{who}", entry.at, change_text(&model, &entry));
+    for (model, e) in &rows {
+        let who = e.caller.as_ref().map(|c| format!("  ({c})")).unwrap_or_default();
+        println!("{}  {}{who}", e.at, change_text(model, e));
     }
     Ok(0)
+}
+
+/// One audit row as `models audit --json` has always written it.
+fn audit_json(model: &str, e: &HistoryEntry) -> Json {
+    serde_json::json!({
+        "model": model, "action": e.action, "alias": e.alias, "from_version": e.from_version,
+        "to_version": e.version, "run": e.run, "caller": e.caller, "at": e.at,
+        "reason": e.reason, "detail": e.detail,
+    })
 }

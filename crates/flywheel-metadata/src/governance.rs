@@ -136,20 +136,19 @@ impl MetadataStore {
                FROM registry_audit WHERE model_name = ?1
              ORDER BY 1, 10, 11",
         )?;
+        let rows = st.query_map([model_name], history_entry)?.collect::<std::result::Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// The audit log of every model, newest first: (model, change).
+    pub fn registry_audit(&self, limit: usize) -> Result<Vec<(String, HistoryEntry)>> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT at, action, COALESCE(version, to_version), alias, from_version, run_id, caller, reason, detail, model_name
+             FROM registry_audit ORDER BY id DESC LIMIT ?1",
+        )?;
         let rows = st
-            .query_map([model_name], |r| {
-                Ok(HistoryEntry {
-                    at: r.get(0)?,
-                    action: r.get(1)?,
-                    version: r.get(2)?,
-                    alias: r.get(3)?,
-                    from_version: r.get(4)?,
-                    run: r.get(5)?,
-                    caller: r.get(6)?,
-                    reason: r.get(7)?,
-                    detail: r.get(8)?,
-                })
-            })?
+            .query_map([limit as i64], |r| Ok((r.get(9)?, history_entry(r)?)))?
             .collect::<std::result::Result<_, _>>()?;
         Ok(rows)
     }
@@ -163,6 +162,21 @@ impl MetadataStore {
         tx.commit()?;
         Ok(out)
     }
+}
+
+/// A history entry from the first nine columns of a row, in the field order.
+fn history_entry(r: &rusqlite::Row) -> rusqlite::Result<HistoryEntry> {
+    Ok(HistoryEntry {
+        at: r.get(0)?,
+        action: r.get(1)?,
+        version: r.get(2)?,
+        alias: r.get(3)?,
+        from_version: r.get(4)?,
+        run: r.get(5)?,
+        caller: r.get(6)?,
+        reason: r.get(7)?,
+        detail: r.get(8)?,
+    })
 }
 
 fn existing_version(tx: &Transaction, model_name: &str, version: i64) -> Result<i64> {

@@ -7,7 +7,6 @@ use crate::Change;
 use crate::records::{artifact_by_id, model_version_by_id};
 use crate::{ArtifactRecord, MetadataError, MetadataStore, ModelVersion, Result};
 use rusqlite::{OptionalExtension, Transaction, params};
-use serde_json::Value as Json;
 
 impl MetadataStore {
     /// Registers `artifact_id` as the next version of `model_name`; the same
@@ -109,27 +108,6 @@ impl MetadataStore {
             )
             .optional()?;
         id.map(|id| model_version_by_id(&conn, id)).transpose()
-    }
-
-    /// The registry's audit log, newest first: (model, action, alias, from, to, run, caller, at).
-    pub fn registry_audit(&self, limit: usize) -> Result<Vec<Json>> {
-        let conn = self.conn();
-        let mut st = conn.prepare(
-            "SELECT model_name, action, alias, from_version, COALESCE(to_version, version), run_id, caller, at, reason, detail
-             FROM registry_audit ORDER BY id DESC LIMIT ?1",
-        )?;
-        let rows = st
-            .query_map([limit as i64], |r| {
-                Ok(serde_json::json!({
-                    "model": r.get::<_, String>(0)?, "action": r.get::<_, String>(1)?,
-                    "alias": r.get::<_, Option<String>>(2)?, "from_version": r.get::<_, Option<i64>>(3)?,
-                    "to_version": r.get::<_, Option<i64>>(4)?, "run": r.get::<_, Option<i64>>(5)?,
-                    "caller": r.get::<_, String>(6)?, "at": r.get::<_, String>(7)?,
-                    "reason": r.get::<_, Option<String>>(8)?, "detail": r.get::<_, Option<String>>(9)?,
-                }))
-            })?
-            .collect::<std::result::Result<_, _>>()?;
-        Ok(rows)
     }
 
     /// What `@model:NAME[@ALIAS|@VERSION][/INPUT]` names: the model

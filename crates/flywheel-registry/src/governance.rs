@@ -48,15 +48,17 @@ impl Home {
         Ok((resolved, before))
     }
 
-    /// Sets `KEY=VALUE` tags and removes `untag` keys on a version.
-    pub fn tag(&self, r: &ModelRef, tags: &[String], untag: &[String], change: Change) -> Result<Resolved> {
+    /// Sets `KEY=VALUE` tags and removes `untag` keys on a version; returns
+    /// the version as it is after the change.
+    pub fn tag(&self, r: &ModelRef, tags: &[String], untag: &[String], change: Change) -> Result<ModelVersion> {
         let resolved = self.decided_version(r, "tag")?;
         let pairs = tags.iter().map(|t| parse_tag(t)).collect::<Result<Vec<_>>>()?;
         for k in untag {
             flywheel_core::check_name("tag key", k).map_err(RegistryError::Reference)?;
         }
-        self.metadata.set_tags(&r.name, resolved.version.version, &pairs, untag, change)?;
-        Ok(resolved)
+        let version = resolved.version.version;
+        self.metadata.set_tags(&r.name, version, &pairs, untag, change)?;
+        Ok(self.metadata.model_version(&r.name, Some(version))?)
     }
 
     pub fn describe(&self, r: &ModelRef, text: &str, change: Change) -> Result<Resolved> {
