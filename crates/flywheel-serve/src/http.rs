@@ -2,6 +2,7 @@
 //! model a request names, running the prediction, and turning every refusal
 //! into a JSON `{"error": "..."}` with a 4xx status.
 
+use crate::state::AppState;
 use crate::table::{ModelTable, Served};
 use crate::{Result, ServeError, mlflow, oip};
 use axum::Router;
@@ -25,10 +26,10 @@ const BINARY_HEADER: &str = "inference-header-content-length";
 /// big batch does not hold up the small requests sharing its worker.
 const INLINE_ROWS: usize = 256;
 
-type Table = State<Arc<ModelTable>>;
+type App = State<Arc<AppState>>;
 
-/// Every route, answering from `table`.
-pub fn router(table: Arc<ModelTable>) -> Router {
+/// Every route, answering from `app`'s models.
+pub fn router(app: Arc<AppState>) -> Router {
     Router::new()
         .route("/v2", get(|| async { json(StatusCode::OK, &oip::server_metadata()) }))
         .route("/v2/health/live", get(|| async { StatusCode::OK }))
@@ -46,56 +47,56 @@ pub fn router(table: Arc<ModelTable>) -> Router {
         .method_not_allowed_fallback(|| async {
             (StatusCode::METHOD_NOT_ALLOWED, error_body("method not allowed on this endpoint"))
         })
-        .with_state(table)
+        .with_state(app)
 }
 
-/// Serves `table` on `listener` until `shutdown` resolves; requests in
+/// Serves `app` on `listener` until `shutdown` resolves; requests in
 /// flight then finish before this returns.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    table: Arc<ModelTable>,
+    app: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    axum::serve(listener, router(table))
+    axum::serve(listener, router(app))
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| ServeError::Internal(format!("server stopped: {e}")))
 }
 
-async fn server_ready(State(table): Table) -> StatusCode {
-    if table.names().is_empty() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK }
+async fn server_ready(State(app): App) -> StatusCode {
+    if app.table.names().is_empty() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK }
 }
 
-async fn metadata(State(table): Table, Path(name): Path<String>) -> Result<Response> {
-    let served = find(&table, &name, None)?;
+async fn metadata(State(app): App, Path(name): Path<String>) -> Result<Response> {
+    let served = find(&app.table, &name, None)?;
     Ok(versioned(json(StatusCode::OK, &oip::model_metadata(&served)), &served))
 }
 
-async fn metadata_v(State(table): Table, Path((name, v)): Path<(String, String)>) -> Result<Response> {
-    let served = find(&table, &name, Some(&v))?;
+async fn metadata_v(State(app): App, Path((name, v)): Path<(String, String)>) -> Result<Response> {
+    let served = find(&app.table, &name, Some(&v))?;
     Ok(versioned(json(StatusCode::OK, &oip::model_metadata(&served)), &served))
 }
 
-async fn model_ready(State(table): Table, Path(name): Path<String>) -> Result<StatusCode> {
-    find(&table, &name, None).map(|_| StatusCode::OK)
+async fn model_ready(State(app): App, Path(name): Path<String>) -> Result<StatusCode> {
+    find(&app.table, &name, None).map(|_| StatusCode::OK)
 }
 
-async fn model_ready_v(State(table): Table, Path((name, v)): Path<(String, String)>) -> Result<StatusCode> {
-    find(&table, &name, Some(&v)).map(|_| StatusCode::OK)
+async fn model_ready_v(State(app): App, Path((name, v)): Path<(String, String)>) -> Result<StatusCode> {
+    find(&app.table, &name, Some(&v)).map(|_| StatusCode::OK)
 }
 
-async fn infer(State(table): Table, Path(name): Path<String>, headers: HeaderMap, body: Body) -> Result<Response> {
-    let served = find(&table, &name, None)?;
+async fn infer(State(app): App, Path(name): Path<String>, headers: HeaderMap, body: Body) -> Result<Response> {
+    let served = find(&app.table, &name, None)?;
     infer_with(served, &headers, body).await
 }
 
 async fn infer_v(
-    State(table): Table,
+    State(app): App,
     Path((name, v)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    let served = find(&table, &name, Some(&v))?;
+    let served = find(&app.table, &name, Some(&v))?;
     infer_with(served, &headers, body).await
 }
 
@@ -125,13 +126,8 @@ async fn infer_with(served: Arc<Served>, headers: &HeaderMap, body: Body) -> Res
 }
 
 /// `POST /invocations`, MLflow's scoring format.
-async fn invocations(
-    State(table): Table,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response> {
-    let served = invocation_model(&table, query.as_deref(), &headers)?;
+async fn invocations(State(app): App, RawQuery(query): RawQuery, headers: HeaderMap, body: Body) -> Result<Response> {
+    let served = invocation_model(&app.table, query.as_deref(), &headers)?;
     let body = read_body(&headers, body).await?;
     let frame = mlflow::parse(&served, header_str(&headers, header::CONTENT_TYPE.as_str())?, &body)?;
     let pred = predict(&served, frame).await?;

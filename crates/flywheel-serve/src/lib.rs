@@ -17,13 +17,16 @@ mod config;
 mod http;
 mod mlflow;
 mod oip;
+mod state;
 mod table;
 
 pub use config::{DEFAULT_ADDR, DEFAULT_ALIAS, Serve, ServeConfig};
 pub use http::{BODY_LIMIT, MODEL_HEADER, VERSION_HEADER, router, serve as serve_on};
+pub use state::AppState;
 pub use table::{ModelTable, Served};
 
 use axum::http::StatusCode;
+use std::sync::Arc;
 
 /// Why the server cannot start, or why a request was refused.
 #[derive(Debug, thiserror::Error)]
@@ -89,7 +92,7 @@ pub async fn run(serve: Serve, ready: impl FnOnce(std::net::SocketAddr)) -> Resu
     let local =
         listener.local_addr().map_err(|e| ServeError::Bind { addr: serve.addr.clone(), message: e.to_string() })?;
     ready(local);
-    http::serve(listener, serve.table, shutdown_signal()).await
+    http::serve(listener, Arc::new(AppState::new(serve.table)), shutdown_signal()).await
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -5,7 +5,7 @@
 
 use flywheel_ml::transform::{LINEAR_DEFAULTS, fit};
 use flywheel_ml::{Column, Estimator, Frame, Model, Prediction, Task, Text};
-use flywheel_serve::{ModelTable, Served};
+use flywheel_serve::{AppState, ModelTable, Served};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -43,7 +43,7 @@ fn start(models: Vec<Served>) -> SocketAddr {
         rt.block_on(async {
             let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             tx.send(l.local_addr().unwrap()).unwrap();
-            flywheel_serve::serve_on(l, table, std::future::pending()).await.unwrap();
+            flywheel_serve::serve_on(l, Arc::new(AppState::new(table)), std::future::pending()).await.unwrap();
         })
     });
     rx.recv().unwrap()
@@ -555,7 +555,7 @@ fn a_request_in_flight_when_shutdown_starts_is_answered_before_the_server_stops(
         rt.block_on(async {
             let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             addr_tx.send(l.local_addr().unwrap()).unwrap();
-            flywheel_serve::serve_on(l, table, async {
+            flywheel_serve::serve_on(l, Arc::new(AppState::new(table)), async {
                 let _ = stop_rx.await;
             })
             .await
