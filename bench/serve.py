@@ -50,6 +50,7 @@ import shutil
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -64,6 +65,8 @@ AXUM_DIR = ROOT / "bench" / "axum-hello"
 AXUM_BIN = AXUM_DIR / "target" / "release" / "axum-hello"
 # Pinned in bench/axum-hello/Cargo.toml to the workspace's versions.
 AXUM_VERSIONS = "axum 0.8.9, tokio 1.54.1"
+# MLflow imports for seconds, longer on a busy machine.
+MLFLOW_START_TIMEOUT = 300
 MLFLOW_PACKAGES = ["mlflow", "scikit-learn", "pandas", "pyarrow", "numpy"]
 
 PREPARE = r"""
@@ -112,18 +115,29 @@ inputs = {{ model = "train.model" }}
 params = {{ model_name = "{model}", alias = "production" }}
 """
 
-# wrk's Lua: the POST body, and a `done` hook printing what the report needs
-# on one line (latencies in microseconds; `status` counts non-2xx answers).
+# wrk's Lua: the POST body read from a file (binary tensors too), and a
+# `done` hook printing what the report needs on one line (latencies in
+# microseconds; `status` counts non-2xx answers).
 WRK_SCRIPT = """
+local f = assert(io.open("{path}", "rb"))
 wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = [==[{body}]==]
+wrk.body = f:read("*a")
+f:close()
+{headers}
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format("BENCH %d %d %d %d %d %d\\n", summary.requests, summary.duration,
     latency:percentile(50), latency:percentile(99), e.connect + e.read + e.write + e.timeout, e.status))
 end
 """
+
+
+class Body:
+    """A request body and the headers it goes with."""
+
+    def __init__(self, data, **headers):
+        self.data = data
+        self.headers = {"Content-Type": "application/json", **headers}
 
 
 class Failed(Exception):
@@ -137,11 +151,10 @@ def free_port():
 
 
 def request(port, method, path, body=None, timeout=30):
-    """(status, body bytes) of one request to 127.0.0.1:PORT."""
+    """(status, body bytes) of one request to 127.0.0.1:PORT; `body` is a `Body`."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        headers = {"Content-Type": "application/json"} if body is not None else {}
-        conn.request(method, path, body=body, headers=headers)
+        conn.request(method, path, body=body and body.data, headers=body.headers if body else {})
         r = conn.getresponse()
         return r.status, r.read()
     finally:
@@ -246,8 +259,10 @@ def load_generator(args):
 
 def run_wrk(args, wrk, tmp, port, path, body, seconds):
     """One wrk run: requests/s, p50 and p99 in ms; refuses a run with errors."""
-    script = pathlib.Path(tmp) / "load.lua"
-    script.write_text(WRK_SCRIPT.replace("{body}", body))
+    data, script = pathlib.Path(tmp) / "body", pathlib.Path(tmp) / "load.lua"
+    data.write_bytes(body.data)
+    headers = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in body.headers.items())
+    script.write_text(WRK_SCRIPT.replace("{path}", str(data)).replace("{headers}", headers))
     cmd = [wrk, f"-t{min(args.threads, args.connections)}", f"-c{args.connections}", f"-d{seconds}s", "--timeout", "30s",
            "-s", str(script), f"http://127.0.0.1:{port}{path}"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
@@ -261,25 +276,31 @@ def run_wrk(args, wrk, tmp, port, path, body, seconds):
 
 
 def bodies(rows, metadata):
-    """The request bodies: (kind, rows) → JSON text."""
+    """The request bodies by (format, rows): MLflow's `dataframe_split`, and
+    with the model's metadata, OIP tensors (one per input it lists) as JSON
+    and with the binary tensor extension."""
     out = {}
     for n in (1, BATCH_ROWS):
         part = rows[:n]
-        out[("split", n)] = json.dumps({"dataframe_split": {"columns": FEATURES, "data": part}})
-        if metadata is not None:
-            tensors = []
-            for spec in metadata["inputs"]:
-                i = FEATURES.index(spec["name"])
-                tensors.append({"name": spec["name"], "datatype": spec["datatype"], "shape": [n],
-                                "data": [r[i] for r in part]})
-            out[("oip", n)] = json.dumps({"inputs": tensors})
+        out[("split", n)] = Body(json.dumps({"dataframe_split": {"columns": FEATURES, "data": part}}).encode())
+        if metadata is None:
+            continue
+        columns = [(spec, [r[FEATURES.index(spec["name"])] for r in part]) for spec in metadata["inputs"]]
+        tensors = [{"name": spec["name"], "datatype": spec["datatype"], "shape": [n], "data": values}
+                   for spec, values in columns]
+        out[("oip", n)] = Body(json.dumps({"inputs": tensors}).encode())
+        if all(spec["datatype"] == "FP64" for spec, _ in columns):
+            head = json.dumps({"inputs": [{"name": spec["name"], "datatype": "FP64", "shape": [n],
+                                           "parameters": {"binary_data_size": 8 * n}} for spec, _ in columns]})
+            raw = b"".join(struct.pack(f"<{n}d", *values) for _, values in columns)
+            out[("binary", n)] = Body(head.encode() + raw, **{"Inference-Header-Content-Length": len(head.encode())})
     return out
 
 
 def check_answer(server, path, body, rows):
     """One request before the load: a 200 with one prediction per row (so
     the load never measures refusals). Returns the predictions."""
-    status, answer = request(server.port, "POST", path, body.encode())
+    status, answer = request(server.port, "POST", path, body)
     if status != 200:
         raise Failed(f"{server.name} {path}: HTTP {status}: {answer[:500].decode(errors='replace')}")
     doc = json.loads(answer)
@@ -351,6 +372,9 @@ def loads_for(servers, body):
            ("flywheel_infer_1", fw, f"/v2/models/{MODEL}/infer", body[("oip", 1)], 1),
            ("flywheel_invocations_batch", fw, "/invocations", body[("split", BATCH_ROWS)], BATCH_ROWS),
            ("flywheel_infer_batch", fw, f"/v2/models/{MODEL}/infer", body[("oip", BATCH_ROWS)], BATCH_ROWS)]
+    if ("binary", BATCH_ROWS) in body:
+        out.append(("flywheel_infer_binary_batch", fw, f"/v2/models/{MODEL}/infer", body[("binary", BATCH_ROWS)],
+                    BATCH_ROWS))
     if ml:
         out += [("mlflow_invocations_1", ml, "/invocations", body[("split", 1)], 1),
                 ("mlflow_invocations_batch", ml, "/invocations", body[("split", BATCH_ROWS)], BATCH_ROWS)]
@@ -376,16 +400,19 @@ def measure_loads(args, wrk, tmp, loads):
     return best
 
 
-def serving(args, tmp, fw, home, mlflow_py, axum, rows, wrk):
-    """All servers up at once: answers checked, loads measured, memory read."""
+def serving(args, tmp, fw, home, mlflow_py, axum, rows, wrk, start):
+    """All servers up at once (started one after the other, each start added
+    to `start`): answers checked, loads measured, memory read."""
     servers = {"flywheel": flywheel_server(fw, home)}
     if mlflow_py:
         servers["mlflow"] = mlflow_server(args, mlflow_py, tmp)
     if axum:
         servers["axum"] = Server("axum hello-world", [axum, "127.0.0.1:{port}"], "/", ready_method="POST")
     try:
-        for s in servers.values():
-            s.start(args.start_timeout)
+        for name, s in servers.items():
+            t = s.start(MLFLOW_START_TIMEOUT if name == "mlflow" else args.start_timeout)
+            if name in start:
+                start[name].append(t)
         status, meta = request(servers["flywheel"].port, "GET", f"/v2/models/{MODEL}")
         if status != 200:
             raise Failed(f"GET /v2/models/{MODEL}: HTTP {status}")
@@ -474,18 +501,25 @@ def targets(f, start, memory, log):
         out.append(goal(f"{label}, 1 row: p99", p, "ms", "<", 5, fmt(p, "ms"), mp and f"MLflow {fmt(mp, 'ms')}"))
         b, mb = get(f"{key}_batch", "rows_per_s"), get("mlflow_invocations_batch", "rows_per_s")
         out.append(goal(f"{label}, {BATCH_ROWS:,}-row requests: rows/s", b, "rows/s", ">=", 1e6, fmt(b, "rows/s"),
-                        mb and f"MLflow {fmt(mb, 'rows/s')} ({b / mb:,.0f}×)"))
+                        mb and f"MLflow {fmt(mb, 'rows/s')} ({times(b / mb)})"))
+    b = get("flywheel_infer_binary_batch", "rows_per_s")
+    out.append(goal(f"/v2 infer, binary tensors, {BATCH_ROWS:,}-row requests: rows/s", b, "rows/s", ">=", 1e6,
+                    fmt(b, "rows/s")))
     s = statistics.median(start["flywheel"]) * 1000
     ms = start.get("mlflow") and statistics.median(start["mlflow"]) * 1000
     out.append(goal("start to ready (median)", s, "ms", "<", 200, fmt(s, "ms"),
-                    ms and f"MLflow {ms / 1000:.1f} s ({ms / s:,.0f}×)"))
+                    ms and f"MLflow {ms / 1000:.1f} s ({times(ms / s)})"))
     rss, mrss = memory.get("flywheel", (None,))[0], memory.get("mlflow", (None,))[0]
     out.append(goal("resident memory after the load", rss, "MB", "<", 50, fmt(rss, "MB"),
-                    mrss and f"MLflow {fmt(mrss, 'MB')} ({mrss / rss:.0f}×)"))
+                    mrss and f"MLflow {fmt(mrss, 'MB')} ({times(mrss / rss)})"))
     cost = None if log is None else 100 * (1 - log["on"]["rps"] / log["off"]["rps"])
     out.append(goal("requests/s lost to logging every request", cost, "%", "<=", 10,
                     log and f"on {log['on']['rps']:,.0f}/s", log and f"off {log['off']['rps']:,.0f}/s"))
     return out
+
+
+def times(x):
+    return f"{x:.1f}×" if x < 10 else f"{x:,.0f}×"
 
 
 def fmt(v, unit):
@@ -538,14 +572,21 @@ def main():
     ap.add_argument("--connections", type=int, default=32, help="concurrent connections (default 32)")
     ap.add_argument("--threads", type=int, default=1,
                     help="wrk threads (default 1: on 2 cores, one core is left to the server)")
-    ap.add_argument("--starts", type=int, default=7, help="fresh starts of flywheel serve timed (default 7)")
-    ap.add_argument("--mlflow-starts", type=int, default=3, help="fresh starts of mlflow timed (default 3)")
+    ap.add_argument("--starts", type=int, default=7,
+                    help="starts of flywheel serve timed, the one serving the loads among them (default 7)")
+    ap.add_argument("--mlflow-starts", type=int, default=3,
+                    help="starts of mlflow models serve timed, the one serving the loads among them (default 3)")
     ap.add_argument("--mlflow-workers", type=int, default=1, help="uvicorn workers of mlflow (default 1, its own)")
     ap.add_argument("--train-rows", type=int, default=20_000)
     ap.add_argument("--start-timeout", type=float, default=60, help="seconds a server may take to be ready")
     ap.add_argument("--no-mlflow", action="store_true", help="Flywheel and the hello-world only")
     ap.add_argument("--json", metavar="FILE", help="also write every figure and target as JSON to FILE")
     args = ap.parse_args()
+    for name in ("duration", "repeat", "connections", "threads", "starts", "mlflow_starts"):
+        if getattr(args, name) < 1:
+            ap.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.warmup < 0:
+        ap.error("--warmup must be 0 or more")
     if args.smoke:
         args.duration, args.warmup, args.repeat, args.starts, args.mlflow_starts = 1, 0, 1, 3, 1
         args.train_rows = 2_000
@@ -567,11 +608,13 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         try:
             home, rows = prepare(args, tmp, fw, mlflow_py)
-            start = {"flywheel": start_times(lambda: flywheel_server(fw, home), args.starts, args.start_timeout)}
+            # The start of the servers the loads go to is the last of each.
+            start = {"flywheel": start_times(lambda: flywheel_server(fw, home), args.starts - 1, args.start_timeout)}
             if mlflow_py:
-                start["mlflow"] = start_times(lambda: mlflow_server(args, mlflow_py, tmp), args.mlflow_starts, 120)
+                start["mlflow"] = start_times(lambda: mlflow_server(args, mlflow_py, tmp), args.mlflow_starts - 1,
+                                              MLFLOW_START_TIMEOUT)
             print("loads:", flush=True)
-            figures, memory, info["agreement"] = serving(args, tmp, fw, home, mlflow_py, axum, rows, wrk)
+            figures, memory, info["agreement"] = serving(args, tmp, fw, home, mlflow_py, axum, rows, wrk, start)
             log, log_skip = logging_cost(args, fw, home, wrk, tmp, rows)
         except Failed as e:
             sys.exit(f"serve bench: {e}")
