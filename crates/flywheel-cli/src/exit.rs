@@ -103,6 +103,7 @@ impl From<flywheel_serve::ServeError> for Failure {
             E::Bind { .. } | E::Internal(_) => 3,
             // Request refusals: never returned at start.
             E::NotFound(_) | E::BadRequest(_) | E::Unsupported(_) | E::TooLarge { .. } => 2,
+            E::Unavailable(_) => 3,
         };
         fail(code, e.to_string())
     }

@@ -2,7 +2,7 @@
 //! signature input, numbers (`null` → NaN, a missing value) or text, each
 //! refusal naming the column, and the row when there is one.
 
-use crate::table::Served;
+use crate::served::Served;
 use crate::{Result, bad};
 use flywheel_ml::{Column, ColumnKind, Frame, Text};
 use serde_json::Value;

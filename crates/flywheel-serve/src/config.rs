@@ -3,7 +3,8 @@
 //! registry and its model loaded (checked against its digest), so a model
 //! that cannot be served stops the start with its name.
 
-use crate::table::{ModelTable, Served};
+use crate::served::Served;
+use crate::table::ModelTable;
 use crate::{Result, ServeError};
 use flywheel_core::{ModelRef, Selector};
 use flywheel_registry::Home;

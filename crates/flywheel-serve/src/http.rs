@@ -3,7 +3,9 @@
 //! into a JSON `{"error": "..."}` with a 4xx status.
 
 use crate::state::AppState;
-use crate::table::{ModelTable, Served};
+use crate::route::KEY_HEADER;
+use crate::served::Served;
+use crate::table::{ModelTable, Picked, Unanswered};
 use crate::{Result, ServeError, mlflow, oip};
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -19,6 +21,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub const BODY_LIMIT: usize = 64 << 20;
 /// Says which version answered: `NAME@VERSION`.
 pub const VERSION_HEADER: &str = "x-flywheel-model-version";
+/// Says which arm of the model's split answered: `NAME@ALIAS` or `NAME@VERSION`.
+pub const ARM_HEADER: &str = "x-flywheel-arm";
 /// Names the model `/invocations` is for when several are served (or `?model=`).
 pub const MODEL_HEADER: &str = "x-flywheel-model";
 const BINARY_HEADER: &str = "inference-header-content-length";
@@ -64,30 +68,30 @@ pub async fn serve(
 }
 
 async fn server_ready(State(app): App) -> StatusCode {
-    if app.table.names().is_empty() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK }
+    if app.table.ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }
 }
 
 async fn metadata(State(app): App, Path(name): Path<String>) -> Result<Response> {
-    let served = find(&app.table, &name, None)?;
+    let served = any_version(&app.table, &name)?;
     Ok(versioned(json(StatusCode::OK, &oip::model_metadata(&served)), &served))
 }
 
 async fn metadata_v(State(app): App, Path((name, v)): Path<(String, String)>) -> Result<Response> {
-    let served = find(&app.table, &name, Some(&v))?;
+    let served = find_version(&app.table, &name, &v)?;
     Ok(versioned(json(StatusCode::OK, &oip::model_metadata(&served)), &served))
 }
 
 async fn model_ready(State(app): App, Path(name): Path<String>) -> Result<StatusCode> {
-    find(&app.table, &name, None).map(|_| StatusCode::OK)
+    any_version(&app.table, &name).map(|_| StatusCode::OK)
 }
 
 async fn model_ready_v(State(app): App, Path((name, v)): Path<(String, String)>) -> Result<StatusCode> {
-    find(&app.table, &name, Some(&v)).map(|_| StatusCode::OK)
+    find_version(&app.table, &name, &v).map(|_| StatusCode::OK)
 }
 
 async fn infer(State(app): App, Path(name): Path<String>, headers: HeaderMap, body: Body) -> Result<Response> {
-    let served = find(&app.table, &name, None)?;
-    infer_with(served, &headers, body).await
+    let picked = pick(&app.table, &name, &headers)?;
+    infer_with(&app, picked, &headers, body).await
 }
 
 async fn infer_v(
@@ -96,12 +100,14 @@ async fn infer_v(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    let served = find(&app.table, &name, Some(&v))?;
-    infer_with(served, &headers, body).await
+    let served = find_version(&app.table, &name, &v)?;
+    let arm = flywheel_core::ModelRef { name, selector: flywheel_core::Selector::Version(served.version) };
+    infer_with(&app, Picked { served, arm, shadow: None }, &headers, body).await
 }
 
 /// `POST .../infer`: JSON, or a JSON header and binary tensors.
-async fn infer_with(served: Arc<Served>, headers: &HeaderMap, body: Body) -> Result<Response> {
+async fn infer_with(app: &AppState, picked: Picked, headers: &HeaderMap, body: Body) -> Result<Response> {
+    let served = picked.served.clone();
     let body = read_body(headers, body).await?;
     let (head, data) = match header_str(headers, BINARY_HEADER)? {
         Some(n) => crate::binary::split(&body, n)?,
@@ -109,7 +115,7 @@ async fn infer_with(served: Arc<Served>, headers: &HeaderMap, body: Body) -> Res
     };
     let oip::Infer { id, frame, outputs } = oip::parse_infer(&served, head, data)?;
     let id = id.unwrap_or_else(new_id);
-    let pred = predict(&served, frame).await?;
+    let pred = answer(app, &picked, frame).await?;
     let encoded = oip::answer(&served, &outputs, &id, &pred);
     let mut response = Response::new(Body::from(encoded.body));
     let h = response.headers_mut();
@@ -122,48 +128,80 @@ async fn infer_with(served: Arc<Served>, headers: &HeaderMap, body: Body) -> Res
             h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
     }
-    Ok(versioned(response, &served))
+    Ok(picked_by(response, &picked))
 }
 
 /// `POST /invocations`, MLflow's scoring format.
 async fn invocations(State(app): App, RawQuery(query): RawQuery, headers: HeaderMap, body: Body) -> Result<Response> {
-    let served = invocation_model(&app.table, query.as_deref(), &headers)?;
+    let picked = invocation_model(&app.table, query.as_deref(), &headers)?;
     let body = read_body(&headers, body).await?;
-    let frame = mlflow::parse(&served, header_str(&headers, header::CONTENT_TYPE.as_str())?, &body)?;
-    let pred = predict(&served, frame).await?;
-    Ok(versioned(json(StatusCode::OK, &mlflow::answer(&served, &pred)), &served))
+    let frame = mlflow::parse(&picked.served, header_str(&headers, header::CONTENT_TYPE.as_str())?, &body)?;
+    let pred = answer(&app, &picked, frame).await?;
+    Ok(picked_by(json(StatusCode::OK, &mlflow::answer(&picked.served, &pred)), &picked))
 }
 
 /// The model `/invocations` is for: `?model=NAME`, the `x-flywheel-model`
 /// header, or the only one served.
-fn invocation_model(table: &ModelTable, query: Option<&str>, headers: &HeaderMap) -> Result<Arc<Served>> {
+fn invocation_model(table: &ModelTable, query: Option<&str>, headers: &HeaderMap) -> Result<Picked> {
     let from_query = query.into_iter().flat_map(|q| q.split('&')).find_map(|kv| kv.strip_prefix("model="));
-    match from_query.or(header_str(headers, MODEL_HEADER)?) {
-        Some(name) => find(table, name, None),
+    let name = match from_query.or(header_str(headers, MODEL_HEADER)?) {
+        Some(name) => name.to_string(),
         None => table.sole().ok_or_else(|| {
             ServeError::BadRequest(format!(
                 "several models are served ({}): name one with ?model=NAME or the {MODEL_HEADER} header",
                 table.names().join(", ")
             ))
-        }),
+        })?,
+    };
+    pick(table, &name, headers)
+}
+
+/// The version that answers a request for `name`, by the model's split
+/// (sticky by the request's `x-flywheel-key`); a 404 naming the models
+/// served, or a 503 while none of its versions is loaded.
+fn pick(table: &ModelTable, name: &str, headers: &HeaderMap) -> Result<Picked> {
+    let key = headers.get(KEY_HEADER).map(|v| v.as_bytes());
+    table.pick(name, key).map_err(|why| unanswered(table, name, why))
+}
+
+fn any_version(table: &ModelTable, name: &str) -> Result<Arc<Served>> {
+    match table.get(name) {
+        Some(served) => Ok(served),
+        None if table.route(name).is_some() => Err(unanswered(table, name, Unanswered::NothingLoaded)),
+        None => Err(unanswered(table, name, Unanswered::NotServed)),
     }
 }
 
-/// The model a request names, or a 404 naming the models served.
-fn find(table: &ModelTable, name: &str, version: Option<&str>) -> Result<Arc<Served>> {
-    let Some(served) = table.get(name) else {
-        return Err(ServeError::NotFound(format!(
+/// Version `v` of `name`, when an arm of its split has it loaded.
+fn find_version(table: &ModelTable, name: &str, v: &str) -> Result<Arc<Served>> {
+    let loaded = any_version(table, name)?;
+    let found = v.parse::<i64>().ok().and_then(|n| table.version(name, n));
+    found.ok_or_else(|| {
+        let versions: Vec<String> =
+            table.route(name).map(|r| r.versions()).unwrap_or_else(|| vec![loaded]).iter().map(|s| s.version.to_string()).collect();
+        ServeError::NotFound(format!("model `{name}` has no version `{v}` served; it serves version {}", versions.join(", ")))
+    })
+}
+
+fn unanswered(table: &ModelTable, name: &str, why: Unanswered) -> ServeError {
+    match why {
+        Unanswered::NotServed => ServeError::NotFound(format!(
             "model `{name}` is not served; served: {}",
             table.all().iter().map(|s| s.label()).collect::<Vec<_>>().join(", ")
-        )));
-    };
-    match version {
-        Some(v) if v != served.version.to_string() => Err(ServeError::NotFound(format!(
-            "model `{name}` has no version `{v}` served; it serves version {}",
-            served.version
-        ))),
-        _ => Ok(served),
+        )),
+        Unanswered::NothingLoaded => ServeError::Unavailable(format!(
+            "model `{name}` has no version loaded yet: none of {} points at a version that loaded",
+            table.route(name).map(|r| r.split.to_string()).unwrap_or_default()
+        )),
     }
+}
+
+/// Predicts with the picked version, sending a copy to its shadow.
+async fn answer(app: &AppState, picked: &Picked, frame: Frame) -> Result<Prediction> {
+    if let Some(shadow) = &picked.shadow {
+        app.shadow.send(shadow.clone(), frame.clone(), |_, _| {});
+    }
+    predict(&picked.served, frame).await
 }
 
 /// Runs the model; a refusal of the data (a non-finite number, say) is the
@@ -213,6 +251,14 @@ fn new_id() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let start = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros());
     format!("{start:x}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+fn picked_by(response: Response, picked: &Picked) -> Response {
+    let mut response = versioned(response, &picked.served);
+    if let Ok(v) = HeaderValue::from_str(&picked.arm.to_string()) {
+        response.headers_mut().insert(ARM_HEADER, v);
+    }
+    response
 }
 
 fn versioned(mut response: Response, served: &Served) -> Response {

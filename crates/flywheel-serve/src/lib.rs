@@ -17,13 +17,19 @@ mod config;
 mod http;
 mod mlflow;
 mod oip;
+mod route;
+mod served;
+mod shadow;
 mod state;
 mod table;
 
 pub use config::{DEFAULT_ADDR, DEFAULT_ALIAS, Serve, ServeConfig};
-pub use http::{BODY_LIMIT, MODEL_HEADER, VERSION_HEADER, router, serve as serve_on};
+pub use http::{ARM_HEADER, BODY_LIMIT, MODEL_HEADER, VERSION_HEADER, router, serve as serve_on};
+pub use route::{Arm, KEY_HEADER, Route, Split};
+pub use served::Served;
+pub use shadow::Shadow;
 pub use state::AppState;
-pub use table::{ModelTable, Served};
+pub use table::{ModelTable, Picked, Unanswered};
 
 use axum::http::StatusCode;
 use std::sync::Arc;
@@ -49,6 +55,9 @@ pub enum ServeError {
     /// A request names a model or version that is not served.
     #[error("{0}")]
     NotFound(String),
+    /// The model is served but no version of it is loaded to answer.
+    #[error("{0}")]
+    Unavailable(String),
     /// A request the server cannot read (malformed, wrong shape or type,
     /// missing or extra input), with the field it is about.
     #[error("{0}")]
@@ -71,7 +80,13 @@ impl ServeError {
             ServeError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ServeError::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ServeError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
+            ServeError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ServeError::Registry(_)
+            | ServeError::Load { .. }
+            | ServeError::NoModels(_)
+            | ServeError::Address { .. }
+            | ServeError::Bind { .. }
+            | ServeError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::Result;
 use crate::bad;
 use crate::binary::{self, Dtype};
 use crate::columns::{Builder, check_names, describe, frame, read_json};
-use crate::table::Served;
+use crate::served::Served;
 use flywheel_ml::{ColumnKind, Frame, Prediction};
 use serde_json::{Map, Value, json};
 

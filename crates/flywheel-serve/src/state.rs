@@ -3,17 +3,20 @@
 //! state; a service (the prediction log, metrics, the routing follower) is
 //! a field here, so a handler reaches it without globals.
 
+use crate::shadow::Shadow;
 use crate::table::ModelTable;
 use std::sync::Arc;
 
 /// The state behind every route.
 pub struct AppState {
     pub table: Arc<ModelTable>,
+    /// Copies of requests for the versions shadowing the ones that answer.
+    pub shadow: Shadow,
 }
 
 impl AppState {
     /// A server answering from `table`, with every service at its default.
     pub fn new(table: Arc<ModelTable>) -> Self {
-        AppState { table }
+        AppState { table, shadow: Shadow::default() }
     }
 }
