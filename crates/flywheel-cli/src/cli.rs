@@ -317,11 +317,19 @@ pub struct PredictArgs {
 pub struct ServeArgs {
     /// Models to serve: `NAME` (its `production` alias), `NAME@ALIAS` or
     /// `NAME@VERSION`. None: every model that has a `production` alias.
+    /// Name a model more than once to split its traffic by weight, and add
+    /// a shadow that gets a copy of every request:
+    /// `bikes@production:90 bikes@canary:10 bikes@challenger:shadow`.
+    /// The server follows the aliases: when one moves, the version it points
+    /// at is loaded, warmed and swapped in without dropping a request.
     pub models: Vec<String>,
     /// Address to listen on (`HOST:PORT`; port 0 picks a free one). Loopback
     /// unless told otherwise.
     #[arg(long, default_value = flywheel_serve::DEFAULT_ADDR)]
     pub addr: String,
+    /// How often to look in the registry for aliases that moved, in milliseconds.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    pub poll_ms: u64,
 }
 
 #[derive(Args, Debug)]

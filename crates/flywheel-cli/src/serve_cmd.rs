@@ -9,15 +9,24 @@ use std::io::Write;
 use std::path::Path;
 
 pub fn run(home: &Path, args: &ServeArgs) -> Result<u8, Failure> {
-    let config = ServeConfig { home: home.to_path_buf(), addr: args.addr.clone(), models: args.models.clone() };
+    let config = ServeConfig {
+        home: home.to_path_buf(),
+        addr: args.addr.clone(),
+        models: args.models.clone(),
+        poll: std::time::Duration::from_millis(args.poll_ms),
+    };
     crate::runtime()?.block_on(async {
         let serve = Serve::load(&config).await.map_err(Failure::from)?;
+        let splits: Vec<String> = serve.table.routes().iter().map(|r| r.split.to_string()).collect();
         let served = serve.table.all();
         flywheel_serve::run(serve, |addr| {
             // Written, not printed: a reader that went away must not stop the server.
             let mut out = std::io::stdout().lock();
             for s in &served {
                 let _ = writeln!(out, "{}  ({})", s.label(), s.reference);
+            }
+            for split in splits.iter().filter(|s| s.contains(' ')) {
+                let _ = writeln!(out, "split: {split}");
             }
             // Last, so that whoever reads the output knows it is complete.
             let _ = writeln!(out, "serving on http://{addr} (OIP v2 at /v2, MLflow scoring at /invocations)");

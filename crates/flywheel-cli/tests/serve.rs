@@ -375,7 +375,8 @@ fn named_models_are_served_at_their_alias_or_version_and_bad_ones_stop_the_start
         (vec!["nope"], 2, vec!["cannot serve `nope@production`", "registered: clf, onnx, reg"]),
         (vec!["reg@staging"], 2, vec!["cannot serve `reg@staging`", "no alias `staging`"]),
         (vec!["reg@7"], 2, vec!["cannot serve `reg@7`"]),
-        (vec!["reg", "reg@1"], 2, vec!["already served as `reg@production`"]),
+        (vec!["reg", "reg@1"], 2, vec!["named 2 times", "give each of its references a weight"]),
+        (vec!["reg@production:0"], 2, vec!["weight above 0"]),
     ] {
         let mut args = vec!["serve", "--addr", "127.0.0.1:0"];
         args.extend(&models);

@@ -26,7 +26,7 @@ mod runs;
 mod signals;
 
 pub use cache::CachedOutputs;
-pub use governance::{HistoryEntry, VersionReport};
+pub use governance::{HistoryEntry, ServingEvent, VersionReport};
 pub use health::{History, IntegrityProblem, StaleExecution, check_database_file};
 pub use publish::PublishOutcome;
 pub use records::*;

@@ -14,6 +14,7 @@
 mod binary;
 mod columns;
 mod config;
+mod follow;
 mod http;
 mod mlflow;
 mod oip;
@@ -24,6 +25,7 @@ mod state;
 mod table;
 
 pub use config::{DEFAULT_ADDR, DEFAULT_ALIAS, Serve, ServeConfig};
+pub use follow::{DEFAULT_POLL, Followed, Follower, Following};
 pub use http::{ARM_HEADER, BODY_LIMIT, MODEL_HEADER, VERSION_HEADER, router, serve as serve_on};
 pub use route::{Arm, KEY_HEADER, Route, Split};
 pub use served::Served;
@@ -98,16 +100,27 @@ pub(crate) fn bad(message: String) -> ServeError {
     ServeError::BadRequest(message)
 }
 
-/// Serves `serve` until SIGTERM or Ctrl-C; `ready` is told the address
-/// actually bound (port 0 picks a free one) once the server accepts.
+/// Serves `serve` until SIGTERM or Ctrl-C, following the registry as it
+/// goes; `ready` is told the address actually bound (port 0 picks a free
+/// one) once the server accepts.
 pub async fn run(serve: Serve, ready: impl FnOnce(std::net::SocketAddr)) -> Result<()> {
-    let listener = tokio::net::TcpListener::bind(&serve.addr)
-        .await
-        .map_err(|e| ServeError::Bind { addr: serve.addr.clone(), message: e.to_string() })?;
-    let local =
-        listener.local_addr().map_err(|e| ServeError::Bind { addr: serve.addr.clone(), message: e.to_string() })?;
+    let bind_err = |e: std::io::Error| ServeError::Bind { addr: serve.addr.clone(), message: e.to_string() };
+    let listener = tokio::net::TcpListener::bind(&serve.addr).await.map_err(bind_err)?;
+    let local = listener.local_addr().map_err(bind_err)?;
+    let app = Arc::new(AppState::new(serve.table));
+    let following = match serve.follower {
+        Some(f) => Some(
+            f.start(serve.poll, app.wake.clone())
+                .map_err(|e| ServeError::Internal(format!("cannot start following the registry: {e}")))?,
+        ),
+        None => None,
+    };
     ready(local);
-    http::serve(listener, Arc::new(AppState::new(serve.table)), shutdown_signal()).await
+    let served = http::serve(listener, app, shutdown_signal()).await;
+    if let Some(f) = following {
+        let _ = tokio::task::spawn_blocking(move || f.stop()).await;
+    }
+    served
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

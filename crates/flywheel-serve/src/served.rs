@@ -1,7 +1,7 @@
 //! One loaded model version, as the server holds it: the model, the
 //! registered version it is, and the reference that chose it.
 
-use flywheel_ml::{ColumnKind, Model, Task};
+use flywheel_ml::{Column, ColumnKind, Frame, Model, Task, Text};
 
 /// One loaded model version.
 #[derive(Debug)]
@@ -34,6 +34,21 @@ impl Served {
 
     pub fn is_classifier(&self) -> bool {
         self.model.task == Task::Classification
+    }
+
+    /// Predicts one row of plain values (0 for numbers, an empty text), so
+    /// that a version that cannot answer is found before it is swapped in
+    /// and its first request does not pay for first use.
+    pub fn warm(&self) -> Result<(), String> {
+        let mut frame = Frame::new();
+        for input in &self.model.signature.inputs {
+            let column = match input.kind {
+                ColumnKind::Number => Column::Num(vec![0.0]),
+                ColumnKind::Text => Column::Text(Text::encode([Some("")])),
+            };
+            frame.push(&input.name, column).map_err(|e| e.to_string())?;
+        }
+        self.model.predict(&frame).map(|_| ()).map_err(|e| format!("it fails on a first prediction: {e}"))
     }
 }
 
