@@ -127,7 +127,11 @@ fn parse_given(s: &str) -> Result<Given> {
         Some((r, "shadow")) => (r, Some(None)),
         Some((r, w)) => match w.parse::<u32>() {
             Ok(w) => (r, Some(Some(w))),
-            Err(_) => return Err(err(format!("`{w}` is not a weight: write NAME@ALIAS:WEIGHT (a whole number) or NAME@ALIAS:shadow"))),
+            Err(_) => {
+                return Err(err(format!(
+                    "`{w}` is not a weight: write NAME@ALIAS:WEIGHT (a whole number) or NAME@ALIAS:shadow"
+                )));
+            }
         },
     };
     let mut r = ModelRef::parse(reference).map_err(err)?;
@@ -180,7 +184,10 @@ fn startup_problem(home: &Home, table: &ModelTable, first: &[Followed]) -> Resul
     if let Some(Followed::Refused { reference, version, why }) =
         first.iter().find(|f| matches!(f, Followed::Refused { .. }))
     {
-        return Err(ServeError::Load { reference: reference.to_string(), message: format!("version {version}: {why}") });
+        return Err(ServeError::Load {
+            reference: reference.to_string(),
+            message: format!("version {version}: {why}"),
+        });
     }
     for route in table.routes() {
         if route.pick(None, 0).is_some() {
@@ -231,7 +238,10 @@ mod tests {
     fn a_bare_name_means_its_production_alias() {
         assert_eq!(given("clf").reference.to_string(), "clf@production");
         assert_eq!(given("clf@3").reference.to_string(), "clf@3");
-        assert_eq!(given("clf@canary:10"), Given { reference: ModelRef::parse("clf@canary").unwrap(), weight: Some(Some(10)) });
+        assert_eq!(
+            given("clf@canary:10"),
+            Given { reference: ModelRef::parse("clf@canary").unwrap(), weight: Some(Some(10)) }
+        );
         assert_eq!(given("clf@challenger:shadow").weight, Some(None));
         assert!(parse_given("clf@").is_err());
         let e = parse_given("clf@canary:ten").unwrap_err().to_string();

@@ -112,7 +112,11 @@ impl Follower {
         let others = route.arms.iter().any(|a| a.reference != arm.reference && a.weight > 0 && a.served.is_some());
         if !others && arm.weight > 0 {
             if self.kept.insert(arm.reference.clone()) {
-                tracing::warn!("{} points nowhere now; {}@{from} keeps answering, being the only version loaded", arm.reference, arm.reference.name);
+                tracing::warn!(
+                    "{} points nowhere now; {}@{from} keeps answering, being the only version loaded",
+                    arm.reference,
+                    arm.reference.name
+                );
             }
             return None;
         }

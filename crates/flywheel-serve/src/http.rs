@@ -2,9 +2,9 @@
 //! model a request names, running the prediction, and turning every refusal
 //! into a JSON `{"error": "..."}` with a 4xx status.
 
-use crate::state::AppState;
 use crate::route::KEY_HEADER;
 use crate::served::Served;
+use crate::state::AppState;
 use crate::table::{ModelTable, Picked, Unanswered};
 use crate::{Result, ServeError, mlflow, oip};
 use axum::Router;
@@ -177,9 +177,17 @@ fn find_version(table: &ModelTable, name: &str, v: &str) -> Result<Arc<Served>> 
     let loaded = any_version(table, name)?;
     let found = v.parse::<i64>().ok().and_then(|n| table.version(name, n));
     found.ok_or_else(|| {
-        let versions: Vec<String> =
-            table.route(name).map(|r| r.versions()).unwrap_or_else(|| vec![loaded]).iter().map(|s| s.version.to_string()).collect();
-        ServeError::NotFound(format!("model `{name}` has no version `{v}` served; it serves version {}", versions.join(", ")))
+        let versions: Vec<String> = table
+            .route(name)
+            .map(|r| r.versions())
+            .unwrap_or_else(|| vec![loaded])
+            .iter()
+            .map(|s| s.version.to_string())
+            .collect();
+        ServeError::NotFound(format!(
+            "model `{name}` has no version `{v}` served; it serves version {}",
+            versions.join(", ")
+        ))
     })
 }
 

@@ -36,7 +36,10 @@ impl Split {
         let all: Vec<&Selector> = self.arms.iter().map(|(s, _)| s).chain(&self.shadow).collect();
         for (i, s) in all.iter().enumerate() {
             if **s == Selector::Latest {
-                return Some(format!("model `{}`: an arm needs an alias or a version, as {}@production", self.name, self.name));
+                return Some(format!(
+                    "model `{}`: an arm needs an alias or a version, as {}@production",
+                    self.name, self.name
+                ));
             }
             if all[..i].contains(s) {
                 return Some(format!("model `{}`: `{}` appears twice in the split", self.name, self.reference(s)));
