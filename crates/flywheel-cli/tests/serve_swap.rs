@@ -177,6 +177,12 @@ fn under_load_the_server_follows_production_without_a_failed_request_and_refuses
     assert_eq!(actions, want, "{history:#}");
     let failed = history.as_array().unwrap().iter().find(|e| e["action"] == "serve_load_failed").unwrap();
     assert!(failed["detail"].as_str().unwrap().contains("is corrupted"), "{failed:#}");
+    let told = env.run(&["models", "history", "reg"]).stdout;
+    for line in
+        ["serving reg@2 for reg@production (was 1)", "refused to serve reg@1 for reg@production: model reg@1: artifact"]
+    {
+        assert!(told.contains(line), "{line:?} not in {told}");
+    }
     let (code, err) = server.stop();
     assert_eq!(code, 0, "{err}");
 }
@@ -217,4 +223,24 @@ fn traffic_is_split_by_weight_sticky_by_key_and_a_canary_takes_its_share_once_it
     );
     assert_eq!((infer.status, infer.json()["model_version"].clone()), (200, json!("2")), "{}", infer.text());
     assert_eq!(infer.header("x-flywheel-arm"), Some("reg@2"));
+    // Changed while running: all traffic to `candidate` (loaded now, by the follower), no shadow.
+    let put = |body: serde_json::Value, path: &str| {
+        http::call(&server.addr, "PUT", path, &[("Content-Type", "application/json")], body.to_string().as_bytes())
+            .unwrap()
+    };
+    let changed = put(json!({ "split": { "candidate": 1 } }), "/v2/models/reg/split");
+    assert_eq!(changed.status, 200, "{}", changed.text());
+    assert_eq!(changed.json()["arms"][0]["reference"], "reg@candidate");
+    wait_for(&server.addr, "reg@2");
+    let now = http::get(&server.addr, "/v2/models/reg/split").json();
+    assert_eq!(
+        now,
+        json!({ "model": "reg", "arms": [{ "reference": "reg@candidate", "weight": 1, "version": 2 }], "shadow": null })
+    );
+    assert!((0..50).all(|_| predict(&server.addr, Some("ana")).unwrap() == "reg@2"));
+    let refused = put(json!({ "split": { "candidate": "all" } }), "/v2/models/reg/split");
+    assert_eq!(refused.status, 400);
+    assert!(refused.json()["error"].as_str().unwrap().contains("`split.candidate`"), "{}", refused.text());
+    assert_eq!(put(json!({ "split": { "production": 1 } }), "/v2/models/nope/split").status, 404);
+    assert_eq!(http::get(&server.addr, "/v2/models/reg/split").json(), now, "a refused change changes nothing");
 }

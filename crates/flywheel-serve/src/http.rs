@@ -6,7 +6,7 @@ use crate::route::KEY_HEADER;
 use crate::served::Served;
 use crate::state::AppState;
 use crate::table::{ModelTable, Picked, Unanswered};
-use crate::{Result, ServeError, mlflow, oip};
+use crate::{Result, ServeError, mlflow, oip, split_api};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
@@ -42,6 +42,7 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/v2/models/{name}/versions/{version}", get(metadata_v))
         .route("/v2/models/{name}/ready", get(model_ready))
         .route("/v2/models/{name}/versions/{version}/ready", get(model_ready_v))
+        .route("/v2/models/{name}/split", get(split_api::get_split).put(split_api::put_split))
         .route("/v2/models/{name}/infer", post(infer))
         .route("/v2/models/{name}/versions/{version}/infer", post(infer_v))
         .route("/invocations", post(invocations))

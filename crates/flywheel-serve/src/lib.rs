@@ -21,6 +21,7 @@ mod oip;
 mod route;
 mod served;
 mod shadow;
+mod split_api;
 mod state;
 mod table;
 
