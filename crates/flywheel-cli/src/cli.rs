@@ -330,6 +330,15 @@ pub struct ServeArgs {
     /// How often to look in the registry for aliases that moved, in milliseconds.
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
     pub poll_ms: u64,
+    /// A prediction request taking longer is answered 503, in milliseconds.
+    #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub timeout_ms: u64,
+    /// Prediction requests answered at once; more are refused with 503 and
+    /// `Retry-After` instead of queueing. Endpoints that change the server
+    /// (a split, feedback) ask for `Authorization: Bearer $FLYWHEEL_TOKEN`
+    /// when FLYWHEEL_TOKEN is set.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_in_flight: u64,
 }
 
 #[derive(Args, Debug)]

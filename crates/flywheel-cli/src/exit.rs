@@ -103,7 +103,8 @@ impl From<flywheel_serve::ServeError> for Failure {
             E::Bind { .. } | E::Internal(_) => 3,
             // Request refusals: never returned at start.
             E::NotFound(_) | E::BadRequest(_) | E::Unsupported(_) | E::TooLarge { .. } => 2,
-            E::Unavailable(_) => 3,
+            E::Unavailable(_) | E::Overloaded(_) | E::TimedOut(_) => 3,
+            E::Unauthorized(_) => 2,
         };
         fail(code, e.to_string())
     }

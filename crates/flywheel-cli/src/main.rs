@@ -36,7 +36,10 @@ fn main() -> ExitCode {
     flywheel_components::command::supervise::enable("/proc/self/exe".into());
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("FLYWHEEL_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FLYWHEEL_LOG")
+                .unwrap_or_else(|_| "warn,flywheel_serve=info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     match run(cli) {

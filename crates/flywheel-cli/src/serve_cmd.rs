@@ -4,22 +4,29 @@
 
 use crate::Failure;
 use crate::cli::ServeArgs;
-use flywheel_serve::{Serve, ServeConfig};
+use flywheel_serve::{Limits, Serve, ServeConfig};
 use std::io::Write;
 use std::path::Path;
+use std::time::Duration;
 
 pub fn run(home: &Path, args: &ServeArgs) -> Result<u8, Failure> {
     let config = ServeConfig {
         home: home.to_path_buf(),
         addr: args.addr.clone(),
         models: args.models.clone(),
-        poll: std::time::Duration::from_millis(args.poll_ms),
+        poll: Duration::from_millis(args.poll_ms),
+        limits: Limits { timeout: Duration::from_millis(args.timeout_ms), max_in_flight: args.max_in_flight as usize },
+        token: std::env::var("FLYWHEEL_TOKEN").ok().filter(|t| !t.is_empty()),
     };
+    let token = config.token.clone();
     crate::runtime()?.block_on(async {
         let serve = Serve::load(&config).await.map_err(Failure::from)?;
         let splits: Vec<String> = serve.table.routes().iter().map(|r| r.split.to_string()).collect();
         let served = serve.table.all();
         flywheel_serve::run(serve, |addr| {
+            if let Some(warning) = flywheel_serve::exposure_warning(addr, token.as_deref()) {
+                eprintln!("warning: {warning}");
+            }
             // Written, not printed: a reader that went away must not stop the server.
             let mut out = std::io::stdout().lock();
             for s in &served {

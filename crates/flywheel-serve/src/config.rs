@@ -4,7 +4,9 @@
 //! that cannot be served stops the start with its name.
 
 use crate::follow::{DEFAULT_POLL, Followed, Follower};
+use crate::metrics::Metrics;
 use crate::route::{Route, Split};
+use crate::state::Limits;
 use crate::table::ModelTable;
 use crate::{Result, ServeError};
 use flywheel_core::{ModelRef, Selector};
@@ -31,6 +33,9 @@ pub struct ServeConfig {
     pub models: Vec<String>,
     /// How often the registry is looked at for aliases that moved.
     pub poll: Duration,
+    pub limits: Limits,
+    /// The bearer token endpoints that change state ask for (`FLYWHEEL_TOKEN`).
+    pub token: Option<String>,
 }
 
 /// The server ready to run: the address, the loaded models, and the
@@ -42,6 +47,9 @@ pub struct Serve {
     pub home: Option<Home>,
     pub follower: Option<Follower>,
     pub poll: Duration,
+    pub metrics: Arc<Metrics>,
+    pub limits: Limits,
+    pub token: Option<String>,
 }
 
 impl Serve {
@@ -57,15 +65,34 @@ impl Serve {
         let home = Home::open(&config.home)?;
         let splits = splits(&home, &config.models)?;
         let table = Arc::new(ModelTable::from_routes(splits.into_iter().map(Route::empty)));
-        let mut follower = Follower::new(home.clone(), table.clone());
+        let metrics = Arc::new(Metrics::default());
+        let mut follower = Follower::new(home.clone(), table.clone(), metrics.clone());
         let first = follower.tick().await;
         startup_problem(&home, &table, &first)?;
-        Ok(Serve { addr: config.addr.clone(), table, home: Some(home), follower: Some(follower), poll: config.poll })
+        Ok(Serve {
+            addr: config.addr.clone(),
+            table,
+            home: Some(home),
+            follower: Some(follower),
+            poll: config.poll,
+            metrics,
+            limits: config.limits.clone(),
+            token: config.token.clone(),
+        })
     }
 
     /// A server for models already loaded (tests, and embedding).
     pub fn from_table(addr: impl Into<String>, table: Arc<ModelTable>) -> Serve {
-        Serve { addr: addr.into(), table, home: None, follower: None, poll: DEFAULT_POLL }
+        Serve {
+            addr: addr.into(),
+            table,
+            home: None,
+            follower: None,
+            poll: DEFAULT_POLL,
+            metrics: Arc::default(),
+            limits: Limits::default(),
+            token: None,
+        }
     }
 }
 

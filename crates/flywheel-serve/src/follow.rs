@@ -10,6 +10,7 @@
 //! The follower runs on a thread of its own ([`Follower::start`]), so
 //! reading the store and loading models never takes a request's worker.
 
+use crate::metrics::Metrics;
 use crate::route::{Arm, Route};
 use crate::served::Served;
 use crate::table::ModelTable;
@@ -44,12 +45,13 @@ pub struct Follower {
     /// Arms whose alias went away but were kept, being their model's last version.
     kept: HashSet<ModelRef>,
     caller: String,
+    metrics: Arc<Metrics>,
 }
 
 impl Follower {
-    pub fn new(home: Home, table: Arc<ModelTable>) -> Self {
+    pub fn new(home: Home, table: Arc<ModelTable>, metrics: Arc<Metrics>) -> Self {
         let caller = format!("flywheel serve (pid {})", std::process::id());
-        Follower { home, table, refused: HashSet::new(), kept: HashSet::new(), caller }
+        Follower { home, table, refused: HashSet::new(), kept: HashSet::new(), caller, metrics }
     }
 
     /// Looks at where every arm's reference points and swaps in what moved;
@@ -128,10 +130,14 @@ impl Follower {
     fn record(&self, f: &Followed) {
         let (reference, action, from, version, detail) = match f {
             Followed::Swapped { reference, from, to } => {
+                if from.is_some() {
+                    self.metrics.swapped(&reference.name);
+                }
                 tracing::info!("{reference}: version {to} answers now (was {from:?})");
                 (reference, "serve_swap", *from, *to, None)
             }
             Followed::Refused { reference, version, why } => {
+                self.metrics.load_failed(&reference.name);
                 tracing::error!("{reference} points at version {version}, which cannot be served: {why}");
                 (reference, "serve_load_failed", None, *version, Some(why.clone()))
             }

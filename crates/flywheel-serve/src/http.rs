@@ -2,29 +2,24 @@
 //! model a request names, running the prediction, and turning every refusal
 //! into a JSON `{"error": "..."}` with a 4xx status.
 
-use crate::route::KEY_HEADER;
+use crate::headers::{ARM_HEADER, KEY_HEADER, MODEL_HEADER, VERSION_HEADER};
 use crate::served::Served;
 use crate::state::AppState;
 use crate::table::{ModelTable, Picked, Unanswered};
-use crate::{Result, ServeError, mlflow, oip, split_api};
+use crate::{Result, ServeError, mlflow, oip, ops, split_api};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use flywheel_ml::{Frame, MlError, Prediction};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The largest request body taken (413 beyond).
 pub const BODY_LIMIT: usize = 64 << 20;
-/// Says which version answered: `NAME@VERSION`.
-pub const VERSION_HEADER: &str = "x-flywheel-model-version";
-/// Says which arm of the model's split answered: `NAME@ALIAS` or `NAME@VERSION`.
-pub const ARM_HEADER: &str = "x-flywheel-arm";
-/// Names the model `/invocations` is for when several are served (or `?model=`).
-pub const MODEL_HEADER: &str = "x-flywheel-model";
 const BINARY_HEADER: &str = "inference-header-content-length";
 /// Requests with more rows than this predict on a blocking thread, so one
 /// big batch does not hold up the small requests sharing its worker.
@@ -34,6 +29,14 @@ type App = State<Arc<AppState>>;
 
 /// Every route, answering from `app`'s models.
 pub fn router(app: Arc<AppState>) -> Router {
+    let predictions = Router::new()
+        .route("/v2/models/{name}/infer", post(infer))
+        .route("/v2/models/{name}/versions/{version}/infer", post(infer_v))
+        .route("/invocations", post(invocations))
+        .route_layer(from_fn_with_state(app.clone(), ops::limit))
+        .route_layer(from_fn_with_state(app.clone(), ops::observe));
+    let split = get(split_api::get_split)
+        .merge(put(split_api::put_split).route_layer(from_fn_with_state(app.clone(), ops::authorize)));
     Router::new()
         .route("/v2", get(|| async { json(StatusCode::OK, &oip::server_metadata()) }))
         .route("/v2/health/live", get(|| async { StatusCode::OK }))
@@ -42,12 +45,11 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/v2/models/{name}/versions/{version}", get(metadata_v))
         .route("/v2/models/{name}/ready", get(model_ready))
         .route("/v2/models/{name}/versions/{version}/ready", get(model_ready_v))
-        .route("/v2/models/{name}/split", get(split_api::get_split).put(split_api::put_split))
-        .route("/v2/models/{name}/infer", post(infer))
-        .route("/v2/models/{name}/versions/{version}/infer", post(infer_v))
-        .route("/invocations", post(invocations))
+        .route("/v2/models/{name}/split", split)
+        .merge(predictions)
         .route("/ping", get(server_ready))
         .route("/health", get(server_ready))
+        .route("/metrics", get(metrics))
         .fallback(|| async { ServeError::NotFound("no such endpoint: see /v2 and /invocations".into()) })
         .method_not_allowed_fallback(|| async {
             (StatusCode::METHOD_NOT_ALLOWED, error_body("method not allowed on this endpoint"))
@@ -66,6 +68,11 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| ServeError::Internal(format!("server stopped: {e}")))
+}
+
+async fn metrics(State(app): App) -> Response {
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    ([(header::CONTENT_TYPE, content_type)], app.render_metrics()).into_response()
 }
 
 async fn server_ready(State(app): App) -> StatusCode {

@@ -15,9 +15,12 @@ mod binary;
 mod columns;
 mod config;
 mod follow;
+mod headers;
 mod http;
+mod metrics;
 mod mlflow;
 mod oip;
+mod ops;
 mod route;
 mod served;
 mod shadow;
@@ -27,11 +30,14 @@ mod table;
 
 pub use config::{DEFAULT_ADDR, DEFAULT_ALIAS, Serve, ServeConfig};
 pub use follow::{DEFAULT_POLL, Followed, Follower, Following};
-pub use http::{ARM_HEADER, BODY_LIMIT, MODEL_HEADER, VERSION_HEADER, router, serve as serve_on};
-pub use route::{Arm, KEY_HEADER, Route, Split};
+pub use headers::{ARM_HEADER, KEY_HEADER, MODEL_HEADER, VERSION_HEADER};
+pub use http::{BODY_LIMIT, router, serve as serve_on};
+pub use metrics::Metrics;
+pub use ops::exposure_warning;
+pub use route::{Arm, Route, Split};
 pub use served::Served;
 pub use shadow::Shadow;
-pub use state::AppState;
+pub use state::{AppState, Limits};
 pub use table::{ModelTable, Picked, Unanswered};
 
 use axum::http::StatusCode;
@@ -70,6 +76,14 @@ pub enum ServeError {
     Unsupported(String),
     #[error("request body larger than {limit} bytes")]
     TooLarge { limit: usize },
+    /// Too many requests in flight: try again shortly.
+    #[error("the server is answering {0} requests already: try again in a second")]
+    Overloaded(usize),
+    #[error("the request took longer than {0:?} and was cut off")]
+    TimedOut(std::time::Duration),
+    /// A state-changing endpoint called without the configured token.
+    #[error("{0}")]
+    Unauthorized(String),
     /// The model failed on well-formed input: the server's fault.
     #[error("{0}")]
     Internal(String),
@@ -83,7 +97,10 @@ impl ServeError {
             ServeError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ServeError::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ServeError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ServeError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ServeError::Unavailable(_) | ServeError::Overloaded(_) | ServeError::TimedOut(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ServeError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ServeError::Registry(_)
             | ServeError::Load { .. }
             | ServeError::NoModels(_)
@@ -108,7 +125,7 @@ pub async fn run(serve: Serve, ready: impl FnOnce(std::net::SocketAddr)) -> Resu
     let bind_err = |e: std::io::Error| ServeError::Bind { addr: serve.addr.clone(), message: e.to_string() };
     let listener = tokio::net::TcpListener::bind(&serve.addr).await.map_err(bind_err)?;
     let local = listener.local_addr().map_err(bind_err)?;
-    let app = Arc::new(AppState::new(serve.table));
+    let app = Arc::new(AppState::with(serve.table, serve.metrics, serve.limits, serve.token));
     let following = match serve.follower {
         Some(f) => Some(
             f.start(serve.poll, app.wake.clone())

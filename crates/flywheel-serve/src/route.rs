@@ -10,9 +10,6 @@ use flywheel_core::{ModelRef, Selector};
 use std::fmt;
 use std::sync::Arc;
 
-/// The request header whose value keeps a caller on one arm of a split.
-pub const KEY_HEADER: &str = "x-flywheel-key";
-
 /// What a model's traffic should do, as configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Split {

@@ -3,10 +3,29 @@
 //! state; a service (the prediction log, metrics, the routing follower) is
 //! a field here, so a handler reaches it without globals.
 
+use crate::metrics::{Metrics, catch_up};
 use crate::shadow::Shadow;
 use crate::table::ModelTable;
 use std::sync::Arc;
-use tokio::sync::Notify;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::{Notify, Semaphore};
+
+/// Limits on prediction requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// A request taking longer is answered 503 (the prediction itself, on
+    /// a blocking thread, still runs to its end).
+    pub timeout: Duration,
+    /// Requests being answered at once; more are refused with 503.
+    pub max_in_flight: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { timeout: Duration::from_secs(30), max_in_flight: 1024 }
+    }
+}
 
 /// The state behind every route.
 pub struct AppState {
@@ -15,11 +34,31 @@ pub struct AppState {
     pub shadow: Shadow,
     /// Wakes the registry follower to look now (after a split changes).
     pub wake: Arc<Notify>,
+    pub metrics: Arc<Metrics>,
+    pub limits: Limits,
+    /// One per prediction request being answered (`limits.max_in_flight`).
+    pub slots: Arc<Semaphore>,
+    /// The bearer token state-changing endpoints ask for, when configured.
+    pub token: Option<String>,
 }
 
 impl AppState {
     /// A server answering from `table`, with every service at its default.
     pub fn new(table: Arc<ModelTable>) -> Self {
-        AppState { table, shadow: Shadow::default(), wake: Arc::new(Notify::new()) }
+        AppState::with(table, Arc::default(), Limits::default(), None)
+    }
+
+    pub fn with(table: Arc<ModelTable>, metrics: Arc<Metrics>, limits: Limits, token: Option<String>) -> Self {
+        let slots = Arc::new(Semaphore::new(limits.max_in_flight));
+        AppState { table, shadow: Shadow::default(), wake: Arc::new(Notify::new()), metrics, limits, slots, token }
+    }
+
+    /// The metrics page, with the counts kept outside the registry caught up.
+    pub fn render_metrics(&self) -> String {
+        let (m, shadow) = (&self.metrics, self.shadow.counts());
+        catch_up(&m.shadow_answered, shadow.answered.load(Ordering::Relaxed));
+        catch_up(&m.shadow_failed, shadow.failed.load(Ordering::Relaxed));
+        catch_up(&m.shadow_dropped, shadow.dropped.load(Ordering::Relaxed));
+        m.render()
     }
 }
