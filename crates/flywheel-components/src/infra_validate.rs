@@ -426,20 +426,7 @@ fn write_blessing(
     });
     write_json(&ctx.output_path("infra_blessing"), &record)?;
     ctx.set_properties("infra_blessing", json!({ "blessed": record["blessed"], "model_digest": digest }));
-    ctx.add_summary(
-        "infra_blessing",
-        json!({ "blessed": record["blessed"], "failed": failed.len(), "figures": record["figures"] }),
-    );
-    ctx.log(format!(
-        "{} requests in {:.2} s: {:.0} requests/s, p50 {:.2} ms, p99 {:.2} ms, {} errors, memory {} MiB",
-        m.load.requests,
-        m.load.seconds,
-        m.load.rps,
-        m.load.p50_ms,
-        m.load.p99_ms,
-        m.load.errors,
-        record["figures"]["memory_mb"]
-    ));
+    summarize(ctx, &record, failed.len());
     if let Some(e) = &m.load.first_error {
         ctx.log(format!("first load-test error: {e}"));
     }
@@ -449,9 +436,47 @@ fn write_blessing(
     if failed.is_empty() {
         return Ok(());
     }
-    let first: Vec<String> = m
-        .mismatches
-        .first
+    Err(ExecError::failed(format!(
+        "infra validation failed ({} of {} checks): {}{}",
+        failed.len(),
+        record["checks"].as_array().map_or(0, Vec::len),
+        failed.join("; "),
+        first_mismatches(&m.mismatches.first)
+    )))
+}
+
+/// The step's summary: the headline figures, rounded to what a person
+/// reads (the artifact has them exact, with how memory is measured), and
+/// the same in the log.
+fn summarize(ctx: &ExecContext, record: &Json, failed: usize) {
+    let f = &record["figures"];
+    let round = |v: &Json, places: i32| {
+        v.as_f64().map_or(Json::Null, |x| json!((x * 10f64.powi(places)).round() / 10f64.powi(places)))
+    };
+    ctx.add_summary(
+        "infra_blessing",
+        json!({
+            "blessed": record["blessed"], "failed": failed, "rows_checked": f["rows_checked"],
+            "mismatches": f["mismatches"], "rps": round(&f["rps"], 0), "p50_ms": round(&f["p50_ms"], 2),
+            "p99_ms": round(&f["p99_ms"], 2), "errors": f["errors"], "memory_mb": round(&f["memory_mb"], 1),
+        }),
+    );
+    let number = |k: &str| f[k].as_f64().unwrap_or(f64::NAN);
+    ctx.log(format!(
+        "{} requests in {:.2} s: {:.0} requests/s, p50 {:.2} ms, p99 {:.2} ms, {} errors, memory {} MiB",
+        f["requests"],
+        number("seconds"),
+        number("rps"),
+        number("p50_ms"),
+        number("p99_ms"),
+        f["errors"],
+        f["memory_mb"].as_f64().map_or("not measured".into(), |v| format!("{v:.1}"))
+    ));
+}
+
+/// "; first mismatches: row R on ENDPOINT: expected X, got Y, …" or nothing.
+fn first_mismatches(first: &[Json]) -> String {
+    let shown: Vec<String> = first
         .iter()
         .take(3)
         .map(|x| {
@@ -464,13 +489,7 @@ fn write_blessing(
             )
         })
         .collect();
-    let first = if first.is_empty() { String::new() } else { format!("; first mismatches: {}", first.join(", ")) };
-    Err(ExecError::failed(format!(
-        "infra validation failed ({} of {} checks): {}{first}",
-        failed.len(),
-        record["checks"].as_array().map_or(0, Vec::len),
-        failed.join("; ")
-    )))
+    if shown.is_empty() { String::new() } else { format!("; first mismatches: {}", shown.join(", ")) }
 }
 
 #[cfg(test)]
