@@ -231,8 +231,11 @@ impl TypedComponent for InfraValidate {
             .enable_all()
             .build()
             .map_err(|e| ExecError::io("cannot start the server's runtime", e))?;
+        ctx.cancel.check()?;
         let measured = runtime.block_on(on_server(served, &work, &expected, &classes, &ctx.cancel, ctx));
-        drop(runtime);
+        // The server has stopped; a prediction still running on a blocking
+        // thread (cancelled mid-batch) is not waited for beyond this.
+        runtime.shutdown_timeout(SHUTDOWN_GRACE);
         let measured = measured?;
         let serving = measured.load.peak_rss.zip(before_server).map(|(peak, before)| peak.saturating_sub(before));
         let figures = figures(&measured, loaded.zip(serving).map(|(l, s)| l + s));
@@ -306,7 +309,8 @@ async fn exercise(
             let (status, answer) = conn.post(path, body.clone()).await.map_err(ExecError::Failed)?;
             if status != StatusCode::OK {
                 return Err(ExecError::failed(format!(
-                    "the server refused eval rows {start}.. on {path} ({status}): {}",
+                    "the server refused eval rows {start} to {} on {path} ({status}): {}",
+                    expected_rows(expected).min(start + BATCH_ROWS) - 1,
                     String::from_utf8_lossy(&answer)
                 )));
             }
