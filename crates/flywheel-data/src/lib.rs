@@ -78,6 +78,9 @@ pub enum DataError {
     UnknownColumn { option: &'static str, column: String, hint: String },
     #[error("the two datasets share no columns (reference: {reference}; current: {current})")]
     NothingShared { reference: String, current: String },
+    /// A bug: a worker thread panicked. Reported, never a silently shorter result.
+    #[error("internal error: {0} (please report it)")]
+    Internal(String),
 }
 
 /// A component reports a data error as its failure; a fit or prediction
