@@ -12,6 +12,7 @@ pub mod dataset_drift;
 pub mod delimited;
 pub mod model_file;
 pub mod profiling;
+mod quotes;
 pub mod report;
 pub mod table;
 
