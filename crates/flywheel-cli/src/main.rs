@@ -15,6 +15,7 @@ mod progress;
 mod quickstart;
 mod render;
 mod schema_cmd;
+mod logs_cmd;
 mod serve_cmd;
 mod stats_cmd;
 
@@ -82,6 +83,7 @@ fn run(cli: Cli) -> std::result::Result<u8, Failure> {
         Command::Stats(args) => stats_cmd::run(&args),
         Command::Predict(args) => models_cmd::predict(home, &args),
         Command::Serve(args) => serve_cmd::run(home, &args),
+        Command::Logs(args) => logs_cmd::run(home, &args),
         Command::Schema(cli::SchemaCommand::Infer { data, output, max_categories, read }) => {
             schema_cmd::infer(&data, output.as_deref(), max_categories, &read)
         }

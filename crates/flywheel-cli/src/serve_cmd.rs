@@ -4,12 +4,17 @@
 
 use crate::Failure;
 use crate::cli::ServeArgs;
-use flywheel_serve::{Serve, ServeConfig};
+use flywheel_serve::{LogOptions, Sampling, Serve, ServeConfig};
 use std::io::Write;
 use std::path::Path;
 
 pub fn run(home: &Path, args: &ServeArgs) -> Result<u8, Failure> {
-    let config = ServeConfig { home: home.to_path_buf(), addr: args.addr.clone(), models: args.models.clone() };
+    let log = if args.no_log {
+        None
+    } else {
+        Some(LogOptions { sampling: Sampling::parse(&args.log_sample)?, ..LogOptions::default() })
+    };
+    let config = ServeConfig { home: home.to_path_buf(), addr: args.addr.clone(), models: args.models.clone(), log };
     crate::runtime()?.block_on(async {
         let serve = Serve::load(&config).await.map_err(Failure::from)?;
         let served = serve.table.all();

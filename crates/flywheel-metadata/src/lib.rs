@@ -23,6 +23,7 @@ mod publish;
 mod records;
 mod registry;
 mod runs;
+mod serving_log;
 mod signals;
 
 pub use cache::CachedOutputs;
@@ -30,6 +31,7 @@ pub use governance::{HistoryEntry, VersionReport};
 pub use health::{History, IntegrityProblem, StaleExecution, check_database_file};
 pub use publish::PublishOutcome;
 pub use records::*;
+pub use serving_log::{Feedback, Label, LoggedRequest, NewSegment, Segment, TargetKind};
 pub use runs::{hostname, pid_alive};
 
 use rusqlite::{Connection, params};

@@ -3,6 +3,7 @@
 //! registry and its model loaded (checked against its digest), so a model
 //! that cannot be served stops the start with its name.
 
+use crate::log::LogOptions;
 use crate::table::{ModelTable, Served};
 use crate::{Result, ServeError};
 use flywheel_core::{ModelRef, Selector};
@@ -24,6 +25,8 @@ pub struct ServeConfig {
     pub addr: String,
     /// `NAME[@ALIAS]` or `NAME@VERSION`; none: every model with a `production` alias.
     pub models: Vec<String>,
+    /// The prediction log (`--log-sample`); `None` is `--no-log`.
+    pub log: Option<LogOptions>,
 }
 
 /// The server ready to run: the address and the loaded models.
@@ -32,6 +35,8 @@ pub struct Serve {
     pub table: Arc<ModelTable>,
     /// The registry the models came from (kept open, shared, while serving).
     pub home: Option<Home>,
+    /// The prediction log, written under `home` (none without a home).
+    pub log: Option<LogOptions>,
 }
 
 impl Serve {
@@ -50,12 +55,17 @@ impl Serve {
         for r in &refs {
             served.push(load(&home, r).await?);
         }
-        Ok(Serve { addr: config.addr.clone(), table: Arc::new(ModelTable::new(served)), home: Some(home) })
+        Ok(Serve {
+            addr: config.addr.clone(),
+            table: Arc::new(ModelTable::new(served)),
+            home: Some(home),
+            log: config.log.clone(),
+        })
     }
 
     /// A server for models already loaded (tests, and embedding).
     pub fn from_table(addr: impl Into<String>, table: Arc<ModelTable>) -> Serve {
-        Serve { addr: addr.into(), table, home: None }
+        Serve { addr: addr.into(), table, home: None, log: None }
     }
 }
 

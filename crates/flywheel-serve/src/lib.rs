@@ -14,14 +14,17 @@
 mod binary;
 mod columns;
 mod config;
+mod feedback;
 mod http;
+pub mod log;
 mod mlflow;
 mod oip;
 mod state;
 mod table;
 
 pub use config::{DEFAULT_ADDR, DEFAULT_ALIAS, Serve, ServeConfig};
-pub use http::{BODY_LIMIT, MODEL_HEADER, VERSION_HEADER, router, serve as serve_on};
+pub use http::{BODY_LIMIT, MODEL_HEADER, REQUEST_ID_HEADER, VERSION_HEADER, router, serve as serve_on};
+pub use log::{LogOptions, PredictionLog, Sampling};
 pub use state::AppState;
 pub use table::{ModelTable, Served};
 
@@ -58,6 +61,9 @@ pub enum ServeError {
     Unsupported(String),
     #[error("request body larger than {limit} bytes")]
     TooLarge { limit: usize },
+    /// A `--log-sample` value that is not a rate.
+    #[error("{0}")]
+    LogSample(String),
     /// The model failed on well-formed input: the server's fault.
     #[error("{0}")]
     Internal(String),
@@ -71,6 +77,7 @@ impl ServeError {
             ServeError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ServeError::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ServeError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ServeError::LogSample(_) => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -91,8 +98,19 @@ pub async fn run(serve: Serve, ready: impl FnOnce(std::net::SocketAddr)) -> Resu
         .map_err(|e| ServeError::Bind { addr: serve.addr.clone(), message: e.to_string() })?;
     let local =
         listener.local_addr().map_err(|e| ServeError::Bind { addr: serve.addr.clone(), message: e.to_string() })?;
+    let log = match (&serve.home, &serve.log) {
+        (Some(home), Some(options)) => {
+            PredictionLog::start(home.root.clone(), home.metadata.clone(), options.clone())?
+        }
+        _ => PredictionLog::disabled(),
+    };
+    let app = Arc::new(AppState::new(serve.table).with_log(log));
     ready(local);
-    http::serve(listener, Arc::new(AppState::new(serve.table)), shutdown_signal()).await
+    let served = http::serve(listener, app.clone(), shutdown_signal()).await;
+    // Requests have finished: what they queued is written before exiting.
+    let closing = app.clone();
+    let _ = tokio::task::spawn_blocking(move || closing.log.close()).await;
+    served
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
