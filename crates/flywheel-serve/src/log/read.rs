@@ -52,10 +52,17 @@ pub fn read_log(home: &Path, metadata: &MetadataStore, model: &str, window: Wind
             format!("no predictions are logged for model `{model}`; models with logs: {}", logged.join(", "))
         }));
     }
-    let segments = metadata.segments(model, window.since_us, window.until_us).map_err(store)?;
+    let mut segments = metadata.segments(model, window.since_us, window.until_us).map_err(store)?;
+    if segments.is_empty() {
+        // Nothing in the window: the newest segment still gives the columns.
+        segments = metadata.segments(model, None, None).map_err(store)?.into_iter().last().into_iter().collect();
+    }
+    let mut schemas = Vec::new();
     let mut batches = Vec::new();
     for s in &segments {
-        batches.extend(read_segment(&home.join(&s.path), window)?);
+        let (schema, kept) = read_segment(&home.join(&s.path), window)?;
+        schemas.push(schema);
+        batches.extend(kept);
     }
     let labels: HashMap<(String, i64), Label> = metadata
         .feedback(model, window.since_us, window.until_us)
@@ -63,7 +70,7 @@ pub fn read_log(home: &Path, metadata: &MetadataStore, model: &str, window: Wind
         .into_iter()
         .map(|f| ((f.request_id, f.row), f.label))
         .collect();
-    let schema = union_schema(&batches);
+    let schema = union_schema(&schemas);
     let batches = batches
         .iter()
         .map(|b| conform(b, &schema, &labels))
@@ -72,7 +79,8 @@ pub fn read_log(home: &Path, metadata: &MetadataStore, model: &str, window: Wind
     Ok(Table { schema, batches })
 }
 
-fn read_segment(path: &Path, window: Window) -> Result<Vec<RecordBatch>> {
+/// The segment's schema and its rows in `window`.
+fn read_segment(path: &Path, window: Window) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let err = |e: &dyn std::fmt::Display| {
         ServeError::Internal(format!(
             "prediction log segment {}: {e} (`flywheel doctor` checks the home)",
@@ -80,9 +88,10 @@ fn read_segment(path: &Path, window: Window) -> Result<Vec<RecordBatch>> {
         ))
     };
     let file = std::fs::File::open(path).map_err(|e| err(&e))?;
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-        .and_then(|b| b.build())
-        .map_err(|e| err(&e))?;
+    let builder =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| err(&e))?;
+    let schema = builder.schema().clone();
+    let reader = builder.build().map_err(|e| err(&e))?;
     let mut out = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| err(&e))?;
@@ -96,14 +105,14 @@ fn read_segment(path: &Path, window: Window) -> Result<Vec<RecordBatch>> {
             out.push(kept);
         }
     }
-    Ok(out)
+    Ok((schema, out))
 }
 
-/// Every column of every batch, in first-seen order, then `label`.
-fn union_schema(batches: &[RecordBatch]) -> SchemaRef {
+/// Every column of every segment, in first-seen order, then `label`.
+fn union_schema(schemas: &[SchemaRef]) -> SchemaRef {
     let mut fields: Vec<Field> = Vec::new();
-    for b in batches {
-        for f in b.schema().fields() {
+    for schema in schemas {
+        for f in schema.fields() {
             match fields.iter_mut().find(|u| u.name() == f.name()) {
                 Some(u) if u.data_type() != f.data_type() => *u = Field::new(f.name(), DataType::Utf8, true),
                 Some(_) => {}
@@ -172,6 +181,11 @@ fn label_column(batch: &RecordBatch, schema: &SchemaRef, labels: &HashMap<(Strin
 /// Writes the table as CSV.
 pub fn write_csv(table: &Table, out: impl std::io::Write) -> Result<()> {
     let mut w = arrow_csv::Writer::new(out);
+    if table.batches.is_empty() {
+        // The header alone, so that an empty window still reads as a table.
+        let empty = RecordBatch::new_empty(table.schema.clone());
+        w.write(&empty).map_err(|e| ServeError::Internal(format!("cannot write the log as CSV: {e}")))?;
+    }
     for b in &table.batches {
         w.write(b).map_err(|e| ServeError::Internal(format!("cannot write the log as CSV: {e}")))?;
     }

@@ -5,9 +5,10 @@
 //! Columns: `request_id`, `row` (within the request), `time` (UTC,
 //! microseconds), `model`, `version`, `latency_us` (of the whole request),
 //! the model's input columns (numbers as f64, text as utf8, missing as
-//! null; an input named like one of these columns is written `input.NAME`),
+//! null; an input named like one of these columns, or `label`, is written
+//! `input.NAME`),
 //! `prediction` (the class label or the number), and for classifiers
-//! `proba.CLASS` per class.
+//! `probability(CLASS)` per class (as `flywheel predict` names them).
 
 use super::Entry;
 use arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
@@ -24,7 +25,7 @@ pub const PREDICTION: &str = "prediction";
 
 /// The column name an input is written under.
 pub fn input_column(name: &str) -> String {
-    if FIXED.contains(&name) || name == PREDICTION || name.starts_with("proba.") {
+    if FIXED.contains(&name) || name == PREDICTION || name == "label" || name.starts_with("probability(") {
         format!("input.{name}")
     } else {
         name.to_string()
@@ -41,7 +42,7 @@ pub fn to_batch(entries: &[Entry]) -> Result<RecordBatch, ArrowError> {
     let mut fields = vec![
         Field::new("request_id", DataType::Utf8, false),
         Field::new("row", DataType::Int64, false),
-        Field::new("time", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+        Field::new("time", DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())), false),
         Field::new("model", DataType::Utf8, false),
         Field::new("version", DataType::Int64, false),
         Field::new("latency_us", DataType::Int64, false),
@@ -61,7 +62,7 @@ pub fn to_batch(entries: &[Entry]) -> Result<RecordBatch, ArrowError> {
 fn fixed_columns(entries: &[Entry], rows: usize) -> Vec<ArrayRef> {
     let mut id = StringBuilder::with_capacity(rows, rows * 16);
     let mut row = Int64Builder::with_capacity(rows);
-    let mut time = TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC");
+    let mut time = TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("+00:00");
     let mut model = StringBuilder::with_capacity(rows, rows * 8);
     let mut version = Int64Builder::with_capacity(rows);
     let mut latency = Int64Builder::with_capacity(rows);
@@ -145,7 +146,7 @@ fn prediction_arrays(entries: &[Entry], rows: usize) -> (Vec<Field>, Vec<ArrayRe
     let mut fields = vec![Field::new(PREDICTION, DataType::Utf8, true)];
     let mut columns: Vec<ArrayRef> = vec![Arc::new(label.finish())];
     for (class, mut b) in classes.iter().zip(proba) {
-        fields.push(Field::new(format!("proba.{class}"), DataType::Float64, true));
+        fields.push(Field::new(format!("probability({class})"), DataType::Float64, true));
         columns.push(Arc::new(b.finish()));
     }
     (fields, columns)
