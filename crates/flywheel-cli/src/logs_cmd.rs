@@ -38,7 +38,9 @@ fn instant(flag: &str, text: &str, end_of_day: bool) -> Result<i64, Failure> {
     let Some(t) = flywheel_stats::time::parse(text.trim()) else {
         return Err(fail(
             2,
-            format!("{flag} `{text}`: not an ISO 8601 date or time; write 2026-11-30, 2026-11-30T08:00 or 2026-11-30T08:00:00Z"),
+            format!(
+                "{flag} `{text}`: not an ISO 8601 date or time; write 2026-11-30, 2026-11-30T08:00 or 2026-11-30T08:00:00Z"
+            ),
         ));
     };
     Ok(if t.date_only && end_of_day { t.micros + 86_400_000_000 } else { t.micros })

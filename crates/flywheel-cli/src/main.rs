@@ -9,13 +9,13 @@ mod drift_cmd;
 mod exit;
 mod governance_cmd;
 mod history_cmd;
+mod logs_cmd;
 mod models_cmd;
 mod pipeline_cmd;
 mod progress;
 mod quickstart;
 mod render;
 mod schema_cmd;
-mod logs_cmd;
 mod serve_cmd;
 mod stats_cmd;
 

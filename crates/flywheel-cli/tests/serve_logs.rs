@@ -145,7 +145,11 @@ fn predictions_through_both_protocols_come_back_from_flywheel_logs_with_their_la
 
     let r = env.run(&["logs", "clf", "--until", "2000-01-01"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(r.stdout.lines().collect::<Vec<_>>(), [header.join(",")], "a window before the requests: the header only");
+    assert_eq!(
+        r.stdout.lines().collect::<Vec<_>>(),
+        [header.join(",")],
+        "a window before the requests: the header only"
+    );
     let r = env.run(&["logs", "reg"]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("`reg`") && r.stderr.contains("models with logs: clf"), "{}", r.stderr);

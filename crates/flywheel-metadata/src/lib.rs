@@ -31,8 +31,8 @@ pub use governance::{HistoryEntry, VersionReport};
 pub use health::{History, IntegrityProblem, StaleExecution, check_database_file};
 pub use publish::PublishOutcome;
 pub use records::*;
-pub use serving_log::{Feedback, Label, LoggedRequest, NewSegment, Segment, TargetKind};
 pub use runs::{hostname, pid_alive};
+pub use serving_log::{Feedback, Label, LoggedRequest, NewSegment, Segment, TargetKind};
 
 use rusqlite::{Connection, params};
 use serde_json::Value as Json;

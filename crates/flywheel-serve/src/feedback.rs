@@ -53,11 +53,14 @@ async fn feedback(State(app): State<Arc<AppState>>, body: Bytes) -> Result<Respo
 /// The items of a body, and whether it was a single one.
 fn parse(body: &Value) -> Result<(Vec<Item>, bool)> {
     let Value::Object(map) = body else {
-        return Err(bad("the body must be a JSON object: {\"id\": ..., \"label\": ...} or {\"feedback\": [...]}".into()));
+        return Err(bad(
+            "the body must be a JSON object: {\"id\": ..., \"label\": ...} or {\"feedback\": [...]}".into()
+        ));
     };
     match map.get("feedback") {
         Some(Value::Array(list)) => {
-            let items = list.iter().enumerate().map(|(i, v)| item(v, format!("feedback[{i}]."))).collect::<Result<_>>()?;
+            let items =
+                list.iter().enumerate().map(|(i, v)| item(v, format!("feedback[{i}]."))).collect::<Result<_>>()?;
             Ok((items, false))
         }
         Some(_) => Err(bad("`feedback` must be a list of {\"id\": ..., \"label\": ...}".into())),
@@ -79,7 +82,9 @@ fn item(v: &Value, at: String) -> Result<Item> {
     };
     let row = match map.get("row") {
         None => 0,
-        Some(r) => r.as_i64().filter(|&r| r >= 0).ok_or_else(|| bad(format!("`{at}row` must be a row index, 0 or more")))?,
+        Some(r) => {
+            r.as_i64().filter(|&r| r >= 0).ok_or_else(|| bad(format!("`{at}row` must be a row index, 0 or more")))?
+        }
     };
     let labels = match (map.get("label"), map.get("labels")) {
         (Some(label), None) => Labels::One { row, label: label.clone() },
@@ -154,10 +159,9 @@ fn labels_of(it: &Item, request: &LoggedRequest, at_us: i64) -> Result<Vec<Feedb
 fn label(v: &Value, target: TargetKind, field: &str, model: &str) -> Result<Label> {
     match (target, v) {
         (TargetKind::Number, Value::Number(n)) => Ok(Label::Number(n.as_f64().unwrap_or(f64::NAN))),
-        (TargetKind::Number, other) => Err(bad(format!(
-            "`{field}`: model `{model}` predicts a number, got {}",
-            crate::columns::describe(other)
-        ))),
+        (TargetKind::Number, other) => {
+            Err(bad(format!("`{field}`: model `{model}` predicts a number, got {}", crate::columns::describe(other))))
+        }
         (TargetKind::Text, Value::String(s)) => Ok(Label::Text(s.clone())),
         (TargetKind::Text, Value::Number(n)) => Ok(Label::Text(n.to_string())),
         (TargetKind::Text, Value::Bool(b)) => Ok(Label::Text(b.to_string())),

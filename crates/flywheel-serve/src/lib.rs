@@ -99,9 +99,7 @@ pub async fn run(serve: Serve, ready: impl FnOnce(std::net::SocketAddr)) -> Resu
     let local =
         listener.local_addr().map_err(|e| ServeError::Bind { addr: serve.addr.clone(), message: e.to_string() })?;
     let log = match (&serve.home, &serve.log) {
-        (Some(home), Some(options)) => {
-            PredictionLog::start(home.root.clone(), home.metadata.clone(), options.clone())?
-        }
+        (Some(home), Some(options)) => PredictionLog::start(home.root.clone(), home.metadata.clone(), options.clone())?,
         _ => PredictionLog::disabled(),
     };
     let app = Arc::new(AppState::new(serve.table).with_log(log));

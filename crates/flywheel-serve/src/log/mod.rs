@@ -53,7 +53,10 @@ impl Sampling {
                 None => (None, v.as_str()),
             };
             let refuse = |why: &str| ServeError::LogSample(format!("--log-sample `{v}`: {why}"));
-            let rate: f64 = rate.trim().parse().map_err(|_| refuse("the rate is not a number; write RATE or MODEL=RATE, as 0.1 or clf=0.5"))?;
+            let rate: f64 = rate
+                .trim()
+                .parse()
+                .map_err(|_| refuse("the rate is not a number; write RATE or MODEL=RATE, as 0.1 or clf=0.5"))?;
             if !(0.0..=1.0).contains(&rate) {
                 return Err(refuse("a rate is a fraction of requests, between 0 and 1"));
             }

@@ -88,8 +88,7 @@ fn read_segment(path: &Path, window: Window) -> Result<(SchemaRef, Vec<RecordBat
         ))
     };
     let file = std::fs::File::open(path).map_err(|e| err(&e))?;
-    let builder =
-        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| err(&e))?;
+    let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| err(&e))?;
     let schema = builder.schema().clone();
     let reader = builder.build().map_err(|e| err(&e))?;
     let mut out = Vec::new();

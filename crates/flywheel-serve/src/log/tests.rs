@@ -137,7 +137,20 @@ fn the_reader_gives_typed_inputs_predictions_and_labels_in_a_window() {
     let names: Vec<&str> = table.schema.fields().iter().map(|f| f.name().as_str()).collect();
     assert_eq!(
         names,
-        ["request_id", "row", "time", "model", "version", "latency_us", "x", "c", "prediction", "probability(no)", "probability(yes)", "label"]
+        [
+            "request_id",
+            "row",
+            "time",
+            "model",
+            "version",
+            "latency_us",
+            "x",
+            "c",
+            "prediction",
+            "probability(no)",
+            "probability(yes)",
+            "label"
+        ]
     );
     let b = arrow_select::concat::concat_batches(&table.schema, &table.batches).unwrap();
     assert_eq!(b.num_rows(), 3, "request b is outside the window");
