@@ -3,7 +3,7 @@
 //! `/v2/.../infer`, feedback posted for them, SIGTERM (the log written out
 //! at shutdown), then `flywheel logs` exports every row with its label, as
 //! CSV and Parquet, in a time window, and names the logged models when
-//! asked for another.
+//! asked for another; `doctor` checks the segments against their index.
 
 mod common;
 #[path = "serve/http.rs"]
@@ -153,4 +153,22 @@ fn predictions_through_both_protocols_come_back_from_flywheel_logs_with_their_la
     let r = env.run(&["logs", "reg"]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("`reg`") && r.stderr.contains("models with logs: clf"), "{}", r.stderr);
+
+    // doctor: healthy; then a segment gone and a stray file, both repaired.
+    assert_eq!(env.run(&["doctor"]).code, 0, "{}", env.run(&["doctor"]).stdout);
+    let hour_dirs: Vec<_> =
+        std::fs::read_dir(env.home().join("predictions/clf")).unwrap().map(|e| e.unwrap().path()).collect();
+    let segments: Vec<_> = std::fs::read_dir(&hour_dirs[0]).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(segments.len(), 1, "one flush at shutdown: one segment");
+    std::fs::remove_file(&segments[0]).unwrap();
+    std::fs::write(hour_dirs[0].join("v1-0-1-0.parquet"), b"half").unwrap();
+    let r = env.run(&["doctor", "--json"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let kinds: Vec<String> =
+        r.json()["findings"].as_array().unwrap().iter().map(|f| f["kind"].as_str().unwrap().to_string()).collect();
+    assert_eq!(kinds, ["missing_segment", "unindexed_segment"]);
+    assert_eq!(env.run(&["doctor", "--repair"]).code, 0);
+    assert_eq!(env.run(&["doctor"]).code, 0);
+    let r = env.run(&["logs", "clf"]);
+    assert!(r.code == 2 && r.stderr.contains("no model has logs"), "its only segment is gone: {}", r.stderr);
 }

@@ -192,6 +192,26 @@ impl MetadataStore {
         Ok(rows)
     }
 
+    /// Every indexed segment, for `doctor`.
+    pub fn all_segments(&self) -> Result<Vec<Segment>> {
+        let mut all = Vec::new();
+        for model in self.logged_models()? {
+            all.extend(self.segments(&model, None, None)?);
+        }
+        Ok(all)
+    }
+
+    /// Drops a segment whose file is gone from the index, with its
+    /// requests, in one transaction (their feedback stays, unjoined).
+    pub fn forget_segment(&self, id: i64) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute("DELETE FROM serving_requests WHERE segment_id = ?1", [id])?;
+        tx.execute("DELETE FROM serving_segments WHERE id = ?1", [id])?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Every model with logged predictions, by name.
     pub fn logged_models(&self) -> Result<Vec<String>> {
         let conn = self.conn();
@@ -272,6 +292,12 @@ mod tests {
         assert_eq!(s.logged_models().unwrap(), ["m"]);
         assert_eq!(s.logged_request("r2").unwrap(), Some(request("r2", 200)));
         assert_eq!(s.logged_request("nope").unwrap(), None);
+        assert_eq!(s.all_segments().unwrap().len(), 2);
+        let first = s.segments("m", None, Some(300)).unwrap()[0].id;
+        s.forget_segment(first).unwrap();
+        assert_eq!(paths(None, None), ["b.parquet"]);
+        assert_eq!(s.logged_request("r1").unwrap(), None, "its requests go with it");
+        assert!(s.logged_request("r3").unwrap().is_some());
     }
 
     #[test]
