@@ -1,4 +1,4 @@
-//! The background writer: takes entries off the channel, batches them,
+//! The background writer: takes entries off the channel every tick, batches them,
 //! and on a flush (every `flush_rows` rows, `flush_every` after the first
 //! row waiting, on request, at close) writes one segment per model version
 //! and hour, then indexes it with its requests in one transaction.
@@ -8,7 +8,7 @@ use flywheel_metadata::NewSegment;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
 pub(super) fn spawn(
@@ -19,36 +19,52 @@ pub(super) fn spawn(
     std::thread::Builder::new().name("prediction-log".into()).spawn(move || run(&rx, &shared, &options))
 }
 
+/// How often the writer looks at the channel. It polls rather than
+/// blocking in `recv`, so that a handler's `try_send` never has to wake a
+/// sleeping thread (a futex call and a context switch per request); at
+/// 4096 requests a tick, the channel fills only beyond 400,000 requests/s.
+const TICK: Duration = Duration::from_millis(10);
+
 fn run(rx: &Receiver<Msg>, shared: &Shared, options: &LogOptions) {
     let mut waiting: Vec<Entry> = Vec::new();
     let mut rows = 0;
     let mut since: Option<Instant> = None;
     loop {
-        // Idle, it sleeps until a message; with rows waiting, until their deadline.
-        let timeout = since.map_or(Duration::from_secs(3600), |t| options.flush_every.saturating_sub(t.elapsed()));
-        let flush_ack = match rx.recv_timeout(timeout) {
-            Ok(Msg::Entry(e)) => {
-                shared.queued_rows.fetch_sub(e.frame.rows(), Ordering::Relaxed);
-                rows += e.frame.rows();
-                since.get_or_insert_with(Instant::now);
-                waiting.push(*e);
-                if rows < options.flush_rows {
-                    continue;
+        let mut acks = Vec::new();
+        let mut closing = false;
+        loop {
+            match rx.try_recv() {
+                Ok(Msg::Entry(e)) => {
+                    shared.queued_rows.fetch_sub(e.frame.rows(), Ordering::Relaxed);
+                    rows += e.frame.rows();
+                    since.get_or_insert_with(Instant::now);
+                    waiting.push(*e);
+                    if rows >= options.flush_rows {
+                        break;
+                    }
                 }
-                None
+                Ok(Msg::Flush(ack)) => acks.push(ack),
+                Ok(Msg::Close) | Err(TryRecvError::Disconnected) => {
+                    closing = true;
+                    break;
+                }
+                Err(TryRecvError::Empty) => break,
             }
-            Ok(Msg::Flush(ack)) => Some(ack),
-            Ok(Msg::Close) | Err(RecvTimeoutError::Disconnected) => {
-                flush(shared, std::mem::take(&mut waiting));
-                return;
-            }
-            Err(RecvTimeoutError::Timeout) => None,
-        };
-        flush(shared, std::mem::take(&mut waiting));
-        rows = 0;
-        since = None;
-        if let Some(ack) = flush_ack {
+        }
+        let due = since.is_some_and(|t| t.elapsed() >= options.flush_every);
+        if closing || due || rows >= options.flush_rows || !acks.is_empty() {
+            flush(shared, std::mem::take(&mut waiting));
+            rows = 0;
+            since = None;
+        }
+        for ack in acks {
             let _ = ack.send(());
+        }
+        if closing {
+            return;
+        }
+        if rows < options.flush_rows {
+            std::thread::sleep(TICK);
         }
     }
 }
