@@ -8,7 +8,7 @@
 use crate::state::AppState;
 use crate::{Result, ServeError, bad};
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -37,10 +37,20 @@ enum Labels {
     Each(Vec<Value>),
 }
 
-async fn feedback(State(app): State<Arc<AppState>>, body: Bytes) -> Result<Response> {
+/// The largest feedback body taken (413 beyond, as JSON like every refusal).
+const FEEDBACK_LIMIT: usize = 16 << 20;
+
+async fn feedback(State(app): State<Arc<AppState>>, body: Body) -> Result<Response> {
     if !app.log.is_enabled() {
         return Err(ServeError::NotFound("the prediction log is off (--no-log): no feedback is taken".into()));
     }
+    let body = axum::body::to_bytes(body, FEEDBACK_LIMIT).await.map_err(|e| {
+        if e.to_string().contains("length limit") {
+            ServeError::TooLarge { limit: FEEDBACK_LIMIT }
+        } else {
+            bad(format!("cannot read the request body: {e}"))
+        }
+    })?;
     let body: Value = serde_json::from_slice(&body).map_err(|e| bad(format!("the body is not JSON: {e}")))?;
     let (items, single) = parse(&body)?;
     let answer = tokio::task::spawn_blocking(move || take(&app, items, single))
