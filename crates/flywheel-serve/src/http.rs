@@ -115,8 +115,8 @@ async fn infer_with(app: &AppState, served: Arc<Served>, headers: &HeaderMap, bo
     };
     let oip::Infer { id, frame, outputs } = oip::parse_infer(&served, head, data)?;
     let id = match id {
-        Some(id) => id,
-        None => request_id(headers)?,
+        Some(id) if !id.is_empty() => id,
+        _ => request_id(headers)?,
     };
     let (pred, frame) = predict(&served, frame).await?;
     let encoded = oip::answer(&served, &outputs, &id, &pred);
