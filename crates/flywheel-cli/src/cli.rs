@@ -78,6 +78,9 @@ pub enum Command {
     /// (`/v2/...`, as KServe and Triton define it) and MLflow's scoring
     /// format (`/invocations`), until SIGTERM or Ctrl-C.
     Serve(ServeArgs),
+    /// Export a model's logged predictions (from `flywheel serve`) joined
+    /// with the feedback labels sent for them (`label`, empty when none).
+    Logs(LogsArgs),
     /// Registered model versions; `inspect` and `export` model files.
     Models {
         #[command(subcommand)]
@@ -339,6 +342,29 @@ pub struct ServeArgs {
     /// when FLYWHEEL_TOKEN is set.
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_in_flight: u64,
+    /// Log this fraction of requests (0 to 1; default 1, every request):
+    /// `RATE` for every model, `MODEL=RATE` for one; repeatable.
+    #[arg(long = "log-sample", value_name = "[MODEL=]RATE")]
+    pub log_sample: Vec<String>,
+    /// Log no predictions (and take no feedback).
+    #[arg(long, conflicts_with = "log_sample")]
+    pub no_log: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// The model whose logged predictions to export.
+    pub model: String,
+    /// Requests at or after this time (ISO 8601: `2026-11-30`,
+    /// `2026-11-30T08:00`, `…Z`, `…+02:00`; no zone means UTC).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Requests before this time (a date alone: up to the end of that day).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Write to FILE (Parquet for `.parquet`, CSV otherwise) instead of CSV on stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -9,6 +9,7 @@ mod drift_cmd;
 mod exit;
 mod governance_cmd;
 mod history_cmd;
+mod logs_cmd;
 mod models_cmd;
 mod pipeline_cmd;
 mod progress;
@@ -85,6 +86,7 @@ fn run(cli: Cli) -> std::result::Result<u8, Failure> {
         Command::Stats(args) => stats_cmd::run(&args),
         Command::Predict(args) => models_cmd::predict(home, &args),
         Command::Serve(args) => serve_cmd::run(home, &args),
+        Command::Logs(args) => logs_cmd::run(home, &args),
         Command::Schema(cli::SchemaCommand::Infer { data, output, max_categories, read }) => {
             schema_cmd::infer(&data, output.as_deref(), max_categories, &read)
         }

@@ -4,12 +4,17 @@
 
 use crate::Failure;
 use crate::cli::ServeArgs;
-use flywheel_serve::{Limits, Serve, ServeConfig};
+use flywheel_serve::{Limits, LogOptions, Sampling, Serve, ServeConfig};
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
 pub fn run(home: &Path, args: &ServeArgs) -> Result<u8, Failure> {
+    let log = if args.no_log {
+        None
+    } else {
+        Some(LogOptions { sampling: Sampling::parse(&args.log_sample)?, ..LogOptions::default() })
+    };
     let config = ServeConfig {
         home: home.to_path_buf(),
         addr: args.addr.clone(),
@@ -17,6 +22,7 @@ pub fn run(home: &Path, args: &ServeArgs) -> Result<u8, Failure> {
         poll: Duration::from_millis(args.poll_ms),
         limits: Limits { timeout: Duration::from_millis(args.timeout_ms), max_in_flight: args.max_in_flight as usize },
         token: std::env::var("FLYWHEEL_TOKEN").ok().filter(|t| !t.is_empty()),
+        log,
     };
     let token = config.token.clone();
     crate::runtime()?.block_on(async {

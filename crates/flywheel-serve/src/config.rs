@@ -4,6 +4,7 @@
 //! that cannot be served stops the start with its name.
 
 use crate::follow::{DEFAULT_POLL, Followed, Follower};
+use crate::log::LogOptions;
 use crate::metrics::Metrics;
 use crate::route::{Route, Split};
 use crate::state::Limits;
@@ -36,6 +37,8 @@ pub struct ServeConfig {
     pub limits: Limits,
     /// The bearer token endpoints that change state ask for (`FLYWHEEL_TOKEN`).
     pub token: Option<String>,
+    /// The prediction log (`--log-sample`); `None` is `--no-log`.
+    pub log: Option<LogOptions>,
 }
 
 /// The server ready to run: the address, the loaded models, and the
@@ -50,6 +53,8 @@ pub struct Serve {
     pub metrics: Arc<Metrics>,
     pub limits: Limits,
     pub token: Option<String>,
+    /// The prediction log, written under `home` (none without a home).
+    pub log: Option<LogOptions>,
 }
 
 impl Serve {
@@ -78,6 +83,7 @@ impl Serve {
             metrics,
             limits: config.limits.clone(),
             token: config.token.clone(),
+            log: config.log.clone(),
         })
     }
 
@@ -92,6 +98,7 @@ impl Serve {
             metrics: Arc::default(),
             limits: Limits::default(),
             token: None,
+            log: None,
         }
     }
 }

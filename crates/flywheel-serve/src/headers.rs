@@ -8,3 +8,5 @@ pub const ARM_HEADER: &str = "x-flywheel-arm";
 pub const MODEL_HEADER: &str = "x-flywheel-model";
 /// The request header whose value keeps a caller on one arm of a split.
 pub const KEY_HEADER: &str = "x-flywheel-key";
+/// The request's id (the caller's, or one made up), to send feedback for it.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";

@@ -2,11 +2,12 @@
 //! model a request names, running the prediction, and turning every refusal
 //! into a JSON `{"error": "..."}` with a 4xx status.
 
-use crate::headers::{ARM_HEADER, KEY_HEADER, MODEL_HEADER, VERSION_HEADER};
+use crate::headers::{ARM_HEADER, KEY_HEADER, MODEL_HEADER, REQUEST_ID_HEADER, VERSION_HEADER};
+use crate::log::{Entry, now_us};
 use crate::served::Served;
 use crate::state::AppState;
 use crate::table::{ModelTable, Picked, Unanswered};
-use crate::{Result, ServeError, mlflow, oip, ops, split_api};
+use crate::{Result, ServeError, feedback, mlflow, oip, ops, split_api};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
@@ -17,6 +18,7 @@ use axum::routing::{get, post, put};
 use flywheel_ml::{Frame, MlError, Prediction};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 /// The largest request body taken (413 beyond).
 pub const BODY_LIMIT: usize = 64 << 20;
@@ -50,6 +52,7 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/ping", get(server_ready))
         .route("/health", get(server_ready))
         .route("/metrics", get(metrics))
+        .merge(feedback::routes().route_layer(from_fn_with_state(app.clone(), ops::authorize)))
         .fallback(|| async { ServeError::NotFound("no such endpoint: see /v2 and /invocations".into()) })
         .method_not_allowed_fallback(|| async {
             (StatusCode::METHOD_NOT_ALLOWED, error_body("method not allowed on this endpoint"))
@@ -114,16 +117,20 @@ async fn infer_v(
 }
 
 /// `POST .../infer`: JSON, or a JSON header and binary tensors.
-async fn infer_with(app: &AppState, picked: Picked, headers: &HeaderMap, body: Body) -> Result<Response> {
+async fn infer_with(app: &Arc<AppState>, picked: Picked, headers: &HeaderMap, body: Body) -> Result<Response> {
     let served = picked.served.clone();
+    let started = Instant::now();
     let body = read_body(headers, body).await?;
     let (head, data) = match header_str(headers, BINARY_HEADER)? {
         Some(n) => crate::binary::split(&body, n)?,
         None => (&body[..], &[][..]),
     };
     let oip::Infer { id, frame, outputs } = oip::parse_infer(&served, head, data)?;
-    let id = id.unwrap_or_else(new_id);
-    let pred = answer(app, &picked, frame).await?;
+    let id = match id {
+        Some(id) if !id.is_empty() => id,
+        _ => request_id(headers)?,
+    };
+    let (pred, frame) = answer(app, &picked, &id, frame).await?;
     let encoded = oip::answer(&served, &outputs, &id, &pred);
     let mut response = Response::new(Body::from(encoded.body));
     let h = response.headers_mut();
@@ -136,16 +143,53 @@ async fn infer_with(app: &AppState, picked: Picked, headers: &HeaderMap, body: B
             h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
     }
+    with_id(&mut response, &id);
+    log_prediction(app, &picked.served, id, frame, pred, started);
     Ok(picked_by(response, &picked))
 }
 
 /// `POST /invocations`, MLflow's scoring format.
 async fn invocations(State(app): App, RawQuery(query): RawQuery, headers: HeaderMap, body: Body) -> Result<Response> {
+    let started = Instant::now();
     let picked = invocation_model(&app.table, query.as_deref(), &headers)?;
+    let id = request_id(&headers)?;
     let body = read_body(&headers, body).await?;
     let frame = mlflow::parse(&picked.served, header_str(&headers, header::CONTENT_TYPE.as_str())?, &body)?;
-    let pred = answer(&app, &picked, frame).await?;
-    Ok(picked_by(json(StatusCode::OK, &mlflow::answer(&picked.served, &pred)), &picked))
+    let (pred, frame) = answer(&app, &picked, &id, frame).await?;
+    let mut response = json(StatusCode::OK, &mlflow::answer(&picked.served, &pred));
+    with_id(&mut response, &id);
+    log_prediction(&app, &picked.served, id, frame, pred, started);
+    Ok(picked_by(response, &picked))
+}
+
+/// The caller's `x-request-id`, or a new id.
+fn request_id(headers: &HeaderMap) -> Result<String> {
+    match header_str(headers, REQUEST_ID_HEADER)? {
+        Some(id) if !id.trim().is_empty() => Ok(id.trim().to_string()),
+        _ => Ok(new_id()),
+    }
+}
+
+fn with_id(response: &mut Response, id: &str) {
+    if let Ok(v) = HeaderValue::from_str(id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+}
+
+/// Hands a sampled request to the prediction log (never waits, never fails).
+fn log_prediction(app: &AppState, served: &Arc<Served>, id: String, frame: Frame, pred: Prediction, started: Instant) {
+    if !app.log.sampled(&served.name, &id) {
+        return;
+    }
+    let latency_us = started.elapsed().as_micros() as i64;
+    app.log.record(Entry {
+        request_id: id,
+        at_us: now_us() - latency_us,
+        served: served.clone(),
+        frame,
+        prediction: pred,
+        latency_us,
+    });
 }
 
 /// The model `/invocations` is for: `?model=NAME`, the `x-flywheel-model`
@@ -212,32 +256,38 @@ fn unanswered(table: &ModelTable, name: &str, why: Unanswered) -> ServeError {
     }
 }
 
-/// Predicts with the picked version, sending a copy to its shadow.
-async fn answer(app: &AppState, picked: &Picked, frame: Frame) -> Result<Prediction> {
+/// Predicts with the picked version, sending a copy to its shadow (whose
+/// answer is logged under the same request id, never returned).
+async fn answer(app: &Arc<AppState>, picked: &Picked, id: &str, frame: Frame) -> Result<(Prediction, Frame)> {
     if let Some(shadow) = &picked.shadow {
-        app.shadow.send(shadow.clone(), frame.clone(), |_, _| {});
+        let (app, id) = (app.clone(), id.to_string());
+        let started = Instant::now();
+        app.clone().shadow.send(shadow.clone(), frame.clone(), move |served, frame, pred| {
+            log_prediction(&app, &served, id, frame, pred, started);
+        });
     }
     predict(&picked.served, frame).await
 }
 
-/// Runs the model; a refusal of the data (a non-finite number, say) is the
-/// caller's, anything else the server's.
-async fn predict(served: &Arc<Served>, frame: Frame) -> Result<Prediction> {
+/// Runs the model, giving the frame back (for the log); a refusal of the
+/// data (a non-finite number, say) is the caller's, anything else the server's.
+async fn predict(served: &Arc<Served>, frame: Frame) -> Result<(Prediction, Frame)> {
     if frame.rows() == 0 {
         return Err(ServeError::BadRequest("the request has no rows to predict".into()));
     }
-    let result = if frame.rows() <= INLINE_ROWS {
-        served.model.predict(&frame)
+    let (result, frame) = if frame.rows() <= INLINE_ROWS {
+        (served.model.predict(&frame), frame)
     } else {
         let served = served.clone();
-        tokio::task::spawn_blocking(move || served.model.predict(&frame))
+        tokio::task::spawn_blocking(move || (served.model.predict(&frame), frame))
             .await
             .map_err(|e| ServeError::Internal(format!("prediction failed: {e}")))?
     };
-    result.map_err(|e| match e {
+    let pred = result.map_err(|e| match e {
         MlError::Data(m) => ServeError::BadRequest(m),
         other => ServeError::Internal(format!("model `{}` failed: {other}", served.label())),
-    })
+    })?;
+    Ok((pred, frame))
 }
 
 async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes> {
@@ -261,12 +311,14 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>>
         .transpose()
 }
 
-/// A request id for a request that gave none: unique in this process and
-/// unlikely to repeat across restarts.
+/// A request id for a request that gave none: the process's start time
+/// (µs) and pid, then a counter, so ids stay unique across restarts (the
+/// log joins feedback by them).
 fn new_id() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    let start = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros());
-    format!("{start:x}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+    static START: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let start = START.get_or_init(|| format!("{:x}-{:x}", now_us(), std::process::id()));
+    format!("{start}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 fn picked_by(response: Response, picked: &Picked) -> Response {

@@ -14,9 +14,11 @@
 mod binary;
 mod columns;
 mod config;
+mod feedback;
 mod follow;
 mod headers;
 mod http;
+pub mod log;
 mod metrics;
 mod mlflow;
 mod oip;
@@ -30,8 +32,9 @@ mod table;
 
 pub use config::{DEFAULT_ADDR, DEFAULT_ALIAS, Serve, ServeConfig};
 pub use follow::{DEFAULT_POLL, Followed, Follower, Following};
-pub use headers::{ARM_HEADER, KEY_HEADER, MODEL_HEADER, VERSION_HEADER};
+pub use headers::{ARM_HEADER, KEY_HEADER, MODEL_HEADER, REQUEST_ID_HEADER, VERSION_HEADER};
 pub use http::{BODY_LIMIT, router, serve as serve_on};
+pub use log::{LogOptions, PredictionLog, Sampling};
 pub use metrics::Metrics;
 pub use ops::exposure_warning;
 pub use route::{Arm, Route, Split};
@@ -84,6 +87,9 @@ pub enum ServeError {
     /// A state-changing endpoint called without the configured token.
     #[error("{0}")]
     Unauthorized(String),
+    /// A `--log-sample` value that is not a rate.
+    #[error("{0}")]
+    LogSample(String),
     /// The model failed on well-formed input: the server's fault.
     #[error("{0}")]
     Internal(String),
@@ -97,6 +103,7 @@ impl ServeError {
             ServeError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ServeError::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ServeError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ServeError::LogSample(_) => StatusCode::BAD_REQUEST,
             ServeError::Unavailable(_) | ServeError::Overloaded(_) | ServeError::TimedOut(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -125,7 +132,11 @@ pub async fn run(serve: Serve, ready: impl FnOnce(std::net::SocketAddr)) -> Resu
     let bind_err = |e: std::io::Error| ServeError::Bind { addr: serve.addr.clone(), message: e.to_string() };
     let listener = tokio::net::TcpListener::bind(&serve.addr).await.map_err(bind_err)?;
     let local = listener.local_addr().map_err(bind_err)?;
-    let app = Arc::new(AppState::with(serve.table, serve.metrics, serve.limits, serve.token));
+    let log = match (&serve.home, &serve.log) {
+        (Some(home), Some(options)) => PredictionLog::start(home.root.clone(), home.metadata.clone(), options.clone())?,
+        _ => PredictionLog::disabled(),
+    };
+    let app = Arc::new(AppState::with(serve.table, serve.metrics, serve.limits, serve.token).with_log(log));
     let following = match serve.follower {
         Some(f) => Some(
             f.start(serve.poll, app.wake.clone())
@@ -134,10 +145,13 @@ pub async fn run(serve: Serve, ready: impl FnOnce(std::net::SocketAddr)) -> Resu
         None => None,
     };
     ready(local);
-    let served = http::serve(listener, app, shutdown_signal()).await;
+    let served = http::serve(listener, app.clone(), shutdown_signal()).await;
     if let Some(f) = following {
         let _ = tokio::task::spawn_blocking(move || f.stop()).await;
     }
+    // Requests have finished: what they queued is written before exiting.
+    let closing = app.clone();
+    let _ = tokio::task::spawn_blocking(move || closing.log.close()).await;
     served
 }
 

@@ -1,8 +1,8 @@
 //! Prometheus metrics (`GET /metrics`, the text exposition format):
 //! requests by model, version and status, latency histograms by model and
 //! version, requests in flight, refusals for overload and timeout, swaps
-//! and refused loads by model, and the shadow's answers, failures and
-//! drops. Counters kept elsewhere as plain atomics (the shadow's) are
+//! and refused loads by model, the shadow's answers, failures and drops,
+//! and the prediction log's drops. Counters kept elsewhere as plain atomics (the shadow's) are
 //! brought up to date when the page is rendered.
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -50,6 +50,7 @@ pub struct Metrics {
     pub shadow_answered: Counter,
     pub shadow_failed: Counter,
     pub shadow_dropped: Counter,
+    pub log_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -66,6 +67,7 @@ impl Default for Metrics {
             shadow_answered: Counter::default(),
             shadow_failed: Counter::default(),
             shadow_dropped: Counter::default(),
+            log_dropped: Counter::default(),
         };
         m.register();
         m

@@ -37,7 +37,12 @@ impl Default for Shadow {
 impl Shadow {
     /// Predicts `frame` with `served` in the background; `done` gets the
     /// prediction when there is one (to log it).
-    pub fn send(&self, served: Arc<Served>, frame: Frame, done: impl FnOnce(&Served, &Prediction) + Send + 'static) {
+    pub fn send(
+        &self,
+        served: Arc<Served>,
+        frame: Frame,
+        done: impl FnOnce(Arc<Served>, Frame, Prediction) + Send + 'static,
+    ) {
         let Ok(slot) = self.slots.clone().try_acquire_owned() else {
             self.counts.dropped.fetch_add(1, Ordering::Relaxed);
             return;
@@ -48,7 +53,7 @@ impl Shadow {
             match served.model.predict(&frame) {
                 Ok(p) => {
                     counts.answered.fetch_add(1, Ordering::Relaxed);
-                    done(&served, &p);
+                    done(served, frame, p);
                 }
                 Err(e) => {
                     counts.failed.fetch_add(1, Ordering::Relaxed);

@@ -3,6 +3,7 @@
 //! state; a service (the prediction log, metrics, the routing follower) is
 //! a field here, so a handler reaches it without globals.
 
+use crate::log::PredictionLog;
 use crate::metrics::{Metrics, catch_up};
 use crate::shadow::Shadow;
 use crate::table::ModelTable;
@@ -40,6 +41,8 @@ pub struct AppState {
     pub slots: Arc<Semaphore>,
     /// The bearer token state-changing endpoints ask for, when configured.
     pub token: Option<String>,
+    /// The prediction and feedback log (disabled unless started).
+    pub log: PredictionLog,
 }
 
 impl AppState {
@@ -50,7 +53,14 @@ impl AppState {
 
     pub fn with(table: Arc<ModelTable>, metrics: Arc<Metrics>, limits: Limits, token: Option<String>) -> Self {
         let slots = Arc::new(Semaphore::new(limits.max_in_flight));
-        AppState { table, shadow: Shadow::default(), wake: Arc::new(Notify::new()), metrics, limits, slots, token }
+        let (shadow, wake, log) = (Shadow::default(), Arc::new(Notify::new()), PredictionLog::disabled());
+        AppState { table, shadow, wake, metrics, limits, slots, token, log }
+    }
+
+    /// The same, logging predictions to `log`.
+    pub fn with_log(mut self, log: PredictionLog) -> Self {
+        self.log = log;
+        self
     }
 
     /// The metrics page, with the counts kept outside the registry caught up.
@@ -59,6 +69,7 @@ impl AppState {
         catch_up(&m.shadow_answered, shadow.answered.load(Ordering::Relaxed));
         catch_up(&m.shadow_failed, shadow.failed.load(Ordering::Relaxed));
         catch_up(&m.shadow_dropped, shadow.dropped.load(Ordering::Relaxed));
+        catch_up(&m.log_dropped, self.log.dropped());
         m.render()
     }
 }
