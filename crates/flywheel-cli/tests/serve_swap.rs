@@ -4,7 +4,8 @@
 //! is corrupt is never swapped in (the old one keeps answering, the refusal
 //! is in the model's history); traffic is split between aliases by weight,
 //! sticky by `x-flywheel-key`, and an alias that appears later (a canary)
-//! starts taking its share without a restart.
+//! starts taking its share without a restart; the shadow's answers are
+//! logged beside the answers returned, never returned.
 
 mod common;
 #[path = "serve/http.rs"]
@@ -243,4 +244,17 @@ fn traffic_is_split_by_weight_sticky_by_key_and_a_canary_takes_its_share_once_it
     assert!(refused.json()["error"].as_str().unwrap().contains("`split.candidate`"), "{}", refused.text());
     assert_eq!(put(json!({ "split": { "production": 1 } }), "/v2/models/nope/split").status, 404);
     assert_eq!(http::get(&server.addr, "/v2/models/reg/split").json(), now, "a refused change changes nothing");
+    let (code, err) = server.stop();
+    assert_eq!(code, 0, "{err}");
+    // The shadow's answers were logged under the caller's request ids, beside the answers returned.
+    let logs = env.run(&["logs", "reg"]);
+    assert_eq!(logs.code, 0, "{}", logs.stderr);
+    let rows: Vec<Vec<&str>> = logs.stdout.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    let ids = |version: &str| -> std::collections::BTreeSet<&str> {
+        rows.iter().filter(|r| r[4] == version).map(|r| r[0]).collect()
+    };
+    let (answered, shadowed) = (ids("1"), ids("3"));
+    assert!(!shadowed.is_empty(), "{}", logs.stdout);
+    assert!(shadowed.is_subset(&ids("1").union(&ids("2")).copied().collect()), "every shadow row shadows a request");
+    assert!(!answered.is_empty());
 }
