@@ -231,8 +231,12 @@ fn traffic_is_split_by_weight_sticky_by_key_and_a_canary_takes_its_share_once_it
     };
     let changed = put(json!({ "split": { "candidate": 1 } }), "/v2/models/reg/split");
     assert_eq!(changed.status, 200, "{}", changed.text());
-    assert_eq!(changed.json()["arms"][0]["reference"], "reg@candidate");
-    wait_for(&server.addr, "reg@2");
+    assert_eq!(
+        changed.json()["arms"][0],
+        json!({ "reference": "reg@candidate", "weight": 1, "version": 2 }),
+        "loaded before it answers"
+    );
+    assert_eq!(predict(&server.addr, None).as_deref(), Ok("reg@2"));
     let now = http::get(&server.addr, "/v2/models/reg/split").json();
     assert_eq!(
         now,
@@ -243,6 +247,12 @@ fn traffic_is_split_by_weight_sticky_by_key_and_a_canary_takes_its_share_once_it
     assert_eq!(refused.status, 400);
     assert!(refused.json()["error"].as_str().unwrap().contains("`split.candidate`"), "{}", refused.text());
     assert_eq!(put(json!({ "split": { "production": 1 } }), "/v2/models/nope/split").status, 404);
+    let typo = put(json!({ "split": { "prodution": 1 } }), "/v2/models/reg/split");
+    assert_eq!(typo.status, 400, "a split that would answer nothing is refused");
+    assert!(typo.json()["error"].as_str().unwrap().contains("nothing would answer"), "{}", typo.text());
+    let missing = put(json!({ "split": { "candidate": 1, "7": 1 } }), "/v2/models/reg/split");
+    assert_eq!(missing.status, 400);
+    assert!(missing.json()["error"].as_str().unwrap().starts_with("`split.7`"), "{}", missing.text());
     assert_eq!(http::get(&server.addr, "/v2/models/reg/split").json(), now, "a refused change changes nothing");
     let (code, err) = server.stop();
     assert_eq!(code, 0, "{err}");

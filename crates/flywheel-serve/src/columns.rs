@@ -15,6 +15,7 @@ pub enum Builder {
 
 impl Builder {
     pub fn new(kind: ColumnKind, rows: usize) -> Self {
+        let rows = rows.min(crate::RESERVE);
         match kind {
             ColumnKind::Number => Builder::Num(Vec::with_capacity(rows)),
             ColumnKind::Text => Builder::Text(Vec::with_capacity(rows)),

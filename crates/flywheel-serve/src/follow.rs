@@ -17,7 +17,7 @@ use crate::table::ModelTable;
 use flywheel_core::{ModelRef, Selector};
 use flywheel_metadata::{Change, ServingEvent};
 use flywheel_registry::{Home, RegistryError};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -40,18 +40,21 @@ pub enum Followed {
 pub struct Follower {
     home: Home,
     table: Arc<ModelTable>,
-    /// Versions that failed to load, not tried again while an alias stays on them.
-    refused: HashSet<(String, i64)>,
+    /// The version each reference pointed at that failed to load: not tried
+    /// again until the reference points elsewhere (and back, say after a repair).
+    refused: HashMap<ModelRef, i64>,
     /// Arms whose alias went away but were kept, being their model's last version.
     kept: HashSet<ModelRef>,
     caller: String,
     metrics: Arc<Metrics>,
+    /// Past the first look (the server's start), when a first load is a change too.
+    started: bool,
 }
 
 impl Follower {
     pub fn new(home: Home, table: Arc<ModelTable>, metrics: Arc<Metrics>) -> Self {
         let caller = format!("flywheel serve (pid {})", std::process::id());
-        Follower { home, table, refused: HashSet::new(), kept: HashSet::new(), caller, metrics }
+        Follower { home, table, refused: HashMap::new(), kept: HashSet::new(), caller, metrics, started: false }
     }
 
     /// Looks at where every arm's reference points and swaps in what moved;
@@ -66,6 +69,7 @@ impl Follower {
                 }
             }
         }
+        self.started = true;
         changed
     }
 
@@ -81,7 +85,14 @@ impl Follower {
             }
         };
         self.kept.remove(reference);
-        if current == Some(target) || self.refused.contains(&(reference.name.clone(), target)) {
+        match self.refused.get(reference) {
+            Some(&refused) if refused == target => return None,
+            Some(_) => {
+                self.refused.remove(reference);
+            }
+            None => {}
+        }
+        if current == Some(target) {
             return None;
         }
         let served = match route.versions().into_iter().find(|s| s.version == target) {
@@ -89,7 +100,7 @@ impl Follower {
             None => match self.load(reference, target).await {
                 Ok(served) => Arc::new(served),
                 Err(why) => {
-                    self.refused.insert((reference.name.clone(), target));
+                    self.refused.insert(reference.clone(), target);
                     return Some(Followed::Refused { reference: reference.clone(), version: target, why });
                 }
             },
@@ -98,13 +109,8 @@ impl Follower {
         Some(Followed::Swapped { reference: reference.clone(), from: current, to: target })
     }
 
-    /// Loads version `version` for `reference`, checked and warmed.
     async fn load(&self, reference: &ModelRef, version: i64) -> Result<Served, String> {
-        let pinned = ModelRef { name: reference.name.clone(), selector: Selector::Version(version) };
-        let (_, model) = self.home.load_model(&pinned).await.map_err(|e| e.to_string())?;
-        let served = Served::new(reference.name.clone(), version, reference.to_string(), model);
-        served.warm()?;
-        Ok(served)
+        load_version(&self.home, reference, version).await
     }
 
     /// The alias of `arm` points nowhere: its arm stops taking traffic,
@@ -130,7 +136,7 @@ impl Follower {
     fn record(&self, f: &Followed) {
         let (reference, action, from, version, detail) = match f {
             Followed::Swapped { reference, from, to } => {
-                if from.is_some() {
+                if self.started {
                     self.metrics.swapped(&reference.name);
                 }
                 tracing::info!("{reference}: version {to} answers now (was {from:?})");
@@ -147,7 +153,7 @@ impl Follower {
             }
         };
         // The first load at start is not a change anyone made.
-        if matches!(f, Followed::Swapped { from: None, .. }) {
+        if !self.started && matches!(f, Followed::Swapped { .. }) {
             return;
         }
         let event = ServingEvent {
@@ -182,6 +188,16 @@ impl Follower {
         })?;
         Ok(Following { stop: Some(stop), thread: Some(thread) })
     }
+}
+
+/// Loads version `version` for `reference`, checked against its digest and
+/// warmed: what may be swapped in.
+pub(crate) async fn load_version(home: &Home, reference: &ModelRef, version: i64) -> Result<Served, String> {
+    let pinned = ModelRef { name: reference.name.clone(), selector: Selector::Version(version) };
+    let (_, model) = home.load_model(&pinned).await.map_err(|e| e.to_string())?;
+    let served = Served::new(reference.name.clone(), version, reference.to_string(), model);
+    served.warm()?;
+    Ok(served)
 }
 
 /// A follower running on its thread; stopped when dropped.

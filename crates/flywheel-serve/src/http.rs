@@ -7,7 +7,7 @@ use crate::log::{Entry, now_us};
 use crate::served::Served;
 use crate::state::AppState;
 use crate::table::{ModelTable, Picked, Unanswered};
-use crate::{Result, ServeError, feedback, mlflow, oip, ops, split_api};
+use crate::{BODY_LIMIT, Result, ServeError, feedback, mlflow, oip, ops, split_api};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
@@ -20,8 +20,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-/// The largest request body taken (413 beyond).
-pub const BODY_LIMIT: usize = 64 << 20;
 const BINARY_HEADER: &str = "inference-header-content-length";
 /// Requests with more rows than this predict on a blocking thread, so one
 /// big batch does not hold up the small requests sharing its worker.
@@ -256,17 +254,18 @@ fn unanswered(table: &ModelTable, name: &str, why: Unanswered) -> ServeError {
     }
 }
 
-/// Predicts with the picked version, sending a copy to its shadow (whose
-/// answer is logged under the same request id, never returned).
+/// Predicts with the picked version, then sends a copy to its shadow
+/// (whose answer is logged under the same request id, never returned).
 async fn answer(app: &Arc<AppState>, picked: &Picked, id: &str, frame: Frame) -> Result<(Prediction, Frame)> {
+    let answered = predict(&picked.served, frame).await?;
     if let Some(shadow) = &picked.shadow {
         let (app, id) = (app.clone(), id.to_string());
         let started = Instant::now();
-        app.clone().shadow.send(shadow.clone(), frame.clone(), move |served, frame, pred| {
+        app.clone().shadow.send(shadow.clone(), &answered.1, move |served, frame, pred| {
             log_prediction(&app, &served, id, frame, pred, started);
         });
     }
-    predict(&picked.served, frame).await
+    Ok(answered)
 }
 
 /// Runs the model, giving the frame back (for the log); a refusal of the
@@ -278,10 +277,13 @@ async fn predict(served: &Arc<Served>, frame: Frame) -> Result<(Prediction, Fram
     let (result, frame) = if frame.rows() <= INLINE_ROWS {
         (served.model.predict(&frame), frame)
     } else {
-        let served = served.clone();
-        tokio::task::spawn_blocking(move || (served.model.predict(&frame), frame))
-            .await
-            .map_err(|e| ServeError::Internal(format!("prediction failed: {e}")))?
+        let (served, slot) = (served.clone(), ops::current_slot());
+        tokio::task::spawn_blocking(move || {
+            let _held = slot;
+            (served.model.predict(&frame), frame)
+        })
+        .await
+        .map_err(|e| ServeError::Internal(format!("prediction failed: {e}")))?
     };
     let pred = result.map_err(|e| match e {
         MlError::Data(m) => ServeError::BadRequest(m),

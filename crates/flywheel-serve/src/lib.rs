@@ -33,7 +33,7 @@ mod table;
 pub use config::{DEFAULT_ADDR, DEFAULT_ALIAS, Serve, ServeConfig};
 pub use follow::{DEFAULT_POLL, Followed, Follower, Following};
 pub use headers::{ARM_HEADER, KEY_HEADER, MODEL_HEADER, REQUEST_ID_HEADER, VERSION_HEADER};
-pub use http::{BODY_LIMIT, router, serve as serve_on};
+pub use http::{router, serve as serve_on};
 pub use log::{LogOptions, PredictionLog, Sampling};
 pub use metrics::Metrics;
 pub use ops::exposure_warning;
@@ -120,6 +120,13 @@ impl ServeError {
 
 pub type Result<T> = std::result::Result<T, ServeError>;
 
+/// The largest request body taken (413 beyond).
+pub const BODY_LIMIT: usize = 64 << 20;
+
+/// The most rows reserved ahead of reading them: a request's declared
+/// shape is only a claim, and must not size an allocation by itself.
+pub(crate) const RESERVE: usize = 1 << 16;
+
 /// A refused request, the message naming the field.
 pub(crate) fn bad(message: String) -> ServeError {
     ServeError::BadRequest(message)
@@ -136,7 +143,8 @@ pub async fn run(serve: Serve, ready: impl FnOnce(std::net::SocketAddr)) -> Resu
         (Some(home), Some(options)) => PredictionLog::start(home.root.clone(), home.metadata.clone(), options.clone())?,
         _ => PredictionLog::disabled(),
     };
-    let app = Arc::new(AppState::with(serve.table, serve.metrics, serve.limits, serve.token).with_log(log));
+    let app = AppState::with(serve.table, serve.metrics, serve.limits, serve.token);
+    let app = Arc::new(app.with_log(log).with_home(serve.home.clone()));
     let following = match serve.follower {
         Some(f) => Some(
             f.start(serve.poll, app.wake.clone())

@@ -51,6 +51,9 @@ pub struct Metrics {
     pub shadow_failed: Counter,
     pub shadow_dropped: Counter,
     pub log_dropped: Counter,
+    /// Held while counts kept elsewhere are caught up and the page rendered,
+    /// so two scrapes at once cannot both add the same difference.
+    rendering: std::sync::Mutex<()>,
 }
 
 impl Default for Metrics {
@@ -68,6 +71,7 @@ impl Default for Metrics {
             shadow_failed: Counter::default(),
             shadow_dropped: Counter::default(),
             log_dropped: Counter::default(),
+            rendering: std::sync::Mutex::new(()),
         };
         m.register();
         m
@@ -103,6 +107,11 @@ impl Metrics {
             "Shadow copies dropped for want of a free slot",
             self.shadow_dropped.clone(),
         );
+        r.register(
+            "flywheel_log_dropped",
+            "Prediction log rows dropped because the writer fell behind, or failed to write",
+            self.log_dropped.clone(),
+        );
     }
 
     /// One prediction request answered: `version` empty when none was chosen.
@@ -120,8 +129,11 @@ impl Metrics {
         self.load_failures.get_or_create(&ModelLabels { model: model.to_string() }).inc();
     }
 
-    /// The exposition text.
-    pub fn render(&self) -> String {
+    /// The exposition text, after `catch_up` has brought the counts kept
+    /// elsewhere up to date (one scrape at a time).
+    pub fn render(&self, catch_up: impl FnOnce(&Metrics)) -> String {
+        let _one = self.rendering.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        catch_up(self);
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
@@ -150,7 +162,7 @@ mod tests {
         m.swapped("bikes");
         catch_up(&m.shadow_dropped, 5);
         catch_up(&m.shadow_dropped, 3);
-        let text = m.render();
+        let text = m.render(|m| catch_up(&m.log_dropped, 2));
         for line in [
             r#"flywheel_requests_total{model="bikes",version="3",code="200"} 2"#,
             r#"flywheel_requests_total{model="bikes",version="",code="400"} 1"#,
@@ -159,6 +171,7 @@ mod tests {
             r#"flywheel_request_duration_seconds_bucket{le="0.0032",model="bikes",version="3"} 1"#,
             r#"flywheel_swaps_total{model="bikes"} 1"#,
             "flywheel_shadow_dropped_total 5",
+            "flywheel_log_dropped_total 2",
             "# TYPE flywheel_requests_in_flight gauge",
         ] {
             assert!(text.contains(line), "{line} not in\n{text}");

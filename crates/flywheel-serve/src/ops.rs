@@ -23,9 +23,12 @@ pub(crate) async fn observe(State(app): State<Arc<AppState>>, request: Request, 
     let _done = InFlight(&app);
     let response = next.run(request).await;
     let version = response.headers().get(VERSION_HEADER).and_then(|v| v.to_str().ok()).and_then(|v| v.rsplit_once('@'));
+    // A name the server does not serve is not a label: callers could
+    // otherwise grow the metrics without end, one made-up name at a time.
     let (model, version) = match version {
         Some((m, v)) => (m.to_string(), v),
-        None => (model, ""),
+        None if app.table.route(&model).is_some() => (model, ""),
+        None => (String::new(), ""),
     };
     app.metrics.request(&model, version, response.status().as_u16(), start.elapsed());
     response
@@ -55,19 +58,35 @@ fn model_of(path: &str, query: Option<&str>, headers: &axum::http::HeaderMap) ->
 /// Refuses a request when `max_in_flight` are being answered, and cuts one
 /// off after the timeout.
 pub(crate) async fn limit(State(app): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    let Ok(_slot) = app.slots.clone().try_acquire_owned() else {
+    let Ok(slot) = app.slots.clone().try_acquire_owned() else {
         app.metrics.overloaded.inc();
         let mut response = ServeError::Overloaded(app.limits.max_in_flight).into_response();
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return response;
     };
-    match tokio::time::timeout(app.limits.timeout, next.run(request)).await {
+    let slot = Slot(Arc::new(slot));
+    match tokio::time::timeout(app.limits.timeout, SLOT.scope(slot, next.run(request))).await {
         Ok(response) => response,
         Err(_) => {
             app.metrics.timed_out.inc();
             ServeError::TimedOut(app.limits.timeout).into_response()
         }
     }
+}
+
+/// A request's place among the `max_in_flight`, shared with the blocking
+/// prediction it starts: a request cut off by the timeout gives its place
+/// back only when that prediction has ended too.
+#[derive(Clone)]
+pub(crate) struct Slot(#[allow(dead_code)] Arc<tokio::sync::OwnedSemaphorePermit>);
+
+tokio::task_local! {
+    static SLOT: Slot;
+}
+
+/// The slot of the request being answered on this task, if it has one.
+pub(crate) fn current_slot() -> Option<Slot> {
+    SLOT.try_with(Slot::clone).ok()
 }
 
 /// Lets a request through when no token is configured, or when it carries

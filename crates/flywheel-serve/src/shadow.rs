@@ -1,5 +1,5 @@
-//! Shadow traffic: a copy of a request predicted by another version after
-//! the caller's answer is on its way. Its answer is never returned and its
+//! Shadow traffic: a copy of a request predicted by another version once
+//! the caller's answer is made. Its answer is never returned and its
 //! failure never seen by the caller; at most [`SLOTS`] copies run at once,
 //! and a copy that finds no slot is dropped and counted, so a slow shadow
 //! cannot hold memory or threads the served version needs.
@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::Semaphore;
 
 /// Shadow predictions in flight at most.
-pub const SLOTS: usize = 64;
+pub const SLOTS: usize = 8;
 
 /// What the shadow did: counters read by `/metrics`, and a hook for the
 /// prediction log.
@@ -40,14 +40,14 @@ impl Shadow {
     pub fn send(
         &self,
         served: Arc<Served>,
-        frame: Frame,
+        frame: &Frame,
         done: impl FnOnce(Arc<Served>, Frame, Prediction) + Send + 'static,
     ) {
         let Ok(slot) = self.slots.clone().try_acquire_owned() else {
             self.counts.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        let counts = self.counts.clone();
+        let (counts, frame) = (self.counts.clone(), frame.clone());
         tokio::task::spawn_blocking(move || {
             let _slot = slot;
             match served.model.predict(&frame) {

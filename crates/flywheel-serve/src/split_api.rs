@@ -1,8 +1,10 @@
 //! `GET` and `PUT /v2/models/{name}/split`: a model's traffic split read
-//! and changed while serving. A new split keeps the versions loaded for the
-//! references it still has; the follower is woken to load the others, and
-//! until it has, their arms take no traffic.
+//! and changed while serving. The new split's versions are loaded (or kept
+//! from the current route) before it is put in place, whole, so it answers
+//! from the moment it is; a reference that cannot be served, or a split
+//! that would answer nothing, is refused and nothing changes.
 
+use crate::follow::load_version;
 use crate::route::{Route, Split};
 use crate::state::AppState;
 use crate::{Result, ServeError, bad};
@@ -10,6 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use flywheel_core::{ModelRef, Selector};
+use flywheel_registry::{Home, RegistryError};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
@@ -29,18 +32,67 @@ pub(crate) async fn get_split(State(app): State<Arc<AppState>>, Path(name): Path
     Ok(reply(&route))
 }
 
+/// The largest split body taken.
+const BODY_LIMIT: usize = 64 << 10;
+
 pub(crate) async fn put_split(
     State(app): State<Arc<AppState>>,
     Path(name): Path<String>,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> Result<Response> {
-    served_route(&app, &name)?;
+    let current = served_route(&app, &name)?;
+    let body = axum::body::to_bytes(body, BODY_LIMIT).await.map_err(|_| ServeError::TooLarge { limit: BODY_LIMIT })?;
     let v: Value = serde_json::from_slice(&body).map_err(|e| bad(format!("the body is not JSON: {e}")))?;
     let split = parse(&name, &v)?;
-    app.table.set_split(split);
+    let route = match &app.home {
+        Some(home) => prepared(home, &current, split).await?,
+        None => current.with_split(split),
+    };
+    app.table.install(route);
     app.wake.notify_one();
-    let route = served_route(&app, &name)?;
-    Ok(reply(&route))
+    let installed = served_route(&app, &name)?;
+    Ok(reply(&installed))
+}
+
+/// The route for `split` with the version of every reference loaded (or
+/// taken from the current route), so that it answers from the moment it is
+/// installed; refused, naming the field, when a reference cannot be served
+/// or no weighted arm would answer. An alias that points nowhere yet is
+/// taken: its arm answers once it does.
+async fn prepared(home: &Home, current: &Route, split: Split) -> Result<Route> {
+    let mut route = current.with_split(split);
+    let mut pool = current.versions();
+    for arm in route.arms.iter_mut().chain(route.shadow.as_mut()) {
+        let field = match (arm.weight, &arm.reference.selector) {
+            (_, s) if Some(s) == route.split.shadow.as_ref() => "shadow".to_string(),
+            (_, Selector::Alias(a)) => format!("split.{a}"),
+            (_, Selector::Version(v)) => format!("split.{v}"),
+            (_, Selector::Latest) => "split".to_string(),
+        };
+        let version = match home.resolve(&arm.reference) {
+            Ok(resolved) => resolved.version.version,
+            Err(RegistryError::NoAlias { .. }) => continue,
+            Err(e) => return Err(bad(format!("`{field}`: {e}"))),
+        };
+        let served = match pool.iter().find(|s| s.version == version) {
+            Some(s) => s.clone(),
+            None => {
+                let loaded = load_version(home, &arm.reference, version).await;
+                let loaded =
+                    loaded.map_err(|why| bad(format!("`{field}`: version {version} cannot be served: {why}")))?;
+                pool.push(Arc::new(loaded));
+                pool[pool.len() - 1].clone()
+            }
+        };
+        arm.served = Some(served);
+    }
+    if route.pick(None, 0).is_none() {
+        return Err(bad(format!(
+            "`split`: no weighted reference of {} points at a version, so nothing would answer",
+            route.split
+        )));
+    }
+    Ok(route)
 }
 
 fn reply(route: &Route) -> Response {

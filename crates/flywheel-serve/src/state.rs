@@ -7,6 +7,7 @@ use crate::log::PredictionLog;
 use crate::metrics::{Metrics, catch_up};
 use crate::shadow::Shadow;
 use crate::table::ModelTable;
+use flywheel_registry::Home;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub slots: Arc<Semaphore>,
     /// The bearer token state-changing endpoints ask for, when configured.
     pub token: Option<String>,
+    /// The registry the models come from (none for a table built in-process).
+    pub home: Option<Home>,
     /// The prediction and feedback log (disabled unless started).
     pub log: PredictionLog,
 }
@@ -54,7 +57,13 @@ impl AppState {
     pub fn with(table: Arc<ModelTable>, metrics: Arc<Metrics>, limits: Limits, token: Option<String>) -> Self {
         let slots = Arc::new(Semaphore::new(limits.max_in_flight));
         let (shadow, wake, log) = (Shadow::default(), Arc::new(Notify::new()), PredictionLog::disabled());
-        AppState { table, shadow, wake, metrics, limits, slots, token, log }
+        AppState { table, shadow, wake, metrics, limits, slots, token, log, home: None }
+    }
+
+    /// The same, reading the registry `home` (to load what a new split names).
+    pub fn with_home(mut self, home: Option<Home>) -> Self {
+        self.home = home;
+        self
     }
 
     /// The same, logging predictions to `log`.
@@ -65,11 +74,12 @@ impl AppState {
 
     /// The metrics page, with the counts kept outside the registry caught up.
     pub fn render_metrics(&self) -> String {
-        let (m, shadow) = (&self.metrics, self.shadow.counts());
-        catch_up(&m.shadow_answered, shadow.answered.load(Ordering::Relaxed));
-        catch_up(&m.shadow_failed, shadow.failed.load(Ordering::Relaxed));
-        catch_up(&m.shadow_dropped, shadow.dropped.load(Ordering::Relaxed));
-        catch_up(&m.log_dropped, self.log.dropped());
-        m.render()
+        let shadow = self.shadow.counts();
+        self.metrics.render(|m| {
+            catch_up(&m.shadow_answered, shadow.answered.load(Ordering::Relaxed));
+            catch_up(&m.shadow_failed, shadow.failed.load(Ordering::Relaxed));
+            catch_up(&m.shadow_dropped, shadow.dropped.load(Ordering::Relaxed));
+            catch_up(&m.log_dropped, self.log.dropped());
+        })
     }
 }

@@ -116,6 +116,11 @@ impl ModelTable {
         routes.insert(next.split.name.clone(), Arc::new(next))
     }
 
+    /// Puts `route` in place of its model's, whole.
+    pub fn install(&self, route: Route) -> Option<Arc<Route>> {
+        self.write().insert(route.split.name.clone(), Arc::new(route))
+    }
+
     /// Puts `served` (or nothing) in place for the reference `r`; returns
     /// the version it replaced. Requests holding the old one finish on it.
     pub fn set_served(&self, r: &ModelRef, served: Option<Arc<Served>>) -> Option<Arc<Served>> {

@@ -682,3 +682,33 @@ fn changing_a_split_needs_the_token_when_one_is_configured_and_reading_it_does_n
     let infer = post_json(addr, "/invocations", &json!({ "instances": [{ "x": 0.5, "c": "b" }] }));
     assert_eq!(infer.status, 200, "predictions need no token");
 }
+
+#[test]
+fn a_shape_claiming_more_rows_than_a_body_holds_is_refused_without_reserving_them() {
+    let addr = both();
+    for (shape, words) in [
+        (json!([1_099_511_627_776u64]), "claims more rows than a request body"),
+        (json!([4_611_686_018_427_387_904u64]), "claims more rows than a request body"),
+        (json!([50_000_000]), "1 values in `data`, the shape says 50000000"),
+    ] {
+        let body = json!({ "inputs": [
+            { "name": "x", "shape": shape, "datatype": "FP64", "data": [0.5] },
+            { "name": "c", "shape": [1], "datatype": "BYTES", "data": ["a"] } ] });
+        let reply = post_json(addr, "/v2/models/reg/infer", &body);
+        assert_eq!(reply.status, 400, "{shape}");
+        assert!(reply.json()["error"].as_str().unwrap().contains(words), "{}", String::from_utf8_lossy(&reply.body));
+    }
+    assert_eq!(call(addr, "GET", "/v2/health/live", &[], b"").status, 200, "still up");
+}
+
+#[test]
+fn a_model_name_nobody_serves_is_not_a_metrics_label() {
+    let addr = both();
+    for i in 0..5 {
+        let reply = post_json(addr, &format!("/v2/models/made-up-{i}/infer"), &json!({ "inputs": [] }));
+        assert_eq!(reply.status, 404);
+    }
+    let metrics = String::from_utf8(call(addr, "GET", "/metrics", &[], b"").body).unwrap();
+    assert!(!metrics.contains("made-up"), "{metrics}");
+    assert!(metrics.contains(r#"flywheel_requests_total{model="",version="",code="404"} 5"#), "{metrics}");
+}
