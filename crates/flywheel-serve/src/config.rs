@@ -69,6 +69,9 @@ impl Serve {
         }
         let home = Home::open(&config.home)?;
         let splits = splits(&home, &config.models)?;
+        if let Some(log) = &config.log {
+            log.sampling.check_models(&splits.iter().map(|s| s.name.clone()).collect::<Vec<_>>())?;
+        }
         let table = Arc::new(ModelTable::from_routes(splits.into_iter().map(Route::empty)));
         let metrics = Arc::new(Metrics::default());
         let mut follower = Follower::new(home.clone(), table.clone(), metrics.clone());

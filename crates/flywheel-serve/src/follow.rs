@@ -139,7 +139,8 @@ impl Follower {
                 if self.started {
                     self.metrics.swapped(&reference.name);
                 }
-                tracing::info!("{reference}: version {to} answers now (was {from:?})");
+                let was = from.map_or("none".to_string(), |v| v.to_string());
+                tracing::info!("{reference}: version {to} answers now (was {was})");
                 (reference, "serve_swap", *from, *to, None)
             }
             Followed::Refused { reference, version, why } => {

@@ -10,6 +10,9 @@ use flywheel_core::{ModelRef, Selector};
 use std::fmt;
 use std::sync::Arc;
 
+/// The most arms a split may have: each is a loaded version in memory.
+pub const MAX_ARMS: usize = 16;
+
 /// What a model's traffic should do, as configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Split {
@@ -27,6 +30,9 @@ impl Split {
 
     /// Why this split cannot route traffic, if it cannot.
     pub fn problem(&self) -> Option<String> {
+        if self.arms.len() > MAX_ARMS {
+            return Some(format!("model `{}`: {} arms; a split has {MAX_ARMS} at most", self.name, self.arms.len()));
+        }
         if !self.arms.iter().any(|(_, w)| *w > 0) {
             return Some(format!("model `{}`: the split has no arm with a weight above 0", self.name));
         }

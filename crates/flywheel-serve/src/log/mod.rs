@@ -63,12 +63,26 @@ impl Sampling {
             match model {
                 Some("") => return Err(refuse("no model before `=`; write MODEL=RATE")),
                 Some(m) => {
-                    s.per_model.insert(m.to_string(), rate);
+                    if s.per_model.insert(m.to_string(), rate).is_some() {
+                        return Err(refuse(&format!("`{m}` has a rate already; give each model one")));
+                    }
                 }
                 None => s.default = rate,
             }
         }
         Ok(s)
+    }
+
+    /// Refuses a rate for a model that is not among `served`: a typo would
+    /// otherwise log that model at the default rate, unnoticed.
+    pub fn check_models(&self, served: &[String]) -> Result<()> {
+        match self.per_model.keys().find(|m| !served.contains(m)) {
+            Some(m) => Err(ServeError::LogSample(format!(
+                "--log-sample `{m}=…`: no model `{m}` is served; served: {}",
+                served.join(", ")
+            ))),
+            None => Ok(()),
+        }
     }
 
     pub fn rate(&self, model: &str) -> f64 {
@@ -114,7 +128,9 @@ impl Default for LogOptions {
             flush_rows: 10_000,
             flush_every: Duration::from_secs(1),
             queue_requests: 4096,
-            queue_rows: 1 << 20,
+            // About 20 MB of rows of 20 numbers: the memory a server may hold
+            // for a writer that fell behind, not more.
+            queue_rows: 1 << 17,
         }
     }
 }

@@ -183,6 +183,11 @@ fn sampling_reads_rates_per_model_and_refuses_what_is_not_a_rate() {
         let e = Sampling::parse(&[bad.into()]).unwrap_err().to_string();
         assert!(e.contains("--log-sample") && e.contains(bad), "{e}");
     }
+    let twice = Sampling::parse(&["clf=0.5".into(), "clf=0.7".into()]).unwrap_err().to_string();
+    assert!(twice.contains("`clf` has a rate already"), "{twice}");
+    assert!(s.check_models(&["clf".into(), "reg".into()]).is_ok());
+    let typo = s.check_models(&["clf".into()]).unwrap_err().to_string();
+    assert!(typo.contains("no model `reg` is served; served: clf"), "{typo}");
 }
 
 #[test]

@@ -23,6 +23,8 @@ fn a_split_needs_a_weight_and_distinct_references() {
     assert!(split(vec![(sel("p"), 1), (sel("p"), 1)], None).problem().unwrap().contains("`m@p` appears twice"));
     assert!(split(vec![(sel("p"), 1)], Some(sel("p"))).problem().unwrap().contains("twice"));
     assert!(split(vec![(Selector::Latest, 1)], None).problem().unwrap().contains("m@production"));
+    let many = (0..=MAX_ARMS).map(|i| (sel(&format!("a{i}")), 1)).collect();
+    assert!(split(many, None).problem().unwrap().contains("16 at most"));
     let good = split(vec![(sel("production"), 90), (Selector::Version(3), 10)], Some(sel("challenger")));
     assert_eq!(good.problem(), None);
     assert_eq!(good.to_string(), "m@production:90 m@3:10 m@challenger:shadow");
