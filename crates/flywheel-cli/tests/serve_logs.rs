@@ -118,10 +118,11 @@ fn predictions_through_both_protocols_come_back_from_flywheel_logs_with_their_la
     assert_eq!(out.code, 0, "{}", out.stderr);
     let mut lines = out.stdout.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    assert_eq!(&header[..8], ["request_id", "row", "time", "model", "version", "latency_us", "x", "city"]);
-    assert_eq!(&header[8..], ["prediction", "probability(no)", "probability(yes)", "label"]);
+    let fixed = ["request_id", "row", "time", "model", "version", "arm", "shadow", "latency_us", "x", "city"];
+    assert_eq!(&header[..10], fixed);
+    assert_eq!(&header[10..], ["prediction", "probability(no)", "probability(yes)", "label"]);
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
-    let got: Vec<(&str, &str, &str, &str)> = rows.iter().map(|r| (r[0], r[1], r[7], r[11])).collect();
+    let got: Vec<(&str, &str, &str, &str)> = rows.iter().map(|r| (r[0], r[1], r[9], r[13])).collect();
     assert_eq!(
         got,
         [
@@ -132,8 +133,9 @@ fn predictions_through_both_protocols_come_back_from_flywheel_logs_with_their_la
             ("oip-1", "2", "oslo", "yes"),
         ]
     );
-    assert!(rows.iter().all(|r| r[3] == "clf" && r[4] == "1" && ["yes", "no"].contains(&r[8])), "{rows:?}");
-    assert_eq!(rows[1][6], "", "a missing input is empty");
+    assert!(rows.iter().all(|r| r[3] == "clf" && r[4] == "1" && ["yes", "no"].contains(&r[10])), "{rows:?}");
+    assert!(rows.iter().all(|r| r[5] == "clf@production" && r[6] == "false"), "{rows:?}");
+    assert_eq!(rows[1][8], "", "a missing input is empty");
 
     let parquet = env.path().join("log.parquet");
     let r = env.run(&["logs", "clf", "--since", "2000-01-01", "-o", parquet.to_str().unwrap()]);

@@ -265,6 +265,9 @@ fn traffic_is_split_by_weight_sticky_by_key_and_a_canary_takes_its_share_once_it
     };
     let (answered, shadowed) = (ids("1"), ids("3"));
     assert!(!shadowed.is_empty(), "{}", logs.stdout);
+    let v3: Vec<&Vec<&str>> = rows.iter().filter(|r| r[4] == "3").collect();
+    assert!(v3.iter().all(|r| r[5] == "reg@spare" && r[6] == "true"), "marked as the shadow's: {v3:?}");
+    assert!(rows.iter().filter(|r| r[4] != "3").all(|r| r[6] == "false"));
     assert!(shadowed.is_subset(&ids("1").union(&ids("2")).copied().collect()), "every shadow row shadows a request");
     assert!(!answered.is_empty());
 }

@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
+use flywheel_core::ModelRef;
 use flywheel_ml::{Frame, MlError, Prediction};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -142,7 +143,8 @@ async fn infer_with(app: &Arc<AppState>, picked: Picked, headers: &HeaderMap, bo
         }
     }
     with_id(&mut response, &id);
-    log_prediction(app, &picked.served, id, frame, pred, started);
+    let by = Answerer { served: &picked.served, arm: &picked.arm, shadow: false };
+    log_prediction(app, by, id, frame, pred, started);
     Ok(picked_by(response, &picked))
 }
 
@@ -156,7 +158,8 @@ async fn invocations(State(app): App, RawQuery(query): RawQuery, headers: Header
     let (pred, frame) = answer(&app, &picked, &id, frame).await?;
     let mut response = json(StatusCode::OK, &mlflow::answer(&picked.served, &pred));
     with_id(&mut response, &id);
-    log_prediction(&app, &picked.served, id, frame, pred, started);
+    let by = Answerer { served: &picked.served, arm: &picked.arm, shadow: false };
+    log_prediction(&app, by, id, frame, pred, started);
     Ok(picked_by(response, &picked))
 }
 
@@ -174,14 +177,25 @@ fn with_id(response: &mut Response, id: &str) {
     }
 }
 
+/// Who made a logged prediction: the version, the arm of the split that
+/// chose it, and whether it answered as the shadow.
+struct Answerer<'a> {
+    served: &'a Arc<Served>,
+    arm: &'a ModelRef,
+    shadow: bool,
+}
+
 /// Hands a sampled request to the prediction log (never waits, never fails).
-fn log_prediction(app: &AppState, served: &Arc<Served>, id: String, frame: Frame, pred: Prediction, started: Instant) {
+fn log_prediction(app: &AppState, by: Answerer, id: String, frame: Frame, pred: Prediction, started: Instant) {
+    let served = by.served;
     if !app.log.sampled(&served.name, &id) {
         return;
     }
     let latency_us = started.elapsed().as_micros() as i64;
     app.log.record(Entry {
         request_id: id,
+        arm: by.arm.to_string(),
+        shadow: by.shadow,
         at_us: now_us() - latency_us,
         served: served.clone(),
         frame,
@@ -258,11 +272,12 @@ fn unanswered(table: &ModelTable, name: &str, why: Unanswered) -> ServeError {
 /// (whose answer is logged under the same request id, never returned).
 async fn answer(app: &Arc<AppState>, picked: &Picked, id: &str, frame: Frame) -> Result<(Prediction, Frame)> {
     let answered = predict(&picked.served, frame).await?;
-    if let Some(shadow) = &picked.shadow {
-        let (app, id) = (app.clone(), id.to_string());
+    if let Some((arm, shadow)) = &picked.shadow {
+        let (app, id, arm) = (app.clone(), id.to_string(), arm.clone());
         let started = Instant::now();
         app.clone().shadow.send(shadow.clone(), &answered.1, move |served, frame, pred| {
-            log_prediction(&app, &served, id, frame, pred, started);
+            let by = Answerer { served: &served, arm: &arm, shadow: true };
+            log_prediction(&app, by, id, frame, pred, started);
         });
     }
     Ok(answered)

@@ -16,8 +16,9 @@ pub struct Picked {
     pub served: Arc<Served>,
     /// The reference of the arm that chose it (`bikes@canary`).
     pub arm: ModelRef,
-    /// The version that gets a copy of the request, if any (never the one answering).
-    pub shadow: Option<Arc<Served>>,
+    /// The shadow's reference and the version that gets a copy of the
+    /// request, if any (never the one answering).
+    pub shadow: Option<(ModelRef, Arc<Served>)>,
 }
 
 /// Why no version can answer for a model.
@@ -69,7 +70,10 @@ impl ModelTable {
         let ticket = self.tickets.fetch_add(1, Ordering::Relaxed);
         let arm: &Arm = route.pick(key, ticket).ok_or(Unanswered::NothingLoaded)?;
         let served = arm.served.clone().ok_or(Unanswered::NothingLoaded)?;
-        let shadow = route.shadow().filter(|s| s.version != served.version).cloned();
+        let shadow = route.shadow.as_ref().and_then(|a| {
+            let s = a.served.as_ref().filter(|s| s.version != served.version)?;
+            Some((a.reference.clone(), s.clone()))
+        });
         Ok(Picked { served, arm: arm.reference.clone(), shadow })
     }
 
@@ -213,7 +217,7 @@ mod tests {
         table.set_served(&r("production"), Some(Arc::new(served(1, "m@production"))));
         table.set_served(&r("challenger"), Some(Arc::new(served(5, "m@challenger"))));
         let picked = table.pick("m", None).unwrap();
-        assert_eq!((picked.served.version, picked.shadow.as_ref().map(|s| s.version)), (1, Some(5)));
+        assert_eq!((picked.served.version, picked.shadow.as_ref().map(|(_, s)| s.version)), (1, Some(5)));
         table.set_split(split(&[("production", 50), ("challenger", 50)], None));
         let route = table.route("m").unwrap();
         assert!(route.shadow.is_none());

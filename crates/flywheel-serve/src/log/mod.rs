@@ -138,6 +138,10 @@ impl Default for LogOptions {
 /// One sampled request on its way to the writer.
 pub(crate) struct Entry {
     pub request_id: String,
+    /// The reference of the split's arm that chose the version (`m@canary`).
+    pub arm: String,
+    /// Whether the version answered as the shadow (its answer not returned).
+    pub shadow: bool,
     /// Microseconds since 1970, UTC.
     pub at_us: i64,
     pub served: Arc<Served>,

@@ -3,7 +3,9 @@
 //! Parquet segment.
 //!
 //! Columns: `request_id`, `row` (within the request), `time` (UTC,
-//! microseconds), `model`, `version`, `latency_us` (of the whole request),
+//! microseconds), `model`, `version`, `arm` (the split's reference that
+//! chose the version), `shadow` (true when the answer was a shadow's, never
+//! returned), `latency_us` (of the whole request),
 //! the model's input columns (numbers as f64, text as utf8, missing as
 //! null; an input named like one of these columns, or `label`, is written
 //! `input.NAME`),
@@ -11,7 +13,7 @@
 //! `probability(CLASS)` per class (as `flywheel predict` names them).
 
 use super::Entry;
-use arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
+use arrow_array::builder::{BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, DataType, Field, Schema, TimeUnit};
 use flywheel_ml::{Column, ColumnKind, Prediction};
@@ -19,7 +21,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// The columns every segment starts with, in order.
-pub const FIXED: [&str; 6] = ["request_id", "row", "time", "model", "version", "latency_us"];
+pub const FIXED: [&str; 8] = ["request_id", "row", "time", "model", "version", "arm", "shadow", "latency_us"];
 /// The prediction column (after the inputs).
 pub const PREDICTION: &str = "prediction";
 
@@ -45,6 +47,8 @@ pub fn to_batch(entries: &[Entry]) -> Result<RecordBatch, ArrowError> {
         Field::new("time", DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())), false),
         Field::new("model", DataType::Utf8, false),
         Field::new("version", DataType::Int64, false),
+        Field::new("arm", DataType::Utf8, false),
+        Field::new("shadow", DataType::Boolean, false),
         Field::new("latency_us", DataType::Int64, false),
     ];
     let mut columns = fixed_columns(entries, rows);
@@ -65,6 +69,8 @@ fn fixed_columns(entries: &[Entry], rows: usize) -> Vec<ArrayRef> {
     let mut time = TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("+00:00");
     let mut model = StringBuilder::with_capacity(rows, rows * 8);
     let mut version = Int64Builder::with_capacity(rows);
+    let mut arm = StringBuilder::with_capacity(rows, rows * 16);
+    let mut shadow = BooleanBuilder::with_capacity(rows);
     let mut latency = Int64Builder::with_capacity(rows);
     for e in entries {
         for i in 0..e.frame.rows() {
@@ -73,6 +79,8 @@ fn fixed_columns(entries: &[Entry], rows: usize) -> Vec<ArrayRef> {
             time.append_value(e.at_us);
             model.append_value(&e.served.name);
             version.append_value(e.served.version);
+            arm.append_value(&e.arm);
+            shadow.append_value(e.shadow);
             latency.append_value(e.latency_us);
         }
     }
@@ -82,6 +90,8 @@ fn fixed_columns(entries: &[Entry], rows: usize) -> Vec<ArrayRef> {
         Arc::new(time.finish()),
         Arc::new(model.finish()),
         Arc::new(version.finish()),
+        Arc::new(arm.finish()),
+        Arc::new(shadow.finish()),
         Arc::new(latency.finish()),
     ]
 }

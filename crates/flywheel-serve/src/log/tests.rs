@@ -36,7 +36,17 @@ fn served(version: i64) -> Arc<Served> {
 fn entry(served: &Arc<Served>, id: &str, at_us: i64, rows: usize) -> Entry {
     let frame = frame(rows);
     let prediction = served.model.predict(&frame).unwrap();
-    Entry { request_id: id.into(), at_us, served: served.clone(), frame, prediction, latency_us: 42 }
+    let arm = format!("{}@production", served.name);
+    Entry {
+        request_id: id.into(),
+        arm,
+        shadow: false,
+        at_us,
+        served: served.clone(),
+        frame,
+        prediction,
+        latency_us: 42,
+    }
 }
 
 fn home() -> (tempfile::TempDir, Arc<MetadataStore>) {
@@ -143,6 +153,8 @@ fn the_reader_gives_typed_inputs_predictions_and_labels_in_a_window() {
             "time",
             "model",
             "version",
+            "arm",
+            "shadow",
             "latency_us",
             "x",
             "c",
