@@ -39,12 +39,14 @@ LAYERS = {
     "flywheel-registry": {
         "flywheel-core", "flywheel-metadata", "flywheel-artifacts", "flywheel-data", "flywheel-ml",
     },
-    # Components publish through core's `ModelRegistry`, never the store.
-    "flywheel-components": {"flywheel-core", "flywheel-data", "flywheel-stats", "flywheel-ml"},
+    # Components publish through core's `ModelRegistry`, never the store;
+    # `infra_validate` starts the prediction server in-process.
+    "flywheel-components": {"flywheel-core", "flywheel-data", "flywheel-stats", "flywheel-ml", "flywheel-serve"},
     "flywheel-orchestrator": {
         "flywheel-core", "flywheel-pipeline", "flywheel-metadata", "flywheel-artifacts", "flywheel-registry",
     },
-    # The prediction server reads the registry; nothing below knows of it.
+    # The prediction server reads the registry; only the components (infra
+    # validation) and the CLI know of it.
     "flywheel-serve": {
         "flywheel-core", "flywheel-registry", "flywheel-data", "flywheel-ml", "flywheel-metadata",
         "flywheel-artifacts",

@@ -78,6 +78,9 @@ pub enum Command {
     /// (`/v2/...`, as KServe and Triton define it) and MLflow's scoring
     /// format (`/invocations`), until SIGTERM or Ctrl-C.
     Serve(ServeArgs),
+    /// Export a model's logged predictions (from `flywheel serve`) joined
+    /// with the feedback labels sent for them (`label`, empty when none).
+    Logs(LogsArgs),
     /// Registered model versions; `inspect` and `export` model files.
     Models {
         #[command(subcommand)]
@@ -317,11 +320,51 @@ pub struct PredictArgs {
 pub struct ServeArgs {
     /// Models to serve: `NAME` (its `production` alias), `NAME@ALIAS` or
     /// `NAME@VERSION`. None: every model that has a `production` alias.
+    /// Name a model more than once to split its traffic by weight, and add
+    /// a shadow that gets a copy of every request:
+    /// `bikes@production:90 bikes@canary:10 bikes@challenger:shadow`.
+    /// The server follows the aliases: when one moves, the version it points
+    /// at is loaded, warmed and swapped in without dropping a request.
     pub models: Vec<String>,
     /// Address to listen on (`HOST:PORT`; port 0 picks a free one). Loopback
     /// unless told otherwise.
     #[arg(long, default_value = flywheel_serve::DEFAULT_ADDR)]
     pub addr: String,
+    /// How often to look in the registry for aliases that moved, in milliseconds.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    pub poll_ms: u64,
+    /// A prediction request taking longer is answered 503, in milliseconds.
+    #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub timeout_ms: u64,
+    /// Prediction requests answered at once; more are refused with 503 and
+    /// `Retry-After` instead of queueing. Endpoints that change the server
+    /// (a split, feedback) ask for `Authorization: Bearer $FLYWHEEL_TOKEN`
+    /// when FLYWHEEL_TOKEN is set.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_in_flight: u64,
+    /// Log this fraction of requests (0 to 1; default 1, every request):
+    /// `RATE` for every model, `MODEL=RATE` for one; repeatable.
+    #[arg(long = "log-sample", value_name = "[MODEL=]RATE")]
+    pub log_sample: Vec<String>,
+    /// Log no predictions (and take no feedback).
+    #[arg(long, conflicts_with = "log_sample")]
+    pub no_log: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// The model whose logged predictions to export.
+    pub model: String,
+    /// Requests at or after this time (ISO 8601: `2026-11-30`,
+    /// `2026-11-30T08:00`, `…Z`, `…+02:00`; no zone means UTC).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Requests before this time (a date alone: up to the end of that day).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Write to FILE (Parquet for `.parquet`, CSV otherwise) instead of CSV on stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -99,10 +99,12 @@ impl From<flywheel_serve::ServeError> for Failure {
         use flywheel_serve::ServeError as E;
         let code = match &e {
             E::Registry(r) => registry_code(r),
-            E::Load { .. } | E::NoModels(_) | E::Address { .. } => 2,
+            E::Load { .. } | E::NoModels(_) | E::Address { .. } | E::LogSample(_) => 2,
             E::Bind { .. } | E::Internal(_) => 3,
             // Request refusals: never returned at start.
             E::NotFound(_) | E::BadRequest(_) | E::Unsupported(_) | E::TooLarge { .. } => 2,
+            E::Unavailable(_) | E::Overloaded(_) | E::TimedOut(_) => 3,
+            E::Unauthorized(_) => 2,
         };
         fail(code, e.to_string())
     }

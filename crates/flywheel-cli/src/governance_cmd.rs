@@ -140,6 +140,14 @@ pub fn change_text(name: &str, e: &HistoryEntry) -> String {
         "tag" => format!("tagged {version} {}", e.detail.clone().unwrap_or_default()),
         "untag" => format!("removed tag {} from {version}", e.detail.clone().unwrap_or_default()),
         "describe" => format!("described {version}: {}", e.detail.clone().unwrap_or_default()),
+        "serve_swap" => {
+            format!("serving {version} for {name}@{} (was {})", e.alias.clone().unwrap_or_default(), at(e.from_version))
+        }
+        "serve_load_failed" => format!(
+            "refused to serve {version} for {name}@{}: {}",
+            e.alias.clone().unwrap_or_default(),
+            e.detail.clone().unwrap_or_default()
+        ),
         other => format!("{other} {version}"),
     };
     match &e.reason {

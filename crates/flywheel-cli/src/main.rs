@@ -9,6 +9,7 @@ mod drift_cmd;
 mod exit;
 mod governance_cmd;
 mod history_cmd;
+mod logs_cmd;
 mod models_cmd;
 mod pipeline_cmd;
 mod progress;
@@ -36,7 +37,10 @@ fn main() -> ExitCode {
     flywheel_components::command::supervise::enable("/proc/self/exe".into());
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("FLYWHEEL_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FLYWHEEL_LOG")
+                .unwrap_or_else(|_| "warn,flywheel_serve=info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     match run(cli) {
@@ -82,6 +86,7 @@ fn run(cli: Cli) -> std::result::Result<u8, Failure> {
         Command::Stats(args) => stats_cmd::run(&args),
         Command::Predict(args) => models_cmd::predict(home, &args),
         Command::Serve(args) => serve_cmd::run(home, &args),
+        Command::Logs(args) => logs_cmd::run(home, &args),
         Command::Schema(cli::SchemaCommand::Infer { data, output, max_categories, read }) => {
             schema_cmd::infer(&data, output.as_deref(), max_categories, &read)
         }

@@ -124,7 +124,19 @@ fn components_are_listed() {
         r.json().as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_string()).collect();
     assert_eq!(
         names,
-        ["ingest", "statistics", "schema", "validate", "tune", "train", "evaluate", "bless", "push", "command"]
+        [
+            "ingest",
+            "statistics",
+            "schema",
+            "validate",
+            "tune",
+            "train",
+            "evaluate",
+            "bless",
+            "infra_validate",
+            "push",
+            "command"
+        ]
     );
 }
 

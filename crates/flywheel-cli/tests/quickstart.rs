@@ -11,7 +11,7 @@ fn quickstart_runs_the_bike_example_then_reruns_from_the_cache() {
     let o = r.json();
     assert_eq!(o["status"], "succeeded");
     let names: Vec<&str> = o["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
-    assert_eq!(names, ["ingest", "statistics", "schema", "validate", "train", "evaluate", "bless", "push"]);
+    assert_eq!(names, ["ingest", "statistics", "schema", "validate", "train", "evaluate", "bless", "infra", "push"]);
     assert!(o["steps"].as_array().unwrap().iter().all(|s| s["cache_hit"] == false));
     let metrics = &step(&o, "evaluate")["summary"]["metrics"];
     // Boosted trees on calendar features and weather, evaluated on the last
@@ -21,6 +21,11 @@ fn quickstart_runs_the_bike_example_then_reruns_from_the_cache() {
     let b = &step(&o, "bless")["summary"]["blessing"];
     assert_eq!((b["blessed"].as_bool(), b["baseline"].as_bool()), (Some(true), Some(false)), "{b}");
     assert_eq!(step(&o, "push")["summary"]["alias"], "production");
+    // Every eval row went through the real server and came back as predicted.
+    let infra = &step(&o, "infra")["summary"]["infra_blessing"];
+    assert_eq!(infra["blessed"], true, "{infra}");
+    assert_eq!(infra["rows_checked"], metrics["rows"], "{infra}");
+    assert_eq!(infra["mismatches"], 0, "{infra}");
     assert_eq!(
         metrics["rows"].as_u64().unwrap() + step(&o, "ingest")["summary"]["rows"]["train"].as_u64().unwrap(),
         17_379

@@ -8,13 +8,14 @@
 mod common;
 #[path = "serve/http.rs"]
 mod http;
+#[path = "serve/server.rs"]
+mod server;
 
 use common::*;
 use http::{get, post_json};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
+use server::Server;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 
 /// 400 rows: `x` (missing on every 13th row), `z`, `city` (text), a
 /// class `label` and a number `y`.
@@ -72,57 +73,6 @@ fn onnx_fixture() -> (PathBuf, Value) {
     let dir = repo_root().join("crates/flywheel-ml/tests/fixtures/onnx");
     let rows = serde_json::from_slice(&std::fs::read(dir.join("linear_regression.json")).unwrap()).unwrap();
     (dir.join("linear_regression.onnx"), rows)
-}
-
-/// A running `flywheel serve`, stopped (SIGKILL) if a test fails first.
-struct Server {
-    child: Child,
-    addr: String,
-    printed: Vec<String>,
-}
-
-impl Server {
-    fn start(env: &Env, models: &[&str]) -> Server {
-        let mut args = vec!["serve", "--addr", "127.0.0.1:0"];
-        args.extend(models);
-        let mut child = env.cmd(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
-        let mut printed = Vec::new();
-        let mut addr = None;
-        for line in BufReader::new(child.stdout.take().unwrap()).lines().map_while(Result::ok) {
-            if let Some(rest) = line.strip_prefix("serving on http://") {
-                addr = rest.split(' ').next().map(str::to_string);
-                break;
-            }
-            printed.push(line);
-        }
-        let Some(addr) = addr else {
-            let out = child.wait_with_output().unwrap();
-            panic!("serve did not start: {printed:?} {}", String::from_utf8_lossy(&out.stderr));
-        };
-        for _ in 0..100 {
-            if http::call(&addr, "GET", "/v2/health/ready", &[], b"").is_ok_and(|r| r.status == 200) {
-                return Server { child, addr, printed };
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!("{addr} never became ready");
-    }
-
-    /// SIGTERM, then the exit status and stderr.
-    fn stop(mut self) -> (i32, String) {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let status = self.child.wait().unwrap();
-        let mut err = String::new();
-        std::io::Read::read_to_string(self.child.stderr.as_mut().unwrap(), &mut err).unwrap();
-        (status.code().unwrap_or(-1), err)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// The eval split of run `run`, copied to a Parquet file of the test.
@@ -375,7 +325,8 @@ fn named_models_are_served_at_their_alias_or_version_and_bad_ones_stop_the_start
         (vec!["nope"], 2, vec!["cannot serve `nope@production`", "registered: clf, onnx, reg"]),
         (vec!["reg@staging"], 2, vec!["cannot serve `reg@staging`", "no alias `staging`"]),
         (vec!["reg@7"], 2, vec!["cannot serve `reg@7`"]),
-        (vec!["reg", "reg@1"], 2, vec!["already served as `reg@production`"]),
+        (vec!["reg", "reg@1"], 2, vec!["named 2 times", "give each of its references a weight"]),
+        (vec!["reg@production:0"], 2, vec!["weight above 0"]),
     ] {
         let mut args = vec!["serve", "--addr", "127.0.0.1:0"];
         args.extend(&models);

@@ -8,6 +8,7 @@
 pub mod bless;
 pub mod command;
 pub mod evaluate;
+pub mod infra_validate;
 pub mod ingest;
 pub mod push;
 pub mod schema_gen;
@@ -32,6 +33,7 @@ pub fn builtins() -> ComponentRegistry {
         Arc::new(train::Train),
         Arc::new(evaluate::Evaluate),
         Arc::new(bless::Bless),
+        Arc::new(infra_validate::InfraValidate),
         Arc::new(push::Push),
         Arc::new(command::CommandStep),
     ];
@@ -65,6 +67,7 @@ mod tests {
             (train::SPEC.name, disagreements::<train::Params>(&train::SPEC)),
             (evaluate::SPEC.name, disagreements::<evaluate::Params>(&evaluate::SPEC)),
             (bless::SPEC.name, disagreements::<bless::Params>(&bless::SPEC)),
+            (infra_validate::SPEC.name, disagreements::<infra_validate::Params>(&infra_validate::SPEC)),
             (push::SPEC.name, disagreements::<push::Params>(&push::SPEC)),
             (command::SPEC.name, disagreements::<command::Params>(&command::SPEC)),
         ];

@@ -2,6 +2,8 @@
 //! optionally moves an alias (e.g. `production`) to it. Given a blessing,
 //! it refuses (registers nothing) when the model is not blessed, or when
 //! the alias no longer points at the version the blessing compared with.
+//! Given an infra blessing (`infra_validate`), it refuses a model that did
+//! not pass infra validation the same way.
 
 use flywheel_core::{
     AliasMove, ArtifactType, ComponentSpec, ExecContext, ExecError, ParamProblem, ParamSpec, ParamType, PortSpec,
@@ -14,8 +16,8 @@ pub struct Push;
 
 pub static SPEC: ComponentSpec = ComponentSpec {
     name: "push",
-    version: "3",
-    description: "Registers the model as a new version of a named model (the same model twice keeps one version) and moves an alias to it, in one transaction; refuses a model its blessing rejects, or an alias that moved since the blessing compared against it. Runs last, only when every other step succeeded; never cached.",
+    version: "4",
+    description: "Registers the model as a new version of a named model (the same model twice keeps one version) and moves an alias to it, in one transaction; refuses a model its blessing or its infra blessing rejects, or an alias that moved since the blessing compared against it. Runs last, only when every other step succeeded; never cached.",
     params: &[
         ParamSpec { name: "model_name", ty: ParamType::String, required: true, doc: "the registered model's name" },
         ParamSpec {
@@ -31,6 +33,12 @@ pub static SPEC: ComponentSpec = ComponentSpec {
             name: "blessing",
             ty: ArtifactType::Blessing,
             doc: "the model's blessing from `bless`: an unblessed model is not pushed",
+            optional: true,
+        },
+        PortSpec {
+            name: "infra_blessing",
+            ty: ArtifactType::InfraBlessing,
+            doc: "the model's infra blessing from `infra_validate`: a model that failed it is not pushed",
             optional: true,
         },
     ],
@@ -103,6 +111,19 @@ impl TypedComponent for Push {
                 let failed = failed_checks(b);
                 let reason = format!("not blessed ({} failed checks: {})", failed.len(), failed.join("; "));
                 return refuse(ctx, &model.digest, reason, json!({ "failed_checks": failed }));
+            }
+        }
+        if let Some(b) = ctx.inputs.get("infra_blessing") {
+            let b = flywheel_data::table::read_json(&b.path)?;
+            if b["model_digest"].as_str() != Some(model.digest.as_str()) {
+                return Err(ExecError::failed(
+                    "the infra blessing is for another model than the one given to push; wire `infra_validate` and push from the same `train` output",
+                ));
+            }
+            if b["blessed"] != true {
+                let failed = failed_infra_checks(&b);
+                let reason = format!("failed infra validation ({} failed checks: {})", failed.len(), failed.join("; "));
+                return refuse(ctx, &model.digest, reason, json!({ "failed_infra_checks": failed }));
             }
         }
         let expected = expected_target(blessing.as_ref(), name);
@@ -180,6 +201,25 @@ fn failed_checks(blessing: &Json) -> Vec<String> {
                 c["rule"].as_str().unwrap_or_default(),
                 c["value"],
                 c["margin"].as_f64().map_or("?".into(), |m| format!("{:.6}", -m))
+            )
+        })
+        .collect()
+}
+
+fn failed_infra_checks(blessing: &Json) -> Vec<String> {
+    let Some(checks) = blessing["checks"].as_array() else {
+        return vec!["the infra blessing lists no checks".into()];
+    };
+    checks
+        .iter()
+        .filter(|c| c["passed"] != true)
+        .map(|c| {
+            format!(
+                "{} (figure {}, {} {})",
+                c["check"].as_str().unwrap_or_default(),
+                c["figure"],
+                c["rule"].as_str().unwrap_or_default(),
+                c["threshold"]
             )
         })
         .collect()
@@ -291,5 +331,62 @@ mod tests {
         assert_eq!(run(json!({ "alias": "production" })), "parameter `model_name` is required");
         assert!(run(json!({ "model_name": "bikes", "alias": "2" })).starts_with("alias `2` is a number"));
         assert!(registry.calls().is_empty());
+    }
+
+    /// A push step as [`step`], with an infra blessing for `digest` too.
+    fn with_infra(dir: &std::path::Path, infra: Json, digest: &str) -> ExecContextBuilder {
+        let mut infra = infra;
+        infra["model_digest"] = json!(digest);
+        let path = dir.join("infra_blessing.json");
+        write_json(&path, &infra).unwrap();
+        step(dir, json!({ "model_name": "bikes", "alias": "production" }), json!({ "blessed": true })).input_file(
+            "infra_blessing",
+            ArtifactType::InfraBlessing,
+            &path,
+        )
+    }
+
+    #[test]
+    fn a_model_that_failed_infra_validation_is_refused_and_nothing_is_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let infra = json!({ "blessed": false, "checks": [
+            { "check": "answers", "figure": 0, "rule": "mismatches <= 0", "threshold": 0.0, "passed": true },
+            { "check": "min_rps", "figure": 12.5, "rule": "rps >=", "threshold": 50.0, "passed": false },
+        ]});
+        let registry = recorder(None);
+        let digest = flywheel_core::digest_bytes(b"{}");
+        let ctx = with_infra(dir.path(), infra, &digest).registry(registry.clone() as Arc<dyn ModelRegistry>).build();
+        Push.execute(&ctx).unwrap();
+        let refusal = ctx.take_refusal().unwrap_or_default();
+        assert_eq!(refusal, "failed infra validation (1 failed checks: min_rps (figure 12.5, rps >= 50.0))");
+        assert!(registry.calls().is_empty());
+        let record = flywheel_data::table::read_json(&ctx.output_path("pushed")).unwrap();
+        assert_eq!(record["pushed"], json!(false));
+    }
+
+    #[test]
+    fn an_infra_blessing_of_another_model_stops_the_push() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = recorder(None);
+        let ctx = with_infra(dir.path(), json!({ "blessed": true, "checks": [] }), "another-digest")
+            .registry(registry.clone() as Arc<dyn ModelRegistry>)
+            .build();
+        let e = Push.execute(&ctx).unwrap_err().to_string();
+        assert!(e.starts_with("the infra blessing is for another model"), "{e}");
+        assert!(registry.calls().is_empty());
+    }
+
+    #[test]
+    fn a_model_that_passed_infra_validation_is_pushed() {
+        let dir = tempfile::tempdir().unwrap();
+        let registered = RegisteredModel { name: "bikes".into(), version: 1, created: true };
+        let registry = recorder(Some(Published::Done { model: registered, alias_was: None }));
+        let digest = flywheel_core::digest_bytes(b"{}");
+        let ctx = with_infra(dir.path(), json!({ "blessed": true, "checks": [] }), &digest)
+            .registry(registry.clone() as Arc<dyn ModelRegistry>)
+            .build();
+        Push.execute(&ctx).unwrap();
+        assert_eq!(ctx.take_refusal(), None);
+        assert_eq!(registry.calls().len(), 1);
     }
 }

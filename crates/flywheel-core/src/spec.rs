@@ -28,6 +28,9 @@ pub enum ArtifactType {
     PushedModel,
     /// Whether a model passed model validation, check by check (JSON).
     Blessing,
+    /// Whether a model passed infra validation on the real server: answers
+    /// equal to in-process predictions, load-test figures within targets (JSON).
+    InfraBlessing,
     /// Chosen hyperparameters (what `tune` hands to `train`).
     Hyperparameters,
     /// Any file, e.g. what a `command` step wrote.
@@ -37,7 +40,7 @@ pub enum ArtifactType {
 }
 
 impl ArtifactType {
-    pub const NAMED: [ArtifactType; 10] = [
+    pub const NAMED: [ArtifactType; 11] = [
         ArtifactType::Dataset,
         ArtifactType::Statistics,
         ArtifactType::Schema,
@@ -46,6 +49,7 @@ impl ArtifactType {
         ArtifactType::Metrics,
         ArtifactType::PushedModel,
         ArtifactType::Blessing,
+        ArtifactType::InfraBlessing,
         ArtifactType::Hyperparameters,
         ArtifactType::File,
     ];
@@ -60,6 +64,7 @@ impl ArtifactType {
             ArtifactType::Metrics => "metrics",
             ArtifactType::PushedModel => "pushed_model",
             ArtifactType::Blessing => "blessing",
+            ArtifactType::InfraBlessing => "infra_blessing",
             ArtifactType::Hyperparameters => "hyperparameters",
             ArtifactType::File => "file",
             ArtifactType::Any => "any",

@@ -180,7 +180,11 @@ fn compare_columns(
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+        // A worker that panicked loses its columns: say so rather than
+        // report drift over fewer columns than were asked for.
+        let lost =
+            || vec![Err(DataError::Internal("a drift worker thread panicked; its columns were not compared".into()))];
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|_| lost())).collect()
     });
     results.into_iter().collect()
 }

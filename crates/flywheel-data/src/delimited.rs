@@ -7,6 +7,7 @@
 
 use crate::DataError;
 use crate::batch::{Batches, DEFAULT_MISSING, INFER_ROWS, ReadOptions, open_file, suggest};
+use crate::quotes::QuoteWatch;
 use arrow_array::{Array, ArrayRef, RecordBatch, StringArray};
 use arrow_cast::parse::Parser;
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -14,6 +15,7 @@ use std::io::BufReader;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The delimiters tried, in order of preference on a tie.
 pub const DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
@@ -173,6 +175,7 @@ type Break = (usize, String);
 pub(crate) struct Plan {
     path: PathBuf,
     format: arrow_csv::reader::Format,
+    delimiter: u8,
     names: Vec<String>,
     kinds: Vec<Kind>,
     /// Who chose each column's type, when not inferred.
@@ -285,6 +288,7 @@ pub(crate) fn plan(path: &Path, opts: &ReadOptions) -> Result<Plan, DataError> {
     let mut plan = Plan {
         path: path.to_path_buf(),
         format,
+        delimiter,
         kinds: vec![Kind::Null; names.len()],
         declared: names
             .iter()
@@ -347,13 +351,14 @@ fn kind_of(path: &Path, opts: &ReadOptions, name: &str, sampled: Kind) -> Result
 
 /// Opens the CSV stream for a plan.
 pub(crate) fn open(plan: Plan) -> Result<Batches, DataError> {
+    let (watched, unclosed) = QuoteWatch::new(csv_reader(&plan.path)?, plan.delimiter);
     let reader = arrow_csv::ReaderBuilder::new(plan.read_schema())
         .with_format(plan.format.clone())
         .with_batch_size(8192)
-        .build(csv_reader(&plan.path)?)
+        .build(Box::new(watched) as Box<dyn Read + Send>)
         .map_err(|e| map_csv_error(&plan.path, e, None))?;
     let schema = plan.schema();
-    let mut stream = Stream { plan, reader, rows: 0, failed: false };
+    let mut stream = Stream { plan, reader, rows: 0, failed: false, unclosed };
     let iter = std::iter::from_fn(move || stream.next_batch());
     Ok(Batches { schema, iter: Box::new(iter) })
 }
@@ -363,6 +368,8 @@ struct Stream {
     reader: arrow_csv::Reader<Box<dyn Read + Send>>,
     rows: usize,
     failed: bool,
+    /// The line of a quote left open at the end of the file (0: none).
+    unclosed: Arc<AtomicUsize>,
 }
 
 /// A value a column's kind could not take: where, and which.
@@ -377,9 +384,19 @@ impl Stream {
         if self.failed {
             return None;
         }
-        let out = match self.reader.next()? {
-            Ok(b) => self.convert(b),
-            Err(e) => Err(self.arrow_error(e)),
+        let out = match self.reader.next() {
+            Some(Ok(b)) => self.convert(b),
+            Some(Err(e)) => Err(self.arrow_error(e)),
+            None => match self.unclosed.load(Ordering::Relaxed) {
+                0 => return None,
+                line => Err(DataError::AtLine {
+                    path: self.plan.path.clone(),
+                    line,
+                    message: "a quote opens a field here and never closes, so every row after it would be read \
+                              as one value; close the quote, or double a quote meant as a character (\"\")"
+                        .into(),
+                }),
+            },
         };
         self.failed = out.is_err();
         Some(out)

@@ -12,6 +12,7 @@ pub mod dataset_drift;
 pub mod delimited;
 pub mod model_file;
 pub mod profiling;
+mod quotes;
 pub mod report;
 pub mod table;
 
@@ -78,6 +79,9 @@ pub enum DataError {
     UnknownColumn { option: &'static str, column: String, hint: String },
     #[error("the two datasets share no columns (reference: {reference}; current: {current})")]
     NothingShared { reference: String, current: String },
+    /// A bug: a worker thread panicked. Reported, never a silently shorter result.
+    #[error("internal error: {0} (please report it)")]
+    Internal(String),
 }
 
 /// A component reports a data error as its failure; a fit or prediction

@@ -11,7 +11,7 @@ use rusqlite::{Transaction, params};
 use serde::Serialize;
 
 /// One entry of a model's history, oldest first.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HistoryEntry {
     pub at: String,
     /// `register`, `set_alias`, `approve`, `reject`, `tag`, `untag`, `describe`.
@@ -23,6 +23,18 @@ pub struct HistoryEntry {
     pub caller: Option<String>,
     pub reason: Option<String>,
     /// `key=value` for tags, the text for a description.
+    pub detail: Option<String>,
+}
+
+/// What a prediction server did with a version, for the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServingEvent {
+    pub model: String,
+    /// `serve_swap` or `serve_load_failed`.
+    pub action: &'static str,
+    pub alias: Option<String>,
+    pub from_version: Option<i64>,
+    pub version: i64,
     pub detail: Option<String>,
 }
 
@@ -153,6 +165,31 @@ impl MetadataStore {
         Ok(rows)
     }
 
+    /// Records what a prediction server did with a version an alias points
+    /// at (`serve_swap`: now answering; `serve_load_failed`: refused, with
+    /// why in `detail`) in the model's audit log, so `models history` tells
+    /// when each version started answering.
+    pub fn record_serving(&self, event: &ServingEvent, change: Change) -> Result<()> {
+        self.in_registry_tx(|tx| {
+            tx.execute(
+                "INSERT INTO registry_audit (model_name, action, alias, from_version, version, caller, at, reason, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    event.model,
+                    event.action,
+                    event.alias,
+                    event.from_version,
+                    event.version,
+                    change.caller,
+                    flywheel_core::now_rfc3339(),
+                    change.reason,
+                    event.detail
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
     /// Runs `f` in one IMMEDIATE transaction: registry writers queue here,
     /// readers (WAL) never wait.
     fn in_registry_tx<T>(&self, f: impl FnOnce(&Transaction) -> Result<T>) -> Result<T> {
@@ -206,6 +243,27 @@ mod tests {
     use crate::{ApprovalState, Change, MetadataError};
 
     const ANA: Change = Change { caller: "ana", reason: Some("slices checked") };
+
+    #[test]
+    fn what_a_server_did_with_a_version_is_in_the_models_history() {
+        let (_d, s) = store();
+        let a = s.record_artifact(&artifact("m1", "model")).unwrap();
+        s.register_model_version("bikes", a, None).unwrap();
+        let event = crate::ServingEvent {
+            model: "bikes".into(),
+            action: "serve_load_failed",
+            alias: Some("production".into()),
+            from_version: Some(1),
+            version: 2,
+            detail: Some("corrupt".into()),
+        };
+        s.record_serving(&event, Change { caller: "serve@h:1", reason: None }).unwrap();
+        let h = s.model_history("bikes").unwrap();
+        let last = h.last().unwrap();
+        assert_eq!((last.action.as_str(), last.version, last.from_version), ("serve_load_failed", Some(2), Some(1)));
+        assert_eq!((last.alias.as_deref(), last.detail.as_deref()), (Some("production"), Some("corrupt")));
+        assert_eq!(s.registry_audit(1).unwrap()[0].1, *last);
+    }
 
     #[test]
     fn decisions_tags_and_descriptions_are_recorded_with_who_and_why() {

@@ -23,14 +23,16 @@ mod publish;
 mod records;
 mod registry;
 mod runs;
+mod serving_log;
 mod signals;
 
 pub use cache::CachedOutputs;
-pub use governance::{HistoryEntry, VersionReport};
+pub use governance::{HistoryEntry, ServingEvent, VersionReport};
 pub use health::{History, IntegrityProblem, StaleExecution, check_database_file};
 pub use publish::PublishOutcome;
 pub use records::*;
 pub use runs::{hostname, pid_alive};
+pub use serving_log::{Feedback, Label, LoggedRequest, NewSegment, Segment, TargetKind};
 
 use rusqlite::{Connection, params};
 use serde_json::Value as Json;

@@ -145,4 +145,40 @@ ALTER TABLE registry_audit ADD COLUMN detail TEXT;
 CREATE INDEX registry_audit_model ON registry_audit(model_name, id);
 "#,
     ),
+    (
+        6,
+        r#"
+CREATE TABLE serving_segments (
+    id         INTEGER PRIMARY KEY,
+    model_name TEXT NOT NULL,
+    version    INTEGER NOT NULL,
+    hour       TEXT NOT NULL,
+    path       TEXT NOT NULL UNIQUE,
+    rows       INTEGER NOT NULL,
+    first_us   INTEGER NOT NULL,
+    last_us    INTEGER NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX serving_segments_window ON serving_segments(model_name, first_us);
+CREATE TABLE serving_requests (
+    request_id TEXT PRIMARY KEY,
+    model_name TEXT NOT NULL,
+    version    INTEGER NOT NULL,
+    rows       INTEGER NOT NULL,
+    target     TEXT NOT NULL CHECK (target IN ('number', 'text')),
+    at_us      INTEGER NOT NULL,
+    segment_id INTEGER NOT NULL REFERENCES serving_segments(id)
+);
+CREATE TABLE serving_feedback (
+    request_id TEXT NOT NULL,
+    row        INTEGER NOT NULL,
+    model_name TEXT NOT NULL,
+    label_num  REAL,
+    label_text TEXT,
+    at_us      INTEGER NOT NULL,
+    PRIMARY KEY (request_id, row)
+);
+CREATE INDEX serving_requests_window ON serving_requests(model_name, at_us);
+"#,
+    ),
 ];

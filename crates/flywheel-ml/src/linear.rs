@@ -192,7 +192,7 @@ pub struct Logistic {
 /// Splits rows over threads for one pass; `f(start, end)` returns a partial
 /// result, summed by `add`.
 fn par_rows<T: Send>(rows: usize, work: usize, f: impl Fn(usize, usize) -> T + Sync, add: impl Fn(T, T) -> T) -> T {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = crate::par::cores();
     if threads == 1 || work < 400_000 {
         return f(0, rows);
     }

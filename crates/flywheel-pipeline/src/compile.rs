@@ -5,6 +5,7 @@ use crate::PipelineError;
 use crate::config::{Located, PipelineConfig, StepConfig};
 use crate::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
 use crate::graph::topo_order;
+use crate::publishing::{StepView, unread_infra_blessings};
 use flywheel_core::{ArtifactType, ComponentRegistry, ComponentSpec, ParamType};
 use serde_json::Value as Json;
 use std::collections::{BTreeMap, HashMap};
@@ -242,6 +243,13 @@ impl Compiler<'_> {
         };
         let steps: Vec<Step> =
             cfg.steps.iter().enumerate().map(|(i, s)| self.step(s, specs[i], &graph, &defaults)).collect();
+        let views: Vec<StepView> = cfg
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| StepView { config: s, spec: specs[i], role: self.role_of(specs[i]), outputs: &outputs[i] })
+            .collect();
+        self.errors.extend(unread_infra_blessings(&views));
         let steps = self.in_topological_order(steps, &cfg.steps)?;
         let base_dir = path
             .parent()
@@ -399,6 +407,10 @@ impl Compiler<'_> {
                 None
             }
         }
+    }
+
+    fn role_of(&self, spec: Option<&'static ComponentSpec>) -> flywheel_core::Role {
+        spec.and_then(|s| self.components.get(s.name)).map_or(flywheel_core::Role::Ordinary, |c| c.role())
     }
 
     fn component_of(&mut self, s: &StepConfig) -> Option<&'static ComponentSpec> {

@@ -10,6 +10,7 @@ pub mod compile;
 pub mod config;
 pub mod diagnostic;
 pub mod graph;
+pub mod publishing;
 
 pub use compile::{InputRef, ModelInputRef, Parameter, Pipeline, Step, compile, compile_file, compile_file_with};
 pub use config::PipelineConfig;

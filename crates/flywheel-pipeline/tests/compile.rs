@@ -301,3 +301,84 @@ fn durations_substitute_parameters() {
     let p = compile(src, Path::new("p.toml"), &registry()).unwrap();
     assert_eq!(p.steps[0].timeout, Some(std::time::Duration::from_secs(120)));
 }
+
+static INFRA: ComponentSpec = ComponentSpec {
+    name: "infra",
+    version: "1",
+    description: "",
+    params: &[],
+    inputs: &[],
+    outputs: &[PortSpec { name: "verdict", ty: ArtifactType::InfraBlessing, doc: "", optional: false }],
+    dynamic_ports: false,
+};
+
+static PUBLISH: ComponentSpec = ComponentSpec {
+    name: "publish",
+    version: "1",
+    description: "",
+    params: &[],
+    inputs: &[
+        PortSpec { name: "data", ty: ArtifactType::Dataset, doc: "", optional: false },
+        PortSpec { name: "infra_blessing", ty: ArtifactType::InfraBlessing, doc: "", optional: true },
+    ],
+    outputs: &[],
+    dynamic_ports: false,
+};
+
+struct Publisher;
+
+impl Component for Publisher {
+    fn spec(&self) -> &'static ComponentSpec {
+        &PUBLISH
+    }
+    fn execute(&self, _: &ExecContext) -> Result<(), ExecError> {
+        Ok(())
+    }
+    fn role(&self) -> flywheel_core::Role {
+        flywheel_core::Role::Publisher
+    }
+}
+
+fn publishing_errors(src: &str) -> Vec<String> {
+    let registry = ComponentRegistry::new(vec![Arc::new(Fake(&SOURCE)), Arc::new(Fake(&INFRA)), Arc::new(Publisher)]);
+    match compile(src, Path::new("p.toml"), &registry) {
+        Ok(_) => Vec::new(),
+        Err(PipelineError::Invalid(d)) => vec![d.to_string()],
+        Err(e) => vec![e.to_string()],
+    }
+}
+
+#[test]
+fn an_infra_blessing_no_publisher_reads_is_reported_at_the_publisher() {
+    let src = r#"
+[pipeline]
+name = "p"
+[steps.a]
+component = "source"
+params = { path = "d.csv" }
+[steps.check]
+component = "infra"
+[steps.push]
+component = "publish"
+inputs = { data = "a.data" }
+"#;
+    insta::assert_snapshot!(publishing_errors(src).join("\n"), @r#"
+    p.toml:9:8: error: step `push` publishes without reading the infra blessing of step `check`
+        | [steps.push]
+        |        ^^^^
+        = help: add `infra_blessing = "check.verdict"` to its inputs, so that a model that failed infra validation is not published
+    "#);
+    let wired = src.replace("{ data = \"a.data\" }", "{ data = \"a.data\", infra_blessing = \"check.verdict\" }");
+    assert!(publishing_errors(&wired).is_empty());
+    // Without a publisher, an infra validation alone is fine.
+    let alone = src.replace("[steps.push]\ncomponent = \"publish\"\ninputs = { data = \"a.data\" }\n", "");
+    assert!(publishing_errors(&alone).is_empty());
+    // The publisher reads another infra blessing: reported at the unread one.
+    let other = format!("{wired}[steps.check2]\ncomponent = \"infra\"\n");
+    insta::assert_snapshot!(publishing_errors(&other).join("\n"), @r#"
+    p.toml:12:8: error: the infra blessing of step `check2` is read by no publisher
+        | [steps.check2]
+        |        ^^^^^^
+        = help: `push` reads another infra blessing through `infra_blessing`: wire this one into the publisher of the model it validates, or remove step `check2`
+    "#);
+}

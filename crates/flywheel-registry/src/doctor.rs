@@ -17,7 +17,8 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
     /// `database`, `dead_run`, `stale_execution`, `missing_blob`,
-    /// `corrupt_blob`, `orphan_blob`, `temp_file` or `work_folder`.
+    /// `corrupt_blob`, `orphan_blob`, `temp_file`, `work_folder`,
+    /// `missing_segment` or `unindexed_segment` (the prediction log).
     pub kind: &'static str,
     /// What it is about: a digest, a path, `run 3`, `execution 7`.
     pub subject: String,
@@ -76,6 +77,7 @@ pub async fn examine(home: &Home, repair: bool) -> Result<Report> {
     d.runs()?;
     d.blobs().await?;
     d.work_folders()?;
+    d.prediction_log()?;
     let mut report = d.report;
     report.remaining = report.findings.iter().filter(|f| f.severity == "problem" && !f.repaired).count();
     report.healthy = report.remaining == 0;
@@ -234,4 +236,58 @@ impl Doctor<'_> {
         }
         Ok(())
     }
+
+    /// The prediction log (`predictions/`, written by `flywheel serve`):
+    /// indexed segments whose file is gone, and files no index row names
+    /// (a server stopped between writing and indexing, or its temporary
+    /// files). Files younger than an hour are left alone while another
+    /// process uses the home: a server may be about to index them.
+    fn prediction_log(&mut self) -> Result<()> {
+        let meta = self.home.metadata.clone();
+        let indexed = meta.all_segments()?;
+        for seg in &indexed {
+            if self.home.root.join(&seg.path).is_file() {
+                continue;
+            }
+            let problem = format!(
+                "segment of {}@{} ({} rows) is in the index but its file is gone",
+                seg.model_name, seg.version, seg.rows
+            );
+            let fix = self.fix("dropped from the index", "`flywheel doctor --repair` drops it from the index");
+            if self.repair {
+                meta.forget_segment(seg.id)?;
+            }
+            self.add("missing_segment", seg.path.clone(), problem, fix);
+        }
+        let known: std::collections::HashSet<PathBuf> = indexed.iter().map(|s| self.home.root.join(&s.path)).collect();
+        let sole = self.home.sole();
+        for file in files_under(&self.home.root.join("predictions")) {
+            let age = std::fs::metadata(&file).and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+            if known.contains(&file) || (!sole && age.is_none_or(|a| a <= STALE_TEMP_AGE)) {
+                continue;
+            }
+            let fix = self.fix("removed", "`flywheel doctor --repair` removes it");
+            if self.repair {
+                remove_path(&file)?;
+            }
+            let problem = "prediction log file no index row names (a write or index that never finished)".to_string();
+            self.add("unindexed_segment", file.display().to_string(), problem, fix);
+        }
+        Ok(())
+    }
+}
+
+/// Files two levels below `dir` (`<model>/<hour>/<file>`).
+fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
+    let list = |d: &std::path::Path| -> Vec<PathBuf> {
+        std::fs::read_dir(d).map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect()).unwrap_or_default()
+    };
+    let mut out = Vec::new();
+    for model in list(dir).into_iter().filter(|p| p.is_dir()) {
+        for hour in list(&model).into_iter().filter(|p| p.is_dir()) {
+            out.extend(list(&hour).into_iter().filter(|p| p.is_file()));
+        }
+    }
+    out.sort();
+    out
 }

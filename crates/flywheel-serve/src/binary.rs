@@ -89,7 +89,7 @@ pub fn decode(dtype: Dtype, raw: &[u8], n: usize, name: &str) -> Result<Elements
 }
 
 fn decode_bytes(mut raw: &[u8], n: usize, name: &str) -> Result<Vec<String>> {
-    let mut out = Vec::with_capacity(n);
+    let mut out = Vec::with_capacity(n.min(crate::RESERVE));
     while !raw.is_empty() {
         let Some((len, rest)) = raw.split_first_chunk::<4>() else {
             return Err(bad(format!("input `{name}`: BYTES element {} has a cut length prefix", out.len())));

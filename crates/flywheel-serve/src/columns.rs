@@ -2,7 +2,7 @@
 //! signature input, numbers (`null` → NaN, a missing value) or text, each
 //! refusal naming the column, and the row when there is one.
 
-use crate::table::Served;
+use crate::served::Served;
 use crate::{Result, bad};
 use flywheel_ml::{Column, ColumnKind, Frame, Text};
 use serde_json::Value;
@@ -15,6 +15,7 @@ pub enum Builder {
 
 impl Builder {
     pub fn new(kind: ColumnKind, rows: usize) -> Self {
+        let rows = rows.min(crate::RESERVE);
         match kind {
             ColumnKind::Number => Builder::Num(Vec::with_capacity(rows)),
             ColumnKind::Text => Builder::Text(Vec::with_capacity(rows)),
@@ -154,6 +155,10 @@ fn nan_as_null(body: &[u8]) -> Result<Option<Vec<u8>>> {
 pub fn check_names<'a>(served: &Served, given: impl IntoIterator<Item = &'a str>) -> Result<()> {
     let given: Vec<&str> = given.into_iter().collect();
     let inputs = served.input_names();
+    // The common case, checked without building a message.
+    if given.len() == inputs.len() && inputs.iter().all(|i| given.contains(i)) {
+        return Ok(());
+    }
     if let Some(dup) = given.iter().enumerate().find(|(i, g)| given[..*i].contains(g)).map(|(_, g)| g) {
         return Err(bad(format!("input `{dup}` is given twice")));
     }

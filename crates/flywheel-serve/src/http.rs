@@ -2,25 +2,25 @@
 //! model a request names, running the prediction, and turning every refusal
 //! into a JSON `{"error": "..."}` with a 4xx status.
 
+use crate::headers::{ARM_HEADER, KEY_HEADER, MODEL_HEADER, REQUEST_ID_HEADER, VERSION_HEADER};
+use crate::log::{Entry, now_us};
+use crate::served::Served;
 use crate::state::AppState;
-use crate::table::{ModelTable, Served};
-use crate::{Result, ServeError, mlflow, oip};
+use crate::table::{ModelTable, Picked, Unanswered};
+use crate::{BODY_LIMIT, Result, ServeError, feedback, mlflow, oip, ops, split_api};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
+use flywheel_core::ModelRef;
 use flywheel_ml::{Frame, MlError, Prediction};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
-/// The largest request body taken (413 beyond).
-pub const BODY_LIMIT: usize = 64 << 20;
-/// Says which version answered: `NAME@VERSION`.
-pub const VERSION_HEADER: &str = "x-flywheel-model-version";
-/// Names the model `/invocations` is for when several are served (or `?model=`).
-pub const MODEL_HEADER: &str = "x-flywheel-model";
 const BINARY_HEADER: &str = "inference-header-content-length";
 /// Requests with more rows than this predict on a blocking thread, so one
 /// big batch does not hold up the small requests sharing its worker.
@@ -30,6 +30,14 @@ type App = State<Arc<AppState>>;
 
 /// Every route, answering from `app`'s models.
 pub fn router(app: Arc<AppState>) -> Router {
+    let predictions = Router::new()
+        .route("/v2/models/{name}/infer", post(infer))
+        .route("/v2/models/{name}/versions/{version}/infer", post(infer_v))
+        .route("/invocations", post(invocations))
+        .route_layer(from_fn_with_state(app.clone(), ops::limit))
+        .route_layer(from_fn_with_state(app.clone(), ops::observe));
+    let split = get(split_api::get_split)
+        .merge(put(split_api::put_split).route_layer(from_fn_with_state(app.clone(), ops::authorize)));
     Router::new()
         .route("/v2", get(|| async { json(StatusCode::OK, &oip::server_metadata()) }))
         .route("/v2/health/live", get(|| async { StatusCode::OK }))
@@ -38,11 +46,12 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/v2/models/{name}/versions/{version}", get(metadata_v))
         .route("/v2/models/{name}/ready", get(model_ready))
         .route("/v2/models/{name}/versions/{version}/ready", get(model_ready_v))
-        .route("/v2/models/{name}/infer", post(infer))
-        .route("/v2/models/{name}/versions/{version}/infer", post(infer_v))
-        .route("/invocations", post(invocations))
+        .route("/v2/models/{name}/split", split)
+        .merge(predictions)
         .route("/ping", get(server_ready))
         .route("/health", get(server_ready))
+        .route("/metrics", get(metrics))
+        .merge(feedback::routes().route_layer(from_fn_with_state(app.clone(), ops::authorize)))
         .fallback(|| async { ServeError::NotFound("no such endpoint: see /v2 and /invocations".into()) })
         .method_not_allowed_fallback(|| async {
             (StatusCode::METHOD_NOT_ALLOWED, error_body("method not allowed on this endpoint"))
@@ -63,31 +72,36 @@ pub async fn serve(
         .map_err(|e| ServeError::Internal(format!("server stopped: {e}")))
 }
 
+async fn metrics(State(app): App) -> Response {
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    ([(header::CONTENT_TYPE, content_type)], app.render_metrics()).into_response()
+}
+
 async fn server_ready(State(app): App) -> StatusCode {
-    if app.table.names().is_empty() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK }
+    if app.table.ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }
 }
 
 async fn metadata(State(app): App, Path(name): Path<String>) -> Result<Response> {
-    let served = find(&app.table, &name, None)?;
+    let served = any_version(&app.table, &name)?;
     Ok(versioned(json(StatusCode::OK, &oip::model_metadata(&served)), &served))
 }
 
 async fn metadata_v(State(app): App, Path((name, v)): Path<(String, String)>) -> Result<Response> {
-    let served = find(&app.table, &name, Some(&v))?;
+    let served = find_version(&app.table, &name, &v)?;
     Ok(versioned(json(StatusCode::OK, &oip::model_metadata(&served)), &served))
 }
 
 async fn model_ready(State(app): App, Path(name): Path<String>) -> Result<StatusCode> {
-    find(&app.table, &name, None).map(|_| StatusCode::OK)
+    any_version(&app.table, &name).map(|_| StatusCode::OK)
 }
 
 async fn model_ready_v(State(app): App, Path((name, v)): Path<(String, String)>) -> Result<StatusCode> {
-    find(&app.table, &name, Some(&v)).map(|_| StatusCode::OK)
+    find_version(&app.table, &name, &v).map(|_| StatusCode::OK)
 }
 
 async fn infer(State(app): App, Path(name): Path<String>, headers: HeaderMap, body: Body) -> Result<Response> {
-    let served = find(&app.table, &name, None)?;
-    infer_with(served, &headers, body).await
+    let picked = pick(&app.table, &name, &headers)?;
+    infer_with(&app, picked, &headers, body).await
 }
 
 async fn infer_v(
@@ -96,20 +110,26 @@ async fn infer_v(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    let served = find(&app.table, &name, Some(&v))?;
-    infer_with(served, &headers, body).await
+    let served = find_version(&app.table, &name, &v)?;
+    let arm = flywheel_core::ModelRef { name, selector: flywheel_core::Selector::Version(served.version) };
+    infer_with(&app, Picked { served, arm, shadow: None }, &headers, body).await
 }
 
 /// `POST .../infer`: JSON, or a JSON header and binary tensors.
-async fn infer_with(served: Arc<Served>, headers: &HeaderMap, body: Body) -> Result<Response> {
+async fn infer_with(app: &Arc<AppState>, picked: Picked, headers: &HeaderMap, body: Body) -> Result<Response> {
+    let served = picked.served.clone();
+    let started = Instant::now();
     let body = read_body(headers, body).await?;
     let (head, data) = match header_str(headers, BINARY_HEADER)? {
         Some(n) => crate::binary::split(&body, n)?,
         None => (&body[..], &[][..]),
     };
     let oip::Infer { id, frame, outputs } = oip::parse_infer(&served, head, data)?;
-    let id = id.unwrap_or_else(new_id);
-    let pred = predict(&served, frame).await?;
+    let id = match id {
+        Some(id) if !id.is_empty() => id,
+        _ => request_id(headers)?,
+    };
+    let (pred, frame) = answer(app, &picked, &id, frame).await?;
     let encoded = oip::answer(&served, &outputs, &id, &pred);
     let mut response = Response::new(Body::from(encoded.body));
     let h = response.headers_mut();
@@ -122,68 +142,169 @@ async fn infer_with(served: Arc<Served>, headers: &HeaderMap, body: Body) -> Res
             h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
     }
-    Ok(versioned(response, &served))
+    with_id(&mut response, &id);
+    let by = Answerer { served: &picked.served, arm: &picked.arm, shadow: false };
+    log_prediction(app, by, id, frame, pred, started);
+    Ok(picked_by(response, &picked))
 }
 
 /// `POST /invocations`, MLflow's scoring format.
 async fn invocations(State(app): App, RawQuery(query): RawQuery, headers: HeaderMap, body: Body) -> Result<Response> {
-    let served = invocation_model(&app.table, query.as_deref(), &headers)?;
+    let started = Instant::now();
+    let picked = invocation_model(&app.table, query.as_deref(), &headers)?;
+    let id = request_id(&headers)?;
     let body = read_body(&headers, body).await?;
-    let frame = mlflow::parse(&served, header_str(&headers, header::CONTENT_TYPE.as_str())?, &body)?;
-    let pred = predict(&served, frame).await?;
-    Ok(versioned(json(StatusCode::OK, &mlflow::answer(&served, &pred)), &served))
+    let frame = mlflow::parse(&picked.served, header_str(&headers, header::CONTENT_TYPE.as_str())?, &body)?;
+    let (pred, frame) = answer(&app, &picked, &id, frame).await?;
+    let mut response = json(StatusCode::OK, &mlflow::answer(&picked.served, &pred));
+    with_id(&mut response, &id);
+    let by = Answerer { served: &picked.served, arm: &picked.arm, shadow: false };
+    log_prediction(&app, by, id, frame, pred, started);
+    Ok(picked_by(response, &picked))
+}
+
+/// The caller's `x-request-id`, or a new id.
+fn request_id(headers: &HeaderMap) -> Result<String> {
+    match header_str(headers, REQUEST_ID_HEADER)? {
+        Some(id) if !id.trim().is_empty() => Ok(id.trim().to_string()),
+        _ => Ok(new_id()),
+    }
+}
+
+fn with_id(response: &mut Response, id: &str) {
+    if let Ok(v) = HeaderValue::from_str(id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+}
+
+/// Who made a logged prediction: the version, the arm of the split that
+/// chose it, and whether it answered as the shadow.
+struct Answerer<'a> {
+    served: &'a Arc<Served>,
+    arm: &'a ModelRef,
+    shadow: bool,
+}
+
+/// Hands a sampled request to the prediction log (never waits, never fails).
+fn log_prediction(app: &AppState, by: Answerer, id: String, frame: Frame, pred: Prediction, started: Instant) {
+    let served = by.served;
+    if !app.log.sampled(&served.name, &id) {
+        return;
+    }
+    let latency_us = started.elapsed().as_micros() as i64;
+    app.log.record(Entry {
+        request_id: id,
+        arm: by.arm.to_string(),
+        shadow: by.shadow,
+        at_us: now_us() - latency_us,
+        served: served.clone(),
+        frame,
+        prediction: pred,
+        latency_us,
+    });
 }
 
 /// The model `/invocations` is for: `?model=NAME`, the `x-flywheel-model`
 /// header, or the only one served.
-fn invocation_model(table: &ModelTable, query: Option<&str>, headers: &HeaderMap) -> Result<Arc<Served>> {
+fn invocation_model(table: &ModelTable, query: Option<&str>, headers: &HeaderMap) -> Result<Picked> {
     let from_query = query.into_iter().flat_map(|q| q.split('&')).find_map(|kv| kv.strip_prefix("model="));
-    match from_query.or(header_str(headers, MODEL_HEADER)?) {
-        Some(name) => find(table, name, None),
+    let name = match from_query.or(header_str(headers, MODEL_HEADER)?) {
+        Some(name) => name.to_string(),
         None => table.sole().ok_or_else(|| {
             ServeError::BadRequest(format!(
                 "several models are served ({}): name one with ?model=NAME or the {MODEL_HEADER} header",
                 table.names().join(", ")
             ))
-        }),
+        })?,
+    };
+    pick(table, &name, headers)
+}
+
+/// The version that answers a request for `name`, by the model's split
+/// (sticky by the request's `x-flywheel-key`); a 404 naming the models
+/// served, or a 503 while none of its versions is loaded.
+fn pick(table: &ModelTable, name: &str, headers: &HeaderMap) -> Result<Picked> {
+    let key = headers.get(KEY_HEADER).map(|v| v.as_bytes());
+    table.pick(name, key).map_err(|why| unanswered(table, name, why))
+}
+
+fn any_version(table: &ModelTable, name: &str) -> Result<Arc<Served>> {
+    match table.get(name) {
+        Some(served) => Ok(served),
+        None if table.route(name).is_some() => Err(unanswered(table, name, Unanswered::NothingLoaded)),
+        None => Err(unanswered(table, name, Unanswered::NotServed)),
     }
 }
 
-/// The model a request names, or a 404 naming the models served.
-fn find(table: &ModelTable, name: &str, version: Option<&str>) -> Result<Arc<Served>> {
-    let Some(served) = table.get(name) else {
-        return Err(ServeError::NotFound(format!(
+/// Version `v` of `name`, when an arm of its split has it loaded.
+fn find_version(table: &ModelTable, name: &str, v: &str) -> Result<Arc<Served>> {
+    let loaded = any_version(table, name)?;
+    let found = v.parse::<i64>().ok().and_then(|n| table.version(name, n));
+    found.ok_or_else(|| {
+        let versions: Vec<String> = table
+            .route(name)
+            .map(|r| r.versions())
+            .unwrap_or_else(|| vec![loaded])
+            .iter()
+            .map(|s| s.version.to_string())
+            .collect();
+        ServeError::NotFound(format!(
+            "model `{name}` has no version `{v}` served; it serves version {}",
+            versions.join(", ")
+        ))
+    })
+}
+
+fn unanswered(table: &ModelTable, name: &str, why: Unanswered) -> ServeError {
+    match why {
+        Unanswered::NotServed => ServeError::NotFound(format!(
             "model `{name}` is not served; served: {}",
             table.all().iter().map(|s| s.label()).collect::<Vec<_>>().join(", ")
-        )));
-    };
-    match version {
-        Some(v) if v != served.version.to_string() => Err(ServeError::NotFound(format!(
-            "model `{name}` has no version `{v}` served; it serves version {}",
-            served.version
-        ))),
-        _ => Ok(served),
+        )),
+        Unanswered::NothingLoaded => ServeError::Unavailable(format!(
+            "model `{name}` has no version loaded yet: none of {} points at a version that loaded",
+            table.route(name).map(|r| r.split.to_string()).unwrap_or_default()
+        )),
     }
 }
 
-/// Runs the model; a refusal of the data (a non-finite number, say) is the
-/// caller's, anything else the server's.
-async fn predict(served: &Arc<Served>, frame: Frame) -> Result<Prediction> {
+/// Predicts with the picked version, then sends a copy to its shadow
+/// (whose answer is logged under the same request id, never returned).
+async fn answer(app: &Arc<AppState>, picked: &Picked, id: &str, frame: Frame) -> Result<(Prediction, Frame)> {
+    let answered = predict(&picked.served, frame).await?;
+    if let Some((arm, shadow)) = &picked.shadow {
+        let (app, id, arm) = (app.clone(), id.to_string(), arm.clone());
+        let started = Instant::now();
+        app.clone().shadow.send(shadow.clone(), &answered.1, move |served, frame, pred| {
+            let by = Answerer { served: &served, arm: &arm, shadow: true };
+            log_prediction(&app, by, id, frame, pred, started);
+        });
+    }
+    Ok(answered)
+}
+
+/// Runs the model, giving the frame back (for the log); a refusal of the
+/// data (a non-finite number, say) is the caller's, anything else the server's.
+async fn predict(served: &Arc<Served>, frame: Frame) -> Result<(Prediction, Frame)> {
     if frame.rows() == 0 {
         return Err(ServeError::BadRequest("the request has no rows to predict".into()));
     }
-    let result = if frame.rows() <= INLINE_ROWS {
-        served.model.predict(&frame)
+    let (result, frame) = if frame.rows() <= INLINE_ROWS {
+        (served.model.predict(&frame), frame)
     } else {
-        let served = served.clone();
-        tokio::task::spawn_blocking(move || served.model.predict(&frame))
-            .await
-            .map_err(|e| ServeError::Internal(format!("prediction failed: {e}")))?
+        let (served, slot) = (served.clone(), ops::current_slot());
+        tokio::task::spawn_blocking(move || {
+            let _held = slot;
+            (served.model.predict(&frame), frame)
+        })
+        .await
+        .map_err(|e| ServeError::Internal(format!("prediction failed: {e}")))?
     };
-    result.map_err(|e| match e {
+    let pred = result.map_err(|e| match e {
         MlError::Data(m) => ServeError::BadRequest(m),
         other => ServeError::Internal(format!("model `{}` failed: {other}", served.label())),
-    })
+    })?;
+    Ok((pred, frame))
 }
 
 async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes> {
@@ -207,12 +328,22 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>>
         .transpose()
 }
 
-/// A request id for a request that gave none: unique in this process and
-/// unlikely to repeat across restarts.
+/// A request id for a request that gave none: the process's start time
+/// (µs) and pid, then a counter, so ids stay unique across restarts (the
+/// log joins feedback by them).
 fn new_id() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    let start = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros());
-    format!("{start:x}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+    static START: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let start = START.get_or_init(|| format!("{:x}-{:x}", now_us(), std::process::id()));
+    format!("{start}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+fn picked_by(response: Response, picked: &Picked) -> Response {
+    let mut response = versioned(response, &picked.served);
+    if let Ok(v) = HeaderValue::from_str(&picked.arm.to_string()) {
+        response.headers_mut().insert(ARM_HEADER, v);
+    }
+    response
 }
 
 fn versioned(mut response: Response, served: &Served) -> Response {

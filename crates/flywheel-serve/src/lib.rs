@@ -14,16 +14,34 @@
 mod binary;
 mod columns;
 mod config;
+mod feedback;
+mod follow;
+mod headers;
 mod http;
+pub mod log;
+mod metrics;
 mod mlflow;
 mod oip;
+mod ops;
+mod route;
+mod served;
+mod shadow;
+mod split_api;
 mod state;
 mod table;
 
 pub use config::{DEFAULT_ADDR, DEFAULT_ALIAS, Serve, ServeConfig};
-pub use http::{BODY_LIMIT, MODEL_HEADER, VERSION_HEADER, router, serve as serve_on};
-pub use state::AppState;
-pub use table::{ModelTable, Served};
+pub use follow::{DEFAULT_POLL, Followed, Follower, Following};
+pub use headers::{ARM_HEADER, KEY_HEADER, MODEL_HEADER, REQUEST_ID_HEADER, VERSION_HEADER};
+pub use http::{router, serve as serve_on};
+pub use log::{LogOptions, PredictionLog, Sampling};
+pub use metrics::Metrics;
+pub use ops::exposure_warning;
+pub use route::{Arm, Route, Split};
+pub use served::Served;
+pub use shadow::Shadow;
+pub use state::{AppState, Limits};
+pub use table::{ModelTable, Picked, Unanswered};
 
 use axum::http::StatusCode;
 use std::sync::Arc;
@@ -49,6 +67,9 @@ pub enum ServeError {
     /// A request names a model or version that is not served.
     #[error("{0}")]
     NotFound(String),
+    /// The model is served but no version of it is loaded to answer.
+    #[error("{0}")]
+    Unavailable(String),
     /// A request the server cannot read (malformed, wrong shape or type,
     /// missing or extra input), with the field it is about.
     #[error("{0}")]
@@ -58,6 +79,17 @@ pub enum ServeError {
     Unsupported(String),
     #[error("request body larger than {limit} bytes")]
     TooLarge { limit: usize },
+    /// Too many requests in flight: try again shortly.
+    #[error("the server is answering {0} requests already: try again in a second")]
+    Overloaded(usize),
+    #[error("the request took longer than {0:?} and was cut off")]
+    TimedOut(std::time::Duration),
+    /// A state-changing endpoint called without the configured token.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A `--log-sample` value that is not a rate.
+    #[error("{0}")]
+    LogSample(String),
     /// The model failed on well-formed input: the server's fault.
     #[error("{0}")]
     Internal(String),
@@ -71,28 +103,64 @@ impl ServeError {
             ServeError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ServeError::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ServeError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
+            ServeError::LogSample(_) => StatusCode::BAD_REQUEST,
+            ServeError::Unavailable(_) | ServeError::Overloaded(_) | ServeError::TimedOut(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ServeError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ServeError::Registry(_)
+            | ServeError::Load { .. }
+            | ServeError::NoModels(_)
+            | ServeError::Address { .. }
+            | ServeError::Bind { .. }
+            | ServeError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
 
 pub type Result<T> = std::result::Result<T, ServeError>;
 
+/// The largest request body taken (413 beyond).
+pub const BODY_LIMIT: usize = 64 << 20;
+
+/// The most rows reserved ahead of reading them: a request's declared
+/// shape is only a claim, and must not size an allocation by itself.
+pub(crate) const RESERVE: usize = 1 << 16;
+
 /// A refused request, the message naming the field.
 pub(crate) fn bad(message: String) -> ServeError {
     ServeError::BadRequest(message)
 }
 
-/// Serves `serve` until SIGTERM or Ctrl-C; `ready` is told the address
-/// actually bound (port 0 picks a free one) once the server accepts.
+/// Serves `serve` until SIGTERM or Ctrl-C, following the registry as it
+/// goes; `ready` is told the address actually bound (port 0 picks a free
+/// one) once the server accepts.
 pub async fn run(serve: Serve, ready: impl FnOnce(std::net::SocketAddr)) -> Result<()> {
-    let listener = tokio::net::TcpListener::bind(&serve.addr)
-        .await
-        .map_err(|e| ServeError::Bind { addr: serve.addr.clone(), message: e.to_string() })?;
-    let local =
-        listener.local_addr().map_err(|e| ServeError::Bind { addr: serve.addr.clone(), message: e.to_string() })?;
+    let bind_err = |e: std::io::Error| ServeError::Bind { addr: serve.addr.clone(), message: e.to_string() };
+    let listener = tokio::net::TcpListener::bind(&serve.addr).await.map_err(bind_err)?;
+    let local = listener.local_addr().map_err(bind_err)?;
+    let log = match (&serve.home, &serve.log) {
+        (Some(home), Some(options)) => PredictionLog::start(home.root.clone(), home.metadata.clone(), options.clone())?,
+        _ => PredictionLog::disabled(),
+    };
+    let app = AppState::with(serve.table, serve.metrics, serve.limits, serve.token);
+    let app = Arc::new(app.with_log(log).with_home(serve.home.clone()));
+    let following = match serve.follower {
+        Some(f) => Some(
+            f.start(serve.poll, app.wake.clone())
+                .map_err(|e| ServeError::Internal(format!("cannot start following the registry: {e}")))?,
+        ),
+        None => None,
+    };
     ready(local);
-    http::serve(listener, Arc::new(AppState::new(serve.table)), shutdown_signal()).await
+    let served = http::serve(listener, app.clone(), shutdown_signal()).await;
+    if let Some(f) = following {
+        let _ = tokio::task::spawn_blocking(move || f.stop()).await;
+    }
+    // Requests have finished: what they queued is written before exiting.
+    let closing = app.clone();
+    let _ = tokio::task::spawn_blocking(move || closing.log.close()).await;
+    served
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -6,7 +6,7 @@
 
 use crate::bad;
 use crate::columns::{Builder, check_names, describe, frame, read_json};
-use crate::table::Served;
+use crate::served::Served;
 use crate::{Result, ServeError};
 use flywheel_ml::{Frame, Prediction};
 use serde_json::{Map, Value, json};

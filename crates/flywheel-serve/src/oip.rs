@@ -14,7 +14,7 @@ use crate::Result;
 use crate::bad;
 use crate::binary::{self, Dtype};
 use crate::columns::{Builder, check_names, describe, frame, read_json};
-use crate::table::Served;
+use crate::served::Served;
 use flywheel_ml::{ColumnKind, Frame, Prediction};
 use serde_json::{Map, Value, json};
 
@@ -158,7 +158,13 @@ fn dtype(v: Option<&Value>, name: &str, kind: ColumnKind) -> Result<Dtype> {
 fn shape(v: Option<&Value>, name: &str) -> Result<usize> {
     let dims: Option<Vec<u64>> = v.and_then(Value::as_array).and_then(|a| a.iter().map(Value::as_u64).collect());
     match dims.as_deref() {
-        Some([n]) | Some([n, 1]) => Ok(*n as usize),
+        // Every row takes at least a byte of the body, so a larger shape
+        // cannot be what the request holds.
+        Some([n]) | Some([n, 1]) if *n <= crate::BODY_LIMIT as u64 => Ok(*n as usize),
+        Some([n]) | Some([n, 1]) => Err(bad(format!(
+            "input `{name}`: shape [{n}] claims more rows than a request body of at most {} bytes can hold",
+            crate::BODY_LIMIT
+        ))),
         _ => Err(bad(format!(
             "input `{name}`: shape {} is not [rows] or [rows, 1] (one tensor per column)",
             v.map_or("missing".into(), Value::to_string)
@@ -169,7 +175,7 @@ fn shape(v: Option<&Value>, name: &str) -> Result<usize> {
 /// Reads a tensor's JSON `data` (nested lists are read row-major).
 fn json_data(b: &mut Builder, data: Option<&Value>, dtype: Dtype, rows: usize, name: &str) -> Result<()> {
     let data = data.ok_or_else(|| bad(format!("input `{name}`: `data` is missing")))?;
-    let mut flat = Vec::with_capacity(rows);
+    let mut flat = Vec::with_capacity(rows.min(crate::RESERVE));
     flatten(data, &mut flat);
     if flat.len() != rows {
         return Err(bad(format!("input `{name}`: {} values in `data`, the shape says {rows}", flat.len())));

@@ -3,17 +3,83 @@
 //! state; a service (the prediction log, metrics, the routing follower) is
 //! a field here, so a handler reaches it without globals.
 
+use crate::log::PredictionLog;
+use crate::metrics::{Metrics, catch_up};
+use crate::shadow::Shadow;
 use crate::table::ModelTable;
+use flywheel_registry::Home;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::{Notify, Semaphore};
+
+/// Limits on prediction requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// A request taking longer is answered 503 (the prediction itself, on
+    /// a blocking thread, still runs to its end).
+    pub timeout: Duration,
+    /// Requests being answered at once; more are refused with 503.
+    pub max_in_flight: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { timeout: Duration::from_secs(30), max_in_flight: 1024 }
+    }
+}
 
 /// The state behind every route.
 pub struct AppState {
     pub table: Arc<ModelTable>,
+    /// Copies of requests for the versions shadowing the ones that answer.
+    pub shadow: Shadow,
+    /// Wakes the registry follower to look now (after a split changes).
+    pub wake: Arc<Notify>,
+    pub metrics: Arc<Metrics>,
+    pub limits: Limits,
+    /// One per prediction request being answered (`limits.max_in_flight`).
+    pub slots: Arc<Semaphore>,
+    /// The bearer token state-changing endpoints ask for, when configured.
+    pub token: Option<String>,
+    /// The registry the models come from (none for a table built in-process).
+    pub home: Option<Home>,
+    /// The prediction and feedback log (disabled unless started).
+    pub log: PredictionLog,
 }
 
 impl AppState {
     /// A server answering from `table`, with every service at its default.
     pub fn new(table: Arc<ModelTable>) -> Self {
-        AppState { table }
+        AppState::with(table, Arc::default(), Limits::default(), None)
+    }
+
+    pub fn with(table: Arc<ModelTable>, metrics: Arc<Metrics>, limits: Limits, token: Option<String>) -> Self {
+        let slots = Arc::new(Semaphore::new(limits.max_in_flight));
+        let (shadow, wake, log) = (Shadow::default(), Arc::new(Notify::new()), PredictionLog::disabled());
+        AppState { table, shadow, wake, metrics, limits, slots, token, log, home: None }
+    }
+
+    /// The same, reading the registry `home` (to load what a new split names).
+    pub fn with_home(mut self, home: Option<Home>) -> Self {
+        self.home = home;
+        self
+    }
+
+    /// The same, logging predictions to `log`.
+    pub fn with_log(mut self, log: PredictionLog) -> Self {
+        self.log = log;
+        self
+    }
+
+    /// The metrics page, with the counts kept outside the registry caught up.
+    pub fn render_metrics(&self) -> String {
+        let shadow = self.shadow.counts();
+        self.metrics.render(|m| {
+            catch_up(&m.shadow_answered, shadow.answered.load(Ordering::Relaxed));
+            catch_up(&m.shadow_failed, shadow.failed.load(Ordering::Relaxed));
+            catch_up(&m.shadow_dropped, shadow.dropped.load(Ordering::Relaxed));
+            catch_up(&m.log_dropped, self.log.dropped());
+        })
     }
 }

@@ -5,7 +5,7 @@
 
 use flywheel_ml::transform::{LINEAR_DEFAULTS, fit};
 use flywheel_ml::{Column, Estimator, Frame, Model, Prediction, Task, Text};
-use flywheel_serve::{AppState, ModelTable, Served};
+use flywheel_serve::{AppState, Limits, Metrics, ModelTable, Served};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -36,14 +36,18 @@ fn model(task: Task) -> Model {
 }
 
 fn start(models: Vec<Served>) -> SocketAddr {
-    let table = Arc::new(ModelTable::new(models));
+    start_app(AppState::new(Arc::new(ModelTable::new(models))))
+}
+
+fn start_app(app: AppState) -> SocketAddr {
+    let app = Arc::new(app);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         rt.block_on(async {
             let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             tx.send(l.local_addr().unwrap()).unwrap();
-            flywheel_serve::serve_on(l, Arc::new(AppState::new(table)), std::future::pending()).await.unwrap();
+            flywheel_serve::serve_on(l, app, std::future::pending()).await.unwrap();
         })
     });
     rx.recv().unwrap()
@@ -596,4 +600,115 @@ fn a_big_batch_predicts_off_the_request_thread_and_still_bit_for_bit() {
     let Prediction::Classes { labels, .. } = model(Task::Classification).predict(&frame(n)).unwrap() else { panic!() };
     let want: Vec<&str> = labels.iter().map(|&l| ["no", "yes"][l]).collect();
     assert_eq!(reply.json()["predictions"], json!(want));
+}
+
+fn limited(limits: Limits, token: Option<&str>) -> SocketAddr {
+    let table =
+        Arc::new(ModelTable::new([Served::new("reg".into(), 4, "reg@production".into(), model(Task::Regression))]));
+    start_app(AppState::with(table, Arc::new(Metrics::default()), limits, token.map(str::to_string)))
+}
+
+/// A request whose body is still on its way: it holds its slot until dropped.
+fn half_sent(addr: SocketAddr) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST /invocations HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    s
+}
+
+#[test]
+fn a_request_beyond_the_in_flight_limit_is_refused_with_retry_after_not_queued() {
+    let addr = limited(Limits { max_in_flight: 1, ..Limits::default() }, None);
+    let held = half_sent(addr);
+    let body = json!({ "instances": [{ "x": 0.5, "c": "b" }] });
+    let refused = post_json(addr, "/invocations", &body);
+    assert_eq!(refused.status, 503);
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert!(
+        refused.json()["error"].as_str().unwrap().contains("try again"),
+        "{}",
+        String::from_utf8_lossy(&refused.body)
+    );
+    assert_eq!(call(addr, "GET", "/v2/health/ready", &[], b"").status, 200, "health is not limited");
+    drop(held);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(post_json(addr, "/invocations", &body).status, 200, "the slot is free again");
+    let metrics = String::from_utf8(call(addr, "GET", "/metrics", &[], b"").body).unwrap();
+    for line in [
+        "flywheel_overloaded_total 1",
+        r#"flywheel_requests_total{model="",version="",code="503"} 1"#,
+        r#"flywheel_requests_total{model="reg",version="4",code="200"} 1"#,
+        "flywheel_requests_in_flight 0",
+    ] {
+        assert!(metrics.contains(line), "{line} not in\n{metrics}");
+    }
+}
+
+#[test]
+fn a_request_slower_than_the_timeout_is_cut_off_with_503() {
+    let addr = limited(Limits { timeout: std::time::Duration::from_millis(300), ..Limits::default() }, None);
+    let mut slow = half_sent(addr);
+    let mut raw = String::new();
+    slow.read_to_string(&mut raw).unwrap();
+    assert!(raw.starts_with("HTTP/1.1 503"), "{raw}");
+    assert!(raw.contains("took longer than 300ms"), "{raw}");
+    let metrics = String::from_utf8(call(addr, "GET", "/metrics", &[], b"").body).unwrap();
+    assert!(metrics.contains("flywheel_timed_out_total 1"), "{metrics}");
+}
+
+#[test]
+fn changing_a_split_needs_the_token_when_one_is_configured_and_reading_it_does_not() {
+    let addr = limited(Limits::default(), Some("s3cret"));
+    let body = json!({ "split": { "production": 1 } }).to_string();
+    let put = |auth: Option<&str>| {
+        let mut h = vec![("Content-Type", "application/json")];
+        if let Some(a) = auth {
+            h.push(("Authorization", a));
+        }
+        call(addr, "PUT", "/v2/models/reg/split", &h, body.as_bytes())
+    };
+    let none = put(None);
+    assert_eq!((none.status, none.header("www-authenticate")), (401, Some("Bearer")));
+    assert!(none.json()["error"].as_str().unwrap().contains("FLYWHEEL_TOKEN"));
+    assert_eq!(put(Some("Bearer wrong")).status, 401);
+    assert_eq!(put(Some("s3cret")).status, 401, "the scheme is needed");
+    let ok = put(Some("Bearer s3cret"));
+    assert_eq!(ok.status, 200, "{}", String::from_utf8_lossy(&ok.body));
+    assert_eq!(call(addr, "GET", "/v2/models/reg/split", &[], b"").status, 200);
+    let infer = post_json(addr, "/invocations", &json!({ "instances": [{ "x": 0.5, "c": "b" }] }));
+    assert_eq!(infer.status, 200, "predictions need no token");
+}
+
+#[test]
+fn a_shape_claiming_more_rows_than_a_body_holds_is_refused_without_reserving_them() {
+    let addr = both();
+    for (shape, words) in [
+        (json!([1_099_511_627_776u64]), "claims more rows than a request body"),
+        (json!([4_611_686_018_427_387_904u64]), "claims more rows than a request body"),
+        (json!([50_000_000]), "1 values in `data`, the shape says 50000000"),
+    ] {
+        let body = json!({ "inputs": [
+            { "name": "x", "shape": shape, "datatype": "FP64", "data": [0.5] },
+            { "name": "c", "shape": [1], "datatype": "BYTES", "data": ["a"] } ] });
+        let reply = post_json(addr, "/v2/models/reg/infer", &body);
+        assert_eq!(reply.status, 400, "{shape}");
+        assert!(reply.json()["error"].as_str().unwrap().contains(words), "{}", String::from_utf8_lossy(&reply.body));
+    }
+    assert_eq!(call(addr, "GET", "/v2/health/live", &[], b"").status, 200, "still up");
+}
+
+#[test]
+fn a_model_name_nobody_serves_is_not_a_metrics_label() {
+    let addr = both();
+    for i in 0..5 {
+        let reply = post_json(addr, &format!("/v2/models/made-up-{i}/infer"), &json!({ "inputs": [] }));
+        assert_eq!(reply.status, 404);
+    }
+    let metrics = String::from_utf8(call(addr, "GET", "/metrics", &[], b"").body).unwrap();
+    assert!(!metrics.contains("made-up"), "{metrics}");
+    assert!(metrics.contains(r#"flywheel_requests_total{model="",version="",code="404"} 5"#), "{metrics}");
 }

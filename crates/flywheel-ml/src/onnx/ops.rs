@@ -428,7 +428,7 @@ fn par_rows(
     f: impl Fn(&[f64], usize, &mut [f64], Option<&mut [usize]>) + Sync,
 ) {
     const MIN_BLOCK: usize = 4096;
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let threads = crate::par::cores();
     if threads == 1 || rows < 2 * MIN_BLOCK {
         f(x, rows, out, labels);
         return;

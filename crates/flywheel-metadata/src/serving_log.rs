@@ -1,0 +1,322 @@
+//! The prediction server's log index: the Parquet segments of logged
+//! predictions (by model, version and hour), the requests each holds (so
+//! feedback finds its request by id, across restarts), and the feedback
+//! (ground truth) itself, one row per labelled prediction row.
+//!
+//! Feedback lives here rather than in segments of its own: it is sparse,
+//! arrives out of order, a later label for the same row replaces the
+//! earlier one, and both its check (is the id known?) and its join are
+//! lookups by request id, which an index answers without opening files.
+
+use crate::{MetadataStore, Result};
+use rusqlite::{OptionalExtension, params};
+
+/// A segment just written, to be indexed with the requests it holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewSegment {
+    pub model_name: String,
+    pub version: i64,
+    /// `YYYY-MM-DDTHH`, UTC.
+    pub hour: String,
+    /// Relative to the home.
+    pub path: String,
+    pub rows: i64,
+    /// Microseconds since 1970 (UTC) of the first and last request in it.
+    pub first_us: i64,
+    pub last_us: i64,
+}
+
+/// An indexed segment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segment {
+    pub id: i64,
+    pub model_name: String,
+    pub version: i64,
+    pub hour: String,
+    pub path: String,
+    pub rows: i64,
+    pub first_us: i64,
+    pub last_us: i64,
+}
+
+/// What kind of label a model's target takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetKind {
+    Number,
+    Text,
+}
+
+impl TargetKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Number => "number",
+            TargetKind::Text => "text",
+        }
+    }
+
+    fn parse(s: &str) -> TargetKind {
+        if s == "number" { TargetKind::Number } else { TargetKind::Text }
+    }
+}
+
+/// One logged request: what feedback for its id is checked against.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggedRequest {
+    pub request_id: String,
+    pub model_name: String,
+    pub version: i64,
+    pub rows: i64,
+    pub target: TargetKind,
+    pub at_us: i64,
+}
+
+/// A ground-truth label.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Label {
+    Number(f64),
+    Text(String),
+}
+
+/// The label of one row of one logged request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Feedback {
+    pub request_id: String,
+    pub row: i64,
+    pub model_name: String,
+    pub label: Label,
+    /// When the label arrived, microseconds since 1970 (UTC).
+    pub at_us: i64,
+}
+
+impl MetadataStore {
+    /// Indexes a segment and the requests it holds, in one transaction; a
+    /// request id seen again points at its latest segment.
+    pub fn record_segment(&self, segment: &NewSegment, requests: &[LoggedRequest]) -> Result<i64> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO serving_segments (model_name, version, hour, path, rows, first_us, last_us, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                segment.model_name,
+                segment.version,
+                segment.hour,
+                segment.path,
+                segment.rows,
+                segment.first_us,
+                segment.last_us,
+                flywheel_core::now_rfc3339()
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        {
+            let mut st = tx.prepare(
+                "INSERT OR REPLACE INTO serving_requests (request_id, model_name, version, rows, target, at_us, segment_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for r in requests {
+                st.execute(params![r.request_id, r.model_name, r.version, r.rows, r.target.as_str(), r.at_us, id])?;
+            }
+        }
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// The logged request with this id, if one was indexed.
+    pub fn logged_request(&self, request_id: &str) -> Result<Option<LoggedRequest>> {
+        let conn = self.conn();
+        let row = conn
+            .query_row(
+                "SELECT request_id, model_name, version, rows, target, at_us FROM serving_requests WHERE request_id = ?1",
+                [request_id],
+                |r| {
+                    Ok(LoggedRequest {
+                        request_id: r.get(0)?,
+                        model_name: r.get(1)?,
+                        version: r.get(2)?,
+                        rows: r.get(3)?,
+                        target: TargetKind::parse(&r.get::<_, String>(4)?),
+                        at_us: r.get(5)?,
+                    })
+                },
+            )
+            .optional()?;
+        Ok(row)
+    }
+
+    /// Records labels in one transaction; a label for a row that has one
+    /// replaces it.
+    pub fn record_feedback(&self, items: &[Feedback]) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut st = tx.prepare(
+                "INSERT OR REPLACE INTO serving_feedback (request_id, row, model_name, label_num, label_text, at_us)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for f in items {
+                let (num, text) = match &f.label {
+                    Label::Number(n) => (Some(*n), None),
+                    Label::Text(t) => (None, Some(t.as_str())),
+                };
+                st.execute(params![f.request_id, f.row, f.model_name, num, text, f.at_us])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The segments of `model` that may hold requests in `[since, until)`
+    /// (microseconds, UTC; `None` is open), oldest first.
+    pub fn segments(&self, model: &str, since_us: Option<i64>, until_us: Option<i64>) -> Result<Vec<Segment>> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT id, model_name, version, hour, path, rows, first_us, last_us FROM serving_segments
+             WHERE model_name = ?1 AND (?2 IS NULL OR last_us >= ?2) AND (?3 IS NULL OR first_us < ?3)
+             ORDER BY first_us, id",
+        )?;
+        let rows = st
+            .query_map(params![model, since_us, until_us], |r| {
+                Ok(Segment {
+                    id: r.get(0)?,
+                    model_name: r.get(1)?,
+                    version: r.get(2)?,
+                    hour: r.get(3)?,
+                    path: r.get(4)?,
+                    rows: r.get(5)?,
+                    first_us: r.get(6)?,
+                    last_us: r.get(7)?,
+                })
+            })?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Every indexed segment, for `doctor`.
+    pub fn all_segments(&self) -> Result<Vec<Segment>> {
+        let mut all = Vec::new();
+        for model in self.logged_models()? {
+            all.extend(self.segments(&model, None, None)?);
+        }
+        Ok(all)
+    }
+
+    /// Drops a segment whose file is gone from the index, with its
+    /// requests, in one transaction (their feedback stays, unjoined).
+    pub fn forget_segment(&self, id: i64) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute("DELETE FROM serving_requests WHERE segment_id = ?1", [id])?;
+        tx.execute("DELETE FROM serving_segments WHERE id = ?1", [id])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every model with logged predictions, by name.
+    pub fn logged_models(&self) -> Result<Vec<String>> {
+        let conn = self.conn();
+        let mut st = conn.prepare("SELECT DISTINCT model_name FROM serving_segments ORDER BY model_name")?;
+        let rows = st.query_map([], |r| r.get(0))?.collect::<std::result::Result<Vec<String>, _>>()?;
+        Ok(rows)
+    }
+
+    /// The labels of `model`'s requests logged in `[since, until)`.
+    pub fn feedback(&self, model: &str, since_us: Option<i64>, until_us: Option<i64>) -> Result<Vec<Feedback>> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT f.request_id, f.row, f.model_name, f.label_num, f.label_text, f.at_us
+             FROM serving_feedback f JOIN serving_requests r ON r.request_id = f.request_id
+             WHERE r.model_name = ?1 AND (?2 IS NULL OR r.at_us >= ?2) AND (?3 IS NULL OR r.at_us < ?3)",
+        )?;
+        let rows = st
+            .query_map(params![model, since_us, until_us], |r| {
+                let num: Option<f64> = r.get(3)?;
+                let text: Option<String> = r.get(4)?;
+                let label = match (num, text) {
+                    (Some(n), _) => Label::Number(n),
+                    (None, t) => Label::Text(t.unwrap_or_default()),
+                };
+                Ok(Feedback { request_id: r.get(0)?, row: r.get(1)?, model_name: r.get(2)?, label, at_us: r.get(5)? })
+            })?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, MetadataStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = MetadataStore::open(&dir.path().join("metadata.db")).unwrap();
+        (dir, s)
+    }
+
+    fn segment(version: i64, first_us: i64, last_us: i64, path: &str) -> NewSegment {
+        NewSegment {
+            model_name: "m".into(),
+            version,
+            hour: "2026-11-30T08".into(),
+            path: path.into(),
+            rows: 2,
+            first_us,
+            last_us,
+        }
+    }
+
+    fn request(id: &str, at_us: i64) -> LoggedRequest {
+        LoggedRequest {
+            request_id: id.into(),
+            model_name: "m".into(),
+            version: 1,
+            rows: 2,
+            target: TargetKind::Text,
+            at_us,
+        }
+    }
+
+    #[test]
+    fn segments_are_found_by_window_and_requests_by_id() {
+        let (_d, s) = store();
+        s.record_segment(&segment(1, 100, 200, "a.parquet"), &[request("r1", 100), request("r2", 200)]).unwrap();
+        s.record_segment(&segment(2, 300, 400, "b.parquet"), &[request("r3", 300)]).unwrap();
+        let paths = |since, until| -> Vec<String> {
+            s.segments("m", since, until).unwrap().into_iter().map(|g| g.path).collect()
+        };
+        assert_eq!(paths(None, None), ["a.parquet", "b.parquet"]);
+        assert_eq!(paths(Some(250), None), ["b.parquet"]);
+        assert_eq!(paths(None, Some(300)), ["a.parquet"]);
+        assert_eq!(paths(Some(201), Some(300)), Vec::<String>::new());
+        assert!(s.segments("other", None, None).unwrap().is_empty());
+        assert_eq!(s.logged_models().unwrap(), ["m"]);
+        assert_eq!(s.logged_request("r2").unwrap(), Some(request("r2", 200)));
+        assert_eq!(s.logged_request("nope").unwrap(), None);
+        assert_eq!(s.all_segments().unwrap().len(), 2);
+        let first = s.segments("m", None, Some(300)).unwrap()[0].id;
+        s.forget_segment(first).unwrap();
+        assert_eq!(paths(None, None), ["b.parquet"]);
+        assert_eq!(s.logged_request("r1").unwrap(), None, "its requests go with it");
+        assert!(s.logged_request("r3").unwrap().is_some());
+    }
+
+    #[test]
+    fn a_later_label_replaces_an_earlier_one_and_feedback_follows_its_request_window() {
+        let (_d, s) = store();
+        s.record_segment(&segment(1, 100, 200, "a.parquet"), &[request("r1", 100), request("r2", 200)]).unwrap();
+        let fb = |id: &str, row, label: Label| Feedback {
+            request_id: id.into(),
+            row,
+            model_name: "m".into(),
+            label,
+            at_us: 900,
+        };
+        s.record_feedback(&[fb("r1", 0, Label::Text("no".into())), fb("r2", 1, Label::Number(2.5))]).unwrap();
+        s.record_feedback(&[fb("r1", 0, Label::Text("yes".into()))]).unwrap();
+        let mut all = s.feedback("m", None, None).unwrap();
+        all.sort_by(|a, b| a.request_id.cmp(&b.request_id));
+        assert_eq!(all, [fb("r1", 0, Label::Text("yes".into())), fb("r2", 1, Label::Number(2.5))]);
+        assert_eq!(s.feedback("m", Some(150), None).unwrap(), [fb("r2", 1, Label::Number(2.5))]);
+        assert!(s.feedback("m", None, Some(100)).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,180 @@
+//! Prometheus metrics (`GET /metrics`, the text exposition format):
+//! requests by model, version and status, latency histograms by model and
+//! version, requests in flight, refusals for overload and timeout, swaps
+//! and refused loads by model, the shadow's answers, failures and drops,
+//! and the prediction log's drops. Counters kept elsewhere as plain atomics (the shadow's) are
+//! brought up to date when the page is rendered.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::time::Duration;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    model: String,
+    version: String,
+    code: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabels {
+    model: String,
+    version: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ModelLabels {
+    model: String,
+}
+
+/// 100 µs to about 3.3 s, doubling.
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+}
+
+/// Every metric the server exports, registered once.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<VersionLabels, Histogram, fn() -> Histogram>,
+    pub in_flight: Gauge,
+    pub overloaded: Counter,
+    pub timed_out: Counter,
+    swaps: Family<ModelLabels, Counter>,
+    load_failures: Family<ModelLabels, Counter>,
+    pub shadow_answered: Counter,
+    pub shadow_failed: Counter,
+    pub shadow_dropped: Counter,
+    pub log_dropped: Counter,
+    /// Held while counts kept elsewhere are caught up and the page rendered,
+    /// so two scrapes at once cannot both add the same difference.
+    rendering: std::sync::Mutex<()>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut m = Metrics {
+            registry: Registry::default(),
+            requests: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+            in_flight: Gauge::default(),
+            overloaded: Counter::default(),
+            timed_out: Counter::default(),
+            swaps: Family::default(),
+            load_failures: Family::default(),
+            shadow_answered: Counter::default(),
+            shadow_failed: Counter::default(),
+            shadow_dropped: Counter::default(),
+            log_dropped: Counter::default(),
+            rendering: std::sync::Mutex::new(()),
+        };
+        m.register();
+        m
+    }
+}
+
+impl Metrics {
+    fn register(&mut self) {
+        let r = &mut self.registry;
+        r.register(
+            "flywheel_requests",
+            "Prediction requests answered, by model, version and HTTP status",
+            self.requests.clone(),
+        );
+        r.register("flywheel_request_duration_seconds", "Time to answer a prediction request", self.latency.clone());
+        r.register("flywheel_requests_in_flight", "Prediction requests being answered now", self.in_flight.clone());
+        r.register(
+            "flywheel_overloaded",
+            "Requests refused with 503 because too many were in flight",
+            self.overloaded.clone(),
+        );
+        r.register("flywheel_timed_out", "Requests that took longer than the request timeout", self.timed_out.clone());
+        r.register("flywheel_swaps", "Versions swapped in because an alias moved", self.swaps.clone());
+        r.register(
+            "flywheel_load_failures",
+            "Versions an alias pointed at that could not be loaded",
+            self.load_failures.clone(),
+        );
+        r.register("flywheel_shadow_answered", "Shadow predictions made", self.shadow_answered.clone());
+        r.register("flywheel_shadow_failed", "Shadow predictions that failed", self.shadow_failed.clone());
+        r.register(
+            "flywheel_shadow_dropped",
+            "Shadow copies dropped for want of a free slot",
+            self.shadow_dropped.clone(),
+        );
+        r.register(
+            "flywheel_log_dropped",
+            "Prediction log rows dropped because the writer fell behind, or failed to write",
+            self.log_dropped.clone(),
+        );
+    }
+
+    /// One prediction request answered: `version` empty when none was chosen.
+    pub fn request(&self, model: &str, version: &str, code: u16, took: Duration) {
+        let (model, version) = (model.to_string(), version.to_string());
+        self.requests.get_or_create(&RequestLabels { model: model.clone(), version: version.clone(), code }).inc();
+        self.latency.get_or_create(&VersionLabels { model, version }).observe(took.as_secs_f64());
+    }
+
+    pub fn swapped(&self, model: &str) {
+        self.swaps.get_or_create(&ModelLabels { model: model.to_string() }).inc();
+    }
+
+    pub fn load_failed(&self, model: &str) {
+        self.load_failures.get_or_create(&ModelLabels { model: model.to_string() }).inc();
+    }
+
+    /// The exposition text, after `catch_up` has brought the counts kept
+    /// elsewhere up to date (one scrape at a time).
+    pub fn render(&self, catch_up: impl FnOnce(&Metrics)) -> String {
+        let _one = self.rendering.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        catch_up(self);
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Brings `counter` up to `value`, a count kept elsewhere that only grows.
+pub fn catch_up(counter: &Counter, value: u64) {
+    let seen = counter.get();
+    if value > seen {
+        counter.inc_by(value - seen);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_counted_by_model_version_and_status_and_timed() {
+        let m = Metrics::default();
+        m.request("bikes", "3", 200, Duration::from_millis(2));
+        m.request("bikes", "3", 200, Duration::from_millis(4));
+        m.request("bikes", "", 400, Duration::from_micros(50));
+        m.swapped("bikes");
+        catch_up(&m.shadow_dropped, 5);
+        catch_up(&m.shadow_dropped, 3);
+        let text = m.render(|m| catch_up(&m.log_dropped, 2));
+        for line in [
+            r#"flywheel_requests_total{model="bikes",version="3",code="200"} 2"#,
+            r#"flywheel_requests_total{model="bikes",version="",code="400"} 1"#,
+            r#"flywheel_request_duration_seconds_count{model="bikes",version="3"} 2"#,
+            r#"flywheel_request_duration_seconds_bucket{le="0.0064",model="bikes",version="3"} 2"#,
+            r#"flywheel_request_duration_seconds_bucket{le="0.0032",model="bikes",version="3"} 1"#,
+            r#"flywheel_swaps_total{model="bikes"} 1"#,
+            "flywheel_shadow_dropped_total 5",
+            "flywheel_log_dropped_total 2",
+            "# TYPE flywheel_requests_in_flight gauge",
+        ] {
+            assert!(text.contains(line), "{line} not in\n{text}");
+        }
+    }
+}

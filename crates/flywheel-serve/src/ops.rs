@@ -1,0 +1,159 @@
+//! What keeps the server up under load and closed to strangers, as
+//! middleware around the routes: every prediction request counted and
+//! timed (`/metrics`), refused with 503 and `Retry-After` when too many are
+//! in flight rather than queued without end, and cut off after the request
+//! timeout; and the endpoints that change state (a split, feedback) behind a
+//! bearer token when one is configured (`FLYWHEEL_TOKEN`).
+
+use crate::ServeError;
+use crate::headers::{MODEL_HEADER, VERSION_HEADER};
+use crate::state::AppState;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Counts and times a prediction request, by the version that answered.
+pub(crate) async fn observe(State(app): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let model = model_of(request.uri().path(), request.uri().query(), request.headers());
+    app.metrics.in_flight.inc();
+    let _done = InFlight(&app);
+    let response = next.run(request).await;
+    let version = response.headers().get(VERSION_HEADER).and_then(|v| v.to_str().ok()).and_then(|v| v.rsplit_once('@'));
+    // A name the server does not serve is not a label: callers could
+    // otherwise grow the metrics without end, one made-up name at a time.
+    let (model, version) = match version {
+        Some((m, v)) => (m.to_string(), v),
+        None if app.table.route(&model).is_some() => (model, ""),
+        None => (String::new(), ""),
+    };
+    app.metrics.request(&model, version, response.status().as_u16(), start.elapsed());
+    response
+}
+
+/// Lowers the in-flight gauge however the request ends (a client that
+/// goes away drops the future).
+struct InFlight<'a>(&'a AppState);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.metrics.in_flight.dec();
+    }
+}
+
+/// The model a request names by its path, query or header, for requests
+/// refused before a version was chosen.
+fn model_of(path: &str, query: Option<&str>, headers: &axum::http::HeaderMap) -> String {
+    if let Some(rest) = path.strip_prefix("/v2/models/") {
+        return rest.split('/').next().unwrap_or_default().to_string();
+    }
+    let from_query = query.into_iter().flat_map(|q| q.split('&')).find_map(|kv| kv.strip_prefix("model="));
+    let from_header = headers.get(MODEL_HEADER).and_then(|v| v.to_str().ok());
+    from_query.or(from_header).unwrap_or_default().to_string()
+}
+
+/// Refuses a request when `max_in_flight` are being answered, and cuts one
+/// off after the timeout.
+pub(crate) async fn limit(State(app): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let Ok(slot) = app.slots.clone().try_acquire_owned() else {
+        app.metrics.overloaded.inc();
+        let mut response = ServeError::Overloaded(app.limits.max_in_flight).into_response();
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return response;
+    };
+    let slot = Slot(Arc::new(slot));
+    match tokio::time::timeout(app.limits.timeout, SLOT.scope(slot, next.run(request))).await {
+        Ok(response) => response,
+        Err(_) => {
+            app.metrics.timed_out.inc();
+            ServeError::TimedOut(app.limits.timeout).into_response()
+        }
+    }
+}
+
+/// A request's place among the `max_in_flight`, shared with the blocking
+/// prediction it starts: a request cut off by the timeout gives its place
+/// back only when that prediction has ended too.
+#[derive(Clone)]
+pub(crate) struct Slot(#[allow(dead_code)] Arc<tokio::sync::OwnedSemaphorePermit>);
+
+tokio::task_local! {
+    static SLOT: Slot;
+}
+
+/// The slot of the request being answered on this task, if it has one.
+pub(crate) fn current_slot() -> Option<Slot> {
+    SLOT.try_with(Slot::clone).ok()
+}
+
+/// Lets a request through when no token is configured, or when it carries
+/// `Authorization: Bearer TOKEN`.
+pub(crate) async fn authorize(State(app): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let Some(token) = &app.token else { return next.run(request).await };
+    let given = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let given = given.and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
+    if given.is_some_and(|g| same(g.as_bytes(), token.as_bytes())) {
+        return next.run(request).await;
+    }
+    let mut response = ServeError::Unauthorized(match given {
+        None => {
+            "this endpoint changes the server: send Authorization: Bearer TOKEN (the server's FLYWHEEL_TOKEN)".into()
+        }
+        Some(_) => "the bearer token is not the server's FLYWHEEL_TOKEN".into(),
+    })
+    .into_response();
+    response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
+/// Compares in time that depends on the length only, so a token cannot be
+/// guessed a byte at a time from how fast it is refused.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// What to warn about before serving on `addr` with or without a token.
+pub fn exposure_warning(addr: std::net::SocketAddr, token: Option<&str>) -> Option<String> {
+    if addr.ip().is_loopback() || token.is_some() {
+        return None;
+    }
+    Some(format!(
+        "listening on {addr}, beyond this machine, with no FLYWHEEL_TOKEN: anyone who can reach it can change \
+         splits and send feedback; set FLYWHEEL_TOKEN, or listen on 127.0.0.1"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_matches_only_itself() {
+        assert!(same(b"s3cret", b"s3cret"));
+        assert!(!same(b"s3cret", b"s3cres"));
+        assert!(!same(b"s3cret", b"s3cret!"));
+        assert!(!same(b"", b"x"));
+    }
+
+    #[test]
+    fn only_listening_beyond_loopback_without_a_token_is_warned_about() {
+        let at = |s: &str| s.parse::<std::net::SocketAddr>().unwrap();
+        assert!(exposure_warning(at("127.0.0.1:8080"), None).is_none());
+        assert!(exposure_warning(at("[::1]:8080"), None).is_none());
+        assert!(exposure_warning(at("0.0.0.0:8080"), Some("t")).is_none());
+        let w = exposure_warning(at("0.0.0.0:8080"), None).unwrap();
+        assert!(w.contains("0.0.0.0:8080") && w.contains("FLYWHEEL_TOKEN"), "{w}");
+    }
+
+    #[test]
+    fn the_model_of_a_request_is_read_from_its_path_query_or_header() {
+        let mut h = axum::http::HeaderMap::new();
+        assert_eq!(model_of("/v2/models/bikes/versions/2/infer", None, &h), "bikes");
+        assert_eq!(model_of("/invocations", Some("a=1&model=clf"), &h), "clf");
+        h.insert(MODEL_HEADER, HeaderValue::from_static("reg"));
+        assert_eq!(model_of("/invocations", None, &h), "reg");
+    }
+}

@@ -1,0 +1,67 @@
+//! One loaded model version, as the server holds it: the model, the
+//! registered version it is, and the reference that chose it.
+
+use flywheel_ml::{Column, ColumnKind, Frame, Model, Task, Text};
+
+/// One loaded model version.
+#[derive(Debug)]
+pub struct Served {
+    pub name: String,
+    pub version: i64,
+    /// What the user asked for (`clf@production`), to say why this version.
+    pub reference: String,
+    pub model: Model,
+}
+
+impl Served {
+    pub fn new(name: String, version: i64, reference: String, model: Model) -> Self {
+        Served { name, version, reference, model }
+    }
+
+    /// `name@version`, as the `x-flywheel-model-version` header says it.
+    pub fn label(&self) -> String {
+        format!("{}@{}", self.name, self.version)
+    }
+
+    /// The kind of the input column `name`, if the model reads it.
+    pub fn input_kind(&self, name: &str) -> Option<ColumnKind> {
+        self.model.signature.inputs.iter().find(|i| i.name == name).map(|i| i.kind)
+    }
+
+    pub fn input_names(&self) -> Vec<&str> {
+        self.model.signature.inputs.iter().map(|i| i.name.as_str()).collect()
+    }
+
+    pub fn is_classifier(&self) -> bool {
+        self.model.task == Task::Classification
+    }
+
+    /// Predicts one row of plain values (0 for numbers, an empty text), so
+    /// that a version that cannot answer is found before it is swapped in
+    /// and its first request does not pay for first use.
+    pub fn warm(&self) -> Result<(), String> {
+        let mut frame = Frame::new();
+        for input in &self.model.signature.inputs {
+            let column = match input.kind {
+                ColumnKind::Number => Column::Num(vec![0.0]),
+                ColumnKind::Text => Column::Text(Text::encode([Some("")])),
+            };
+            frame.push(&input.name, column).map_err(|e| e.to_string())?;
+        }
+        self.model.predict(&frame).map(|_| ()).map_err(|e| format!("it fails on a first prediction: {e}"))
+    }
+}
+
+/// A one-column regression version of model `m`, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_served(version: i64, reference: &str) -> Served {
+    use flywheel_ml::{Column, Estimator, Frame, transform};
+    let mut f = Frame::new();
+    f.push("x", Column::Num(vec![1.0, 2.0, 4.0])).unwrap_or_else(|e| panic!("{e}"));
+    let t = transform::fit(&f, &["x".into()], &Default::default(), transform::TREE_DEFAULTS)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let est = Estimator::Linear { algorithm: "ols".into(), weights: vec![2.0], intercept: 1.0 };
+    let model = Model::new(Task::Regression, "y".into(), vec![], t, est, serde_json::json!({}))
+        .unwrap_or_else(|e| panic!("{e}"));
+    Served::new("m".into(), version, reference.into(), model)
+}
