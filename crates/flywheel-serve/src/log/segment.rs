@@ -171,9 +171,10 @@ impl From<std::io::Error> for WriteError {
     }
 }
 
-/// Writes `batch` as a Parquet file at `path`, atomically (a reader sees
-/// the whole segment or none).
-pub fn write(path: &Path, batch: &RecordBatch) -> Result<(), WriteError> {
+/// Writes `batches` (of one schema) as a Parquet file at `path`,
+/// atomically (a reader sees the whole segment or none).
+pub fn write(path: &Path, batches: &[RecordBatch]) -> Result<(), WriteError> {
+    let Some(first) = batches.first() else { return Ok(()) };
     let err = |e: &dyn std::fmt::Display| WriteError(format!("cannot write {}: {e}", path.display()));
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| err(&e))?;
@@ -183,8 +184,10 @@ pub fn write(path: &Path, batch: &RecordBatch) -> Result<(), WriteError> {
         let props = parquet::file::properties::WriterProperties::builder()
             .set_compression(parquet::basic::Compression::SNAPPY)
             .build();
-        let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(|e| err(&e))?;
-        w.write(batch).map_err(|e| err(&e))?;
+        let mut w = parquet::arrow::ArrowWriter::try_new(file, first.schema(), Some(props)).map_err(|e| err(&e))?;
+        for batch in batches {
+            w.write(batch).map_err(|e| err(&e))?;
+        }
         w.close().map_err(|e| err(&e))?;
         Ok(())
     })

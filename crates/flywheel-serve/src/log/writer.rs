@@ -1,14 +1,17 @@
-//! The background writer: takes entries off the channel every tick, batches them,
-//! and on a flush (every `flush_rows` rows, `flush_every` after the first
-//! row waiting, on request, at close) writes one segment per model version
-//! and hour, then indexes it with its requests in one transaction.
+//! The background writer: takes entries off the channel every tick and
+//! turns them at once into Arrow batches per model version and hour (so a
+//! waiting row costs its values, not its request's whole frame); on a flush
+//! (every `flush_rows` rows, `flush_every` after the first row waiting, on
+//! request, at close) writes one segment per model version and hour, then
+//! indexes it with its requests in one transaction.
 
 use super::{Entry, LogOptions, Msg, PREDICTIONS_DIR, Shared, hour_of, logged_request, segment};
-use flywheel_metadata::NewSegment;
+use arrow_array::RecordBatch;
+use flywheel_metadata::{LoggedRequest, NewSegment};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
 use std::time::{Duration, Instant};
 
 pub(super) fn spawn(
@@ -25,31 +28,28 @@ pub(super) fn spawn(
 /// 4096 requests a tick, the channel fills only beyond 400,000 requests/s.
 const TICK: Duration = Duration::from_millis(10);
 
+/// What waits to be written for one model version and hour: the rows
+/// already turned into Arrow batches (a few hundred bytes a row, where a
+/// queued request holds its whole frame), and the requests to index.
+#[derive(Default)]
+struct Group {
+    batches: Vec<RecordBatch>,
+    requests: Vec<LoggedRequest>,
+    rows: usize,
+}
+
+type Key = (String, i64, String);
+
 fn run(rx: &Receiver<Msg>, shared: &Shared, options: &LogOptions) {
-    let mut waiting: Vec<Entry> = Vec::new();
+    let mut waiting: BTreeMap<Key, Group> = BTreeMap::new();
     let mut rows = 0;
     let mut since: Option<Instant> = None;
     loop {
-        let mut acks = Vec::new();
-        let mut closing = false;
-        loop {
-            match rx.try_recv() {
-                Ok(Msg::Entry(e)) => {
-                    shared.queued_rows.fetch_sub(e.frame.rows(), Ordering::Relaxed);
-                    rows += e.frame.rows();
-                    since.get_or_insert_with(Instant::now);
-                    waiting.push(*e);
-                    if rows >= options.flush_rows {
-                        break;
-                    }
-                }
-                Ok(Msg::Flush(ack)) => acks.push(ack),
-                Ok(Msg::Close) | Err(TryRecvError::Disconnected) => {
-                    closing = true;
-                    break;
-                }
-                Err(TryRecvError::Empty) => break,
-            }
+        let (taken, acks, closing) = take(rx, shared, options.flush_rows.saturating_sub(rows));
+        if !taken.is_empty() {
+            since.get_or_insert_with(Instant::now);
+            rows += taken.iter().map(|e| e.frame.rows()).sum::<usize>();
+            compact(&mut waiting, taken);
         }
         let due = since.is_some_and(|t| t.elapsed() >= options.flush_every);
         if closing || due || rows >= options.flush_rows || !acks.is_empty() {
@@ -69,42 +69,79 @@ fn run(rx: &Receiver<Msg>, shared: &Shared, options: &LogOptions) {
     }
 }
 
-/// Writes `entries` as one segment per model version and hour.
-fn flush(shared: &Shared, entries: Vec<Entry>) {
-    let mut groups: BTreeMap<(String, i64, String), Vec<Entry>> = BTreeMap::new();
-    for e in entries {
-        groups.entry((e.served.name.clone(), e.served.version, hour_of(e.at_us))).or_default().push(e);
-    }
-    for ((model, version, hour), group) in groups {
-        let rows: usize = group.iter().map(|e| e.frame.rows()).sum();
-        if let Err(message) = write_segment(shared, &model, version, &hour, &group) {
-            tracing::warn!("prediction log: {rows} row(s) of {model}@{version} not logged: {message}");
-            shared.dropped.fetch_add(rows as u64, Ordering::Relaxed);
-        }
-        let mut pending = shared.pending();
-        for e in &group {
-            pending.remove(&e.request_id);
+/// What the channel holds now, up to `room` rows: the entries, the flushes
+/// asked for, and whether the log is closing.
+fn take(rx: &Receiver<Msg>, shared: &Shared, room: usize) -> (Vec<Entry>, Vec<SyncSender<()>>, bool) {
+    let (mut entries, mut acks, mut rows) = (Vec::new(), Vec::new(), 0);
+    loop {
+        match rx.try_recv() {
+            Ok(Msg::Entry(e)) => {
+                shared.queued_rows.fetch_sub(e.frame.rows(), Ordering::Relaxed);
+                rows += e.frame.rows();
+                entries.push(*e);
+                if rows >= room {
+                    return (entries, acks, false);
+                }
+            }
+            Ok(Msg::Flush(ack)) => acks.push(ack),
+            Ok(Msg::Close) | Err(TryRecvError::Disconnected) => return (entries, acks, true),
+            Err(TryRecvError::Empty) => return (entries, acks, false),
         }
     }
 }
 
-fn write_segment(shared: &Shared, model: &str, version: i64, hour: &str, group: &[Entry]) -> Result<(), String> {
-    let first_us = group.iter().map(|e| e.at_us).min().unwrap_or(0);
-    let last_us = group.iter().map(|e| e.at_us).max().unwrap_or(0);
+/// Turns `entries` into a batch per model version and hour, added to
+/// what waits; the entries (and their frames) are let go.
+fn compact(waiting: &mut BTreeMap<Key, Group>, entries: Vec<Entry>) {
+    let mut by_key: BTreeMap<Key, Vec<Entry>> = BTreeMap::new();
+    for e in entries {
+        by_key.entry((e.served.name.clone(), e.served.version, hour_of(e.at_us))).or_default().push(e);
+    }
+    for (key, entries) in by_key {
+        let group = waiting.entry(key.clone()).or_default();
+        let rows: usize = entries.iter().map(|e| e.frame.rows()).sum();
+        match segment::to_batch(&entries) {
+            Ok(batch) => {
+                group.batches.push(batch);
+                group.requests.extend(entries.iter().map(logged_request));
+                group.rows += rows;
+            }
+            Err(e) => {
+                tracing::warn!("prediction log: {rows} row(s) of {}@{} not logged: {e}", key.0, key.1);
+            }
+        }
+    }
+}
+
+/// Writes what waits as one segment per model version and hour.
+fn flush(shared: &Shared, waiting: BTreeMap<Key, Group>) {
+    for ((model, version, hour), group) in waiting {
+        if let Err(message) = write_segment(shared, &model, version, &hour, &group) {
+            tracing::warn!("prediction log: {} row(s) of {model}@{version} not logged: {message}", group.rows);
+            shared.dropped.fetch_add(group.rows as u64, Ordering::Relaxed);
+        }
+        let mut pending = shared.pending();
+        for r in &group.requests {
+            pending.remove(&r.request_id);
+        }
+    }
+}
+
+fn write_segment(shared: &Shared, model: &str, version: i64, hour: &str, group: &Group) -> Result<(), String> {
+    let first_us = group.requests.iter().map(|r| r.at_us).min().unwrap_or(0);
+    let last_us = group.requests.iter().map(|r| r.at_us).max().unwrap_or(0);
     let relative = format!("{PREDICTIONS_DIR}/{model}/{hour}/{}.parquet", segment_name(version, first_us));
-    let batch = segment::to_batch(group).map_err(|e| format!("cannot build the segment: {e}"))?;
-    segment::write(&shared.root.join(&relative), &batch).map_err(|e| e.0)?;
+    segment::write(&shared.root.join(&relative), &group.batches).map_err(|e| e.0)?;
     let new = NewSegment {
         model_name: model.to_string(),
         version,
         hour: hour.to_string(),
         path: relative.clone(),
-        rows: batch.num_rows() as i64,
+        rows: group.rows as i64,
         first_us,
         last_us,
     };
-    let requests: Vec<_> = group.iter().map(logged_request).collect();
-    if let Err(e) = shared.metadata.record_segment(&new, &requests) {
+    if let Err(e) = shared.metadata.record_segment(&new, &group.requests) {
         // Unindexed, the segment is invisible to readers: remove it so that
         // nothing on disk disagrees with the index.
         let _ = std::fs::remove_file(shared.root.join(&relative));
