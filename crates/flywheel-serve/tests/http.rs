@@ -3,6 +3,9 @@
 //! for bit), and every kind of bad input gets a 4xx JSON error naming
 //! what is wrong.
 
+mod common;
+
+use common::{Reply, call, start_app};
 use flywheel_ml::transform::{LINEAR_DEFAULTS, fit};
 use flywheel_ml::{Column, Estimator, Frame, Model, Prediction, Task, Text};
 use flywheel_serve::{AppState, Limits, Metrics, ModelTable, Served};
@@ -36,21 +39,7 @@ fn model(task: Task) -> Model {
 }
 
 fn start(models: Vec<Served>) -> SocketAddr {
-    start_app(AppState::new(Arc::new(ModelTable::new(models))))
-}
-
-fn start_app(app: AppState) -> SocketAddr {
-    let app = Arc::new(app);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        rt.block_on(async {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(l.local_addr().unwrap()).unwrap();
-            flywheel_serve::serve_on(l, app, std::future::pending()).await.unwrap();
-        })
-    });
-    rx.recv().unwrap()
+    start_app(Arc::new(AppState::new(Arc::new(ModelTable::new(models)))))
 }
 
 fn both() -> SocketAddr {
@@ -58,44 +47,6 @@ fn both() -> SocketAddr {
         Served::new("reg".into(), 3, "reg@production".into(), model(Task::Regression)),
         Served::new("clf".into(), 1, "clf@production".into(), model(Task::Classification)),
     ])
-}
-
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
-    }
-}
-
-/// One HTTP/1.1 request on its own connection.
-fn call(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
-    let mut s = TcpStream::connect(addr).unwrap();
-    let mut head =
-        format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a response head");
-    let head = String::from_utf8(raw[..split].to_vec()).unwrap();
-    let mut lines = head.lines();
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
-    let headers: Vec<(String, String)> =
-        lines.filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))).collect();
-    Reply { status, headers, body: raw[split + 4..].to_vec() }
 }
 
 fn post_json(addr: SocketAddr, path: &str, v: &Value) -> Reply {
@@ -605,7 +556,7 @@ fn a_big_batch_predicts_off_the_request_thread_and_still_bit_for_bit() {
 fn limited(limits: Limits, token: Option<&str>) -> SocketAddr {
     let table =
         Arc::new(ModelTable::new([Served::new("reg".into(), 4, "reg@production".into(), model(Task::Regression))]));
-    start_app(AppState::with(table, Arc::new(Metrics::default()), limits, token.map(str::to_string)))
+    start_app(Arc::new(AppState::with(table, Arc::new(Metrics::default()), limits, token.map(str::to_string))))
 }
 
 /// A request whose body is still on its way: it holds its slot until dropped.

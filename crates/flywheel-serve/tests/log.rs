@@ -4,9 +4,12 @@
 //! per row) and refused with the field named when it does not fit, and the
 //! log read back holds every row with its label.
 
+mod common;
+
 use arrow_array::cast::AsArray;
 use arrow_array::types::Float64Type;
 use arrow_array::{Array, RecordBatch};
+use common::{Reply, start_app};
 use flywheel_metadata::MetadataStore;
 use flywheel_ml::transform::{LINEAR_DEFAULTS, fit};
 use flywheel_ml::{Column, Estimator, Frame, Model, Task, Text};
@@ -14,8 +17,7 @@ use flywheel_serve::log::read::{Window, read_log};
 use flywheel_serve::{AppState, LogOptions, ModelTable, PredictionLog, Sampling, Served};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 fn frame(n: usize) -> Frame {
@@ -59,59 +61,14 @@ fn start(sampling: Option<Sampling>) -> Server {
         None => PredictionLog::disabled(),
     };
     let app = Arc::new(AppState::new(table).with_log(log));
-    let (tx, rx) = std::sync::mpsc::channel();
-    let served = app.clone();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        rt.block_on(async {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(l.local_addr().unwrap()).unwrap();
-            flywheel_serve::serve_on(l, served, std::future::pending()).await.unwrap();
-        })
-    });
-    Server { addr: rx.recv().unwrap(), app, home, store }
+    Server { addr: start_app(app.clone()), app, home, store }
 }
 
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
-    }
-
-    fn error(&self) -> String {
-        self.json()["error"].as_str().unwrap_or_default().to_string()
-    }
-}
-
+/// A JSON POST with `headers`.
 fn call(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
-    let mut s = TcpStream::connect(addr).unwrap();
-    let mut head = format!(
-        "POST {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a response head");
-    let head = String::from_utf8(raw[..split].to_vec()).unwrap();
-    let mut lines = head.lines();
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
-    let headers = lines.filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().into(), v.trim().into()))).collect();
-    Reply { status, headers, body: raw[split + 4..].to_vec() }
+    let mut all = vec![("Content-Type", "application/json")];
+    all.extend_from_slice(headers);
+    common::call(addr, "POST", path, &all, body)
 }
 
 fn post(addr: SocketAddr, path: &str, v: &Value) -> Reply {
