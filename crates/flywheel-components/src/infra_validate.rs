@@ -397,16 +397,10 @@ fn checks(params: &Params, m: &Measured, f: &Json) -> Vec<Json> {
     out
 }
 
-/// Writes the infra blessing, its properties and the summary; fails the
-/// step naming every failed check and its figure.
-fn write_blessing(
-    ctx: &ExecContext,
-    digest: &str,
-    m: &Measured,
-    figures: Json,
-    checks: Vec<Json>,
-) -> Result<(), ExecError> {
-    let failed: Vec<String> = checks
+/// Every check of an infra blessing that did not pass, with its figure and
+/// threshold: what the step fails with, and what `push` refuses with.
+pub(crate) fn failed_checks(checks: &[Json]) -> Vec<String> {
+    checks
         .iter()
         .filter(|c| c["passed"] != true)
         .map(|c| {
@@ -418,7 +412,19 @@ fn write_blessing(
                 c["threshold"]
             )
         })
-        .collect();
+        .collect()
+}
+
+/// Writes the infra blessing, its properties and the summary; fails the
+/// step naming every failed check and its figure.
+fn write_blessing(
+    ctx: &ExecContext,
+    digest: &str,
+    m: &Measured,
+    figures: Json,
+    checks: Vec<Json>,
+) -> Result<(), ExecError> {
+    let failed = failed_checks(&checks);
     let record = json!({
         "blessed": failed.is_empty(),
         "model_digest": digest,

@@ -210,19 +210,7 @@ fn failed_infra_checks(blessing: &Json) -> Vec<String> {
     let Some(checks) = blessing["checks"].as_array() else {
         return vec!["the infra blessing lists no checks".into()];
     };
-    checks
-        .iter()
-        .filter(|c| c["passed"] != true)
-        .map(|c| {
-            format!(
-                "{} (figure {}, {} {})",
-                c["check"].as_str().unwrap_or_default(),
-                c["figure"],
-                c["rule"].as_str().unwrap_or_default(),
-                c["threshold"]
-            )
-        })
-        .collect()
+    crate::infra_validate::failed_checks(checks)
 }
 
 /// Ends the step as refused: its record says why, nothing was published.
