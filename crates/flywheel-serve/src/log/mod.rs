@@ -168,6 +168,17 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// What the handlers and the writer of the home at `root` share, empty.
+    pub fn new(root: PathBuf, metadata: Arc<MetadataStore>) -> Self {
+        Shared {
+            dropped: AtomicU64::new(0),
+            queued_rows: AtomicUsize::new(0),
+            pending: Mutex::new(HashMap::new()),
+            metadata,
+            root,
+        }
+    }
+
     pub fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, LoggedRequest>> {
         // Inserts and removes only: a poisoned map is still whole.
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
@@ -196,13 +207,7 @@ impl PredictionLog {
     /// Starts the writer thread for the home at `root`.
     pub fn start(root: PathBuf, metadata: Arc<MetadataStore>, options: LogOptions) -> Result<Self> {
         let (tx, rx) = std::sync::mpsc::sync_channel(options.queue_requests.max(1));
-        let shared = Arc::new(Shared {
-            dropped: AtomicU64::new(0),
-            queued_rows: AtomicUsize::new(0),
-            pending: Mutex::new(HashMap::new()),
-            metadata,
-            root,
-        });
+        let shared = Arc::new(Shared::new(root, metadata));
         let thread = writer::spawn(rx, shared.clone(), options.clone())
             .map_err(|e| ServeError::Internal(format!("cannot start the prediction log's writer: {e}")))?;
         Ok(PredictionLog { running: Some(Running { tx, shared, options, thread: Mutex::new(Some(thread)) }) })

@@ -62,13 +62,7 @@ fn options(queue_requests: usize, queue_rows: usize) -> LogOptions {
 /// A log whose writer is not started, so the queue only fills.
 fn paused(root: PathBuf, metadata: Arc<MetadataStore>, options: LogOptions) -> (PredictionLog, Receiver) {
     let (tx, rx) = std::sync::mpsc::sync_channel(options.queue_requests);
-    let shared = Arc::new(Shared {
-        dropped: AtomicU64::new(0),
-        queued_rows: AtomicUsize::new(0),
-        pending: Mutex::new(HashMap::new()),
-        metadata,
-        root,
-    });
+    let shared = Arc::new(Shared::new(root, metadata));
     let log = PredictionLog { running: Some(Running { tx, shared, options, thread: Mutex::new(None) }) };
     (log, rx)
 }
