@@ -97,7 +97,7 @@ impl Follower {
         }
         let served = match route.versions().into_iter().find(|s| s.version == target) {
             Some(loaded) => loaded,
-            None => match self.load(reference, target).await {
+            None => match load_version(&self.home, reference, target).await {
                 Ok(served) => Arc::new(served),
                 Err(why) => {
                     self.refused.insert(reference.clone(), target);
@@ -107,10 +107,6 @@ impl Follower {
         };
         self.table.set_served(reference, Some(served));
         Some(Followed::Swapped { reference: reference.clone(), from: current, to: target })
-    }
-
-    async fn load(&self, reference: &ModelRef, version: i64) -> Result<Served, String> {
-        load_version(&self.home, reference, version).await
     }
 
     /// The alias of `arm` points nowhere: its arm stops taking traffic,

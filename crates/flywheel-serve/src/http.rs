@@ -2,7 +2,7 @@
 //! model a request names, running the prediction, and turning every refusal
 //! into a JSON `{"error": "..."}` with a 4xx status.
 
-use crate::headers::{ARM_HEADER, KEY_HEADER, MODEL_HEADER, REQUEST_ID_HEADER, VERSION_HEADER};
+use crate::headers::{ARM_HEADER, KEY_HEADER, MODEL_HEADER, REQUEST_ID_HEADER, VERSION_HEADER, model_in_query};
 use crate::log::{Entry, now_us};
 use crate::served::Served;
 use crate::state::AppState;
@@ -111,7 +111,7 @@ async fn infer_v(
     body: Body,
 ) -> Result<Response> {
     let served = find_version(&app.table, &name, &v)?;
-    let arm = flywheel_core::ModelRef { name, selector: flywheel_core::Selector::Version(served.version) };
+    let arm = ModelRef { name, selector: flywheel_core::Selector::Version(served.version) };
     infer_with(&app, Picked { served, arm, shadow: None }, &headers, body).await
 }
 
@@ -207,8 +207,7 @@ fn log_prediction(app: &AppState, by: Answerer, id: String, frame: Frame, pred: 
 /// The model `/invocations` is for: `?model=NAME`, the `x-flywheel-model`
 /// header, or the only one served.
 fn invocation_model(table: &ModelTable, query: Option<&str>, headers: &HeaderMap) -> Result<Picked> {
-    let from_query = query.into_iter().flat_map(|q| q.split('&')).find_map(|kv| kv.strip_prefix("model="));
-    let name = match from_query.or(header_str(headers, MODEL_HEADER)?) {
+    let name = match model_in_query(query).or(header_str(headers, MODEL_HEADER)?) {
         Some(name) => name.to_string(),
         None => table.sole().ok_or_else(|| {
             ServeError::BadRequest(format!(
@@ -238,21 +237,19 @@ fn any_version(table: &ModelTable, name: &str) -> Result<Arc<Served>> {
 
 /// Version `v` of `name`, when an arm of its split has it loaded.
 fn find_version(table: &ModelTable, name: &str, v: &str) -> Result<Arc<Served>> {
-    let loaded = any_version(table, name)?;
-    let found = v.parse::<i64>().ok().and_then(|n| table.version(name, n));
-    found.ok_or_else(|| {
-        let versions: Vec<String> = table
-            .route(name)
-            .map(|r| r.versions())
-            .unwrap_or_else(|| vec![loaded])
-            .iter()
-            .map(|s| s.version.to_string())
-            .collect();
-        ServeError::NotFound(format!(
-            "model `{name}` has no version `{v}` served; it serves version {}",
-            versions.join(", ")
-        ))
-    })
+    any_version(table, name)?;
+    let versions = table.route(name).map(|r| r.versions()).unwrap_or_default();
+    let wanted = v.parse::<i64>().ok();
+    match versions.iter().find(|s| Some(s.version) == wanted) {
+        Some(served) => Ok(served.clone()),
+        None => {
+            let serves: Vec<String> = versions.iter().map(|s| s.version.to_string()).collect();
+            Err(ServeError::NotFound(format!(
+                "model `{name}` has no version `{v}` served; it serves version {}",
+                serves.join(", ")
+            )))
+        }
+    }
 }
 
 fn unanswered(table: &ModelTable, name: &str, why: Unanswered) -> ServeError {

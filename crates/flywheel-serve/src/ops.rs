@@ -6,7 +6,7 @@
 //! bearer token when one is configured (`FLYWHEEL_TOKEN`).
 
 use crate::ServeError;
-use crate::headers::{MODEL_HEADER, VERSION_HEADER};
+use crate::headers::{MODEL_HEADER, VERSION_HEADER, model_in_query};
 use crate::state::AppState;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
@@ -50,9 +50,8 @@ fn model_of(path: &str, query: Option<&str>, headers: &axum::http::HeaderMap) ->
     if let Some(rest) = path.strip_prefix("/v2/models/") {
         return rest.split('/').next().unwrap_or_default().to_string();
     }
-    let from_query = query.into_iter().flat_map(|q| q.split('&')).find_map(|kv| kv.strip_prefix("model="));
     let from_header = headers.get(MODEL_HEADER).and_then(|v| v.to_str().ok());
-    from_query.or(from_header).unwrap_or_default().to_string()
+    model_in_query(query).or(from_header).unwrap_or_default().to_string()
 }
 
 /// Refuses a request when `max_in_flight` are being answered, and cuts one
