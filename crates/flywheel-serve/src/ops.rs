@@ -18,7 +18,8 @@ use std::time::Instant;
 /// Counts and times a prediction request, by the version that answered.
 pub(crate) async fn observe(State(app): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let start = Instant::now();
-    let model = model_of(request.uri().path(), request.uri().query(), request.headers());
+    // Kept (cheap clones) to name the model only when no version answered.
+    let (uri, named) = (request.uri().clone(), request.headers().get(MODEL_HEADER).cloned());
     app.metrics.in_flight.inc();
     let _done = InFlight(&app);
     let response = next.run(request).await;
@@ -27,8 +28,10 @@ pub(crate) async fn observe(State(app): State<Arc<AppState>>, request: Request, 
     // otherwise grow the metrics without end, one made-up name at a time.
     let (model, version) = match version {
         Some((m, v)) => (m.to_string(), v),
-        None if app.table.route(&model).is_some() => (model, ""),
-        None => (String::new(), ""),
+        None => {
+            let model = model_of(uri.path(), uri.query(), named.as_ref());
+            (if app.table.route(&model).is_some() { model } else { String::new() }, "")
+        }
     };
     app.metrics.request(&model, version, response.status().as_u16(), start.elapsed());
     response
@@ -46,11 +49,11 @@ impl Drop for InFlight<'_> {
 
 /// The model a request names by its path, query or header, for requests
 /// refused before a version was chosen.
-fn model_of(path: &str, query: Option<&str>, headers: &axum::http::HeaderMap) -> String {
+fn model_of(path: &str, query: Option<&str>, header: Option<&HeaderValue>) -> String {
     if let Some(rest) = path.strip_prefix("/v2/models/") {
         return rest.split('/').next().unwrap_or_default().to_string();
     }
-    let from_header = headers.get(MODEL_HEADER).and_then(|v| v.to_str().ok());
+    let from_header = header.and_then(|v| v.to_str().ok());
     model_in_query(query).or(from_header).unwrap_or_default().to_string()
 }
 
@@ -149,10 +152,8 @@ mod tests {
 
     #[test]
     fn the_model_of_a_request_is_read_from_its_path_query_or_header() {
-        let mut h = axum::http::HeaderMap::new();
-        assert_eq!(model_of("/v2/models/bikes/versions/2/infer", None, &h), "bikes");
-        assert_eq!(model_of("/invocations", Some("a=1&model=clf"), &h), "clf");
-        h.insert(MODEL_HEADER, HeaderValue::from_static("reg"));
-        assert_eq!(model_of("/invocations", None, &h), "reg");
+        assert_eq!(model_of("/v2/models/bikes/versions/2/infer", None, None), "bikes");
+        assert_eq!(model_of("/invocations", Some("a=1&model=clf"), None), "clf");
+        assert_eq!(model_of("/invocations", None, Some(&HeaderValue::from_static("reg"))), "reg");
     }
 }

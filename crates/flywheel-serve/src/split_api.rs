@@ -63,11 +63,11 @@ async fn prepared(home: &Home, current: &Route, split: Split) -> Result<Route> {
     let mut route = current.with_split(split);
     let mut pool = current.versions();
     for arm in route.arms.iter_mut().chain(route.shadow.as_mut()) {
-        let field = match (arm.weight, &arm.reference.selector) {
-            (_, s) if Some(s) == route.split.shadow.as_ref() => "shadow".to_string(),
-            (_, Selector::Alias(a)) => format!("split.{a}"),
-            (_, Selector::Version(v)) => format!("split.{v}"),
-            (_, Selector::Latest) => "split".to_string(),
+        let field = match &arm.reference.selector {
+            s if Some(s) == route.split.shadow.as_ref() => "shadow".to_string(),
+            Selector::Alias(a) => format!("split.{a}"),
+            Selector::Version(v) => format!("split.{v}"),
+            Selector::Latest => "split".to_string(),
         };
         let version = match home.resolve(&arm.reference) {
             Ok(resolved) => resolved.version.version,
