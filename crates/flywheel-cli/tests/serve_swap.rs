@@ -254,6 +254,9 @@ fn traffic_is_split_by_weight_sticky_by_key_and_a_canary_takes_its_share_once_it
     assert_eq!(missing.status, 400);
     assert!(missing.json()["error"].as_str().unwrap().starts_with("`split.7`"), "{}", missing.text());
     assert_eq!(http::get(&server.addr, "/v2/models/reg/split").json(), now, "a refused change changes nothing");
+    let metrics = http::get(&server.addr, "/metrics").text();
+    let answered = metrics.lines().find_map(|l| l.strip_prefix("flywheel_shadow_answered_total "));
+    assert!(answered.and_then(|n| n.parse::<u64>().ok()).is_some_and(|n| n > 0), "{metrics}");
     let (code, err) = server.stop();
     assert_eq!(code, 0, "{err}");
     // The shadow's answers were logged under the caller's request ids, beside the answers returned.

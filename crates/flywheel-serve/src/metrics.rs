@@ -2,8 +2,9 @@
 //! requests by model, version and status, latency histograms by model and
 //! version, requests in flight, refusals for overload and timeout, swaps
 //! and refused loads by model, the shadow's answers, failures and drops,
-//! and the prediction log's drops. Counters kept elsewhere as plain atomics (the shadow's) are
-//! brought up to date when the page is rendered.
+//! and the prediction log's drops. The log counts its drops itself (a plain
+//! atomic, the log knowing nothing of metrics): that count is brought up
+//! to date when the page is rendered.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;

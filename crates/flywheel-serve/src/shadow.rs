@@ -4,37 +4,36 @@
 //! and a copy that finds no slot is dropped and counted, so a slow shadow
 //! cannot hold memory or threads the served version needs.
 
+use crate::metrics::Metrics;
 use crate::served::Served;
 use flywheel_ml::{Frame, Prediction};
+use prometheus_client::metrics::counter::Counter;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::Semaphore;
 
 /// Shadow predictions in flight at most.
 pub const SLOTS: usize = 8;
 
-/// What the shadow did: counters read by `/metrics`, and a hook for the
-/// prediction log.
+/// The shadow's slots, and what it did, counted straight into the
+/// metrics `/metrics` shows.
 #[derive(Debug)]
 pub struct Shadow {
     slots: Arc<Semaphore>,
-    counts: Arc<ShadowCounts>,
-}
-
-#[derive(Debug, Default)]
-pub struct ShadowCounts {
-    pub answered: AtomicU64,
-    pub failed: AtomicU64,
-    pub dropped: AtomicU64,
-}
-
-impl Default for Shadow {
-    fn default() -> Self {
-        Shadow { slots: Arc::new(Semaphore::new(SLOTS)), counts: Arc::default() }
-    }
+    answered: Counter,
+    failed: Counter,
+    dropped: Counter,
 }
 
 impl Shadow {
+    pub fn new(metrics: &Metrics) -> Self {
+        Shadow {
+            slots: Arc::new(Semaphore::new(SLOTS)),
+            answered: metrics.shadow_answered.clone(),
+            failed: metrics.shadow_failed.clone(),
+            dropped: metrics.shadow_dropped.clone(),
+        }
+    }
+
     /// Predicts `frame` with `served` in the background; `done` gets the
     /// prediction when there is one (to log it).
     pub fn send(
@@ -44,26 +43,22 @@ impl Shadow {
         done: impl FnOnce(Arc<Served>, Frame, Prediction) + Send + 'static,
     ) {
         let Ok(slot) = self.slots.clone().try_acquire_owned() else {
-            self.counts.dropped.fetch_add(1, Ordering::Relaxed);
+            self.dropped.inc();
             return;
         };
-        let (counts, frame) = (self.counts.clone(), frame.clone());
+        let (answered, failed, frame) = (self.answered.clone(), self.failed.clone(), frame.clone());
         tokio::task::spawn_blocking(move || {
             let _slot = slot;
             match served.model.predict(&frame) {
                 Ok(p) => {
-                    counts.answered.fetch_add(1, Ordering::Relaxed);
+                    answered.inc();
                     done(served, frame, p);
                 }
                 Err(e) => {
-                    counts.failed.fetch_add(1, Ordering::Relaxed);
+                    failed.inc();
                     tracing::warn!("shadow {} failed: {e}", served.label());
                 }
             }
         });
-    }
-
-    pub fn counts(&self) -> &ShadowCounts {
-        &self.counts
     }
 }

@@ -9,7 +9,6 @@ use crate::shadow::Shadow;
 use crate::table::ModelTable;
 use flywheel_registry::Home;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::{Notify, Semaphore};
 
@@ -56,7 +55,7 @@ impl AppState {
 
     pub fn with(table: Arc<ModelTable>, metrics: Arc<Metrics>, limits: Limits, token: Option<String>) -> Self {
         let slots = Arc::new(Semaphore::new(limits.max_in_flight));
-        let (shadow, wake, log) = (Shadow::default(), Arc::new(Notify::new()), PredictionLog::disabled());
+        let (shadow, wake, log) = (Shadow::new(&metrics), Arc::new(Notify::new()), PredictionLog::disabled());
         AppState { table, shadow, wake, metrics, limits, slots, token, log, home: None }
     }
 
@@ -72,14 +71,8 @@ impl AppState {
         self
     }
 
-    /// The metrics page, with the counts kept outside the registry caught up.
+    /// The metrics page, with the log's drops (counted inside the log) caught up.
     pub fn render_metrics(&self) -> String {
-        let shadow = self.shadow.counts();
-        self.metrics.render(|m| {
-            catch_up(&m.shadow_answered, shadow.answered.load(Ordering::Relaxed));
-            catch_up(&m.shadow_failed, shadow.failed.load(Ordering::Relaxed));
-            catch_up(&m.shadow_dropped, shadow.dropped.load(Ordering::Relaxed));
-            catch_up(&m.log_dropped, self.log.dropped());
-        })
+        self.metrics.render(|m| catch_up(&m.log_dropped, self.log.dropped()))
     }
 }
