@@ -32,7 +32,7 @@ pub use health::{History, IntegrityProblem, StaleExecution, check_database_file}
 pub use publish::PublishOutcome;
 pub use records::*;
 pub use runs::{hostname, pid_alive};
-pub use serving_log::{Feedback, Label, LoggedRequest, NewSegment, Segment, TargetKind};
+pub use serving_log::{Feedback, Label, LoggedRequest, NewSegment, RequestRow, Segment, TargetKind};
 
 use rusqlite::{Connection, params};
 use serde_json::Value as Json;

@@ -181,4 +181,26 @@ CREATE TABLE serving_feedback (
 CREATE INDEX serving_requests_window ON serving_requests(model_name, at_us);
 "#,
     ),
+    (
+        7,
+        // A logged request costs one row in one B-tree (not three): the
+        // model, version and label kind are its segment's, and feedback is
+        // windowed by its own model name.
+        r#"
+ALTER TABLE serving_segments ADD COLUMN target TEXT NOT NULL DEFAULT 'number';
+UPDATE serving_segments SET target = COALESCE(
+    (SELECT r.target FROM serving_requests r WHERE r.segment_id = serving_segments.id LIMIT 1), 'number');
+CREATE TABLE serving_requests_lean (
+    request_id TEXT PRIMARY KEY,
+    segment_id INTEGER NOT NULL REFERENCES serving_segments(id),
+    rows       INTEGER NOT NULL,
+    at_us      INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO serving_requests_lean (request_id, segment_id, rows, at_us)
+    SELECT request_id, segment_id, rows, at_us FROM serving_requests;
+DROP INDEX serving_requests_window;
+DROP TABLE serving_requests;
+ALTER TABLE serving_requests_lean RENAME TO serving_requests;
+"#,
+    ),
 ];

@@ -24,6 +24,17 @@ pub struct NewSegment {
     /// Microseconds since 1970 (UTC) of the first and last request in it.
     pub first_us: i64,
     pub last_us: i64,
+    /// The kind of label its model's target takes.
+    pub target: TargetKind,
+}
+
+/// A request in a segment being indexed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RequestRow<'a> {
+    pub request_id: &'a str,
+    pub rows: i64,
+    /// Microseconds since 1970, UTC.
+    pub at_us: i64,
 }
 
 /// An indexed segment.
@@ -91,12 +102,16 @@ pub struct Feedback {
 impl MetadataStore {
     /// Indexes a segment and the requests it holds, in one transaction; a
     /// request id seen again points at its latest segment.
-    pub fn record_segment(&self, segment: &NewSegment, requests: &[LoggedRequest]) -> Result<i64> {
+    pub fn record_segment<'a>(
+        &self,
+        segment: &NewSegment,
+        requests: impl IntoIterator<Item = RequestRow<'a>>,
+    ) -> Result<i64> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         tx.execute(
-            "INSERT INTO serving_segments (model_name, version, hour, path, rows, first_us, last_us, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO serving_segments (model_name, version, hour, path, rows, first_us, last_us, created_at, target)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 segment.model_name,
                 segment.version,
@@ -105,17 +120,17 @@ impl MetadataStore {
                 segment.rows,
                 segment.first_us,
                 segment.last_us,
-                flywheel_core::now_rfc3339()
+                flywheel_core::now_rfc3339(),
+                segment.target.as_str()
             ],
         )?;
         let id = tx.last_insert_rowid();
         {
             let mut st = tx.prepare(
-                "INSERT OR REPLACE INTO serving_requests (request_id, model_name, version, rows, target, at_us, segment_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT OR REPLACE INTO serving_requests (request_id, segment_id, rows, at_us) VALUES (?1, ?2, ?3, ?4)",
             )?;
             for r in requests {
-                st.execute(params![r.request_id, r.model_name, r.version, r.rows, r.target.as_str(), r.at_us, id])?;
+                st.execute(params![r.request_id, id, r.rows, r.at_us])?;
             }
         }
         tx.commit()?;
@@ -127,7 +142,8 @@ impl MetadataStore {
         let conn = self.conn();
         let row = conn
             .query_row(
-                "SELECT request_id, model_name, version, rows, target, at_us FROM serving_requests WHERE request_id = ?1",
+                "SELECT r.request_id, s.model_name, s.version, r.rows, s.target, r.at_us
+                 FROM serving_requests r JOIN serving_segments s ON s.id = r.segment_id WHERE r.request_id = ?1",
                 [request_id],
                 |r| {
                     Ok(LoggedRequest {
@@ -226,7 +242,7 @@ impl MetadataStore {
         let mut st = conn.prepare(
             "SELECT f.request_id, f.row, f.model_name, f.label_num, f.label_text, f.at_us
              FROM serving_feedback f JOIN serving_requests r ON r.request_id = f.request_id
-             WHERE r.model_name = ?1 AND (?2 IS NULL OR r.at_us >= ?2) AND (?3 IS NULL OR r.at_us < ?3)",
+             WHERE f.model_name = ?1 AND (?2 IS NULL OR r.at_us >= ?2) AND (?3 IS NULL OR r.at_us < ?3)",
         )?;
         let rows = st
             .query_map(params![model, since_us, until_us], |r| {
@@ -262,7 +278,12 @@ mod tests {
             rows: 2,
             first_us,
             last_us,
+            target: TargetKind::Text,
         }
+    }
+
+    fn row(request_id: &str, at_us: i64) -> RequestRow<'_> {
+        RequestRow { request_id, rows: 2, at_us }
     }
 
     fn request(id: &str, at_us: i64) -> LoggedRequest {
@@ -279,8 +300,8 @@ mod tests {
     #[test]
     fn segments_are_found_by_window_and_requests_by_id() {
         let (_d, s) = store();
-        s.record_segment(&segment(1, 100, 200, "a.parquet"), &[request("r1", 100), request("r2", 200)]).unwrap();
-        s.record_segment(&segment(2, 300, 400, "b.parquet"), &[request("r3", 300)]).unwrap();
+        s.record_segment(&segment(1, 100, 200, "a.parquet"), [row("r1", 100), row("r2", 200)]).unwrap();
+        s.record_segment(&segment(2, 300, 400, "b.parquet"), [row("r3", 300)]).unwrap();
         let paths = |since, until| -> Vec<String> {
             s.segments("m", since, until).unwrap().into_iter().map(|g| g.path).collect()
         };
@@ -301,9 +322,34 @@ mod tests {
     }
 
     #[test]
+    fn requests_and_feedback_logged_before_the_lean_index_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metadata.db");
+        {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            conn.execute_batch("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+                .unwrap();
+            for (v, sql) in crate::migrations::MIGRATIONS.iter().filter(|(v, _)| *v <= 6) {
+                conn.execute_batch(sql).unwrap();
+                conn.execute("INSERT INTO schema_migrations VALUES (?1, 'then')", [v]).unwrap();
+            }
+            conn.execute_batch(
+                "INSERT INTO serving_segments VALUES (1, 'm', 1, '2026-11-30T08', 'a.parquet', 2, 100, 100, 'then');
+                 INSERT INTO serving_requests VALUES ('r1', 'm', 1, 2, 'text', 100, 1);
+                 INSERT INTO serving_feedback VALUES ('r1', 1, 'm', NULL, 'yes', 900);",
+            )
+            .unwrap();
+        }
+        let s = MetadataStore::open(&path).unwrap();
+        assert_eq!(s.logged_request("r1").unwrap(), Some(request("r1", 100)));
+        let label = Feedback { request_id: "r1".into(), row: 1, model_name: "m".into(), label: Label::Text("yes".into()), at_us: 900 };
+        assert_eq!(s.feedback("m", Some(100), Some(101)).unwrap(), [label]);
+    }
+
+    #[test]
     fn a_later_label_replaces_an_earlier_one_and_feedback_follows_its_request_window() {
         let (_d, s) = store();
-        s.record_segment(&segment(1, 100, 200, "a.parquet"), &[request("r1", 100), request("r2", 200)]).unwrap();
+        s.record_segment(&segment(1, 100, 200, "a.parquet"), [row("r1", 100), row("r2", 200)]).unwrap();
         let fb = |id: &str, row, label: Label| Feedback {
             request_id: id.into(),
             row,

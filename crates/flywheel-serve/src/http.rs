@@ -144,7 +144,7 @@ async fn infer_with(app: &Arc<AppState>, picked: Picked, headers: &HeaderMap, bo
     }
     with_id(&mut response, &id);
     let by = Answerer { served: &picked.served, arm: &picked.arm, shadow: false };
-    log_prediction(app, by, id, frame, pred, started);
+    log_prediction(app, by, &id, &frame, &pred, started);
     Ok(picked_by(response, &picked))
 }
 
@@ -159,7 +159,7 @@ async fn invocations(State(app): App, RawQuery(query): RawQuery, headers: Header
     let mut response = json(StatusCode::OK, &mlflow::answer(&picked.served, &pred));
     with_id(&mut response, &id);
     let by = Answerer { served: &picked.served, arm: &picked.arm, shadow: false };
-    log_prediction(&app, by, id, frame, pred, started);
+    log_prediction(&app, by, &id, &frame, &pred, started);
     Ok(picked_by(response, &picked))
 }
 
@@ -186,18 +186,18 @@ struct Answerer<'a> {
 }
 
 /// Hands a sampled request to the prediction log (never waits, never fails).
-fn log_prediction(app: &AppState, by: Answerer, id: String, frame: Frame, pred: Prediction, started: Instant) {
+fn log_prediction(app: &AppState, by: Answerer, id: &str, frame: &Frame, pred: &Prediction, started: Instant) {
     let served = by.served;
-    if !app.log.sampled(&served.name, &id) {
+    if !app.log.sampled(&served.name, id) {
         return;
     }
     let latency_us = started.elapsed().as_micros() as i64;
-    app.log.record(Entry {
+    app.log.record(&Entry {
         request_id: id,
-        arm: by.arm.to_string(),
+        arm: by.arm,
         shadow: by.shadow,
         at_us: now_us() - latency_us,
-        served: served.clone(),
+        served,
         frame,
         prediction: pred,
         latency_us,
@@ -274,7 +274,7 @@ async fn answer(app: &Arc<AppState>, picked: &Picked, id: &str, frame: Frame) ->
         let started = Instant::now();
         app.clone().shadow.send(shadow.clone(), &answered.1, move |served, frame, pred| {
             let by = Answerer { served: &served, arm: &arm, shadow: true };
-            log_prediction(&app, by, id, frame, pred, started);
+            log_prediction(&app, by, &id, &frame, &pred, started);
         });
     }
     Ok(answered)

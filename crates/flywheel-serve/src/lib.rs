@@ -14,6 +14,7 @@
 mod binary;
 mod columns;
 mod config;
+mod fast;
 mod feedback;
 mod follow;
 mod headers;

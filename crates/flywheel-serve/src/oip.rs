@@ -69,6 +69,11 @@ pub struct Infer {
 
 /// Reads an inference request: its JSON header and the binary data after it.
 pub fn parse_infer(served: &Served, header: &[u8], mut data: &[u8]) -> Result<Infer> {
+    if data.is_empty()
+        && let Some((id, frame)) = crate::fast::infer(served, header)
+    {
+        return Ok(Infer { id, frame, outputs: requested_outputs(served, None, false)? });
+    }
     let v = read_json(header)?;
     let Value::Object(obj) = v else {
         return Err(bad("the request must be a JSON object with `inputs`".into()));

@@ -5,25 +5,31 @@
 //! to it by request id. [`read`](read::read_log) gives both back as one
 //! table, by model and time window, for `flywheel logs` and monitoring.
 //!
-//! A request never waits on the disk: the handler hands its frame and
-//! prediction over a bounded channel (`try_send`); when the writer falls
-//! behind, the rows are dropped and counted ([`PredictionLog::dropped`]),
-//! never queued without bound.
+//! A request never waits on the disk: the handler appends its values to
+//! columns waiting for the writer (`buffer.rs`, one short lock); when the
+//! writer falls behind and `queue_rows` wait, rows are dropped and counted
+//! ([`PredictionLog::dropped`]), never queued without bound.
 
+mod buffer;
 pub mod read;
 mod segment;
 mod writer;
 
 use crate::served::Served;
 use crate::{Result, ServeError};
+use buffer::{Pending, Requests};
+use flywheel_core::ModelRef;
 use flywheel_metadata::{Feedback, LoggedRequest, MetadataStore, TargetKind};
 use flywheel_ml::{Frame, Prediction};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+
+/// Flushes and a close the writer's channel holds (it carries no rows).
+const CONTROL: usize = 64;
 
 /// The folder under the home that holds prediction segments.
 pub const PREDICTIONS_DIR: &str = "predictions";
@@ -115,9 +121,7 @@ pub struct LogOptions {
     pub flush_rows: usize,
     /// A flush at the latest this long after the first row waiting arrived.
     pub flush_every: Duration,
-    /// Requests the channel holds before dropping.
-    pub queue_requests: usize,
-    /// Rows queued (not yet taken by the writer) before dropping.
+    /// Rows waiting (not yet taken by the writer) before dropping.
     pub queue_rows: usize,
 }
 
@@ -125,44 +129,55 @@ impl Default for LogOptions {
     fn default() -> Self {
         LogOptions {
             sampling: Sampling::default(),
-            flush_rows: 10_000,
-            flush_every: Duration::from_secs(1),
-            queue_requests: 4096,
-            // About 20 MB of rows of 20 numbers: the memory a server may hold
+            // A segment a second at 30,000 one-row requests a second: few
+            // files for readers, a few MB waiting.
+            flush_rows: 1 << 15,
+            flush_every: Duration::from_secs(2),
+            // About 25 MB of rows of 20 numbers: the memory a server may hold
             // for a writer that fell behind, not more.
             queue_rows: 1 << 17,
         }
     }
 }
 
-/// One sampled request on its way to the writer.
-pub(crate) struct Entry {
-    pub request_id: String,
+/// One sampled request, as the handler has it.
+pub(crate) struct Entry<'a> {
+    pub request_id: &'a str,
     /// The reference of the split's arm that chose the version (`m@canary`).
-    pub arm: String,
+    pub arm: &'a ModelRef,
     /// Whether the version answered as the shadow (its answer not returned).
     pub shadow: bool,
     /// Microseconds since 1970, UTC.
     pub at_us: i64,
-    pub served: Arc<Served>,
-    pub frame: Frame,
-    pub prediction: Prediction,
+    pub served: &'a Arc<Served>,
+    pub frame: &'a Frame,
+    pub prediction: &'a Prediction,
     pub latency_us: i64,
 }
 
+/// What the writer is asked besides writing on its own schedule.
 pub(crate) enum Msg {
-    Entry(Box<Entry>),
     Flush(SyncSender<()>),
     Close,
+}
+
+/// Rows appended by the handlers and not yet taken by the writer.
+#[derive(Default)]
+pub(crate) struct Waiting {
+    pub groups: Vec<Pending>,
+    pub rows: usize,
+    /// When the first of them arrived.
+    pub since: Option<std::time::Instant>,
 }
 
 /// What the handlers and the writer share.
 pub(crate) struct Shared {
     pub dropped: AtomicU64,
-    pub queued_rows: AtomicUsize,
-    /// Requests handed to the writer and not yet indexed, so feedback for
-    /// them is taken before their segment is written.
-    pub pending: Mutex<HashMap<String, LoggedRequest>>,
+    pub waiting: Mutex<Waiting>,
+    /// Requests taken by the writer and not yet indexed, so feedback for
+    /// them is taken while their segment is written.
+    pub writing: Mutex<Vec<Arc<Requests>>>,
+    pub closed: AtomicBool,
     pub metadata: Arc<MetadataStore>,
     pub root: PathBuf,
 }
@@ -172,16 +187,22 @@ impl Shared {
     pub fn new(root: PathBuf, metadata: Arc<MetadataStore>) -> Self {
         Shared {
             dropped: AtomicU64::new(0),
-            queued_rows: AtomicUsize::new(0),
-            pending: Mutex::new(HashMap::new()),
+            waiting: Mutex::new(Waiting::default()),
+            writing: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
             metadata,
             root,
         }
     }
 
-    pub fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, LoggedRequest>> {
-        // Inserts and removes only: a poisoned map is still whole.
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    // Appends and takes whole groups only: a poisoned lock still guards
+    // consistent data.
+    pub fn waiting(&self) -> MutexGuard<'_, Waiting> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn writing(&self) -> MutexGuard<'_, Vec<Arc<Requests>>> {
+        self.writing.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -206,7 +227,7 @@ impl PredictionLog {
 
     /// Starts the writer thread for the home at `root`.
     pub fn start(root: PathBuf, metadata: Arc<MetadataStore>, options: LogOptions) -> Result<Self> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(options.queue_requests.max(1));
+        let (tx, rx) = std::sync::mpsc::sync_channel(CONTROL);
         let shared = Arc::new(Shared::new(root, metadata));
         let thread = writer::spawn(rx, shared.clone(), options.clone())
             .map_err(|e| ServeError::Internal(format!("cannot start the prediction log's writer: {e}")))?;
@@ -227,36 +248,41 @@ impl PredictionLog {
         self.running.as_ref().is_some_and(|r| r.options.sampling.sampled(model, id))
     }
 
-    /// Hands one predicted request to the writer, or drops and counts its
-    /// rows when the queue is full; never blocks. The caller checked
+    /// Appends one predicted request to the rows waiting for the writer,
+    /// or drops and counts its rows when `queue_rows` wait already or the
+    /// log is closed; never waits on the disk. The caller checked
     /// [`sampled`](Self::sampled).
-    pub(crate) fn record(&self, entry: Entry) {
+    pub(crate) fn record(&self, entry: &Entry) {
         let Some(r) = &self.running else { return };
         let rows = entry.frame.rows();
-        let queued = r.shared.queued_rows.fetch_add(rows, Ordering::Relaxed);
-        if queued + rows > r.options.queue_rows {
-            r.shared.queued_rows.fetch_sub(rows, Ordering::Relaxed);
+        let mut waiting = r.shared.waiting();
+        if waiting.rows + rows > r.options.queue_rows || r.shared.closed.load(Ordering::Relaxed) {
+            drop(waiting);
             r.shared.dropped.fetch_add(rows as u64, Ordering::Relaxed);
             return;
         }
-        let id = entry.request_id.clone();
-        r.shared.pending().insert(id.clone(), logged_request(&entry));
-        if let Err(e) = r.tx.try_send(Msg::Entry(Box::new(entry))) {
-            r.shared.pending().remove(&id);
-            r.shared.queued_rows.fetch_sub(rows, Ordering::Relaxed);
-            r.shared.dropped.fetch_add(rows as u64, Ordering::Relaxed);
-            if matches!(e, TrySendError::Disconnected(_)) {
-                tracing::warn!("prediction log closed: request {id} not logged");
+        let hour = entry.at_us.div_euclid(buffer::HOUR_US);
+        let at = match waiting.groups.iter().position(|g| g.holds(entry.served, hour)) {
+            Some(at) => at,
+            None => {
+                waiting.groups.push(Pending::new(entry.served, hour));
+                waiting.groups.len() - 1
             }
-        }
+        };
+        waiting.groups[at].append(entry);
+        waiting.rows += rows;
+        waiting.since.get_or_insert_with(std::time::Instant::now);
     }
 
-    /// The logged request with this id (queued or indexed). Blocking: it
-    /// may read the metadata store.
+    /// The logged request with this id (waiting, being written, or
+    /// indexed). Blocking: it may read the metadata store.
     pub fn lookup(&self, id: &str) -> Result<Option<LoggedRequest>> {
         let Some(r) = &self.running else { return Ok(None) };
-        if let Some(found) = r.shared.pending().get(id) {
-            return Ok(Some(found.clone()));
+        if let Some(found) = r.shared.waiting().groups.iter().find_map(|g| g.requests.find(id)) {
+            return Ok(Some(found));
+        }
+        if let Some(found) = r.shared.writing().iter().find_map(|w| w.find(id)) {
+            return Ok(Some(found));
         }
         r.shared.metadata.logged_request(id).map_err(|e| ServeError::Registry(e.into()))
     }
@@ -285,6 +311,13 @@ impl PredictionLog {
         let Some(r) = &self.running else { return };
         let thread = r.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(thread) = thread {
+            {
+                // Under the lock, so no request is half appended: what
+                // comes after is dropped and counted, what came before is
+                // written.
+                let _waiting = r.shared.waiting();
+                r.shared.closed.store(true, Ordering::Relaxed);
+            }
             let _ = r.tx.send(Msg::Close);
             if thread.join().is_err() {
                 tracing::error!("the prediction log's writer panicked; queued rows were lost");
@@ -296,17 +329,6 @@ impl PredictionLog {
 impl Drop for PredictionLog {
     fn drop(&mut self) {
         self.close();
-    }
-}
-
-fn logged_request(entry: &Entry) -> LoggedRequest {
-    LoggedRequest {
-        request_id: entry.request_id.clone(),
-        model_name: entry.served.name.clone(),
-        version: entry.served.version,
-        rows: entry.frame.rows() as i64,
-        target: target_kind(&entry.served),
-        at_us: entry.at_us,
     }
 }
 

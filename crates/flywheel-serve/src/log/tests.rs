@@ -33,20 +33,21 @@ fn served(version: i64) -> Arc<Served> {
     Arc::new(Served::new("m".into(), version, format!("m@{version}"), model))
 }
 
-fn entry(served: &Arc<Served>, id: &str, at_us: i64, rows: usize) -> Entry {
+/// Logs a request of `rows` rows predicted by `served`.
+fn record(log: &PredictionLog, served: &Arc<Served>, id: &str, at_us: i64, rows: usize) {
     let frame = frame(rows);
     let prediction = served.model.predict(&frame).unwrap();
-    let arm = format!("{}@production", served.name);
-    Entry {
-        request_id: id.into(),
-        arm,
+    let arm: ModelRef = format!("{}@production", served.name).parse().unwrap();
+    log.record(&Entry {
+        request_id: id,
+        arm: &arm,
         shadow: false,
         at_us,
-        served: served.clone(),
-        frame,
-        prediction,
+        served,
+        frame: &frame,
+        prediction: &prediction,
         latency_us: 42,
-    }
+    });
 }
 
 fn home() -> (tempfile::TempDir, Arc<MetadataStore>) {
@@ -55,13 +56,13 @@ fn home() -> (tempfile::TempDir, Arc<MetadataStore>) {
     (dir, store)
 }
 
-fn options(queue_requests: usize, queue_rows: usize) -> LogOptions {
-    LogOptions { queue_requests, queue_rows, flush_every: Duration::from_secs(3600), ..LogOptions::default() }
+fn options(queue_rows: usize) -> LogOptions {
+    LogOptions { queue_rows, flush_every: Duration::from_secs(3600), ..LogOptions::default() }
 }
 
 /// A log whose writer is not started, so the queue only fills.
 fn paused(root: PathBuf, metadata: Arc<MetadataStore>, options: LogOptions) -> (PredictionLog, Receiver) {
-    let (tx, rx) = std::sync::mpsc::sync_channel(options.queue_requests);
+    let (tx, rx) = std::sync::mpsc::sync_channel(CONTROL);
     let shared = Arc::new(Shared::new(root, metadata));
     let log = PredictionLog { running: Some(Running { tx, shared, options, thread: Mutex::new(None) }) };
     (log, rx)
@@ -78,12 +79,12 @@ fn resume(log: &PredictionLog, rx: Receiver) {
 #[test]
 fn a_flush_writes_one_segment_per_version_and_hour_each_indexed_with_its_requests() {
     let (dir, store) = home();
-    let log = PredictionLog::start(dir.path().to_path_buf(), store.clone(), options(64, 1 << 20)).unwrap();
+    let log = PredictionLog::start(dir.path().to_path_buf(), store.clone(), options(1 << 20)).unwrap();
     let (v1, v2) = (served(1), served(2));
-    log.record(entry(&v1, "a", T0 + 10, 3));
-    log.record(entry(&v1, "b", T0 + HOUR_US + 5, 2));
-    log.record(entry(&v2, "c", T0 + 20, 1));
-    log.record(entry(&v1, "d", T0 + 30, 1));
+    record(&log, &v1, "a", T0 + 10, 3);
+    record(&log, &v1, "b", T0 + HOUR_US + 5, 2);
+    record(&log, &v2, "c", T0 + 20, 1);
+    record(&log, &v1, "d", T0 + 30, 1);
     log.close();
     let segments = store.segments("m", None, None).unwrap();
     let seen: Vec<(i64, &str, i64)> = segments.iter().map(|s| (s.version, s.hour.as_str(), s.rows)).collect();
@@ -100,34 +101,34 @@ fn a_flush_writes_one_segment_per_version_and_hour_each_indexed_with_its_request
 #[test]
 fn rows_past_the_queue_are_dropped_and_counted_and_close_writes_what_was_queued() {
     let (dir, store) = home();
-    let (log, rx) = paused(dir.path().to_path_buf(), store.clone(), options(2, 10));
+    let (log, rx) = paused(dir.path().to_path_buf(), store.clone(), options(6));
     let v1 = served(1);
-    log.record(entry(&v1, "a", T0, 3));
-    log.record(entry(&v1, "b", T0, 2));
+    record(&log, &v1, "a", T0, 3);
+    record(&log, &v1, "b", T0, 2);
     assert_eq!(log.dropped(), 0);
-    log.record(entry(&v1, "c", T0, 4)); // the channel holds two requests
+    record(&log, &v1, "c", T0, 4); // six rows wait at most
     assert_eq!(log.dropped(), 4);
     assert!(log.lookup("a").unwrap().is_some(), "a queued request is known before it is written");
     assert!(log.lookup("c").unwrap().is_none(), "a dropped one is not");
     resume(&log, rx);
     log.flush();
-    log.record(entry(&v1, "d", T0, 11)); // more rows than the queue takes at all
+    record(&log, &v1, "d", T0, 11); // more rows than wait at all
     assert_eq!(log.dropped(), 15);
-    log.record(entry(&v1, "e", T0, 1));
+    record(&log, &v1, "e", T0, 1);
     log.close();
     let rows: i64 = store.segments("m", None, None).unwrap().iter().map(|s| s.rows).sum();
     assert_eq!(rows, 3 + 2 + 1);
-    log.record(entry(&v1, "f", T0, 1));
+    record(&log, &v1, "f", T0, 1);
     assert_eq!(log.dropped(), 16, "after close, rows are dropped and counted");
 }
 
 #[test]
 fn the_reader_gives_typed_inputs_predictions_and_labels_in_a_window() {
     let (dir, store) = home();
-    let log = PredictionLog::start(dir.path().to_path_buf(), store.clone(), options(64, 1 << 20)).unwrap();
+    let log = PredictionLog::start(dir.path().to_path_buf(), store.clone(), options(1 << 20)).unwrap();
     let v1 = served(1);
-    log.record(entry(&v1, "a", T0, 3));
-    log.record(entry(&v1, "b", T0 + 2 * HOUR_US, 1));
+    record(&log, &v1, "a", T0, 3);
+    record(&log, &v1, "b", T0 + 2 * HOUR_US, 1);
     log.close();
     let fb = |id: &str, row, label: &str| flywheel_metadata::Feedback {
         request_id: id.into(),

@@ -1,18 +1,15 @@
-//! The background writer: takes entries off the channel every tick and
-//! turns them at once into Arrow batches per model version and hour (so a
-//! waiting row costs its values, not its request's whole frame); on a flush
-//! (every `flush_rows` rows, `flush_every` after the first row waiting, on
-//! request, at close) writes one segment per model version and hour, then
-//! indexes it with its requests in one transaction.
+//! The background writer: on a flush (`flush_rows` rows waiting,
+//! `flush_every` after the first of them arrived, on request, at close) it
+//! takes the waiting columns whole, writes one Parquet segment per model
+//! version and hour, then indexes it with its requests in one transaction.
 
-use super::{Entry, LogOptions, Msg, PREDICTIONS_DIR, Shared, hour_of, logged_request, segment};
-use arrow_array::RecordBatch;
-use flywheel_metadata::{LoggedRequest, NewSegment};
-use std::collections::BTreeMap;
+use super::buffer::{HOUR_US, Pending, Requests};
+use super::{LogOptions, Msg, PREDICTIONS_DIR, Shared, hour_of, segment};
+use flywheel_metadata::NewSegment;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
-use std::time::{Duration, Instant};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::Duration;
 
 pub(super) fn spawn(
     rx: Receiver<Msg>,
@@ -22,40 +19,19 @@ pub(super) fn spawn(
     std::thread::Builder::new().name("prediction-log".into()).spawn(move || run(&rx, &shared, &options))
 }
 
-/// How often the writer looks at the channel. It polls rather than
-/// blocking in `recv`, so that a handler's `try_send` never has to wake a
-/// sleeping thread (a futex call and a context switch per request); at
-/// 4096 requests a tick, the channel fills only beyond 400,000 requests/s.
+/// How often the writer looks at what waits. Handlers never wake it: a
+/// wake per request would cost a futex call and a context switch each.
 const TICK: Duration = Duration::from_millis(10);
 
-/// What waits to be written for one model version and hour: the rows
-/// already turned into Arrow batches (a few hundred bytes a row, where a
-/// queued request holds its whole frame), and the requests to index.
-#[derive(Default)]
-struct Group {
-    batches: Vec<RecordBatch>,
-    requests: Vec<LoggedRequest>,
-    rows: usize,
-}
-
-type Key = (String, i64, String);
-
 fn run(rx: &Receiver<Msg>, shared: &Shared, options: &LogOptions) {
-    let mut waiting: BTreeMap<Key, Group> = BTreeMap::new();
-    let mut rows = 0;
-    let mut since: Option<Instant> = None;
     loop {
-        let (taken, acks, closing) = take(rx, shared, options.flush_rows.saturating_sub(rows));
-        if !taken.is_empty() {
-            since.get_or_insert_with(Instant::now);
-            rows += taken.iter().map(|e| e.frame.rows()).sum::<usize>();
-            compact(&mut waiting, taken);
-        }
-        let due = since.is_some_and(|t| t.elapsed() >= options.flush_every);
-        if closing || due || rows >= options.flush_rows || !acks.is_empty() {
-            flush(shared, std::mem::take(&mut waiting));
-            rows = 0;
-            since = None;
+        let (acks, closing) = match rx.recv_timeout(TICK) {
+            Ok(Msg::Flush(ack)) => (vec![ack], false),
+            Ok(Msg::Close) | Err(RecvTimeoutError::Disconnected) => (Vec::new(), true),
+            Err(RecvTimeoutError::Timeout) => (Vec::new(), false),
+        };
+        if closing || !acks.is_empty() || due(shared, options) {
+            flush(shared);
         }
         for ack in acks {
             let _ = ack.send(());
@@ -63,85 +39,61 @@ fn run(rx: &Receiver<Msg>, shared: &Shared, options: &LogOptions) {
         if closing {
             return;
         }
-        if rows < options.flush_rows {
-            std::thread::sleep(TICK);
-        }
     }
 }
 
-/// What the channel holds now, up to `room` rows: the entries, the flushes
-/// asked for, and whether the log is closing.
-fn take(rx: &Receiver<Msg>, shared: &Shared, room: usize) -> (Vec<Entry>, Vec<SyncSender<()>>, bool) {
-    let (mut entries, mut acks, mut rows) = (Vec::new(), Vec::new(), 0);
-    loop {
-        match rx.try_recv() {
-            Ok(Msg::Entry(e)) => {
-                shared.queued_rows.fetch_sub(e.frame.rows(), Ordering::Relaxed);
-                rows += e.frame.rows();
-                entries.push(*e);
-                if rows >= room {
-                    return (entries, acks, false);
-                }
-            }
-            Ok(Msg::Flush(ack)) => acks.push(ack),
-            Ok(Msg::Close) | Err(TryRecvError::Disconnected) => return (entries, acks, true),
-            Err(TryRecvError::Empty) => return (entries, acks, false),
-        }
+fn due(shared: &Shared, options: &LogOptions) -> bool {
+    let waiting = shared.waiting();
+    waiting.rows >= options.flush_rows || waiting.since.is_some_and(|t| t.elapsed() >= options.flush_every)
+}
+
+/// Writes what waits as one segment per model version and hour. Its
+/// requests stay visible to feedback lookups (`Shared::writing`) until
+/// they are indexed.
+fn flush(shared: &Shared) {
+    let groups = {
+        let mut waiting = shared.waiting();
+        waiting.rows = 0;
+        waiting.since = None;
+        std::mem::take(&mut waiting.groups)
+    };
+    for group in groups {
+        write_group(shared, group);
     }
 }
 
-/// Turns `entries` into a batch per model version and hour, added to
-/// what waits; the entries (and their frames) are let go.
-fn compact(waiting: &mut BTreeMap<Key, Group>, entries: Vec<Entry>) {
-    let mut by_key: BTreeMap<Key, Vec<Entry>> = BTreeMap::new();
-    for e in entries {
-        by_key.entry((e.served.name.clone(), e.served.version, hour_of(e.at_us))).or_default().push(e);
+fn write_group(shared: &Shared, group: Pending) {
+    let (requests, batch) = group.finish();
+    let requests = Arc::new(requests);
+    shared.writing().push(requests.clone());
+    let written = batch
+        .map_err(|e| format!("cannot build the rows: {e}"))
+        .and_then(|batch| write_segment(shared, &requests, &batch));
+    if let Err(message) = written {
+        let (model, version) = (&requests.served.name, requests.served.version);
+        tracing::warn!("prediction log: {} row(s) of {model}@{version} not logged: {message}", requests.rows);
+        shared.dropped.fetch_add(requests.rows as u64, Ordering::Relaxed);
     }
-    for (key, entries) in by_key {
-        let group = waiting.entry(key.clone()).or_default();
-        let rows: usize = entries.iter().map(|e| e.frame.rows()).sum();
-        match segment::to_batch(&entries) {
-            Ok(batch) => {
-                group.batches.push(batch);
-                group.requests.extend(entries.iter().map(logged_request));
-                group.rows += rows;
-            }
-            Err(e) => {
-                tracing::warn!("prediction log: {rows} row(s) of {}@{} not logged: {e}", key.0, key.1);
-            }
-        }
-    }
+    shared.writing().retain(|w| !Arc::ptr_eq(w, &requests));
 }
 
-/// Writes what waits as one segment per model version and hour.
-fn flush(shared: &Shared, waiting: BTreeMap<Key, Group>) {
-    for ((model, version, hour), group) in waiting {
-        if let Err(message) = write_segment(shared, &model, version, &hour, &group) {
-            tracing::warn!("prediction log: {} row(s) of {model}@{version} not logged: {message}", group.rows);
-            shared.dropped.fetch_add(group.rows as u64, Ordering::Relaxed);
-        }
-        let mut pending = shared.pending();
-        for r in &group.requests {
-            pending.remove(&r.request_id);
-        }
-    }
-}
-
-fn write_segment(shared: &Shared, model: &str, version: i64, hour: &str, group: &Group) -> Result<(), String> {
-    let first_us = group.requests.iter().map(|r| r.at_us).min().unwrap_or(0);
-    let last_us = group.requests.iter().map(|r| r.at_us).max().unwrap_or(0);
+fn write_segment(shared: &Shared, requests: &Requests, batch: &arrow_array::RecordBatch) -> Result<(), String> {
+    let (model, version) = (&requests.served.name, requests.served.version);
+    let hour = hour_of(requests.hour * HOUR_US);
+    let (first_us, last_us) = requests.span();
     let relative = format!("{PREDICTIONS_DIR}/{model}/{hour}/{}.parquet", segment_name(version, first_us));
-    segment::write(&shared.root.join(&relative), &group.batches).map_err(|e| e.0)?;
+    segment::write(&shared.root.join(&relative), std::slice::from_ref(batch)).map_err(|e| e.0)?;
     let new = NewSegment {
-        model_name: model.to_string(),
+        model_name: model.clone(),
         version,
-        hour: hour.to_string(),
+        hour,
         path: relative.clone(),
-        rows: group.rows as i64,
+        rows: requests.rows as i64,
         first_us,
         last_us,
+        target: super::target_kind(&requests.served),
     };
-    if let Err(e) = shared.metadata.record_segment(&new, &group.requests) {
+    if let Err(e) = shared.metadata.record_segment(&new, requests.rows()) {
         // Unindexed, the segment is invisible to readers: remove it so that
         // nothing on disk disagrees with the index.
         let _ = std::fs::remove_file(shared.root.join(&relative));
