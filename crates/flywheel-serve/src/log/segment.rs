@@ -57,15 +57,19 @@ pub fn write(path: &Path, batches: &[RecordBatch]) -> Result<(), WriteError> {
     })
 }
 
-/// Snappy, and dictionaries only where values repeat (the model, the arm,
-/// a class label): a dictionary over inputs of real numbers grows its hash
-/// table to the page limit per column before giving up, megabytes each
-/// for nothing.
+/// Snappy; dictionaries only where values repeat (the request id of a
+/// many-row request, the model, the arm, a class label): a dictionary over
+/// real numbers grows its hash table to the page limit per column before
+/// giving up, megabytes each for nothing; and statistics on the time alone
+/// (readers find segments by the index, and by time within one).
 fn properties() -> parquet::file::properties::WriterProperties {
+    use parquet::file::properties::EnabledStatistics;
     let mut props = parquet::file::properties::WriterProperties::builder()
         .set_compression(parquet::basic::Compression::SNAPPY)
-        .set_dictionary_enabled(false);
-    for repeated in ["model", "arm", PREDICTION] {
+        .set_dictionary_enabled(false)
+        .set_statistics_enabled(EnabledStatistics::None)
+        .set_column_statistics_enabled("time".into(), EnabledStatistics::Chunk);
+    for repeated in ["request_id", "model", "arm", PREDICTION] {
         props = props.set_column_dictionary_enabled(repeated.into(), true);
     }
     props.build()
