@@ -327,8 +327,10 @@ mod tests {
         let path = dir.path().join("metadata.db");
         {
             let conn = rusqlite::Connection::open(&path).unwrap();
-            conn.execute_batch("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
-                .unwrap();
+            conn.execute_batch(
+                "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
+            )
+            .unwrap();
             for (v, sql) in crate::migrations::MIGRATIONS.iter().filter(|(v, _)| *v <= 6) {
                 conn.execute_batch(sql).unwrap();
                 conn.execute("INSERT INTO schema_migrations VALUES (?1, 'then')", [v]).unwrap();
@@ -342,7 +344,13 @@ mod tests {
         }
         let s = MetadataStore::open(&path).unwrap();
         assert_eq!(s.logged_request("r1").unwrap(), Some(request("r1", 100)));
-        let label = Feedback { request_id: "r1".into(), row: 1, model_name: "m".into(), label: Label::Text("yes".into()), at_us: 900 };
+        let label = Feedback {
+            request_id: "r1".into(),
+            row: 1,
+            model_name: "m".into(),
+            label: Label::Text("yes".into()),
+            at_us: 900,
+        };
         assert_eq!(s.feedback("m", Some(100), Some(101)).unwrap(), [label]);
     }
 

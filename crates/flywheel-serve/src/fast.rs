@@ -226,7 +226,10 @@ impl<'de> Visitor<'de> for Cell<'_> {
     }
     fn visit_str<E: Error>(self, v: &str) -> Result<(), E> {
         match self.0 {
-            Builder::Text(out) => Ok(out.push(Some(v.to_string()))),
+            Builder::Text(out) => {
+                out.push(Some(v.to_string()));
+                Ok(())
+            }
             Builder::Num(_) => Err(give_up()),
         }
     }
@@ -234,7 +237,10 @@ impl<'de> Visitor<'de> for Cell<'_> {
 
 fn num<E: Error>(b: &mut Builder, v: f64) -> Result<(), E> {
     match b {
-        Builder::Num(out) => Ok(out.push(v)),
+        Builder::Num(out) => {
+            out.push(v);
+            Ok(())
+        }
         Builder::Text(_) => Err(give_up()),
     }
 }
@@ -337,8 +343,12 @@ impl<'de> Visitor<'de> for Tensor<'_> {
                 _ => return Err(give_up()),
             }
         }
-        let ((name, kind), datatype, shape, data) =
-            (name.ok_or_else(give_up)?, datatype.ok_or_else(give_up)?, shape.ok_or_else(give_up)?, data.ok_or_else(give_up)?);
+        let ((name, kind), datatype, shape, data) = (
+            name.ok_or_else(give_up)?,
+            datatype.ok_or_else(give_up)?,
+            shape.ok_or_else(give_up)?,
+            data.ok_or_else(give_up)?,
+        );
         let wanted = match kind {
             ColumnKind::Number => "FP64",
             ColumnKind::Text => "BYTES",
@@ -422,9 +432,15 @@ mod tests {
         f.push("c", Column::Text(Text::encode((0..6).map(|i| [Some("a"), Some("b")][i % 2])))).unwrap();
         let t = fit(&f, &["x".into(), "c".into()], &BTreeMap::new(), LINEAR_DEFAULTS).unwrap();
         let est = Estimator::Logistic { coef: vec![vec![0.3; t.width()]], intercept: vec![0.1] };
-        let model =
-            Model::new(Task::Classification, "y".into(), vec!["no".into(), "yes".into()], t, est, serde_json::json!({}))
-                .unwrap();
+        let model = Model::new(
+            Task::Classification,
+            "y".into(),
+            vec!["no".into(), "yes".into()],
+            t,
+            est,
+            serde_json::json!({}),
+        )
+        .unwrap();
         Served::new("m".into(), 1, "m@1".into(), model)
     }
 
