@@ -104,6 +104,7 @@ impl From<flywheel_serve::ServeError> for Failure {
             // Request refusals: never returned at start.
             E::NotFound(_) | E::BadRequest(_) | E::Unsupported(_) | E::TooLarge { .. } => 2,
             E::Unavailable(_) | E::Overloaded(_) | E::TimedOut(_) => 3,
+            E::BodyTimedOut(_) => 2,
             E::Unauthorized(_) => 2,
         };
         fail(code, e.to_string())

@@ -21,7 +21,11 @@ pub fn run(home: &Path, args: &ServeArgs) -> Result<u8, Failure> {
         addr: args.addr.clone(),
         models: args.models.clone(),
         poll: Duration::from_millis(args.poll_ms),
-        limits: Limits { timeout: Duration::from_millis(args.timeout_ms), max_in_flight: args.max_in_flight as usize },
+        limits: Limits {
+            timeout: Duration::from_millis(args.timeout_ms),
+            max_in_flight: args.max_in_flight as usize,
+            ..Limits::default()
+        },
         // Trimmed: a token pasted with a space or newline would otherwise match no header.
         token: std::env::var("FLYWHEEL_TOKEN").ok().map(|t| t.trim().to_string()).filter(|t| !t.is_empty()),
         log,

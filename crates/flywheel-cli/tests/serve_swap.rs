@@ -215,6 +215,8 @@ fn traffic_is_split_by_weight_sticky_by_key_and_a_canary_takes_its_share_once_it
     }
     let v3 = http::call(&server.addr, "GET", "/v2/models/reg/versions/3/ready", &[], b"").unwrap();
     assert_eq!(v3.status, 200, "the shadow's version is loaded and can be asked for by number");
+    let metadata = http::get(&server.addr, "/v2/models/reg").json();
+    assert_eq!(metadata["versions"], json!(["1", "2", "3"]), "every version loaded, in the split's order");
     let infer = http::post_json(
         &server.addr,
         "/v2/models/reg/versions/2/infer",
@@ -253,6 +255,12 @@ fn traffic_is_split_by_weight_sticky_by_key_and_a_canary_takes_its_share_once_it
     let missing = put(json!({ "split": { "candidate": 1, "7": 1 } }), "/v2/models/reg/split");
     assert_eq!(missing.status, 400);
     assert!(missing.json()["error"].as_str().unwrap().starts_with("`split.7`"), "{}", missing.text());
+    env.write("narrow.toml", &pipeline("linear", "narrow").replace(r#"["x", "z"]"#, r#"["x"]"#));
+    assert_eq!(env.run(&["run", "narrow.toml"]).code, 0);
+    let mixed = put(json!({ "split": { "candidate": 1, "narrow": 1 } }), "/v2/models/reg/split");
+    assert_eq!(mixed.status, 400, "versions reading other inputs in one split: {}", mixed.text());
+    let why = mixed.json()["error"].as_str().unwrap().to_string();
+    assert!(why.contains("reads x (number), z (number)") && why.contains("the same inputs"), "{why}");
     assert_eq!(http::get(&server.addr, "/v2/models/reg/split").json(), now, "a refused change changes nothing");
     let metrics = http::get(&server.addr, "/metrics").text();
     let answered = metrics.lines().find_map(|l| l.strip_prefix("flywheel_shadow_answered_total "));

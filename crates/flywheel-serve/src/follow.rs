@@ -105,6 +105,11 @@ impl Follower {
                 }
             },
         };
+        // An alias moved on purpose: served, but said, since callers of the
+        // other arms' inputs will be refused by this one.
+        if let Some(why) = self.table.route(&reference.name).and_then(|r| r.input_conflict(reference, &served)) {
+            tracing::warn!("{reference}: {why}");
+        }
         self.table.set_served(reference, Some(served));
         Some(Followed::Swapped { reference: reference.clone(), from: current, to: target })
     }

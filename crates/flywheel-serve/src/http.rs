@@ -60,16 +60,43 @@ pub fn router(app: Arc<AppState>) -> Router {
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves; requests in
-/// flight then finish before this returns.
+/// flight then finish before this returns. hyper's own connection loop
+/// (what `axum::serve` runs), with a timer so that a request head must
+/// arrive within `Limits::header_timeout`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| ServeError::Internal(format!("server stopped: {e}")))
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(app.limits.header_timeout);
+    let service = hyper_util::service::TowerToHyperService::new(router(app));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, say: wait rather than spin.
+                    tracing::warn!("cannot accept a connection: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let connection = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service.clone());
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("connection ended: {e}");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 async fn metrics(State(app): App) -> Response {
@@ -83,12 +110,18 @@ async fn server_ready(State(app): App) -> StatusCode {
 
 async fn metadata(State(app): App, Path(name): Path<String>) -> Result<Response> {
     let served = any_version(&app.table, &name)?;
-    Ok(versioned(json(StatusCode::OK, &oip::model_metadata(&served)), &served))
+    Ok(metadata_of(&app.table, &served))
 }
 
 async fn metadata_v(State(app): App, Path((name, v)): Path<(String, String)>) -> Result<Response> {
     let served = find_version(&app.table, &name, &v)?;
-    Ok(versioned(json(StatusCode::OK, &oip::model_metadata(&served)), &served))
+    Ok(metadata_of(&app.table, &served))
+}
+
+fn metadata_of(table: &ModelTable, served: &Served) -> Response {
+    let versions: Vec<i64> =
+        table.route(&served.name).map(|r| r.versions().iter().map(|s| s.version).collect()).unwrap_or_default();
+    versioned(json(StatusCode::OK, &oip::model_metadata(served, &versions)), served)
 }
 
 async fn model_ready(State(app): App, Path(name): Path<String>) -> Result<StatusCode> {
@@ -156,7 +189,7 @@ async fn invocations(State(app): App, RawQuery(query): RawQuery, headers: Header
     let body = read_body(&headers, body).await?;
     let frame = mlflow::parse(&picked.served, header_str(&headers, header::CONTENT_TYPE.as_str())?, &body)?;
     let (pred, frame) = answer(&app, &picked, &id, frame).await?;
-    let mut response = json(StatusCode::OK, &mlflow::answer(&picked.served, &pred));
+    let mut response = json_bytes(StatusCode::OK, mlflow::answer(&picked.served, &pred));
     with_id(&mut response, &id);
     let by = Answerer { served: &picked.served, arm: &picked.arm, shadow: false };
     log_prediction(&app, by, &id, &frame, &pred, started);
@@ -301,7 +334,25 @@ async fn predict(served: &Arc<Served>, frame: Frame) -> Result<(Prediction, Fram
         MlError::Data(m) => ServeError::BadRequest(m),
         other => ServeError::Internal(format!("model `{}` failed: {other}", served.label())),
     })?;
+    if let Some(row) = non_finite_row(&pred) {
+        // JSON has no NaN or infinity: answering one as `null` would read as
+        // a missing value, not as a model that could not answer.
+        return Err(ServeError::BadRequest(format!(
+            "row {row}: model `{}` predicts no finite number for it (inputs far outside the data it was trained on?)",
+            served.label()
+        )));
+    }
     Ok((pred, frame))
+}
+
+/// The first row whose prediction or probabilities are not finite numbers.
+fn non_finite_row(pred: &Prediction) -> Option<usize> {
+    match pred {
+        Prediction::Values(v) => v.iter().position(|x| !x.is_finite()),
+        Prediction::Classes { probabilities: p, .. } => {
+            p.data.iter().position(|x| !x.is_finite()).map(|i| i / p.cols.max(1))
+        }
+    }
 }
 
 async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes> {
@@ -309,13 +360,15 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes> {
     if declared.is_some_and(|n| n > BODY_LIMIT) {
         return Err(ServeError::TooLarge { limit: BODY_LIMIT });
     }
-    axum::body::to_bytes(body, BODY_LIMIT).await.map_err(|e| {
+    let body = axum::body::to_bytes(body, BODY_LIMIT).await.map_err(|e| {
         if e.to_string().contains("length limit") {
             ServeError::TooLarge { limit: BODY_LIMIT }
         } else {
             ServeError::BadRequest(format!("cannot read the request body: {e}"))
         }
-    })
+    })?;
+    ops::body_read();
+    Ok(body)
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>> {
@@ -351,7 +404,10 @@ fn versioned(mut response: Response, served: &Served) -> Response {
 }
 
 fn json(status: StatusCode, v: &serde_json::Value) -> Response {
-    let body = serde_json::to_vec(v).unwrap_or_default();
+    json_bytes(status, serde_json::to_vec(v).unwrap_or_default())
+}
+
+fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
@@ -368,5 +424,19 @@ impl IntoResponse for ServeError {
         let mut response = error_body(&self.to_string());
         *response.status_mut() = status;
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flywheel_ml::transform::Matrix;
+
+    #[test]
+    fn a_prediction_that_is_not_a_finite_number_is_found_by_its_row() {
+        assert_eq!(non_finite_row(&Prediction::Values(vec![1.0, -2.5])), None);
+        assert_eq!(non_finite_row(&Prediction::Values(vec![1.0, f64::INFINITY, f64::NAN])), Some(1));
+        let probabilities = Matrix { rows: 3, cols: 2, data: vec![0.5, 0.5, 0.1, 0.9, f64::NAN, 1.0] };
+        assert_eq!(non_finite_row(&Prediction::Classes { probabilities, labels: vec![0, 1, 1] }), Some(2));
     }
 }

@@ -85,6 +85,9 @@ pub enum ServeError {
     Overloaded(usize),
     #[error("the request took longer than {0:?} and was cut off")]
     TimedOut(std::time::Duration),
+    /// The client did not send its whole body within the request timeout.
+    #[error("the request body did not arrive within {0:?}: send it whole, or not at all")]
+    BodyTimedOut(std::time::Duration),
     /// A state-changing endpoint called without the configured token.
     #[error("{0}")]
     Unauthorized(String),
@@ -109,6 +112,7 @@ impl ServeError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ServeError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ServeError::BodyTimedOut(_) => StatusCode::REQUEST_TIMEOUT,
             ServeError::Registry(_)
             | ServeError::Load { .. }
             | ServeError::NoModels(_)

@@ -9,7 +9,7 @@ use crate::columns::{Builder, check_names, describe, frame, read_json};
 use crate::served::Served;
 use crate::{Result, ServeError};
 use flywheel_ml::{Frame, Prediction};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 const FORMATS: [&str; 4] = ["dataframe_split", "dataframe_records", "instances", "inputs"];
 
@@ -173,13 +173,20 @@ fn builders(served: &Served, names: &[&str], rows: usize) -> Vec<(String, Builde
         .collect()
 }
 
-/// `{"predictions": [...]}`: values, or class labels.
-pub fn answer(served: &Served, pred: &Prediction) -> Value {
-    match pred {
-        Prediction::Values(v) => json!({ "predictions": v }),
+/// `{"predictions": [...]}`: values, or class labels, serialized from the
+/// prediction as it is.
+pub fn answer(served: &Served, pred: &Prediction) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    struct Predictions<T> {
+        predictions: T,
+    }
+    let body = match pred {
+        Prediction::Values(v) => serde_json::to_vec(&Predictions { predictions: v }),
         Prediction::Classes { labels, .. } => {
             let classes = &served.model.classes;
-            json!({ "predictions": labels.iter().map(|&l| classes[l].as_str()).collect::<Vec<_>>() })
+            let labels: Vec<&str> = labels.iter().map(|&l| classes[l].as_str()).collect();
+            serde_json::to_vec(&Predictions { predictions: labels })
         }
-    }
+    };
+    body.unwrap_or_default()
 }

@@ -26,8 +26,9 @@ pub fn server_metadata() -> Value {
     json!({ "name": "flywheel", "version": env!("CARGO_PKG_VERSION"), "extensions": ["binary_tensor_data"] })
 }
 
-/// `GET /v2/models/{name}[/versions/{v}]`.
-pub fn model_metadata(served: &Served) -> Value {
+/// `GET /v2/models/{name}[/versions/{v}]`: `served`'s inputs and outputs,
+/// and every version of the model loaded (`versions`, in the split's order).
+pub fn model_metadata(served: &Served, versions: &[i64]) -> Value {
     let inputs: Vec<Value> = served
         .model
         .signature
@@ -45,7 +46,7 @@ pub fn model_metadata(served: &Served) -> Value {
     }
     json!({
         "name": served.name,
-        "versions": [served.version.to_string()],
+        "versions": versions.iter().map(i64::to_string).collect::<Vec<_>>(),
         "platform": "flywheel",
         "inputs": inputs,
         "outputs": outputs,
@@ -264,25 +265,23 @@ pub struct Encoded {
 }
 
 /// The inference answer: JSON, with binary outputs after it when asked.
+/// Serialized from borrowed slices, not built as a `Value` first.
 pub fn answer(served: &Served, requested: &[(&'static str, bool)], id: &str, pred: &Prediction) -> Encoded {
-    let mut outputs = Vec::new();
     let mut raw = Vec::new();
-    for &(name, binary) in requested {
-        let (mut tensor, data, bytes) = output(served, name, pred);
-        if binary {
-            tensor["parameters"]["binary_data_size"] = json!(bytes.len());
-            raw.extend(bytes);
-        } else {
-            tensor["data"] = data;
-        }
-        outputs.push(tensor);
-    }
-    let header = json!({
-        "model_name": served.name,
-        "model_version": served.version.to_string(),
-        "id": id,
-        "outputs": outputs,
-    });
+    let outputs: Vec<OutTensor> = requested
+        .iter()
+        .map(|&(name, binary)| {
+            let mut tensor = output(served, name, pred);
+            if binary {
+                let before = raw.len();
+                tensor.data.append_binary(&mut raw);
+                tensor.parameters.binary_data_size = Some(raw.len() - before);
+                tensor.data = Data::None;
+            }
+            tensor
+        })
+        .collect();
+    let header = AnswerHead { model_name: &served.name, model_version: served.version.to_string(), id, outputs };
     let mut body = serde_json::to_vec(&header).unwrap_or_default();
     if requested.iter().all(|(_, binary)| !binary) {
         return Encoded { body, header_len: None };
@@ -292,28 +291,69 @@ pub fn answer(served: &Served, requested: &[(&'static str, bool)], id: &str, pre
     Encoded { body, header_len: Some(header_len) }
 }
 
-/// One output tensor's description, its JSON data and its binary data.
-fn output(served: &Served, name: &str, pred: &Prediction) -> (Value, Value, Vec<u8>) {
+#[derive(serde::Serialize)]
+struct AnswerHead<'a> {
+    model_name: &'a str,
+    model_version: String,
+    id: &'a str,
+    outputs: Vec<OutTensor<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct OutTensor<'a> {
+    name: &'a str,
+    datatype: &'static str,
+    shape: Vec<usize>,
+    parameters: OutParameters<'a>,
+    #[serde(skip_serializing_if = "Data::is_none")]
+    data: Data<'a>,
+}
+
+#[derive(serde::Serialize, Default)]
+struct OutParameters<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    classes: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    binary_data_size: Option<usize>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Data<'a> {
+    Num(&'a [f64]),
+    Text(Vec<&'a str>),
+    None,
+}
+
+impl Data<'_> {
+    fn is_none(&self) -> bool {
+        matches!(self, Data::None)
+    }
+
+    fn append_binary(&self, out: &mut Vec<u8>) {
+        match self {
+            Data::Num(v) => out.extend(binary::encode_f64(v)),
+            Data::Text(items) => out.extend(binary::encode_bytes(items.iter().copied())),
+            Data::None => {}
+        }
+    }
+}
+
+/// One output tensor, its data borrowed from the prediction.
+fn output<'a>(served: &'a Served, name: &'a str, pred: &'a Prediction) -> OutTensor<'a> {
     let classes = &served.model.classes;
+    let tensor =
+        |datatype, shape, data| OutTensor { name, datatype, shape, parameters: OutParameters::default(), data };
     match (name, pred) {
-        (PROBABILITIES, Prediction::Classes { probabilities, .. }) => (
-            json!({ "name": name, "datatype": "FP64", "shape": [probabilities.rows, probabilities.cols],
-                    "parameters": { "classes": classes } }),
-            json!(probabilities.data),
-            binary::encode_f64(&probabilities.data),
-        ),
+        (PROBABILITIES, Prediction::Classes { probabilities, .. }) => {
+            let mut t = tensor("FP64", vec![probabilities.rows, probabilities.cols], Data::Num(&probabilities.data));
+            t.parameters.classes = Some(classes);
+            t
+        }
         (_, Prediction::Classes { labels, .. }) => {
             let labels: Vec<&str> = labels.iter().map(|&l| classes[l].as_str()).collect();
-            (
-                json!({ "name": name, "datatype": "BYTES", "shape": [labels.len()], "parameters": {} }),
-                json!(labels),
-                binary::encode_bytes(labels.iter().copied()),
-            )
+            tensor("BYTES", vec![labels.len()], Data::Text(labels))
         }
-        (_, Prediction::Values(v)) => (
-            json!({ "name": name, "datatype": "FP64", "shape": [v.len()], "parameters": {} }),
-            json!(v),
-            binary::encode_f64(v),
-        ),
+        (_, Prediction::Values(v)) => tensor("FP64", vec![v.len()], Data::Num(v)),
     }
 }

@@ -13,6 +13,7 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// Counts and times a prediction request, by the version that answered.
@@ -66,12 +67,19 @@ pub(crate) async fn limit(State(app): State<Arc<AppState>>, request: Request, ne
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return response;
     };
-    let slot = Slot(Arc::new(slot));
+    let read = Arc::new(AtomicBool::new(false));
+    let slot = Slot { _permit: Arc::new(slot), body_read: read.clone() };
     match tokio::time::timeout(app.limits.timeout, SLOT.scope(slot, next.run(request))).await {
         Ok(response) => response,
         Err(_) => {
             app.metrics.timed_out.inc();
-            ServeError::TimedOut(app.limits.timeout).into_response()
+            // The client's fault if its body never came; the server's if it
+            // came and the answer did not.
+            if read.load(Ordering::Relaxed) {
+                ServeError::TimedOut(app.limits.timeout).into_response()
+            } else {
+                ServeError::BodyTimedOut(app.limits.timeout).into_response()
+            }
         }
     }
 }
@@ -80,7 +88,15 @@ pub(crate) async fn limit(State(app): State<Arc<AppState>>, request: Request, ne
 /// prediction it starts: a request cut off by the timeout gives its place
 /// back only when that prediction has ended too.
 #[derive(Clone)]
-pub(crate) struct Slot(#[allow(dead_code)] Arc<tokio::sync::OwnedSemaphorePermit>);
+pub(crate) struct Slot {
+    _permit: Arc<tokio::sync::OwnedSemaphorePermit>,
+    body_read: Arc<AtomicBool>,
+}
+
+/// Notes that the request being answered on this task has its whole body.
+pub(crate) fn body_read() {
+    let _ = SLOT.try_with(|s| s.body_read.store(true, Ordering::Relaxed));
+}
 
 tokio::task_local! {
     static SLOT: Slot;

@@ -162,6 +162,24 @@ impl Route {
         self.arms.iter().chain(self.shadow.as_ref())
     }
 
+    /// Why `served` may not answer for `arm` beside the versions the other
+    /// arms have loaded: they must read the same inputs, or a request right
+    /// for one arm would be refused by another.
+    pub fn input_conflict(&self, arm: &ModelRef, served: &Served) -> Option<String> {
+        let mine = served.inputs_text();
+        self.every_arm().filter(|a| a.reference != *arm).find_map(|a| {
+            let other = a.served.as_ref()?;
+            let theirs = other.inputs_text();
+            (theirs != mine).then(|| {
+                format!(
+                    "version {} reads {mine}, but {} (version {}) reads {theirs}: the versions of a split must read \
+                     the same inputs; move the other references first, or change the split",
+                    served.version, a.reference, other.version
+                )
+            })
+        })
+    }
+
     /// Every loaded version once, arms first.
     pub fn versions(&self) -> Vec<Arc<Served>> {
         let mut out: Vec<Arc<Served>> = Vec::new();

@@ -32,6 +32,15 @@ impl Served {
         self.model.signature.inputs.iter().map(|i| i.name.as_str()).collect()
     }
 
+    /// The inputs read, as `a (number), b (text)` in name order: what a
+    /// caller must send.
+    pub fn inputs_text(&self) -> String {
+        let mut inputs: Vec<String> =
+            self.model.signature.inputs.iter().map(|i| format!("{} ({})", i.name, i.kind.as_str())).collect();
+        inputs.sort();
+        inputs.join(", ")
+    }
+
     pub fn is_classifier(&self) -> bool {
         self.model.task == Task::Classification
     }

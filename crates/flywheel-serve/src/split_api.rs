@@ -86,6 +86,9 @@ async fn prepared(home: &Home, current: &Route, split: Split) -> Result<Route> {
         };
         arm.served = Some(served);
     }
+    if let Some(why) = route.every_arm().find_map(|a| route.input_conflict(&a.reference, a.served.as_deref()?)) {
+        return Err(bad(format!("`split`: {why}")));
+    }
     if route.pick(None, 0).is_none() {
         return Err(bad(format!(
             "`split`: no weighted reference of {} points at a version, so nothing would answer",

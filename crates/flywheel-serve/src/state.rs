@@ -20,11 +20,15 @@ pub struct Limits {
     pub timeout: Duration,
     /// Requests being answered at once; more are refused with 503.
     pub max_in_flight: usize,
+    /// A client has this long to send a request's head; one that trickles
+    /// it (or sends nothing) is disconnected instead of holding its
+    /// connection.
+    pub header_timeout: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { timeout: Duration::from_secs(30), max_in_flight: 1024 }
+        Limits { timeout: Duration::from_secs(30), max_in_flight: 1024, header_timeout: Duration::from_secs(10) }
     }
 }
 

@@ -600,15 +600,30 @@ fn a_request_beyond_the_in_flight_limit_is_refused_with_retry_after_not_queued()
 }
 
 #[test]
-fn a_request_slower_than_the_timeout_is_cut_off_with_503() {
+fn a_body_that_does_not_arrive_within_the_timeout_is_cut_off_with_408() {
     let addr = limited(Limits { timeout: std::time::Duration::from_millis(300), ..Limits::default() }, None);
     let mut slow = half_sent(addr);
     let mut raw = String::new();
     slow.read_to_string(&mut raw).unwrap();
-    assert!(raw.starts_with("HTTP/1.1 503"), "{raw}");
-    assert!(raw.contains("took longer than 300ms"), "{raw}");
+    assert!(raw.starts_with("HTTP/1.1 408"), "{raw}");
+    assert!(raw.contains("did not arrive within 300ms"), "{raw}");
     let metrics = String::from_utf8(call(addr, "GET", "/metrics", &[], b"").body).unwrap();
     assert!(metrics.contains("flywheel_timed_out_total 1"), "{metrics}");
+}
+
+#[test]
+fn a_client_that_never_finishes_its_request_head_is_disconnected() {
+    let addr = limited(Limits { header_timeout: std::time::Duration::from_millis(200), ..Limits::default() }, None);
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(s, "POST /invocations HTTP/1.1\r\nHost: t\r\n").unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    let started = std::time::Instant::now();
+    let mut raw = Vec::new();
+    // Closed (an end of stream, or a reset): not the read timeout running out.
+    let ended = s.read_to_end(&mut raw).map_err(|e| e.kind());
+    let held = matches!(ended, Err(std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut));
+    assert!(!held && started.elapsed() < std::time::Duration::from_secs(3), "held open: {ended:?}");
+    assert_eq!(call(addr, "GET", "/v2/health/ready", &[], b"").status, 200, "others are still served");
 }
 
 #[test]
