@@ -333,7 +333,8 @@ pub struct ServeArgs {
     /// How often to look in the registry for aliases that moved, in milliseconds.
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
     pub poll_ms: u64,
-    /// A prediction request taking longer is answered 503, in milliseconds.
+    /// How long a request body may take to arrive (then 408), and a
+    /// prediction of over 256 rows to run (then 503), in milliseconds.
     #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub timeout_ms: u64,
     /// Prediction requests answered at once; more are refused with 503 and

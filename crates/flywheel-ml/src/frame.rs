@@ -124,6 +124,11 @@ impl Frame {
         Self::default()
     }
 
+    /// An empty frame with room for `columns` columns.
+    pub fn with_capacity(columns: usize) -> Self {
+        Frame { names: Vec::with_capacity(columns), columns: Vec::with_capacity(columns), rows: 0 }
+    }
+
     /// Refuses ±inf in numeric columns, at training and at prediction alike
     /// (NaN is a missing value; infinity is not a number a model can use,
     /// and a tree split next to it has no finite threshold).
@@ -169,6 +174,16 @@ impl Frame {
 
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.names.iter().position(|n| n == name).map(|i| &self.columns[i])
+    }
+
+    /// The column `name`, looked for at position `hint` first: where a frame
+    /// built in a model's input order has it, so that reading every input
+    /// is not a search per input.
+    pub fn column_at(&self, hint: usize, name: &str) -> Option<&Column> {
+        match self.names.get(hint) {
+            Some(n) if n == name => Some(&self.columns[hint]),
+            _ => self.column(name),
+        }
     }
 
     pub fn columns(&self) -> impl Iterator<Item = (&str, &Column)> {

@@ -655,8 +655,8 @@ impl Transform {
         m.data.resize(rows * width, 0.0);
         let mut encoders = Vec::with_capacity(self.columns.len());
         let mut at = 0;
-        for ct in &self.columns {
-            let col = frame.column(&ct.column).ok_or_else(|| {
+        for (i, ct) in self.columns.iter().enumerate() {
+            let col = frame.column_at(i, &ct.column).ok_or_else(|| {
                 let names: Vec<String> = frame.names().to_vec();
                 MlError::Data(format!(
                     "the model needs column `{}`, which the data does not have{}",

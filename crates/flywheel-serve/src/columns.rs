@@ -155,8 +155,9 @@ fn nan_as_null(body: &[u8]) -> Result<Option<Vec<u8>>> {
 pub fn check_names<'a>(served: &Served, given: impl IntoIterator<Item = &'a str>) -> Result<()> {
     let given: Vec<&str> = given.into_iter().collect();
     let inputs = served.input_names();
-    // The common case, checked without building a message.
-    if given.len() == inputs.len() && inputs.iter().all(|i| given.contains(i)) {
+    // The common cases, checked without building a message: the model's
+    // order (one comparison a name), or any order.
+    if given == inputs || (given.len() == inputs.len() && inputs.iter().all(|i| given.contains(i))) {
         return Ok(());
     }
     if let Some(dup) = given.iter().enumerate().find(|(i, g)| given[..*i].contains(g)).map(|(_, g)| g) {
@@ -183,12 +184,15 @@ pub fn check_names<'a>(served: &Served, given: impl IntoIterator<Item = &'a str>
 
 /// The frame from named, filled columns, in the signature's order.
 pub fn frame(served: &Served, mut columns: Vec<(String, Builder)>) -> Result<Frame> {
-    let mut frame = Frame::new();
-    for input in &served.model.signature.inputs {
-        let Some(at) = columns.iter().position(|(n, _)| *n == input.name) else {
+    let mut frame = Frame::with_capacity(served.model.signature.inputs.len());
+    let mut columns: Vec<Option<(String, Builder)>> = columns.drain(..).map(Some).collect();
+    for (i, input) in served.model.signature.inputs.iter().enumerate() {
+        // Given in the model's order, the column is at `i`; else searched.
+        let here = |c: &Option<(String, Builder)>| c.as_ref().is_some_and(|(n, _)| *n == input.name);
+        let at = if columns.get(i).is_some_and(here) { Some(i) } else { columns.iter().position(here) };
+        let Some((name, col)) = at.and_then(|at| columns[at].take()) else {
             return Err(bad(format!("missing input `{}`", input.name)));
         };
-        let (name, col) = columns.swap_remove(at);
         frame.push(name, col.finish()).map_err(|e| bad(e.to_string()))?;
     }
     Ok(frame)

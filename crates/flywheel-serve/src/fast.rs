@@ -136,7 +136,10 @@ impl<'de> Visitor<'de> for Split<'_> {
 }
 
 fn builders<'a>(served: &Served, names: impl Iterator<Item = &'a str>) -> Columns {
-    names.map(|n| (n.to_string(), Builder::new(served.input_kind(n).unwrap_or(ColumnKind::Text), 0))).collect()
+    names
+        .enumerate()
+        .map(|(i, n)| (n.to_string(), Builder::new(served.input_kind_at(i, n).unwrap_or(ColumnKind::Text), 0)))
+        .collect()
 }
 
 /// `[[v, ...], ...]`, each row's values going to the columns in order.

@@ -34,8 +34,7 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/v2/models/{name}/infer", post(infer))
         .route("/v2/models/{name}/versions/{version}/infer", post(infer_v))
         .route("/invocations", post(invocations))
-        .route_layer(from_fn_with_state(app.clone(), ops::limit))
-        .route_layer(from_fn_with_state(app.clone(), ops::observe));
+        .route_layer(from_fn_with_state(app.clone(), ops::guard));
     let split = get(split_api::get_split)
         .merge(put(split_api::put_split).route_layer(from_fn_with_state(app.clone(), ops::authorize)));
     Router::new()
@@ -152,7 +151,7 @@ async fn infer_v(
 async fn infer_with(app: &Arc<AppState>, picked: Picked, headers: &HeaderMap, body: Body) -> Result<Response> {
     let served = picked.served.clone();
     let started = Instant::now();
-    let body = read_body(headers, body).await?;
+    let body = read_body(app, headers, body).await?;
     let (head, data) = match header_str(headers, BINARY_HEADER)? {
         Some(n) => crate::binary::split(&body, n)?,
         None => (&body[..], &[][..]),
@@ -175,9 +174,9 @@ async fn infer_with(app: &Arc<AppState>, picked: Picked, headers: &HeaderMap, bo
             h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
     }
-    with_id(&mut response, &id);
     let by = Answerer { served: &picked.served, arm: &picked.arm, shadow: false };
     log_prediction(app, by, &id, &frame, &pred, started);
+    with_id(&mut response, id);
     Ok(picked_by(response, &picked))
 }
 
@@ -186,13 +185,13 @@ async fn invocations(State(app): App, RawQuery(query): RawQuery, headers: Header
     let started = Instant::now();
     let picked = invocation_model(&app.table, query.as_deref(), &headers)?;
     let id = request_id(&headers)?;
-    let body = read_body(&headers, body).await?;
+    let body = read_body(&app, &headers, body).await?;
     let frame = mlflow::parse(&picked.served, header_str(&headers, header::CONTENT_TYPE.as_str())?, &body)?;
     let (pred, frame) = answer(&app, &picked, &id, frame).await?;
     let mut response = json_bytes(StatusCode::OK, mlflow::answer(&picked.served, &pred));
-    with_id(&mut response, &id);
     let by = Answerer { served: &picked.served, arm: &picked.arm, shadow: false };
     log_prediction(&app, by, &id, &frame, &pred, started);
+    with_id(&mut response, id);
     Ok(picked_by(response, &picked))
 }
 
@@ -204,8 +203,9 @@ fn request_id(headers: &HeaderMap) -> Result<String> {
     }
 }
 
-fn with_id(response: &mut Response, id: &str) {
-    if let Ok(v) = HeaderValue::from_str(id) {
+/// Sets `x-request-id`, the id's own buffer becoming the header's.
+fn with_id(response: &mut Response, id: String) {
+    if let Ok(v) = HeaderValue::try_from(id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
 }
@@ -301,7 +301,7 @@ fn unanswered(table: &ModelTable, name: &str, why: Unanswered) -> ServeError {
 /// Predicts with the picked version, then sends a copy to its shadow
 /// (whose answer is logged under the same request id, never returned).
 async fn answer(app: &Arc<AppState>, picked: &Picked, id: &str, frame: Frame) -> Result<(Prediction, Frame)> {
-    let answered = predict(&picked.served, frame).await?;
+    let answered = predict(app, &picked.served, frame).await?;
     if let Some((arm, shadow)) = &picked.shadow {
         let (app, id, arm) = (app.clone(), id.to_string(), arm.clone());
         let started = Instant::now();
@@ -315,7 +315,7 @@ async fn answer(app: &Arc<AppState>, picked: &Picked, id: &str, frame: Frame) ->
 
 /// Runs the model, giving the frame back (for the log); a refusal of the
 /// data (a non-finite number, say) is the caller's, anything else the server's.
-async fn predict(served: &Arc<Served>, frame: Frame) -> Result<(Prediction, Frame)> {
+async fn predict(app: &AppState, served: &Arc<Served>, frame: Frame) -> Result<(Prediction, Frame)> {
     if frame.rows() == 0 {
         return Err(ServeError::BadRequest("the request has no rows to predict".into()));
     }
@@ -323,12 +323,17 @@ async fn predict(served: &Arc<Served>, frame: Frame) -> Result<(Prediction, Fram
         (served.model.predict(&frame), frame)
     } else {
         let (served, slot) = (served.clone(), ops::current_slot());
-        tokio::task::spawn_blocking(move || {
+        // Cut off after the timeout, the prediction still runs to its end,
+        // holding the request's slot (the permit moves with it).
+        let running = tokio::task::spawn_blocking(move || {
             let _held = slot;
             (served.model.predict(&frame), frame)
-        })
-        .await
-        .map_err(|e| ServeError::Internal(format!("prediction failed: {e}")))?
+        });
+        let Some(done) = ops::within(app.limits.timeout, running).await else {
+            app.metrics.timed_out.inc();
+            return Err(ServeError::TimedOut(app.limits.timeout));
+        };
+        done.map_err(|e| ServeError::Internal(format!("prediction failed: {e}")))?
     };
     let pred = result.map_err(|e| match e {
         MlError::Data(m) => ServeError::BadRequest(m),
@@ -355,20 +360,24 @@ fn non_finite_row(pred: &Prediction) -> Option<usize> {
     }
 }
 
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes> {
+/// The whole body, refused beyond `BODY_LIMIT`, or with 408 when it has not
+/// arrived within the request timeout.
+async fn read_body(app: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes> {
     let declared = header_str(headers, header::CONTENT_LENGTH.as_str())?.and_then(|n| n.parse::<usize>().ok());
     if declared.is_some_and(|n| n > BODY_LIMIT) {
         return Err(ServeError::TooLarge { limit: BODY_LIMIT });
     }
-    let body = axum::body::to_bytes(body, BODY_LIMIT).await.map_err(|e| {
+    let Some(read) = ops::within(app.limits.timeout, axum::body::to_bytes(body, BODY_LIMIT)).await else {
+        app.metrics.timed_out.inc();
+        return Err(ServeError::BodyTimedOut(app.limits.timeout));
+    };
+    read.map_err(|e| {
         if e.to_string().contains("length limit") {
             ServeError::TooLarge { limit: BODY_LIMIT }
         } else {
             ServeError::BadRequest(format!("cannot read the request body: {e}"))
         }
-    })?;
-    ops::body_read();
-    Ok(body)
+    })
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>> {
@@ -397,7 +406,7 @@ fn picked_by(response: Response, picked: &Picked) -> Response {
 }
 
 fn versioned(mut response: Response, served: &Served) -> Response {
-    if let Ok(v) = HeaderValue::from_str(&served.label()) {
+    if let Some(v) = served.label_header() {
         response.headers_mut().insert(VERSION_HEADER, v);
     }
     response

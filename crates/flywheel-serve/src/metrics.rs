@@ -55,6 +55,9 @@ pub struct Metrics {
     /// Held while counts kept elsewhere are caught up and the page rendered,
     /// so two scrapes at once cannot both add the same difference.
     rendering: std::sync::Mutex<()>,
+    /// The counter and histogram of each version's answered (200) requests,
+    /// by `name@version`: found without building label strings per request.
+    answered: std::sync::RwLock<std::collections::HashMap<String, (Counter, Histogram)>>,
 }
 
 impl Default for Metrics {
@@ -73,6 +76,7 @@ impl Default for Metrics {
             shadow_dropped: Counter::default(),
             log_dropped: Counter::default(),
             rendering: std::sync::Mutex::new(()),
+            answered: std::sync::RwLock::new(std::collections::HashMap::new()),
         };
         m.register();
         m
@@ -122,6 +126,28 @@ impl Metrics {
         self.latency.get_or_create(&VersionLabels { model, version }).observe(took.as_secs_f64());
     }
 
+    /// One prediction request answered 200 by `label` (`name@version`).
+    pub fn answered(&self, label: &str, took: Duration) {
+        let seconds = took.as_secs_f64();
+        let cache = self.answered.read().unwrap_or_else(|p| p.into_inner());
+        if let Some((count, latency)) = cache.get(label) {
+            count.inc();
+            latency.observe(seconds);
+            return;
+        }
+        drop(cache);
+        let (model, version) = label.rsplit_once('@').unwrap_or((label, ""));
+        let labels = VersionLabels { model: model.to_string(), version: version.to_string() };
+        let count = self
+            .requests
+            .get_or_create(&RequestLabels { model: labels.model.clone(), version: labels.version.clone(), code: 200 })
+            .clone();
+        let latency = self.latency.get_or_create(&labels).clone();
+        count.inc();
+        latency.observe(seconds);
+        self.answered.write().unwrap_or_else(|p| p.into_inner()).insert(label.to_string(), (count, latency));
+    }
+
     pub fn swapped(&self, model: &str) {
         self.swaps.get_or_create(&ModelLabels { model: model.to_string() }).inc();
     }
@@ -157,7 +183,7 @@ mod tests {
     #[test]
     fn requests_are_counted_by_model_version_and_status_and_timed() {
         let m = Metrics::default();
-        m.request("bikes", "3", 200, Duration::from_millis(2));
+        m.answered("bikes@3", Duration::from_millis(2));
         m.request("bikes", "3", 200, Duration::from_millis(4));
         m.request("bikes", "", 400, Duration::from_micros(50));
         m.swapped("bikes");

@@ -1,9 +1,10 @@
-//! What keeps the server up under load and closed to strangers, as
-//! middleware around the routes: every prediction request counted and
-//! timed (`/metrics`), refused with 503 and `Retry-After` when too many are
-//! in flight rather than queued without end, and cut off after the request
-//! timeout; and the endpoints that change state (a split, feedback) behind a
-//! bearer token when one is configured (`FLYWHEEL_TOKEN`).
+//! What keeps the server up under load and closed to strangers: every
+//! prediction request counted and timed (`/metrics`) and refused with 503
+//! and `Retry-After` when too many are in flight rather than queued without
+//! end (`guard`, a middleware); waits bounded by the request timeout
+//! (`within`: the body's arrival, a blocking prediction); and the endpoints
+//! that change state (a split, feedback) behind a bearer token when one is
+//! configured (`FLYWHEEL_TOKEN`).
 
 use crate::ServeError;
 use crate::headers::{MODEL_HEADER, VERSION_HEADER, model_in_query};
@@ -13,28 +14,43 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-/// Counts and times a prediction request, by the version that answered.
-pub(crate) async fn observe(State(app): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+/// Counts, times and limits a prediction request: refused with 503 and
+/// `Retry-After` when `max_in_flight` are being answered, counted by the
+/// version that answered. One middleware, not two: each layer costs a
+/// boxed future and a cloned service per request.
+pub(crate) async fn guard(State(app): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let start = Instant::now();
     // Kept (cheap clones) to name the model only when no version answered.
     let (uri, named) = (request.uri().clone(), request.headers().get(MODEL_HEADER).cloned());
-    app.metrics.in_flight.inc();
-    let _done = InFlight(&app);
-    let response = next.run(request).await;
-    let version = response.headers().get(VERSION_HEADER).and_then(|v| v.to_str().ok()).and_then(|v| v.rsplit_once('@'));
-    // A name the server does not serve is not a label: callers could
-    // otherwise grow the metrics without end, one made-up name at a time.
-    let (model, version) = match version {
-        Some((m, v)) => (m.to_string(), v),
-        None => {
-            let model = model_of(uri.path(), uri.query(), named.as_ref());
-            (if app.table.route(&model).is_some() { model } else { String::new() }, "")
+    let response = match app.slots.clone().try_acquire_owned() {
+        Ok(permit) => {
+            app.metrics.in_flight.inc();
+            let _done = InFlight(&app);
+            SLOT.scope(Slot(Arc::new(permit)), next.run(request)).await
+        }
+        Err(_) => {
+            app.metrics.overloaded.inc();
+            let mut response = ServeError::Overloaded(app.limits.max_in_flight).into_response();
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
         }
     };
-    app.metrics.request(&model, version, response.status().as_u16(), start.elapsed());
+    let took = start.elapsed();
+    let status = response.status().as_u16();
+    let version = response.headers().get(VERSION_HEADER).and_then(|v| v.to_str().ok());
+    match version.and_then(|label| Some((label, label.rsplit_once('@')?))) {
+        Some((label, _)) if status == 200 => app.metrics.answered(label, took),
+        Some((_, (m, v))) => app.metrics.request(m, v, status, took),
+        None => {
+            // A name the server does not serve is not a label: callers could
+            // otherwise grow the metrics without end, one made-up name at a time.
+            let model = model_of(uri.path(), uri.query(), named.as_ref());
+            let model = if app.table.route(&model).is_some() { model } else { String::new() };
+            app.metrics.request(&model, "", status, took);
+        }
+    }
     response
 }
 
@@ -58,29 +74,15 @@ fn model_of(path: &str, query: Option<&str>, header: Option<&HeaderValue>) -> St
     model_in_query(query).or(from_header).unwrap_or_default().to_string()
 }
 
-/// Refuses a request when `max_in_flight` are being answered, and cuts one
-/// off after the timeout.
-pub(crate) async fn limit(State(app): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    let Ok(slot) = app.slots.clone().try_acquire_owned() else {
-        app.metrics.overloaded.inc();
-        let mut response = ServeError::Overloaded(app.limits.max_in_flight).into_response();
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return response;
-    };
-    let read = Arc::new(AtomicBool::new(false));
-    let slot = Slot { _permit: Arc::new(slot), body_read: read.clone() };
-    match tokio::time::timeout(app.limits.timeout, SLOT.scope(slot, next.run(request))).await {
-        Ok(response) => response,
-        Err(_) => {
-            app.metrics.timed_out.inc();
-            // The client's fault if its body never came; the server's if it
-            // came and the answer did not.
-            if read.load(Ordering::Relaxed) {
-                ServeError::TimedOut(app.limits.timeout).into_response()
-            } else {
-                ServeError::BodyTimedOut(app.limits.timeout).into_response()
-            }
-        }
+/// Waits for `work` at most `limit`, without a timer when it is done at
+/// once (a small request's body is usually whole when its handler starts,
+/// and a timer costs a lock of the runtime's timer wheel).
+pub(crate) async fn within<F: std::future::Future>(limit: std::time::Duration, work: F) -> Option<F::Output> {
+    let mut work = std::pin::pin!(work);
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(work.as_mut().poll(cx))).await;
+    match first {
+        std::task::Poll::Ready(done) => Some(done),
+        std::task::Poll::Pending => tokio::time::timeout(limit, work).await.ok(),
     }
 }
 
@@ -88,15 +90,7 @@ pub(crate) async fn limit(State(app): State<Arc<AppState>>, request: Request, ne
 /// prediction it starts: a request cut off by the timeout gives its place
 /// back only when that prediction has ended too.
 #[derive(Clone)]
-pub(crate) struct Slot {
-    _permit: Arc<tokio::sync::OwnedSemaphorePermit>,
-    body_read: Arc<AtomicBool>,
-}
-
-/// Notes that the request being answered on this task has its whole body.
-pub(crate) fn body_read() {
-    let _ = SLOT.try_with(|s| s.body_read.store(true, Ordering::Relaxed));
-}
+pub(crate) struct Slot(#[allow(dead_code)] Arc<tokio::sync::OwnedSemaphorePermit>);
 
 tokio::task_local! {
     static SLOT: Slot;

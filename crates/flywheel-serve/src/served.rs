@@ -1,6 +1,7 @@
 //! One loaded model version, as the server holds it: the model, the
 //! registered version it is, and the reference that chose it.
 
+use axum::http::HeaderValue;
 use flywheel_ml::{Column, ColumnKind, Frame, Model, Task, Text};
 
 /// One loaded model version.
@@ -11,11 +12,14 @@ pub struct Served {
     /// What the user asked for (`clf@production`), to say why this version.
     pub reference: String,
     pub model: Model,
+    /// `label()` as a header value, made once (a model name is ASCII).
+    label_header: Option<HeaderValue>,
 }
 
 impl Served {
     pub fn new(name: String, version: i64, reference: String, model: Model) -> Self {
-        Served { name, version, reference, model }
+        let label_header = HeaderValue::try_from(format!("{name}@{version}")).ok();
+        Served { name, version, reference, model, label_header }
     }
 
     /// `name@version`, as the `x-flywheel-model-version` header says it.
@@ -23,9 +27,23 @@ impl Served {
         format!("{}@{}", self.name, self.version)
     }
 
+    /// [`label`](Self::label) as a header value; cloned without a copy.
+    pub fn label_header(&self) -> Option<HeaderValue> {
+        self.label_header.clone()
+    }
+
     /// The kind of the input column `name`, if the model reads it.
     pub fn input_kind(&self, name: &str) -> Option<ColumnKind> {
         self.model.signature.inputs.iter().find(|i| i.name == name).map(|i| i.kind)
+    }
+
+    /// The kind of input `name`, which callers usually give at `hint`
+    /// (the model's order): found there without a search.
+    pub fn input_kind_at(&self, hint: usize, name: &str) -> Option<ColumnKind> {
+        match self.model.signature.inputs.get(hint) {
+            Some(i) if i.name == name => Some(i.kind),
+            _ => self.input_kind(name),
+        }
     }
 
     pub fn input_names(&self) -> Vec<&str> {

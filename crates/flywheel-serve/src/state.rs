@@ -15,8 +15,9 @@ use tokio::sync::{Notify, Semaphore};
 /// Limits on prediction requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
-    /// A request taking longer is answered 503 (the prediction itself, on
-    /// a blocking thread, still runs to its end).
+    /// How long a request's body may take to arrive (then 408), and a
+    /// prediction on a blocking thread to run (then 503; it still runs to
+    /// its end, holding its slot).
     pub timeout: Duration,
     /// Requests being answered at once; more are refused with 503.
     pub max_in_flight: usize,

@@ -103,8 +103,8 @@ impl Pending {
         let (at_us, latency_us, shadow) = (e.at_us, e.latency_us, e.shadow);
         r.reqs.push(Req { id_start, id_end: r.ids.len(), rows, at_us, latency_us, arm, shadow });
         r.rows += rows;
-        for (input, out) in r.served.model.signature.inputs.iter().zip(&mut self.inputs) {
-            append_input(out, e.frame.column(&input.name), rows);
+        for (i, (input, out)) in r.served.model.signature.inputs.iter().zip(&mut self.inputs).enumerate() {
+            append_input(out, e.frame.column_at(i, &input.name), rows);
         }
         append_prediction(&mut self.predicted, e.prediction, &r.served.model.classes, rows);
     }
