@@ -99,6 +99,16 @@ pub struct Feedback {
     pub at_us: i64,
 }
 
+/// Requests indexed by one statement: one statement per row was most of
+/// the cost of logging a prediction.
+const REQUESTS_PER_INSERT: usize = 128;
+
+/// `INSERT OR REPLACE` of `n` requests (four values each) at once.
+fn insert_requests(n: usize) -> String {
+    let rows = vec!["(?, ?, ?, ?)"; n].join(", ");
+    format!("INSERT OR REPLACE INTO serving_requests (request_id, segment_id, rows, at_us) VALUES {rows}")
+}
+
 impl MetadataStore {
     /// Indexes a segment and the requests it holds, in one transaction; a
     /// request id seen again points at its latest segment.
@@ -125,13 +135,14 @@ impl MetadataStore {
             ],
         )?;
         let id = tx.last_insert_rowid();
-        {
-            let mut st = tx.prepare(
-                "INSERT OR REPLACE INTO serving_requests (request_id, segment_id, rows, at_us) VALUES (?1, ?2, ?3, ?4)",
-            )?;
-            for r in requests {
-                st.execute(params![r.request_id, id, r.rows, r.at_us])?;
+        let requests: Vec<RequestRow> = requests.into_iter().collect();
+        for chunk in requests.chunks(REQUESTS_PER_INSERT) {
+            let mut st = tx.prepare_cached(&insert_requests(chunk.len()))?;
+            let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * 4);
+            for r in chunk {
+                values.extend([&r.request_id as &dyn rusqlite::ToSql, &id, &r.rows, &r.at_us]);
             }
+            st.execute(values.as_slice())?;
         }
         tx.commit()?;
         Ok(id)
@@ -319,6 +330,17 @@ mod tests {
         assert_eq!(paths(None, None), ["b.parquet"]);
         assert_eq!(s.logged_request("r1").unwrap(), None, "its requests go with it");
         assert!(s.logged_request("r3").unwrap().is_some());
+    }
+
+    #[test]
+    fn a_segment_of_many_requests_indexes_every_one() {
+        let (_d, s) = store();
+        let ids: Vec<String> = (0..300).map(|i| format!("r{i}")).collect();
+        let rows = ids.iter().enumerate().map(|(i, id)| RequestRow { request_id: id, rows: 1, at_us: i as i64 });
+        s.record_segment(&segment(1, 0, 299, "a.parquet"), rows).unwrap();
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(s.logged_request(id).unwrap().map(|r| r.at_us), Some(i as i64), "{id}");
+        }
     }
 
     #[test]

@@ -336,7 +336,7 @@ impl<'de> Visitor<'de> for Tensor<'_> {
                     name = Some((n, kind));
                 }
                 "datatype" if datatype.is_none() => datatype = Some(map.next_value::<Name<'de>>()?),
-                "shape" if shape.is_none() => shape = Some(map.next_value::<Vec<u64>>()?),
+                "shape" if shape.is_none() => shape = Some(map.next_value_seed(Shape)?),
                 "data" if data.is_none() => {
                     let (_, kind) = name.as_ref().ok_or_else(give_up)?;
                     let mut b = Builder::new(*kind, 0);
@@ -356,9 +356,32 @@ impl<'de> Visitor<'de> for Tensor<'_> {
             ColumnKind::Number => "FP64",
             ColumnKind::Text => "BYTES",
         };
-        let rows = data.len() as u64;
-        match shape.as_slice() {
-            [n] | [n, 1] if *n == rows && datatype.0 == wanted => Ok((name, data)),
+        match shape {
+            n if n == data.len() as u64 && datatype.0 == wanted => Ok((name, data)),
+            _ => Err(give_up()),
+        }
+    }
+}
+
+/// A `[rows]` or `[rows, 1]` shape, read without a `Vec`: its row count.
+struct Shape;
+
+impl<'de> DeserializeSeed<'de> for Shape {
+    type Value = u64;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<u64, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Shape {
+    type Value = u64;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a shape")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<u64, A::Error> {
+        let rows: u64 = seq.next_element()?.ok_or_else(give_up)?;
+        match (seq.next_element::<u64>()?, seq.next_element::<IgnoredAny>()?) {
+            (None, _) | (Some(1), None) => Ok(rows),
             _ => Err(give_up()),
         }
     }
@@ -500,6 +523,7 @@ mod tests {
             r#"{"inputs": [{"name": "x", "datatype": "FP64", "shape": [1], "data": [true]}, {"name": "c", "datatype": "BYTES", "shape": [1], "data": ["a"]}]}"#,
             r#"{"inputs": [{"name": "x", "datatype": "FP64", "shape": [1], "data": [1]}], "outputs": []}"#,
             r#"{"id": 7, "inputs": []}"#,
+            r#"{"inputs": [{"name": "x", "datatype": "FP64", "shape": [1, 2], "data": [1]}, {"name": "c", "datatype": "BYTES", "shape": [1], "data": ["a"]}]}"#,
         ] {
             assert!(infer(&s, refused.as_bytes()).is_none(), "{refused}");
         }

@@ -389,12 +389,14 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>>
 
 /// A request id for a request that gave none: the process's start time
 /// (µs) and pid, then a counter, so ids stay unique across restarts (the
-/// log joins feedback by them).
+/// log joins feedback by them). Fixed width, so that ids sort in the order
+/// they were made and the log's index appends them instead of splitting
+/// its pages.
 fn new_id() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     static START: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let start = START.get_or_init(|| format!("{:x}-{:x}", now_us(), std::process::id()));
-    format!("{start}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+    let start = START.get_or_init(|| format!("{:014x}-{:08x}", now_us(), std::process::id()));
+    format!("{start}-{:012x}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 fn picked_by(response: Response, picked: &Picked) -> Response {
