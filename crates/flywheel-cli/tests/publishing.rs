@@ -174,7 +174,12 @@ fn concurrent_runs_move_production_only_from_the_version_they_compared_with() {
     for p in procs {
         let out = p.wait_with_output().unwrap();
         let code = out.status.code().unwrap_or(-1);
-        assert!(code == 0 || code == 4, "exit {code}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            code == 0 || code == 4,
+            "exit {code}: {}{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
         if code == 4 {
             let o: Value = serde_json::from_slice(&out.stdout).unwrap();
             let why = step(&o, "push")["error"].as_str().unwrap().to_string();

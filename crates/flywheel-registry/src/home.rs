@@ -109,7 +109,6 @@ impl Home {
     /// Work folders and write probes under `work/` that no live process
     /// uses: an execution's folder while it is `running` is in use.
     pub fn leftovers(&self) -> Result<Vec<Leftover>> {
-        let running = self.metadata.running_execution_ids()?;
         let mut found = Vec::new();
         let work = self.root.join("work");
         let entries = match std::fs::read_dir(&work) {
@@ -117,6 +116,12 @@ impl Home {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(e.into()),
         };
+        // Read after the folders: an execution is recorded as running before
+        // its folder is made, so every folder listed belongs to an execution
+        // this read sees running, unless it has ended. Read before, it missed
+        // executions another process started meanwhile, and their folders
+        // were removed under them (a run of six processes at once failed so).
+        let running = self.metadata.running_execution_ids()?;
         for entry in entries {
             let name = entry.file_name().to_string_lossy().into_owned();
             let leftover = if let Some(id) = exec_id(&name) {
