@@ -8,8 +8,8 @@
 //! format, a field it does not take, a value of the wrong type, a bad
 //! count) it returns `None` and the request is read again by the general
 //! path, which accepts the same bodies and names what is wrong. So the two
-//! cannot disagree on an error, and agree on a success by the tests in
-//! `tests/http.rs` that send both shapes.
+//! cannot disagree on an error; that they read a success alike is what the
+//! tests below check, body by body.
 
 use crate::columns::{Builder, check_names, frame};
 use crate::served::Served;
@@ -17,6 +17,18 @@ use flywheel_ml::{ColumnKind, Frame};
 use serde::de::{DeserializeSeed, Error, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
 use std::fmt;
+
+/// A seed that is its own visitor, read with `deserialize_$how`.
+macro_rules! seed_is_visitor {
+    ($ty:ty, $how:ident) => {
+        impl<'de> DeserializeSeed<'de> for $ty {
+            type Value = <Self as Visitor<'de>>::Value;
+            fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                d.$how(self)
+            }
+        }
+    };
+}
 
 /// Why the fast path gave up; never shown.
 fn give_up<E: Error>() -> E {
@@ -70,12 +82,7 @@ struct Top<'s> {
     served: &'s Served,
 }
 
-impl<'de> DeserializeSeed<'de> for Top<'_> {
-    type Value = Columns;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Columns, D::Error> {
-        d.deserialize_map(self)
-    }
-}
+seed_is_visitor!(Top<'_>, deserialize_map);
 
 impl<'de> Visitor<'de> for Top<'_> {
     type Value = Columns;
@@ -99,12 +106,7 @@ struct Split<'s> {
     served: &'s Served,
 }
 
-impl<'de> DeserializeSeed<'de> for Split<'_> {
-    type Value = Columns;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Columns, D::Error> {
-        d.deserialize_map(self)
-    }
-}
+seed_is_visitor!(Split<'_>, deserialize_map);
 
 impl<'de> Visitor<'de> for Split<'_> {
     type Value = Columns;
@@ -147,12 +149,7 @@ struct Rows<'c> {
     columns: &'c mut Columns,
 }
 
-impl<'de> DeserializeSeed<'de> for Rows<'_> {
-    type Value = ();
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
-    }
-}
+seed_is_visitor!(Rows<'_>, deserialize_seq);
 
 impl<'de> Visitor<'de> for Rows<'_> {
     type Value = ();
@@ -169,12 +166,7 @@ struct Row<'c> {
     columns: &'c mut Columns,
 }
 
-impl<'de> DeserializeSeed<'de> for Row<'_> {
-    type Value = ();
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
-    }
-}
+seed_is_visitor!(Row<'_>, deserialize_seq);
 
 impl<'de> Visitor<'de> for Row<'_> {
     type Value = ();
@@ -196,12 +188,7 @@ impl<'de> Visitor<'de> for Row<'_> {
 /// null or a boolean for numbers; text or null for text.
 struct Cell<'b>(&'b mut Builder);
 
-impl<'de> DeserializeSeed<'de> for Cell<'_> {
-    type Value = ();
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
+seed_is_visitor!(Cell<'_>, deserialize_any);
 
 impl<'de> Visitor<'de> for Cell<'_> {
     type Value = ();
@@ -252,12 +239,7 @@ struct InferTop<'s> {
     served: &'s Served,
 }
 
-impl<'de> DeserializeSeed<'de> for InferTop<'_> {
-    type Value = (Option<String>, Columns);
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
-    }
-}
+seed_is_visitor!(InferTop<'_>, deserialize_map);
 
 impl<'de> Visitor<'de> for InferTop<'_> {
     type Value = (Option<String>, Columns);
@@ -287,12 +269,7 @@ struct Tensors<'s> {
     served: &'s Served,
 }
 
-impl<'de> DeserializeSeed<'de> for Tensors<'_> {
-    type Value = Columns;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Columns, D::Error> {
-        d.deserialize_seq(self)
-    }
-}
+seed_is_visitor!(Tensors<'_>, deserialize_seq);
 
 impl<'de> Visitor<'de> for Tensors<'_> {
     type Value = Columns;
@@ -314,12 +291,7 @@ struct Tensor<'s> {
     served: &'s Served,
 }
 
-impl<'de> DeserializeSeed<'de> for Tensor<'_> {
-    type Value = (String, Builder);
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
-    }
-}
+seed_is_visitor!(Tensor<'_>, deserialize_map);
 
 impl<'de> Visitor<'de> for Tensor<'_> {
     type Value = (String, Builder);
@@ -366,12 +338,7 @@ impl<'de> Visitor<'de> for Tensor<'_> {
 /// A `[rows]` or `[rows, 1]` shape, read without a `Vec`: its row count.
 struct Shape;
 
-impl<'de> DeserializeSeed<'de> for Shape {
-    type Value = u64;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<u64, D::Error> {
-        d.deserialize_seq(self)
-    }
-}
+seed_is_visitor!(Shape, deserialize_seq);
 
 impl<'de> Visitor<'de> for Shape {
     type Value = u64;
@@ -380,9 +347,10 @@ impl<'de> Visitor<'de> for Shape {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<u64, A::Error> {
         let rows: u64 = seq.next_element()?.ok_or_else(give_up)?;
-        match (seq.next_element::<u64>()?, seq.next_element::<IgnoredAny>()?) {
-            (None, _) | (Some(1), None) => Ok(rows),
-            _ => Err(give_up()),
+        match seq.next_element::<u64>()? {
+            None => Ok(rows),
+            Some(1) if seq.next_element::<IgnoredAny>()?.is_none() => Ok(rows),
+            Some(_) => Err(give_up()),
         }
     }
 }
@@ -392,12 +360,7 @@ struct Flat<'b> {
     builder: &'b mut Builder,
 }
 
-impl<'de> DeserializeSeed<'de> for Flat<'_> {
-    type Value = ();
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
-    }
-}
+seed_is_visitor!(Flat<'_>, deserialize_seq);
 
 impl<'de> Visitor<'de> for Flat<'_> {
     type Value = ();
@@ -414,12 +377,7 @@ impl<'de> Visitor<'de> for Flat<'_> {
 /// (no booleans, as the general path refuses them for FP64).
 struct Strict<'b>(&'b mut Builder);
 
-impl<'de> DeserializeSeed<'de> for Strict<'_> {
-    type Value = ();
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
+seed_is_visitor!(Strict<'_>, deserialize_any);
 
 impl<'de> Visitor<'de> for Strict<'_> {
     type Value = ();

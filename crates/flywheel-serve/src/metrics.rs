@@ -121,31 +121,35 @@ impl Metrics {
 
     /// One prediction request answered: `version` empty when none was chosen.
     pub fn request(&self, model: &str, version: &str, code: u16, took: Duration) {
-        let (model, version) = (model.to_string(), version.to_string());
-        self.requests.get_or_create(&RequestLabels { model: model.clone(), version: version.clone(), code }).inc();
-        self.latency.get_or_create(&VersionLabels { model, version }).observe(took.as_secs_f64());
+        let (count, latency) = self.handles(model, version, code);
+        count.inc();
+        latency.observe(took.as_secs_f64());
     }
 
-    /// One prediction request answered 200 by `label` (`name@version`).
+    /// One prediction request answered 200 by `label` (`name@version`),
+    /// through handles kept by label after the first.
     pub fn answered(&self, label: &str, took: Duration) {
-        let seconds = took.as_secs_f64();
         let cache = self.answered.read().unwrap_or_else(|p| p.into_inner());
         if let Some((count, latency)) = cache.get(label) {
             count.inc();
-            latency.observe(seconds);
+            latency.observe(took.as_secs_f64());
             return;
         }
         drop(cache);
         let (model, version) = label.rsplit_once('@').unwrap_or((label, ""));
+        let handles = self.handles(model, version, 200);
+        self.answered.write().unwrap_or_else(|p| p.into_inner()).insert(label.to_string(), handles);
+        self.answered(label, took);
+    }
+
+    /// The request counter and latency histogram of these labels.
+    fn handles(&self, model: &str, version: &str, code: u16) -> (Counter, Histogram) {
         let labels = VersionLabels { model: model.to_string(), version: version.to_string() };
         let count = self
             .requests
-            .get_or_create(&RequestLabels { model: labels.model.clone(), version: labels.version.clone(), code: 200 })
+            .get_or_create(&RequestLabels { model: labels.model.clone(), version: labels.version.clone(), code })
             .clone();
-        let latency = self.latency.get_or_create(&labels).clone();
-        count.inc();
-        latency.observe(seconds);
-        self.answered.write().unwrap_or_else(|p| p.into_inner()).insert(label.to_string(), (count, latency));
+        (count, self.latency.get_or_create(&labels).clone())
     }
 
     pub fn swapped(&self, model: &str) {

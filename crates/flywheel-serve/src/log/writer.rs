@@ -3,7 +3,7 @@
 //! takes the waiting columns whole, writes one Parquet segment per model
 //! version and hour, then indexes it with its requests in one transaction.
 
-use super::buffer::{HOUR_US, Pending, Requests};
+use super::buffer::{HOUR_US, Requests};
 use super::{LogOptions, Msg, PREDICTIONS_DIR, Shared, hour_of, segment};
 use flywheel_metadata::NewSegment;
 use std::sync::Arc;
@@ -49,32 +49,45 @@ fn due(shared: &Shared, options: &LogOptions) -> bool {
 
 /// Writes what waits as one segment per model version and hour. Its
 /// requests stay visible to feedback lookups (`Shared::writing`) until
-/// they are indexed.
+/// they are indexed: they move there under the `writing` lock, taken
+/// before the waiting rows are, so a lookup that missed them among the
+/// waiting finds them being written.
 fn flush(shared: &Shared) {
-    let groups = {
-        let mut waiting = shared.waiting();
-        waiting.rows = 0;
-        waiting.since = None;
-        std::mem::take(&mut waiting.groups)
+    let taken: Vec<(Arc<Requests>, BatchResult)> = {
+        let mut writing = shared.writing();
+        let groups = {
+            let mut waiting = shared.waiting();
+            waiting.rows = 0;
+            waiting.since = None;
+            std::mem::take(&mut waiting.groups)
+        };
+        groups
+            .into_iter()
+            .map(|group| {
+                let (requests, batch) = group.finish();
+                let requests = Arc::new(requests);
+                writing.push(requests.clone());
+                (requests, batch)
+            })
+            .collect()
     };
-    for group in groups {
-        write_group(shared, group);
+    for (requests, batch) in taken {
+        write_group(shared, &requests, batch);
     }
 }
 
-fn write_group(shared: &Shared, group: Pending) {
-    let (requests, batch) = group.finish();
-    let requests = Arc::new(requests);
-    shared.writing().push(requests.clone());
+type BatchResult = Result<arrow_array::RecordBatch, arrow_schema::ArrowError>;
+
+fn write_group(shared: &Shared, requests: &Arc<Requests>, batch: BatchResult) {
     let written = batch
         .map_err(|e| format!("cannot build the rows: {e}"))
-        .and_then(|batch| write_segment(shared, &requests, &batch));
+        .and_then(|batch| write_segment(shared, requests, &batch));
     if let Err(message) = written {
         let (model, version) = (&requests.served.name, requests.served.version);
         tracing::warn!("prediction log: {} row(s) of {model}@{version} not logged: {message}", requests.rows);
         shared.dropped.fetch_add(requests.rows as u64, Ordering::Relaxed);
     }
-    shared.writing().retain(|w| !Arc::ptr_eq(w, &requests));
+    shared.writing().retain(|w| !Arc::ptr_eq(w, requests));
 }
 
 fn write_segment(shared: &Shared, requests: &Requests, batch: &arrow_array::RecordBatch) -> Result<(), String> {
