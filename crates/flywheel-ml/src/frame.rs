@@ -3,6 +3,7 @@
 //! instead of once per row.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// A text column: `codes[row]` indexes `values`, [`MISSING`] for none.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -111,10 +112,12 @@ impl ColumnKind {
     }
 }
 
-/// Named columns of equal length.
+/// Named columns of equal length. Names are shared (`Arc<str>`): a server
+/// builds a frame per request from its model's input names without
+/// copying them.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Frame {
-    names: Vec<String>,
+    names: Vec<Arc<str>>,
     columns: Vec<Column>,
     rows: usize,
 }
@@ -148,7 +151,7 @@ impl Frame {
     }
 
     /// Adds a column; the first one sets the row count.
-    pub fn push(&mut self, name: impl Into<String>, col: Column) -> Result<(), crate::MlError> {
+    pub fn push(&mut self, name: impl Into<Arc<str>>, col: Column) -> Result<(), crate::MlError> {
         let name = name.into();
         if self.names.is_empty() {
             self.rows = col.len();
@@ -168,12 +171,12 @@ impl Frame {
         self.rows
     }
 
-    pub fn names(&self) -> &[String] {
+    pub fn names(&self) -> &[Arc<str>] {
         &self.names
     }
 
     pub fn column(&self, name: &str) -> Option<&Column> {
-        self.names.iter().position(|n| n == name).map(|i| &self.columns[i])
+        self.names.iter().position(|n| &**n == name).map(|i| &self.columns[i])
     }
 
     /// The column `name`, looked for at position `hint` first: where a frame
@@ -181,13 +184,13 @@ impl Frame {
     /// is not a search per input.
     pub fn column_at(&self, hint: usize, name: &str) -> Option<&Column> {
         match self.names.get(hint) {
-            Some(n) if n == name => Some(&self.columns[hint]),
+            Some(n) if &**n == name => Some(&self.columns[hint]),
             _ => self.column(name),
         }
     }
 
     pub fn columns(&self) -> impl Iterator<Item = (&str, &Column)> {
-        self.names.iter().map(String::as_str).zip(&self.columns)
+        self.names.iter().map(|n| &**n).zip(&self.columns)
     }
 
     /// Keeps the rows whose mask is true.

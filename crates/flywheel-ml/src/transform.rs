@@ -593,7 +593,7 @@ pub fn fit(
     // Columns are fitted independently, on all cores.
     let fitted = crate::par::map(features, |name| {
         let Some(col) = frame.column(name) else {
-            let names: Vec<String> = frame.names().to_vec();
+            let names: Vec<String> = frame.names().iter().map(|n| n.to_string()).collect();
             return Err(format!("feature `{name}` is not a column of the training data{}", suggest(name, &names)));
         };
         let text = declared.get(name).map(String::as_str).unwrap_or(match col {
@@ -657,7 +657,7 @@ impl Transform {
         let mut at = 0;
         for (i, ct) in self.columns.iter().enumerate() {
             let col = frame.column_at(i, &ct.column).ok_or_else(|| {
-                let names: Vec<String> = frame.names().to_vec();
+                let names: Vec<String> = frame.names().iter().map(|n| n.to_string()).collect();
                 MlError::Data(format!(
                     "the model needs column `{}`, which the data does not have{}",
                     ct.column,
@@ -679,18 +679,23 @@ impl Transform {
         if width == 0 || rows == 0 {
             return Ok(());
         }
-        const BLOCK: usize = 512;
         crate::par::rows_mut(&mut m.data, width, rows * width >= 1 << 20, |first, part| {
             let first = range.start + first;
+            let mut scratch = vec![0.0; (part.len() / width).min(BLOCK)];
             for (b, block) in part.chunks_mut(BLOCK * width).enumerate() {
                 for e in &encoders {
-                    e.write(first + b * BLOCK, block, width)?;
+                    e.write(first + b * BLOCK, block, width, &mut scratch)?;
                 }
             }
             Ok(())
         })
     }
 }
+
+/// Output rows written at a time; a numeric column's stepped values for a
+/// block go to one scratch buffer shared by the columns (not one
+/// allocation per column per request).
+const BLOCK: usize = 512;
 
 /// One column's fitted transform bound to its input, with its lookups
 /// (category slots, parsed dates) built once: `write` fills its features
@@ -774,24 +779,25 @@ impl<'a> ColumnEncoder<'a> {
     }
 
     /// Writes this column's features for rows `first..` into `block`
-    /// (whole output rows of `width` features).
-    fn write(&self, first: usize, block: &mut [f64], width: usize) -> Result<(), MlError> {
+    /// (whole output rows of `width` features); `scratch` holds at least
+    /// a block's rows.
+    fn write(&self, first: usize, block: &mut [f64], width: usize, scratch: &mut [f64]) -> Result<(), MlError> {
         let at = self.at;
         let n = block.len() / width.max(1);
         let rows = block.chunks_exact_mut(width).zip(first..);
         match &self.plan {
             Plan::Value(v) => {
-                for ((out, _), x) in rows.zip(self.stepped(v, first, n)) {
+                for ((out, _), x) in rows.zip(self.stepped(v, first, &mut scratch[..n]).iter().copied()) {
                     out[at] = x;
                 }
             }
             Plan::Bucketize(v, edges) => {
-                for ((out, _), x) in rows.zip(self.stepped(v, first, n)) {
+                for ((out, _), x) in rows.zip(self.stepped(v, first, &mut scratch[..n]).iter().copied()) {
                     out[at] = if x.is_nan() { f64::NAN } else { edges.partition_point(|e| *e <= x) as f64 };
                 }
             }
             Plan::Seconds(v, parts) => {
-                for ((out, _), x) in rows.zip(self.stepped(v, first, n)) {
+                for ((out, _), x) in rows.zip(self.stepped(v, first, &mut scratch[..n]).iter().copied()) {
                     let out = &mut out[at..at + parts.len()];
                     match datetime_from_seconds(x) {
                         Some((y, mo, d, h, mi)) => datetime_parts(y, mo, d, h, mi, parts, out),
@@ -829,11 +835,11 @@ impl<'a> ColumnEncoder<'a> {
         Ok(())
     }
 
-    /// A numeric column's values for rows `first..first + n` after its
-    /// steps, one step at a time over the block.
-    fn stepped(&self, v: &[f64], first: usize, n: usize) -> Vec<f64> {
-        let mut xs = v[first..first + n].to_vec();
-        self.ct.steps.iter().for_each(|s| s.apply_all(&mut xs));
+    /// A numeric column's values for rows `first..first + xs.len()` after
+    /// its steps, one step at a time over the block, in `xs`.
+    fn stepped<'b>(&self, v: &[f64], first: usize, xs: &'b mut [f64]) -> &'b [f64] {
+        xs.copy_from_slice(&v[first..first + xs.len()]);
+        self.ct.steps.iter().for_each(|s| s.apply_all(xs));
         xs
     }
 

@@ -182,18 +182,20 @@ pub fn check_names<'a>(served: &Served, given: impl IntoIterator<Item = &'a str>
     }
 }
 
-/// The frame from named, filled columns, in the signature's order.
-pub fn frame(served: &Served, mut columns: Vec<(String, Builder)>) -> Result<Frame> {
-    let mut frame = Frame::with_capacity(served.model.signature.inputs.len());
-    let mut columns: Vec<Option<(String, Builder)>> = columns.drain(..).map(Some).collect();
-    for (i, input) in served.model.signature.inputs.iter().enumerate() {
+/// The frame from named, filled columns, in the signature's order, under
+/// the model's own (shared) input names.
+pub fn frame<N: AsRef<str>>(served: &Served, columns: Vec<(N, Builder)>) -> Result<Frame> {
+    let names = served.input_names_shared();
+    let mut frame = Frame::with_capacity(names.len());
+    let mut columns: Vec<Option<(N, Builder)>> = columns.into_iter().map(Some).collect();
+    for (i, input) in names.iter().enumerate() {
         // Given in the model's order, the column is at `i`; else searched.
-        let here = |c: &Option<(String, Builder)>| c.as_ref().is_some_and(|(n, _)| *n == input.name);
+        let here = |c: &Option<(N, Builder)>| c.as_ref().is_some_and(|(n, _)| n.as_ref() == &**input);
         let at = if columns.get(i).is_some_and(here) { Some(i) } else { columns.iter().position(here) };
-        let Some((name, col)) = at.and_then(|at| columns[at].take()) else {
-            return Err(bad(format!("missing input `{}`", input.name)));
+        let Some((_, col)) = at.and_then(|at| columns[at].take()) else {
+            return Err(bad(format!("missing input `{input}`")));
         };
-        frame.push(name, col.finish()).map_err(|e| bad(e.to_string()))?;
+        frame.push(input.clone(), col.finish()).map_err(|e| bad(e.to_string()))?;
     }
     Ok(frame)
 }

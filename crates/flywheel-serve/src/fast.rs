@@ -51,7 +51,7 @@ pub fn infer(served: &Served, body: &[u8]) -> Option<(Option<String>, Frame)> {
     Some((id, frame(served, columns).ok()?))
 }
 
-type Columns = Vec<(String, Builder)>;
+type Columns<'de> = Vec<(Cow<'de, str>, Builder)>;
 
 /// A key or name, borrowed from the body when it has no escapes (serde's
 /// own `Cow<str>` always copies).
@@ -85,11 +85,11 @@ struct Top<'s> {
 seed_is_visitor!(Top<'_>, deserialize_map);
 
 impl<'de> Visitor<'de> for Top<'_> {
-    type Value = Columns;
+    type Value = Columns<'de>;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a dataframe_split body")
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Columns, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Columns<'de>, A::Error> {
         match map.next_key::<Name<'de>>()?.as_ref().map(|n| n.0.as_ref()) {
             Some("dataframe_split") => {}
             _ => return Err(give_up()),
@@ -109,19 +109,19 @@ struct Split<'s> {
 seed_is_visitor!(Split<'_>, deserialize_map);
 
 impl<'de> Visitor<'de> for Split<'_> {
-    type Value = Columns;
+    type Value = Columns<'de>;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("columns, then data")
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Columns, A::Error> {
-        let mut columns: Option<Columns> = None;
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Columns<'de>, A::Error> {
+        let mut columns: Option<Columns<'de>> = None;
         let mut filled = false;
         while let Some(key) = map.next_key::<Name<'de>>()? {
             match (key.0.as_ref(), columns.as_mut()) {
                 ("columns", None) => {
                     let names: Vec<Name<'de>> = map.next_value()?;
                     check_names(self.served, names.iter().map(|n| n.0.as_ref())).map_err(|_| give_up())?;
-                    columns = Some(builders(self.served, names.iter().map(|n| n.0.as_ref())));
+                    columns = Some(builders(self.served, names));
                 }
                 ("data", Some(columns)) if !filled => {
                     map.next_value_seed(Rows { columns })?;
@@ -137,21 +137,19 @@ impl<'de> Visitor<'de> for Split<'_> {
     }
 }
 
-fn builders<'a>(served: &Served, names: impl Iterator<Item = &'a str>) -> Columns {
-    names
-        .enumerate()
-        .map(|(i, n)| (n.to_string(), Builder::new(served.input_kind_at(i, n).unwrap_or(ColumnKind::Text), 0)))
-        .collect()
+fn builders<'de>(served: &Served, names: Vec<Name<'de>>) -> Columns<'de> {
+    let kind = |i, n: &str| served.input_kind_at(i, n).unwrap_or(ColumnKind::Text);
+    names.into_iter().enumerate().map(|(i, Name(n))| (Builder::new(kind(i, &n), 0), n)).map(|(b, n)| (n, b)).collect()
 }
 
 /// `[[v, ...], ...]`, each row's values going to the columns in order.
-struct Rows<'c> {
-    columns: &'c mut Columns,
+struct Rows<'c, 'n> {
+    columns: &'c mut Columns<'n>,
 }
 
-seed_is_visitor!(Rows<'_>, deserialize_seq);
+seed_is_visitor!(Rows<'_, '_>, deserialize_seq);
 
-impl<'de> Visitor<'de> for Rows<'_> {
+impl<'de> Visitor<'de> for Rows<'_, '_> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a list of rows")
@@ -162,13 +160,13 @@ impl<'de> Visitor<'de> for Rows<'_> {
     }
 }
 
-struct Row<'c> {
-    columns: &'c mut Columns,
+struct Row<'c, 'n> {
+    columns: &'c mut Columns<'n>,
 }
 
-seed_is_visitor!(Row<'_>, deserialize_seq);
+seed_is_visitor!(Row<'_, '_>, deserialize_seq);
 
-impl<'de> Visitor<'de> for Row<'_> {
+impl<'de> Visitor<'de> for Row<'_, '_> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a row")
@@ -242,7 +240,7 @@ struct InferTop<'s> {
 seed_is_visitor!(InferTop<'_>, deserialize_map);
 
 impl<'de> Visitor<'de> for InferTop<'_> {
-    type Value = (Option<String>, Columns);
+    type Value = (Option<String>, Columns<'de>);
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an inference request")
     }
@@ -256,7 +254,7 @@ impl<'de> Visitor<'de> for InferTop<'_> {
             }
         }
         let columns = columns.ok_or_else(give_up)?;
-        check_names(self.served, columns.iter().map(|(n, _)| n.as_str())).map_err(|_| give_up())?;
+        check_names(self.served, columns.iter().map(|(n, _)| n.as_ref())).map_err(|_| give_up())?;
         let rows = columns.first().map_or(0, |(_, b)| b.len());
         if columns.iter().any(|(_, b)| b.len() != rows) {
             return Err(give_up());
@@ -272,11 +270,11 @@ struct Tensors<'s> {
 seed_is_visitor!(Tensors<'_>, deserialize_seq);
 
 impl<'de> Visitor<'de> for Tensors<'_> {
-    type Value = Columns;
+    type Value = Columns<'de>;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a list of tensors")
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Columns, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Columns<'de>, A::Error> {
         let mut out = Vec::new();
         while let Some(column) = seq.next_element_seed(Tensor { served: self.served })? {
             out.push(column);
@@ -294,7 +292,7 @@ struct Tensor<'s> {
 seed_is_visitor!(Tensor<'_>, deserialize_map);
 
 impl<'de> Visitor<'de> for Tensor<'_> {
-    type Value = (String, Builder);
+    type Value = (Cow<'de, str>, Builder);
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a tensor")
     }
@@ -303,7 +301,7 @@ impl<'de> Visitor<'de> for Tensor<'_> {
         while let Some(key) = map.next_key::<Name<'de>>()? {
             match key.0.as_ref() {
                 "name" if name.is_none() => {
-                    let n: String = map.next_value()?;
+                    let Name(n) = map.next_value()?;
                     let kind = self.served.input_kind(&n).ok_or_else(give_up)?;
                     name = Some((n, kind));
                 }

@@ -74,7 +74,7 @@ impl Follower {
     }
 
     async fn follow(&mut self, route: &Route, arm: &Arm) -> Option<Followed> {
-        let reference = &arm.reference;
+        let reference: &ModelRef = &arm.reference;
         let current = arm.served.as_ref().map(|s| s.version);
         let target = match self.home.resolve(reference) {
             Ok(resolved) => resolved.version.version,
@@ -120,7 +120,7 @@ impl Follower {
         let from = arm.served.as_ref()?.version;
         let others = route.arms.iter().any(|a| a.reference != arm.reference && a.weight > 0 && a.served.is_some());
         if !others && arm.weight > 0 {
-            if self.kept.insert(arm.reference.clone()) {
+            if self.kept.insert((*arm.reference).clone()) {
                 tracing::warn!(
                     "{} points nowhere now; {}@{from} keeps answering, being the only version loaded",
                     arm.reference,
@@ -130,7 +130,7 @@ impl Follower {
             return None;
         }
         self.table.set_served(&arm.reference, None);
-        Some(Followed::Unassigned { reference: arm.reference.clone(), from })
+        Some(Followed::Unassigned { reference: (*arm.reference).clone(), from })
     }
 
     /// Logs what changed and writes swaps and refusals to the model's history.

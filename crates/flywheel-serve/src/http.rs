@@ -10,7 +10,7 @@ use crate::table::{ModelTable, Picked, Unanswered};
 use crate::{BODY_LIMIT, Result, ServeError, feedback, mlflow, oip, ops, split_api};
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
@@ -131,20 +131,20 @@ async fn model_ready_v(State(app): App, Path((name, v)): Path<(String, String)>)
     find_version(&app.table, &name, &v).map(|_| StatusCode::OK)
 }
 
-async fn infer(State(app): App, Path(name): Path<String>, headers: HeaderMap, body: Body) -> Result<Response> {
-    let picked = pick(&app.table, &name, &headers)?;
-    infer_with(&app, picked, &headers, body).await
+// Handlers take the request whole: the `HeaderMap` extractor would copy
+// the headers of every request.
+async fn infer(State(app): App, Path(name): Path<String>, request: Request) -> Result<Response> {
+    let (parts, body) = request.into_parts();
+    let picked = pick(&app.table, &name, &parts.headers)?;
+    infer_with(&app, picked, &parts.headers, body).await
 }
 
-async fn infer_v(
-    State(app): App,
-    Path((name, v)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response> {
+async fn infer_v(State(app): App, Path((name, v)): Path<(String, String)>, request: Request) -> Result<Response> {
+    let (parts, body) = request.into_parts();
     let served = find_version(&app.table, &name, &v)?;
     let arm = ModelRef { name, selector: flywheel_core::Selector::Version(served.version) };
-    infer_with(&app, Picked { served, arm, shadow: None }, &headers, body).await
+    let arm_header = HeaderValue::try_from(arm.to_string()).ok();
+    infer_with(&app, Picked { served, arm: Arc::new(arm), arm_header, shadow: None }, &parts.headers, body).await
 }
 
 /// `POST .../infer`: JSON, or a JSON header and binary tensors.
@@ -181,12 +181,14 @@ async fn infer_with(app: &Arc<AppState>, picked: Picked, headers: &HeaderMap, bo
 }
 
 /// `POST /invocations`, MLflow's scoring format.
-async fn invocations(State(app): App, RawQuery(query): RawQuery, headers: HeaderMap, body: Body) -> Result<Response> {
+async fn invocations(State(app): App, request: Request) -> Result<Response> {
     let started = Instant::now();
-    let picked = invocation_model(&app.table, query.as_deref(), &headers)?;
-    let id = request_id(&headers)?;
-    let body = read_body(&app, &headers, body).await?;
-    let frame = mlflow::parse(&picked.served, header_str(&headers, header::CONTENT_TYPE.as_str())?, &body)?;
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
+    let picked = invocation_model(&app.table, parts.uri.query(), headers)?;
+    let id = request_id(headers)?;
+    let body = read_body(&app, headers, body).await?;
+    let frame = mlflow::parse(&picked.served, header_str(headers, header::CONTENT_TYPE.as_str())?, &body)?;
     let (pred, frame) = answer(&app, &picked, &id, frame).await?;
     let mut response = json_bytes(StatusCode::OK, mlflow::answer(&picked.served, &pred));
     let by = Answerer { served: &picked.served, arm: &picked.arm, shadow: false };
@@ -197,7 +199,7 @@ async fn invocations(State(app): App, RawQuery(query): RawQuery, headers: Header
 
 /// The caller's `x-request-id`, or a new id.
 fn request_id(headers: &HeaderMap) -> Result<String> {
-    match header_str(headers, REQUEST_ID_HEADER)? {
+    match header_str(headers, REQUEST_ID_HEADER.as_str())? {
         Some(id) if !id.trim().is_empty() => Ok(id.trim().to_string()),
         _ => Ok(new_id()),
     }
@@ -240,16 +242,17 @@ fn log_prediction(app: &AppState, by: Answerer, id: &str, frame: &Frame, pred: &
 /// The model `/invocations` is for: `?model=NAME`, the `x-flywheel-model`
 /// header, or the only one served.
 fn invocation_model(table: &ModelTable, query: Option<&str>, headers: &HeaderMap) -> Result<Picked> {
-    let name = match model_in_query(query).or(header_str(headers, MODEL_HEADER)?) {
-        Some(name) => name.to_string(),
-        None => table.sole().ok_or_else(|| {
-            ServeError::BadRequest(format!(
-                "several models are served ({}): name one with ?model=NAME or the {MODEL_HEADER} header",
-                table.names().join(", ")
-            ))
-        })?,
-    };
-    pick(table, &name, headers)
+    if let Some(name) = model_in_query(query).or(header_str(headers, MODEL_HEADER.as_str())?) {
+        return pick(table, name, headers);
+    }
+    let route = table.sole().ok_or_else(|| {
+        ServeError::BadRequest(format!(
+            "several models are served ({}): name one with ?model=NAME or the {MODEL_HEADER} header",
+            table.names().join(", ")
+        ))
+    })?;
+    let key = headers.get(KEY_HEADER).map(|v| v.as_bytes());
+    table.pick_from(&route, key).map_err(|why| unanswered(table, &route.split.name, why))
 }
 
 /// The version that answers a request for `name`, by the model's split
@@ -401,7 +404,7 @@ fn new_id() -> String {
 
 fn picked_by(response: Response, picked: &Picked) -> Response {
     let mut response = versioned(response, &picked.served);
-    if let Ok(v) = HeaderValue::from_str(&picked.arm.to_string()) {
+    if let Some(v) = picked.arm_header.clone() {
         response.headers_mut().insert(ARM_HEADER, v);
     }
     response

@@ -6,6 +6,7 @@
 //! its arm from one consistent route while the follower builds the next.
 
 use crate::served::Served;
+use axum::http::HeaderValue;
 use flywheel_core::{ModelRef, Selector};
 use std::fmt;
 use std::sync::Arc;
@@ -76,7 +77,10 @@ impl fmt::Display for Split {
 /// alias that points nowhere yet, say `canary` before the first canary).
 #[derive(Debug, Clone)]
 pub struct Arm {
-    pub reference: ModelRef,
+    /// Shared: every request it answers holds it.
+    pub reference: Arc<ModelRef>,
+    /// The reference as the `x-flywheel-arm` header says it, made once.
+    pub header: Option<HeaderValue>,
     pub weight: u32,
     pub served: Option<Arc<Served>>,
 }
@@ -92,10 +96,10 @@ pub struct Route {
 impl Route {
     /// A route for `split` with nothing loaded yet.
     pub fn empty(split: Split) -> Route {
-        let arm = |s: &Selector, weight| Arm {
-            reference: ModelRef { name: split.name.clone(), selector: s.clone() },
-            weight,
-            served: None,
+        let arm = |s: &Selector, weight| {
+            let reference = ModelRef { name: split.name.clone(), selector: s.clone() };
+            let header = HeaderValue::try_from(reference.to_string()).ok();
+            Arm { reference: Arc::new(reference), header, weight, served: None }
         };
         let arms = split.arms.iter().map(|(s, w)| arm(s, *w)).collect();
         let shadow = split.shadow.as_ref().map(|s| arm(s, 0));
@@ -167,7 +171,7 @@ impl Route {
     /// for one arm would be refused by another.
     pub fn input_conflict(&self, arm: &ModelRef, served: &Served) -> Option<String> {
         let mine = served.inputs_text();
-        self.every_arm().filter(|a| a.reference != *arm).find_map(|a| {
+        self.every_arm().filter(|a| *a.reference != *arm).find_map(|a| {
             let other = a.served.as_ref()?;
             let theirs = other.inputs_text();
             (theirs != mine).then(|| {

@@ -3,6 +3,7 @@
 
 use axum::http::HeaderValue;
 use flywheel_ml::{Column, ColumnKind, Frame, Model, Task, Text};
+use std::sync::Arc;
 
 /// One loaded model version.
 #[derive(Debug)]
@@ -14,12 +15,15 @@ pub struct Served {
     pub model: Model,
     /// `label()` as a header value, made once (a model name is ASCII).
     label_header: Option<HeaderValue>,
+    /// The signature's input names, shared by every request's frame.
+    inputs: Vec<Arc<str>>,
 }
 
 impl Served {
     pub fn new(name: String, version: i64, reference: String, model: Model) -> Self {
         let label_header = HeaderValue::try_from(format!("{name}@{version}")).ok();
-        Served { name, version, reference, model, label_header }
+        let inputs = model.signature.inputs.iter().map(|i| Arc::from(i.name.as_str())).collect();
+        Served { name, version, reference, model, label_header, inputs }
     }
 
     /// `name@version`, as the `x-flywheel-model-version` header says it.
@@ -44,6 +48,11 @@ impl Served {
             Some(i) if i.name == name => Some(i.kind),
             _ => self.input_kind(name),
         }
+    }
+
+    /// The input names in the model's order, as a frame holds them.
+    pub fn input_names_shared(&self) -> &[Arc<str>] {
+        &self.inputs
     }
 
     pub fn input_names(&self) -> Vec<&str> {
@@ -73,7 +82,7 @@ impl Served {
                 ColumnKind::Number => Column::Num(vec![0.0]),
                 ColumnKind::Text => Column::Text(Text::encode([Some("")])),
             };
-            frame.push(&input.name, column).map_err(|e| e.to_string())?;
+            frame.push(input.name.as_str(), column).map_err(|e| e.to_string())?;
         }
         self.model.predict(&frame).map(|_| ()).map_err(|e| format!("it fails on a first prediction: {e}"))
     }

@@ -5,6 +5,7 @@
 
 use crate::route::{Arm, Route, Split};
 use crate::served::Served;
+use axum::http::HeaderValue;
 use flywheel_core::{ModelRef, Selector};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,10 +16,12 @@ use std::sync::{Arc, RwLock};
 pub struct Picked {
     pub served: Arc<Served>,
     /// The reference of the arm that chose it (`bikes@canary`).
-    pub arm: ModelRef,
+    pub arm: Arc<ModelRef>,
+    /// `arm` as a header value.
+    pub arm_header: Option<HeaderValue>,
     /// The shadow's reference and the version that gets a copy of the
     /// request, if any (never the one answering).
-    pub shadow: Option<(ModelRef, Arc<Served>)>,
+    pub shadow: Option<(Arc<ModelRef>, Arc<Served>)>,
 }
 
 /// Why no version can answer for a model.
@@ -67,6 +70,11 @@ impl ModelTable {
     /// The version that answers a request for `name` carrying `key`.
     pub fn pick(&self, name: &str, key: Option<&[u8]>) -> Result<Picked, Unanswered> {
         let route = self.route(name).ok_or(Unanswered::NotServed)?;
+        self.pick_from(&route, key)
+    }
+
+    /// The version of `route` that answers a request carrying `key`.
+    pub fn pick_from(&self, route: &Route, key: Option<&[u8]>) -> Result<Picked, Unanswered> {
         let ticket = self.tickets.fetch_add(1, Ordering::Relaxed);
         let arm: &Arm = route.pick(key, ticket).ok_or(Unanswered::NothingLoaded)?;
         let served = arm.served.clone().ok_or(Unanswered::NothingLoaded)?;
@@ -74,7 +82,7 @@ impl ModelTable {
             let s = a.served.as_ref().filter(|s| s.version != served.version)?;
             Some((a.reference.clone(), s.clone()))
         });
-        Ok(Picked { served, arm: arm.reference.clone(), shadow })
+        Ok(Picked { served, arm: arm.reference.clone(), arm_header: arm.header.clone(), shadow })
     }
 
     /// A version answering for `name`, for what does not depend on the
@@ -83,10 +91,10 @@ impl ModelTable {
         self.route(name)?.arms.iter().find_map(|a| a.served.clone())
     }
 
-    /// The only model served, if there is exactly one.
-    pub fn sole(&self) -> Option<String> {
+    /// The route of the only model served, if there is exactly one.
+    pub fn sole(&self) -> Option<Arc<Route>> {
         let routes = self.read();
-        if routes.len() == 1 { routes.keys().next().cloned() } else { None }
+        if routes.len() == 1 { routes.values().next().cloned() } else { None }
     }
 
     /// Every loaded version of every model, by name.
@@ -184,7 +192,7 @@ mod tests {
         assert_eq!(held.version, 1, "a request in flight keeps its version");
         assert_eq!(table.get("m").unwrap().version, 2);
         assert_eq!(table.pick("m", None).unwrap().served.label(), "m@2");
-        assert_eq!(table.sole().as_deref(), Some("m"));
+        assert_eq!(table.sole().map(|r| r.split.name.clone()).as_deref(), Some("m"));
         assert!(table.get("other").is_none());
         assert_eq!(table.pick("other", None).unwrap_err(), Unanswered::NotServed);
     }

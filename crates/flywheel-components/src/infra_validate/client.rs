@@ -85,7 +85,8 @@ pub fn invocations_body(frame: &flywheel_ml::Frame, rows: std::ops::Range<usize>
     let columns: Vec<Vec<Json>> = frame.columns().map(|(_, c)| column_values(c, rows.clone())).collect();
     let data: Vec<Json> =
         (0..rows.len()).map(|r| Json::Array(columns.iter().map(|c| c[r].clone()).collect())).collect();
-    let body = json!({ "dataframe_split": { "columns": frame.names(), "data": data } });
+    let columns: Vec<&str> = frame.names().iter().map(|n| &**n).collect();
+    let body = json!({ "dataframe_split": { "columns": columns, "data": data } });
     Bytes::from(body.to_string())
 }
 
