@@ -39,9 +39,14 @@ LAYERS = {
     "flywheel-registry": {
         "flywheel-core", "flywheel-metadata", "flywheel-artifacts", "flywheel-data", "flywheel-ml",
     },
+    # The server's HTTP client (infra validation, `flywheel replay`): it
+    # speaks the protocols, so it needs no server code.
+    "flywheel-client": {"flywheel-core", "flywheel-data", "flywheel-stats", "flywheel-ml"},
     # Components publish through core's `ModelRegistry`, never the store;
     # `infra_validate` starts the prediction server in-process.
-    "flywheel-components": {"flywheel-core", "flywheel-data", "flywheel-stats", "flywheel-ml", "flywheel-serve"},
+    "flywheel-components": {
+        "flywheel-core", "flywheel-data", "flywheel-stats", "flywheel-ml", "flywheel-serve", "flywheel-client",
+    },
     "flywheel-orchestrator": {
         "flywheel-core", "flywheel-pipeline", "flywheel-metadata", "flywheel-artifacts", "flywheel-registry",
     },
@@ -54,7 +59,7 @@ LAYERS = {
     "flywheel-cli": {
         "flywheel-core", "flywheel-stats", "flywheel-ml", "flywheel-metadata", "flywheel-artifacts",
         "flywheel-pipeline", "flywheel-data", "flywheel-registry", "flywheel-components",
-        "flywheel-orchestrator", "flywheel-serve",
+        "flywheel-orchestrator", "flywheel-serve", "flywheel-client",
     },
 }
 

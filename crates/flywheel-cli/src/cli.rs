@@ -81,6 +81,9 @@ pub enum Command {
     /// Export a model's logged predictions (from `flywheel serve`) joined
     /// with the feedback labels sent for them (`label`, empty when none).
     Logs(LogsArgs),
+    /// Send a dataset's rows to a running server as live traffic, in time
+    /// order, and post their labels as feedback. Exits 1 when a request failed.
+    Replay(ReplayArgs),
     /// Registered model versions; `inspect` and `export` model files.
     Models {
         #[command(subcommand)]
@@ -366,6 +369,43 @@ pub struct LogsArgs {
     /// Write to FILE (Parquet for `.parquet`, CSV otherwise) instead of CSV on stdout.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// The data file (CSV, Parquet, JSON); it must have every input of the model.
+    pub data: PathBuf,
+    /// The server: http://HOST:PORT (what `flywheel serve` printed).
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+    /// The model to send to (default: the server's only model).
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+    /// Rows per second (default: as fast as the server answers).
+    #[arg(long, value_name = "N")]
+    pub rate: Option<f64>,
+    /// Post this column's values as feedback labels for the rows sent.
+    #[arg(long, value_name = "COLUMN")]
+    pub labels: Option<String>,
+    /// Send the rows in the order of this column (a date, time or number);
+    /// rows without one go last. Default: the file's order.
+    #[arg(long, value_name = "COLUMN")]
+    pub time_column: Option<String>,
+    /// Send only the first N rows (in time order).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Rows per request.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub batch: usize,
+    /// Requests in flight at once, one connection each.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub concurrency: usize,
+    /// Bearer token for feedback, when the server has one.
+    #[arg(long, env = "FLYWHEEL_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

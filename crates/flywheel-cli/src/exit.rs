@@ -92,6 +92,21 @@ impl From<anyhow::Error> for Failure {
     }
 }
 
+/// A replay that could not start or go on: 2 for what the user gave (the
+/// data, a flag, an address), 1 for a server that cannot be reached or
+/// refused what the replay needs.
+impl From<flywheel_client::ClientError> for Failure {
+    fn from(e: flywheel_client::ClientError) -> Self {
+        use flywheel_client::ClientError as E;
+        let code = match &e {
+            E::Url { .. } | E::Input(_) => 2,
+            E::Data(_) => 2,
+            E::Connect { .. } | E::Request { .. } | E::Answer { .. } | E::Refused { .. } => 1,
+        };
+        fail(code, e.to_string())
+    }
+}
+
 /// A server that could not start: 2 for what the user named (a model, an
 /// address), 3 for a store or a port that cannot be used.
 impl From<flywheel_serve::ServeError> for Failure {

@@ -15,6 +15,7 @@ mod pipeline_cmd;
 mod progress;
 mod quickstart;
 mod render;
+mod replay_cmd;
 mod schema_cmd;
 mod serve_cmd;
 mod stats_cmd;
@@ -87,6 +88,7 @@ fn run(cli: Cli) -> std::result::Result<u8, Failure> {
         Command::Predict(args) => models_cmd::predict(home, &args),
         Command::Serve(args) => serve_cmd::run(home, &args),
         Command::Logs(args) => logs_cmd::run(home, &args),
+        Command::Replay(args) => replay_cmd::run(&args),
         Command::Schema(cli::SchemaCommand::Infer { data, output, max_categories, read }) => {
             schema_cmd::infer(&data, output.as_deref(), max_categories, &read)
         }

@@ -9,13 +9,12 @@
 //! checks. The server is stopped (graceful shutdown, port released) on
 //! every path out: success, failure and cancellation.
 
-mod client;
 mod compare;
 mod load;
 
 use crate::ml_error;
-use client::{Conn, infer_body, invocations_body, read_infer, read_invocations};
 use compare::{Mismatches, compare};
+use flywheel_client::{Conn, infer_body, invocations_body, read_infer, read_invocations};
 use flywheel_core::{
     ArtifactType, CancelToken, ComponentSpec, ExecContext, ExecError, ParamProblem, ParamSpec, ParamType, PortSpec,
     TypedComponent,
@@ -300,13 +299,13 @@ async fn exercise(
     classes: &[String],
     ctx: &ExecContext,
 ) -> Result<Measured, ExecError> {
-    let mut conn = Conn::open(addr).await.map_err(ExecError::Failed)?;
+    let mut conn = Conn::open(addr).await.map_err(|e| ExecError::Failed(e.to_string()))?;
     let mut mismatches = Mismatches::default();
     let infer = format!("/v2/models/{SERVED_NAME}/infer");
     let mut rows = 0;
     for (start, invocations, oip) in &work.batches {
         for (path, body) in [("/invocations", invocations), (infer.as_str(), oip)] {
-            let (status, answer) = conn.post(path, body.clone()).await.map_err(ExecError::Failed)?;
+            let (status, answer) = conn.post(path, body.clone()).await.map_err(|e| ExecError::Failed(e.to_string()))?;
             if status != StatusCode::OK {
                 return Err(ExecError::failed(format!(
                     "the server refused eval rows {start} to {} on {path} ({status}): {}",
@@ -315,7 +314,7 @@ async fn exercise(
                 )));
             }
             let read = if path == "/invocations" { read_invocations(&answer) } else { read_infer(&answer) };
-            let answer = read.map_err(ExecError::Failed)?;
+            let answer = read.map_err(|e| ExecError::Failed(e.to_string()))?;
             let n = expected_rows(expected) - start;
             if answer.values.len() != n.min(BATCH_ROWS) {
                 return Err(ExecError::failed(format!(

@@ -41,6 +41,7 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/v2", get(|| async { json(StatusCode::OK, &oip::server_metadata()) }))
         .route("/v2/health/live", get(|| async { StatusCode::OK }))
         .route("/v2/health/ready", get(server_ready))
+        .route("/v2/repository/index", post(repository_index))
         .route("/v2/models/{name}", get(metadata))
         .route("/v2/models/{name}/versions/{version}", get(metadata_v))
         .route("/v2/models/{name}/ready", get(model_ready))
@@ -105,6 +106,26 @@ async fn metrics(State(app): App) -> Response {
 
 async fn server_ready(State(app): App) -> StatusCode {
     if app.table.ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }
+}
+
+/// `POST /v2/repository/index` (Triton's model repository extension, what
+/// tritonclient's `get_model_repository_index` calls): every reference the
+/// server answers for, with the version loaded for it, `READY`, or
+/// `UNAVAILABLE` and why. The body (Triton's `{"ready": bool}`) is ignored.
+async fn repository_index(State(app): App) -> Response {
+    let mut models = Vec::new();
+    for route in app.table.routes() {
+        for arm in route.every_arm() {
+            models.push(match &arm.served {
+                Some(s) => serde_json::json!({ "name": s.name, "version": s.version.to_string(), "state": "READY" }),
+                None => serde_json::json!({
+                    "name": route.split.name, "version": "", "state": "UNAVAILABLE",
+                    "reason": format!("{} points at no version that loaded", arm.reference),
+                }),
+            });
+        }
+    }
+    json(StatusCode::OK, &serde_json::Value::Array(models))
 }
 
 async fn metadata(State(app): App, Path(name): Path<String>) -> Result<Response> {

@@ -23,7 +23,7 @@ pub const PROBABILITIES: &str = "probabilities";
 
 /// `GET /v2`.
 pub fn server_metadata() -> Value {
-    json!({ "name": "flywheel", "version": env!("CARGO_PKG_VERSION"), "extensions": ["binary_tensor_data"] })
+    json!({ "name": "flywheel", "version": env!("CARGO_PKG_VERSION"), "extensions": ["binary_tensor_data", "model_repository"] })
 }
 
 /// `GET /v2/models/{name}[/versions/{v}]`: `served`'s inputs and outputs,

@@ -72,15 +72,16 @@ impl Served {
         self.model.task == Task::Classification
     }
 
-    /// Predicts one row of plain values (0 for numbers, an empty text), so
-    /// that a version that cannot answer is found before it is swapped in
-    /// and its first request does not pay for first use.
+    /// Predicts one row of plain values (0 for numbers, a missing value for
+    /// text: an empty text is no date, and a date-time input refuses it),
+    /// so that a version that cannot answer is found before it is swapped
+    /// in and its first request does not pay for first use.
     pub fn warm(&self) -> Result<(), String> {
         let mut frame = Frame::new();
         for input in &self.model.signature.inputs {
             let column = match input.kind {
                 ColumnKind::Number => Column::Num(vec![0.0]),
-                ColumnKind::Text => Column::Text(Text::encode([Some("")])),
+                ColumnKind::Text => Column::Text(Text::encode([None::<&str>])),
             };
             frame.push(input.name.as_str(), column).map_err(|e| e.to_string())?;
         }
@@ -100,4 +101,23 @@ pub(crate) fn test_served(version: i64, reference: &str) -> Served {
     let model = Model::new(Task::Regression, "y".into(), vec![], t, est, serde_json::json!({}))
         .unwrap_or_else(|e| panic!("{e}"));
     Served::new("m".into(), version, reference.into(), model)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flywheel_ml::{Estimator, transform};
+
+    #[test]
+    fn a_model_reading_a_date_time_text_column_warms() {
+        let mut f = Frame::new();
+        let days = ["2011-01-01 00:00:00", "2011-06-01 13:00:00", "2012-03-04 08:00:00"];
+        f.push("when", Column::Text(Text::encode(days.iter().map(|d| Some(*d))))).unwrap();
+        let declared = [("when".to_string(), "datetime(month, hour)".to_string())].into_iter().collect();
+        let t = transform::fit(&f, &["when".into()], &declared, transform::TREE_DEFAULTS).unwrap();
+        let est = Estimator::Linear { algorithm: "ols".into(), weights: vec![0.5, 0.25], intercept: 1.0 };
+        let model = Model::new(Task::Regression, "y".into(), vec![], t, est, serde_json::json!({})).unwrap();
+        let served = Served::new("m".into(), 1, "m@production".into(), model);
+        served.warm().unwrap();
+    }
 }

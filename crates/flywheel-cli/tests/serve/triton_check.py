@@ -1,5 +1,6 @@
 """Calls a running `flywheel serve` with NVIDIA's tritonclient (HTTP), as a
-Triton or KServe user would: liveness, readiness, model metadata, and
+Triton or KServe user would: liveness, readiness, the model repository
+index, model metadata, and
 inference with binary tensors and with JSON ones, each answer compared
 exactly with what `flywheel predict` computed.
 
@@ -61,6 +62,8 @@ def main():
     assert client.is_model_ready(name)
     assert client.is_model_ready(name, version)
     assert not client.is_model_ready("no-such-model")
+    index = client.get_model_repository_index()
+    assert {"name": name, "version": version, "state": "READY"} in index, index
     meta = client.get_model_metadata(name)
     assert meta["name"] == name and meta["versions"] == [version], meta
     assert [i["name"] for i in meta["inputs"]] == [c["name"] for c in case["inputs"]], meta

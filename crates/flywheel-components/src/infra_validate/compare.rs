@@ -2,7 +2,7 @@
 //! numbers bit for bit (NaN equal to NaN, which JSON writes as `null`),
 //! class labels equal. The first mismatches are kept to be named.
 
-use super::client::Answer;
+use flywheel_client::Answer;
 use flywheel_ml::Prediction;
 use serde_json::{Value as Json, json};
 

@@ -4,7 +4,7 @@
 //! every request's latency recorded, and the process's resident memory
 //! sampled meanwhile.
 
-use super::client::Conn;
+use flywheel_client::Conn;
 use hyper::StatusCode;
 use hyper::body::Bytes;
 use std::net::SocketAddr;
@@ -61,7 +61,7 @@ async fn client(addr: SocketAddr, requests: Requests, offset: usize, until: Inst
             None => match Conn::open(addr).await {
                 Ok(c) => conn.insert(c),
                 Err(e) => {
-                    share.error(e);
+                    share.error(e.to_string());
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 }
@@ -74,7 +74,7 @@ async fn client(addr: SocketAddr, requests: Requests, offset: usize, until: Inst
             Ok((StatusCode::OK, _)) => share.latencies.push(start.elapsed()),
             Ok((status, body)) => share.error(format!("{path} answered {status}: {}", String::from_utf8_lossy(&body))),
             Err(e) => {
-                share.error(e);
+                share.error(e.to_string());
                 conn = None;
             }
         }

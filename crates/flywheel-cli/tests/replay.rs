@@ -1,0 +1,137 @@
+//! `flywheel replay` through the real binary, against a real `flywheel
+//! serve`: a dataset written out of time order is sent in time order, its
+//! labels become feedback that `flywheel logs` returns beside each row; and
+//! what cannot be replayed (a column the model reads missing from the data,
+//! a model the server does not serve, no server) is refused, named.
+
+mod common;
+#[path = "serve/http.rs"]
+mod http;
+#[path = "serve/server.rs"]
+mod server;
+
+use common::*;
+use server::Server;
+
+const ROWS: usize = 120;
+
+/// Rows written newest first, with a column the model does not read.
+fn csv() -> String {
+    let mut s = String::from("t,x,city,note,label\n");
+    for i in (0..ROWS).rev() {
+        let x = ((i * 37) % 101) as f64 / 25.0 - 2.0;
+        let city = ["lyon", "oslo", "kyiv", "lima"][i % 4];
+        let label = if (x > 0.1) != (i % 11 == 0) { "yes" } else { "no" };
+        let t = format!("2012-{:02}-{:02} {:02}:00:00", 1 + i / 28 % 12, 1 + i % 28, i % 24);
+        s.push_str(&format!("{t},{x:.4},{city},n{i},{label}\n"));
+    }
+    s
+}
+
+const PIPELINE: &str = r#"
+[pipeline]
+name = "clf"
+[steps.ingest]
+component = "ingest"
+params = { path = "d.csv" }
+[steps.train]
+component = "train"
+inputs = { data = "ingest.train" }
+params = { target = "label", model = "logistic", features = ["x", "city"] }
+[steps.push]
+component = "push"
+inputs = { model = "train.model" }
+params = { model_name = "clf", alias = "production" }
+"#;
+
+fn trained() -> Env {
+    let env = Env::new();
+    env.write("d.csv", &csv());
+    env.write("clf.toml", PIPELINE);
+    let r = env.run(&["run", "clf.toml"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    env
+}
+
+/// The data's rows in time order: (x, label).
+fn in_time_order() -> Vec<(f64, String)> {
+    let text = csv();
+    let mut rows: Vec<(String, f64, String)> = text
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].to_string(), f[1].parse().unwrap(), f[4].to_string())
+        })
+        .collect();
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    rows.into_iter().map(|(_, x, label)| (x, label)).collect()
+}
+
+#[test]
+fn rows_go_out_in_time_order_and_their_labels_come_back_from_flywheel_logs() {
+    let env = trained();
+    let server = Server::start(&env, &[]);
+    let url = format!("http://{}", server.addr);
+    let args = ["replay", "d.csv", "--to", &url, "--labels", "label", "--time-column", "t", "--json"];
+    let r = env.run(&args);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let summary = r.json();
+    assert_eq!((summary["model"].as_str(), summary["rows"].as_u64()), (Some("clf"), Some(ROWS as u64)), "{summary}");
+    assert_eq!((summary["requests"].as_u64(), summary["failed"].as_u64()), (Some(ROWS as u64), Some(0)));
+    assert_eq!(summary["feedback"]["labels"].as_u64(), Some(ROWS as u64), "{summary}");
+    let (code, _) = server.stop();
+    assert_eq!(code, 0);
+
+    let out = env.run(&["logs", "clf"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let mut lines = out.stdout.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let (id, x, label) = (col("request_id"), col("x"), col("label"));
+    let want = in_time_order();
+    let mut seen = 0;
+    for line in lines {
+        let f: Vec<&str> = line.split(',').collect();
+        // Request n of a replay (`replay-<start>-<n>`) is row n in time order.
+        let n: usize = f[id].rsplit('-').next().unwrap().parse().unwrap();
+        let (wx, wlabel) = &want[n];
+        assert!((f[x].parse::<f64>().unwrap() - wx).abs() < 1e-9, "request {n}: x {} for {wx}", f[x]);
+        assert_eq!(f[label], wlabel, "request {n}");
+        seen += 1;
+    }
+    assert_eq!(seen, ROWS, "every row is logged once");
+}
+
+#[test]
+fn data_that_cannot_be_replayed_is_refused_before_a_request_is_sent() {
+    let env = trained();
+    env.write("short.csv", "t,x,town,label\n2012-01-01,0.5,oslo,yes\n");
+    let server = Server::start(&env, &[]);
+    let url = format!("http://{}", server.addr);
+    let cases: [(&[&str], i32, &[&str]); 4] = [
+        (
+            &["replay", "short.csv", "--to", &url, "--labels", "labell"],
+            2,
+            &[
+                "short.csv",
+                "model `clf` reads `city` which the data does not have",
+                "--labels",
+                "did you mean `label`?",
+            ],
+        ),
+        (&["replay", "d.csv", "--to", &url, "--model", "nope"], 1, &["model `nope` is not served; served: clf@1"]),
+        (&["replay", "d.csv", "--to", &url, "--time-column", "note"], 2, &["`n119` is not a date or time"]),
+        (&["replay", "d.csv", "--to", &url, "--rate=-3", "--batch", "0"], 2, &["--batch must be 1", "--rate must be"]),
+    ];
+    for (args, code, says) in cases {
+        let r = env.run(args);
+        let all = format!("{}{}", r.stdout, r.stderr);
+        assert_eq!(r.code, code, "{args:?}: {all}");
+        for s in says {
+            assert!(all.contains(s), "{args:?} should say {s:?}: {all}");
+        }
+    }
+    let (code, _) = server.stop();
+    assert_eq!(code, 0);
+}
