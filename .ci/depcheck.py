@@ -47,6 +47,8 @@ LAYERS = {
     "flywheel-components": {
         "flywheel-core", "flywheel-data", "flywheel-stats", "flywheel-ml", "flywheel-serve", "flywheel-client",
     },
+    # Deployment files: checked with the pipeline they name.
+    "flywheel-deploy": {"flywheel-core", "flywheel-pipeline"},
     "flywheel-orchestrator": {
         "flywheel-core", "flywheel-pipeline", "flywheel-metadata", "flywheel-artifacts", "flywheel-registry",
     },
@@ -59,7 +61,7 @@ LAYERS = {
     "flywheel-cli": {
         "flywheel-core", "flywheel-stats", "flywheel-ml", "flywheel-metadata", "flywheel-artifacts",
         "flywheel-pipeline", "flywheel-data", "flywheel-registry", "flywheel-components",
-        "flywheel-orchestrator", "flywheel-serve", "flywheel-client",
+        "flywheel-orchestrator", "flywheel-serve", "flywheel-client", "flywheel-deploy",
     },
 }
 

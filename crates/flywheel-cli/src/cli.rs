@@ -28,7 +28,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Check a pipeline file without running it.
+    /// Check a pipeline file, or a deployment file and the pipeline it
+    /// names, without running anything: every problem at once.
     Check {
         pipeline: PathBuf,
         /// Print the compiled pipeline, or the errors, as JSON.

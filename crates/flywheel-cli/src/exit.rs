@@ -92,6 +92,18 @@ impl From<anyhow::Error> for Failure {
     }
 }
 
+/// A deployment file that cannot be read or is invalid: bad input.
+impl From<flywheel_deploy::DeployError> for Failure {
+    fn from(e: flywheel_deploy::DeployError) -> Self {
+        use flywheel_deploy::DeployError as E;
+        let located = match &e {
+            E::Read { .. } => false,
+            E::Invalid(_) => true,
+        };
+        Failure { code: 2, message: e.to_string(), located }
+    }
+}
+
 /// A replay that could not start or go on: 2 for what the user gave (the
 /// data, a flag, an address), 1 for a server that cannot be reached or
 /// refused what the replay needs.

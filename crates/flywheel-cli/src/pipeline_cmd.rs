@@ -12,8 +12,13 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::Arc;
 
+/// `flywheel check FILE`: a pipeline file, or a deployment file (which
+/// names its pipeline; both are checked).
 pub fn check(pipeline: &Path, json: bool) -> Result<u8, Failure> {
     let components = flywheel_components::builtins();
+    if std::fs::read_to_string(pipeline).is_ok_and(|s| flywheel_deploy::is_deployment(&s)) {
+        return check_deployment(pipeline, &components, json);
+    }
     match flywheel_pipeline::compile_file(pipeline, &components) {
         Ok(p) => {
             if json {
@@ -35,6 +40,37 @@ pub fn check(pipeline: &Path, json: bool) -> Result<u8, Failure> {
                 serde_json::to_string_pretty(&serde_json::json!({ "valid": false, "errors": d.to_json() }))
                     .unwrap_or_default()
             );
+            Ok(2)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn check_deployment(path: &Path, components: &flywheel_core::ComponentRegistry, json: bool) -> Result<u8, Failure> {
+    match flywheel_deploy::compile_file(path, components) {
+        Ok(d) if json => {
+            println!("{}", serde_json::to_string_pretty(&render::deployment_json(&d)).unwrap_or_default());
+            Ok(0)
+        }
+        Ok(d) => {
+            let triggers: Vec<&str> = d.triggers.iter().map(|t| t.kind.name()).collect();
+            println!(
+                "{}: deployment `{}` is valid: pipeline `{}` ({} steps), model `{}`, {} trigger(s){}",
+                path.display(),
+                d.name,
+                d.pipeline.name,
+                d.pipeline.steps.len(),
+                d.model,
+                triggers.len(),
+                if triggers.is_empty() { String::new() } else { format!(": {}", triggers.join(", ")) }
+            );
+            Ok(0)
+        }
+        Err(flywheel_deploy::DeployError::Invalid(all)) if json => {
+            let errors: Vec<serde_json::Value> =
+                all.iter().flat_map(|d| d.to_json().as_array().cloned().unwrap_or_default()).collect();
+            let out = serde_json::json!({ "valid": false, "errors": errors });
+            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
             Ok(2)
         }
         Err(e) => Err(e.into()),

@@ -306,3 +306,61 @@ pub fn pipeline_json(p: &flywheel_pipeline::Pipeline) -> Json {
         })).collect::<Vec<_>>(),
     })
 }
+
+/// A valid deployment, for `flywheel check --json`.
+pub fn deployment_json(d: &flywheel_deploy::Deployment) -> Json {
+    use flywheel_deploy::{Span, TriggerKind};
+    let span = |s: &Span| match s {
+        Span::Requests(n) => json!({ "requests": n }),
+        Span::Time(t) => json!({ "seconds": t.as_secs_f64() }),
+    };
+    let triggers: Vec<Json> = d
+        .triggers
+        .iter()
+        .map(|t| {
+            let mut v = json!({
+                "on": t.kind.name(),
+                "cooldown_seconds": t.cooldown.as_secs_f64(),
+                "when_busy": format!("{:?}", t.when_busy).to_lowercase(),
+            });
+            match &t.kind {
+                TriggerKind::Schedule(s) => v["cron"] = json!(s.text),
+                TriggerKind::NewData { path, settle } => {
+                    v["path"] = json!(path.display().to_string());
+                    v["settle_seconds"] = json!(settle.as_secs_f64());
+                }
+                TriggerKind::Drift { windows } | TriggerKind::Performance { windows } => v["windows"] = json!(windows),
+                TriggerKind::OnDemand => {}
+            }
+            v
+        })
+        .collect();
+    let m = &d.monitoring;
+    json!({
+        "valid": true,
+        "name": d.name,
+        "digest": d.digest,
+        "pipeline": { "name": d.pipeline.name, "path": d.pipeline.path.display().to_string() },
+        "model": d.model,
+        "serving": {
+            "addr": d.serving.addr.map(|a| a.to_string()),
+            "split": d.serving.split.iter().map(|(a, w)| (a.clone(), json!(w))).collect::<serde_json::Map<_, _>>(),
+            "shadow": d.serving.shadow,
+            "log_sample": d.serving.log_sample,
+        },
+        "monitoring": {
+            "window": span(&m.window),
+            "drift_share": m.drift_share,
+            "columns": m.columns,
+            "performance": m.performance.as_ref().map(|b| json!({ "metric": b.metric, "op": format!("{:?}", b.op).to_lowercase(), "value": b.value })),
+        },
+        "triggers": triggers,
+        "delivery": {
+            "approval": format!("{:?}", d.delivery.approval).to_lowercase(),
+            "canary_percent": d.delivery.canary,
+            "hold": span(&d.delivery.hold),
+            "max_error_rate": d.delivery.max_error_rate,
+            "tolerance": d.delivery.tolerance,
+        },
+    })
+}

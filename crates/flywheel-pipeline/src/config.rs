@@ -85,7 +85,8 @@ const PIPELINE_KEYS: &[&str] = &["name", "description"];
 const STEP_KEYS: &[&str] =
     &["component", "params", "inputs", "outputs", "retries", "retry_backoff", "timeout", "cache"];
 
-fn span<T>(s: &Spanned<T>) -> Range<usize> {
+/// Where a key or value was written.
+pub fn span<T>(s: &Spanned<T>) -> Range<usize> {
     s.span()
 }
 
@@ -141,16 +142,18 @@ fn places(path: &mut Vec<String>, key: Range<usize>, v: &Spanned<DeValue<'_>>, o
     }
 }
 
-struct Reader<'a> {
-    errors: &'a mut Vec<Diagnostic>,
+/// Reads a TOML tree leniently, collecting a diagnostic per problem: the
+/// pipeline file's reader, and the deployment file's (`flywheel-deploy`).
+pub struct Reader<'a> {
+    pub errors: &'a mut Vec<Diagnostic>,
 }
 
 impl Reader<'_> {
-    fn err(&mut self, msg: impl Into<String>, span: Range<usize>) {
+    pub fn err(&mut self, msg: impl Into<String>, span: Range<usize>) {
         self.errors.push(Diagnostic::new(msg, Some(span)));
     }
 
-    fn unknown_keys(&mut self, table: &DeTable<'_>, allowed: &[&str], what: &str) {
+    pub fn unknown_keys(&mut self, table: &DeTable<'_>, allowed: &[&str], what: &str) {
         for (k, _) in table.iter() {
             let key = k.get_ref().as_ref();
             if !allowed.contains(&key) {
@@ -162,7 +165,7 @@ impl Reader<'_> {
         }
     }
 
-    fn table<'t, 'i>(&mut self, v: &'t Spanned<DeValue<'i>>, what: &str) -> Option<&'t DeTable<'i>> {
+    pub fn table<'t, 'i>(&mut self, v: &'t Spanned<DeValue<'i>>, what: &str) -> Option<&'t DeTable<'i>> {
         match v.get_ref() {
             DeValue::Table(t) => Some(t),
             other => {
@@ -172,7 +175,7 @@ impl Reader<'_> {
         }
     }
 
-    fn string(&mut self, v: &Spanned<DeValue<'_>>, what: &str) -> Option<Located<String>> {
+    pub fn string(&mut self, v: &Spanned<DeValue<'_>>, what: &str) -> Option<Located<String>> {
         match v.get_ref() {
             DeValue::String(s) => Some(Located::new(s.to_string(), span(v))),
             other => {
@@ -182,7 +185,7 @@ impl Reader<'_> {
         }
     }
 
-    fn json(&mut self, v: &Spanned<DeValue<'_>>) -> Option<Located<serde_json::Value>> {
+    pub fn json(&mut self, v: &Spanned<DeValue<'_>>) -> Option<Located<serde_json::Value>> {
         match to_json(v.get_ref()) {
             Ok(j) => Some(Located::new(j, span(v))),
             Err(e) => {
