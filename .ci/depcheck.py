@@ -49,6 +49,8 @@ LAYERS = {
     },
     # Deployment files: checked with the pipeline they name.
     "flywheel-deploy": {"flywheel-core", "flywheel-pipeline"},
+    # Scores windows of logged predictions: tables in, scores out.
+    "flywheel-monitor": {"flywheel-core", "flywheel-data", "flywheel-deploy", "flywheel-ml", "flywheel-stats"},
     "flywheel-orchestrator": {
         "flywheel-core", "flywheel-pipeline", "flywheel-metadata", "flywheel-artifacts", "flywheel-registry",
     },

@@ -1,0 +1,25 @@
+//! Monitoring: a window of logged predictions (`flywheel_serve::log::read`)
+//! scored the way `flywheel drift` compares datasets — skew against the
+//! data the answering version was trained on, drift against the window
+//! before — and, where feedback labels arrived, the model's metric with
+//! the deployment's bound (`flywheel_deploy::Monitoring`). What crosses a
+//! threshold is an alert; the triggers of `flywheel up` read them.
+//!
+//! - `score.rs`: one window's scores and alerts (pure: tables in, scores out).
+//! - `metric.rs`: the metric over the labeled rows, as scikit-learn defines it
+//!   (`flywheel_ml::metrics`).
+
+mod metric;
+mod score;
+
+pub use metric::{PREDICTION, PROBABILITY_PREFIX, metric};
+pub use score::{Alert, DriftSummary, Scores, score};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    #[error(transparent)]
+    Data(#[from] flywheel_data::DataError),
+    /// The window cannot be scored as declared (a column it needs is absent).
+    #[error("{0}")]
+    Window(String),
+}

@@ -1,0 +1,106 @@
+//! One window's scores: its inputs compared with the training data of the
+//! version that answered (`from_training`: what the model learned from)
+//! and with the window before (`from_previous`: how fast things move), by
+//! `flywheel_data::dataset_drift` with Evidently's default methods; and the
+//! declared metric over its labeled rows. A dataset drift from the training
+//! data and a metric out of its bound are alerts.
+
+use crate::MonitorError;
+use flywheel_data::batch::Table;
+use flywheel_data::dataset_drift::{DriftOptions, DriftReport, dataset_drift};
+use flywheel_deploy::{Bound, Monitoring};
+use serde::Serialize;
+
+/// A dataset comparison, as much of it as a window keeps.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DriftSummary {
+    pub drifted: usize,
+    pub compared: usize,
+    pub share: f64,
+    /// `share` reached the deployment's `drift_share`.
+    pub drift: bool,
+    /// The drifted columns, by name.
+    pub columns: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "alert", rename_all = "snake_case")]
+pub enum Alert {
+    /// The window's inputs drifted from the training data.
+    Drift { drifted: usize, compared: usize, columns: Vec<String> },
+    /// The metric is out of its bound.
+    Performance { metric: String, value: f64, bound: String, labeled: usize },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Scores {
+    pub rows: usize,
+    /// Rows with a feedback label.
+    pub labeled: usize,
+    pub from_training: Option<DriftSummary>,
+    pub from_previous: Option<DriftSummary>,
+    /// The declared metric over the labeled rows.
+    pub metric: Option<(String, f64)>,
+    pub alerts: Vec<Alert>,
+}
+
+/// Scores `window` (logged rows with `label`); `inputs` are the model's
+/// input columns, compared unless `monitoring.columns` names others.
+pub fn score(
+    window: &Table,
+    previous: Option<&Table>,
+    training: Option<&Table>,
+    inputs: &[String],
+    monitoring: &Monitoring,
+) -> Result<Scores, MonitorError> {
+    let columns = monitoring.columns.clone().unwrap_or_else(|| inputs.to_vec());
+    let opts = DriftOptions { columns, drift_share: Some(monitoring.drift_share), ..DriftOptions::default() };
+    let compare = |reference: Option<&Table>| -> Result<Option<DriftSummary>, MonitorError> {
+        match reference {
+            Some(r) if r.rows() > 0 && window.rows() > 0 => Ok(Some(summary(&dataset_drift(r, window, &opts)?))),
+            _ => Ok(None),
+        }
+    };
+    let from_training = compare(training)?;
+    let from_previous = compare(previous)?;
+    let mut alerts = Vec::new();
+    if let Some(s) = from_training.as_ref().filter(|s| s.drift) {
+        alerts.push(Alert::Drift { drifted: s.drifted, compared: s.compared, columns: s.columns.clone() });
+    }
+    let (mut metric, mut labeled) = (None, 0);
+    if let Some(bound) = &monitoring.performance
+        && let Some((value, n)) = crate::metric(window, &bound.metric)?
+    {
+        labeled = n;
+        metric = Some((bound.metric.clone(), value));
+        if !bound.holds(value) {
+            alerts.push(Alert::Performance {
+                metric: bound.metric.clone(),
+                value,
+                bound: bound_text(bound),
+                labeled: n,
+            });
+        }
+    }
+    Ok(Scores { rows: window.rows(), labeled, from_training, from_previous, metric, alerts })
+}
+
+fn summary(r: &DriftReport) -> DriftSummary {
+    DriftSummary {
+        drifted: r.drifted_columns,
+        compared: r.compared_columns,
+        share: r.drift_share,
+        drift: r.dataset_drift,
+        columns: r.columns.iter().filter(|(_, c)| c.drift.drift).map(|(n, _)| n.clone()).collect(),
+    }
+}
+
+fn bound_text(b: &Bound) -> String {
+    let op = match b.op {
+        flywheel_deploy::Op::Ge => ">=",
+        flywheel_deploy::Op::Gt => ">",
+        flywheel_deploy::Op::Le => "<=",
+        flywheel_deploy::Op::Lt => "<",
+    };
+    format!("{op} {}", b.value)
+}
