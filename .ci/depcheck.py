@@ -49,8 +49,12 @@ LAYERS = {
     },
     # Deployment files: checked with the pipeline they name.
     "flywheel-deploy": {"flywheel-core", "flywheel-pipeline"},
-    # Scores windows of logged predictions: tables in, scores out.
-    "flywheel-monitor": {"flywheel-core", "flywheel-data", "flywheel-deploy", "flywheel-ml", "flywheel-stats"},
+    # Scores windows of the prediction log (read through the server's
+    # reader) against the training data (through the registry).
+    "flywheel-monitor": {
+        "flywheel-core", "flywheel-data", "flywheel-deploy", "flywheel-ml", "flywheel-stats", "flywheel-metadata",
+        "flywheel-registry", "flywheel-serve",
+    },
     "flywheel-orchestrator": {
         "flywheel-core", "flywheel-pipeline", "flywheel-metadata", "flywheel-artifacts", "flywheel-registry",
     },

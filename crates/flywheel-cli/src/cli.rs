@@ -82,6 +82,11 @@ pub enum Command {
     /// Export a model's logged predictions (from `flywheel serve`) joined
     /// with the feedback labels sent for them (`label`, empty when none).
     Logs(LogsArgs),
+    /// Monitoring of served models: windows of the prediction log scored
+    /// for drift from the training data and the window before, and for the
+    /// metric from feedback labels.
+    #[command(subcommand)]
+    Monitor(MonitorCommand),
     /// Send a dataset's rows to a running server as live traffic, in time
     /// order, and post their labels as feedback. Exits 1 when a request failed.
     Replay(ReplayArgs),
@@ -220,6 +225,28 @@ pub enum RunsCommand {
     /// One run: its parameters, steps, artifacts and logs.
     Show {
         run: i64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MonitorCommand {
+    /// Score and record the windows logged since the last, with a
+    /// deployment file's monitoring settings (`flywheel up` does this on
+    /// its own as predictions are logged).
+    Update {
+        /// The deployment file.
+        deployment: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The latest windows recorded, their scores and alerts.
+    Status {
+        /// One model (default: every model monitored).
+        model: Option<String>,
+        #[arg(long, default_value_t = 10)]
+        limit: i64,
         #[arg(long)]
         json: bool,
     },

@@ -92,6 +92,19 @@ impl From<anyhow::Error> for Failure {
     }
 }
 
+/// Monitoring that cannot go on: a window that cannot be scored as
+/// declared is bad input; a store that cannot be read, 3.
+impl From<flywheel_monitor::MonitorError> for Failure {
+    fn from(e: flywheel_monitor::MonitorError) -> Self {
+        use flywheel_monitor::MonitorError as E;
+        let code = match &e {
+            E::Window(_) => 2,
+            E::Data(_) | E::Store(_) => 3,
+        };
+        fail(code, e.to_string())
+    }
+}
+
 /// A deployment file that cannot be read or is invalid: bad input.
 impl From<flywheel_deploy::DeployError> for Failure {
     fn from(e: flywheel_deploy::DeployError) -> Self {

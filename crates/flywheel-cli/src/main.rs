@@ -11,6 +11,7 @@ mod governance_cmd;
 mod history_cmd;
 mod logs_cmd;
 mod models_cmd;
+mod monitor_cmd;
 mod pipeline_cmd;
 mod progress;
 mod quickstart;
@@ -66,6 +67,7 @@ fn run(cli: Cli) -> std::result::Result<u8, Failure> {
             | Command::Signals { .. }
             | Command::Models { .. }
             | Command::Components { .. }
+            | Command::Monitor(cli::MonitorCommand::Status { .. })
     ) {
         quiet_on_closed_pipe();
     }
@@ -89,6 +91,10 @@ fn run(cli: Cli) -> std::result::Result<u8, Failure> {
         Command::Serve(args) => serve_cmd::run(home, &args),
         Command::Logs(args) => logs_cmd::run(home, &args),
         Command::Replay(args) => replay_cmd::run(&args),
+        Command::Monitor(cli::MonitorCommand::Update { deployment, json }) => monitor_cmd::update(home, &deployment, json),
+        Command::Monitor(cli::MonitorCommand::Status { model, limit, json }) => {
+            monitor_cmd::status(home, model.as_deref(), limit, json)
+        }
         Command::Schema(cli::SchemaCommand::Infer { data, output, max_categories, read }) => {
             schema_cmd::infer(&data, output.as_deref(), max_categories, &read)
         }

@@ -1,8 +1,9 @@
 //! `flywheel replay` through the real binary, against a real `flywheel
 //! serve`: a dataset written out of time order is sent in time order, its
-//! labels become feedback that `flywheel logs` returns beside each row; and
+//! labels become feedback that `flywheel logs` returns beside each row;
 //! what cannot be replayed (a column the model reads missing from the data,
-//! a model the server does not serve, no server) is refused, named.
+//! a model the server does not serve, no server) is refused, named; and
+//! the replayed traffic is monitored in windows (`flywheel monitor`).
 
 mod common;
 #[path = "serve/http.rs"]
@@ -134,4 +135,42 @@ fn data_that_cannot_be_replayed_is_refused_before_a_request_is_sent() {
     }
     let (code, _) = server.stop();
     assert_eq!(code, 0);
+}
+
+#[test]
+fn replayed_traffic_is_monitored_in_windows_with_its_metric_and_alerts() {
+    let env = trained();
+    env.write(
+        "deploy.toml",
+        "[deployment]\npipeline = \"clf.toml\"\n[monitoring]\nwindow = 40\nperformance = { accuracy = \">= 0.99\" }\n",
+    );
+    let server = Server::start(&env, &[]);
+    let url = format!("http://{}", server.addr);
+    let r = env.run(&["replay", "d.csv", "--to", &url, "--labels", "label", "--time-column", "t"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(server.stop().0, 0);
+
+    let r = env.run(&["monitor", "update", "deploy.toml", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let windows = r.json().as_array().unwrap().clone();
+    assert_eq!(windows.len(), ROWS / 40, "{windows:#?}");
+    for w in &windows {
+        assert_eq!((w["model"].as_str(), w["rows"].as_u64(), w["labeled"].as_u64()), (Some("clf"), Some(40), Some(40)));
+        let s = &w["scores"];
+        assert_eq!(s["from_training"]["compared"].as_u64(), Some(2), "x and city: {s}");
+        let accuracy = s["metric"][1].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&accuracy), "{s}");
+        let alerted = s["alerts"].as_array().unwrap().iter().any(|a| a["alert"] == "performance");
+        assert_eq!(alerted, accuracy < 0.99, "{s}");
+    }
+    assert!(windows.last().unwrap()["scores"]["from_previous"].is_null(), "the first window has none before it");
+    assert!(windows[0]["scores"]["from_previous"]["compared"].as_u64() == Some(2));
+
+    let again = env.run(&["monitor", "update", "deploy.toml"]);
+    assert!(again.stdout.contains("no new complete window"), "{}", again.stdout);
+    let status = env.run(&["monitor", "status", "clf", "--json"]);
+    let ids: Vec<u64> = status.json().as_array().unwrap().iter().map(|w| w["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, [3, 2, 1], "newest first");
+    let text = env.run(&["monitor", "status"]);
+    assert!(text.stdout.contains("window 3 of clf@1") && text.stdout.contains("accuracy"), "{}", text.stdout);
 }

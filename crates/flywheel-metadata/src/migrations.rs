@@ -203,4 +203,24 @@ DROP TABLE serving_requests;
 ALTER TABLE serving_requests_lean RENAME TO serving_requests;
 "#,
     ),
+    (
+        8,
+        // Monitoring: each window of logged predictions scored, in order per
+        // model; its scores and alerts as JSON (their shape is the monitor's).
+        r#"
+CREATE TABLE monitor_windows (
+    id         INTEGER PRIMARY KEY,
+    model_name TEXT NOT NULL,
+    version    INTEGER NOT NULL,
+    first_us   INTEGER NOT NULL,
+    last_us    INTEGER NOT NULL,
+    rows       INTEGER NOT NULL,
+    labeled    INTEGER NOT NULL,
+    alerts     INTEGER NOT NULL,
+    scores     TEXT NOT NULL,
+    at_us      INTEGER NOT NULL
+);
+CREATE INDEX monitor_windows_by_model ON monitor_windows(model_name, last_us);
+"#,
+    ),
 ];

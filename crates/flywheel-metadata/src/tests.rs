@@ -42,10 +42,10 @@ fn migrations_apply_once_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.db");
     let s = MetadataStore::open(&path).unwrap();
-    assert_eq!(s.schema_version().unwrap(), 7);
+    assert_eq!(s.schema_version().unwrap(), 8);
     drop(s);
     let s = MetadataStore::open(&path).unwrap();
-    assert_eq!(s.schema_version().unwrap(), 7);
+    assert_eq!(s.schema_version().unwrap(), 8);
 }
 
 #[test]
@@ -125,4 +125,28 @@ fn unknown_ids_are_clear_errors() {
     assert_eq!(s.run(42).unwrap_err().to_string(), "no run 42; `flywheel runs list` shows the runs");
     assert!(matches!(s.artifact(7), Err(MetadataError::NoArtifact(_))));
     assert!(matches!(s.model_version("m", Some(1)), Err(MetadataError::NoModelVersion(_))));
+}
+
+#[test]
+fn monitor_windows_are_kept_in_order_per_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = MetadataStore::open(&dir.path().join("m.db")).unwrap();
+    let w = |model: &str, first_us: i64| NewWindow {
+        model_name: model.into(),
+        version: 1,
+        first_us,
+        last_us: first_us + 10,
+        rows: 500,
+        labeled: 250,
+        alerts: 1,
+        scores: serde_json::json!({ "metric": ["rmse", 3.5] }),
+        at_us: first_us + 20,
+    };
+    for (m, t) in [("a", 0), ("b", 5), ("a", 100)] {
+        s.record_window(&w(m, t)).unwrap();
+    }
+    let a = s.windows(Some("a"), 10).unwrap();
+    assert_eq!(a.iter().map(|x| x.window.first_us).collect::<Vec<_>>(), [100, 0], "newest first");
+    assert_eq!(a[0].window, w("a", 100), "stored as given");
+    assert_eq!(s.windows(None, 2).unwrap().len(), 2);
 }

@@ -8,9 +8,11 @@
 //! - `score.rs`: one window's scores and alerts (pure: tables in, scores out).
 //! - `metric.rs`: the metric over the labeled rows, as scikit-learn defines it
 //!   (`flywheel_ml::metrics`).
+//! - `windows.rs`: windows cut from the log as it grows, scored, recorded.
 
 mod metric;
 mod score;
+pub mod windows;
 
 pub use metric::{PREDICTION, PROBABILITY_PREFIX, metric};
 pub use score::{Alert, DriftSummary, Scores, score};
@@ -22,4 +24,7 @@ pub enum MonitorError {
     /// The window cannot be scored as declared (a column it needs is absent).
     #[error("{0}")]
     Window(String),
+    /// The home's stores could not be read or written.
+    #[error("{0}")]
+    Store(String),
 }

@@ -45,7 +45,8 @@ pub struct Scores {
 }
 
 /// Scores `window` (logged rows with `label`); `inputs` are the model's
-/// input columns, compared unless `monitoring.columns` names others.
+/// input columns, compared (but for dates and times) unless
+/// `monitoring.columns` names others.
 pub fn score(
     window: &Table,
     previous: Option<&Table>,
@@ -53,7 +54,7 @@ pub fn score(
     inputs: &[String],
     monitoring: &Monitoring,
 ) -> Result<Scores, MonitorError> {
-    let columns = monitoring.columns.clone().unwrap_or_else(|| inputs.to_vec());
+    let columns = monitoring.columns.clone().unwrap_or_else(|| untimed(inputs, training));
     let opts = DriftOptions { columns, drift_share: Some(monitoring.drift_share), ..DriftOptions::default() };
     let compare = |reference: Option<&Table>| -> Result<Option<DriftSummary>, MonitorError> {
         match reference {
@@ -83,6 +84,17 @@ pub fn score(
         }
     }
     Ok(Scores { rows: window.rows(), labeled, from_training, from_previous, metric, alerts })
+}
+
+/// The inputs but those the training data holds as dates or times: time
+/// only moves on, so a timestamp drifts from every past window by
+/// construction (Evidently leaves datetime columns out of drift too).
+fn untimed(inputs: &[String], training: Option<&Table>) -> Vec<String> {
+    let is_time = |name: &str| {
+        let t = training.and_then(|t| t.column_index(name).map(|i| t.schema.field(i).data_type().clone()));
+        t.is_some_and(|dt| flywheel_data::batch::type_name(&dt) == "timestamp")
+    };
+    inputs.iter().filter(|i| !is_time(i)).cloned().collect()
 }
 
 fn summary(r: &DriftReport) -> DriftSummary {

@@ -1,0 +1,109 @@
+//! `flywheel monitor update DEPLOYMENT` and `flywheel monitor status`:
+//! windows of the prediction log scored (`flywheel_monitor`) and shown.
+
+use crate::Failure;
+use flywheel_metadata::MonitorWindow;
+use serde_json::{Value, json};
+use std::path::Path;
+
+pub fn update(home: &Path, deployment: &Path, json: bool) -> Result<u8, Failure> {
+    let d = flywheel_deploy::compile_file(deployment, &flywheel_components::builtins())?;
+    let home = flywheel_registry::Home::open(home)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| crate::fail(3, format!("cannot start the runtime: {e}")))?;
+    let now = now_us();
+    let recorded = runtime.block_on(flywheel_monitor::windows::update(&home, &d.model, &d.monitoring, now))?;
+    let shown: Vec<MonitorWindow> =
+        recorded.into_iter().map(|r| MonitorWindow { id: r.id, window: r.window }).rev().collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&windows_json(&shown)).unwrap_or_default());
+    } else if shown.is_empty() {
+        println!("`{}`: no new complete window", d.model);
+    } else {
+        print_windows(&shown);
+    }
+    Ok(0)
+}
+
+pub fn status(home: &Path, model: Option<&str>, limit: i64, json: bool) -> Result<u8, Failure> {
+    let home = flywheel_registry::Home::open(home)?;
+    let windows = home.metadata.windows(model, limit.max(1))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&windows_json(&windows)).unwrap_or_default());
+    } else if windows.is_empty() {
+        println!("no monitored windows{}", model.map(|m| format!(" of `{m}`")).unwrap_or_default());
+    } else {
+        print_windows(&windows);
+    }
+    Ok(0)
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
+}
+
+fn windows_json(windows: &[MonitorWindow]) -> Value {
+    Value::Array(
+        windows
+            .iter()
+            .map(|w| {
+                let x = &w.window;
+                json!({
+                    "id": w.id, "model": x.model_name, "version": x.version,
+                    "first": flywheel_stats::time::format_micros(x.first_us, false),
+                    "last": flywheel_stats::time::format_micros(x.last_us, false),
+                    "rows": x.rows, "labeled": x.labeled, "scores": x.scores,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// One line per window, newest first: drift from training and from the
+/// window before, the metric, the alerts.
+fn print_windows(windows: &[MonitorWindow]) {
+    for w in windows {
+        let x = &w.window;
+        let s = &x.scores;
+        let drift = |k: &str| match &s[k] {
+            Value::Null => "–".to_string(),
+            d => format!("{}/{}", d["drifted"], d["compared"]),
+        };
+        let metric = match s["metric"].as_array().map(Vec::as_slice) {
+            Some([name, value]) => format!("{} {:.4}", name.as_str().unwrap_or(""), value.as_f64().unwrap_or(f64::NAN)),
+            _ => "no labels".to_string(),
+        };
+        let alerts: Vec<String> = s["alerts"].as_array().into_iter().flatten().map(alert_text).collect();
+        println!(
+            "window {} of {}@{} ({} to {}, {} rows, {} labeled): drifted from training {}, from the window before {}; {}{}",
+            w.id,
+            x.model_name,
+            x.version,
+            flywheel_stats::time::format_micros(x.first_us, false),
+            flywheel_stats::time::format_micros(x.last_us, false),
+            x.rows,
+            x.labeled,
+            drift("from_training"),
+            drift("from_previous"),
+            metric,
+            if alerts.is_empty() { String::new() } else { format!("; ALERT: {}", alerts.join("; ")) }
+        );
+    }
+}
+
+fn alert_text(a: &Value) -> String {
+    match a["alert"].as_str() {
+        Some("drift") => format!(
+            "drift: {} of {} columns ({})",
+            a["drifted"],
+            a["compared"],
+            a["columns"].as_array().into_iter().flatten().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")
+        ),
+        Some("performance") => {
+            format!("{} {:.4} is not {}", a["metric"].as_str().unwrap_or(""), a["value"].as_f64().unwrap_or(f64::NAN), a["bound"].as_str().unwrap_or(""))
+        }
+        _ => a.to_string(),
+    }
+}

@@ -1,0 +1,78 @@
+//! Monitoring's record: the windows of logged predictions scored, per
+//! model in order, with their scores and alerts (migration 8).
+
+use crate::{MetadataStore, Result};
+use rusqlite::params;
+
+/// A window scored, to be recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewWindow {
+    pub model_name: String,
+    /// The version that answered most of its rows.
+    pub version: i64,
+    /// Microseconds since 1970 of its first and last logged row.
+    pub first_us: i64,
+    pub last_us: i64,
+    pub rows: i64,
+    pub labeled: i64,
+    pub alerts: i64,
+    /// The monitor's scores, as JSON.
+    pub scores: serde_json::Value,
+    pub at_us: i64,
+}
+
+/// A recorded window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MonitorWindow {
+    pub id: i64,
+    pub window: NewWindow,
+}
+
+impl MetadataStore {
+    pub fn record_window(&self, w: &NewWindow) -> Result<i64> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO monitor_windows (model_name, version, first_us, last_us, rows, labeled, alerts, scores, at_us)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                w.model_name,
+                w.version,
+                w.first_us,
+                w.last_us,
+                w.rows,
+                w.labeled,
+                w.alerts,
+                w.scores.to_string(),
+                w.at_us
+            ],
+        )?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    /// The latest `limit` windows of `model` (of every model when `None`), newest first.
+    pub fn windows(&self, model: Option<&str>, limit: i64) -> Result<Vec<MonitorWindow>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, model_name, version, first_us, last_us, rows, labeled, alerts, scores, at_us
+               FROM monitor_windows WHERE ?1 IS NULL OR model_name = ?1 ORDER BY id DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![model, limit], |r| {
+            let scores: String = r.get(8)?;
+            Ok(MonitorWindow {
+                id: r.get(0)?,
+                window: NewWindow {
+                    model_name: r.get(1)?,
+                    version: r.get(2)?,
+                    first_us: r.get(3)?,
+                    last_us: r.get(4)?,
+                    rows: r.get(5)?,
+                    labeled: r.get(6)?,
+                    alerts: r.get(7)?,
+                    scores: serde_json::from_str(&scores).unwrap_or(serde_json::Value::Null),
+                    at_us: r.get(9)?,
+                },
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}

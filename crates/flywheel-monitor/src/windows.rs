@@ -1,0 +1,193 @@
+//! Windows cut from the prediction log as it grows, scored, and recorded:
+//! `update` takes the rows logged since the last recorded window, cuts
+//! the complete windows (a number of rows, or a span of time that has
+//! ended), scores each against the training data of the version that
+//! answered most of it and against the window before, and records it.
+//! Shadow answers are left out: they are not what callers got.
+
+use crate::{MonitorError, Scores, score};
+use flywheel_core::{ModelRef, Selector};
+use flywheel_data::batch::Table;
+use flywheel_deploy::{Monitoring, Span};
+use flywheel_metadata::NewWindow;
+use flywheel_registry::Home;
+use flywheel_serve::log::read::{Window, read_log};
+use std::collections::HashMap;
+
+/// A window just recorded.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub id: i64,
+    pub window: NewWindow,
+    pub scores: Scores,
+}
+
+/// What one version is compared with: its training data (none for a
+/// model imported without it) and its input columns.
+struct Reference {
+    training: Option<Table>,
+    inputs: Vec<String>,
+}
+
+/// Scores and records every window of `model` complete by `now_us`.
+pub async fn update(
+    home: &Home,
+    model: &str,
+    monitoring: &Monitoring,
+    now_us: i64,
+) -> Result<Vec<Recorded>, MonitorError> {
+    let last = home.metadata.windows(Some(model), 1).map_err(store)?.into_iter().next();
+    let since = last.as_ref().map(|w| w.window.last_us + 1);
+    let Some(rows) = logged(home, model, since, None)? else { return Ok(Vec::new()) };
+    let mut previous = match &last {
+        Some(w) => logged(home, model, Some(w.window.first_us), Some(w.window.last_us + 1))?,
+        None => None,
+    };
+    let mut references: HashMap<i64, Reference> = HashMap::new();
+    let mut recorded = Vec::new();
+    for range in cut(&times(&rows), monitoring.window, now_us) {
+        let window = slice(&rows, range)?;
+        let version = majority_version(&window);
+        if !references.contains_key(&version) {
+            references.insert(version, reference(home, model, version).await?);
+        }
+        let r = &references[&version];
+        let scores = score(&window, previous.as_ref(), r.training.as_ref(), &r.inputs, monitoring)?;
+        recorded.push(record(home, model, version, &window, scores, now_us)?);
+        previous = Some(window);
+    }
+    Ok(recorded)
+}
+
+fn store(e: flywheel_metadata::MetadataError) -> MonitorError {
+    MonitorError::Store(e.to_string())
+}
+
+/// The rows logged for `model` in `[since, until)` (µs), shadow answers
+/// left out; `None` when the model has no log yet.
+fn logged(home: &Home, model: &str, since: Option<i64>, until: Option<i64>) -> Result<Option<Table>, MonitorError> {
+    let window = Window { since_us: since, until_us: until };
+    match read_log(&home.root, &home.metadata, model, window) {
+        Ok(t) => {
+            let shadow = t.column_index("shadow").map(|i| t.str_column(i)).unwrap_or_default();
+            let keep: Vec<bool> = (0..t.rows()).map(|i| shadow.get(i).is_none_or(|s| s.as_deref() != Some("true"))).collect();
+            Ok(Some(t.filter(&keep).map_err(|e| MonitorError::Window(e.to_string()))?))
+        }
+        Err(flywheel_serve::ServeError::NotFound(_)) => Ok(None),
+        Err(e) => Err(MonitorError::Store(e.to_string())),
+    }
+}
+
+/// Each row's time, µs since 1970.
+fn times(t: &Table) -> Vec<i64> {
+    let Some(i) = t.column_index("time") else { return Vec::new() };
+    t.batches
+        .iter()
+        .flat_map(|b| flywheel_data::batch::seconds(b.column(i)))
+        .map(|s| s.map_or(0, |s| (s * 1e6).round() as i64))
+        .collect()
+}
+
+/// The complete windows among rows at `times` (oldest first): runs of a
+/// number of rows, or spans of time that ended by `now_us`.
+pub fn cut(times: &[i64], span: Span, now_us: i64) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    match span {
+        Span::Requests(n) => {
+            let n = n.max(1) as usize;
+            out.extend((0..times.len() / n).map(|k| k * n..(k + 1) * n));
+        }
+        Span::Time(d) => {
+            let Some(&first) = times.first() else { return out };
+            let width = (d.as_micros() as i64).max(1);
+            let mut start = 0;
+            let mut end_us = first + width;
+            while end_us <= now_us && start < times.len() {
+                let end = start + times[start..].partition_point(|&t| t < end_us);
+                if end > start {
+                    out.push(start..end);
+                }
+                start = end;
+                end_us += width;
+            }
+        }
+    }
+    out
+}
+
+fn slice(t: &Table, range: std::ops::Range<usize>) -> Result<Table, MonitorError> {
+    let keep: Vec<bool> = (0..t.rows()).map(|i| range.contains(&i)).collect();
+    t.filter(&keep).map_err(|e| MonitorError::Window(e.to_string()))
+}
+
+fn majority_version(t: &Table) -> i64 {
+    let Some(i) = t.column_index("version") else { return 0 };
+    let mut counts: HashMap<i64, usize> = HashMap::new();
+    for v in t.f64_column(i).into_iter().flatten() {
+        *counts.entry(v as i64).or_default() += 1;
+    }
+    counts.into_iter().max_by_key(|(v, n)| (*n, *v)).map_or(0, |(v, _)| v)
+}
+
+/// The training data of `model@version` (what fed its training step's
+/// `data`) and its inputs.
+async fn reference(home: &Home, model: &str, version: i64) -> Result<Reference, MonitorError> {
+    let r = ModelRef { name: model.to_string(), selector: Selector::Version(version) };
+    let (_, loaded) = home.load_model(&r).await.map_err(|e| MonitorError::Store(e.to_string()))?;
+    let inputs = loaded.signature.inputs.iter().map(|i| i.name.clone()).collect();
+    let found = home
+        .metadata
+        .resolve_model_ref(model, &Selector::Version(version), Some("data"), i64::MAX)
+        .map_err(store)?;
+    let training = match found {
+        Some((artifact, _)) => {
+            let path = home.artifacts.local_path(&artifact.digest).await.map_err(|e| MonitorError::Store(e.to_string()))?;
+            Some(flywheel_data::table::read_parquet(&path)?)
+        }
+        None => None,
+    };
+    Ok(Reference { training, inputs })
+}
+
+fn record(
+    home: &Home,
+    model: &str,
+    version: i64,
+    window: &Table,
+    scores: Scores,
+    now_us: i64,
+) -> Result<Recorded, MonitorError> {
+    let t = times(window);
+    let new = NewWindow {
+        model_name: model.to_string(),
+        version,
+        first_us: t.first().copied().unwrap_or_default(),
+        last_us: t.last().copied().unwrap_or_default(),
+        rows: window.rows() as i64,
+        labeled: scores.labeled as i64,
+        alerts: scores.alerts.len() as i64,
+        scores: serde_json::to_value(&scores).unwrap_or_default(),
+        at_us: now_us,
+    };
+    let id = home.metadata.record_window(&new).map_err(store)?;
+    Ok(Recorded { id, window: new, scores })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn windows_are_cut_whole_by_rows_or_by_ended_spans_of_time() {
+        let t: Vec<i64> = (0..25).map(|i| i * 100).collect();
+        assert_eq!(cut(&t, Span::Requests(10), 0), [0..10, 10..20]);
+        assert_eq!(cut(&t, Span::Requests(30), 0), []);
+        let d = Span::Time(Duration::from_micros(1000));
+        // Spans [0,1000), [1000,2000) ended by now; [2000,3000) has not.
+        assert_eq!(cut(&t, d, 2500), [0..10, 10..20]);
+        assert_eq!(cut(&t, d, 3000), [0..10, 10..20, 20..25]);
+        let gap: Vec<i64> = vec![0, 10, 5000, 5010];
+        assert_eq!(cut(&gap, d, 10_000), [0..2, 2..4], "an empty span is no window");
+    }
+}
