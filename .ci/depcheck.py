@@ -68,6 +68,7 @@ LAYERS = {
         "flywheel-core", "flywheel-stats", "flywheel-ml", "flywheel-metadata", "flywheel-artifacts",
         "flywheel-pipeline", "flywheel-data", "flywheel-registry", "flywheel-components",
         "flywheel-orchestrator", "flywheel-serve", "flywheel-client", "flywheel-deploy",
+        "flywheel-monitor",
     },
 }
 

@@ -425,8 +425,9 @@ pub struct ReplayArgs {
     /// Rows per request.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub batch: usize,
-    /// Requests in flight at once, one connection each.
-    #[arg(long, default_value_t = 4, value_name = "N")]
+    /// Requests in flight at once, one connection each. With 1, rows reach
+    /// the server in time order; with N, only within N of each other.
+    #[arg(long, default_value_t = 1, value_name = "N")]
     pub concurrency: usize,
     /// Bearer token for feedback, when the server has one.
     #[arg(long, env = "FLYWHEEL_TOKEN", hide_env_values = true, value_name = "TOKEN")]

@@ -126,6 +126,8 @@ impl From<flywheel_client::ClientError> for Failure {
         let code = match &e {
             E::Url { .. } | E::Input(_) => 2,
             E::Data(_) => 2,
+            // The server refusing what the user named (a model it does not serve).
+            E::Refused { status, .. } if (400..500).contains(status) => 2,
             E::Connect { .. } | E::Request { .. } | E::Answer { .. } | E::Refused { .. } => 1,
         };
         fail(code, e.to_string())

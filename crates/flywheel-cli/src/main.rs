@@ -91,7 +91,9 @@ fn run(cli: Cli) -> std::result::Result<u8, Failure> {
         Command::Serve(args) => serve_cmd::run(home, &args),
         Command::Logs(args) => logs_cmd::run(home, &args),
         Command::Replay(args) => replay_cmd::run(&args),
-        Command::Monitor(cli::MonitorCommand::Update { deployment, json }) => monitor_cmd::update(home, &deployment, json),
+        Command::Monitor(cli::MonitorCommand::Update { deployment, json }) => {
+            monitor_cmd::update(home, &deployment, json)
+        }
         Command::Monitor(cli::MonitorCommand::Status { model, limit, json }) => {
             monitor_cmd::status(home, model.as_deref(), limit, json)
         }

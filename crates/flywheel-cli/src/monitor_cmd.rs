@@ -102,7 +102,12 @@ fn alert_text(a: &Value) -> String {
             a["columns"].as_array().into_iter().flatten().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")
         ),
         Some("performance") => {
-            format!("{} {:.4} is not {}", a["metric"].as_str().unwrap_or(""), a["value"].as_f64().unwrap_or(f64::NAN), a["bound"].as_str().unwrap_or(""))
+            format!(
+                "{} {:.4} is not {}",
+                a["metric"].as_str().unwrap_or(""),
+                a["value"].as_f64().unwrap_or(f64::NAN),
+                a["bound"].as_str().unwrap_or("")
+            )
         }
         _ => a.to_string(),
     }

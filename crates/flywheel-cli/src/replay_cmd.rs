@@ -38,7 +38,8 @@ pub fn run(args: &ReplayArgs) -> Result<u8, Failure> {
     } else {
         print_summary(&summary);
     }
-    Ok(if summary.failed > 0 || summary.feedback.refused.is_some() { 1 } else { 0 })
+    let incomplete = summary.failed > 0 || summary.unsent > 0 || summary.feedback.refused.is_some();
+    Ok(u8::from(incomplete))
 }
 
 fn announce(replay: &Replay, args: &ReplayArgs) {
@@ -100,6 +101,12 @@ fn print_summary(s: &Summary) {
     if let Some(why) = &s.feedback.refused {
         println!("feedback stopped: {why}");
     }
+    if s.unusable_labels > 0 {
+        println!("{} label(s) left out: not numbers, and the model predicts numbers", s.unusable_labels);
+    }
+    if s.unsent > 0 {
+        println!("{} of {} row(s) never sent (the replay gave up, or could not connect again)", s.unsent, s.planned);
+    }
     if s.failed > 0 {
         println!("{} request(s) failed; the first:", s.failed);
         for e in &s.errors {
@@ -111,7 +118,10 @@ fn print_summary(s: &Summary) {
 fn as_json(s: &Summary) -> serde_json::Value {
     serde_json::json!({
         "model": s.model,
+        "planned": s.planned,
         "rows": s.rows,
+        "unsent": s.unsent,
+        "unusable_labels": s.unusable_labels,
         "requests": s.requests,
         "failed": s.failed,
         "errors": s.errors,

@@ -89,9 +89,10 @@ fn rows_go_out_in_time_order_and_their_labels_come_back_from_flywheel_logs() {
     let mut lines = out.stdout.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
     let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
-    let (id, x, label) = (col("request_id"), col("x"), col("label"));
+    let (id, x, label, time) = (col("request_id"), col("x"), col("label"), col("time"));
     let want = in_time_order();
     let mut seen = 0;
+    let mut arrived: Vec<(usize, String)> = Vec::new();
     for line in lines {
         let f: Vec<&str> = line.split(',').collect();
         // Request n of a replay (`replay-<start>-<n>`) is row n in time order.
@@ -99,9 +100,13 @@ fn rows_go_out_in_time_order_and_their_labels_come_back_from_flywheel_logs() {
         let (wx, wlabel) = &want[n];
         assert!((f[x].parse::<f64>().unwrap() - wx).abs() < 1e-9, "request {n}: x {} for {wx}", f[x]);
         assert_eq!(f[label], wlabel, "request {n}");
+        arrived.push((n, f[time].to_string()));
         seen += 1;
     }
     assert_eq!(seen, ROWS, "every row is logged once");
+    // One connection by default: the server got them in that order too.
+    arrived.sort();
+    assert!(arrived.windows(2).all(|p| p[0].1 <= p[1].1), "logged out of order: {arrived:?}");
 }
 
 #[test]
@@ -121,7 +126,7 @@ fn data_that_cannot_be_replayed_is_refused_before_a_request_is_sent() {
                 "did you mean `label`?",
             ],
         ),
-        (&["replay", "d.csv", "--to", &url, "--model", "nope"], 1, &["model `nope` is not served; served: clf@1"]),
+        (&["replay", "d.csv", "--to", &url, "--model", "nope"], 2, &["model `nope` is not served; served: clf@1"]),
         (&["replay", "d.csv", "--to", &url, "--time-column", "note"], 2, &["`n119` is not a date or time"]),
         (&["replay", "d.csv", "--to", &url, "--rate=-3", "--batch", "0"], 2, &["--batch must be 1", "--rate must be"]),
     ];

@@ -32,7 +32,7 @@ pub fn compile(source: &str, path: &Path, components: &ComponentRegistry) -> Res
     let config = DeploymentConfig::parse(source, &mut errors);
     let mut invalid = Vec::new();
     let deployment =
-        config.and_then(|c| Compiler { errors: &mut errors, path, components }.deployment(&c, &mut invalid));
+        config.and_then(|c| Compiler { errors: &mut errors, path, source, components }.deployment(&c, &mut invalid));
     let mut all = Vec::new();
     if !errors.is_empty() {
         all.push(Diagnostics { file: path.to_path_buf(), source: source.to_string(), items: errors });
@@ -51,6 +51,7 @@ pub fn compile(source: &str, path: &Path, components: &ComponentRegistry) -> Res
 struct Compiler<'a> {
     errors: &'a mut Vec<Diagnostic>,
     path: &'a Path,
+    source: &'a str,
     components: &'a ComponentRegistry,
 }
 
@@ -286,7 +287,14 @@ fn read_bound(c: &mut Check<'_>, v: &Located<Json>) -> Option<Bound> {
         c.err(format!("`performance`: the monitor does not compute `{metric}`"), &v.span, help);
         return None;
     }
-    let rule = rule.as_str().unwrap_or_default().trim();
+    let Some(rule) = rule.as_str().map(str::trim) else {
+        c.err(
+            format!("`performance`: the bound of `{metric}` must be text such as \"<= 120\", found {rule}"),
+            &v.span,
+            None,
+        );
+        return None;
+    };
     let (op, rest) = [(">=", Op::Ge), ("<=", Op::Le), (">", Op::Gt), ("<", Op::Lt)]
         .into_iter()
         .find_map(|(t, op)| rule.strip_prefix(t).map(|r| (op, r)))
@@ -303,6 +311,7 @@ fn read_bound(c: &mut Check<'_>, v: &Located<Json>) -> Option<Bound> {
 impl Compiler<'_> {
     fn trigger(&mut self, t: &Section, monitoring: &Monitoring) -> Option<Trigger> {
         let base = self.base();
+        let source = self.source;
         let mut c = self.check();
         let Some(on) = c.choice(t, "on", TRIGGER_KINDS) else {
             if t.get("on").is_none() {
@@ -319,7 +328,7 @@ impl Compiler<'_> {
         };
         let allowed: Vec<&str> = TRIGGER_COMMON.iter().chain(extra).copied().collect();
         c.keys(t, &allowed, &format!("a `{}` trigger", on.value));
-        let kind = trigger_kind(&mut c, t, &on, &base, monitoring);
+        let kind = trigger_kind(&mut c, t, &on, &base, monitoring, source);
         let quiet = on.value == "on_demand";
         let cooldown = c.duration(t, "cooldown").unwrap_or(Duration::from_secs(if quiet { 0 } else { 300 }));
         let busy_default = if matches!(on.value.as_str(), "on_demand" | "new_data") { "queue" } else { "skip" };
@@ -338,6 +347,7 @@ fn trigger_kind(
     on: &Located<String>,
     base: &Path,
     monitoring: &Monitoring,
+    source: &str,
 ) -> Option<TriggerKind> {
     let required = |c: &mut Check<'_>, key: &str, example: &str| {
         let help = Some(format!("{key} = {example}"));
@@ -355,8 +365,11 @@ fn trigger_kind(
             match Schedule::parse(&cron.value) {
                 Ok(s) => Some(TriggerKind::Schedule(Box::new(s))),
                 Err(p) => {
-                    // The field's place inside the quoted string.
-                    let at = cron.span.start + 1 + p.at.start..cron.span.start + 1 + p.at.end;
+                    // The field's place inside the quoted string, when the
+                    // string is written as its value (no escapes, one quote).
+                    let inner = cron.span.start + 1..cron.span.end.saturating_sub(1);
+                    let plain = source.get(inner.clone()) == Some(cron.value.as_str());
+                    let at = if plain { inner.start + p.at.start..inner.start + p.at.end } else { cron.span.clone() };
                     c.err(
                         p.message,
                         &at,

@@ -21,11 +21,25 @@ pub struct CronProblem {
 const FIELDS: [&str; 5] = ["minute", "hour", "day of month", "month", "day of week"];
 
 impl Schedule {
+    /// Five fields (or `@daily` and its kin), that fire at some time to come.
     pub fn parse(text: &str) -> Result<Schedule, CronProblem> {
-        match croner::Cron::from_str(text) {
-            Ok(cron) => Ok(Schedule { text: text.to_string(), cron }),
-            Err(e) => Err(locate(text, &e.to_string())),
+        let fields = text.split_whitespace().count();
+        if fields != 5 && !text.trim_start().starts_with('@') {
+            // croner also takes seconds first and a year last: a sixth field
+            // would silently change what the other five mean.
+            return Err(CronProblem {
+                message: format!(
+                    "`{text}` has {fields} field(s); write five: minute hour day-of-month month day-of-week, e.g. \"0 3 * * *\""
+                ),
+                at: 0..text.len(),
+            });
         }
+        let cron = croner::Cron::from_str(text).map_err(|e| locate(text, &e.to_string()))?;
+        let schedule = Schedule { text: text.to_string(), cron };
+        if schedule.next_after(chrono::Utc::now()).is_none() {
+            return Err(CronProblem { message: format!("`{text}` never fires (no such date)"), at: 0..text.len() });
+        }
+        Ok(schedule)
     }
 
     /// The first tick strictly after `after`.
@@ -45,15 +59,14 @@ fn locate(text: &str, why: &str) -> CronProblem {
         ),
         at: 0..text.len(),
     };
-    if !(5..=6).contains(&fields.len()) {
+    if fields.len() != 5 {
         return whole;
     }
-    let seconds = usize::from(fields.len() == 6);
     for (i, (start, field)) in fields.iter().enumerate() {
         let mut trial: Vec<&str> = fields.iter().map(|(_, f)| *f).collect();
         trial[i] = "*";
         if croner::Cron::from_str(&trial.join(" ")).is_ok() {
-            let name = if i < seconds { "second" } else { FIELDS[i - seconds] };
+            let name = FIELDS[i];
             return CronProblem {
                 message: format!("`{field}` is not a valid {name} field in `{text}` ({why})"),
                 at: *start..start + field.len(),
@@ -84,5 +97,9 @@ mod tests {
         assert_eq!(p.at, 8..14, "{p:?}");
         let p = Schedule::parse("every day").unwrap_err();
         assert_eq!(p.at, 0..9, "{p:?}");
+        let p = Schedule::parse("0 3 * * 1 *").unwrap_err();
+        assert!(p.message.contains("6 field(s); write five"), "seconds or a year change the meaning: {p:?}");
+        let p = Schedule::parse("0 3 30 2 *").unwrap_err();
+        assert!(p.message.contains("never fires"), "{p:?}");
     }
 }

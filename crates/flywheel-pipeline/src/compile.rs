@@ -205,7 +205,8 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         "h" => n * 3600.0,
         _ => return None,
     };
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+    // A value past what a Duration holds is no duration, not a panic.
+    Duration::try_from_secs_f64(secs).ok()
 }
 
 fn valid_name(s: &str) -> bool {
@@ -829,5 +830,6 @@ mod tests {
         assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
         assert_eq!(parse_duration("3"), Some(Duration::from_secs(3)));
         assert_eq!(parse_duration("soon"), None);
+        assert_eq!(parse_duration("1000000000000000000000s"), None, "past what a Duration holds");
     }
 }

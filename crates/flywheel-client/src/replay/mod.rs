@@ -34,7 +34,8 @@ pub struct ReplayConfig {
     pub rate: Option<f64>,
     /// Rows per request.
     pub batch: usize,
-    /// Requests in flight at once (one connection each).
+    /// Requests in flight at once (one connection each). Rows reach the
+    /// server in time order with 1; with more, only within that many.
     pub concurrency: usize,
     /// Sent as `Authorization: Bearer` with feedback (`FLYWHEEL_TOKEN`).
     pub token: Option<String>,
@@ -56,9 +57,17 @@ pub struct Replay {
 #[derive(Debug, Clone)]
 pub struct Summary {
     pub model: String,
+    /// Rows the replay was to send.
+    pub planned: usize,
+    /// Rows answered.
     pub rows: usize,
     pub requests: usize,
     pub failed: usize,
+    /// Rows never sent (the replay gave up, or a connection could not be
+    /// opened again).
+    pub unsent: usize,
+    /// Labels left out: not numbers, for a model that predicts numbers.
+    pub unusable_labels: usize,
     /// The first few failures, as the server or the connection said them.
     pub errors: Vec<String>,
     pub feedback: Posted,
@@ -68,6 +77,8 @@ pub struct Summary {
     pub p99: Duration,
 }
 
+/// The slowest pace taken: a row every 1,000 s.
+const MIN_RATE: f64 = 0.001;
 /// Failures kept for the summary.
 const KEPT_ERRORS: usize = 5;
 /// A replay stops when this many requests failed and none was answered:
@@ -112,12 +123,9 @@ impl Replay {
             started,
         });
         let workers: Vec<_> = (0..shared.replay.concurrency).map(|_| tokio::spawn(worker(shared.clone()))).collect();
-        let mut first_error = None;
         for w in workers {
-            match w.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => first_error = first_error.or(Some(e)),
-                Err(e) => first_error = first_error.or(Some(ClientError::Input(format!("a sender failed: {e}")))),
+            if let Err(e) = w.await {
+                shared.failed(0, format!("a sender stopped: {e}"));
             }
         }
         let Ok(shared) = Arc::try_unwrap(shared) else {
@@ -127,18 +135,17 @@ impl Replay {
         drop(to_feedback);
         let feedback = posting.await.unwrap_or_default();
         let mut tally = tally.into_inner().unwrap_or_else(|p| p.into_inner());
-        if tally.answered == 0
-            && let Some(e) = first_error
-        {
-            return Err(e);
-        }
         tally.latencies.sort_unstable();
         let at = |q: f64| tally.latencies.get(((tally.latencies.len() as f64 - 1.0) * q).round() as usize);
+        let planned = replay.rows();
         Ok(Summary {
             model: replay.served.name.clone(),
+            planned,
             rows: tally.rows,
             requests: tally.answered + tally.failed,
             failed: tally.failed,
+            unsent: planned.saturating_sub(tally.rows + tally.failed_rows),
+            unusable_labels: replay.plan.unusable_labels,
             errors: tally.errors,
             feedback,
             elapsed: started.elapsed(),
@@ -157,9 +164,12 @@ fn check_flags(c: &ReplayConfig) -> Result<(), ClientError> {
         problems.push("--concurrency must be 1 or more".to_string());
     }
     if let Some(r) = c.rate
-        && !(r.is_finite() && r > 0.0)
+        && !(r.is_finite() && r >= MIN_RATE)
     {
-        problems.push(format!("--rate must be a number of rows per second above 0, got {r}"));
+        problems.push(format!("--rate must be a number of rows per second, {MIN_RATE} or more, got {r}"));
+    }
+    if c.columns.limit == Some(0) {
+        problems.push("--limit must be 1 or more rows".to_string());
     }
     match problems.is_empty() {
         true => Ok(()),
@@ -189,6 +199,7 @@ struct Tally {
     rows: usize,
     answered: usize,
     failed: usize,
+    failed_rows: usize,
     errors: Vec<String>,
     latencies: Vec<Duration>,
 }
@@ -215,14 +226,17 @@ impl Shared {
     /// Waits until batch `i` is due at the replay's rate.
     async fn pace(&self, i: usize) {
         if let Some(rate) = self.replay.rate {
-            let due = self.started + Duration::from_secs_f64((i * self.replay.batch) as f64 / rate);
-            tokio::time::sleep_until(due.into()).await;
+            let after = Duration::try_from_secs_f64((i * self.replay.batch) as f64 / rate).unwrap_or(Duration::MAX);
+            if let Some(due) = self.started.checked_add(after) {
+                tokio::time::sleep_until(due.into()).await;
+            }
         }
     }
 
-    fn failed(&self, why: String) {
+    fn failed(&self, rows: usize, why: String) {
         let mut t = self.tally();
         t.failed += 1;
+        t.failed_rows += rows;
         if t.errors.len() < KEPT_ERRORS {
             t.errors.push(why);
         }
@@ -248,31 +262,39 @@ impl Shared {
 }
 
 /// One connection sending batches in turn until none is left.
-async fn worker(shared: Arc<Shared>) -> Result<(), ClientError> {
+async fn worker(shared: Arc<Shared>) {
     let r = &shared.replay;
     let path = r.target.path(&format!("/invocations?model={}", r.served.name));
-    let mut conn = Some(Conn::open(r.addr).await?);
+    let mut conn: Option<Conn> = None;
     loop {
         let i = shared.next.fetch_add(1, Ordering::Relaxed);
         if i >= shared.batches() || shared.hopeless() {
-            return Ok(());
+            return;
         }
         shared.pace(i).await;
         let rows = shared.rows_of(i);
         let id = format!("{}-{i}", shared.prefix);
         let body = invocations_body(&r.plan.frame, rows.clone());
         if conn.is_none() {
-            conn = Some(Conn::open(r.addr).await?);
+            match Conn::open(r.addr).await {
+                Ok(c) => conn = Some(c),
+                Err(e) => {
+                    shared.failed(rows.len(), e.to_string());
+                    continue;
+                }
+            }
         }
         let Some(c) = conn.as_mut() else { continue };
         let sent = Instant::now();
         match c.send(hyper::Method::POST, &path, &[("x-request-id", &id)], body).await {
             Ok((status, _)) if status.is_success() => shared.answered(rows, &id, sent.elapsed()),
-            Ok((status, answer)) => shared.failed(format!("HTTP {}: {}", status.as_u16(), error_message(&answer))),
+            Ok((status, answer)) => {
+                shared.failed(rows.len(), format!("HTTP {}: {}", status.as_u16(), error_message(&answer)))
+            }
             Err(e) => {
                 // A broken connection is opened again for the next batch.
                 conn = None;
-                shared.failed(e.to_string());
+                shared.failed(rows.len(), e.to_string());
             }
         }
     }

@@ -14,6 +14,9 @@ pub struct Served {
     pub name: String,
     /// `(input, OIP datatype)`, in the model's order.
     pub inputs: Vec<(String, String)>,
+    /// Whether it predicts numbers (its `prediction` output is FP64): what
+    /// its feedback labels must be.
+    pub numeric: bool,
 }
 
 /// The data, ready to send.
@@ -23,6 +26,8 @@ pub struct Plan {
     pub frame: Frame,
     /// Per row (in the same order), its label; `None` when missing.
     pub labels: Option<Vec<Option<Json>>>,
+    /// Labels left out: not numbers, for a model that predicts numbers.
+    pub unusable_labels: usize,
     /// The first and last time of the rows sent (seconds since 1970, or
     /// the time column's own numbers), when ordered by time.
     pub span: Option<(f64, f64)>,
@@ -37,6 +42,8 @@ pub async fn served(conn: &mut Conn, target: &Target, wanted: Option<&str>) -> R
         Some(name) => name.to_string(),
         None => only_model(conn, target).await?,
     };
+    // The name goes into paths as it is.
+    flywheel_core::check_name("model", &name).map_err(|why| ClientError::Input(format!("--model: {why}")))?;
     let what = format!("the metadata of model `{name}`");
     let (status, body) = conn.get(&target.path(&format!("/v2/models/{name}"))).await?;
     if !status.is_success() {
@@ -52,7 +59,10 @@ pub async fn served(conn: &mut Conn, target: &Target, wanted: Option<&str>) -> R
             _ => Err(bad("an input without `name` or `datatype`")),
         })
         .collect::<Result<_, _>>()?;
-    Ok(Served { name, inputs })
+    let outputs = meta["outputs"].as_array().ok_or_else(|| bad("no `outputs`"))?;
+    let prediction = outputs.iter().find(|o| o["name"] == "prediction").ok_or_else(|| bad("no `prediction` output"))?;
+    let numeric = prediction["datatype"].as_str() != Some("BYTES");
+    Ok(Served { name, inputs, numeric })
 }
 
 /// The one model the server serves (its model repository index).
@@ -106,11 +116,13 @@ pub fn plan(path: &Path, served: &Served, columns: &Columns) -> Result<Plan, Cli
     let untimed = if keys.is_some() { order.len() - timed.len() } else { 0 };
     let names: Vec<String> = served.inputs.iter().map(|(n, _)| n.clone()).collect();
     let frame = flywheel_data::model_file::to_frame(&table, &names)?.take(&order);
+    let mut unusable_labels = 0;
     let labels = columns.labels.as_deref().map(|name| {
-        let all = label_values(&table, name);
+        let (all, unusable) = label_values(&table, name, served.numeric);
+        unusable_labels = order.iter().filter(|&&i| unusable[i]).count();
         order.iter().map(|&i| all[i].clone()).collect()
     });
-    Ok(Plan { frame, labels, span, untimed })
+    Ok(Plan { frame, labels, unusable_labels, span, untimed })
 }
 
 /// Every input, the label and the time column must be in the data.
@@ -188,15 +200,33 @@ fn time_keys(path: &Path, table: &Table, name: &str) -> Result<Vec<Option<f64>>,
     }
 }
 
-/// A column's values as feedback labels: whole numbers as integers (so
-/// that a class written `1` is the class `1`, not `1.0`), other numbers as
-/// they are, anything else as text; `None` where missing.
-fn label_values(table: &Table, name: &str) -> Vec<Option<Json>> {
-    let Some(i) = table.column_index(name) else { return Vec::new() };
-    match type_name(table.schema.field(i).data_type()) {
-        "int" | "float" | "bool" => table.f64_column(i).into_iter().map(|v| v.and_then(number)).collect(),
-        _ => table.str_column(i).into_iter().map(|v| v.map(Json::String)).collect(),
+/// A column's values as feedback labels, typed by what the model predicts
+/// (not by how the file's column was read): for a regressor, numbers (a
+/// value that is no number is left out and flagged), for a classifier,
+/// the text as written (a boolean `true`, a class `1`, not `1.0`).
+fn label_values(table: &Table, name: &str, numeric: bool) -> (Vec<Option<Json>>, Vec<bool>) {
+    let Some(i) = table.column_index(name) else { return (Vec::new(), Vec::new()) };
+    let is_number = matches!(type_name(table.schema.field(i).data_type()), "int" | "float");
+    let text = if numeric && is_number { Vec::new() } else { table.str_column(i) };
+    if !numeric {
+        let labels: Vec<Option<Json>> = text.into_iter().map(|v| v.map(Json::String)).collect();
+        let n = labels.len();
+        return (labels, vec![false; n]);
     }
+    if is_number {
+        let labels: Vec<Option<Json>> = table.f64_column(i).into_iter().map(|v| v.and_then(number)).collect();
+        let n = labels.len();
+        return (labels, vec![false; n]);
+    }
+    let parsed: Vec<(Option<Json>, bool)> = text
+        .into_iter()
+        .map(|v| match v.map(|s| s.trim().parse::<f64>()) {
+            None => (None, false),
+            Some(Ok(x)) if x.is_finite() => (number(x), false),
+            Some(_) => (None, true),
+        })
+        .collect();
+    parsed.into_iter().unzip()
 }
 
 fn number(v: f64) -> Option<Json> {
@@ -204,4 +234,30 @@ fn number(v: f64) -> Option<Json> {
         return Some(Json::from(v as i64));
     }
     serde_json::Number::from_f64(v).map(Json::Number)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn labels_take_the_type_the_model_predicts_not_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.csv");
+        std::fs::write(&path, "n,b,dirty\n1,true,3\n2.5,false,abc\n,true,\n").unwrap();
+        let t = flywheel_data::table::read_table(&path, &ReadOptions::default()).unwrap();
+        // A classifier of booleans gets the text written, not 1 and 0.
+        let (labels, bad) = label_values(&t, "b", false);
+        assert_eq!(
+            (labels, bad),
+            (vec![Some(json!("true")), Some(json!("false")), Some(json!("true"))], vec![false; 3])
+        );
+        // A regressor gets numbers; whole ones as integers.
+        let (labels, bad) = label_values(&t, "n", true);
+        assert_eq!((labels, bad), (vec![Some(json!(1)), Some(json!(2.5)), None], vec![false; 3]));
+        // One value that is no number is left out alone, and flagged.
+        let (labels, bad) = label_values(&t, "dirty", true);
+        assert_eq!((labels, bad), (vec![Some(json!(3)), None, None], vec![false, true, false]));
+    }
 }
