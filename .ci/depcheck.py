@@ -55,6 +55,8 @@ LAYERS = {
         "flywheel-core", "flywheel-data", "flywheel-deploy", "flywheel-ml", "flywheel-stats", "flywheel-metadata",
         "flywheel-registry", "flywheel-serve",
     },
+    # `flywheel up`: the deployment's service (its CLI only wires it).
+    "flywheel-daemon": {"flywheel-deploy"},
     "flywheel-orchestrator": {
         "flywheel-core", "flywheel-pipeline", "flywheel-metadata", "flywheel-artifacts", "flywheel-registry",
     },

@@ -1,0 +1,103 @@
+//! When a trigger fires, decided from what the monitor recorded and what
+//! the trigger did before:
+//!
+//! - `drift` fires when the last `windows` windows in a row drifted from the
+//!   training data, `performance` when the metric was out of its bound in the
+//!   last `windows` in a row. Windows count only once: those before a firing
+//!   never count again, so the same windows cannot start two runs.
+//! - `schedule` fires at most once for all the ticks since it last looked:
+//!   ticks missed while `up` was down are not replayed one by one.
+//! - every trigger waits out its cooldown after it fired.
+//!
+//! `on_demand` and `new_data` fire from outside (a request, a file), with
+//! the same cooldown.
+
+use flywheel_deploy::{Trigger, TriggerKind};
+
+/// What a trigger needs of a recorded window (newest last).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowView {
+    pub id: i64,
+    /// `(drifted, compared)` columns when the window drifted from the
+    /// training data.
+    pub drift: Option<(usize, usize)>,
+    /// The metric, its value and its bound, when out of that bound.
+    pub out_of_bound: Option<(String, f64, String)>,
+}
+
+/// What a trigger remembers (kept in the home by `up`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TriggerState {
+    /// When it last fired, µs since 1970.
+    pub fired_us: Option<i64>,
+    /// The newest window a firing used: older ones never count again.
+    pub used_window: i64,
+    /// When a schedule last looked for ticks (its start, at first).
+    pub looked_us: Option<i64>,
+}
+
+/// A trigger firing: why, in words a run records ("drift: 5 of 8 columns
+/// drifted from the training data in windows 41–43"), and the newest window
+/// it used.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Firing {
+    pub reason: String,
+    pub window: Option<i64>,
+}
+
+/// Whether `trigger` fires at `now_us`, given the monitored `windows`
+/// (newest last) and its state.
+pub fn decide(trigger: &Trigger, state: &TriggerState, windows: &[WindowView], now_us: i64) -> Option<Firing> {
+    let cooldown = trigger.cooldown.as_micros() as i64;
+    if state.fired_us.is_some_and(|t| now_us < t.saturating_add(cooldown)) {
+        return None;
+    }
+    let fresh: Vec<&WindowView> = windows.iter().filter(|w| w.id > state.used_window).collect();
+    match &trigger.kind {
+        TriggerKind::Drift { windows: n } => in_a_row(&fresh, *n, |w| w.drift.is_some()).map(|run| {
+            let (drifted, compared) = run.last().and_then(|w| w.drift).unwrap_or_default();
+            Firing {
+                reason: format!(
+                    "drift: {drifted} of {compared} columns drifted from the training data in {}",
+                    span(&run)
+                ),
+                window: run.last().map(|w| w.id),
+            }
+        }),
+        TriggerKind::Performance { windows: n } => in_a_row(&fresh, *n, |w| w.out_of_bound.is_some()).map(|run| {
+            let (metric, value, bound) = run.last().and_then(|w| w.out_of_bound.clone()).unwrap_or_default();
+            Firing {
+                reason: format!("performance: {metric} {value:.4} is not {bound} in {}", span(&run)),
+                window: run.last().map(|w| w.id),
+            }
+        }),
+        TriggerKind::Schedule(s) => {
+            let since = chrono::DateTime::from_timestamp_micros(state.looked_us.unwrap_or(now_us))?;
+            let tick = s.next_after(since)?;
+            (tick.timestamp_micros() <= now_us).then(|| Firing {
+                reason: format!("schedule: `{}` at {}", s.text, tick.format("%Y-%m-%d %H:%M UTC")),
+                window: None,
+            })
+        }
+        TriggerKind::OnDemand | TriggerKind::NewData { .. } => None,
+    }
+}
+
+/// The last `n` windows when each of them holds `holds`.
+fn in_a_row<'a>(fresh: &[&'a WindowView], n: u32, holds: impl Fn(&WindowView) -> bool) -> Option<Vec<&'a WindowView>> {
+    let n = n.max(1) as usize;
+    let run = fresh.get(fresh.len().checked_sub(n)?..)?;
+    run.iter().all(|w| holds(w)).then(|| run.to_vec())
+}
+
+/// `window 7` or `windows 41–43`.
+fn span(run: &[&WindowView]) -> String {
+    match (run.first(), run.last()) {
+        (Some(a), Some(b)) if a.id != b.id => format!("windows {}–{}", a.id, b.id),
+        (Some(a), _) => format!("window {}", a.id),
+        _ => "no window".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

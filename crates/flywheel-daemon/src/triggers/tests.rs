@@ -1,0 +1,88 @@
+use super::*;
+use flywheel_deploy::{Trigger, TriggerKind, WhenBusy};
+use proptest::prelude::*;
+use std::time::Duration;
+
+const MIN: i64 = 60_000_000;
+
+fn trigger(kind: TriggerKind, cooldown_min: u64) -> Trigger {
+    Trigger { kind, cooldown: Duration::from_secs(cooldown_min * 60), when_busy: WhenBusy::Skip }
+}
+
+fn window(id: i64, drift: bool) -> WindowView {
+    WindowView { id, drift: drift.then_some((5, 8)), out_of_bound: None }
+}
+
+#[test]
+fn drift_fires_after_n_drifted_windows_in_a_row_and_names_them() {
+    let t = trigger(TriggerKind::Drift { windows: 3 }, 10);
+    let w: Vec<WindowView> =
+        [false, true, true, false, true, true].iter().zip(1..).map(|(d, i)| window(i, *d)).collect();
+    assert_eq!(decide(&t, &TriggerState::default(), &w, 0), None, "two in a row are not three");
+    let mut w = w;
+    w.push(window(7, true));
+    let f = decide(&t, &TriggerState::default(), &w, 0).unwrap();
+    assert_eq!(f.reason, "drift: 5 of 8 columns drifted from the training data in windows 5–7");
+    assert_eq!(f.window, Some(7));
+}
+
+#[test]
+fn windows_used_by_a_firing_never_count_again_and_the_cooldown_is_waited_out() {
+    let t = trigger(TriggerKind::Drift { windows: 2 }, 10);
+    let w: Vec<WindowView> = (1..=4).map(|i| window(i, true)).collect();
+    let fired = TriggerState { fired_us: Some(0), used_window: 4, looked_us: None };
+    assert_eq!(decide(&t, &fired, &w, 5 * MIN), None, "in its cooldown");
+    assert_eq!(decide(&t, &fired, &w, 11 * MIN), None, "the same windows again");
+    let mut w = w;
+    w.extend([window(5, true), window(6, true)]);
+    assert_eq!(decide(&t, &fired, &w, 5 * MIN), None, "new windows, but still cooling down");
+    assert_eq!(decide(&t, &fired, &w, 11 * MIN).and_then(|f| f.window), Some(6));
+}
+
+#[test]
+fn performance_fires_on_its_metric_out_of_bound() {
+    let t = trigger(TriggerKind::Performance { windows: 1 }, 0);
+    let out = WindowView { id: 9, drift: None, out_of_bound: Some(("rmse".into(), 150.25, "<= 120".into())) };
+    let f = decide(&t, &TriggerState::default(), &[window(8, true), out], 0).unwrap();
+    assert_eq!(f.reason, "performance: rmse 150.2500 is not <= 120 in window 9");
+    assert_eq!(decide(&t, &TriggerState::default(), &[window(8, true)], 0), None, "drift is not performance");
+}
+
+#[test]
+fn a_schedule_fires_once_for_the_ticks_it_missed() {
+    let s = flywheel_deploy::cron::Schedule::parse("0 3 * * *").unwrap();
+    let t = trigger(TriggerKind::Schedule(Box::new(s)), 0);
+    let at = |text: &str| chrono::DateTime::parse_from_rfc3339(text).unwrap().timestamp_micros();
+    let looked = TriggerState { looked_us: Some(at("2026-11-30T02:00:00Z")), ..TriggerState::default() };
+    assert_eq!(decide(&t, &looked, &[], at("2026-11-30T02:59:00Z")), None);
+    let f = decide(&t, &looked, &[], at("2026-11-30T03:00:00Z")).unwrap();
+    assert_eq!(f.reason, "schedule: `0 3 * * *` at 2026-11-30 03:00 UTC");
+    // Down for three days: one firing, for the first tick missed; the loop
+    // then looks from now on, so the other two are not replayed.
+    assert!(decide(&t, &looked, &[], at("2026-12-03T12:00:00Z")).is_some());
+    let now = TriggerState { looked_us: Some(at("2026-12-03T12:00:00Z")), ..looked };
+    assert_eq!(decide(&t, &now, &[], at("2026-12-03T12:00:01Z")), None);
+}
+
+proptest! {
+    /// Whatever the windows and the state, a firing uses only windows newer
+    /// than those already used, and never during the cooldown.
+    #[test]
+    fn a_firing_uses_fresh_windows_outside_the_cooldown(
+        drifted in proptest::collection::vec(any::<bool>(), 0..30),
+        n in 1u32..5,
+        used in 0i64..30,
+        fired in proptest::option::of(0i64..100),
+        now in 0i64..200,
+    ) {
+        let t = trigger(TriggerKind::Drift { windows: n }, 1);
+        let w: Vec<WindowView> = drifted.iter().zip(1..).map(|(d, i)| window(i, *d)).collect();
+        let state = TriggerState { fired_us: fired.map(|f| f * MIN / 10), used_window: used, looked_us: None };
+        if let Some(f) = decide(&t, &state, &w, now * MIN / 10) {
+            prop_assert!(f.window.unwrap() > used);
+            prop_assert!(fired.is_none_or(|f| now - f >= 10));
+            let last: Vec<bool> = drifted[drifted.len() - n as usize..].to_vec();
+            prop_assert!(last.iter().all(|d| *d) && drifted.len() as i64 - n as i64 >= used);
+        }
+    }
+}
