@@ -56,7 +56,10 @@ LAYERS = {
         "flywheel-registry", "flywheel-serve",
     },
     # `flywheel up`: the deployment's service (its CLI only wires it).
-    "flywheel-daemon": {"flywheel-deploy"},
+    "flywheel-daemon": {
+        "flywheel-core", "flywheel-deploy", "flywheel-metadata", "flywheel-monitor", "flywheel-orchestrator",
+        "flywheel-registry", "flywheel-serve",
+    },
     "flywheel-orchestrator": {
         "flywheel-core", "flywheel-pipeline", "flywheel-metadata", "flywheel-artifacts", "flywheel-registry",
     },
@@ -70,7 +73,7 @@ LAYERS = {
         "flywheel-core", "flywheel-stats", "flywheel-ml", "flywheel-metadata", "flywheel-artifacts",
         "flywheel-pipeline", "flywheel-data", "flywheel-registry", "flywheel-components",
         "flywheel-orchestrator", "flywheel-serve", "flywheel-client", "flywheel-deploy",
-        "flywheel-monitor",
+        "flywheel-monitor", "flywheel-daemon",
     },
 }
 

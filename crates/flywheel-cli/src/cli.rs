@@ -82,6 +82,10 @@ pub enum Command {
     /// Export a model's logged predictions (from `flywheel serve`) joined
     /// with the feedback labels sent for them (`label`, empty when none).
     Logs(LogsArgs),
+    /// Run deployments unattended until SIGTERM: their models served, the
+    /// traffic monitored in windows, their pipelines run when a trigger
+    /// fires (at most one run per deployment at a time).
+    Up(UpArgs),
     /// Monitoring of served models: windows of the prediction log scored
     /// for drift from the training data and the window before, and for the
     /// metric from feedback labels.
@@ -228,6 +232,18 @@ pub enum RunsCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    /// Deployment files; none: those recorded in the home by an earlier `up`.
+    pub deployments: Vec<PathBuf>,
+    /// Where to serve (default: the first deployment's `[serving] addr`, or 127.0.0.1:8080).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub addr: Option<String>,
+    /// How often new windows are scored and triggers decided, in milliseconds.
+    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    pub tick_ms: u64,
 }
 
 #[derive(Subcommand, Debug)]

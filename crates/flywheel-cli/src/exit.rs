@@ -105,6 +105,19 @@ impl From<flywheel_monitor::MonitorError> for Failure {
     }
 }
 
+/// `up` that cannot start or stopped: what it serves (`ServeError`'s
+/// codes), a store (3), or nothing to run (2).
+impl From<flywheel_daemon::DaemonError> for Failure {
+    fn from(e: flywheel_daemon::DaemonError) -> Self {
+        use flywheel_daemon::DaemonError as E;
+        match e {
+            E::Serve(s) => s.into(),
+            E::Metadata(m) => m.into(),
+            E::Nothing(_) => fail(2, e.to_string()),
+        }
+    }
+}
+
 /// A deployment file that cannot be read or is invalid: bad input.
 impl From<flywheel_deploy::DeployError> for Failure {
     fn from(e: flywheel_deploy::DeployError) -> Self {

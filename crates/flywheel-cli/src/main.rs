@@ -20,6 +20,7 @@ mod replay_cmd;
 mod schema_cmd;
 mod serve_cmd;
 mod stats_cmd;
+mod up_cmd;
 
 use anyhow::Result;
 use clap::Parser;
@@ -91,6 +92,7 @@ fn run(cli: Cli) -> std::result::Result<u8, Failure> {
         Command::Serve(args) => serve_cmd::run(home, &args),
         Command::Logs(args) => logs_cmd::run(home, &args),
         Command::Replay(args) => replay_cmd::run(&args),
+        Command::Up(args) => up_cmd::run(home, &args),
         Command::Monitor(cli::MonitorCommand::Update { deployment, json }) => {
             monitor_cmd::update(home, &deployment, json)
         }

@@ -1,10 +1,26 @@
-//! `flywheel up`'s service. Today it holds the part every other piece
-//! asks: when a deployment's triggers fire (`triggers.rs`, pure: the
-//! windows monitored, the trigger's state and the time in, a firing with
-//! its reason out). The loop that hosts the server, the monitor and the
-//! runs comes next, and records each trigger's state so that none fires
-//! twice across a restart.
+//! `flywheel up`: deployments run unattended in one process — their models
+//! served (`flywheel_serve`), the prediction log cut into monitored windows
+//! (`flywheel_monitor`), and runs of their pipelines started by their
+//! triggers (`flywheel_orchestrator`), at most one run per deployment at a
+//! time. The CLI only wires it.
+//!
+//! - `triggers.rs`: when a trigger fires (pure).
+//! - `up.rs`: the loop: serve, monitor, decide, launch, with every
+//!   trigger's state kept in the home before its run starts, so that a
+//!   restart does not fire it twice.
 
 pub mod triggers;
+mod up;
 
 pub use triggers::{Firing, TriggerState, WindowView, decide};
+pub use up::{Event, UpConfig, up};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Serve(#[from] flywheel_serve::ServeError),
+    #[error(transparent)]
+    Metadata(#[from] flywheel_metadata::MetadataError),
+    #[error("nothing to run: {0}")]
+    Nothing(String),
+}

@@ -223,4 +223,28 @@ CREATE TABLE monitor_windows (
 CREATE INDEX monitor_windows_by_model ON monitor_windows(model_name, last_us);
 "#,
     ),
+    (
+        9,
+        // `flywheel up`: the deployments recorded in the home (run again
+        // when none is named), and what each trigger did last, so that a
+        // restart neither fires one twice nor forgets its cooldown.
+        r#"
+CREATE TABLE deployments (
+    name        TEXT PRIMARY KEY,
+    path        TEXT NOT NULL,
+    digest      TEXT NOT NULL,
+    model_name  TEXT NOT NULL,
+    recorded_us INTEGER NOT NULL
+);
+CREATE TABLE trigger_states (
+    deployment  TEXT NOT NULL,
+    trigger     INTEGER NOT NULL,
+    kind        TEXT NOT NULL,
+    fired_us    INTEGER,
+    used_window INTEGER NOT NULL DEFAULT 0,
+    looked_us   INTEGER,
+    PRIMARY KEY (deployment, trigger)
+);
+"#,
+    ),
 ];

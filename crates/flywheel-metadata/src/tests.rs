@@ -42,10 +42,10 @@ fn migrations_apply_once_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.db");
     let s = MetadataStore::open(&path).unwrap();
-    assert_eq!(s.schema_version().unwrap(), 8);
+    assert_eq!(s.schema_version().unwrap(), 9);
     drop(s);
     let s = MetadataStore::open(&path).unwrap();
-    assert_eq!(s.schema_version().unwrap(), 8);
+    assert_eq!(s.schema_version().unwrap(), 9);
 }
 
 #[test]
@@ -149,4 +149,25 @@ fn monitor_windows_are_kept_in_order_per_model() {
     assert_eq!(a.iter().map(|x| x.window.first_us).collect::<Vec<_>>(), [100, 0], "newest first");
     assert_eq!(a[0].window, w("a", 100), "stored as given");
     assert_eq!(s.windows(None, 2).unwrap().len(), 2);
+}
+
+#[test]
+fn deployments_and_trigger_states_are_kept_and_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = MetadataStore::open(&dir.path().join("m.db")).unwrap();
+    let d = |digest: &str| DeploymentRecord {
+        name: "bikes".into(),
+        path: "d.toml".into(),
+        digest: digest.into(),
+        model_name: "bikes".into(),
+        recorded_us: 1,
+    };
+    s.record_deployment(&d("a")).unwrap();
+    s.record_deployment(&d("b")).unwrap();
+    assert_eq!(s.deployments().unwrap(), [d("b")]);
+    assert_eq!(s.trigger_state("bikes", 0, "drift").unwrap(), None);
+    let t = TriggerRecord { fired_us: Some(5), used_window: 7, looked_us: None };
+    s.save_trigger_state("bikes", 0, "drift", &t).unwrap();
+    assert_eq!(s.trigger_state("bikes", 0, "drift").unwrap(), Some(t.clone()));
+    assert_eq!(s.trigger_state("bikes", 0, "schedule").unwrap(), None, "a trigger of another kind starts afresh");
 }

@@ -141,6 +141,16 @@ pub(crate) fn bad(message: String) -> ServeError {
 /// goes; `ready` is told the address actually bound (port 0 picks a free
 /// one) once the server accepts.
 pub async fn run(serve: Serve, ready: impl FnOnce(std::net::SocketAddr)) -> Result<()> {
+    run_until(serve, ready, shutdown_signal()).await
+}
+
+/// [`run`] until `shutdown` resolves, for a process that hosts the server
+/// beside other work (`flywheel up`) and decides itself when to stop.
+pub async fn run_until(
+    serve: Serve,
+    ready: impl FnOnce(std::net::SocketAddr),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
     let bind_err = |e: std::io::Error| ServeError::Bind { addr: serve.addr.clone(), message: e.to_string() };
     let listener = tokio::net::TcpListener::bind(&serve.addr).await.map_err(bind_err)?;
     let local = listener.local_addr().map_err(bind_err)?;
@@ -158,7 +168,7 @@ pub async fn run(serve: Serve, ready: impl FnOnce(std::net::SocketAddr)) -> Resu
         None => None,
     };
     ready(local);
-    let served = http::serve(listener, app.clone(), shutdown_signal()).await;
+    let served = http::serve(listener, app.clone(), shutdown).await;
     if let Some(f) = following {
         let _ = tokio::task::spawn_blocking(move || f.stop()).await;
     }
@@ -169,7 +179,7 @@ pub async fn run(serve: Serve, ready: impl FnOnce(std::net::SocketAddr)) -> Resu
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -1,0 +1,79 @@
+//! `flywheel up [DEPLOYMENT...]`: deployments compiled (or those recorded
+//! in the home), then `flywheel_daemon::up` until SIGTERM or Ctrl-C, its
+//! events printed one line each as they happen.
+
+use crate::Failure;
+use crate::cli::UpArgs;
+use flywheel_daemon::{Event, UpConfig};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub fn run(home: &Path, args: &UpArgs) -> Result<u8, Failure> {
+    let components = flywheel_components::builtins();
+    let paths = match args.deployments.is_empty() {
+        false => args.deployments.clone(),
+        true => recorded(home)?,
+    };
+    let mut deployments = Vec::new();
+    for p in &paths {
+        deployments.push(flywheel_deploy::compile_file(p, &components)?);
+    }
+    let token = std::env::var("FLYWHEEL_TOKEN").ok().map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
+    let config = UpConfig {
+        home: home.to_path_buf(),
+        deployments,
+        addr: args.addr.clone(),
+        tick: Duration::from_millis(args.tick_ms.max(50)),
+        token,
+    };
+    let names: Vec<String> = config.deployments.iter().map(|d| format!("{} ({})", d.name, d.model)).collect();
+    crate::runtime()?.block_on(flywheel_daemon::up(
+        config,
+        components,
+        |addr| say(&format!("up: {}; serving on http://{addr}", names.join(", "))),
+        Arc::new(|e| say(&text(&e))),
+        flywheel_serve::shutdown_signal(),
+    ))?;
+    eprintln!("stopped");
+    Ok(0)
+}
+
+/// The deployment files recorded in the home by an earlier `up`.
+fn recorded(home: &Path) -> Result<Vec<PathBuf>, Failure> {
+    let h = flywheel_registry::Home::open(home)?;
+    let found = h.metadata.deployments()?;
+    if found.is_empty() {
+        return Err(crate::fail(
+            2,
+            "no deployment named, and none recorded in the home: `flywheel up DEPLOYMENT.toml`",
+        ));
+    }
+    Ok(found.into_iter().map(|d| PathBuf::from(d.path)).collect())
+}
+
+/// One line on stdout, written (a reader that went away must not stop `up`).
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn text(e: &Event) -> String {
+    match e {
+        Event::Window { deployment, text } => format!("{deployment}: {text}"),
+        Event::Fired { deployment, reason } => format!("{deployment}: trigger fired ({reason}): starting a run"),
+        Event::Queued { deployment, reason } => {
+            format!("{deployment}: trigger fired ({reason}): queued after the run under way")
+        }
+        Event::Skipped { deployment, reason } => {
+            format!("{deployment}: trigger fired ({reason}): skipped, a run is under way")
+        }
+        Event::RunFinished { deployment, run_id, status, error } => format!(
+            "{deployment}: run {run_id} {status}{}",
+            error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
+        ),
+        Event::Problem { deployment, text } => format!("{deployment}: {text}"),
+    }
+}

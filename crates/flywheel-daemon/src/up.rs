@@ -1,0 +1,300 @@
+//! The loop of `flywheel up`: every tick, each deployment's new windows are
+//! scored and recorded, each of its triggers decided, and a firing starts a
+//! run of its pipeline (or waits for, or skips, the one under way).
+
+use crate::DaemonError;
+use crate::triggers::{Firing, TriggerState, WindowView, decide};
+use flywheel_core::{CancelToken, ComponentRegistry};
+use flywheel_deploy::{Deployment, TriggerKind, WhenBusy};
+use flywheel_metadata::{DeploymentRecord, TriggerRecord};
+use flywheel_orchestrator::{Orchestrator, RunOptions, RunOutcome};
+use flywheel_registry::Home;
+use flywheel_serve::{LogOptions, Sampling, Serve, ServeConfig};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+#[derive(Debug, Clone)]
+pub struct UpConfig {
+    pub home: PathBuf,
+    pub deployments: Vec<Deployment>,
+    /// Where to serve; the first deployment's `[serving] addr`, or
+    /// 127.0.0.1:8080, when `None`.
+    pub addr: Option<String>,
+    /// How often windows are cut and triggers decided.
+    pub tick: Duration,
+    pub token: Option<String>,
+}
+
+/// What `up` tells as it goes.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Window { deployment: String, text: String },
+    Fired { deployment: String, reason: String },
+    Skipped { deployment: String, reason: String },
+    Queued { deployment: String, reason: String },
+    RunFinished { deployment: String, run_id: i64, status: String, error: Option<String> },
+    Problem { deployment: String, text: String },
+}
+
+type Tell = Arc<dyn Fn(Event) + Send + Sync>;
+
+/// Runs until `shutdown` resolves: serves, monitors and retrains.
+pub async fn up(
+    config: UpConfig,
+    components: ComponentRegistry,
+    ready: impl FnOnce(SocketAddr),
+    tell: Tell,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), DaemonError> {
+    if config.deployments.is_empty() {
+        return Err(DaemonError::Nothing("no deployment named, and none recorded in the home".into()));
+    }
+    let serve = Serve::load(&serve_config(&config)?).await?;
+    let home = serve.home.clone().ok_or_else(|| DaemonError::Nothing("the server opened no home".into()))?;
+    for d in &config.deployments {
+        home.metadata.record_deployment(&record(d))?;
+    }
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let until = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let server = flywheel_serve::run_until(serve, ready, until(stopped.clone()));
+    let looping = Loop::new(home, components, config, tell).run(stopped);
+    let (served, ()) = tokio::join!(server, looping);
+    Ok(served?)
+}
+
+fn serve_config(config: &UpConfig) -> Result<ServeConfig, DaemonError> {
+    let mut models = Vec::new();
+    let mut samples = Vec::new();
+    for d in &config.deployments {
+        for (alias, weight) in &d.serving.split {
+            models.push(format!("{}@{alias}:{weight}", d.model));
+        }
+        if let Some(shadow) = &d.serving.shadow {
+            models.push(format!("{}@{shadow}:shadow", d.model));
+        }
+        samples.push(format!("{}={}", d.model, d.serving.log_sample));
+    }
+    let addr =
+        config.addr.clone().or_else(|| config.deployments.iter().find_map(|d| d.serving.addr.map(|a| a.to_string())));
+    Ok(ServeConfig {
+        home: config.home.clone(),
+        addr: addr.unwrap_or_else(|| flywheel_serve::DEFAULT_ADDR.to_string()),
+        models,
+        poll: Duration::from_millis(500),
+        limits: Default::default(),
+        token: config.token.clone(),
+        log: Some(LogOptions { sampling: Sampling::parse(&samples)?, ..LogOptions::default() }),
+    })
+}
+
+fn record(d: &Deployment) -> DeploymentRecord {
+    DeploymentRecord {
+        name: d.name.clone(),
+        path: d.path.display().to_string(),
+        digest: d.digest.clone(),
+        model_name: d.model.clone(),
+        recorded_us: now_us(),
+    }
+}
+
+fn now_us() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+/// A run under way: its thread, and how to stop it.
+struct Running {
+    thread: std::thread::JoinHandle<Result<RunOutcome, String>>,
+    cancel: CancelToken,
+    /// A firing that waits for it (`when_busy = "queue"`); one, whatever
+    /// how many fired meanwhile.
+    queued: Option<String>,
+}
+
+struct Loop {
+    home: Home,
+    orchestrator: Arc<Orchestrator>,
+    config: UpConfig,
+    tell: Tell,
+    running: HashMap<String, Running>,
+}
+
+impl Loop {
+    fn new(home: Home, components: ComponentRegistry, config: UpConfig, tell: Tell) -> Loop {
+        let orchestrator = Arc::new(Orchestrator::new(home.clone(), components));
+        Loop { home, orchestrator, config, tell, running: HashMap::new() }
+    }
+
+    async fn run(mut self, mut stopped: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(self.config.tick);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stopped.wait_for(|s| *s) => break,
+            }
+            self.reap();
+            for i in 0..self.config.deployments.len() {
+                let d = self.config.deployments[i].clone();
+                if let Err(e) = self.step(&d).await {
+                    (self.tell)(Event::Problem { deployment: d.name.clone(), text: e });
+                }
+            }
+        }
+        // Runs under way are cancelled (recorded `cancelled`; `flywheel
+        // resume` finishes them) and waited for.
+        for (_, r) in self.running.drain() {
+            r.cancel.cancel();
+            let _ = tokio::task::spawn_blocking(move || r.thread.join()).await;
+        }
+    }
+
+    /// One deployment's tick: new windows, then each trigger.
+    async fn step(&mut self, d: &Deployment) -> Result<(), String> {
+        let recorded = flywheel_monitor::windows::update(&self.home, &d.model, &d.monitoring, now_us())
+            .await
+            .map_err(|e| format!("monitoring: {e}"))?;
+        for w in &recorded {
+            let text = window_text(w);
+            (self.tell)(Event::Window { deployment: d.name.clone(), text });
+        }
+        let windows = self.views(&d.model).map_err(|e| e.to_string())?;
+        for (i, trigger) in d.triggers.iter().enumerate() {
+            let kind = trigger.kind.name();
+            let saved = self.home.metadata.trigger_state(&d.name, i as i64, kind).map_err(|e| e.to_string())?;
+            let state = saved.map_or(TriggerState { looked_us: Some(now_us()), ..TriggerState::default() }, |s| {
+                TriggerState { fired_us: s.fired_us, used_window: s.used_window, looked_us: s.looked_us }
+            });
+            let now = now_us();
+            let fired = decide(trigger, &state, &windows, now);
+            let looked = matches!(trigger.kind, TriggerKind::Schedule(_)).then_some(now).or(state.looked_us);
+            let next = match &fired {
+                Some(f) => TriggerRecord {
+                    fired_us: Some(now),
+                    used_window: f.window.unwrap_or(state.used_window),
+                    looked_us: looked,
+                },
+                None => TriggerRecord { fired_us: state.fired_us, used_window: state.used_window, looked_us: looked },
+            };
+            // Saved before its run starts: killed after this, `up` does not
+            // fire it again for the same windows.
+            self.home.metadata.save_trigger_state(&d.name, i as i64, kind, &next).map_err(|e| e.to_string())?;
+            if let Some(f) = fired {
+                self.offer(d, f, trigger.when_busy);
+            }
+        }
+        Ok(())
+    }
+
+    /// The model's recent windows, oldest first, as the triggers see them.
+    fn views(&self, model: &str) -> Result<Vec<WindowView>, flywheel_metadata::MetadataError> {
+        let mut views: Vec<WindowView> = self
+            .home
+            .metadata
+            .windows(Some(model), 200)?
+            .into_iter()
+            .map(|w| {
+                let s = &w.window.scores;
+                let t = &s["from_training"];
+                let drift = (t["drift"] == true).then(|| {
+                    (t["drifted"].as_u64().unwrap_or(0) as usize, t["compared"].as_u64().unwrap_or(0) as usize)
+                });
+                let out = s["alerts"].as_array().into_iter().flatten().find(|a| a["alert"] == "performance").map(|a| {
+                    (
+                        a["metric"].as_str().unwrap_or_default().to_string(),
+                        a["value"].as_f64().unwrap_or(f64::NAN),
+                        a["bound"].as_str().unwrap_or_default().to_string(),
+                    )
+                });
+                WindowView { id: w.id, drift, out_of_bound: out }
+            })
+            .collect();
+        views.reverse();
+        Ok(views)
+    }
+
+    /// Starts a run for `f`, or queues or skips it while one is under way.
+    fn offer(&mut self, d: &Deployment, f: Firing, busy: WhenBusy) {
+        let name = d.name.clone();
+        if let Some(r) = self.running.get_mut(&name) {
+            match busy {
+                WhenBusy::Queue => {
+                    r.queued.get_or_insert_with(|| f.reason.clone());
+                    (self.tell)(Event::Queued { deployment: name, reason: f.reason });
+                }
+                WhenBusy::Skip => (self.tell)(Event::Skipped { deployment: name, reason: f.reason }),
+            }
+            return;
+        }
+        (self.tell)(Event::Fired { deployment: name.clone(), reason: f.reason.clone() });
+        let running = self.launch(d, f.reason);
+        self.running.insert(name, running);
+    }
+
+    /// A run of `d`'s pipeline on a thread and runtime of its own, so that
+    /// training does not hold up serving; one job, a core left to serve.
+    fn launch(&self, d: &Deployment, trigger: String) -> Running {
+        let cancel = CancelToken::new();
+        let (o, pipeline, c) = (self.orchestrator.clone(), d.pipeline.clone(), cancel.clone());
+        let opts = RunOptions { jobs: 1, trigger, started_by: "flywheel up".into(), ..RunOptions::default() };
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            let silent: Arc<dyn flywheel_orchestrator::Observer> = Arc::new(flywheel_orchestrator::Silent);
+            rt.block_on(o.run(&pipeline, &opts, silent, c)).map_err(|e| e.to_string())
+        });
+        Running { thread, cancel, queued: None }
+    }
+
+    /// Runs that ended are told; a queued firing then starts its run.
+    fn reap(&mut self) {
+        let done: Vec<String> =
+            self.running.iter().filter(|(_, r)| r.thread.is_finished()).map(|(n, _)| n.clone()).collect();
+        for name in done {
+            let Some(r) = self.running.remove(&name) else { continue };
+            let event = match r.thread.join() {
+                Ok(Ok(o)) => Event::RunFinished {
+                    deployment: name.clone(),
+                    run_id: o.run_id,
+                    status: o.status.to_string(),
+                    error: o.error,
+                },
+                Ok(Err(e)) => {
+                    Event::Problem { deployment: name.clone(), text: format!("the run could not start: {e}") }
+                }
+                Err(_) => Event::Problem { deployment: name.clone(), text: "the run's thread panicked".into() },
+            };
+            (self.tell)(event);
+            if let Some(reason) = r.queued
+                && let Some(d) = self.config.deployments.iter().find(|d| d.name == name).cloned()
+            {
+                (self.tell)(Event::Fired { deployment: name.clone(), reason: reason.clone() });
+                let running = self.launch(&d, reason);
+                self.running.insert(name, running);
+            }
+        }
+    }
+}
+
+fn window_text(w: &flywheel_monitor::windows::Recorded) -> String {
+    let s = &w.scores;
+    let drift = s.from_training.as_ref().map_or("–".to_string(), |d| format!("{}/{}", d.drifted, d.compared));
+    let metric = s.metric.as_ref().map_or("no labels".to_string(), |(m, v)| format!("{m} {v:.4}"));
+    let alerts = if s.alerts.is_empty() { String::new() } else { format!(", {} alert(s)", s.alerts.len()) };
+    format!(
+        "window {} of {}@{}: {} rows, drifted from training {drift}, {metric}{alerts}",
+        w.id, w.window.model_name, w.window.version, w.window.rows
+    )
+}

@@ -1,0 +1,76 @@
+//! `flywheel up`'s record: the deployments of the home and the state of
+//! each of their triggers (migration 9).
+
+use crate::{MetadataStore, Result};
+use rusqlite::{OptionalExtension, params};
+
+/// A deployment recorded in the home.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeploymentRecord {
+    pub name: String,
+    /// The deployment file, as given when it was recorded.
+    pub path: String,
+    pub digest: String,
+    pub model_name: String,
+    pub recorded_us: i64,
+}
+
+/// What one trigger of a deployment did last.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TriggerRecord {
+    pub fired_us: Option<i64>,
+    pub used_window: i64,
+    pub looked_us: Option<i64>,
+}
+
+impl MetadataStore {
+    /// Records `d` (replacing an earlier record of the same name).
+    pub fn record_deployment(&self, d: &DeploymentRecord) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO deployments (name, path, digest, model_name, recorded_us) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(name) DO UPDATE SET path = ?2, digest = ?3, model_name = ?4, recorded_us = ?5",
+            params![d.name, d.path, d.digest, d.model_name, d.recorded_us],
+        )?;
+        Ok(())
+    }
+
+    pub fn deployments(&self) -> Result<Vec<DeploymentRecord>> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT name, path, digest, model_name, recorded_us FROM deployments ORDER BY name")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(DeploymentRecord {
+                name: r.get(0)?,
+                path: r.get(1)?,
+                digest: r.get(2)?,
+                model_name: r.get(3)?,
+                recorded_us: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Trigger `index` of `deployment`, if it was ever saved with `kind`
+    /// (a trigger changed in the file starts afresh).
+    pub fn trigger_state(&self, deployment: &str, index: i64, kind: &str) -> Result<Option<TriggerRecord>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT fired_us, used_window, looked_us FROM trigger_states
+                  WHERE deployment = ?1 AND trigger = ?2 AND kind = ?3",
+                params![deployment, index, kind],
+                |r| Ok(TriggerRecord { fired_us: r.get(0)?, used_window: r.get(1)?, looked_us: r.get(2)? }),
+            )
+            .optional()?)
+    }
+
+    pub fn save_trigger_state(&self, deployment: &str, index: i64, kind: &str, t: &TriggerRecord) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO trigger_states (deployment, trigger, kind, fired_us, used_window, looked_us)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT(deployment, trigger) DO UPDATE SET kind = ?3, fired_us = ?4, used_window = ?5, looked_us = ?6",
+            params![deployment, index, kind, t.fired_us, t.used_window, t.looked_us],
+        )?;
+        Ok(())
+    }
+}
