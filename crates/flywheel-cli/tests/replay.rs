@@ -154,6 +154,8 @@ fn replayed_traffic_is_monitored_in_windows_with_its_metric_and_alerts() {
     let r = env.run(&["replay", "d.csv", "--to", &url, "--labels", "label", "--time-column", "t"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(server.stop().0, 0);
+    // Windows are cut from rows settled in the log (older than 5 s).
+    std::thread::sleep(std::time::Duration::from_millis(5_200));
 
     let r = env.run(&["monitor", "update", "deploy.toml", "--json"]);
     assert_eq!(r.code, 0, "{}", r.stderr);

@@ -1,10 +1,12 @@
 //! When a trigger fires, decided from what the monitor recorded and what
 //! the trigger did before:
 //!
-//! - `drift` fires when the last `windows` windows in a row drifted from the
-//!   training data, `performance` when the metric was out of its bound in the
-//!   last `windows` in a row. Windows count only once: those before a firing
-//!   never count again, so the same windows cannot start two runs.
+//! - `drift` fires when `windows` windows in a row drifted from the training
+//!   data, `performance` when the metric was out of its bound in `windows`
+//!   in a row, among the windows not seen by a firing yet (several may
+//!   arrive in one tick; the run need not be the newest). A firing uses
+//!   every window up to the newest: none counts again, so the same windows
+//!   cannot start two runs.
 //! - `schedule` fires at most once for all the ticks since it last looked:
 //!   ticks missed while `up` was down are not replayed one by one.
 //! - every trigger waits out its cooldown after it fired.
@@ -48,11 +50,12 @@ pub struct Firing {
 /// Whether `trigger` fires at `now_us`, given the monitored `windows`
 /// (newest last) and its state.
 pub fn decide(trigger: &Trigger, state: &TriggerState, windows: &[WindowView], now_us: i64) -> Option<Firing> {
-    let cooldown = trigger.cooldown.as_micros() as i64;
+    let cooldown = i64::try_from(trigger.cooldown.as_micros()).unwrap_or(i64::MAX);
     if state.fired_us.is_some_and(|t| now_us < t.saturating_add(cooldown)) {
         return None;
     }
     let fresh: Vec<&WindowView> = windows.iter().filter(|w| w.id > state.used_window).collect();
+    let newest = fresh.last().map(|w| w.id);
     match &trigger.kind {
         TriggerKind::Drift { windows: n } => in_a_row(&fresh, *n, |w| w.drift.is_some()).map(|run| {
             let (drifted, compared) = run.last().and_then(|w| w.drift).unwrap_or_default();
@@ -61,14 +64,14 @@ pub fn decide(trigger: &Trigger, state: &TriggerState, windows: &[WindowView], n
                     "drift: {drifted} of {compared} columns drifted from the training data in {}",
                     span(&run)
                 ),
-                window: run.last().map(|w| w.id),
+                window: newest,
             }
         }),
         TriggerKind::Performance { windows: n } => in_a_row(&fresh, *n, |w| w.out_of_bound.is_some()).map(|run| {
             let (metric, value, bound) = run.last().and_then(|w| w.out_of_bound.clone()).unwrap_or_default();
             Firing {
                 reason: format!("performance: {metric} {value:.4} is not {bound} in {}", span(&run)),
-                window: run.last().map(|w| w.id),
+                window: newest,
             }
         }),
         TriggerKind::Schedule(s) => {
@@ -83,11 +86,17 @@ pub fn decide(trigger: &Trigger, state: &TriggerState, windows: &[WindowView], n
     }
 }
 
-/// The last `n` windows when each of them holds `holds`.
+/// The newest `n` windows in a row that each hold `holds`, if any.
 fn in_a_row<'a>(fresh: &[&'a WindowView], n: u32, holds: impl Fn(&WindowView) -> bool) -> Option<Vec<&'a WindowView>> {
     let n = n.max(1) as usize;
-    let run = fresh.get(fresh.len().checked_sub(n)?..)?;
-    run.iter().all(|w| holds(w)).then(|| run.to_vec())
+    let mut streak = 0;
+    for (i, w) in fresh.iter().enumerate().rev() {
+        streak = if holds(w) { streak + 1 } else { 0 };
+        if streak == n {
+            return Some(fresh[i..i + n].to_vec());
+        }
+    }
+    None
 }
 
 /// `window 7` or `windows 41–43`.

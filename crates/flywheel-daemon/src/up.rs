@@ -50,26 +50,66 @@ pub async fn up(
     tell: Tell,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
-    if config.deployments.is_empty() {
-        return Err(DaemonError::Nothing("no deployment named, and none recorded in the home".into()));
-    }
+    check(&config)?;
     let serve = Serve::load(&serve_config(&config)?).await?;
     let home = serve.home.clone().ok_or_else(|| DaemonError::Nothing("the server opened no home".into()))?;
     for d in &config.deployments {
         home.metadata.record_deployment(&record(d))?;
+        for t in d.triggers.iter().filter(|t| matches!(t.kind, TriggerKind::OnDemand | TriggerKind::NewData { .. })) {
+            let text = format!("its `{}` trigger is not run by `up` yet; it will not fire", t.kind.name());
+            tell(Event::Problem { deployment: d.name.clone(), text });
+        }
     }
     let (stop, stopped) = watch::channel(false);
+    let stop = Arc::new(stop);
+    let on_signal = stop.clone();
     tokio::spawn(async move {
         shutdown.await;
-        let _ = stop.send(true);
+        let _ = on_signal.send(true);
     });
-    let until = |mut rx: watch::Receiver<bool>| async move {
+    // The loop reads files and scores windows: on a thread and runtime of
+    // its own, it never holds up the server's accepting and answering.
+    let looping = Loop::new(home, components, config, tell);
+    let loop_stopped = stopped.clone();
+    let looper = std::thread::spawn(move || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt.block_on(looping.run(loop_stopped)),
+        Err(e) => (looping.tell)(Event::Problem { deployment: String::new(), text: format!("no runtime: {e}") }),
+    });
+    let mut rx = stopped;
+    let served = flywheel_serve::run_until(serve, ready, async move {
         let _ = rx.wait_for(|s| *s).await;
-    };
-    let server = flywheel_serve::run_until(serve, ready, until(stopped.clone()));
-    let looping = Loop::new(home, components, config, tell).run(stopped);
-    let (served, ()) = tokio::join!(server, looping);
+    })
+    .await;
+    // However the server ended (a signal, or an address it could not
+    // bind), the loop ends with it.
+    let _ = stop.send(true);
+    let _ = tokio::task::spawn_blocking(move || looper.join()).await;
     Ok(served?)
+}
+
+/// Deployments that cannot run side by side: two of one model (one
+/// server, one split, one log per model), or two of one name.
+fn check(config: &UpConfig) -> Result<(), DaemonError> {
+    if config.deployments.is_empty() {
+        return Err(DaemonError::Nothing("no deployment named, and none recorded in the home".into()));
+    }
+    for (i, a) in config.deployments.iter().enumerate() {
+        for b in &config.deployments[..i] {
+            let clash = if a.model == b.model {
+                Some(format!("model `{}`", a.model))
+            } else {
+                (a.name == b.name).then(|| format!("the name `{}`", a.name))
+            };
+            if let Some(what) = clash {
+                return Err(DaemonError::Nothing(format!(
+                    "{} and {} both deploy {what}: run one of them, or give each its own `[deployment] name` and model",
+                    b.path.display(),
+                    a.path.display()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn serve_config(config: &UpConfig) -> Result<ServeConfig, DaemonError> {
@@ -100,7 +140,8 @@ fn serve_config(config: &UpConfig) -> Result<ServeConfig, DaemonError> {
 fn record(d: &Deployment) -> DeploymentRecord {
     DeploymentRecord {
         name: d.name.clone(),
-        path: d.path.display().to_string(),
+        // Absolute: `up` started elsewhere must find the same file.
+        path: std::fs::canonicalize(&d.path).unwrap_or_else(|_| d.path.clone()).display().to_string(),
         digest: d.digest.clone(),
         model_name: d.model.clone(),
         recorded_us: now_us(),
@@ -126,12 +167,14 @@ struct Loop {
     config: UpConfig,
     tell: Tell,
     running: HashMap<String, Running>,
+    /// The last problem told per deployment: a lasting one is told once.
+    told: HashMap<String, String>,
 }
 
 impl Loop {
     fn new(home: Home, components: ComponentRegistry, config: UpConfig, tell: Tell) -> Loop {
         let orchestrator = Arc::new(Orchestrator::new(home.clone(), components));
-        Loop { home, orchestrator, config, tell, running: HashMap::new() }
+        Loop { home, orchestrator, config, tell, running: HashMap::new(), told: HashMap::new() }
     }
 
     async fn run(mut self, mut stopped: watch::Receiver<bool>) {
@@ -145,9 +188,8 @@ impl Loop {
             self.reap();
             for i in 0..self.config.deployments.len() {
                 let d = self.config.deployments[i].clone();
-                if let Err(e) = self.step(&d).await {
-                    (self.tell)(Event::Problem { deployment: d.name.clone(), text: e });
-                }
+                let problem = self.step(&d).await.err();
+                self.tell_once(&d.name, problem);
             }
         }
         // Runs under way are cancelled (recorded `cancelled`; `flywheel
@@ -158,19 +200,32 @@ impl Loop {
         }
     }
 
-    /// One deployment's tick: new windows, then each trigger.
+    /// Tells `problem` unless it was the last one told for `deployment`.
+    fn tell_once(&mut self, deployment: &str, problem: Option<String>) {
+        match problem {
+            Some(text) if self.told.get(deployment) != Some(&text) => {
+                self.told.insert(deployment.to_string(), text.clone());
+                (self.tell)(Event::Problem { deployment: deployment.to_string(), text });
+            }
+            Some(_) => {}
+            None => {
+                self.told.remove(deployment);
+            }
+        }
+    }
+
+    /// One deployment's tick: new windows, then each trigger (a schedule
+    /// fires even when monitoring cannot go on; the problem is told).
     async fn step(&mut self, d: &Deployment) -> Result<(), String> {
-        let recorded = flywheel_monitor::windows::update(&self.home, &d.model, &d.monitoring, now_us())
-            .await
-            .map_err(|e| format!("monitoring: {e}"))?;
-        for w in &recorded {
+        let monitored = flywheel_monitor::windows::update(&self.home, &d.model, &d.monitoring, now_us()).await;
+        for w in monitored.iter().flatten() {
             let text = window_text(w);
             (self.tell)(Event::Window { deployment: d.name.clone(), text });
         }
         let windows = self.views(&d.model).map_err(|e| e.to_string())?;
-        for (i, trigger) in d.triggers.iter().enumerate() {
-            let kind = trigger.kind.name();
-            let saved = self.home.metadata.trigger_state(&d.name, i as i64, kind).map_err(|e| e.to_string())?;
+        for trigger in &d.triggers {
+            let key = trigger_key(trigger);
+            let saved = self.home.metadata.trigger_state(&d.name, &key).map_err(|e| e.to_string())?;
             let state = saved.map_or(TriggerState { looked_us: Some(now_us()), ..TriggerState::default() }, |s| {
                 TriggerState { fired_us: s.fired_us, used_window: s.used_window, looked_us: s.looked_us }
             });
@@ -187,12 +242,12 @@ impl Loop {
             };
             // Saved before its run starts: killed after this, `up` does not
             // fire it again for the same windows.
-            self.home.metadata.save_trigger_state(&d.name, i as i64, kind, &next).map_err(|e| e.to_string())?;
+            self.home.metadata.save_trigger_state(&d.name, &key, &next).map_err(|e| e.to_string())?;
             if let Some(f) = fired {
                 self.offer(d, f, trigger.when_busy);
             }
         }
-        Ok(())
+        monitored.map(|_| ()).map_err(|e| format!("monitoring: {e}"))
     }
 
     /// The model's recent windows, oldest first, as the triggers see them.
@@ -285,6 +340,18 @@ impl Loop {
                 self.running.insert(name, running);
             }
         }
+    }
+}
+
+/// What a trigger is, as its state is kept: its kind and settings, so that
+/// a trigger added, removed or changed in the file does not take another's.
+fn trigger_key(t: &flywheel_deploy::Trigger) -> String {
+    match &t.kind {
+        TriggerKind::Drift { windows } => format!("drift windows={windows}"),
+        TriggerKind::Performance { windows } => format!("performance windows={windows}"),
+        TriggerKind::Schedule(s) => format!("schedule cron={}", s.text),
+        TriggerKind::NewData { path, .. } => format!("new_data path={}", path.display()),
+        TriggerKind::OnDemand => "on_demand".to_string(),
     }
 }
 

@@ -24,13 +24,17 @@ pub struct TriggerRecord {
 }
 
 impl MetadataStore {
-    /// Records `d` (replacing an earlier record of the same name).
+    /// Records `d`, replacing any record of the same name or file (a
+    /// deployment renamed in its file is still one deployment).
     pub fn record_deployment(&self, d: &DeploymentRecord) -> Result<()> {
-        self.conn().execute(
-            "INSERT INTO deployments (name, path, digest, model_name, recorded_us) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT(name) DO UPDATE SET path = ?2, digest = ?3, model_name = ?4, recorded_us = ?5",
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute("DELETE FROM deployments WHERE name = ?1 OR path = ?2", params![d.name, d.path])?;
+        tx.execute(
+            "INSERT INTO deployments (name, path, digest, model_name, recorded_us) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![d.name, d.path, d.digest, d.model_name, d.recorded_us],
         )?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -50,26 +54,25 @@ impl MetadataStore {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Trigger `index` of `deployment`, if it was ever saved with `kind`
-    /// (a trigger changed in the file starts afresh).
-    pub fn trigger_state(&self, deployment: &str, index: i64, kind: &str) -> Result<Option<TriggerRecord>> {
+    /// The trigger `key` (its kind and settings) of `deployment`, if it was
+    /// ever saved (a trigger changed in the file starts afresh).
+    pub fn trigger_state(&self, deployment: &str, key: &str) -> Result<Option<TriggerRecord>> {
         Ok(self
             .conn()
             .query_row(
-                "SELECT fired_us, used_window, looked_us FROM trigger_states
-                  WHERE deployment = ?1 AND trigger = ?2 AND kind = ?3",
-                params![deployment, index, kind],
+                "SELECT fired_us, used_window, looked_us FROM trigger_states WHERE deployment = ?1 AND trigger_key = ?2",
+                params![deployment, key],
                 |r| Ok(TriggerRecord { fired_us: r.get(0)?, used_window: r.get(1)?, looked_us: r.get(2)? }),
             )
             .optional()?)
     }
 
-    pub fn save_trigger_state(&self, deployment: &str, index: i64, kind: &str, t: &TriggerRecord) -> Result<()> {
+    pub fn save_trigger_state(&self, deployment: &str, key: &str, t: &TriggerRecord) -> Result<()> {
         self.conn().execute(
-            "INSERT INTO trigger_states (deployment, trigger, kind, fired_us, used_window, looked_us)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT(deployment, trigger) DO UPDATE SET kind = ?3, fired_us = ?4, used_window = ?5, looked_us = ?6",
-            params![deployment, index, kind, t.fired_us, t.used_window, t.looked_us],
+            "INSERT INTO trigger_states (deployment, trigger_key, fired_us, used_window, looked_us)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(deployment, trigger_key) DO UPDATE SET fired_us = ?3, used_window = ?4, looked_us = ?5",
+            params![deployment, key, t.fired_us, t.used_window, t.looked_us],
         )?;
         Ok(())
     }

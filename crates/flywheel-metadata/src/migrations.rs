@@ -227,7 +227,9 @@ CREATE INDEX monitor_windows_by_model ON monitor_windows(model_name, last_us);
         9,
         // `flywheel up`: the deployments recorded in the home (run again
         // when none is named), and what each trigger did last, so that a
-        // restart neither fires one twice nor forgets its cooldown.
+        // restart neither fires one twice nor forgets its cooldown. A
+        // trigger is known by what it is (its kind and settings), not its
+        // place in the file, so adding one does not hand it another's state.
         r#"
 CREATE TABLE deployments (
     name        TEXT PRIMARY KEY,
@@ -238,12 +240,11 @@ CREATE TABLE deployments (
 );
 CREATE TABLE trigger_states (
     deployment  TEXT NOT NULL,
-    trigger     INTEGER NOT NULL,
-    kind        TEXT NOT NULL,
+    trigger_key TEXT NOT NULL,
     fired_us    INTEGER,
     used_window INTEGER NOT NULL DEFAULT 0,
     looked_us   INTEGER,
-    PRIMARY KEY (deployment, trigger)
+    PRIMARY KEY (deployment, trigger_key)
 );
 "#,
     ),

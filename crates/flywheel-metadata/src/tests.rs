@@ -165,9 +165,12 @@ fn deployments_and_trigger_states_are_kept_and_replaced() {
     s.record_deployment(&d("a")).unwrap();
     s.record_deployment(&d("b")).unwrap();
     assert_eq!(s.deployments().unwrap(), [d("b")]);
-    assert_eq!(s.trigger_state("bikes", 0, "drift").unwrap(), None);
+    let renamed = DeploymentRecord { name: "bikes-v2".into(), ..d("c") };
+    s.record_deployment(&renamed).unwrap();
+    assert_eq!(s.deployments().unwrap(), [renamed], "the same file renamed is one deployment");
+    assert_eq!(s.trigger_state("bikes", "drift windows=3").unwrap(), None);
     let t = TriggerRecord { fired_us: Some(5), used_window: 7, looked_us: None };
-    s.save_trigger_state("bikes", 0, "drift", &t).unwrap();
-    assert_eq!(s.trigger_state("bikes", 0, "drift").unwrap(), Some(t.clone()));
-    assert_eq!(s.trigger_state("bikes", 0, "schedule").unwrap(), None, "a trigger of another kind starts afresh");
+    s.save_trigger_state("bikes", "drift windows=3", &t).unwrap();
+    assert_eq!(s.trigger_state("bikes", "drift windows=3").unwrap(), Some(t.clone()));
+    assert_eq!(s.trigger_state("bikes", "drift windows=2").unwrap(), None, "a trigger changed starts afresh");
 }

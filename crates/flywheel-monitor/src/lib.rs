@@ -15,7 +15,7 @@ mod score;
 pub mod windows;
 
 pub use metric::{PREDICTION, PROBABILITY_PREFIX, metric};
-pub use score::{Alert, DriftSummary, Scores, score};
+pub use score::{Alert, DriftSummary, MIN_LABELS, Scores, score};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MonitorError {

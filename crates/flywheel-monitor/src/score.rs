@@ -11,6 +11,10 @@ use flywheel_data::dataset_drift::{DriftOptions, DriftReport, dataset_drift};
 use flywheel_deploy::{Bound, Monitoring};
 use serde::Serialize;
 
+/// Labeled rows a window needs before its metric counts: one or two labels
+/// say nothing of a model (and r² of one row is not a number).
+pub const MIN_LABELS: usize = 10;
+
 /// A dataset comparison, as much of it as a window keeps.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DriftSummary {
@@ -71,6 +75,8 @@ pub fn score(
     let (mut metric, mut labeled) = (None, 0);
     if let Some(bound) = &monitoring.performance
         && let Some((value, n)) = crate::metric(window, &bound.metric)?
+        && n >= MIN_LABELS
+        && value.is_finite()
     {
         labeled = n;
         metric = Some((bound.metric.clone(), value));

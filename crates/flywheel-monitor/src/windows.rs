@@ -4,6 +4,12 @@
 //! ended), scores each against the training data of the version that
 //! answered most of it and against the window before, and records it.
 //! Shadow answers are left out: they are not what callers got.
+//!
+//! Only rows older than `SETTLED` are cut: the log's writer indexes a row
+//! up to 2 s after its request, so a younger time may still gain rows.
+//! Rows are put in time order (segments of several versions interleave),
+//! and a window never ends inside a run of rows of one time (the rows of
+//! one request), so that the next window can start strictly after it.
 
 use crate::{MonitorError, Scores, score};
 use flywheel_core::{ModelRef, Selector};
@@ -13,6 +19,10 @@ use flywheel_metadata::NewWindow;
 use flywheel_registry::Home;
 use flywheel_serve::log::read::{Window, read_log};
 use std::collections::HashMap;
+
+/// How old a logged row must be before windows are cut from it: the log
+/// writer's flush period (2 s) with room to spare.
+pub const SETTLED_US: i64 = 5_000_000;
 
 /// A window just recorded.
 #[derive(Debug, Clone)]
@@ -38,14 +48,15 @@ pub async fn update(
 ) -> Result<Vec<Recorded>, MonitorError> {
     let last = home.metadata.windows(Some(model), 1).map_err(store)?.into_iter().next();
     let since = last.as_ref().map(|w| w.window.last_us + 1);
-    let Some(rows) = logged(home, model, since, None)? else { return Ok(Vec::new()) };
+    let settled = now_us.saturating_sub(SETTLED_US);
+    let Some(rows) = logged(home, model, since, Some(settled))? else { return Ok(Vec::new()) };
     let mut previous = match &last {
         Some(w) => logged(home, model, Some(w.window.first_us), Some(w.window.last_us + 1))?,
         None => None,
     };
     let mut references: HashMap<i64, Reference> = HashMap::new();
     let mut recorded = Vec::new();
-    for range in cut(&times(&rows), monitoring.window, now_us) {
+    for range in cut(&times(&rows), monitoring.window, settled) {
         let window = slice(&rows, range)?;
         let version = majority_version(&window);
         if let std::collections::hash_map::Entry::Vacant(e) = references.entry(version) {
@@ -89,27 +100,37 @@ fn times(t: &Table) -> Vec<i64> {
         .collect()
 }
 
-/// The complete windows among rows at `times` (oldest first): runs of a
-/// number of rows, or spans of time that ended by `now_us`.
-pub fn cut(times: &[i64], span: Span, now_us: i64) -> Vec<std::ops::Range<usize>> {
+/// The complete windows among rows at `times` (in time order, all older
+/// than `settled`): runs of a number of rows (each taking the rest of the
+/// rows of its last time), or spans of time that ended by `settled`.
+pub fn cut(times: &[i64], span: Span, settled: i64) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
     match span {
         Span::Requests(n) => {
-            let n = n.max(1) as usize;
-            out.extend((0..times.len() / n).map(|k| k * n..(k + 1) * n));
+            let n = usize::try_from(n).unwrap_or(usize::MAX).max(1);
+            let mut start = 0;
+            while times.len() - start >= n {
+                let mut end = start + n;
+                // Not inside the rows of one time: the next window starts after it.
+                while end < times.len() && times[end] == times[end - 1] {
+                    end += 1;
+                }
+                out.push(start..end);
+                start = end;
+            }
         }
         Span::Time(d) => {
             let Some(&first) = times.first() else { return out };
-            let width = (d.as_micros() as i64).max(1);
+            let width = i64::try_from(d.as_micros()).unwrap_or(i64::MAX).max(1);
             let mut start = 0;
-            let mut end_us = first + width;
-            while end_us <= now_us && start < times.len() {
+            let mut end_us = first.saturating_add(width);
+            while end_us <= settled && start < times.len() {
                 let end = start + times[start..].partition_point(|&t| t < end_us);
                 if end > start {
                     out.push(start..end);
                 }
                 start = end;
-                end_us += width;
+                end_us = end_us.saturating_add(width);
             }
         }
     }
@@ -117,8 +138,28 @@ pub fn cut(times: &[i64], span: Span, now_us: i64) -> Vec<std::ops::Range<usize>
 }
 
 fn slice(t: &Table, range: std::ops::Range<usize>) -> Result<Table, MonitorError> {
-    let keep: Vec<bool> = (0..t.rows()).map(|i| range.contains(&i)).collect();
-    t.filter(&keep).map_err(|e| MonitorError::Window(e.to_string()))
+    take(t, &range.collect::<Vec<_>>())
+}
+
+/// Rows `order` of `t`, in that order.
+fn take(t: &Table, order: &[usize]) -> Result<Table, MonitorError> {
+    let mut batches = Vec::new();
+    let columns: Result<Vec<arrow_array::ArrayRef>, _> = (0..t.schema.fields().len())
+        .map(|c| {
+            let parts: Vec<&dyn arrow_array::Array> = t.batches.iter().map(|b| b.column(c).as_ref()).collect();
+            let whole = arrow_select::concat::concat(&parts)?;
+            let idx = arrow_array::UInt64Array::from(order.iter().map(|&i| i as u64).collect::<Vec<_>>());
+            arrow_select::take::take(whole.as_ref(), &idx, None)
+        })
+        .collect();
+    let columns = columns.map_err(|e| MonitorError::Window(e.to_string()))?;
+    if !columns.is_empty() {
+        batches.push(
+            arrow_array::RecordBatch::try_new(t.schema.clone(), columns)
+                .map_err(|e| MonitorError::Window(e.to_string()))?,
+        );
+    }
+    Ok(Table { schema: t.schema.clone(), batches })
 }
 
 fn majority_version(t: &Table) -> i64 {
@@ -180,6 +221,9 @@ mod tests {
 
     #[test]
     fn windows_are_cut_whole_by_rows_or_by_ended_spans_of_time() {
+        // The rows of one time (one request) stay in one window.
+        let same: Vec<i64> = vec![1, 2, 2, 2, 3, 4, 5, 5];
+        assert_eq!(cut(&same, Span::Requests(2), 0), [0..4, 4..6, 6..8]);
         let t: Vec<i64> = (0..25).map(|i| i * 100).collect();
         assert_eq!(cut(&t, Span::Requests(10), 0), [0..10, 10..20]);
         assert!(cut(&t, Span::Requests(30), 0).is_empty());

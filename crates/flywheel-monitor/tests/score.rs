@@ -104,11 +104,13 @@ fn a_classifier_is_scored_from_its_classes_and_probabilities() {
         // Row 3's label is a class the model has never seen; row 4 has none.
         ("label", s(&[Some("no"), Some("no"), Some("yes"), Some("maybe"), None])),
     ]);
-    let bound = |metric: &str| Monitoring {
-        performance: Some(Bound { metric: metric.into(), op: Op::Ge, value: 0.0 }),
+    let value = |metric: &str| flywheel_monitor::metric(&w, metric).unwrap().unwrap().0;
+    let bound = Monitoring {
+        performance: Some(Bound { metric: "accuracy".into(), op: Op::Ge, value: 0.0 }),
         ..monitoring(None)
     };
-    let value = |metric: &str| score(&w, None, None, &["a".into()], &bound(metric)).unwrap().metric.unwrap().1;
+    let scored = score(&w, None, None, &["a".into()], &bound).unwrap();
+    assert_eq!(scored.metric, None, "4 labels are fewer than a window's metric needs");
     let want: serde_json::Value =
         serde_json::from_str(include_str!("fixtures/metrics.json")).expect("fixtures/metrics.json");
     for metric in ["accuracy", "f1_macro", "log_loss"] {

@@ -78,11 +78,15 @@ proptest! {
         let t = trigger(TriggerKind::Drift { windows: n }, 1);
         let w: Vec<WindowView> = drifted.iter().zip(1..).map(|(d, i)| window(i, *d)).collect();
         let state = TriggerState { fired_us: fired.map(|f| f * MIN / 10), used_window: used, looked_us: None };
-        if let Some(f) = decide(&t, &state, &w, now * MIN / 10) {
-            prop_assert!(f.window.unwrap() > used);
-            prop_assert!(fired.is_none_or(|f| now - f >= 10));
-            let last: Vec<bool> = drifted[drifted.len() - n as usize..].to_vec();
-            prop_assert!(last.iter().all(|d| *d) && drifted.len() as i64 - n as i64 >= used);
+        let fresh: Vec<bool> = drifted.iter().skip(used.max(0) as usize).copied().collect();
+        let has_run = fresh.windows(n as usize).any(|r| r.iter().all(|d| *d));
+        let cooled = fired.is_none_or(|f| now - f >= 10);
+        match decide(&t, &state, &w, now * MIN / 10) {
+            Some(f) => {
+                prop_assert!(cooled && has_run);
+                prop_assert_eq!(f.window, Some(drifted.len() as i64), "a firing uses every window seen");
+            }
+            None => prop_assert!(!(cooled && has_run), "a run of {} drifted windows was not fired", n),
         }
     }
 }
