@@ -54,6 +54,16 @@ fn trained() -> Env {
     env
 }
 
+/// A logged time as text that sorts as the time does: the export writes
+/// `…:39.594Z` for `…:39.594000Z`, so the fraction is padded to 6 digits.
+fn sortable(time: &str) -> String {
+    let t = time.trim_end_matches('Z');
+    match t.split_once('.') {
+        Some((whole, fraction)) => format!("{whole}.{fraction:0<6}"),
+        None => format!("{t}.000000"),
+    }
+}
+
 /// The data's rows in time order: (x, label).
 fn in_time_order() -> Vec<(f64, String)> {
     let text = csv();
@@ -100,7 +110,7 @@ fn rows_go_out_in_time_order_and_their_labels_come_back_from_flywheel_logs() {
         let (wx, wlabel) = &want[n];
         assert!((f[x].parse::<f64>().unwrap() - wx).abs() < 1e-9, "request {n}: x {} for {wx}", f[x]);
         assert_eq!(f[label], wlabel, "request {n}");
-        arrived.push((n, f[time].to_string()));
+        arrived.push((n, sortable(f[time])));
         seen += 1;
     }
     assert_eq!(seen, ROWS, "every row is logged once");
