@@ -29,26 +29,10 @@ fn csv() -> String {
     s
 }
 
-const PIPELINE: &str = r#"
-[pipeline]
-name = "clf"
-[steps.ingest]
-component = "ingest"
-params = { path = "d.csv" }
-[steps.train]
-component = "train"
-inputs = { data = "ingest.train" }
-params = { target = "label", model = "logistic", features = ["x", "city"] }
-[steps.push]
-component = "push"
-inputs = { model = "train.model" }
-params = { model_name = "clf", alias = "production" }
-"#;
-
 fn trained() -> Env {
     let env = Env::new();
     env.write("d.csv", &csv());
-    env.write("clf.toml", PIPELINE);
+    env.write("clf.toml", &clf_pipeline("d.csv"));
     let r = env.run(&["run", "clf.toml"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     env

@@ -25,22 +25,6 @@ fn rows(n: usize, shifted: bool) -> String {
     s
 }
 
-const PIPELINE: &str = r#"
-[pipeline]
-name = "clf"
-[steps.ingest]
-component = "ingest"
-params = { path = "train.csv" }
-[steps.train]
-component = "train"
-inputs = { data = "ingest.train" }
-params = { target = "label", model = "logistic", features = ["x", "city"] }
-[steps.push]
-component = "push"
-inputs = { model = "train.model" }
-params = { model_name = "clf", alias = "production" }
-"#;
-
 const DEPLOYMENT: &str = r#"
 [deployment]
 pipeline = "clf.toml"
@@ -124,7 +108,7 @@ fn drifting_traffic_fires_the_drift_trigger_once_and_its_run_says_why() {
     env.write("train.csv", &rows(200, false));
     env.write("normal.csv", &rows(40, false));
     env.write("shifted.csv", &rows(60, true));
-    env.write("clf.toml", PIPELINE);
+    env.write("clf.toml", &clf_pipeline("train.csv"));
     env.write("deploy.toml", DEPLOYMENT);
     assert_eq!(env.run(&["run", "clf.toml"]).code, 0);
 

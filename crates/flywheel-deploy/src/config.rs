@@ -24,7 +24,7 @@
 //! ```
 
 use flywheel_pipeline::Diagnostic;
-use flywheel_pipeline::config::{Located, Reader, span};
+use flywheel_pipeline::config::{Located, Reader, parse_toml, span};
 use std::ops::Range;
 use toml::de::{DeTable, DeValue};
 
@@ -55,13 +55,7 @@ pub const TOP_KEYS: &[&str] = &["deployment", "serving", "monitoring", "trigger"
 impl DeploymentConfig {
     /// Reads the file: a syntax error stops here; the rest is collected.
     pub fn parse(source: &str, errors: &mut Vec<Diagnostic>) -> Option<DeploymentConfig> {
-        let root = match DeTable::parse(source) {
-            Ok(t) => t,
-            Err(e) => {
-                errors.push(Diagnostic::new(format!("invalid TOML: {}", e.message().trim()), e.span().or(Some(0..0))));
-                return None;
-            }
-        };
+        let root = parse_toml(source, errors)?;
         let mut r = Reader { errors };
         let root = root.get_ref();
         r.unknown_keys(root, TOP_KEYS, "the deployment file");

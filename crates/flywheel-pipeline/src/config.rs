@@ -85,6 +85,18 @@ const PIPELINE_KEYS: &[&str] = &["name", "description"];
 const STEP_KEYS: &[&str] =
     &["component", "params", "inputs", "outputs", "retries", "retry_backoff", "timeout", "cache"];
 
+/// The TOML tree of `source`, every key and value with its place; a
+/// syntax error is the one diagnostic (nothing else can be trusted).
+pub fn parse_toml<'i>(source: &'i str, errors: &mut Vec<Diagnostic>) -> Option<Spanned<DeTable<'i>>> {
+    match DeTable::parse(source) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            errors.push(Diagnostic::new(format!("invalid TOML: {}", e.message().trim()), e.span().or(Some(0..0))));
+            None
+        }
+    }
+}
+
 /// Where a key or value was written.
 pub fn span<T>(s: &Spanned<T>) -> Range<usize> {
     s.span()
@@ -360,13 +372,7 @@ impl PipelineConfig {
     /// Reads the file leniently: syntax errors stop here (nothing else can be
     /// trusted), structural errors are collected and reading goes on.
     pub fn parse(source: &str, errors: &mut Vec<Diagnostic>) -> Option<PipelineConfig> {
-        let root = match DeTable::parse(source) {
-            Ok(t) => t,
-            Err(e) => {
-                errors.push(Diagnostic::new(format!("invalid TOML: {}", e.message().trim()), e.span().or(Some(0..0))));
-                return None;
-            }
-        };
+        let root = parse_toml(source, errors)?;
         let mut r = Reader { errors };
         let root = root.get_ref();
         r.unknown_keys(root, TOP_KEYS, "the pipeline file");

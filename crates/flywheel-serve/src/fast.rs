@@ -139,7 +139,14 @@ impl<'de> Visitor<'de> for Split<'_> {
 
 fn builders<'de>(served: &Served, names: Vec<Name<'de>>) -> Columns<'de> {
     let kind = |i, n: &str| served.input_kind_at(i, n).unwrap_or(ColumnKind::Text);
-    names.into_iter().enumerate().map(|(i, Name(n))| (Builder::new(kind(i, &n), 0), n)).map(|(b, n)| (n, b)).collect()
+    names
+        .into_iter()
+        .enumerate()
+        .map(|(i, Name(n))| {
+            let b = Builder::new(kind(i, &n), 0);
+            (n, b)
+        })
+        .collect()
 }
 
 /// `[[v, ...], ...]`, each row's values going to the columns in order.

@@ -108,3 +108,26 @@ pub fn step<'a>(outcome: &'a Value, name: &str) -> &'a Value {
 }
 
 pub const PIPELINE_HEADER: &str = "[pipeline]\nname = \"t\"\n";
+
+/// A pipeline training logistic regression `clf` on `x` and `city` of
+/// `data` (a `label` column) and pushing it to `production`: what the
+/// serving, replay and `up` tests serve.
+pub fn clf_pipeline(data: &str) -> String {
+    format!(
+        r#"
+[pipeline]
+name = "clf"
+[steps.ingest]
+component = "ingest"
+params = {{ path = "{data}" }}
+[steps.train]
+component = "train"
+inputs = {{ data = "ingest.train" }}
+params = {{ target = "label", model = "logistic", features = ["x", "city"] }}
+[steps.push]
+component = "push"
+inputs = {{ model = "train.model" }}
+params = {{ model_name = "clf", alias = "production" }}
+"#
+    )
+}
