@@ -16,18 +16,10 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run the bike-sharing example end to end (its data is inside the binary).
-    Quickstart {
-        /// Steps run at the same time (default: number of cores).
-        #[arg(long)]
-        jobs: Option<usize>,
-        /// Run every step even when a cached result exists.
-        #[arg(long)]
-        no_cache: bool,
-        /// Print the outcome as JSON on stdout.
-        #[arg(long)]
-        json: bool,
-    },
+    /// Run the bike-sharing example end to end (its data is inside the
+    /// binary): train on 2011 and push, serve, replay 2012 as live traffic,
+    /// and watch a triggered run's model go out as a canary and take over.
+    Quickstart(QuickstartArgs),
     /// Check a pipeline file, or a deployment file and the pipeline it
     /// names, without running anything: every problem at once.
     Check {
@@ -266,6 +258,30 @@ pub enum MonitorCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Args, Debug)]
+pub struct QuickstartArgs {
+    /// Steps run at the same time (default: number of cores).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Run every step even when a cached result exists.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Print the outcome as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Only the first run (on all the data, as `flywheel run` would): no
+    /// serving, replay or retraining.
+    #[arg(long)]
+    pub no_loop: bool,
+    /// Replay only the first N rows of each of the two stretches of 2012
+    /// traffic (a shorter demo; the tests use it).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub traffic_rows: Option<u64>,
+    /// How long to wait for each act of the loop, in seconds.
+    #[arg(long, default_value_t = 120, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub act_timeout: u64,
 }
 
 #[derive(Args, Debug)]

@@ -63,8 +63,8 @@ fn registry_code(e: &flywheel_registry::RegistryError) -> u8 {
     use flywheel_registry::RegistryError as E;
     match e {
         E::Metadata(m) => metadata_code(m),
-        E::Reference(_) | E::NoAlias { .. } | E::Read { .. } | E::BadModel(_) => 2,
-        E::Artifacts(_) | E::Home { .. } | E::Stored { .. } | E::Write { .. } | E::Io(_) => 3,
+        E::Reference(_) | E::NoAlias { .. } | E::Read { .. } | E::BadModel(_) | E::NoLog(_) => 2,
+        E::Artifacts(_) | E::Home { .. } | E::Stored { .. } | E::Write { .. } | E::Io(_) | E::Log(_) => 3,
     }
 }
 

@@ -135,6 +135,9 @@ pub fn change_text(name: &str, e: &HistoryEntry) -> String {
         "set_alias" => {
             format!("{name}@{}: {} → {}", e.alias.clone().unwrap_or_default(), at(e.from_version), at(e.version))
         }
+        "remove_alias" => {
+            format!("{name}@{}: {} → nothing (removed)", e.alias.clone().unwrap_or_default(), at(e.from_version))
+        }
         "approve" => format!("approved {version}"),
         "reject" => format!("rejected {version}"),
         "tag" => format!("tagged {version} {}", e.detail.clone().unwrap_or_default()),

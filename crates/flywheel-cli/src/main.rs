@@ -80,7 +80,7 @@ fn run(cli: Cli) -> std::result::Result<u8, Failure> {
         }
         Command::Run(args) => pipeline_cmd::run(home, &args),
         Command::Resume { run, jobs, json } => pipeline_cmd::resume(home, run, jobs, json),
-        Command::Quickstart { jobs, no_cache, json } => pipeline_cmd::quickstart(home, jobs, no_cache, json),
+        Command::Quickstart(args) => pipeline_cmd::quickstart(home, &args),
         Command::Runs(RunsCommand::List { json, limit }) => history_cmd::runs_list(home, json, limit),
         Command::Runs(RunsCommand::Show { run, json }) => history_cmd::run_show(home, run, json),
         Command::Lineage { id, json } => history_cmd::lineage(home, &id, json),

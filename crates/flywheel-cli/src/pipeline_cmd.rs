@@ -102,31 +102,46 @@ pub fn resume(home_dir: &Path, run: i64, jobs: Option<usize>, json: bool) -> Res
     })
 }
 
-pub fn quickstart(home_dir: &Path, jobs: Option<usize>, no_cache: bool, json: bool) -> Result<u8, Failure> {
+/// `flywheel quickstart`: the bike-sharing example's first run, then (unless
+/// `--no-loop`) the loop closing on it (`quickstart::closing`).
+pub fn quickstart(home_dir: &Path, args: &crate::cli::QuickstartArgs) -> Result<u8, Failure> {
     let home = open_home(home_dir)?;
-    let pipeline_path =
-        quickstart::unpack(&home.root).map_err(|e| fail(3, format!("cannot unpack the quickstart example: {e}")))?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    // Whole seconds: rows served from this second on are learned from.
+    let started = flywheel_stats::time::format_seconds(now.as_secs() as f64);
+    let unpacked = quickstart::unpack(&home.root, &started)
+        .map_err(|e| fail(3, format!("cannot unpack the quickstart example: {e}")))?;
     let components = flywheel_components::builtins();
-    let pipeline = flywheel_pipeline::compile_file(&pipeline_path, &components)?;
-    if !json {
-        eprintln!("quickstart: running the bike-sharing example from {}", pipeline_path.display());
+    let pipeline = flywheel_pipeline::compile_file(&unpacked.pipeline, &components)?;
+    let narrate = !args.json;
+    if narrate {
+        let act = if args.no_loop { "" } else { "act 1 of 4: " };
+        eprintln!("quickstart: {act}train the bike-sharing model on 2011 and push it to production");
+        eprintln!("  pipeline: {}", unpacked.pipeline.display());
     }
     let opts = RunOptions {
-        jobs: jobs.unwrap_or_else(|| RunOptions::default().jobs),
-        no_cache,
+        jobs: args.jobs.unwrap_or_else(|| RunOptions::default().jobs),
+        no_cache: args.no_cache,
         trigger: "quickstart".into(),
+        overrides: if args.no_loop { Vec::new() } else { unpacked.first_run.clone() },
         ..RunOptions::default()
     };
-    let code = execute(home, components, json, |o, obs, cancel| {
+    // With the loop and --json, the run is part of the story's document.
+    let shown = !args.json || args.no_loop;
+    let (code, outcome) = execute_outcome(home.clone(), components.clone(), args.json, shown, |o, obs, cancel| {
         Box::pin(async move { o.run(&pipeline, &opts, obs, cancel).await })
     })?;
-    if code == 0 && !json {
-        println!(
-            "\nnext: `flywheel runs list`, `flywheel runs show <RUN>`, `flywheel lineage bike-sharing@1` (home: {})",
-            home_dir.display()
-        );
+    if args.no_loop {
+        if code == 0 && narrate {
+            println!(
+                "\nnext: `flywheel runs list`, `flywheel runs show <RUN>`, `flywheel lineage bike-sharing@1` (home: {})",
+                home_dir.display()
+            );
+        }
+        return Ok(code);
     }
-    Ok(code)
+    let Some(outcome) = outcome.filter(|_| matches!(code, 0 | 4)) else { return Ok(code) };
+    quickstart::closing(&home, home_dir, &unpacked, &outcome, components, args)
 }
 
 type RunFuture<'a> = std::pin::Pin<
@@ -139,6 +154,20 @@ fn execute<F>(
     json: bool,
     start: F,
 ) -> std::result::Result<u8, Failure>
+where
+    F: for<'a> FnOnce(&'a Orchestrator, Arc<dyn Observer>, CancelToken) -> RunFuture<'a>,
+{
+    execute_outcome(home, components, json, true, start).map(|(code, _)| code)
+}
+
+/// [`execute`], with the run's outcome.
+fn execute_outcome<F>(
+    home: Home,
+    components: flywheel_core::ComponentRegistry,
+    json: bool,
+    shown: bool,
+    start: F,
+) -> std::result::Result<(u8, Option<flywheel_orchestrator::RunOutcome>), Failure>
 where
     F: for<'a> FnOnce(&'a Orchestrator, Arc<dyn Observer>, CancelToken) -> RunFuture<'a>,
 {
@@ -165,13 +194,16 @@ where
     rt.shutdown_timeout(std::time::Duration::from_millis(100));
     let outcome = outcome?;
     drop(observer);
-    render::outcome(&outcome, json);
-    Ok(match outcome.status {
+    if shown {
+        render::outcome(&outcome, json);
+    }
+    let code = match outcome.status {
         RunStatus::Succeeded => 0,
         RunStatus::Refused => 4,
         RunStatus::Cancelled => 130,
         _ => 1,
-    })
+    };
+    Ok((code, Some(outcome)))
 }
 
 async fn wait_for_signal() {

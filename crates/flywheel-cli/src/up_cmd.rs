@@ -60,20 +60,22 @@ fn say(line: &str) {
     let _ = out.flush();
 }
 
-fn text(e: &Event) -> String {
+pub fn text(e: &Event) -> String {
     match e {
         Event::Window { deployment, text } => format!("{deployment}: {text}"),
         Event::Fired { deployment, reason } => format!("{deployment}: trigger fired ({reason}): starting a run"),
         Event::Queued { deployment, reason } => {
             format!("{deployment}: trigger fired ({reason}): queued after the run under way")
         }
-        Event::Skipped { deployment, reason } => {
-            format!("{deployment}: trigger fired ({reason}): skipped, a run is under way")
+        Event::Skipped { deployment, reason, because } => {
+            format!("{deployment}: trigger fired ({reason}): skipped, {because}")
         }
         Event::RunFinished { deployment, run_id, status, error } => format!(
             "{deployment}: run {run_id} {status}{}",
             error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
         ),
-        Event::Problem { deployment, text } => format!("{deployment}: {text}"),
+        Event::Problem { deployment, text } | Event::Delivery { deployment, text, .. } => {
+            format!("{deployment}: {text}")
+        }
     }
 }

@@ -6,7 +6,7 @@ use common::*;
 #[test]
 fn quickstart_runs_the_bike_example_then_reruns_from_the_cache() {
     let env = Env::new();
-    let r = env.run(&["quickstart", "--json"]);
+    let r = env.run(&["quickstart", "--json", "--no-loop"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let o = r.json();
     assert_eq!(o["status"], "succeeded");
@@ -34,7 +34,7 @@ fn quickstart_runs_the_bike_example_then_reruns_from_the_cache() {
 
     // Everything up to evaluation comes from the cache; `bless` runs again,
     // because now there is a production model to compare with (itself).
-    let again = env.run(&["quickstart", "--json"]).json();
+    let again = env.run(&["quickstart", "--json", "--no-loop"]).json();
     assert_eq!(again["status"], "succeeded");
     for s in again["steps"].as_array().unwrap() {
         let rerun = s["step"] == "bless" || s["step"] == "push";
@@ -47,7 +47,7 @@ fn quickstart_runs_the_bike_example_then_reruns_from_the_cache() {
 
     // The baseline is now the same each time: the third run is all cached
     // but `push`, whose effect lives in the registry and is applied anew.
-    let third = env.run(&["quickstart", "--json"]).json();
+    let third = env.run(&["quickstart", "--json", "--no-loop"]).json();
     for s in third["steps"].as_array().unwrap() {
         assert_eq!(s["cache_hit"] == true, s["step"] != "push", "{s:#}");
     }
@@ -75,6 +75,40 @@ fn quickstart_runs_the_bike_example_then_reruns_from_the_cache() {
         assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
         assert!(!r.stdout.is_empty());
     }
+}
+
+/// The README's first command closes the loop: 2011's model serves 2012's
+/// traffic, falls behind, a triggered run learns from the served rows, and
+/// its model goes out as a canary and is promoted, with no one in between;
+/// again when run a second time.
+#[test]
+fn quickstart_closes_the_loop_and_the_runs_and_registry_tell_it() {
+    let env = Env::new();
+    for round in 0..2 {
+        let r = env.run(&["quickstart", "--json", "--traffic-rows", "3000", "--act-timeout", "240"]);
+        assert_eq!(r.code, 0, "round {round}: {}\n{}", r.stdout, r.stderr);
+        let o = r.json();
+        assert_eq!(o["status"], "promoted", "{o:#}");
+        assert_eq!(o["first_version"], 1, "the story starts from the 2011 model: {o:#}");
+        assert!(o["production"].as_i64().unwrap() > 1, "{o:#}");
+        let story = o["story"].to_string();
+        assert!(story.contains("is out as canary"), "{story}");
+        assert!(story.contains("promoted to production (was @1)"), "{story}");
+    }
+    // `runs list` says what started each run; the triggered ones, why.
+    let runs = env.runs();
+    let triggers: Vec<&str> = runs.as_array().unwrap().iter().map(|r| r["trigger"].as_str().unwrap()).collect();
+    assert_eq!(triggers.iter().filter(|t| **t == "quickstart").count(), 2, "{triggers:?}");
+    let fired: Vec<&&str> = triggers.iter().filter(|t| **t != "quickstart").collect();
+    assert_eq!(fired.len(), 2, "{triggers:?}");
+    assert!(fired.iter().all(|t| t.starts_with("performance: rmse") || t.starts_with("drift: ")), "{triggers:?}");
+    // The registry's history: the canary pushed by the triggered run, then
+    // promoted by `up`, the alias moved by compare-and-set with the reason.
+    let h = env.run(&["models", "history", "bike-sharing"]);
+    assert_eq!(h.code, 0, "{}", h.stderr);
+    assert!(h.stdout.contains("bike-sharing@canary: nothing → 2"), "{}", h.stdout);
+    assert!(h.stdout.contains("bike-sharing@production: 1 → 2 — canary promoted: held"), "{}", h.stdout);
+    assert!(h.stdout.contains("production goes back") || h.stdout.contains("the story starts again"), "{}", h.stdout);
 }
 
 #[test]

@@ -1,5 +1,10 @@
 //! `ingest`: reads CSV, CSV.gz or Parquet and splits it into train and eval
-//! Parquet datasets, by a stable hash of a key column or by a time cutoff.
+//! Parquet datasets, by a stable hash of a key column or by time (a cutoff,
+//! or the newest share of the rows). With a `logs` input (`@logs:MODEL`),
+//! the rows the model served and got labels for join the file's
+//! (`ingest/logs.rs`): data that only arrives through serving.
+
+mod logs;
 
 use flywheel_core::{
     ArtifactType, ComponentSpec, ExecContext, ExecError, ParamProblem, ParamSpec, ParamType, PortSpec, TypedComponent,
@@ -12,8 +17,8 @@ pub struct Ingest;
 
 pub static SPEC: ComponentSpec = ComponentSpec {
     name: "ingest",
-    version: "2",
-    description: "Reads CSV, CSV.gz or Parquet and splits it into train and eval datasets (Parquet).",
+    version: "3",
+    description: "Reads CSV, CSV.gz or Parquet (and, wired to `@logs:MODEL`, the served rows that got labels) and splits it into train and eval datasets (Parquet).",
     params: &[
         ParamSpec {
             name: "path",
@@ -44,7 +49,7 @@ pub static SPEC: ComponentSpec = ComponentSpec {
             name: "split",
             ty: ParamType::Enum(&["hash", "time"]),
             required: false,
-            doc: "how to split: `hash` of a key column (default) or `time` cutoff",
+            doc: "how to split: `hash` of a key column (default) or `time` (a cutoff, or the newest `eval_fraction` of the rows)",
         },
         ParamSpec {
             name: "split_key",
@@ -56,7 +61,7 @@ pub static SPEC: ComponentSpec = ComponentSpec {
             name: "eval_fraction",
             ty: ParamType::Float,
             required: false,
-            doc: "share of rows in eval for a hash split (default 0.2)",
+            doc: "share of rows in eval (default 0.2); for a time split without `cutoff`, the newest rows",
         },
         ParamSpec {
             name: "time_column",
@@ -70,8 +75,31 @@ pub static SPEC: ComponentSpec = ComponentSpec {
             required: false,
             doc: "rows at or after this time go to eval (compared as instants for a date or time column, as numbers for a numeric one)",
         },
+        ParamSpec {
+            name: "logs_label",
+            ty: ParamType::String,
+            required: false,
+            doc: "with a `logs` input: the column the feedback labels fill (the training target, e.g. `cnt`)",
+        },
+        ParamSpec {
+            name: "logs_last",
+            ty: ParamType::Int,
+            required: false,
+            doc: "with a `logs` input: only the newest N labeled rows (default: all)",
+        },
+        ParamSpec {
+            name: "logs_since",
+            ty: ParamType::String,
+            required: false,
+            doc: "with a `logs` input: only rows served at or after this time, e.g. \"2026-11-30 12:00\" (UTC; empty: all)",
+        },
     ],
-    inputs: &[],
+    inputs: &[PortSpec {
+        name: "logs",
+        ty: ArtifactType::Dataset,
+        doc: "a model's prediction log with feedback labels (`@logs:MODEL`); its labeled rows join the file's",
+        optional: true,
+    }],
     outputs: &[
         PortSpec { name: "train", ty: ArtifactType::Dataset, doc: "training rows", optional: false },
         PortSpec { name: "eval", ty: ArtifactType::Dataset, doc: "evaluation rows", optional: false },
@@ -134,6 +162,9 @@ pub struct Params {
     pub eval_fraction: f64,
     pub time_column: Option<String>,
     pub cutoff: Option<String>,
+    pub logs_label: Option<String>,
+    pub logs_last: Option<u64>,
+    pub logs_since: Option<String>,
 }
 
 fn default_eval_fraction() -> f64 {
@@ -148,25 +179,15 @@ fn split_mask(params: &Params, t: &Table) -> Result<Vec<bool>, ExecError> {
     }
 }
 
-/// Rows at or after `cutoff` in `time_column` go to eval.
+/// Rows at or after `cutoff` in `time_column` go to eval; without a
+/// cutoff, the newest `eval_fraction` of the rows.
 fn time_split(params: &Params, t: &Table) -> Result<Vec<bool>, ExecError> {
     let col_name =
         params.time_column.as_deref().ok_or_else(|| ExecError::failed("a time split needs `time_column`"))?;
-    let cutoff = params
-        .cutoff
-        .as_deref()
-        .ok_or_else(|| ExecError::failed("a time split needs `cutoff`, e.g. \"2012-07-01\""))?;
     let i = column(t, col_name, "time_column")?;
-    let dt = t.schema.field(i).data_type();
-    let mask: Vec<Option<bool>> = if type_name(dt) == "timestamp" {
-        time_mask(t, i, col_name, cutoff)?
-    } else if flywheel_data::table::is_numeric(dt) {
-        let c: f64 = cutoff.parse().map_err(|_| {
-            ExecError::failed(format!("`cutoff` = \"{cutoff}\" must be a number: `{col_name}` is numeric"))
-        })?;
-        t.f64_column(i).into_iter().map(|v| v.map(|x| x >= c)).collect()
-    } else {
-        t.str_column(i).into_iter().map(|v| v.map(|s| s.as_str() >= cutoff)).collect()
+    let mask = match params.cutoff.as_deref() {
+        Some(cutoff) => cutoff_mask(t, i, col_name, cutoff)?,
+        None => newest_mask(t, i, params.eval_fraction),
     };
     let missing = mask.iter().filter(|m| m.is_none()).count();
     if missing > 0 {
@@ -175,6 +196,43 @@ fn time_split(params: &Params, t: &Table) -> Result<Vec<bool>, ExecError> {
         )));
     }
     Ok(mask.into_iter().map(|m| m.unwrap_or(false)).collect())
+}
+
+fn cutoff_mask(t: &Table, i: usize, col_name: &str, cutoff: &str) -> Result<Vec<Option<bool>>, ExecError> {
+    let dt = t.schema.field(i).data_type();
+    Ok(if type_name(dt) == "timestamp" {
+        time_mask(t, i, col_name, cutoff)?
+    } else if flywheel_data::table::is_numeric(dt) {
+        let c: f64 = cutoff.parse().map_err(|_| {
+            ExecError::failed(format!("`cutoff` = \"{cutoff}\" must be a number: `{col_name}` is numeric"))
+        })?;
+        t.f64_column(i).into_iter().map(|v| v.map(|x| x >= c)).collect()
+    } else {
+        t.str_column(i).into_iter().map(|v| v.map(|s| s.as_str() >= cutoff)).collect()
+    })
+}
+
+/// The newest `fraction` of the rows by time (rows of one time together,
+/// so the share is at most a time's rows off).
+fn newest_mask(t: &Table, i: usize, fraction: f64) -> Vec<Option<bool>> {
+    let dt = t.schema.field(i).data_type();
+    let keys: Vec<Option<f64>> = if type_name(dt) == "timestamp" {
+        t.batches.iter().flat_map(|b| flywheel_data::table::seconds(b.column(i))).collect()
+    } else if flywheel_data::table::is_numeric(dt) {
+        t.f64_column(i)
+    } else {
+        // Text orders as written (ISO dates do): ranked, then split as numbers.
+        let text = t.str_column(i);
+        let mut sorted: Vec<&String> = text.iter().flatten().collect();
+        sorted.sort();
+        sorted.dedup();
+        text.iter().map(|v| v.as_ref().and_then(|s| sorted.binary_search(&s).ok()).map(|r| r as f64)).collect()
+    };
+    let mut known: Vec<f64> = keys.iter().flatten().copied().filter(|k| !k.is_nan()).collect();
+    known.sort_by(f64::total_cmp);
+    let at = ((known.len() as f64) * (1.0 - fraction)).floor() as usize;
+    let threshold = known.get(at.min(known.len().saturating_sub(1))).copied().unwrap_or(f64::INFINITY);
+    keys.into_iter().map(|k| k.filter(|k| !k.is_nan()).map(|k| k >= threshold)).collect()
 }
 
 /// A row goes to eval when the hash of its key (`split_key`, else the
@@ -218,16 +276,24 @@ fn check_split(params: &Params) -> Vec<ParamProblem> {
             format!("`eval_fraction` = {f} must be between 0 and 1 (exclusive)"),
         ));
     }
-    if params.split.as_deref() == Some("time") {
-        let given = [("time_column", "\"date\"", &params.time_column), ("cutoff", "\"2012-07-01\"", &params.cutoff)];
-        for (key, example, value) in given {
-            if value.is_none() {
-                out.push(
-                    ParamProblem::value(&["split"], format!("a time split needs `{key}`"))
-                        .help(format!("add `{key} = {example}`")),
-                );
-            }
-        }
+    if params.split.as_deref() == Some("time") && params.time_column.is_none() {
+        out.push(
+            ParamProblem::value(&["split"], "a time split needs `time_column`").help("add `time_column = \"date\"`"),
+        );
+    }
+    if let Some(t) = params.logs_since.as_deref().filter(|t| !t.trim().is_empty())
+        && flywheel_stats::time::parse(t.trim()).is_none()
+    {
+        out.push(
+            ParamProblem::value(&["logs_since"], format!("`logs_since` = \"{t}\" is not a date or time"))
+                .help("for example \"2026-11-30\" or \"2026-11-30 12:00:00\" (UTC)"),
+        );
+    }
+    if params.logs_last == Some(0) {
+        out.push(
+            ParamProblem::value(&["logs_last"], "`logs_last` = 0 takes no logged rows")
+                .help("leave it out to take them all"),
+        );
     }
     out
 }
@@ -264,6 +330,10 @@ impl TypedComponent for Ingest {
             column(&table, d, "drop")?;
         }
         let table = table.without(drop).map_err(|e| ExecError::failed(e.to_string()))?;
+        let table = match ctx.inputs.get("logs") {
+            Some(logs) => logs::joined(ctx, &params, table, &logs.path)?,
+            None => table,
+        };
         let mask = split_mask(&params, &table)?;
         let eval = table.filter(&mask).map_err(|e| ExecError::failed(e.to_string()))?;
         let not: Vec<bool> = mask.iter().map(|m| !m).collect();
@@ -298,7 +368,32 @@ impl TypedComponent for Ingest {
 
 #[cfg(test)]
 mod tests {
-    use super::stable_hash;
+    use super::{newest_mask, stable_hash};
+    use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray};
+    use arrow_schema::{DataType, Field, Schema};
+    use flywheel_data::table::Table;
+    use std::sync::Arc;
+
+    fn one_column(name: &str, col: ArrayRef) -> Table {
+        let schema = Arc::new(Schema::new(vec![Field::new(name, col.data_type().clone(), true)]));
+        Table { schema: schema.clone(), batches: vec![RecordBatch::try_new(schema, vec![col]).unwrap()] }
+    }
+
+    #[test]
+    fn a_time_split_without_a_cutoff_takes_the_newest_share_keeping_a_time_together() {
+        // Out of order, with a tie at 8: the newest fifth of 10 rows is 2
+        // rows; 9 and the two 8s are the newest three, so times >= 9 only.
+        let t = one_column("t", Arc::new(Float64Array::from(vec![3.0, 9.0, 1.0, 8.0, 2.0, 8.0, 5.0, 10.0, 4.0, 6.0])));
+        let mask: Vec<Option<bool>> = newest_mask(&t, 0, 0.2);
+        let eval: Vec<bool> = mask.into_iter().map(|m| m.unwrap()).collect();
+        assert_eq!(eval, [false, true, false, false, false, false, false, true, false, false]);
+        // ISO text orders as time does.
+        let dates = ["2012-01-02", "2011-12-31", "2012-01-01", "2011-06-01", "2012-02-01"];
+        let t = one_column("d", Arc::new(StringArray::from(dates.to_vec())));
+        let eval: Vec<Option<bool>> = newest_mask(&t, 0, 0.4);
+        assert_eq!(eval, [Some(true), Some(false), Some(false), Some(false), Some(true)]);
+        assert_eq!(DataType::Utf8, *t.schema.field(0).data_type());
+    }
 
     #[test]
     fn hash_is_stable_across_versions() {

@@ -126,14 +126,16 @@ impl TypedComponent for Push {
                 return refuse(ctx, &model.digest, reason, json!({ "failed_infra_checks": failed }));
             }
         }
-        let expected = expected_target(blessing.as_ref(), name);
-        let moving = alias.map(|a| AliasMove { alias: a.to_string(), expected });
+        let (expected, compared) = expected_target(blessing.as_ref(), name);
+        let checked = compared.filter(|c| Some(c.as_str()) != alias);
+        let moving = alias.map(|a| AliasMove { alias: a.to_string(), expected, checked: checked.clone() });
         match ctx.registry.publish(name, model, ctx.run_id, moving).map_err(ExecError::Failed)? {
             Published::Done { model: registered, alias_was } => {
                 record_push(ctx, &model.digest, &registered, alias, alias_was)
             }
             Published::AliasMoved { current } => {
-                let (alias, expected) = (alias.unwrap_or_default(), expected.flatten());
+                let alias = checked.as_deref().or(alias).unwrap_or_default();
+                let expected = expected.flatten();
                 let at = |v: Option<i64>| v.map_or("no version".to_string(), |v| format!("{name}@{v}"));
                 let reason = format!(
                     "`{alias}` moved: it points at {} but the blessing compared the candidate with {}; nothing was registered. Run the pipeline again to compare against {}",
@@ -182,10 +184,14 @@ fn record_push(
 
 /// The version the alias must still point at: the one the blessing compared
 /// the candidate with, when it compared with a version of this model
-/// (`Some(None)`: there was none yet). No condition otherwise.
-fn expected_target(blessing: Option<&Json>, model_name: &str) -> Option<Option<i64>> {
-    let r = blessing?.get("baseline_ref")?;
-    (r["model"].as_str() == Some(model_name)).then(|| r["version"].as_i64())
+/// (`Some(None)`: there was none yet), and the alias it was found by. No
+/// condition otherwise.
+fn expected_target(blessing: Option<&Json>, model_name: &str) -> (Option<Option<i64>>, Option<String>) {
+    let Some(r) = blessing.and_then(|b| b.get("baseline_ref")) else { return (None, None) };
+    if r["model"].as_str() != Some(model_name) {
+        return (None, None);
+    }
+    (Some(r["version"].as_i64()), r["alias"].as_str().map(str::to_string))
 }
 
 fn failed_checks(blessing: &Json) -> Vec<String> {
@@ -300,7 +306,10 @@ mod tests {
         let calls = registry.calls();
         assert_eq!(calls.len(), 1);
         assert_eq!((calls[0].model_name.as_str(), calls[0].run_id), ("bikes", 12));
-        assert_eq!(calls[0].alias, Some(AliasMove { alias: "production".into(), expected: Some(Some(3)) }));
+        assert_eq!(
+            calls[0].alias,
+            Some(AliasMove { alias: "production".into(), expected: Some(Some(3)), checked: None })
+        );
         assert_eq!(ctx.take_refusal(), None);
         assert_eq!(ctx.take_summary()["model_version"], json!("bikes@4"));
     }

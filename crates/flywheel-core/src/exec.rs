@@ -92,6 +92,10 @@ pub struct AliasMove {
     /// Compare-and-set: the version the alias must still point at (`None`:
     /// it must point nowhere), or no condition when nothing was compared.
     pub expected: Option<Option<i64>>,
+    /// The alias `expected` is about, when it is not `alias`: a canary is
+    /// pushed after a comparison with `production`, which must still point
+    /// where it did; the canary alias itself moves unconditionally.
+    pub checked: Option<String>,
 }
 
 /// What [`ModelRegistry::publish`] did.

@@ -90,18 +90,29 @@ impl fmt::Display for ModelRef {
 /// run; with `/INPUT`, the artifact that fed input `INPUT` of the step that
 /// produced that model — e.g. `@model:bikes@production/data`, the data the
 /// production model was trained on.
+///
+/// `@logs:NAME` is the model's prediction log joined with its feedback
+/// labels, as a dataset of the rows logged before the step ran: data that
+/// only arrives through serving.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelInputRef {
     pub model: ModelRef,
     pub input: Option<String>,
+    /// `@logs:NAME`: the model's prediction log, not a registered artifact.
+    pub logs: bool,
 }
 
 impl ModelInputRef {
     pub const PREFIX: &'static str = "@model:";
+    pub const LOGS_PREFIX: &'static str = "@logs:";
 
     /// Parses a reference, or says which part of it is wrong.
     pub fn parse(s: &str) -> Result<ModelInputRef, String> {
-        let rest = s.strip_prefix(Self::PREFIX).ok_or("it does not start with `@model:`")?;
+        if let Some(name) = s.strip_prefix(Self::LOGS_PREFIX) {
+            crate::check_name("the model name", name).map_err(|e| format!("{e} (write `@logs:MODEL`)"))?;
+            return Ok(ModelInputRef { model: ModelRef::latest(name), input: None, logs: true });
+        }
+        let rest = s.strip_prefix(Self::PREFIX).ok_or("it starts with neither `@model:` nor `@logs:`")?;
         let (head, input) = match rest.split_once('/') {
             Some((h, i)) => (h, Some(i)),
             None => (rest, None),
@@ -110,12 +121,15 @@ impl ModelInputRef {
         if let Some(i) = input {
             crate::check_name("the input name", i)?;
         }
-        Ok(ModelInputRef { model, input: input.map(str::to_string) })
+        Ok(ModelInputRef { model, input: input.map(str::to_string), logs: false })
     }
 }
 
 impl fmt::Display for ModelInputRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.logs {
+            return write!(f, "{}{}", Self::LOGS_PREFIX, self.model.name);
+        }
         write!(f, "{}{}", Self::PREFIX, self.model)?;
         if let Some(i) = &self.input {
             write!(f, "/{i}")?;
@@ -153,7 +167,11 @@ mod tests {
         assert!(ModelRef::parse("m@").unwrap_err().contains("the alias ``"));
         assert!(ModelRef::parse("m@a/b").unwrap_err().contains("the alias `a/b`"));
         assert!(ModelRef::parse("m@99999999999999999999").unwrap_err().contains("too large"));
-        assert!(ModelInputRef::parse("model:m").unwrap_err().contains("does not start with `@model:`"));
+        assert!(ModelInputRef::parse("model:m").unwrap_err().contains("neither `@model:` nor `@logs:`"));
+        assert!(ModelInputRef::parse("@logs:m@production").unwrap_err().contains("@logs:MODEL"));
+        let logs = ModelInputRef::parse("@logs:bike-sharing").unwrap();
+        assert!(logs.logs && logs.model.name == "bike-sharing");
+        assert_eq!(logs.to_string(), "@logs:bike-sharing");
         assert!(ModelInputRef::parse("@model:m@p/b/c").unwrap_err().contains("the input name `b/c`"));
     }
 

@@ -5,10 +5,13 @@
 //! time. The CLI only wires it.
 //!
 //! - `triggers.rs`: when a trigger fires (pure).
+//! - `delivery.rs`: a triggered run's model out as a canary, judged
+//!   against production on the same traffic, promoted or rolled back.
 //! - `up.rs`: the loop: serve, monitor, decide, launch, with every
 //!   trigger's state kept in the home before its run starts, so that a
 //!   restart does not fire it twice.
 
+pub mod delivery;
 pub mod triggers;
 mod up;
 

@@ -20,6 +20,8 @@ use flywheel_deploy::{Trigger, TriggerKind};
 #[derive(Debug, Clone, PartialEq)]
 pub struct WindowView {
     pub id: i64,
+    /// When its first row was served, µs since 1970.
+    pub first_us: i64,
     /// `(drifted, compared)` columns when the window drifted from the
     /// training data.
     pub drift: Option<(usize, usize)>,
@@ -36,6 +38,10 @@ pub struct TriggerState {
     pub used_window: i64,
     /// When a schedule last looked for ticks (its start, at first).
     pub looked_us: Option<i64>,
+    /// When the state began: windows that began before it (served before
+    /// the trigger was declared, or before it was started afresh) never
+    /// fire it.
+    pub since_us: i64,
 }
 
 /// A trigger firing: why, in words a run records ("drift: 5 of 8 columns
@@ -54,7 +60,8 @@ pub fn decide(trigger: &Trigger, state: &TriggerState, windows: &[WindowView], n
     if state.fired_us.is_some_and(|t| now_us < t.saturating_add(cooldown)) {
         return None;
     }
-    let fresh: Vec<&WindowView> = windows.iter().filter(|w| w.id > state.used_window).collect();
+    let fresh: Vec<&WindowView> =
+        windows.iter().filter(|w| w.id > state.used_window && w.first_us >= state.since_us).collect();
     let newest = fresh.last().map(|w| w.id);
     match &trigger.kind {
         TriggerKind::Drift { windows: n } => in_a_row(&fresh, *n, |w| w.drift.is_some()).map(|run| {

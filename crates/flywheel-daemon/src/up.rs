@@ -3,6 +3,7 @@
 //! run of its pipeline (or waits for, or skips, the one under way).
 
 use crate::DaemonError;
+use crate::delivery::{CANARY, Delivered, Deliverer};
 use crate::triggers::{Firing, TriggerState, WindowView, decide};
 use flywheel_core::{CancelToken, ComponentRegistry};
 use flywheel_deploy::{Deployment, TriggerKind, WhenBusy};
@@ -32,12 +33,40 @@ pub struct UpConfig {
 /// What `up` tells as it goes.
 #[derive(Debug, Clone)]
 pub enum Event {
-    Window { deployment: String, text: String },
-    Fired { deployment: String, reason: String },
-    Skipped { deployment: String, reason: String },
-    Queued { deployment: String, reason: String },
-    RunFinished { deployment: String, run_id: i64, status: String, error: Option<String> },
-    Problem { deployment: String, text: String },
+    Window {
+        deployment: String,
+        text: String,
+    },
+    Fired {
+        deployment: String,
+        reason: String,
+    },
+    /// A firing that starts no run, and why not.
+    Skipped {
+        deployment: String,
+        reason: String,
+        because: String,
+    },
+    Queued {
+        deployment: String,
+        reason: String,
+    },
+    RunFinished {
+        deployment: String,
+        run_id: i64,
+        status: String,
+        error: Option<String>,
+    },
+    Problem {
+        deployment: String,
+        text: String,
+    },
+    /// A canary went out, was promoted, rolled back, or waits for approval.
+    Delivery {
+        deployment: String,
+        delivered: Delivered,
+        text: String,
+    },
 }
 
 type Tell = Arc<dyn Fn(Event) + Send + Sync>;
@@ -53,6 +82,7 @@ pub async fn up(
     check(&config)?;
     let serve = Serve::load(&serve_config(&config)?).await?;
     let home = serve.home.clone().ok_or_else(|| DaemonError::Nothing("the server opened no home".into()))?;
+    let deliverer = Deliverer::new(serve.table.clone(), serve.metrics.clone());
     for d in &config.deployments {
         home.metadata.record_deployment(&record(d))?;
         for t in d.triggers.iter().filter(|t| matches!(t.kind, TriggerKind::OnDemand | TriggerKind::NewData { .. })) {
@@ -69,7 +99,7 @@ pub async fn up(
     });
     // The loop reads files and scores windows: on a thread and runtime of
     // its own, it never holds up the server's accepting and answering.
-    let looping = Loop::new(home, components, config, tell);
+    let looping = Loop::new(home, components, config, deliverer, tell);
     let loop_stopped = stopped.clone();
     let looper = std::thread::spawn(move || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt.block_on(looping.run(loop_stopped)),
@@ -116,7 +146,7 @@ fn serve_config(config: &UpConfig) -> Result<ServeConfig, DaemonError> {
     let mut models = Vec::new();
     let mut samples = Vec::new();
     for d in &config.deployments {
-        for (alias, weight) in &d.serving.split {
+        for (alias, weight) in with_canary(d) {
             models.push(format!("{}@{alias}:{weight}", d.model));
         }
         if let Some(shadow) = &d.serving.shadow {
@@ -135,6 +165,21 @@ fn serve_config(config: &UpConfig) -> Result<ServeConfig, DaemonError> {
         token: config.token.clone(),
         log: Some(LogOptions { sampling: Sampling::parse(&samples)?, ..LogOptions::default() }),
     })
+}
+
+/// The deployment's split with the canary's share: `production = 100` and
+/// a 10% canary serve as production 90, canary 10. The canary arm answers
+/// only while the alias points at a version.
+fn with_canary(d: &Deployment) -> Vec<(String, u64)> {
+    let split = &d.serving.split;
+    if split.iter().any(|(a, _)| a == CANARY) {
+        return split.iter().map(|(a, w)| (a.clone(), u64::from(*w))).collect();
+    }
+    let total: u64 = split.iter().map(|(_, w)| u64::from(*w)).sum();
+    let share = u64::from(d.delivery.canary);
+    let mut arms: Vec<(String, u64)> = split.iter().map(|(a, w)| (a.clone(), u64::from(*w) * (100 - share))).collect();
+    arms.push((CANARY.to_string(), total * share));
+    arms
 }
 
 fn record(d: &Deployment) -> DeploymentRecord {
@@ -164,6 +209,7 @@ struct Running {
 struct Loop {
     home: Home,
     orchestrator: Arc<Orchestrator>,
+    deliverer: Deliverer,
     config: UpConfig,
     tell: Tell,
     running: HashMap<String, Running>,
@@ -172,9 +218,9 @@ struct Loop {
 }
 
 impl Loop {
-    fn new(home: Home, components: ComponentRegistry, config: UpConfig, tell: Tell) -> Loop {
+    fn new(home: Home, components: ComponentRegistry, config: UpConfig, deliverer: Deliverer, tell: Tell) -> Loop {
         let orchestrator = Arc::new(Orchestrator::new(home.clone(), components));
-        Loop { home, orchestrator, config, tell, running: HashMap::new(), told: HashMap::new() }
+        Loop { home, orchestrator, deliverer, config, tell, running: HashMap::new(), told: HashMap::new() }
     }
 
     async fn run(mut self, mut stopped: watch::Receiver<bool>) {
@@ -222,12 +268,20 @@ impl Loop {
             let text = window_text(w);
             (self.tell)(Event::Window { deployment: d.name.clone(), text });
         }
+        let canary_out = self.deliver(d)?;
         let windows = self.views(&d.model).map_err(|e| e.to_string())?;
         for trigger in &d.triggers {
             let key = trigger_key(trigger);
             let saved = self.home.metadata.trigger_state(&d.name, &key).map_err(|e| e.to_string())?;
-            let state = saved.map_or(TriggerState { looked_us: Some(now_us()), ..TriggerState::default() }, |s| {
-                TriggerState { fired_us: s.fired_us, used_window: s.used_window, looked_us: s.looked_us }
+            // A trigger seen for the first time starts from now: windows of
+            // rows served before it existed do not fire it.
+            let start = now_us();
+            let fresh = TriggerState { looked_us: Some(start), since_us: start, ..TriggerState::default() };
+            let state = saved.map_or(fresh, |s| TriggerState {
+                fired_us: s.fired_us,
+                used_window: s.used_window,
+                looked_us: s.looked_us,
+                since_us: s.since_us,
             });
             let now = now_us();
             let fired = decide(trigger, &state, &windows, now);
@@ -237,17 +291,59 @@ impl Loop {
                     fired_us: Some(now),
                     used_window: f.window.unwrap_or(state.used_window),
                     looked_us: looked,
+                    since_us: state.since_us,
                 },
-                None => TriggerRecord { fired_us: state.fired_us, used_window: state.used_window, looked_us: looked },
+                None => TriggerRecord {
+                    fired_us: state.fired_us,
+                    used_window: state.used_window,
+                    looked_us: looked,
+                    since_us: state.since_us,
+                },
             };
             // Saved before its run starts: killed after this, `up` does not
             // fire it again for the same windows.
             self.home.metadata.save_trigger_state(&d.name, &key, &next).map_err(|e| e.to_string())?;
-            if let Some(f) = fired {
-                self.offer(d, f, trigger.when_busy);
+            match fired {
+                // A new model would replace the canary being judged.
+                Some(f) if canary_out => (self.tell)(Event::Skipped {
+                    deployment: d.name.clone(),
+                    reason: f.reason,
+                    because: "a canary is out, and its verdict comes first".into(),
+                }),
+                Some(f) => self.offer(d, f, trigger.when_busy),
+                None => {}
             }
         }
         monitored.map(|_| ()).map_err(|e| format!("monitoring: {e}"))
+    }
+
+    /// The deployment's canary judged; whether one is still out.
+    fn deliver(&mut self, d: &Deployment) -> Result<bool, String> {
+        let (done, out) = self.deliverer.step(&self.home, d, now_us())?;
+        let model = &d.model;
+        let Some(done) = done else { return Ok(out) };
+        let text = match &done {
+            Delivered::Started { version } => {
+                format!("{model}@{version} is out as canary, with {}% of traffic", d.delivery.canary)
+            }
+            Delivered::Awaiting { version, reason } => {
+                format!("{model}@{version} {reason}; it waits for `flywheel models approve {model}@{version}`")
+            }
+            Delivered::Promoted { version, from, reason } => format!(
+                "{model}@{version} promoted to production (was {}): {reason}",
+                from.map_or("nothing".into(), |v| format!("@{v}"))
+            ),
+            Delivered::RolledBack { version, reason } => {
+                format!("{model}@{version} rolled back, production untouched: {reason}")
+            }
+        };
+        let key = format!("delivery {text}");
+        // Awaiting approval is told once, not every tick.
+        if self.told.get(&format!("{}#delivery", d.name)) != Some(&key) {
+            self.told.insert(format!("{}#delivery", d.name), key);
+            (self.tell)(Event::Delivery { deployment: d.name.clone(), delivered: done, text });
+        }
+        Ok(out)
     }
 
     /// The model's recent windows, oldest first, as the triggers see them.
@@ -270,7 +366,7 @@ impl Loop {
                         a["bound"].as_str().unwrap_or_default().to_string(),
                     )
                 });
-                WindowView { id: w.id, drift, out_of_bound: out }
+                WindowView { id: w.id, first_us: w.window.first_us, drift, out_of_bound: out }
             })
             .collect();
         views.reverse();
@@ -286,7 +382,11 @@ impl Loop {
                     r.queued.get_or_insert_with(|| f.reason.clone());
                     (self.tell)(Event::Queued { deployment: name, reason: f.reason });
                 }
-                WhenBusy::Skip => (self.tell)(Event::Skipped { deployment: name, reason: f.reason }),
+                WhenBusy::Skip => (self.tell)(Event::Skipped {
+                    deployment: name,
+                    reason: f.reason,
+                    because: "a run is under way".into(),
+                }),
             }
             return;
         }
@@ -300,7 +400,16 @@ impl Loop {
     fn launch(&self, d: &Deployment, trigger: String) -> Running {
         let cancel = CancelToken::new();
         let (o, pipeline, c) = (self.orchestrator.clone(), d.pipeline.clone(), cancel.clone());
-        let opts = RunOptions { jobs: 1, trigger, started_by: "flywheel up".into(), ..RunOptions::default() };
+        // New models go out as canaries: the run pushes to `canary`, and
+        // delivery decides about production.
+        let opts = RunOptions {
+            jobs: 1,
+            trigger,
+            started_by: "flywheel up".into(),
+            overrides: d.params.clone(),
+            publish_alias: Some(CANARY.to_string()),
+            ..RunOptions::default()
+        };
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)

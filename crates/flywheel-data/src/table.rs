@@ -67,15 +67,27 @@ fn open_parquet_batches(path: &Path) -> Result<Batches, DataError> {
 pub fn write_parquet(path: &Path, table: &Table) -> Result<(), DataError> {
     let werr = |message: String| DataError::Write { path: path.to_path_buf(), message };
     let file = File::create(path).map_err(|e| werr(e.to_string()))?;
+    parquet_into(file, table).map_err(werr)
+}
+
+/// The table as Parquet bytes, as [`write_parquet`] writes them.
+pub fn parquet_bytes(table: &Table) -> Result<Vec<u8>, DataError> {
+    let mut out = Vec::new();
+    parquet_into(&mut out, table)
+        .map_err(|message| DataError::Write { path: std::path::PathBuf::from("<memory>"), message })?;
+    Ok(out)
+}
+
+fn parquet_into<W: std::io::Write + Send>(out: W, table: &Table) -> Result<(), String> {
     let props = parquet::file::properties::WriterProperties::builder()
         .set_compression(parquet::basic::Compression::SNAPPY)
         .build();
-    let mut w = parquet::arrow::ArrowWriter::try_new(file, table.schema.clone(), Some(props))
-        .map_err(|e| werr(e.to_string()))?;
+    let mut w =
+        parquet::arrow::ArrowWriter::try_new(out, table.schema.clone(), Some(props)).map_err(|e| e.to_string())?;
     for b in &table.batches {
-        w.write(b).map_err(|e| werr(e.to_string()))?;
+        w.write(b).map_err(|e| e.to_string())?;
     }
-    w.close().map_err(|e| werr(e.to_string()))?;
+    w.close().map_err(|e| e.to_string())?;
     Ok(())
 }
 

@@ -13,7 +13,7 @@ use serde_json::Value as Json;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-const DEPLOYMENT_KEYS: &[&str] = &["name", "pipeline", "model"];
+const DEPLOYMENT_KEYS: &[&str] = &["name", "pipeline", "model", "params"];
 const SERVING_KEYS: &[&str] = &["addr", "split", "shadow", "log_sample"];
 const MONITORING_KEYS: &[&str] = &["window", "drift_share", "columns", "performance"];
 const DELIVERY_KEYS: &[&str] = &["approval", "canary", "hold", "max_error_rate", "tolerance"];
@@ -74,10 +74,12 @@ impl Compiler<'_> {
         let triggers: Vec<Option<Trigger>> = c.triggers.iter().map(|t| self.trigger(t, &monitoring)).collect();
         let delivery = self.delivery(c.delivery.as_ref());
         let pipeline = pipeline?;
+        let params = self.params(d, &pipeline);
         let model = self.model(d, &pipeline)?;
         let name = self.name(d, &pipeline)?;
         Some(Deployment {
             name,
+            params: params?,
             path: self.path.to_path_buf(),
             source: String::new(),
             digest: String::new(),
@@ -144,6 +146,42 @@ impl Compiler<'_> {
                 None
             }
         }
+    }
+
+    /// `params = { data = "2011.csv" }`: the pipeline's parameters as this
+    /// deployment runs it, each checked as `flywheel run --set` checks it.
+    fn params(&mut self, d: &Section, pipeline: &Pipeline) -> Option<Vec<(String, String)>> {
+        let Some(p) = d.get("params") else { return Some(Vec::new()) };
+        let Json::Object(map) = &p.value else {
+            let help = Some("params = { data = \"data/latest.csv\" }".into());
+            self.check().err(format!("`params` must be a table, found {}", kind(&p.value)), &p.span, help);
+            return None;
+        };
+        let mut out = Vec::new();
+        for (name, v) in map {
+            let text = match v {
+                Json::String(s) => s.clone(),
+                Json::Number(_) | Json::Bool(_) => v.to_string(),
+                other => {
+                    self.check().err(
+                        format!("`params.{name}` must be a string, number or boolean, found {}", kind(other)),
+                        &p.span,
+                        None,
+                    );
+                    return None;
+                }
+            };
+            out.push((name.clone(), text));
+        }
+        for one in &out {
+            if let Err(e) = pipeline.resolve_parameters(std::slice::from_ref(one)) {
+                let text = e.to_string();
+                let text = text.strip_prefix("--set ").unwrap_or(&text);
+                self.check().err(format!("`params`: {text}"), &p.span, None);
+                return None;
+            }
+        }
+        Some(out)
     }
 
     fn name(&mut self, d: &Section, pipeline: &Pipeline) -> Option<String> {

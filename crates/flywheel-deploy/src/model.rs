@@ -14,6 +14,8 @@ pub struct Deployment {
     /// blake3 of the file's text.
     pub digest: String,
     pub pipeline: Pipeline,
+    /// The pipeline's parameters as this deployment runs it (`params`).
+    pub params: Vec<(String, String)>,
     /// The registered model the pipeline pushes, served and monitored.
     pub model: String,
     pub serving: Serving,

@@ -1,5 +1,5 @@
 //! `flywheel up`'s record: the deployments of the home and the state of
-//! each of their triggers (migration 9).
+//! each of their triggers (migration 9), and their canaries (migration 10).
 
 use crate::{MetadataStore, Result};
 use rusqlite::{OptionalExtension, params};
@@ -21,9 +21,94 @@ pub struct TriggerRecord {
     pub fired_us: Option<i64>,
     pub used_window: i64,
     pub looked_us: Option<i64>,
+    /// When the state began: windows that began before never fire it.
+    pub since_us: i64,
+}
+
+/// A version sent out as a deployment's canary, and how that ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CanaryRecord {
+    pub deployment: String,
+    pub version: i64,
+    pub started_us: i64,
+    pub decided_us: Option<i64>,
+    /// `promoted` or `rolled back`; `None` while it holds.
+    pub outcome: Option<String>,
+    pub reason: Option<String>,
 }
 
 impl MetadataStore {
+    /// The canary record of `version`, starting it now if there is none.
+    pub fn canary(&self, deployment: &str, version: i64, now_us: i64) -> Result<CanaryRecord> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO canaries (deployment, version, started_us) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+            params![deployment, version, now_us],
+        )?;
+        Ok(conn.query_row(
+            "SELECT deployment, version, started_us, decided_us, outcome, reason FROM canaries
+             WHERE deployment = ?1 AND version = ?2",
+            params![deployment, version],
+            |r| {
+                Ok(CanaryRecord {
+                    deployment: r.get(0)?,
+                    version: r.get(1)?,
+                    started_us: r.get(2)?,
+                    decided_us: r.get(3)?,
+                    outcome: r.get(4)?,
+                    reason: r.get(5)?,
+                })
+            },
+        )?)
+    }
+
+    /// The canaries of `deployment`, newest first.
+    pub fn canaries(&self, deployment: &str, limit: usize) -> Result<Vec<CanaryRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT deployment, version, started_us, decided_us, outcome, reason FROM canaries
+             WHERE deployment = ?1 ORDER BY started_us DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![deployment, limit as i64], |r| {
+            Ok(CanaryRecord {
+                deployment: r.get(0)?,
+                version: r.get(1)?,
+                started_us: r.get(2)?,
+                decided_us: r.get(3)?,
+                outcome: r.get(4)?,
+                reason: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Forgets what `deployment`'s triggers and canaries did: it starts
+    /// afresh (the quickstart, replaying its story from the start).
+    pub fn forget_deployment_state(&self, deployment: &str) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute("DELETE FROM trigger_states WHERE deployment = ?1", params![deployment])?;
+        tx.execute("DELETE FROM canaries WHERE deployment = ?1", params![deployment])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records how the canary `version` ended.
+    pub fn decide_canary(
+        &self,
+        deployment: &str,
+        version: i64,
+        outcome: &str,
+        reason: &str,
+        now_us: i64,
+    ) -> Result<()> {
+        self.conn().execute(
+            "UPDATE canaries SET decided_us = ?3, outcome = ?4, reason = ?5 WHERE deployment = ?1 AND version = ?2",
+            params![deployment, version, now_us, outcome, reason],
+        )?;
+        Ok(())
+    }
+
     /// Records `d`, replacing any record of the same name or file (a
     /// deployment renamed in its file is still one deployment).
     pub fn record_deployment(&self, d: &DeploymentRecord) -> Result<()> {
@@ -60,19 +145,28 @@ impl MetadataStore {
         Ok(self
             .conn()
             .query_row(
-                "SELECT fired_us, used_window, looked_us FROM trigger_states WHERE deployment = ?1 AND trigger_key = ?2",
+                "SELECT fired_us, used_window, looked_us, COALESCE(since_us, 0) FROM trigger_states
+                 WHERE deployment = ?1 AND trigger_key = ?2",
                 params![deployment, key],
-                |r| Ok(TriggerRecord { fired_us: r.get(0)?, used_window: r.get(1)?, looked_us: r.get(2)? }),
+                |r| {
+                    Ok(TriggerRecord {
+                        fired_us: r.get(0)?,
+                        used_window: r.get(1)?,
+                        looked_us: r.get(2)?,
+                        since_us: r.get(3)?,
+                    })
+                },
             )
             .optional()?)
     }
 
     pub fn save_trigger_state(&self, deployment: &str, key: &str, t: &TriggerRecord) -> Result<()> {
         self.conn().execute(
-            "INSERT INTO trigger_states (deployment, trigger_key, fired_us, used_window, looked_us)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT(deployment, trigger_key) DO UPDATE SET fired_us = ?3, used_window = ?4, looked_us = ?5",
-            params![deployment, key, t.fired_us, t.used_window, t.looked_us],
+            "INSERT INTO trigger_states (deployment, trigger_key, fired_us, used_window, looked_us, since_us)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT(deployment, trigger_key)
+             DO UPDATE SET fired_us = ?3, used_window = ?4, looked_us = ?5, since_us = ?6",
+            params![deployment, key, t.fired_us, t.used_window, t.looked_us, t.since_us],
         )?;
         Ok(())
     }

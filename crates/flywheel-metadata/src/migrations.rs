@@ -248,4 +248,24 @@ CREATE TABLE trigger_states (
 );
 "#,
     ),
+    (
+        10,
+        // `flywheel up`'s canaries: when each version went out as a canary
+        // of a deployment, and how that ended (promoted, rolled back), so
+        // that a restart goes on holding it, or leaves it decided. And when
+        // each trigger's state began.
+        r#"
+-- Windows that began before a trigger's state did never fire it.
+ALTER TABLE trigger_states ADD COLUMN since_us INTEGER;
+CREATE TABLE canaries (
+    deployment TEXT NOT NULL,
+    version    INTEGER NOT NULL,
+    started_us INTEGER NOT NULL,
+    decided_us INTEGER,
+    outcome    TEXT,
+    reason     TEXT,
+    PRIMARY KEY (deployment, version)
+);
+"#,
+    ),
 ];

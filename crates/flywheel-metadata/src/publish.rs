@@ -20,6 +20,10 @@ pub enum PublishOutcome {
     AliasMoved { current: Option<i64> },
 }
 
+/// Compare-and-set for a publish: the alias the candidate was compared
+/// through, and the version it must still point at (`None`: nowhere).
+pub type Expected<'a> = (&'a str, Option<i64>);
+
 impl MetadataStore {
     /// Registers `artifact_id` under `model_name` and, with `alias`, points
     /// it at that version, all in one transaction. `expected` (when given)
@@ -30,14 +34,19 @@ impl MetadataStore {
         model_name: &str,
         artifact_id: i64,
         run_id: Option<i64>,
-        alias: Option<(&str, Option<Option<i64>>)>,
+        alias: Option<(&str, Option<Expected<'_>>)>,
         caller: &str,
     ) -> Result<PublishOutcome> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        if let Some((a, Some(expected))) = alias {
-            let current = alias_target(&tx, model_name, a)?;
-            if current != expected {
+        if let Some((a, Some((checked, expected)))) = alias {
+            let current = alias_target(&tx, model_name, checked)?;
+            if checked != a {
+                // Another alias was compared with: it must not have moved.
+                if current != expected {
+                    return Ok(PublishOutcome::AliasMoved { current });
+                }
+            } else if current != expected {
                 // Already published by this very artifact (a resumed run
                 // publishing again): nothing to do, and nothing to refuse.
                 if let Some(v) = current
@@ -96,19 +105,42 @@ mod tests {
     fn an_alias_moves_only_if_it_still_points_where_the_blessing_compared() {
         let (_d, s, run, a, b) = store_with_model();
         // Blessed against no production: only valid while there is none.
-        let first = s.publish("m", a, Some(run), Some(("production", Some(None))), "t").unwrap();
+        let first = s.publish("m", a, Some(run), Some(("production", Some(("production", None)))), "t").unwrap();
         assert!(matches!(first, PublishOutcome::Published { alias_was: None, created: true, .. }));
         // A second run also blessed against none: production is 1 now.
-        let raced = s.publish("m", b, Some(run), Some(("production", Some(None))), "t").unwrap();
+        let raced = s.publish("m", b, Some(run), Some(("production", Some(("production", None)))), "t").unwrap();
         assert!(matches!(raced, PublishOutcome::AliasMoved { current: Some(1) }), "{raced:?}");
         // Nothing was registered by the refused publish.
         assert!(s.model_version("m", Some(2)).is_err());
-        let ok = s.publish("m", b, Some(run), Some(("production", Some(Some(1)))), "t").unwrap();
+        let ok = s.publish("m", b, Some(run), Some(("production", Some(("production", Some(1))))), "t").unwrap();
         assert!(matches!(ok, PublishOutcome::Published { alias_was: Some(1), .. }));
         assert_eq!(s.aliased_version("m", "production").unwrap().unwrap().version, 2);
         // Publishing the same artifact again (a resumed run) is not a race.
-        let again = s.publish("m", b, Some(run), Some(("production", Some(Some(1)))), "t").unwrap();
+        let again = s.publish("m", b, Some(run), Some(("production", Some(("production", Some(1))))), "t").unwrap();
         assert!(matches!(again, PublishOutcome::Published { created: false, alias_was: Some(2), .. }));
         assert_eq!(s.registry_audit(10).unwrap().len(), 2, "no move was audited for the repeat");
+    }
+
+    #[test]
+    fn a_canary_moves_only_while_production_is_still_the_one_compared_with() {
+        let (_d, s, run, a, b) = store_with_model();
+        s.publish("m", a, Some(run), Some(("production", None)), "t").unwrap();
+        // Compared with production 1, pushed to canary: canary moves, production stays.
+        let canary = s.publish("m", b, Some(run), Some(("canary", Some(("production", Some(1))))), "t").unwrap();
+        assert!(matches!(canary, PublishOutcome::Published { alias_was: None, created: true, .. }), "{canary:?}");
+        assert_eq!(s.aliased_version("m", "canary").unwrap().unwrap().version, 2);
+        assert_eq!(s.aliased_version("m", "production").unwrap().unwrap().version, 1);
+        // Production moved meanwhile: the comparison no longer holds.
+        s.set_alias("m", "production", 2, None, crate::Change { caller: "t", reason: None }).unwrap();
+        let stale = s.publish("m", a, Some(run), Some(("canary", Some(("production", Some(1))))), "t").unwrap();
+        assert!(matches!(stale, PublishOutcome::AliasMoved { current: Some(2) }), "{stale:?}");
+        assert_eq!(s.aliased_version("m", "canary").unwrap().unwrap().version, 2, "untouched");
+        // Removing an alias is compare-and-set too, and audited.
+        let change = || crate::Change { caller: "t", reason: Some("rolled back") };
+        assert!(s.remove_alias_if("m", "canary", 1, change()).is_err());
+        s.remove_alias_if("m", "canary", 2, change()).unwrap();
+        assert!(s.aliased_version("m", "canary").unwrap().is_none());
+        let audit = s.registry_audit(1).unwrap();
+        assert_eq!(audit[0].1.action, "remove_alias");
     }
 }

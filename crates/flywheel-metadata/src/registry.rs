@@ -95,6 +95,27 @@ impl MetadataStore {
         Ok(before)
     }
 
+    /// Removes `alias` of `model_name` if it still points at `expected`
+    /// (compare-and-set, else [`MetadataError::AliasMoved`]), audited; one
+    /// transaction. A canary rolled back, or promoted, leaves this way.
+    pub fn remove_alias_if(&self, model_name: &str, alias: &str, expected: i64, change: Change) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let current = alias_target(&tx, model_name, alias)?;
+        if current != Some(expected) {
+            let (model, alias) = (model_name.to_string(), alias.to_string());
+            return Err(MetadataError::AliasMoved { model, alias, expected: Some(expected), current });
+        }
+        tx.execute("DELETE FROM model_aliases WHERE model_name = ?1 AND alias = ?2", params![model_name, alias])?;
+        tx.execute(
+            "INSERT INTO registry_audit (model_name, action, alias, from_version, to_version, caller, at, reason)
+             VALUES (?1, 'remove_alias', ?2, ?3, NULL, ?4, ?5, ?6)",
+            params![model_name, alias, expected, change.caller, flywheel_core::now_rfc3339(), change.reason],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// The version `alias` points at, if any.
     pub fn aliased_version(&self, model_name: &str, alias: &str) -> Result<Option<ModelVersion>> {
         let conn = self.conn();

@@ -42,10 +42,10 @@ fn migrations_apply_once_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.db");
     let s = MetadataStore::open(&path).unwrap();
-    assert_eq!(s.schema_version().unwrap(), 9);
+    assert_eq!(s.schema_version().unwrap(), 10);
     drop(s);
     let s = MetadataStore::open(&path).unwrap();
-    assert_eq!(s.schema_version().unwrap(), 9);
+    assert_eq!(s.schema_version().unwrap(), 10);
 }
 
 #[test]
@@ -169,7 +169,7 @@ fn deployments_and_trigger_states_are_kept_and_replaced() {
     s.record_deployment(&renamed).unwrap();
     assert_eq!(s.deployments().unwrap(), [renamed], "the same file renamed is one deployment");
     assert_eq!(s.trigger_state("bikes", "drift windows=3").unwrap(), None);
-    let t = TriggerRecord { fired_us: Some(5), used_window: 7, looked_us: None };
+    let t = TriggerRecord { fired_us: Some(5), used_window: 7, looked_us: None, since_us: 3 };
     s.save_trigger_state("bikes", "drift windows=3", &t).unwrap();
     assert_eq!(s.trigger_state("bikes", "drift windows=3").unwrap(), Some(t.clone()));
     assert_eq!(s.trigger_state("bikes", "drift windows=2").unwrap(), None, "a trigger changed starts afresh");

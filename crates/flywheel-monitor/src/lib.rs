@@ -9,7 +9,9 @@
 //! - `metric.rs`: the metric over the labeled rows, as scikit-learn defines it
 //!   (`flywheel_ml::metrics`).
 //! - `windows.rs`: windows cut from the log as it grows, scored, recorded.
+//! - `compare.rs`: a canary and production on the same traffic.
 
+pub mod compare;
 mod metric;
 mod score;
 pub mod windows;

@@ -76,16 +76,16 @@ fn store(e: flywheel_metadata::MetadataError) -> MonitorError {
 
 /// The rows logged for `model` in `[since, until)` (µs), shadow answers
 /// left out; `None` when the model has no log yet.
-fn logged(home: &Home, model: &str, since: Option<i64>, until: Option<i64>) -> Result<Option<Table>, MonitorError> {
+pub(crate) fn logged(
+    home: &Home,
+    model: &str,
+    since: Option<i64>,
+    until: Option<i64>,
+) -> Result<Option<Table>, MonitorError> {
     let window = Window { since_us: since, until_us: until };
     match read_log(&home.root, &home.metadata, model, window) {
-        Ok(t) => {
-            let shadow = t.column_index("shadow").map(|i| t.str_column(i)).unwrap_or_default();
-            let keep: Vec<bool> =
-                (0..t.rows()).map(|i| shadow.get(i).is_none_or(|s| s.as_deref() != Some("true"))).collect();
-            Ok(Some(t.filter(&keep).map_err(|e| MonitorError::Window(e.to_string()))?))
-        }
-        Err(flywheel_serve::ServeError::NotFound(_)) => Ok(None),
+        Ok(t) => Ok(Some(flywheel_registry::logs::answered(t).map_err(|e| MonitorError::Window(e.to_string()))?)),
+        Err(flywheel_registry::RegistryError::NoLog(_)) => Ok(None),
         Err(e) => Err(MonitorError::Store(e.to_string())),
     }
 }

@@ -23,6 +23,9 @@ pub struct RunOptions {
     pub overrides: Vec<(String, String)>,
     pub trigger: String,
     pub started_by: String,
+    /// The alias this run's publishers move, instead of the one their step
+    /// declares: a deployment with a canary sends new models to `canary`.
+    pub publish_alias: Option<String>,
 }
 
 impl Default for RunOptions {
@@ -33,6 +36,7 @@ impl Default for RunOptions {
             overrides: Vec::new(),
             trigger: "manual".into(),
             started_by: default_user(),
+            publish_alias: None,
         }
     }
 }
@@ -131,7 +135,10 @@ impl Orchestrator {
             &pipeline.source,
         )?;
         let params = json!(values);
-        let options = json!({ "jobs": opts.jobs, "no_cache": opts.no_cache });
+        let mut options = json!({ "jobs": opts.jobs, "no_cache": opts.no_cache });
+        if let Some(alias) = &opts.publish_alias {
+            options["publish_alias"] = json!(alias);
+        }
         let run_id = meta.create_run(pipeline_id, &params, &options, &opts.trigger, &opts.started_by)?;
         self.drive(pipeline, run_id, values, opts, HashMap::new(), observer, cancel).await
     }
@@ -174,7 +181,12 @@ impl Orchestrator {
             run.parameters.as_object().map(|m| m.clone().into_iter().collect()).unwrap_or_default();
         let done = self.reusable_steps(run_id, &pipeline).await?;
         meta.reopen_run(run_id)?;
-        self.drive(&pipeline, run_id, values, opts, done, observer, cancel).await
+        // A resumed run publishes where it was started to.
+        let mut opts = opts.clone();
+        if let Some(alias) = run.options["publish_alias"].as_str() {
+            opts.publish_alias = Some(alias.to_string());
+        }
+        self.drive(&pipeline, run_id, values, &opts, done, observer, cancel).await
     }
 
     /// The steps of `run_id` that succeeded and can keep their outputs: every
@@ -385,11 +397,18 @@ impl<'a> Drive<'a> {
                 self.outputs.get(&r.step_index).and_then(|o| o.get(&r.output)).map(|a| (port.clone(), a.clone()))
             })
             .collect();
+        let mut params = step.resolve_params(&self.values);
+        if let Some(alias) = &self.opts.publish_alias
+            && component.role() == Role::Publisher
+            && params.contains_key("alias")
+        {
+            params.insert("alias".into(), Json::String(alias.clone()));
+        }
         StepJob {
             run_id: self.run_id,
             step: step.for_run(&self.values),
             component,
-            params: step.resolve_params(&self.values),
+            params,
             inputs,
             base_dir: self.pipeline.base_dir.clone(),
             use_cache: !self.opts.no_cache,

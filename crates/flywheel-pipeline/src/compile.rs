@@ -609,10 +609,23 @@ impl Compiler<'_> {
         }
         match ModelInputRef::parse(&text) {
             Ok(r) => {
-                let optional = spec.and_then(|sp| sp.input(&port.value)).is_some_and(|p| p.optional);
+                let declared = spec.and_then(|sp| sp.input(&port.value));
+                let optional = declared.is_some_and(|p| p.optional);
                 if let Some(sp) = spec.filter(|sp| !sp.dynamic_ports && sp.input(&port.value).is_none()) {
                     let help = did_you_mean(&port.value, sp.inputs.iter().map(|p| p.name));
                     self.err(format!("unknown input `{}`", port.value), &port.span, help);
+                }
+                if let Some(p) =
+                    declared.filter(|p| r.logs && !matches!(p.ty, ArtifactType::Dataset | ArtifactType::Any))
+                {
+                    self.err(
+                        format!(
+                            "input `{}` takes a {}, but `{text}` is a dataset (the prediction log)",
+                            port.value, p.ty
+                        ),
+                        &reference.span,
+                        Some("wire `@logs:MODEL` to a dataset input, such as `ingest`'s `logs`".into()),
+                    );
                 }
                 Some((r, optional))
             }
@@ -620,7 +633,7 @@ impl Compiler<'_> {
                 self.err(
                     format!("input `{}` = \"{text}\" is not a resolvable reference: {why}", port.value),
                     &reference.span,
-                    Some("write `@model:MODEL[@ALIAS|@VERSION][/INPUT]`, e.g. \"@model:bike-sharing@production\" for the production model, or \"@model:bike-sharing@production/data\" for the data it was trained on".into()),
+                    Some("write `@model:MODEL[@ALIAS|@VERSION][/INPUT]`, e.g. \"@model:bike-sharing@production\" for the production model, or \"@model:bike-sharing@production/data\" for the data it was trained on; or `@logs:MODEL` for its prediction log with feedback labels".into()),
                 );
                 None
             }

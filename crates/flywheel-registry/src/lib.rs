@@ -15,6 +15,7 @@
 pub mod doctor;
 pub mod governance;
 pub mod home;
+pub mod logs;
 pub mod models;
 mod publish;
 
@@ -66,6 +67,12 @@ pub enum RegistryError {
     },
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// A model without a prediction log.
+    #[error("{0}")]
+    NoLog(String),
+    /// A prediction log that cannot be read or written out.
+    #[error("{0}")]
+    Log(String),
 }
 
 pub type Result<T> = std::result::Result<T, RegistryError>;

@@ -154,6 +154,9 @@ impl Home {
     /// Why [`Home::resolve_input`] found nothing, for the step's error.
     pub fn found_nothing(r: &ModelInputRef) -> String {
         let model = &r.model.name;
+        if r.logs {
+            return format!("model `{model}` has no prediction log yet (`flywheel serve` writes it)");
+        }
         match (&r.model.selector, &r.input) {
             (Selector::Alias(a), _) => {
                 format!("no version of model `{model}` has the alias `{a}` (or it has no such input)")

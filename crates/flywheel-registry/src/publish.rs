@@ -20,7 +20,10 @@ impl ModelRegistry for Home {
             .artifact_by_digest(&model.digest, model.ty.as_str())
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("model artifact {} is not recorded", model.digest))?;
-        let moving = alias.as_ref().map(|m| (m.alias.as_str(), m.expected));
+        let moving = alias.as_ref().map(|m| {
+            let checked = m.checked.as_deref().unwrap_or(m.alias.as_str());
+            (m.alias.as_str(), m.expected.map(|e| (checked, e)))
+        });
         let outcome = self
             .metadata
             .publish(model_name, artifact.id, Some(run_id), moving, &format!("run {run_id}"))

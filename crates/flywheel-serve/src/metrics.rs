@@ -152,6 +152,18 @@ impl Metrics {
         (count, self.latency.get_or_create(&labels).clone())
     }
 
+    /// Requests `version` of `model` answered, and those it failed (a 5xx
+    /// while it was chosen), since the server started: what a canary is
+    /// judged by.
+    pub fn version_counts(&self, model: &str, version: i64) -> (u64, u64) {
+        let count = |code: u16| {
+            let labels = RequestLabels { model: model.to_string(), version: version.to_string(), code };
+            self.requests.get(&labels).map_or(0, |c| c.get())
+        };
+        let failed = [500, 502, 503, 504].into_iter().map(count).sum();
+        (count(200), failed)
+    }
+
     pub fn swapped(&self, model: &str) {
         self.swaps.get_or_create(&ModelLabels { model: model.to_string() }).inc();
     }
@@ -207,5 +219,17 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line} not in\n{text}");
         }
+    }
+
+    #[test]
+    fn a_versions_answers_and_failures_are_counted_for_its_canary() {
+        let m = Metrics::default();
+        m.answered("bikes@3", Duration::from_millis(2));
+        m.request("bikes", "3", 200, Duration::from_millis(4));
+        m.request("bikes", "3", 500, Duration::from_micros(50));
+        m.request("bikes", "3", 400, Duration::from_micros(50));
+        // A client's mistake is not the version's failure.
+        assert_eq!(m.version_counts("bikes", 3), (2, 1));
+        assert_eq!(m.version_counts("bikes", 4), (0, 0));
     }
 }

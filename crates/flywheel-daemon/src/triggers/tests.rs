@@ -10,7 +10,22 @@ fn trigger(kind: TriggerKind, cooldown_min: u64) -> Trigger {
 }
 
 fn window(id: i64, drift: bool) -> WindowView {
-    WindowView { id, drift: drift.then_some((5, 8)), out_of_bound: None }
+    WindowView { id, first_us: id * MIN, drift: drift.then_some((5, 8)), out_of_bound: None }
+}
+
+#[test]
+fn windows_that_began_before_the_trigger_never_fire_it() {
+    let t = trigger(TriggerKind::Drift { windows: 2 }, 0);
+    let w: Vec<WindowView> = (1..=4).map(|i| window(i, true)).collect();
+    // Windows 1–3 began before minute 3½: only window 4 is its own.
+    let late = TriggerState { since_us: 3 * MIN + MIN / 2, ..TriggerState::default() };
+    assert_eq!(decide(&t, &late, &w, 10 * MIN), None);
+    let mut w = w;
+    w.push(window(5, true));
+    assert_eq!(
+        decide(&t, &late, &w, 10 * MIN).map(|f| f.reason),
+        Some("drift: 5 of 8 columns drifted from the training data in windows 4–5".into())
+    );
 }
 
 #[test]
@@ -30,7 +45,7 @@ fn drift_fires_after_n_drifted_windows_in_a_row_and_names_them() {
 fn windows_used_by_a_firing_never_count_again_and_the_cooldown_is_waited_out() {
     let t = trigger(TriggerKind::Drift { windows: 2 }, 10);
     let w: Vec<WindowView> = (1..=4).map(|i| window(i, true)).collect();
-    let fired = TriggerState { fired_us: Some(0), used_window: 4, looked_us: None };
+    let fired = TriggerState { fired_us: Some(0), used_window: 4, ..TriggerState::default() };
     assert_eq!(decide(&t, &fired, &w, 5 * MIN), None, "in its cooldown");
     assert_eq!(decide(&t, &fired, &w, 11 * MIN), None, "the same windows again");
     let mut w = w;
@@ -42,7 +57,8 @@ fn windows_used_by_a_firing_never_count_again_and_the_cooldown_is_waited_out() {
 #[test]
 fn performance_fires_on_its_metric_out_of_bound() {
     let t = trigger(TriggerKind::Performance { windows: 1 }, 0);
-    let out = WindowView { id: 9, drift: None, out_of_bound: Some(("rmse".into(), 150.25, "<= 120".into())) };
+    let out =
+        WindowView { id: 9, first_us: 0, drift: None, out_of_bound: Some(("rmse".into(), 150.25, "<= 120".into())) };
     let f = decide(&t, &TriggerState::default(), &[window(8, true), out], 0).unwrap();
     assert_eq!(f.reason, "performance: rmse 150.2500 is not <= 120 in window 9");
     assert_eq!(decide(&t, &TriggerState::default(), &[window(8, true)], 0), None, "drift is not performance");
@@ -77,7 +93,7 @@ proptest! {
     ) {
         let t = trigger(TriggerKind::Drift { windows: n }, 1);
         let w: Vec<WindowView> = drifted.iter().zip(1..).map(|(d, i)| window(i, *d)).collect();
-        let state = TriggerState { fired_us: fired.map(|f| f * MIN / 10), used_window: used, looked_us: None };
+        let state = TriggerState { fired_us: fired.map(|f| f * MIN / 10), used_window: used, ..TriggerState::default() };
         let fresh: Vec<bool> = drifted.iter().skip(used.max(0) as usize).copied().collect();
         let has_run = fresh.windows(n as usize).any(|r| r.iter().all(|d| *d));
         let cooled = fired.is_none_or(|f| now - f >= 10);

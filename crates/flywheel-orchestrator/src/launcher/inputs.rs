@@ -1,5 +1,5 @@
 //! The inputs phase: `@model:` references resolved through the registry
-//! into the step's inputs (before the cache key, which covers their
+//! (and `@logs:` ones exported from the prediction log) into the step's inputs (before the cache key, which covers their
 //! digests), then every input artifact made a local file checked against
 //! its digest.
 
@@ -12,18 +12,22 @@ use std::collections::BTreeMap;
 /// Resolves the step's `@model:` inputs into `job.inputs`; returns how each
 /// was resolved (for the executor) and, for required ones that found
 /// nothing, why.
-pub(super) fn resolve_model_inputs(
+pub(super) async fn resolve_model_inputs(
     home: &Home,
     job: &mut StepJob,
 ) -> Result<(BTreeMap<String, ModelRefResolution>, Vec<String>)> {
     let mut refs = BTreeMap::new();
     let mut unresolved = Vec::new();
     for (port, (r, optional)) in &job.step.resolved_inputs {
-        let found = home.resolve_input(r, job.run_id)?;
+        let found = if r.logs {
+            home.log_dataset(&r.model.name).await?.map(|a| (a, 0))
+        } else {
+            home.resolve_input(r, job.run_id)?
+        };
         let resolution = ModelRefResolution {
             model: r.model.name.clone(),
             alias: r.model.alias().map(str::to_string),
-            version: found.as_ref().map(|f| f.1),
+            version: found.as_ref().filter(|_| !r.logs).map(|f| f.1),
         };
         refs.insert(port.clone(), resolution);
         match found {

@@ -57,7 +57,7 @@ pub async fn run_step(home: &Home, mut job: StepJob, observer: &dyn Observer) ->
     let started = Instant::now();
     // Resolved inputs (`@model:NAME/INPUT`) are found now, so that their
     // digests are part of the cache key like any other input's.
-    let (model_refs, unresolved) = inputs::resolve_model_inputs(home, &mut job)?;
+    let (model_refs, unresolved) = inputs::resolve_model_inputs(home, &mut job).await?;
     let key = cache_key(&job, &model_refs);
     fail_point!(job.failures, InputsResolved);
     let log_dir = home.logs_dir(job.run_id);

@@ -2,8 +2,9 @@
 //! row per predicted row, written to Parquet segments under
 //! `HOME/predictions/<model>/<YYYY-MM-DDTHH>/` by a background thread and
 //! indexed in the metadata store; and the feedback (ground truth) joined
-//! to it by request id. [`read`](read::read_log) gives both back as one
-//! table, by model and time window, for `flywheel logs` and monitoring.
+//! to it by request id. [`read`] (in `flywheel_registry`, beside the rest of
+//! the home) gives both back as one table, by model and time window, for
+//! `flywheel logs`, monitoring and pipelines' `@logs:` inputs.
 //!
 //! A request never waits on the disk: the handler appends its values to
 //! columns waiting for the writer (`buffer.rs`, one short lock); when the
@@ -11,7 +12,7 @@
 //! ([`PredictionLog::dropped`]), never queued without bound.
 
 mod buffer;
-pub mod read;
+pub use flywheel_registry::logs as read;
 mod segment;
 mod writer;
 

@@ -17,7 +17,7 @@ use std::path::Path;
 /// The columns every segment starts with, in order.
 pub const FIXED: [&str; 8] = ["request_id", "row", "time", "model", "version", "arm", "shadow", "latency_us"];
 /// The prediction column (after the inputs).
-pub const PREDICTION: &str = "prediction";
+pub use flywheel_registry::logs::PREDICTION;
 
 /// The column name an input is written under.
 pub fn input_column(name: &str) -> String {

@@ -1,4 +1,4 @@
-//! Reading the log back: the logged requests of one model in a time
+//! Reading the prediction log back (the server writes it): the logged requests of one model in a time
 //! window, from the segments the index names, with their feedback joined as
 //! a `label` column (null when none arrived). Segments of different
 //! versions may have different inputs: the table has every column any of
@@ -6,8 +6,7 @@
 //! between versions becomes text). `flywheel logs` exports it; monitoring
 //! reads it in windows.
 
-use super::segment::PREDICTION;
-use crate::{Result, ServeError};
+use crate::{RegistryError, Result};
 use arrow_array::builder::{Float64Builder, StringBuilder};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int64Type, TimestampMicrosecondType};
@@ -21,6 +20,8 @@ use std::sync::Arc;
 
 /// The column feedback is joined into.
 pub const LABEL: &str = "label";
+/// The column a logged row's prediction is in.
+pub const PREDICTION: &str = "prediction";
 
 /// A window of request times, microseconds since 1970 UTC: `[since, until)`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -37,25 +38,30 @@ impl Window {
 
 /// The models that have logged predictions.
 pub fn logged_models(metadata: &MetadataStore) -> Result<Vec<String>> {
-    metadata.logged_models().map_err(|e| ServeError::Registry(e.into()))
+    metadata.logged_models().map_err(RegistryError::Metadata)
 }
 
 /// The logged rows of `model` in `window` with their labels, oldest
 /// segment first. A model without any log is refused, naming those with one.
 pub fn read_log(home: &Path, metadata: &MetadataStore, model: &str, window: Window) -> Result<Table> {
-    let store = |e: flywheel_metadata::MetadataError| ServeError::Registry(e.into());
     let logged = logged_models(metadata)?;
     if !logged.iter().any(|m| m == model) {
-        return Err(ServeError::NotFound(if logged.is_empty() {
+        return Err(RegistryError::NoLog(if logged.is_empty() {
             format!("no predictions are logged for model `{model}`: no model has logs in {}", home.display())
         } else {
             format!("no predictions are logged for model `{model}`; models with logs: {}", logged.join(", "))
         }));
     }
-    let mut segments = metadata.segments(model, window.since_us, window.until_us).map_err(store)?;
+    let mut segments = metadata.segments(model, window.since_us, window.until_us).map_err(RegistryError::Metadata)?;
     if segments.is_empty() {
         // Nothing in the window: the newest segment still gives the columns.
-        segments = metadata.segments(model, None, None).map_err(store)?.into_iter().last().into_iter().collect();
+        segments = metadata
+            .segments(model, None, None)
+            .map_err(RegistryError::Metadata)?
+            .into_iter()
+            .last()
+            .into_iter()
+            .collect();
     }
     let mut schemas = Vec::new();
     let mut batches = Vec::new();
@@ -66,7 +72,7 @@ pub fn read_log(home: &Path, metadata: &MetadataStore, model: &str, window: Wind
     }
     let labels: HashMap<(String, i64), Label> = metadata
         .feedback(model, window.since_us, window.until_us)
-        .map_err(store)?
+        .map_err(RegistryError::Metadata)?
         .into_iter()
         .map(|f| ((f.request_id, f.row), f.label))
         .collect();
@@ -75,14 +81,14 @@ pub fn read_log(home: &Path, metadata: &MetadataStore, model: &str, window: Wind
         .iter()
         .map(|b| conform(b, &schema, &labels))
         .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| ServeError::Internal(format!("cannot join the log of `{model}`: {e}")))?;
+        .map_err(|e| RegistryError::Log(format!("cannot join the log of `{model}`: {e}")))?;
     Ok(Table { schema, batches })
 }
 
 /// The segment's schema and its rows in `window`.
 fn read_segment(path: &Path, window: Window) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let err = |e: &dyn std::fmt::Display| {
-        ServeError::Internal(format!(
+        RegistryError::Log(format!(
             "prediction log segment {}: {e} (`flywheel doctor` checks the home)",
             path.display()
         ))
@@ -183,10 +189,10 @@ pub fn write_csv(table: &Table, out: impl std::io::Write) -> Result<()> {
     if table.batches.is_empty() {
         // The header alone, so that an empty window still reads as a table.
         let empty = RecordBatch::new_empty(table.schema.clone());
-        w.write(&empty).map_err(|e| ServeError::Internal(format!("cannot write the log as CSV: {e}")))?;
+        w.write(&empty).map_err(|e| RegistryError::Log(format!("cannot write the log as CSV: {e}")))?;
     }
     for b in &table.batches {
-        w.write(b).map_err(|e| ServeError::Internal(format!("cannot write the log as CSV: {e}")))?;
+        w.write(b).map_err(|e| RegistryError::Log(format!("cannot write the log as CSV: {e}")))?;
     }
     Ok(())
 }
@@ -203,5 +209,38 @@ pub fn write_file(table: &Table, path: &Path) -> Result<()> {
             write_csv(table, file).map_err(std::io::Error::other)
         }
     })
-    .map_err(|e| ServeError::Internal(format!("cannot write {}: {e}", path.display())))
+    .map_err(|e| RegistryError::Log(format!("cannot write {}: {e}", path.display())))
+}
+
+impl crate::Home {
+    /// `@logs:MODEL` as a dataset artifact: every row the server answered
+    /// for `model` so far (shadow answers left out), with its feedback
+    /// label, stored and recorded; `None` while the model has no log.
+    pub async fn log_dataset(&self, model: &str) -> Result<Option<flywheel_metadata::ArtifactRecord>> {
+        let table = match read_log(&self.root, &self.metadata, model, Window::default()) {
+            Ok(t) => t,
+            Err(RegistryError::NoLog(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let table = answered(table)?;
+        let bytes = flywheel_data::table::parquet_bytes(&table).map_err(|e| RegistryError::Log(e.to_string()))?;
+        let stored = self.artifacts.put_bytes(bytes).await?;
+        let labeled = table.column_index(LABEL).map_or(0, |i| table.str_column(i).iter().flatten().count());
+        let id = self.metadata.record_artifact(&flywheel_metadata::NewArtifact {
+            ty: "dataset".into(),
+            uri: stored.uri,
+            digest: stored.digest,
+            size: stored.size,
+            properties: serde_json::json!({ "rows": table.rows(), "labeled": labeled, "logs_of": model }),
+        })?;
+        Ok(Some(self.metadata.artifact(id)?))
+    }
+}
+
+/// The rows an arm answered: a shadow's answers were never returned.
+pub fn answered(t: Table) -> Result<Table> {
+    let Some(i) = t.column_index("shadow") else { return Ok(t) };
+    let shadow = t.str_column(i);
+    let keep: Vec<bool> = shadow.iter().map(|s| s.as_deref() != Some("true")).collect();
+    t.filter(&keep).map_err(|e| RegistryError::Log(e.to_string()))
 }

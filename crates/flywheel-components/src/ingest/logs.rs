@@ -1,0 +1,84 @@
+//! The rows a model served that got feedback labels, as more rows of the
+//! file's table: the label fills `logs_label`, each other column of the
+//! file is the logged column of that name cast to the file's type (null
+//! when the log lacks it, say a column the model does not read), and what
+//! only the log has (request ids, times, predictions) is left out.
+
+use super::{Params, column};
+use arrow_array::{ArrayRef, RecordBatch};
+use flywheel_core::{ExecContext, ExecError};
+use flywheel_data::table::{Table, read_parquet};
+use flywheel_serve::log::read::LABEL;
+use std::path::Path;
+
+pub(super) fn joined(ctx: &ExecContext, params: &Params, table: Table, path: &Path) -> Result<Table, ExecError> {
+    let label_as = params.logs_label.as_deref().ok_or_else(|| {
+        ExecError::failed(
+            "input `logs` needs `logs_label`: the column its feedback labels fill, e.g. `logs_label = \"cnt\"`",
+        )
+    })?;
+    column(&table, label_as, "logs_label")?;
+    let log = read_parquet(path).map_err(|e| ExecError::failed(format!("input `logs`: {e}")))?;
+    let served = log.rows();
+    let since = match params.logs_since.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        Some(t) => flywheel_stats::time::parse(t)
+            .map(|t| t.micros as f64 / 1e6)
+            .ok_or_else(|| ExecError::failed(format!("`logs_since` = \"{t}\" is not a date or time")))?,
+        None => f64::NEG_INFINITY,
+    };
+    let log = labeled(log, since, params.logs_last)?;
+    let mut batches = table.batches.clone();
+    for b in &log.batches {
+        batches.push(shaped(b, &table, label_as)?);
+    }
+    ctx.log(format!("joined {} labeled row(s) of the prediction log ({} served row(s) in all)", log.rows(), served));
+    Ok(Table { schema: table.schema.clone(), batches })
+}
+
+/// The rows with a label served from `since` (seconds); with `last`, only
+/// the newest `last` of them.
+fn labeled(log: Table, since: f64, last: Option<u64>) -> Result<Table, ExecError> {
+    let err = |e: &dyn std::fmt::Display| ExecError::failed(format!("input `logs`: {e}"));
+    let Some(li) = log.column_index(LABEL) else {
+        return Err(err(&"it has no `label` column: wire it to `@logs:MODEL`"));
+    };
+    let labels = log.str_column(li);
+    let times: Vec<f64> = match log.column_index("time") {
+        Some(ti) => log
+            .batches
+            .iter()
+            .flat_map(|b| flywheel_data::table::seconds(b.column(ti)))
+            .map(|t| t.unwrap_or(0.0))
+            .collect(),
+        None => vec![0.0; log.rows()],
+    };
+    let wanted = |t: f64, l: &Option<String>| l.is_some() && t >= since;
+    let mut newest: Vec<f64> = times.iter().zip(&labels).filter(|(t, l)| wanted(**t, l)).map(|(t, _)| *t).collect();
+    newest.sort_by(f64::total_cmp);
+    let from = match last.map(|n| usize::try_from(n).unwrap_or(usize::MAX)) {
+        Some(n) if n < newest.len() => newest[newest.len() - n],
+        _ => since,
+    };
+    let keep: Vec<bool> = labels.iter().zip(&times).map(|(l, t)| wanted(*t, l) && *t >= from).collect();
+    log.filter(&keep).map_err(|e| err(&e))
+}
+
+/// A logged batch with the file's columns and types.
+fn shaped(b: &RecordBatch, file: &Table, label_as: &str) -> Result<RecordBatch, ExecError> {
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(file.schema.fields().len());
+    for f in file.schema.fields() {
+        let name = if f.name() == label_as { LABEL } else { f.name().as_str() };
+        columns.push(match b.column_by_name(name) {
+            Some(c) if c.data_type() == f.data_type() => c.clone(),
+            // A value that does not read as the file's type is missing.
+            Some(c) => arrow_cast::cast(c, f.data_type()).map_err(|e| {
+                ExecError::failed(format!(
+                    "input `logs`: column `{name}` cannot be read as the file's {}: {e}",
+                    f.data_type()
+                ))
+            })?,
+            None => arrow_array::new_null_array(f.data_type(), b.num_rows()),
+        });
+    }
+    RecordBatch::try_new(file.schema.clone(), columns).map_err(|e| ExecError::failed(format!("input `logs`: {e}")))
+}
