@@ -78,6 +78,17 @@ pub enum Command {
     /// traffic monitored in windows, their pipelines run when a trigger
     /// fires (at most one run per deployment at a time).
     Up(UpArgs),
+    /// Ask for a run of a deployment now: its `on_demand` trigger starts it
+    /// at `flywheel up`'s next tick (or when `up` next runs).
+    Trigger {
+        /// The deployment, by name, as `flywheel up` recorded it.
+        deployment: String,
+        /// Why, as the run will record it.
+        #[arg(long, default_value = "asked for by hand")]
+        reason: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Monitoring of served models: windows of the prediction log scored
     /// for drift from the training data and the window before, and for the
     /// metric from feedback labels.

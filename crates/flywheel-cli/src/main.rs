@@ -93,6 +93,7 @@ fn run(cli: Cli) -> std::result::Result<u8, Failure> {
         Command::Logs(args) => logs_cmd::run(home, &args),
         Command::Replay(args) => replay_cmd::run(&args),
         Command::Up(args) => up_cmd::run(home, &args),
+        Command::Trigger { deployment, reason, json } => up_cmd::trigger(home, &deployment, &reason, json),
         Command::Monitor(cli::MonitorCommand::Update { deployment, json }) => {
             monitor_cmd::update(home, &deployment, json)
         }

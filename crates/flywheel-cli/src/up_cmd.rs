@@ -53,6 +53,43 @@ fn recorded(home: &Path) -> Result<Vec<PathBuf>, Failure> {
     Ok(found.into_iter().map(|d| PathBuf::from(d.path)).collect())
 }
 
+/// `flywheel trigger DEPLOYMENT`: a run asked for, for the deployment's
+/// `on_demand` trigger to start. Refused (exit 2) for a deployment the home
+/// does not know, or one that declares no `on_demand` trigger.
+pub fn trigger(home: &Path, name: &str, reason: &str, json: bool) -> Result<u8, Failure> {
+    let h = flywheel_registry::Home::open(home)?;
+    let recorded = h.metadata.deployments()?;
+    let Some(d) = recorded.iter().find(|d| d.name == name) else {
+        let names: Vec<&str> = recorded.iter().map(|d| d.name.as_str()).collect();
+        let known = if names.is_empty() {
+            "none is recorded in the home yet: `flywheel up DEPLOYMENT.toml` records it".to_string()
+        } else {
+            format!("recorded: {}{}", names.join(", "), flywheel_core::did_you_mean(name, names.iter().copied()))
+        };
+        return Err(crate::fail(2, format!("no deployment `{name}`; {known}")));
+    };
+    let components = flywheel_components::builtins();
+    let compiled = flywheel_deploy::compile_file(Path::new(&d.path), &components)?;
+    if !compiled.triggers.iter().any(|t| matches!(t.kind, flywheel_deploy::TriggerKind::OnDemand)) {
+        return Err(crate::fail(
+            2,
+            format!(
+                "deployment `{name}` declares no `on_demand` trigger: add\n[[trigger]]\non = \"on_demand\"\nto {}",
+                d.path
+            ),
+        ));
+    }
+    let by = flywheel_orchestrator::scheduler::default_user();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let id = h.metadata.request_run(name, reason, &by, i64::try_from(now.as_micros()).unwrap_or(i64::MAX))?;
+    if json {
+        say(&serde_json::json!({ "request": id, "deployment": name, "reason": reason }).to_string());
+    } else {
+        say(&format!("run of `{name}` asked for (request {id}): `flywheel up` starts it at its next tick"));
+    }
+    Ok(0)
+}
+
 /// One line on stdout, written (a reader that went away must not stop `up`).
 fn say(line: &str) {
     let mut out = std::io::stdout().lock();

@@ -6,6 +6,8 @@
 //! not fire again for the windows already used.
 
 mod common;
+#[path = "serve/http.rs"]
+mod http;
 
 use common::*;
 use std::io::{BufRead, BufReader};
@@ -45,9 +47,17 @@ struct Up {
 
 impl Up {
     fn start(env: &Env, args: &[&str]) -> (Up, String) {
+        Up::start_with(env, args, None)
+    }
+
+    fn start_with(env: &Env, args: &[&str], token: Option<&str>) -> (Up, String) {
         let mut all = vec!["up", "--addr", "127.0.0.1:0", "--tick-ms", "200"];
         all.extend(args);
-        let mut child = env.cmd(&all).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        let mut cmd = env.cmd(&all);
+        if let Some(t) = token {
+            cmd.env("FLYWHEEL_TOKEN", t);
+        }
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
         let out = child.stdout.take().unwrap();
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -141,4 +151,90 @@ fn drifting_traffic_fires_the_drift_trigger_once_and_its_run_says_why() {
     assert_eq!(code, 0);
     assert!(!printed.iter().any(|l| l.contains("trigger fired")), "fired again: {printed:#?}");
     assert_eq!(env.runs().as_array().unwrap().len(), 2);
+}
+
+/// A run asked for by hand: `flywheel trigger` and `POST
+/// /v2/deployments/NAME/trigger` (behind the token) each start one, with
+/// the reason given; a deployment that is not recorded, or declares no
+/// `on_demand` trigger, is refused.
+#[test]
+fn on_demand_runs_are_asked_for_from_the_cli_and_over_http() {
+    let env = Env::new();
+    env.write("train.csv", &rows(200, false));
+    env.write("clf.toml", &clf_pipeline("train.csv"));
+    env.write("deploy.toml", "[deployment]\npipeline = \"clf.toml\"\n[[trigger]]\non = \"on_demand\"\n");
+    env.write("plain.toml", "[deployment]\nname = \"plain\"\npipeline = \"clf.toml\"\n");
+    assert_eq!(env.run(&["run", "clf.toml"]).code, 0);
+    let r = env.run(&["trigger", "clf"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("no deployment `clf`; none is recorded in the home yet"), "{}", r.stderr);
+
+    let (mut up, addr) = Up::start_with(&env, &["deploy.toml"], Some("s3cret"));
+    let r = env.run(&["trigger", "clf", "--reason", "new labels are in"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("asked for (request 1)"), "{}", r.stdout);
+    let fired = up.wait_for("trigger fired (on_demand:", Duration::from_secs(20));
+    assert!(fired.contains("on_demand: new labels are in, asked by"), "{fired}");
+    up.wait_for("run 2 succeeded", Duration::from_secs(60));
+
+    let path = "/v2/deployments/clf/trigger";
+    let body = br#"{"reason": "from the scheduler of another team"}"#;
+    let refused = http::call(&addr, "POST", path, &[], body).unwrap();
+    assert_eq!(refused.status, 401, "{}", refused.text());
+    let auth = [("Authorization", "Bearer s3cret")];
+    let unknown = http::call(&addr, "POST", "/v2/deployments/clg/trigger", &auth, body).unwrap();
+    assert_eq!(unknown.status, 404, "{}", unknown.text());
+    assert!(unknown.text().contains("did you mean `clf`?"), "{}", unknown.text());
+    let bad = http::call(&addr, "POST", path, &auth, br#"{"reason": 7}"#).unwrap();
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    let ok = http::call(&addr, "POST", path, &auth, body).unwrap();
+    assert_eq!(ok.status, 202, "{}", ok.text());
+    assert_eq!(ok.json()["request"], 2);
+    up.wait_for("on_demand: from the scheduler of another team, asked by http", Duration::from_secs(20));
+    up.wait_for("run 3 succeeded", Duration::from_secs(60));
+    let (code, printed) = up.stop();
+    assert_eq!(code, 0, "{printed:#?}");
+    let triggers: Vec<String> =
+        env.runs().as_array().unwrap().iter().map(|r| r["trigger"].as_str().unwrap().to_string()).collect();
+    assert!(triggers[0].starts_with("on_demand: from the scheduler"), "{triggers:?}");
+
+    // Recorded, but with no `on_demand` trigger: refused with what to add.
+    let (up, _) = Up::start(&env, &["plain.toml"]);
+    let r = env.run(&["trigger", "plain"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("declares no `on_demand` trigger"), "{}", r.stderr);
+    let _ = up.stop();
+}
+
+/// A canary that the server cannot load (its stored model was damaged)
+/// is rolled back once its grace is up; production is untouched and the
+/// registry's history says why.
+#[test]
+fn a_canary_that_cannot_be_served_is_rolled_back_and_production_is_untouched() {
+    let env = Env::new();
+    env.write("train.csv", &rows(200, false));
+    env.write("later.csv", &rows(150, false));
+    env.write("clf.toml", &clf_pipeline("train.csv"));
+    let staged = clf_pipeline("later.csv").replace(r#"alias = "production""#, r#"alias = "staging""#);
+    env.write("staged.toml", &staged);
+    env.write("deploy.toml", "[deployment]\npipeline = \"clf.toml\"\n");
+    assert_eq!(env.run(&["run", "clf.toml"]).code, 0);
+    assert_eq!(env.run(&["run", "staged.toml"]).code, 0);
+    // Version 2's stored model is damaged, then it is sent out as canary.
+    let shown = env.run(&["models", "show", "clf", "--json"]).json();
+    let v2 = shown["versions"].as_array().unwrap().iter().find(|v| v["version"] == 2).unwrap().clone();
+    let digest = v2["model_digest"].as_str().or(v2["digest"].as_str()).unwrap_or_else(|| panic!("{v2:#}")).to_string();
+    let blob = env.home().join("artifacts/blobs").join(&digest[..2]).join(&digest);
+    std::fs::write(&blob, b"not the model any more").unwrap();
+    let (mut up, _) = Up::start(&env, &["deploy.toml"]);
+    let r = env.run(&["models", "alias", "clf@2", "canary", "--reason", "try it"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let rolled = up.wait_for("rolled back, production untouched", Duration::from_secs(40));
+    assert!(rolled.contains("clf@2 rolled back") && rolled.contains("was not loaded or warmed"), "{rolled}");
+    let (code, printed) = up.stop();
+    assert_eq!(code, 0, "{printed:#?}");
+    let h = env.run(&["models", "history", "clf"]);
+    assert!(h.stdout.contains("clf@canary: 2 → nothing (removed) — canary rolled back"), "{}", h.stdout);
+    assert!(h.stdout.contains("clf@production: nothing → 1"), "{}", h.stdout);
+    assert!(!h.stdout.contains("clf@production: 1 →"), "{}", h.stdout);
 }

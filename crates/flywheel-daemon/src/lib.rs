@@ -15,7 +15,7 @@ pub mod delivery;
 pub mod triggers;
 mod up;
 
-pub use triggers::{Firing, TriggerState, WindowView, decide};
+pub use triggers::{Firing, TriggerState, WindowView, decide, on_demand};
 pub use up::{Event, UpConfig, up};
 
 #[derive(Debug, thiserror::Error)]

@@ -11,8 +11,9 @@
 //!   ticks missed while `up` was down are not replayed one by one.
 //! - every trigger waits out its cooldown after it fired.
 //!
-//! `on_demand` and `new_data` fire from outside (a request, a file), with
-//! the same cooldown.
+//! `on_demand` fires for the runs asked for (`flywheel trigger`, or `POST
+//! /v2/deployments/NAME/trigger`), once for all that waited, after its
+//! cooldown; `new_data` from files, with the same cooldown.
 
 use flywheel_deploy::{Trigger, TriggerKind};
 
@@ -91,6 +92,21 @@ pub fn decide(trigger: &Trigger, state: &TriggerState, windows: &[WindowView], n
         }
         TriggerKind::OnDemand | TriggerKind::NewData { .. } => None,
     }
+}
+
+/// Whether an `on_demand` trigger fires for the runs asked for (`(reason,
+/// who)`, oldest first): once for all of them, after its cooldown.
+pub fn on_demand(trigger: &Trigger, state: &TriggerState, asked: &[(String, String)], now_us: i64) -> Option<Firing> {
+    let cooldown = i64::try_from(trigger.cooldown.as_micros()).unwrap_or(i64::MAX);
+    if asked.is_empty() || state.fired_us.is_some_and(|t| now_us < t.saturating_add(cooldown)) {
+        return None;
+    }
+    let (reason, by) = &asked[asked.len() - 1];
+    let more = match asked.len() {
+        1 => String::new(),
+        n => format!(" (and {} earlier request(s))", n - 1),
+    };
+    Some(Firing { reason: format!("on_demand: {reason}, asked by {by}{more}"), window: None })
 }
 
 /// The newest `n` windows in a row that each hold `holds`, if any.

@@ -4,7 +4,7 @@
 
 use crate::DaemonError;
 use crate::delivery::{CANARY, Delivered, Deliverer};
-use crate::triggers::{Firing, TriggerState, WindowView, decide};
+use crate::triggers::{Firing, TriggerState, WindowView, decide, on_demand};
 use flywheel_core::{CancelToken, ComponentRegistry};
 use flywheel_deploy::{Deployment, TriggerKind, WhenBusy};
 use flywheel_metadata::{DeploymentRecord, TriggerRecord};
@@ -85,7 +85,7 @@ pub async fn up(
     let deliverer = Deliverer::new(serve.table.clone(), serve.metrics.clone());
     for d in &config.deployments {
         home.metadata.record_deployment(&record(d))?;
-        for t in d.triggers.iter().filter(|t| matches!(t.kind, TriggerKind::OnDemand | TriggerKind::NewData { .. })) {
+        for t in d.triggers.iter().filter(|t| matches!(t.kind, TriggerKind::NewData { .. })) {
             let text = format!("its `{}` trigger is not run by `up` yet; it will not fire", t.kind.name());
             tell(Event::Problem { deployment: d.name.clone(), text });
         }
@@ -270,51 +270,78 @@ impl Loop {
         }
         let canary_out = self.deliver(d)?;
         let windows = self.views(&d.model).map_err(|e| e.to_string())?;
+        let asked = self.asked(d)?;
         for trigger in &d.triggers {
-            let key = trigger_key(trigger);
-            let saved = self.home.metadata.trigger_state(&d.name, &key).map_err(|e| e.to_string())?;
-            // A trigger seen for the first time starts from now: windows of
-            // rows served before it existed do not fire it.
-            let start = now_us();
-            let fresh = TriggerState { looked_us: Some(start), since_us: start, ..TriggerState::default() };
-            let state = saved.map_or(fresh, |s| TriggerState {
-                fired_us: s.fired_us,
-                used_window: s.used_window,
-                looked_us: s.looked_us,
-                since_us: s.since_us,
-            });
-            let now = now_us();
-            let fired = decide(trigger, &state, &windows, now);
-            let looked = matches!(trigger.kind, TriggerKind::Schedule(_)).then_some(now).or(state.looked_us);
-            let next = match &fired {
-                Some(f) => TriggerRecord {
-                    fired_us: Some(now),
-                    used_window: f.window.unwrap_or(state.used_window),
-                    looked_us: looked,
-                    since_us: state.since_us,
-                },
-                None => TriggerRecord {
-                    fired_us: state.fired_us,
-                    used_window: state.used_window,
-                    looked_us: looked,
-                    since_us: state.since_us,
-                },
-            };
-            // Saved before its run starts: killed after this, `up` does not
-            // fire it again for the same windows.
-            self.home.metadata.save_trigger_state(&d.name, &key, &next).map_err(|e| e.to_string())?;
-            match fired {
+            let Some(f) = self.fire(d, trigger, &windows, &asked)? else { continue };
+            if canary_out {
                 // A new model would replace the canary being judged.
-                Some(f) if canary_out => (self.tell)(Event::Skipped {
-                    deployment: d.name.clone(),
-                    reason: f.reason,
-                    because: "a canary is out, and its verdict comes first".into(),
-                }),
-                Some(f) => self.offer(d, f, trigger.when_busy),
-                None => {}
+                let because = "a canary is out, and its verdict comes first".into();
+                (self.tell)(Event::Skipped { deployment: d.name.clone(), reason: f.reason, because });
+            } else {
+                self.offer(d, f, trigger.when_busy);
             }
         }
         monitored.map(|_| ()).map_err(|e| format!("monitoring: {e}"))
+    }
+
+    /// The runs asked for by hand; refused at once when no `on_demand`
+    /// trigger would take them.
+    fn asked(&mut self, d: &Deployment) -> Result<Vec<flywheel_metadata::RunRequest>, String> {
+        let asked = self.home.metadata.pending_run_requests(&d.name).map_err(|e| e.to_string())?;
+        if asked.is_empty() || d.triggers.iter().any(|t| matches!(t.kind, TriggerKind::OnDemand)) {
+            return Ok(asked);
+        }
+        let ids: Vec<i64> = asked.iter().map(|r| r.id).collect();
+        let why = "refused: the deployment declares no `on_demand` trigger";
+        self.home.metadata.take_run_requests(&ids, why, now_us()).map_err(|e| e.to_string())?;
+        let text = format!("{} run request(s) {why} (add [[trigger]] on = \"on_demand\")", ids.len());
+        (self.tell)(Event::Problem { deployment: d.name.clone(), text });
+        Ok(Vec::new())
+    }
+
+    /// Whether `trigger` fires now; its state (and the requests it took)
+    /// saved before its run starts: killed after this, `up` does not fire
+    /// it again for the same requests or windows.
+    fn fire(
+        &mut self,
+        d: &Deployment,
+        trigger: &flywheel_deploy::Trigger,
+        windows: &[WindowView],
+        asked: &[flywheel_metadata::RunRequest],
+    ) -> Result<Option<Firing>, String> {
+        let key = trigger_key(trigger);
+        let saved = self.home.metadata.trigger_state(&d.name, &key).map_err(|e| e.to_string())?;
+        let now = now_us();
+        // A trigger seen for the first time starts from now: windows of rows
+        // served before it existed do not fire it.
+        let fresh = TriggerState { looked_us: Some(now), since_us: now, ..TriggerState::default() };
+        let state = saved.map_or(fresh, |s| TriggerState {
+            fired_us: s.fired_us,
+            used_window: s.used_window,
+            looked_us: s.looked_us,
+            since_us: s.since_us,
+        });
+        let fired = match trigger.kind {
+            TriggerKind::OnDemand => {
+                let pairs: Vec<(String, String)> =
+                    asked.iter().map(|r| (r.reason.clone(), r.requested_by.clone())).collect();
+                on_demand(trigger, &state, &pairs, now)
+            }
+            _ => decide(trigger, &state, windows, now),
+        };
+        let looked = matches!(trigger.kind, TriggerKind::Schedule(_)).then_some(now).or(state.looked_us);
+        let next = TriggerRecord {
+            fired_us: if fired.is_some() { Some(now) } else { state.fired_us },
+            used_window: fired.as_ref().and_then(|f| f.window).unwrap_or(state.used_window),
+            looked_us: looked,
+            since_us: state.since_us,
+        };
+        if fired.is_some() && matches!(trigger.kind, TriggerKind::OnDemand) {
+            let ids: Vec<i64> = asked.iter().map(|r| r.id).collect();
+            self.home.metadata.take_run_requests(&ids, "fired", now).map_err(|e| e.to_string())?;
+        }
+        self.home.metadata.save_trigger_state(&d.name, &key, &next).map_err(|e| e.to_string())?;
+        Ok(fired)
     }
 
     /// The deployment's canary judged; whether one is still out.

@@ -37,7 +37,60 @@ pub struct CanaryRecord {
     pub reason: Option<String>,
 }
 
+/// A run asked for by hand, waiting for `up`'s `on_demand` trigger.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRequest {
+    pub id: i64,
+    pub deployment: String,
+    pub reason: String,
+    pub requested_by: String,
+    pub at_us: i64,
+}
+
 impl MetadataStore {
+    /// Asks for a run of `deployment`; its id.
+    pub fn request_run(&self, deployment: &str, reason: &str, by: &str, now_us: i64) -> Result<i64> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO run_requests (deployment, reason, requested_by, at_us) VALUES (?1, ?2, ?3, ?4)",
+            params![deployment, reason, by, now_us],
+        )?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    /// The requests for `deployment` no trigger has taken yet, oldest first.
+    pub fn pending_run_requests(&self, deployment: &str) -> Result<Vec<RunRequest>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, deployment, reason, requested_by, at_us FROM run_requests
+             WHERE deployment = ?1 AND taken_us IS NULL ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![deployment], |r| {
+            Ok(RunRequest {
+                id: r.get(0)?,
+                deployment: r.get(1)?,
+                reason: r.get(2)?,
+                requested_by: r.get(3)?,
+                at_us: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Marks requests taken, with what became of them.
+    pub fn take_run_requests(&self, ids: &[i64], outcome: &str, now_us: i64) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for id in ids {
+            tx.execute(
+                "UPDATE run_requests SET taken_us = ?2, outcome = ?3 WHERE id = ?1 AND taken_us IS NULL",
+                params![id, now_us, outcome],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// The canary record of `version`, starting it now if there is none.
     pub fn canary(&self, deployment: &str, version: i64, now_us: i64) -> Result<CanaryRecord> {
         let conn = self.conn();

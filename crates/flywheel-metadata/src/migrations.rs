@@ -266,6 +266,18 @@ CREATE TABLE canaries (
     reason     TEXT,
     PRIMARY KEY (deployment, version)
 );
+-- Runs asked for (`flywheel trigger`, `POST /v2/deployments/NAME/trigger`):
+-- an `on_demand` trigger takes them, and says what it did with each.
+CREATE TABLE run_requests (
+    id           INTEGER PRIMARY KEY,
+    deployment   TEXT NOT NULL,
+    reason       TEXT NOT NULL,
+    requested_by TEXT NOT NULL,
+    at_us        INTEGER NOT NULL,
+    taken_us     INTEGER,
+    outcome      TEXT
+);
+CREATE INDEX run_requests_pending ON run_requests(deployment, taken_us);
 "#,
     ),
 ];

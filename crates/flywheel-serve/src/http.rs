@@ -7,7 +7,7 @@ use crate::log::{Entry, now_us};
 use crate::served::Served;
 use crate::state::AppState;
 use crate::table::{ModelTable, Picked, Unanswered};
-use crate::{BODY_LIMIT, Result, ServeError, feedback, mlflow, oip, ops, split_api};
+use crate::{BODY_LIMIT, Result, ServeError, feedback, mlflow, oip, ops, run_request, split_api};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
@@ -52,6 +52,7 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/health", get(server_ready))
         .route("/metrics", get(metrics))
         .merge(feedback::routes().route_layer(from_fn_with_state(app.clone(), ops::authorize)))
+        .merge(run_request::routes().route_layer(from_fn_with_state(app.clone(), ops::authorize)))
         .fallback(|| async { ServeError::NotFound("no such endpoint: see /v2 and /invocations".into()) })
         .method_not_allowed_fallback(|| async {
             (StatusCode::METHOD_NOT_ALLOWED, error_body("method not allowed on this endpoint"))

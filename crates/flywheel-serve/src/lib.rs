@@ -25,6 +25,7 @@ mod mlflow;
 mod oip;
 mod ops;
 mod route;
+mod run_request;
 mod served;
 mod shadow;
 mod split_api;

@@ -106,3 +106,16 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn on_demand_fires_once_for_every_request_waiting_after_its_cooldown() {
+    let t = trigger(TriggerKind::OnDemand, 10);
+    let none: Vec<(String, String)> = Vec::new();
+    assert_eq!(on_demand(&t, &TriggerState::default(), &none, 0), None);
+    let asked = vec![("first".to_string(), "ana".to_string()), ("new labels".to_string(), "http".to_string())];
+    let f = on_demand(&t, &TriggerState::default(), &asked, 0).unwrap();
+    assert_eq!(f.reason, "on_demand: new labels, asked by http (and 1 earlier request(s))");
+    let cooling = TriggerState { fired_us: Some(0), ..TriggerState::default() };
+    assert_eq!(on_demand(&t, &cooling, &asked, 5 * MIN), None, "waits out its cooldown");
+    assert!(on_demand(&t, &cooling, &asked, 10 * MIN).is_some());
+}
