@@ -107,6 +107,9 @@ pub fn text(e: &Event) -> String {
         Event::Skipped { deployment, reason, because } => {
             format!("{deployment}: trigger fired ({reason}): skipped, {because}")
         }
+        Event::Resumed { deployment, run_id, status } => {
+            format!("{deployment}: run {run_id} was left {status} by an earlier `up`: resuming it")
+        }
         Event::RunFinished { deployment, run_id, status, error } => format!(
             "{deployment}: run {run_id} {status}{}",
             error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()

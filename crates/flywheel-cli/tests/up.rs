@@ -238,3 +238,41 @@ fn a_canary_that_cannot_be_served_is_rolled_back_and_production_is_untouched() {
     assert!(h.stdout.contains("clf@production: nothing → 1"), "{}", h.stdout);
     assert!(!h.stdout.contains("clf@production: 1 →"), "{}", h.stdout);
 }
+
+/// `up` killed (SIGKILL) during a triggered run: the next `up` finds the
+/// run interrupted and finishes it (`resume`: what succeeded is kept), and
+/// the request that started it does not start another.
+#[test]
+fn a_triggered_run_killed_with_up_is_resumed_by_the_next_up_and_nothing_fires_twice() {
+    let env = Env::new();
+    env.write("train.csv", &rows(200, false));
+    let slow = clf_pipeline("train.csv").replace(
+        "[steps.train]",
+        "[steps.wait]\ncomponent = \"command\"\ncache = false\nparams = { run = [\"sleep\", \"3\"] }\n\n[steps.train]",
+    );
+    env.write("clf.toml", &slow);
+    env.write("deploy.toml", "[deployment]\npipeline = \"clf.toml\"\n[[trigger]]\non = \"on_demand\"\n");
+    assert_eq!(env.run(&["run", "clf.toml"]).code, 0);
+    let (mut up, _) = Up::start(&env, &["deploy.toml"]);
+    assert_eq!(env.run(&["trigger", "clf", "--reason", "retrain now"]).code, 0);
+    up.wait_for("trigger fired (on_demand: retrain now", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(1500));
+    up.child.kill().unwrap();
+    let _ = up.child.wait();
+    let runs = env.runs();
+    // Any process that opens the home marks a run of a dead process so.
+    assert_eq!(runs[0]["status"], "interrupted", "killed mid-run: {runs:#}");
+
+    let (mut up, _) = Up::start(&env, &[]);
+    let resumed = up.wait_for("resuming it", Duration::from_secs(20));
+    assert!(resumed.contains("run 2 was left interrupted by an earlier `up`"), "{resumed}");
+    up.wait_for("run 2 succeeded", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(600));
+    let (code, printed) = up.stop();
+    assert_eq!(code, 0, "{printed:#?}");
+    assert!(!printed.iter().any(|l| l.contains("trigger fired")), "fired again: {printed:#?}");
+    let runs = env.runs();
+    assert_eq!(runs.as_array().unwrap().len(), 2, "{runs:#}");
+    assert_eq!(runs[0]["status"], "succeeded");
+    assert!(runs[0]["trigger"].as_str().unwrap().starts_with("on_demand: retrain now"), "{runs:#}");
+}

@@ -7,7 +7,7 @@ use crate::delivery::{CANARY, Delivered, Deliverer};
 use crate::triggers::{Firing, TriggerState, WindowView, decide, on_demand};
 use flywheel_core::{CancelToken, ComponentRegistry};
 use flywheel_deploy::{Deployment, TriggerKind, WhenBusy};
-use flywheel_metadata::{DeploymentRecord, TriggerRecord};
+use flywheel_metadata::{DeploymentRecord, RunStatus, TriggerRecord};
 use flywheel_orchestrator::{Orchestrator, RunOptions, RunOutcome};
 use flywheel_registry::Home;
 use flywheel_serve::{LogOptions, Sampling, Serve, ServeConfig};
@@ -40,6 +40,13 @@ pub enum Event {
     Fired {
         deployment: String,
         reason: String,
+    },
+    /// A run of this deployment that an earlier `up` left unfinished
+    /// (killed, or stopped), taken up again.
+    Resumed {
+        deployment: String,
+        run_id: i64,
+        status: String,
     },
     /// A firing that starts no run, and why not.
     Skipped {
@@ -197,6 +204,15 @@ fn now_us() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
 
+/// Who `up`'s runs are started by, as runs record it.
+const UP: &str = "flywheel up";
+
+/// A new run (with its trigger's reason), or an unfinished one taken up.
+enum Start {
+    New(String),
+    Resume(i64),
+}
+
 /// A run under way: its thread, and how to stop it.
 struct Running {
     thread: std::thread::JoinHandle<Result<RunOutcome, String>>,
@@ -224,6 +240,7 @@ impl Loop {
     }
 
     async fn run(mut self, mut stopped: watch::Receiver<bool>) {
+        self.resume_unfinished();
         let mut tick = tokio::time::interval(self.config.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -422,17 +439,49 @@ impl Loop {
         self.running.insert(name, running);
     }
 
+    /// Each deployment's newest run started by `up`, when an earlier `up`
+    /// left it interrupted (killed) or cancelled (stopped), is finished
+    /// (`Orchestrator::resume`: steps that succeeded keep their outputs). Its
+    /// trigger's state was saved before it started: nothing fires twice.
+    fn resume_unfinished(&mut self) {
+        let runs = match self.home.metadata.list_runs(500) {
+            Ok(r) => r,
+            Err(e) => {
+                (self.tell)(Event::Problem { deployment: String::new(), text: format!("cannot list runs: {e}") });
+                return;
+            }
+        };
+        for d in self.config.deployments.clone() {
+            let newest = runs.iter().find(|r| r.pipeline == d.pipeline.name && r.started_by == UP);
+            let Some(r) = newest.filter(|r| matches!(r.status, RunStatus::Interrupted | RunStatus::Cancelled)) else {
+                continue;
+            };
+            let status = r.status.to_string();
+            (self.tell)(Event::Resumed { deployment: d.name.clone(), run_id: r.id, status });
+            let running = self.start(&d, Start::Resume(r.id));
+            self.running.insert(d.name.clone(), running);
+        }
+    }
+
     /// A run of `d`'s pipeline on a thread and runtime of its own, so that
     /// training does not hold up serving; one job, a core left to serve.
     fn launch(&self, d: &Deployment, trigger: String) -> Running {
+        self.start(d, Start::New(trigger))
+    }
+
+    fn start(&self, d: &Deployment, what: Start) -> Running {
         let cancel = CancelToken::new();
         let (o, pipeline, c) = (self.orchestrator.clone(), d.pipeline.clone(), cancel.clone());
         // New models go out as canaries: the run pushes to `canary`, and
         // delivery decides about production.
+        let trigger = match &what {
+            Start::New(t) => t.clone(),
+            Start::Resume(_) => String::new(),
+        };
         let opts = RunOptions {
             jobs: 1,
             trigger,
-            started_by: "flywheel up".into(),
+            started_by: UP.into(),
             overrides: d.params.clone(),
             publish_alias: Some(CANARY.to_string()),
             ..RunOptions::default()
@@ -444,7 +493,11 @@ impl Loop {
                 .build()
                 .map_err(|e| e.to_string())?;
             let silent: Arc<dyn flywheel_orchestrator::Observer> = Arc::new(flywheel_orchestrator::Silent);
-            rt.block_on(o.run(&pipeline, &opts, silent, c)).map_err(|e| e.to_string())
+            let ran = match what {
+                Start::New(_) => rt.block_on(o.run(&pipeline, &opts, silent, c)),
+                Start::Resume(id) => rt.block_on(o.resume(id, &opts, silent, c)),
+            };
+            ran.map_err(|e| e.to_string())
         });
         Running { thread, cancel, queued: None }
     }
