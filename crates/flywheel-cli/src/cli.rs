@@ -78,6 +78,12 @@ pub enum Command {
     /// traffic monitored in windows, their pipelines run when a trigger
     /// fires (at most one run per deployment at a time).
     Up(UpArgs),
+    /// What the home deploys, serves, monitors and runs: the `up` serving
+    /// it, each deployment's aliases, canary, newest window and run.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
     /// Ask for a run of a deployment now: its `on_demand` trigger starts it
     /// at `flywheel up`'s next tick (or when `up` next runs).
     Trigger {

@@ -20,6 +20,7 @@ mod replay_cmd;
 mod schema_cmd;
 mod serve_cmd;
 mod stats_cmd;
+mod status_cmd;
 mod up_cmd;
 
 use anyhow::Result;
@@ -93,6 +94,7 @@ fn run(cli: Cli) -> std::result::Result<u8, Failure> {
         Command::Logs(args) => logs_cmd::run(home, &args),
         Command::Replay(args) => replay_cmd::run(&args),
         Command::Up(args) => up_cmd::run(home, &args),
+        Command::Status { json } => status_cmd::run(home, json),
         Command::Trigger { deployment, reason, json } => up_cmd::trigger(home, &deployment, &reason, json),
         Command::Monitor(cli::MonitorCommand::Update { deployment, json }) => {
             monitor_cmd::update(home, &deployment, json)

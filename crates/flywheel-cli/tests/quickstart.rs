@@ -108,7 +108,14 @@ fn quickstart_closes_the_loop_and_the_runs_and_registry_tell_it() {
     assert_eq!(h.code, 0, "{}", h.stderr);
     assert!(h.stdout.contains("bike-sharing@canary: nothing → 2"), "{}", h.stdout);
     assert!(h.stdout.contains("bike-sharing@production: 1 → 2 — canary promoted: held"), "{}", h.stdout);
-    assert!(h.stdout.contains("production goes back") || h.stdout.contains("the story starts again"), "{}", h.stdout);
+    assert!(h.stdout.contains("the story starts again"), "{}", h.stdout);
+    // `flywheel status` tells where it stands: no `up` now, the canary promoted.
+    let st = env.run(&["status", "--json"]).json();
+    assert_eq!(st["up"].as_array().unwrap().len(), 0, "{st:#}");
+    let d = &st["deployments"][0];
+    assert_eq!((d["name"].as_str(), d["canary"].as_i64()), (Some("bike-sharing"), None), "{st:#}");
+    assert_eq!(d["newest_canary"]["outcome"], "promoted", "{st:#}");
+    assert!(d["newest_window"]["rows"].as_u64().unwrap() > 0, "{st:#}");
 }
 
 #[test]

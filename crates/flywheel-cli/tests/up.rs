@@ -192,7 +192,12 @@ fn on_demand_runs_are_asked_for_from_the_cli_and_over_http() {
     assert_eq!(ok.json()["request"], 2);
     up.wait_for("on_demand: from the scheduler of another team, asked by http", Duration::from_secs(20));
     up.wait_for("run 3 succeeded", Duration::from_secs(60));
+    let st = env.run(&["status", "--json"]).json();
+    assert_eq!(st["up"][0]["addr"], format!("http://{addr}"), "{st:#}");
+    assert_eq!(st["deployments"][0]["newest_run"]["id"], 3, "{st:#}");
     let (code, printed) = up.stop();
+    let st = env.run(&["status", "--json"]).json();
+    assert_eq!(st["up"].as_array().unwrap().len(), 0, "a stopped `up` is not listed: {st:#}");
     assert_eq!(code, 0, "{printed:#?}");
     let triggers: Vec<String> =
         env.runs().as_array().unwrap().iter().map(|r| r["trigger"].as_str().unwrap().to_string()).collect();

@@ -106,6 +106,8 @@ pub async fn up(
     });
     // The loop reads files and scores windows: on a thread and runtime of
     // its own, it never holds up the server's accepting and answering.
+    let names: Vec<String> = config.deployments.iter().map(|d| d.name.clone()).collect();
+    let recorder = home.clone();
     let looping = Loop::new(home, components, config, deliverer, tell);
     let loop_stopped = stopped.clone();
     let looper = std::thread::spawn(move || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -113,10 +115,20 @@ pub async fn up(
         Err(e) => (looping.tell)(Event::Problem { deployment: String::new(), text: format!("no runtime: {e}") }),
     });
     let mut rx = stopped;
-    let served = flywheel_serve::run_until(serve, ready, async move {
-        let _ = rx.wait_for(|s| *s).await;
-    })
+    let clearer = recorder.clone();
+    let served = flywheel_serve::run_until(
+        serve,
+        move |addr| {
+            // For `flywheel status`: who serves this home, where.
+            let _ = recorder.metadata.record_up(&format!("http://{addr}"), &names.join(", "), now_us());
+            ready(addr);
+        },
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        },
+    )
     .await;
+    let _ = clearer.metadata.clear_up();
     // However the server ended (a signal, or an address it could not
     // bind), the loop ends with it.
     let _ = stop.send(true);

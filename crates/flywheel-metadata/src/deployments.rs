@@ -47,7 +47,53 @@ pub struct RunRequest {
     pub at_us: i64,
 }
 
+/// A `flywheel up` process that serves this home.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpRecord {
+    pub pid: i64,
+    pub host: String,
+    pub addr: String,
+    pub deployments: String,
+    pub started_us: i64,
+}
+
 impl MetadataStore {
+    /// Records this process as an `up` serving at `addr`.
+    pub fn record_up(&self, addr: &str, deployments: &str, now_us: i64) -> Result<()> {
+        self.conn().execute(
+            "INSERT OR REPLACE INTO up_processes (pid, host, addr, deployments, started_us) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![i64::from(std::process::id()), crate::hostname(), addr, deployments, now_us],
+        )?;
+        Ok(())
+    }
+
+    /// This process stopped being an `up`.
+    pub fn clear_up(&self) -> Result<()> {
+        self.conn().execute(
+            "DELETE FROM up_processes WHERE pid = ?1 AND host = ?2",
+            params![i64::from(std::process::id()), crate::hostname()],
+        )?;
+        Ok(())
+    }
+
+    /// The `up` processes recorded, alive or not (a killed one stays until
+    /// the next `up` on its host replaces or clears it).
+    pub fn ups(&self) -> Result<Vec<UpRecord>> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT pid, host, addr, deployments, started_us FROM up_processes ORDER BY started_us")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(UpRecord {
+                pid: r.get(0)?,
+                host: r.get(1)?,
+                addr: r.get(2)?,
+                deployments: r.get(3)?,
+                started_us: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Asks for a run of `deployment`; its id.
     pub fn request_run(&self, deployment: &str, reason: &str, by: &str, now_us: i64) -> Result<i64> {
         let conn = self.conn();

@@ -278,6 +278,15 @@ CREATE TABLE run_requests (
     outcome      TEXT
 );
 CREATE INDEX run_requests_pending ON run_requests(deployment, taken_us);
+-- `flywheel up` processes serving this home, for `flywheel status`.
+CREATE TABLE up_processes (
+    pid         INTEGER NOT NULL,
+    host        TEXT NOT NULL,
+    addr        TEXT NOT NULL,
+    deployments TEXT NOT NULL,
+    started_us  INTEGER NOT NULL,
+    PRIMARY KEY (host, pid)
+);
 "#,
     ),
 ];
