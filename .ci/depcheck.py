@@ -58,10 +58,11 @@ LAYERS = {
     # `flywheel up`: the deployment's service (its CLI only wires it).
     "flywheel-daemon": {
         "flywheel-core", "flywheel-deploy", "flywheel-metadata", "flywheel-monitor", "flywheel-orchestrator",
-        "flywheel-registry", "flywheel-serve",
+        "flywheel-registry", "flywheel-serve", "flywheel-data",
     },
     "flywheel-orchestrator": {
         "flywheel-core", "flywheel-pipeline", "flywheel-metadata", "flywheel-artifacts", "flywheel-registry",
+        "flywheel-data",
     },
     # The prediction server reads the registry; only the components (infra
     # validation) and the CLI know of it.

@@ -94,19 +94,17 @@ pub fn runs_list(runs: &[RunRecord], json: bool) {
         println!("no runs yet; start one with `flywheel run PIPELINE` or `flywheel quickstart`");
         return;
     }
-    println!(
-        "{:>5}  {:<20}  {:<11}  {:<10}  {:<24}  {:>9}",
-        "RUN", "PIPELINE", "STATUS", "TRIGGER", "STARTED", "DURATION"
-    );
+    // The trigger last: a triggered run's reason is a sentence.
+    println!("{:>5}  {:<20}  {:<11}  {:<24}  {:>9}  TRIGGER", "RUN", "PIPELINE", "STATUS", "STARTED", "DURATION");
     for r in runs {
         println!(
-            "{:>5}  {:<20}  {:<11}  {:<10}  {:<24}  {:>9}",
+            "{:>5}  {:<20}  {:<11}  {:<24}  {:>9}  {}",
             r.id,
             r.pipeline,
             r.status.as_str(),
-            r.trigger,
             r.started_at,
-            ms(r.duration_ms)
+            ms(r.duration_ms),
+            r.trigger
         );
     }
 }

@@ -281,3 +281,56 @@ fn a_triggered_run_killed_with_up_is_resumed_by_the_next_up_and_nothing_fires_tw
     assert_eq!(runs[0]["status"], "succeeded");
     assert!(runs[0]["trigger"].as_str().unwrap().starts_with("on_demand: retrain now"), "{runs:#}");
 }
+
+/// A `new_data` trigger watching a folder of spans: a file fires a run
+/// once complete (not while it is still being written), the run reads
+/// every span; the folder gone is told, and back, its files do not fire
+/// again; a new file fires again.
+#[test]
+fn new_files_in_a_watched_folder_start_runs_once_each_when_complete() {
+    let env = Env::new();
+    std::fs::create_dir(env.path().join("incoming")).unwrap();
+    env.write("incoming/2011.csv", &rows(200, false));
+    env.write("clf.toml", &clf_pipeline("incoming"));
+    let deploy = "[deployment]\npipeline = \"clf.toml\"\n[[trigger]]\non = \"new_data\"\npath = \"incoming\"\nsettle = \"1s\"\ncooldown = \"1s\"\n[delivery]\ncanary = 50\nhold = 5\n";
+    env.write("deploy.toml", deploy);
+    env.write("traffic.csv", &rows(80, false));
+    assert_eq!(env.run(&["run", "clf.toml"]).code, 0);
+    let (mut up, addr) = Up::start(&env, &["deploy.toml"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    // Half a file, then the rest: taken only once complete and settled.
+    let more = rows(60, false);
+    let (head, tail) = more.split_at(more.len() / 2);
+    env.write("incoming/2012-01.csv", head);
+    std::thread::sleep(Duration::from_millis(600));
+    env.write("incoming/2012-01.csv", &format!("{head}{tail}"));
+    let fired = up.wait_for("trigger fired (new_data:", Duration::from_secs(20));
+    assert!(fired.contains("new_data: 1 new file(s): 2012-01.csv"), "{fired}");
+    up.wait_for("run 2 succeeded", Duration::from_secs(60));
+    let ingest = env.execution(2, "ingest");
+    assert_eq!(ingest["summary"]["spans"], serde_json::json!(["2011.csv", "2012-01.csv"]), "{ingest:#}");
+    assert_eq!(
+        ingest["summary"]["rows"]["train"].as_u64().unwrap() + ingest["summary"]["rows"]["eval"].as_u64().unwrap(),
+        260
+    );
+
+    // Its model goes out as a canary; traffic decides it.
+    up.wait_for("clf@2 is out as canary", Duration::from_secs(10));
+    replay(&env, &addr, "traffic.csv");
+    let verdict = up.wait_for("clf@2 ", Duration::from_secs(20));
+    let verdict =
+        if verdict.contains("out as canary") { up.wait_for("production", Duration::from_secs(20)) } else { verdict };
+    assert!(verdict.contains("promoted") || verdict.contains("rolled back"), "{verdict}");
+    std::fs::rename(env.path().join("incoming"), env.path().join("away")).unwrap();
+    up.wait_for("`new_data` watches", Duration::from_secs(10));
+    std::fs::rename(env.path().join("away"), env.path().join("incoming")).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    env.write("incoming/2012-02.csv", &rows(40, true));
+    let again = up.wait_for("new_data: 1 new file(s): 2012-02.csv", Duration::from_secs(20));
+    assert!(!again.contains("2012-01"), "{again}");
+    up.wait_for("run 3 succeeded", Duration::from_secs(60));
+    let (code, printed) = up.stop();
+    assert_eq!(code, 0, "{printed:#?}");
+    assert_eq!(printed.iter().filter(|l| l.contains("trigger fired")).count(), 2, "{printed:#?}");
+    assert_eq!(env.runs().as_array().unwrap().len(), 3);
+}

@@ -5,11 +5,12 @@
 //! (`ingest/logs.rs`): data that only arrives through serving.
 
 mod logs;
+mod spans;
 
 use flywheel_core::{
     ArtifactType, ComponentSpec, ExecContext, ExecError, ParamProblem, ParamSpec, ParamType, PortSpec, TypedComponent,
 };
-use flywheel_data::table::{ReadOptions, Table, read_table, suggest, type_name, write_parquet};
+use flywheel_data::table::{ReadOptions, Table, suggest, type_name, write_parquet};
 use serde_json::json;
 use std::collections::BTreeMap;
 
@@ -24,7 +25,7 @@ pub static SPEC: ComponentSpec = ComponentSpec {
             name: "path",
             ty: ParamType::Path,
             required: true,
-            doc: "the data file, relative to the pipeline file",
+            doc: "the data: a file, a folder of spans, or a glob (`incoming/*.csv`), relative to the pipeline file",
         },
         ParamSpec {
             name: "columns",
@@ -74,6 +75,12 @@ pub static SPEC: ComponentSpec = ComponentSpec {
             ty: ParamType::String,
             required: false,
             doc: "rows at or after this time go to eval (compared as instants for a date or time column, as numbers for a numeric one)",
+        },
+        ParamSpec {
+            name: "spans_last",
+            ty: ParamType::Int,
+            required: false,
+            doc: "with a folder or glob `path`: only the newest N spans by name (default: all)",
         },
         ParamSpec {
             name: "logs_label",
@@ -165,6 +172,7 @@ pub struct Params {
     pub logs_label: Option<String>,
     pub logs_last: Option<u64>,
     pub logs_since: Option<String>,
+    pub spans_last: Option<u64>,
 }
 
 fn default_eval_fraction() -> f64 {
@@ -289,6 +297,12 @@ fn check_split(params: &Params) -> Vec<ParamProblem> {
                 .help("for example \"2026-11-30\" or \"2026-11-30 12:00:00\" (UTC)"),
         );
     }
+    if params.spans_last == Some(0) {
+        out.push(
+            ParamProblem::value(&["spans_last"], "`spans_last` = 0 reads no span")
+                .help("leave it out to read them all"),
+        );
+    }
     if params.logs_last == Some(0) {
         out.push(
             ParamProblem::value(&["logs_last"], "`logs_last` = 0 takes no logged rows")
@@ -323,7 +337,7 @@ impl TypedComponent for Ingest {
             delimiter,
             ..Default::default()
         };
-        let table = read_table(&path, &opts)?;
+        let table = spans::read(ctx, &path, &opts, params.spans_last)?;
         ctx.cancel.check()?;
         let drop = &params.drop;
         for d in drop {

@@ -15,7 +15,7 @@ pub mod delivery;
 pub mod triggers;
 mod up;
 
-pub use triggers::{Firing, TriggerState, WindowView, decide, on_demand};
+pub use triggers::{FileView, Firing, TriggerState, WindowView, decide, new_data, on_demand};
 pub use up::{Event, UpConfig, up};
 
 #[derive(Debug, thiserror::Error)]

@@ -90,6 +90,7 @@ pub fn decide(trigger: &Trigger, state: &TriggerState, windows: &[WindowView], n
                 window: None,
             })
         }
+        // Fired from outside: requests (`on_demand`), files (`new_data`).
         TriggerKind::OnDemand | TriggerKind::NewData { .. } => None,
     }
 }
@@ -107,6 +108,44 @@ pub fn on_demand(trigger: &Trigger, state: &TriggerState, asked: &[(String, Stri
         n => format!(" (and {} earlier request(s))", n - 1),
     };
     Some(Firing { reason: format!("on_demand: {reason}, asked by {by}{more}"), window: None })
+}
+
+/// A watched file as a `new_data` trigger sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileView {
+    pub name: String,
+    /// When its current size and time were first seen, µs.
+    pub seen_us: i64,
+    pub taken: bool,
+}
+
+/// Whether a `new_data` trigger fires, and for which files: those not
+/// taken whose size and time stayed for `settle` (a file still being
+/// written keeps changing, and waits), after its cooldown.
+pub fn new_data(
+    trigger: &Trigger,
+    state: &TriggerState,
+    files: &[FileView],
+    settle: std::time::Duration,
+    now_us: i64,
+) -> Option<(Firing, Vec<String>)> {
+    let cooldown = i64::try_from(trigger.cooldown.as_micros()).unwrap_or(i64::MAX);
+    if state.fired_us.is_some_and(|t| now_us < t.saturating_add(cooldown)) {
+        return None;
+    }
+    let settle = i64::try_from(settle.as_micros()).unwrap_or(i64::MAX);
+    let ready: Vec<String> = files
+        .iter()
+        .filter(|f| !f.taken && now_us >= f.seen_us.saturating_add(settle))
+        .map(|f| f.name.clone())
+        .collect();
+    if ready.is_empty() {
+        return None;
+    }
+    let shown: Vec<&str> = ready.iter().take(5).map(String::as_str).collect();
+    let more = if ready.len() > 5 { format!(" and {} more", ready.len() - 5) } else { String::new() };
+    let reason = format!("new_data: {} new file(s): {}{more}", ready.len(), shown.join(", "));
+    Some((Firing { reason, window: None }, ready))
 }
 
 /// The newest `n` windows in a row that each hold `holds`, if any.

@@ -4,7 +4,7 @@
 
 use crate::DaemonError;
 use crate::delivery::{CANARY, Delivered, Deliverer};
-use crate::triggers::{Firing, TriggerState, WindowView, decide, on_demand};
+use crate::triggers::{FileView, Firing, TriggerState, WindowView, decide, new_data, on_demand};
 use flywheel_core::{CancelToken, ComponentRegistry};
 use flywheel_deploy::{Deployment, TriggerKind, WhenBusy};
 use flywheel_metadata::{DeploymentRecord, RunStatus, TriggerRecord};
@@ -92,10 +92,6 @@ pub async fn up(
     let deliverer = Deliverer::new(serve.table.clone(), serve.metrics.clone());
     for d in &config.deployments {
         home.metadata.record_deployment(&record(d))?;
-        for t in d.triggers.iter().filter(|t| matches!(t.kind, TriggerKind::NewData { .. })) {
-            let text = format!("its `{}` trigger is not run by `up` yet; it will not fire", t.kind.name());
-            tell(Event::Problem { deployment: d.name.clone(), text });
-        }
     }
     let (stop, stopped) = watch::channel(false);
     let stop = Arc::new(stop);
@@ -277,14 +273,20 @@ impl Loop {
 
     /// Tells `problem` unless it was the last one told for `deployment`.
     fn tell_once(&mut self, deployment: &str, problem: Option<String>) {
+        self.tell_once_as(deployment, deployment, problem);
+    }
+
+    /// [`Self::tell_once`], remembered under `topic` (a deployment may
+    /// have several lasting problems: monitoring, a watched folder).
+    fn tell_once_as(&mut self, topic: &str, deployment: &str, problem: Option<String>) {
         match problem {
-            Some(text) if self.told.get(deployment) != Some(&text) => {
-                self.told.insert(deployment.to_string(), text.clone());
+            Some(text) if self.told.get(topic) != Some(&text) => {
+                self.told.insert(topic.to_string(), text.clone());
                 (self.tell)(Event::Problem { deployment: deployment.to_string(), text });
             }
             Some(_) => {}
             None => {
-                self.told.remove(deployment);
+                self.told.remove(topic);
             }
         }
     }
@@ -301,6 +303,11 @@ impl Loop {
         let windows = self.views(&d.model).map_err(|e| e.to_string())?;
         let asked = self.asked(d)?;
         for trigger in &d.triggers {
+            // Requests and files wait for the canary's verdict; windows and
+            // ticks seen meanwhile are used (and the firing skipped).
+            if canary_out && matches!(trigger.kind, TriggerKind::OnDemand | TriggerKind::NewData { .. }) {
+                continue;
+            }
             let Some(f) = self.fire(d, trigger, &windows, &asked)? else { continue };
             if canary_out {
                 // A new model would replace the canary being judged.
@@ -350,12 +357,13 @@ impl Loop {
             looked_us: s.looked_us,
             since_us: s.since_us,
         });
-        let fired = match trigger.kind {
+        let fired = match &trigger.kind {
             TriggerKind::OnDemand => {
                 let pairs: Vec<(String, String)> =
                     asked.iter().map(|r| (r.reason.clone(), r.requested_by.clone())).collect();
                 on_demand(trigger, &state, &pairs, now)
             }
+            TriggerKind::NewData { path, settle } => self.watch(d, trigger, &key, (path, *settle), &state, now)?,
             _ => decide(trigger, &state, windows, now),
         };
         let looked = matches!(trigger.kind, TriggerKind::Schedule(_)).then_some(now).or(state.looked_us);
@@ -371,6 +379,55 @@ impl Loop {
         }
         self.home.metadata.save_trigger_state(&d.name, &key, &next).map_err(|e| e.to_string())?;
         Ok(fired)
+    }
+
+    /// A `new_data` trigger's look at its folder: every file noted with its
+    /// size and time, and the settled, untaken ones fired for (and taken).
+    /// A folder that is not there is told once; it fires once files appear.
+    fn watch(
+        &mut self,
+        d: &Deployment,
+        trigger: &flywheel_deploy::Trigger,
+        key: &str,
+        (path, settle): (&std::path::Path, Duration),
+        state: &TriggerState,
+        now: i64,
+    ) -> Result<Option<Firing>, String> {
+        let topic = format!("{}#{key}", d.name);
+        let files = match flywheel_data::spans::spans(path) {
+            Ok(f) => f,
+            Err(e) => {
+                let text = format!("`new_data` watches {}: {e}; it fires once files appear", path.display());
+                self.tell_once_as(&topic, &d.name, Some(text));
+                return Ok(None);
+            }
+        };
+        self.tell_once_as(&topic, &d.name, None);
+        let store = |e: flywheel_metadata::MetadataError| e.to_string();
+        let mut present = HashMap::new();
+        for f in &files {
+            let Ok(meta) = std::fs::metadata(f) else { continue };
+            let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+            let mtime = mtime.map_or(0, |t| i64::try_from(t.as_micros()).unwrap_or(i64::MAX));
+            let size = i64::try_from(meta.len()).unwrap_or(i64::MAX);
+            let shown = f.display().to_string();
+            self.home.metadata.see_file(&d.name, key, &shown, size, mtime, now).map_err(store)?;
+            present.insert(shown, f.file_name().unwrap_or_default().to_string_lossy().into_owned());
+        }
+        let seen = self.home.metadata.watched_files(&d.name, key).map_err(store)?;
+        let views: Vec<FileView> = seen
+            .iter()
+            .filter_map(|w| {
+                let name = present.get(&w.path)?;
+                // Files older than the trigger are the data it starts from.
+                let before = w.mtime_us < state.since_us;
+                Some(FileView { name: name.clone(), seen_us: w.seen_us, taken: w.taken_us.is_some() || before })
+            })
+            .collect();
+        let Some((firing, names)) = new_data(trigger, state, &views, settle, now) else { return Ok(None) };
+        let taken: Vec<String> = present.iter().filter(|(_, n)| names.contains(n)).map(|(p, _)| p.clone()).collect();
+        self.home.metadata.take_files(&d.name, key, &taken, now).map_err(store)?;
+        Ok(Some(firing))
     }
 
     /// The deployment's canary judged; whether one is still out.

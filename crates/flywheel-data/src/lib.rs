@@ -14,6 +14,7 @@ pub mod model_file;
 pub mod profiling;
 mod quotes;
 pub mod report;
+pub mod spans;
 pub mod table;
 
 pub use atomic::write_atomic;

@@ -57,7 +57,72 @@ pub struct UpRecord {
     pub started_us: i64,
 }
 
+/// A file a `new_data` trigger watches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WatchedFile {
+    pub path: String,
+    pub size: i64,
+    pub mtime_us: i64,
+    /// When this size and time were first seen.
+    pub seen_us: i64,
+    /// When a run took it at this size and time.
+    pub taken_us: Option<i64>,
+}
+
 impl MetadataStore {
+    /// Notes `path` as seen with this size and time: a file new, or changed
+    /// since it was last seen, starts settling now and is not taken.
+    pub fn see_file(
+        &self,
+        deployment: &str,
+        key: &str,
+        path: &str,
+        size: i64,
+        mtime_us: i64,
+        now_us: i64,
+    ) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO watched_files (deployment, trigger_key, path, size, mtime_us, seen_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (deployment, trigger_key, path) DO UPDATE SET size = ?4, mtime_us = ?5, seen_us = ?6, taken_us = NULL
+             WHERE size != ?4 OR mtime_us != ?5",
+            params![deployment, key, path, size, mtime_us, now_us],
+        )?;
+        Ok(())
+    }
+
+    /// The files the trigger `key` of `deployment` has seen, by path.
+    pub fn watched_files(&self, deployment: &str, key: &str) -> Result<Vec<WatchedFile>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT path, size, mtime_us, seen_us, taken_us FROM watched_files
+             WHERE deployment = ?1 AND trigger_key = ?2 ORDER BY path",
+        )?;
+        let rows = stmt.query_map(params![deployment, key], |r| {
+            Ok(WatchedFile {
+                path: r.get(0)?,
+                size: r.get(1)?,
+                mtime_us: r.get(2)?,
+                seen_us: r.get(3)?,
+                taken_us: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Marks files taken by a run, at the size and time they were seen.
+    pub fn take_files(&self, deployment: &str, key: &str, paths: &[String], now_us: i64) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for p in paths {
+            tx.execute(
+                "UPDATE watched_files SET taken_us = ?4 WHERE deployment = ?1 AND trigger_key = ?2 AND path = ?3",
+                params![deployment, key, p, now_us],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Records this process as an `up` serving at `addr`.
     pub fn record_up(&self, addr: &str, deployments: &str, now_us: i64) -> Result<()> {
         self.conn().execute(

@@ -29,7 +29,7 @@ mod serving_log;
 mod signals;
 
 pub use cache::CachedOutputs;
-pub use deployments::{CanaryRecord, DeploymentRecord, RunRequest, TriggerRecord, UpRecord};
+pub use deployments::{CanaryRecord, DeploymentRecord, RunRequest, TriggerRecord, UpRecord, WatchedFile};
 pub use governance::{HistoryEntry, ServingEvent, VersionReport};
 pub use health::{History, IntegrityProblem, StaleExecution, check_database_file};
 pub use monitoring::{MonitorWindow, NewWindow};

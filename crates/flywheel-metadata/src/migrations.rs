@@ -278,6 +278,19 @@ CREATE TABLE run_requests (
     outcome      TEXT
 );
 CREATE INDEX run_requests_pending ON run_requests(deployment, taken_us);
+-- The files a `new_data` trigger watches: each one's size and time as
+-- last seen, since when (it settles when they stay), and when a run took
+-- it at that size and time (a changed file is new again).
+CREATE TABLE watched_files (
+    deployment  TEXT NOT NULL,
+    trigger_key TEXT NOT NULL,
+    path        TEXT NOT NULL,
+    size        INTEGER NOT NULL,
+    mtime_us    INTEGER NOT NULL,
+    seen_us     INTEGER NOT NULL,
+    taken_us    INTEGER,
+    PRIMARY KEY (deployment, trigger_key, path)
+);
 -- `flywheel up` processes serving this home, for `flywheel status`.
 CREATE TABLE up_processes (
     pid         INTEGER NOT NULL,

@@ -119,3 +119,20 @@ fn on_demand_fires_once_for_every_request_waiting_after_its_cooldown() {
     assert_eq!(on_demand(&t, &cooling, &asked, 5 * MIN), None, "waits out its cooldown");
     assert!(on_demand(&t, &cooling, &asked, 10 * MIN).is_some());
 }
+
+#[test]
+fn new_data_fires_for_settled_untaken_files_after_its_cooldown() {
+    let t = trigger(TriggerKind::NewData { path: "incoming".into(), settle: Duration::from_secs(2) }, 10);
+    let file =
+        |name: &str, seen_s: i64, taken: bool| FileView { name: name.into(), seen_us: seen_s * 1_000_000, taken };
+    let files = vec![file("a.csv", 0, true), file("b.csv", 10, false), file("c.csv", 11, false)];
+    let none = TriggerState::default();
+    // At 11.5 s nothing has stayed 2 s; at 12 s b has; at 13 s both.
+    assert_eq!(new_data(&t, &none, &files, Duration::from_secs(2), 11_500_000), None);
+    let (f, names) = new_data(&t, &none, &files, Duration::from_secs(2), 12_000_000).unwrap();
+    assert_eq!((f.reason.as_str(), names), ("new_data: 1 new file(s): b.csv", vec!["b.csv".to_string()]));
+    let (_, names) = new_data(&t, &none, &files, Duration::from_secs(2), 13_000_000).unwrap();
+    assert_eq!(names, ["b.csv", "c.csv"]);
+    let cooling = TriggerState { fired_us: Some(12_000_000), ..TriggerState::default() };
+    assert_eq!(new_data(&t, &cooling, &files, Duration::from_secs(2), 13_000_000), None);
+}

@@ -20,11 +20,7 @@ pub fn cache_key(job: &StepJob, model_refs: &BTreeMap<String, ModelRefResolution
         .path_params
         .iter()
         .filter_map(|p| job.params.get(p).and_then(Json::as_str).map(|v| (p.as_str(), v)))
-        .map(|(p, v)| {
-            let path = resolve(&job.base_dir, v);
-            let digest = flywheel_artifacts::digest_file(&path).map(|(d, _)| d).unwrap_or_else(|_| "missing".into());
-            (p, digest)
-        })
+        .map(|(p, v)| (p, path_digest(&resolve(&job.base_dir, v))))
         .collect();
     let mut key = json!({
         "component": job.step.component,
@@ -39,6 +35,25 @@ pub fn cache_key(job: &StepJob, model_refs: &BTreeMap<String, ModelRefResolution
         key["model_refs"] = json!(model_refs);
     }
     flywheel_core::digest_bytes(key.to_string().as_bytes())
+}
+
+/// A file's content digest; for a folder or glob of spans, the digest of
+/// every span's name and content, so that a new or changed span is a new
+/// key. `missing` when nothing can be read (the step then says why).
+fn path_digest(path: &Path) -> String {
+    let Ok(files) = flywheel_data::spans::spans(path) else { return "missing".into() };
+    if files.len() == 1 && files[0] == path {
+        return flywheel_artifacts::digest_file(path).map(|(d, _)| d).unwrap_or_else(|_| "missing".into());
+    }
+    let parts: Vec<String> = files
+        .iter()
+        .map(|f| {
+            let name = f.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            let digest = flywheel_artifacts::digest_file(f).map(|(d, _)| d).unwrap_or_else(|_| "missing".into());
+            format!("{name}={digest}")
+        })
+        .collect();
+    flywheel_core::digest_bytes(parts.join("\n").as_bytes())
 }
 
 fn resolve(base: &Path, p: &str) -> PathBuf {
