@@ -129,24 +129,42 @@ impl TypedComponent for Push {
         let (expected, compared) = expected_target(blessing.as_ref(), name);
         let checked = compared.filter(|c| Some(c.as_str()) != alias);
         let moving = alias.map(|a| AliasMove { alias: a.to_string(), expected, checked: checked.clone() });
-        match ctx.registry.publish(name, model, ctx.run_id, moving).map_err(ExecError::Failed)? {
+        let published = ctx.registry.publish(name, model, ctx.run_id, moving).map_err(ExecError::Failed)?;
+        let guard = checked.as_deref().or(alias).unwrap_or_default();
+        match published {
             Published::Done { model: registered, alias_was } => {
                 record_push(ctx, &model.digest, &registered, alias, alias_was)
             }
-            Published::AliasMoved { current } => {
-                let alias = checked.as_deref().or(alias).unwrap_or_default();
-                let expected = expected.flatten();
-                let at = |v: Option<i64>| v.map_or("no version".to_string(), |v| format!("{name}@{v}"));
+            Published::AliasMoved { current } => moved(ctx, &model.digest, name, guard, expected.flatten(), current),
+            Published::AliasTaken { current } => {
+                let alias = alias.unwrap_or_default();
                 let reason = format!(
-                    "`{alias}` moved: it points at {} but the blessing compared the candidate with {}; nothing was registered. Run the pipeline again to compare against {}",
-                    at(current),
-                    at(expected),
-                    at(current)
+                    "`{alias}` points at {name}@{current}, which is still being judged; nothing was registered. \
+                     Its verdict comes first (`flywheel status`)"
                 );
-                refuse(ctx, &model.digest, reason, json!({ "alias": alias, "expected": expected, "current": current }))
+                refuse(ctx, &model.digest, reason, json!({ "alias": alias, "current": current }))
             }
         }
     }
+}
+
+/// Refused: the alias the blessing compared through moved meanwhile.
+fn moved(
+    ctx: &ExecContext,
+    digest: &str,
+    name: &str,
+    alias: &str,
+    expected: Option<i64>,
+    current: Option<i64>,
+) -> Result<(), ExecError> {
+    let at = |v: Option<i64>| v.map_or("no version".to_string(), |v| format!("{name}@{v}"));
+    let reason = format!(
+        "`{alias}` moved: it points at {} but the blessing compared the candidate with {}; nothing was registered. Run the pipeline again to compare against {}",
+        at(current),
+        at(expected),
+        at(current)
+    );
+    refuse(ctx, digest, reason, json!({ "alias": alias, "expected": expected, "current": current }))
 }
 
 /// Writes and logs what was registered, and where the alias points now.

@@ -106,6 +106,9 @@ pub enum Published {
     /// The alias no longer points where expected (it points at `current`):
     /// nothing was registered and nothing moved.
     AliasMoved { current: Option<i64> },
+    /// The alias to move (a canary) points at another version still: the
+    /// one being judged is not replaced; nothing was registered.
+    AliasTaken { current: i64 },
 }
 
 /// Registration of model versions, implemented by the launcher over the

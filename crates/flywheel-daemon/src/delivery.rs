@@ -46,7 +46,13 @@ pub struct Observed {
     pub comparison: Comparison,
     pub approval: ApprovalState,
     pub rejected_because: Option<String>,
+    /// The production version it is compared with, if there is one.
+    pub production: Option<i64>,
 }
+
+/// Answers each version must have logged on the same traffic before their
+/// predictions' distributions are compared.
+pub const MIN_ANSWERS: usize = 10;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
@@ -78,8 +84,13 @@ pub fn judge(d: &Delivery, o: &Observed) -> Verdict {
         };
         return Verdict::Hold(progress);
     }
-    let evidence = match evidence(d, &o.comparison) {
-        Ok(text) => text,
+    let evidence = match evidence(d, &o.comparison, o.production.is_some()) {
+        Ok(Some(text)) => text,
+        Ok(None) => {
+            return Verdict::Hold(format!(
+                "no comparison yet: each version needs {MIN_ANSWERS} logged answers on the same traffic"
+            ));
+        }
         Err(why) => return Verdict::RollBack(why),
     };
     let held = format!("held {} requests without failing; {evidence}", o.counted);
@@ -113,24 +124,35 @@ fn failing(d: &Delivery, o: &Observed) -> Option<Verdict> {
 
 /// The canary against production on the same traffic: the metric when
 /// both have labels, else their predictions' distributions; `Err` with
-/// why the canary is worse.
-fn evidence(d: &Delivery, c: &Comparison) -> Result<String, String> {
+/// why the canary is worse, `Ok(None)` while there is nothing to compare
+/// yet (never a promotion on no evidence, while there is a production).
+fn evidence(d: &Delivery, c: &Comparison, has_production: bool) -> Result<Option<String>, String> {
     let m = &c.metric;
     if let (Some((cv, cn)), Some((pv, pn))) = (c.canary.metric, c.production.metric) {
         let lower_is_better = matches!(m.as_str(), "rmse" | "mae" | "mape" | "log_loss");
         let slack = d.tolerance * pv.abs();
         let worse = if lower_is_better { cv > pv + slack } else { cv < pv - slack };
         let text = format!("{m} {cv:.4} against production's {pv:.4} ({cn} and {pn} labeled rows)");
-        return if worse { Err(format!("{text}: worse by more than {:.0}%", 100.0 * d.tolerance)) } else { Ok(text) };
+        return if worse {
+            Err(format!("{text}: worse by more than {:.0}%", 100.0 * d.tolerance))
+        } else {
+            Ok(Some(text))
+        };
+    }
+    if !has_production {
+        return Ok(Some("there is no production to compare it with".into()));
+    }
+    if c.canary.rows < MIN_ANSWERS || c.production.rows < MIN_ANSWERS {
+        return Ok(None);
     }
     match c.predictions {
         Some((score, threshold, true)) => Err(format!(
             "no labels to compare; its predictions drifted from production's on the same traffic (score {score:.3}, threshold {threshold})"
         )),
-        Some((score, _, false)) => {
-            Ok(format!("no labels to compare; its predictions are distributed as production's (score {score:.3})"))
-        }
-        None => Ok("nothing to compare it with: production answered none of this traffic".into()),
+        Some((score, _, false)) => Ok(Some(format!(
+            "no labels to compare; its predictions are distributed as production's (score {score:.3})"
+        ))),
+        None => Ok(None),
     }
 }
 
@@ -163,6 +185,7 @@ impl Deliverer {
     pub fn step(&mut self, home: &Home, d: &Deployment, now_us: i64) -> Result<(Option<Delivered>, bool), String> {
         let store = |e: MetadataError| e.to_string();
         let Some(canary) = home.metadata.aliased_version(&d.model, CANARY).map_err(store)? else {
+            complete_left_over(home, d, now_us)?;
             return Ok((None, false));
         };
         let production = home.metadata.aliased_version(&d.model, PRODUCTION).map_err(store)?.map(|v| v.version);
@@ -236,8 +259,25 @@ impl Deliverer {
             comparison,
             approval: v.approval.state,
             rejected_because: v.approval.reason,
+            production,
         })
     }
+}
+
+/// A canary record left undecided (its alias moved before the outcome was
+/// written, and `up` stopped; or moved by hand): completed from where the
+/// aliases point, so `flywheel status` does not say it is still held.
+fn complete_left_over(home: &Home, d: &Deployment, now_us: i64) -> Result<(), String> {
+    let store = |e: MetadataError| e.to_string();
+    let open = home.metadata.canaries(&d.name, 5).map_err(store)?;
+    let Some(c) = open.iter().find(|c| c.outcome.is_none()) else { return Ok(()) };
+    let production = home.metadata.aliased_version(&d.model, PRODUCTION).map_err(store)?.map(|v| v.version);
+    let (outcome, why) = if production == Some(c.version) {
+        ("promoted", "it is production: the record was completed afterwards")
+    } else {
+        ("rolled back", "its `canary` alias was moved or removed outside the delivery")
+    };
+    home.metadata.decide_canary(&d.name, c.version, outcome, why, now_us).map_err(store)
 }
 
 /// `production` moved to the canary, only if it still points where it did

@@ -239,12 +239,15 @@ struct Loop {
     running: HashMap<String, Running>,
     /// The last problem told per deployment: a lasting one is told once.
     told: HashMap<String, String>,
+    /// A queued firing waiting for its deployment's run and canary to end.
+    held: HashMap<String, String>,
 }
 
 impl Loop {
     fn new(home: Home, components: ComponentRegistry, config: UpConfig, deliverer: Deliverer, tell: Tell) -> Loop {
         let orchestrator = Arc::new(Orchestrator::new(home.clone(), components));
-        Loop { home, orchestrator, deliverer, config, tell, running: HashMap::new(), told: HashMap::new() }
+        let (running, told, held) = (HashMap::new(), HashMap::new(), HashMap::new());
+        Loop { home, orchestrator, deliverer, config, tell, running, told, held }
     }
 
     async fn run(mut self, mut stopped: watch::Receiver<bool>) {
@@ -300,6 +303,7 @@ impl Loop {
             (self.tell)(Event::Window { deployment: d.name.clone(), text });
         }
         let canary_out = self.deliver(d)?;
+        self.start_held(d, canary_out);
         let windows = self.views(&d.model).map_err(|e| e.to_string())?;
         let asked = self.asked(d)?;
         for trigger in &d.triggers {
@@ -351,7 +355,7 @@ impl Loop {
         // A trigger seen for the first time starts from now: windows of rows
         // served before it existed do not fire it.
         let fresh = TriggerState { looked_us: Some(now), since_us: now, ..TriggerState::default() };
-        let state = saved.map_or(fresh, |s| TriggerState {
+        let state = saved.clone().map_or(fresh, |s| TriggerState {
             fired_us: s.fired_us,
             used_window: s.used_window,
             looked_us: s.looked_us,
@@ -363,7 +367,9 @@ impl Loop {
                     asked.iter().map(|r| (r.reason.clone(), r.requested_by.clone())).collect();
                 on_demand(trigger, &state, &pairs, now)
             }
-            TriggerKind::NewData { path, settle } => self.watch(d, trigger, &key, (path, *settle), &state, now)?,
+            TriggerKind::NewData { path, settle } => {
+                self.watch(d, trigger, &key, (path, *settle), (&state, saved.is_none()), now)?
+            }
             _ => decide(trigger, &state, windows, now),
         };
         let looked = matches!(trigger.kind, TriggerKind::Schedule(_)).then_some(now).or(state.looked_us);
@@ -390,7 +396,7 @@ impl Loop {
         trigger: &flywheel_deploy::Trigger,
         key: &str,
         (path, settle): (&std::path::Path, Duration),
-        state: &TriggerState,
+        (state, first_look): (&TriggerState, bool),
         now: i64,
     ) -> Result<Option<Firing>, String> {
         let topic = format!("{}#{key}", d.name);
@@ -414,14 +420,19 @@ impl Loop {
             self.home.metadata.see_file(&d.name, key, &shown, size, mtime, now).map_err(store)?;
             present.insert(shown, f.file_name().unwrap_or_default().to_string_lossy().into_owned());
         }
+        if first_look {
+            // The files there when the trigger first looks are the data it
+            // starts from: taken, not fired for.
+            let all: Vec<String> = present.keys().cloned().collect();
+            self.home.metadata.take_files(&d.name, key, &all, now).map_err(store)?;
+            return Ok(None);
+        }
         let seen = self.home.metadata.watched_files(&d.name, key).map_err(store)?;
         let views: Vec<FileView> = seen
             .iter()
             .filter_map(|w| {
                 let name = present.get(&w.path)?;
-                // Files older than the trigger are the data it starts from.
-                let before = w.mtime_us < state.since_us;
-                Some(FileView { name: name.clone(), seen_us: w.seen_us, taken: w.taken_us.is_some() || before })
+                Some(FileView { name: name.clone(), seen_us: w.seen_us, taken: w.taken_us.is_some() })
             })
             .collect();
         let Some((firing, names)) = new_data(trigger, state, &views, settle, now) else { return Ok(None) };
@@ -450,8 +461,11 @@ impl Loop {
                 format!("{model}@{version} rolled back, production untouched: {reason}")
             }
         };
-        let key = format!("delivery {text}");
-        // Awaiting approval is told once, not every tick.
+        // Awaiting approval is told once per version, not every tick.
+        let key = match &done {
+            Delivered::Awaiting { version, .. } => format!("awaiting {version}"),
+            _ => format!("delivery {text}"),
+        };
         if self.told.get(&format!("{}#delivery", d.name)) != Some(&key) {
             self.told.insert(format!("{}#delivery", d.name), key);
             (self.tell)(Event::Delivery { deployment: d.name.clone(), delivered: done, text });
@@ -521,7 +535,8 @@ impl Loop {
             }
         };
         for d in self.config.deployments.clone() {
-            let newest = runs.iter().find(|r| r.pipeline == d.pipeline.name && r.started_by == UP);
+            let mine = |r: &&flywheel_metadata::RunRecord| r.options["deployment"].as_str() == Some(d.name.as_str());
+            let newest = runs.iter().find(|r| r.started_by == UP && mine(r));
             let Some(r) = newest.filter(|r| matches!(r.status, RunStatus::Interrupted | RunStatus::Cancelled)) else {
                 continue;
             };
@@ -553,6 +568,7 @@ impl Loop {
             started_by: UP.into(),
             overrides: d.params.clone(),
             publish_alias: Some(CANARY.to_string()),
+            deployment: Some(d.name.clone()),
             ..RunOptions::default()
         };
         let thread = std::thread::spawn(move || {
@@ -590,13 +606,24 @@ impl Loop {
                 Err(_) => Event::Problem { deployment: name.clone(), text: "the run's thread panicked".into() },
             };
             (self.tell)(event);
-            if let Some(reason) = r.queued
-                && let Some(d) = self.config.deployments.iter().find(|d| d.name == name).cloned()
-            {
-                (self.tell)(Event::Fired { deployment: name.clone(), reason: reason.clone() });
-                let running = self.launch(&d, reason);
-                self.running.insert(name, running);
+            if let Some(reason) = r.queued {
+                // Started at the next tick, once no canary is out: the run
+                // it finished may have sent one.
+                self.held.insert(name, reason);
             }
+        }
+    }
+
+    /// A firing queued behind a run starts once that run and any canary it
+    /// sent out are done.
+    fn start_held(&mut self, d: &Deployment, canary_out: bool) {
+        if canary_out || self.running.contains_key(&d.name) {
+            return;
+        }
+        if let Some(reason) = self.held.remove(&d.name) {
+            (self.tell)(Event::Fired { deployment: d.name.clone(), reason: reason.clone() });
+            let running = self.launch(d, reason);
+            self.running.insert(d.name.clone(), running);
         }
     }
 }

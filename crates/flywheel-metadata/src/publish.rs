@@ -18,6 +18,9 @@ pub enum PublishOutcome {
     Published { version: Box<ModelVersion>, created: bool, alias_was: Option<i64> },
     /// The alias points elsewhere than expected: nothing was written.
     AliasMoved { current: Option<i64> },
+    /// Guarded through another alias, the alias to move points at another
+    /// version already (a canary being judged): nothing was written.
+    AliasTaken { current: i64 },
 }
 
 /// Compare-and-set for a publish: the alias the candidate was compared
@@ -42,9 +45,15 @@ impl MetadataStore {
         if let Some((a, Some((checked, expected)))) = alias {
             let current = alias_target(&tx, model_name, checked)?;
             if checked != a {
-                // Another alias was compared with: it must not have moved.
+                // Another alias was compared with: it must not have moved,
+                // and the one to move must be free (or this artifact's
+                // already: a resumed run publishing again).
                 if current != expected {
                     return Ok(PublishOutcome::AliasMoved { current });
+                }
+                let mine = version_of(&tx, model_name, artifact_id)?.map(|v| v.version);
+                if let Some(taken) = alias_target(&tx, model_name, a)?.filter(|t| Some(*t) != mine) {
+                    return Ok(PublishOutcome::AliasTaken { current: taken });
                 }
             } else if current != expected {
                 // Already published by this very artifact (a resumed run
@@ -134,6 +143,21 @@ mod tests {
         s.set_alias("m", "production", 2, None, crate::Change { caller: "t", reason: None }).unwrap();
         let stale = s.publish("m", a, Some(run), Some(("canary", Some(("production", Some(1))))), "t").unwrap();
         assert!(matches!(stale, PublishOutcome::AliasMoved { current: Some(2) }), "{stale:?}");
+        // A canary being judged is not replaced by another; the same one
+        // published again (a resumed run) is not a conflict.
+        let again = s.publish("m", b, Some(run), Some(("canary", Some(("production", Some(2))))), "t").unwrap();
+        assert!(matches!(again, PublishOutcome::Published { created: false, .. }), "{again:?}");
+        let third = s
+            .record_artifact(&crate::NewArtifact {
+                ty: "model".into(),
+                uri: "blob:c".into(),
+                digest: "c".into(),
+                size: 1,
+                properties: json!({}),
+            })
+            .unwrap();
+        let taken = s.publish("m", third, Some(run), Some(("canary", Some(("production", Some(2))))), "t").unwrap();
+        assert!(matches!(taken, PublishOutcome::AliasTaken { current: 2 }), "{taken:?}");
         assert_eq!(s.aliased_version("m", "canary").unwrap().unwrap().version, 2, "untouched");
         // Removing an alias is compare-and-set too, and audited.
         let change = || crate::Change { caller: "t", reason: Some("rolled back") };

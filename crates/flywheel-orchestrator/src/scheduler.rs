@@ -26,6 +26,8 @@ pub struct RunOptions {
     /// The alias this run's publishers move, instead of the one their step
     /// declares: a deployment with a canary sends new models to `canary`.
     pub publish_alias: Option<String>,
+    /// The deployment whose trigger started this run, recorded with it.
+    pub deployment: Option<String>,
 }
 
 impl Default for RunOptions {
@@ -37,6 +39,7 @@ impl Default for RunOptions {
             trigger: "manual".into(),
             started_by: default_user(),
             publish_alias: None,
+            deployment: None,
         }
     }
 }
@@ -138,6 +141,9 @@ impl Orchestrator {
         let mut options = json!({ "jobs": opts.jobs, "no_cache": opts.no_cache });
         if let Some(alias) = &opts.publish_alias {
             options["publish_alias"] = json!(alias);
+        }
+        if let Some(d) = &opts.deployment {
+            options["deployment"] = json!(d);
         }
         let run_id = meta.create_run(pipeline_id, &params, &options, &opts.trigger, &opts.started_by)?;
         self.drive(pipeline, run_id, values, opts, HashMap::new(), observer, cancel).await

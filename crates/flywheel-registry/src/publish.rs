@@ -34,6 +34,7 @@ impl ModelRegistry for Home {
                 alias_was,
             },
             PublishOutcome::AliasMoved { current } => Published::AliasMoved { current },
+            PublishOutcome::AliasTaken { current } => Published::AliasTaken { current },
         })
     }
 }

@@ -42,6 +42,9 @@ fn labeled(log: Table, since: f64, last: Option<u64>) -> Result<Table, ExecError
     let Some(li) = log.column_index(LABEL) else {
         return Err(err(&"it has no `label` column: wire it to `@logs:MODEL`"));
     };
+    if last == Some(0) {
+        return Err(err(&"`logs_last` = 0 takes no logged rows; leave it out to take them all"));
+    }
     let labels = log.str_column(li);
     let times: Vec<f64> = match log.column_index("time") {
         Some(ti) => log
@@ -53,6 +56,9 @@ fn labeled(log: Table, since: f64, last: Option<u64>) -> Result<Table, ExecError
         None => vec![0.0; log.rows()],
     };
     let wanted = |t: f64, l: &Option<String>| l.is_some() && t >= since;
+    if times.len() != labels.len() {
+        return Err(err(&"its `time` column is not a time: wire it to `@logs:MODEL`"));
+    }
     let mut newest: Vec<f64> = times.iter().zip(&labels).filter(|(t, l)| wanted(**t, l)).map(|(t, _)| *t).collect();
     newest.sort_by(f64::total_cmp);
     let from = match last.map(|n| usize::try_from(n).unwrap_or(usize::MAX)) {

@@ -9,6 +9,9 @@ use std::path::Path;
 
 pub(super) fn read(ctx: &ExecContext, path: &Path, opts: &ReadOptions, last: Option<u64>) -> Result<Table, ExecError> {
     let all = flywheel_data::spans::spans(path)?;
+    if last == Some(0) {
+        return Err(ExecError::failed("`spans_last` = 0 reads no span; leave it out to read them all"));
+    }
     let keep = last.map_or(all.len(), |n| usize::try_from(n).unwrap_or(usize::MAX).min(all.len()));
     let files = &all[all.len() - keep..];
     let Some((first, rest)) = files.split_first() else {

@@ -22,6 +22,7 @@ fn observed(answered: u64, failed: u64, canary: Option<f64>, production: Option<
         },
         approval: ApprovalState::Pending,
         rejected_because: None,
+        production: Some(1),
     }
 }
 
@@ -64,6 +65,20 @@ fn a_failing_canary_is_rolled_back_at_once_not_after_its_hold() {
 }
 
 #[test]
+fn never_promoted_on_no_evidence_while_there_is_a_production() {
+    // No log (sampling off), or too few answers of each: held, not promoted.
+    let mut o = observed(100, 0, None, None);
+    o.comparison.predictions = None;
+    assert!(matches!(judge(&delivery(), &o), Verdict::Hold(w) if w.contains("no comparison yet")));
+    let mut o = observed(100, 0, None, None);
+    o.comparison.production.rows = 3;
+    assert!(matches!(judge(&delivery(), &o), Verdict::Hold(_)));
+    // With no production at all, holding without failing is enough.
+    o.production = None;
+    assert!(matches!(judge(&delivery(), &o), Verdict::Promote(w) if w.contains("no production")));
+}
+
+#[test]
 fn without_labels_the_predictions_distributions_decide() {
     let mut o = observed(100, 0, None, None);
     assert!(matches!(judge(&delivery(), &o), Verdict::Promote(w) if w.contains("distributed as production's")));
@@ -92,5 +107,8 @@ fn a_time_hold_needs_its_time_and_some_traffic() {
     assert!(matches!(judge(&d, &o), Verdict::Hold(_)));
     o.answered = 1;
     o.counted = 1;
+    // One answer holds the time, but each version needs enough answers to compare.
+    assert!(matches!(judge(&d, &o), Verdict::Hold(w) if w.contains("no comparison yet")));
+    (o.comparison.canary.rows, o.comparison.production.rows) = (20, 20);
     assert!(matches!(judge(&d, &o), Verdict::Promote(_)));
 }
