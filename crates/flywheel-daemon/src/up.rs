@@ -381,7 +381,9 @@ impl Loop {
         };
         if fired.is_some() && matches!(trigger.kind, TriggerKind::OnDemand) {
             let ids: Vec<i64> = asked.iter().map(|r| r.id).collect();
-            self.home.metadata.take_run_requests(&ids, "fired", now).map_err(|e| e.to_string())?;
+            let skipped = self.running.contains_key(&d.name) && matches!(trigger.when_busy, WhenBusy::Skip);
+            let outcome = if skipped { "skipped: a run was under way (when_busy = \"skip\")" } else { "fired" };
+            self.home.metadata.take_run_requests(&ids, outcome, now).map_err(|e| e.to_string())?;
         }
         self.home.metadata.save_trigger_state(&d.name, &key, &next).map_err(|e| e.to_string())?;
         Ok(fired)
