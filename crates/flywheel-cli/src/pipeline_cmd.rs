@@ -107,8 +107,9 @@ pub fn resume(home_dir: &Path, run: i64, jobs: Option<usize>, json: bool) -> Res
 pub fn quickstart(home_dir: &Path, args: &crate::cli::QuickstartArgs) -> Result<u8, Failure> {
     let home = open_home(home_dir)?;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    // Whole seconds: rows served from this second on are learned from.
-    let started = flywheel_stats::time::format_seconds(now.as_secs() as f64);
+    // To the microsecond: rows an earlier quickstart served in this very
+    // second are not learned from.
+    let started = flywheel_stats::time::format_micros(i64::try_from(now.as_micros()).unwrap_or(i64::MAX), false);
     let unpacked = quickstart::unpack(&home.root, &started)
         .map_err(|e| fail(3, format!("cannot unpack the quickstart example: {e}")))?;
     let components = flywheel_components::builtins();

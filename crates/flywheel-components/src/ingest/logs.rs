@@ -28,7 +28,9 @@ pub(super) fn joined(ctx: &ExecContext, params: &Params, table: Table, path: &Pa
     };
     let log = labeled(log, since, params.logs_last)?;
     let mut batches = table.batches.clone();
-    for b in &log.batches {
+    // Empty batches left out: with no row joined, the output is the file's
+    // alone, byte for byte, and what reads it comes from the cache.
+    for b in log.batches.iter().filter(|b| b.num_rows() > 0) {
         batches.push(shaped(b, &table, label_as)?);
     }
     ctx.log(format!("joined {} labeled row(s) of the prediction log ({} served row(s) in all)", log.rows(), served));
