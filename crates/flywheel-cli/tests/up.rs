@@ -8,12 +8,12 @@
 mod common;
 #[path = "serve/http.rs"]
 mod http;
+#[path = "common/up.rs"]
+mod up;
 
 use common::*;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use up::{Up, replay};
 
 /// `x` and `city` rows: as trained on, or with `x` moved far away.
 fn rows(n: usize, shifted: bool) -> String {
@@ -37,80 +37,6 @@ on = "drift"
 windows = 2
 cooldown = "10m"
 "#;
-
-/// A running `flywheel up`, its stdout lines arriving on a channel.
-struct Up {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Up {
-    fn start(env: &Env, args: &[&str]) -> (Up, String) {
-        Up::start_with(env, args, None)
-    }
-
-    fn start_with(env: &Env, args: &[&str], token: Option<&str>) -> (Up, String) {
-        let mut all = vec!["up", "--addr", "127.0.0.1:0", "--tick-ms", "200"];
-        all.extend(args);
-        let mut cmd = env.cmd(&all);
-        if let Some(t) = token {
-            cmd.env("FLYWHEEL_TOKEN", t);
-        }
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = tx.send(l);
-            }
-        });
-        let mut up = Up { child, lines, seen: Vec::new() };
-        let line = up.wait_for("serving on http://", Duration::from_secs(20));
-        let addr = line.rsplit("http://").next().unwrap().to_string();
-        (up, addr)
-    }
-
-    /// The first line containing `text`, within `limit`.
-    fn wait_for(&mut self, text: &str, limit: Duration) -> String {
-        let end = Instant::now() + limit;
-        if let Some(l) = self.seen.iter().find(|l| l.contains(text)) {
-            return l.clone();
-        }
-        while let Some(left) = end.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(l) => {
-                    self.seen.push(l.clone());
-                    if l.contains(text) {
-                        return l;
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-        panic!("no line with {text:?} within {limit:?}; printed: {:#?}", self.seen);
-    }
-
-    fn stop(mut self) -> (i32, Vec<String>) {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let code = self.child.wait().unwrap().code().unwrap_or(-1);
-        self.seen.extend(self.lines.try_iter());
-        (code, self.seen.clone())
-    }
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn replay(env: &Env, addr: &str, file: &str) {
-    let url = format!("http://{addr}");
-    let r = env.run(&["replay", file, "--to", &url, "--labels", "label"]);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-}
 
 #[test]
 fn drifting_traffic_fires_the_drift_trigger_once_and_its_run_says_why() {

@@ -199,8 +199,16 @@ fn time_split(params: &Params, t: &Table) -> Result<Vec<bool>, ExecError> {
     };
     let missing = mask.iter().filter(|m| m.is_none()).count();
     if missing > 0 {
+        let served = if params.logs_label.is_some() {
+            format!(
+                " (a served row has one when the model reads `{col_name}`, or when it is a date, a time or \
+                 text: then it is when the row was served)"
+            )
+        } else {
+            String::new()
+        };
         return Err(ExecError::failed(format!(
-            "time column `{col_name}` has {missing} missing values; rows without a time cannot be split"
+            "time column `{col_name}` has {missing} missing values; rows without a time cannot be split{served}"
         )));
     }
     Ok(mask.into_iter().map(|m| m.unwrap_or(false)).collect())

@@ -50,6 +50,7 @@ pub async fn update(
     let since = last.as_ref().map(|w| w.window.last_us + 1);
     let settled = now_us.saturating_sub(SETTLED_US);
     let Some(rows) = logged(home, model, since, Some(settled))? else { return Ok(Vec::new()) };
+    let rows = in_time_order(&rows)?;
     let mut previous = match &last {
         Some(w) => logged(home, model, Some(w.window.first_us), Some(w.window.last_us + 1))?,
         None => None,
@@ -137,6 +138,19 @@ pub fn cut(times: &[i64], span: Span, settled: i64) -> Vec<std::ops::Range<usize
     out
 }
 
+/// The log is read segment by segment, and each version (a canary beside
+/// production) writes its own: its rows, sorted by time (stable: the rows
+/// of one request keep their order).
+fn in_time_order(t: &Table) -> Result<Table, MonitorError> {
+    let times = times(t);
+    if times.is_sorted() {
+        return Ok(t.clone());
+    }
+    let mut order: Vec<usize> = (0..times.len()).collect();
+    order.sort_by_key(|&i| times[i]);
+    take(t, &order)
+}
+
 fn slice(t: &Table, range: std::ops::Range<usize>) -> Result<Table, MonitorError> {
     take(t, &range.collect::<Vec<_>>())
 }
@@ -218,6 +232,26 @@ fn record(
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn rows_of_several_segments_are_put_in_time_order() {
+        use arrow_array::{Int64Array, RecordBatch, TimestampMicrosecondArray};
+        use std::sync::Arc;
+        // A production segment, then a canary's, interleaved in time.
+        let batch = |times: Vec<i64>, version: i64| {
+            let n = times.len();
+            RecordBatch::try_from_iter([
+                ("time", Arc::new(TimestampMicrosecondArray::from(times)) as arrow_array::ArrayRef),
+                ("version", Arc::new(Int64Array::from(vec![version; n]))),
+            ])
+            .unwrap()
+        };
+        let (a, b) = (batch(vec![1, 3, 3, 6], 1), batch(vec![2, 4, 5], 2));
+        let t = Table { schema: a.schema(), batches: vec![a, b] };
+        let sorted = in_time_order(&t).unwrap();
+        assert_eq!(times(&sorted), [1, 2, 3, 3, 4, 5, 6]);
+        assert_eq!(sorted.f64_column(1), [1., 2., 1., 1., 2., 2., 1.].map(Some));
+    }
 
     #[test]
     fn windows_are_cut_whole_by_rows_or_by_ended_spans_of_time() {

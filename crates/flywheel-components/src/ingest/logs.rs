@@ -2,7 +2,9 @@
 //! file's table: the label fills `logs_label`, each other column of the
 //! file is the logged column of that name cast to the file's type (null
 //! when the log lacks it, say a column the model does not read), and what
-//! only the log has (request ids, times, predictions) is left out.
+//! only the log has (request ids, times, predictions) is left out. The
+//! split's `time_column`, when the model does not read it, is when the row
+//! was served: served rows come after the file's, in the order they came.
 
 use super::{Params, column};
 use arrow_array::{ArrayRef, RecordBatch};
@@ -31,7 +33,7 @@ pub(super) fn joined(ctx: &ExecContext, params: &Params, table: Table, path: &Pa
     // Empty batches left out: with no row joined, the output is the file's
     // alone, byte for byte, and what reads it comes from the cache.
     for b in log.batches.iter().filter(|b| b.num_rows() > 0) {
-        batches.push(shaped(b, &table, label_as)?);
+        batches.push(shaped(b, &table, label_as, params.time_column.as_deref())?);
     }
     ctx.log(format!("joined {} labeled row(s) of the prediction log ({} served row(s) in all)", log.rows(), served));
     Ok(Table { schema: table.schema.clone(), batches })
@@ -72,10 +74,16 @@ fn labeled(log: Table, since: f64, last: Option<u64>) -> Result<Table, ExecError
 }
 
 /// A logged batch with the file's columns and types.
-fn shaped(b: &RecordBatch, file: &Table, label_as: &str) -> Result<RecordBatch, ExecError> {
+fn shaped(b: &RecordBatch, file: &Table, label_as: &str, time_as: Option<&str>) -> Result<RecordBatch, ExecError> {
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(file.schema.fields().len());
     for f in file.schema.fields() {
-        let name = if f.name() == label_as { LABEL } else { f.name().as_str() };
+        let mut name = if f.name() == label_as { LABEL } else { f.name().as_str() };
+        // A number (an index, seconds of some epoch) is not comparable with
+        // the serving time; a date, a time or ISO text is.
+        let as_served = !flywheel_data::table::is_numeric(f.data_type());
+        if Some(f.name().as_str()) == time_as && b.column_by_name(name).is_none() && as_served {
+            name = "time";
+        }
         columns.push(match b.column_by_name(name) {
             Some(c) if c.data_type() == f.data_type() => c.clone(),
             // A value that does not read as the file's type is missing.
@@ -89,4 +97,46 @@ fn shaped(b: &RecordBatch, file: &Table, label_as: &str) -> Result<RecordBatch, 
         });
     }
     RecordBatch::try_new(file.schema.clone(), columns).map_err(|e| ExecError::failed(format!("input `logs`: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Array, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray};
+    use std::sync::Arc;
+
+    fn file(time: ArrayRef) -> Table {
+        let b = RecordBatch::try_from_iter_with_nullable([
+            ("when", time, true),
+            ("x", Arc::new(Float64Array::from(vec![1.0])) as ArrayRef, true),
+            ("y", Arc::new(StringArray::from(vec!["a"])), true),
+        ])
+        .unwrap();
+        Table { schema: b.schema(), batches: vec![b] }
+    }
+
+    fn log() -> RecordBatch {
+        let served = TimestampMicrosecondArray::from(vec![5_000_000, 6_000_000]).with_timezone("UTC");
+        RecordBatch::try_from_iter([
+            ("time", Arc::new(served) as ArrayRef),
+            ("x", Arc::new(Float64Array::from(vec![2.0, 3.0]))),
+            ("label", Arc::new(StringArray::from(vec!["b", "c"]))),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn a_time_column_the_model_does_not_read_is_when_the_row_was_served() {
+        let t = file(Arc::new(TimestampMicrosecondArray::from(vec![1_000_000])));
+        let b = shaped(&log(), &t, "y", Some("when")).unwrap();
+        let when = b.column(0).as_any().downcast_ref::<TimestampMicrosecondArray>().unwrap();
+        assert_eq!(when.values().to_vec(), [5_000_000, 6_000_000]);
+        let y = b.column(2).as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!((y.value(0), y.value(1)), ("b", "c"));
+        // Not the split's column: missing, as any column the log lacks.
+        assert_eq!(shaped(&log(), &t, "y", None).unwrap().column(0).null_count(), 2);
+        // A number is not comparable with the time it was served.
+        let numbered = file(Arc::new(Int64Array::from(vec![7])));
+        assert_eq!(shaped(&log(), &numbered, "y", Some("when")).unwrap().column(0).null_count(), 2);
+    }
 }
