@@ -275,6 +275,19 @@ pub enum MonitorCommand {
         #[arg(long)]
         json: bool,
     },
+    /// A model's windows over time as a self-contained HTML page: its metric
+    /// against the bound, drift, the metric per slice, and the runs and
+    /// alias moves between them.
+    Report {
+        /// The model.
+        model: String,
+        /// Where to write the page.
+        #[arg(long, value_name = "FILE")]
+        html: PathBuf,
+        /// The newest windows shown.
+        #[arg(long, default_value_t = 500)]
+        limit: i64,
+    },
 }
 
 #[derive(Args, Debug)]

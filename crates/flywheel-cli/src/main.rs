@@ -103,6 +103,9 @@ fn run(cli: Cli) -> std::result::Result<u8, Failure> {
         Command::Monitor(cli::MonitorCommand::Status { model, limit, json }) => {
             monitor_cmd::status(home, model.as_deref(), limit, json)
         }
+        Command::Monitor(cli::MonitorCommand::Report { model, html, limit }) => {
+            monitor_cmd::report(home, &model, &html, limit)
+        }
         Command::Schema(cli::SchemaCommand::Infer { data, output, max_categories, read }) => {
             schema_cmd::infer(&data, output.as_deref(), max_categories, &read)
         }

@@ -1,5 +1,6 @@
-//! `flywheel monitor update DEPLOYMENT` and `flywheel monitor status`:
-//! windows of the prediction log scored (`flywheel_monitor`) and shown.
+//! `flywheel monitor update DEPLOYMENT`, `flywheel monitor status` and
+//! `flywheel monitor report`: windows of the prediction log scored
+//! (`flywheel_monitor`), shown, and drawn over time.
 
 use crate::Failure;
 use flywheel_metadata::MonitorWindow;
@@ -40,6 +41,61 @@ pub fn status(home: &Path, model: Option<&str>, limit: i64, json: bool) -> Resul
     Ok(0)
 }
 
+/// `monitor report MODEL --html FILE`: the page, written whole or not at all.
+pub fn report(home: &Path, model: &str, html: &Path, limit: i64) -> Result<u8, Failure> {
+    let home = flywheel_registry::Home::open(home)?;
+    let mut windows = home.metadata.windows(Some(model), limit.max(1))?;
+    if windows.is_empty() {
+        let mut known: Vec<String> =
+            home.metadata.windows(None, 10_000)?.into_iter().map(|w| w.window.model_name).collect();
+        known.sort();
+        known.dedup();
+        let hint = flywheel_pipeline::diagnostic::did_you_mean(model, known.iter().map(String::as_str))
+            .map_or_else(String::new, |h| format!(" ({h})"));
+        return Err(crate::fail(
+            2,
+            format!(
+                "no monitored window of `{model}`{hint}: serve it with `flywheel up`, or score its log with `flywheel monitor update`"
+            ),
+        ));
+    }
+    windows.reverse();
+    let page = flywheel_monitor::report::html(model, &windows, &markers(&home, model)?);
+    flywheel_data::atomic::write_atomic(html, &page)
+        .map_err(|e| crate::fail(3, format!("{}: cannot write: {e}", html.display())))?;
+    println!("wrote {} ({} windows of `{model}`)", html.display(), windows.len());
+    Ok(0)
+}
+
+/// What happened to `model` between windows: its production and canary
+/// moves, and the runs its deployments' triggers started.
+fn markers(home: &flywheel_registry::Home, model: &str) -> Result<Vec<flywheel_monitor::report::Marker>, Failure> {
+    let at = |s: &str| flywheel_stats::time::parse(s).map(|p| p.micros);
+    let mut out = Vec::new();
+    for e in home.metadata.model_history(model)? {
+        let moved = matches!(e.action.as_str(), "set_alias" | "remove_alias");
+        if moved && let Some(at_us) = at(&e.at) {
+            out.push(flywheel_monitor::report::Marker { at_us, text: crate::governance_cmd::change_text(model, &e) });
+        }
+    }
+    let deployments: Vec<String> =
+        home.metadata.deployments()?.into_iter().filter(|d| d.model_name == model).map(|d| d.name).collect();
+    for r in home.metadata.list_runs(1000)? {
+        let mine = r.options["deployment"].as_str().is_some_and(|d| deployments.iter().any(|x| x == d));
+        if mine
+            && !r.trigger.is_empty()
+            && let Some(at_us) = at(&r.started_at)
+        {
+            out.push(flywheel_monitor::report::Marker {
+                at_us,
+                text: format!("run {} ({}): {}", r.id, r.status, r.trigger),
+            });
+        }
+    }
+    out.sort_by_key(|m| m.at_us);
+    Ok(out)
+}
+
 fn now_us() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
 }
@@ -77,7 +133,7 @@ fn print_windows(windows: &[MonitorWindow]) {
         };
         let alerts: Vec<String> = s["alerts"].as_array().into_iter().flatten().map(alert_text).collect();
         println!(
-            "window {} of {}@{} ({} to {}, {} rows, {} labeled): drifted from training {}, from the window before {}; {}{}",
+            "window {} of {}@{} ({} to {}, {} rows, {} labeled): drifted from training {}, from the window before {}; {}{}{}",
             w.id,
             x.model_name,
             x.version,
@@ -88,8 +144,30 @@ fn print_windows(windows: &[MonitorWindow]) {
             drift("from_training"),
             drift("from_previous"),
             metric,
+            worst_slice(s),
             if alerts.is_empty() { String::new() } else { format!("; ALERT: {}", alerts.join("; ")) }
         );
+    }
+}
+
+/// The slice the metric is worst on, by the bound's direction (`>=`: the
+/// lowest), among every declared spec's.
+fn worst_slice(s: &Value) -> String {
+    let higher_is_better = s["bound"].as_str().is_some_and(|b| b.starts_with('>'));
+    let all =
+        s["slices"].as_array().into_iter().flatten().flat_map(|spec| spec["slices"].as_array().into_iter().flatten());
+    let key = |x: &&Value| {
+        let v = x["value"].as_f64().unwrap_or(f64::NAN);
+        if higher_is_better { -v } else { v }
+    };
+    match all.max_by(|a, b| key(a).total_cmp(&key(b))) {
+        Some(w) => format!(
+            "; worst slice {} {:.4} ({} labeled)",
+            w["slice"].as_str().unwrap_or(""),
+            w["value"].as_f64().unwrap_or(f64::NAN),
+            w["labeled"]
+        ),
+        None => String::new(),
     }
 }
 

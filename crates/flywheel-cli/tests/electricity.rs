@@ -139,6 +139,20 @@ fn on_elec2_a_performance_trigger_retrains_and_accuracy_recovers() {
     // What the monitor saw @2 score on rows @1 would have scored lower on.
     assert!(after > old, "accuracy recovers: @2's windows {after:.3}, @1 on their rows {old:.3}");
 
+    // The report draws it: the metric against its bound, per day of the
+    // week too, and the run and the alias moves where they fell.
+    let r = env.run(&["monitor", "report", "electricity", "--html", "report.html"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let page = std::fs::read_to_string(env.path().join("report.html")).unwrap();
+    assert!(page.contains("accuracy per window, bound &gt;= 0.7"), "{page}");
+    assert!(page.contains("Per slice: day") && page.contains("day=1"), "{page}");
+    assert!(page.contains("performance: accuracy") && page.contains("canary promoted"), "{page}");
+    // Run 2, the canary out, production moved and the canary removed (run
+    // 1 and its push came before the first window).
+    assert_eq!(page.matches("<tr><td>").count() + page.matches("<tr style").count(), 32 + 4, "windows and markers");
+    let status = env.run(&["monitor", "status", "electricity"]);
+    assert!(status.stdout.contains("; worst slice day="), "{}", status.stdout);
+
     let runs = env.runs();
     let triggered = &runs.as_array().unwrap().iter().find(|r| r["id"] == 2).unwrap()["trigger"];
     let reason = triggered.as_str().unwrap();

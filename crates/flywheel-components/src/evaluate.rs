@@ -2,11 +2,12 @@
 //! declared slice (`slices.rs`).
 
 use crate::ml_error;
-use crate::slices::{SliceSpec, group};
+use flywheel_core::slice::SliceSpec;
 use flywheel_core::{
     ArtifactType, ComponentSpec, ExecContext, ExecError, ParamProblem, ParamSpec, ParamType, PortSpec, TypedComponent,
 };
 use flywheel_data::model_file::{load, to_frame};
+use flywheel_data::slices::{group, keys as slice_keys};
 use flywheel_data::table::{Table, read_table, write_json};
 use flywheel_ml::metrics;
 use flywheel_ml::{Matrix, Model};
@@ -161,8 +162,9 @@ pub fn evaluate_model(model: &Model, data: &Path, slices: &[String]) -> Result<(
     let frame = to_frame(&t, &inputs)?;
     let pred = model.predict_parallel(&frame, flywheel_ml::par::cores()).map_err(ml_error)?;
     // Slices are checked before any metric is computed.
-    let specs: Vec<SliceSpec> = slices.iter().map(|s| SliceSpec::parse(s)).collect::<Result<_, _>>()?;
-    let keys: Vec<Vec<String>> = specs.iter().map(|s| s.keys(&t)).collect::<Result<_, _>>()?;
+    let specs: Vec<SliceSpec> =
+        slices.iter().map(|s| SliceSpec::parse(s)).collect::<Result<_, _>>().map_err(ExecError::failed)?;
+    let keys: Vec<Vec<String>> = specs.iter().map(|s| slice_keys(s, &t)).collect::<Result<_, _>>()?;
 
     let all: Vec<usize> = (0..t.rows()).collect();
     let emit = |head: Json, scorer: &dyn Fn(&[usize]) -> Json| report(head, scorer, &all, &specs, &keys);

@@ -12,7 +12,6 @@ pub mod infra_validate;
 pub mod ingest;
 pub mod push;
 pub mod schema_gen;
-pub mod slices;
 pub mod statistics;
 pub mod train;
 pub mod tune;

@@ -10,6 +10,7 @@ pub mod context_builder;
 pub mod exec;
 pub mod model_ref;
 pub mod params;
+pub mod slice;
 pub mod spec;
 
 pub use context_builder::{ExecContextBuilder, LogBuffer, PublishCall, RecordingRegistry};

@@ -14,6 +14,7 @@ pub mod model_file;
 pub mod profiling;
 mod quotes;
 pub mod report;
+pub mod slices;
 pub mod spans;
 pub mod table;
 
@@ -80,6 +81,9 @@ pub enum DataError {
     UnknownColumn { option: &'static str, column: String, hint: String },
     #[error("the two datasets share no columns (reference: {reference}; current: {current})")]
     NothingShared { reference: String, current: String },
+    /// A slice spec that does not parse, or names no column of the data.
+    #[error("{0}")]
+    Slice(String),
     /// A bug: a worker thread panicked. Reported, never a silently shorter result.
     #[error("internal error: {0} (please report it)")]
     Internal(String),

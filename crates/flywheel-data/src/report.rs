@@ -8,7 +8,7 @@ pub fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:1100px}\
+pub const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:1100px}\
 h1{font-size:1.4rem}h2{font-size:1.1rem;margin:0 0 .4rem}\
 .card{border:1px solid #ddd;border-radius:6px;padding:1rem;margin:1rem 0}\
 .drift{border-left:6px solid #d9534f}.ok{border-left:6px solid #5cb85c}\

@@ -7,6 +7,7 @@ use crate::config::{DeploymentConfig, Section};
 use crate::cron::Schedule;
 use crate::model::*;
 use flywheel_core::ComponentRegistry;
+use flywheel_core::slice::SliceSpec;
 use flywheel_pipeline::config::Located;
 use flywheel_pipeline::{Diagnostic, Diagnostics, Pipeline, PipelineError};
 use serde_json::Value as Json;
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 const DEPLOYMENT_KEYS: &[&str] = &["name", "pipeline", "model", "params"];
 const SERVING_KEYS: &[&str] = &["addr", "split", "shadow", "log_sample"];
-const MONITORING_KEYS: &[&str] = &["window", "drift_share", "columns", "performance"];
+const MONITORING_KEYS: &[&str] = &["window", "drift_share", "columns", "performance", "slices"];
 const DELIVERY_KEYS: &[&str] = &["approval", "canary", "hold", "max_error_rate", "tolerance"];
 const TRIGGER_KINDS: &[&str] = &["on_demand", "schedule", "new_data", "drift", "performance"];
 const TRIGGER_COMMON: &[&str] = &["on", "cooldown", "when_busy"];
@@ -293,7 +294,13 @@ fn read_split(c: &mut Check<'_>, v: &Located<Json>) -> Option<Vec<(String, u32)>
 
 impl Compiler<'_> {
     fn monitoring(&mut self, s: Option<&Section>) -> Monitoring {
-        let mut m = Monitoring { window: Span::Requests(500), drift_share: 0.5, columns: None, performance: None };
+        let mut m = Monitoring {
+            window: Span::Requests(500),
+            drift_share: 0.5,
+            columns: None,
+            performance: None,
+            slices: Vec::new(),
+        };
         let Some(s) = s else { return m };
         let mut c = self.check();
         c.keys(s, MONITORING_KEYS, "[monitoring]");
@@ -308,8 +315,34 @@ impl Compiler<'_> {
         if let Some(p) = s.get("performance") {
             m.performance = read_bound(&mut c, p);
         }
+        if let Some(v) = s.get("slices") {
+            m.slices = read_slices(&mut c, v, m.performance.is_some());
+        }
         m
     }
+}
+
+/// `slices = ["day", "period:0.25,0.5,0.75"]`, as `evaluate` takes them;
+/// they slice the `performance` metric, so they need one.
+fn read_slices(c: &mut Check<'_>, v: &Located<Json>, performance: bool) -> Vec<SliceSpec> {
+    let help = Some("slices = [\"day\", \"age:25,45,65\", \"sex*race\"]".to_string());
+    let Some(list) = v.value.as_array() else {
+        c.err("`slices` must be a list of slices", &v.span, help);
+        return Vec::new();
+    };
+    if !performance {
+        let help = Some("add `performance = { accuracy = \">= 0.8\" }`: its metric is computed per slice".into());
+        c.err("`slices` slice the `performance` metric, and none is declared", &v.span, help);
+    }
+    let mut out = Vec::new();
+    for item in list {
+        match item.as_str().map(SliceSpec::parse) {
+            Some(Ok(spec)) => out.push(spec),
+            Some(Err(e)) => c.err(format!("`slices`: {e}"), &v.span, None),
+            None => c.err(format!("`slices`: {item} is not text"), &v.span, help.clone()),
+        }
+    }
+    out
 }
 
 /// `performance = { rmse = "<= 120" }`: one metric and its bound.

@@ -51,6 +51,8 @@ pub struct Monitoring {
     pub columns: Option<Vec<String>>,
     /// The metric computed from feedback labels, and its bound.
     pub performance: Option<Bound>,
+    /// Slices the metric is also computed on, each on its own.
+    pub slices: Vec<flywheel_core::slice::SliceSpec>,
 }
 
 /// `metric OP value`, as `bless` thresholds are written (`rmse = "<= 120"`).

@@ -10,14 +10,16 @@
 //!   (`flywheel_ml::metrics`).
 //! - `windows.rs`: windows cut from the log as it grows, scored, recorded.
 //! - `compare.rs`: a canary and production on the same traffic.
+//! - `report.rs`: the windows over time as an HTML page (`monitor report`).
 
 pub mod compare;
 mod metric;
+pub mod report;
 mod score;
 pub mod windows;
 
 pub use metric::{PREDICTION, PROBABILITY_PREFIX, metric};
-pub use score::{Alert, DriftSummary, MIN_LABELS, Scores, score};
+pub use score::{Alert, DriftSummary, MIN_LABELS, Scores, SliceScore, SliceScores, score};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MonitorError {

@@ -6,6 +6,7 @@
 //! data and a metric out of its bound are alerts.
 
 use crate::MonitorError;
+use flywheel_core::slice::SliceSpec;
 use flywheel_data::batch::Table;
 use flywheel_data::dataset_drift::{DriftOptions, DriftReport, dataset_drift};
 use flywheel_deploy::{Bound, Monitoring};
@@ -45,7 +46,31 @@ pub struct Scores {
     pub from_previous: Option<DriftSummary>,
     /// The declared metric over the labeled rows.
     pub metric: Option<(String, f64)>,
+    /// Its bound, as declared (`>= 0.7`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bound: Option<String>,
+    /// The metric per slice of each declared `slices` spec.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub slices: Vec<SliceScores>,
     pub alerts: Vec<Alert>,
+}
+
+/// One `slices` spec: the metric of each of its slices with enough labels.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SliceScores {
+    pub spec: String,
+    pub slices: Vec<SliceScore>,
+    /// Why the window could not be sliced so (a column the log lacks).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SliceScore {
+    /// `day=3`, `25≤age<45`, `sex=Male, race=White`.
+    pub slice: String,
+    pub labeled: usize,
+    pub value: f64,
 }
 
 /// Scores `window` (logged rows with `label`); `inputs` are the model's
@@ -89,7 +114,37 @@ pub fn score(
             });
         }
     }
-    Ok(Scores { rows: window.rows(), labeled, from_training, from_previous, metric, alerts })
+    let slices = match &monitoring.performance {
+        Some(bound) => monitoring.slices.iter().map(|s| sliced(window, s, &bound.metric)).collect::<Result<_, _>>()?,
+        None => Vec::new(),
+    };
+    let bound = monitoring.performance.as_ref().map(bound_text);
+    Ok(Scores { rows: window.rows(), labeled, from_training, from_previous, metric, bound, slices, alerts })
+}
+
+/// `metric` on each slice of `spec` with at least `MIN_LABELS` labels. A
+/// spec the window cannot be cut by is said, not an error: the rest of the
+/// window is still scored.
+fn sliced(window: &Table, spec: &SliceSpec, metric: &str) -> Result<SliceScores, MonitorError> {
+    let keys = match flywheel_data::slices::keys(spec, window) {
+        Ok(k) => k,
+        Err(e) => return Ok(SliceScores { spec: spec.text.clone(), slices: Vec::new(), problem: Some(e.to_string()) }),
+    };
+    let mut slices = Vec::new();
+    for (slice, rows) in flywheel_data::slices::group(&keys) {
+        let mut mask = vec![false; window.rows()];
+        for r in rows {
+            mask[r] = true;
+        }
+        let part = window.filter(&mask).map_err(|e| MonitorError::Window(e.to_string()))?;
+        if let Some((value, labeled)) = crate::metric(&part, metric)?
+            && labeled >= MIN_LABELS
+            && value.is_finite()
+        {
+            slices.push(SliceScore { slice: slice.to_string(), labeled, value });
+        }
+    }
+    Ok(SliceScores { spec: spec.text.clone(), slices, problem: None })
 }
 
 /// The inputs but those the training data holds as dates or times: time

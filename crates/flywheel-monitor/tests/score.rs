@@ -32,7 +32,7 @@ fn spread(n: usize, seed: usize) -> Vec<f64> {
 }
 
 fn monitoring(performance: Option<Bound>) -> Monitoring {
-    Monitoring { window: Span::Requests(500), drift_share: 0.5, columns: None, performance }
+    Monitoring { window: Span::Requests(500), drift_share: 0.5, columns: None, performance, slices: Vec::new() }
 }
 
 fn inputs() -> Vec<String> {
@@ -117,4 +117,41 @@ fn a_classifier_is_scored_from_its_classes_and_probabilities() {
         let (got, want) = (value(metric), want[metric].as_f64().unwrap());
         assert!((got - want).abs() <= 1e-9 * want.abs().max(1.0), "{metric}: {got} vs scikit-learn's {want}");
     }
+}
+
+/// The metric per slice: rows grouped by a column's value or by bins of a
+/// number, each slice's rmse that of its own labeled rows (a slice with
+/// fewer than `MIN_LABELS` labels left out); a spec the window cannot be
+/// cut by is said, and the window still scored.
+#[test]
+fn the_metric_is_computed_per_slice() {
+    let n = 60;
+    let group: Vec<Option<String>> = (0..n).map(|i| Some(["x", "y", "z"][i % 3].to_string())).collect();
+    let a: Vec<f64> = (0..n).map(|i| i as f64).collect();
+    // Slice x is predicted exactly, y one off, z two off; z has 4 labels.
+    let pred: Vec<f64> = (0..n).map(|i| a[i] + (i % 3) as f64).collect();
+    let label: Vec<Option<f64>> = (0..n).map(|i| (i % 3 != 2 || i < 12).then_some(a[i])).collect();
+    let w = table(vec![
+        ("a", nums(a.iter().copied().map(Some))),
+        ("g", texts(group)),
+        ("prediction", nums(pred.into_iter().map(Some))),
+        ("label", nums(label)),
+    ]);
+    let spec = |s: &str| flywheel_core::slice::SliceSpec::parse(s).unwrap();
+    let m = Monitoring {
+        performance: Some(Bound { metric: "rmse".into(), op: Op::Le, value: 10.0 }),
+        slices: vec![spec("g"), spec("a:30"), spec("nope")],
+        ..monitoring(None)
+    };
+    let s = score(&w, None, None, &["a".into(), "g".into()], &m).unwrap();
+    let by_g: Vec<(&str, usize, f64)> =
+        s.slices[0].slices.iter().map(|x| (x.slice.as_str(), x.labeled, x.value)).collect();
+    assert_eq!(by_g, [("g=x", 20, 0.0), ("g=y", 20, 1.0)], "z has 4 labels");
+    // a < 30: 10 exact, 10 one off, 4 two off of 24 labeled; a ≥ 30: 10 and 10.
+    let bins: Vec<(&str, usize)> = s.slices[1].slices.iter().map(|x| (x.slice.as_str(), x.labeled)).collect();
+    assert_eq!(bins, [("a<30", 24), ("a≥30", 20)]);
+    let low = s.slices[1].slices[0].value;
+    assert!((low - ((10.0 + 16.0) / 24.0f64).sqrt()).abs() < 1e-12, "{low}");
+    assert!(s.slices[2].problem.as_deref().unwrap().contains("`nope` is not a column"), "{:?}", s.slices[2]);
+    assert!(s.metric.is_some());
 }
