@@ -175,3 +175,53 @@ fn replayed_traffic_is_monitored_in_windows_with_its_metric_and_alerts() {
     let text = env.run(&["monitor", "status"]);
     assert!(text.stdout.contains("window 3 of clf@1") && text.stdout.contains("accuracy"), "{}", text.stdout);
 }
+
+/// With a `statistics` step on the training data, a window is compared with
+/// the reference it kept (the data's distribution without its rows): the
+/// training rows themselves are not read, so their blob may be gone, and
+/// the figures are those the rows give (`flywheel drift`, the rows against
+/// the window's).
+#[test]
+fn a_window_is_compared_with_the_kept_statistics_not_the_training_rows() {
+    let env = Env::new();
+    env.write("d.csv", &csv());
+    let pipeline = clf_pipeline("d.csv").replace(
+        "[steps.train]",
+        "[steps.statistics]\ncomponent = \"statistics\"\ninputs = { data = \"ingest.train\" }\n[steps.train]",
+    );
+    env.write("clf.toml", &pipeline);
+    assert_eq!(env.run(&["run", "clf.toml"]).code, 0);
+    let train = env.execution(1, "ingest")["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "train")
+        .unwrap()["artifact"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let blob = env.home().join("artifacts/blobs").join(&train[..2]).join(&train);
+    let rows = env.path().join("train.parquet");
+    std::fs::rename(&blob, &rows).unwrap();
+    env.write("deploy.toml", "[deployment]\npipeline = \"clf.toml\"\n[monitoring]\nwindow = 120\n");
+
+    let server = Server::start(&env, &[]);
+    let url = format!("http://{}", server.addr);
+    let r = env.run(&["replay", "d.csv", "--to", &url]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(server.stop().0, 0);
+    std::thread::sleep(std::time::Duration::from_millis(5_200));
+    let r = env.run(&["monitor", "update", "deploy.toml", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let window = r.json()[0].clone();
+    assert_eq!(window["scores"]["from_training"]["compared"], 2, "{window:#}");
+
+    // The same comparison from the rows: `flywheel drift` of the training
+    // rows against the window's inputs.
+    assert_eq!(env.run(&["logs", "clf", "-o", "served.csv"]).code, 0);
+    let drift = env.run(&["drift", "train.parquet", "served.csv", "--columns", "x,city", "--json"]).json();
+    let from_rows = (drift["drifted_columns"].as_u64(), drift["compared_columns"].as_u64());
+    let kept = &window["scores"]["from_training"];
+    assert_eq!(from_rows, (kept["drifted"].as_u64(), kept["compared"].as_u64()), "{drift:#}");
+    assert_eq!(drift["drift_share"].as_f64(), kept["share"].as_f64());
+}

@@ -16,7 +16,7 @@ pub struct Statistics;
 
 pub static SPEC: ComponentSpec = ComponentSpec {
     name: "statistics",
-    version: "2",
+    version: "3",
     description: "Computes per-column statistics: count, missing, zeros, NaN/inf, min, max, mean, std, quantiles, histograms, distinct values, top values.",
     params: &[ParamSpec {
         name: "top_k",
@@ -71,7 +71,11 @@ impl TypedComponent for Statistics {
         let path = data.path.clone();
         let profile = unless_cancelled(&ctx.cancel, move || profile_file(&path, &Default::default(), threads))??;
         let top_k = params.top_k.max(1) as usize;
-        let stats = profile.to_json(top_k);
+        let mut stats = profile.to_json(top_k);
+        // Kept for drift (monitoring compares served windows with it): the
+        // data's distribution without its rows.
+        let reference = flywheel_data::dataset_drift::DatasetReference::from_profile(&profile);
+        stats["reference"] = serde_json::to_value(&reference).map_err(|e| ExecError::failed(e.to_string()))?;
         write_json(&ctx.output_path("statistics"), &stats)?;
         ctx.set_properties("statistics", json!({ "rows": profile.rows, "columns": profile.columns.len() }));
         ctx.log(format!("described {} rows × {} columns", profile.rows, profile.columns.len()));

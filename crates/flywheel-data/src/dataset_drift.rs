@@ -4,6 +4,7 @@
 
 use crate::DataError;
 use crate::table::{Table, is_numeric};
+use flywheel_stats::reference::ColumnReference;
 use flywheel_stats::{ColumnDrift, Kind, Method, Sample};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -230,4 +231,90 @@ fn one_column(
     let drift = flywheel_stats::column_drift(rs, cs, method, threshold)
         .map_err(|source| DataError::DriftMethod { column: name.to_string(), source })?;
     Ok((name.to_string(), ColumnReport { drift, reference_missing, current_missing, histogram }))
+}
+
+/// A dataset kept for drift without its rows (`flywheel_stats::reference`):
+/// what the `statistics` step stores beside the profile, and what
+/// monitoring compares windows with.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct DatasetReference {
+    pub rows: u64,
+    pub columns: BTreeMap<String, ReferenceColumn>,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct ReferenceColumn {
+    /// The column's type name (`int`, `float`, `string`, `bool`, `timestamp`).
+    #[serde(rename = "type")]
+    pub ty: String,
+    pub missing: u64,
+    /// `None` for dates and times: compared as text they would drift from
+    /// every window by construction, and as numbers they are not kept.
+    pub values: Option<ColumnReference>,
+}
+
+impl DatasetReference {
+    pub fn from_profile(p: &crate::profiling::DatasetProfile) -> DatasetReference {
+        let columns = p
+            .columns
+            .iter()
+            .map(|(name, c)| {
+                let timed = c.ty == flywheel_stats::profile::ValueType::Timestamp;
+                let values = (!timed).then(|| ColumnReference::from_profile(c));
+                (name.clone(), ReferenceColumn { ty: c.ty.as_str().to_string(), missing: c.missing, values })
+            })
+            .collect();
+        DatasetReference { rows: p.rows, columns }
+    }
+
+    /// The reference of a table in memory.
+    pub fn of_table(t: &Table) -> DatasetReference {
+        let mut p = crate::profiling::DatasetProfile::new(&t.schema, flywheel_stats::profile::EXACT_QUANTILE_LIMIT);
+        t.batches.iter().for_each(|b| p.add_batch(b));
+        DatasetReference::from_profile(&p)
+    }
+}
+
+/// [`dataset_drift`] against a kept reference. Reports carry no histograms.
+pub fn dataset_drift_from(
+    reference: &DatasetReference,
+    current: &Table,
+    opts: &DriftOptions,
+) -> Result<DriftReport, DataError> {
+    let ref_names: Vec<String> =
+        reference.columns.iter().filter(|(_, c)| c.values.is_some()).map(|(n, _)| n.clone()).collect();
+    let cur_names = current.column_names();
+    let selected = selected_columns(&ref_names, &cur_names, opts)?;
+    let mut columns = BTreeMap::new();
+    for name in selected {
+        let kept = &reference.columns[&name];
+        let Some(values) = &kept.values else { continue };
+        let ci = current.column_index(&name).unwrap_or(0);
+        let numeric = is_numeric(current.schema.field(ci).data_type()) && kept.ty != "bool";
+        let (cs, current_missing) = sample(current, ci, numeric);
+        let method = opts.methods.get(&name).copied().or(opts.method);
+        let threshold = opts.thresholds.get(&name).copied().or(opts.threshold);
+        let drift = values
+            .drift(cs, method, threshold)
+            .map_err(|source| DataError::DriftMethod { column: name.clone(), source })?;
+        let reference_missing = usize::try_from(kept.missing).unwrap_or(usize::MAX);
+        columns
+            .insert(name, ColumnReport { drift, reference_missing, current_missing, histogram: Histogram::default() });
+    }
+    let drifted = columns.values().filter(|c| c.drift.drift).count();
+    let compared = columns.len();
+    let share = drifted as f64 / compared.max(1) as f64;
+    let threshold = opts.drift_share.unwrap_or(0.5);
+    Ok(DriftReport {
+        reference_rows: usize::try_from(reference.rows).unwrap_or(usize::MAX),
+        current_rows: current.rows(),
+        columns,
+        drifted_columns: drifted,
+        compared_columns: compared,
+        drift_share: share,
+        drift_share_threshold: threshold,
+        dataset_drift: compared > 0 && share >= threshold,
+        only_in_reference: ref_names.iter().filter(|n| !cur_names.contains(n)).cloned().collect(),
+        only_in_current: cur_names.iter().filter(|n| !ref_names.contains(n)).cloned().collect(),
+    })
 }

@@ -3,7 +3,7 @@
 
 use crate::records::{EXEC_SELECT, exec_from_row, model_version_by_id};
 use crate::{Lineage, LineageEdge, MetadataStore, Result};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 impl MetadataStore {
     /// Everything upstream and downstream of an artifact: the executions that
@@ -18,6 +18,27 @@ impl MetadataStore {
         let ids: Vec<i64> = mst.query_map([artifact_id], |r| r.get(0))?.collect::<std::result::Result<_, _>>()?;
         let model_versions = ids.into_iter().map(|id| model_version_by_id(&conn, id)).collect::<Result<_>>()?;
         Ok(Lineage { artifact: root, model_versions, upstream, downstream })
+    }
+}
+
+impl MetadataStore {
+    /// The newest statistics artifact computed from `artifact_id` (a step
+    /// that took it as input and gave statistics out), if any: what a
+    /// dataset is compared with without reading it again.
+    pub fn statistics_of(&self, artifact_id: i64) -> Result<Option<crate::ArtifactRecord>> {
+        let conn = self.conn();
+        let id: Option<i64> = conn
+            .query_row(
+                "SELECT e_out.artifact_id FROM events e_in
+                 JOIN events e_out ON e_out.execution_id = e_in.execution_id AND e_out.kind = 'output'
+                 JOIN artifacts a ON a.id = e_out.artifact_id AND a.type = 'statistics'
+                 WHERE e_in.artifact_id = ?1 AND e_in.kind = 'input'
+                 ORDER BY e_out.execution_id DESC LIMIT 1",
+                [artifact_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        id.map(|id| crate::records::artifact_by_id(&conn, id)).transpose()
     }
 }
 

@@ -8,7 +8,7 @@
 use crate::MonitorError;
 use flywheel_core::slice::SliceSpec;
 use flywheel_data::batch::Table;
-use flywheel_data::dataset_drift::{DriftOptions, DriftReport, dataset_drift};
+use flywheel_data::dataset_drift::{DatasetReference, DriftOptions, DriftReport, dataset_drift, dataset_drift_from};
 use flywheel_deploy::{Bound, Monitoring};
 use serde::Serialize;
 
@@ -73,26 +73,27 @@ pub struct SliceScore {
     pub value: f64,
 }
 
-/// Scores `window` (logged rows with `label`); `inputs` are the model's
-/// input columns, compared (but for dates and times) unless
-/// `monitoring.columns` names others.
+/// Scores `window` (logged rows with `label`) against the training data,
+/// kept as a reference (`statistics` stores it; no rows read again);
+/// `inputs` are the model's input columns, compared (but for dates and
+/// times) unless `monitoring.columns` names others.
 pub fn score(
     window: &Table,
     previous: Option<&Table>,
-    training: Option<&Table>,
+    training: Option<&DatasetReference>,
     inputs: &[String],
     monitoring: &Monitoring,
 ) -> Result<Scores, MonitorError> {
     let columns = monitoring.columns.clone().unwrap_or_else(|| untimed(inputs, training));
     let opts = DriftOptions { columns, drift_share: Some(monitoring.drift_share), ..DriftOptions::default() };
-    let compare = |reference: Option<&Table>| -> Result<Option<DriftSummary>, MonitorError> {
-        match reference {
-            Some(r) if r.rows() > 0 && window.rows() > 0 => Ok(Some(summary(&dataset_drift(r, window, &opts)?))),
-            _ => Ok(None),
-        }
+    let from_training = match training {
+        Some(r) if r.rows > 0 && window.rows() > 0 => Some(summary(&dataset_drift_from(r, window, &opts)?)),
+        _ => None,
     };
-    let from_training = compare(training)?;
-    let from_previous = compare(previous)?;
+    let from_previous = match previous {
+        Some(p) if p.rows() > 0 && window.rows() > 0 => Some(summary(&dataset_drift(p, window, &opts)?)),
+        _ => None,
+    };
     let mut alerts = Vec::new();
     if let Some(s) = from_training.as_ref().filter(|s| s.drift) {
         alerts.push(Alert::Drift { drifted: s.drifted, compared: s.compared, columns: s.columns.clone() });
@@ -150,11 +151,8 @@ fn sliced(window: &Table, spec: &SliceSpec, metric: &str) -> Result<SliceScores,
 /// The inputs but those the training data holds as dates or times: time
 /// only moves on, so a timestamp drifts from every past window by
 /// construction (Evidently leaves datetime columns out of drift too).
-fn untimed(inputs: &[String], training: Option<&Table>) -> Vec<String> {
-    let is_time = |name: &str| {
-        let t = training.and_then(|t| t.column_index(name).map(|i| t.schema.field(i).data_type().clone()));
-        t.is_some_and(|dt| flywheel_data::batch::type_name(&dt) == "timestamp")
-    };
+fn untimed(inputs: &[String], training: Option<&DatasetReference>) -> Vec<String> {
+    let is_time = |name: &str| training.and_then(|t| t.columns.get(name)).is_some_and(|c| c.ty == "timestamp");
     inputs.iter().filter(|i| !is_time(i)).cloned().collect()
 }
 

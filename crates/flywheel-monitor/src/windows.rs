@@ -14,8 +14,9 @@
 use crate::{MonitorError, Scores, score};
 use flywheel_core::{ModelRef, Selector};
 use flywheel_data::batch::Table;
+use flywheel_data::dataset_drift::DatasetReference;
 use flywheel_deploy::{Monitoring, Span};
-use flywheel_metadata::NewWindow;
+use flywheel_metadata::{ArtifactRecord, NewWindow};
 use flywheel_registry::Home;
 use flywheel_serve::log::read::{Window, read_log};
 use std::collections::HashMap;
@@ -32,10 +33,10 @@ pub struct Recorded {
     pub scores: Scores,
 }
 
-/// What one version is compared with: its training data (none for a
-/// model imported without it) and its input columns.
+/// What one version is compared with: its training data, kept as a
+/// reference (none for a model imported without it), and its input columns.
 struct Reference {
-    training: Option<Table>,
+    training: Option<DatasetReference>,
     inputs: Vec<String>,
 }
 
@@ -186,7 +187,7 @@ fn majority_version(t: &Table) -> i64 {
 }
 
 /// The training data of `model@version` (what fed its training step's
-/// `data`) and its inputs.
+/// `data`) as a reference, and its inputs.
 async fn reference(home: &Home, model: &str, version: i64) -> Result<Reference, MonitorError> {
     let r = ModelRef { name: model.to_string(), selector: Selector::Version(version) };
     let (_, loaded) = home.load_model(&r).await.map_err(|e| MonitorError::Store(e.to_string()))?;
@@ -194,14 +195,28 @@ async fn reference(home: &Home, model: &str, version: i64) -> Result<Reference, 
     let found =
         home.metadata.resolve_model_ref(model, &Selector::Version(version), Some("data"), i64::MAX).map_err(store)?;
     let training = match found {
-        Some((artifact, _)) => {
-            let path =
-                home.artifacts.local_path(&artifact.digest).await.map_err(|e| MonitorError::Store(e.to_string()))?;
-            Some(flywheel_data::table::read_parquet(&path)?)
-        }
+        Some((artifact, _)) => Some(kept(home, &artifact).await?),
         None => None,
     };
     Ok(Reference { training, inputs })
+}
+
+/// The reference the `statistics` step kept of `data`; for a pipeline
+/// without one (or statistics made before references were kept), the data
+/// read and profiled here.
+async fn kept(home: &Home, data: &ArtifactRecord) -> Result<DatasetReference, MonitorError> {
+    let local = |digest: String| async move {
+        home.artifacts.local_path(&digest).await.map_err(|e| MonitorError::Store(e.to_string()))
+    };
+    if let Some(stats) = home.metadata.statistics_of(data.id).map_err(store)? {
+        let json = flywheel_data::table::read_json(&local(stats.digest.clone()).await?)?;
+        if let Some(r) = json.get("reference") {
+            return serde_json::from_value(r.clone())
+                .map_err(|e| MonitorError::Store(format!("statistics artifact {}: its reference: {e}", stats.id)));
+        }
+    }
+    let table = flywheel_data::table::read_parquet(&local(data.digest.clone()).await?)?;
+    Ok(DatasetReference::of_table(&table))
 }
 
 fn record(

@@ -7,6 +7,7 @@
 use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray};
 use arrow_schema::{Field, Schema};
 use flywheel_data::batch::Table;
+use flywheel_data::dataset_drift::DatasetReference;
 use flywheel_deploy::{Bound, Monitoring, Op, Span};
 use flywheel_monitor::{Alert, score};
 use std::sync::Arc;
@@ -55,7 +56,7 @@ fn window(n: usize, seed: usize, shift: f64) -> Table {
 
 #[test]
 fn a_window_like_the_training_data_does_not_drift_and_a_moved_column_does() {
-    let training = window(2000, 1, 0.0);
+    let training = DatasetReference::of_table(&window(2000, 1, 0.0));
     let same = score(&window(500, 2, 0.0), None, Some(&training), &inputs(), &monitoring(None)).unwrap();
     let s = same.from_training.unwrap();
     assert_eq!((s.compared, s.drifted, s.drift), (2, 0, false), "{s:?}");

@@ -170,7 +170,7 @@ pub fn default_method(reference_rows: usize, kind: Kind, distinct_reference: usi
     }
 }
 
-fn label(x: f64) -> String {
+pub(crate) fn label(x: f64) -> String {
     format!("{x}")
 }
 

@@ -8,6 +8,7 @@
 pub mod drift;
 pub mod ks;
 pub mod profile;
+pub mod reference;
 pub mod schema;
 pub mod sketch;
 pub mod time;
@@ -20,4 +21,9 @@ pub enum StatsError {
     MethodKind { method: &'static str, kind: &'static str, allowed: String },
     #[error("unknown drift method `{0}`; use one of wasserstein, jensenshannon, psi, ks, chisquare, z, linf")]
     UnknownMethod(String),
+    /// A reference kept as a sketch gives the default method only.
+    #[error(
+        "method `{method}` needs the reference's values, and only a sketch of them is kept; leave the method to its default (wasserstein)"
+    )]
+    NeedsValues { method: &'static str },
 }

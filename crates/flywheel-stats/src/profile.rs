@@ -49,7 +49,7 @@ impl ValueType {
         }
     }
     /// Booleans are profiled as the values `true` and `false`.
-    fn numeric(self) -> bool {
+    pub fn numeric(self) -> bool {
         matches!(self, ValueType::Int | ValueType::Float | ValueType::Timestamp)
     }
     /// Many distinct values expected: no exact top values kept.
@@ -105,7 +105,7 @@ impl Quantiles {
         }
     }
 
-    fn to_sketch(&self) -> Kll {
+    pub fn to_sketch(&self) -> Kll {
         match self {
             Quantiles::Exact(v) => sketch_of(v),
             Quantiles::Sketch(k) => k.clone(),

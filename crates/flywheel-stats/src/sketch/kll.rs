@@ -283,8 +283,8 @@ impl Kll {
         self.compress();
     }
 
-    /// Every held item with its weight.
-    fn weighted(&self) -> Vec<(f64, u64)> {
+    /// Every held item with its weight, in value order.
+    pub fn weighted(&self) -> Vec<(f64, u64)> {
         let sampled_weight = 1u64 << self.sample_level;
         let mut weighted: Vec<(f64, u64)> = self
             .levels

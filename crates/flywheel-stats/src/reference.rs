@@ -1,0 +1,232 @@
+//! A column of a reference dataset (the data a model was trained on) kept
+//! for drift without its rows: the `statistics` step stores one per column
+//! beside the profile, and monitoring compares each window with it instead
+//! of reading the training data again.
+//!
+//! - `Categories`: the count of every value (exact while the profile's
+//!   frequency summary is, up to 100,000 distinct values).
+//! - `Counts`: numbers with few distinct values, each with its count; every
+//!   method gives what it gives on the values themselves.
+//! - `Sketch`: many distinct numbers, as the profile's KLL sketch (mergeable,
+//!   a few thousand items) with exact moments. Only Wasserstein, the default
+//!   for a reference of more than 1,000 values, is computed from it (weighted
+//!   by the sketch's items, within its rank error, 1.65%); the other methods
+//!   need the values.
+
+use crate::drift::{Kind, Method, Sample, column_drift, label};
+use crate::profile::ColumnProfile;
+use crate::sketch::Kll;
+use crate::{ColumnDrift, StatsError};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Numbers keep their exact counts up to this many distinct values.
+pub const COUNTS_LIMIT: usize = 2000;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ColumnReference {
+    Categories {
+        counts: BTreeMap<String, u64>,
+    },
+    /// Distinct values in increasing order, with their counts.
+    Counts {
+        values: Vec<(f64, u64)>,
+    },
+    Sketch {
+        count: u64,
+        mean: f64,
+        std_pop: f64,
+        kll: Kll,
+    },
+}
+
+impl ColumnReference {
+    /// The reference of a profiled column (its finite values, or its texts).
+    pub fn from_profile(p: &ColumnProfile) -> ColumnReference {
+        if !p.ty.numeric() {
+            return ColumnReference::Categories { counts: p.texts.top(usize::MAX).into_iter().collect() };
+        }
+        let exact = !p.numbers_dropped && p.numbers.is_exact();
+        let mut values: Vec<(f64, u64)> = if exact {
+            p.numbers.top(usize::MAX).into_iter().map(|(bits, n)| (f64::from_bits(bits), n)).collect()
+        } else {
+            Vec::new()
+        };
+        values.retain(|(x, _)| x.is_finite());
+        if exact && values.len() <= COUNTS_LIMIT {
+            values.sort_by(|a, b| a.0.total_cmp(&b.0));
+            return ColumnReference::Counts { values };
+        }
+        let m = &p.moments;
+        let std_pop = if m.count > 0 { (m.m2 / m.count as f64).sqrt() } else { 0.0 };
+        ColumnReference::Sketch { count: m.count, mean: m.mean, std_pop, kll: p.quantiles.to_sketch() }
+    }
+
+    /// Values compared (missing ones left out).
+    pub fn count(&self) -> usize {
+        let n = match self {
+            ColumnReference::Categories { counts } => counts.values().sum(),
+            ColumnReference::Counts { values } => values.iter().map(|v| v.1).sum(),
+            ColumnReference::Sketch { count, .. } => *count,
+        };
+        usize::try_from(n).unwrap_or(usize::MAX)
+    }
+
+    /// Drift of `current` from this reference, as [`column_drift`] finds it
+    /// between the reference's values and `current`.
+    pub fn drift(
+        &self,
+        current: Sample,
+        method: Option<Method>,
+        threshold: Option<f64>,
+    ) -> Result<ColumnDrift, StatsError> {
+        match self {
+            ColumnReference::Categories { counts } => {
+                column_drift(Sample::Categorical(counts.clone()), current, method, threshold)
+            }
+            ColumnReference::Counts { values } => counts_drift(values, current, method, threshold),
+            ColumnReference::Sketch { count, std_pop, kll, .. } => {
+                sketch_drift(*count, *std_pop, kll, current, method, threshold)
+            }
+        }
+    }
+}
+
+/// Few distinct numbers: as many as the values themselves for a small
+/// reference or a chosen method; else by their counts (categories, or
+/// Wasserstein weighted by them: the same figures, without the rows).
+fn counts_drift(
+    values: &[(f64, u64)],
+    current: Sample,
+    method: Option<Method>,
+    threshold: Option<f64>,
+) -> Result<ColumnDrift, StatsError> {
+    let n: u64 = values.iter().map(|v| v.1).sum();
+    let numbers = match &current {
+        Sample::Numeric(c) => Some(c),
+        Sample::Categorical(_) => None,
+    };
+    let few = numbers.is_some_and(|c| !more_distinct(values, c, 5));
+    if method.is_some() || n <= 1000 || numbers.is_none() {
+        let expanded = values.iter().flat_map(|&(x, k)| std::iter::repeat_n(x, k as usize)).collect();
+        return column_drift(Sample::Numeric(expanded), current, method, threshold);
+    }
+    if few {
+        let counts = values.iter().map(|&(x, k)| (label(x), k)).collect();
+        let current = match current {
+            Sample::Numeric(c) => Sample::categories(c.into_iter().map(label)),
+            categorical => categorical,
+        };
+        return column_drift(Sample::Categorical(counts), current, None, threshold);
+    }
+    let mean = values.iter().map(|&(x, k)| x * k as f64).sum::<f64>() / n as f64;
+    let var = values.iter().map(|&(x, k)| (x - mean).powi(2) * k as f64).sum::<f64>() / n as f64;
+    Ok(weighted_wasserstein_drift(n, var.sqrt(), values, current, threshold))
+}
+
+fn more_distinct(values: &[(f64, u64)], current: &[f64], limit: usize) -> bool {
+    let mut seen: std::collections::HashSet<u64> = values.iter().map(|v| bits(v.0)).collect();
+    for &x in current {
+        if seen.len() > limit {
+            return true;
+        }
+        seen.insert(bits(x));
+    }
+    seen.len() > limit
+}
+
+fn bits(x: f64) -> u64 {
+    if x == 0.0 { 0 } else { x.to_bits() }
+}
+
+fn sketch_drift(
+    count: u64,
+    std_pop: f64,
+    kll: &Kll,
+    current: Sample,
+    method: Option<Method>,
+    threshold: Option<f64>,
+) -> Result<ColumnDrift, StatsError> {
+    match method {
+        None | Some(Method::Wasserstein) => {}
+        Some(m) => return Err(StatsError::NeedsValues { method: m.as_str() }),
+    }
+    if let Sample::Categorical(_) = current {
+        return Err(StatsError::MethodKind {
+            method: "wasserstein",
+            kind: "categorical",
+            allowed: "a reference of values (this one holds numbers)".into(),
+        });
+    }
+    Ok(weighted_wasserstein_drift(count, std_pop, &kll.weighted(), current, threshold))
+}
+
+/// Wasserstein distance normed by the reference's deviation (Evidently's
+/// `wasserstein_distance_norm`), the reference given as weighted values.
+fn weighted_wasserstein_drift(
+    count: u64,
+    std_pop: f64,
+    reference: &[(f64, u64)],
+    current: Sample,
+    threshold: Option<f64>,
+) -> ColumnDrift {
+    let current_count = current.len();
+    let mut c = match current {
+        Sample::Numeric(c) => c,
+        Sample::Categorical(_) => Vec::new(),
+    };
+    c.sort_unstable_by(f64::total_cmp);
+    let threshold = threshold.unwrap_or(Method::Wasserstein.default_threshold());
+    let reference_count = usize::try_from(count).unwrap_or(usize::MAX);
+    let (score, drift) = if reference.is_empty() || c.is_empty() {
+        (f64::NAN, reference.is_empty() != c.is_empty())
+    } else {
+        let ones: Vec<(f64, u64)> = c.iter().map(|&x| (x, 1)).collect();
+        let s = weighted_wasserstein(reference, &ones) / std_pop.max(0.001);
+        (s, s >= threshold)
+    };
+    ColumnDrift {
+        kind: Kind::Numeric,
+        method: Method::Wasserstein,
+        score,
+        threshold,
+        drift,
+        statistic: None,
+        reference_count,
+        current_count,
+    }
+}
+
+/// ∫ |F_a − F_b| for two samples of values with weights, each in value
+/// order (scipy's `wasserstein_distance` with `u_weights`, `v_weights`).
+pub fn weighted_wasserstein(a: &[(f64, u64)], b: &[(f64, u64)]) -> f64 {
+    let total = |s: &[(f64, u64)]| s.iter().map(|v| v.1).sum::<u64>().max(1) as f64;
+    let (ta, tb) = (total(a), total(b));
+    let (mut i, mut j) = (0, 0);
+    let (mut wa, mut wb) = (0u64, 0u64);
+    let mut prev: Option<f64> = None;
+    let mut sum = 0.0;
+    while i < a.len() || j < b.len() {
+        let x = match (a.get(i), b.get(j)) {
+            (Some(p), Some(q)) => p.0.min(q.0),
+            (Some(p), None) => p.0,
+            (None, Some(q)) => q.0,
+            (None, None) => break,
+        };
+        if let Some(p) = prev {
+            // Both CDFs are constant on [p, x).
+            sum += (wa as f64 / ta - wb as f64 / tb).abs() * (x - p);
+        }
+        while i < a.len() && a[i].0 == x {
+            wa += a[i].1;
+            i += 1;
+        }
+        while j < b.len() && b[j].0 == x {
+            wb += b[j].1;
+            j += 1;
+        }
+        prev = Some(x);
+    }
+    sum
+}
