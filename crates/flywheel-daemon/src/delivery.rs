@@ -64,8 +64,21 @@ pub enum Verdict {
     RollBack(String),
 }
 
-/// Whether a canary is promoted, rolled back, or held on.
+/// Whether a canary is promoted, rolled back, or held on. One still held
+/// after `max_hold` (too little traffic, or too few labels, to decide) is
+/// rolled back: production is untouched, and retraining goes on.
 pub fn judge(d: &Delivery, o: &Observed) -> Verdict {
+    match judged(d, o) {
+        Verdict::Hold(progress) if o.since_start >= d.max_hold => Verdict::RollBack(format!(
+            "no verdict after {}s ({progress}); the deployment's `max_hold` is {}s",
+            o.since_start.as_secs(),
+            d.max_hold.as_secs()
+        )),
+        v => v,
+    }
+}
+
+fn judged(d: &Delivery, o: &Observed) -> Verdict {
     if let Some(v) = failing(d, o) {
         return v;
     }

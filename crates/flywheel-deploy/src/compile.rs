@@ -17,7 +17,7 @@ use std::time::Duration;
 const DEPLOYMENT_KEYS: &[&str] = &["name", "pipeline", "model", "params"];
 const SERVING_KEYS: &[&str] = &["addr", "split", "shadow", "log_sample"];
 const MONITORING_KEYS: &[&str] = &["window", "drift_share", "columns", "performance", "slices"];
-const DELIVERY_KEYS: &[&str] = &["approval", "canary", "hold", "max_error_rate", "tolerance"];
+const DELIVERY_KEYS: &[&str] = &["approval", "canary", "hold", "max_error_rate", "tolerance", "max_hold"];
 const TRIGGER_KINDS: &[&str] = &["on_demand", "schedule", "new_data", "drift", "performance"];
 const TRIGGER_COMMON: &[&str] = &["on", "cooldown", "when_busy"];
 /// What the monitor computes from feedback labels.
@@ -490,6 +490,7 @@ impl Compiler<'_> {
             hold: Span::Requests(200),
             max_error_rate: 0.01,
             tolerance: 0.05,
+            max_hold: Duration::from_secs(3600),
         };
         let Some(s) = s else { return Some(d) };
         let mut c = self.check();
@@ -502,6 +503,13 @@ impl Compiler<'_> {
         d.hold = c.span(s, "hold").unwrap_or(d.hold);
         d.max_error_rate = c.number(s, "max_error_rate", 0.0, 1.0, "a share from 0 to 1").unwrap_or(d.max_error_rate);
         d.tolerance = c.number(s, "tolerance", 0.0, 10.0, "a share from 0 (no worse) to 10").unwrap_or(d.tolerance);
+        d.max_hold = c.duration(s, "max_hold").unwrap_or(d.max_hold);
+        if let (Span::Time(hold), Some(v)) = (d.hold, s.get("max_hold"))
+            && d.max_hold <= hold
+        {
+            let help = Some(format!("max_hold = \"{}s\" or more", hold.as_secs() * 2));
+            c.err("`max_hold` must be longer than `hold`: the canary would be rolled back before it could hold", &v.span, help);
+        }
         (c.errors.len() == before).then_some(d)
     }
 }

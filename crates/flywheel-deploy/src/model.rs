@@ -141,6 +141,10 @@ pub struct Delivery {
     pub max_error_rate: f64,
     /// How much worse than production the canary's metric may be (0.05: 5%).
     pub tolerance: f64,
+    /// How long a canary may hold without a verdict (too little traffic to
+    /// judge it) before it is rolled back: unattended, a canary must not
+    /// block retraining for ever.
+    pub max_hold: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

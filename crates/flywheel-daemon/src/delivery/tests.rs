@@ -2,7 +2,14 @@ use super::*;
 use flywheel_monitor::compare::Side;
 
 fn delivery() -> Delivery {
-    Delivery { approval: Approval::Auto, canary: 10, hold: Span::Requests(100), max_error_rate: 0.01, tolerance: 0.05 }
+    Delivery {
+        approval: Approval::Auto,
+        canary: 10,
+        hold: Span::Requests(100),
+        max_error_rate: 0.01,
+        tolerance: 0.05,
+        max_hold: Duration::from_secs(3600),
+    }
 }
 
 fn observed(answered: u64, failed: u64, canary: Option<f64>, production: Option<f64>) -> Observed {
@@ -111,4 +118,17 @@ fn a_time_hold_needs_its_time_and_some_traffic() {
     assert!(matches!(judge(&d, &o), Verdict::Hold(w) if w.contains("no comparison yet")));
     (o.comparison.canary.rows, o.comparison.production.rows) = (20, 20);
     assert!(matches!(judge(&d, &o), Verdict::Promote(_)));
+}
+
+#[test]
+fn a_canary_without_a_verdict_after_max_hold_is_rolled_back_but_one_awaiting_approval_waits() {
+    let d = Delivery { max_hold: Duration::from_secs(600), ..delivery() };
+    let quiet = |secs| Observed { since_start: Duration::from_secs(secs), ..observed(3, 0, None, None) };
+    assert_eq!(judge(&d, &quiet(599)), Verdict::Hold("3 of 100 requests".into()));
+    let Verdict::RollBack(why) = judge(&d, &quiet(600)) else { panic!() };
+    assert_eq!(why, "no verdict after 600s (3 of 100 requests); the deployment's `max_hold` is 600s");
+    // Held its thresholds and waits for a person: not timed out.
+    let manual = Delivery { approval: Approval::Manual, ..d };
+    let ready = Observed { since_start: Duration::from_secs(7200), ..observed(100, 0, Some(60.0), Some(140.0)) };
+    assert!(matches!(judge(&manual, &ready), Verdict::AwaitApproval(_)));
 }
