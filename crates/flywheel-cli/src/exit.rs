@@ -114,6 +114,7 @@ impl From<flywheel_daemon::DaemonError> for Failure {
             E::Serve(s) => s.into(),
             E::Metadata(m) => m.into(),
             E::Nothing(_) => fail(2, e.to_string()),
+            E::Busy(_) => fail(3, e.to_string()),
         }
     }
 }

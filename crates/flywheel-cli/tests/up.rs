@@ -96,6 +96,15 @@ fn on_demand_runs_are_asked_for_from_the_cli_and_over_http() {
     assert!(r.stderr.contains("no deployment `clf`; none is recorded in the home yet"), "{}", r.stderr);
 
     let (mut up, addr) = Up::start_with(&env, &["deploy.toml"], Some("s3cret"));
+    // One `up` per home: a second would fire the same triggers.
+    let second = env.run(&["up", "deploy.toml", "--addr", "127.0.0.1:0"]);
+    assert_eq!(second.code, 3, "{}", second.stderr);
+    let pid = up.child.id();
+    assert!(
+        second.stderr.contains(&format!("another `flywheel up` (pid {pid}, serving http://{addr}")),
+        "{}",
+        second.stderr
+    );
     let r = env.run(&["trigger", "clf", "--reason", "new labels are in"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("asked for (request 1)"), "{}", r.stdout);

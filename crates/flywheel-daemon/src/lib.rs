@@ -26,4 +26,7 @@ pub enum DaemonError {
     Metadata(#[from] flywheel_metadata::MetadataError),
     #[error("nothing to run: {0}")]
     Nothing(String),
+    /// The home is another `up`'s.
+    #[error("{0}")]
+    Busy(String),
 }

@@ -89,6 +89,7 @@ pub async fn up(
     check(&config)?;
     let serve = Serve::load(&serve_config(&config)?).await?;
     let home = serve.home.clone().ok_or_else(|| DaemonError::Nothing("the server opened no home".into()))?;
+    claim(&home, &config)?;
     let deliverer = Deliverer::new(serve.table.clone(), serve.metrics.clone());
     for d in &config.deployments {
         home.metadata.record_deployment(&record(d))?;
@@ -130,6 +131,35 @@ pub async fn up(
     let _ = stop.send(true);
     let _ = tokio::task::spawn_blocking(move || looper.join()).await;
     Ok(served?)
+}
+
+/// One `up` per home: two would each fire the same triggers and judge the
+/// same canaries. Refused, naming the one that holds it.
+fn claim(home: &Home, config: &UpConfig) -> Result<(), DaemonError> {
+    let names: Vec<&str> = config.deployments.iter().map(|d| d.name.as_str()).collect();
+    let holder = home.metadata.claim_up(&names.join(", "), now_us(), still_up)?;
+    match holder {
+        None => Ok(()),
+        Some(other) => Err(DaemonError::Busy(format!(
+            "another `flywheel up` (pid {}{}, deploying {}) runs on {}; stop it (SIGTERM) or use another --home",
+            other.pid,
+            if other.addr.is_empty() { String::new() } else { format!(", serving {}", other.addr) },
+            other.deployments,
+            home.root.display()
+        ))),
+    }
+}
+
+/// Whether a recorded pid is still a live `flywheel` (a pid reused by
+/// another program after a crash is not).
+fn still_up(pid: i64) -> bool {
+    if !flywheel_metadata::pid_alive(pid) {
+        return false;
+    }
+    match std::fs::read(format!("/proc/{pid}/cmdline")) {
+        Ok(cmdline) => String::from_utf8_lossy(&cmdline).contains("flywheel"),
+        Err(_) => true,
+    }
 }
 
 /// Deployments that cannot run side by side: two of one model (one

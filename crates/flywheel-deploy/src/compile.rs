@@ -508,7 +508,11 @@ impl Compiler<'_> {
             && d.max_hold <= hold
         {
             let help = Some(format!("max_hold = \"{}s\" or more", hold.as_secs() * 2));
-            c.err("`max_hold` must be longer than `hold`: the canary would be rolled back before it could hold", &v.span, help);
+            c.err(
+                "`max_hold` must be longer than `hold`: the canary would be rolled back before it could hold",
+                &v.span,
+                help,
+            );
         }
         (c.errors.len() == before).then_some(d)
     }

@@ -132,6 +132,35 @@ impl MetadataStore {
         Ok(())
     }
 
+    /// Claims the home for this process's `up`, before it starts anything:
+    /// refused (the holder returned) while another `up` on this host is
+    /// alive (`still_up` says whether a recorded pid still is one); records
+    /// left by a killed one are cleared. One transaction, so two starting at
+    /// once cannot both claim it.
+    pub fn claim_up(&self, deployments: &str, now_us: i64, still_up: impl Fn(i64) -> bool) -> Result<Option<UpRecord>> {
+        let me = i64::from(std::process::id());
+        let host = crate::hostname();
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let recorded: Vec<UpRecord> = {
+            let mut stmt = tx.prepare("SELECT pid, host, addr, deployments, started_us FROM up_processes")?;
+            let rows = stmt.query_map([], up_from_row)?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        for other in recorded.into_iter().filter(|o| o.host == host && o.pid != me) {
+            if still_up(other.pid) {
+                return Ok(Some(other));
+            }
+            tx.execute("DELETE FROM up_processes WHERE pid = ?1 AND host = ?2", params![other.pid, host])?;
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO up_processes (pid, host, addr, deployments, started_us) VALUES (?1, ?2, '', ?3, ?4)",
+            params![me, host, deployments, now_us],
+        )?;
+        tx.commit()?;
+        Ok(None)
+    }
+
     /// This process stopped being an `up`.
     pub fn clear_up(&self) -> Result<()> {
         self.conn().execute(
@@ -147,15 +176,7 @@ impl MetadataStore {
         let conn = self.conn();
         let mut stmt =
             conn.prepare("SELECT pid, host, addr, deployments, started_us FROM up_processes ORDER BY started_us")?;
-        let rows = stmt.query_map([], |r| {
-            Ok(UpRecord {
-                pid: r.get(0)?,
-                host: r.get(1)?,
-                addr: r.get(2)?,
-                deployments: r.get(3)?,
-                started_us: r.get(4)?,
-            })
-        })?;
+        let rows = stmt.query_map([], up_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -334,4 +355,8 @@ impl MetadataStore {
         )?;
         Ok(())
     }
+}
+
+fn up_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UpRecord> {
+    Ok(UpRecord { pid: r.get(0)?, host: r.get(1)?, addr: r.get(2)?, deployments: r.get(3)?, started_us: r.get(4)? })
 }
