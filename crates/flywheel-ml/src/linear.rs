@@ -189,25 +189,18 @@ pub struct Logistic {
     pub converged: bool,
 }
 
-/// Splits rows over threads for one pass; `f(start, end)` returns a partial
-/// result, summed by `add`.
+/// Splits rows into `ROW_SHARES` for one pass; `f(start, end)` returns a
+/// partial result, summed by `add` in share order: the same sums whatever
+/// the cores (`par::shares`).
 fn par_rows<T: Send>(rows: usize, work: usize, f: impl Fn(usize, usize) -> T + Sync, add: impl Fn(T, T) -> T) -> T {
-    let threads = crate::par::cores();
-    if threads == 1 || work < 400_000 {
+    if work < 400_000 {
         return f(0, rows);
     }
-    let chunk = rows.div_ceil(threads);
-    let parts: Vec<T> = std::thread::scope(|s| {
-        let hs: Vec<_> = (0..threads)
-            .map(|t| {
-                let f = &f;
-                s.spawn(move || f((t * chunk).min(rows), ((t + 1) * chunk).min(rows)))
-            })
-            .collect();
-        hs.into_iter().map(|h| h.join().expect("worker panicked")).collect()
-    });
-    parts.into_iter().reduce(add).expect("at least one part")
+    let parts = crate::par::shares(rows, ROW_SHARES, true, f);
+    parts.into_iter().reduce(add).expect("at least one share")
 }
+
+const ROW_SHARES: usize = 8;
 
 /// Fits logistic regression. `y[i]` is the class index in `0..classes`;
 /// `sample_weight` carries class weights.
