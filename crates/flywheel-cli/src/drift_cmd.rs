@@ -55,6 +55,7 @@ pub fn run(args: &DriftArgs) -> Result<u8, Failure> {
         threshold: args.stattest_threshold,
         columns: args.columns.iter().filter(|c| !c.contains('=')).cloned().collect(),
         drift_share: args.drift_share,
+        threads: None,
     };
     let types: Vec<String> = args.columns.iter().filter(|c| c.contains('=')).cloned().collect();
     let read = crate::cli::read_options(&types, args.delimiter.as_deref(), args.missing_values.clone())?;

@@ -271,16 +271,19 @@ struct Loop {
     told: HashMap<String, String>,
     /// A queued firing waiting for its deployment's run and canary to end.
     held: HashMap<String, String>,
+    /// Says when `up` is stopping: a backlog of windows is left for later.
+    stopping: Option<watch::Receiver<bool>>,
 }
 
 impl Loop {
     fn new(home: Home, components: ComponentRegistry, config: UpConfig, deliverer: Deliverer, tell: Tell) -> Loop {
         let orchestrator = Arc::new(Orchestrator::new(home.clone(), components));
         let (running, told, held) = (HashMap::new(), HashMap::new(), HashMap::new());
-        Loop { home, orchestrator, deliverer, config, tell, running, told, held }
+        Loop { home, orchestrator, deliverer, config, tell, running, told, held, stopping: None }
     }
 
     async fn run(mut self, mut stopped: watch::Receiver<bool>) {
+        self.stopping = Some(stopped.clone());
         self.resume_unfinished();
         let mut tick = tokio::time::interval(self.config.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -291,6 +294,9 @@ impl Loop {
             }
             self.reap();
             for i in 0..self.config.deployments.len() {
+                if self.is_stopping() {
+                    break;
+                }
                 let d = self.config.deployments[i].clone();
                 let problem = self.step(&d).await.err();
                 self.tell_once(&d.name, problem);
@@ -302,6 +308,10 @@ impl Loop {
             r.cancel.cancel();
             let _ = tokio::task::spawn_blocking(move || r.thread.join()).await;
         }
+    }
+
+    fn is_stopping(&self) -> bool {
+        self.stopping.as_ref().is_some_and(|s| *s.borrow())
     }
 
     /// Tells `problem` unless it was the last one told for `deployment`.
@@ -327,7 +337,9 @@ impl Loop {
     /// One deployment's tick: new windows, then each trigger (a schedule
     /// fires even when monitoring cannot go on; the problem is told).
     async fn step(&mut self, d: &Deployment) -> Result<(), String> {
-        let monitored = flywheel_monitor::windows::update(&self.home, &d.model, &d.monitoring, now_us()).await;
+        let going = || !self.is_stopping();
+        let monitored =
+            flywheel_monitor::windows::update_while(&self.home, &d.model, &d.monitoring, now_us(), going).await;
         for w in monitored.iter().flatten() {
             let text = window_text(w);
             (self.tell)(Event::Window { deployment: d.name.clone(), text });

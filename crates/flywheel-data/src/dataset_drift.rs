@@ -21,6 +21,9 @@ pub struct DriftOptions {
     pub columns: Vec<String>,
     /// Dataset drift when drifted / compared ≥ this (default 0.5).
     pub drift_share: Option<f64>,
+    /// Threads comparing columns (default: every core). Monitoring uses
+    /// one, so that it never takes the cores the server answers on.
+    pub threads: Option<usize>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -165,7 +168,8 @@ fn compare_columns(
     selected: &[String],
     opts: &DriftOptions,
 ) -> Result<BTreeMap<String, ColumnReport>, DataError> {
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(selected.len()).max(1);
+    let cores = opts.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let threads = cores.min(selected.len()).max(1);
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results: Vec<Result<(String, ColumnReport), DataError>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)

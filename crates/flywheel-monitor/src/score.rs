@@ -85,7 +85,13 @@ pub fn score(
     monitoring: &Monitoring,
 ) -> Result<Scores, MonitorError> {
     let columns = monitoring.columns.clone().unwrap_or_else(|| untimed(inputs, training));
-    let opts = DriftOptions { columns, drift_share: Some(monitoring.drift_share), ..DriftOptions::default() };
+    // One thread: monitoring runs beside a server, and must not take its cores.
+    let opts = DriftOptions {
+        columns,
+        drift_share: Some(monitoring.drift_share),
+        threads: Some(1),
+        ..DriftOptions::default()
+    };
     let from_training = match training {
         Some(r) if r.rows > 0 && window.rows() > 0 => Some(summary(&dataset_drift_from(r, window, &opts)?)),
         _ => None,

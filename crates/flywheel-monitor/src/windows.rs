@@ -47,6 +47,18 @@ pub async fn update(
     monitoring: &Monitoring,
     now_us: i64,
 ) -> Result<Vec<Recorded>, MonitorError> {
+    update_while(home, model, monitoring, now_us, || true).await
+}
+
+/// [`update`], stopping between windows once `going` says no (a shutdown
+/// does not wait for a backlog of windows; the rest are cut next time).
+pub async fn update_while(
+    home: &Home,
+    model: &str,
+    monitoring: &Monitoring,
+    now_us: i64,
+    going: impl Fn() -> bool,
+) -> Result<Vec<Recorded>, MonitorError> {
     let last = home.metadata.windows(Some(model), 1).map_err(store)?.into_iter().next();
     let since = last.as_ref().map(|w| w.window.last_us + 1);
     let settled = now_us.saturating_sub(SETTLED_US);
@@ -59,7 +71,10 @@ pub async fn update(
     let mut references: HashMap<i64, Reference> = HashMap::new();
     let mut recorded = Vec::new();
     for range in cut(&times(&rows), monitoring.window, settled) {
-        let window = slice(&rows, range)?;
+        if !going() {
+            break;
+        }
+        let window = slice(&rows, range);
         let version = majority_version(&window);
         if let std::collections::hash_map::Entry::Vacant(e) = references.entry(version) {
             e.insert(reference(home, model, version).await?);
@@ -141,19 +156,27 @@ pub fn cut(times: &[i64], span: Span, settled: i64) -> Vec<std::ops::Range<usize
 
 /// The log is read segment by segment, and each version (a canary beside
 /// production) writes its own: its rows, sorted by time (stable: the rows
-/// of one request keep their order).
+/// of one request keep their order), in one batch that windows are sliced
+/// from without copying.
 fn in_time_order(t: &Table) -> Result<Table, MonitorError> {
-    let times = times(t);
-    if times.is_sorted() {
+    if t.batches.is_empty() {
         return Ok(t.clone());
     }
-    let mut order: Vec<usize> = (0..times.len()).collect();
-    order.sort_by_key(|&i| times[i]);
+    let times = times(t);
+    let order: Vec<usize> = if times.is_sorted() {
+        (0..times.len()).collect()
+    } else {
+        let mut order: Vec<usize> = (0..times.len()).collect();
+        order.sort_by_key(|&i| times[i]);
+        order
+    };
     take(t, &order)
 }
 
-fn slice(t: &Table, range: std::ops::Range<usize>) -> Result<Table, MonitorError> {
-    take(t, &range.collect::<Vec<_>>())
+/// Rows `range` of a one-batch table (`in_time_order`'s), without copying.
+fn slice(t: &Table, range: std::ops::Range<usize>) -> Table {
+    let batches = t.batches.first().map(|b| vec![b.slice(range.start, range.len())]).unwrap_or_default();
+    Table { schema: t.schema.clone(), batches }
 }
 
 /// Rows `order` of `t`, in that order.
@@ -266,6 +289,10 @@ mod tests {
         let sorted = in_time_order(&t).unwrap();
         assert_eq!(times(&sorted), [1, 2, 3, 3, 4, 5, 6]);
         assert_eq!(sorted.f64_column(1), [1., 2., 1., 1., 2., 2., 1.].map(Some));
+        assert_eq!(sorted.batches.len(), 1, "one batch, sliced without copies");
+        assert_eq!(times(&slice(&sorted, 2..5)), [3, 3, 4]);
+        let none = Table { schema: t.schema.clone(), batches: Vec::new() };
+        assert_eq!(in_time_order(&none).unwrap().rows(), 0, "no rows logged since: nothing to sort");
     }
 
     #[test]
