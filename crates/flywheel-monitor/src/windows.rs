@@ -61,7 +61,7 @@ pub async fn update_while(
 ) -> Result<Vec<Recorded>, MonitorError> {
     let last = home.metadata.windows(Some(model), 1).map_err(store)?.into_iter().next();
     let since = last.as_ref().map(|w| w.window.last_us + 1);
-    let settled = now_us.saturating_sub(SETTLED_US);
+    let settled = bounded(home, model, since, now_us.saturating_sub(SETTLED_US), monitoring.window)?;
     let Some(rows) = logged(home, model, since, Some(settled))? else { return Ok(Vec::new()) };
     let rows = in_time_order(&rows)?;
     let mut previous = match &last {
@@ -85,6 +85,33 @@ pub async fn update_while(
         previous = Some(window);
     }
     Ok(recorded)
+}
+
+/// Rows read at once, about (a backlog is worked through over several
+/// updates, so memory does not grow with it).
+pub const READ_ROWS: i64 = 200_000;
+
+/// Where this update stops reading: `settled`, or earlier once the log's
+/// segments from `since` hold about [`READ_ROWS`] rows (four windows of
+/// rows, when a window is larger; never less than a window of time).
+/// Segments are a flush of the log writer (about 2 s of requests); one is
+/// never cut.
+fn bounded(home: &Home, model: &str, since: Option<i64>, settled: i64, span: Span) -> Result<i64, MonitorError> {
+    let (cap, width) = match span {
+        Span::Requests(n) => (READ_ROWS.max(i64::try_from(n).unwrap_or(i64::MAX).saturating_mul(4)), 0),
+        Span::Time(d) => (READ_ROWS, i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
+    };
+    let segments = home.metadata.segments(model, since, Some(settled)).map_err(store)?;
+    let start = since.or(segments.first().map(|s| s.first_us)).unwrap_or(settled);
+    let mut rows = 0;
+    for seg in &segments {
+        rows += seg.rows;
+        if rows >= cap {
+            let until = seg.last_us.saturating_add(1).max(start.saturating_add(width));
+            return Ok(settled.min(until));
+        }
+    }
+    Ok(settled)
 }
 
 fn store(e: flywheel_metadata::MetadataError) -> MonitorError {
