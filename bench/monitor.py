@@ -124,6 +124,11 @@ name = "{model}"
 [steps.ingest]
 component = "ingest"
 params = {{ path = "{train}", eval_fraction = 0.1 }}
+# Its kept reference is what a window is compared with (no training rows read).
+[steps.statistics]
+component = "statistics"
+inputs = {{ data = "ingest.train" }}
+
 [steps.train]
 component = "train"
 inputs = {{ data = "ingest.train" }}

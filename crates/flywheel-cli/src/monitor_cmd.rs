@@ -16,6 +16,16 @@ pub fn update(home: &Path, deployment: &Path, json: bool) -> Result<u8, Failure>
         .map_err(|e| crate::fail(3, format!("cannot start the runtime: {e}")))?;
     let now = now_us();
     let recorded = runtime.block_on(flywheel_monitor::windows::update(&home, &d.model, &d.monitoring, now))?;
+    let relabeled = flywheel_monitor::windows::relabel(&home, &d.model, &d.monitoring, now)?;
+    if !json {
+        for r in &relabeled {
+            let metric = r.performance.metric.as_ref().map_or("no metric yet".into(), |(m, v)| format!("{m} {v:.4}"));
+            println!(
+                "window {} of {}@{}: scored again with late labels ({} labeled): {metric}",
+                r.id, d.model, r.window.version, r.performance.labeled
+            );
+        }
+    }
     let shown: Vec<MonitorWindow> =
         recorded.into_iter().map(|r| MonitorWindow { id: r.id, window: r.window }).rev().collect();
     if json {

@@ -225,3 +225,71 @@ fn a_window_is_compared_with_the_kept_statistics_not_the_training_rows() {
     assert_eq!(from_rows, (kept["drifted"].as_u64(), kept["compared"].as_u64()), "{drift:#}");
     assert_eq!(drift["drift_share"].as_f64(), kept["share"].as_f64());
 }
+
+/// Labels that arrive after their window was scored: the next update scores
+/// the window's metric again (its drift unchanged), and says so.
+#[test]
+fn labels_that_arrive_late_score_their_window_again() {
+    let env = trained();
+    env.write(
+        "deploy.toml",
+        "[deployment]\npipeline = \"clf.toml\"\n[monitoring]\nwindow = 60\nperformance = { accuracy = \">= 0.99\" }\n",
+    );
+    let server = Server::start(&env, &[]);
+    let url = format!("http://{}", server.addr);
+    let r = env.run(&["replay", "d.csv", "--to", &url, "--time-column", "t"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    std::thread::sleep(std::time::Duration::from_millis(5_200));
+    let first = env.run(&["monitor", "update", "deploy.toml", "--json"]).json();
+    let first = first.as_array().unwrap().clone();
+    assert_eq!(first.len(), 2);
+    assert!(first.iter().all(|w| w["labeled"] == 0 && w["scores"]["metric"].is_null()), "{first:#?}");
+
+    // The labels come in now, for every logged request: by its (x, city).
+    let truth: std::collections::HashMap<(String, String), String> = csv()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            ((f[1].to_string(), f[2].to_string()), f[4].to_string())
+        })
+        .collect();
+    assert_eq!(env.run(&["logs", "clf", "-o", "served.csv"]).code, 0);
+    let served = std::fs::read_to_string(env.path().join("served.csv")).unwrap();
+    let mut lines = served.lines();
+    let head: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |n: &str| head.iter().position(|h| *h == n).unwrap();
+    let items: Vec<String> = lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let x = format!("{:.4}", f[col("x")].parse::<f64>().unwrap());
+            let label = &truth[&(x, f[col("city")].to_string())];
+            format!(r#"{{"id": "{}", "label": "{label}"}}"#, f[col("request_id")])
+        })
+        .collect();
+    let body = format!(r#"{{"feedback": [{}]}}"#, items.join(","));
+    let reply = http::call(&server.addr, "POST", "/feedback", &[("Content-Type", "application/json")], body.as_bytes())
+        .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(server.stop().0, 0);
+
+    let again = env.run(&["monitor", "update", "deploy.toml"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(
+        again.stdout.contains("window 1 of clf@1: scored again with late labels (60 labeled): accuracy"),
+        "{}",
+        again.stdout
+    );
+    let status = env.run(&["monitor", "status", "clf", "--json"]).json();
+    for w in status.as_array().unwrap() {
+        let s = &w["scores"];
+        assert_eq!((w["labeled"].as_u64(), s["feedback"].as_u64()), (Some(60), Some(60)), "{w:#}");
+        let accuracy = s["metric"][1].as_f64().unwrap();
+        let alerted = s["alerts"].as_array().unwrap().iter().any(|a| a["alert"] == "performance");
+        assert_eq!(alerted, accuracy < 0.99, "{s}");
+        assert_eq!(s["from_training"]["compared"], 2, "drift kept: {s}");
+    }
+    // Nothing new: not scored a third time.
+    let third = env.run(&["monitor", "update", "deploy.toml"]);
+    assert!(!third.stdout.contains("scored again"), "{}", third.stdout);
+}

@@ -108,7 +108,10 @@ pub async fn up(
     let looping = Loop::new(home, components, config, deliverer, tell);
     let loop_stopped = stopped.clone();
     let looper = std::thread::spawn(move || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt.block_on(looping.run(loop_stopped)),
+        Ok(rt) => {
+            yield_to_serving();
+            rt.block_on(looping.run(loop_stopped))
+        }
         Err(e) => (looping.tell)(Event::Problem { deployment: String::new(), text: format!("no runtime: {e}") }),
     });
     let mut rx = stopped;
@@ -131,6 +134,19 @@ pub async fn up(
     let _ = stop.send(true);
     let _ = tokio::task::spawn_blocking(move || looper.join()).await;
     Ok(served?)
+}
+
+/// Monitoring and training run at a lower priority than the server (nice
+/// 10 on Linux, for this thread and the run threads it starts, which
+/// inherit it): on a busy machine the answers come first, and the loop
+/// takes what is left.
+fn yield_to_serving() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority on this thread's own id changes only its nice value.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+    }
 }
 
 /// One `up` per home: two would each fire the same triggers and judge the
@@ -344,6 +360,11 @@ impl Loop {
             let text = window_text(w);
             (self.tell)(Event::Window { deployment: d.name.clone(), text });
         }
+        let relabeled = flywheel_monitor::windows::relabel(&self.home, &d.model, &d.monitoring, now_us());
+        for r in relabeled.iter().flatten() {
+            let text = relabeled_text(r);
+            (self.tell)(Event::Window { deployment: d.name.clone(), text });
+        }
         let canary_out = self.deliver(d)?;
         self.start_held(d, canary_out);
         let windows = self.views(&d.model).map_err(|e| e.to_string())?;
@@ -363,7 +384,7 @@ impl Loop {
                 self.offer(d, f, trigger.when_busy);
             }
         }
-        monitored.map(|_| ()).map_err(|e| format!("monitoring: {e}"))
+        monitored.and(relabeled).map(|_| ()).map_err(|e| format!("monitoring: {e}"))
     }
 
     /// The runs asked for by hand; refused at once when no `on_demand`
@@ -682,6 +703,16 @@ fn trigger_key(t: &flywheel_deploy::Trigger) -> String {
         TriggerKind::NewData { path, .. } => format!("new_data path={}", path.display()),
         TriggerKind::OnDemand => "on_demand".to_string(),
     }
+}
+
+fn relabeled_text(r: &flywheel_monitor::windows::Relabeled) -> String {
+    let p = &r.performance;
+    let metric = p.metric.as_ref().map_or("too few for a metric".to_string(), |(m, v)| format!("{m} {v:.4}"));
+    let alert = if p.alert.is_some() { ", 1 alert(s)" } else { "" };
+    format!(
+        "window {} of {}@{} scored again with late labels: {} labeled, {metric}{alert}",
+        r.id, r.window.model_name, r.window.version, p.labeled
+    )
 }
 
 fn window_text(w: &flywheel_monitor::windows::Recorded) -> String {

@@ -49,6 +49,15 @@ impl MetadataStore {
         Ok(conn.last_insert_rowid())
     }
 
+    /// A window scored again (late labels): its labeled rows, alerts and scores.
+    pub fn rescore_window(&self, id: i64, labeled: i64, alerts: i64, scores: &serde_json::Value) -> Result<()> {
+        self.conn().execute(
+            "UPDATE monitor_windows SET labeled = ?2, alerts = ?3, scores = ?4 WHERE id = ?1",
+            params![id, labeled, alerts, scores.to_string()],
+        )?;
+        Ok(())
+    }
+
     /// The latest `limit` windows of `model` (of every model when `None`), newest first.
     pub fn windows(&self, model: Option<&str>, limit: i64) -> Result<Vec<MonitorWindow>> {
         let conn = self.conn();

@@ -247,6 +247,16 @@ impl MetadataStore {
         Ok(rows)
     }
 
+    /// How many labels `model`'s requests logged in `[since, until)` have.
+    pub fn labels_in(&self, model: &str, since_us: i64, until_us: i64) -> Result<i64> {
+        Ok(self.conn().query_row(
+            "SELECT COUNT(*) FROM serving_feedback f JOIN serving_requests r ON r.request_id = f.request_id
+             WHERE f.model_name = ?1 AND r.at_us >= ?2 AND r.at_us < ?3",
+            params![model, since_us, until_us],
+            |r| r.get(0),
+        )?)
+    }
+
     /// The labels of `model`'s requests logged in `[since, until)`.
     pub fn feedback(&self, model: &str, since_us: Option<i64>, until_us: Option<i64>) -> Result<Vec<Feedback>> {
         let conn = self.conn();

@@ -19,7 +19,7 @@ mod score;
 pub mod windows;
 
 pub use metric::{PREDICTION, PROBABILITY_PREFIX, metric};
-pub use score::{Alert, DriftSummary, MIN_LABELS, Scores, SliceScore, SliceScores, score};
+pub use score::{Alert, DriftSummary, MIN_LABELS, Performance, Scores, SliceScore, SliceScores, performance, score};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MonitorError {

@@ -104,29 +104,45 @@ pub fn score(
     if let Some(s) = from_training.as_ref().filter(|s| s.drift) {
         alerts.push(Alert::Drift { drifted: s.drifted, compared: s.compared, columns: s.columns.clone() });
     }
-    let (mut metric, mut labeled) = (None, 0);
-    if let Some(bound) = &monitoring.performance
-        && let Some((value, n)) = crate::metric(window, &bound.metric)?
+    let p = performance(window, monitoring)?;
+    alerts.extend(p.alert);
+    let Performance { labeled, metric, bound, slices, .. } = p;
+    Ok(Scores { rows: window.rows(), labeled, from_training, from_previous, metric, bound, slices, alerts })
+}
+
+/// What a window's feedback labels say: scored with the window, and again
+/// when labels arrive after it (`windows::relabel`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Performance {
+    /// Rows with a label (the metric needs `MIN_LABELS` of them).
+    pub labeled: usize,
+    pub metric: Option<(String, f64)>,
+    pub bound: Option<String>,
+    pub slices: Vec<SliceScores>,
+    pub alert: Option<Alert>,
+}
+
+/// The declared metric over `window`'s labeled rows, per slice too, and
+/// whether it is out of its bound.
+pub fn performance(window: &Table, monitoring: &Monitoring) -> Result<Performance, MonitorError> {
+    let labeled = window
+        .column_index(crate::metric::LABEL)
+        .map_or(0, |i| window.rows() - window.batches.iter().map(|b| b.column(i).null_count()).sum::<usize>());
+    let mut p = Performance { labeled, metric: None, bound: None, slices: Vec::new(), alert: None };
+    let Some(bound) = &monitoring.performance else { return Ok(p) };
+    p.bound = Some(bound_text(bound));
+    if let Some((value, n)) = crate::metric(window, &bound.metric)?
         && n >= MIN_LABELS
         && value.is_finite()
     {
-        labeled = n;
-        metric = Some((bound.metric.clone(), value));
+        p.metric = Some((bound.metric.clone(), value));
         if !bound.holds(value) {
-            alerts.push(Alert::Performance {
-                metric: bound.metric.clone(),
-                value,
-                bound: bound_text(bound),
-                labeled: n,
-            });
+            let (metric, bound) = (bound.metric.clone(), bound_text(bound));
+            p.alert = Some(Alert::Performance { metric, value, bound, labeled: n });
         }
     }
-    let slices = match &monitoring.performance {
-        Some(bound) => monitoring.slices.iter().map(|s| sliced(window, s, &bound.metric)).collect::<Result<_, _>>()?,
-        None => Vec::new(),
-    };
-    let bound = monitoring.performance.as_ref().map(bound_text);
-    Ok(Scores { rows: window.rows(), labeled, from_training, from_previous, metric, bound, slices, alerts })
+    p.slices = monitoring.slices.iter().map(|s| sliced(window, s, &bound.metric)).collect::<Result<_, _>>()?;
+    Ok(p)
 }
 
 /// `metric` on each slice of `spec` with at least `MIN_LABELS` labels. A

@@ -52,6 +52,8 @@ pub async fn update(
 
 /// [`update`], stopping between windows once `going` says no (a shutdown
 /// does not wait for a backlog of windows; the rest are cut next time).
+/// A backlog is read a part at a time ([`READ_ROWS`]): memory does not
+/// grow with it.
 pub async fn update_while(
     home: &Home,
     model: &str,
@@ -59,18 +61,40 @@ pub async fn update_while(
     now_us: i64,
     going: impl Fn() -> bool,
 ) -> Result<Vec<Recorded>, MonitorError> {
+    let settled = now_us.saturating_sub(SETTLED_US);
+    let mut references: HashMap<i64, Reference> = HashMap::new();
+    let mut recorded = Vec::new();
+    loop {
+        let (more, until) = update_part(home, model, monitoring, (settled, now_us), &going, &mut references).await?;
+        let done = more.is_empty() || until >= settled || !going();
+        recorded.extend(more);
+        if done {
+            return Ok(recorded);
+        }
+    }
+}
+
+/// The windows of one part of the log, from the last recorded window up to
+/// at most [`READ_ROWS`] rows; and where the part ended.
+async fn update_part(
+    home: &Home,
+    model: &str,
+    monitoring: &Monitoring,
+    (settled, now_us): (i64, i64),
+    going: &impl Fn() -> bool,
+    references: &mut HashMap<i64, Reference>,
+) -> Result<(Vec<Recorded>, i64), MonitorError> {
     let last = home.metadata.windows(Some(model), 1).map_err(store)?.into_iter().next();
     let since = last.as_ref().map(|w| w.window.last_us + 1);
-    let settled = bounded(home, model, since, now_us.saturating_sub(SETTLED_US), monitoring.window)?;
-    let Some(rows) = logged(home, model, since, Some(settled))? else { return Ok(Vec::new()) };
+    let until = bounded(home, model, since, settled, monitoring.window)?;
+    let Some(rows) = logged(home, model, since, Some(until))? else { return Ok((Vec::new(), until)) };
     let rows = in_time_order(&rows)?;
     let mut previous = match &last {
         Some(w) => logged(home, model, Some(w.window.first_us), Some(w.window.last_us + 1))?,
         None => None,
     };
-    let mut references: HashMap<i64, Reference> = HashMap::new();
     let mut recorded = Vec::new();
-    for range in cut(&times(&rows), monitoring.window, settled) {
+    for range in cut(&times(&rows), monitoring.window, until) {
         if !going() {
             break;
         }
@@ -84,34 +108,78 @@ pub async fn update_while(
         recorded.push(record(home, model, version, &window, scores, now_us)?);
         previous = Some(window);
     }
-    Ok(recorded)
+    Ok((recorded, until))
 }
 
-/// Rows read at once, about (a backlog is worked through over several
-/// updates, so memory does not grow with it).
+/// Rows read at once, about: a backlog is worked through a part at a time.
 pub const READ_ROWS: i64 = 200_000;
 
-/// Where this update stops reading: `settled`, or earlier once the log's
-/// segments from `since` hold about [`READ_ROWS`] rows (four windows of
-/// rows, when a window is larger; never less than a window of time).
-/// Segments are a flush of the log writer (about 2 s of requests); one is
-/// never cut.
+/// Where this part stops reading: `settled`, or earlier once the log's
+/// segments from `since` hold about [`READ_ROWS`] rows (two windows, when
+/// a window is larger). Segments are a flush of the log writer (about 2 s
+/// of requests); one is never cut. Windows of time are read whole: a part
+/// is never less than one, so they are not capped.
 fn bounded(home: &Home, model: &str, since: Option<i64>, settled: i64, span: Span) -> Result<i64, MonitorError> {
-    let (cap, width) = match span {
-        Span::Requests(n) => (READ_ROWS.max(i64::try_from(n).unwrap_or(i64::MAX).saturating_mul(4)), 0),
-        Span::Time(d) => (READ_ROWS, i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
-    };
-    let segments = home.metadata.segments(model, since, Some(settled)).map_err(store)?;
-    let start = since.or(segments.first().map(|s| s.first_us)).unwrap_or(settled);
+    let Span::Requests(n) = span else { return Ok(settled) };
+    let cap = READ_ROWS.max(i64::try_from(n).unwrap_or(i64::MAX).saturating_mul(2));
     let mut rows = 0;
-    for seg in &segments {
+    for seg in home.metadata.segments(model, since, Some(settled)).map_err(store)? {
         rows += seg.rows;
         if rows >= cap {
-            let until = seg.last_us.saturating_add(1).max(start.saturating_add(width));
-            return Ok(settled.min(until));
+            return Ok(settled.min(seg.last_us.saturating_add(1)));
         }
     }
     Ok(settled)
+}
+
+/// Windows recorded this recently are scored again when labels arrive
+/// after them (a label is often known a day after its prediction).
+pub const LATE_HORIZON_US: i64 = 24 * 3600 * 1_000_000;
+
+/// A window scored again: what its labels say now.
+#[derive(Debug, Clone)]
+pub struct Relabeled {
+    pub id: i64,
+    pub window: NewWindow,
+    pub performance: crate::Performance,
+}
+
+/// The recent windows of `model` whose requests got labels since they were
+/// scored: their metric, slices and performance alert computed again and
+/// recorded (their drift does not change). A window the performance
+/// trigger has not used yet may then fire it.
+pub fn relabel(home: &Home, model: &str, monitoring: &Monitoring, now_us: i64) -> Result<Vec<Relabeled>, MonitorError> {
+    let mut out = Vec::new();
+    let recent = home.metadata.windows(Some(model), 200).map_err(store)?;
+    for w in recent.into_iter().rev().filter(|w| w.window.at_us >= now_us.saturating_sub(LATE_HORIZON_US)) {
+        let x = &w.window;
+        let seen = x.scores["feedback"].as_i64().unwrap_or(x.labeled);
+        let labels = home.metadata.labels_in(model, x.first_us, x.last_us.saturating_add(1)).map_err(store)?;
+        if labels <= seen {
+            continue;
+        }
+        let Some(rows) = logged(home, model, Some(x.first_us), Some(x.last_us.saturating_add(1)))? else { continue };
+        let p = crate::performance(&rows, monitoring)?;
+        let mut scores = x.scores.clone();
+        let mut alerts: Vec<serde_json::Value> = scores["alerts"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|a| a["alert"] != "performance")
+            .collect();
+        alerts.extend(p.alert.iter().filter_map(|a| serde_json::to_value(a).ok()));
+        scores["labeled"] = p.labeled.into();
+        scores["feedback"] = labels.into();
+        scores["metric"] = serde_json::to_value(&p.metric).unwrap_or_default();
+        scores["slices"] = serde_json::to_value(&p.slices).unwrap_or_default();
+        scores["alerts"] = alerts.clone().into();
+        let (labeled, n_alerts) = (p.labeled as i64, alerts.len() as i64);
+        home.metadata.rescore_window(w.id, labeled, n_alerts, &scores).map_err(store)?;
+        let window = NewWindow { labeled, alerts: n_alerts, scores, ..x.clone() };
+        out.push(Relabeled { id: w.id, window, performance: p });
+    }
+    Ok(out)
 }
 
 fn store(e: flywheel_metadata::MetadataError) -> MonitorError {
