@@ -113,7 +113,10 @@ impl From<flywheel_daemon::DaemonError> for Failure {
         match e {
             E::Serve(s) => s.into(),
             E::Metadata(m) => m.into(),
+            E::Registry(r) => r.into(),
+            E::Run(r) => r.into(),
             E::Nothing(_) => fail(2, e.to_string()),
+            E::FirstRun(_) => fail(1, e.to_string()),
             E::Busy(_) => fail(3, e.to_string()),
         }
     }

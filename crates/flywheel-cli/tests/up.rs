@@ -269,3 +269,34 @@ fn new_files_in_a_watched_folder_start_runs_once_each_when_complete() {
     assert_eq!(printed.iter().filter(|l| l.contains("trigger fired")).count(), 2, "{printed:#?}");
     assert_eq!(env.runs().as_array().unwrap().len(), 3);
 }
+
+/// On a home with no model yet, `up` runs the pipeline first and serves
+/// what it published; a first run that publishes nothing stops `up` (exit
+/// 1), naming the run, with nothing served.
+#[test]
+fn up_on_a_new_home_runs_the_pipeline_first() {
+    let env = Env::new();
+    env.write("clf.toml", &clf_pipeline("train.csv"));
+    env.write("deploy.toml", "[deployment]\npipeline = \"clf.toml\"\n");
+    let failed = env.run(&["up", "deploy.toml", "--addr", "127.0.0.1:0"]);
+    assert_eq!(failed.code, 1, "{}{}", failed.stdout, failed.stderr);
+    assert!(
+        failed.stdout.contains("trigger fired (first run: `clf` has no production version yet)"),
+        "{}",
+        failed.stdout
+    );
+    assert!(
+        failed.stderr.contains("the first run of `clf` (run 1) failed and put no version of `clf` in production"),
+        "{}",
+        failed.stderr
+    );
+
+    env.write("train.csv", &rows(200, false));
+    let (mut up, addr) = Up::start(&env, &["deploy.toml"]);
+    up.wait_for("run 2 succeeded", Duration::from_secs(5));
+    let ready = http::call(&addr, "GET", "/v2/models/clf/ready", &[], b"").unwrap();
+    assert_eq!(ready.status, 200, "{}", ready.text());
+    let runs = env.runs();
+    assert_eq!(runs[0]["trigger"], "first run: `clf` has no production version yet", "{runs:#}");
+    assert_eq!(up.stop().0, 0);
+}

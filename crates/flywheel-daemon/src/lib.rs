@@ -24,8 +24,16 @@ pub enum DaemonError {
     Serve(#[from] flywheel_serve::ServeError),
     #[error(transparent)]
     Metadata(#[from] flywheel_metadata::MetadataError),
+    #[error(transparent)]
+    Registry(#[from] flywheel_registry::RegistryError),
+    /// The first run of a deployment with no model yet could not run.
+    #[error(transparent)]
+    Run(#[from] flywheel_orchestrator::OrchestratorError),
     #[error("nothing to run: {0}")]
     Nothing(String),
+    /// The first run of a deployment with no model yet published nothing.
+    #[error("{0}")]
+    FirstRun(String),
     /// The home is another `up`'s.
     #[error("{0}")]
     Busy(String),

@@ -3,9 +3,9 @@
 //! run of its pipeline (or waits for, or skips, the one under way).
 
 use crate::DaemonError;
-use crate::delivery::{CANARY, Delivered, Deliverer};
+use crate::delivery::{CANARY, Delivered, Deliverer, PRODUCTION};
 use crate::triggers::{FileView, Firing, TriggerState, WindowView, decide, new_data, on_demand};
-use flywheel_core::{CancelToken, ComponentRegistry};
+use flywheel_core::{CancelToken, ComponentRegistry, ModelRef, Selector};
 use flywheel_deploy::{Deployment, TriggerKind, WhenBusy};
 use flywheel_metadata::{DeploymentRecord, RunStatus, TriggerRecord};
 use flywheel_orchestrator::{Orchestrator, RunOptions, RunOutcome};
@@ -87,13 +87,6 @@ pub async fn up(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
     check(&config)?;
-    let serve = Serve::load(&serve_config(&config)?).await?;
-    let home = serve.home.clone().ok_or_else(|| DaemonError::Nothing("the server opened no home".into()))?;
-    claim(&home, &config)?;
-    let deliverer = Deliverer::new(serve.table.clone(), serve.metrics.clone());
-    for d in &config.deployments {
-        home.metadata.record_deployment(&record(d))?;
-    }
     let (stop, stopped) = watch::channel(false);
     let stop = Arc::new(stop);
     let on_signal = stop.clone();
@@ -101,6 +94,14 @@ pub async fn up(
         shutdown.await;
         let _ = on_signal.send(true);
     });
+    claim(&Home::open(&config.home)?, &config)?;
+    first_runs(&config, &components, &tell, stopped.clone()).await?;
+    let serve = Serve::load(&serve_config(&config)?).await?;
+    let home = serve.home.clone().ok_or_else(|| DaemonError::Nothing("the server opened no home".into()))?;
+    let deliverer = Deliverer::new(serve.table.clone(), serve.metrics.clone());
+    for d in &config.deployments {
+        home.metadata.record_deployment(&record(d))?;
+    }
     // The loop reads files and scores windows: on a thread and runtime of
     // its own, it never holds up the server's accepting and answering.
     let names: Vec<String> = config.deployments.iter().map(|d| d.name.clone()).collect();
@@ -134,6 +135,55 @@ pub async fn up(
     let _ = stop.send(true);
     let _ = tokio::task::spawn_blocking(move || looper.join()).await;
     Ok(served?)
+}
+
+/// A deployment whose model has no `production` version yet (a new home)
+/// has its pipeline run first, publishing as the pipeline declares, before
+/// there is anything to serve. A first run that publishes nothing stops
+/// `up`, saying why; a signal meanwhile cancels it.
+async fn first_runs(
+    config: &UpConfig,
+    components: &ComponentRegistry,
+    tell: &Tell,
+    mut stopped: watch::Receiver<bool>,
+) -> Result<(), DaemonError> {
+    let home = Home::open(&config.home)?;
+    let orchestrator = Orchestrator::new(home.clone(), components.clone());
+    for d in &config.deployments {
+        let production = ModelRef { name: d.model.clone(), selector: Selector::Alias(PRODUCTION.into()) };
+        if home.resolve(&production).is_ok() {
+            continue;
+        }
+        let reason = format!("first run: `{}` has no production version yet", d.model);
+        (tell)(Event::Fired { deployment: d.name.clone(), reason: reason.clone() });
+        let opts = RunOptions {
+            trigger: reason,
+            started_by: UP.into(),
+            overrides: d.params.clone(),
+            deployment: Some(d.name.clone()),
+            ..RunOptions::default()
+        };
+        let cancel = CancelToken::new();
+        let silent: Arc<dyn flywheel_orchestrator::Observer> = Arc::new(flywheel_orchestrator::Silent);
+        let run = orchestrator.run(&d.pipeline, &opts, silent, cancel.clone());
+        let outcome = tokio::select! {
+            o = run => o?,
+            _ = stopped.wait_for(|s| *s) => {
+                cancel.cancel();
+                return Err(DaemonError::FirstRun(format!("stopped during the first run of `{}`", d.name)));
+            }
+        };
+        let (run_id, status, error) = (outcome.run_id, outcome.status.to_string(), outcome.error.clone());
+        (tell)(Event::RunFinished { deployment: d.name.clone(), run_id, status: status.clone(), error: error.clone() });
+        if home.resolve(&production).is_err() {
+            let why = error.map_or(String::new(), |e| format!(": {e}"));
+            return Err(DaemonError::FirstRun(format!(
+                "the first run of `{}` (run {run_id}) {status} and put no version of `{}` in production{why}; see `flywheel runs show {run_id}`",
+                d.name, d.model
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Monitoring and training run at a lower priority than the server (nice
