@@ -114,6 +114,7 @@ impl From<flywheel_daemon::DaemonError> for Failure {
             E::Serve(s) => s.into(),
             E::Metadata(m) => m.into(),
             E::Registry(r) => r.into(),
+            E::Monitor(m) => m.into(),
             E::Run(r) => r.into(),
             E::Nothing(_) => fail(2, e.to_string()),
             E::FirstRun(_) => fail(1, e.to_string()),

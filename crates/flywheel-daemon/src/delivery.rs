@@ -8,6 +8,7 @@
 //! - [`judge`] decides from what was observed (pure).
 //! - [`Deliverer::step`] observes, judges, and applies the verdict.
 
+use crate::DaemonError;
 use flywheel_core::{ModelRef, Selector};
 use flywheel_deploy::{Approval, Delivery, Deployment, Span};
 use flywheel_metadata::{ApprovalState, Change, MetadataError};
@@ -195,14 +196,13 @@ impl Deliverer {
 
     /// One tick of `d`'s canary, if it has one: `Ok(None)` when nothing
     /// changed. `held` is whether a canary is out (triggers wait for it).
-    pub fn step(&mut self, home: &Home, d: &Deployment, now_us: i64) -> Result<(Option<Delivered>, bool), String> {
-        let store = |e: MetadataError| e.to_string();
-        let Some(canary) = home.metadata.aliased_version(&d.model, CANARY).map_err(store)? else {
+    pub fn step(&mut self, home: &Home, d: &Deployment, now_us: i64) -> Result<(Option<Delivered>, bool), DaemonError> {
+        let Some(canary) = home.metadata.aliased_version(&d.model, CANARY)? else {
             complete_left_over(home, d, now_us)?;
             return Ok((None, false));
         };
-        let production = home.metadata.aliased_version(&d.model, PRODUCTION).map_err(store)?.map(|v| v.version);
-        let decided = home.metadata.canaries(&d.name, 50).map_err(store)?;
+        let production = home.metadata.aliased_version(&d.model, PRODUCTION)?.map(|v| v.version);
+        let decided = home.metadata.canaries(&d.name, 50)?;
         if production == Some(canary.version)
             || decided.iter().any(|c| c.version == canary.version && c.outcome.is_some())
         {
@@ -221,11 +221,11 @@ impl Deliverer {
             }
             let why =
                 format!("version {} was not loaded or warmed by the server in {}s", canary.version, waited.as_secs());
-            home.metadata.canary(&d.name, canary.version, now_us).map_err(store)?;
+            home.metadata.canary(&d.name, canary.version, now_us)?;
             return Ok((Some(roll_back(home, d, canary.version, &why, now_us)?), false));
         }
         self.waiting.remove(&(d.name.clone(), canary.version));
-        let record = home.metadata.canary(&d.name, canary.version, now_us).map_err(store)?;
+        let record = home.metadata.canary(&d.name, canary.version, now_us)?;
         let started = record.started_us == now_us;
         let observed = self.observe(home, d, canary.version, production, record.started_us, now_us)?;
         let done = match judge(&d.delivery, &observed) {
@@ -254,13 +254,12 @@ impl Deliverer {
         production: Option<i64>,
         started_us: i64,
         now_us: i64,
-    ) -> Result<Observed, String> {
+    ) -> Result<Observed, DaemonError> {
         let loaded = self.loaded(d, version);
         let (answered, failed) = self.metrics.version_counts(&d.model, version);
         let metric = d.monitoring.performance.as_ref().map(|b| b.metric.as_str());
-        let comparison =
-            compare(home, &d.model, started_us, version, production, metric).map_err(|e| format!("canary: {e}"))?;
-        let v = home.metadata.model_version(&d.model, Some(version)).map_err(|e| e.to_string())?;
+        let comparison = compare(home, &d.model, started_us, version, production, metric)?;
+        let v = home.metadata.model_version(&d.model, Some(version))?;
         let counted = if d.serving.log_sample > 0.0 { comparison.canary.rows as u64 } else { answered };
         Ok(Observed {
             version,
@@ -280,17 +279,16 @@ impl Deliverer {
 /// A canary record left undecided (its alias moved before the outcome was
 /// written, and `up` stopped; or moved by hand): completed from where the
 /// aliases point, so `flywheel status` does not say it is still held.
-fn complete_left_over(home: &Home, d: &Deployment, now_us: i64) -> Result<(), String> {
-    let store = |e: MetadataError| e.to_string();
-    let open = home.metadata.canaries(&d.name, 5).map_err(store)?;
+fn complete_left_over(home: &Home, d: &Deployment, now_us: i64) -> Result<(), DaemonError> {
+    let open = home.metadata.canaries(&d.name, 5)?;
     let Some(c) = open.iter().find(|c| c.outcome.is_none()) else { return Ok(()) };
-    let production = home.metadata.aliased_version(&d.model, PRODUCTION).map_err(store)?.map(|v| v.version);
+    let production = home.metadata.aliased_version(&d.model, PRODUCTION)?.map(|v| v.version);
     let (outcome, why) = if production == Some(c.version) {
         ("promoted", "it is production: the record was completed afterwards")
     } else {
         ("rolled back", "its `canary` alias was moved or removed outside the delivery")
     };
-    home.metadata.decide_canary(&d.name, c.version, outcome, why, now_us).map_err(store)
+    Ok(home.metadata.decide_canary(&d.name, c.version, outcome, why, now_us)?)
 }
 
 /// `production` moved to the canary, only if it still points where it did
@@ -302,7 +300,7 @@ fn promote(
     production: Option<i64>,
     reason: &str,
     now_us: i64,
-) -> Result<Delivered, String> {
+) -> Result<Delivered, DaemonError> {
     let to = ModelRef { name: d.model.clone(), selector: Selector::Version(version) };
     let text = format!("canary promoted: {reason}");
     let change = Change { caller: CALLER, reason: Some(&text) };
@@ -316,23 +314,23 @@ fn promote(
             );
             return roll_back(home, d, version, &why, now_us);
         }
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(e.into()),
     }
     let change = Change { caller: CALLER, reason: Some("promoted to production") };
     let _ = home.metadata.remove_alias_if(&d.model, CANARY, version, change);
-    home.metadata.decide_canary(&d.name, version, "promoted", reason, now_us).map_err(|e| e.to_string())?;
+    home.metadata.decide_canary(&d.name, version, "promoted", reason, now_us)?;
     Ok(Delivered::Promoted { version, from: production, reason: reason.to_string() })
 }
 
-fn roll_back(home: &Home, d: &Deployment, version: i64, reason: &str, now_us: i64) -> Result<Delivered, String> {
+fn roll_back(home: &Home, d: &Deployment, version: i64, reason: &str, now_us: i64) -> Result<Delivered, DaemonError> {
     let text = format!("canary rolled back: {reason}");
     let change = Change { caller: CALLER, reason: Some(&text) };
     match home.metadata.remove_alias_if(&d.model, CANARY, version, change) {
         // Moved by someone else meanwhile: theirs now, nothing to undo.
         Ok(()) | Err(MetadataError::AliasMoved { .. }) => {}
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(e.into()),
     }
-    home.metadata.decide_canary(&d.name, version, "rolled back", reason, now_us).map_err(|e| e.to_string())?;
+    home.metadata.decide_canary(&d.name, version, "rolled back", reason, now_us)?;
     Ok(Delivered::RolledBack { version, reason: reason.to_string() })
 }
 

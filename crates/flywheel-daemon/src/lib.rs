@@ -26,6 +26,9 @@ pub enum DaemonError {
     Metadata(#[from] flywheel_metadata::MetadataError),
     #[error(transparent)]
     Registry(#[from] flywheel_registry::RegistryError),
+    /// A canary's traffic could not be compared with production's.
+    #[error("canary: {0}")]
+    Monitor(#[from] flywheel_monitor::MonitorError),
     /// The first run of a deployment with no model yet could not run.
     #[error(transparent)]
     Run(#[from] flywheel_orchestrator::OrchestratorError),

@@ -558,7 +558,7 @@ impl Loop {
 
     /// The deployment's canary judged; whether one is still out.
     fn deliver(&mut self, d: &Deployment) -> Result<bool, String> {
-        let (done, out) = self.deliverer.step(&self.home, d, now_us())?;
+        let (done, out) = self.deliverer.step(&self.home, d, now_us()).map_err(|e| e.to_string())?;
         let model = &d.model;
         let Some(done) = done else { return Ok(out) };
         let text = match &done {
