@@ -234,16 +234,7 @@ impl MetadataStore {
             "SELECT deployment, version, started_us, decided_us, outcome, reason FROM canaries
              WHERE deployment = ?1 AND version = ?2",
             params![deployment, version],
-            |r| {
-                Ok(CanaryRecord {
-                    deployment: r.get(0)?,
-                    version: r.get(1)?,
-                    started_us: r.get(2)?,
-                    decided_us: r.get(3)?,
-                    outcome: r.get(4)?,
-                    reason: r.get(5)?,
-                })
-            },
+            canary_from_row,
         )?)
     }
 
@@ -254,16 +245,7 @@ impl MetadataStore {
             "SELECT deployment, version, started_us, decided_us, outcome, reason FROM canaries
              WHERE deployment = ?1 ORDER BY started_us DESC LIMIT ?2",
         )?;
-        let rows = stmt.query_map(params![deployment, limit as i64], |r| {
-            Ok(CanaryRecord {
-                deployment: r.get(0)?,
-                version: r.get(1)?,
-                started_us: r.get(2)?,
-                decided_us: r.get(3)?,
-                outcome: r.get(4)?,
-                reason: r.get(5)?,
-            })
-        })?;
+        let rows = stmt.query_map(params![deployment, limit as i64], canary_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -359,4 +341,15 @@ impl MetadataStore {
 
 fn up_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UpRecord> {
     Ok(UpRecord { pid: r.get(0)?, host: r.get(1)?, addr: r.get(2)?, deployments: r.get(3)?, started_us: r.get(4)? })
+}
+
+fn canary_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CanaryRecord> {
+    Ok(CanaryRecord {
+        deployment: r.get(0)?,
+        version: r.get(1)?,
+        started_us: r.get(2)?,
+        decided_us: r.get(3)?,
+        outcome: r.get(4)?,
+        reason: r.get(5)?,
+    })
 }
