@@ -16,7 +16,8 @@ pub fn update(home: &Path, deployment: &Path, json: bool) -> Result<u8, Failure>
         .map_err(|e| crate::fail(3, format!("cannot start the runtime: {e}")))?;
     let now = now_us();
     let recorded = runtime.block_on(flywheel_monitor::windows::update(&home, &d.model, &d.monitoring, now))?;
-    let relabeled = flywheel_monitor::windows::relabel(&home, &d.model, &d.monitoring, now)?;
+    let after = now - flywheel_monitor::windows::LATE_HORIZON_US;
+    let relabeled = flywheel_monitor::windows::relabel(&home, &d.model, &d.monitoring, (after, now))?;
     if !json {
         for r in &relabeled {
             let metric = r.performance.metric.as_ref().map_or("no metric yet".into(), |(m, v)| format!("{m} {v:.4}"));

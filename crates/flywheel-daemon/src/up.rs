@@ -8,6 +8,7 @@ use crate::triggers::{FileView, Firing, TriggerState, WindowView, decide, new_da
 use flywheel_core::{CancelToken, ComponentRegistry, ModelRef, Selector};
 use flywheel_deploy::{Deployment, TriggerKind, WhenBusy};
 use flywheel_metadata::{DeploymentRecord, RunStatus, TriggerRecord};
+use flywheel_monitor::windows::LATE_HORIZON_US;
 use flywheel_orchestrator::{Orchestrator, RunOptions, RunOutcome};
 use flywheel_registry::Home;
 use flywheel_serve::{LogOptions, Sampling, Serve, ServeConfig};
@@ -94,9 +95,20 @@ pub async fn up(
         shutdown.await;
         let _ = on_signal.send(true);
     });
-    claim(&Home::open(&config.home)?, &config)?;
-    first_runs(&config, &components, &tell, stopped.clone()).await?;
-    let serve = Serve::load(&serve_config(&config)?).await?;
+    let claimed = Home::open(&config.home)?;
+    claim(&claimed, &config)?;
+    let started = async {
+        first_runs(&config, &components, &tell, stopped.clone()).await?;
+        Ok::<_, DaemonError>(Serve::load(&serve_config(&config)?).await?)
+    };
+    let serve = match started.await {
+        Ok(serve) => serve,
+        Err(e) => {
+            // Nothing served: the home is free again.
+            let _ = claimed.metadata.clear_up();
+            return Err(e);
+        }
+    };
     let home = serve.home.clone().ok_or_else(|| DaemonError::Nothing("the server opened no home".into()))?;
     let deliverer = Deliverer::new(serve.table.clone(), serve.metrics.clone());
     for d in &config.deployments {
@@ -166,13 +178,18 @@ async fn first_runs(
         let cancel = CancelToken::new();
         let silent: Arc<dyn flywheel_orchestrator::Observer> = Arc::new(flywheel_orchestrator::Silent);
         let run = orchestrator.run(&d.pipeline, &opts, silent, cancel.clone());
-        let outcome = tokio::select! {
-            o = run => o?,
-            _ = stopped.wait_for(|s| *s) => {
-                cancel.cancel();
-                return Err(DaemonError::FirstRun(format!("stopped during the first run of `{}`", d.name)));
-            }
+        tokio::pin!(run);
+        let finished = tokio::select! {
+            o = &mut run => Some(o),
+            _ = stopped.wait_for(|s| *s) => None,
         };
+        let Some(outcome) = finished else {
+            // The run stops its step and records itself cancelled.
+            cancel.cancel();
+            let _ = run.await;
+            return Err(DaemonError::FirstRun(format!("stopped during the first run of `{}`", d.name)));
+        };
+        let outcome = outcome?;
         let (run_id, status, error) = (outcome.run_id, outcome.status.to_string(), outcome.error.clone());
         (tell)(Event::RunFinished { deployment: d.name.clone(), run_id, status: status.clone(), error: error.clone() });
         if home.resolve(&production).is_err() {
@@ -187,7 +204,7 @@ async fn first_runs(
 }
 
 /// Monitoring and training run at a lower priority than the server (nice
-/// 10 on Linux, for this thread and the run threads it starts, which
+/// +10 on Linux, for this thread and the run threads it starts, which
 /// inherit it): on a busy machine the answers come first, and the loop
 /// takes what is left.
 fn yield_to_serving() {
@@ -195,7 +212,9 @@ fn yield_to_serving() {
     // SAFETY: setpriority on this thread's own id changes only its nice value.
     unsafe {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+        // Ten lower than the server's, whatever it runs at (`nice -n 5 flywheel up`).
+        let now = libc::getpriority(libc::PRIO_PROCESS, tid);
+        libc::setpriority(libc::PRIO_PROCESS, tid, (now + 10).min(19));
     }
 }
 
@@ -339,13 +358,16 @@ struct Loop {
     held: HashMap<String, String>,
     /// Says when `up` is stopping: a backlog of windows is left for later.
     stopping: Option<watch::Receiver<bool>>,
+    /// Per model, until when arrived labels were looked at.
+    labels_seen: HashMap<String, i64>,
 }
 
 impl Loop {
     fn new(home: Home, components: ComponentRegistry, config: UpConfig, deliverer: Deliverer, tell: Tell) -> Loop {
         let orchestrator = Arc::new(Orchestrator::new(home.clone(), components));
         let (running, told, held) = (HashMap::new(), HashMap::new(), HashMap::new());
-        Loop { home, orchestrator, deliverer, config, tell, running, told, held, stopping: None }
+        let labels_seen = HashMap::new();
+        Loop { home, orchestrator, deliverer, config, tell, running, told, held, stopping: None, labels_seen }
     }
 
     async fn run(mut self, mut stopped: watch::Receiver<bool>) {
@@ -410,7 +432,17 @@ impl Loop {
             let text = window_text(w);
             (self.tell)(Event::Window { deployment: d.name.clone(), text });
         }
-        let relabeled = flywheel_monitor::windows::relabel(&self.home, &d.model, &d.monitoring, now_us());
+        // Labels that arrived since the last look (a day back at the start).
+        let now = now_us();
+        let after = *self.labels_seen.entry(d.model.clone()).or_insert(now - LATE_HORIZON_US);
+        let relabeled = if self.is_stopping() {
+            Ok(Vec::new())
+        } else {
+            flywheel_monitor::windows::relabel(&self.home, &d.model, &d.monitoring, (after, now))
+        };
+        if relabeled.is_ok() {
+            self.labels_seen.insert(d.model.clone(), now);
+        }
         for r in relabeled.iter().flatten() {
             let text = relabeled_text(r);
             (self.tell)(Event::Window { deployment: d.name.clone(), text });

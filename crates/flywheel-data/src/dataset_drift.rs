@@ -294,13 +294,19 @@ pub fn dataset_drift_from(
         let kept = &reference.columns[&name];
         let Some(values) = &kept.values else { continue };
         let ci = current.column_index(&name).unwrap_or(0);
-        let numeric = is_numeric(current.schema.field(ci).data_type()) && kept.ty != "bool";
+        // Booleans as 0 and 1 (`is_numeric`), as the rows path and the log read them.
+        let numeric = is_numeric(current.schema.field(ci).data_type());
         let (cs, current_missing) = sample(current, ci, numeric);
         let method = opts.methods.get(&name).copied().or(opts.method);
         let threshold = opts.thresholds.get(&name).copied().or(opts.threshold);
-        let drift = values
-            .drift(cs, method, threshold)
-            .map_err(|source| DataError::DriftMethod { column: name.clone(), source })?;
+        let drift = match values.drift(cs, method, threshold) {
+            Ok(d) => d,
+            // Numbers kept as a sketch, text in the window (its type changed
+            // in a later version): not comparable, so not compared, rather
+            // than no window scored at all. A method asked for is an error.
+            Err(flywheel_stats::StatsError::MethodKind { .. }) if method.is_none() => continue,
+            Err(source) => return Err(DataError::DriftMethod { column: name.clone(), source }),
+        };
         let reference_missing = usize::try_from(kept.missing).unwrap_or(usize::MAX);
         columns
             .insert(name, ColumnReport { drift, reference_missing, current_missing, histogram: Histogram::default() });

@@ -503,7 +503,14 @@ impl Compiler<'_> {
         d.hold = c.span(s, "hold").unwrap_or(d.hold);
         d.max_error_rate = c.number(s, "max_error_rate", 0.0, 1.0, "a share from 0 to 1").unwrap_or(d.max_error_rate);
         d.tolerance = c.number(s, "tolerance", 0.0, 10.0, "a share from 0 (no worse) to 10").unwrap_or(d.tolerance);
+        // By default at least twice a timed hold, so that it can be held.
+        if let Span::Time(hold) = d.hold {
+            d.max_hold = d.max_hold.max(hold * 2);
+        }
         d.max_hold = c.duration(s, "max_hold").unwrap_or(d.max_hold);
+        if let Some(v) = s.get("max_hold").filter(|_| d.max_hold.is_zero()) {
+            c.err("`max_hold` must be more than 0: every canary would be rolled back at once", &v.span, None);
+        }
         if let (Span::Time(hold), Some(v)) = (d.hold, s.get("max_hold"))
             && d.max_hold <= hold
         {

@@ -302,4 +302,13 @@ CREATE TABLE up_processes (
 );
 "#,
     ),
+    (
+        11,
+        // Late labels: the labels of a model that arrived since a time, and
+        // the windows holding a span of request times, found by index.
+        r#"
+CREATE INDEX serving_feedback_arrival ON serving_feedback(model_name, at_us);
+CREATE INDEX monitor_windows_span ON monitor_windows(model_name, last_us);
+"#,
+    ),
 ];

@@ -58,6 +58,17 @@ impl MetadataStore {
         Ok(())
     }
 
+    /// The windows of `model` holding request times in `[from, to]`, oldest first.
+    pub fn windows_covering(&self, model: &str, from_us: i64, to_us: i64) -> Result<Vec<MonitorWindow>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, model_name, version, first_us, last_us, rows, labeled, alerts, scores, at_us
+               FROM monitor_windows WHERE model_name = ?1 AND last_us >= ?2 AND first_us <= ?3 ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![model, from_us, to_us], window_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// The latest `limit` windows of `model` (of every model when `None`), newest first.
     pub fn windows(&self, model: Option<&str>, limit: i64) -> Result<Vec<MonitorWindow>> {
         let conn = self.conn();
@@ -65,23 +76,25 @@ impl MetadataStore {
             "SELECT id, model_name, version, first_us, last_us, rows, labeled, alerts, scores, at_us
                FROM monitor_windows WHERE ?1 IS NULL OR model_name = ?1 ORDER BY id DESC LIMIT ?2",
         )?;
-        let rows = stmt.query_map(params![model, limit], |r| {
-            let scores: String = r.get(8)?;
-            Ok(MonitorWindow {
-                id: r.get(0)?,
-                window: NewWindow {
-                    model_name: r.get(1)?,
-                    version: r.get(2)?,
-                    first_us: r.get(3)?,
-                    last_us: r.get(4)?,
-                    rows: r.get(5)?,
-                    labeled: r.get(6)?,
-                    alerts: r.get(7)?,
-                    scores: serde_json::from_str(&scores).unwrap_or(serde_json::Value::Null),
-                    at_us: r.get(9)?,
-                },
-            })
-        })?;
+        let rows = stmt.query_map(params![model, limit], window_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
+}
+
+fn window_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MonitorWindow> {
+    let scores: String = r.get(8)?;
+    Ok(MonitorWindow {
+        id: r.get(0)?,
+        window: NewWindow {
+            model_name: r.get(1)?,
+            version: r.get(2)?,
+            first_us: r.get(3)?,
+            last_us: r.get(4)?,
+            rows: r.get(5)?,
+            labeled: r.get(6)?,
+            alerts: r.get(7)?,
+            scores: serde_json::from_str(&scores).unwrap_or(serde_json::Value::Null),
+            at_us: r.get(9)?,
+        },
+    })
 }

@@ -247,14 +247,16 @@ impl MetadataStore {
         Ok(rows)
     }
 
-    /// How many labels `model`'s requests logged in `[since, until)` have.
-    pub fn labels_in(&self, model: &str, since_us: i64, until_us: i64) -> Result<i64> {
-        Ok(self.conn().query_row(
-            "SELECT COUNT(*) FROM serving_feedback f JOIN serving_requests r ON r.request_id = f.request_id
-             WHERE f.model_name = ?1 AND r.at_us >= ?2 AND r.at_us < ?3",
-            params![model, since_us, until_us],
-            |r| r.get(0),
-        )?)
+    /// The labels of `model` that arrived in `(after, until]`: each one's
+    /// request time and arrival time (µs), by the arrival index.
+    pub fn labels_arrived(&self, model: &str, after_us: i64, until_us: i64) -> Result<Vec<(i64, i64)>> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(
+            "SELECT r.at_us, f.at_us FROM serving_feedback f JOIN serving_requests r ON r.request_id = f.request_id
+             WHERE f.model_name = ?1 AND f.at_us > ?2 AND f.at_us <= ?3",
+        )?;
+        let rows = st.query_map(params![model, after_us, until_us], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
     }
 
     /// The labels of `model`'s requests logged in `[since, until)`.

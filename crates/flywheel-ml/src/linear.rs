@@ -200,7 +200,7 @@ fn par_rows<T: Send>(rows: usize, work: usize, f: impl Fn(usize, usize) -> T + S
     parts.into_iter().reduce(add).expect("at least one share")
 }
 
-const ROW_SHARES: usize = 8;
+const ROW_SHARES: usize = 16;
 
 /// Fits logistic regression. `y[i]` is the class index in `0..classes`;
 /// `sample_weight` carries class weights.

@@ -64,13 +64,22 @@ pub async fn update_while(
     let settled = now_us.saturating_sub(SETTLED_US);
     let mut references: HashMap<i64, Reference> = HashMap::new();
     let mut recorded = Vec::new();
+    let mut whole = false;
     loop {
-        let (more, until) = update_part(home, model, monitoring, (settled, now_us), &going, &mut references).await?;
+        let part = (settled, now_us, whole);
+        let (more, until) = update_part(home, model, monitoring, part, &going, &mut references).await?;
+        if more.is_empty() && until < settled && !whole {
+            // A part that cut no window (its rows counted shadow answers,
+            // say): read up to `settled` this once, or it would stall.
+            whole = true;
+            continue;
+        }
         let done = more.is_empty() || until >= settled || !going();
         recorded.extend(more);
         if done {
             return Ok(recorded);
         }
+        whole = false;
     }
 }
 
@@ -80,13 +89,13 @@ async fn update_part(
     home: &Home,
     model: &str,
     monitoring: &Monitoring,
-    (settled, now_us): (i64, i64),
+    (settled, now_us, whole): (i64, i64, bool),
     going: &impl Fn() -> bool,
     references: &mut HashMap<i64, Reference>,
 ) -> Result<(Vec<Recorded>, i64), MonitorError> {
     let last = home.metadata.windows(Some(model), 1).map_err(store)?.into_iter().next();
     let since = last.as_ref().map(|w| w.window.last_us + 1);
-    let until = bounded(home, model, since, settled, monitoring.window)?;
+    let until = if whole { settled } else { bounded(home, model, since, settled, monitoring.window)? };
     let Some(rows) = logged(home, model, since, Some(until))? else { return Ok((Vec::new(), until)) };
     let rows = in_time_order(&rows)?;
     let mut previous = match &last {
@@ -144,33 +153,38 @@ pub struct Relabeled {
     pub performance: crate::Performance,
 }
 
-/// The recent windows of `model` whose requests got labels since they were
-/// scored: their metric, slices and performance alert computed again and
-/// recorded (their drift does not change). A window the performance
-/// trigger has not used yet may then fire it.
-pub fn relabel(home: &Home, model: &str, monitoring: &Monitoring, now_us: i64) -> Result<Vec<Relabeled>, MonitorError> {
+/// The windows of `model` whose requests got labels that arrived in
+/// `(after, now]`, after the window was (last) scored and within
+/// [`LATE_HORIZON_US`] of it: their metric, slices and performance alert
+/// computed again and recorded (their drift does not change). A window
+/// the performance trigger has not used yet may then fire it. Found by
+/// the labels' arrival (indexed): a tick with no new label reads nothing.
+pub fn relabel(
+    home: &Home,
+    model: &str,
+    monitoring: &Monitoring,
+    (after_us, now_us): (i64, i64),
+) -> Result<Vec<Relabeled>, MonitorError> {
+    let arrived = home.metadata.labels_arrived(model, after_us, now_us).map_err(store)?;
+    let (Some(from), Some(to)) = (arrived.iter().map(|a| a.0).min(), arrived.iter().map(|a| a.0).max()) else {
+        return Ok(Vec::new());
+    };
     let mut out = Vec::new();
-    let recent = home.metadata.windows(Some(model), 200).map_err(store)?;
-    for w in recent.into_iter().rev().filter(|w| w.window.at_us >= now_us.saturating_sub(LATE_HORIZON_US)) {
+    for w in home.metadata.windows_covering(model, from, to).map_err(store)? {
         let x = &w.window;
-        let seen = x.scores["feedback"].as_i64().unwrap_or(x.labeled);
-        let labels = home.metadata.labels_in(model, x.first_us, x.last_us.saturating_add(1)).map_err(store)?;
-        if labels <= seen {
+        let scored = x.scores["rescored_us"].as_i64().unwrap_or(x.at_us);
+        let late = arrived.iter().any(|&(t, at)| (x.first_us..=x.last_us).contains(&t) && at > scored);
+        if !late || now_us.saturating_sub(x.at_us) > LATE_HORIZON_US {
             continue;
         }
         let Some(rows) = logged(home, model, Some(x.first_us), Some(x.last_us.saturating_add(1)))? else { continue };
-        let p = crate::performance(&rows, monitoring)?;
+        let p = crate::performance(&in_time_order(&rows)?, monitoring)?;
         let mut scores = x.scores.clone();
-        let mut alerts: Vec<serde_json::Value> = scores["alerts"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|a| a["alert"] != "performance")
-            .collect();
+        let mut alerts: Vec<serde_json::Value> = scores["alerts"].as_array().cloned().unwrap_or_default();
+        alerts.retain(|a| a["alert"] != "performance");
         alerts.extend(p.alert.iter().filter_map(|a| serde_json::to_value(a).ok()));
         scores["labeled"] = p.labeled.into();
-        scores["feedback"] = labels.into();
+        scores["rescored_us"] = now_us.into();
         scores["metric"] = serde_json::to_value(&p.metric).unwrap_or_default();
         scores["slices"] = serde_json::to_value(&p.slices).unwrap_or_default();
         scores["alerts"] = alerts.clone().into();

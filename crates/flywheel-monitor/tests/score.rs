@@ -156,3 +156,20 @@ fn the_metric_is_computed_per_slice() {
     assert!(s.slices[2].problem.as_deref().unwrap().contains("`nope` is not a column"), "{:?}", s.slices[2]);
     assert!(s.metric.is_some());
 }
+
+/// A boolean input: the training data holds it as a boolean, the log as
+/// the numbers 0 and 1 (as the server reads it). Kept or not, it is
+/// compared as those numbers: the same share does not drift, another does.
+#[test]
+fn a_boolean_column_is_compared_as_zeros_and_ones() {
+    let n = 3000;
+    let flags: Vec<Option<bool>> = (0..n).map(|i| Some(i % 3 == 0)).collect();
+    let training = table(vec![("f", Arc::new(arrow_array::BooleanArray::from(flags)) as ArrayRef)]);
+    let kept = DatasetReference::of_table(&training);
+    let logged = |share: usize| table(vec![("f", nums((0..600).map(|i| Some(f64::from(u8::from(i % share == 0))))))]);
+    let inputs = vec!["f".to_string()];
+    let same = score(&logged(3), None, Some(&kept), &inputs, &monitoring(None)).unwrap();
+    assert_eq!(same.from_training.map(|s| (s.compared, s.drifted)), Some((1, 0)));
+    let moved = score(&logged(2), None, Some(&kept), &inputs, &monitoring(None)).unwrap();
+    assert_eq!(moved.from_training.map(|s| (s.compared, s.drifted)), Some((1, 1)));
+}

@@ -44,7 +44,8 @@ pub enum ColumnReference {
 impl ColumnReference {
     /// The reference of a profiled column (its finite values, or its texts).
     pub fn from_profile(p: &ColumnProfile) -> ColumnReference {
-        if !p.ty.numeric() {
+        // Booleans are profiled as the numbers 0 and 1, as the rows compare them.
+        if p.ty == crate::profile::ValueType::String {
             return ColumnReference::Categories { counts: p.texts.top(usize::MAX).into_iter().collect() };
         }
         let exact = !p.numbers_dropped && p.numbers.is_exact();
@@ -172,8 +173,9 @@ fn weighted_wasserstein_drift(
     threshold: Option<f64>,
 ) -> ColumnDrift {
     let current_count = current.len();
-    let mut c = match current {
-        Sample::Numeric(c) => c,
+    // NaN has no place on the line (the rows path never sees one: missing).
+    let mut c: Vec<f64> = match current {
+        Sample::Numeric(c) => c.into_iter().filter(|x| !x.is_nan()).collect(),
         Sample::Categorical(_) => Vec::new(),
     };
     c.sort_unstable_by(f64::total_cmp);

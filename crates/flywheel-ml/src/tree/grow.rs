@@ -144,7 +144,7 @@ fn build_histogram(binned: &Binned, rows: &[u32], gh: &[[f64; 2]], hist: &mut [B
 }
 
 /// Shares of a large node's rows, each with its own histogram.
-const HISTOGRAM_SHARES: usize = 4;
+const HISTOGRAM_SHARES: usize = 8;
 
 /// The features a split may use: all, or `k` drawn without replacement.
 fn draw_features(features: usize, k: Option<usize>, rng: &mut u64) -> Option<Vec<bool>> {
