@@ -10,6 +10,19 @@ use std::path::Path;
 pub fn update(home: &Path, deployment: &Path, json: bool) -> Result<u8, Failure> {
     let d = flywheel_deploy::compile_file(deployment, &flywheel_components::builtins())?;
     let home = flywheel_registry::Home::open(home)?;
+    // `up` records the windows of the models it serves: two writers would
+    // both cut the windows after the last one, and count them twice.
+    let host = flywheel_metadata::hostname();
+    let live = home.metadata.ups()?.into_iter().find(|u| u.host == host && flywheel_metadata::pid_alive(u.pid));
+    if let Some(u) = live {
+        return Err(crate::fail(
+            3,
+            format!(
+                "`flywheel up` (pid {}) monitors this home and records its windows itself; see them with `flywheel monitor status {}`",
+                u.pid, d.model
+            ),
+        ));
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -105,6 +105,10 @@ fn on_demand_runs_are_asked_for_from_the_cli_and_over_http() {
         "{}",
         second.stderr
     );
+    // Nor does `monitor update` record windows beside it.
+    let beside = env.run(&["monitor", "update", "deploy.toml"]);
+    assert_eq!(beside.code, 3, "{}", beside.stderr);
+    assert!(beside.stderr.contains(&format!("`flywheel up` (pid {pid}) monitors this home")), "{}", beside.stderr);
     let r = env.run(&["trigger", "clf", "--reason", "new labels are in"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("asked for (request 1)"), "{}", r.stdout);
