@@ -199,22 +199,33 @@ pub fn dataset_drift(reference: &Table, current: &Table, opts: &DriftOptions) ->
     let cur_names = current.column_names();
     let selected = selected_columns(&ref_names, &cur_names, opts)?;
     let columns = compare_columns(reference, current, &selected, opts)?;
+    Ok(report((reference.rows(), current.rows()), columns, (&ref_names, &cur_names), opts))
+}
+
+/// The report of the columns compared: how many drifted, and whether the
+/// dataset did (`drift_share`).
+fn report(
+    (reference_rows, current_rows): (usize, usize),
+    columns: BTreeMap<String, ColumnReport>,
+    (ref_names, cur_names): (&[String], &[String]),
+    opts: &DriftOptions,
+) -> DriftReport {
     let drifted = columns.values().filter(|c| c.drift.drift).count();
     let compared = columns.len();
-    let share = drifted as f64 / compared as f64;
+    let share = drifted as f64 / compared.max(1) as f64;
     let threshold = opts.drift_share.unwrap_or(0.5);
-    Ok(DriftReport {
-        reference_rows: reference.rows(),
-        current_rows: current.rows(),
+    DriftReport {
+        reference_rows,
+        current_rows,
         columns,
         drifted_columns: drifted,
         compared_columns: compared,
         drift_share: share,
         drift_share_threshold: threshold,
-        dataset_drift: share >= threshold,
+        dataset_drift: compared > 0 && share >= threshold,
         only_in_reference: ref_names.iter().filter(|n| !cur_names.contains(n)).cloned().collect(),
         only_in_current: cur_names.iter().filter(|n| !ref_names.contains(n)).cloned().collect(),
-    })
+    }
 }
 
 fn one_column(
@@ -311,20 +322,6 @@ pub fn dataset_drift_from(
         columns
             .insert(name, ColumnReport { drift, reference_missing, current_missing, histogram: Histogram::default() });
     }
-    let drifted = columns.values().filter(|c| c.drift.drift).count();
-    let compared = columns.len();
-    let share = drifted as f64 / compared.max(1) as f64;
-    let threshold = opts.drift_share.unwrap_or(0.5);
-    Ok(DriftReport {
-        reference_rows: usize::try_from(reference.rows).unwrap_or(usize::MAX),
-        current_rows: current.rows(),
-        columns,
-        drifted_columns: drifted,
-        compared_columns: compared,
-        drift_share: share,
-        drift_share_threshold: threshold,
-        dataset_drift: compared > 0 && share >= threshold,
-        only_in_reference: ref_names.iter().filter(|n| !cur_names.contains(n)).cloned().collect(),
-        only_in_current: cur_names.iter().filter(|n| !ref_names.contains(n)).cloned().collect(),
-    })
+    let rows = (usize::try_from(reference.rows).unwrap_or(usize::MAX), current.rows());
+    Ok(report(rows, columns, (&ref_names, &cur_names), opts))
 }

@@ -68,7 +68,7 @@ pub async fn update_while(
     loop {
         let part = (settled, now_us, whole);
         let (more, until) = update_part(home, model, monitoring, part, &going, &mut references).await?;
-        if more.is_empty() && until < settled && !whole {
+        if more.is_empty() && until < settled && !whole && going() {
             // A part that cut no window (its rows counted shadow answers,
             // say): read up to `settled` this once, or it would stall.
             whole = true;
