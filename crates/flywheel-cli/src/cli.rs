@@ -270,8 +270,15 @@ pub enum MonitorCommand {
     Status {
         /// One model (default: every model monitored).
         model: Option<String>,
+        /// Windows shown (merged windows, with --merge).
         #[arg(long, default_value_t = 10)]
         limit: i64,
+        /// Merge every N consecutive windows of one version into one, from
+        /// the sketches the windows keep (no rows read again): drift from
+        /// training and from the merged window before, and the metric over
+        /// all their labeled rows.
+        #[arg(long, value_name = "N", requires = "model", value_parser = clap::value_parser!(u32).range(1..))]
+        merge: Option<u32>,
         #[arg(long)]
         json: bool,
     },

@@ -100,8 +100,11 @@ fn run(cli: Cli) -> std::result::Result<u8, Failure> {
         Command::Monitor(cli::MonitorCommand::Update { deployment, json }) => {
             monitor_cmd::update(home, &deployment, json)
         }
-        Command::Monitor(cli::MonitorCommand::Status { model, limit, json }) => {
+        Command::Monitor(cli::MonitorCommand::Status { model, limit, merge: None, json }) => {
             monitor_cmd::status(home, model.as_deref(), limit, json)
+        }
+        Command::Monitor(cli::MonitorCommand::Status { model, limit, merge: Some(n), json }) => {
+            monitor_cmd::merged(home, model.as_deref().unwrap_or_default(), (n, limit), json)
         }
         Command::Monitor(cli::MonitorCommand::Report { model, html, limit }) => {
             monitor_cmd::report(home, &model, &html, limit)

@@ -65,6 +65,61 @@ pub fn status(home: &Path, model: Option<&str>, limit: i64, json: bool) -> Resul
     Ok(0)
 }
 
+/// `monitor status MODEL --merge N`: the newest `limit` merged windows,
+/// newest first.
+pub fn merged(home: &Path, model: &str, (every, limit): (u32, i64), json: bool) -> Result<u8, Failure> {
+    let home = flywheel_registry::Home::open(home)?;
+    let mut windows = home.metadata.windows(Some(model), limit.max(1).saturating_mul(i64::from(every)))?;
+    windows.reverse();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| crate::fail(3, format!("cannot start the runtime: {e}")))?;
+    let mut merged = runtime.block_on(flywheel_monitor::merge::merged(&home, model, &windows, every as usize))?;
+    merged.reverse();
+    merged.truncate(usize::try_from(limit.max(1)).unwrap_or(usize::MAX));
+    let time = |us: i64| flywheel_stats::time::format_micros(us, false);
+    if json {
+        let shown: Vec<Value> = merged
+            .iter()
+            .map(|m| {
+                let mut v = serde_json::to_value(m).unwrap_or_default();
+                v["first"] = time(m.first_us).into();
+                v["last"] = time(m.last_us).into();
+                v
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&shown).unwrap_or_default());
+    } else if merged.is_empty() {
+        println!("no monitored windows of `{model}`");
+    }
+    for m in merged.iter().filter(|_| !json) {
+        let drift = |d: &Option<flywheel_monitor::DriftSummary>| {
+            d.as_ref().map_or("–".to_string(), |d| format!("{}/{}", d.drifted, d.compared))
+        };
+        let metric = match (&m.metric, &m.bound) {
+            (Some((name, v)), Some(b)) => {
+                format!("{name} {v:.4} ({b}){}", if m.out_of_bound { ", OUT OF BOUND" } else { "" })
+            }
+            _ => "no metric".to_string(),
+        };
+        let (first, last) = (m.windows.first().copied().unwrap_or(0), m.windows.last().copied().unwrap_or(0));
+        let missing =
+            if m.unsketched > 0 { format!(" ({} of them kept no sketch)", m.unsketched) } else { String::new() };
+        println!(
+            "windows {first}–{last} of {model}@{} ({} to {}, {} rows, {} labeled){missing}: drifted from training {}, from the windows before {}; {metric}",
+            m.version,
+            time(m.first_us),
+            time(m.last_us),
+            m.rows,
+            m.labeled,
+            drift(&m.from_training),
+            drift(&m.from_previous),
+        );
+    }
+    Ok(0)
+}
+
 /// `monitor report MODEL --html FILE`: the page, written whole or not at all.
 pub fn report(home: &Path, model: &str, html: &Path, limit: i64) -> Result<u8, Failure> {
     let home = flywheel_registry::Home::open(home)?;

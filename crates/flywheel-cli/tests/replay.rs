@@ -174,6 +174,49 @@ fn replayed_traffic_is_monitored_in_windows_with_its_metric_and_alerts() {
     assert_eq!(ids, [3, 2, 1], "newest first");
     let text = env.run(&["monitor", "status"]);
     assert!(text.stdout.contains("window 3 of clf@1") && text.stdout.contains("accuracy"), "{}", text.stdout);
+
+    // The three windows merged from their sketches: the accuracy of all 120
+    // labeled rows, as the exported log gives it.
+    let merged = env.run(&["monitor", "status", "clf", "--merge", "3", "--json"]).json();
+    let m = &merged[0];
+    assert_eq!(merged.as_array().unwrap().len(), 1, "{merged:#}");
+    assert_eq!(
+        (m["windows"].clone(), m["rows"].as_u64(), m["labeled"].as_u64()),
+        (serde_json::json!([1, 2, 3]), Some(120), Some(120))
+    );
+    assert_eq!(m["from_training"]["compared"], 2, "{m:#}");
+    assert!(m["from_previous"].is_null(), "{m:#}");
+    let (right, labeled) = exported_accuracy(&env);
+    assert_eq!(labeled, 120);
+    assert!((m["metric"][1].as_f64().unwrap() - right).abs() < 1e-12, "{m:#} vs {right}");
+    assert_eq!(m["out_of_bound"], right < 0.99);
+    let pairs = env.run(&["monitor", "status", "clf", "--merge", "2", "--json"]).json();
+    let ids: Vec<serde_json::Value> = pairs.as_array().unwrap().iter().map(|m| m["windows"].clone()).collect();
+    assert_eq!(ids, [serde_json::json!([3]), serde_json::json!([1, 2])], "newest first");
+    assert_eq!(pairs[0]["from_previous"]["compared"], 2, "{pairs:#}");
+    let text = env.run(&["monitor", "status", "clf", "--merge", "3"]);
+    assert!(text.stdout.starts_with("windows 1–3 of clf@1 ("), "{}", text.stdout);
+    let refused = env.run(&["monitor", "status", "--merge", "3"]);
+    assert_eq!(refused.code, 2, "--merge needs a model: {}", refused.stderr);
+}
+
+/// The accuracy of the labeled rows of `flywheel logs clf`, and how many.
+fn exported_accuracy(env: &Env) -> (f64, usize) {
+    assert_eq!(env.run(&["logs", "clf", "-o", "accuracy.csv"]).code, 0);
+    let text = std::fs::read_to_string(env.path().join("accuracy.csv")).unwrap();
+    let mut lines = text.lines();
+    let head: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |n: &str| head.iter().position(|h| *h == n).unwrap();
+    let (p, l) = (col("prediction"), col("label"));
+    let (mut right, mut labeled) = (0, 0);
+    for line in lines {
+        let f: Vec<&str> = line.split(',').collect();
+        if !f[l].is_empty() {
+            labeled += 1;
+            right += usize::from(f[p] == f[l]);
+        }
+    }
+    (right as f64 / labeled.max(1) as f64, labeled)
 }
 
 /// With a `statistics` step on the training data, a window is compared with
@@ -290,6 +333,11 @@ fn labels_that_arrive_late_score_their_window_again() {
         assert_eq!(alerted, accuracy < 0.99, "{s}");
         assert_eq!(s["from_training"]["compared"], 2, "drift kept: {s}");
     }
+    // The windows' sketches took the late labels too.
+    let merged = env.run(&["monitor", "status", "clf", "--merge", "2", "--json"]).json();
+    let (right, labeled) = exported_accuracy(&env);
+    assert_eq!((merged[0]["labeled"].as_u64(), labeled), (Some(120), 120), "{merged:#}");
+    assert!((merged[0]["metric"][1].as_f64().unwrap() - right).abs() < 1e-12, "{merged:#} vs {right}");
     // Nothing new: not scored a third time.
     let third = env.run(&["monitor", "update", "deploy.toml"]);
     assert!(!third.stdout.contains("scored again"), "{}", third.stdout);

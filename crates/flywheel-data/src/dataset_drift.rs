@@ -4,7 +4,7 @@
 
 use crate::DataError;
 use crate::table::{Table, is_numeric};
-use flywheel_stats::reference::ColumnReference;
+use flywheel_stats::reference::{ColumnReference, Limits};
 use flywheel_stats::{ColumnDrift, Kind, Method, Sample};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -288,6 +288,40 @@ impl DatasetReference {
         t.batches.iter().for_each(|b| p.add_batch(b));
         DatasetReference::from_profile(&p)
     }
+
+    /// `columns` of a monitored window, small (`limits`) and mergeable:
+    /// what lets windows merge into longer ones without their rows. Columns
+    /// the table lacks are left out.
+    pub fn of_window(t: &Table, columns: &[String], limits: Limits) -> DatasetReference {
+        let mut kept = BTreeMap::new();
+        for name in columns {
+            let Some(i) = t.column_index(name) else { continue };
+            let numeric = is_numeric(t.schema.field(i).data_type());
+            let (values, missing) = match sample(t, i, numeric) {
+                (Sample::Numeric(v), missing) => (ColumnReference::of_numbers(&v, limits), missing),
+                (Sample::Categorical(counts), missing) => (ColumnReference::Categories { counts }, missing),
+            };
+            let ty = crate::batch::type_name(t.schema.field(i).data_type()).to_string();
+            kept.insert(name.clone(), ReferenceColumn { ty, missing: missing as u64, values: Some(values) });
+        }
+        DatasetReference { rows: t.rows() as u64, columns: kept }
+    }
+
+    /// Adds `other`: the reference of both datasets together. A column
+    /// only one of them has, or that changed type between them, is left
+    /// out: the merged reference holds what both hold.
+    pub fn merge(&mut self, other: &DatasetReference, limits: Limits) {
+        self.rows += other.rows;
+        self.columns.retain(|name, c| {
+            let Some(o) = other.columns.get(name) else { return false };
+            c.missing += o.missing;
+            match (&mut c.values, &o.values) {
+                (Some(a), Some(b)) => a.merge(b, limits).is_ok(),
+                (None, None) => true,
+                _ => false,
+            }
+        });
+    }
 }
 
 /// [`dataset_drift`] against a kept reference. Reports carry no histograms.
@@ -296,26 +330,91 @@ pub fn dataset_drift_from(
     current: &Table,
     opts: &DriftOptions,
 ) -> Result<DriftReport, DataError> {
+    kept_drift(reference, Current::Rows(current), opts)
+}
+
+/// [`dataset_drift`] between two kept references (windows merged from
+/// their sketches): as exact as `current` kept its values.
+pub fn dataset_drift_between(
+    reference: &DatasetReference,
+    current: &DatasetReference,
+    opts: &DriftOptions,
+) -> Result<DriftReport, DataError> {
+    kept_drift(reference, Current::Kept(current), opts)
+}
+
+enum Current<'a> {
+    Rows(&'a Table),
+    Kept(&'a DatasetReference),
+}
+
+impl Current<'_> {
+    fn names(&self) -> Vec<String> {
+        match self {
+            Current::Rows(t) => t.column_names(),
+            Current::Kept(r) => r.columns.iter().filter(|(_, c)| c.values.is_some()).map(|(n, _)| n.clone()).collect(),
+        }
+    }
+
+    fn rows(&self) -> usize {
+        match self {
+            Current::Rows(t) => t.rows(),
+            Current::Kept(r) => usize::try_from(r.rows).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// `name` compared with `kept`, and how many of its values are missing.
+    fn drift(
+        &self,
+        kept: &ColumnReference,
+        name: &str,
+        (method, threshold): (Option<Method>, Option<f64>),
+    ) -> (Result<ColumnDrift, flywheel_stats::StatsError>, usize) {
+        match self {
+            Current::Rows(t) => {
+                let ci = t.column_index(name).unwrap_or(0);
+                // Booleans as 0 and 1 (`is_numeric`), as the rows path and the log read them.
+                let (cs, missing) = sample(t, ci, is_numeric(t.schema.field(ci).data_type()));
+                (kept.drift(cs, method, threshold), missing)
+            }
+            Current::Kept(r) => match r.columns.get(name) {
+                Some(ReferenceColumn { values: Some(v), missing, .. }) => {
+                    (kept.drift_from(v, method, threshold), usize::try_from(*missing).unwrap_or(usize::MAX))
+                }
+                _ => (Err(flywheel_stats::StatsError::Unmergeable), 0),
+            },
+        }
+    }
+}
+
+fn kept_drift(
+    reference: &DatasetReference,
+    current: Current<'_>,
+    opts: &DriftOptions,
+) -> Result<DriftReport, DataError> {
     let ref_names: Vec<String> =
         reference.columns.iter().filter(|(_, c)| c.values.is_some()).map(|(n, _)| n.clone()).collect();
-    let cur_names = current.column_names();
+    let cur_names = current.names();
     let selected = selected_columns(&ref_names, &cur_names, opts)?;
     let mut columns = BTreeMap::new();
     for name in selected {
         let kept = &reference.columns[&name];
         let Some(values) = &kept.values else { continue };
-        let ci = current.column_index(&name).unwrap_or(0);
-        // Booleans as 0 and 1 (`is_numeric`), as the rows path and the log read them.
-        let numeric = is_numeric(current.schema.field(ci).data_type());
-        let (cs, current_missing) = sample(current, ci, numeric);
         let method = opts.methods.get(&name).copied().or(opts.method);
         let threshold = opts.thresholds.get(&name).copied().or(opts.threshold);
-        let drift = match values.drift(cs, method, threshold) {
+        let (drift, current_missing) = current.drift(values, &name, (method, threshold));
+        let drift = match drift {
             Ok(d) => d,
             // Numbers kept as a sketch, text in the window (its type changed
-            // in a later version): not comparable, so not compared, rather
-            // than no window scored at all. A method asked for is an error.
-            Err(flywheel_stats::StatsError::MethodKind { .. }) if method.is_none() => continue,
+            // in a later version), or a merged window's sketch where the
+            // default method needs values: not comparable, so not compared,
+            // rather than no window scored at all. A method asked for is an
+            // error.
+            Err(
+                flywheel_stats::StatsError::MethodKind { .. }
+                | flywheel_stats::StatsError::Unmergeable
+                | flywheel_stats::StatsError::NeedsValues { .. },
+            ) if method.is_none() => continue,
             Err(source) => return Err(DataError::DriftMethod { column: name.clone(), source }),
         };
         let reference_missing = usize::try_from(kept.missing).unwrap_or(usize::MAX);

@@ -311,4 +311,16 @@ CREATE INDEX serving_feedback_arrival ON serving_feedback(model_name, at_us);
 CREATE INDEX monitor_windows_span ON monitor_windows(model_name, last_us);
 "#,
     ),
+    (
+        12,
+        // What each window keeps to merge with others into longer windows:
+        // its inputs' sketch and its metric's sums (JSON), beside the window
+        // so that listing windows does not read them.
+        r#"
+CREATE TABLE window_sketches (
+    window_id INTEGER PRIMARY KEY REFERENCES monitor_windows(id) ON DELETE CASCADE,
+    sketch    TEXT NOT NULL
+);
+"#,
+    ),
 ];

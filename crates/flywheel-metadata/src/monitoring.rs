@@ -2,7 +2,7 @@
 //! model in order, with their scores and alerts (migration 8).
 
 use crate::{MetadataStore, Result};
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 /// A window scored, to be recorded.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,9 +29,12 @@ pub struct MonitorWindow {
 }
 
 impl MetadataStore {
-    pub fn record_window(&self, w: &NewWindow) -> Result<i64> {
-        let conn = self.conn();
-        conn.execute(
+    /// Records a window and what it keeps to merge with others (`sketch`,
+    /// JSON), in one transaction.
+    pub fn record_window(&self, w: &NewWindow, sketch: Option<&str>) -> Result<i64> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
             "INSERT INTO monitor_windows (model_name, version, first_us, last_us, rows, labeled, alerts, scores, at_us)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
@@ -46,16 +49,49 @@ impl MetadataStore {
                 w.at_us
             ],
         )?;
-        Ok(conn.last_insert_rowid())
+        let id = tx.last_insert_rowid();
+        if let Some(sketch) = sketch {
+            tx.execute("INSERT INTO window_sketches (window_id, sketch) VALUES (?1, ?2)", params![id, sketch])?;
+        }
+        tx.commit()?;
+        Ok(id)
     }
 
-    /// A window scored again (late labels): its labeled rows, alerts and scores.
-    pub fn rescore_window(&self, id: i64, labeled: i64, alerts: i64, scores: &serde_json::Value) -> Result<()> {
-        self.conn().execute(
+    /// A window scored again (late labels): its labeled rows, alerts and
+    /// scores, and its sketch when it keeps one, in one transaction.
+    pub fn rescore_window(
+        &self,
+        id: i64,
+        (labeled, alerts): (i64, i64),
+        scores: &serde_json::Value,
+        sketch: Option<&str>,
+    ) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
             "UPDATE monitor_windows SET labeled = ?2, alerts = ?3, scores = ?4 WHERE id = ?1",
             params![id, labeled, alerts, scores.to_string()],
         )?;
+        if let Some(sketch) = sketch {
+            tx.execute("UPDATE window_sketches SET sketch = ?2 WHERE window_id = ?1", params![id, sketch])?;
+        }
+        tx.commit()?;
         Ok(())
+    }
+
+    /// The sketches of windows `ids` that keep one (windows recorded before
+    /// schema 12 do not), by id.
+    pub fn window_sketches(&self, ids: &[i64]) -> Result<std::collections::HashMap<i64, String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT sketch FROM window_sketches WHERE window_id = ?1")?;
+        let mut out = std::collections::HashMap::new();
+        for &id in ids {
+            let found: Option<String> = stmt.query_row(params![id], |r| r.get(0)).optional()?;
+            if let Some(s) = found {
+                out.insert(id, s);
+            }
+        }
+        Ok(out)
     }
 
     /// The windows of `model` holding request times in `[from, to]`, oldest first.

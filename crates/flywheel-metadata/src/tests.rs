@@ -42,10 +42,10 @@ fn migrations_apply_once_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.db");
     let s = MetadataStore::open(&path).unwrap();
-    assert_eq!(s.schema_version().unwrap(), 11);
+    assert_eq!(s.schema_version().unwrap(), 12);
     drop(s);
     let s = MetadataStore::open(&path).unwrap();
-    assert_eq!(s.schema_version().unwrap(), 11);
+    assert_eq!(s.schema_version().unwrap(), 12);
 }
 
 #[test]
@@ -143,12 +143,19 @@ fn monitor_windows_are_kept_in_order_per_model() {
         at_us: first_us + 20,
     };
     for (m, t) in [("a", 0), ("b", 5), ("a", 100)] {
-        s.record_window(&w(m, t)).unwrap();
+        s.record_window(&w(m, t), None).unwrap();
     }
     let a = s.windows(Some("a"), 10).unwrap();
     assert_eq!(a.iter().map(|x| x.window.first_us).collect::<Vec<_>>(), [100, 0], "newest first");
     assert_eq!(a[0].window, w("a", 100), "stored as given");
     assert_eq!(s.windows(None, 2).unwrap().len(), 2);
+    let id = s.record_window(&w("c", 0), Some("{\"rows\":500}")).unwrap();
+    assert_eq!(
+        s.window_sketches(&[id, a[0].id]).unwrap().into_iter().collect::<Vec<_>>(),
+        [(id, "{\"rows\":500}".into())]
+    );
+    s.rescore_window(id, (300, 0), &serde_json::json!({}), Some("{\"rows\":1}")).unwrap();
+    assert_eq!(s.window_sketches(&[id]).unwrap()[&id], "{\"rows\":1}", "a window scored again keeps its new sums");
 }
 
 #[test]

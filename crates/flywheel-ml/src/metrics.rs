@@ -13,16 +13,58 @@ pub struct Regression {
 }
 
 pub fn regression(y: &[f64], pred: &[f64]) -> Regression {
-    let n = y.len() as f64;
-    let mean = y.iter().sum::<f64>() / n;
-    let (mut se, mut ae, mut ape, mut tot) = (0.0, 0.0, 0.0, 0.0);
-    for (&t, &p) in y.iter().zip(pred) {
-        se += (t - p) * (t - p);
-        ae += (t - p).abs();
-        ape += (t - p).abs() / t.abs().max(f64::EPSILON);
-        tot += (t - mean) * (t - mean);
+    RegressionSums::of(y, pred).finish()
+}
+
+/// What a regression's metrics are made of. Sums add up, so the metrics of
+/// windows merged are those of all their rows (monitoring keeps one per
+/// window).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct RegressionSums {
+    pub n: u64,
+    /// Squared, absolute and absolute relative errors, summed.
+    pub se: f64,
+    pub ae: f64,
+    pub ape: f64,
+    /// Mean of the truths and their squared deviations from it.
+    pub mean: f64,
+    pub m2: f64,
+}
+
+impl RegressionSums {
+    pub fn of(y: &[f64], pred: &[f64]) -> RegressionSums {
+        let n = y.len() as f64;
+        let mean = y.iter().sum::<f64>() / n;
+        let mut s = RegressionSums { n: y.len() as u64, mean, ..RegressionSums::default() };
+        for (&t, &p) in y.iter().zip(pred) {
+            s.se += (t - p) * (t - p);
+            s.ae += (t - p).abs();
+            s.ape += (t - p).abs() / t.abs().max(f64::EPSILON);
+            s.m2 += (t - mean) * (t - mean);
+        }
+        s
     }
-    Regression { rmse: (se / n).sqrt(), mae: ae / n, mape: ape / n, r2: 1.0 - se / tot }
+
+    /// Adds `o`'s rows (Chan et al.'s update for the deviations).
+    pub fn merge(&mut self, o: &RegressionSums) {
+        if o.n == 0 {
+            return;
+        }
+        let (na, nb) = (self.n as f64, o.n as f64);
+        let delta = o.mean - self.mean;
+        let n = na + nb;
+        self.mean += delta * nb / n;
+        self.m2 += o.m2 + delta * delta * na * nb / n;
+        self.n += o.n;
+        self.se += o.se;
+        self.ae += o.ae;
+        self.ape += o.ape;
+    }
+
+    pub fn finish(&self) -> Regression {
+        let n = self.n as f64;
+        Regression { rmse: (self.se / n).sqrt(), mae: self.ae / n, mape: self.ape / n, r2: 1.0 - self.se / self.m2 }
+    }
 }
 
 /// One bin of a reliability curve (scikit-learn's `calibration_curve`,
@@ -151,25 +193,31 @@ pub struct Multiclass {
 /// truth and prediction as 0, as scikit-learn does with `labels` given
 /// (only classes seen in either are averaged here, as its default).
 pub fn multiclass(y: &[usize], pred: &[usize], proba: &[f64], k: usize) -> Multiclass {
-    let n = y.len() as f64;
-    let mut tp = vec![0.0; k];
-    let mut pred_count = vec![0.0; k];
-    let mut true_count = vec![0.0; k];
     let mut ll = 0.0;
     let mut confusion = vec![vec![0u64; k]; k];
     for (i, (&t, &p)) in y.iter().zip(pred).enumerate() {
         confusion[t][p] += 1;
-        true_count[t] += 1.0;
-        pred_count[p] += 1.0;
-        if t == p {
-            tp[t] += 1.0;
-        }
-        // scikit-learn renormalizes each row after clipping to [eps, 1 - eps].
-        let row = &proba[i * k..(i + 1) * k];
-        let clipped: Vec<f64> = row.iter().map(|q| q.clamp(f64::EPSILON, 1.0 - f64::EPSILON)).collect();
-        let s: f64 = clipped.iter().sum();
-        ll -= (clipped[t] / s).ln();
+        ll += row_log_loss(&proba[i * k..(i + 1) * k], t);
     }
+    multiclass_from(confusion, ll)
+}
+
+/// One row's log loss: scikit-learn renormalizes each row after clipping
+/// to [eps, 1 - eps].
+pub fn row_log_loss(row: &[f64], truth: usize) -> f64 {
+    let clipped = |q: f64| q.clamp(f64::EPSILON, 1.0 - f64::EPSILON);
+    let s: f64 = row.iter().map(|&q| clipped(q)).sum();
+    -(clipped(row[truth]) / s).ln()
+}
+
+/// The metrics of a confusion matrix (`confusion[true][predicted]`) and the
+/// rows' summed log loss: what windows merged add up to.
+pub fn multiclass_from(confusion: Vec<Vec<u64>>, log_loss_sum: f64) -> Multiclass {
+    let k = confusion.len();
+    let tp: Vec<f64> = (0..k).map(|c| confusion[c][c] as f64).collect();
+    let true_count: Vec<f64> = confusion.iter().map(|r| r.iter().sum::<u64>() as f64).collect();
+    let pred_count: Vec<f64> = (0..k).map(|c| confusion.iter().map(|r| r[c]).sum::<u64>() as f64).collect();
+    let n: f64 = true_count.iter().sum();
     let seen: Vec<usize> = (0..k).filter(|&c| true_count[c] > 0.0 || pred_count[c] > 0.0).collect();
     let m = seen.len() as f64;
     let (mut ps, mut rs, mut fs) = (0.0, 0.0, 0.0);
@@ -185,7 +233,7 @@ pub fn multiclass(y: &[usize], pred: &[usize], proba: &[f64], k: usize) -> Multi
         precision_macro: ps / m,
         recall_macro: rs / m,
         f1_macro: fs / m,
-        log_loss: ll / n,
+        log_loss: log_loss_sum / n,
         confusion,
     }
 }

@@ -10,15 +10,17 @@
 //!   (`flywheel_ml::metrics`).
 //! - `windows.rs`: windows cut from the log as it grows, scored, recorded.
 //! - `compare.rs`: a canary and production on the same traffic.
+//! - `merge.rs`: windows merged into longer ones from the sketches each keeps.
 //! - `report.rs`: the windows over time as an HTML page (`monitor report`).
 
 pub mod compare;
+pub mod merge;
 mod metric;
 pub mod report;
 mod score;
 pub mod windows;
 
-pub use metric::{PREDICTION, PROBABILITY_PREFIX, metric};
+pub use metric::{MetricSums, PREDICTION, PROBABILITY_PREFIX, metric};
 pub use score::{Alert, DriftSummary, MIN_LABELS, Performance, Scores, SliceScore, SliceScores, performance, score};
 
 #[derive(Debug, thiserror::Error)]

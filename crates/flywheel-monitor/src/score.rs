@@ -84,7 +84,7 @@ pub fn score(
     inputs: &[String],
     monitoring: &Monitoring,
 ) -> Result<Scores, MonitorError> {
-    let columns = monitoring.columns.clone().unwrap_or_else(|| untimed(inputs, training));
+    let columns = compared(monitoring, inputs, training);
     // One thread: monitoring runs beside a server, and must not take its cores.
     let opts = DriftOptions {
         columns,
@@ -170,6 +170,12 @@ fn sliced(window: &Table, spec: &SliceSpec, metric: &str) -> Result<SliceScores,
     Ok(SliceScores { spec: spec.text.clone(), slices, problem: None })
 }
 
+/// The columns a window's drift compares: those `monitoring.columns`
+/// names, else the inputs (but dates and times).
+pub(crate) fn compared(monitoring: &Monitoring, inputs: &[String], training: Option<&DatasetReference>) -> Vec<String> {
+    monitoring.columns.clone().unwrap_or_else(|| untimed(inputs, training))
+}
+
 /// The inputs but those the training data holds as dates or times: time
 /// only moves on, so a timestamp drifts from every past window by
 /// construction (Evidently leaves datetime columns out of drift too).
@@ -178,7 +184,7 @@ fn untimed(inputs: &[String], training: Option<&DatasetReference>) -> Vec<String
     inputs.iter().filter(|i| !is_time(i)).cloned().collect()
 }
 
-fn summary(r: &DriftReport) -> DriftSummary {
+pub(crate) fn summary(r: &DriftReport) -> DriftSummary {
     DriftSummary {
         drifted: r.drifted_columns,
         compared: r.compared_columns,
@@ -188,7 +194,7 @@ fn summary(r: &DriftReport) -> DriftSummary {
     }
 }
 
-fn bound_text(b: &Bound) -> String {
+pub(crate) fn bound_text(b: &Bound) -> String {
     let op = match b.op {
         flywheel_deploy::Op::Ge => ">=",
         flywheel_deploy::Op::Gt => ">",

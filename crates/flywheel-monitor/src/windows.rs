@@ -11,6 +11,7 @@
 //! and a window never ends inside a run of rows of one time (the rows of
 //! one request), so that the next window can start strictly after it.
 
+use crate::merge::WindowSketch;
 use crate::{MonitorError, Scores, score};
 use flywheel_core::{ModelRef, Selector};
 use flywheel_data::batch::Table;
@@ -35,9 +36,9 @@ pub struct Recorded {
 
 /// What one version is compared with: its training data, kept as a
 /// reference (none for a model imported without it), and its input columns.
-struct Reference {
-    training: Option<DatasetReference>,
-    inputs: Vec<String>,
+pub(crate) struct Reference {
+    pub(crate) training: Option<DatasetReference>,
+    pub(crate) inputs: Vec<String>,
 }
 
 /// Scores and records every window of `model` complete by `now_us`.
@@ -114,7 +115,9 @@ async fn update_part(
         }
         let r = &references[&version];
         let scores = score(&window, previous.as_ref(), r.training.as_ref(), &r.inputs, monitoring)?;
-        recorded.push(record(home, model, version, &window, scores, now_us)?);
+        let columns = crate::score::compared(monitoring, &r.inputs, r.training.as_ref());
+        let sketch = WindowSketch::of(&window, &columns, monitoring);
+        recorded.push(record(home, (model, version), &window, (scores, &sketch), now_us)?);
         previous = Some(window);
     }
     Ok((recorded, until))
@@ -178,7 +181,9 @@ pub fn relabel(
             continue;
         }
         let Some(rows) = logged(home, model, Some(x.first_us), Some(x.last_us.saturating_add(1)))? else { continue };
-        let p = crate::performance(&in_time_order(&rows)?, monitoring)?;
+        let rows = in_time_order(&rows)?;
+        let p = crate::performance(&rows, monitoring)?;
+        let sketch = resummed(home, w.id, &rows)?;
         let mut scores = x.scores.clone();
         let mut alerts: Vec<serde_json::Value> = scores["alerts"].as_array().cloned().unwrap_or_default();
         alerts.retain(|a| a["alert"] != "performance");
@@ -189,11 +194,22 @@ pub fn relabel(
         scores["slices"] = serde_json::to_value(&p.slices).unwrap_or_default();
         scores["alerts"] = alerts.clone().into();
         let (labeled, n_alerts) = (p.labeled as i64, alerts.len() as i64);
-        home.metadata.rescore_window(w.id, labeled, n_alerts, &scores).map_err(store)?;
+        home.metadata.rescore_window(w.id, (labeled, n_alerts), &scores, sketch.as_deref()).map_err(store)?;
         let window = NewWindow { labeled, alerts: n_alerts, scores, ..x.clone() };
         out.push(Relabeled { id: w.id, window, performance: p });
     }
     Ok(out)
+}
+
+/// The sketch window `id` keeps, its metric's sums made again from its
+/// `rows` (labels arrived); `None` for a window that keeps none.
+fn resummed(home: &Home, id: i64, rows: &Table) -> Result<Option<String>, MonitorError> {
+    let kept = home.metadata.window_sketches(&[id]).map_err(store)?;
+    let Some(mut sketch) = kept.get(&id).and_then(|s| serde_json::from_str::<WindowSketch>(s).ok()) else {
+        return Ok(None);
+    };
+    sketch.metric = crate::MetricSums::of(rows).ok();
+    Ok(Some(sketch.to_json()))
 }
 
 fn store(e: flywheel_metadata::MetadataError) -> MonitorError {
@@ -320,7 +336,7 @@ fn majority_version(t: &Table) -> i64 {
 
 /// The training data of `model@version` (what fed its training step's
 /// `data`) as a reference, and its inputs.
-async fn reference(home: &Home, model: &str, version: i64) -> Result<Reference, MonitorError> {
+pub(crate) async fn reference(home: &Home, model: &str, version: i64) -> Result<Reference, MonitorError> {
     let r = ModelRef { name: model.to_string(), selector: Selector::Version(version) };
     let (_, loaded) = home.load_model(&r).await.map_err(|e| MonitorError::Store(e.to_string()))?;
     let inputs = loaded.signature.inputs.iter().map(|i| i.name.clone()).collect();
@@ -353,10 +369,9 @@ async fn kept(home: &Home, data: &ArtifactRecord) -> Result<DatasetReference, Mo
 
 fn record(
     home: &Home,
-    model: &str,
-    version: i64,
+    (model, version): (&str, i64),
     window: &Table,
-    scores: Scores,
+    (scores, sketch): (Scores, &WindowSketch),
     now_us: i64,
 ) -> Result<Recorded, MonitorError> {
     let t = times(window);
@@ -371,7 +386,7 @@ fn record(
         scores: serde_json::to_value(&scores).unwrap_or_default(),
         at_us: now_us,
     };
-    let id = home.metadata.record_window(&new).map_err(store)?;
+    let id = home.metadata.record_window(&new, Some(&sketch.to_json())).map_err(store)?;
     Ok(Recorded { id, window: new, scores })
 }
 

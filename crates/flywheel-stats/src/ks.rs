@@ -53,6 +53,38 @@ pub fn ks_2samp(a: &[f64], b: &[f64]) -> (f64, f64) {
     (d, p.clamp(0.0, 1.0))
 }
 
+/// (D, p-value) of two samples given as weighted values in value order
+/// (one of them a sketch: D within its rank error). The p-value is that of
+/// samples of `m` and `n` values with that D.
+pub fn ks_weighted(a: &[(f64, u64)], b: &[(f64, u64)], (m, n): (usize, usize)) -> (f64, f64) {
+    if m == 0 || n == 0 || a.is_empty() || b.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let total = |s: &[(f64, u64)]| s.iter().map(|v| v.1).sum::<u64>().max(1) as f64;
+    let (ta, tb) = (total(a), total(b));
+    let (mut i, mut j, mut wa, mut wb, mut d) = (0, 0, 0u64, 0u64, 0.0f64);
+    while i < a.len() || j < b.len() {
+        let x = match (a.get(i), b.get(j)) {
+            (Some(p), Some(q)) => p.0.min(q.0),
+            (Some(p), None) => p.0,
+            (_, Some(q)) => q.0,
+            (None, None) => break,
+        };
+        while i < a.len() && a[i].0 == x {
+            wa += a[i].1;
+            i += 1;
+        }
+        while j < b.len() && b[j].0 == x {
+            wb += b[j].1;
+            j += 1;
+        }
+        d = d.max((wa as f64 / ta - wb as f64 / tb).abs());
+    }
+    let num = (d * m as f64 * n as f64).round() as u128;
+    let p = if m.max(n) <= EXACT_MAX_N { exact_p(m, n, num) } else { asymptotic_p(m, n, d) };
+    (d, p.clamp(0.0, 1.0))
+}
+
 /// P(D ≥ d) for continuous data: the share of monotone lattice paths from
 /// (0,0) to (m,n) that touch a point with |i·n − j·m| ≥ `num`. Computed as
 /// the probability of having left the band, which keeps small p-values

@@ -26,4 +26,8 @@ pub enum StatsError {
         "method `{method}` needs the reference's values, and only a sketch of them is kept; leave the method to its default (wasserstein)"
     )]
     NeedsValues { method: &'static str },
+    /// Kept samples of texts and of numbers do not add up (a column whose
+    /// type changed between them).
+    #[error("a sample of texts and a sample of numbers cannot be merged")]
+    Unmergeable,
 }

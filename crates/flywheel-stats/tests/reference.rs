@@ -101,3 +101,84 @@ fn categories_give_what_the_values_give_and_survive_json() {
     let whole = column_drift(Sample::categories(&texts), current, None, None).unwrap();
     assert_eq!((kept.method, kept.score, kept.drift), (whole.method, whole.score, whole.drift));
 }
+
+/// Windows keep small references that merge: merged, they are the
+/// reference of all their values (exact counts while few are distinct, a
+/// sketch past that, its count and moments exact); drift from a merged
+/// reference is what the values give, within the sketch's rank error.
+#[test]
+fn windows_merge_into_the_reference_of_their_values() {
+    use flywheel_stats::reference::{Limits, WINDOW_LIMITS};
+    let limits = Limits { counts: 50, k: 128 };
+    let of = |v: &[f64]| ColumnReference::of_numbers(v, limits);
+    let json = |r: &ColumnReference| serde_json::to_string(r).unwrap();
+
+    // Few distinct values: the merge is the counts of the whole, exactly.
+    let (a, b) = (spread(3000, 20, 0.0), spread(2000, 25, 0.0));
+    let whole: Vec<f64> = a.iter().chain(&b).copied().collect();
+    let mut merged = of(&a);
+    merged.merge(&of(&b), limits).unwrap();
+    assert!(matches!(merged, ColumnReference::Counts { .. }));
+    assert_eq!(json(&merged), json(&of(&whole)));
+    let training = ColumnReference::from_profile(&profile(ValueType::Float, &spread(5000, 30, 0.2)));
+    let kept = training.drift_from(&merged, None, None).unwrap();
+    let rows = training.drift(Sample::Numeric(whole), None, None).unwrap();
+    assert_eq!((kept.score, kept.drift, kept.current_count), (rows.score, rows.drift, 5000), "counts: exact");
+
+    // Past the limit: a sketch, with the count, mean and deviation of the whole.
+    let (a, b) = (spread(3000, 40, 0.0), spread(2000, 45, 0.05));
+    let whole: Vec<f64> = a.iter().chain(&b).copied().collect();
+    let mut merged = of(&a);
+    merged.merge(&of(&b), limits).unwrap();
+    let ColumnReference::Sketch { count, mean, std_pop, .. } = &merged else { panic!("85 distinct > 50") };
+    let m = whole.iter().sum::<f64>() / 5000.0;
+    let s = (whole.iter().map(|x| (x - m).powi(2)).sum::<f64>() / 5000.0).sqrt();
+    assert_eq!(*count, 5000);
+    assert!((mean - m).abs() < 1e-12 && (std_pop - s).abs() < 1e-12, "{mean} {std_pop} vs {m} {s}");
+
+    // Ten windows of continuous values, sketched and merged, against a
+    // sketched training reference: the values' drift within 0.03.
+    let uniform = |n: usize, step: f64, shift: f64| -> Vec<f64> {
+        (0..n).map(|i| ((i as f64) * step).fract() * 10.0 + shift).collect()
+    };
+    let training = ColumnReference::from_profile(&profile(ValueType::Float, &uniform(200_000, 0.618_033_988_75, 0.0)));
+    for shift in [0.0, 1.0, 3.0] {
+        let values = uniform(20_000, 0.414_213_562, shift);
+        let mut merged: Option<ColumnReference> = None;
+        for w in values.chunks(2000) {
+            let r = ColumnReference::of_numbers(w, WINDOW_LIMITS);
+            assert!(json(&r).len() < 12_000, "a window's sketch is small: {}", json(&r).len());
+            match &mut merged {
+                Some(m) => m.merge(&r, WINDOW_LIMITS).unwrap(),
+                None => merged = Some(r),
+            }
+        }
+        let merged = merged.unwrap();
+        let kept = training.drift_from(&merged, None, None).unwrap();
+        let rows = training.drift(Sample::Numeric(values), None, None).unwrap();
+        assert_eq!((kept.method, kept.current_count), (Method::Wasserstein, 20_000));
+        assert!((kept.score - rows.score).abs() < 0.03, "shift {shift}: {} vs {}", kept.score, rows.score);
+        assert_eq!(kept.drift, rows.drift, "shift {shift}");
+    }
+
+    // A small reference (800 values) takes Kolmogorov–Smirnov: D from the
+    // merged sketch within its rank error, the verdict the values give.
+    let small = ColumnReference::from_profile(&profile(ValueType::Float, &uniform(800, 0.618_033_988_75, 0.0)));
+    for shift in [0.0, 2.0] {
+        let values = uniform(6000, 0.414_213_562, shift);
+        let mut merged = ColumnReference::of_numbers(&values[..3000], WINDOW_LIMITS);
+        merged.merge(&ColumnReference::of_numbers(&values[3000..], WINDOW_LIMITS), WINDOW_LIMITS).unwrap();
+        let kept = small.drift_from(&merged, None, None).unwrap();
+        let rows = small.drift(Sample::Numeric(values), None, None).unwrap();
+        assert_eq!((kept.method, rows.method), (Method::Ks, Method::Ks));
+        let (d, want) = (kept.statistic.unwrap(), rows.statistic.unwrap());
+        assert!((d - want).abs() < 0.03, "shift {shift}: D {d} vs {want}");
+        assert_eq!(kept.drift, rows.drift, "shift {shift}: p {} vs {}", kept.score, rows.score);
+    }
+
+    // Texts add up; texts and numbers do not.
+    let mut texts = ColumnReference::of_texts(["a", "b", "a"]);
+    texts.merge(&ColumnReference::of_texts(["b", "c"]), limits).unwrap();
+    assert_eq!(json(&texts), json(&ColumnReference::of_texts(["a", "b", "a", "b", "c"])));
+    assert!(texts.merge(&of(&[1.0]), limits).is_err());
+}

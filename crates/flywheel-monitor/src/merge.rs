@@ -1,0 +1,212 @@
+//! Windows merged into longer ones without reading their rows again. Each
+//! window keeps a small sketch of the inputs it compared (exact counts of
+//! few distinct values, else a KLL sketch: `DatasetReference::of_window`)
+//! and its metric's sums (`MetricSums`). Consecutive windows of one
+//! version add up; the merged window is compared with that version's
+//! training reference and with the merged window before it, and its
+//! metric is the one of all its labeled rows together.
+
+use crate::score::{bound_text, summary};
+use crate::windows::reference;
+use crate::{DriftSummary, MetricSums, MonitorError};
+use flywheel_data::batch::Table;
+use flywheel_data::dataset_drift::{DatasetReference, DriftOptions, dataset_drift_between};
+use flywheel_deploy::{Bound, Monitoring, Op};
+use flywheel_metadata::MonitorWindow;
+use flywheel_registry::Home;
+use flywheel_stats::reference::WINDOW_LIMITS;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// What a window keeps to merge with others, and the settings it was
+/// judged by (a merged window is judged by its last window's).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WindowSketch {
+    pub inputs: DatasetReference,
+    /// `None` when the log has no label column yet.
+    pub metric: Option<MetricSums>,
+    pub drift_share: f64,
+    #[serde(default)]
+    pub bound: Option<KeptBound>,
+}
+
+/// The deployment's performance bound, as the window was judged.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct KeptBound {
+    pub metric: String,
+    /// `>=`, `>`, `<=` or `<`.
+    pub op: String,
+    pub value: f64,
+}
+
+impl KeptBound {
+    fn bound(&self) -> Option<Bound> {
+        let op = match self.op.as_str() {
+            ">=" => Op::Ge,
+            ">" => Op::Gt,
+            "<=" => Op::Le,
+            "<" => Op::Lt,
+            _ => return None,
+        };
+        Some(Bound { metric: self.metric.clone(), op, value: self.value })
+    }
+}
+
+impl WindowSketch {
+    /// The sketch of `window`'s `columns` (those its drift compared).
+    pub fn of(window: &Table, columns: &[String], monitoring: &Monitoring) -> WindowSketch {
+        let bound = monitoring.performance.as_ref().map(|b| {
+            let text = bound_text(b);
+            let op = text.split_whitespace().next().unwrap_or_default().to_string();
+            KeptBound { metric: b.metric.clone(), op, value: b.value }
+        });
+        WindowSketch {
+            inputs: DatasetReference::of_window(window, columns, WINDOW_LIMITS),
+            metric: MetricSums::of(window).ok(),
+            drift_share: monitoring.drift_share,
+            bound,
+        }
+    }
+
+    /// Adds the window after this one.
+    pub fn merge(&mut self, next: &WindowSketch) -> Result<(), MonitorError> {
+        self.inputs.merge(&next.inputs, WINDOW_LIMITS);
+        match (&mut self.metric, &next.metric) {
+            (Some(a), Some(b)) => a.merge(b)?,
+            (None, Some(b)) => self.metric = Some(b.clone()),
+            _ => {}
+        }
+        self.drift_share = next.drift_share;
+        self.bound.clone_from(&next.bound);
+        Ok(())
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Consecutive windows of one version, merged.
+#[derive(Debug, Clone, Serialize)]
+pub struct Merged {
+    pub version: i64,
+    /// The windows' ids, oldest first.
+    pub windows: Vec<i64>,
+    pub first_us: i64,
+    pub last_us: i64,
+    pub rows: u64,
+    pub labeled: usize,
+    pub from_training: Option<DriftSummary>,
+    pub from_previous: Option<DriftSummary>,
+    pub metric: Option<(String, f64)>,
+    pub bound: Option<String>,
+    /// The metric is out of its bound.
+    pub out_of_bound: bool,
+    /// Windows recorded before windows kept sketches: not in the sums.
+    pub unsketched: usize,
+}
+
+/// `windows` (oldest first) merged `every` at a time, a group never
+/// spanning two versions; each scored from its windows' sketches.
+pub async fn merged(
+    home: &Home,
+    model: &str,
+    windows: &[MonitorWindow],
+    every: usize,
+) -> Result<Vec<Merged>, MonitorError> {
+    let ids: Vec<i64> = windows.iter().map(|w| w.id).collect();
+    let kept = home.metadata.window_sketches(&ids).map_err(|e| MonitorError::Store(e.to_string()))?;
+    let mut references = HashMap::new();
+    let mut previous: Option<DatasetReference> = None;
+    let mut out = Vec::new();
+    for group in groups(windows, every.max(1)) {
+        let version = group[0].window.version;
+        let mut sketch: Option<WindowSketch> = None;
+        let mut unsketched = 0;
+        for w in group {
+            let Some(s) = kept.get(&w.id).and_then(|s| serde_json::from_str::<WindowSketch>(s).ok()) else {
+                unsketched += 1;
+                continue;
+            };
+            match &mut sketch {
+                Some(m) => m.merge(&s)?,
+                None => sketch = Some(s),
+            }
+        }
+        if let std::collections::hash_map::Entry::Vacant(e) = references.entry(version) {
+            e.insert(reference(home, model, version).await?.training);
+        }
+        let mut m = Merged {
+            version,
+            windows: group.iter().map(|w| w.id).collect(),
+            first_us: group[0].window.first_us,
+            last_us: group[group.len() - 1].window.last_us,
+            rows: group.iter().map(|w| w.window.rows.max(0) as u64).sum(),
+            labeled: 0,
+            from_training: None,
+            from_previous: None,
+            metric: None,
+            bound: None,
+            out_of_bound: false,
+            unsketched,
+        };
+        if let Some(s) = &sketch {
+            score(&mut m, s, (references[&version].as_ref(), previous.as_ref()))?;
+        }
+        previous = sketch.map(|s| s.inputs);
+        out.push(m);
+    }
+    Ok(out)
+}
+
+/// Runs of at most `every` consecutive windows of one version.
+fn groups(windows: &[MonitorWindow], every: usize) -> Vec<&[MonitorWindow]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..=windows.len() {
+        let cut =
+            i == windows.len() || i - start == every || windows[i].window.version != windows[start].window.version;
+        if cut && i > start {
+            out.push(&windows[start..i]);
+            start = i;
+        }
+    }
+    out
+}
+
+fn score(
+    m: &mut Merged,
+    s: &WindowSketch,
+    (training, previous): (Option<&DatasetReference>, Option<&DatasetReference>),
+) -> Result<(), MonitorError> {
+    let opts = DriftOptions {
+        columns: s.inputs.columns.keys().cloned().collect(),
+        drift_share: Some(s.drift_share),
+        threads: Some(1),
+        ..DriftOptions::default()
+    };
+    let drift = |r: &DatasetReference| -> Result<Option<DriftSummary>, MonitorError> {
+        let mut opts = opts.clone();
+        opts.columns.retain(|c| r.columns.get(c).is_some_and(|x| x.values.is_some()));
+        if opts.columns.is_empty() || r.rows == 0 || s.inputs.rows == 0 {
+            return Ok(None);
+        }
+        Ok(Some(summary(&dataset_drift_between(r, &s.inputs, &opts)?)))
+    };
+    m.from_training = training.map(drift).transpose()?.flatten();
+    m.from_previous = previous.map(drift).transpose()?.flatten();
+    if let Some(sums) = &s.metric {
+        m.labeled = sums.labeled();
+        if let Some(b) = s.bound.as_ref().and_then(KeptBound::bound)
+            && m.labeled >= crate::MIN_LABELS
+        {
+            let value = sums.value(&b.metric)?;
+            if value.is_finite() {
+                m.metric = Some((b.metric.clone(), value));
+                m.out_of_bound = !b.holds(value);
+            }
+            m.bound = Some(bound_text(&b));
+        }
+    }
+    Ok(())
+}
