@@ -108,27 +108,25 @@ pub struct Limits {
 pub const WINDOW_LIMITS: Limits = Limits { counts: 64, k: 128 };
 
 impl ColumnReference {
-    /// The reference of some numbers (NaN left out, as missing).
+    /// The reference of some numbers (NaN left out, as missing). Counting
+    /// stops at `limits.counts` distinct values: continuous columns go
+    /// straight to the sketch, unsorted.
     pub fn of_numbers(values: &[f64], limits: Limits) -> ColumnReference {
-        let mut sorted: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();
-        sorted.sort_unstable_by(f64::total_cmp);
-        let mut counts: Vec<(f64, u64)> = Vec::new();
-        for x in sorted.iter().copied() {
-            let full = counts.len() > limits.counts;
-            match counts.last_mut() {
-                Some(last) if last.0 == x => last.1 += 1,
-                _ if full => break,
-                _ => counts.push((x, 1)),
+        let finite: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();
+        let mut counts: std::collections::HashMap<u64, (f64, u64)> = std::collections::HashMap::new();
+        for &x in &finite {
+            counts.entry(bits(x)).or_insert((x, 0)).1 += 1;
+            if counts.len() > limits.counts {
+                let mut kll = Kll::new(limits.k);
+                kll.extend(&finite);
+                let mut m = crate::sketch::Moments::default();
+                m.add_slice(&finite);
+                return sketch_of(&m, kll);
             }
         }
-        if counts.len() <= limits.counts {
-            return ColumnReference::Counts { values: counts };
-        }
-        let mut kll = Kll::new(limits.k);
-        kll.extend(&sorted);
-        let mut m = crate::sketch::Moments::default();
-        m.add_slice(&sorted);
-        sketch_of(&m, kll)
+        let mut values: Vec<(f64, u64)> = counts.into_values().collect();
+        values.sort_by(|a, b| a.0.total_cmp(&b.0));
+        ColumnReference::Counts { values }
     }
 
     /// The reference of some texts.
