@@ -185,7 +185,8 @@ fn a_canary_that_cannot_be_served_is_rolled_back_and_production_is_untouched() {
 
 /// `up` killed (SIGKILL) during a triggered run: the next `up` finds the
 /// run interrupted and finishes it (`resume`: what succeeded is kept), and
-/// the request that started it does not start another.
+/// the request that started it does not start another; a request queued
+/// behind that run is kept in the home and starts its own run, once.
 #[test]
 fn a_triggered_run_killed_with_up_is_resumed_by_the_next_up_and_nothing_fires_twice() {
     let env = Env::new();
@@ -195,12 +196,18 @@ fn a_triggered_run_killed_with_up_is_resumed_by_the_next_up_and_nothing_fires_tw
         "[steps.wait]\ncomponent = \"command\"\ncache = false\nparams = { run = [\"sleep\", \"3\"] }\n\n[steps.train]",
     );
     env.write("clf.toml", &slow);
-    env.write("deploy.toml", "[deployment]\npipeline = \"clf.toml\"\n[[trigger]]\non = \"on_demand\"\n");
+    // No traffic reaches the canaries: each is rolled back after 2 s.
+    env.write(
+        "deploy.toml",
+        "[deployment]\npipeline = \"clf.toml\"\n[[trigger]]\non = \"on_demand\"\n[delivery]\nmax_hold = \"2s\"\n",
+    );
     assert_eq!(env.run(&["run", "clf.toml"]).code, 0);
     let (mut up, _) = Up::start(&env, &["deploy.toml"]);
     assert_eq!(env.run(&["trigger", "clf", "--reason", "retrain now"]).code, 0);
     up.wait_for("trigger fired (on_demand: retrain now", Duration::from_secs(20));
-    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(env.run(&["trigger", "clf", "--reason", "and the labels of today"]).code, 0);
+    up.wait_for("queued after the run under way", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(500));
     up.child.kill().unwrap();
     let _ = up.child.wait();
     let runs = env.runs();
@@ -211,14 +218,28 @@ fn a_triggered_run_killed_with_up_is_resumed_by_the_next_up_and_nothing_fires_tw
     let resumed = up.wait_for("resuming it", Duration::from_secs(20));
     assert!(resumed.contains("run 2 was left interrupted by an earlier `up`"), "{resumed}");
     up.wait_for("run 2 succeeded", Duration::from_secs(60));
+    // Its canary rolled back (no traffic), the queued request starts run 3.
+    let queued = up.wait_for("trigger fired (on_demand: and the labels of today", Duration::from_secs(30));
+    assert!(!queued.contains("retrain now"), "{queued}");
+    up.wait_for("run 3 succeeded", Duration::from_secs(60));
     std::thread::sleep(Duration::from_millis(600));
     let (code, printed) = up.stop();
     assert_eq!(code, 0, "{printed:#?}");
-    assert!(!printed.iter().any(|l| l.contains("trigger fired")), "fired again: {printed:#?}");
+    let fired: Vec<&String> = printed.iter().filter(|l| l.contains("trigger fired")).collect();
+    assert_eq!(fired.len(), 1, "only the queued request fires, once: {printed:#?}");
     let runs = env.runs();
-    assert_eq!(runs.as_array().unwrap().len(), 2, "{runs:#}");
-    assert_eq!(runs[0]["status"], "succeeded");
-    assert!(runs[0]["trigger"].as_str().unwrap().starts_with("on_demand: retrain now"), "{runs:#}");
+    assert_eq!(runs.as_array().unwrap().len(), 3, "{runs:#}");
+    assert_eq!((runs[0]["status"].as_str(), runs[1]["status"].as_str()), (Some("succeeded"), Some("succeeded")));
+    assert!(runs[0]["trigger"].as_str().unwrap().starts_with("on_demand: and the labels of today"), "{runs:#}");
+    assert!(runs[1]["trigger"].as_str().unwrap().starts_with("on_demand: retrain now"), "{runs:#}");
+
+    // Started again: nothing is left queued.
+    let (up, _) = Up::start(&env, &[]);
+    std::thread::sleep(Duration::from_millis(2500));
+    let (code, printed) = up.stop();
+    assert_eq!(code, 0, "{printed:#?}");
+    assert!(!printed.iter().any(|l| l.contains("trigger fired")), "fired again: {printed:#?}");
+    assert_eq!(env.runs().as_array().unwrap().len(), 3);
 }
 
 /// A `new_data` trigger watching a folder of spans: a file fires a run

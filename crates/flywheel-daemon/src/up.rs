@@ -340,9 +340,6 @@ enum Start {
 struct Running {
     thread: std::thread::JoinHandle<Result<RunOutcome, String>>,
     cancel: CancelToken,
-    /// A firing that waits for it (`when_busy = "queue"`); one, whatever
-    /// how many fired meanwhile.
-    queued: Option<String>,
 }
 
 struct Loop {
@@ -354,8 +351,6 @@ struct Loop {
     running: HashMap<String, Running>,
     /// The last problem told per deployment: a lasting one is told once.
     told: HashMap<String, String>,
-    /// A queued firing waiting for its deployment's run and canary to end.
-    held: HashMap<String, String>,
     /// Says when `up` is stopping: a backlog of windows is left for later.
     stopping: Option<watch::Receiver<bool>>,
     /// Per model, until when arrived labels were looked at.
@@ -365,9 +360,8 @@ struct Loop {
 impl Loop {
     fn new(home: Home, components: ComponentRegistry, config: UpConfig, deliverer: Deliverer, tell: Tell) -> Loop {
         let orchestrator = Arc::new(Orchestrator::new(home.clone(), components));
-        let (running, told, held) = (HashMap::new(), HashMap::new(), HashMap::new());
-        let labels_seen = HashMap::new();
-        Loop { home, orchestrator, deliverer, config, tell, running, told, held, stopping: None, labels_seen }
+        let (running, told, labels_seen) = (HashMap::new(), HashMap::new(), HashMap::new());
+        Loop { home, orchestrator, deliverer, config, tell, running, told, stopping: None, labels_seen }
     }
 
     async fn run(mut self, mut stopped: watch::Receiver<bool>) {
@@ -448,7 +442,7 @@ impl Loop {
             (self.tell)(Event::Window { deployment: d.name.clone(), text });
         }
         let canary_out = self.deliver(d)?;
-        self.start_held(d, canary_out);
+        self.start_queued(d, canary_out)?;
         let windows = self.views(&d.model).map_err(|e| e.to_string())?;
         let asked = self.asked(d)?;
         for trigger in &d.triggers {
@@ -650,12 +644,17 @@ impl Loop {
     /// Starts a run for `f`, or queues or skips it while one is under way.
     fn offer(&mut self, d: &Deployment, f: Firing, busy: WhenBusy) {
         let name = d.name.clone();
-        if let Some(r) = self.running.get_mut(&name) {
+        if self.running.contains_key(&name) {
             match busy {
-                WhenBusy::Queue => {
-                    r.queued.get_or_insert_with(|| f.reason.clone());
-                    (self.tell)(Event::Queued { deployment: name, reason: f.reason });
-                }
+                // Kept in the home: an `up` stopped or killed meanwhile
+                // starts it after restarting. One stands for all.
+                WhenBusy::Queue => match self.home.metadata.queue_firing(&name, &f.reason, now_us()) {
+                    Ok(_) => (self.tell)(Event::Queued { deployment: name, reason: f.reason }),
+                    Err(e) => (self.tell)(Event::Problem {
+                        deployment: name,
+                        text: format!("a firing ({}) could not be queued: {e}", f.reason),
+                    }),
+                },
                 WhenBusy::Skip => (self.tell)(Event::Skipped {
                     deployment: name,
                     reason: f.reason,
@@ -731,10 +730,10 @@ impl Loop {
             };
             ran.map_err(|e| e.to_string())
         });
-        Running { thread, cancel, queued: None }
+        Running { thread, cancel }
     }
 
-    /// Runs that ended are told; a queued firing then starts its run.
+    /// Runs that ended are told.
     fn reap(&mut self) {
         let done: Vec<String> =
             self.running.iter().filter(|(_, r)| r.thread.is_finished()).map(|(n, _)| n.clone()).collect();
@@ -753,25 +752,22 @@ impl Loop {
                 Err(_) => Event::Problem { deployment: name.clone(), text: "the run's thread panicked".into() },
             };
             (self.tell)(event);
-            if let Some(reason) = r.queued {
-                // Started at the next tick, once no canary is out: the run
-                // it finished may have sent one.
-                self.held.insert(name, reason);
-            }
         }
     }
 
     /// A firing queued behind a run starts once that run and any canary it
-    /// sent out are done.
-    fn start_held(&mut self, d: &Deployment, canary_out: bool) {
+    /// sent out are done (taken from the home before its run starts, as a
+    /// trigger's state is saved: killed after this, it does not start twice).
+    fn start_queued(&mut self, d: &Deployment, canary_out: bool) -> Result<(), String> {
         if canary_out || self.running.contains_key(&d.name) {
-            return;
+            return Ok(());
         }
-        if let Some(reason) = self.held.remove(&d.name) {
+        if let Some(reason) = self.home.metadata.take_queued_firing(&d.name).map_err(|e| e.to_string())? {
             (self.tell)(Event::Fired { deployment: d.name.clone(), reason: reason.clone() });
             let running = self.launch(d, reason);
             self.running.insert(d.name.clone(), running);
         }
+        Ok(())
     }
 }
 

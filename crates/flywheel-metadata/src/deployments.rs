@@ -190,6 +190,29 @@ impl MetadataStore {
         Ok(conn.last_insert_rowid())
     }
 
+    /// Queues a firing of `deployment` behind its run under way; `false`
+    /// when one is queued already (it stands for both).
+    pub fn queue_firing(&self, deployment: &str, reason: &str, at_us: i64) -> Result<bool> {
+        let n = self.conn().execute(
+            "INSERT OR IGNORE INTO queued_firings (deployment, reason, at_us) VALUES (?1, ?2, ?3)",
+            params![deployment, reason, at_us],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Takes `deployment`'s queued firing (its reason), if any: it is
+    /// removed as it is read, so that it starts one run.
+    pub fn take_queued_firing(&self, deployment: &str) -> Result<Option<String>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let reason: Option<String> = tx
+            .query_row("SELECT reason FROM queued_firings WHERE deployment = ?1", params![deployment], |r| r.get(0))
+            .optional()?;
+        tx.execute("DELETE FROM queued_firings WHERE deployment = ?1", params![deployment])?;
+        tx.commit()?;
+        Ok(reason)
+    }
+
     /// The requests for `deployment` no trigger has taken yet, oldest first.
     pub fn pending_run_requests(&self, deployment: &str) -> Result<Vec<RunRequest>> {
         let conn = self.conn();

@@ -323,4 +323,17 @@ CREATE TABLE window_sketches (
 );
 "#,
     ),
+    (
+        13,
+        // A firing queued behind a deployment's run (`when_busy = "queue"`),
+        // kept so that an `up` stopped or killed meanwhile starts it after
+        // restarting: one per deployment, the first to fire.
+        r#"
+CREATE TABLE queued_firings (
+    deployment TEXT PRIMARY KEY,
+    reason     TEXT NOT NULL,
+    at_us      INTEGER NOT NULL
+);
+"#,
+    ),
 ];
