@@ -251,7 +251,9 @@ fn new_files_in_a_watched_folder_start_runs_once_each_when_complete() {
     let env = Env::new();
     std::fs::create_dir(env.path().join("incoming")).unwrap();
     env.write("incoming/2011.csv", &rows(200, false));
-    env.write("clf.toml", &clf_pipeline("incoming"));
+    // The runs train on every span; a `fresh` step reads the new span alone.
+    let fresh = "[parameters]\nnew_data = \"incoming\"\n[steps.fresh]\ncomponent = \"ingest\"\nparams = { path = \"${new_data}\" }\n[steps.ingest]";
+    env.write("clf.toml", &clf_pipeline("incoming").replace("[steps.ingest]", fresh));
     let deploy = "[deployment]\npipeline = \"clf.toml\"\n[[trigger]]\non = \"new_data\"\npath = \"incoming\"\nsettle = \"1s\"\ncooldown = \"1s\"\n[delivery]\ncanary = 50\nhold = 5\n";
     env.write("deploy.toml", deploy);
     env.write("traffic.csv", &rows(80, false));
@@ -273,6 +275,11 @@ fn new_files_in_a_watched_folder_start_runs_once_each_when_complete() {
         ingest["summary"]["rows"]["train"].as_u64().unwrap() + ingest["summary"]["rows"]["eval"].as_u64().unwrap(),
         260
     );
+    let fresh = env.execution(2, "fresh");
+    let read = |e: &serde_json::Value| {
+        e["summary"]["rows"]["train"].as_u64().unwrap() + e["summary"]["rows"]["eval"].as_u64().unwrap()
+    };
+    assert_eq!(read(&fresh), 60, "the new file alone: {fresh:#}");
 
     // Its model goes out as a canary; traffic decides it.
     up.wait_for("clf@2 is out as canary", Duration::from_secs(10));
@@ -285,10 +292,19 @@ fn new_files_in_a_watched_folder_start_runs_once_each_when_complete() {
     up.wait_for("`new_data` watches", Duration::from_secs(10));
     std::fs::rename(env.path().join("away"), env.path().join("incoming")).unwrap();
     std::thread::sleep(Duration::from_millis(1500));
-    env.write("incoming/2012-02.csv", &rows(40, true));
-    let again = up.wait_for("new_data: 1 new file(s): 2012-02.csv", Duration::from_secs(20));
+    // Two files at once (moved in whole): one run, the two its new span.
+    env.write("2012-02.csv", &rows(40, true));
+    env.write("2012-03.csv", &rows(30, true));
+    for f in ["2012-02.csv", "2012-03.csv"] {
+        std::fs::rename(env.path().join(f), env.path().join("incoming").join(f)).unwrap();
+    }
+    let again = up.wait_for("new_data: 2 new file(s): 2012-02.csv, 2012-03.csv", Duration::from_secs(20));
     assert!(!again.contains("2012-01"), "{again}");
     up.wait_for("run 3 succeeded", Duration::from_secs(60));
+    let fresh = env.execution(3, "fresh");
+    assert_eq!(fresh["summary"]["spans"], serde_json::json!(["2012-02.csv", "2012-03.csv"]), "{fresh:#}");
+    assert_eq!(read(&fresh), 70);
+    assert_eq!(env.execution(3, "ingest")["summary"]["spans"].as_array().unwrap().len(), 4);
     let (code, printed) = up.stop();
     assert_eq!(code, 0, "{printed:#?}");
     assert_eq!(printed.iter().filter(|l| l.contains("trigger fired")).count(), 2, "{printed:#?}");

@@ -52,6 +52,8 @@ pub struct TriggerState {
 pub struct Firing {
     pub reason: String,
     pub window: Option<i64>,
+    /// A `new_data` firing's files, the new span (full paths, in name order).
+    pub new_files: Vec<String>,
 }
 
 /// Whether `trigger` fires at `now_us`, given the monitored `windows`
@@ -73,6 +75,7 @@ pub fn decide(trigger: &Trigger, state: &TriggerState, windows: &[WindowView], n
                     span(&run)
                 ),
                 window: newest,
+                new_files: Vec::new(),
             }
         }),
         TriggerKind::Performance { windows: n } => in_a_row(&fresh, *n, |w| w.out_of_bound.is_some()).map(|run| {
@@ -80,6 +83,7 @@ pub fn decide(trigger: &Trigger, state: &TriggerState, windows: &[WindowView], n
             Firing {
                 reason: format!("performance: {metric} {value:.4} is not {bound} in {}", span(&run)),
                 window: newest,
+                new_files: Vec::new(),
             }
         }),
         TriggerKind::Schedule(s) => {
@@ -88,6 +92,7 @@ pub fn decide(trigger: &Trigger, state: &TriggerState, windows: &[WindowView], n
             (tick.timestamp_micros() <= now_us).then(|| Firing {
                 reason: format!("schedule: `{}` at {}", s.text, tick.format("%Y-%m-%d %H:%M UTC")),
                 window: None,
+                new_files: Vec::new(),
             })
         }
         // Fired from outside: requests (`on_demand`), files (`new_data`).
@@ -107,7 +112,7 @@ pub fn on_demand(trigger: &Trigger, state: &TriggerState, asked: &[(String, Stri
         1 => String::new(),
         n => format!(" (and {} earlier request(s))", n - 1),
     };
-    Some(Firing { reason: format!("on_demand: {reason}, asked by {by}{more}"), window: None })
+    Some(Firing { reason: format!("on_demand: {reason}, asked by {by}{more}"), window: None, new_files: Vec::new() })
 }
 
 /// A watched file as a `new_data` trigger sees it.
@@ -145,7 +150,39 @@ pub fn new_data(
     let shown: Vec<&str> = ready.iter().take(5).map(String::as_str).collect();
     let more = if ready.len() > 5 { format!(" and {} more", ready.len() - 5) } else { String::new() };
     let reason = format!("new_data: {} new file(s): {}{more}", ready.len(), shown.join(", "));
-    Some((Firing { reason, window: None }, ready))
+    Some((Firing { reason, window: None, new_files: Vec::new() }, ready))
+}
+
+/// The path a run reads a `new_data` firing's files by, as `ingest`'s
+/// `path` takes one: the file itself, or a glob of exactly those names
+/// (`incoming/{2012-03.csv,2012-04.csv}`, special characters escaped) in
+/// their folder. `None` without files, or for files of several folders.
+pub fn new_span(files: &[String]) -> Option<String> {
+    let paths: Vec<&std::path::Path> = files.iter().map(std::path::Path::new).collect();
+    match paths.as_slice() {
+        [] => None,
+        [one] => Some(one.display().to_string()),
+        [first, rest @ ..] => {
+            let dir = first.parent()?;
+            if rest.iter().any(|p| p.parent() != Some(dir)) {
+                return None;
+            }
+            let names: Vec<String> =
+                paths.iter().filter_map(|p| p.file_name()).map(|n| escape(&n.to_string_lossy())).collect();
+            Some(dir.join(format!("{{{}}}", names.join(","))).display().to_string())
+        }
+    }
+}
+
+fn escape(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if matches!(c, '\\' | '*' | '?' | '[' | ']' | '{' | '}' | ',') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The newest `n` windows in a row that each hold `holds`, if any.

@@ -329,10 +329,13 @@ fn now_us() -> i64 {
 
 /// Who `up`'s runs are started by, as runs record it.
 const UP: &str = "flywheel up";
+/// The pipeline parameter a `new_data` firing's files are passed in.
+pub const NEW_DATA: &str = "new_data";
 
 /// A new run (with its trigger's reason), or an unfinished one taken up.
 enum Start {
-    New(String),
+    /// The trigger's reason, and a `new_data` firing's files.
+    New(String, Vec<String>),
     Resume(i64),
 }
 
@@ -576,9 +579,12 @@ impl Loop {
                 Some(FileView { name: name.clone(), seen_us: w.seen_us, taken: w.taken_us.is_some() })
             })
             .collect();
-        let Some((firing, names)) = new_data(trigger, state, &views, settle, now) else { return Ok(None) };
-        let taken: Vec<String> = present.iter().filter(|(_, n)| names.contains(n)).map(|(p, _)| p.clone()).collect();
+        let Some((mut firing, names)) = new_data(trigger, state, &views, settle, now) else { return Ok(None) };
+        let mut taken: Vec<String> =
+            present.iter().filter(|(_, n)| names.contains(n)).map(|(p, _)| p.clone()).collect();
+        taken.sort();
         self.home.metadata.take_files(&d.name, key, &taken, now).map_err(store)?;
+        firing.new_files = taken;
         Ok(Some(firing))
     }
 
@@ -648,7 +654,7 @@ impl Loop {
             match busy {
                 // Kept in the home: an `up` stopped or killed meanwhile
                 // starts it after restarting. One stands for all.
-                WhenBusy::Queue => match self.home.metadata.queue_firing(&name, &f.reason, now_us()) {
+                WhenBusy::Queue => match self.home.metadata.queue_firing(&name, &f.reason, &f.new_files, now_us()) {
                     Ok(_) => (self.tell)(Event::Queued { deployment: name, reason: f.reason }),
                     Err(e) => (self.tell)(Event::Problem {
                         deployment: name,
@@ -664,7 +670,7 @@ impl Loop {
             return;
         }
         (self.tell)(Event::Fired { deployment: name.clone(), reason: f.reason.clone() });
-        let running = self.launch(d, f.reason);
+        let running = self.start(d, Start::New(f.reason, f.new_files));
         self.running.insert(name, running);
     }
 
@@ -695,24 +701,30 @@ impl Loop {
 
     /// A run of `d`'s pipeline on a thread and runtime of its own, so that
     /// training does not hold up serving; one job, a core left to serve.
-    fn launch(&self, d: &Deployment, trigger: String) -> Running {
-        self.start(d, Start::New(trigger))
-    }
-
     fn start(&self, d: &Deployment, what: Start) -> Running {
         let cancel = CancelToken::new();
         let (o, pipeline, c) = (self.orchestrator.clone(), d.pipeline.clone(), cancel.clone());
         // New models go out as canaries: the run pushes to `canary`, and
         // delivery decides about production.
         let trigger = match &what {
-            Start::New(t) => t.clone(),
+            Start::New(t, _) => t.clone(),
             Start::Resume(_) => String::new(),
         };
+        let mut overrides = d.params.clone();
+        // A pipeline that declares a `new_data` parameter reads the files
+        // that fired the run by it (the new span); other runs keep its default.
+        if let Start::New(_, files) = &what
+            && d.pipeline.parameters.contains_key(NEW_DATA)
+            && let Some(span) = crate::triggers::new_span(files)
+        {
+            overrides.retain(|(k, _)| k != NEW_DATA);
+            overrides.push((NEW_DATA.to_string(), span));
+        }
         let opts = RunOptions {
             jobs: 1,
             trigger,
             started_by: UP.into(),
-            overrides: d.params.clone(),
+            overrides,
             publish_alias: Some(CANARY.to_string()),
             deployment: Some(d.name.clone()),
             ..RunOptions::default()
@@ -725,7 +737,7 @@ impl Loop {
                 .map_err(|e| e.to_string())?;
             let silent: Arc<dyn flywheel_orchestrator::Observer> = Arc::new(flywheel_orchestrator::Silent);
             let ran = match what {
-                Start::New(_) => rt.block_on(o.run(&pipeline, &opts, silent, c)),
+                Start::New(..) => rt.block_on(o.run(&pipeline, &opts, silent, c)),
                 Start::Resume(id) => rt.block_on(o.resume(id, &opts, silent, c)),
             };
             ran.map_err(|e| e.to_string())
@@ -762,9 +774,9 @@ impl Loop {
         if canary_out || self.running.contains_key(&d.name) {
             return Ok(());
         }
-        if let Some(reason) = self.home.metadata.take_queued_firing(&d.name).map_err(|e| e.to_string())? {
+        if let Some((reason, files)) = self.home.metadata.take_queued_firing(&d.name).map_err(|e| e.to_string())? {
             (self.tell)(Event::Fired { deployment: d.name.clone(), reason: reason.clone() });
-            let running = self.launch(d, reason);
+            let running = self.start(d, Start::New(reason, files));
             self.running.insert(d.name.clone(), running);
         }
         Ok(())

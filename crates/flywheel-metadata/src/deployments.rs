@@ -190,27 +190,45 @@ impl MetadataStore {
         Ok(conn.last_insert_rowid())
     }
 
-    /// Queues a firing of `deployment` behind its run under way; `false`
-    /// when one is queued already (it stands for both).
-    pub fn queue_firing(&self, deployment: &str, reason: &str, at_us: i64) -> Result<bool> {
-        let n = self.conn().execute(
-            "INSERT OR IGNORE INTO queued_firings (deployment, reason, at_us) VALUES (?1, ?2, ?3)",
-            params![deployment, reason, at_us],
-        )?;
-        Ok(n == 1)
-    }
-
-    /// Takes `deployment`'s queued firing (its reason), if any: it is
-    /// removed as it is read, so that it starts one run.
-    pub fn take_queued_firing(&self, deployment: &str) -> Result<Option<String>> {
+    /// Queues a firing of `deployment` behind its run under way. One
+    /// stands for all: a later firing adds only its `new_files` (a
+    /// `new_data` firing's) to the one queued.
+    pub fn queue_firing(&self, deployment: &str, reason: &str, new_files: &[String], at_us: i64) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let reason: Option<String> = tx
-            .query_row("SELECT reason FROM queued_firings WHERE deployment = ?1", params![deployment], |r| r.get(0))
+        let queued: Option<String> = tx
+            .query_row("SELECT new_files FROM queued_firings WHERE deployment = ?1", params![deployment], |r| r.get(0))
+            .optional()?;
+        let mut files: Vec<String> = queued.as_deref().and_then(|f| serde_json::from_str(f).ok()).unwrap_or_default();
+        for f in new_files {
+            if !files.contains(f) {
+                files.push(f.clone());
+            }
+        }
+        files.sort();
+        let files = serde_json::to_string(&files).unwrap_or_else(|_| "[]".into());
+        tx.execute(
+            "INSERT INTO queued_firings (deployment, reason, new_files, at_us) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(deployment) DO UPDATE SET new_files = excluded.new_files",
+            params![deployment, reason, files, at_us],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Takes `deployment`'s queued firing (its reason and new files), if
+    /// any: it is removed as it is read, so that it starts one run.
+    pub fn take_queued_firing(&self, deployment: &str) -> Result<Option<(String, Vec<String>)>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let queued: Option<(String, String)> = tx
+            .query_row("SELECT reason, new_files FROM queued_firings WHERE deployment = ?1", params![deployment], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()?;
         tx.execute("DELETE FROM queued_firings WHERE deployment = ?1", params![deployment])?;
         tx.commit()?;
-        Ok(reason)
+        Ok(queued.map(|(reason, files)| (reason, serde_json::from_str(&files).unwrap_or_default())))
     }
 
     /// The requests for `deployment` no trigger has taken yet, oldest first.

@@ -327,11 +327,13 @@ CREATE TABLE window_sketches (
         13,
         // A firing queued behind a deployment's run (`when_busy = "queue"`),
         // kept so that an `up` stopped or killed meanwhile starts it after
-        // restarting: one per deployment, the first to fire.
+        // restarting: one per deployment, the first to fire, with the new
+        // files of every `new_data` firing it stands for (a JSON array).
         r#"
 CREATE TABLE queued_firings (
     deployment TEXT PRIMARY KEY,
     reason     TEXT NOT NULL,
+    new_files  TEXT NOT NULL DEFAULT '[]',
     at_us      INTEGER NOT NULL
 );
 "#,

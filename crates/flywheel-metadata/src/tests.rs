@@ -181,3 +181,18 @@ fn deployments_and_trigger_states_are_kept_and_replaced() {
     assert_eq!(s.trigger_state("bikes", "drift windows=3").unwrap(), Some(t.clone()));
     assert_eq!(s.trigger_state("bikes", "drift windows=2").unwrap(), None, "a trigger changed starts afresh");
 }
+
+#[test]
+fn a_queued_firing_stands_for_all_and_gathers_their_new_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = MetadataStore::open(&dir.path().join("m.db")).unwrap();
+    assert_eq!(s.take_queued_firing("bikes").unwrap(), None);
+    s.queue_firing("bikes", "new_data: 1 new file(s): b.csv", &["in/b.csv".into()], 1).unwrap();
+    s.queue_firing("bikes", "drift: 5 of 8 columns", &[], 2).unwrap();
+    s.queue_firing("bikes", "new_data: 2 new file(s): a.csv, b.csv", &["in/a.csv".into(), "in/b.csv".into()], 3)
+        .unwrap();
+    let (reason, files) = s.take_queued_firing("bikes").unwrap().unwrap();
+    assert_eq!(reason, "new_data: 1 new file(s): b.csv", "the first to fire");
+    assert_eq!(files, ["in/a.csv", "in/b.csv"]);
+    assert_eq!(s.take_queued_firing("bikes").unwrap(), None, "taken once");
+}

@@ -136,3 +136,30 @@ fn new_data_fires_for_settled_untaken_files_after_its_cooldown() {
     let cooling = TriggerState { fired_us: Some(12_000_000), ..TriggerState::default() };
     assert_eq!(new_data(&t, &cooling, &files, Duration::from_secs(2), 13_000_000), None);
 }
+
+/// A `new_data` firing's files, as one `path`: read back as spans, exactly
+/// those files, whatever their names hold (a comma, braces, a star).
+#[test]
+fn a_new_span_names_exactly_the_new_files() {
+    let dir = std::env::temp_dir().join(format!("flywheel-new-span-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in ["2012-01.csv", "2012-02.csv", "a,b {1}*.csv", "old.csv"] {
+        std::fs::write(dir.join(name), "x\n1\n").unwrap();
+    }
+    let full = |n: &str| dir.join(n).display().to_string();
+    let new = [full("2012-02.csv"), full("a,b {1}*.csv"), full("2012-01.csv")];
+    let span = new_span(&new).unwrap();
+    let read: Vec<String> = flywheel_data::spans::spans(std::path::Path::new(&span))
+        .unwrap()
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let mut want = new.to_vec();
+    want.sort();
+    assert_eq!(read, want, "{span}");
+    assert_eq!(new_span(&new[..1]).unwrap(), full("2012-02.csv"), "one file is its own path");
+    assert_eq!(new_span(&[]), None);
+    let elsewhere = [full("old.csv"), std::env::temp_dir().join("x.csv").display().to_string()];
+    assert_eq!(new_span(&elsewhere), None, "files of two folders are no one span");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
