@@ -13,6 +13,7 @@ pub fn run(home: &Path, args: &LogsArgs) -> Result<u8, Failure> {
     let window = Window {
         since_us: args.since.as_deref().map(|t| instant("--since", t, false)).transpose()?,
         until_us: args.until.as_deref().map(|t| instant("--until", t, true)).transpose()?,
+        version: None,
     };
     let home = flywheel_registry::Home::open(home)?;
     let table = read::read_log(&home.root, &home.metadata, &args.model, window)?;

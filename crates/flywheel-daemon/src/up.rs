@@ -620,13 +620,19 @@ impl Loop {
         Ok(out)
     }
 
-    /// The model's recent windows, oldest first, as the triggers see them.
+    /// The model's recent windows, oldest first, as the triggers see them:
+    /// those of its `production` version (a canary's, or another arm's of
+    /// a split, do not start runs; every version's when none is in
+    /// production).
     fn views(&self, model: &str) -> Result<Vec<WindowView>, flywheel_metadata::MetadataError> {
+        let production = ModelRef { name: model.to_string(), selector: Selector::Alias(PRODUCTION.into()) };
+        let serving = self.home.resolve(&production).ok().map(|r| r.version.version);
         let mut views: Vec<WindowView> = self
             .home
             .metadata
             .windows(Some(model), 200)?
             .into_iter()
+            .filter(|w| serving.is_none_or(|v| w.window.version == v))
             .map(|w| {
                 let s = &w.window.scores;
                 let t = &s["from_training"];

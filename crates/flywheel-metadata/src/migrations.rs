@@ -313,7 +313,8 @@ CREATE INDEX monitor_windows_span ON monitor_windows(model_name, last_us);
     ),
     (
         12,
-        // What each window keeps to merge with others into longer windows:
+        // Windows per version, found by index; and what each window keeps to
+        // merge with others into longer windows:
         // its inputs' sketch and its metric's sums (JSON), beside the window
         // so that listing windows does not read them.
         r#"
@@ -321,6 +322,9 @@ CREATE TABLE window_sketches (
     window_id INTEGER PRIMARY KEY REFERENCES monitor_windows(id) ON DELETE CASCADE,
     sketch    TEXT NOT NULL
 );
+-- Windows are cut per version: each version's last window, by index.
+CREATE INDEX monitor_windows_version ON monitor_windows(model_name, version, id);
+CREATE INDEX serving_segments_end ON serving_segments(model_name, last_us);
 "#,
     ),
     (

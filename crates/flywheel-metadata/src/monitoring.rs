@@ -8,7 +8,7 @@ use rusqlite::{OptionalExtension, params};
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewWindow {
     pub model_name: String,
-    /// The version that answered most of its rows.
+    /// The version that answered its rows.
     pub version: i64,
     /// Microseconds since 1970 of its first and last logged row.
     pub first_us: i64,
@@ -103,6 +103,16 @@ impl MetadataStore {
         )?;
         let rows = stmt.query_map(params![model, from_us, to_us], window_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The latest window of `model@version`.
+    pub fn last_window_of(&self, model: &str, version: i64) -> Result<Option<MonitorWindow>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, model_name, version, first_us, last_us, rows, labeled, alerts, scores, at_us
+               FROM monitor_windows WHERE model_name = ?1 AND version = ?2 ORDER BY id DESC LIMIT 1",
+        )?;
+        Ok(stmt.query_row(params![model, version], window_from_row).optional()?)
     }
 
     /// The latest `limit` windows of `model` (of every model when `None`), newest first.

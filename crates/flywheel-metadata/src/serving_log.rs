@@ -219,6 +219,18 @@ impl MetadataStore {
         Ok(rows)
     }
 
+    /// The versions of `model` with logged rows at or after `since_us`
+    /// (every version that has any when `None`), in order.
+    pub fn logged_versions(&self, model: &str, since_us: Option<i64>) -> Result<Vec<i64>> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(
+            "SELECT DISTINCT version FROM serving_segments
+             WHERE model_name = ?1 AND (?2 IS NULL OR last_us >= ?2) ORDER BY version",
+        )?;
+        let rows = st.query_map(params![model, since_us], |r| r.get(0))?.collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
     /// Every indexed segment, for `doctor`.
     pub fn all_segments(&self) -> Result<Vec<Segment>> {
         let mut all = Vec::new();

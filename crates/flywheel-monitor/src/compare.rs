@@ -40,7 +40,7 @@ pub fn compare(
     production: Option<i64>,
     metric_name: Option<&str>,
 ) -> Result<Comparison, MonitorError> {
-    let Some(table) = logged(home, model, Some(since_us), None)? else {
+    let Some(table) = logged(home, model, None, (Some(since_us), None))? else {
         let metric = metric_name.unwrap_or("rmse").to_string();
         return Ok(Comparison { metric, canary: Side::default(), production: Side::default(), predictions: None });
     };

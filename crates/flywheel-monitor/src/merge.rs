@@ -106,8 +106,9 @@ pub struct Merged {
     pub unsketched: usize,
 }
 
-/// `windows` (oldest first) merged `every` at a time, a group never
-/// spanning two versions; each scored from its windows' sketches.
+/// `windows` (oldest first) merged `every` at a time, each version's
+/// apart; each scored from its windows' sketches, against its version's
+/// training data and its version's merged window before.
 pub async fn merged(
     home: &Home,
     model: &str,
@@ -117,13 +118,13 @@ pub async fn merged(
     let ids: Vec<i64> = windows.iter().map(|w| w.id).collect();
     let kept = home.metadata.window_sketches(&ids).map_err(|e| MonitorError::Store(e.to_string()))?;
     let mut references = HashMap::new();
-    let mut previous: Option<DatasetReference> = None;
+    let mut previous: HashMap<i64, DatasetReference> = HashMap::new();
     let mut out = Vec::new();
     for group in groups(windows, every.max(1)) {
         let version = group[0].window.version;
         let mut sketch: Option<WindowSketch> = None;
         let mut unsketched = 0;
-        for w in group {
+        for w in &group {
             let Some(s) = kept.get(&w.id).and_then(|s| serde_json::from_str::<WindowSketch>(s).ok()) else {
                 unsketched += 1;
                 continue;
@@ -151,26 +152,30 @@ pub async fn merged(
             unsketched,
         };
         if let Some(s) = &sketch {
-            score(&mut m, s, (references[&version].as_ref(), previous.as_ref()))?;
+            score(&mut m, s, (references[&version].as_ref(), previous.get(&version)))?;
         }
-        previous = sketch.map(|s| s.inputs);
+        if let Some(s) = sketch {
+            previous.insert(version, s.inputs);
+        }
         out.push(m);
     }
     Ok(out)
 }
 
-/// Runs of at most `every` consecutive windows of one version.
-fn groups(windows: &[MonitorWindow], every: usize) -> Vec<&[MonitorWindow]> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    for i in 1..=windows.len() {
-        let cut =
-            i == windows.len() || i - start == every || windows[i].window.version != windows[start].window.version;
-        if cut && i > start {
-            out.push(&windows[start..i]);
-            start = i;
+/// Each version's windows, `every` at a time (a canary's windows
+/// interleave with production's: each version's are merged apart), in
+/// the order of each group's first window.
+fn groups(windows: &[MonitorWindow], every: usize) -> Vec<Vec<&MonitorWindow>> {
+    let mut by_version: Vec<(i64, Vec<&MonitorWindow>)> = Vec::new();
+    for w in windows {
+        match by_version.iter_mut().find(|(v, _)| *v == w.window.version) {
+            Some((_, ws)) => ws.push(w),
+            None => by_version.push((w.window.version, vec![w])),
         }
     }
+    let mut out: Vec<Vec<&MonitorWindow>> =
+        by_version.into_iter().flat_map(|(_, ws)| ws.chunks(every).map(<[_]>::to_vec).collect::<Vec<_>>()).collect();
+    out.sort_by_key(|g| g[0].id);
     out
 }
 
@@ -209,4 +214,35 @@ fn score(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flywheel_metadata::NewWindow;
+
+    fn w(id: i64, version: i64) -> MonitorWindow {
+        let window = NewWindow {
+            model_name: "m".into(),
+            version,
+            first_us: id,
+            last_us: id,
+            rows: 10,
+            labeled: 0,
+            alerts: 0,
+            scores: serde_json::Value::Null,
+            at_us: id,
+        };
+        MonitorWindow { id, window }
+    }
+
+    #[test]
+    fn a_canarys_windows_merge_apart_from_productions() {
+        let windows: Vec<MonitorWindow> = [(1, 1), (2, 1), (3, 1), (4, 2), (5, 1), (6, 2), (7, 2), (8, 1)]
+            .into_iter()
+            .map(|(id, v)| w(id, v))
+            .collect();
+        let ids: Vec<Vec<i64>> = groups(&windows, 2).iter().map(|g| g.iter().map(|w| w.id).collect()).collect();
+        assert_eq!(ids, [vec![1, 2], vec![3, 5], vec![4, 6], vec![7], vec![8]]);
+    }
 }

@@ -1,8 +1,8 @@
 //! Windows cut from the prediction log as it grows, scored, and recorded:
-//! `update` takes the rows logged since the last recorded window, cuts
-//! the complete windows (a number of rows, or a span of time that has
-//! ended), scores each against the training data of the version that
-//! answered most of it and against the window before, and records it.
+//! `update` takes each version's rows logged since its last recorded
+//! window, cuts the complete windows (a number of rows, or a span of time
+//! that has ended), scores each against the training data of that version
+//! and against its window before, and records it.
 //! Shadow answers are left out: they are not what callers got.
 //!
 //! Only rows older than `SETTLED` are cut: the log's writer indexes a row
@@ -51,10 +51,17 @@ pub async fn update(
     update_while(home, model, monitoring, now_us, || true).await
 }
 
+/// A version whose rows stop this long before the model's newest window
+/// is retired: its rows short of a window are left unmonitored (they
+/// would otherwise be read again at every update).
+pub const RETIRED_US: i64 = 3600 * 1_000_000;
+
 /// [`update`], stopping between windows once `going` says no (a shutdown
 /// does not wait for a backlog of windows; the rest are cut next time).
-/// A backlog is read a part at a time ([`READ_ROWS`]): memory does not
-/// grow with it.
+/// Each version's answers are cut into windows of their own (a canary's
+/// apart from production's), each compared with that version's training
+/// data and its window before. A backlog is read a part at a time
+/// ([`READ_ROWS`]): memory does not grow with it.
 pub async fn update_while(
     home: &Home,
     model: &str,
@@ -62,20 +69,49 @@ pub async fn update_while(
     now_us: i64,
     going: impl Fn() -> bool,
 ) -> Result<Vec<Recorded>, MonitorError> {
-    let settled = now_us.saturating_sub(SETTLED_US);
+    let newest = home.metadata.windows(Some(model), 1).map_err(store)?.into_iter().next();
+    let floor = newest.map(|w| w.window.last_us.saturating_sub(RETIRED_US));
     let mut references: HashMap<i64, Reference> = HashMap::new();
+    let mut recorded = Vec::new();
+    for version in home.metadata.logged_versions(model, floor).map_err(store)? {
+        if !going() {
+            break;
+        }
+        let cut = Cut { version, floor, settled: now_us.saturating_sub(SETTLED_US), now_us };
+        recorded.extend(update_version(home, (model, monitoring), cut, &going, &mut references).await?);
+    }
+    recorded.sort_by_key(|r| r.id);
+    Ok(recorded)
+}
+
+/// Which rows a version's update cuts: its answers after its last window
+/// (and not before `floor`), settled by `settled`.
+#[derive(Debug, Clone, Copy)]
+struct Cut {
+    version: i64,
+    floor: Option<i64>,
+    settled: i64,
+    now_us: i64,
+}
+
+async fn update_version(
+    home: &Home,
+    (model, monitoring): (&str, &Monitoring),
+    cut: Cut,
+    going: &impl Fn() -> bool,
+    references: &mut HashMap<i64, Reference>,
+) -> Result<Vec<Recorded>, MonitorError> {
     let mut recorded = Vec::new();
     let mut whole = false;
     loop {
-        let part = (settled, now_us, whole);
-        let (more, until) = update_part(home, model, monitoring, part, &going, &mut references).await?;
-        if more.is_empty() && until < settled && !whole && going() {
+        let (more, until) = update_part(home, (model, monitoring), (cut, whole), going, references).await?;
+        if more.is_empty() && until < cut.settled && !whole && going() {
             // A part that cut no window (its rows counted shadow answers,
             // say): read up to `settled` this once, or it would stall.
             whole = true;
             continue;
         }
-        let done = more.is_empty() || until >= settled || !going();
+        let done = more.is_empty() || until >= cut.settled || !going();
         recorded.extend(more);
         if done {
             return Ok(recorded);
@@ -84,40 +120,44 @@ pub async fn update_while(
     }
 }
 
-/// The windows of one part of the log, from the last recorded window up to
-/// at most [`READ_ROWS`] rows; and where the part ended.
+/// The windows of one part of a version's log, from its last recorded
+/// window up to at most [`READ_ROWS`] rows; and where the part ended.
 async fn update_part(
     home: &Home,
-    model: &str,
-    monitoring: &Monitoring,
-    (settled, now_us, whole): (i64, i64, bool),
+    (model, monitoring): (&str, &Monitoring),
+    (cut, whole): (Cut, bool),
     going: &impl Fn() -> bool,
     references: &mut HashMap<i64, Reference>,
 ) -> Result<(Vec<Recorded>, i64), MonitorError> {
-    let last = home.metadata.windows(Some(model), 1).map_err(store)?.into_iter().next();
-    let since = last.as_ref().map(|w| w.window.last_us + 1);
-    let until = if whole { settled } else { bounded(home, model, since, settled, monitoring.window)? };
-    let Some(rows) = logged(home, model, since, Some(until))? else { return Ok((Vec::new(), until)) };
+    let version = cut.version;
+    let last = home.metadata.last_window_of(model, version).map_err(store)?;
+    let after_last = last.as_ref().map(|w| w.window.last_us + 1);
+    let since = match (after_last, cut.floor) {
+        (Some(a), Some(f)) => Some(a.max(f)),
+        (a, f) => a.or(f),
+    };
+    let until =
+        if whole { cut.settled } else { bounded(home, (model, version), since, cut.settled, monitoring.window)? };
+    let Some(rows) = logged(home, model, Some(version), (since, Some(until)))? else { return Ok((Vec::new(), until)) };
     let rows = in_time_order(&rows)?;
     let mut previous = match &last {
-        Some(w) => logged(home, model, Some(w.window.first_us), Some(w.window.last_us + 1))?,
+        Some(w) => logged(home, model, Some(version), (Some(w.window.first_us), Some(w.window.last_us + 1)))?,
         None => None,
     };
+    if let std::collections::hash_map::Entry::Vacant(e) = references.entry(version) {
+        e.insert(reference(home, model, version).await?);
+    }
+    let r = &references[&version];
     let mut recorded = Vec::new();
-    for range in cut(&times(&rows), monitoring.window, until) {
+    for range in self::cut(&times(&rows), monitoring.window, until) {
         if !going() {
             break;
         }
         let window = slice(&rows, range);
-        let version = majority_version(&window);
-        if let std::collections::hash_map::Entry::Vacant(e) = references.entry(version) {
-            e.insert(reference(home, model, version).await?);
-        }
-        let r = &references[&version];
         let scores = score(&window, previous.as_ref(), r.training.as_ref(), &r.inputs, monitoring)?;
         let columns = crate::score::compared(monitoring, &r.inputs, r.training.as_ref());
         let sketch = WindowSketch::of(&window, &columns, monitoring);
-        recorded.push(record(home, (model, version), &window, (scores, &sketch), now_us)?);
+        recorded.push(record(home, (model, version), &window, (scores, &sketch), cut.now_us)?);
         previous = Some(window);
     }
     Ok((recorded, until))
@@ -131,11 +171,18 @@ pub const READ_ROWS: i64 = 200_000;
 /// a window is larger). Segments are a flush of the log writer (about 2 s
 /// of requests); one is never cut. Windows of time are read whole: a part
 /// is never less than one, so they are not capped.
-fn bounded(home: &Home, model: &str, since: Option<i64>, settled: i64, span: Span) -> Result<i64, MonitorError> {
+fn bounded(
+    home: &Home,
+    (model, version): (&str, i64),
+    since: Option<i64>,
+    settled: i64,
+    span: Span,
+) -> Result<i64, MonitorError> {
     let Span::Requests(n) = span else { return Ok(settled) };
     let cap = READ_ROWS.max(i64::try_from(n).unwrap_or(i64::MAX).saturating_mul(2));
     let mut rows = 0;
-    for seg in home.metadata.segments(model, since, Some(settled)).map_err(store)? {
+    let segments = home.metadata.segments(model, since, Some(settled)).map_err(store)?;
+    for seg in segments.iter().filter(|s| s.version == version) {
         rows += seg.rows;
         if rows >= cap {
             return Ok(settled.min(seg.last_us.saturating_add(1)));
@@ -180,7 +227,8 @@ pub fn relabel(
         if !late || now_us.saturating_sub(x.at_us) > LATE_HORIZON_US {
             continue;
         }
-        let Some(rows) = logged(home, model, Some(x.first_us), Some(x.last_us.saturating_add(1)))? else { continue };
+        let span = (Some(x.first_us), Some(x.last_us.saturating_add(1)));
+        let Some(rows) = logged(home, model, Some(x.version), span)? else { continue };
         let rows = in_time_order(&rows)?;
         let p = crate::performance(&rows, monitoring)?;
         let sketch = resummed(home, w.id, &rows)?;
@@ -216,15 +264,16 @@ fn store(e: flywheel_metadata::MetadataError) -> MonitorError {
     MonitorError::Store(e.to_string())
 }
 
-/// The rows logged for `model` in `[since, until)` (µs), shadow answers
-/// left out; `None` when the model has no log yet.
+/// The rows logged for `model` (answered by `version`, when given) in
+/// `[since, until)` (µs), shadow answers left out; `None` when the model
+/// has no log yet.
 pub(crate) fn logged(
     home: &Home,
     model: &str,
-    since: Option<i64>,
-    until: Option<i64>,
+    version: Option<i64>,
+    (since, until): (Option<i64>, Option<i64>),
 ) -> Result<Option<Table>, MonitorError> {
-    let window = Window { since_us: since, until_us: until };
+    let window = Window { since_us: since, until_us: until, version };
     match read_log(&home.root, &home.metadata, model, window) {
         Ok(t) => Ok(Some(flywheel_registry::logs::answered(t).map_err(|e| MonitorError::Window(e.to_string()))?)),
         Err(flywheel_registry::RegistryError::NoLog(_)) => Ok(None),
@@ -323,15 +372,6 @@ fn take(t: &Table, order: &[usize]) -> Result<Table, MonitorError> {
         );
     }
     Ok(Table { schema: t.schema.clone(), batches })
-}
-
-fn majority_version(t: &Table) -> i64 {
-    let Some(i) = t.column_index("version") else { return 0 };
-    let mut counts: HashMap<i64, usize> = HashMap::new();
-    for v in t.f64_column(i).into_iter().flatten() {
-        *counts.entry(v as i64).or_default() += 1;
-    }
-    counts.into_iter().max_by_key(|(v, n)| (*n, *v)).map_or(0, |(v, _)| v)
 }
 
 /// The training data of `model@version` (what fed its training step's

@@ -23,11 +23,13 @@ pub const LABEL: &str = "label";
 /// The column a logged row's prediction is in.
 pub const PREDICTION: &str = "prediction";
 
-/// A window of request times, microseconds since 1970 UTC: `[since, until)`.
+/// A window of request times, microseconds since 1970 UTC: `[since, until)`;
+/// of one version's answers when `version` is set.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Window {
     pub since_us: Option<i64>,
     pub until_us: Option<i64>,
+    pub version: Option<i64>,
 }
 
 impl Window {
@@ -52,14 +54,16 @@ pub fn read_log(home: &Path, metadata: &MetadataStore, model: &str, window: Wind
             format!("no predictions are logged for model `{model}`; models with logs: {}", logged.join(", "))
         }));
     }
+    let of_version = |s: &flywheel_metadata::Segment| window.version.is_none_or(|v| s.version == v);
     let mut segments = metadata.segments(model, window.since_us, window.until_us).map_err(RegistryError::Metadata)?;
+    segments.retain(of_version);
     if segments.is_empty() {
         // Nothing in the window: the newest segment still gives the columns.
         segments = metadata
             .segments(model, None, None)
             .map_err(RegistryError::Metadata)?
             .into_iter()
-            .last()
+            .rfind(of_version)
             .into_iter()
             .collect();
     }

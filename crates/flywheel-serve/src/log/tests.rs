@@ -138,7 +138,9 @@ fn the_reader_gives_typed_inputs_predictions_and_labels_in_a_window() {
         at_us: T0 + 99,
     };
     store.record_feedback(&[fb("a", 2, "yes"), fb("b", 0, "no")]).unwrap();
-    let table = read_log(dir.path(), &store, "m", Window { since_us: None, until_us: Some(T0 + HOUR_US) }).unwrap();
+    let table =
+        read_log(dir.path(), &store, "m", Window { since_us: None, until_us: Some(T0 + HOUR_US), version: None })
+            .unwrap();
     let names: Vec<&str> = table.schema.fields().iter().map(|f| f.name().as_str()).collect();
     assert_eq!(
         names,
