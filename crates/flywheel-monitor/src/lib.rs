@@ -10,12 +10,14 @@
 //!   (`flywheel_ml::metrics`).
 //! - `windows.rs`: windows cut from the log as it grows, scored, recorded.
 //! - `compare.rs`: a canary and production on the same traffic.
+//! - `reference.rs`: what a version's windows are compared with (its training data, kept).
 //! - `merge.rs`: windows merged into longer ones from the sketches each keeps.
 //! - `report.rs`: the windows over time as an HTML page (`monitor report`).
 
 pub mod compare;
 pub mod merge;
 mod metric;
+mod reference;
 pub mod report;
 mod score;
 pub mod windows;
@@ -33,4 +35,9 @@ pub enum MonitorError {
     /// The home's stores could not be read or written.
     #[error("{0}")]
     Store(String),
+}
+
+/// A metadata store error as a monitoring one.
+pub(crate) fn store(e: flywheel_metadata::MetadataError) -> MonitorError {
+    MonitorError::Store(e.to_string())
 }

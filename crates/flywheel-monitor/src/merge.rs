@@ -6,8 +6,8 @@
 //! training reference and with the merged window before it, and its
 //! metric is the one of all its labeled rows together.
 
+use crate::reference::reference;
 use crate::score::{bound_text, summary};
-use crate::windows::reference;
 use crate::{DriftSummary, MetricSums, MonitorError};
 use flywheel_data::batch::Table;
 use flywheel_data::dataset_drift::{DatasetReference, DriftOptions, dataset_drift_between};
@@ -116,7 +116,7 @@ pub async fn merged(
     every: usize,
 ) -> Result<Vec<Merged>, MonitorError> {
     let ids: Vec<i64> = windows.iter().map(|w| w.id).collect();
-    let kept = home.metadata.window_sketches(&ids).map_err(|e| MonitorError::Store(e.to_string()))?;
+    let kept = home.metadata.window_sketches(&ids).map_err(crate::store)?;
     let mut references = HashMap::new();
     let mut previous: HashMap<i64, DatasetReference> = HashMap::new();
     let mut out = Vec::new();

@@ -12,12 +12,11 @@
 //! one request), so that the next window can start strictly after it.
 
 use crate::merge::WindowSketch;
-use crate::{MonitorError, Scores, score};
-use flywheel_core::{ModelRef, Selector};
+use crate::reference::{Reference, reference};
+use crate::{MonitorError, Scores, score, store};
 use flywheel_data::batch::Table;
-use flywheel_data::dataset_drift::DatasetReference;
 use flywheel_deploy::{Monitoring, Span};
-use flywheel_metadata::{ArtifactRecord, NewWindow};
+use flywheel_metadata::NewWindow;
 use flywheel_registry::Home;
 use flywheel_serve::log::read::{Window, read_log};
 use std::collections::HashMap;
@@ -32,13 +31,6 @@ pub struct Recorded {
     pub id: i64,
     pub window: NewWindow,
     pub scores: Scores,
-}
-
-/// What one version is compared with: its training data, kept as a
-/// reference (none for a model imported without it), and its input columns.
-pub(crate) struct Reference {
-    pub(crate) training: Option<DatasetReference>,
-    pub(crate) inputs: Vec<String>,
 }
 
 /// Scores and records every window of `model` complete by `now_us`.
@@ -260,10 +252,6 @@ fn resummed(home: &Home, id: i64, rows: &Table) -> Result<Option<String>, Monito
     Ok(Some(sketch.to_json()))
 }
 
-fn store(e: flywheel_metadata::MetadataError) -> MonitorError {
-    MonitorError::Store(e.to_string())
-}
-
 /// The rows logged for `model` (answered by `version`, when given) in
 /// `[since, until)` (µs), shadow answers left out; `None` when the model
 /// has no log yet.
@@ -372,39 +360,6 @@ fn take(t: &Table, order: &[usize]) -> Result<Table, MonitorError> {
         );
     }
     Ok(Table { schema: t.schema.clone(), batches })
-}
-
-/// The training data of `model@version` (what fed its training step's
-/// `data`) as a reference, and its inputs.
-pub(crate) async fn reference(home: &Home, model: &str, version: i64) -> Result<Reference, MonitorError> {
-    let r = ModelRef { name: model.to_string(), selector: Selector::Version(version) };
-    let (_, loaded) = home.load_model(&r).await.map_err(|e| MonitorError::Store(e.to_string()))?;
-    let inputs = loaded.signature.inputs.iter().map(|i| i.name.clone()).collect();
-    let found =
-        home.metadata.resolve_model_ref(model, &Selector::Version(version), Some("data"), i64::MAX).map_err(store)?;
-    let training = match found {
-        Some((artifact, _)) => Some(kept(home, &artifact).await?),
-        None => None,
-    };
-    Ok(Reference { training, inputs })
-}
-
-/// The reference the `statistics` step kept of `data`; for a pipeline
-/// without one (or statistics made before references were kept), the data
-/// read and profiled here.
-async fn kept(home: &Home, data: &ArtifactRecord) -> Result<DatasetReference, MonitorError> {
-    let local = |digest: String| async move {
-        home.artifacts.local_path(&digest).await.map_err(|e| MonitorError::Store(e.to_string()))
-    };
-    if let Some(stats) = home.metadata.statistics_of(data.id).map_err(store)? {
-        let json = flywheel_data::table::read_json(&local(stats.digest.clone()).await?)?;
-        if let Some(r) = json.get("reference") {
-            return serde_json::from_value(r.clone())
-                .map_err(|e| MonitorError::Store(format!("statistics artifact {}: its reference: {e}", stats.id)));
-        }
-    }
-    let table = flywheel_data::table::read_parquet(&local(data.digest.clone()).await?)?;
-    Ok(DatasetReference::of_table(&table))
 }
 
 fn record(
