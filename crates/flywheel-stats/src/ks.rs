@@ -93,6 +93,9 @@ pub fn exact_p(m: usize, n: usize, num: u128) -> f64 {
     if num == 0 {
         return 1.0;
     }
+    if m == n {
+        return outside_square(n, num);
+    }
     let outside = |i: usize, j: usize| (i as i128 * n as i128 - j as i128 * m as i128).unsigned_abs() >= num;
     // left[j] holds B(i, j): the probability that a uniformly random path to
     // (i, j) has already left the band; B(i,j) = (i·B(i−1,j) + j·B(i,j−1)) / (i+j).
@@ -119,6 +122,33 @@ pub fn exact_p(m: usize, n: usize, num: u128) -> f64 {
         }
     }
     row[n]
+}
+
+/// [`exact_p`] for two samples of `n` values each, in O(n) rather than
+/// the walk's O(n²) (scipy's `_compute_prob_outside_square`): with D =
+/// h/n (`num` = h·n), the share of paths that cross either diagonal line
+/// |i − j| = h, by reflection (an alternating sum over the number of
+/// crossings, each term a product of h ratios).
+fn outside_square(n: usize, num: u128) -> f64 {
+    // num = |i·n − j·n| = h·n at the walk's farthest point (rounded: a
+    // sketch's D is not a whole multiple).
+    let h = usize::try_from((num + n as u128 / 2) / n as u128).unwrap_or(usize::MAX);
+    if h == 0 {
+        return 1.0;
+    }
+    if h > n {
+        return 0.0;
+    }
+    let mut p = 0.0;
+    for k in (0..=n / h).rev() {
+        let mut term = 1.0;
+        for j in 0..h {
+            // Reaches 0 (and stays there) once k·h + j passes n.
+            term = (n as f64 - (k * h + j) as f64) * term / (n + k * h + j + 1) as f64;
+        }
+        p = term * (1.0 - p);
+    }
+    (2.0 * p).min(1.0)
 }
 
 /// Kolmogorov's limiting distribution Q(λ) = 2 Σ (−1)^(k−1) e^(−2k²λ²), at
@@ -167,5 +197,40 @@ mod tests {
         assert!((exact_p(2, 2, 4) - 2.0 / 6.0).abs() < 1e-12);
         // num = 2: the band is i == j, which every path leaves at its first step.
         assert!((exact_p(2, 2, 2) - 1.0).abs() < 1e-12);
+    }
+
+    /// Samples of equal size: the closed sum gives what the lattice walk gives.
+    #[test]
+    fn equal_sizes_give_what_the_walk_gives() {
+        for n in [1usize, 2, 3, 10, 37, 200] {
+            for h in 1..=n {
+                let num = (h * n) as u128;
+                let walk = walk_p(n, n, num);
+                let sum = outside_square(n, num);
+                assert!((walk - sum).abs() <= 1e-12 * walk.max(1e-300) + 1e-15, "n {n}, h {h}: {walk} vs {sum}");
+            }
+        }
+    }
+
+    /// The lattice walk alone, as `exact_p` is for unequal sizes.
+    fn walk_p(m: usize, n: usize, num: u128) -> f64 {
+        let outside = |i: usize, j: usize| (i as i128 * n as i128 - j as i128 * m as i128).unsigned_abs() >= num;
+        let mut row = vec![0.0f64; n + 1];
+        for j in 0..=n {
+            row[j] = if outside(0, j) {
+                1.0
+            } else if j == 0 {
+                0.0
+            } else {
+                row[j - 1]
+            };
+        }
+        for i in 1..=m {
+            row[0] = if outside(i, 0) { 1.0 } else { row[0] };
+            for j in 1..=n {
+                row[j] = if outside(i, j) { 1.0 } else { (i as f64 * row[j] + j as f64 * row[j - 1]) / (i + j) as f64 };
+            }
+        }
+        row[n]
     }
 }
