@@ -355,7 +355,9 @@ def one_load(args, fw, wrk, tmp, trained, kind, up_dep, first_body):
     copy_home(trained, home)
     addr = ["--home", home, "--addr", "127.0.0.1:{port}"]
     if kind == "serve":
-        cmd = [fw, "serve", *addr, f"{MODEL}@production"]
+        # The split `up` serves (its delivery's 10% canary arm, empty until
+        # a canary is out): the two differ by monitoring alone.
+        cmd = [fw, "serve", *addr, f"{MODEL}@production:90", f"{MODEL}@canary:10"]
     else:
         cmd = [fw, "up", up_dep, *addr] + (["--tick-ms", str(args.tick_ms)] if args.tick_ms else [])
     server = srv.Server(f"flywheel {kind}", cmd, "/v2/health/ready")

@@ -358,13 +358,45 @@ struct Loop {
     stopping: Option<watch::Receiver<bool>>,
     /// Per model, until when arrived labels were looked at.
     labels_seen: HashMap<String, i64>,
+    /// How monitoring keeps to its share while the machine is saturated.
+    pace: Pace,
 }
+
+/// See [`Loop::pace`].
+struct Pace {
+    /// When the monitor last came up between windows.
+    paced: std::cell::Cell<std::time::Instant>,
+    /// The machine's CPU times when saturation was last judged, and the verdict.
+    cpu: std::cell::Cell<Option<CpuTimes>>,
+    saturated: std::cell::Cell<bool>,
+    /// The rest owed, not yet taken.
+    owed: std::cell::Cell<Duration>,
+    /// A rest longer than [`MAX_OWED`] holds: no windows are cut until then.
+    resting_until: std::cell::Cell<Option<std::time::Instant>>,
+}
+
+/// The share of one core monitoring takes while the machine's cores are
+/// saturated (less than [`IDLE_BELOW`] of their time idle since the last
+/// window): after a window that took `t`, the loop rests `t·(1/share − 1)`.
+/// Answers come first; windows fall behind under such load and are caught
+/// up when it eases.
+pub const BUSY_SHARE: f64 = 0.03;
+pub const IDLE_BELOW: f64 = 0.10;
+/// The longest rest taken between two windows; the rest of it is owed.
+const TICK_REST: Duration = Duration::from_millis(250);
+/// A rest owed beyond this is taken by cutting no window until it passes.
+const MAX_OWED: Duration = Duration::from_secs(2);
+/// The longest single sleep of a rest, so that a stop is seen soon.
+const REST_STEP: Duration = Duration::from_millis(50);
 
 impl Loop {
     fn new(home: Home, components: ComponentRegistry, config: UpConfig, deliverer: Deliverer, tell: Tell) -> Loop {
         let orchestrator = Arc::new(Orchestrator::new(home.clone(), components));
         let (running, told, labels_seen) = (HashMap::new(), HashMap::new(), HashMap::new());
-        Loop { home, orchestrator, deliverer, config, tell, running, told, stopping: None, labels_seen }
+        let (paced, cpu) = (std::cell::Cell::new(std::time::Instant::now()), std::cell::Cell::new(CpuTimes::now()));
+        let (saturated, resting_until) = (std::cell::Cell::new(false), std::cell::Cell::new(None));
+        let paced = Pace { paced, cpu, saturated, owed: std::cell::Cell::new(Duration::ZERO), resting_until };
+        Loop { home, orchestrator, deliverer, config, tell, running, told, stopping: None, labels_seen, pace: paced }
     }
 
     async fn run(mut self, mut stopped: watch::Receiver<bool>) {
@@ -399,6 +431,60 @@ impl Loop {
         self.stopping.as_ref().is_some_and(|s| *s.borrow())
     }
 
+    /// Between two windows: whether to go on. While the machine is
+    /// saturated, monitoring keeps to [`BUSY_SHARE`] of a core: work that
+    /// took `t` owes a rest of `t·(1/share − 1)`, taken [`TICK_REST`] at a
+    /// time between windows (the loop has a thread of its own: a rest holds
+    /// up nothing else); more than [`MAX_OWED`] owed, no window is cut
+    /// until it has passed (a part of the log just read is cut whole first).
+    fn pace(&self) -> bool {
+        let p = &self.pace;
+        let worked = p.paced.get().elapsed();
+        self.judge_saturation();
+        let mut going = true;
+        if p.saturated.get() {
+            let owed = p.owed.get() + worked.mul_f64(1.0 / BUSY_SHARE - 1.0);
+            let here = owed.min(TICK_REST);
+            let end = std::time::Instant::now() + here;
+            while std::time::Instant::now() < end && !self.is_stopping() {
+                std::thread::sleep(REST_STEP.min(end.saturating_duration_since(std::time::Instant::now())));
+            }
+            let owed = owed - here;
+            if owed > MAX_OWED {
+                p.resting_until.set(Some(std::time::Instant::now() + owed));
+                p.owed.set(Duration::ZERO);
+                going = false;
+            } else {
+                p.owed.set(owed);
+            }
+        } else {
+            p.owed.set(Duration::ZERO);
+        }
+        p.paced.set(std::time::Instant::now());
+        going && !self.is_stopping()
+    }
+
+    /// Whether the machine's cores are saturated, judged over at least 20
+    /// clock ticks of their time (the last verdict standing in between).
+    fn judge_saturation(&self) {
+        let p = &self.pace;
+        if let (Some(before), Some(now)) = (p.cpu.get(), CpuTimes::now())
+            && let Some(idle) = now.idle_share_since(before)
+        {
+            p.saturated.set(idle < IDLE_BELOW);
+            p.cpu.set(Some(now));
+        }
+    }
+
+    /// Whether a rest from an earlier tick still holds.
+    fn resting(&self) -> bool {
+        let until = self.pace.resting_until.get();
+        if until.is_some_and(|t| std::time::Instant::now() >= t) {
+            self.pace.resting_until.set(None);
+        }
+        self.pace.resting_until.get().is_some()
+    }
+
     /// Tells `problem` unless it was the last one told for `deployment`.
     fn tell_once(&mut self, deployment: &str, problem: Option<String>) {
         self.tell_once_as(deployment, deployment, problem);
@@ -422,9 +508,18 @@ impl Loop {
     /// One deployment's tick: new windows, then each trigger (a schedule
     /// fires even when monitoring cannot go on; the problem is told).
     async fn step(&mut self, d: &Deployment) -> Result<(), String> {
-        let going = || !self.is_stopping();
-        let monitored =
-            flywheel_monitor::windows::update_while(&self.home, &d.model, &d.monitoring, now_us(), going).await;
+        self.pace.paced.set(std::time::Instant::now());
+        self.judge_saturation();
+        // Saturated, the log is read a little at a time (two windows, one
+        // segment at least): no long burst.
+        let part = if self.pace.saturated.get() { 0 } else { flywheel_monitor::windows::READ_ROWS };
+        let going = || self.pace();
+        let monitored = if self.resting() {
+            Ok(Vec::new())
+        } else {
+            let at = (&d.model[..], &d.monitoring);
+            flywheel_monitor::windows::update_while(&self.home, at, (now_us(), part), going).await
+        };
         for w in monitored.iter().flatten() {
             let text = window_text(w);
             (self.tell)(Event::Window { deployment: d.name.clone(), text });
@@ -786,6 +881,33 @@ impl Loop {
             self.running.insert(d.name.clone(), running);
         }
         Ok(())
+    }
+}
+
+/// The machine's CPU time, idle and in all, in clock ticks (`/proc/stat`);
+/// `None` where there is none to read.
+#[derive(Debug, Clone, Copy)]
+struct CpuTimes {
+    idle: u64,
+    total: u64,
+}
+
+impl CpuTimes {
+    fn now() -> Option<CpuTimes> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let line = stat.lines().next()?.strip_prefix("cpu ")?;
+        let ticks: Vec<u64> = line.split_whitespace().filter_map(|t| t.parse().ok()).collect();
+        // user nice system idle iowait irq softirq steal …
+        let idle = ticks.get(3)? + ticks.get(4).copied().unwrap_or(0);
+        Some(CpuTimes { idle, total: ticks.iter().take(8).sum() })
+    }
+
+    /// The share of the cores' time spent idle since `before` (`None` when
+    /// too little time passed to tell).
+    fn idle_share_since(self, before: CpuTimes) -> Option<f64> {
+        // 20 ticks of all cores together: a tenth of a second on two (USER_HZ is 100).
+        let total = self.total.checked_sub(before.total).filter(|t| *t >= 20)?;
+        Some(self.idle.saturating_sub(before.idle) as f64 / total as f64)
     }
 }
 

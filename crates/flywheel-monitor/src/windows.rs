@@ -40,7 +40,7 @@ pub async fn update(
     monitoring: &Monitoring,
     now_us: i64,
 ) -> Result<Vec<Recorded>, MonitorError> {
-    update_while(home, model, monitoring, now_us, || true).await
+    update_while(home, (model, monitoring), (now_us, READ_ROWS), || true).await
 }
 
 /// A version whose rows stop this long before the model's newest window
@@ -53,12 +53,12 @@ pub const RETIRED_US: i64 = 3600 * 1_000_000;
 /// Each version's answers are cut into windows of their own (a canary's
 /// apart from production's), each compared with that version's training
 /// data and its window before. A backlog is read a part at a time
-/// ([`READ_ROWS`]): memory does not grow with it.
+/// (about `part_rows`, [`READ_ROWS`] by default; two windows at least):
+/// memory does not grow with it, and a busy caller reads in small bites.
 pub async fn update_while(
     home: &Home,
-    model: &str,
-    monitoring: &Monitoring,
-    now_us: i64,
+    (model, monitoring): (&str, &Monitoring),
+    (now_us, part_rows): (i64, i64),
     going: impl Fn() -> bool,
 ) -> Result<Vec<Recorded>, MonitorError> {
     let newest = home.metadata.windows(Some(model), 1).map_err(store)?.into_iter().next();
@@ -69,7 +69,7 @@ pub async fn update_while(
         if !going() {
             break;
         }
-        let cut = Cut { version, floor, settled: now_us.saturating_sub(SETTLED_US), now_us };
+        let cut = Cut { version, floor, settled: now_us.saturating_sub(SETTLED_US), now_us, part_rows };
         recorded.extend(update_version(home, (model, monitoring), cut, &going, &mut references).await?);
     }
     recorded.sort_by_key(|r| r.id);
@@ -84,6 +84,7 @@ struct Cut {
     floor: Option<i64>,
     settled: i64,
     now_us: i64,
+    part_rows: i64,
 }
 
 async fn update_version(
@@ -128,8 +129,7 @@ async fn update_part(
         (Some(a), Some(f)) => Some(a.max(f)),
         (a, f) => a.or(f),
     };
-    let until =
-        if whole { cut.settled } else { bounded(home, (model, version), since, cut.settled, monitoring.window)? };
+    let until = if whole { cut.settled } else { bounded(home, (model, version), (since, cut), monitoring.window)? };
     let Some(rows) = logged(home, model, Some(version), (since, Some(until)))? else { return Ok((Vec::new(), until)) };
     let rows = in_time_order(&rows)?;
     let mut previous = match &last {
@@ -166,12 +166,12 @@ pub const READ_ROWS: i64 = 200_000;
 fn bounded(
     home: &Home,
     (model, version): (&str, i64),
-    since: Option<i64>,
-    settled: i64,
+    (since, cut): (Option<i64>, Cut),
     span: Span,
 ) -> Result<i64, MonitorError> {
+    let settled = cut.settled;
     let Span::Requests(n) = span else { return Ok(settled) };
-    let cap = READ_ROWS.max(i64::try_from(n).unwrap_or(i64::MAX).saturating_mul(2));
+    let cap = cut.part_rows.max(i64::try_from(n).unwrap_or(i64::MAX).saturating_mul(2));
     let mut rows = 0;
     let segments = home.metadata.segments(model, since, Some(settled)).map_err(store)?;
     for seg in segments.iter().filter(|s| s.version == version) {
