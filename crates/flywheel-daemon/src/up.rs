@@ -476,11 +476,15 @@ impl Loop {
         }
     }
 
-    /// Whether a rest from an earlier tick still holds.
+    /// Whether a rest from an earlier tick still holds: not once it has
+    /// passed, nor once the machine has idle cores again (the windows left
+    /// behind are caught up at once).
     fn resting(&self) -> bool {
+        self.judge_saturation();
         let until = self.pace.resting_until.get();
-        if until.is_some_and(|t| std::time::Instant::now() >= t) {
+        if !self.pace.saturated.get() || until.is_some_and(|t| std::time::Instant::now() >= t) {
             self.pace.resting_until.set(None);
+            self.pace.owed.set(Duration::ZERO);
         }
         self.pace.resting_until.get().is_some()
     }
