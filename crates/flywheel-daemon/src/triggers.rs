@@ -161,7 +161,13 @@ pub fn new_span(files: &[String]) -> Option<String> {
     let paths: Vec<&std::path::Path> = files.iter().map(std::path::Path::new).collect();
     match paths.as_slice() {
         [] => None,
-        [one] => Some(one.display().to_string()),
+        // A name that reads as a glob (`sales[1].csv`) is escaped, as `ingest` would take it for one.
+        [one] => match one.file_name().map(|n| n.to_string_lossy()) {
+            Some(name) if flywheel_data::spans::is_glob(one) => {
+                Some(one.with_file_name(escape(&name)).display().to_string())
+            }
+            _ => Some(one.display().to_string()),
+        },
         [first, rest @ ..] => {
             let dir = first.parent()?;
             if rest.iter().any(|p| p.parent() != Some(dir)) {

@@ -384,8 +384,10 @@ pub const BUSY_SHARE: f64 = 0.03;
 pub const IDLE_BELOW: f64 = 0.10;
 /// The longest rest taken between two windows; the rest of it is owed.
 const TICK_REST: Duration = Duration::from_millis(250);
-/// A rest owed beyond this is taken by cutting no window until it passes.
+/// A rest owed beyond this is taken by cutting no window until it passes,
+/// for at most `MAX_REST`.
 const MAX_OWED: Duration = Duration::from_secs(2);
+const MAX_REST: Duration = Duration::from_secs(5);
 /// The longest single sleep of a rest, so that a stop is seen soon.
 const REST_STEP: Duration = Duration::from_millis(50);
 
@@ -436,9 +438,13 @@ impl Loop {
     /// took `t` owes a rest of `t·(1/share − 1)`, taken [`TICK_REST`] at a
     /// time between windows (the loop has a thread of its own: a rest holds
     /// up nothing else); more than [`MAX_OWED`] owed, no window is cut
-    /// until it has passed (a part of the log just read is cut whole first).
+    /// until it has passed, [`MAX_REST`] at most.
     fn pace(&self) -> bool {
         let p = &self.pace;
+        // A rest already set holds for the rest of this update too.
+        if p.resting_until.get().is_some_and(|t| std::time::Instant::now() < t) {
+            return false;
+        }
         let worked = p.paced.get().elapsed();
         self.judge_saturation();
         let mut going = true;
@@ -451,7 +457,9 @@ impl Loop {
             }
             let owed = owed - here;
             if owed > MAX_OWED {
-                p.resting_until.set(Some(std::time::Instant::now() + owed));
+                // A one-off burst (the first look at a version's training
+                // data, a slow machine) rests at most MAX_REST.
+                p.resting_until.set(Some(std::time::Instant::now() + owed.min(MAX_REST)));
                 p.owed.set(Duration::ZERO);
                 going = false;
             } else {

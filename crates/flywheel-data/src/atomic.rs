@@ -11,10 +11,15 @@ pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
 
 /// Lets `write` fill a temporary file beside `path`, then renames it into
 /// place; on any failure the temporary file is removed and `path` is as it was.
+/// A `path` that is not a file (`/dev/null`, `/dev/stdout`, a pipe) is
+/// written into: renaming over it would replace the device with a file.
 pub fn write_atomic_with<E: From<std::io::Error>>(
     path: &Path,
     write: impl FnOnce(&Path) -> Result<(), E>,
 ) -> Result<(), E> {
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        return write(path);
+    }
     let tmp = temp_beside(path);
     let result = write(&tmp).and_then(|()| std::fs::rename(&tmp, path).map_err(E::from));
     if result.is_err() {
@@ -32,6 +37,25 @@ fn temp_beside(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `-o /dev/null` or a pipe: written into, never replaced by a file.
+    #[cfg(unix)]
+    #[test]
+    fn a_path_that_is_not_a_file_is_written_into_not_replaced() {
+        use std::os::unix::fs::FileTypeExt;
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+        };
+        write_atomic(&fifo, "through the pipe").unwrap();
+        assert_eq!(reader.join().unwrap(), "through the pipe");
+        assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo(), "still a pipe");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "no temporary file beside it");
+    }
 
     #[test]
     fn a_failed_write_leaves_neither_a_partial_file_nor_a_temporary_one() {

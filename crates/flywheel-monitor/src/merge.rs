@@ -62,7 +62,7 @@ impl WindowSketch {
         });
         WindowSketch {
             inputs: DatasetReference::of_window(window, columns, WINDOW_LIMITS),
-            metric: MetricSums::of(window).ok(),
+            metric: MetricSums::of(window).ok().filter(MetricSums::is_finite),
             drift_share: monitoring.drift_share,
             bound,
         }

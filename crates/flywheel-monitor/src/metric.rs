@@ -51,6 +51,17 @@ impl MetricSums {
         Ok(if numeric { regression(window, p, l) } else { classification(window, p, l) })
     }
 
+    /// Whether every sum is a number (JSON has no infinity: a window with
+    /// an infinite error keeps no sums rather than unreadable ones).
+    pub fn is_finite(&self) -> bool {
+        match self {
+            MetricSums::Regression { sums } => {
+                [sums.se, sums.ae, sums.ape, sums.mean, sums.m2].iter().all(|x| x.is_finite())
+            }
+            MetricSums::Classification { log_loss, .. } => log_loss.is_finite(),
+        }
+    }
+
     /// Rows with a label.
     pub fn labeled(&self) -> usize {
         let n = match self {

@@ -69,7 +69,7 @@ pub async fn update_while(
         if !going() {
             break;
         }
-        let cut = Cut { version, floor, settled: now_us.saturating_sub(SETTLED_US), now_us, part_rows };
+        let cut = Cut { version, settled: now_us.saturating_sub(SETTLED_US), now_us, part_rows };
         recorded.extend(update_version(home, (model, monitoring), cut, &going, &mut references).await?);
     }
     recorded.sort_by_key(|r| r.id);
@@ -77,11 +77,10 @@ pub async fn update_while(
 }
 
 /// Which rows a version's update cuts: its answers after its last window
-/// (and not before `floor`), settled by `settled`.
+/// (all of them before its first), settled by `settled`.
 #[derive(Debug, Clone, Copy)]
 struct Cut {
     version: i64,
-    floor: Option<i64>,
     settled: i64,
     now_us: i64,
     part_rows: i64,
@@ -124,14 +123,18 @@ async fn update_part(
 ) -> Result<(Vec<Recorded>, i64), MonitorError> {
     let version = cut.version;
     let last = home.metadata.last_window_of(model, version).map_err(store)?;
-    let after_last = last.as_ref().map(|w| w.window.last_us + 1);
-    let since = match (after_last, cut.floor) {
-        (Some(a), Some(f)) => Some(a.max(f)),
-        (a, f) => a.or(f),
-    };
+    // From the version's last window; a version's first window from its
+    // first row (the retired are not asked: `logged_versions`).
+    let since = last.as_ref().map(|w| w.window.last_us + 1);
     let until = if whole { cut.settled } else { bounded(home, (model, version), (since, cut), monitoring.window)? };
     let Some(rows) = logged(home, model, Some(version), (since, Some(until)))? else { return Ok((Vec::new(), until)) };
     let rows = in_time_order(&rows)?;
+    let ranges = self::cut(&times(&rows), monitoring.window, until);
+    if ranges.is_empty() {
+        return Ok((Vec::new(), until));
+    }
+    // Read only when a window is cut: a version short of one costs a
+    // look at the index, not its model and training data.
     let mut previous = match &last {
         Some(w) => logged(home, model, Some(version), (Some(w.window.first_us), Some(w.window.last_us + 1)))?,
         None => None,
@@ -141,7 +144,7 @@ async fn update_part(
     }
     let r = &references[&version];
     let mut recorded = Vec::new();
-    for range in self::cut(&times(&rows), monitoring.window, until) {
+    for range in ranges {
         if !going() {
             break;
         }
@@ -174,7 +177,10 @@ fn bounded(
     let cap = cut.part_rows.max(i64::try_from(n).unwrap_or(i64::MAX).saturating_mul(2));
     let mut rows = 0;
     let segments = home.metadata.segments(model, since, Some(settled)).map_err(store)?;
-    for seg in segments.iter().filter(|s| s.version == version) {
+    // A segment begun before `since` (the last window ended inside it) is
+    // read, but its rows before `since` are not the part's: not counted.
+    let after = |s: &&flywheel_metadata::Segment| since.is_none_or(|t| s.first_us >= t);
+    for seg in segments.iter().filter(|s| s.version == version).filter(after) {
         rows += seg.rows;
         if rows >= cap {
             return Ok(settled.min(seg.last_us.saturating_add(1)));
@@ -248,7 +254,7 @@ fn resummed(home: &Home, id: i64, rows: &Table) -> Result<Option<String>, Monito
     let Some(mut sketch) = kept.get(&id).and_then(|s| serde_json::from_str::<WindowSketch>(s).ok()) else {
         return Ok(None);
     };
-    sketch.metric = crate::MetricSums::of(rows).ok();
+    sketch.metric = crate::MetricSums::of(rows).ok().filter(crate::MetricSums::is_finite);
     Ok(Some(sketch.to_json()))
 }
 

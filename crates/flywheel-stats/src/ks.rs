@@ -57,11 +57,14 @@ pub fn ks_2samp(a: &[f64], b: &[f64]) -> (f64, f64) {
 /// (one of them a sketch: D within its rank error). The p-value is that of
 /// samples of `m` and `n` values with that D.
 pub fn ks_weighted(a: &[(f64, u64)], b: &[(f64, u64)], (m, n): (usize, usize)) -> (f64, f64) {
+    // NaN has no place on the line (and would never be stepped past).
+    let numbers = |s: &[(f64, u64)]| -> Vec<(f64, u64)> { s.iter().copied().filter(|v| !v.0.is_nan()).collect() };
+    let (a, b) = (numbers(a), numbers(b));
     if m == 0 || n == 0 || a.is_empty() || b.is_empty() {
         return (f64::NAN, f64::NAN);
     }
     let total = |s: &[(f64, u64)]| s.iter().map(|v| v.1).sum::<u64>().max(1) as f64;
-    let (ta, tb) = (total(a), total(b));
+    let (ta, tb) = (total(&a), total(&b));
     let (mut i, mut j, mut wa, mut wb, mut d) = (0, 0, 0u64, 0u64, 0.0f64);
     while i < a.len() || j < b.len() {
         let x = match (a.get(i), b.get(j)) {

@@ -108,11 +108,12 @@ pub struct Limits {
 pub const WINDOW_LIMITS: Limits = Limits { counts: 64, k: 128 };
 
 impl ColumnReference {
-    /// The reference of some numbers (NaN left out, as missing). Counting
-    /// stops at `limits.counts` distinct values: continuous columns go
-    /// straight to the sketch, unsorted.
+    /// The reference of some numbers, finite ones only (as
+    /// [`Self::from_profile`]; an infinity has no place in a sketch or in
+    /// JSON). Counting stops at `limits.counts` distinct values: continuous
+    /// columns go straight to the sketch, unsorted.
     pub fn of_numbers(values: &[f64], limits: Limits) -> ColumnReference {
-        let finite: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();
+        let finite: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
         let mut counts: std::collections::HashMap<u64, (f64, u64)> = std::collections::HashMap::new();
         for &x in &finite {
             counts.entry(bits(x)).or_insert((x, 0)).1 += 1;

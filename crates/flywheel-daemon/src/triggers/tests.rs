@@ -158,6 +158,9 @@ fn a_new_span_names_exactly_the_new_files() {
     want.sort();
     assert_eq!(read, want, "{span}");
     assert_eq!(new_span(&new[..1]).unwrap(), full("2012-02.csv"), "one file is its own path");
+    let one = new_span(&[full("a,b {1}*.csv")]).unwrap();
+    let read = flywheel_data::spans::spans(std::path::Path::new(&one)).unwrap();
+    assert_eq!(read, [dir.join("a,b {1}*.csv")], "a name that reads as a glob, escaped: {one}");
     assert_eq!(new_span(&[]), None);
     let elsewhere = [full("old.csv"), std::env::temp_dir().join("x.csv").display().to_string()];
     assert_eq!(new_span(&elsewhere), None, "files of two folders are no one span");
