@@ -375,6 +375,42 @@ struct Pace {
     resting_until: std::cell::Cell<Option<std::time::Instant>>,
 }
 
+impl Pace {
+    fn new() -> Pace {
+        Pace {
+            paced: std::cell::Cell::new(std::time::Instant::now()),
+            cpu: std::cell::Cell::new(CpuTimes::now()),
+            saturated: std::cell::Cell::new(false),
+            owed: std::cell::Cell::new(Duration::ZERO),
+            resting_until: std::cell::Cell::new(None),
+        }
+    }
+
+    /// Whether the machine's cores are saturated, judged over at least 20
+    /// clock ticks of their time (the last verdict standing in between).
+    fn judge(&self) -> bool {
+        if let (Some(before), Some(now)) = (self.cpu.get(), CpuTimes::now())
+            && let Some(idle) = now.idle_share_since(before)
+        {
+            self.saturated.set(idle < IDLE_BELOW);
+            self.cpu.set(Some(now));
+        }
+        self.saturated.get()
+    }
+
+    /// Whether a rest from an earlier tick still holds: not once it has
+    /// passed, nor once the machine has idle cores again (the windows left
+    /// behind are caught up at once).
+    fn resting(&self) -> bool {
+        let until = self.resting_until.get();
+        if !self.judge() || until.is_some_and(|t| std::time::Instant::now() >= t) {
+            self.resting_until.set(None);
+            self.owed.set(Duration::ZERO);
+        }
+        self.resting_until.get().is_some()
+    }
+}
+
 /// The share of one core monitoring takes while the machine's cores are
 /// saturated (less than [`IDLE_BELOW`] of their time idle since the last
 /// window): after a window that took `t`, the loop rests `t·(1/share − 1)`.
@@ -395,10 +431,18 @@ impl Loop {
     fn new(home: Home, components: ComponentRegistry, config: UpConfig, deliverer: Deliverer, tell: Tell) -> Loop {
         let orchestrator = Arc::new(Orchestrator::new(home.clone(), components));
         let (running, told, labels_seen) = (HashMap::new(), HashMap::new(), HashMap::new());
-        let (paced, cpu) = (std::cell::Cell::new(std::time::Instant::now()), std::cell::Cell::new(CpuTimes::now()));
-        let (saturated, resting_until) = (std::cell::Cell::new(false), std::cell::Cell::new(None));
-        let paced = Pace { paced, cpu, saturated, owed: std::cell::Cell::new(Duration::ZERO), resting_until };
-        Loop { home, orchestrator, deliverer, config, tell, running, told, stopping: None, labels_seen, pace: paced }
+        Loop {
+            home,
+            orchestrator,
+            deliverer,
+            config,
+            tell,
+            running,
+            told,
+            stopping: None,
+            labels_seen,
+            pace: Pace::new(),
+        }
     }
 
     async fn run(mut self, mut stopped: watch::Receiver<bool>) {
@@ -446,9 +490,8 @@ impl Loop {
             return false;
         }
         let worked = p.paced.get().elapsed();
-        self.judge_saturation();
         let mut going = true;
-        if p.saturated.get() {
+        if p.judge() {
             let owed = p.owed.get() + worked.mul_f64(1.0 / BUSY_SHARE - 1.0);
             let here = owed.min(TICK_REST);
             let end = std::time::Instant::now() + here;
@@ -470,31 +513,6 @@ impl Loop {
         }
         p.paced.set(std::time::Instant::now());
         going && !self.is_stopping()
-    }
-
-    /// Whether the machine's cores are saturated, judged over at least 20
-    /// clock ticks of their time (the last verdict standing in between).
-    fn judge_saturation(&self) {
-        let p = &self.pace;
-        if let (Some(before), Some(now)) = (p.cpu.get(), CpuTimes::now())
-            && let Some(idle) = now.idle_share_since(before)
-        {
-            p.saturated.set(idle < IDLE_BELOW);
-            p.cpu.set(Some(now));
-        }
-    }
-
-    /// Whether a rest from an earlier tick still holds: not once it has
-    /// passed, nor once the machine has idle cores again (the windows left
-    /// behind are caught up at once).
-    fn resting(&self) -> bool {
-        self.judge_saturation();
-        let until = self.pace.resting_until.get();
-        if !self.pace.saturated.get() || until.is_some_and(|t| std::time::Instant::now() >= t) {
-            self.pace.resting_until.set(None);
-            self.pace.owed.set(Duration::ZERO);
-        }
-        self.pace.resting_until.get().is_some()
     }
 
     /// Tells `problem` unless it was the last one told for `deployment`.
@@ -521,12 +539,11 @@ impl Loop {
     /// fires even when monitoring cannot go on; the problem is told).
     async fn step(&mut self, d: &Deployment) -> Result<(), String> {
         self.pace.paced.set(std::time::Instant::now());
-        self.judge_saturation();
         // Saturated, the log is read a little at a time (two windows, one
         // segment at least): no long burst.
-        let part = if self.pace.saturated.get() { 0 } else { flywheel_monitor::windows::READ_ROWS };
+        let part = if self.pace.judge() { 0 } else { flywheel_monitor::windows::READ_ROWS };
         let going = || self.pace();
-        let monitored = if self.resting() {
+        let monitored = if self.pace.resting() {
             Ok(Vec::new())
         } else {
             let at = (&d.model[..], &d.monitoring);

@@ -33,6 +33,29 @@ pub fn ecdf_steps<'a>(a: &'a [f64], b: &'a [f64]) -> impl Iterator<Item = (f64, 
     })
 }
 
+/// [`ecdf_steps`] of two samples given as weighted values in value order:
+/// each value x with the summed weights of each sample ≤ x.
+pub fn weighted_steps<'a>(a: &'a [(f64, u64)], b: &'a [(f64, u64)]) -> impl Iterator<Item = (f64, u64, u64)> + 'a {
+    let (mut i, mut j, mut wa, mut wb) = (0usize, 0usize, 0u64, 0u64);
+    std::iter::from_fn(move || {
+        let x = match (a.get(i), b.get(j)) {
+            (Some(p), Some(q)) => p.0.min(q.0),
+            (Some(p), None) => p.0,
+            (None, Some(q)) => q.0,
+            (None, None) => return None,
+        };
+        while i < a.len() && a[i].0 == x {
+            wa += a[i].1;
+            i += 1;
+        }
+        while j < b.len() && b[j].0 == x {
+            wb += b[j].1;
+            j += 1;
+        }
+        Some((x, wa, wb))
+    })
+}
+
 /// KS statistic of two **sorted** samples, as an integer numerator over
 /// `m * n`: max over values of |i·n − j·m|, ties handled by advancing both
 /// samples past equal values before comparing.
@@ -65,24 +88,7 @@ pub fn ks_weighted(a: &[(f64, u64)], b: &[(f64, u64)], (m, n): (usize, usize)) -
     }
     let total = |s: &[(f64, u64)]| s.iter().map(|v| v.1).sum::<u64>().max(1) as f64;
     let (ta, tb) = (total(&a), total(&b));
-    let (mut i, mut j, mut wa, mut wb, mut d) = (0, 0, 0u64, 0u64, 0.0f64);
-    while i < a.len() || j < b.len() {
-        let x = match (a.get(i), b.get(j)) {
-            (Some(p), Some(q)) => p.0.min(q.0),
-            (Some(p), None) => p.0,
-            (_, Some(q)) => q.0,
-            (None, None) => break,
-        };
-        while i < a.len() && a[i].0 == x {
-            wa += a[i].1;
-            i += 1;
-        }
-        while j < b.len() && b[j].0 == x {
-            wb += b[j].1;
-            j += 1;
-        }
-        d = d.max((wa as f64 / ta - wb as f64 / tb).abs());
-    }
+    let d = weighted_steps(&a, &b).map(|(_, wa, wb)| (wa as f64 / ta - wb as f64 / tb).abs()).fold(0.0, f64::max);
     let num = (d * m as f64 * n as f64).round() as u128;
     let p = if m.max(n) <= EXACT_MAX_N { exact_p(m, n, num) } else { asymptotic_p(m, n, d) };
     (d, p.clamp(0.0, 1.0))
@@ -99,6 +105,11 @@ pub fn exact_p(m: usize, n: usize, num: u128) -> f64 {
     if m == n {
         return outside_square(n, num);
     }
+    walk_p(m, n, num)
+}
+
+/// [`exact_p`] by the lattice walk, O(m·n).
+fn walk_p(m: usize, n: usize, num: u128) -> f64 {
     let outside = |i: usize, j: usize| (i as i128 * n as i128 - j as i128 * m as i128).unsigned_abs() >= num;
     // left[j] holds B(i, j): the probability that a uniformly random path to
     // (i, j) has already left the band; B(i,j) = (i·B(i−1,j) + j·B(i,j−1)) / (i+j).
@@ -213,27 +224,5 @@ mod tests {
                 assert!((walk - sum).abs() <= 1e-12 * walk.max(1e-300) + 1e-15, "n {n}, h {h}: {walk} vs {sum}");
             }
         }
-    }
-
-    /// The lattice walk alone, as `exact_p` is for unequal sizes.
-    fn walk_p(m: usize, n: usize, num: u128) -> f64 {
-        let outside = |i: usize, j: usize| (i as i128 * n as i128 - j as i128 * m as i128).unsigned_abs() >= num;
-        let mut row = vec![0.0f64; n + 1];
-        for j in 0..=n {
-            row[j] = if outside(0, j) {
-                1.0
-            } else if j == 0 {
-                0.0
-            } else {
-                row[j - 1]
-            };
-        }
-        for i in 1..=m {
-            row[0] = if outside(i, 0) { 1.0 } else { row[0] };
-            for j in 1..=n {
-                row[j] = if outside(i, j) { 1.0 } else { (i as f64 * row[j] + j as f64 * row[j - 1]) / (i + j) as f64 };
-            }
-        }
-        row[n]
     }
 }

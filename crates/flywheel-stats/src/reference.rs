@@ -441,30 +441,14 @@ fn wasserstein_drift(
 pub fn weighted_wasserstein(a: &[(f64, u64)], b: &[(f64, u64)]) -> f64 {
     let total = |s: &[(f64, u64)]| s.iter().map(|v| v.1).sum::<u64>().max(1) as f64;
     let (ta, tb) = (total(a), total(b));
-    let (mut i, mut j) = (0, 0);
-    let (mut wa, mut wb) = (0u64, 0u64);
-    let mut prev: Option<f64> = None;
     let mut sum = 0.0;
-    while i < a.len() || j < b.len() {
-        let x = match (a.get(i), b.get(j)) {
-            (Some(p), Some(q)) => p.0.min(q.0),
-            (Some(p), None) => p.0,
-            (None, Some(q)) => q.0,
-            (None, None) => break,
-        };
-        if let Some(p) = prev {
+    let mut prev: Option<(f64, u64, u64)> = None;
+    for (x, wa, wb) in crate::ks::weighted_steps(a, b) {
+        if let Some((p, pa, pb)) = prev {
             // Both CDFs are constant on [p, x).
-            sum += (wa as f64 / ta - wb as f64 / tb).abs() * (x - p);
+            sum += (pa as f64 / ta - pb as f64 / tb).abs() * (x - p);
         }
-        while i < a.len() && a[i].0 == x {
-            wa += a[i].1;
-            i += 1;
-        }
-        while j < b.len() && b[j].0 == x {
-            wb += b[j].1;
-            j += 1;
-        }
-        prev = Some(x);
+        prev = Some((x, wa, wb));
     }
     sum
 }
