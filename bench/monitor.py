@@ -38,7 +38,10 @@ yes/no label (numpy, fixed seed, 20k rows), trained by a pipeline (ingest
    bench/serve.py (1 thread, 32 connections, one-row `/invocations`
    requests; here 1,000 different rows in turn, so that windows look like
    traffic, not one row repeated) for `--duration` s after a warm-up, in
-   `--rounds` back-to-back pairs (the order swapped every round).
+   `--rounds` back-to-back pairs (the order swapped every round; with
+   `--aa`, triples with a second `serve`, each first in turn, whose ratio
+   to the first is the noise floor: p99 of one 10 s load on 2 cores
+   strays by 10–20% between loads of the same server).
    Requests/s, p50, p99 and the server's CPU seconds; the cost is the
    median of the pairs' ratios. `flywheel serve` serves the split `up`
    serves (production 90 and the delivery's canary arm 10, empty: all
@@ -372,10 +375,10 @@ def caught_up(args, fw, home, served):
 
 def one_load(args, fw, wrk, tmp, trained, kind, up_dep, first_body):
     """A fresh home and server of `kind` (serve or up), warmed and loaded."""
-    home = f"{tmp}/load-{kind}"
+    home = f"{tmp}/load-{kind.replace(' ', '-')}"
     copy_home(trained, home)
     addr = ["--home", home, "--addr", "127.0.0.1:{port}"]
-    if kind == "serve":
+    if kind in ("serve", "serve again"):
         # The split `up` serves (its delivery's 10% canary arm, empty until
         # a canary is out): the two differ by monitoring alone.
         cmd = [fw, "serve", *addr, f"{MODEL}@production:90", f"{MODEL}@canary:10"]
@@ -409,18 +412,28 @@ def serving_cost(args, fw, wrk, tmp, trained):
     """Part 2: `--rounds` back-to-back pairs of serve and up loads."""
     up_dep = deployment(tmp, args.up_window, UP_DEPLOYMENT)
     first = pathlib.Path(f"{tmp}/bodies.txt").read_text().splitlines()[0].encode()
-    runs = {"serve": [], "up": []}
+    kinds = ["serve", "up"] + (["serve again"] if args.aa else [])
+    runs = {k: [] for k in kinds}
     for i in range(args.rounds):
-        for kind in ("serve", "up")[:: 1 if i % 2 == 0 else -1]:
+        # Each kind first, second and last in turn.
+        for kind in kinds[i % len(kinds):] + kinds[:i % len(kinds)]:
             r = one_load(args, fw, wrk, tmp, trained, kind, up_dep, first)
             runs[kind].append(r)
             extra = (f", {r['windows']} windows ({r['window_rows']:,} of {r['served']:,} rows) recorded, "
                      f"all after {fmt_s(r['catch_up_s'])}" if kind == "up" else "")
             print(f"  round {i + 1} {kind}: {r['rps']:,.0f} requests/s, p50 {r['p50_ms']:.2f} ms, "
                   f"p99 {r['p99_ms']:.2f} ms, server CPU {r['cpu_s']:.1f} s{extra}", flush=True)
-    pairs = list(zip(runs["serve"], runs["up"]))
+    out = {"runs": runs, **ratios(runs["serve"], runs["up"])}
+    if args.aa:
+        # The same server twice: how far apart two loads of one thing fall.
+        out["aa"] = ratios(runs["serve"], runs["serve again"])
+    return out
+
+
+def ratios(base, other):
+    """Medians of the pairs' ratios, `other` over `base`."""
+    pairs = list(zip(base, other))
     return {
-        "runs": runs,
         "rps_ratio": median([u["rps"] / s["rps"] for s, u in pairs]),
         "p50_ratio": median([u["p50_ms"] / s["p50_ms"] for s, u in pairs]),
         "p99_ratio": median([u["p99_ms"] / s["p99_ms"] for s, u in pairs]),
@@ -473,8 +486,8 @@ def print_report(args, info, w, s):
         print("| round | server | requests/s | p50 | p99 | server CPU per request | windows recorded by the load's end "
               "| all windowed after the load | memory (VmRSS / peak) | SIGTERM to exit |")
         print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-        for i, (a, b) in enumerate(zip(s["runs"]["serve"], s["runs"]["up"])):
-            for kind, r in (("`flywheel serve`", a), ("`flywheel up`", b)):
+        for i in range(args.rounds):
+            for kind, r in ((f"`flywheel {k}`", s["runs"][k][i]) for k in s["runs"]):
                 win = (f"{r['windows']} ({r['window_rows']:,} of {r['served']:,} rows served)"
                        if r.get("windows") is not None else "–")
                 stop = f"{r['stop_s']:.2f} s" + (" (SIGKILLed)" if r["killed"] else "")
@@ -484,6 +497,11 @@ def print_report(args, info, w, s):
                       f"{r['hwm_mb']:.0f} MB | {stop} |")
         print(f"\nup / serve, median of the pairs: requests/s {s['rps_ratio']:.3f}, p50 {s['p50_ratio']:.3f}, "
               f"p99 {s['p99_ratio']:.3f}, server CPU per request {s['cpu_ratio']:.3f}")
+        if "aa" in s:
+            a = s["aa"]
+            print(f"serve again / serve (the noise between two loads of one server): requests/s "
+                  f"{a['rps_ratio']:.3f}, p50 {a['p50_ratio']:.3f}, p99 {a['p99_ratio']:.3f}, server CPU per "
+                  f"request {a['cpu_ratio']:.3f}")
     print("\n| target (issue 14) | Flywheel | peer | compared | target | result |")
     print("|---|---:|---:|---:|---:|---|")
     ev = w.get("evidently")
@@ -528,9 +546,11 @@ def main():
     ap.add_argument("--duration", type=int, default=10, help="seconds of each load (default 10; windows are cut "
                                                               "from rows 5 s old, so at least 10)")
     ap.add_argument("--warmup", type=int, default=2, help="seconds of warm-up load (default 2)")
-    ap.add_argument("--rounds", type=int, default=3, help="pairs of serve/up loads (default 3)")
+    ap.add_argument("--rounds", type=int, default=8, help="pairs of serve/up loads (default 8: p99 strays by 10–20%% between loads)")
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1, help="wrk threads (default 1, as bench/serve.py)")
+    ap.add_argument("--aa", action="store_true",
+                    help="a third load per round, `serve` again: the noise floor of the ratios")
     ap.add_argument("--up-window", type=int, default=500, help="`up`'s window in rows (default 500)")
     ap.add_argument("--tick-ms", type=int, help="`up --tick-ms` (default: up's own, 1000)")
     ap.add_argument("--bodies", type=int, default=1000, help="different one-row bodies the load cycles through")

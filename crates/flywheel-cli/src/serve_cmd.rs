@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 pub fn run(home: &Path, args: &ServeArgs) -> Result<u8, Failure> {
-    return_freed_memory();
+    crate::return_freed_memory();
     let log = if args.no_log {
         None
     } else {
@@ -56,18 +56,4 @@ pub fn run(home: &Path, args: &ServeArgs) -> Result<u8, Failure> {
     })?;
     eprintln!("stopped");
     Ok(0)
-}
-
-/// glibc keeps freed memory at the top of each thread's heap up to a
-/// threshold it raises by itself as big blocks come and go; the log's
-/// writer frees megabytes a flush, so a serving process held 55 MB where
-/// 20 MB were in use. A fixed 1 MiB threshold gives it back (40 MB, the
-/// same requests/s: bench/README.md).
-fn return_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets a tuning value of the allocator; called
-    // before the server's threads start.
-    unsafe {
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 20);
-    }
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub fn run(home: &Path, args: &UpArgs) -> Result<u8, Failure> {
+    crate::return_freed_memory();
     let components = flywheel_components::builtins();
     let paths = match args.deployments.is_empty() {
         false => args.deployments.clone(),

@@ -311,6 +311,40 @@ fn new_files_in_a_watched_folder_start_runs_once_each_when_complete() {
     assert_eq!(env.runs().as_array().unwrap().len(), 3);
 }
 
+/// With `when_busy = "skip"`, a file that arrives while a run is under way
+/// is not skipped for good: it waits, untaken, and is the next run's new
+/// span (skipping it would leave it in no run's `new_data`).
+#[test]
+fn a_file_arriving_during_a_run_is_the_next_runs_new_span_when_busy_skips() {
+    let env = Env::new();
+    std::fs::create_dir(env.path().join("incoming")).unwrap();
+    env.write("incoming/2011.csv", &rows(200, false));
+    let fresh = "[parameters]\nnew_data = \"incoming\"\n[steps.fresh]\ncomponent = \"ingest\"\nparams = { path = \"${new_data}\" }\n[steps.ingest]";
+    env.write("clf.toml", &clf_pipeline("incoming").replace("[steps.ingest]", fresh));
+    let deploy = "[deployment]\npipeline = \"clf.toml\"\n[[trigger]]\non = \"new_data\"\npath = \"incoming\"\nsettle = \"100ms\"\ncooldown = \"0s\"\nwhen_busy = \"skip\"\n[delivery]\nhold = \"1s\"\nmax_hold = \"2s\"\n";
+    env.write("deploy.toml", deploy);
+    assert_eq!(env.run(&["run", "clf.toml"]).code, 0);
+    let (mut up, _) = Up::start(&env, &["deploy.toml"]);
+    std::thread::sleep(Duration::from_millis(600));
+    let arrive = |name: &str, n: usize| {
+        env.write(name, &rows(n, false));
+        std::fs::rename(env.path().join(name), env.path().join("incoming").join(name)).unwrap();
+    };
+    arrive("2012-01.csv", 60);
+    up.wait_for("new_data: 1 new file(s): 2012-01.csv", Duration::from_secs(20));
+    // While run 2 trains (and then while its canary is judged).
+    arrive("2012-02.csv", 40);
+    up.wait_for("run 2 succeeded", Duration::from_secs(60));
+    up.wait_for("new_data: 1 new file(s): 2012-02.csv", Duration::from_secs(30));
+    up.wait_for("run 3 succeeded", Duration::from_secs(60));
+    let spans = |run| env.execution(run, "fresh")["summary"]["spans"].clone();
+    assert_eq!(spans(2), serde_json::json!(["2012-01.csv"]));
+    assert_eq!(spans(3), serde_json::json!(["2012-02.csv"]));
+    let (code, printed) = up.stop();
+    assert_eq!(code, 0, "{printed:#?}");
+    assert_eq!(printed.iter().filter(|l| l.contains("trigger fired")).count(), 2, "{printed:#?}");
+}
+
 /// On a home with no model yet, `up` runs the pipeline first and serves
 /// what it published; a first run that publishes nothing stops `up` (exit
 /// 1), naming the run, with nothing served.

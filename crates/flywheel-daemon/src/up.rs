@@ -578,6 +578,12 @@ impl Loop {
             if canary_out && matches!(trigger.kind, TriggerKind::OnDemand | TriggerKind::NewData { .. }) {
                 continue;
             }
+            // Files skipped would never be any run's new span: with `skip`,
+            // they wait untaken for the run under way to end, then fire.
+            let busy = self.running.contains_key(&d.name);
+            if busy && matches!((&trigger.kind, trigger.when_busy), (TriggerKind::NewData { .. }, WhenBusy::Skip)) {
+                continue;
+            }
             let Some(f) = self.fire(d, trigger, &windows, &asked)? else { continue };
             if canary_out {
                 // A new model would replace the canary being judged.
