@@ -227,13 +227,21 @@ fn a_monitor_told_to_stop_after_each_read_still_cuts_a_window_each_time() {
             asked.get() == 1
         }
     };
+    // As `up` does: what one update read and did not use, the next goes on from.
+    let carry = &mut flywheel_monitor::windows::Carry::default();
     let mut cut = Vec::new();
     for _ in 0..ROWS / 40 + 1 {
         let at = (&d.model[..], &d.monitoring);
-        let recorded = rt.block_on(flywheel_monitor::windows::update_while(&home, at, (now, 0), paced())).unwrap();
-        cut.push(recorded.len());
+        let recorded = rt.block_on(flywheel_monitor::windows::update_while(&home, at, (now, 0), paced(), carry));
+        cut.push(recorded.unwrap());
     }
-    assert_eq!(cut, [1, 1, 1, 0], "one window a read, then none left");
+    assert_eq!(cut.iter().map(Vec::len).collect::<Vec<_>>(), [1, 1, 1, 0], "one window a call, then none left");
+    let windows: Vec<_> = cut.iter().flatten().collect();
+    for pair in windows.windows(2) {
+        assert!(pair[1].window.first_us > pair[0].window.last_us, "in order, none twice");
+        assert!(pair[1].scores.from_previous.is_some(), "compared with the window before");
+    }
+    assert!(windows.iter().all(|w| w.window.rows == 40));
     let status = env.run(&["monitor", "status", "clf", "--json"]).json();
     assert_eq!(status.as_array().unwrap().len(), ROWS / 40);
 }

@@ -360,6 +360,8 @@ struct Loop {
     labels_seen: HashMap<String, i64>,
     /// How monitoring keeps to its share while the machine is saturated.
     pace: Pace,
+    /// What the monitor read and has not used up, kept between ticks.
+    carry: std::cell::RefCell<flywheel_monitor::windows::Carry>,
 }
 
 /// See [`Loop::pace`].
@@ -442,6 +444,7 @@ impl Loop {
             stopping: None,
             labels_seen,
             pace: Pace::new(),
+            carry: Default::default(),
         }
     }
 
@@ -547,7 +550,11 @@ impl Loop {
             Ok(Vec::new())
         } else {
             let at = (&d.model[..], &d.monitoring);
-            flywheel_monitor::windows::update_while(&self.home, at, (now_us(), part), going).await
+            let mut carry = std::mem::take(&mut *self.carry.borrow_mut());
+            let done =
+                flywheel_monitor::windows::update_while(&self.home, at, (now_us(), part), going, &mut carry).await;
+            *self.carry.borrow_mut() = carry;
+            done
         };
         for w in monitored.iter().flatten() {
             let text = window_text(w);

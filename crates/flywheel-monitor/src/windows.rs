@@ -40,7 +40,28 @@ pub async fn update(
     monitoring: &Monitoring,
     now_us: i64,
 ) -> Result<Vec<Recorded>, MonitorError> {
-    update_while(home, (model, monitoring), (now_us, READ_ROWS), || true).await
+    update_while(home, (model, monitoring), (now_us, READ_ROWS), || true, &mut Carry::default()).await
+}
+
+/// What an update leaves to the next one of the same caller (`up`'s loop):
+/// each version's training reference, which never changes, and the part
+/// of the log it read but did not cut whole when its pacer stopped it, so
+/// that the next update goes on from there instead of reading it again.
+#[derive(Default)]
+pub struct Carry {
+    references: HashMap<(String, i64), Reference>,
+    parts: HashMap<(String, i64), Part>,
+}
+
+/// A part of one version's log read and put in time order: the windows
+/// of it not cut yet, the last one cut, and where the next one begins.
+struct Part {
+    next_since: Option<i64>,
+    until: i64,
+    /// None when the part held no rows (and so no windows).
+    rows: Option<Table>,
+    left: Vec<std::ops::Range<usize>>,
+    previous: Option<Table>,
 }
 
 /// A version whose rows stop this long before the model's newest window
@@ -60,17 +81,17 @@ pub async fn update_while(
     (model, monitoring): (&str, &Monitoring),
     (now_us, part_rows): (i64, i64),
     going: impl Fn() -> bool,
+    carry: &mut Carry,
 ) -> Result<Vec<Recorded>, MonitorError> {
     let newest = home.metadata.windows(Some(model), 1).map_err(store)?.into_iter().next();
     let floor = newest.map(|w| w.window.last_us.saturating_sub(RETIRED_US));
-    let mut references: HashMap<i64, Reference> = HashMap::new();
     let mut recorded = Vec::new();
     for version in home.metadata.logged_versions(model, floor).map_err(store)? {
         if !going() {
             break;
         }
         let cut = Cut { version, settled: now_us.saturating_sub(SETTLED_US), now_us, part_rows };
-        recorded.extend(update_version(home, (model, monitoring), cut, &going, &mut references).await?);
+        recorded.extend(update_version(home, (model, monitoring), cut, &going, carry).await?);
     }
     recorded.sort_by_key(|r| r.id);
     Ok(recorded)
@@ -91,12 +112,12 @@ async fn update_version(
     (model, monitoring): (&str, &Monitoring),
     cut: Cut,
     going: &impl Fn() -> bool,
-    references: &mut HashMap<i64, Reference>,
+    carry: &mut Carry,
 ) -> Result<Vec<Recorded>, MonitorError> {
     let mut recorded = Vec::new();
     let mut whole = false;
     loop {
-        let (more, until) = update_part(home, (model, monitoring), (cut, whole), going, references).await?;
+        let (more, until) = update_part(home, (model, monitoring), (cut, whole), going, carry).await?;
         if more.is_empty() && until < cut.settled && !whole && going() {
             // A part that cut no window (its rows counted shadow answers,
             // say): read up to `settled` this once, or it would stall.
@@ -113,51 +134,82 @@ async fn update_version(
 }
 
 /// The windows of one part of a version's log, from its last recorded
-/// window up to at most [`READ_ROWS`] rows; and where the part ended.
+/// window up to at most [`READ_ROWS`] rows (or the part carried from the
+/// update before); and where the part ended.
 async fn update_part(
     home: &Home,
     (model, monitoring): (&str, &Monitoring),
     (cut, whole): (Cut, bool),
     going: &impl Fn() -> bool,
-    references: &mut HashMap<i64, Reference>,
+    carry: &mut Carry,
 ) -> Result<(Vec<Recorded>, i64), MonitorError> {
-    let version = cut.version;
-    let last = home.metadata.last_window_of(model, version).map_err(store)?;
+    let key = (model.to_string(), cut.version);
+    let last = home.metadata.last_window_of(model, cut.version).map_err(store)?;
     // From the version's last window; a version's first window from its
     // first row (the retired are not asked: `logged_versions`).
     let since = last.as_ref().map(|w| w.window.last_us + 1);
-    let until = if whole { cut.settled } else { bounded(home, (model, version), (since, cut), monitoring.window)? };
-    let Some(rows) = logged(home, model, Some(version), (since, Some(until)))? else { return Ok((Vec::new(), until)) };
-    let rows = in_time_order(&rows)?;
-    let ranges = self::cut(&times(&rows), monitoring.window, until);
-    if ranges.is_empty() {
-        return Ok((Vec::new(), until));
-    }
-    // Read only when a window is cut: a version short of one costs a
-    // look at the index, not its model and training data.
-    let mut previous = match &last {
-        Some(w) => logged(home, model, Some(version), (Some(w.window.first_us), Some(w.window.last_us + 1)))?,
-        None => None,
+    let carried = carry.parts.remove(&key).filter(|p| p.next_since == since && !whole);
+    let mut part = match carried {
+        Some(p) => p,
+        None => read_part(home, (model, monitoring), (cut, whole), (since, last.as_ref()))?,
     };
-    if let std::collections::hash_map::Entry::Vacant(e) = references.entry(version) {
-        e.insert(reference(home, model, version).await?);
+    let (Some(rows), false) = (part.rows.take(), part.left.is_empty()) else {
+        return Ok((Vec::new(), part.until));
+    };
+    if !carry.references.contains_key(&key) {
+        let r = reference(home, model, cut.version).await?;
+        carry.references.insert(key.clone(), r);
     }
-    let r = &references[&version];
+    let r = &carry.references[&key];
     let mut recorded = Vec::new();
-    for (i, range) in ranges.into_iter().enumerate() {
-        // The part is read: at least one window is cut from it, or a pacer
-        // that stops after every read would read the same part for ever.
-        if i > 0 && !going() {
+    let mut left = std::mem::take(&mut part.left).into_iter();
+    // The part is read: at least one window is cut from it, or a pacer that
+    // stops after every read would read the same part for ever.
+    while let Some(range) = left.next() {
+        if !recorded.is_empty() && !going() {
+            part.left = std::iter::once(range).chain(left).collect();
             break;
         }
         let window = slice(&rows, range);
-        let scores = score(&window, previous.as_ref(), r.training.as_ref(), &r.inputs, monitoring)?;
+        let scores = score(&window, part.previous.as_ref(), r.training.as_ref(), &r.inputs, monitoring)?;
         let columns = crate::score::compared(monitoring, &r.inputs, r.training.as_ref());
         let sketch = WindowSketch::of(&window, &columns, monitoring);
-        recorded.push(record(home, (model, version), &window, (scores, &sketch), cut.now_us)?);
-        previous = Some(window);
+        let done = record(home, (model, cut.version), &window, (scores, &sketch), cut.now_us)?;
+        part.next_since = Some(done.window.last_us + 1);
+        recorded.push(done);
+        part.previous = Some(window);
+    }
+    let until = part.until;
+    if !part.left.is_empty() {
+        part.rows = Some(rows);
+        carry.parts.insert(key, part);
     }
     Ok((recorded, until))
+}
+
+/// One part of a version's log read from `since`, in time order, cut into
+/// windows; the window before it read only when one is cut (a version
+/// short of one costs a look at the index, not its rows and references).
+fn read_part(
+    home: &Home,
+    (model, monitoring): (&str, &Monitoring),
+    (cut, whole): (Cut, bool),
+    (since, last): (Option<i64>, Option<&flywheel_metadata::MonitorWindow>),
+) -> Result<Part, MonitorError> {
+    let version = cut.version;
+    let until = if whole { cut.settled } else { bounded(home, (model, version), (since, cut), monitoring.window)? };
+    let empty = Part { next_since: since, until, rows: None, left: Vec::new(), previous: None };
+    let Some(rows) = logged(home, model, Some(version), (since, Some(until)))? else { return Ok(empty) };
+    let rows = in_time_order(&rows)?;
+    let left = self::cut(&times(&rows), monitoring.window, until);
+    if left.is_empty() {
+        return Ok(empty);
+    }
+    let previous = match last {
+        Some(w) => logged(home, model, Some(version), (Some(w.window.first_us), Some(w.window.last_us + 1)))?,
+        None => None,
+    };
+    Ok(Part { next_since: since, until, rows: Some(rows), left, previous })
 }
 
 /// Rows read at once, about: a backlog is worked through a part at a time.
