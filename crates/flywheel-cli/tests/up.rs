@@ -242,18 +242,25 @@ fn a_triggered_run_killed_with_up_is_resumed_by_the_next_up_and_nothing_fires_tw
     assert_eq!(env.runs().as_array().unwrap().len(), 3);
 }
 
+/// A folder `incoming` holding a first span of `first` rows, and a
+/// pipeline whose runs train on every span while a `fresh` step reads the
+/// new span alone (its `new_data` parameter).
+fn watching(first: usize) -> Env {
+    let env = Env::new();
+    std::fs::create_dir(env.path().join("incoming")).unwrap();
+    env.write("incoming/2011.csv", &rows(first, false));
+    let fresh = "[parameters]\nnew_data = \"incoming\"\n[steps.fresh]\ncomponent = \"ingest\"\nparams = { path = \"${new_data}\" }\n[steps.ingest]";
+    env.write("clf.toml", &clf_pipeline("incoming").replace("[steps.ingest]", fresh));
+    env
+}
+
 /// A `new_data` trigger watching a folder of spans: a file fires a run
 /// once complete (not while it is still being written), the run reads
 /// every span; the folder gone is told, and back, its files do not fire
 /// again; a new file fires again.
 #[test]
 fn new_files_in_a_watched_folder_start_runs_once_each_when_complete() {
-    let env = Env::new();
-    std::fs::create_dir(env.path().join("incoming")).unwrap();
-    env.write("incoming/2011.csv", &rows(200, false));
-    // The runs train on every span; a `fresh` step reads the new span alone.
-    let fresh = "[parameters]\nnew_data = \"incoming\"\n[steps.fresh]\ncomponent = \"ingest\"\nparams = { path = \"${new_data}\" }\n[steps.ingest]";
-    env.write("clf.toml", &clf_pipeline("incoming").replace("[steps.ingest]", fresh));
+    let env = watching(200);
     let deploy = "[deployment]\npipeline = \"clf.toml\"\n[[trigger]]\non = \"new_data\"\npath = \"incoming\"\nsettle = \"1s\"\ncooldown = \"1s\"\n[delivery]\ncanary = 50\nhold = 5\n";
     env.write("deploy.toml", deploy);
     env.write("traffic.csv", &rows(80, false));
@@ -316,12 +323,8 @@ fn new_files_in_a_watched_folder_start_runs_once_each_when_complete() {
 /// span (skipping it would leave it in no run's `new_data`).
 #[test]
 fn a_file_arriving_during_a_run_is_the_next_runs_new_span_when_busy_skips() {
-    let env = Env::new();
-    std::fs::create_dir(env.path().join("incoming")).unwrap();
     // Enough rows that a run lasts past the next file's settling.
-    env.write("incoming/2011.csv", &rows(100_000, false));
-    let fresh = "[parameters]\nnew_data = \"incoming\"\n[steps.fresh]\ncomponent = \"ingest\"\nparams = { path = \"${new_data}\" }\n[steps.ingest]";
-    env.write("clf.toml", &clf_pipeline("incoming").replace("[steps.ingest]", fresh));
+    let env = watching(100_000);
     let deploy = "[deployment]\npipeline = \"clf.toml\"\n[[trigger]]\non = \"new_data\"\npath = \"incoming\"\nsettle = \"100ms\"\ncooldown = \"0s\"\nwhen_busy = \"skip\"\n[delivery]\nhold = \"1s\"\nmax_hold = \"2s\"\n";
     env.write("deploy.toml", deploy);
     assert_eq!(env.run(&["run", "clf.toml"]).code, 0);

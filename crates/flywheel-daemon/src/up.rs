@@ -361,7 +361,7 @@ struct Loop {
     /// How monitoring keeps to its share while the machine is saturated.
     pace: Pace,
     /// What the monitor read and has not used up, kept between ticks.
-    carry: std::cell::RefCell<flywheel_monitor::windows::Carry>,
+    carry: flywheel_monitor::windows::Carry,
 }
 
 /// See [`Loop::pace`].
@@ -545,17 +545,15 @@ impl Loop {
         // Saturated, the log is read a little at a time (two windows, one
         // segment at least): no long burst.
         let part = if self.pace.judge() { 0 } else { flywheel_monitor::windows::READ_ROWS };
+        let mut carry = std::mem::take(&mut self.carry);
         let going = || self.pace();
         let monitored = if self.pace.resting() {
             Ok(Vec::new())
         } else {
             let at = (&d.model[..], &d.monitoring);
-            let mut carry = std::mem::take(&mut *self.carry.borrow_mut());
-            let done =
-                flywheel_monitor::windows::update_while(&self.home, at, (now_us(), part), going, &mut carry).await;
-            *self.carry.borrow_mut() = carry;
-            done
+            flywheel_monitor::windows::update_while(&self.home, at, (now_us(), part), going, &mut carry).await
         };
+        self.carry = carry;
         for w in monitored.iter().flatten() {
             let text = window_text(w);
             (self.tell)(Event::Window { deployment: d.name.clone(), text });
