@@ -419,7 +419,7 @@ impl Pace {
 /// Answers come first; windows fall behind under such load and are caught
 /// up when it eases.
 pub const BUSY_SHARE: f64 = 0.03;
-pub const IDLE_BELOW: f64 = 0.10;
+pub const IDLE_BELOW: f64 = 0.25;
 /// The longest rest taken between two windows; the rest of it is owed.
 const TICK_REST: Duration = Duration::from_millis(250);
 /// A rest owed beyond this is taken by cutting no window until it passes,
