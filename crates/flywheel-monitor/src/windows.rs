@@ -53,6 +53,16 @@ pub struct Carry {
     parts: HashMap<(String, i64), Part>,
 }
 
+impl Carry {
+    /// Forgets what it holds of `model`'s versions not in `versions` (those
+    /// retired, whose references would otherwise be held for ever).
+    fn keep_only(&mut self, model: &str, versions: &[i64]) {
+        let kept = |(m, v): &(String, i64)| m != model || versions.contains(v);
+        self.references.retain(|k, _| kept(k));
+        self.parts.retain(|k, _| kept(k));
+    }
+}
+
 /// A part of one version's log read and put in time order: the windows
 /// of it not cut yet, the last one cut, and where the next one begins.
 struct Part {
@@ -85,8 +95,10 @@ pub async fn update_while(
 ) -> Result<Vec<Recorded>, MonitorError> {
     let newest = home.metadata.windows(Some(model), 1).map_err(store)?.into_iter().next();
     let floor = newest.map(|w| w.window.last_us.saturating_sub(RETIRED_US));
+    let versions = home.metadata.logged_versions(model, floor).map_err(store)?;
+    carry.keep_only(model, &versions);
     let mut recorded = Vec::new();
-    for version in home.metadata.logged_versions(model, floor).map_err(store)? {
+    for version in versions {
         if !going() {
             break;
         }
@@ -488,5 +500,23 @@ mod tests {
         assert_eq!(cut(&t, d, 3000), [0..10, 10..20, 20..25]);
         let gap: Vec<i64> = vec![0, 10, 5000, 5010];
         assert_eq!(cut(&gap, d, 10_000), [0..2, 2..4], "an empty span is no window");
+    }
+
+    #[test]
+    fn a_carry_forgets_the_versions_no_longer_monitored_of_its_model_only() {
+        let mut carry = Carry::default();
+        let part = || Part { next_since: None, until: 0, rows: None, left: Vec::new(), previous: None };
+        for key in [("a", 1), ("a", 2), ("b", 1)] {
+            let key = (key.0.to_string(), key.1);
+            carry.references.insert(key.clone(), crate::reference::Reference { training: None, inputs: Vec::new() });
+            carry.parts.insert(key, part());
+        }
+        carry.keep_only("a", &[2, 3]);
+        let mut held: Vec<_> = carry.references.keys().cloned().collect();
+        held.sort();
+        assert_eq!(held, [("a".to_string(), 2), ("b".to_string(), 1)]);
+        let mut parts: Vec<_> = carry.parts.into_keys().collect();
+        parts.sort();
+        assert_eq!(parts, held);
     }
 }
