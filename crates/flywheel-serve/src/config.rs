@@ -55,6 +55,9 @@ pub struct Serve {
     pub token: Option<String>,
     /// The prediction log, written under `home` (none without a home).
     pub log: Option<LogOptions>,
+    /// Run once each time the server goes quiet after work (no request for
+    /// a second): the CLI gives freed memory back.
+    pub on_quiet: Option<fn()>,
 }
 
 impl Serve {
@@ -87,6 +90,7 @@ impl Serve {
             limits: config.limits.clone(),
             token: config.token.clone(),
             log: config.log.clone(),
+            on_quiet: None,
         })
     }
 
@@ -102,6 +106,7 @@ impl Serve {
             limits: Limits::default(),
             token: None,
             log: None,
+            on_quiet: None,
         }
     }
 }

@@ -24,6 +24,7 @@ mod metrics;
 mod mlflow;
 mod oip;
 mod ops;
+mod quiet;
 mod route;
 mod run_request;
 mod served;
@@ -168,8 +169,12 @@ pub async fn run_until(
         ),
         None => None,
     };
+    let quiet = serve.on_quiet.map(|hook| tokio::spawn(quiet::watch(app.metrics.started.clone(), hook)));
     ready(local);
     let served = http::serve(listener, app.clone(), shutdown).await;
+    if let Some(q) = quiet {
+        q.abort();
+    }
     if let Some(f) = following {
         let _ = tokio::task::spawn_blocking(move || f.stop()).await;
     }

@@ -22,6 +22,7 @@ use std::time::Instant;
 /// boxed future and a cloned service per request.
 pub(crate) async fn guard(State(app): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let start = Instant::now();
+    app.metrics.started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     // Kept (cheap clones) to name the model only when no version answered.
     let (uri, named) = (request.uri().clone(), request.headers().get(MODEL_HEADER).cloned());
     let response = match app.slots.clone().try_acquire_owned() {

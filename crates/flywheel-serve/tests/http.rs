@@ -678,3 +678,46 @@ fn a_model_name_nobody_serves_is_not_a_metrics_label() {
     assert!(!metrics.contains("made-up"), "{metrics}");
     assert!(metrics.contains(r#"flywheel_requests_total{model="",version="",code="404"} 5"#), "{metrics}");
 }
+
+static QUIET_SPELLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn count_quiet_spell() {
+    QUIET_SPELLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// The hook `flywheel serve` gives freed memory back with runs once each
+/// time requests stop for a second: not before any came, not during them,
+/// not again while the server stays quiet.
+#[test]
+fn the_quiet_hook_runs_once_after_each_spell_of_requests() {
+    let table =
+        Arc::new(ModelTable::new([Served::new("reg".into(), 4, "reg@production".into(), model(Task::Regression))]));
+    let serve = flywheel_serve::Serve {
+        on_quiet: Some(count_quiet_spell),
+        ..flywheel_serve::Serve::from_table("127.0.0.1:0", table)
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let _ = rt.block_on(flywheel_serve::run_until(serve, move |a| tx.send(a).unwrap(), std::future::pending()));
+    });
+    let addr = rx.recv().unwrap();
+    let spells = || QUIET_SPELLS.load(std::sync::atomic::Ordering::SeqCst);
+    let wait = |ms| std::thread::sleep(std::time::Duration::from_millis(ms));
+    let body = json!({ "instances": [{ "x": 0.5, "c": "b" }] });
+    wait(2_200);
+    assert_eq!(spells(), 0, "no request yet: nothing to give back");
+    // Requests every 200 ms for 2.4 s: never a quiet second.
+    for _ in 0..12 {
+        assert_eq!(post_json(addr, "/invocations", &body).status, 200);
+        wait(200);
+    }
+    assert_eq!(spells(), 0, "not while requests come");
+    wait(2_500);
+    assert_eq!(spells(), 1, "once the requests stopped");
+    wait(2_200);
+    assert_eq!(spells(), 1, "once per quiet spell");
+    assert_eq!(post_json(addr, "/invocations", &body).status, 200);
+    wait(2_500);
+    assert_eq!(spells(), 2);
+}
