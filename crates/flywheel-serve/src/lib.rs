@@ -169,7 +169,7 @@ pub async fn run_until(
         ),
         None => None,
     };
-    let quiet = serve.on_quiet.map(|hook| tokio::spawn(quiet::watch(app.metrics.started.clone(), hook)));
+    let quiet = serve.on_quiet.map(|hook| tokio::spawn(quiet::watch(app.metrics.clone(), hook)));
     ready(local);
     let served = http::serve(listener, app.clone(), shutdown).await;
     if let Some(q) = quiet {

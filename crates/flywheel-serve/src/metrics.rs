@@ -12,7 +12,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
@@ -56,7 +55,7 @@ pub struct Metrics {
     pub log_dropped: Counter,
     /// Prediction requests started, answered or not (not exported: what
     /// tells the server it has gone quiet).
-    pub started: Arc<AtomicU64>,
+    pub started: AtomicU64,
     /// Held while counts kept elsewhere are caught up and the page rendered,
     /// so two scrapes at once cannot both add the same difference.
     rendering: std::sync::Mutex<()>,
@@ -80,7 +79,7 @@ impl Default for Metrics {
             shadow_failed: Counter::default(),
             shadow_dropped: Counter::default(),
             log_dropped: Counter::default(),
-            started: Arc::default(),
+            started: AtomicU64::new(0),
             rendering: std::sync::Mutex::new(()),
             answered: std::sync::RwLock::new(std::collections::HashMap::new()),
         };

@@ -5,8 +5,9 @@
 //! Run once per quiet spell, never during a load: a trim walks every arena
 //! under its lock, which requests would wait for.
 
+use crate::Metrics;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// How long without a new request counts as quiet.
@@ -32,15 +33,16 @@ impl Quiet {
     }
 }
 
-/// Runs `hook` (on a blocking thread) each time `started` stops moving for
-/// [`QUIET_AFTER`] after moving; until the task is aborted.
-pub(crate) async fn watch(started: Arc<AtomicU64>, hook: fn()) {
+/// Runs `hook` (on a blocking thread) each time the requests started
+/// (`Metrics::started`) stop moving for [`QUIET_AFTER`] after moving;
+/// until the task is aborted.
+pub(crate) async fn watch(metrics: Arc<Metrics>, hook: fn()) {
     let mut tick = tokio::time::interval(QUIET_AFTER);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut quiet = Quiet::default();
     loop {
         tick.tick().await;
-        if quiet.look(started.load(Ordering::Relaxed)) {
+        if quiet.look(metrics.started.load(Ordering::Relaxed)) {
             let _ = tokio::task::spawn_blocking(hook).await;
         }
     }
