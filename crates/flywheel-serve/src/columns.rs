@@ -154,12 +154,15 @@ fn nan_as_null(body: &[u8]) -> Result<Option<Vec<u8>>> {
 /// the unexpected ones are named (the latter with the closest input).
 pub fn check_names<'a>(served: &Served, given: impl IntoIterator<Item = &'a str>) -> Result<()> {
     let given: Vec<&str> = given.into_iter().collect();
-    let inputs = served.input_names();
     // The common cases, checked without building a message: the model's
     // order (one comparison a name), or any order.
-    if given == inputs || (given.len() == inputs.len() && inputs.iter().all(|i| given.contains(i))) {
+    let shared = served.input_names_shared();
+    if given.len() == shared.len()
+        && (given.iter().zip(shared).all(|(g, i)| *g == &**i) || shared.iter().all(|i| given.contains(&&**i)))
+    {
         return Ok(());
     }
+    let inputs = served.input_names();
     if let Some(dup) = given.iter().enumerate().find(|(i, g)| given[..*i].contains(g)).map(|(_, g)| g) {
         return Err(bad(format!("input `{dup}` is given twice")));
     }

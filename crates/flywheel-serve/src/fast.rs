@@ -2,408 +2,170 @@
 //! a `serde_json::Value` tree first (which was half the time of a
 //! 1,000-row request): MLflow's `{"dataframe_split": {"columns": [...],
 //! "data": [[...], ...]}}` and OIP's `{"id": ..., "inputs": [tensors]}` with
-//! FP64 tensors for number columns and BYTES for text.
+//! FP64 tensors for number columns and BYTES for text, read with the
+//! strict cursor of `scan.rs`.
 //!
 //! A fast path only ever succeeds or gives up: on anything else (another
 //! format, a field it does not take, a value of the wrong type, a bad
-//! count) it returns `None` and the request is read again by the general
-//! path, which accepts the same bodies and names what is wrong. So the two
-//! cannot disagree on an error; that they read a success alike is what the
-//! tests below check, body by body.
+//! count, an escaped string) it returns `None` and the request is read
+//! again by the general path, which accepts the same bodies and names what
+//! is wrong. So the two cannot disagree on an error; that they read a
+//! success alike is what the tests below check, body by body.
 
 use crate::columns::{Builder, check_names, frame};
+use crate::scan::Scan;
 use crate::served::Served;
 use flywheel_ml::{ColumnKind, Frame};
-use serde::de::{DeserializeSeed, Error, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use std::borrow::Cow;
-use std::fmt;
 
-/// A seed that is its own visitor, read with `deserialize_$how`.
-macro_rules! seed_is_visitor {
-    ($ty:ty, $how:ident) => {
-        impl<'de> DeserializeSeed<'de> for $ty {
-            type Value = <Self as Visitor<'de>>::Value;
-            fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-                d.$how(self)
-            }
-        }
-    };
-}
+/// How deep a skipped value (`"index"`, say) may nest.
+const SKIP_DEPTH: usize = 8;
 
-/// Why the fast path gave up; never shown.
-fn give_up<E: Error>() -> E {
-    E::custom("not the fast path")
-}
+type Columns<'a> = Vec<(&'a str, Builder)>;
 
 /// A `dataframe_split` body, or `None` to read it the general way.
 pub fn dataframe_split(served: &Served, body: &[u8]) -> Option<Frame> {
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let columns = Top { served }.deserialize(&mut de).ok()?;
-    de.end().ok()?;
-    frame(served, columns).ok()
+    let mut scan = Scan::new(body);
+    let mut columns = None;
+    scan.object(|scan, key| match (key, columns.is_none()) {
+        (b"dataframe_split", true) => {
+            columns = Some(split(served, scan)?);
+            Some(())
+        }
+        _ => None,
+    })?;
+    scan.end()?;
+    frame(served, columns?).ok()
+}
+
+/// `{"columns": [...], "data": [[...], ...]}`, the columns first.
+fn split<'a>(served: &Served, scan: &mut Scan<'a>) -> Option<Columns<'a>> {
+    let (mut columns, mut filled) = (None::<Columns<'a>>, false);
+    scan.object(|scan, key| match (key, columns.as_mut()) {
+        (b"columns", None) => {
+            columns = Some(names(served, scan)?);
+            Some(())
+        }
+        (b"data", Some(columns)) if !filled => {
+            filled = true;
+            scan.list(|scan| row(scan, columns))
+        }
+        (b"columns" | b"data", _) => None,
+        _ => scan.skip(SKIP_DEPTH),
+    })?;
+    columns.filter(|_| filled)
+}
+
+/// The column names, checked against the model's inputs, each with an
+/// empty column of its input's kind.
+fn names<'a>(served: &Served, scan: &mut Scan<'a>) -> Option<Columns<'a>> {
+    let mut names = Vec::with_capacity(served.input_names_shared().len());
+    scan.list(|scan| {
+        names.push(scan.str()?);
+        Some(())
+    })?;
+    check_names(served, names.iter().copied()).ok()?;
+    let kind = |i, n: &str| served.input_kind_at(i, n).unwrap_or(ColumnKind::Text);
+    Some(names.into_iter().enumerate().map(|(i, n)| (n, Builder::new(kind(i, n), 0))).collect())
+}
+
+/// One row: a value per column, in order, no more.
+fn row(scan: &mut Scan, columns: &mut Columns) -> Option<()> {
+    scan.expect(b'[')?;
+    for (i, (_, b)) in columns.iter_mut().enumerate() {
+        if i > 0 {
+            scan.expect(b',')?;
+        }
+        cell(scan, b, true)?;
+    }
+    scan.expect(b']')
+}
+
+/// One value into a column, as `Builder::push_json` takes it: a number or
+/// null (and, with `booleans`, true or false) for numbers; text or null
+/// for text.
+fn cell(scan: &mut Scan, b: &mut Builder, booleans: bool) -> Option<()> {
+    match (b, scan.peek()?) {
+        (Builder::Num(out), b'n') if scan.word(b"null") => out.push(f64::NAN),
+        (Builder::Text(out), b'n') if scan.word(b"null") => out.push(None),
+        (Builder::Num(out), b't') if booleans && scan.word(b"true") => out.push(1.0),
+        (Builder::Num(out), b'f') if booleans && scan.word(b"false") => out.push(0.0),
+        (Builder::Num(out), b'-' | b'0'..=b'9') => out.push(scan.number()?),
+        (Builder::Text(out), b'"') => out.push(Some(scan.str()?.to_string())),
+        _ => return None,
+    }
+    Some(())
 }
 
 /// An OIP inference body of JSON tensors: its id and frame, or `None`.
 pub fn infer(served: &Served, body: &[u8]) -> Option<(Option<String>, Frame)> {
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let (id, columns) = InferTop { served }.deserialize(&mut de).ok()?;
-    de.end().ok()?;
+    let mut scan = Scan::new(body);
+    let (mut id, mut columns) = (None, None);
+    scan.object(|scan, key| match key {
+        b"id" if id.is_none() => {
+            id = Some(scan.str()?.to_string());
+            Some(())
+        }
+        b"inputs" if columns.is_none() => {
+            let mut tensors = Vec::with_capacity(served.input_names_shared().len());
+            scan.list(|scan| {
+                tensors.push(tensor(served, tensors.len(), scan)?);
+                Some(())
+            })?;
+            columns = Some(tensors);
+            Some(())
+        }
+        _ => None,
+    })?;
+    scan.end()?;
+    let columns = columns?;
+    check_names(served, columns.iter().map(|(n, _)| *n)).ok()?;
+    let rows = columns.first().map_or(0, |(_, b)| b.len());
+    if columns.iter().any(|(_, b)| b.len() != rows) {
+        return None;
+    }
     Some((id, frame(served, columns).ok()?))
 }
 
-type Columns<'de> = Vec<(Cow<'de, str>, Builder)>;
-
-/// A key or name, borrowed from the body when it has no escapes (serde's
-/// own `Cow<str>` always copies).
-struct Name<'de>(Cow<'de, str>);
-
-impl<'de> serde::Deserialize<'de> for Name<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_str(NameVisitor)
-    }
-}
-
-struct NameVisitor;
-
-impl<'de> Visitor<'de> for NameVisitor {
-    type Value = Name<'de>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a name")
-    }
-    fn visit_borrowed_str<E: Error>(self, v: &'de str) -> Result<Name<'de>, E> {
-        Ok(Name(Cow::Borrowed(v)))
-    }
-    fn visit_str<E: Error>(self, v: &str) -> Result<Name<'de>, E> {
-        Ok(Name(Cow::Owned(v.to_string())))
-    }
-}
-
-struct Top<'s> {
-    served: &'s Served,
-}
-
-seed_is_visitor!(Top<'_>, deserialize_map);
-
-impl<'de> Visitor<'de> for Top<'_> {
-    type Value = Columns<'de>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a dataframe_split body")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Columns<'de>, A::Error> {
-        match map.next_key::<Name<'de>>()?.as_ref().map(|n| n.0.as_ref()) {
-            Some("dataframe_split") => {}
-            _ => return Err(give_up()),
-        }
-        let columns = map.next_value_seed(Split { served: self.served })?;
-        match map.next_key::<IgnoredAny>()? {
-            None => Ok(columns),
-            Some(_) => Err(give_up()),
-        }
-    }
-}
-
-struct Split<'s> {
-    served: &'s Served,
-}
-
-seed_is_visitor!(Split<'_>, deserialize_map);
-
-impl<'de> Visitor<'de> for Split<'_> {
-    type Value = Columns<'de>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("columns, then data")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Columns<'de>, A::Error> {
-        let mut columns: Option<Columns<'de>> = None;
-        let mut filled = false;
-        while let Some(key) = map.next_key::<Name<'de>>()? {
-            match (key.0.as_ref(), columns.as_mut()) {
-                ("columns", None) => {
-                    let names: Vec<Name<'de>> = map.next_value()?;
-                    check_names(self.served, names.iter().map(|n| n.0.as_ref())).map_err(|_| give_up())?;
-                    columns = Some(builders(self.served, names));
-                }
-                ("data", Some(columns)) if !filled => {
-                    map.next_value_seed(Rows { columns })?;
-                    filled = true;
-                }
-                ("columns" | "data", _) => return Err(give_up()),
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        columns.filter(|_| filled).ok_or_else(give_up)
-    }
-}
-
-fn builders<'de>(served: &Served, names: Vec<Name<'de>>) -> Columns<'de> {
-    let kind = |i, n: &str| served.input_kind_at(i, n).unwrap_or(ColumnKind::Text);
-    names
-        .into_iter()
-        .enumerate()
-        .map(|(i, Name(n))| {
-            let b = Builder::new(kind(i, &n), 0);
-            (n, b)
-        })
-        .collect()
-}
-
-/// `[[v, ...], ...]`, each row's values going to the columns in order.
-struct Rows<'c, 'n> {
-    columns: &'c mut Columns<'n>,
-}
-
-seed_is_visitor!(Rows<'_, '_>, deserialize_seq);
-
-impl<'de> Visitor<'de> for Rows<'_, '_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a list of rows")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(Row { columns: &mut *self.columns })?.is_some() {}
-        Ok(())
-    }
-}
-
-struct Row<'c, 'n> {
-    columns: &'c mut Columns<'n>,
-}
-
-seed_is_visitor!(Row<'_, '_>, deserialize_seq);
-
-impl<'de> Visitor<'de> for Row<'_, '_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a row")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        for (_, b) in self.columns.iter_mut() {
-            seq.next_element_seed(Cell(b))?.ok_or_else(give_up)?;
-        }
-        match seq.next_element::<IgnoredAny>()? {
-            None => Ok(()),
-            Some(_) => Err(give_up()),
-        }
-    }
-}
-
-/// One value into a column, as `Builder::push_json` takes it: a number,
-/// null or a boolean for numbers; text or null for text.
-struct Cell<'b>(&'b mut Builder);
-
-seed_is_visitor!(Cell<'_>, deserialize_any);
-
-impl<'de> Visitor<'de> for Cell<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a value")
-    }
-    fn visit_f64<E: Error>(self, v: f64) -> Result<(), E> {
-        num(self.0, v)
-    }
-    fn visit_i64<E: Error>(self, v: i64) -> Result<(), E> {
-        num(self.0, v as f64)
-    }
-    fn visit_u64<E: Error>(self, v: u64) -> Result<(), E> {
-        num(self.0, v as f64)
-    }
-    fn visit_bool<E: Error>(self, v: bool) -> Result<(), E> {
-        num(self.0, f64::from(u8::from(v)))
-    }
-    fn visit_unit<E: Error>(self) -> Result<(), E> {
-        match self.0 {
-            Builder::Num(out) => out.push(f64::NAN),
-            Builder::Text(out) => out.push(None),
-        }
-        Ok(())
-    }
-    fn visit_str<E: Error>(self, v: &str) -> Result<(), E> {
-        match self.0 {
-            Builder::Text(out) => {
-                out.push(Some(v.to_string()));
-                Ok(())
-            }
-            Builder::Num(_) => Err(give_up()),
-        }
-    }
-}
-
-fn num<E: Error>(b: &mut Builder, v: f64) -> Result<(), E> {
-    match b {
-        Builder::Num(out) => {
-            out.push(v);
-            Ok(())
-        }
-        Builder::Text(_) => Err(give_up()),
-    }
-}
-
-struct InferTop<'s> {
-    served: &'s Served,
-}
-
-seed_is_visitor!(InferTop<'_>, deserialize_map);
-
-impl<'de> Visitor<'de> for InferTop<'_> {
-    type Value = (Option<String>, Columns<'de>);
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an inference request")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let (mut id, mut columns) = (None, None);
-        while let Some(key) = map.next_key::<Name<'de>>()? {
-            match key.0.as_ref() {
-                "id" if id.is_none() => id = Some(map.next_value::<String>()?),
-                "inputs" if columns.is_none() => columns = Some(map.next_value_seed(Tensors { served: self.served })?),
-                _ => return Err(give_up()),
-            }
-        }
-        let columns = columns.ok_or_else(give_up)?;
-        check_names(self.served, columns.iter().map(|(n, _)| n.as_ref())).map_err(|_| give_up())?;
-        let rows = columns.first().map_or(0, |(_, b)| b.len());
-        if columns.iter().any(|(_, b)| b.len() != rows) {
-            return Err(give_up());
-        }
-        Ok((id, columns))
-    }
-}
-
-struct Tensors<'s> {
-    served: &'s Served,
-}
-
-seed_is_visitor!(Tensors<'_>, deserialize_seq);
-
-impl<'de> Visitor<'de> for Tensors<'_> {
-    type Value = Columns<'de>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a list of tensors")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Columns<'de>, A::Error> {
-        let mut out = Vec::new();
-        while let Some(column) = seq.next_element_seed(Tensor { served: self.served })? {
-            out.push(column);
-        }
-        Ok(out)
-    }
-}
-
 /// `{"name", "datatype", "shape", "data"}`, `data` after `name`: FP64 for a
-/// number column, BYTES for text, a flat list as long as the shape says.
-struct Tensor<'s> {
-    served: &'s Served,
-}
-
-seed_is_visitor!(Tensor<'_>, deserialize_map);
-
-impl<'de> Visitor<'de> for Tensor<'_> {
-    type Value = (Cow<'de, str>, Builder);
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a tensor")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let (mut name, mut datatype, mut shape, mut data) = (None, None, None, None);
-        while let Some(key) = map.next_key::<Name<'de>>()? {
-            match key.0.as_ref() {
-                "name" if name.is_none() => {
-                    let Name(n) = map.next_value()?;
-                    let kind = self.served.input_kind(&n).ok_or_else(give_up)?;
-                    name = Some((n, kind));
-                }
-                "datatype" if datatype.is_none() => datatype = Some(map.next_value::<Name<'de>>()?),
-                "shape" if shape.is_none() => shape = Some(map.next_value_seed(Shape)?),
-                "data" if data.is_none() => {
-                    let (_, kind) = name.as_ref().ok_or_else(give_up)?;
-                    let mut b = Builder::new(*kind, 0);
-                    map.next_value_seed(Flat { builder: &mut b })?;
-                    data = Some(b);
-                }
-                _ => return Err(give_up()),
+/// number column, BYTES for text, a flat list as long as the shape says;
+/// usually the model's input `hint`.
+fn tensor<'a>(served: &Served, hint: usize, scan: &mut Scan<'a>) -> Option<(&'a str, Builder)> {
+    let (mut name, mut datatype, mut shape, mut data) = (None, None, None, None);
+    scan.object(|scan, key| {
+        match key {
+            b"name" if name.is_none() => {
+                let n = scan.str()?;
+                name = Some((n, served.input_kind_at(hint, n)?));
             }
+            b"datatype" if datatype.is_none() => datatype = Some(scan.raw_str()?),
+            b"shape" if shape.is_none() => shape = Some(rows_of_shape(scan)?),
+            b"data" if data.is_none() => {
+                let (_, kind) = name?;
+                let rows = shape.unwrap_or(0).try_into().unwrap_or(0);
+                let mut b = Builder::new(kind, rows);
+                scan.list(|scan| cell(scan, &mut b, false))?;
+                data = Some(b);
+            }
+            _ => return None,
         }
-        let ((name, kind), datatype, shape, data) = (
-            name.ok_or_else(give_up)?,
-            datatype.ok_or_else(give_up)?,
-            shape.ok_or_else(give_up)?,
-            data.ok_or_else(give_up)?,
-        );
-        let wanted = match kind {
-            ColumnKind::Number => "FP64",
-            ColumnKind::Text => "BYTES",
-        };
-        match shape {
-            n if n == data.len() as u64 && datatype.0 == wanted => Ok((name, data)),
-            _ => Err(give_up()),
-        }
-    }
+        Some(())
+    })?;
+    let ((name, kind), datatype, shape, data) = (name?, datatype?, shape?, data?);
+    let wanted = match kind {
+        ColumnKind::Number => &b"FP64"[..],
+        ColumnKind::Text => b"BYTES",
+    };
+    (shape == data.len() as u64 && datatype == wanted).then_some((name, data))
 }
 
-/// A `[rows]` or `[rows, 1]` shape, read without a `Vec`: its row count.
-struct Shape;
-
-seed_is_visitor!(Shape, deserialize_seq);
-
-impl<'de> Visitor<'de> for Shape {
-    type Value = u64;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a shape")
+/// A `[rows]` or `[rows, 1]` shape: its row count.
+fn rows_of_shape(scan: &mut Scan) -> Option<u64> {
+    scan.expect(b'[')?;
+    let rows = scan.count()?;
+    if scan.eat(b',') && scan.count()? != 1 {
+        return None;
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<u64, A::Error> {
-        let rows: u64 = seq.next_element()?.ok_or_else(give_up)?;
-        match seq.next_element::<u64>()? {
-            None => Ok(rows),
-            Some(1) if seq.next_element::<IgnoredAny>()?.is_none() => Ok(rows),
-            Some(_) => Err(give_up()),
-        }
-    }
-}
-
-/// A flat list of values into one column.
-struct Flat<'b> {
-    builder: &'b mut Builder,
-}
-
-seed_is_visitor!(Flat<'_>, deserialize_seq);
-
-impl<'de> Visitor<'de> for Flat<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a flat list of values")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(Strict(&mut *self.builder))?.is_some() {}
-        Ok(())
-    }
-}
-
-/// A value of an FP64 or BYTES tensor: a number or null, or text or null
-/// (no booleans, as the general path refuses them for FP64).
-struct Strict<'b>(&'b mut Builder);
-
-seed_is_visitor!(Strict<'_>, deserialize_any);
-
-impl<'de> Visitor<'de> for Strict<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a number, text or null")
-    }
-    fn visit_f64<E: Error>(self, v: f64) -> Result<(), E> {
-        Cell(self.0).visit_f64(v)
-    }
-    fn visit_i64<E: Error>(self, v: i64) -> Result<(), E> {
-        Cell(self.0).visit_i64(v)
-    }
-    fn visit_u64<E: Error>(self, v: u64) -> Result<(), E> {
-        Cell(self.0).visit_u64(v)
-    }
-    fn visit_unit<E: Error>(self) -> Result<(), E> {
-        Cell(self.0).visit_unit()
-    }
-    fn visit_str<E: Error>(self, v: &str) -> Result<(), E> {
-        Cell(self.0).visit_str(v)
-    }
+    scan.expect(b']').map(|()| rows)
 }
 
 #[cfg(test)]
@@ -441,7 +203,8 @@ mod tests {
     fn a_split_body_reads_as_the_general_path_reads_it() {
         let s = served();
         for body in [
-            r#"{"dataframe_split": {"columns": ["c", "x"], "data": [["a", 1.5], [null, null], ["b\u00e9", -2]]}}"#,
+            r#"{"dataframe_split": {"columns": ["c", "x"], "data": [["a", 1.5], [null, null], ["bé", -2e0]]}}"#,
+            r#"{"dataframe_split": {"index": [[0, {"k": "v"}]], "columns": ["x", "c"], "data": [[1.5, "a"]], "dtypes": null}}"#,
             r#"{"dataframe_split": {"index": [0], "columns": ["x", "c"], "data": [[true, "a"]]}}"#,
             r#"{"dataframe_split": {"columns": ["x", "c"], "data": []}}"#,
         ] {
@@ -462,6 +225,10 @@ mod tests {
             r#"{"dataframe_split": {"columns": ["x", "c"], "data": [[NaN, "a"]]}}"#,
             r#"{"dataframe_split": {"columns": ["x", "c"], "data": [[1, "a"]]}, "params": {}}"#,
             r#"{"dataframe_records": [{"x": 1, "c": "a"}]}"#,
+            r#"{"dataframe_split": {"columns": ["x", "c"], "data": [[1, "b\u00e9"]]}}"#,
+            r#"{"dataframe_split": {"columns": ["x", "c"], "data": [[01, "a"]]}}"#,
+            r#"{"dataframe_split": {"columns": ["x", "c"], "data": [[1, "a"],]}}"#,
+            r#"{"dataframe_split": {"columns": ["x", "c"], "data": [[1, "a"]]}} trailing"#,
         ] {
             assert!(dataframe_split(&s, body.as_bytes()).is_none(), "{body}");
         }

@@ -11,6 +11,7 @@ use crate::{BODY_LIMIT, Result, ServeError, feedback, mlflow, oip, ops, run_requ
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
@@ -58,46 +59,6 @@ pub fn router(app: Arc<AppState>) -> Router {
             (StatusCode::METHOD_NOT_ALLOWED, error_body("method not allowed on this endpoint"))
         })
         .with_state(app)
-}
-
-/// Serves `app` on `listener` until `shutdown` resolves; requests in
-/// flight then finish before this returns. hyper's own connection loop
-/// (what `axum::serve` runs), with a timer so that a request head must
-/// arrive within `Limits::header_timeout`.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: Arc<AppState>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<()> {
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(app.limits.header_timeout);
-    let service = hyper_util::service::TowerToHyperService::new(router(app));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    // Out of file descriptors, say: wait rather than spin.
-                    tracing::warn!("cannot accept a connection: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let connection = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service.clone());
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!("connection ended: {e}");
-            }
-        });
-    }
-    drop(listener);
-    graceful.shutdown().await;
-    Ok(())
 }
 
 async fn metrics(State(app): App) -> Response {
@@ -157,16 +118,33 @@ async fn model_ready_v(State(app): App, Path((name, v)): Path<(String, String)>)
 // the headers of every request.
 async fn infer(State(app): App, Path(name): Path<String>, request: Request) -> Result<Response> {
     let (parts, body) = request.into_parts();
-    let picked = pick(&app.table, &name, &parts.headers)?;
-    infer_with(&app, picked, &parts.headers, body).await
+    infer_named(&app, &name, &parts, body).await
 }
 
 async fn infer_v(State(app): App, Path((name, v)): Path<(String, String)>, request: Request) -> Result<Response> {
     let (parts, body) = request.into_parts();
-    let served = find_version(&app.table, &name, &v)?;
-    let arm = ModelRef { name, selector: flywheel_core::Selector::Version(served.version) };
+    infer_version(&app, &name, &v, &parts, body).await
+}
+
+/// `POST /v2/models/{name}/infer`: the version `name`'s split picks.
+pub(crate) async fn infer_named(app: &Arc<AppState>, name: &str, parts: &Parts, body: Body) -> Result<Response> {
+    let picked = pick(&app.table, name, &parts.headers)?;
+    infer_with(app, picked, &parts.headers, body).await
+}
+
+/// `POST /v2/models/{name}/versions/{v}/infer`: that version, when served.
+pub(crate) async fn infer_version(
+    app: &Arc<AppState>,
+    name: &str,
+    v: &str,
+    parts: &Parts,
+    body: Body,
+) -> Result<Response> {
+    let served = find_version(&app.table, name, v)?;
+    let arm = ModelRef { name: name.to_string(), selector: flywheel_core::Selector::Version(served.version) };
     let arm_header = HeaderValue::try_from(arm.to_string()).ok();
-    infer_with(&app, Picked { served, arm: Arc::new(arm), arm_header, shadow: None }, &parts.headers, body).await
+    let picked = Picked { served, arm: Arc::new(arm), arm_header, shadow: None };
+    infer_with(app, picked, &parts.headers, body).await
 }
 
 /// `POST .../infer`: JSON, or a JSON header and binary tensors.
@@ -202,19 +180,23 @@ async fn infer_with(app: &Arc<AppState>, picked: Picked, headers: &HeaderMap, bo
     Ok(picked_by(response, &picked))
 }
 
-/// `POST /invocations`, MLflow's scoring format.
 async fn invocations(State(app): App, request: Request) -> Result<Response> {
-    let started = Instant::now();
     let (parts, body) = request.into_parts();
+    invocations_with(&app, &parts, body).await
+}
+
+/// `POST /invocations`, MLflow's scoring format.
+pub(crate) async fn invocations_with(app: &Arc<AppState>, parts: &Parts, body: Body) -> Result<Response> {
+    let started = Instant::now();
     let headers = &parts.headers;
     let picked = invocation_model(&app.table, parts.uri.query(), headers)?;
     let id = request_id(headers)?;
-    let body = read_body(&app, headers, body).await?;
+    let body = read_body(app, headers, body).await?;
     let frame = mlflow::parse(&picked.served, header_str(headers, header::CONTENT_TYPE.as_str())?, &body)?;
-    let (pred, frame) = answer(&app, &picked, &id, frame).await?;
+    let (pred, frame) = answer(app, &picked, &id, frame).await?;
     let mut response = json_bytes(StatusCode::OK, mlflow::answer(&picked.served, &pred));
     let by = Answerer { served: &picked.served, arm: &picked.arm, shadow: false };
-    log_prediction(&app, by, &id, &frame, &pred, started);
+    log_prediction(app, by, &id, &frame, &pred, started);
     with_id(&mut response, id);
     Ok(picked_by(response, &picked))
 }
@@ -444,7 +426,10 @@ fn json(status: StatusCode, v: &serde_json::Value) -> Response {
 }
 
 fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+    // A static header value: one given as text is copied for every response.
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
 
 fn error_body(message: &str) -> Response {

@@ -17,6 +17,7 @@ mod config;
 mod fast;
 mod feedback;
 mod follow;
+mod front;
 mod headers;
 mod http;
 pub mod log;
@@ -27,6 +28,7 @@ mod ops;
 mod quiet;
 mod route;
 mod run_request;
+mod scan;
 mod served;
 mod shadow;
 mod split_api;
@@ -35,8 +37,9 @@ mod table;
 
 pub use config::{DEFAULT_ADDR, DEFAULT_ALIAS, Serve, ServeConfig};
 pub use follow::{DEFAULT_POLL, Followed, Follower, Following};
+pub use front::serve as serve_on;
 pub use headers::{ARM_HEADER, KEY_HEADER, MODEL_HEADER, REQUEST_ID_HEADER, VERSION_HEADER};
-pub use http::{router, serve as serve_on};
+pub use http::router;
 pub use log::{LogOptions, PredictionLog, Sampling};
 pub use metrics::Metrics;
 pub use ops::exposure_warning;
@@ -171,7 +174,7 @@ pub async fn run_until(
     };
     let quiet = serve.on_quiet.map(|hook| tokio::spawn(quiet::watch(app.metrics.clone(), hook)));
     ready(local);
-    let served = http::serve(listener, app.clone(), shutdown).await;
+    let served = front::serve(listener, app.clone(), shutdown).await;
     if let Some(q) = quiet {
         q.abort();
     }

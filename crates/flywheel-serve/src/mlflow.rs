@@ -15,16 +15,20 @@ const FORMATS: [&str; 4] = ["dataframe_split", "dataframe_records", "instances",
 
 /// The frame a request body holds, by its content type.
 pub fn parse(served: &Served, content_type: Option<&str>, body: &[u8]) -> Result<Frame> {
-    let media = content_type.map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
-    match media.as_deref() {
-        None | Some("application/json") => match crate::fast::dataframe_split(served, body) {
+    let media = content_type.map(|c| c.split(';').next().unwrap_or("").trim());
+    let is = |m: &str| media.is_none_or(|given| given.eq_ignore_ascii_case(m));
+    if is("application/json") {
+        match crate::fast::dataframe_split(served, body) {
             Some(frame) => Ok(frame),
             None => parse_json(served, &read_json(body)?),
-        },
-        Some("text/csv") => parse_csv(served, body),
-        Some(other) => Err(ServeError::Unsupported(format!(
-            "content type `{other}` is not taken by /invocations: send application/json or text/csv"
-        ))),
+        }
+    } else if is("text/csv") {
+        parse_csv(served, body)
+    } else {
+        Err(ServeError::Unsupported(format!(
+            "content type `{}` is not taken by /invocations: send application/json or text/csv",
+            media.unwrap_or_default().to_ascii_lowercase()
+        )))
     }
 }
 

@@ -10,26 +10,37 @@ use crate::ServeError;
 use crate::headers::{MODEL_HEADER, VERSION_HEADER, model_in_query};
 use crate::state::AppState;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Counts, times and limits a prediction request: refused with 503 and
-/// `Retry-After` when `max_in_flight` are being answered, counted by the
-/// version that answered. One middleware, not two: each layer costs a
-/// boxed future and a cloned service per request.
+/// Counts, times and limits a prediction request routed by axum (the
+/// routes `front` does not take first): see [`guarded`].
 pub(crate) async fn guard(State(app): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    let start = Instant::now();
-    app.metrics.started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     // Kept (cheap clones) to name the model only when no version answered.
     let (uri, named) = (request.uri().clone(), request.headers().get(MODEL_HEADER).cloned());
+    guarded(&app, &uri, named.as_ref(), next.run(request)).await
+}
+
+/// Runs `answer`, the handler of a prediction request for `uri`: refused
+/// with 503 and `Retry-After` when `max_in_flight` are being answered,
+/// counted and timed by the version that answered (or the model `uri` or
+/// the `named` header names, when none did).
+pub(crate) async fn guarded(
+    app: &AppState,
+    uri: &Uri,
+    named: Option<&HeaderValue>,
+    answer: impl std::future::Future<Output = Response>,
+) -> Response {
+    let start = Instant::now();
+    app.metrics.started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let response = match app.slots.clone().try_acquire_owned() {
         Ok(permit) => {
             app.metrics.in_flight.inc();
-            let _done = InFlight(&app);
-            SLOT.scope(Slot(Arc::new(permit)), next.run(request)).await
+            let _done = InFlight(app);
+            SLOT.scope(Slot(Arc::new(permit)), answer).await
         }
         Err(_) => {
             app.metrics.overloaded.inc();
@@ -47,7 +58,7 @@ pub(crate) async fn guard(State(app): State<Arc<AppState>>, request: Request, ne
         None => {
             // A name the server does not serve is not a label: callers could
             // otherwise grow the metrics without end, one made-up name at a time.
-            let model = model_of(uri.path(), uri.query(), named.as_ref());
+            let model = model_of(uri.path(), uri.query(), named);
             let model = if app.table.route(&model).is_some() { model } else { String::new() };
             app.metrics.request(&model, "", status, took);
         }

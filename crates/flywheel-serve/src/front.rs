@@ -1,0 +1,152 @@
+//! What hyper calls for every request. The prediction routes, which a
+//! server answers thousands of times a second, go straight to their
+//! handlers under [`ops::guarded`]; everything else, and any prediction
+//! path not written plainly (a percent-encoded name, a trailing slash),
+//! goes through the axum [`Router`](crate::http::router), which has the
+//! same routes and the same guard. axum's routing and `from_fn` middleware
+//! cost a boxed future, a cloned service and allocated path parameters
+//! each; here a prediction costs one boxed future.
+
+use crate::headers::MODEL_HEADER;
+use crate::state::AppState;
+use crate::{Result, http, ops};
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request};
+use axum::response::{IntoResponse, Response};
+use hyper::body::Incoming;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// A prediction endpoint, with its path's parameters.
+#[derive(Debug, PartialEq)]
+enum Predict<'a> {
+    Invocations,
+    Infer(&'a str),
+    InferVersion(&'a str, &'a str),
+}
+
+/// The prediction endpoint `path` is, when written plainly: segments
+/// that need no percent-decoding, no empty ones.
+fn predict_route(path: &str) -> Option<Predict<'_>> {
+    if path == "/invocations" {
+        return Some(Predict::Invocations);
+    }
+    let rest = path.strip_prefix("/v2/models/")?.strip_suffix("/infer")?;
+    let plain = |s: &str| !s.is_empty() && !s.contains(['/', '%']);
+    match rest.split_once("/versions/") {
+        Some((name, v)) if plain(name) && plain(v) => Some(Predict::InferVersion(name, v)),
+        Some(_) => None,
+        None => plain(rest).then_some(Predict::Infer(rest)),
+    }
+}
+
+/// The service every connection calls.
+#[derive(Clone)]
+pub(crate) struct Front {
+    app: Arc<AppState>,
+    router: Router,
+}
+
+impl Front {
+    pub fn new(app: Arc<AppState>) -> Self {
+        Front { router: http::router(app.clone()), app }
+    }
+}
+
+type Answer = Pin<Box<dyn Future<Output = std::result::Result<Response, Infallible>> + Send>>;
+
+impl hyper::service::Service<Request<Incoming>> for Front {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Answer;
+
+    fn call(&self, request: Request<Incoming>) -> Answer {
+        let fast = request.method() == Method::POST && predict_route(request.uri().path()).is_some();
+        if !fast {
+            let mut router = self.router.clone();
+            return Box::pin(tower_service::Service::call(&mut router, request));
+        }
+        let app = self.app.clone();
+        Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            let body = Body::new(body);
+            let answer = async {
+                let answered: Result<Response> = match predict_route(parts.uri.path()) {
+                    Some(Predict::Infer(name)) => http::infer_named(&app, name, &parts, body).await,
+                    Some(Predict::InferVersion(name, v)) => http::infer_version(&app, name, v, &parts, body).await,
+                    Some(Predict::Invocations) | None => http::invocations_with(&app, &parts, body).await,
+                };
+                answered.unwrap_or_else(IntoResponse::into_response)
+            };
+            Ok(ops::guarded(&app, &parts.uri, parts.headers.get(MODEL_HEADER), answer).await)
+        })
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves; requests in
+/// flight then finish before this returns. hyper's own connection loop
+/// (what `axum::serve` runs), with a timer so that a request head must
+/// arrive within `Limits::header_timeout`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(app.limits.header_timeout);
+    let service = Front::new(app);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, say: wait rather than spin.
+                    tracing::warn!("cannot accept a connection: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let connection = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service.clone());
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("connection ended: {e}");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_prediction_paths_are_taken_and_the_rest_left_to_the_router() {
+        assert_eq!(predict_route("/invocations"), Some(Predict::Invocations));
+        assert_eq!(predict_route("/v2/models/bikes/infer"), Some(Predict::Infer("bikes")));
+        assert_eq!(predict_route("/v2/models/bikes/versions/3/infer"), Some(Predict::InferVersion("bikes", "3")));
+        for other in [
+            "/invocations/",
+            "/v2/models//infer",
+            "/v2/models/a%20b/infer",
+            "/v2/models/bikes/versions//infer",
+            "/v2/models/bikes/versions/3/4/infer",
+            "/v2/models/a/b/infer",
+            "/v2/models/bikes/infer/",
+            "/v2/models/bikes",
+            "/ping",
+        ] {
+            assert_eq!(predict_route(other), None, "{other}");
+        }
+    }
+}

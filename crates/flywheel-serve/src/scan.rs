@@ -1,0 +1,326 @@
+//! A strict JSON cursor for the fast paths (`fast.rs`): it reads the
+//! plain forms a client writes (strings without escapes, numbers as JSON
+//! spells them) straight from the bytes, and answers `None` on anything
+//! else, valid JSON or not, so that the caller gives the body to the
+//! general path, which reads everything JSON allows and names what is
+//! wrong. serde's generic machinery, a visitor per value and an owned or
+//! escaped string per key, was most of a one-row request's parsing.
+
+/// A position in a JSON body.
+pub struct Scan<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Scan<'a> {
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Scan { bytes, at: 0 }
+    }
+
+    fn skip_space(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.bytes.get(self.at) {
+            self.at += 1;
+        }
+    }
+
+    /// The next byte that is not white space, not consumed.
+    pub fn peek(&mut self) -> Option<u8> {
+        self.skip_space();
+        self.bytes.get(self.at).copied()
+    }
+
+    /// Consumes `byte` when it is next.
+    pub fn eat(&mut self, byte: u8) -> bool {
+        let next = self.peek() == Some(byte);
+        self.at += usize::from(next);
+        next
+    }
+
+    /// `byte`, or `None`.
+    pub fn expect(&mut self, byte: u8) -> Option<()> {
+        self.eat(byte).then_some(())
+    }
+
+    /// Consumes the literal `word` (`null`, `true`, `false`) when it is next.
+    pub fn word(&mut self, word: &[u8]) -> bool {
+        self.skip_space();
+        let next = self.bytes[self.at..].starts_with(word);
+        self.at += if next { word.len() } else { 0 };
+        next
+    }
+
+    /// Nothing but white space left.
+    pub fn end(&mut self) -> Option<()> {
+        (self.peek().is_none()).then_some(())
+    }
+
+    /// A string without escapes, borrowed from the body.
+    pub fn str(&mut self) -> Option<&'a str> {
+        std::str::from_utf8(self.raw_str()?).ok()
+    }
+
+    /// The bytes of a string without escapes: for keys and names compared
+    /// with ASCII ones, which need no UTF-8 check.
+    pub fn raw_str(&mut self) -> Option<&'a [u8]> {
+        self.expect(b'"')?;
+        let start = self.at;
+        let len = self.bytes[start..].iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        let end = start + len;
+        if self.bytes[end] != b'"' {
+            return None;
+        }
+        self.at = end + 1;
+        Some(&self.bytes[start..end])
+    }
+
+    /// A number as JSON writes it (no `+`, no leading zeros, digits on both
+    /// sides of a point), finite, correctly rounded.
+    pub fn number(&mut self) -> Option<f64> {
+        self.skip_space();
+        let negative = self.bytes.get(self.at) == Some(&b'-');
+        self.at += usize::from(negative);
+        let start = self.at;
+        let mut digits = Digits::default();
+        match self.bytes.get(self.at) {
+            Some(b'0') => self.at += 1,
+            Some(b'1'..=b'9') => _ = self.digits_into(&mut digits),
+            _ => return None,
+        }
+        let mut scale = 0i64;
+        if self.bytes.get(self.at) == Some(&b'.') {
+            self.at += 1;
+            let places = self.digits_into(&mut digits);
+            if places == 0 {
+                return None;
+            }
+            scale = -(places as i64);
+        }
+        if let Some(b'e' | b'E') = self.bytes.get(self.at) {
+            self.at += 1;
+            scale += self.exponent()?;
+        }
+        let magnitude = match digits.exact(scale) {
+            Some(v) => v,
+            // ASCII by construction.
+            None => std::str::from_utf8(&self.bytes[start..self.at]).ok()?.parse::<f64>().ok()?,
+        };
+        let v = if negative { -magnitude } else { magnitude };
+        v.is_finite().then_some(v)
+    }
+
+    /// Decimal digits, added to `d`; how many there were.
+    fn digits_into(&mut self, d: &mut Digits) -> usize {
+        let from = self.at;
+        while let Some(&b @ b'0'..=b'9') = self.bytes.get(self.at) {
+            d.significant += u32::from(d.significant > 0 || b != b'0');
+            d.mantissa = d.mantissa.wrapping_mul(10).wrapping_add(u64::from(b - b'0'));
+            self.at += 1;
+        }
+        self.at - from
+    }
+
+    /// The exponent after `e`: a sign, then at least one digit.
+    fn exponent(&mut self) -> Option<i64> {
+        let minus = self.bytes.get(self.at) == Some(&b'-');
+        self.at += usize::from(matches!(self.bytes.get(self.at), Some(b'+' | b'-')));
+        let from = self.at;
+        let mut e = 0i64;
+        while let Some(&b @ b'0'..=b'9') = self.bytes.get(self.at) {
+            // Far past any f64 already; kept from overflowing.
+            e = (e * 10 + i64::from(b - b'0')).min(1 << 20);
+            self.at += 1;
+        }
+        (self.at > from).then_some(if minus { -e } else { e })
+    }
+
+    /// A whole number without sign, fraction or exponent (a shape's size).
+    pub fn count(&mut self) -> Option<u64> {
+        self.skip_space();
+        let start = self.at;
+        match self.bytes.get(self.at) {
+            Some(b'0') => self.at += 1,
+            Some(b'1'..=b'9') => self.digits(),
+            _ => return None,
+        }
+        if let Some(b'.' | b'e' | b'E') = self.bytes.get(self.at) {
+            return None;
+        }
+        std::str::from_utf8(&self.bytes[start..self.at]).ok()?.parse().ok()
+    }
+
+    fn digits(&mut self) {
+        while self.bytes.get(self.at).is_some_and(u8::is_ascii_digit) {
+            self.at += 1;
+        }
+    }
+
+    /// `[item, ...]`, `item` reading each element.
+    pub fn list(&mut self, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.expect(b'[')?;
+        if self.eat(b']') {
+            return Some(());
+        }
+        loop {
+            item(self)?;
+            if self.eat(b']') {
+                return Some(());
+            }
+            self.expect(b',')?;
+        }
+    }
+
+    /// `{"key": value, ...}`, `field` reading each value after its key.
+    pub fn object(&mut self, mut field: impl FnMut(&mut Self, &'a [u8]) -> Option<()>) -> Option<()> {
+        self.expect(b'{')?;
+        if self.eat(b'}') {
+            return Some(());
+        }
+        loop {
+            let key = self.raw_str()?;
+            self.expect(b':')?;
+            field(self, key)?;
+            if self.eat(b'}') {
+                return Some(());
+            }
+            self.expect(b',')?;
+        }
+    }
+
+    /// Any value the cursor can read (plain strings, numbers, literals,
+    /// lists and objects of them, nested at most `depth` deep), ignored.
+    pub fn skip(&mut self, depth: usize) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.str().map(drop),
+            b'[' if depth > 0 => self.list(|s| s.skip(depth - 1)),
+            b'{' if depth > 0 => self.object(|s, _| s.skip(depth - 1)),
+            _ if self.word(b"null") || self.word(b"true") || self.word(b"false") => Some(()),
+            _ => self.number().map(drop),
+        }
+    }
+}
+
+/// The significant digits of a number, as one integer while it fits.
+#[derive(Default)]
+struct Digits {
+    mantissa: u64,
+    significant: u32,
+}
+
+/// Powers of ten an f64 holds exactly.
+const EXACT_TENS: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20,
+    1e21, 1e22,
+];
+
+impl Digits {
+    /// `mantissa × 10^scale` when both factors are exact f64s (Clinger's
+    /// fast path): one multiplication or division, so one rounding, so the
+    /// correctly rounded value. What clients write (up to 15 digits, small
+    /// exponents) is almost always this; the rest goes to the full parser.
+    fn exact(&self, scale: i64) -> Option<f64> {
+        if self.significant > 15 {
+            return None;
+        }
+        let m = self.mantissa as f64;
+        let power = |s: i64| EXACT_TENS.get(usize::try_from(s).ok()?).copied();
+        if scale >= 0 { Some(m * power(scale)?) } else { Some(m / power(-scale)?) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn number(text: &str) -> Option<f64> {
+        let mut s = Scan::new(text.as_bytes());
+        let v = s.number()?;
+        s.end().map(|()| v)
+    }
+
+    #[test]
+    fn numbers_are_read_as_json_spells_them_or_not_at_all() {
+        assert_eq!(number("0"), Some(0.0));
+        assert_eq!(number(" -12.5e-1 "), Some(-1.25));
+        assert_eq!(number("1E3"), Some(1000.0));
+        assert!(number("-0").is_some_and(|v| v == 0.0 && v.is_sign_negative()));
+        for refused in ["+1", "01", ".5", "5.", "1e", "1e+", "-", "NaN", "Infinity", "1e400", "0x10", "1_000", ""] {
+            assert_eq!(number(refused), None, "{refused}");
+        }
+    }
+
+    #[test]
+    fn strings_with_escapes_or_control_characters_are_left_to_the_general_path() {
+        assert_eq!(Scan::new(br#" "f0" "#).str(), Some("f0"));
+        assert_eq!(Scan::new("\"bé\"".as_bytes()).str(), Some("bé"));
+        assert_eq!(Scan::new(br#""a\"b""#).str(), None);
+        assert_eq!(Scan::new(b"\"a\nb\"").str(), None);
+        assert_eq!(Scan::new(b"\"open").str(), None);
+        assert_eq!(Scan::new(b"\"\xff\"").str(), None);
+    }
+
+    #[test]
+    fn lists_objects_and_skipped_values_follow_the_grammar() {
+        let mut seen = Vec::new();
+        let mut s = Scan::new(br#"{"a": [1, 2], "b": {"c": [null, true, "x"]}, "d": []}"#);
+        let read = s.object(|s, key| {
+            seen.push(key);
+            s.skip(4)
+        });
+        assert_eq!((read, s.end()), (Some(()), Some(())));
+        assert_eq!(seen, [b"a", b"b", b"d"]);
+        for refused in [&b"[1, 2,]"[..], b"[1 2]", b"{\"a\" 1}", b"{\"a\": 1,}", b"[[[[[[1]]]]]]", b"[1"] {
+            assert_eq!(Scan::new(refused).skip(4), None, "{}", String::from_utf8_lossy(refused));
+        }
+    }
+
+    #[test]
+    fn short_and_long_numbers_alike_are_correctly_rounded() {
+        for text in [
+            "0.1",
+            "0.000001234",
+            "1e22",
+            "1e23",
+            "9007199254740993",
+            "123456789012345678",
+            "4.9e-324",
+            "2.2250738585072014e-308",
+            "0e500",
+            "1.7976931348623157e308",
+            "-0.0",
+            "100000000000000000000000",
+        ] {
+            let theirs: f64 = serde_json::from_str(text).unwrap();
+            assert_eq!(number(text).map(f64::to_bits), Some(theirs.to_bits()), "{text}");
+        }
+    }
+
+    proptest! {
+        /// Short decimals, the fast path's own ground, read to the bit as
+        /// serde_json reads them.
+        #[test]
+        fn short_decimals_read_as_serde_json_reads_them(m in 0u64..1_000_000_000_000_000, places in 0usize..25,
+                                                         e in -30i32..30, negative: bool) {
+            let digits = m.to_string();
+            let text = match places.min(digits.len()) {
+                0 => digits.clone(),
+                p => format!("{}.{}", &digits[..digits.len() - p], &digits[digits.len() - p..]),
+            };
+            let text = format!("{}{}e{e}", if negative { "-" } else { "" }, text.strip_prefix('.').map_or(text.clone(), |t| format!("0.{t}")));
+            let theirs: f64 = serde_json::from_str(&text).unwrap();
+            prop_assert_eq!(number(&text).map(f64::to_bits), Some(theirs.to_bits()), "{}", text);
+        }
+
+
+        /// Whatever a client's JSON library writes for a number, the cursor
+        /// reads as serde_json (with `float_roundtrip`) does, to the bit.
+        #[test]
+        fn numbers_read_as_serde_json_reads_them(v in any::<f64>().prop_filter("finite", |v| v.is_finite()),
+                                                 i in any::<i64>()) {
+            for text in [serde_json::to_string(&v).unwrap(), format!("{v:e}"), i.to_string()] {
+                let theirs: f64 = serde_json::from_str(&text).unwrap();
+                prop_assert_eq!(number(&text).map(f64::to_bits), Some(theirs.to_bits()), "{}", text);
+            }
+        }
+    }
+}
