@@ -65,7 +65,11 @@ fn names<'a>(served: &Served, scan: &mut Scan<'a>) -> Option<Columns<'a>> {
     })?;
     check_names(served, names.iter().copied()).ok()?;
     let kind = |i, n: &str| served.input_kind_at(i, n).unwrap_or(ColumnKind::Text);
-    Some(names.into_iter().enumerate().map(|(i, n)| (n, Builder::new(kind(i, n), 0))).collect())
+    // Room for the rows the bytes left could hold at four a value (`1, `
+    // and a bracket take three), capped by `Builder::new`: a column then
+    // seldom grows by steps, each a copy.
+    let rows = scan.rest().len() / (4 * names.len().max(1));
+    Some(names.into_iter().enumerate().map(|(i, n)| (n, Builder::new(kind(i, n), rows))).collect())
 }
 
 /// One row: a value per column, in order, no more.

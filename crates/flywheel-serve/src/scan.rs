@@ -17,6 +17,7 @@ impl<'a> Scan<'a> {
         Scan { bytes, at: 0 }
     }
 
+    #[inline]
     fn skip_space(&mut self) {
         while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.bytes.get(self.at) {
             self.at += 1;
@@ -24,12 +25,14 @@ impl<'a> Scan<'a> {
     }
 
     /// The next byte that is not white space, not consumed.
+    #[inline]
     pub fn peek(&mut self) -> Option<u8> {
         self.skip_space();
         self.bytes.get(self.at).copied()
     }
 
     /// Consumes `byte` when it is next.
+    #[inline]
     pub fn eat(&mut self, byte: u8) -> bool {
         let next = self.peek() == Some(byte);
         self.at += usize::from(next);
@@ -37,16 +40,23 @@ impl<'a> Scan<'a> {
     }
 
     /// `byte`, or `None`.
+    #[inline]
     pub fn expect(&mut self, byte: u8) -> Option<()> {
         self.eat(byte).then_some(())
     }
 
     /// Consumes the literal `word` (`null`, `true`, `false`) when it is next.
+    #[inline]
     pub fn word(&mut self, word: &[u8]) -> bool {
         self.skip_space();
         let next = self.bytes[self.at..].starts_with(word);
         self.at += if next { word.len() } else { 0 };
         next
+    }
+
+    /// The bytes not read yet.
+    pub fn rest(&self) -> &'a [u8] {
+        &self.bytes[self.at..]
     }
 
     /// Nothing but white space left.
@@ -55,16 +65,18 @@ impl<'a> Scan<'a> {
     }
 
     /// A string without escapes, borrowed from the body.
+    #[inline]
     pub fn str(&mut self) -> Option<&'a str> {
         std::str::from_utf8(self.raw_str()?).ok()
     }
 
     /// The bytes of a string without escapes: for keys and names compared
     /// with ASCII ones, which need no UTF-8 check.
+    #[inline]
     pub fn raw_str(&mut self) -> Option<&'a [u8]> {
         self.expect(b'"')?;
         let start = self.at;
-        let len = self.bytes[start..].iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        let len = plain_len(&self.bytes[start..])?;
         let end = start + len;
         if self.bytes[end] != b'"' {
             return None;
@@ -136,21 +148,20 @@ impl<'a> Scan<'a> {
     /// A whole number without sign, fraction or exponent (a shape's size).
     pub fn count(&mut self) -> Option<u64> {
         self.skip_space();
-        let start = self.at;
+        let mut n = 0u64;
         match self.bytes.get(self.at) {
             Some(b'0') => self.at += 1,
-            Some(b'1'..=b'9') => self.digits(),
+            Some(b'1'..=b'9') => {
+                while let Some(&b @ b'0'..=b'9') = self.bytes.get(self.at) {
+                    n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+                    self.at += 1;
+                }
+            }
             _ => return None,
         }
-        if let Some(b'.' | b'e' | b'E') = self.bytes.get(self.at) {
-            return None;
-        }
-        std::str::from_utf8(&self.bytes[start..self.at]).ok()?.parse().ok()
-    }
-
-    fn digits(&mut self) {
-        while self.bytes.get(self.at).is_some_and(u8::is_ascii_digit) {
-            self.at += 1;
+        match self.bytes.get(self.at) {
+            Some(b'.' | b'e' | b'E') => None,
+            _ => Some(n),
         }
     }
 
@@ -197,6 +208,27 @@ impl<'a> Scan<'a> {
             _ => self.number().map(drop),
         }
     }
+}
+
+/// Where the first `"`, `\\` or control character of `bytes` is: eight
+/// bytes a step (a word's bytes compared at once), the rest one by one.
+fn plain_len(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_le_bytes([1; 8]);
+    const HIGHS: u64 = ONES << 7;
+    // A byte's high bit set where it is zero (below 0x20 for `controls`);
+    // the lowest such bit is exact, borrows only spoiling the bytes after.
+    let zeros = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let controls = |x: u64| x.wrapping_sub(ONES * 0x20) & !x & HIGHS;
+    let mut at = 0;
+    while let Some(word) = bytes.get(at..at + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
+        let w = u64::from_le_bytes(word);
+        let found = zeros(w ^ (ONES * u64::from(b'"'))) | zeros(w ^ (ONES * u64::from(b'\\'))) | controls(w);
+        if found != 0 {
+            return Some(at + (found.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    bytes[at..].iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).map(|p| at + p)
 }
 
 /// The significant digits of a number, as one integer while it fits.
@@ -296,6 +328,15 @@ mod tests {
     }
 
     proptest! {
+        /// The word-at-a-time search finds what a byte-at-a-time one does.
+        #[test]
+        fn the_end_of_a_plain_string_is_found_as_byte_by_byte(bytes in proptest::collection::vec(
+            prop_oneof![Just(b'"'), Just(b'\\'), 0u8..0x20, 0x20u8..=0xff], 0..40)) {
+            let naive = bytes.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+            prop_assert_eq!(plain_len(&bytes), naive);
+        }
+
+
         /// Short decimals, the fast path's own ground, read to the bit as
         /// serde_json reads them.
         #[test]

@@ -130,9 +130,10 @@ impl Default for LogOptions {
     fn default() -> Self {
         LogOptions {
             sampling: Sampling::default(),
-            // A segment a second at 30,000 one-row requests a second: few
-            // files for readers, a few MB waiting.
-            flush_rows: 1 << 15,
+            // Two segments a second at 30,000 one-row requests a second:
+            // few files for readers, and what waits (with the batch being
+            // encoded, twice that) a few MB, in a server held under 50 MB.
+            flush_rows: 1 << 14,
             flush_every: Duration::from_secs(2),
             // About 25 MB of rows of 20 numbers: the memory a server may hold
             // for a writer that fell behind, not more.

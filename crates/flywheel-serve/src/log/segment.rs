@@ -57,7 +57,12 @@ pub fn write(path: &Path, batches: &[RecordBatch]) -> Result<(), WriteError> {
     })
 }
 
-/// Snappy; dictionaries only where values repeat (the request id of a
+/// Rows of a row group: the writer holds one row group's encoded pages
+/// until it is written, so a segment of 32,768 one-row requests written as
+/// one group held 8 MB more while serving.
+const ROW_GROUP_ROWS: usize = 8192;
+
+/// Row groups of `ROW_GROUP_ROWS`; snappy; dictionaries only where values repeat (the request id of a
 /// many-row request, the model, the arm, a class label): a dictionary over
 /// real numbers grows its hash table to the page limit per column before
 /// giving up, megabytes each for nothing; and statistics on the time alone
@@ -68,7 +73,8 @@ fn properties() -> parquet::file::properties::WriterProperties {
         .set_compression(parquet::basic::Compression::SNAPPY)
         .set_dictionary_enabled(false)
         .set_statistics_enabled(EnabledStatistics::None)
-        .set_column_statistics_enabled("time".into(), EnabledStatistics::Chunk);
+        .set_column_statistics_enabled("time".into(), EnabledStatistics::Chunk)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
     for repeated in ["request_id", "model", "arm", PREDICTION] {
         props = props.set_column_dictionary_enabled(repeated.into(), true);
     }
