@@ -19,6 +19,8 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 /// A prediction endpoint, with its path's parameters.
 #[derive(Debug, PartialEq)]
@@ -43,16 +45,64 @@ fn predict_route(path: &str) -> Option<Predict<'_>> {
     }
 }
 
-/// The service every connection calls.
+/// The service a connection calls, one per connection.
 #[derive(Clone)]
 pub(crate) struct Front {
     app: Arc<AppState>,
     router: Router,
+    activity: Arc<Activity>,
 }
 
 impl Front {
     pub fn new(app: Arc<AppState>) -> Self {
-        Front { router: http::router(app.clone()), app }
+        Front { router: http::router(app.clone()), app, activity: Arc::default() }
+    }
+
+    /// The same service for a new connection, with its own activity.
+    fn for_connection(&self) -> Self {
+        Front { activity: Arc::default(), ..self.clone() }
+    }
+}
+
+/// What a connection's watchdog reads: the requests begun on it, and how
+/// many of them are being answered.
+#[derive(Default)]
+struct Activity {
+    begun: AtomicU64,
+    open: AtomicU64,
+}
+
+/// A request being answered, counted until its future ends or is dropped.
+struct Open(Arc<Activity>);
+
+impl Open {
+    fn begin(activity: &Arc<Activity>) -> Self {
+        activity.begun.fetch_add(1, Ordering::Relaxed);
+        activity.open.fetch_add(1, Ordering::Relaxed);
+        Open(activity.clone())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Ends once the connection has begun no request for a whole `limit` while
+/// none was being answered: a client that sends nothing, or trickles a
+/// request head, is let go after `limit` to twice it. hyper's own header
+/// timeout does this with a timer armed and dropped for every request head,
+/// a tenth of a one-row request's work; this looks once per `limit`.
+async fn idle(activity: &Activity, limit: Duration) {
+    let mut seen = activity.begun.load(Ordering::Relaxed);
+    loop {
+        tokio::time::sleep(limit).await;
+        let begun = activity.begun.load(Ordering::Relaxed);
+        if begun == seen && activity.open.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        seen = begun;
     }
 }
 
@@ -64,13 +114,18 @@ impl hyper::service::Service<Request<Incoming>> for Front {
     type Future = Answer;
 
     fn call(&self, request: Request<Incoming>) -> Answer {
+        let open = Open::begin(&self.activity);
         let fast = request.method() == Method::POST && predict_route(request.uri().path()).is_some();
         if !fast {
-            let mut router = self.router.clone();
-            return Box::pin(tower_service::Service::call(&mut router, request));
+            let answer = tower_service::Service::call(&mut self.router.clone(), request);
+            return Box::pin(async move {
+                let _open = open;
+                answer.await
+            });
         }
         let app = self.app.clone();
         Box::pin(async move {
+            let _open = open;
             let (parts, body) = request.into_parts();
             let body = Body::new(body);
             let answer = async {
@@ -88,16 +143,18 @@ impl hyper::service::Service<Request<Incoming>> for Front {
 
 /// Serves `app` on `listener` until `shutdown` resolves; requests in
 /// flight then finish before this returns. hyper's own connection loop
-/// (what `axum::serve` runs), with a timer so that a request head must
-/// arrive within `Limits::header_timeout`.
+/// (what `axum::serve` runs); a connection that begins no request within
+/// `Limits::header_timeout` (to twice it) of going idle is closed.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(app.limits.header_timeout);
-    let service = Front::new(app);
+    // `idle` instead: no timer a request.
+    http.header_read_timeout(None);
+    let limit = app.limits.header_timeout;
+    let front = Front::new(app);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -113,11 +170,15 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let connection = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service.clone());
-        let connection = graceful.watch(connection);
+        let service = front.for_connection();
+        let activity = service.activity.clone();
+        let connection = graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!("connection ended: {e}");
+            tokio::select! {
+                ended = connection => if let Err(e) = ended {
+                    tracing::debug!("connection ended: {e}");
+                },
+                () = idle(&activity, limit) => tracing::debug!("connection closed: no request for {limit:?}"),
             }
         });
     }

@@ -627,6 +627,34 @@ fn a_client_that_never_finishes_its_request_head_is_disconnected() {
 }
 
 #[test]
+fn a_kept_alive_connection_that_goes_quiet_is_closed_and_a_busy_one_is_not() {
+    let limit = std::time::Duration::from_millis(300);
+    let addr = limited(Limits { header_timeout: limit, ..Limits::default() }, None);
+    let ask = |s: &mut TcpStream| {
+        write!(s, "GET /v2/health/live HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        // The answer has no body: its head is all there is to read.
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && s.read(&mut byte).unwrap() == 1 {
+            head.push(byte[0]);
+        }
+        assert!(head.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&head));
+    };
+    let mut busy = TcpStream::connect(addr).unwrap();
+    for _ in 0..8 {
+        ask(&mut busy);
+        std::thread::sleep(limit / 2);
+    }
+    ask(&mut busy);
+    busy.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let ended = busy.read_to_end(&mut rest).map_err(|e| e.kind());
+    let held = matches!(ended, Err(std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut));
+    assert!(!held && started.elapsed() < limit * 4, "quiet for {:?}, held open: {ended:?}", started.elapsed());
+}
+
+#[test]
 fn changing_a_split_needs_the_token_when_one_is_configured_and_reading_it_does_not() {
     let addr = limited(Limits::default(), Some("s3cret"));
     let body = json!({ "split": { "production": 1 } }).to_string();
