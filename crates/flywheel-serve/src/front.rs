@@ -93,7 +93,8 @@ impl Drop for Open {
 /// none was being answered: a client that sends nothing, or trickles a
 /// request head, is let go after `limit` to twice it. hyper's own header
 /// timeout does this with a timer armed and dropped for every request head,
-/// a tenth of a one-row request's work; this looks once per `limit`.
+/// about 3% of a one-row request's work (bench/README.md); this looks
+/// once per `limit`.
 async fn idle(activity: &Activity, limit: Duration) {
     let mut seen = activity.begun.load(Ordering::Relaxed);
     loop {
