@@ -46,21 +46,16 @@ fn predict_route(path: &str) -> Option<Predict<'_>> {
 }
 
 /// The service a connection calls, one per connection.
-#[derive(Clone)]
-pub(crate) struct Front {
+struct Front {
     app: Arc<AppState>,
     router: Router,
     activity: Arc<Activity>,
 }
 
 impl Front {
-    pub fn new(app: Arc<AppState>) -> Self {
-        Front { router: http::router(app.clone()), app, activity: Arc::default() }
-    }
-
-    /// The same service for a new connection, with its own activity.
-    fn for_connection(&self) -> Self {
-        Front { activity: Arc::default(), ..self.clone() }
+    /// The service of a new connection, answering from `app` and `router`.
+    fn new(app: &Arc<AppState>, router: &Router) -> Self {
+        Front { app: app.clone(), router: router.clone(), activity: Arc::default() }
     }
 }
 
@@ -155,7 +150,7 @@ pub async fn serve(
     // `idle` instead: no timer a request.
     http.header_read_timeout(None);
     let limit = app.limits.header_timeout;
-    let front = Front::new(app);
+    let router = http::router(app.clone());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -171,7 +166,7 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let service = front.for_connection();
+        let service = Front::new(&app, &router);
         let activity = service.activity.clone();
         let connection = graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
         tokio::spawn(async move {

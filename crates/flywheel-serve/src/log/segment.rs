@@ -62,8 +62,9 @@ pub fn write(path: &Path, batches: &[RecordBatch]) -> Result<(), WriteError> {
 /// one group held 8 MB more while serving.
 const ROW_GROUP_ROWS: usize = 8192;
 
-/// Row groups of `ROW_GROUP_ROWS`; snappy; dictionaries only where values repeat (the request id of a
-/// many-row request, the model, the arm, a class label): a dictionary over
+/// Row groups of `ROW_GROUP_ROWS`; snappy; dictionaries only where values
+/// repeat (the request id of a many-row request, the model, the arm, a
+/// class label): a dictionary over
 /// real numbers grows its hash table to the page limit per column before
 /// giving up, megabytes each for nothing; and statistics on the time alone
 /// (readers find segments by the index, and by time within one).
