@@ -189,6 +189,11 @@ impl Frame {
         }
     }
 
+    /// The columns, taken out (a server reuses their buffers).
+    pub fn into_columns(self) -> Vec<Column> {
+        self.columns
+    }
+
     pub fn columns(&self) -> impl Iterator<Item = (&str, &Column)> {
         self.names.iter().map(|n| &**n).zip(&self.columns)
     }

@@ -653,27 +653,13 @@ impl Transform {
         m.cols = width;
         m.data.clear();
         m.data.resize(rows * width, 0.0);
+        if rows == 1 {
+            return self.apply_row(frame, range.start, &mut m.data);
+        }
         let mut encoders = Vec::with_capacity(self.columns.len());
         let mut at = 0;
         for (i, ct) in self.columns.iter().enumerate() {
-            let col = frame.column_at(i, &ct.column).ok_or_else(|| {
-                let names: Vec<String> = frame.names().iter().map(|n| n.to_string()).collect();
-                MlError::Data(format!(
-                    "the model needs column `{}`, which the data does not have{}",
-                    ct.column,
-                    suggest(&ct.column, &names)
-                ))
-            })?;
-            if col.kind() != ct.kind && !(ct.kind == ColumnKind::Text && matches!(ct.encoder, Encoder::Datetime { .. }))
-            {
-                return Err(MlError::Data(format!(
-                    "the model needs column `{}` to hold {}, but it holds {}",
-                    ct.column,
-                    if ct.kind == ColumnKind::Number { "numbers" } else { "text" },
-                    if col.kind() == ColumnKind::Number { "numbers" } else { "text" },
-                )));
-            }
-            encoders.push(ColumnEncoder::new(ct, col, at)?);
+            encoders.push(ColumnEncoder::new(ct, input(frame, i, ct)?, at)?);
             at += ct.width();
         }
         if width == 0 || rows == 0 {
@@ -690,6 +676,64 @@ impl Transform {
             Ok(())
         })
     }
+
+    /// The features of row `row` of `frame` into `out` (zeros, the
+    /// transform's width): what a server does for a one-row request. Plain
+    /// numbers are written straight, the same steps in the same order as
+    /// a block of rows gets them; other columns go through their encoder
+    /// with a block of one row.
+    fn apply_row(&self, frame: &Frame, row: usize, out: &mut [f64]) -> Result<(), MlError> {
+        let mut at = 0;
+        for (i, ct) in self.columns.iter().enumerate() {
+            let col = input(frame, i, ct)?;
+            let x = match col {
+                Column::Num(v) => ct.steps.iter().fold(v[row], |x, s| s.apply(x)),
+                Column::Text(_) => f64::NAN,
+            };
+            match (col, &ct.encoder) {
+                (Column::Num(_), Encoder::Value) => out[at] = x,
+                (Column::Num(_), Encoder::Bucketize { edges }) => out[at] = bucket(edges, x),
+                _ => {
+                    ColumnEncoder::new(ct, col, at)?.write(row, out, out.len(), &mut [0.0])?;
+                    at += ct.width();
+                    continue;
+                }
+            }
+            if ct.indicator {
+                out[at + ct.width() - 1] = f64::from(u8::from(col.is_missing(row)));
+            }
+            at += ct.width();
+        }
+        Ok(())
+    }
+}
+
+/// The column of `frame` that `ct`, the transform's `i`th, reads, of the
+/// kind it reads.
+fn input<'f>(frame: &'f Frame, i: usize, ct: &ColumnTransform) -> Result<&'f Column, MlError> {
+    let col = frame.column_at(i, &ct.column).ok_or_else(|| {
+        let names: Vec<String> = frame.names().iter().map(|n| n.to_string()).collect();
+        MlError::Data(format!(
+            "the model needs column `{}`, which the data does not have{}",
+            ct.column,
+            suggest(&ct.column, &names)
+        ))
+    })?;
+    if col.kind() != ct.kind && !(ct.kind == ColumnKind::Text && matches!(ct.encoder, Encoder::Datetime { .. })) {
+        return Err(MlError::Data(format!(
+            "the model needs column `{}` to hold {}, but it holds {}",
+            ct.column,
+            if ct.kind == ColumnKind::Number { "numbers" } else { "text" },
+            if col.kind() == ColumnKind::Number { "numbers" } else { "text" },
+        )));
+    }
+    Ok(col)
+}
+
+/// The bucket of `x` among `edges` (upper bounds, exclusive); missing stays missing.
+#[inline]
+fn bucket(edges: &[f64], x: f64) -> f64 {
+    if x.is_nan() { f64::NAN } else { edges.partition_point(|e| *e <= x) as f64 }
 }
 
 /// Output rows written at a time; a numeric column's stepped values for a
@@ -793,7 +837,7 @@ impl<'a> ColumnEncoder<'a> {
             }
             Plan::Bucketize(v, edges) => {
                 for ((out, _), x) in rows.zip(self.stepped(v, first, &mut scratch[..n]).iter().copied()) {
-                    out[at] = if x.is_nan() { f64::NAN } else { edges.partition_point(|e| *e <= x) as f64 };
+                    out[at] = bucket(edges, x);
                 }
             }
             Plan::Seconds(v, parts) => {
@@ -960,6 +1004,44 @@ mod tests {
         let e = fit(&f, &["t".into()], &BTreeMap::from([("t".into(), "datetime(hours)".into())]), LINEAR_DEFAULTS)
             .unwrap_err();
         assert!(e.to_string().contains("did you mean `hour`?"), "{e}");
+    }
+
+    #[test]
+    fn a_row_alone_gets_the_features_it_gets_among_others_to_the_bit() {
+        let mut f = frame();
+        f.push("y", Column::Num(vec![0.5, f64::NAN, 9.0, -3.0])).unwrap();
+        f.push("z", Column::Num(vec![2.0, 3.0, 4.0, 1e9])).unwrap();
+        f.push("s", Column::Num(vec![1_330_473_600.0, f64::NAN, 0.0, 86_399.0])).unwrap();
+        f.push("h", Column::Text(Text::encode([Some("p"), None, Some("q"), Some("p")]))).unwrap();
+        f.push("o", Column::Text(Text::encode([Some("u"), Some("v"), None, Some("u")]))).unwrap();
+        let decl = BTreeMap::from([
+            ("x".to_string(), "indicator | impute(median) | clip(1.5, 4) | standardize".to_string()),
+            ("y".to_string(), "indicator | log1p | minmax".to_string()),
+            ("z".to_string(), "bucketize(3)".to_string()),
+            ("s".to_string(), "datetime(month, hour)".to_string()),
+            ("c".to_string(), "onehot(top = 1)".to_string()),
+            ("t".to_string(), "datetime(year, day_of_week)".to_string()),
+            ("h".to_string(), "hash(buckets = 4)".to_string()),
+            ("o".to_string(), "ordinal".to_string()),
+        ]);
+        let names: Vec<String> = ["x", "y", "z", "s", "c", "t", "h", "o"].map(String::from).into();
+        let t = fit(&f, &names, &decl, LINEAR_DEFAULTS).unwrap();
+        let all = t.apply(&f).unwrap();
+        let mut one = Matrix::zeros(0, 0);
+        for i in 0..f.rows() {
+            t.apply_rows_into(&f, i..i + 1, &mut one).unwrap();
+            let bits = |r: &[f64]| r.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(one.row(0)), bits(all.row(i)), "row {i}: {:?} against {:?}", one.row(0), all.row(i));
+        }
+        let mut undated = f.clone();
+        undated = undated.take(&[0]);
+        let mut bad = Frame::new();
+        for (name, col) in undated.columns() {
+            let col = if name == "t" { Column::Text(Text::encode([Some("soon")])) } else { col.clone() };
+            bad.push(name, col).unwrap();
+        }
+        let e = t.apply_rows_into(&bad, 0..1, &mut one).unwrap_err().to_string();
+        assert!(e.contains("`soon` is not a date or time"), "{e}");
     }
 
     #[test]

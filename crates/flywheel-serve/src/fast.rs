@@ -20,66 +20,97 @@ use flywheel_ml::{ColumnKind, Frame};
 /// How deep a skipped value (`"index"`, say) may nest.
 const SKIP_DEPTH: usize = 8;
 
-type Columns<'a> = Vec<(&'a str, Builder)>;
+/// The columns of a `dataframe_split` being filled, in the model's input
+/// order, and where each given column goes: `None` when given in that order.
+struct Layout {
+    builders: Vec<Builder>,
+    order: Option<Vec<usize>>,
+}
 
 /// A `dataframe_split` body, or `None` to read it the general way.
 pub fn dataframe_split(served: &Served, body: &[u8]) -> Option<Frame> {
     let mut scan = Scan::new(body);
-    let mut columns = None;
-    scan.object(|scan, key| match (key, columns.is_none()) {
+    let mut layout = None;
+    scan.object(|scan, key| match (key, layout.is_none()) {
         (b"dataframe_split", true) => {
-            columns = Some(split(served, scan)?);
+            layout = Some(split(served, scan)?);
             Some(())
         }
         _ => None,
     })?;
     scan.end()?;
-    frame(served, columns?).ok()
+    let inputs = served.input_names_shared();
+    let mut frame = Frame::with_capacity(inputs.len());
+    for (name, b) in inputs.iter().zip(layout?.builders) {
+        frame.push(name.clone(), b.finish()).ok()?;
+    }
+    Some(frame)
 }
 
 /// `{"columns": [...], "data": [[...], ...]}`, the columns first.
-fn split<'a>(served: &Served, scan: &mut Scan<'a>) -> Option<Columns<'a>> {
-    let (mut columns, mut filled) = (None::<Columns<'a>>, false);
-    scan.object(|scan, key| match (key, columns.as_mut()) {
+fn split(served: &Served, scan: &mut Scan) -> Option<Layout> {
+    let (mut layout, mut filled) = (None::<Layout>, false);
+    scan.object(|scan, key| match (key, layout.as_mut()) {
         (b"columns", None) => {
-            columns = Some(names(served, scan)?);
+            layout = Some(names(served, scan)?);
             Some(())
         }
-        (b"data", Some(columns)) if !filled => {
+        (b"data", Some(layout)) if !filled => {
             filled = true;
-            scan.list(|scan| row(scan, columns))
+            scan.list(|scan| row(scan, layout))
         }
         (b"columns" | b"data", _) => None,
         _ => scan.skip(SKIP_DEPTH),
     })?;
-    columns.filter(|_| filled)
+    layout.filter(|_| filled)
 }
 
-/// The column names, checked against the model's inputs, each with an
-/// empty column of its input's kind.
-fn names<'a>(served: &Served, scan: &mut Scan<'a>) -> Option<Columns<'a>> {
-    let mut names = Vec::with_capacity(served.input_names_shared().len());
-    scan.list(|scan| {
-        names.push(scan.str()?);
-        Some(())
-    })?;
-    check_names(served, names.iter().copied()).ok()?;
-    let kind = |i, n: &str| served.input_kind_at(i, n).unwrap_or(ColumnKind::Text);
+/// The column names, checked against the model's inputs, and an empty
+/// column of each input's kind. A client sends the same column list with
+/// every request: the first list in the model's order is remembered, byte
+/// for byte, and a list that starts the same bytes is taken without
+/// reading its names.
+fn names(served: &Served, scan: &mut Scan) -> Option<Layout> {
+    let inputs = served.input_names_shared();
+    scan.peek()?;
+    let start = scan.rest();
+    let order = match served.split_columns() {
+        Some(seen) if start.starts_with(seen) => {
+            scan.advance(seen.len());
+            None
+        }
+        _ => {
+            let mut names = Vec::with_capacity(inputs.len());
+            scan.list(|scan| {
+                names.push(scan.str()?);
+                Some(())
+            })?;
+            check_names(served, names.iter().copied()).ok()?;
+            if names.iter().zip(inputs).all(|(n, i)| *n == &**i) {
+                served.remember_split_columns(&start[..start.len() - scan.rest().len()]);
+                None
+            } else {
+                Some(names.iter().map(|n| inputs.iter().position(|i| &**i == *n)).collect::<Option<Vec<_>>>()?)
+            }
+        }
+    };
     // Room for the rows the bytes left could hold at four a value (`1, `
     // and a bracket take three), capped by `Builder::new`: a column then
     // seldom grows by steps, each a copy.
-    let rows = scan.rest().len() / (4 * names.len().max(1));
-    Some(names.into_iter().enumerate().map(|(i, n)| (n, Builder::new(kind(i, n), rows))).collect())
+    let rows = scan.rest().len() / (4 * inputs.len().max(1));
+    let kinds = served.input_kinds();
+    Some(Layout { builders: kinds.iter().map(|&k| Builder::new(k, rows)).collect(), order })
 }
 
 /// One row: a value per column, in order, no more.
-fn row(scan: &mut Scan, columns: &mut Columns) -> Option<()> {
+fn row(scan: &mut Scan, layout: &mut Layout) -> Option<()> {
     scan.expect(b'[')?;
-    for (i, (_, b)) in columns.iter_mut().enumerate() {
+    for i in 0..layout.builders.len() {
         if i > 0 {
             scan.expect(b',')?;
         }
-        cell(scan, b, true)?;
+        let at = layout.order.as_ref().map_or(i, |order| order[i]);
+        cell(scan, &mut layout.builders[at], true)?;
     }
     scan.expect(b']')
 }

@@ -12,7 +12,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-const BINARY_HEADER: &str = "inference-header-content-length";
+const BINARY_HEADER: HeaderName = HeaderName::from_static("inference-header-content-length");
 /// Requests with more rows than this predict on a blocking thread, so one
 /// big batch does not hold up the small requests sharing its worker.
 const INLINE_ROWS: usize = 256;
@@ -152,7 +152,7 @@ async fn infer_with(app: &Arc<AppState>, picked: Picked, headers: &HeaderMap, bo
     let served = picked.served.clone();
     let started = Instant::now();
     let body = read_body(app, headers, body).await?;
-    let (head, data) = match header_str(headers, BINARY_HEADER)? {
+    let (head, data) = match header_str(headers, &BINARY_HEADER)? {
         Some(n) => crate::binary::split(&body, n)?,
         None => (&body[..], &[][..]),
     };
@@ -176,6 +176,7 @@ async fn infer_with(app: &Arc<AppState>, picked: Picked, headers: &HeaderMap, bo
     }
     let by = Answerer { served: &picked.served, arm: &picked.arm, shadow: false };
     log_prediction(app, by, &id, &frame, &pred, started);
+    crate::columns::recycle(frame);
     with_id(&mut response, id);
     Ok(picked_by(response, &picked))
 }
@@ -192,18 +193,19 @@ pub(crate) async fn invocations_with(app: &Arc<AppState>, parts: &Parts, body: B
     let picked = invocation_model(&app.table, parts.uri.query(), headers)?;
     let id = request_id(headers)?;
     let body = read_body(app, headers, body).await?;
-    let frame = mlflow::parse(&picked.served, header_str(headers, header::CONTENT_TYPE.as_str())?, &body)?;
+    let frame = mlflow::parse(&picked.served, header_str(headers, &header::CONTENT_TYPE)?, &body)?;
     let (pred, frame) = answer(app, &picked, &id, frame).await?;
     let mut response = json_bytes(StatusCode::OK, mlflow::answer(&picked.served, &pred));
     let by = Answerer { served: &picked.served, arm: &picked.arm, shadow: false };
     log_prediction(app, by, &id, &frame, &pred, started);
+    crate::columns::recycle(frame);
     with_id(&mut response, id);
     Ok(picked_by(response, &picked))
 }
 
 /// The caller's `x-request-id`, or a new id.
 fn request_id(headers: &HeaderMap) -> Result<String> {
-    match header_str(headers, REQUEST_ID_HEADER.as_str())? {
+    match header_str(headers, &REQUEST_ID_HEADER)? {
         Some(id) if !id.trim().is_empty() => Ok(id.trim().to_string()),
         _ => Ok(new_id()),
     }
@@ -246,7 +248,7 @@ fn log_prediction(app: &AppState, by: Answerer, id: &str, frame: &Frame, pred: &
 /// The model `/invocations` is for: `?model=NAME`, the `x-flywheel-model`
 /// header, or the only one served.
 fn invocation_model(table: &ModelTable, query: Option<&str>, headers: &HeaderMap) -> Result<Picked> {
-    if let Some(name) = model_in_query(query).or(header_str(headers, MODEL_HEADER.as_str())?) {
+    if let Some(name) = model_in_query(query).or(header_str(headers, &MODEL_HEADER)?) {
         return pick(table, name, headers);
     }
     let route = table.sole().ok_or_else(|| {
@@ -370,7 +372,7 @@ fn non_finite_row(pred: &Prediction) -> Option<usize> {
 /// The whole body, refused beyond `BODY_LIMIT`, or with 408 when it has not
 /// arrived within the request timeout.
 async fn read_body(app: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes> {
-    let declared = header_str(headers, header::CONTENT_LENGTH.as_str())?.and_then(|n| n.parse::<usize>().ok());
+    let declared = header_str(headers, &header::CONTENT_LENGTH)?.and_then(|n| n.parse::<usize>().ok());
     if declared.is_some_and(|n| n > BODY_LIMIT) {
         return Err(ServeError::TooLarge { limit: BODY_LIMIT });
     }
@@ -387,7 +389,9 @@ async fn read_body(app: &AppState, headers: &HeaderMap, body: Body) -> Result<By
     })
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>> {
+/// A header's value as text; by a `HeaderName`, which a lookup by text
+/// would parse for every request.
+fn header_str<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>> {
     headers
         .get(name)
         .map(|v| v.to_str().map_err(|_| ServeError::BadRequest(format!("header {name}: not ASCII text"))))
@@ -403,7 +407,13 @@ fn new_id() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     static START: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let start = START.get_or_init(|| format!("{:014x}-{:08x}", now_us(), std::process::id()));
-    format!("{start}-{:012x}", NEXT.fetch_add(1, Ordering::Relaxed))
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    // What `format!("{start}-{n:012x}")` writes, without its machinery.
+    let mut id = String::with_capacity(start.len() + 13);
+    id.push_str(start);
+    id.push('-');
+    id.extend((0..12).rev().map(|k| char::from(b"0123456789abcdef"[((n >> (4 * k)) & 0xf) as usize])));
+    id
 }
 
 fn picked_by(response: Response, picked: &Picked) -> Response {
@@ -452,6 +462,15 @@ impl IntoResponse for ServeError {
 mod tests {
     use super::*;
     use flywheel_ml::transform::Matrix;
+
+    #[test]
+    fn made_up_ids_are_of_fixed_width_and_sort_in_the_order_they_were_made() {
+        let ids: Vec<String> = (0..20).map(|_| new_id()).collect();
+        assert!(ids.iter().all(|id| id.len() == ids[0].len() && id.len() == 14 + 1 + 8 + 1 + 12), "{ids:?}");
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+        let n = u64::from_str_radix(&ids[1][24..], 16).unwrap();
+        assert_eq!(ids[1], format!("{}-{n:012x}", &ids[1][..23]));
+    }
 
     #[test]
     fn a_prediction_that_is_not_a_finite_number_is_found_by_its_row() {

@@ -59,6 +59,11 @@ impl<'a> Scan<'a> {
         &self.bytes[self.at..]
     }
 
+    /// Skips `n` bytes the caller has matched in `rest()`.
+    pub fn advance(&mut self, n: usize) {
+        self.at = (self.at + n).min(self.bytes.len());
+    }
+
     /// Nothing but white space left.
     pub fn end(&mut self) -> Option<()> {
         (self.peek().is_none()).then_some(())
@@ -89,46 +94,39 @@ impl<'a> Scan<'a> {
     /// sides of a point), finite, correctly rounded.
     pub fn number(&mut self) -> Option<f64> {
         self.skip_space();
-        let negative = self.bytes.get(self.at) == Some(&b'-');
-        self.at += usize::from(negative);
-        let start = self.at;
-        let mut digits = Digits::default();
-        match self.bytes.get(self.at) {
-            Some(b'0') => self.at += 1,
-            Some(b'1'..=b'9') => _ = self.digits_into(&mut digits),
+        let bytes = self.bytes;
+        let negative = bytes.get(self.at) == Some(&b'-');
+        let start = self.at + usize::from(negative);
+        let mut mantissa = 0u64;
+        let mut at = match bytes.get(start) {
+            Some(b'0') => start + 1,
+            Some(b'1'..=b'9') => digits(bytes, start, &mut mantissa),
             _ => return None,
-        }
+        };
         let mut scale = 0i64;
-        if self.bytes.get(self.at) == Some(&b'.') {
-            self.at += 1;
-            let places = self.digits_into(&mut digits);
-            if places == 0 {
+        if bytes.get(at) == Some(&b'.') {
+            let from = at + 1;
+            at = digits(bytes, from, &mut mantissa);
+            if at == from {
                 return None;
             }
-            scale = -(places as i64);
+            scale = -((at - from) as i64);
         }
-        if let Some(b'e' | b'E') = self.bytes.get(self.at) {
-            self.at += 1;
+        // Before the exponent: every digit of the mantissa is in `start..at`.
+        let exact_mantissa = at - start <= 19 && mantissa <= 1 << 53;
+        if let Some(b'e' | b'E') = bytes.get(at) {
+            self.at = at + 1;
             scale += self.exponent()?;
+            at = self.at;
         }
-        let magnitude = match digits.exact(scale) {
+        self.at = at;
+        let magnitude = match exact(exact_mantissa, mantissa, scale) {
             Some(v) => v,
             // ASCII by construction.
-            None => std::str::from_utf8(&self.bytes[start..self.at]).ok()?.parse::<f64>().ok()?,
+            None => std::str::from_utf8(&bytes[start..at]).ok()?.parse::<f64>().ok()?,
         };
         let v = if negative { -magnitude } else { magnitude };
         v.is_finite().then_some(v)
-    }
-
-    /// Decimal digits, added to `d`; how many there were.
-    fn digits_into(&mut self, d: &mut Digits) -> usize {
-        let from = self.at;
-        while let Some(&b @ b'0'..=b'9') = self.bytes.get(self.at) {
-            d.significant += u32::from(d.significant > 0 || b != b'0');
-            d.mantissa = d.mantissa.wrapping_mul(10).wrapping_add(u64::from(b - b'0'));
-            self.at += 1;
-        }
-        self.at - from
     }
 
     /// The exponent after `e`: a sign, then at least one digit.
@@ -231,11 +229,21 @@ fn plain_len(bytes: &[u8]) -> Option<usize> {
     bytes[at..].iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).map(|p| at + p)
 }
 
-/// The significant digits of a number, as one integer while it fits.
-#[derive(Default)]
-struct Digits {
-    mantissa: u64,
-    significant: u32,
+/// Reads the decimal digits from `at` on into `mantissa` (wrapping past
+/// 19 digits: the caller then does not use it); where they end.
+#[inline]
+fn digits(bytes: &[u8], mut at: usize, mantissa: &mut u64) -> usize {
+    let mut m = *mantissa;
+    while let Some(&b) = bytes.get(at) {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        m = m.wrapping_mul(10).wrapping_add(u64::from(d));
+        at += 1;
+    }
+    *mantissa = m;
+    at
 }
 
 /// Powers of ten an f64 holds exactly.
@@ -244,19 +252,19 @@ const EXACT_TENS: [f64; 23] = [
     1e21, 1e22,
 ];
 
-impl Digits {
-    /// `mantissa × 10^scale` when both factors are exact f64s (Clinger's
-    /// fast path): one multiplication or division, so one rounding, so the
-    /// correctly rounded value. What clients write (up to 15 digits, small
-    /// exponents) is almost always this; the rest goes to the full parser.
-    fn exact(&self, scale: i64) -> Option<f64> {
-        if self.significant > 15 {
-            return None;
-        }
-        let m = self.mantissa as f64;
-        let power = |s: i64| EXACT_TENS.get(usize::try_from(s).ok()?).copied();
-        if scale >= 0 { Some(m * power(scale)?) } else { Some(m / power(-scale)?) }
+/// `mantissa × 10^scale` when both factors are exact f64s (Clinger's fast
+/// path: the mantissa read whole, at most 2^53, and a power of ten up to
+/// 10^22): one multiplication or division, so one rounding, so the
+/// correctly rounded value. What clients write is almost always this; the
+/// rest goes to the full parser.
+#[inline]
+fn exact(exact_mantissa: bool, mantissa: u64, scale: i64) -> Option<f64> {
+    if !exact_mantissa {
+        return None;
     }
+    let power = EXACT_TENS.get(usize::try_from(scale.unsigned_abs()).ok()?).copied()?;
+    let m = mantissa as f64;
+    Some(if scale >= 0 { m * power } else { m / power })
 }
 
 #[cfg(test)]
@@ -321,6 +329,12 @@ mod tests {
             "1.7976931348623157e308",
             "-0.0",
             "100000000000000000000000",
+            "9007199254740992e-22",
+            "9007199254740993e-3",
+            "0.9007199254740993",
+            "1234567890123456789",
+            "12345678901234567890",
+            "0.00000000000000000001",
         ] {
             let theirs: f64 = serde_json::from_str(text).unwrap();
             assert_eq!(number(text).map(f64::to_bits), Some(theirs.to_bits()), "{text}");
@@ -352,6 +366,15 @@ mod tests {
             prop_assert_eq!(number(&text).map(f64::to_bits), Some(theirs.to_bits()), "{}", text);
         }
 
+
+        /// Mantissas at the edge of the fast path (2^53) read to the bit.
+        #[test]
+        fn mantissas_near_two_to_the_53_read_as_serde_json_reads_them(m in (1u64 << 52)..(1u64 << 54),
+                                                                       e in -24i32..24) {
+            let text = format!("{m}e{e}");
+            let theirs: f64 = serde_json::from_str(&text).unwrap();
+            prop_assert_eq!(number(&text).map(f64::to_bits), Some(theirs.to_bits()), "{}", text);
+        }
 
         /// Whatever a client's JSON library writes for a number, the cursor
         /// reads as serde_json (with `float_roundtrip`) does, to the bit.

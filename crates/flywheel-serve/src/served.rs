@@ -3,7 +3,7 @@
 
 use axum::http::HeaderValue;
 use flywheel_ml::{Column, ColumnKind, Frame, Model, Task, Text};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// One loaded model version.
 #[derive(Debug)]
@@ -17,13 +17,23 @@ pub struct Served {
     label_header: Option<HeaderValue>,
     /// The signature's input names, shared by every request's frame.
     inputs: Vec<Arc<str>>,
+    /// The signature's input kinds, in its order.
+    kinds: Vec<ColumnKind>,
+    /// The bytes of the first `dataframe_split` column list that named the
+    /// inputs in the model's order, as the client wrote it (`fast.rs`).
+    split_columns: OnceLock<Box<[u8]>>,
 }
+
+/// The longest column list remembered: a list padded with white space is
+/// read, not kept.
+const SPLIT_COLUMNS_MAX: usize = 64 << 10;
 
 impl Served {
     pub fn new(name: String, version: i64, reference: String, model: Model) -> Self {
         let label_header = HeaderValue::try_from(format!("{name}@{version}")).ok();
         let inputs = model.signature.inputs.iter().map(|i| Arc::from(i.name.as_str())).collect();
-        Served { name, version, reference, model, label_header, inputs }
+        let kinds = model.signature.inputs.iter().map(|i| i.kind).collect();
+        Served { name, version, reference, model, label_header, inputs, kinds, split_columns: OnceLock::new() }
     }
 
     /// `name@version`, as the `x-flywheel-model-version` header says it.
@@ -53,6 +63,24 @@ impl Served {
     /// The input names in the model's order, as a frame holds them.
     pub fn input_names_shared(&self) -> &[Arc<str>] {
         &self.inputs
+    }
+
+    /// The input kinds in the model's order.
+    pub fn input_kinds(&self) -> &[ColumnKind] {
+        &self.kinds
+    }
+
+    /// The column list remembered by [`remember_split_columns`](Self::remember_split_columns).
+    pub fn split_columns(&self) -> Option<&[u8]> {
+        self.split_columns.get().map(|b| &b[..])
+    }
+
+    /// Keeps `list`, the bytes of a JSON list naming the inputs in the
+    /// model's order, when none is kept yet.
+    pub fn remember_split_columns(&self, list: &[u8]) {
+        if list.len() <= SPLIT_COLUMNS_MAX && self.split_columns.get().is_none() {
+            _ = self.split_columns.set(list.into());
+        }
     }
 
     pub fn input_names(&self) -> Vec<&str> {
