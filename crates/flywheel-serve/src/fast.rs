@@ -118,15 +118,21 @@ fn row(scan: &mut Scan, layout: &mut Layout) -> Option<()> {
 /// One value into a column, as `Builder::push_json` takes it: a number or
 /// null (and, with `booleans`, true or false) for numbers; text or null
 /// for text.
+#[inline]
 fn cell(scan: &mut Scan, b: &mut Builder, booleans: bool) -> Option<()> {
-    match (b, scan.peek()?) {
-        (Builder::Num(out), b'n') if scan.word(b"null") => out.push(f64::NAN),
-        (Builder::Text(out), b'n') if scan.word(b"null") => out.push(None),
-        (Builder::Num(out), b't') if booleans && scan.word(b"true") => out.push(1.0),
-        (Builder::Num(out), b'f') if booleans && scan.word(b"false") => out.push(0.0),
-        (Builder::Num(out), b'-' | b'0'..=b'9') => out.push(scan.number()?),
-        (Builder::Text(out), b'"') => out.push(Some(scan.str()?.to_string())),
-        _ => return None,
+    match b {
+        Builder::Num(out) => out.push(match scan.peek()? {
+            b'-' | b'0'..=b'9' => scan.number_here()?,
+            b'n' if scan.word(b"null") => f64::NAN,
+            b't' if booleans && scan.word(b"true") => 1.0,
+            b'f' if booleans && scan.word(b"false") => 0.0,
+            _ => return None,
+        }),
+        Builder::Text(out) => out.push(match scan.peek()? {
+            b'"' => Some(scan.str()?.to_string()),
+            b'n' if scan.word(b"null") => None,
+            _ => return None,
+        }),
     }
     Some(())
 }
@@ -246,6 +252,35 @@ mod tests {
             let fast = dataframe_split(&s, body.as_bytes()).unwrap_or_else(|| panic!("fast path gave up on {body}"));
             let general = crate::mlflow::parse(&s, None, body.as_bytes()).unwrap();
             assert!(same(&fast, &general), "{body}");
+        }
+    }
+
+    #[test]
+    fn a_remembered_column_list_is_read_as_a_new_one_would_be() {
+        let s = served();
+        assert_eq!(s.input_names(), ["x", "c"]);
+        let reversed = r#"{"dataframe_split": {"columns": ["c", "x"], "data": [["a", 1.5]]}}"#;
+        assert!(dataframe_split(&s, reversed.as_bytes()).is_some());
+        assert_eq!(s.split_columns(), None, "only a list in the model's order is remembered");
+        let first = r#"{"dataframe_split": {"columns": [ "x",  "c"], "data": [[1.5, "a"]]}}"#;
+        assert!(dataframe_split(&s, first.as_bytes()).is_some());
+        assert_eq!(s.split_columns(), Some(&br#"[ "x",  "c"]"#[..]));
+        for body in [
+            first,
+            r#"{"dataframe_split": {"columns":[ "x",  "c"],"data": [[null, "b"], [2, null]]}}"#,
+            r#"{"dataframe_split": {"columns": ["x", "c"], "data": [[1.5, "a"]]}}"#,
+            reversed,
+        ] {
+            let fast = dataframe_split(&s, body.as_bytes()).unwrap_or_else(|| panic!("fast path gave up on {body}"));
+            let general = crate::mlflow::parse(&s, None, body.as_bytes()).unwrap();
+            assert!(same(&fast, &general), "{body}");
+        }
+        for refused in [
+            r#"{"dataframe_split": {"columns": [ "x",  "c"], "data": [[1.5, "a", 2]]}}"#,
+            r#"{"dataframe_split": {"columns": [ "x",  "c"] "data": [[1.5, "a"]]}}"#,
+            r#"{"dataframe_split": {"columns": [ "x",  "c", "d"], "data": [[1.5, "a", 2]]}}"#,
+        ] {
+            assert!(dataframe_split(&s, refused.as_bytes()).is_none(), "{refused}");
         }
     }
 

@@ -94,6 +94,46 @@ impl<'a> Scan<'a> {
     /// sides of a point), finite, correctly rounded.
     pub fn number(&mut self) -> Option<f64> {
         self.skip_space();
+        self.number_here()
+    }
+
+    /// [`number`](Self::number) at the cursor, white space already skipped
+    /// (after a [`peek`](Self::peek)). The common form, digits with a
+    /// point and no exponent, is read here; the rest by
+    /// [`number_in_full`](Self::number_in_full), kept apart so that this
+    /// stays small enough to inline into a caller's loop.
+    #[inline]
+    pub fn number_here(&mut self) -> Option<f64> {
+        let bytes = self.bytes;
+        let negative = bytes.get(self.at) == Some(&b'-');
+        let start = self.at + usize::from(negative);
+        let mut mantissa = 0u64;
+        let mut at = match bytes.get(start) {
+            Some(b'0') => start + 1,
+            Some(b'1'..=b'9') => digits(bytes, start, &mut mantissa),
+            _ => return None,
+        };
+        let (point, mut places) = (bytes.get(at) == Some(&b'.'), 0);
+        if point {
+            let from = at + 1;
+            at = digits(bytes, from, &mut mantissa);
+            places = at - from;
+        }
+        let exponent = matches!(bytes.get(at), Some(b'e' | b'E'));
+        if (!point || places > 0) && !exponent && at - start <= 19 && mantissa <= 1 << 53 && places < EXACT_TENS.len() {
+            // Clinger's fast path, as in `exact`.
+            self.at = at;
+            let magnitude = mantissa as f64 / EXACT_TENS[places];
+            return Some(if negative { -magnitude } else { magnitude });
+        }
+        self.number_in_full()
+    }
+
+    /// Any number JSON allows at the cursor (after its white space):
+    /// exponents, and digits past what an f64 holds exactly.
+    #[cold]
+    #[inline(never)]
+    fn number_in_full(&mut self) -> Option<f64> {
         let bytes = self.bytes;
         let negative = bytes.get(self.at) == Some(&b'-');
         let start = self.at + usize::from(negative);
@@ -230,10 +270,26 @@ fn plain_len(bytes: &[u8]) -> Option<usize> {
 }
 
 /// Reads the decimal digits from `at` on into `mantissa` (wrapping past
-/// 19 digits: the caller then does not use it); where they end.
+/// 19 digits: the caller then does not use it); where they end. Eight
+/// bytes a step while eight are left, the rest one by one.
 #[inline]
 fn digits(bytes: &[u8], mut at: usize, mantissa: &mut u64) -> usize {
     let mut m = *mantissa;
+    while let Some(word) = bytes.get(at..at + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
+        let w = u64::from_le_bytes(word);
+        let n = leading_digits(w);
+        if n == 0 {
+            *mantissa = m;
+            return at;
+        }
+        let values = w.wrapping_sub(ONES * u64::from(b'0')) << (8 * (8 - n));
+        m = m.wrapping_mul(TENS_U64[n]).wrapping_add(eight_digits(values));
+        at += n;
+        if n < 8 {
+            *mantissa = m;
+            return at;
+        }
+    }
     while let Some(&b) = bytes.get(at) {
         let d = b.wrapping_sub(b'0');
         if d > 9 {
@@ -244,6 +300,32 @@ fn digits(bytes: &[u8], mut at: usize, mantissa: &mut u64) -> usize {
     }
     *mantissa = m;
     at
+}
+
+const ONES: u64 = u64::from_le_bytes([1; 8]);
+const TENS_U64: [u64; 9] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000];
+
+/// How many of the eight bytes of `w` (first byte lowest) are decimal
+/// digits before the first that is not. A byte below `0` borrows when `0`
+/// is taken from it, one above `9` carries into its high bit when 0x46 is
+/// added, and one of 0x80 or more has it already; carries and borrows only
+/// reach the bytes after, so the lowest flagged byte is exact.
+#[inline]
+fn leading_digits(w: u64) -> usize {
+    let flagged = (w.wrapping_sub(ONES * 0x30) | w.wrapping_add(ONES * 0x46) | w) & (ONES << 7);
+    (flagged.trailing_zeros() / 8) as usize
+}
+
+/// The number eight digit values (0–9 a byte, the first digit the lowest
+/// byte) write, in three multiplications: pairs, then fours, then the
+/// eight. Leading zero bytes are leading zeros.
+#[inline]
+fn eight_digits(values: u64) -> u64 {
+    const LOW: u64 = 0x0000_00ff_0000_00ff;
+    let pairs = values.wrapping_mul(10).wrapping_add(values >> 8);
+    let fours = (pairs & LOW).wrapping_mul(100 + (1_000_000 << 32));
+    let rest = ((pairs >> 16) & LOW).wrapping_mul(1 + (10_000 << 32));
+    fours.wrapping_add(rest) >> 32
 }
 
 /// Powers of ten an f64 holds exactly.
@@ -366,6 +448,18 @@ mod tests {
             prop_assert_eq!(number(&text).map(f64::to_bits), Some(theirs.to_bits()), "{}", text);
         }
 
+
+        /// Eight bytes at a time, digits are found and read as one by one.
+        #[test]
+        fn runs_of_digits_read_as_byte_by_byte(bytes in proptest::collection::vec(
+            prop_oneof![8 => b'0'..=b'9', 1 => Just(b'/'), 1 => Just(b':'), 1 => Just(b'.'), 2 => any::<u8>()], 0..30), from in 0usize..4) {
+            let from = from.min(bytes.len());
+            let naive_end = from + bytes[from..].iter().take_while(|b| b.is_ascii_digit()).count();
+            let naive = bytes[from..naive_end].iter().fold(7u64, |m, &b| m.wrapping_mul(10).wrapping_add(u64::from(b - b'0')));
+            let mut m = 7;
+            prop_assert_eq!(digits(&bytes, from, &mut m), naive_end);
+            prop_assert_eq!(m, naive);
+        }
 
         /// Mantissas at the edge of the fast path (2^53) read to the bit.
         #[test]
