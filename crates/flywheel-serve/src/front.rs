@@ -38,10 +38,13 @@ fn predict_route(path: &str) -> Option<Predict<'_>> {
     }
     let rest = path.strip_prefix("/v2/models/")?.strip_suffix("/infer")?;
     let plain = |s: &str| !s.is_empty() && !s.contains(['/', '%']);
-    match rest.split_once("/versions/") {
-        Some((name, v)) if plain(name) && plain(v) => Some(Predict::InferVersion(name, v)),
-        Some(_) => None,
+    // Split at the first `/` (a `str` pattern would build a searcher).
+    match rest.find('/') {
         None => plain(rest).then_some(Predict::Infer(rest)),
+        Some(at) => {
+            let (name, v) = (&rest[..at], rest[at..].strip_prefix("/versions/")?);
+            (plain(name) && plain(v)).then_some(Predict::InferVersion(name, v))
+        }
     }
 }
 
