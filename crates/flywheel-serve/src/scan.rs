@@ -104,27 +104,14 @@ impl<'a> Scan<'a> {
     /// stays small enough to inline into a caller's loop.
     #[inline]
     pub fn number_here(&mut self) -> Option<f64> {
-        let bytes = self.bytes;
-        let negative = bytes.get(self.at) == Some(&b'-');
-        let start = self.at + usize::from(negative);
-        let mut mantissa = 0u64;
-        let mut at = match bytes.get(start) {
-            Some(b'0') => start + 1,
-            Some(b'1'..=b'9') => digits(bytes, start, &mut mantissa),
-            _ => return None,
-        };
-        let (point, mut places) = (bytes.get(at) == Some(&b'.'), 0);
-        if point {
-            let from = at + 1;
-            at = digits(bytes, from, &mut mantissa);
-            places = at - from;
-        }
-        let exponent = matches!(bytes.get(at), Some(b'e' | b'E'));
-        if (!point || places > 0) && !exponent && at - start <= 19 && mantissa <= 1 << 53 && places < EXACT_TENS.len() {
+        let d = Decimal::read(self.bytes, self.at)?;
+        let (places, at) = (d.places.unwrap_or(0), d.end);
+        let exponent = matches!(self.bytes.get(at), Some(b'e' | b'E'));
+        if d.places != Some(0) && !exponent && d.exact() && places < EXACT_TENS.len() {
             // Clinger's fast path, as in `exact`.
             self.at = at;
-            let magnitude = mantissa as f64 / EXACT_TENS[places];
-            return Some(if negative { -magnitude } else { magnitude });
+            let magnitude = d.mantissa as f64 / EXACT_TENS[places];
+            return Some(if d.negative { -magnitude } else { magnitude });
         }
         self.number_in_full()
     }
@@ -134,38 +121,22 @@ impl<'a> Scan<'a> {
     #[cold]
     #[inline(never)]
     fn number_in_full(&mut self) -> Option<f64> {
-        let bytes = self.bytes;
-        let negative = bytes.get(self.at) == Some(&b'-');
-        let start = self.at + usize::from(negative);
-        let mut mantissa = 0u64;
-        let mut at = match bytes.get(start) {
-            Some(b'0') => start + 1,
-            Some(b'1'..=b'9') => digits(bytes, start, &mut mantissa),
-            _ => return None,
+        let d = Decimal::read(self.bytes, self.at)?;
+        let mut scale = match d.places {
+            Some(0) => return None,
+            places => -(places.unwrap_or(0) as i64),
         };
-        let mut scale = 0i64;
-        if bytes.get(at) == Some(&b'.') {
-            let from = at + 1;
-            at = digits(bytes, from, &mut mantissa);
-            if at == from {
-                return None;
-            }
-            scale = -((at - from) as i64);
-        }
-        // Before the exponent: every digit of the mantissa is in `start..at`.
-        let exact_mantissa = at - start <= 19 && mantissa <= 1 << 53;
-        if let Some(b'e' | b'E') = bytes.get(at) {
-            self.at = at + 1;
+        self.at = d.end;
+        if let Some(b'e' | b'E') = self.bytes.get(self.at) {
+            self.at += 1;
             scale += self.exponent()?;
-            at = self.at;
         }
-        self.at = at;
-        let magnitude = match exact(exact_mantissa, mantissa, scale) {
+        let magnitude = match exact(d.exact(), d.mantissa, scale) {
             Some(v) => v,
             // ASCII by construction.
-            None => std::str::from_utf8(&bytes[start..at]).ok()?.parse::<f64>().ok()?,
+            None => std::str::from_utf8(&self.bytes[d.start..self.at]).ok()?.parse::<f64>().ok()?,
         };
-        let v = if negative { -magnitude } else { magnitude };
+        let v = if d.negative { -magnitude } else { magnitude };
         v.is_finite().then_some(v)
     }
 
@@ -251,7 +222,6 @@ impl<'a> Scan<'a> {
 /// Where the first `"`, `\\` or control character of `bytes` is: eight
 /// bytes a step (a word's bytes compared at once), the rest one by one.
 fn plain_len(bytes: &[u8]) -> Option<usize> {
-    const ONES: u64 = u64::from_le_bytes([1; 8]);
     const HIGHS: u64 = ONES << 7;
     // A byte's high bit set where it is zero (below 0x20 for `controls`);
     // the lowest such bit is exact, borrows only spoiling the bytes after.
@@ -267,6 +237,49 @@ fn plain_len(bytes: &[u8]) -> Option<usize> {
         at += 8;
     }
     bytes[at..].iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).map(|p| at + p)
+}
+
+/// The part of a number before its exponent: a sign, the integer digits
+/// (one `0` or no leading zero), and the digits after a point if there is
+/// one, all read into one mantissa.
+struct Decimal {
+    negative: bool,
+    /// Where the digits start (after the sign).
+    start: usize,
+    /// Where the digits end.
+    end: usize,
+    mantissa: u64,
+    /// Digits after the point; `None` without a point.
+    places: Option<usize>,
+}
+
+impl Decimal {
+    #[inline]
+    fn read(bytes: &[u8], at: usize) -> Option<Decimal> {
+        let negative = bytes.get(at) == Some(&b'-');
+        let start = at + usize::from(negative);
+        let mut mantissa = 0u64;
+        let mut end = match bytes.get(start) {
+            Some(b'0') => start + 1,
+            Some(b'1'..=b'9') => digits(bytes, start, &mut mantissa),
+            _ => return None,
+        };
+        let mut places = None;
+        if bytes.get(end) == Some(&b'.') {
+            let from = end + 1;
+            end = digits(bytes, from, &mut mantissa);
+            places = Some(end - from);
+        }
+        Some(Decimal { negative, start, end, mantissa, places })
+    }
+
+    /// Whether the mantissa holds every digit read (19 digits cannot wrap
+    /// a u64) and is exactly an f64.
+    #[inline]
+    fn exact(&self) -> bool {
+        let digits = self.end - self.start - usize::from(self.places.is_some());
+        digits <= 19 && self.mantissa <= 1 << 53
+    }
 }
 
 /// Reads the decimal digits from `at` on into `mantissa` (wrapping past
@@ -416,6 +429,9 @@ mod tests {
             "0.9007199254740993",
             "1234567890123456789",
             "12345678901234567890",
+            "18446744073709551621",
+            "1844674407370955162.1",
+            "0.18446744073709551621",
             "0.00000000000000000001",
         ] {
             let theirs: f64 = serde_json::from_str(text).unwrap();
