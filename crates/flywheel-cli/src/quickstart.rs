@@ -121,7 +121,7 @@ pub fn closing(
         addr: Some("127.0.0.1:0".into()),
         tick: Duration::from_millis(250),
         token: None,
-        on_quiet: None,
+        memory_hook: None,
     };
     let rt = crate::runtime()?;
     let (events, heard) = std::sync::mpsc::channel::<Event>();

@@ -33,7 +33,7 @@ pub fn run(home: &Path, args: &ServeArgs) -> Result<u8, Failure> {
     let token = config.token.clone();
     crate::runtime()?.block_on(async {
         let serve = Serve {
-            on_quiet: Some(crate::give_back_freed_memory),
+            memory_hook: Some(crate::give_back_freed_memory),
             ..Serve::load(&config).await.map_err(Failure::from)?
         };
         let splits: Vec<String> = serve.table.routes().iter().map(|r| r.split.to_string()).collect();

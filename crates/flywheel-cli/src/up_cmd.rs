@@ -28,7 +28,7 @@ pub fn run(home: &Path, args: &UpArgs) -> Result<u8, Failure> {
         addr: args.addr.clone(),
         tick: Duration::from_millis(args.tick_ms.max(50)),
         token,
-        on_quiet: Some(crate::give_back_freed_memory),
+        memory_hook: Some(crate::give_back_freed_memory),
     };
     let names: Vec<String> = config.deployments.iter().map(|d| format!("{} ({})", d.name, d.model)).collect();
     crate::runtime()?.block_on(flywheel_daemon::up(

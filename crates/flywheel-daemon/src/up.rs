@@ -29,8 +29,8 @@ pub struct UpConfig {
     /// How often windows are cut and triggers decided.
     pub tick: Duration,
     pub token: Option<String>,
-    /// Run by the server each time it goes quiet after work.
-    pub on_quiet: Option<fn()>,
+    /// The server's memory hook (`flywheel_serve::Serve::memory_hook`).
+    pub memory_hook: Option<fn(flywheel_serve::Moment)>,
 }
 
 /// What `up` tells as it goes.
@@ -104,7 +104,7 @@ pub async fn up(
         Ok::<_, DaemonError>(Serve::load(&serve_config(&config)?).await?)
     };
     let serve = match started.await {
-        Ok(serve) => Serve { on_quiet: config.on_quiet, ..serve },
+        Ok(serve) => Serve { memory_hook: config.memory_hook, ..serve },
         Err(e) => {
             // Nothing served: the home is free again.
             let _ = claimed.metadata.clear_up();

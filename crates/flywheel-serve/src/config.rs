@@ -6,6 +6,7 @@
 use crate::follow::{DEFAULT_POLL, Followed, Follower};
 use crate::log::LogOptions;
 use crate::metrics::Metrics;
+use crate::quiet::Moment;
 use crate::route::{Route, Split};
 use crate::state::Limits;
 use crate::table::ModelTable;
@@ -55,9 +56,9 @@ pub struct Serve {
     pub token: Option<String>,
     /// The prediction log, written under `home` (none without a home).
     pub log: Option<LogOptions>,
-    /// Run once each time the server goes quiet after work (no request for
-    /// a second): the CLI gives freed memory back.
-    pub on_quiet: Option<fn()>,
+    /// Run once a second while requests come and once when they stop (see
+    /// `quiet.rs`): the CLI gives freed memory back.
+    pub memory_hook: Option<fn(Moment)>,
 }
 
 impl Serve {
@@ -90,7 +91,7 @@ impl Serve {
             limits: config.limits.clone(),
             token: config.token.clone(),
             log: config.log.clone(),
-            on_quiet: None,
+            memory_hook: None,
         })
     }
 
@@ -106,7 +107,7 @@ impl Serve {
             limits: Limits::default(),
             token: None,
             log: None,
-            on_quiet: None,
+            memory_hook: None,
         }
     }
 }

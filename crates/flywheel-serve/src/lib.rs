@@ -43,6 +43,7 @@ pub use http::router;
 pub use log::{LogOptions, PredictionLog, Sampling};
 pub use metrics::Metrics;
 pub use ops::exposure_warning;
+pub use quiet::Moment;
 pub use route::{Arm, Route, Split};
 pub use served::Served;
 pub use shadow::Shadow;
@@ -172,7 +173,7 @@ pub async fn run_until(
         ),
         None => None,
     };
-    let quiet = serve.on_quiet.map(|hook| tokio::spawn(quiet::watch(app.metrics.clone(), hook)));
+    let quiet = serve.memory_hook.map(|hook| tokio::spawn(quiet::watch(app.metrics.clone(), hook)));
     ready(local);
     let served = front::serve(listener, app.clone(), shutdown).await;
     if let Some(q) = quiet {

@@ -1,20 +1,31 @@
-//! What the server does when it goes quiet after work: the caller's hook
-//! (`flywheel serve` and `up` give the allocator's freed memory back to the
-//! system: a load of 1,000-row requests leaves ~50 MB freed but resident
-//! in glibc's per-thread arenas, which its trim threshold does not reach).
-//! Run once per quiet spell, never during a load: a trim walks every arena
-//! under its lock, which requests would wait for.
+//! The caller's memory hook, run once a second while requests come and
+//! once when they stop (`flywheel serve` and `up` give the allocator's
+//! freed memory back to the system: a load of 1,000-row requests leaves
+//! ~30 MB freed but resident in glibc's per-thread arenas, which its trim
+//! threshold does not reach, and a server that goes on answering one-row
+//! requests would hold it for good). The hook decides what a moment is
+//! worth: on [`Moment::Busy`] a trim walks every arena under its lock,
+//! which requests wait for, so it trims only when much is held.
 
 use crate::Metrics;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-/// How long without a new request counts as quiet.
+/// How often the hook may run, and how long without a new request counts
+/// as quiet.
 pub(crate) const QUIET_AFTER: Duration = Duration::from_secs(1);
 
-/// Whether the count of requests started shows a quiet spell that follows
-/// work: none new in the last look, some since the hook last ran.
+/// When the hook runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Moment {
+    /// Requests came in the last second.
+    Busy,
+    /// None came in the last second, after some had: once per quiet spell.
+    Quiet,
+}
+
+/// Reads the count of requests started, a look a second, into moments.
 #[derive(Debug, Default)]
 pub(crate) struct Quiet {
     seen: u64,
@@ -22,28 +33,32 @@ pub(crate) struct Quiet {
 }
 
 impl Quiet {
-    /// Looks at `count`, the requests started so far; true once per spell.
-    pub(crate) fn look(&mut self, count: u64) -> bool {
-        let quiet = count == self.seen && count != self.done_at;
-        self.seen = count;
-        if quiet {
+    /// Looks at `count`, the requests started so far.
+    pub(crate) fn look(&mut self, count: u64) -> Option<Moment> {
+        let moment = if count != self.seen {
+            Some(Moment::Busy)
+        } else if count != self.done_at {
             self.done_at = count;
-        }
-        quiet
+            Some(Moment::Quiet)
+        } else {
+            None
+        };
+        self.seen = count;
+        moment
     }
 }
 
-/// Runs `hook` (on a blocking thread) each time the requests started
-/// (`Metrics::started`) stop moving for [`QUIET_AFTER`] after moving;
-/// until the task is aborted.
-pub(crate) async fn watch(metrics: Arc<Metrics>, hook: fn()) {
+/// Runs `hook` (on a blocking thread) at each moment the requests started
+/// (`Metrics::started`) show, looking every [`QUIET_AFTER`]; until the
+/// task is aborted.
+pub(crate) async fn watch(metrics: Arc<Metrics>, hook: fn(Moment)) {
     let mut tick = tokio::time::interval(QUIET_AFTER);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut quiet = Quiet::default();
     loop {
         tick.tick().await;
-        if quiet.look(metrics.started.load(Ordering::Relaxed)) {
-            let _ = tokio::task::spawn_blocking(hook).await;
+        if let Some(moment) = quiet.look(metrics.started.load(Ordering::Relaxed)) {
+            let _ = tokio::task::spawn_blocking(move || hook(moment)).await;
         }
     }
 }
@@ -53,9 +68,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_hook_runs_once_per_quiet_spell_after_work_and_never_during_it() {
+    fn busy_each_second_requests_came_and_quiet_once_per_spell_after_them() {
         let mut q = Quiet::default();
-        let looks: Vec<bool> = [0, 0, 5, 9, 9, 9, 9, 12, 12, 12].iter().map(|&c| q.look(c)).collect();
-        assert_eq!(looks, [false, false, false, false, true, false, false, false, true, false]);
+        let looks: Vec<Option<Moment>> = [0, 0, 5, 9, 9, 9, 9, 12, 12, 12].iter().map(|&c| q.look(c)).collect();
+        let (b, quiet) = (Some(Moment::Busy), Some(Moment::Quiet));
+        assert_eq!(looks, [None, None, b, b, quiet, None, None, b, quiet, None]);
     }
 }

@@ -708,20 +708,26 @@ fn a_model_name_nobody_serves_is_not_a_metrics_label() {
 }
 
 static QUIET_SPELLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static BUSY_SECONDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-fn count_quiet_spell() {
-    QUIET_SPELLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+fn count_moment(moment: flywheel_serve::Moment) {
+    let counter = match moment {
+        flywheel_serve::Moment::Quiet => &QUIET_SPELLS,
+        flywheel_serve::Moment::Busy => &BUSY_SECONDS,
+    };
+    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
 }
 
-/// The hook `flywheel serve` gives freed memory back with runs once each
-/// time requests stop for a second: not before any came, not during them,
-/// not again while the server stays quiet.
+/// The hook `flywheel serve` gives freed memory back with runs as quiet
+/// once each time requests stop for a second: not before any came, not
+/// during them, not again while the server stays quiet; and as busy while
+/// they come.
 #[test]
-fn the_quiet_hook_runs_once_after_each_spell_of_requests() {
+fn the_memory_hook_runs_busy_during_requests_and_quiet_once_after_each_spell() {
     let table =
         Arc::new(ModelTable::new([Served::new("reg".into(), 4, "reg@production".into(), model(Task::Regression))]));
     let serve = flywheel_serve::Serve {
-        on_quiet: Some(count_quiet_spell),
+        memory_hook: Some(count_moment),
         ..flywheel_serve::Serve::from_table("127.0.0.1:0", table)
     };
     let (tx, rx) = std::sync::mpsc::channel();
@@ -741,6 +747,8 @@ fn the_quiet_hook_runs_once_after_each_spell_of_requests() {
         wait(200);
     }
     assert_eq!(spells(), 0, "not while requests come");
+    let busy = BUSY_SECONDS.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(busy >= 1, "busy while requests come: {busy}");
     wait(2_500);
     assert_eq!(spells(), 1, "once the requests stopped");
     wait(2_200);
