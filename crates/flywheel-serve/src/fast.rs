@@ -14,7 +14,7 @@
 
 use crate::columns::{Builder, check_names, frame};
 use crate::scan::Scan;
-use crate::served::Served;
+use crate::served::{Served, TensorHead};
 use flywheel_ml::{ColumnKind, Frame};
 
 /// How deep a skipped value (`"index"`, say) may nest.
@@ -138,52 +138,131 @@ fn cell(scan: &mut Scan, b: &mut Builder, booleans: bool) -> Option<()> {
 }
 
 /// An OIP inference body of JSON tensors: its id and frame, or `None`.
-pub fn infer(served: &Served, body: &[u8]) -> Option<(Option<String>, Frame)> {
+pub fn infer<'a>(served: &'a Served, body: &'a [u8]) -> Option<(Option<String>, Frame)> {
     let mut scan = Scan::new(body);
-    let (mut id, mut columns) = (None, None);
+    let (mut id, mut read) = (None, None);
     scan.object(|scan, key| match key {
         b"id" if id.is_none() => {
             id = Some(scan.str()?.to_string());
             Some(())
         }
-        b"inputs" if columns.is_none() => {
-            let mut tensors = Vec::with_capacity(served.input_names_shared().len());
-            scan.list(|scan| {
-                tensors.push(tensor(served, tensors.len(), scan)?);
-                Some(())
-            })?;
-            columns = Some(tensors);
+        b"inputs" if read.is_none() => {
+            read = Some(tensors(served, scan)?);
             Some(())
         }
         _ => None,
     })?;
     scan.end()?;
-    let columns = columns?;
+    let Tensors { columns, heads } = read?;
     check_names(served, columns.iter().map(|(n, _)| *n)).ok()?;
     let rows = columns.first().map_or(0, |(_, b)| b.len());
     if columns.iter().any(|(_, b)| b.len() != rows) {
         return None;
     }
-    Some((id, frame(served, columns).ok()?))
+    let frame = frame(served, columns).ok()?;
+    if let Some(heads) = heads {
+        served.remember_tensor_heads(heads);
+    }
+    Some((id, frame))
+}
+
+/// The tensors of `inputs`, and, while the model has none remembered, how
+/// each was written when all were given whole in the model's order.
+struct Tensors<'a> {
+    columns: Vec<(&'a str, Builder)>,
+    heads: Option<Vec<TensorHead>>,
+}
+
+/// The `inputs` list. A client writes every request's tensors alike but
+/// for their row counts and values: once one request in the model's order
+/// has been read, a tensor that starts with the bytes its input's did then
+/// is read by its count and values alone ([`remembered`]), which checks
+/// the same things as [`tensor`] does, the rest being the same bytes.
+fn tensors<'a>(served: &'a Served, scan: &mut Scan<'a>) -> Option<Tensors<'a>> {
+    let (names, kinds, known) = (served.input_names_shared(), served.input_kinds(), served.tensor_heads());
+    let mut columns = Vec::with_capacity(names.len());
+    let mut heads = known.is_none().then(|| Vec::with_capacity(names.len()));
+    scan.list(|scan| {
+        let i = columns.len();
+        if let Some((head, &kind)) = known.and_then(|h| h.get(i)).zip(kinds.get(i)) {
+            let mut tried = scan.clone();
+            if let Some(b) = remembered(kind, head, &mut tried) {
+                *scan = tried;
+                columns.push((&*names[i], b));
+                return Some(());
+            }
+        }
+        let (name, b, head) = tensor(served, i, heads.is_some(), scan)?;
+        let in_order = names.get(i).is_some_and(|n| **n == *name);
+        heads = heads.take().zip(head.filter(|_| in_order)).map(|(mut all, head)| {
+            all.push(head);
+            all
+        });
+        columns.push((name, b));
+        Some(())
+    })?;
+    Some(Tensors { columns, heads })
+}
+
+/// A tensor written as `head` says but for its row count and values: its
+/// column, or `None` when its bytes go otherwise.
+#[inline]
+fn remembered(kind: ColumnKind, head: &TensorHead, scan: &mut Scan) -> Option<Builder> {
+    scan.peek()?;
+    if !scan.literal(&head.before_count) {
+        return None;
+    }
+    let rows = scan.count()?;
+    if !scan.literal(&head.before_data) {
+        return None;
+    }
+    let mut b = Builder::new(kind, rows.try_into().unwrap_or(0));
+    if !scan.eat(b']') {
+        loop {
+            cell(scan, &mut b, false)?;
+            if scan.eat(b']') {
+                break;
+            }
+            scan.expect(b',')?;
+        }
+    }
+    scan.expect(b'}')?;
+    (b.len() as u64 == rows).then_some(b)
 }
 
 /// `{"name", "datatype", "shape", "data"}`, `data` after `name`: FP64 for a
 /// number column, BYTES for text, a flat list as long as the shape says;
-/// usually the model's input `hint`.
-fn tensor<'a>(served: &Served, hint: usize, scan: &mut Scan<'a>) -> Option<(&'a str, Builder)> {
+/// usually the model's input `hint`. With `record`, and when its shape came
+/// before its data and its data last, how it was written.
+fn tensor<'a>(
+    served: &Served,
+    hint: usize,
+    record: bool,
+    scan: &mut Scan<'a>,
+) -> Option<(&'a str, Builder, Option<TensorHead>)> {
+    scan.peek()?;
+    let start = scan.position();
     let (mut name, mut datatype, mut shape, mut data) = (None, None, None, None);
+    let (mut fields, mut count_at, mut data_at) = (0, 0..0, None);
     scan.object(|scan, key| {
+        fields += 1;
         match key {
             b"name" if name.is_none() => {
                 let n = scan.str()?;
                 name = Some((n, served.input_kind_at(hint, n)?));
             }
             b"datatype" if datatype.is_none() => datatype = Some(scan.raw_str()?),
-            b"shape" if shape.is_none() => shape = Some(rows_of_shape(scan)?),
+            b"shape" if shape.is_none() => {
+                let (rows, digits) = rows_of_shape(scan)?;
+                (shape, count_at) = (Some(rows), digits);
+            }
             b"data" if data.is_none() => {
                 let (_, kind) = name?;
                 let rows = shape.unwrap_or(0).try_into().unwrap_or(0);
                 let mut b = Builder::new(kind, rows);
+                scan.peek()?;
+                // The fourth field, so the last (none repeats), after the shape.
+                data_at = (fields == 4).then_some(scan.position() + 1);
                 scan.list(|scan| cell(scan, &mut b, false))?;
                 data = Some(b);
             }
@@ -196,17 +275,27 @@ fn tensor<'a>(served: &Served, hint: usize, scan: &mut Scan<'a>) -> Option<(&'a 
         ColumnKind::Number => &b"FP64"[..],
         ColumnKind::Text => b"BYTES",
     };
-    (shape == data.len() as u64 && datatype == wanted).then_some((name, data))
+    if shape != data.len() as u64 || datatype != wanted {
+        return None;
+    }
+    let head = data_at.filter(|_| record).map(|opens| TensorHead {
+        before_count: scan.between(start, count_at.start).into(),
+        before_data: scan.between(count_at.end, opens).into(),
+    });
+    Some((name, data, head))
 }
 
-/// A `[rows]` or `[rows, 1]` shape: its row count.
-fn rows_of_shape(scan: &mut Scan) -> Option<u64> {
+/// A `[rows]` or `[rows, 1]` shape: its row count, and where its digits are.
+fn rows_of_shape(scan: &mut Scan) -> Option<(u64, std::ops::Range<usize>)> {
     scan.expect(b'[')?;
+    scan.peek()?;
+    let from = scan.position();
     let rows = scan.count()?;
+    let digits = from..scan.position();
     if scan.eat(b',') && scan.count()? != 1 {
         return None;
     }
-    scan.expect(b']').map(|()| rows)
+    scan.expect(b']').map(|()| (rows, digits))
 }
 
 #[cfg(test)]
@@ -303,6 +392,56 @@ mod tests {
             assert!(dataframe_split(&s, body.as_bytes()).is_none(), "{body}");
         }
         assert!(read_json(br#"{"x": NaN}"#).is_ok(), "the general path still reads bare NaN");
+    }
+
+    #[test]
+    fn remembered_tensor_heads_read_as_the_general_path_reads() {
+        let s = served();
+        let out_of_order = r#"{"inputs": [{"name": "c", "datatype": "BYTES", "shape": [1], "data": ["a"]},
+            {"name": "x", "datatype": "FP64", "shape": [1], "data": [1]}]}"#;
+        assert!(infer(&s, out_of_order.as_bytes()).is_some());
+        assert_eq!(s.tensor_heads(), None, "only tensors in the model's order are remembered");
+        let first = r#"{"inputs": [{"name": "x", "datatype": "FP64", "shape": [2], "data": [1, 2]},
+            {"shape": [ 2, 1], "name": "c", "datatype": "BYTES", "data": ["a", "b"]}]}"#;
+        assert!(infer(&s, first.as_bytes()).is_some());
+        let heads = s.tensor_heads().expect("remembered");
+        assert_eq!(&*heads[0].before_count, br#"{"name": "x", "datatype": "FP64", "shape": ["#);
+        assert_eq!(&*heads[0].before_data, br#"], "data": ["#);
+        assert_eq!(&*heads[1].before_count, br#"{"shape": [ "#);
+        assert_eq!(&*heads[1].before_data, br#", 1], "name": "c", "datatype": "BYTES", "data": ["#);
+        for body in [
+            first,
+            r#"{"id": "r", "inputs": [{"name": "x", "datatype": "FP64", "shape": [3], "data": [1, null, -2.5e3]},
+            {"shape": [ 3, 1], "name": "c", "datatype": "BYTES", "data": ["a", null, "bé"]}]}"#,
+            r#"{"inputs": [{"name": "x", "datatype": "FP64", "shape": [0], "data": [ ]},
+            {"shape": [ 0, 1], "name": "c", "datatype": "BYTES", "data": []}]}"#,
+            r#"{"inputs": [{"name":"x","datatype":"FP64","shape":[1],"data":[7]},{"name":"c","datatype":"BYTES","shape":[1],"data":["z"]}]}"#,
+            r#"{"inputs": [{"name": "x", "datatype": "FP64", "shape": [1], "data": [1]},
+            {"name": "c", "datatype": "BYTES", "shape": [1], "data": ["a"]}]}"#,
+            out_of_order,
+        ] {
+            let (id, fast) = infer(&s, body.as_bytes()).unwrap_or_else(|| panic!("fast path gave up on {body}"));
+            let general = crate::oip::parse_infer(&s, body.as_bytes(), &[]).unwrap();
+            assert!(same(&fast, &general.frame) && id == general.id, "{body}");
+        }
+        for refused in [
+            r#"{"inputs": [{"name": "x", "datatype": "FP64", "shape": [2], "data": [1]},
+            {"shape": [ 2, 1], "name": "c", "datatype": "BYTES", "data": ["a", "b"]}]}"#,
+            r#"{"inputs": [{"name": "x", "datatype": "FP64", "shape": [1], "data": [1], "data": [2]},
+            {"shape": [ 1, 1], "name": "c", "datatype": "BYTES", "data": ["a"]}]}"#,
+            r#"{"inputs": [{"name": "x", "datatype": "FP64", "shape": [1], "data": ["1"]},
+            {"shape": [ 1, 1], "name": "c", "datatype": "BYTES", "data": ["a"]}]}"#,
+            r#"{"inputs": [{"name": "x", "datatype": "FP64", "shape": [1], "data": [1]},
+            {"shape": [ 1, 2], "name": "c", "datatype": "BYTES", "data": ["a"]}]}"#,
+            r#"{"inputs": [{"name": "x", "datatype": "FP64", "shape": [1], "data": [1]},
+            {"shape": [ 1, 1], "name": "c", "datatype": "BYTES", "data": [1]}]}"#,
+            r#"{"inputs": [{"name": "x", "datatype": "FP64", "shape": [1], "data": [1]}]}"#,
+            r#"{"inputs": [{"name": "x", "datatype": "FP64", "shape": [1], "data": [1]},
+            {"shape": [ 1, 1], "name": "c", "datatype": "BYTES", "data": ["a"]},
+            {"name": "x", "datatype": "FP64", "shape": [1], "data": [1]}]}"#,
+        ] {
+            assert!(infer(&s, refused.as_bytes()).is_none(), "{refused}");
+        }
     }
 
     #[test]

@@ -281,8 +281,11 @@ pub fn answer(served: &Served, requested: &[(&'static str, bool)], id: &str, pre
             tensor
         })
         .collect();
-    let header = AnswerHead { model_name: &served.name, model_version: served.version.to_string(), id, outputs };
-    let mut body = serde_json::to_vec(&header).unwrap_or_default();
+    let header = AnswerHead { model_name: &served.name, model_version: served.version_text(), id, outputs };
+    let mut body = Vec::with_capacity(answer_size(served, id, pred));
+    if serde_json::to_writer(&mut body, &header).is_err() {
+        body.clear();
+    }
     if requested.iter().all(|(_, binary)| !binary) {
         return Encoded { body, header_len: None };
     }
@@ -291,10 +294,28 @@ pub fn answer(served: &Served, requested: &[(&'static str, bool)], id: &str, pre
     Encoded { body, header_len: Some(header_len) }
 }
 
+/// About what the JSON answer takes, so that it is written into one
+/// allocation instead of growing by copies from serde's 128 bytes: the
+/// names and classes, and per row a label and 24 bytes a number.
+fn answer_size(served: &Served, id: &str, pred: &Prediction) -> usize {
+    let classes: usize = served.model.classes.iter().map(|c| c.len() + 3).sum();
+    let per_row = match pred {
+        Prediction::Values(_) => 24,
+        Prediction::Classes { probabilities, .. } => {
+            served.model.classes.iter().map(String::len).max().unwrap_or(0) + 3 + 24 * probabilities.cols
+        }
+    };
+    let rows = match pred {
+        Prediction::Values(v) => v.len(),
+        Prediction::Classes { labels, .. } => labels.len(),
+    };
+    (256 + served.name.len() + id.len() + 2 * classes).saturating_add(rows.saturating_mul(per_row))
+}
+
 #[derive(serde::Serialize)]
 struct AnswerHead<'a> {
     model_name: &'a str,
-    model_version: String,
+    model_version: &'a str,
     id: &'a str,
     outputs: Vec<OutTensor<'a>>,
 }

@@ -7,6 +7,7 @@
 //! escaped string per key, was most of a one-row request's parsing.
 
 /// A position in a JSON body.
+#[derive(Clone)]
 pub struct Scan<'a> {
     bytes: &'a [u8],
     at: usize,
@@ -51,6 +52,24 @@ impl<'a> Scan<'a> {
         self.skip_space();
         let next = self.bytes[self.at..].starts_with(word);
         self.at += if next { word.len() } else { 0 };
+        next
+    }
+
+    /// How many bytes have been read.
+    pub fn position(&self) -> usize {
+        self.at
+    }
+
+    /// The body's bytes from `from` to `to` (positions it has passed).
+    pub fn between(&self, from: usize, to: usize) -> &'a [u8] {
+        &self.bytes[from.min(to)..to.min(self.bytes.len())]
+    }
+
+    /// Consumes `bytes` when the body goes on with exactly them.
+    #[inline]
+    pub fn literal(&mut self, bytes: &[u8]) -> bool {
+        let next = self.rest().starts_with(bytes);
+        self.at += if next { bytes.len() } else { 0 };
         next
     }
 

@@ -15,6 +15,8 @@ pub struct Served {
     pub model: Model,
     /// `label()` as a header value, made once (a model name is ASCII).
     label_header: Option<HeaderValue>,
+    /// The version as OIP answers give it (`"3"`), made once.
+    version_text: String,
     /// The signature's input names, shared by every request's frame.
     inputs: Vec<Arc<str>>,
     /// The signature's input kinds, in its order.
@@ -22,6 +24,18 @@ pub struct Served {
     /// The bytes of the first `dataframe_split` column list that named the
     /// inputs in the model's order, as the client wrote it (`fast.rs`).
     split_columns: OnceLock<Box<[u8]>>,
+    /// How the first OIP request read whole in the model's order wrote
+    /// each tensor around its row count (`fast.rs`).
+    tensor_heads: OnceLock<Box<[TensorHead]>>,
+}
+
+/// One JSON tensor as a client wrote it, without its row count and its
+/// values: the bytes from its `{` to the count in its shape, and from
+/// after the count to the `[` that opens its data (which comes last).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorHead {
+    pub before_count: Box<[u8]>,
+    pub before_data: Box<[u8]>,
 }
 
 /// The longest column list remembered: a list padded with white space is
@@ -33,7 +47,19 @@ impl Served {
         let label_header = HeaderValue::try_from(format!("{name}@{version}")).ok();
         let inputs = model.signature.inputs.iter().map(|i| Arc::from(i.name.as_str())).collect();
         let kinds = model.signature.inputs.iter().map(|i| i.kind).collect();
-        Served { name, version, reference, model, label_header, inputs, kinds, split_columns: OnceLock::new() }
+        let version_text = version.to_string();
+        Served {
+            name,
+            version,
+            reference,
+            model,
+            label_header,
+            version_text,
+            inputs,
+            kinds,
+            split_columns: OnceLock::new(),
+            tensor_heads: OnceLock::new(),
+        }
     }
 
     /// `name@version`, as the `x-flywheel-model-version` header says it.
@@ -44,6 +70,11 @@ impl Served {
     /// [`label`](Self::label) as a header value; cloned without a copy.
     pub fn label_header(&self) -> Option<HeaderValue> {
         self.label_header.clone()
+    }
+
+    /// The version number as text.
+    pub fn version_text(&self) -> &str {
+        &self.version_text
     }
 
     /// The kind of the input column `name`, if the model reads it.
@@ -80,6 +111,21 @@ impl Served {
     pub fn remember_split_columns(&self, list: &[u8]) {
         if list.len() <= SPLIT_COLUMNS_MAX && self.split_columns.get().is_none() {
             _ = self.split_columns.set(list.into());
+        }
+    }
+
+    /// The tensor heads remembered by [`remember_tensor_heads`](Self::remember_tensor_heads),
+    /// one per input in the model's order.
+    pub fn tensor_heads(&self) -> Option<&[TensorHead]> {
+        self.tensor_heads.get().map(|h| &h[..])
+    }
+
+    /// Keeps `heads`, one per input in the model's order, when none are
+    /// kept yet and they are not padded past `SPLIT_COLUMNS_MAX` in all.
+    pub fn remember_tensor_heads(&self, heads: Vec<TensorHead>) {
+        let size: usize = heads.iter().map(|h| h.before_count.len() + h.before_data.len()).sum();
+        if heads.len() == self.inputs.len() && size <= SPLIT_COLUMNS_MAX && self.tensor_heads.get().is_none() {
+            _ = self.tensor_heads.set(heads.into());
         }
     }
 

@@ -10,7 +10,7 @@
 use super::Entry;
 use super::segment::{FIXED, PREDICTION, input_column};
 use crate::served::Served;
-use arrow_array::builder::{BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
+use arrow_array::builder::{BooleanBuilder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, DataType, Field, Schema, TimeUnit};
 use flywheel_core::ModelRef;
@@ -43,15 +43,25 @@ pub(crate) struct Requests {
     pub rows: usize,
 }
 
+/// Numbers are kept as the frame has them (NaN for missing) and copied
+/// whole, their nulls found once at the flush: an Arrow builder took a
+/// null bit per value, on the handler's time.
 enum Values {
-    Num(Float64Builder),
+    Num(Vec<f64>),
     Text(StringBuilder),
 }
 
 enum Predicted {
-    Values(Float64Builder),
-    Classes { label: StringBuilder, proba: Vec<Float64Builder> },
+    Values(Vec<f64>),
+    /// The class index per row (`NO_CLASS` when none), and a probability
+    /// column per class.
+    Classes {
+        label: Vec<u32>,
+        proba: Vec<Vec<f64>>,
+    },
 }
+
+const NO_CLASS: u32 = u32::MAX;
 
 /// Rows of one model version and hour, waiting.
 pub(crate) struct Pending {
@@ -68,15 +78,15 @@ impl Pending {
             .inputs
             .iter()
             .map(|i| match i.kind {
-                ColumnKind::Number => Values::Num(Float64Builder::new()),
+                ColumnKind::Number => Values::Num(Vec::new()),
                 ColumnKind::Text => Values::Text(StringBuilder::new()),
             })
             .collect();
         let predicted = if served.is_classifier() {
-            let proba = served.model.classes.iter().map(|_| Float64Builder::new()).collect();
-            Predicted::Classes { label: StringBuilder::new(), proba }
+            let proba = served.model.classes.iter().map(|_| Vec::new()).collect();
+            Predicted::Classes { label: Vec::new(), proba }
         } else {
-            Predicted::Values(Float64Builder::new())
+            Predicted::Values(Vec::new())
         };
         let requests =
             Requests { served: served.clone(), hour, ids: String::new(), reqs: Vec::new(), arms: Vec::new(), rows: 0 };
@@ -117,23 +127,25 @@ impl Pending {
         for (input, values) in r.served.model.signature.inputs.iter().zip(&mut self.inputs) {
             let name = input_column(&input.name);
             let (dtype, array): (DataType, ArrayRef) = match values {
-                Values::Num(b) => (DataType::Float64, Arc::new(b.finish())),
+                Values::Num(v) => (DataType::Float64, Arc::new(numbers(std::mem::take(v)))),
                 Values::Text(b) => (DataType::Utf8, Arc::new(b.finish())),
             };
             fields.push(Field::new(name, dtype, true));
             columns.push(array);
         }
         match &mut self.predicted {
-            Predicted::Values(b) => {
+            Predicted::Values(v) => {
                 fields.push(Field::new(PREDICTION, DataType::Float64, true));
-                columns.push(Arc::new(b.finish()));
+                columns.push(Arc::new(numbers(std::mem::take(v))));
             }
             Predicted::Classes { label, proba } => {
+                let classes = &r.served.model.classes;
                 fields.push(Field::new(PREDICTION, DataType::Utf8, true));
-                columns.push(Arc::new(label.finish()));
-                for (class, b) in r.served.model.classes.iter().zip(proba) {
+                let labels = label.iter().map(|&l| classes.get(l as usize));
+                columns.push(Arc::new(arrow_array::StringArray::from_iter(labels)));
+                for (class, v) in classes.iter().zip(proba) {
                     fields.push(Field::new(format!("probability({class})"), DataType::Float64, true));
-                    columns.push(Arc::new(b.finish()));
+                    columns.push(Arc::new(numbers(std::mem::take(v))));
                 }
             }
         }
@@ -144,32 +156,42 @@ impl Pending {
 
 fn append_input(out: &mut Values, column: Option<&Column>, rows: usize) {
     match (out, column) {
-        (Values::Num(b), Some(Column::Num(v))) => v.iter().for_each(|&x| b.append_option((!x.is_nan()).then_some(x))),
+        (Values::Num(v), Some(Column::Num(x))) => v.extend_from_slice(x),
         (Values::Text(b), Some(Column::Text(t))) => (0..t.len()).for_each(|i| b.append_option(t.get(i))),
-        (Values::Num(b), _) => b.append_nulls(rows),
+        (Values::Num(v), _) => v.resize(v.len() + rows, f64::NAN),
         (Values::Text(b), _) => (0..rows).for_each(|_| b.append_null()),
     }
 }
 
 fn append_prediction(out: &mut Predicted, pred: &Prediction, classes: &[String], rows: usize) {
     match (out, pred) {
-        (Predicted::Values(b), Prediction::Values(v)) => {
-            v.iter().for_each(|&x| b.append_option((!x.is_nan()).then_some(x)));
-        }
+        (Predicted::Values(v), Prediction::Values(x)) => v.extend_from_slice(x),
         (Predicted::Classes { label, proba }, Prediction::Classes { probabilities, labels }) => {
-            for (i, &l) in labels.iter().enumerate() {
-                label.append_option(classes.get(l));
-                for (j, b) in proba.iter_mut().enumerate() {
-                    b.append_option((j < probabilities.cols).then(|| probabilities.get(i, j)));
+            let class = |l: usize| if l < classes.len() { u32::try_from(l).unwrap_or(NO_CLASS) } else { NO_CLASS };
+            label.extend(labels.iter().map(|&l| class(l)));
+            for (j, v) in proba.iter_mut().enumerate() {
+                if j < probabilities.cols {
+                    v.extend((0..labels.len()).map(|i| probabilities.get(i, j)));
+                } else {
+                    v.resize(v.len() + labels.len(), f64::NAN);
                 }
             }
         }
-        (Predicted::Values(b), _) => b.append_nulls(rows),
+        (Predicted::Values(v), _) => v.resize(v.len() + rows, f64::NAN),
         (Predicted::Classes { label, proba }, _) => {
-            (0..rows).for_each(|_| label.append_null());
-            proba.iter_mut().for_each(|b| b.append_nulls(rows));
+            label.resize(label.len() + rows, NO_CLASS);
+            proba.iter_mut().for_each(|v| v.resize(v.len() + rows, f64::NAN));
         }
     }
+}
+
+/// A column of numbers, NaN written as null (missing, as the frame means it).
+fn numbers(values: Vec<f64>) -> arrow_array::Float64Array {
+    let nulls = values
+        .iter()
+        .any(|x| x.is_nan())
+        .then(|| arrow_buffer::NullBuffer::from_iter(values.iter().map(|x| !x.is_nan())));
+    arrow_array::Float64Array::new(values.into(), nulls)
 }
 
 fn fixed_fields() -> Vec<Field> {
