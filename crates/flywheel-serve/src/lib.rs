@@ -34,6 +34,7 @@ mod shadow;
 mod split_api;
 mod state;
 mod table;
+mod write;
 
 pub use config::{DEFAULT_ADDR, DEFAULT_ALIAS, Serve, ServeConfig};
 pub use follow::{DEFAULT_POLL, Followed, Follower, Following};

@@ -7,6 +7,7 @@
 use crate::bad;
 use crate::columns::{Builder, check_names, describe, frame, read_json};
 use crate::served::Served;
+use crate::write;
 use crate::{Result, ServeError};
 use flywheel_ml::{Frame, Prediction};
 use serde_json::{Map, Value};
@@ -177,20 +178,41 @@ fn builders(served: &Served, names: &[&str], rows: usize) -> Vec<(String, Builde
         .collect()
 }
 
-/// `{"predictions": [...]}`: values, or class labels, serialized from the
-/// prediction as it is.
+/// `{"predictions": [...]}`: values, or class labels, written from the
+/// prediction as it is (`write.rs`).
 pub fn answer(served: &Served, pred: &Prediction) -> Vec<u8> {
-    #[derive(serde::Serialize)]
-    struct Predictions<T> {
-        predictions: T,
-    }
-    let body = match pred {
-        Prediction::Values(v) => serde_json::to_vec(&Predictions { predictions: v }),
-        Prediction::Classes { labels, .. } => {
-            let classes = &served.model.classes;
-            let labels: Vec<&str> = labels.iter().map(|&l| classes[l].as_str()).collect();
-            serde_json::to_vec(&Predictions { predictions: labels })
+    let classes = &served.model.classes;
+    let mut body = Vec::with_capacity(64);
+    body.extend_from_slice(br#"{"predictions":"#);
+    match pred {
+        Prediction::Values(v) => {
+            body.reserve(24 * v.len());
+            write::list(&mut body, v, |body, &x| write::f64(body, x));
         }
-    };
-    body.unwrap_or_default()
+        Prediction::Classes { labels, .. } => {
+            body.reserve(labels.first().map_or(0, |&l| classes[l].len() + 3) * labels.len());
+            write::list(&mut body, labels, |body, &l| write::str(body, &classes[l]));
+        }
+    }
+    body.push(b'}');
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::served::{test_classifier, test_served};
+    use flywheel_ml::transform::Matrix;
+
+    #[test]
+    fn predictions_are_written_as_serde_json_writes_them() {
+        let values = vec![0.1, -2.5e-300, 1e21, 3.0];
+        let answer = String::from_utf8(super::answer(&test_served(1, "m@1"), &Prediction::Values(values.clone())));
+        assert_eq!(answer.unwrap(), serde_json::json!({ "predictions": values }).to_string());
+        let served = test_classifier(["y\"es\u{1}", "été"]);
+        let probabilities = Matrix { rows: 3, cols: 2, data: vec![0.5; 6] };
+        let pred = Prediction::Classes { probabilities, labels: vec![1, 0, 1] };
+        let expected = serde_json::json!({ "predictions": ["été", "y\"es\u{1}", "été"] }).to_string();
+        assert_eq!(String::from_utf8(super::answer(&served, &pred)).unwrap(), expected);
+    }
 }

@@ -15,6 +15,7 @@ use crate::bad;
 use crate::binary::{self, Dtype};
 use crate::columns::{Builder, check_names, describe, frame, read_json};
 use crate::served::Served;
+use crate::write;
 use flywheel_ml::{ColumnKind, Frame, Prediction};
 use serde_json::{Map, Value, json};
 
@@ -265,33 +266,77 @@ pub struct Encoded {
 }
 
 /// The inference answer: JSON, with binary outputs after it when asked.
-/// Serialized from borrowed slices, not built as a `Value` first.
+/// Written from borrowed slices (`write.rs`), the fields in the order the
+/// protocol's examples give them.
 pub fn answer(served: &Served, requested: &[(&'static str, bool)], id: &str, pred: &Prediction) -> Encoded {
-    let mut raw = Vec::new();
-    let outputs: Vec<OutTensor> = requested
-        .iter()
-        .map(|&(name, binary)| {
-            let mut tensor = output(served, name, pred);
-            if binary {
-                let before = raw.len();
-                tensor.data.append_binary(&mut raw);
-                tensor.parameters.binary_data_size = Some(raw.len() - before);
-                tensor.data = Data::None;
-            }
-            tensor
-        })
-        .collect();
-    let header = AnswerHead { model_name: &served.name, model_version: served.version_text(), id, outputs };
     let mut body = Vec::with_capacity(answer_size(served, id, pred));
-    if serde_json::to_writer(&mut body, &header).is_err() {
-        body.clear();
-    }
+    let mut raw = Vec::new();
+    body.extend_from_slice(br#"{"model_name":"#);
+    write::str(&mut body, &served.name);
+    body.extend_from_slice(br#","model_version":"#);
+    write::str(&mut body, served.version_text());
+    body.extend_from_slice(br#","id":"#);
+    write::str(&mut body, id);
+    body.extend_from_slice(br#","outputs":"#);
+    write::list(&mut body, requested, |body, &(name, binary)| {
+        let into = if binary { Some(&mut raw) } else { None };
+        output(body, into, served, name, pred);
+    });
+    body.push(b'}');
     if requested.iter().all(|(_, binary)| !binary) {
         return Encoded { body, header_len: None };
     }
     let header_len = body.len();
     body.extend(raw);
     Encoded { body, header_len: Some(header_len) }
+}
+
+/// One output tensor, `{"name","datatype","shape","parameters","data"}`;
+/// with `raw`, its data appended there in binary and its size a parameter.
+fn output(body: &mut Vec<u8>, raw: Option<&mut Vec<u8>>, served: &Served, name: &str, pred: &Prediction) {
+    let classes = &served.model.classes;
+    let (datatype, rows, columns, data) = match (name, pred) {
+        (PROBABILITIES, Prediction::Classes { probabilities: p, .. }) => {
+            ("FP64", p.rows, Some(p.cols), Data::Num(&p.data))
+        }
+        (_, Prediction::Classes { labels, .. }) => ("BYTES", labels.len(), None, Data::Labels(labels)),
+        (_, Prediction::Values(v)) => ("FP64", v.len(), None, Data::Num(v)),
+    };
+    body.extend_from_slice(br#"{"name":"#);
+    write::str(body, name);
+    body.extend_from_slice(br#","datatype":""#);
+    body.extend_from_slice(datatype.as_bytes());
+    body.extend_from_slice(br#"","shape":"#);
+    write::list(body, std::iter::once(rows).chain(columns), write::count);
+    body.extend_from_slice(br#","parameters":{"#);
+    let probabilities = columns.is_some();
+    if probabilities {
+        body.extend_from_slice(br#""classes":"#);
+        write::list(body, classes, |body, c| write::str(body, c));
+    }
+    let Some(raw) = raw else {
+        body.extend_from_slice(br#"},"data":"#);
+        match data {
+            Data::Num(v) => write::list(body, v, |body, &x| write::f64(body, x)),
+            Data::Labels(l) => write::list(body, l, |body, &l| write::str(body, &classes[l])),
+        }
+        body.push(b'}');
+        return;
+    };
+    let before = raw.len();
+    match data {
+        Data::Num(v) => raw.extend(binary::encode_f64(v)),
+        Data::Labels(l) => raw.extend(binary::encode_bytes(l.iter().map(|&l| classes[l].as_str()))),
+    }
+    body.extend_from_slice(if probabilities { br#","binary_data_size":"# } else { br#""binary_data_size":"# });
+    write::count(body, raw.len() - before);
+    body.extend_from_slice(b"}}");
+}
+
+/// An output's values: numbers, or class indexes into the model's classes.
+enum Data<'a> {
+    Num(&'a [f64]),
+    Labels(&'a [usize]),
 }
 
 /// About what the JSON answer takes, so that it is written into one
@@ -312,69 +357,112 @@ fn answer_size(served: &Served, id: &str, pred: &Prediction) -> usize {
     (256 + served.name.len() + id.len() + 2 * classes).saturating_add(rows.saturating_mul(per_row))
 }
 
-#[derive(serde::Serialize)]
-struct AnswerHead<'a> {
-    model_name: &'a str,
-    model_version: &'a str,
-    id: &'a str,
-    outputs: Vec<OutTensor<'a>>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::served::test_classifier;
+    use flywheel_ml::transform::Matrix;
+    use proptest::prelude::*;
 
-#[derive(serde::Serialize)]
-struct OutTensor<'a> {
-    name: &'a str,
-    datatype: &'static str,
-    shape: Vec<usize>,
-    parameters: OutParameters<'a>,
-    #[serde(skip_serializing_if = "Data::is_none")]
-    data: Data<'a>,
-}
+    /// The answer as serde derives it from the protocol's structure: what
+    /// `answer` wrote before it wrote by hand, kept to check it against.
+    mod reference {
+        use super::*;
 
-#[derive(serde::Serialize, Default)]
-struct OutParameters<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    classes: Option<&'a [String]>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    binary_data_size: Option<usize>,
-}
+        #[derive(serde::Serialize)]
+        struct Head<'a> {
+            model_name: &'a str,
+            model_version: String,
+            id: &'a str,
+            outputs: Vec<Tensor<'a>>,
+        }
 
-#[derive(serde::Serialize)]
-#[serde(untagged)]
-enum Data<'a> {
-    Num(&'a [f64]),
-    Text(Vec<&'a str>),
-    None,
-}
+        #[derive(serde::Serialize)]
+        struct Tensor<'a> {
+            name: &'a str,
+            datatype: &'static str,
+            shape: Vec<usize>,
+            parameters: Parameters<'a>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            data: Option<serde_json::Value>,
+        }
 
-impl Data<'_> {
-    fn is_none(&self) -> bool {
-        matches!(self, Data::None)
-    }
+        #[derive(serde::Serialize, Default)]
+        struct Parameters<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            classes: Option<&'a [String]>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            binary_data_size: Option<usize>,
+        }
 
-    fn append_binary(&self, out: &mut Vec<u8>) {
-        match self {
-            Data::Num(v) => out.extend(binary::encode_f64(v)),
-            Data::Text(items) => out.extend(binary::encode_bytes(items.iter().copied())),
-            Data::None => {}
+        pub fn answer(served: &Served, requested: &[(&'static str, bool)], id: &str, pred: &Prediction) -> Vec<u8> {
+            let classes = &served.model.classes;
+            let mut raw = Vec::new();
+            let outputs = requested
+                .iter()
+                .map(|&(name, binary)| {
+                    let (datatype, shape, data, bytes, classes) = match (name, pred) {
+                        (PROBABILITIES, Prediction::Classes { probabilities: p, .. }) => (
+                            "FP64",
+                            vec![p.rows, p.cols],
+                            json!(p.data),
+                            binary::encode_f64(&p.data),
+                            Some(&classes[..]),
+                        ),
+                        (_, Prediction::Classes { labels, .. }) => {
+                            let l: Vec<&str> = labels.iter().map(|&l| classes[l].as_str()).collect();
+                            ("BYTES", vec![l.len()], json!(l), binary::encode_bytes(l.iter().copied()), None)
+                        }
+                        (_, Prediction::Values(v)) => ("FP64", vec![v.len()], json!(v), binary::encode_f64(v), None),
+                    };
+                    let mut parameters = Parameters { classes, ..Parameters::default() };
+                    let data = if binary {
+                        parameters.binary_data_size = Some(bytes.len());
+                        raw.extend(bytes);
+                        None
+                    } else {
+                        Some(data)
+                    };
+                    Tensor { name, datatype, shape, parameters, data }
+                })
+                .collect();
+            let head = Head { model_name: &served.name, model_version: served.version.to_string(), id, outputs };
+            let mut body = serde_json::to_vec(&head).unwrap();
+            body.extend(raw);
+            body
         }
     }
-}
 
-/// One output tensor, its data borrowed from the prediction.
-fn output<'a>(served: &'a Served, name: &'a str, pred: &'a Prediction) -> OutTensor<'a> {
-    let classes = &served.model.classes;
-    let tensor =
-        |datatype, shape, data| OutTensor { name, datatype, shape, parameters: OutParameters::default(), data };
-    match (name, pred) {
-        (PROBABILITIES, Prediction::Classes { probabilities, .. }) => {
-            let mut t = tensor("FP64", vec![probabilities.rows, probabilities.cols], Data::Num(&probabilities.data));
-            t.parameters.classes = Some(classes);
-            t
+    proptest! {
+        #[test]
+        fn the_answer_is_written_as_serde_would_write_it(
+            id in "(\\PC|[\"\\\\\u{1}])*",
+            rows in prop::collection::vec((0usize..2, -1e6f64..1e6, any::<u32>()), 0..4),
+            binary in prop::collection::vec(any::<bool>(), 2),
+            regression in any::<bool>(),
+        ) {
+            let served = test_classifier(["y\"es\u{1}", "été"]);
+            let pred = if regression {
+                Prediction::Values(rows.iter().map(|r| r.1 / f64::from(r.2.max(1))).collect())
+            } else {
+                let data = rows.iter().flat_map(|r| [1e-300 * r.1, f64::from(r.2)]).collect();
+                Prediction::Classes {
+                    probabilities: Matrix { rows: rows.len(), cols: 2, data },
+                    labels: rows.iter().map(|r| r.0).collect(),
+                }
+            };
+            let requested = [(PREDICTION, binary[0]), (PROBABILITIES, binary[1])];
+            let requested = if regression { &requested[..1] } else { &requested[..] };
+            let written = answer(&served, requested, &id, &pred);
+            let expected = reference::answer(&served, requested, &id, &pred);
+            prop_assert_eq!(String::from_utf8_lossy(&written.body), String::from_utf8_lossy(&expected));
+            let any_binary = requested.iter().any(|r| r.1);
+            if any_binary {
+                let head = serde_json::from_slice::<serde_json::Value>(&expected[..written.header_len.unwrap()]);
+                prop_assert!(head.is_ok());
+            } else {
+                prop_assert_eq!(written.header_len, None);
+            }
         }
-        (_, Prediction::Classes { labels, .. }) => {
-            let labels: Vec<&str> = labels.iter().map(|&l| classes[l].as_str()).collect();
-            tensor("BYTES", vec![labels.len()], Data::Text(labels))
-        }
-        (_, Prediction::Values(v)) => tensor("FP64", vec![v.len()], Data::Num(v)),
     }
 }

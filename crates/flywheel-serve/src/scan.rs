@@ -240,7 +240,7 @@ impl<'a> Scan<'a> {
 
 /// Where the first `"`, `\\` or control character of `bytes` is: eight
 /// bytes a step (a word's bytes compared at once), the rest one by one.
-fn plain_len(bytes: &[u8]) -> Option<usize> {
+pub(crate) fn plain_len(bytes: &[u8]) -> Option<usize> {
     const HIGHS: u64 = ONES << 7;
     // A byte's high bit set where it is zero (below 0x20 for `controls`);
     // the lowest such bit is exact, borrows only spoiling the bytes after.

@@ -163,6 +163,21 @@ impl Served {
     }
 }
 
+/// Version 1 of `m`, a classifier of one number column into `classes`, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_classifier(classes: [&str; 2]) -> Served {
+    use flywheel_ml::{Estimator, transform};
+    let mut f = Frame::new();
+    f.push("x", Column::Num(vec![1.0, 2.0, 4.0])).unwrap_or_else(|e| panic!("{e}"));
+    let t = transform::fit(&f, &["x".into()], &Default::default(), transform::LINEAR_DEFAULTS)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let est = Estimator::Logistic { coef: vec![vec![0.5; t.width()]], intercept: vec![0.1] };
+    let classes = classes.iter().map(|c| (*c).to_string()).collect();
+    let model = Model::new(Task::Classification, "y".into(), classes, t, est, serde_json::json!({}))
+        .unwrap_or_else(|e| panic!("{e}"));
+    Served::new("m".into(), 1, "m@1".into(), model)
+}
+
 /// A one-column regression version of model `m`, for unit tests.
 #[cfg(test)]
 pub(crate) fn test_served(version: i64, reference: &str) -> Served {
