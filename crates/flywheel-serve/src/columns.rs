@@ -100,13 +100,32 @@ thread_local! {
 /// An empty number column with room for `rows`: a recycled one when this
 /// thread has one.
 fn numbers(rows: usize) -> Vec<f64> {
-    match SPARE.with_borrow_mut(Vec::pop) {
+    SPARE.with_borrow_mut(|spare| spare_or_new(spare, rows))
+}
+
+fn spare_or_new(spare: &mut Vec<Vec<f64>>, rows: usize) -> Vec<f64> {
+    match spare.pop() {
         Some(mut v) => {
             v.reserve(rows);
             v
         }
         None => Vec::with_capacity(rows),
     }
+}
+
+/// An empty column of each of `kinds`, as [`Builder::new`] makes them, the
+/// spares taken in one visit to this thread's.
+pub fn builders(kinds: &[ColumnKind], rows: usize) -> Vec<Builder> {
+    let rows = rows.min(crate::RESERVE);
+    SPARE.with_borrow_mut(|spare| {
+        kinds
+            .iter()
+            .map(|kind| match kind {
+                ColumnKind::Number => Builder::Num(spare_or_new(spare, rows)),
+                ColumnKind::Text => Builder::Text(Vec::with_capacity(rows)),
+            })
+            .collect()
+    })
 }
 
 /// Keeps the small number columns of an answered request's frame for the

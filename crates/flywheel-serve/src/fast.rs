@@ -12,7 +12,7 @@
 //! is wrong. So the two cannot disagree on an error; that they read a
 //! success alike is what the tests below check, body by body.
 
-use crate::columns::{Builder, check_names, frame};
+use crate::columns::{Builder, builders, check_names, frame};
 use crate::scan::Scan;
 use crate::served::{Served, TensorHead};
 use flywheel_ml::{ColumnKind, Frame};
@@ -99,7 +99,7 @@ fn names(served: &Served, scan: &mut Scan) -> Option<Layout> {
     // seldom grows by steps, each a copy.
     let rows = scan.rest().len() / (4 * inputs.len().max(1));
     let kinds = served.input_kinds();
-    Some(Layout { builders: kinds.iter().map(|&k| Builder::new(k, rows)).collect(), order })
+    Some(Layout { builders: builders(kinds, rows), order })
 }
 
 /// One row: a value per column, in order, no more.

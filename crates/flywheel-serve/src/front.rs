@@ -11,7 +11,6 @@ use crate::headers::MODEL_HEADER;
 use crate::state::AppState;
 use crate::{Result, http, ops};
 use axum::Router;
-use axum::body::Body;
 use axum::http::{Method, Request};
 use axum::response::{IntoResponse, Response};
 use hyper::body::Incoming;
@@ -126,7 +125,6 @@ impl hyper::service::Service<Request<Incoming>> for Front {
         Box::pin(async move {
             let _open = open;
             let (parts, body) = request.into_parts();
-            let body = Body::new(body);
             let answer = async {
                 let answered: Result<Response> = match predict_route(parts.uri.path()) {
                     Some(Predict::Infer(name)) => http::infer_named(&app, name, &parts, body).await,

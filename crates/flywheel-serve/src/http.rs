@@ -9,7 +9,7 @@ use crate::state::AppState;
 use crate::table::{ModelTable, Picked, Unanswered};
 use crate::{BODY_LIMIT, Result, ServeError, feedback, mlflow, oip, ops, run_request, split_api};
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Path, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
@@ -127,7 +127,7 @@ async fn infer_v(State(app): App, Path((name, v)): Path<(String, String)>, reque
 }
 
 /// `POST /v2/models/{name}/infer`: the version `name`'s split picks.
-pub(crate) async fn infer_named(app: &Arc<AppState>, name: &str, parts: &Parts, body: Body) -> Result<Response> {
+pub(crate) async fn infer_named(app: &Arc<AppState>, name: &str, parts: &Parts, body: impl In) -> Result<Response> {
     let picked = pick(&app.table, name, &parts.headers)?;
     infer_with(app, picked, &parts.headers, body).await
 }
@@ -138,7 +138,7 @@ pub(crate) async fn infer_version(
     name: &str,
     v: &str,
     parts: &Parts,
-    body: Body,
+    body: impl In,
 ) -> Result<Response> {
     let served = find_version(&app.table, name, v)?;
     let arm = ModelRef { name: name.to_string(), selector: flywheel_core::Selector::Version(served.version) };
@@ -148,7 +148,7 @@ pub(crate) async fn infer_version(
 }
 
 /// `POST .../infer`: JSON, or a JSON header and binary tensors.
-async fn infer_with(app: &Arc<AppState>, picked: Picked, headers: &HeaderMap, body: Body) -> Result<Response> {
+async fn infer_with(app: &Arc<AppState>, picked: Picked, headers: &HeaderMap, body: impl In) -> Result<Response> {
     let served = picked.served.clone();
     let started = Instant::now();
     let body = read_body(app, headers, body).await?;
@@ -187,7 +187,7 @@ async fn invocations(State(app): App, request: Request) -> Result<Response> {
 }
 
 /// `POST /invocations`, MLflow's scoring format.
-pub(crate) async fn invocations_with(app: &Arc<AppState>, parts: &Parts, body: Body) -> Result<Response> {
+pub(crate) async fn invocations_with(app: &Arc<AppState>, parts: &Parts, body: impl In) -> Result<Response> {
     let started = Instant::now();
     let headers = &parts.headers;
     let picked = invocation_model(&app.table, parts.uri.query(), headers)?;
@@ -369,9 +369,15 @@ fn non_finite_row(pred: &Prediction) -> Option<usize> {
     }
 }
 
+/// A request body as the prediction handlers take it: axum's, or hyper's
+/// own from `front.rs`, which would box it to make it axum's.
+pub(crate) trait In: HttpBody<Data = Bytes, Error: std::fmt::Display> + Unpin + Send {}
+
+impl<B: HttpBody<Data = Bytes, Error: std::fmt::Display> + Unpin + Send> In for B {}
+
 /// The whole body, refused beyond `BODY_LIMIT`, or with 408 when it has not
 /// arrived within the request timeout.
-async fn read_body(app: &AppState, headers: &HeaderMap, mut body: Body) -> Result<Bytes> {
+async fn read_body(app: &AppState, headers: &HeaderMap, mut body: impl In) -> Result<Bytes> {
     let declared = header_str(headers, &header::CONTENT_LENGTH)?.and_then(|n| n.parse::<usize>().ok());
     if declared.is_some_and(|n| n > BODY_LIMIT) {
         return Err(ServeError::TooLarge { limit: BODY_LIMIT });
@@ -387,8 +393,7 @@ async fn read_body(app: &AppState, headers: &HeaderMap, mut body: Body) -> Resul
 /// the frames copied together; refused past `limit`. (`axum::body::to_bytes`
 /// does the same through a limit, a collector and a list of buffers, a
 /// fifth of a one-row request's handler.)
-async fn collect(body: &mut Body, limit: usize) -> Result<Bytes> {
-    use axum::body::HttpBody;
+async fn collect(body: &mut impl In, limit: usize) -> Result<Bytes> {
     let (mut first, mut joined) = (None::<Bytes>, Vec::new());
     while let Some(frame) = std::future::poll_fn(|cx| std::pin::Pin::new(&mut *body).poll_frame(cx)).await {
         let frame = frame.map_err(|e| ServeError::BadRequest(format!("cannot read the request body: {e}")))?;
