@@ -72,6 +72,15 @@ impl Builder {
         }
     }
 
+    /// Room for `rows` more values, up to the cap `Builder::new` keeps to.
+    pub fn reserve(&mut self, rows: usize) {
+        let rows = rows.min(crate::RESERVE);
+        match self {
+            Builder::Num(v) => v.reserve(rows),
+            Builder::Text(v) => v.reserve(rows),
+        }
+    }
+
     pub fn len(&self) -> usize {
         match self {
             Builder::Num(v) => v.len(),
@@ -248,6 +257,12 @@ pub fn check_names<'a>(served: &Served, given: impl IntoIterator<Item = &'a str>
 pub fn frame<N: AsRef<str>>(served: &Served, columns: Vec<(N, Builder)>) -> Result<Frame> {
     let names = served.input_names_shared();
     let mut frame = Frame::with_capacity(names.len());
+    if columns.len() == names.len() && columns.iter().zip(names).all(|((n, _), i)| n.as_ref() == &**i) {
+        for ((_, col), name) in columns.into_iter().zip(names) {
+            frame.push(name.clone(), col.finish()).map_err(|e| bad(e.to_string()))?;
+        }
+        return Ok(frame);
+    }
     let mut columns: Vec<Option<(N, Builder)>> = columns.into_iter().map(Some).collect();
     for (i, input) in names.iter().enumerate() {
         // Given in the model's order, the column is at `i`; else searched.

@@ -154,7 +154,11 @@ pub fn infer<'a>(served: &'a Served, body: &'a [u8]) -> Option<(Option<String>, 
     })?;
     scan.end()?;
     let Tensors { columns, heads } = read?;
-    check_names(served, columns.iter().map(|(n, _)| *n)).ok()?;
+    let inputs = served.input_names_shared();
+    let in_order = columns.len() == inputs.len() && columns.iter().zip(inputs).all(|((n, _), i)| *n == &**i);
+    if !in_order {
+        check_names(served, columns.iter().map(|(n, _)| *n)).ok()?;
+    }
     let rows = columns.first().map_or(0, |(_, b)| b.len());
     if columns.iter().any(|(_, b)| b.len() != rows) {
         return None;
@@ -182,11 +186,14 @@ fn tensors<'a>(served: &'a Served, scan: &mut Scan<'a>) -> Option<Tensors<'a>> {
     let (names, kinds, known) = (served.input_names_shared(), served.input_kinds(), served.tensor_heads());
     let mut columns = Vec::with_capacity(names.len());
     let mut heads = known.is_none().then(|| Vec::with_capacity(names.len()));
+    // Empty columns for the remembered tensors, taken from the spares at once.
+    let mut ready = if known.is_some() { builders(kinds, 0) } else { Vec::new() };
     scan.list(|scan| {
         let i = columns.len();
-        if let Some((head, &kind)) = known.and_then(|h| h.get(i)).zip(kinds.get(i)) {
+        if let Some((head, b)) = known.and_then(|h| h.get(i)).zip(ready.get_mut(i)) {
             let mut tried = scan.clone();
-            if let Some(b) = remembered(kind, head, &mut tried) {
+            let mut b = std::mem::replace(b, Builder::Num(Vec::new()));
+            if remembered(&mut b, head, &mut tried).is_some() {
                 *scan = tried;
                 columns.push((&*names[i], b));
                 return Some(());
@@ -204,10 +211,10 @@ fn tensors<'a>(served: &'a Served, scan: &mut Scan<'a>) -> Option<Tensors<'a>> {
     Some(Tensors { columns, heads })
 }
 
-/// A tensor written as `head` says but for its row count and values: its
-/// column, or `None` when its bytes go otherwise.
+/// A tensor written as `head` says but for its row count and values, read
+/// into `b` (empty), or `None` when its bytes go otherwise.
 #[inline]
-fn remembered(kind: ColumnKind, head: &TensorHead, scan: &mut Scan) -> Option<Builder> {
+fn remembered(b: &mut Builder, head: &TensorHead, scan: &mut Scan) -> Option<()> {
     scan.peek()?;
     if !scan.literal(&head.before_count) {
         return None;
@@ -216,10 +223,10 @@ fn remembered(kind: ColumnKind, head: &TensorHead, scan: &mut Scan) -> Option<Bu
     if !scan.literal(&head.before_data) {
         return None;
     }
-    let mut b = Builder::new(kind, rows.try_into().unwrap_or(0));
+    b.reserve(rows.try_into().unwrap_or(0));
     if !scan.eat(b']') {
         loop {
-            cell(scan, &mut b, false)?;
+            cell(scan, b, false)?;
             if scan.eat(b']') {
                 break;
             }
@@ -227,7 +234,7 @@ fn remembered(kind: ColumnKind, head: &TensorHead, scan: &mut Scan) -> Option<Bu
         }
     }
     scan.expect(b'}')?;
-    (b.len() as u64 == rows).then_some(b)
+    (b.len() as u64 == rows).then_some(())
 }
 
 /// `{"name", "datatype", "shape", "data"}`, `data` after `name`: FP64 for a
