@@ -156,6 +156,8 @@ impl Pending {
 
 fn append_input(out: &mut Values, column: Option<&Column>, rows: usize) {
     match (out, column) {
+        // One row, most requests: a push, not a copy call.
+        (Values::Num(v), Some(Column::Num(x))) if x.len() == 1 => v.push(x[0]),
         (Values::Num(v), Some(Column::Num(x))) => v.extend_from_slice(x),
         (Values::Text(b), Some(Column::Text(t))) => (0..t.len()).for_each(|i| b.append_option(t.get(i))),
         (Values::Num(v), _) => v.resize(v.len() + rows, f64::NAN),
