@@ -219,14 +219,17 @@ fn nan_as_null(body: &[u8]) -> Result<Option<Vec<u8>>> {
 
 /// Checks that `given` names exactly the model's inputs: the missing and
 /// the unexpected ones are named (the latter with the closest input).
-pub fn check_names<'a>(served: &Served, given: impl IntoIterator<Item = &'a str>) -> Result<()> {
-    let given: Vec<&str> = given.into_iter().collect();
-    // The common cases, checked without building a message: the model's
-    // order (one comparison a name), or any order.
+pub fn check_names<'a>(served: &Served, given: impl IntoIterator<Item = &'a str, IntoIter: Clone>) -> Result<()> {
     let shared = served.input_names_shared();
-    if given.len() == shared.len()
-        && (given.iter().zip(shared).all(|(g, i)| *g == &**i) || shared.iter().all(|i| given.contains(&&**i)))
-    {
+    // The common case, checked without a copy of the names: the model's
+    // order, one comparison a name.
+    let given = given.into_iter();
+    if given.clone().count() == shared.len() && given.clone().zip(shared).all(|(g, i)| g == &**i) {
+        return Ok(());
+    }
+    let given: Vec<&str> = given.collect();
+    // Any order, still without building a message.
+    if given.len() == shared.len() && shared.iter().all(|i| given.contains(&&**i)) {
         return Ok(());
     }
     let inputs = served.input_names();

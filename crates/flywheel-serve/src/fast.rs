@@ -154,11 +154,7 @@ pub fn infer<'a>(served: &'a Served, body: &'a [u8]) -> Option<(Option<String>, 
     })?;
     scan.end()?;
     let Tensors { columns, heads } = read?;
-    let inputs = served.input_names_shared();
-    let in_order = columns.len() == inputs.len() && columns.iter().zip(inputs).all(|((n, _), i)| *n == &**i);
-    if !in_order {
-        check_names(served, columns.iter().map(|(n, _)| *n)).ok()?;
-    }
+    check_names(served, columns.iter().map(|(n, _)| *n)).ok()?;
     let rows = columns.first().map_or(0, |(_, b)| b.len());
     if columns.iter().any(|(_, b)| b.len() != rows) {
         return None;
