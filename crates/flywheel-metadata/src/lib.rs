@@ -24,6 +24,7 @@ mod monitoring;
 mod publish;
 mod records;
 mod registry;
+mod request_blocks;
 mod runs;
 mod serving_log;
 mod signals;
@@ -35,6 +36,7 @@ pub use health::{History, IntegrityProblem, StaleExecution, check_database_file}
 pub use monitoring::{MonitorWindow, NewWindow};
 pub use publish::PublishOutcome;
 pub use records::*;
+pub use request_blocks::RequestIds;
 pub use runs::{hostname, pid_alive};
 pub use serving_log::{Feedback, Label, LoggedRequest, NewSegment, RequestRow, Segment, TargetKind};
 

@@ -342,4 +342,26 @@ CREATE TABLE queued_firings (
 );
 "#,
     ),
+    (
+        14,
+        // Requests with ids the server made are indexed by block of
+        // consecutive numbers (`request_blocks.rs`), one row per block and
+        // segment; a label keeps its request's time, so that feedback is
+        // windowed without a row per request to join.
+        r#"
+CREATE TABLE serving_request_blocks (
+    prefix     TEXT NOT NULL,
+    block      INTEGER NOT NULL,
+    segment_id INTEGER NOT NULL REFERENCES serving_segments(id),
+    first_n    INTEGER NOT NULL,
+    last_n     INTEGER NOT NULL,
+    requests   BLOB NOT NULL,
+    PRIMARY KEY (prefix, block, segment_id)
+) WITHOUT ROWID;
+CREATE INDEX serving_request_blocks_segment ON serving_request_blocks(segment_id);
+ALTER TABLE serving_feedback ADD COLUMN request_at_us INTEGER;
+UPDATE serving_feedback SET request_at_us =
+    (SELECT r.at_us FROM serving_requests r WHERE r.request_id = serving_feedback.request_id);
+"#,
+    ),
 ];

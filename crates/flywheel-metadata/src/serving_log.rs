@@ -8,8 +8,10 @@
 //! earlier one, and both its check (is the id known?) and its join are
 //! lookups by request id, which an index answers without opening files.
 
+use crate::request_blocks::{self, BLOCK_BITS, Block};
 use crate::{MetadataStore, Result};
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{OptionalExtension, Transaction, params};
+use std::collections::BTreeMap;
 
 /// A segment just written, to be indexed with the requests it holds.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,10 +99,12 @@ pub struct Feedback {
     pub label: Label,
     /// When the label arrived, microseconds since 1970 (UTC).
     pub at_us: i64,
+    /// When its request was logged, microseconds since 1970 (UTC).
+    pub request_at_us: i64,
 }
 
-/// Requests indexed by one statement: one statement per row was most of
-/// the cost of logging a prediction.
+/// Requests with ids of their own indexed by one statement: one statement
+/// per row was most of the cost of logging a prediction.
 const REQUESTS_PER_INSERT: usize = 128;
 
 /// `INSERT OR REPLACE` of `n` requests (four values each) at once.
@@ -109,9 +113,23 @@ fn insert_requests(n: usize) -> String {
     format!("INSERT OR REPLACE INTO serving_requests (request_id, segment_id, rows, at_us) VALUES {rows}")
 }
 
+/// The blocks of a segment, one row each.
+fn insert_blocks(tx: &Transaction, segment_id: i64, blocks: &BTreeMap<(&str, u64), Block>) -> Result<()> {
+    let mut st = tx.prepare_cached(
+        "INSERT OR REPLACE INTO serving_request_blocks (prefix, block, segment_id, first_n, last_n, requests)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for ((prefix, block), b) in blocks {
+        let (block, first, last) = (*block as i64, b.first_n as i64, b.last_n as i64);
+        st.execute(params![prefix, block, segment_id, first, last, b.bytes])?;
+    }
+    Ok(())
+}
+
 impl MetadataStore {
     /// Indexes a segment and the requests it holds, in one transaction; a
-    /// request id seen again points at its latest segment.
+    /// request id seen again points at its latest segment. Ids the server
+    /// made go by block (`request_blocks.rs`), others one row each.
     pub fn record_segment<'a>(
         &self,
         segment: &NewSegment,
@@ -135,8 +153,16 @@ impl MetadataStore {
             ],
         )?;
         let id = tx.last_insert_rowid();
-        let requests: Vec<RequestRow> = requests.into_iter().collect();
-        for chunk in requests.chunks(REQUESTS_PER_INSERT) {
+        let mut blocks: BTreeMap<(&str, u64), Block> = BTreeMap::new();
+        let mut others = Vec::new();
+        for r in requests {
+            match request_blocks::parse(r.request_id) {
+                Some((prefix, n)) => blocks.entry((prefix, n >> BLOCK_BITS)).or_default().push(n, r.rows, r.at_us),
+                None => others.push(r),
+            }
+        }
+        insert_blocks(&tx, id, &blocks)?;
+        for chunk in others.chunks(REQUESTS_PER_INSERT) {
             let mut st = tx.prepare_cached(&insert_requests(chunk.len()))?;
             let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * 4);
             for r in chunk {
@@ -150,6 +176,9 @@ impl MetadataStore {
 
     /// The logged request with this id, if one was indexed.
     pub fn logged_request(&self, request_id: &str) -> Result<Option<LoggedRequest>> {
+        if let Some(found) = self.made_request(request_id)? {
+            return Ok(Some(found));
+        }
         let conn = self.conn();
         let row = conn
             .query_row(
@@ -171,6 +200,35 @@ impl MetadataStore {
         Ok(row)
     }
 
+    /// A request with an id of the made form, from the latest segment
+    /// whose block holds it.
+    fn made_request(&self, request_id: &str) -> Result<Option<LoggedRequest>> {
+        let Some((prefix, n)) = request_blocks::parse(request_id) else { return Ok(None) };
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(
+            "SELECT b.requests, s.model_name, s.version, s.target
+             FROM serving_request_blocks b JOIN serving_segments s ON s.id = b.segment_id
+             WHERE b.prefix = ?1 AND b.block = ?2 AND b.first_n <= ?3 AND b.last_n >= ?3
+             ORDER BY b.segment_id DESC",
+        )?;
+        let n_sql = i64::try_from(n).unwrap_or(i64::MAX);
+        let mut rows = st.query(params![prefix, n_sql >> BLOCK_BITS, n_sql])?;
+        while let Some(r) = rows.next()? {
+            let bytes: Vec<u8> = r.get(0)?;
+            if let Some((count, at_us)) = request_blocks::find(&bytes, n) {
+                return Ok(Some(LoggedRequest {
+                    request_id: request_id.to_string(),
+                    model_name: r.get(1)?,
+                    version: r.get(2)?,
+                    rows: count,
+                    target: TargetKind::parse(&r.get::<_, String>(3)?),
+                    at_us,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
     /// Records labels in one transaction; a label for a row that has one
     /// replaces it.
     pub fn record_feedback(&self, items: &[Feedback]) -> Result<()> {
@@ -178,15 +236,16 @@ impl MetadataStore {
         let tx = conn.transaction()?;
         {
             let mut st = tx.prepare(
-                "INSERT OR REPLACE INTO serving_feedback (request_id, row, model_name, label_num, label_text, at_us)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT OR REPLACE INTO serving_feedback
+                 (request_id, row, model_name, label_num, label_text, at_us, request_at_us)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             for f in items {
                 let (num, text) = match &f.label {
                     Label::Number(n) => (Some(*n), None),
                     Label::Text(t) => (None, Some(t.as_str())),
                 };
-                st.execute(params![f.request_id, f.row, f.model_name, num, text, f.at_us])?;
+                st.execute(params![f.request_id, f.row, f.model_name, num, text, f.at_us, f.request_at_us])?;
             }
         }
         tx.commit()?;
@@ -241,11 +300,13 @@ impl MetadataStore {
     }
 
     /// Drops a segment whose file is gone from the index, with its
-    /// requests, in one transaction (their feedback stays, unjoined).
+    /// requests, in one transaction (their feedback stays, with no logged
+    /// rows to join).
     pub fn forget_segment(&self, id: i64) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         tx.execute("DELETE FROM serving_requests WHERE segment_id = ?1", [id])?;
+        tx.execute("DELETE FROM serving_request_blocks WHERE segment_id = ?1", [id])?;
         tx.execute("DELETE FROM serving_segments WHERE id = ?1", [id])?;
         tx.commit()?;
         Ok(())
@@ -264,8 +325,8 @@ impl MetadataStore {
     pub fn labels_arrived(&self, model: &str, after_us: i64, until_us: i64) -> Result<Vec<(i64, i64)>> {
         let conn = self.conn();
         let mut st = conn.prepare_cached(
-            "SELECT r.at_us, f.at_us FROM serving_feedback f JOIN serving_requests r ON r.request_id = f.request_id
-             WHERE f.model_name = ?1 AND f.at_us > ?2 AND f.at_us <= ?3",
+            "SELECT f.request_at_us, f.at_us FROM serving_feedback f
+             WHERE f.model_name = ?1 AND f.at_us > ?2 AND f.at_us <= ?3 AND f.request_at_us IS NOT NULL",
         )?;
         let rows = st.query_map(params![model, after_us, until_us], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
@@ -275,9 +336,10 @@ impl MetadataStore {
     pub fn feedback(&self, model: &str, since_us: Option<i64>, until_us: Option<i64>) -> Result<Vec<Feedback>> {
         let conn = self.conn();
         let mut st = conn.prepare(
-            "SELECT f.request_id, f.row, f.model_name, f.label_num, f.label_text, f.at_us
-             FROM serving_feedback f JOIN serving_requests r ON r.request_id = f.request_id
-             WHERE f.model_name = ?1 AND (?2 IS NULL OR r.at_us >= ?2) AND (?3 IS NULL OR r.at_us < ?3)",
+            "SELECT f.request_id, f.row, f.model_name, f.label_num, f.label_text, f.at_us, f.request_at_us
+             FROM serving_feedback f
+             WHERE f.model_name = ?1 AND f.request_at_us IS NOT NULL
+               AND (?2 IS NULL OR f.request_at_us >= ?2) AND (?3 IS NULL OR f.request_at_us < ?3)",
         )?;
         let rows = st
             .query_map(params![model, since_us, until_us], |r| {
@@ -287,7 +349,14 @@ impl MetadataStore {
                     (Some(n), _) => Label::Number(n),
                     (None, t) => Label::Text(t.unwrap_or_default()),
                 };
-                Ok(Feedback { request_id: r.get(0)?, row: r.get(1)?, model_name: r.get(2)?, label, at_us: r.get(5)? })
+                Ok(Feedback {
+                    request_id: r.get(0)?,
+                    row: r.get(1)?,
+                    model_name: r.get(2)?,
+                    label,
+                    at_us: r.get(5)?,
+                    request_at_us: r.get(6)?,
+                })
             })?
             .collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(rows)
@@ -396,8 +465,10 @@ mod tests {
             model_name: "m".into(),
             label: Label::Text("yes".into()),
             at_us: 900,
+            request_at_us: 100,
         };
         assert_eq!(s.feedback("m", Some(100), Some(101)).unwrap(), [label]);
+        assert_eq!(s.labels_arrived("m", 0, 1000).unwrap(), [(100, 900)]);
     }
 
     #[test]
@@ -410,6 +481,7 @@ mod tests {
             model_name: "m".into(),
             label,
             at_us: 900,
+            request_at_us: if id == "r1" { 100 } else { 200 },
         };
         s.record_feedback(&[fb("r1", 0, Label::Text("no".into())), fb("r2", 1, Label::Number(2.5))]).unwrap();
         s.record_feedback(&[fb("r1", 0, Label::Text("yes".into()))]).unwrap();
@@ -418,5 +490,31 @@ mod tests {
         assert_eq!(all, [fb("r1", 0, Label::Text("yes".into())), fb("r2", 1, Label::Number(2.5))]);
         assert_eq!(s.feedback("m", Some(150), None).unwrap(), [fb("r2", 1, Label::Number(2.5))]);
         assert!(s.feedback("m", None, Some(100)).unwrap().is_empty());
+    }
+
+    #[test]
+    fn made_ids_are_indexed_by_block_and_found_from_the_latest_segment_that_holds_them() {
+        let (_d, s) = store();
+        let ids = crate::RequestIds::new(1_764_000_000_000_000, 7);
+        let made: Vec<String> = (0..10_000).map(|_| ids.make()).collect();
+        let every_other = made.iter().enumerate().step_by(2);
+        let rows = every_other.map(|(i, id)| RequestRow { request_id: id, rows: 1 + (i as i64 % 3), at_us: i as i64 });
+        s.record_segment(&segment(1, 0, 9_999, "a.parquet"), rows).unwrap();
+        let blocks: i64 = s.conn().query_row("SELECT count(*) FROM serving_request_blocks", [], |r| r.get(0)).unwrap();
+        assert_eq!(blocks, 3, "10,000 ids in blocks of 4,096");
+        for (i, id) in made.iter().enumerate() {
+            let found = s.logged_request(id).unwrap();
+            let want = (i % 2 == 0).then(|| (1 + i as i64 % 3, i as i64));
+            assert_eq!(found.map(|r| (r.rows, r.at_us)), want, "{id}");
+        }
+        // Shadowed: the same id logged again by another version, later.
+        s.record_segment(&segment(2, 20_000, 20_000, "b.parquet"), [row(&made[4], 20_000), row("given", 5)]).unwrap();
+        let again = s.logged_request(&made[4]).unwrap().unwrap();
+        assert_eq!((again.version, again.at_us, again.rows), (2, 20_000, 2));
+        assert_eq!(s.logged_request("given").unwrap().map(|r| r.version), Some(2));
+        let second = s.segments("m", Some(20_000), None).unwrap()[0].id;
+        s.forget_segment(second).unwrap();
+        assert_eq!(s.logged_request(&made[4]).unwrap().map(|r| r.version), Some(1), "back to the first");
+        assert_eq!(s.logged_request("given").unwrap(), None);
     }
 }

@@ -138,6 +138,7 @@ fn labels_of(it: &Item, request: &LoggedRequest, at_us: i64) -> Result<Vec<Feedb
             model_name: request.model_name.clone(),
             label: label(v, request.target, &field, &request.model_name)?,
             at_us,
+            request_at_us: request.at_us,
         })
     };
     match &it.labels {

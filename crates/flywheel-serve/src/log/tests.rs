@@ -136,6 +136,7 @@ fn the_reader_gives_typed_inputs_predictions_and_labels_in_a_window() {
         model_name: "m".into(),
         label: Label::Text(label.into()),
         at_us: T0 + 99,
+        request_at_us: if id == "a" { T0 } else { T0 + 2 * HOUR_US },
     };
     store.record_feedback(&[fb("a", 2, "yes"), fb("b", 0, "no")]).unwrap();
     let table =
