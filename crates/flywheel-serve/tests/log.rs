@@ -147,6 +147,39 @@ fn predictions_of_both_protocols_are_logged_with_their_ids_and_joined_with_feedb
 }
 
 #[test]
+fn feedback_finds_requests_with_made_ids_once_their_segments_are_indexed() {
+    let s = start(Some(Sampling::default()));
+    // Two models in turn: each segment's block holds every other id.
+    let mut made = Vec::new();
+    for i in 0..40 {
+        let (path, body) = if i % 2 == 0 {
+            ("/invocations?model=reg", records(1 + i % 3))
+        } else {
+            ("/v2/models/clf/infer", infer_body(None, 2))
+        };
+        let r = post(s.addr, path, &body);
+        assert_eq!(r.status, 200);
+        made.push(r.header("x-request-id").unwrap().to_string());
+    }
+    s.app.log.flush();
+    let found = s.app.log.lookup(&made[4]).unwrap().unwrap();
+    assert_eq!((found.model_name.as_str(), found.rows), ("reg", 1 + 4 % 3));
+    assert_eq!(s.app.log.lookup(&made[7]).unwrap().unwrap().model_name, "clf");
+    let unknown = format!("{}{:012x}", &made[0][..24], 1u64 << 40);
+    assert_eq!(s.app.log.lookup(&unknown).unwrap(), None);
+    let labels: Vec<Value> = (0..3).map(|i| json!({ "id": made[2 * i], "row": 0, "label": i as f64 })).collect();
+    let r = post(s.addr, "/feedback", &json!({ "feedback": labels }));
+    assert_eq!(r.json(), json!({ "accepted": 3, "labels": 3, "unknown": [] }), "{}", String::from_utf8_lossy(&r.body));
+    s.app.log.close();
+    let reg = read(&s, "reg");
+    let label = reg.column_by_name("label").unwrap().as_primitive::<Float64Type>();
+    let ids = strings(&reg, "request_id");
+    let labelled: Vec<(String, f64)> =
+        (0..reg.num_rows()).filter(|&i| label.is_valid(i)).map(|i| (ids[i].clone().unwrap(), label.value(i))).collect();
+    assert_eq!(labelled, [(made[0].clone(), 0.0), (made[2].clone(), 1.0), (made[4].clone(), 2.0)]);
+}
+
+#[test]
 fn feedback_that_does_not_fit_is_refused_naming_the_field() {
     let s = start(Some(Sampling::default()));
     assert_eq!(post(s.addr, "/v2/models/clf/infer", &infer_body(Some("c-1"), 2)).status, 200);
