@@ -115,9 +115,14 @@ impl ColumnKind {
 /// Named columns of equal length. Names are shared (`Arc<str>`): a server
 /// builds a frame per request from its model's input names without
 /// copying them.
+/// A frame's column names, shared: the frames a server builds for one
+/// model hold one list, so that a model bound to it ([`crate::model::Binding`])
+/// finds its inputs by position, without comparing names.
+pub type Names = Arc<Vec<Arc<str>>>;
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Frame {
-    names: Vec<Arc<str>>,
+    names: Names,
     columns: Vec<Column>,
     rows: usize,
 }
@@ -129,7 +134,30 @@ impl Frame {
 
     /// An empty frame with room for `columns` columns.
     pub fn with_capacity(columns: usize) -> Self {
-        Frame { names: Vec::with_capacity(columns), columns: Vec::with_capacity(columns), rows: 0 }
+        Frame { names: Arc::new(Vec::with_capacity(columns)), columns: Vec::with_capacity(columns), rows: 0 }
+    }
+
+    /// A frame of `columns` named by `names`, in order.
+    pub fn with_names(names: Names, columns: Vec<Column>) -> Result<Frame, crate::MlError> {
+        let rows = columns.first().map_or(0, Column::len);
+        if names.len() != columns.len() {
+            let (n, c) = (names.len(), columns.len());
+            return Err(crate::MlError::Data(format!("{n} column name(s) for {c} column(s)")));
+        }
+        if let Some((name, col)) = names.iter().zip(&columns).find(|(_, c)| c.len() != rows) {
+            return Err(crate::MlError::Data(format!("column `{name}` has {} rows, the others {rows}", col.len())));
+        }
+        Ok(Frame { names, columns, rows })
+    }
+
+    /// Whether the frame's names are the list `names` itself (not only equal).
+    pub fn has_names(&self, names: &Names) -> bool {
+        Arc::ptr_eq(&self.names, names)
+    }
+
+    /// The `i`th column.
+    pub fn column_index(&self, i: usize) -> Option<&Column> {
+        self.columns.get(i)
     }
 
     /// Refuses ±inf in numeric columns, at training and at prediction alike
@@ -162,7 +190,7 @@ impl Frame {
                 self.rows
             )));
         }
-        self.names.push(name);
+        Arc::make_mut(&mut self.names).push(name);
         self.columns.push(col);
         Ok(())
     }
@@ -255,5 +283,22 @@ mod tests {
         f.push("x", Column::Num(vec![1.0, 2.0])).unwrap();
         assert!(f.push("y", Column::Num(vec![1.0])).is_err());
         assert_eq!(f.filter(&[false, true]).column("x"), Some(&Column::Num(vec![2.0])));
+    }
+
+    #[test]
+    fn a_frame_on_a_shared_name_list_knows_it_and_checks_its_columns() {
+        let names: Names = Arc::new(vec!["x".into(), "y".into()]);
+        let f = Frame::with_names(names.clone(), vec![Column::Num(vec![1.0]), Column::Num(vec![2.0])]).unwrap();
+        assert!(f.has_names(&names) && f.rows() == 1 && f.column_index(1) == Some(&Column::Num(vec![2.0])));
+        let mut copy = f.clone();
+        assert!(copy.has_names(&names), "a clone shares the list");
+        copy.push("z", Column::Num(vec![3.0])).unwrap();
+        assert!(!copy.has_names(&names) && names.len() == 2, "a push copies a shared list");
+        let equal: Names = Arc::new(vec!["x".into(), "y".into()]);
+        assert!(!f.has_names(&equal), "equal is not the same");
+        let e = Frame::with_names(names.clone(), vec![Column::Num(vec![1.0])]).unwrap_err().to_string();
+        assert!(e.contains("2 column name(s) for 1 column(s)"), "{e}");
+        let e = Frame::with_names(names, vec![Column::Num(vec![1.0]), Column::Num(vec![])]).unwrap_err().to_string();
+        assert!(e.contains("column `y` has 0 rows, the others 1"), "{e}");
     }
 }

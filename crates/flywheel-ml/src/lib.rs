@@ -16,8 +16,8 @@ pub mod stop;
 pub mod transform;
 pub mod tree;
 
-pub use frame::{Column, ColumnKind, Frame, Text};
-pub use model::{Estimator, Model, Prediction, Task};
+pub use frame::{Column, ColumnKind, Frame, Names, Text};
+pub use model::{Binding, Estimator, Model, Prediction, Task};
 pub use stop::Stop;
 pub use transform::{Matrix, Transform};
 

@@ -9,7 +9,7 @@ pub mod onnx_estimator;
 pub use crate::link::sigmoid;
 
 use crate::MlError;
-use crate::frame::{ColumnKind, Frame};
+use crate::frame::{ColumnKind, Frame, Names};
 use crate::link::softmax;
 use crate::transform::{Matrix, Transform};
 use serde::{Deserialize, Serialize};
@@ -60,6 +60,15 @@ pub enum Estimator {
     /// A graph made elsewhere and imported (`crate::onnx`): it reads the
     /// raw columns itself, so the model's transform is empty.
     Onnx(Box<onnx_estimator::OnnxEstimator>),
+}
+
+/// A model's inputs by position in the frames named by one list
+/// ([`Model::bind`]): a server builds every request's frame on its model's
+/// list, and the transform then reads its columns without comparing names.
+#[derive(Debug, Clone)]
+pub struct Binding {
+    names: Names,
+    at: Vec<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -251,8 +260,22 @@ impl Model {
 
     /// Transforms raw columns and predicts.
     pub fn predict(&self, frame: &Frame) -> Result<Prediction, MlError> {
+        self.predict_bound(frame, None)
+    }
+
+    /// Where the transform finds each column it reads in frames named by
+    /// `names`, or `None` when one of them is not there.
+    pub fn bind(&self, names: &Names) -> Option<Binding> {
+        let at = self.transform.columns.iter().map(|ct| names.iter().position(|n| **n == *ct.column));
+        Some(Binding { names: names.clone(), at: at.collect::<Option<_>>()? })
+    }
+
+    /// [`predict`](Self::predict), the columns found by `binding`'s
+    /// positions when the frame is named by its list.
+    pub fn predict_bound(&self, frame: &Frame, binding: Option<&Binding>) -> Result<Prediction, MlError> {
         frame.check_finite()?;
-        self.predict_rows(frame, 0..frame.rows(), &mut Matrix::zeros(0, 0))
+        let at = binding.filter(|b| frame.has_names(&b.names)).map(|b| &b.at[..]);
+        self.predict_rows(frame, 0..frame.rows(), &mut Matrix::zeros(0, 0), at)
     }
 
     /// Predicts the rows `range` of `frame`, with their features written
@@ -262,6 +285,7 @@ impl Model {
         frame: &Frame,
         range: std::ops::Range<usize>,
         x: &mut Matrix,
+        at: Option<&[usize]>,
     ) -> Result<Prediction, MlError> {
         if let Estimator::Onnx(o) = &self.estimator {
             return if range == (0..frame.rows()) {
@@ -270,7 +294,7 @@ impl Model {
                 o.predict(&frame.slice(range.start, range.end), &self.classes)
             };
         }
-        self.transform.apply_rows_into(frame, range, x)?;
+        self.transform.apply_rows_at(frame, range, x, at)?;
         self.predict_features(x)
     }
 
@@ -290,7 +314,7 @@ impl Model {
                 .enumerate()
                 .skip(k)
                 .step_by(threads)
-                .map(|(i, &(a, b))| Ok((i, self.predict_rows(frame, a..b, &mut x)?)))
+                .map(|(i, &(a, b))| Ok((i, self.predict_rows(frame, a..b, &mut x, None)?)))
                 .collect()
         };
         let mut parts: Vec<(usize, Prediction)> = if threads == 1 {
@@ -527,5 +551,39 @@ mod parallel_tests {
             Model::new(Task::Classification, "y".into(), vec!["n".into(), "y".into()], t, est, serde_json::json!({}))
                 .unwrap();
         assert_eq!(m.predict_parallel(&f, 3).unwrap(), m.predict(&f).unwrap());
+    }
+
+    #[test]
+    fn a_bound_model_reads_its_columns_by_position_and_predicts_what_it_predicts_by_name() {
+        let mut f = Frame::new();
+        f.push("x", Column::Num(vec![0.5, -1.0, 2.0, f64::NAN])).unwrap();
+        f.push("c", Column::Text(Text::encode([Some("a"), None, Some("b"), Some("a")]))).unwrap();
+        let t =
+            crate::transform::fit(&f, &["x".into(), "c".into()], &BTreeMap::new(), crate::transform::LINEAR_DEFAULTS)
+                .unwrap();
+        let est = Estimator::Logistic {
+            coef: vec![(0..t.width()).map(|j| j as f64 * 0.3 - 0.5).collect()],
+            intercept: vec![0.1],
+        };
+        let m =
+            Model::new(Task::Classification, "y".into(), vec!["n".into(), "y".into()], t, est, serde_json::json!({}))
+                .unwrap();
+        // The frame's order is not the transform's: the binding says where.
+        let names: Names = std::sync::Arc::new(vec!["c".into(), "x".into()]);
+        let b = m.bind(&names).unwrap();
+        assert_eq!(b.at, [1, 0]);
+        let columns = |f: &Frame| vec![f.column("c").unwrap().clone(), f.column("x").unwrap().clone()];
+        for i in 0..f.rows() {
+            let one = f.slice(i, i + 1);
+            let shared = Frame::with_names(names.clone(), columns(&one)).unwrap();
+            assert_eq!(m.predict_bound(&shared, Some(&b)).unwrap(), m.predict(&one).unwrap(), "row {i}");
+        }
+        let all = Frame::with_names(names.clone(), columns(&f)).unwrap();
+        assert_eq!(m.predict_bound(&all, Some(&b)).unwrap(), m.predict(&f).unwrap());
+        // Columns given under each other's names are refused by their kind, as by name.
+        let swapped = Frame::with_names(names.clone(), vec![columns(&f)[1].clone(), columns(&f)[0].clone()]).unwrap();
+        let e = m.predict_bound(&swapped, Some(&b)).unwrap_err().to_string();
+        assert!(e.contains("to hold numbers, but it holds text"), "{e}");
+        assert!(m.bind(&std::sync::Arc::new(vec!["x".into()])).is_none(), "`c` is not there");
     }
 }

@@ -647,6 +647,19 @@ impl Transform {
     /// frame in place, instead of copying each block of rows and faulting
     /// in fresh pages for its features).
     pub fn apply_rows_into(&self, frame: &Frame, range: std::ops::Range<usize>, m: &mut Matrix) -> Result<(), MlError> {
+        self.apply_rows_at(frame, range, m, None)
+    }
+
+    /// [`apply_rows_into`](Self::apply_rows_into), the `i`th column read
+    /// from the frame's column `at[i]` when `at` is given (a
+    /// [`Binding`](crate::model::Binding)'s, for a frame on its names).
+    pub(crate) fn apply_rows_at(
+        &self,
+        frame: &Frame,
+        range: std::ops::Range<usize>,
+        m: &mut Matrix,
+        at: Option<&[usize]>,
+    ) -> Result<(), MlError> {
         let rows = range.len();
         let width = self.width();
         m.rows = rows;
@@ -654,13 +667,13 @@ impl Transform {
         m.data.clear();
         m.data.resize(rows * width, 0.0);
         if rows == 1 {
-            return self.apply_row(frame, range.start, &mut m.data);
+            return self.apply_row(frame, range.start, &mut m.data, at);
         }
         let mut encoders = Vec::with_capacity(self.columns.len());
-        let mut at = 0;
+        let mut offset = 0;
         for (i, ct) in self.columns.iter().enumerate() {
-            encoders.push(ColumnEncoder::new(ct, input(frame, i, ct)?, at)?);
-            at += ct.width();
+            encoders.push(ColumnEncoder::new(ct, input(frame, i, ct, at)?, offset)?);
+            offset += ct.width();
         }
         if width == 0 || rows == 0 {
             return Ok(());
@@ -682,10 +695,10 @@ impl Transform {
     /// numbers are written straight, the same steps in the same order as
     /// a block of rows gets them; other columns go through their encoder
     /// with a block of one row.
-    fn apply_row(&self, frame: &Frame, row: usize, out: &mut [f64]) -> Result<(), MlError> {
+    fn apply_row(&self, frame: &Frame, row: usize, out: &mut [f64], bound: Option<&[usize]>) -> Result<(), MlError> {
         let mut at = 0;
         for (i, ct) in self.columns.iter().enumerate() {
-            let col = input(frame, i, ct)?;
+            let col = input(frame, i, ct, bound)?;
             let x = match col {
                 Column::Num(v) => ct.steps.iter().fold(v[row], |x, s| s.apply(x)),
                 Column::Text(_) => f64::NAN,
@@ -708,10 +721,14 @@ impl Transform {
     }
 }
 
-/// The column of `frame` that `ct`, the transform's `i`th, reads, of the
-/// kind it reads.
-fn input<'f>(frame: &'f Frame, i: usize, ct: &ColumnTransform) -> Result<&'f Column, MlError> {
-    let col = frame.column_at(i, &ct.column).ok_or_else(|| {
+/// The column of `frame` that `ct`, the transform's `i`th, reads (at
+/// `at[i]` when given), of the kind it reads.
+fn input<'f>(frame: &'f Frame, i: usize, ct: &ColumnTransform, at: Option<&[usize]>) -> Result<&'f Column, MlError> {
+    let found = match at.and_then(|at| at.get(i)) {
+        Some(&j) => frame.column_index(j),
+        None => frame.column_at(i, &ct.column),
+    };
+    let col = found.ok_or_else(|| {
         let names: Vec<String> = frame.names().iter().map(|n| n.to_string()).collect();
         MlError::Data(format!(
             "the model needs column `{}`, which the data does not have{}",

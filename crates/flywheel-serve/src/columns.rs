@@ -219,12 +219,19 @@ fn nan_as_null(body: &[u8]) -> Result<Option<Vec<u8>>> {
 
 /// Checks that `given` names exactly the model's inputs: the missing and
 /// the unexpected ones are named (the latter with the closest input).
+/// `given` is the input name `input`: the same string (a fast path took
+/// the name from the model's list, having matched its bytes) or equal.
+#[inline]
+fn same_name(given: &str, input: &str) -> bool {
+    std::ptr::eq(given, input) || given == input
+}
+
 pub fn check_names<'a>(served: &Served, given: impl IntoIterator<Item = &'a str, IntoIter: Clone>) -> Result<()> {
     let shared = served.input_names_shared();
     // The common case, checked without a copy of the names: the model's
     // order, one comparison a name.
     let given = given.into_iter();
-    if given.clone().count() == shared.len() && given.clone().zip(shared).all(|(g, i)| g == &**i) {
+    if given.clone().count() == shared.len() && given.clone().zip(shared).all(|(g, i)| same_name(g, i)) {
         return Ok(());
     }
     let given: Vec<&str> = given.collect();
@@ -259,24 +266,24 @@ pub fn check_names<'a>(served: &Served, given: impl IntoIterator<Item = &'a str,
 /// the model's own (shared) input names.
 pub fn frame<N: AsRef<str>>(served: &Served, columns: Vec<(N, Builder)>) -> Result<Frame> {
     let names = served.input_names_shared();
-    let mut frame = Frame::with_capacity(names.len());
-    if columns.len() == names.len() && columns.iter().zip(names).all(|((n, _), i)| n.as_ref() == &**i) {
-        for ((_, col), name) in columns.into_iter().zip(names) {
-            frame.push(name.clone(), col.finish()).map_err(|e| bad(e.to_string()))?;
+    let in_order =
+        columns.len() == names.len() && columns.iter().zip(names).all(|((n, _), i)| same_name(n.as_ref(), i));
+    let ordered = if in_order {
+        columns.into_iter().map(|(_, col)| col.finish()).collect()
+    } else {
+        let mut columns: Vec<Option<(N, Builder)>> = columns.into_iter().map(Some).collect();
+        let mut ordered = Vec::with_capacity(names.len());
+        for input in names {
+            let here = |c: &Option<(N, Builder)>| c.as_ref().is_some_and(|(n, _)| n.as_ref() == &**input);
+            let Some((_, col)) = columns.iter().position(here).and_then(|at| columns[at].take()) else {
+                return Err(bad(format!("missing input `{input}`")));
+            };
+            ordered.push(col.finish());
         }
-        return Ok(frame);
-    }
-    let mut columns: Vec<Option<(N, Builder)>> = columns.into_iter().map(Some).collect();
-    for (i, input) in names.iter().enumerate() {
-        // Given in the model's order, the column is at `i`; else searched.
-        let here = |c: &Option<(N, Builder)>| c.as_ref().is_some_and(|(n, _)| n.as_ref() == &**input);
-        let at = if columns.get(i).is_some_and(here) { Some(i) } else { columns.iter().position(here) };
-        let Some((_, col)) = at.and_then(|at| columns[at].take()) else {
-            return Err(bad(format!("missing input `{input}`")));
-        };
-        frame.push(input.clone(), col.finish()).map_err(|e| bad(e.to_string()))?;
-    }
-    Ok(frame)
+        ordered
+    };
+    // On the model's own list, which its binding reads by position.
+    Frame::with_names(served.input_list().clone(), ordered).map_err(|e| bad(e.to_string()))
 }
 
 #[cfg(test)]

@@ -39,12 +39,8 @@ pub fn dataframe_split(served: &Served, body: &[u8]) -> Option<Frame> {
         _ => None,
     })?;
     scan.end()?;
-    let inputs = served.input_names_shared();
-    let mut frame = Frame::with_capacity(inputs.len());
-    for (name, b) in inputs.iter().zip(layout?.builders) {
-        frame.push(name.clone(), b.finish()).ok()?;
-    }
-    Some(frame)
+    let columns = layout?.builders.into_iter().map(Builder::finish).collect();
+    Frame::with_names(served.input_list().clone(), columns).ok()
 }
 
 /// `{"columns": [...], "data": [[...], ...]}`, the columns first.

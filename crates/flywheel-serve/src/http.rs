@@ -328,14 +328,14 @@ async fn predict(app: &AppState, served: &Arc<Served>, frame: Frame) -> Result<(
         return Err(ServeError::BadRequest("the request has no rows to predict".into()));
     }
     let (result, frame) = if frame.rows() <= INLINE_ROWS {
-        (served.model.predict(&frame), frame)
+        (served.predict(&frame), frame)
     } else {
         let (served, slot) = (served.clone(), ops::current_slot());
         // Cut off after the timeout, the prediction still runs to its end,
         // holding the request's slot (the permit moves with it).
         let running = tokio::task::spawn_blocking(move || {
             let _held = slot;
-            (served.model.predict(&frame), frame)
+            (served.predict(&frame), frame)
         });
         let Some(done) = ops::within(app.limits.timeout, running).await else {
             app.metrics.timed_out.inc();

@@ -2,7 +2,7 @@
 //! registered version it is, and the reference that chose it.
 
 use axum::http::HeaderValue;
-use flywheel_ml::{Column, ColumnKind, Frame, Model, Task, Text};
+use flywheel_ml::{Binding, Column, ColumnKind, Frame, Model, Names, Prediction, Task, Text};
 use std::sync::{Arc, OnceLock};
 
 /// One loaded model version.
@@ -18,7 +18,9 @@ pub struct Served {
     /// The version as OIP answers give it (`"3"`), made once.
     version_text: String,
     /// The signature's input names, shared by every request's frame.
-    inputs: Vec<Arc<str>>,
+    inputs: Names,
+    /// Where the model finds its columns in a frame on `inputs`.
+    binding: Option<Binding>,
     /// The signature's input kinds, in its order.
     kinds: Vec<ColumnKind>,
     /// The bytes of the first `dataframe_split` column list that named the
@@ -45,7 +47,8 @@ const SPLIT_COLUMNS_MAX: usize = 64 << 10;
 impl Served {
     pub fn new(name: String, version: i64, reference: String, model: Model) -> Self {
         let label_header = HeaderValue::try_from(format!("{name}@{version}")).ok();
-        let inputs = model.signature.inputs.iter().map(|i| Arc::from(i.name.as_str())).collect();
+        let inputs: Names = Arc::new(model.signature.inputs.iter().map(|i| Arc::from(i.name.as_str())).collect());
+        let binding = model.bind(&inputs);
         let kinds = model.signature.inputs.iter().map(|i| i.kind).collect();
         let version_text = version.to_string();
         Served {
@@ -56,6 +59,7 @@ impl Served {
             label_header,
             version_text,
             inputs,
+            binding,
             kinds,
             split_columns: OnceLock::new(),
             tensor_heads: OnceLock::new(),
@@ -94,6 +98,17 @@ impl Served {
     /// The input names in the model's order, as a frame holds them.
     pub fn input_names_shared(&self) -> &[Arc<str>] {
         &self.inputs
+    }
+
+    /// The input names as one list, which the frames of requests share.
+    pub fn input_list(&self) -> &Names {
+        &self.inputs
+    }
+
+    /// The model's prediction for `frame`, its columns found by position
+    /// when the frame is on [`input_list`](Self::input_list).
+    pub fn predict(&self, frame: &Frame) -> Result<Prediction, flywheel_ml::MlError> {
+        self.model.predict_bound(frame, self.binding.as_ref())
     }
 
     /// The input kinds in the model's order.
@@ -159,7 +174,7 @@ impl Served {
             };
             frame.push(input.name.as_str(), column).map_err(|e| e.to_string())?;
         }
-        self.model.predict(&frame).map(|_| ()).map_err(|e| format!("it fails on a first prediction: {e}"))
+        self.predict(&frame).map(|_| ()).map_err(|e| format!("it fails on a first prediction: {e}"))
     }
 }
 

@@ -49,7 +49,7 @@ impl Shadow {
         let (answered, failed, frame) = (self.answered.clone(), self.failed.clone(), frame.clone());
         tokio::task::spawn_blocking(move || {
             let _slot = slot;
-            match served.model.predict(&frame) {
+            match served.predict(&frame) {
                 Ok(p) => {
                     answered.inc();
                     done(served, frame, p);

@@ -113,8 +113,11 @@ impl Pending {
         let (at_us, latency_us, shadow) = (e.at_us, e.latency_us, e.shadow);
         r.reqs.push(Req { id_start, id_end: r.ids.len(), rows, at_us, latency_us, arm, shadow });
         r.rows += rows;
+        // A request's frame is on its model's list: its columns are in order.
+        let on_list = e.frame.has_names(r.served.input_list());
         for (i, (input, out)) in r.served.model.signature.inputs.iter().zip(&mut self.inputs).enumerate() {
-            append_input(out, e.frame.column_at(i, &input.name), rows);
+            let column = if on_list { e.frame.column_index(i) } else { e.frame.column_at(i, &input.name) };
+            append_input(out, column, rows);
         }
         append_prediction(&mut self.predicted, e.prediction, &r.served.model.classes, rows);
     }
