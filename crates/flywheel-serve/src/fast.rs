@@ -117,13 +117,7 @@ fn row(scan: &mut Scan, layout: &mut Layout) -> Option<()> {
 #[inline]
 fn cell(scan: &mut Scan, b: &mut Builder, booleans: bool) -> Option<()> {
     match b {
-        Builder::Num(out) => out.push(match scan.peek()? {
-            b'-' | b'0'..=b'9' => scan.number_here()?,
-            b'n' if scan.word(b"null") => f64::NAN,
-            b't' if booleans && scan.word(b"true") => 1.0,
-            b'f' if booleans && scan.word(b"false") => 0.0,
-            _ => return None,
-        }),
+        Builder::Num(out) => out.push(number_cell(scan, booleans)?),
         Builder::Text(out) => out.push(match scan.peek()? {
             b'"' => Some(scan.str()?.to_string()),
             b'n' if scan.word(b"null") => None,
@@ -131,6 +125,48 @@ fn cell(scan: &mut Scan, b: &mut Builder, booleans: bool) -> Option<()> {
         }),
     }
     Some(())
+}
+
+/// A number cell's value (missing as NaN); kept apart from [`cell`] to be
+/// inlined into the loops over a tensor's numbers.
+#[inline(always)]
+fn number_cell(scan: &mut Scan, booleans: bool) -> Option<f64> {
+    Some(match scan.peek()? {
+        b'-' | b'0'..=b'9' => scan.number_here()?,
+        b'n' if scan.word(b"null") => f64::NAN,
+        b't' if booleans && scan.word(b"true") => 1.0,
+        b'f' if booleans && scan.word(b"false") => 0.0,
+        _ => return None,
+    })
+}
+
+/// The values of a JSON tensor's `data` into `b`, its `[` read: numbers in
+/// one loop for a number column (most values of most requests).
+#[inline]
+fn tensor_data(scan: &mut Scan, b: &mut Builder) -> Option<()> {
+    if scan.eat(b']') {
+        return Some(());
+    }
+    match b {
+        Builder::Num(out) => loop {
+            out.push(number_cell(scan, false)?);
+            match scan.peek()? {
+                b',' => scan.advance(1),
+                b']' => {
+                    scan.advance(1);
+                    return Some(());
+                }
+                _ => return None,
+            }
+        },
+        Builder::Text(_) => loop {
+            cell(scan, b, false)?;
+            if scan.eat(b']') {
+                return Some(());
+            }
+            scan.expect(b',')?;
+        },
+    }
 }
 
 /// An OIP inference body of JSON tensors: its id and frame, or `None`.
@@ -216,15 +252,7 @@ fn remembered(b: &mut Builder, head: &TensorHead, scan: &mut Scan) -> Option<()>
         return None;
     }
     b.reserve(rows.try_into().unwrap_or(0));
-    if !scan.eat(b']') {
-        loop {
-            cell(scan, b, false)?;
-            if scan.eat(b']') {
-                break;
-            }
-            scan.expect(b',')?;
-        }
-    }
+    tensor_data(scan, b)?;
     scan.expect(b'}')?;
     (b.len() as u64 == rows).then_some(())
 }
@@ -262,7 +290,8 @@ fn tensor<'a>(
                 scan.peek()?;
                 // The fourth field, so the last (none repeats), after the shape.
                 data_at = (fields == 4).then_some(scan.position() + 1);
-                scan.list(|scan| cell(scan, &mut b, false))?;
+                scan.expect(b'[')?;
+                tensor_data(scan, &mut b)?;
                 data = Some(b);
             }
             _ => return None,

@@ -273,7 +273,8 @@ struct Decimal {
 }
 
 impl Decimal {
-    #[inline]
+    // Always inlined: a call was a third of the cost of reading a short number.
+    #[inline(always)]
     fn read(bytes: &[u8], at: usize) -> Option<Decimal> {
         let negative = bytes.get(at) == Some(&b'-');
         let start = at + usize::from(negative);
