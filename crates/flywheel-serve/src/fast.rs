@@ -106,7 +106,10 @@ fn row(scan: &mut Scan, layout: &mut Layout) -> Option<()> {
             scan.expect(b',')?;
         }
         let at = layout.order.as_ref().map_or(i, |order| order[i]);
-        cell(scan, &mut layout.builders[at], true)?;
+        match &mut layout.builders[at] {
+            Builder::Num(out) => out.push(number_cell(scan, true)?),
+            b => cell(scan, b, true)?,
+        }
     }
     scan.expect(b']')
 }

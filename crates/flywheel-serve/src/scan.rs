@@ -121,7 +121,7 @@ impl<'a> Scan<'a> {
     /// point and no exponent, is read here; the rest by
     /// [`number_in_full`](Self::number_in_full), kept apart so that this
     /// stays small enough to inline into a caller's loop.
-    #[inline]
+    #[inline(always)]
     pub fn number_here(&mut self) -> Option<f64> {
         let d = Decimal::read(self.bytes, self.at)?;
         let (places, at) = (d.places.unwrap_or(0), d.end);
