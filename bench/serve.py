@@ -650,8 +650,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=2, help="rounds of every load; the best counts (default 2)")
     ap.add_argument("--pair-rounds", type=int, default=4,
                     help="pairs of hello-world and Flywheel one-row loads per endpoint (default 4)")
-    ap.add_argument("--log-rounds", type=int, default=4,
-                    help="pairs of logging on/off loads when --no-log exists (default 4)")
+    ap.add_argument("--log-rounds", type=int, default=6,
+                    help="pairs of logging on/off loads when --no-log exists (default 6)")
     ap.add_argument("--connections", type=int, default=32, help="concurrent connections (default 32)")
     ap.add_argument("--threads", type=int, default=1,
                     help="wrk threads (default 1: on 2 cores, one core is left to the server)")
