@@ -112,14 +112,14 @@ impl ColumnKind {
     }
 }
 
-/// Named columns of equal length. Names are shared (`Arc<str>`): a server
-/// builds a frame per request from its model's input names without
-/// copying them.
 /// A frame's column names, shared: the frames a server builds for one
 /// model hold one list, so that a model bound to it ([`crate::model::Binding`])
 /// finds its inputs by position, without comparing names.
 pub type Names = Arc<Vec<Arc<str>>>;
 
+/// Named columns of equal length. Names are shared (`Arc<str>`, in a
+/// shared list): a server builds a frame per request from its model's
+/// input names without copying them.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Frame {
     names: Names,

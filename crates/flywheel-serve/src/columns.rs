@@ -217,8 +217,6 @@ fn nan_as_null(body: &[u8]) -> Result<Option<Vec<u8>>> {
     Ok(changed.then_some(out))
 }
 
-/// Checks that `given` names exactly the model's inputs: the missing and
-/// the unexpected ones are named (the latter with the closest input).
 /// `given` is the input name `input`: the same string (a fast path took
 /// the name from the model's list, having matched its bytes) or equal.
 #[inline]
@@ -226,6 +224,8 @@ fn same_name(given: &str, input: &str) -> bool {
     std::ptr::eq(given, input) || given == input
 }
 
+/// Checks that `given` names exactly the model's inputs: the missing and
+/// the unexpected ones are named (the latter with the closest input).
 pub fn check_names<'a>(served: &Served, given: impl IntoIterator<Item = &'a str, IntoIter: Clone>) -> Result<()> {
     let shared = served.input_names_shared();
     // The common case, checked without a copy of the names: the model's

@@ -164,16 +164,18 @@ impl Served {
     /// Predicts one row of plain values (0 for numbers, a missing value for
     /// text: an empty text is no date, and a date-time input refuses it),
     /// so that a version that cannot answer is found before it is swapped
-    /// in and its first request does not pay for first use.
+    /// in and its first request does not pay for first use. The frame is on
+    /// the model's name list, as a request's is, so the bound path is tried.
     pub fn warm(&self) -> Result<(), String> {
-        let mut frame = Frame::new();
-        for input in &self.model.signature.inputs {
-            let column = match input.kind {
+        let columns = self
+            .kinds
+            .iter()
+            .map(|kind| match kind {
                 ColumnKind::Number => Column::Num(vec![0.0]),
                 ColumnKind::Text => Column::Text(Text::encode([None::<&str>])),
-            };
-            frame.push(input.name.as_str(), column).map_err(|e| e.to_string())?;
-        }
+            })
+            .collect();
+        let frame = Frame::with_names(self.inputs.clone(), columns).map_err(|e| e.to_string())?;
         self.predict(&frame).map(|_| ()).map_err(|e| format!("it fails on a first prediction: {e}"))
     }
 }
