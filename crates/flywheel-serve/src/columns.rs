@@ -72,15 +72,6 @@ impl Builder {
         }
     }
 
-    /// Room for `rows` more values, up to the cap `Builder::new` keeps to.
-    pub fn reserve(&mut self, rows: usize) {
-        let rows = rows.min(crate::RESERVE);
-        match self {
-            Builder::Num(v) => v.reserve(rows),
-            Builder::Text(v) => v.reserve(rows),
-        }
-    }
-
     pub fn len(&self) -> usize {
         match self {
             Builder::Num(v) => v.len(),
@@ -122,19 +113,30 @@ fn spare_or_new(spare: &mut Vec<Vec<f64>>, rows: usize) -> Vec<f64> {
     }
 }
 
+/// This thread's spare number columns, held for the length of one visit.
+pub struct Spares<'a>(&'a mut Vec<Vec<f64>>);
+
+impl Spares<'_> {
+    /// An empty column of `kind`, as [`Builder::new`] makes it.
+    #[inline]
+    pub fn builder(&mut self, kind: ColumnKind, rows: usize) -> Builder {
+        let rows = rows.min(crate::RESERVE);
+        match kind {
+            ColumnKind::Number => Builder::Num(spare_or_new(self.0, rows)),
+            ColumnKind::Text => Builder::Text(Vec::with_capacity(rows)),
+        }
+    }
+}
+
+/// `f` with this thread's spares: one visit for all of a request's columns.
+pub fn with_spares<R>(f: impl FnOnce(&mut Spares) -> R) -> R {
+    SPARE.with_borrow_mut(|spare| f(&mut Spares(spare)))
+}
+
 /// An empty column of each of `kinds`, as [`Builder::new`] makes them, the
 /// spares taken in one visit to this thread's.
 pub fn builders(kinds: &[ColumnKind], rows: usize) -> Vec<Builder> {
-    let rows = rows.min(crate::RESERVE);
-    SPARE.with_borrow_mut(|spare| {
-        kinds
-            .iter()
-            .map(|kind| match kind {
-                ColumnKind::Number => Builder::Num(spare_or_new(spare, rows)),
-                ColumnKind::Text => Builder::Text(Vec::with_capacity(rows)),
-            })
-            .collect()
-    })
+    with_spares(|spares| kinds.iter().map(|kind| spares.builder(*kind, rows)).collect())
 }
 
 /// Keeps the small number columns of an answered request's frame for the

@@ -12,10 +12,10 @@
 //! is wrong. So the two cannot disagree on an error; that they read a
 //! success alike is what the tests below check, body by body.
 
-use crate::columns::{Builder, builders, check_names, frame};
+use crate::columns::{Builder, builders, check_names, frame, with_spares};
 use crate::scan::Scan;
 use crate::served::{Served, TensorHead};
-use flywheel_ml::{ColumnKind, Frame};
+use flywheel_ml::{Column, ColumnKind, Frame};
 
 /// How deep a skipped value (`"index"`, say) may nest.
 const SKIP_DEPTH: usize = 8;
@@ -182,23 +182,46 @@ pub fn infer<'a>(served: &'a Served, body: &'a [u8]) -> Option<(Option<String>, 
             Some(())
         }
         b"inputs" if read.is_none() => {
-            read = Some(tensors(served, scan)?);
+            read = Some(inputs(served, scan)?);
             Some(())
         }
         _ => None,
     })?;
     scan.end()?;
-    let Tensors { columns, heads } = read?;
-    check_names(served, columns.iter().map(|(n, _)| *n)).ok()?;
-    let rows = columns.first().map_or(0, |(_, b)| b.len());
-    if columns.iter().any(|(_, b)| b.len() != rows) {
-        return None;
+    let columns = match read? {
+        Inputs::Remembered(columns) => columns,
+        Inputs::Read(Tensors { columns, heads }) => {
+            check_names(served, columns.iter().map(|(n, _)| *n)).ok()?;
+            let rows = columns.first().map_or(0, |(_, b)| b.len());
+            if columns.iter().any(|(_, b)| b.len() != rows) {
+                return None;
+            }
+            let frame = frame(served, columns).ok()?;
+            if let Some(heads) = heads {
+                served.remember_tensor_heads(heads);
+            }
+            return Some((id, frame));
+        }
+    };
+    Some((id, Frame::with_names(served.input_list().clone(), columns).ok()?))
+}
+
+/// The `inputs` list, read whole by its remembered heads when it is
+/// written as they say, else tensor by tensor.
+enum Inputs<'a> {
+    Remembered(Vec<Column>),
+    Read(Tensors<'a>),
+}
+
+fn inputs<'a>(served: &'a Served, scan: &mut Scan<'a>) -> Option<Inputs<'a>> {
+    if let Some(heads) = served.tensor_heads() {
+        let mut tried = scan.clone();
+        if let Some(columns) = remembered(served.input_kinds(), heads, &mut tried) {
+            *scan = tried;
+            return Some(Inputs::Remembered(columns));
+        }
     }
-    let frame = frame(served, columns).ok()?;
-    if let Some(heads) = heads {
-        served.remember_tensor_heads(heads);
-    }
-    Some((id, frame))
+    tensors(served, scan).map(Inputs::Read)
 }
 
 /// The tensors of `inputs`, and, while the model has none remembered, how
@@ -208,28 +231,14 @@ struct Tensors<'a> {
     heads: Option<Vec<TensorHead>>,
 }
 
-/// The `inputs` list. A client writes every request's tensors alike but
-/// for their row counts and values: once one request in the model's order
-/// has been read, a tensor that starts with the bytes its input's did then
-/// is read by its count and values alone ([`remembered`]), which checks
-/// the same things as [`tensor`] does, the rest being the same bytes.
+/// The `inputs` list tensor by tensor, each named and checked.
 fn tensors<'a>(served: &'a Served, scan: &mut Scan<'a>) -> Option<Tensors<'a>> {
-    let (names, kinds, known) = (served.input_names_shared(), served.input_kinds(), served.tensor_heads());
+    let names = served.input_names_shared();
     let mut columns = Vec::with_capacity(names.len());
-    let mut heads = known.is_none().then(|| Vec::with_capacity(names.len()));
-    // Empty columns for the remembered tensors, taken from the spares at once.
-    let mut ready = if known.is_some() { builders(kinds, 0) } else { Vec::new() };
+    let record = served.tensor_heads().is_none();
+    let mut heads = record.then(|| Vec::with_capacity(names.len()));
     scan.list(|scan| {
         let i = columns.len();
-        if let Some((head, b)) = known.and_then(|h| h.get(i)).zip(ready.get_mut(i)) {
-            let mut tried = scan.clone();
-            let mut b = std::mem::replace(b, Builder::Num(Vec::new()));
-            if remembered(&mut b, head, &mut tried).is_some() {
-                *scan = tried;
-                columns.push((&*names[i], b));
-                return Some(());
-            }
-        }
         let (name, b, head) = tensor(served, i, heads.is_some(), scan)?;
         let in_order = names.get(i).is_some_and(|n| **n == *name);
         heads = heads.take().zip(head.filter(|_| in_order)).map(|(mut all, head)| {
@@ -242,22 +251,41 @@ fn tensors<'a>(served: &'a Served, scan: &mut Scan<'a>) -> Option<Tensors<'a>> {
     Some(Tensors { columns, heads })
 }
 
-/// A tensor written as `head` says but for its row count and values, read
-/// into `b` (empty), or `None` when its bytes go otherwise.
-#[inline]
-fn remembered(b: &mut Builder, head: &TensorHead, scan: &mut Scan) -> Option<()> {
-    scan.peek()?;
-    if !scan.literal(&head.before_count) {
-        return None;
-    }
-    let rows = scan.count()?;
-    if !scan.literal(&head.before_data) {
-        return None;
-    }
-    b.reserve(rows.try_into().unwrap_or(0));
-    tensor_data(scan, b)?;
-    scan.expect(b'}')?;
-    (b.len() as u64 == rows).then_some(())
+/// The whole `inputs` list when a client writes it as it did the first
+/// time it sent the model's inputs in order, but for the row counts and
+/// values: each tensor is then its head's bytes, a count, the bytes
+/// before its data, and its values. One loop, no names to look up, the
+/// columns in the model's order; it checks what [`tensor`] does, the rest
+/// being the same bytes, and that all counts agree.
+fn remembered(kinds: &[ColumnKind], heads: &[TensorHead], scan: &mut Scan) -> Option<Vec<Column>> {
+    scan.expect(b'[')?;
+    let mut columns = Vec::with_capacity(heads.len());
+    let mut rows = None;
+    with_spares(|spares| {
+        for (i, (head, kind)) in heads.iter().zip(kinds).enumerate() {
+            if i > 0 {
+                scan.expect(b',')?;
+            }
+            scan.peek()?;
+            if !scan.literal(&head.before_count) {
+                return None;
+            }
+            let count = scan.count()?;
+            if *rows.get_or_insert(count) != count || !scan.literal(&head.before_data) {
+                return None;
+            }
+            let mut b = spares.builder(*kind, count.try_into().unwrap_or(0));
+            tensor_data(scan, &mut b)?;
+            scan.expect(b'}')?;
+            if b.len() as u64 != count {
+                return None;
+            }
+            columns.push(b.finish());
+        }
+        Some(())
+    })?;
+    scan.expect(b']')?;
+    Some(columns)
 }
 
 /// `{"name", "datatype", "shape", "data"}`, `data` after `name`: FP64 for a
@@ -466,6 +494,8 @@ mod tests {
             {"shape": [ 1, 2], "name": "c", "datatype": "BYTES", "data": ["a"]}]}"#,
             r#"{"inputs": [{"name": "x", "datatype": "FP64", "shape": [1], "data": [1]},
             {"shape": [ 1, 1], "name": "c", "datatype": "BYTES", "data": [1]}]}"#,
+            r#"{"inputs": [{"name": "x", "datatype": "FP64", "shape": [2], "data": [1, 2]},
+            {"shape": [ 1, 1], "name": "c", "datatype": "BYTES", "data": ["a"]}]}"#,
             r#"{"inputs": [{"name": "x", "datatype": "FP64", "shape": [1], "data": [1]}]}"#,
             r#"{"inputs": [{"name": "x", "datatype": "FP64", "shape": [1], "data": [1]},
             {"shape": [ 1, 1], "name": "c", "datatype": "BYTES", "data": ["a"]},

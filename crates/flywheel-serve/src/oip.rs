@@ -271,11 +271,7 @@ pub struct Encoded {
 pub fn answer(served: &Served, requested: &[(&'static str, bool)], id: &str, pred: &Prediction) -> Encoded {
     let mut body = Vec::with_capacity(answer_size(served, id, pred));
     let mut raw = Vec::new();
-    body.extend_from_slice(br#"{"model_name":"#);
-    write::str(&mut body, &served.name);
-    body.extend_from_slice(br#","model_version":"#);
-    write::str(&mut body, served.version_text());
-    body.extend_from_slice(br#","id":"#);
+    body.extend_from_slice(&served.answer_parts().head);
     write::str(&mut body, id);
     body.extend_from_slice(br#","outputs":"#);
     write::list(&mut body, requested, |body, &(name, binary)| {
@@ -294,7 +290,7 @@ pub fn answer(served: &Served, requested: &[(&'static str, bool)], id: &str, pre
 /// One output tensor, `{"name","datatype","shape","parameters","data"}`;
 /// with `raw`, its data appended there in binary and its size a parameter.
 fn output(body: &mut Vec<u8>, raw: Option<&mut Vec<u8>>, served: &Served, name: &str, pred: &Prediction) {
-    let classes = &served.model.classes;
+    let (classes, parts) = (&served.model.classes, served.answer_parts());
     let (datatype, rows, columns, data) = match (name, pred) {
         (PROBABILITIES, Prediction::Classes { probabilities: p, .. }) => {
             ("FP64", p.rows, Some(p.cols), Data::Num(&p.data))
@@ -312,13 +308,13 @@ fn output(body: &mut Vec<u8>, raw: Option<&mut Vec<u8>>, served: &Served, name: 
     let probabilities = columns.is_some();
     if probabilities {
         body.extend_from_slice(br#""classes":"#);
-        write::list(body, classes, |body, c| write::str(body, c));
+        body.extend_from_slice(&parts.classes);
     }
     let Some(raw) = raw else {
         body.extend_from_slice(br#"},"data":"#);
         match data {
             Data::Num(v) => write::list(body, v, |body, &x| write::f64(body, x)),
-            Data::Labels(l) => write::list(body, l, |body, &l| write::str(body, &classes[l])),
+            Data::Labels(l) => write::list(body, l, |body, &l| body.extend_from_slice(&parts.labels[l])),
         }
         body.push(b'}');
         return;

@@ -15,8 +15,8 @@ pub struct Served {
     pub model: Model,
     /// `label()` as a header value, made once (a model name is ASCII).
     label_header: Option<HeaderValue>,
-    /// The version as OIP answers give it (`"3"`), made once.
-    version_text: String,
+    /// What every OIP answer of this version writes alike, made once.
+    answer_parts: AnswerParts,
     /// The signature's input names, shared by every request's frame.
     inputs: Names,
     /// Where the model finds its columns in a frame on `inputs`.
@@ -29,6 +29,39 @@ pub struct Served {
     /// How the first OIP request read whole in the model's order wrote
     /// each tensor around its row count (`fast.rs`).
     tensor_heads: OnceLock<Box<[TensorHead]>>,
+}
+
+/// The parts of an OIP answer that are the same for every request of a
+/// version, in JSON: a one-row answer is mostly these.
+#[derive(Debug)]
+pub struct AnswerParts {
+    /// `{"model_name":"…","model_version":"…","id":`
+    pub head: Box<[u8]>,
+    /// The classes as a list, `["no","yes"]`.
+    pub classes: Box<[u8]>,
+    /// Each class as a string, `"yes"`, by its index.
+    pub labels: Vec<Box<[u8]>>,
+}
+
+impl AnswerParts {
+    fn new(name: &str, version: i64, classes: &[String]) -> Self {
+        let mut head = br#"{"model_name":"#.to_vec();
+        crate::write::str(&mut head, name);
+        head.extend_from_slice(br#","model_version":"#);
+        crate::write::str(&mut head, &version.to_string());
+        head.extend_from_slice(br#","id":"#);
+        let mut list = Vec::new();
+        crate::write::list(&mut list, classes, |out, c| crate::write::str(out, c));
+        let labels = classes
+            .iter()
+            .map(|c| {
+                let mut out = Vec::with_capacity(c.len() + 2);
+                crate::write::str(&mut out, c);
+                out.into()
+            })
+            .collect();
+        AnswerParts { head: head.into(), classes: list.into(), labels }
+    }
 }
 
 /// One JSON tensor as a client wrote it, without its row count and its
@@ -50,14 +83,14 @@ impl Served {
         let inputs: Names = Arc::new(model.signature.inputs.iter().map(|i| Arc::from(i.name.as_str())).collect());
         let binding = model.bind(&inputs);
         let kinds = model.signature.inputs.iter().map(|i| i.kind).collect();
-        let version_text = version.to_string();
+        let answer_parts = AnswerParts::new(&name, version, &model.classes);
         Served {
             name,
             version,
             reference,
             model,
             label_header,
-            version_text,
+            answer_parts,
             inputs,
             binding,
             kinds,
@@ -77,8 +110,8 @@ impl Served {
     }
 
     /// The version number as text.
-    pub fn version_text(&self) -> &str {
-        &self.version_text
+    pub fn answer_parts(&self) -> &AnswerParts {
+        &self.answer_parts
     }
 
     /// The kind of the input column `name`, if the model reads it.
