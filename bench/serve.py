@@ -25,10 +25,14 @@ the servers (all of them stay up) so a burst of work from elsewhere on the
 machine hits every server alike; the best run of each counts. The
 comparison with the hello-world is then made in `--pair-rounds` pairs of
 back-to-back loads per Flywheel endpoint (hello-world and endpoint, the
-order swapped every round, like the logging pairs below): its ratio is the
-median of the pairs' ratios, since the best of two runs on each side
-compares whichever quiet moments each happened to get (on a shared
-machine, the same hello-world gave 55k to 96k requests/s within minutes).
+order swapped every round, like the logging pairs below), each load
+`--pair-seconds` long: its ratio is the median of the pairs' ratios, since
+the best of two runs on each side compares whichever quiet moments each
+happened to get (on a shared machine, the same hello-world gave 55k to 96k
+requests/s within minutes). Pairs are short and many because the
+machine's other work moves on a scale of seconds: two 10-second loads
+back to back differed by up to 25% with nothing changed between them, so
+a few long pairs measured that, not the servers.
 
 Measured: requests/s and p99 of one-row requests to Flywheel's
 `/invocations` (`dataframe_split`) and `/v2/models/NAME/infer` (one tensor
@@ -437,7 +441,7 @@ def hello_pairs(args, wrk, tmp, loads):
         for i in range(args.pair_rounds):
             runs = {}
             for name, (server, path, body) in (("flywheel", by_key[key]), ("hello", hello))[:: 1 if i % 2 else -1]:
-                runs[name] = run_wrk(args, wrk, tmp, server.port, path, body, args.duration)["rps"]
+                runs[name] = run_wrk(args, wrk, tmp, server.port, path, body, args.pair_seconds)["rps"]
                 server.alive()
             pairs.append(runs)
             print(f"  {key} vs axum_hello: {runs['flywheel']:,.0f} vs {runs['hello']:,.0f} requests/s", flush=True)
@@ -503,7 +507,7 @@ def logging_cost(args, fw, home, wrk, tmp, rows):
                 run_wrk(args, wrk, tmp, s.port, "/invocations", body, args.warmup)
         for i in range(args.log_rounds):
             for name, s in (("on", on), ("off", off))[:: 1 if i % 2 == 0 else -1]:
-                runs[name].append(run_wrk(args, wrk, tmp, s.port, "/invocations", body, args.duration))
+                runs[name].append(run_wrk(args, wrk, tmp, s.port, "/invocations", body, args.pair_seconds))
                 s.alive()
     finally:
         on.stop()
@@ -606,7 +610,9 @@ def print_report(args, info, f, start, memory, log, log_skip, goals):
     print(f"{info['machine']}; {info['date']}; {info['flywheel']}; MLflow {info['mlflow'] or '(not run)'} "
           f"(scikit-learn {info['sklearn'] or '–'}, {args.mlflow_workers} uvicorn worker); {AXUM_VERSIONS}; "
           f"{info['wrk'] or 'no load generator'}, {args.threads} thread(s), {args.connections} connections, "
-          f"{args.duration} s per load after {args.warmup} s warm-up, best of {args.repeat}\n")
+          f"{args.duration} s per load after {args.warmup} s warm-up, best of {args.repeat}; "
+          f"{args.pair_rounds} hello-world pairs per endpoint and {args.log_rounds} logging pairs, "
+          f"{args.pair_seconds} s per load of a pair\n")
     if f:
         print("| load | requests/s | rows/s | p50 | p99 |")
         print("|---|---:|---:|---:|---:|")
@@ -648,10 +654,12 @@ def main():
     ap.add_argument("--duration", type=int, default=10, help="seconds of load per endpoint (default 10)")
     ap.add_argument("--warmup", type=int, default=2, help="seconds of warm-up load per endpoint (default 2)")
     ap.add_argument("--repeat", type=int, default=2, help="rounds of every load; the best counts (default 2)")
-    ap.add_argument("--pair-rounds", type=int, default=4,
-                    help="pairs of hello-world and Flywheel one-row loads per endpoint (default 4)")
-    ap.add_argument("--log-rounds", type=int, default=6,
-                    help="pairs of logging on/off loads when --no-log exists (default 6)")
+    ap.add_argument("--pair-rounds", type=int, default=10,
+                    help="pairs of hello-world and Flywheel one-row loads per endpoint (default 10)")
+    ap.add_argument("--log-rounds", type=int, default=12,
+                    help="pairs of logging on/off loads when --no-log exists (default 12)")
+    ap.add_argument("--pair-seconds", type=int, default=4,
+                    help="seconds of each load of a pair, hello-world or logging (default 4)")
     ap.add_argument("--connections", type=int, default=32, help="concurrent connections (default 32)")
     ap.add_argument("--threads", type=int, default=1,
                     help="wrk threads (default 1: on 2 cores, one core is left to the server)")
@@ -665,14 +673,15 @@ def main():
     ap.add_argument("--no-mlflow", action="store_true", help="Flywheel and the hello-world only")
     ap.add_argument("--json", metavar="FILE", help="also write every figure and target as JSON to FILE")
     args = ap.parse_args()
-    for name in ("duration", "repeat", "pair_rounds", "log_rounds", "connections", "threads", "starts", "mlflow_starts"):
+    for name in ("duration", "repeat", "pair_rounds", "log_rounds", "pair_seconds", "connections", "threads", "starts",
+                 "mlflow_starts"):
         if getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.warmup < 0:
         ap.error("--warmup must be 0 or more")
     if args.smoke:
         args.duration, args.warmup, args.repeat, args.log_rounds, args.starts, args.mlflow_starts = 1, 0, 1, 2, 3, 1
-        args.pair_rounds = 1
+        args.pair_rounds, args.pair_seconds = 1, 1
         args.train_rows = 2_000
     mlflow_py = None if args.no_mlflow else python_for(
         args, ".venv-serve", MLFLOW_PACKAGES, ["mlflow", "sklearn", "pandas", "pyarrow"], "MLflow")
