@@ -223,10 +223,14 @@ impl Requests {
     fn fixed_columns(&self) -> Vec<ArrayRef> {
         let (rows, served) = (self.rows, &self.served);
         let arms: Vec<String> = self.arms.iter().map(ToString::to_string).collect();
-        let mut id = StringBuilder::with_capacity(rows, rows * 16);
+        // The exact bytes of each string column, so neither grows by copies
+        // (a made id is 36 bytes, an arm often more than 20).
+        let id_bytes = self.reqs.iter().map(|r| (r.id_end - r.id_start) * r.rows).sum();
+        let arm_bytes = self.reqs.iter().map(|r| arms[r.arm].len() * r.rows).sum();
+        let mut id = StringBuilder::with_capacity(rows, id_bytes);
         let mut row = Int64Builder::with_capacity(rows);
         let mut time = TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("+00:00");
-        let mut arm = StringBuilder::with_capacity(rows, rows * 16);
+        let mut arm = StringBuilder::with_capacity(rows, arm_bytes);
         let mut shadow = BooleanBuilder::with_capacity(rows);
         let mut latency = Int64Builder::with_capacity(rows);
         for r in &self.reqs {
