@@ -723,11 +723,22 @@ impl Transform {
 
 /// The column of `frame` that `ct`, the transform's `i`th, reads (at
 /// `at[i]` when given), of the kind it reads.
+#[inline]
 fn input<'f>(frame: &'f Frame, i: usize, ct: &ColumnTransform, at: Option<&[usize]>) -> Result<&'f Column, MlError> {
     let found = match at.and_then(|at| at.get(i)) {
         Some(&j) => frame.column_index(j),
         None => frame.column_at(i, &ct.column),
     };
+    let Some(col) = found.filter(|c| c.kind() == ct.kind) else {
+        return input_error(frame, ct, found);
+    };
+    Ok(col)
+}
+
+/// Why `input` found no column of the kind the transform reads (a text
+/// column is what a datetime encoder reads).
+#[cold]
+fn input_error<'f>(frame: &'f Frame, ct: &ColumnTransform, found: Option<&'f Column>) -> Result<&'f Column, MlError> {
     let col = found.ok_or_else(|| {
         let names: Vec<String> = frame.names().iter().map(|n| n.to_string()).collect();
         MlError::Data(format!(

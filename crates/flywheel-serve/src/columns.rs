@@ -79,6 +79,7 @@ impl Builder {
         }
     }
 
+    #[inline]
     pub fn finish(self) -> Column {
         match self {
             Builder::Num(v) => Column::Num(v),
@@ -103,6 +104,7 @@ fn numbers(rows: usize) -> Vec<f64> {
     SPARE.with_borrow_mut(|spare| spare_or_new(spare, rows))
 }
 
+#[inline]
 fn spare_or_new(spare: &mut Vec<Vec<f64>>, rows: usize) -> Vec<f64> {
     match spare.pop() {
         Some(mut v) => {
