@@ -304,8 +304,9 @@ impl Decimal {
 
 /// Reads the decimal digits from `at` on into `mantissa` (wrapping past
 /// 19 digits: the caller then does not use it); where they end. Eight
-/// bytes a step while eight are left, the rest one by one.
-#[inline]
+/// bytes a step while eight are left, the rest one by one. Inlined into
+/// the loops over a body's numbers, as `Decimal::read` is.
+#[inline(always)]
 fn digits(bytes: &[u8], mut at: usize, mantissa: &mut u64) -> usize {
     let mut m = *mantissa;
     while let Some(word) = bytes.get(at..at + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
