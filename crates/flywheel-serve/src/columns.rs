@@ -14,12 +14,10 @@ pub enum Builder {
 }
 
 impl Builder {
+    /// An empty column of `kind` with room for `rows` (capped), a number
+    /// column recycled when this thread has one.
     pub fn new(kind: ColumnKind, rows: usize) -> Self {
-        let rows = rows.min(crate::RESERVE);
-        match kind {
-            ColumnKind::Number => Builder::Num(numbers(rows)),
-            ColumnKind::Text => Builder::Text(Vec::with_capacity(rows)),
-        }
+        with_spares(|spares| spares.builder(kind, rows))
     }
 
     /// Adds one JSON value; `at` says where it came from for the error.
@@ -98,12 +96,6 @@ thread_local! {
     static SPARE: std::cell::RefCell<Vec<Vec<f64>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// An empty number column with room for `rows`: a recycled one when this
-/// thread has one.
-fn numbers(rows: usize) -> Vec<f64> {
-    SPARE.with_borrow_mut(|spare| spare_or_new(spare, rows))
-}
-
 #[inline]
 fn spare_or_new(spare: &mut Vec<Vec<f64>>, rows: usize) -> Vec<f64> {
     match spare.pop() {
@@ -119,7 +111,8 @@ fn spare_or_new(spare: &mut Vec<Vec<f64>>, rows: usize) -> Vec<f64> {
 pub struct Spares<'a>(&'a mut Vec<Vec<f64>>);
 
 impl Spares<'_> {
-    /// An empty column of `kind`, as [`Builder::new`] makes it.
+    /// An empty column of `kind` with room for `rows` (capped at
+    /// `RESERVE`), a number column from the spares when there is one.
     #[inline]
     pub fn builder(&mut self, kind: ColumnKind, rows: usize) -> Builder {
         let rows = rows.min(crate::RESERVE);

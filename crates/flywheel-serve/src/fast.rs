@@ -196,22 +196,26 @@ pub fn infer<'a>(served: &'a Served, body: &'a [u8]) -> Option<(Option<String>, 
         _ => None,
     })?;
     scan.end()?;
-    let columns = match read? {
-        Inputs::Remembered(columns) => columns,
-        Inputs::Read(Tensors { columns, heads }) => {
-            check_names(served, columns.iter().map(|(n, _)| *n)).ok()?;
-            let rows = columns.first().map_or(0, |(_, b)| b.len());
-            if columns.iter().any(|(_, b)| b.len() != rows) {
-                return None;
-            }
-            let frame = frame(served, columns).ok()?;
-            if let Some(heads) = heads {
-                served.remember_tensor_heads(heads);
-            }
-            return Some((id, frame));
-        }
+    let frame = match read? {
+        Inputs::Remembered(columns) => Frame::with_names(served.input_list().clone(), columns).ok()?,
+        Inputs::Read(tensors) => tensors_frame(served, tensors)?,
     };
-    Some((id, Frame::with_names(served.input_list().clone(), columns).ok()?))
+    Some((id, frame))
+}
+
+/// The frame of tensors read one by one: their names checked, their
+/// lengths equal; their heads remembered when they were recorded.
+fn tensors_frame(served: &Served, Tensors { columns, heads }: Tensors) -> Option<Frame> {
+    check_names(served, columns.iter().map(|(n, _)| *n)).ok()?;
+    let rows = columns.first().map_or(0, |(_, b)| b.len());
+    if columns.iter().any(|(_, b)| b.len() != rows) {
+        return None;
+    }
+    let frame = frame(served, columns).ok()?;
+    if let Some(heads) = heads {
+        served.remember_tensor_heads(heads);
+    }
+    Some(frame)
 }
 
 /// The `inputs` list, read whole by its remembered heads when it is

@@ -109,7 +109,7 @@ impl Served {
         self.label_header.clone()
     }
 
-    /// The version number as text.
+    /// The fixed parts of this version's OIP answers.
     pub fn answer_parts(&self) -> &AnswerParts {
         &self.answer_parts
     }
