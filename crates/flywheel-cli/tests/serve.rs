@@ -34,11 +34,15 @@ fn csv() -> String {
 }
 
 fn pipeline(name: &str, target: &str, model: &str, thresholds: &str) -> String {
+    pipeline_of(name, target, model, thresholds, r#""x", "z", "city""#)
+}
+
+fn pipeline_of(name: &str, target: &str, model: &str, thresholds: &str, features: &str) -> String {
     format!(
         "[pipeline]\nname = \"{name}\"\n\
          [steps.ingest]\ncomponent = \"ingest\"\nparams = {{ path = \"d.csv\", split_key = \"day\" }}\n\
          [steps.train]\ncomponent = \"train\"\ninputs = {{ data = \"ingest.train\" }}\n\
-         params = {{ target = \"{target}\", model = \"{model}\", features = [\"x\", \"z\", \"city\"] }}\n\
+         params = {{ target = \"{target}\", model = \"{model}\", features = [{features}] }}\n\
          [steps.bless]\ncomponent = \"bless\"\ninputs = {{ model = \"train.model\", data = \"ingest.eval\" }}\n\
          params = {{ thresholds = {{ {thresholds} }} }}\n\
          [steps.push]\ncomponent = \"push\"\ninputs = {{ model = \"train.model\", blessing = \"bless.blessing\" }}\n\
@@ -46,14 +50,16 @@ fn pipeline(name: &str, target: &str, model: &str, thresholds: &str) -> String {
     )
 }
 
-/// A home with `clf` (logistic), `reg` (gradient boosting) and `onnx`
-/// (an imported scikit-learn linear regression), each at `production`.
+/// A home with `clf` (logistic), `reg` (gradient boosting), `num` (logistic
+/// on the numbers alone, whose one-row requests are read as rows) and
+/// `onnx` (an imported scikit-learn linear regression), each at `production`.
 fn registered() -> Env {
     let env = Env::new();
     env.write("d.csv", &csv());
     env.write("clf.toml", &pipeline("clf", "label", "logistic", "accuracy = \">= 0.5\""));
     env.write("reg.toml", &pipeline("reg", "y", "gbt", "r2 = \">= 0.5\""));
-    for p in ["clf.toml", "reg.toml"] {
+    env.write("num.toml", &pipeline_of("num", "label", "logistic", "accuracy = \">= 0.5\"", r#""x", "z""#));
+    for p in ["clf.toml", "reg.toml", "num.toml"] {
         let r = env.run(&["run", p]);
         assert_eq!(r.code, 0, "{p}: {}", r.stderr);
     }
@@ -178,6 +184,31 @@ fn check_model(server: &Server, env: &Env, model: &str, version: &str, data: &Pa
     write_case(env, model, version, &cols, &want, &want_probs, classes.len())
 }
 
+/// Every eval row in a request of its own, through `/invocations` and OIP
+/// JSON, as a client sends them one by one (the row read straight, without
+/// a column per input, for a model of numbers alone): `predict`'s bits.
+fn check_rows_alone(server: &Server, env: &Env, model: &str, data: &Path) {
+    let t = flywheel_data::table::read_table(data, &Default::default()).unwrap();
+    let predicted = predicted(env, model, data);
+    let (want, want_probs) = expected(&predicted, &["no", "yes"]);
+    let cols = inputs(&server.addr, model, &t);
+    let names: Vec<&str> = cols.iter().map(|c| c.0.as_str()).collect();
+    for r in 0..t.rows() {
+        let row: Vec<&Value> = cols.iter().map(|c| &c.2[r]).collect();
+        let split = json!({ "dataframe_split": { "columns": names, "data": [row] } });
+        let reply = post_json(&server.addr, &format!("/invocations?model={model}"), &split);
+        assert_eq!(reply.status, 200, "row {r}: {}", reply.text());
+        assert_eq!(reply.json()["predictions"][0], want[r], "row {r}");
+        let tensors: Vec<Value> =
+            cols.iter().map(|(n, dt, v)| json!({ "name": n, "datatype": dt, "shape": [1], "data": [v[r]] })).collect();
+        let reply = post_json(&server.addr, &format!("/v2/models/{model}/infer"), &json!({ "inputs": tensors }));
+        assert_eq!(reply.status, 200, "row {r}: {}", reply.text());
+        let answer = reply.json();
+        assert_eq!(answer["outputs"][0]["data"][0], want[r], "row {r}");
+        assert_eq!(bits(&answer["outputs"][1]["data"]), want_probs[2 * r..2 * r + 2], "row {r}");
+    }
+}
+
 /// The same rows as binary tensors, the prediction asked for in binary.
 fn check_binary(addr: &str, model: &str, cols: &[(String, String, Vec<Value>)], want: &Value) {
     let mut data = Vec::new();
@@ -273,6 +304,8 @@ fn served_predictions_are_predicts_bit_for_bit_and_tritonclient_agrees() {
     let eval = eval_split(&env, 1);
     check_model(&server, &env, "clf", "1", &eval, &["no", "yes"]);
     check_model(&server, &env, "reg", "1", &eval, &[]);
+    check_model(&server, &env, "num", "1", &eval, &["no", "yes"]);
+    check_rows_alone(&server, &env, "num", &eval);
     // The imported ONNX model, on the fixture's rows.
     let (_, fixture) = onnx_fixture();
     let names: Vec<&str> = fixture["columns"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
@@ -322,7 +355,7 @@ fn named_models_are_served_at_their_alias_or_version_and_bad_ones_stop_the_start
     assert!(reply.json()["error"].as_str().unwrap().contains("clf@1, reg@1"), "{}", reply.text());
     drop(server);
     for (models, code, words) in [
-        (vec!["nope"], 2, vec!["cannot serve `nope@production`", "registered: clf, onnx, reg"]),
+        (vec!["nope"], 2, vec!["cannot serve `nope@production`", "registered: clf, num, onnx, reg"]),
         (vec!["reg@staging"], 2, vec!["cannot serve `reg@staging`", "no alias `staging`"]),
         (vec!["reg@7"], 2, vec!["cannot serve `reg@7`"]),
         (vec!["reg", "reg@1"], 2, vec!["named 2 times", "give each of its references a weight"]),

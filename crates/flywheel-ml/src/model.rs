@@ -278,6 +278,35 @@ impl Model {
         self.predict_rows(frame, 0..frame.rows(), &mut Matrix::zeros(0, 0), at)
     }
 
+    /// Whether [`predict_numbers`](Self::predict_numbers) takes this model:
+    /// a native one whose every input is a number written as a value or a
+    /// bucket.
+    pub fn takes_numbers(&self) -> bool {
+        !matches!(self.estimator, Estimator::Onnx(_)) && self.transform.takes_numbers()
+    }
+
+    /// The prediction for one row given as numbers alone, in the order of
+    /// `binding`'s names (a server's one-row request, read without a
+    /// column per input): what [`predict_bound`](Self::predict_bound) gives
+    /// for the same row as a frame, through the same transform and model.
+    /// `None` when the model is not one [`takes_numbers`](Self::takes_numbers)
+    /// takes, the row is not as long as the names, or a value is infinite
+    /// (the frame's refusal names it).
+    pub fn predict_numbers(&self, values: &[f64], binding: &Binding) -> Option<Result<Prediction, MlError>> {
+        let onnx = matches!(self.estimator, Estimator::Onnx(_));
+        if onnx || values.len() != binding.names.len() || values.iter().any(|x| x.is_infinite()) {
+            return None;
+        }
+        let width = self.transform.width();
+        // Not `Matrix::zeros`: calloc's bookkeeping cost more than this
+        // row's few zeros, all of which the transform overwrites.
+        let mut data = Vec::with_capacity(width);
+        data.resize(width, 0.0);
+        let mut x = Matrix { rows: 1, cols: width, data };
+        self.transform.apply_numbers(values, &binding.at, &mut x.data)?;
+        Some(self.predict_features(&x))
+    }
+
     /// Predicts the rows `range` of `frame`, with their features written
     /// into `x`, a buffer the caller keeps from block to block.
     fn predict_rows(
@@ -553,6 +582,16 @@ mod parallel_tests {
         assert_eq!(m.predict_parallel(&f, 3).unwrap(), m.predict(&f).unwrap());
     }
 
+    /// A binary logistic model over `t`'s features, with set weights.
+    fn logistic(t: crate::transform::Transform) -> Model {
+        let est = Estimator::Logistic {
+            coef: vec![(0..t.width()).map(|j| j as f64 * 0.3 - 0.5).collect()],
+            intercept: vec![0.1],
+        };
+        Model::new(Task::Classification, "y".into(), vec!["n".into(), "y".into()], t, est, serde_json::json!({}))
+            .unwrap()
+    }
+
     #[test]
     fn a_bound_model_reads_its_columns_by_position_and_predicts_what_it_predicts_by_name() {
         let mut f = Frame::new();
@@ -561,13 +600,7 @@ mod parallel_tests {
         let t =
             crate::transform::fit(&f, &["x".into(), "c".into()], &BTreeMap::new(), crate::transform::LINEAR_DEFAULTS)
                 .unwrap();
-        let est = Estimator::Logistic {
-            coef: vec![(0..t.width()).map(|j| j as f64 * 0.3 - 0.5).collect()],
-            intercept: vec![0.1],
-        };
-        let m =
-            Model::new(Task::Classification, "y".into(), vec!["n".into(), "y".into()], t, est, serde_json::json!({}))
-                .unwrap();
+        let m = logistic(t);
         // The frame's order is not the transform's: the binding says where.
         let names: Names = std::sync::Arc::new(vec!["c".into(), "x".into()]);
         let b = m.bind(&names).unwrap();
@@ -585,5 +618,51 @@ mod parallel_tests {
         let e = m.predict_bound(&swapped, Some(&b)).unwrap_err().to_string();
         assert!(e.contains("to hold numbers, but it holds text"), "{e}");
         assert!(m.bind(&std::sync::Arc::new(vec!["x".into()])).is_none(), "`c` is not there");
+    }
+
+    #[test]
+    fn a_row_of_numbers_is_predicted_as_the_same_row_of_a_frame_to_the_bit() {
+        let mut f = Frame::new();
+        f.push("x", Column::Num(vec![0.5, -1.0, 2.0, f64::NAN, 7.5])).unwrap();
+        f.push("y", Column::Num(vec![3.0, f64::NAN, 0.25, 1e6, -0.5])).unwrap();
+        f.push("z", Column::Num(vec![1.0, 2.0, 3.0, 4.0, f64::NAN])).unwrap();
+        let decl = BTreeMap::from([
+            ("x".to_string(), "indicator | impute(median) | clip(-0.5, 4) | standardize".to_string()),
+            ("y".to_string(), "indicator | log1p | minmax".to_string()),
+            ("z".to_string(), "bucketize(2)".to_string()),
+        ]);
+        let t =
+            crate::transform::fit(&f, &["x".into(), "y".into(), "z".into()], &decl, crate::transform::LINEAR_DEFAULTS)
+                .unwrap();
+        let m = logistic(t);
+        assert!(m.takes_numbers());
+        // The row's order is the names', not the transform's.
+        let names: Names = std::sync::Arc::new(vec!["z".into(), "x".into(), "y".into()]);
+        let b = m.bind(&names).unwrap();
+        let bits = |p: &Prediction| match p {
+            Prediction::Classes { probabilities, labels } => {
+                (probabilities.data.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), labels.clone())
+            }
+            Prediction::Values(_) => unreachable!("a classifier"),
+        };
+        for i in 0..f.rows() {
+            let value = |c: &str| match f.column(c).unwrap() {
+                Column::Num(v) => v[i],
+                Column::Text(_) => unreachable!("numbers"),
+            };
+            let row = [value("z"), value("x"), value("y")];
+            let alone = m.predict_numbers(&row, &b).unwrap().unwrap();
+            assert_eq!(bits(&alone), bits(&m.predict(&f.slice(i, i + 1)).unwrap()), "row {i}");
+        }
+        assert!(m.predict_numbers(&[1.0, f64::INFINITY, 0.0], &b).is_none(), "the frame names an infinity");
+        assert!(m.predict_numbers(&[1.0, 2.0], &b).is_none(), "a short row");
+        // A number read as a date, or a text input, is not a row of numbers.
+        let dated = BTreeMap::from([("x".to_string(), "datetime(hour)".to_string())]);
+        let t = crate::transform::fit(&f, &["x".into()], &dated, crate::transform::LINEAR_DEFAULTS).unwrap();
+        let est = Estimator::Linear { algorithm: "ridge".into(), weights: vec![1.0; t.width()], intercept: 0.0 };
+        let m = Model::new(Task::Regression, "y".into(), vec![], t, est, serde_json::json!({})).unwrap();
+        assert!(!m.takes_numbers());
+        let b = m.bind(&std::sync::Arc::new(vec!["x".into()])).unwrap();
+        assert!(m.predict_numbers(&[0.5], &b).is_none());
     }
 }

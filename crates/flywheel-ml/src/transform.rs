@@ -699,26 +699,58 @@ impl Transform {
         let mut at = 0;
         for (i, ct) in self.columns.iter().enumerate() {
             let col = input(frame, i, ct, bound)?;
-            let x = match col {
-                Column::Num(v) => ct.steps.iter().fold(v[row], |x, s| s.apply(x)),
-                Column::Text(_) => f64::NAN,
-            };
-            match (col, &ct.encoder) {
-                (Column::Num(_), Encoder::Value) => out[at] = x,
-                (Column::Num(_), Encoder::Bucketize { edges }) => out[at] = bucket(edges, x),
-                _ => {
-                    ColumnEncoder::new(ct, col, at)?.write(row, out, out.len(), &mut [0.0])?;
-                    at += ct.width();
-                    continue;
-                }
-            }
-            if ct.indicator {
-                out[at + ct.width() - 1] = f64::from(u8::from(col.is_missing(row)));
+            match col {
+                Column::Num(v) if number_features(ct, v[row], out, at) => {}
+                _ => ColumnEncoder::new(ct, col, at)?.write(row, out, out.len(), &mut [0.0])?,
             }
             at += ct.width();
         }
         Ok(())
     }
+
+    /// Whether [`apply_numbers`](Self::apply_numbers) takes every column:
+    /// each reads a number and writes it as a value or a bucket.
+    pub(crate) fn takes_numbers(&self) -> bool {
+        self.columns
+            .iter()
+            .all(|ct| ct.kind == ColumnKind::Number && matches!(ct.encoder, Encoder::Value | Encoder::Bucketize { .. }))
+    }
+
+    /// The features of one row given as numbers alone, the `i`th column's
+    /// value being `values[at[i]]`, into `out` (the transform's width):
+    /// what [`apply_row`](Self::apply_row) writes for the same row of a
+    /// frame, through the same steps, without a frame. `None`, with `out`
+    /// partly written, when a column is not one [`takes_numbers`](Self::takes_numbers)
+    /// takes or `at` does not find its value.
+    pub(crate) fn apply_numbers(&self, values: &[f64], at: &[usize], out: &mut [f64]) -> Option<()> {
+        let mut offset = 0;
+        for (ct, &j) in self.columns.iter().zip(at) {
+            if ct.kind != ColumnKind::Number || !number_features(ct, *values.get(j)?, out, offset) {
+                return None;
+            }
+            offset += ct.width();
+        }
+        (at.len() == self.columns.len()).then_some(())
+    }
+}
+
+/// The features of `raw`, a number of `ct`'s column, at `at` in `out`,
+/// when `ct` writes it as a value or a bucket (else `false`, nothing
+/// written): the steps in order, then the missing indicator of the value
+/// as given. One place for a frame's row and a row of numbers alike, so
+/// that both give the features a block of rows gets.
+#[inline(always)]
+fn number_features(ct: &ColumnTransform, raw: f64, out: &mut [f64], at: usize) -> bool {
+    let x = ct.steps.iter().fold(raw, |x, s| s.apply(x));
+    match &ct.encoder {
+        Encoder::Value => out[at] = x,
+        Encoder::Bucketize { edges } => out[at] = bucket(edges, x),
+        _ => return false,
+    }
+    if ct.indicator {
+        out[at + ct.width() - 1] = f64::from(u8::from(raw.is_nan()));
+    }
+    true
 }
 
 /// The column of `frame` that `ct`, the transform's `i`th, reads (at

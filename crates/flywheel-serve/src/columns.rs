@@ -140,15 +140,31 @@ pub fn builders(kinds: &[ColumnKind], rows: usize) -> Vec<Builder> {
 pub fn recycle(frame: Frame) {
     SPARE.with_borrow_mut(|spare| {
         for column in frame.into_columns() {
-            if let Column::Num(mut v) = column
-                && v.capacity() <= SPARE_ROWS
-                && spare.len() < SPARE_COLUMNS
-            {
-                v.clear();
-                spare.push(v);
+            if let Column::Num(v) = column {
+                keep(spare, v);
             }
         }
     });
+}
+
+/// Keeps `values` among the spares when it is small and they are few.
+#[inline]
+fn keep(spare: &mut Vec<Vec<f64>>, mut values: Vec<f64>) {
+    if values.capacity() <= SPARE_ROWS && spare.len() < SPARE_COLUMNS {
+        values.clear();
+        spare.push(values);
+    }
+}
+
+/// An empty row with room for `len` values, from this thread's spares
+/// when it has one (a row of up to `SPARE_ROWS` inputs is kept).
+pub fn spare_row(len: usize) -> Vec<f64> {
+    with_spares(|spares| spare_or_new(spares.0, len))
+}
+
+/// Gives a row back to this thread's spares.
+pub fn recycle_row(values: Vec<f64>) {
+    SPARE.with_borrow_mut(|spare| keep(spare, values));
 }
 
 /// What a JSON value is, for an error message.

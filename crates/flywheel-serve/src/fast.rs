@@ -12,7 +12,8 @@
 //! is wrong. So the two cannot disagree on an error; that they read a
 //! success alike is what the tests below check, body by body.
 
-use crate::columns::{Builder, builders, check_names, frame, with_spares};
+use crate::batch::Batch;
+use crate::columns::{Builder, builders, check_names, frame, spare_row, with_spares};
 use crate::scan::Scan;
 use crate::served::{Served, TensorHead};
 use flywheel_ml::{Column, ColumnKind, Frame};
@@ -22,13 +23,18 @@ const SKIP_DEPTH: usize = 8;
 
 /// The columns of a `dataframe_split` being filled, in the model's input
 /// order, and where each given column goes: `None` when given in that order.
+/// For a model that takes a row, its first row is read as one first
+/// (`row`), and the columns made only when a second row follows.
 struct Layout {
     builders: Vec<Builder>,
     order: Option<Vec<usize>>,
+    row: Option<Vec<f64>>,
+    /// The rows to make room for in each column.
+    room: usize,
 }
 
 /// A `dataframe_split` body, or `None` to read it the general way.
-pub fn dataframe_split(served: &Served, body: &[u8]) -> Option<Frame> {
+pub fn dataframe_split(served: &Served, body: &[u8]) -> Option<Batch> {
     let mut scan = Scan::new(body);
     let mut layout = None;
     scan.object(|scan, key| match (key, layout.is_none()) {
@@ -39,8 +45,12 @@ pub fn dataframe_split(served: &Served, body: &[u8]) -> Option<Frame> {
         _ => None,
     })?;
     scan.end()?;
-    let columns = layout?.builders.into_iter().map(Builder::finish).collect();
-    Frame::with_names(served.input_list().clone(), columns).ok()
+    let layout = layout?;
+    if let Some(row) = layout.row {
+        return Some(Batch::Row(row));
+    }
+    let columns = layout.builders.into_iter().map(Builder::finish).collect();
+    Frame::with_names(served.input_list().clone(), columns).ok().map(Batch::Frame)
 }
 
 /// `{"columns": [...], "data": [[...], ...]}`, the columns first.
@@ -53,7 +63,10 @@ fn split(served: &Served, scan: &mut Scan) -> Option<Layout> {
         }
         (b"data", Some(layout)) if !filled => {
             filled = true;
-            scan.list(|scan| row(scan, layout))
+            match layout.row {
+                Some(_) => data_from_row(served.input_kinds(), scan, layout),
+                None => scan.list(|scan| row(scan, layout)),
+            }
         }
         (b"columns" | b"data", _) => None,
         _ => scan.skip(SKIP_DEPTH),
@@ -93,9 +106,60 @@ fn names(served: &Served, scan: &mut Scan) -> Option<Layout> {
     // Room for the rows the bytes left could hold at four a value (`1, `
     // and a bracket take three), capped by `Builder::new`: a column then
     // seldom grows by steps, each a copy.
-    let rows = scan.rest().len() / (4 * inputs.len().max(1));
-    let kinds = served.input_kinds();
-    Some(Layout { builders: builders(kinds, rows), order })
+    let room = scan.rest().len() / (4 * inputs.len().max(1));
+    if served.takes_rows() {
+        return Some(Layout { builders: Vec::new(), order, row: Some(spare_row(inputs.len())), room });
+    }
+    Some(Layout { builders: builders(served.input_kinds(), room), order, row: None, room })
+}
+
+/// `data` for a layout that reads its first row as a row: it stays one
+/// when it is the only row; with none, or with more, the rows go to
+/// columns as [`row`] reads them.
+fn data_from_row(kinds: &[ColumnKind], scan: &mut Scan, layout: &mut Layout) -> Option<()> {
+    scan.expect(b'[')?;
+    let first = layout.row.take()?;
+    if scan.eat(b']') {
+        crate::columns::recycle_row(first);
+        layout.builders = builders(kinds, 0);
+        return Some(());
+    }
+    let mut first = first;
+    row_values(scan, layout.order.as_deref(), kinds.len(), &mut first)?;
+    if scan.eat(b']') {
+        layout.row = Some(first);
+        return Some(());
+    }
+    layout.builders = builders(kinds, layout.room);
+    for (b, v) in layout.builders.iter_mut().zip(&first) {
+        if let Builder::Num(out) = b {
+            out.push(*v);
+        }
+    }
+    crate::columns::recycle_row(first);
+    loop {
+        scan.expect(b',')?;
+        row(scan, layout)?;
+        if scan.eat(b']') {
+            return Some(());
+        }
+    }
+}
+
+/// One row of numbers into `out` (emptied, then `n` long), in the model's
+/// order: as [`row`] reads it into number columns.
+fn row_values(scan: &mut Scan, order: Option<&[usize]>, n: usize, out: &mut Vec<f64>) -> Option<()> {
+    scan.expect(b'[')?;
+    out.clear();
+    out.resize(n, f64::NAN);
+    for i in 0..n {
+        if i > 0 {
+            scan.expect(b',')?;
+        }
+        let at = order.map_or(i, |order| order[i]);
+        *out.get_mut(at)? = number_cell(scan, true)?;
+    }
+    scan.expect(b']')
 }
 
 /// One row: a value per column, in order, no more.
@@ -181,7 +245,7 @@ fn numbers_into(scan: &mut Scan, out: &mut Vec<f64>) -> Option<()> {
 }
 
 /// An OIP inference body of JSON tensors: its id and frame, or `None`.
-pub fn infer<'a>(served: &'a Served, body: &'a [u8]) -> Option<(Option<String>, Frame)> {
+pub fn infer<'a>(served: &'a Served, body: &'a [u8]) -> Option<(Option<String>, Batch)> {
     let mut scan = Scan::new(body);
     let (mut id, mut read) = (None, None);
     scan.object(|scan, key| match key {
@@ -196,11 +260,12 @@ pub fn infer<'a>(served: &'a Served, body: &'a [u8]) -> Option<(Option<String>, 
         _ => None,
     })?;
     scan.end()?;
-    let frame = match read? {
-        Inputs::Remembered(columns) => Frame::with_names(served.input_list().clone(), columns).ok()?,
-        Inputs::Read(tensors) => tensors_frame(served, tensors)?,
+    let batch = match read? {
+        Inputs::Row(row) => Batch::Row(row),
+        Inputs::Remembered(columns) => Batch::Frame(Frame::with_names(served.input_list().clone(), columns).ok()?),
+        Inputs::Read(tensors) => Batch::Frame(tensors_frame(served, tensors)?),
     };
-    Some((id, frame))
+    Some((id, batch))
 }
 
 /// The frame of tensors read one by one: their names checked, their
@@ -219,14 +284,23 @@ fn tensors_frame(served: &Served, Tensors { columns, heads }: Tensors) -> Option
 }
 
 /// The `inputs` list, read whole by its remembered heads when it is
-/// written as they say, else tensor by tensor.
+/// written as they say (as a row when it holds one and the model takes
+/// one), else tensor by tensor.
 enum Inputs<'a> {
+    Row(Vec<f64>),
     Remembered(Vec<Column>),
     Read(Tensors<'a>),
 }
 
 fn inputs<'a>(served: &'a Served, scan: &mut Scan<'a>) -> Option<Inputs<'a>> {
     if let Some(heads) = served.tensor_heads() {
+        if served.takes_rows() {
+            let mut tried = scan.clone();
+            if let Some(row) = remembered_row(heads, &mut tried) {
+                *scan = tried;
+                return Some(Inputs::Row(row));
+            }
+        }
         let mut tried = scan.clone();
         if let Some(columns) = remembered(served.input_kinds(), heads, &mut tried) {
             *scan = tried;
@@ -275,15 +349,8 @@ fn remembered(kinds: &[ColumnKind], heads: &[TensorHead], scan: &mut Scan) -> Op
     let mut rows = None;
     with_spares(|spares| {
         for (i, (head, kind)) in heads.iter().zip(kinds).enumerate() {
-            if i > 0 {
-                scan.expect(b',')?;
-            }
-            scan.peek()?;
-            if !scan.literal(&head.before_count) {
-                return None;
-            }
-            let count = scan.count()?;
-            if *rows.get_or_insert(count) != count || !scan.literal(&head.before_data) {
+            let count = remembered_head(scan, i, head)?;
+            if *rows.get_or_insert(count) != count {
                 return None;
             }
             let mut b = spares.builder(*kind, count.try_into().unwrap_or(0));
@@ -301,6 +368,40 @@ fn remembered(kinds: &[ColumnKind], heads: &[TensorHead], scan: &mut Scan) -> Op
     })?;
     scan.expect(b']')?;
     Some(columns)
+}
+
+/// The whole `inputs` list as [`remembered`] reads it, when every tensor
+/// holds one value: into one row, no column each.
+fn remembered_row(heads: &[TensorHead], scan: &mut Scan) -> Option<Vec<f64>> {
+    scan.expect(b'[')?;
+    let mut row = spare_row(heads.len());
+    for (i, head) in heads.iter().enumerate() {
+        if remembered_head(scan, i, head)? != 1 {
+            return None;
+        }
+        numbers_into(scan, &mut row)?;
+        scan.expect(b'}')?;
+        if row.len() != i + 1 {
+            return None;
+        }
+    }
+    scan.expect(b']')?;
+    Some(row)
+}
+
+/// Tensor `i`'s head, as remembered, through the `[` of its data (after
+/// the `,` before it): its row count.
+#[inline(always)]
+fn remembered_head(scan: &mut Scan, i: usize, head: &TensorHead) -> Option<u64> {
+    if i > 0 {
+        scan.expect(b',')?;
+    }
+    scan.peek()?;
+    if !scan.literal(&head.before_count) {
+        return None;
+    }
+    let count = scan.count()?;
+    scan.literal(&head.before_data).then_some(count)
 }
 
 /// `{"name", "datatype", "shape", "data"}`, `data` after `name`: FP64 for a
@@ -399,8 +500,26 @@ mod tests {
         Served::new("m".into(), 1, "m@1".into(), model)
     }
 
-    fn same(a: &Frame, b: &Frame) -> bool {
-        format!("{a:?}") == format!("{b:?}")
+    /// A regressor reading the numbers `x` and `y` alone (rows read as rows).
+    fn numbers_served() -> Served {
+        let mut f = Frame::new();
+        f.push("x", Column::Num((0..6).map(f64::from).collect())).unwrap();
+        f.push("y", Column::Num((0..6).map(|i| f64::from(i) * 0.5).collect())).unwrap();
+        let decl = BTreeMap::from([("x".to_string(), "indicator | impute(mean) | standardize".to_string())]);
+        let t = fit(&f, &["x".into(), "y".into()], &decl, LINEAR_DEFAULTS).unwrap();
+        let est = Estimator::Linear { algorithm: "ridge".into(), weights: vec![0.5; t.width()], intercept: 1.0 };
+        let model = Model::new(Task::Regression, "y".into(), vec![], t, est, serde_json::json!({})).unwrap();
+        let s = Served::new("n".into(), 1, "n@1".into(), model);
+        assert!(s.takes_rows());
+        s
+    }
+
+    fn same(s: &Served, a: Batch, b: Batch) -> bool {
+        format!("{:?}", a.into_frame(s)) == format!("{:?}", b.into_frame(s))
+    }
+
+    fn is_row(b: &Batch) -> bool {
+        matches!(b, Batch::Row(_))
     }
 
     #[test]
@@ -413,8 +532,8 @@ mod tests {
             r#"{"dataframe_split": {"columns": ["x", "c"], "data": []}}"#,
         ] {
             let fast = dataframe_split(&s, body.as_bytes()).unwrap_or_else(|| panic!("fast path gave up on {body}"));
-            let general = crate::mlflow::parse(&s, None, body.as_bytes()).unwrap();
-            assert!(same(&fast, &general), "{body}");
+            let general = crate::mlflow::parse_general(&s, body.as_bytes()).map(Batch::Frame).unwrap();
+            assert!(same(&s, fast, general), "{body}");
         }
     }
 
@@ -435,8 +554,8 @@ mod tests {
             reversed,
         ] {
             let fast = dataframe_split(&s, body.as_bytes()).unwrap_or_else(|| panic!("fast path gave up on {body}"));
-            let general = crate::mlflow::parse(&s, None, body.as_bytes()).unwrap();
-            assert!(same(&fast, &general), "{body}");
+            let general = crate::mlflow::parse_general(&s, body.as_bytes()).map(Batch::Frame).unwrap();
+            assert!(same(&s, fast, general), "{body}");
         }
         for refused in [
             r#"{"dataframe_split": {"columns": [ "x",  "c"], "data": [[1.5, "a", 2]]}}"#,
@@ -495,8 +614,8 @@ mod tests {
             out_of_order,
         ] {
             let (id, fast) = infer(&s, body.as_bytes()).unwrap_or_else(|| panic!("fast path gave up on {body}"));
-            let general = crate::oip::parse_infer(&s, body.as_bytes(), &[]).unwrap();
-            assert!(same(&fast, &general.frame) && id == general.id, "{body}");
+            let general = crate::oip::parse_general(&s, body.as_bytes(), &[]).unwrap();
+            assert!(id == general.id && same(&s, fast, general.batch), "{body}");
         }
         for refused in [
             r#"{"inputs": [{"name": "x", "datatype": "FP64", "shape": [2], "data": [1]},
@@ -527,9 +646,9 @@ mod tests {
             {"name": "x", "datatype": "FP64", "shape": [3], "data": [1, null, -0.5]},
             {"name": "c", "shape": [3, 1], "datatype": "BYTES", "data": ["a", "b", null]}]}"#;
         let (id, fast) = infer(&s, body.as_bytes()).expect("fast path");
-        let general = crate::oip::parse_infer(&s, body.as_bytes(), &[]).unwrap();
+        let general = crate::oip::parse_general(&s, body.as_bytes(), &[]).unwrap();
         assert_eq!(id.as_deref(), Some("r1"));
-        assert!(same(&fast, &general.frame));
+        assert!(same(&s, fast, general.batch));
         for refused in [
             r#"{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1]}, {"name": "c", "datatype": "BYTES", "shape": [1], "data": ["a"]}]}"#,
             r#"{"inputs": [{"name": "x", "datatype": "FP64", "shape": [2], "data": [1]}, {"name": "c", "datatype": "BYTES", "shape": [1], "data": ["a"]}]}"#,
@@ -540,6 +659,57 @@ mod tests {
             r#"{"id": 7, "inputs": []}"#,
             r#"{"inputs": [{"name": "x", "datatype": "FP64", "shape": [1, 2], "data": [1]}, {"name": "c", "datatype": "BYTES", "shape": [1], "data": ["a"]}]}"#,
         ] {
+            assert!(infer(&s, refused.as_bytes()).is_none(), "{refused}");
+        }
+    }
+
+    #[test]
+    fn one_row_of_numbers_is_read_as_a_row_and_as_the_general_path_reads_it() {
+        let s = numbers_served();
+        let split =
+            |columns: &str, data: &str| format!(r#"{{"dataframe_split": {{"columns": {columns}, "data": {data}}}}}"#);
+        for (body, row) in [
+            (split(r#"["x", "y"]"#, "[[1.5, null]]"), true),
+            (split(r#"["y", "x"]"#, "[[1.5, -2]]"), true),
+            (split(r#"["x", "y"]"#, "[[true, 2e-3]]"), true),
+            (split(r#"["x", "y"]"#, "[[1.5, 2], [null, 3]]"), false),
+            (split(r#"["y", "x"]"#, "[[1.5, 2], [null, 3], [4, 5]]"), false),
+            (split(r#"["x", "y"]"#, "[]"), false),
+        ] {
+            let fast = dataframe_split(&s, body.as_bytes()).unwrap_or_else(|| panic!("fast path gave up on {body}"));
+            assert_eq!(is_row(&fast), row, "{body}");
+            let general = crate::mlflow::parse_general(&s, body.as_bytes()).map(Batch::Frame).unwrap();
+            assert!(same(&s, fast, general), "{body}");
+        }
+        for refused in [
+            split(r#"["x", "y"]"#, "[[1.5]]"),
+            split(r#"["x", "y"]"#, "[[1.5, 2, 3]]"),
+            split(r#"["x", "y"]"#, r#"[["a", 2]]"#),
+        ] {
+            assert!(dataframe_split(&s, refused.as_bytes()).is_none(), "{refused}");
+        }
+        let tensor = |name: &str, data: &str| {
+            let n = data.matches(',').count() + usize::from(data.trim() != "[]" && !data.trim().is_empty());
+            format!(r#"{{"name": "{name}", "datatype": "FP64", "shape": [{n}], "data": [{data}]}}"#)
+        };
+        let body = |x: &str, y: &str| format!(r#"{{"inputs": [{}, {}]}}"#, tensor("x", x), tensor("y", y));
+        assert!(
+            !is_row(&infer(&s, body("1", "2").as_bytes()).unwrap().1),
+            "the first request is read tensor by tensor"
+        );
+        assert!(s.tensor_heads().is_some());
+        for (body, row) in [
+            (body("1", "2"), true),
+            (body("null", "-0.25"), true),
+            (body("1, 2", "3, 4"), false),
+            (body("", ""), false),
+        ] {
+            let (_, fast) = infer(&s, body.as_bytes()).unwrap_or_else(|| panic!("fast path gave up on {body}"));
+            assert_eq!(is_row(&fast), row, "{body}");
+            let general = crate::oip::parse_general(&s, body.as_bytes(), &[]).unwrap();
+            assert!(same(&s, fast, general.batch), "{body}");
+        }
+        for refused in [body("1", "2, 3"), body("1, 2", "3"), body("true", "1")] {
             assert!(infer(&s, refused.as_bytes()).is_none(), "{refused}");
         }
     }

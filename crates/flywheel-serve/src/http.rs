@@ -2,6 +2,7 @@
 //! model a request names, running the prediction, and turning every refusal
 //! into a JSON `{"error": "..."}` with a 4xx status.
 
+use crate::batch::Batch;
 use crate::headers::{ARM_HEADER, KEY_HEADER, MODEL_HEADER, REQUEST_ID_HEADER, VERSION_HEADER, model_in_query};
 use crate::log::{Entry, now_us};
 use crate::served::Served;
@@ -17,7 +18,7 @@ use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use flywheel_core::ModelRef;
-use flywheel_ml::{Frame, MlError, Prediction};
+use flywheel_ml::{MlError, Prediction};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -155,12 +156,12 @@ async fn infer_with(app: &Arc<AppState>, picked: Picked, headers: &HeaderMap, bo
         Some(n) => crate::binary::split(&body, n)?,
         None => (&body[..], &[][..]),
     };
-    let oip::Infer { id, frame, outputs } = oip::parse_infer(&served, head, data)?;
+    let oip::Infer { id, batch, outputs } = oip::parse_infer(&served, head, data)?;
     let id = match id {
         Some(id) if !id.is_empty() => id,
         _ => request_id(headers)?,
     };
-    let (pred, frame) = answer(app, &picked, &id, frame).await?;
+    let (pred, batch) = answer(app, &picked, &id, batch).await?;
     let encoded = oip::answer(&served, &outputs, &id, &pred);
     let mut response = Response::new(Body::from(encoded.body));
     let h = response.headers_mut();
@@ -174,8 +175,8 @@ async fn infer_with(app: &Arc<AppState>, picked: Picked, headers: &HeaderMap, bo
         }
     }
     let by = Answerer { served: &picked.served, arm: &picked.arm, shadow: false };
-    log_prediction(app, by, &id, &frame, &pred, started);
-    crate::columns::recycle(frame);
+    log_prediction(app, by, &id, &batch, &pred, started);
+    batch.recycle();
     with_id(&mut response, id);
     Ok(picked_by(response, &picked))
 }
@@ -192,12 +193,12 @@ pub(crate) async fn invocations_with(app: &Arc<AppState>, parts: &Parts, body: i
     let picked = invocation_model(&app.table, parts.uri.query(), headers)?;
     let id = request_id(headers)?;
     let body = read_body(app, headers, body).await?;
-    let frame = mlflow::parse(&picked.served, header_str(headers, &header::CONTENT_TYPE)?, &body)?;
-    let (pred, frame) = answer(app, &picked, &id, frame).await?;
+    let batch = mlflow::parse(&picked.served, header_str(headers, &header::CONTENT_TYPE)?, &body)?;
+    let (pred, batch) = answer(app, &picked, &id, batch).await?;
     let mut response = json_bytes(StatusCode::OK, mlflow::answer(&picked.served, &pred));
     let by = Answerer { served: &picked.served, arm: &picked.arm, shadow: false };
-    log_prediction(app, by, &id, &frame, &pred, started);
-    crate::columns::recycle(frame);
+    log_prediction(app, by, &id, &batch, &pred, started);
+    batch.recycle();
     with_id(&mut response, id);
     Ok(picked_by(response, &picked))
 }
@@ -226,7 +227,7 @@ struct Answerer<'a> {
 }
 
 /// Hands a sampled request to the prediction log (never waits, never fails).
-fn log_prediction(app: &AppState, by: Answerer, id: &str, frame: &Frame, pred: &Prediction, started: Instant) {
+fn log_prediction(app: &AppState, by: Answerer, id: &str, batch: &Batch, pred: &Prediction, started: Instant) {
     let served = by.served;
     if !app.log.sampled(&served.name, id) {
         return;
@@ -238,7 +239,7 @@ fn log_prediction(app: &AppState, by: Answerer, id: &str, frame: &Frame, pred: &
         shadow: by.shadow,
         at_us: now_us() - latency_us,
         served,
-        frame,
+        batch,
         prediction: pred,
         latency_us,
     });
@@ -308,22 +309,31 @@ fn unanswered(table: &ModelTable, name: &str, why: Unanswered) -> ServeError {
 
 /// Predicts with the picked version, then sends a copy to its shadow
 /// (whose answer is logged under the same request id, never returned).
-async fn answer(app: &Arc<AppState>, picked: &Picked, id: &str, frame: Frame) -> Result<(Prediction, Frame)> {
-    let answered = predict(app, &picked.served, frame).await?;
+async fn answer(app: &Arc<AppState>, picked: &Picked, id: &str, batch: Batch) -> Result<(Prediction, Batch)> {
+    let answered = predict(app, &picked.served, batch).await?;
     if let Some((arm, shadow)) = &picked.shadow {
         let (app, id, arm) = (app.clone(), id.to_string(), arm.clone());
         let started = Instant::now();
-        app.clone().shadow.send(shadow.clone(), &answered.1, move |served, frame, pred| {
+        let frame = answered.1.to_frame(&picked.served);
+        app.clone().shadow.send(shadow.clone(), frame, move |served, frame, pred| {
             let by = Answerer { served: &served, arm: &arm, shadow: true };
-            log_prediction(&app, by, &id, &frame, &pred, started);
+            log_prediction(&app, by, &id, &Batch::Frame(frame), &pred, started);
         });
     }
     Ok(answered)
 }
 
-/// Runs the model, giving the frame back (for the log); a refusal of the
+/// Runs the model, giving the rows back (for the log); a refusal of the
 /// data (a non-finite number, say) is the caller's, anything else the server's.
-async fn predict(app: &AppState, served: &Arc<Served>, frame: Frame) -> Result<(Prediction, Frame)> {
+async fn predict(app: &AppState, served: &Arc<Served>, batch: Batch) -> Result<(Prediction, Batch)> {
+    let frame = match batch {
+        Batch::Row(row) => match served.predict_row(&row) {
+            Some(result) => return checked(served, result).map(|pred| (pred, Batch::Row(row))),
+            // Not taken as a row (an infinity): the frame's refusal names it.
+            None => Batch::Row(row).into_frame(served),
+        },
+        Batch::Frame(frame) => frame,
+    };
     if frame.rows() == 0 {
         return Err(ServeError::BadRequest("the request has no rows to predict".into()));
     }
@@ -343,6 +353,12 @@ async fn predict(app: &AppState, served: &Arc<Served>, frame: Frame) -> Result<(
         };
         done.map_err(|e| ServeError::Internal(format!("prediction failed: {e}")))?
     };
+    checked(served, result).map(|pred| (pred, Batch::Frame(frame)))
+}
+
+/// The model's answer as the caller gets it: its refusal of the data as
+/// a bad request, and an answer that is not a finite number refused.
+fn checked(served: &Served, result: std::result::Result<Prediction, MlError>) -> Result<Prediction> {
     let pred = result.map_err(|e| match e {
         MlError::Data(m) => ServeError::BadRequest(m),
         other => ServeError::Internal(format!("model `{}` failed: {other}", served.label())),
@@ -355,7 +371,7 @@ async fn predict(app: &AppState, served: &Arc<Served>, frame: Frame) -> Result<(
             served.label()
         )));
     }
-    Ok((pred, frame))
+    Ok(pred)
 }
 
 /// The first row whose prediction or probabilities are not finite numbers.

@@ -11,6 +11,7 @@
 //! The models answer from a [`ModelTable`], whose entries can be swapped
 //! while serving (what following the registry's aliases will do).
 
+mod batch;
 mod binary;
 mod columns;
 mod config;

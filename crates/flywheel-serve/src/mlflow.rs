@@ -5,6 +5,7 @@
 //! classification).
 
 use crate::bad;
+use crate::batch::Batch;
 use crate::columns::{Builder, check_names, describe, frame, read_json};
 use crate::served::Served;
 use crate::write;
@@ -15,22 +16,28 @@ use serde_json::{Map, Value};
 const FORMATS: [&str; 4] = ["dataframe_split", "dataframe_records", "instances", "inputs"];
 
 /// The frame a request body holds, by its content type.
-pub fn parse(served: &Served, content_type: Option<&str>, body: &[u8]) -> Result<Frame> {
+pub fn parse(served: &Served, content_type: Option<&str>, body: &[u8]) -> Result<Batch> {
     let media = content_type.map(|c| c.split(';').next().unwrap_or("").trim());
     let is = |m: &str| media.is_none_or(|given| given.eq_ignore_ascii_case(m));
     if is("application/json") {
         match crate::fast::dataframe_split(served, body) {
-            Some(frame) => Ok(frame),
-            None => parse_json(served, &read_json(body)?),
+            Some(batch) => Ok(batch),
+            None => parse_general(served, body).map(Batch::Frame),
         }
     } else if is("text/csv") {
-        parse_csv(served, body)
+        parse_csv(served, body).map(Batch::Frame)
     } else {
         Err(ServeError::Unsupported(format!(
             "content type `{}` is not taken by /invocations: send application/json or text/csv",
             media.unwrap_or_default().to_ascii_lowercase()
         )))
     }
+}
+
+/// A JSON body read the general way, as a `serde_json::Value` first: what
+/// the fast path must agree with.
+pub(crate) fn parse_general(served: &Served, body: &[u8]) -> Result<Frame> {
+    parse_json(served, &read_json(body)?)
 }
 
 fn parse_json(served: &Served, v: &Value) -> Result<Frame> {

@@ -12,11 +12,12 @@
 
 use crate::Result;
 use crate::bad;
+use crate::batch::Batch;
 use crate::binary::{self, Dtype};
 use crate::columns::{Builder, check_names, describe, frame, read_json};
 use crate::served::Served;
 use crate::write;
-use flywheel_ml::{ColumnKind, Frame, Prediction};
+use flywheel_ml::{ColumnKind, Prediction};
 use serde_json::{Map, Value, json};
 
 pub const PREDICTION: &str = "prediction";
@@ -64,18 +65,24 @@ fn kind_dtype(kind: ColumnKind) -> Dtype {
 /// An inference request, read.
 pub struct Infer {
     pub id: Option<String>,
-    pub frame: Frame,
+    pub batch: Batch,
     /// The outputs to answer, each with whether in binary.
     pub outputs: Vec<(&'static str, bool)>,
 }
 
 /// Reads an inference request: its JSON header and the binary data after it.
-pub fn parse_infer(served: &Served, header: &[u8], mut data: &[u8]) -> Result<Infer> {
+pub fn parse_infer(served: &Served, header: &[u8], data: &[u8]) -> Result<Infer> {
     if data.is_empty()
-        && let Some((id, frame)) = crate::fast::infer(served, header)
+        && let Some((id, batch)) = crate::fast::infer(served, header)
     {
-        return Ok(Infer { id, frame, outputs: requested_outputs(served, None, false)? });
+        return Ok(Infer { id, batch, outputs: requested_outputs(served, None, false)? });
     }
+    parse_general(served, header, data)
+}
+
+/// [`parse_infer`] the general way, the JSON read as a `serde_json::Value`
+/// first: what the fast path must agree with.
+pub(crate) fn parse_general(served: &Served, header: &[u8], mut data: &[u8]) -> Result<Infer> {
     let v = read_json(header)?;
     let Value::Object(obj) = v else {
         return Err(bad("the request must be a JSON object with `inputs`".into()));
@@ -110,7 +117,7 @@ pub fn parse_infer(served: &Served, header: &[u8], mut data: &[u8]) -> Result<In
         return Err(bad(format!("{} bytes of binary data after the last tensor", data.len())));
     }
     let outputs = requested_outputs(served, obj.get("outputs"), binary_all)?;
-    Ok(Infer { id, frame: frame(served, columns)?, outputs })
+    Ok(Infer { id, batch: Batch::Frame(frame(served, columns)?), outputs })
 }
 
 /// One input tensor as a filled column; binary data is taken off `data`.

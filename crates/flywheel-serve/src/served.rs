@@ -21,6 +21,8 @@ pub struct Served {
     inputs: Names,
     /// Where the model finds its columns in a frame on `inputs`.
     binding: Option<Binding>,
+    /// Whether a one-row request may be read as a row (`batch.rs`).
+    takes_rows: bool,
     /// The signature's input kinds, in its order.
     kinds: Vec<ColumnKind>,
     /// The bytes of the first `dataframe_split` column list that named the
@@ -82,7 +84,9 @@ impl Served {
         let label_header = HeaderValue::try_from(format!("{name}@{version}")).ok();
         let inputs: Names = Arc::new(model.signature.inputs.iter().map(|i| Arc::from(i.name.as_str())).collect());
         let binding = model.bind(&inputs);
-        let kinds = model.signature.inputs.iter().map(|i| i.kind).collect();
+        let kinds: Vec<ColumnKind> = model.signature.inputs.iter().map(|i| i.kind).collect();
+        let numbers = kinds.iter().all(|k| *k == ColumnKind::Number);
+        let takes_rows = numbers && binding.is_some() && model.takes_numbers();
         let answer_parts = AnswerParts::new(&name, version, &model.classes);
         Served {
             name,
@@ -93,6 +97,7 @@ impl Served {
             answer_parts,
             inputs,
             binding,
+            takes_rows,
             kinds,
             split_columns: OnceLock::new(),
             tensor_heads: OnceLock::new(),
@@ -142,6 +147,20 @@ impl Served {
     /// when the frame is on [`input_list`](Self::input_list).
     pub fn predict(&self, frame: &Frame) -> Result<Prediction, flywheel_ml::MlError> {
         self.model.predict_bound(frame, self.binding.as_ref())
+    }
+
+    /// Whether a one-row request is read as a row of numbers, not as a
+    /// frame: the model reads numbers alone, each as a value or a bucket.
+    pub fn takes_rows(&self) -> bool {
+        self.takes_rows
+    }
+
+    /// The prediction for one row of numbers in the model's input order,
+    /// as [`predict`](Self::predict) gives it for that row as a frame;
+    /// `None` when it is not one the model takes so (an infinity, which
+    /// the frame's refusal names).
+    pub fn predict_row(&self, values: &[f64]) -> Option<Result<Prediction, flywheel_ml::MlError>> {
+        self.model.predict_numbers(values, self.binding.as_ref()?)
     }
 
     /// The input kinds in the model's order.

@@ -39,14 +39,14 @@ impl Shadow {
     pub fn send(
         &self,
         served: Arc<Served>,
-        frame: &Frame,
+        frame: Frame,
         done: impl FnOnce(Arc<Served>, Frame, Prediction) + Send + 'static,
     ) {
         let Ok(slot) = self.slots.clone().try_acquire_owned() else {
             self.dropped.inc();
             return;
         };
-        let (answered, failed, frame) = (self.answered.clone(), self.failed.clone(), frame.clone());
+        let (answered, failed) = (self.answered.clone(), self.failed.clone());
         tokio::task::spawn_blocking(move || {
             let _slot = slot;
             match served.predict(&frame) {

@@ -9,6 +9,7 @@
 
 use super::Entry;
 use super::segment::{FIXED, PREDICTION, input_column};
+use crate::batch::Input;
 use crate::served::Served;
 use arrow_array::builder::{BooleanBuilder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
 use arrow_array::{ArrayRef, RecordBatch};
@@ -99,7 +100,7 @@ impl Pending {
     }
 
     pub fn append(&mut self, e: &Entry) {
-        let rows = e.frame.rows();
+        let rows = e.batch.rows();
         let r = &mut self.requests;
         let arm = match r.arms.iter().position(|a| a == e.arm) {
             Some(i) => i,
@@ -113,11 +114,8 @@ impl Pending {
         let (at_us, latency_us, shadow) = (e.at_us, e.latency_us, e.shadow);
         r.reqs.push(Req { id_start, id_end: r.ids.len(), rows, at_us, latency_us, arm, shadow });
         r.rows += rows;
-        // A request's frame is on its model's list: its columns are in order.
-        let on_list = e.frame.has_names(r.served.input_list());
-        for (i, (input, out)) in r.served.model.signature.inputs.iter().zip(&mut self.inputs).enumerate() {
-            let column = if on_list { e.frame.column_index(i) } else { e.frame.column_at(i, &input.name) };
-            append_input(out, column, rows);
+        for (i, out) in self.inputs.iter_mut().enumerate() {
+            append_input(out, e.batch.input(&r.served, i), rows);
         }
         append_prediction(&mut self.predicted, e.prediction, &r.served.model.classes, rows);
     }
@@ -157,12 +155,15 @@ impl Pending {
     }
 }
 
-fn append_input(out: &mut Values, column: Option<&Column>, rows: usize) {
-    match (out, column) {
+fn append_input(out: &mut Values, input: Option<Input>, rows: usize) {
+    match (out, input) {
+        (Values::Num(v), Some(Input::Value(x))) => v.push(x),
         // One row, most requests: a push, not a copy call.
-        (Values::Num(v), Some(Column::Num(x))) if x.len() == 1 => v.push(x[0]),
-        (Values::Num(v), Some(Column::Num(x))) => v.extend_from_slice(x),
-        (Values::Text(b), Some(Column::Text(t))) => (0..t.len()).for_each(|i| b.append_option(t.get(i))),
+        (Values::Num(v), Some(Input::Column(Column::Num(x)))) if x.len() == 1 => v.push(x[0]),
+        (Values::Num(v), Some(Input::Column(Column::Num(x)))) => v.extend_from_slice(x),
+        (Values::Text(b), Some(Input::Column(Column::Text(t)))) => {
+            (0..t.len()).for_each(|i| b.append_option(t.get(i)));
+        }
         (Values::Num(v), _) => v.resize(v.len() + rows, f64::NAN),
         (Values::Text(b), _) => (0..rows).for_each(|_| b.append_null()),
     }

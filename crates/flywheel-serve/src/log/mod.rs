@@ -16,12 +16,13 @@ pub use flywheel_registry::logs as read;
 mod segment;
 mod writer;
 
+use crate::batch::Batch;
 use crate::served::Served;
 use crate::{Result, ServeError};
 use buffer::{Pending, Requests};
 use flywheel_core::ModelRef;
 use flywheel_metadata::{Feedback, LoggedRequest, MetadataStore, TargetKind};
-use flywheel_ml::{Frame, Prediction};
+use flywheel_ml::Prediction;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -152,7 +153,7 @@ pub(crate) struct Entry<'a> {
     /// Microseconds since 1970, UTC.
     pub at_us: i64,
     pub served: &'a Arc<Served>,
-    pub frame: &'a Frame,
+    pub batch: &'a Batch,
     pub prediction: &'a Prediction,
     pub latency_us: i64,
 }
@@ -256,7 +257,7 @@ impl PredictionLog {
     /// [`sampled`](Self::sampled).
     pub(crate) fn record(&self, entry: &Entry) {
         let Some(r) = &self.running else { return };
-        let rows = entry.frame.rows();
+        let rows = entry.batch.rows();
         let mut waiting = r.shared.waiting();
         if waiting.rows + rows > r.options.queue_rows || r.shared.closed.load(Ordering::Relaxed) {
             drop(waiting);

@@ -9,7 +9,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type};
 use flywheel_metadata::Label;
 use flywheel_ml::transform::{LINEAR_DEFAULTS, fit};
-use flywheel_ml::{Column, Estimator, Model, Task, Text};
+use flywheel_ml::{Column, Estimator, Frame, Model, Task, Text};
 
 const HOUR_US: i64 = 3_600_000_000;
 /// 2026-11-30T08:00:00Z.
@@ -44,7 +44,7 @@ fn record(log: &PredictionLog, served: &Arc<Served>, id: &str, at_us: i64, rows:
         shadow: false,
         at_us,
         served,
-        frame: &frame,
+        batch: &Batch::Frame(frame.clone()),
         prediction: &prediction,
         latency_us: 42,
     });
@@ -205,4 +205,45 @@ fn hours_are_utc() {
     assert_eq!(hour_of(T0), "2026-11-30T08");
     assert_eq!(hour_of(T0 + HOUR_US - 1), "2026-11-30T08");
     assert_eq!(hour_of(0), "1970-01-01T00");
+}
+
+#[test]
+fn a_row_is_logged_as_the_same_row_of_a_frame() {
+    let (dir, store) = home();
+    let log = PredictionLog::start(dir.path().to_path_buf(), store.clone(), options(1 << 20)).unwrap();
+    let mut f = Frame::new();
+    f.push("x", Column::Num((0..5).map(f64::from).collect())).unwrap();
+    f.push("y", Column::Num((0..5).map(|i| f64::from(i) * 0.5).collect())).unwrap();
+    let t = fit(&f, &["x".into(), "y".into()], &BTreeMap::new(), LINEAR_DEFAULTS).unwrap();
+    let est = Estimator::Linear { algorithm: "ridge".into(), weights: vec![0.5; t.width()], intercept: 1.0 };
+    let model = Model::new(Task::Regression, "y".into(), vec![], t, est, serde_json::json!({})).unwrap();
+    let served = Arc::new(Served::new("n".into(), 1, "n@1".into(), model));
+    let arm: ModelRef = "n@production".parse().unwrap();
+    let row = Batch::Row(vec![f64::NAN, 2.5]);
+    let frame = Batch::Frame(row.to_frame(&served));
+    for (id, batch) in [("row", &row), ("frame", &frame)] {
+        let prediction = served.model.predict(&batch.to_frame(&served)).unwrap();
+        let (at_us, latency_us) = (T0, 7);
+        log.record(&Entry {
+            request_id: id,
+            arm: &arm,
+            shadow: false,
+            at_us,
+            served: &served,
+            batch,
+            prediction: &prediction,
+            latency_us,
+        });
+    }
+    log.close();
+    let table = read_log(dir.path(), &store, "n", Window::default()).unwrap();
+    let b = arrow_select::concat::concat_batches(&table.schema, &table.batches).unwrap();
+    assert_eq!(b.num_rows(), 2);
+    for column in ["x", "y", "prediction"] {
+        let v = b.column_by_name(column).unwrap().as_primitive::<Float64Type>();
+        let cell = |i: usize| v.is_valid(i).then(|| v.value(i).to_bits());
+        assert_eq!(cell(0), cell(1), "{column}");
+    }
+    let x = b.column_by_name("x").unwrap().as_primitive::<Float64Type>();
+    assert!(x.is_null(0), "a missing value is logged as null");
 }
