@@ -9,7 +9,7 @@
 
 use super::Entry;
 use super::segment::{FIXED, PREDICTION, input_column};
-use crate::batch::Input;
+use crate::batch::{Batch, Input};
 use crate::served::Served;
 use arrow_array::builder::{BooleanBuilder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
 use arrow_array::{ArrayRef, RecordBatch};
@@ -114,8 +114,20 @@ impl Pending {
         let (at_us, latency_us, shadow) = (e.at_us, e.latency_us, e.shadow);
         r.reqs.push(Req { id_start, id_end: r.ids.len(), rows, at_us, latency_us, arm, shadow });
         r.rows += rows;
-        for (i, out) in self.inputs.iter_mut().enumerate() {
-            append_input(out, e.batch.input(&r.served, i), rows);
+        match e.batch {
+            // A value each, straight: a row's inputs are numbers, in order.
+            Batch::Row(values) if values.len() == self.inputs.len() => {
+                for (out, v) in self.inputs.iter_mut().zip(values) {
+                    if let Values::Num(column) = out {
+                        column.push(*v);
+                    }
+                }
+            }
+            batch => {
+                for (i, out) in self.inputs.iter_mut().enumerate() {
+                    append_input(out, batch.input(&r.served, i), rows);
+                }
+            }
         }
         append_prediction(&mut self.predicted, e.prediction, &r.served.model.classes, rows);
     }
