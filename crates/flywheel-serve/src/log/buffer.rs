@@ -7,8 +7,8 @@
 //! times, arms: what the index and feedback lookups need) and its columns,
 //! which become the Arrow batch of the segment.
 
+use super::Entry;
 use super::segment::{FIXED, PREDICTION, input_column};
-use super::{Entry, Shared};
 use crate::batch::{Batch, Input};
 use crate::served::Served;
 use arrow_array::builder::{BooleanBuilder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
@@ -72,20 +72,19 @@ pub(crate) struct Pending {
 }
 
 impl Pending {
-    /// Rows of `served` in `hour`, their number columns from `shared`'s spares.
-    pub fn new(served: &Arc<Served>, hour: i64, shared: &Shared) -> Self {
+    pub fn new(served: &Arc<Served>, hour: i64) -> Self {
         let inputs = served
             .model
             .signature
             .inputs
             .iter()
             .map(|i| match i.kind {
-                ColumnKind::Number => Values::Num(shared.number_column()),
+                ColumnKind::Number => Values::Num(Vec::new()),
                 ColumnKind::Text => Values::Text(StringBuilder::new()),
             })
             .collect();
         let predicted = if served.is_classifier() {
-            let proba = served.model.classes.iter().map(|_| shared.number_column()).collect();
+            let proba = served.model.classes.iter().map(|_| Vec::new()).collect();
             Predicted::Classes { label: Vec::new(), proba }
         } else {
             Predicted::Values(Vec::new())

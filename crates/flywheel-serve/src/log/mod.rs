@@ -183,15 +183,7 @@ pub(crate) struct Shared {
     pub closed: AtomicBool,
     pub metadata: Arc<MetadataStore>,
     pub root: PathBuf,
-    /// Number columns of written segments, kept for the next rows: the
-    /// handlers then append into memory already paged in, instead of
-    /// faulting in fresh pages and copying as the columns grow.
-    spare: Mutex<Vec<Vec<f64>>>,
 }
-
-/// The most values the spare number columns hold together (8 MB): about
-/// the columns of one flush of one-row requests of twenty numbers.
-const SPARE_VALUES: usize = 1 << 20;
 
 impl Shared {
     /// What the handlers and the writer of the home at `root` share, empty.
@@ -203,32 +195,6 @@ impl Shared {
             closed: AtomicBool::new(false),
             metadata,
             root,
-            spare: Mutex::new(Vec::new()),
-        }
-    }
-
-    /// An empty number column, a spare one when there is one.
-    pub fn number_column(&self) -> Vec<f64> {
-        self.spare.lock().unwrap_or_else(|p| p.into_inner()).pop().unwrap_or_default()
-    }
-
-    /// Keeps the number columns of a written batch (the ones no one else
-    /// holds) as spares, up to `SPARE_VALUES` values in all.
-    pub fn recycle(&self, batch: arrow_array::RecordBatch) {
-        let mut spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
-        let mut held: usize = spare.iter().map(Vec::capacity).sum();
-        let (_, columns, _) = batch.into_parts();
-        for column in columns {
-            let Some(values) = column.as_any().downcast_ref::<arrow_array::Float64Array>() else { continue };
-            let buffer = values.values().clone().into_inner();
-            drop(column);
-            if let Ok(mut v) = buffer.into_vec::<f64>()
-                && held + v.capacity() <= SPARE_VALUES
-            {
-                held += v.capacity();
-                v.clear();
-                spare.push(v);
-            }
         }
     }
 
@@ -302,7 +268,7 @@ impl PredictionLog {
         let at = match waiting.groups.iter().position(|g| g.holds(entry.served, hour)) {
             Some(at) => at,
             None => {
-                waiting.groups.push(Pending::new(entry.served, hour, &r.shared));
+                waiting.groups.push(Pending::new(entry.served, hour));
                 waiting.groups.len() - 1
             }
         };

@@ -247,25 +247,3 @@ fn a_row_is_logged_as_the_same_row_of_a_frame() {
     let x = b.column_by_name("x").unwrap().as_primitive::<Float64Type>();
     assert!(x.is_null(0), "a missing value is logged as null");
 }
-
-#[test]
-fn a_written_segment_gives_its_number_columns_to_the_next_rows() {
-    let (dir, store) = home();
-    let log = PredictionLog::start(dir.path().to_path_buf(), store.clone(), options(1 << 20)).unwrap();
-    let v1 = served(1);
-    let shared = log.running.as_ref().unwrap().shared.clone();
-    let spares = || shared.spare.lock().unwrap().iter().map(Vec::capacity).collect::<Vec<_>>();
-    record(&log, &v1, "a", T0, 40);
-    log.flush();
-    // `x` and the two probabilities: every number column, no text one.
-    let kept = spares();
-    assert_eq!(kept.len(), 3, "{kept:?}");
-    assert!(kept.iter().all(|c| *c >= 40), "{kept:?}");
-    record(&log, &v1, "b", T0, 1);
-    assert!(spares().is_empty(), "the next rows took them");
-    log.close();
-    let table = read_log(dir.path(), &store, "m", Window::default()).unwrap();
-    let b = arrow_select::concat::concat_batches(&table.schema, &table.batches).unwrap();
-    let x = b.column_by_name("x").unwrap().as_primitive::<Float64Type>();
-    assert_eq!((b.num_rows(), x.value(40)), (41, -1.5), "the recycled column holds only the new row");
-}

@@ -79,14 +79,9 @@ fn flush(shared: &Shared) {
 type BatchResult = Result<arrow_array::RecordBatch, arrow_schema::ArrowError>;
 
 fn write_group(shared: &Shared, requests: &Arc<Requests>, batch: BatchResult) {
-    let written = match batch {
-        Ok(batch) => {
-            let written = write_segment(shared, requests, &batch);
-            shared.recycle(batch);
-            written
-        }
-        Err(e) => Err(format!("cannot build the rows: {e}")),
-    };
+    let written = batch
+        .map_err(|e| format!("cannot build the rows: {e}"))
+        .and_then(|batch| write_segment(shared, requests, &batch));
     if let Err(message) = written {
         let (model, version) = (&requests.served.name, requests.served.version);
         tracing::warn!("prediction log: {} row(s) of {model}@{version} not logged: {message}", requests.rows);
