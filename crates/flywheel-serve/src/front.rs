@@ -7,7 +7,7 @@
 //! cost a boxed future, a cloned service and allocated path parameters
 //! each; here a prediction costs one boxed future.
 
-use crate::headers::MODEL_HEADER;
+use crate::headers::Asked;
 use crate::state::AppState;
 use crate::{Result, http, ops};
 use axum::Router;
@@ -125,15 +125,16 @@ impl hyper::service::Service<Request<Incoming>> for Front {
         Box::pin(async move {
             let _open = open;
             let (parts, body) = request.into_parts();
+            let asked = Asked::of(&parts.headers);
             let answer = async {
                 let answered: Result<Response> = match predict_route(parts.uri.path()) {
-                    Some(Predict::Infer(name)) => http::infer_named(&app, name, &parts, body).await,
-                    Some(Predict::InferVersion(name, v)) => http::infer_version(&app, name, v, &parts, body).await,
-                    Some(Predict::Invocations) | None => http::invocations_with(&app, &parts, body).await,
+                    Some(Predict::Infer(name)) => http::infer_named(&app, name, &asked, body).await,
+                    Some(Predict::InferVersion(name, v)) => http::infer_version(&app, name, v, &asked, body).await,
+                    Some(Predict::Invocations) | None => http::invocations_with(&app, &parts, &asked, body).await,
                 };
                 answered.unwrap_or_else(IntoResponse::into_response)
             };
-            Ok(ops::guarded(&app, &parts.uri, parts.headers.get(MODEL_HEADER), answer).await)
+            Ok(ops::guarded(&app, &parts.uri, asked.model, answer).await)
         })
     }
 }

@@ -3,7 +3,9 @@
 //! into a JSON `{"error": "..."}` with a 4xx status.
 
 use crate::batch::Batch;
-use crate::headers::{ARM_HEADER, KEY_HEADER, MODEL_HEADER, REQUEST_ID_HEADER, VERSION_HEADER, model_in_query};
+use crate::headers::{
+    ARM_HEADER, Asked, BINARY_HEADER, MODEL_HEADER, REQUEST_ID_HEADER, VERSION_HEADER, model_in_query,
+};
 use crate::log::{Entry, now_us};
 use crate::served::Served;
 use crate::state::AppState;
@@ -13,7 +15,7 @@ use axum::Router;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Path, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -22,7 +24,6 @@ use flywheel_ml::{MlError, Prediction};
 use std::sync::Arc;
 use std::time::Instant;
 
-const BINARY_HEADER: HeaderName = HeaderName::from_static("inference-header-content-length");
 /// Requests with more rows than this predict on a blocking thread, so one
 /// big batch does not hold up the small requests sharing its worker.
 const INLINE_ROWS: usize = 256;
@@ -118,18 +119,18 @@ async fn model_ready_v(State(app): App, Path((name, v)): Path<(String, String)>)
 // the headers of every request.
 async fn infer(State(app): App, Path(name): Path<String>, request: Request) -> Result<Response> {
     let (parts, body) = request.into_parts();
-    infer_named(&app, &name, &parts, body).await
+    infer_named(&app, &name, &Asked::of(&parts.headers), body).await
 }
 
 async fn infer_v(State(app): App, Path((name, v)): Path<(String, String)>, request: Request) -> Result<Response> {
     let (parts, body) = request.into_parts();
-    infer_version(&app, &name, &v, &parts, body).await
+    infer_version(&app, &name, &v, &Asked::of(&parts.headers), body).await
 }
 
 /// `POST /v2/models/{name}/infer`: the version `name`'s split picks.
-pub(crate) async fn infer_named(app: &Arc<AppState>, name: &str, parts: &Parts, body: impl In) -> Result<Response> {
-    let picked = pick(&app.table, name, &parts.headers)?;
-    infer_with(app, picked, &parts.headers, body).await
+pub(crate) async fn infer_named(app: &Arc<AppState>, name: &str, asked: &Asked<'_>, body: impl In) -> Result<Response> {
+    let picked = pick(&app.table, name, asked)?;
+    infer_with(app, picked, asked, body).await
 }
 
 /// `POST /v2/models/{name}/versions/{v}/infer`: that version, when served.
@@ -137,29 +138,29 @@ pub(crate) async fn infer_version(
     app: &Arc<AppState>,
     name: &str,
     v: &str,
-    parts: &Parts,
+    asked: &Asked<'_>,
     body: impl In,
 ) -> Result<Response> {
     let served = find_version(&app.table, name, v)?;
     let arm = ModelRef { name: name.to_string(), selector: flywheel_core::Selector::Version(served.version) };
     let arm_header = HeaderValue::try_from(arm.to_string()).ok();
     let picked = Picked { served, arm: Arc::new(arm), arm_header, shadow: None };
-    infer_with(app, picked, &parts.headers, body).await
+    infer_with(app, picked, asked, body).await
 }
 
 /// `POST .../infer`: JSON, or a JSON header and binary tensors.
-async fn infer_with(app: &Arc<AppState>, picked: Picked, headers: &HeaderMap, body: impl In) -> Result<Response> {
+async fn infer_with(app: &Arc<AppState>, picked: Picked, asked: &Asked<'_>, body: impl In) -> Result<Response> {
     let served = picked.served.clone();
     let started = Instant::now();
-    let body = read_body(app, headers, body).await?;
-    let (head, data) = match header_str(headers, &BINARY_HEADER)? {
+    let body = read_body(app, asked, body).await?;
+    let (head, data) = match header_str(asked.binary, &BINARY_HEADER)? {
         Some(n) => crate::binary::split(&body, n)?,
         None => (&body[..], &[][..]),
     };
     let oip::Infer { id, batch, outputs } = oip::parse_infer(&served, head, data)?;
     let id = match id {
         Some(id) if !id.is_empty() => id,
-        _ => request_id(headers)?,
+        _ => request_id(asked)?,
     };
     let (pred, batch) = answer(app, &picked, &id, batch).await?;
     let encoded = oip::answer(&served, &outputs, &id, &pred);
@@ -183,17 +184,21 @@ async fn infer_with(app: &Arc<AppState>, picked: Picked, headers: &HeaderMap, bo
 
 async fn invocations(State(app): App, request: Request) -> Result<Response> {
     let (parts, body) = request.into_parts();
-    invocations_with(&app, &parts, body).await
+    invocations_with(&app, &parts, &Asked::of(&parts.headers), body).await
 }
 
 /// `POST /invocations`, MLflow's scoring format.
-pub(crate) async fn invocations_with(app: &Arc<AppState>, parts: &Parts, body: impl In) -> Result<Response> {
+pub(crate) async fn invocations_with(
+    app: &Arc<AppState>,
+    parts: &Parts,
+    asked: &Asked<'_>,
+    body: impl In,
+) -> Result<Response> {
     let started = Instant::now();
-    let headers = &parts.headers;
-    let picked = invocation_model(&app.table, parts.uri.query(), headers)?;
-    let id = request_id(headers)?;
-    let body = read_body(app, headers, body).await?;
-    let batch = mlflow::parse(&picked.served, header_str(headers, &header::CONTENT_TYPE)?, &body)?;
+    let picked = invocation_model(&app.table, parts.uri.query(), asked)?;
+    let id = request_id(asked)?;
+    let body = read_body(app, asked, body).await?;
+    let batch = mlflow::parse(&picked.served, header_str(asked.content_type, &header::CONTENT_TYPE)?, &body)?;
     let (pred, batch) = answer(app, &picked, &id, batch).await?;
     let mut response = json_bytes(StatusCode::OK, mlflow::answer(&picked.served, &pred));
     let by = Answerer { served: &picked.served, arm: &picked.arm, shadow: false };
@@ -204,8 +209,8 @@ pub(crate) async fn invocations_with(app: &Arc<AppState>, parts: &Parts, body: i
 }
 
 /// The caller's `x-request-id`, or a new id.
-fn request_id(headers: &HeaderMap) -> Result<String> {
-    match header_str(headers, &REQUEST_ID_HEADER)? {
+fn request_id(asked: &Asked) -> Result<String> {
+    match header_str(asked.request_id, &REQUEST_ID_HEADER)? {
         Some(id) if !id.trim().is_empty() => Ok(id.trim().to_string()),
         _ => Ok(new_id()),
     }
@@ -247,9 +252,9 @@ fn log_prediction(app: &AppState, by: Answerer, id: &str, batch: &Batch, pred: &
 
 /// The model `/invocations` is for: `?model=NAME`, the `x-flywheel-model`
 /// header, or the only one served.
-fn invocation_model(table: &ModelTable, query: Option<&str>, headers: &HeaderMap) -> Result<Picked> {
-    if let Some(name) = model_in_query(query).or(header_str(headers, &MODEL_HEADER)?) {
-        return pick(table, name, headers);
+fn invocation_model(table: &ModelTable, query: Option<&str>, asked: &Asked) -> Result<Picked> {
+    if let Some(name) = model_in_query(query).or(header_str(asked.model, &MODEL_HEADER)?) {
+        return pick(table, name, asked);
     }
     let route = table.sole().ok_or_else(|| {
         ServeError::BadRequest(format!(
@@ -257,15 +262,15 @@ fn invocation_model(table: &ModelTable, query: Option<&str>, headers: &HeaderMap
             table.names().join(", ")
         ))
     })?;
-    let key = headers.get(KEY_HEADER).map(|v| v.as_bytes());
+    let key = asked.key.map(HeaderValue::as_bytes);
     table.pick_from(&route, key).map_err(|why| unanswered(table, &route.split.name, why))
 }
 
 /// The version that answers a request for `name`, by the model's split
 /// (sticky by the request's `x-flywheel-key`); a 404 naming the models
 /// served, or a 503 while none of its versions is loaded.
-fn pick(table: &ModelTable, name: &str, headers: &HeaderMap) -> Result<Picked> {
-    let key = headers.get(KEY_HEADER).map(|v| v.as_bytes());
+fn pick(table: &ModelTable, name: &str, asked: &Asked) -> Result<Picked> {
+    let key = asked.key.map(HeaderValue::as_bytes);
     table.pick(name, key).map_err(|why| unanswered(table, name, why))
 }
 
@@ -392,8 +397,8 @@ impl<B: HttpBody<Data = Bytes, Error: std::fmt::Display> + Unpin + Send> In for 
 
 /// The whole body, refused beyond `BODY_LIMIT`, or with 408 when it has not
 /// arrived within the request timeout.
-async fn read_body(app: &AppState, headers: &HeaderMap, mut body: impl In) -> Result<Bytes> {
-    let declared = header_str(headers, &header::CONTENT_LENGTH)?.and_then(|n| n.parse::<usize>().ok());
+async fn read_body(app: &AppState, asked: &Asked<'_>, mut body: impl In) -> Result<Bytes> {
+    let declared = header_str(asked.content_length, &header::CONTENT_LENGTH)?.and_then(|n| n.parse::<usize>().ok());
     if declared.is_some_and(|n| n > BODY_LIMIT) {
         return Err(ServeError::TooLarge { limit: BODY_LIMIT });
     }
@@ -428,13 +433,9 @@ async fn collect(body: &mut impl In, limit: usize) -> Result<Bytes> {
     Ok(first.unwrap_or_else(|| Bytes::from(joined)))
 }
 
-/// A header's value as text; by a `HeaderName`, which a lookup by text
-/// would parse for every request.
-fn header_str<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>> {
-    headers
-        .get(name)
-        .map(|v| v.to_str().map_err(|_| ServeError::BadRequest(format!("header {name}: not ASCII text"))))
-        .transpose()
+/// A header's value (of `name`) as text.
+fn header_str<'a>(value: Option<&'a HeaderValue>, name: &HeaderName) -> Result<Option<&'a str>> {
+    value.map(|v| v.to_str().map_err(|_| ServeError::BadRequest(format!("header {name}: not ASCII text")))).transpose()
 }
 
 /// A request id for a request that gave none: the process's start time
