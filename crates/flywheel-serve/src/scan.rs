@@ -388,10 +388,17 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// `text` read as a number alone, and as one with bytes after it (so
+    /// that the word-at-a-time digit reading has room): the same, or a panic.
     fn number(text: &str) -> Option<f64> {
-        let mut s = Scan::new(text.as_bytes());
-        let v = s.number()?;
-        s.end().map(|()| v)
+        let read = |t: &str| {
+            let mut s = Scan::new(t.as_bytes());
+            let v = s.number()?;
+            s.end().map(|()| v)
+        };
+        let (alone, padded) = (read(text), read(&format!("{text}         ")));
+        assert_eq!(alone.map(f64::to_bits), padded.map(f64::to_bits), "{text}, alone and with bytes after it");
+        alone
     }
 
     #[test]
@@ -485,6 +492,20 @@ mod tests {
             prop_assert_eq!(number(&text).map(f64::to_bits), Some(theirs.to_bits()), "{}", text);
         }
 
+
+        /// Decimals without an exponent, most clients' numbers, read to
+        /// the bit as serde_json reads them, whatever follows them.
+        #[test]
+        fn decimals_without_exponent_read_as_serde_json_reads_them(whole in 0u64..100_000_000_000, fraction in 0u64..10_000_000_000,
+                                                                  places in 1usize..11, negative: bool, after in "[],} \n]{0,9}") {
+            let text = format!("{}{whole}.{:0places$}", if negative { "-" } else { "" }, fraction % 10u64.pow(places as u32));
+            let theirs: f64 = serde_json::from_str(&text).unwrap();
+            prop_assert_eq!(number(&text).map(f64::to_bits), Some(theirs.to_bits()), "{}", text);
+            let body = format!("{text}{after}");
+            let mut s = Scan::new(body.as_bytes());
+            prop_assert_eq!(s.number().map(f64::to_bits), Some(theirs.to_bits()), "{}", body);
+            prop_assert_eq!(s.position(), text.len(), "{}", body);
+        }
 
         /// Eight bytes at a time, digits are found and read as one by one.
         #[test]
