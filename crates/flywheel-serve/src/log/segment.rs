@@ -47,7 +47,7 @@ pub fn write(path: &Path, batches: &[RecordBatch]) -> Result<(), WriteError> {
     }
     flywheel_data::atomic::write_atomic_with(path, |tmp| -> Result<(), WriteError> {
         let file = std::fs::File::create(tmp).map_err(|e| err(&e))?;
-        let props = properties(&first.schema());
+        let props = properties();
         let mut w = parquet::arrow::ArrowWriter::try_new(file, first.schema(), Some(props)).map_err(|e| err(&e))?;
         for batch in batches {
             w.write(batch).map_err(|e| err(&e))?;
@@ -62,26 +62,22 @@ pub fn write(path: &Path, batches: &[RecordBatch]) -> Result<(), WriteError> {
 /// one group held 8 MB more while serving.
 const ROW_GROUP_ROWS: usize = 8192;
 
-/// Row groups of `ROW_GROUP_ROWS`; snappy; dictionaries only where values
-/// repeat (the model, the arm, a class label): a dictionary over real
-/// numbers grows its hash table to the page limit per column before giving
-/// up, megabytes each for nothing, and request ids (one per one-row
+/// Row groups of `ROW_GROUP_ROWS`; snappy; no dictionaries: over real
+/// numbers one grows its hash table to the page limit per column before
+/// giving up, megabytes each for nothing; request ids (one per one-row
 /// request; a many-row request's repeats snappy takes) were 12% of the
-/// writer's time, hashed a row each; and statistics on the time alone
-/// (readers find segments by the index, and by time within one).
-fn properties(schema: &arrow_schema::Schema) -> parquet::file::properties::WriterProperties {
+/// writer's time, hashed a row each; and the model, the arm and a class
+/// label, which repeat, cost a hash a row too (~300 instructions a logged
+/// request in all), where snappy takes their repeats as well (the same
+/// segment sizes). Statistics on the time alone (readers find segments by
+/// the index, and by time within one).
+fn properties() -> parquet::file::properties::WriterProperties {
     use parquet::file::properties::EnabledStatistics;
-    let mut props = parquet::file::properties::WriterProperties::builder()
+    parquet::file::properties::WriterProperties::builder()
         .set_compression(parquet::basic::Compression::SNAPPY)
         .set_dictionary_enabled(false)
         .set_statistics_enabled(EnabledStatistics::None)
         .set_column_statistics_enabled("time".into(), EnabledStatistics::Chunk)
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
-    for repeated in ["model", "arm", PREDICTION] {
-        let text = schema.field_with_name(repeated).is_ok_and(|f| f.data_type() == &arrow_schema::DataType::Utf8);
-        if text {
-            props = props.set_column_dictionary_enabled(repeated.into(), true);
-        }
-    }
-    props.build()
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .build()
 }
