@@ -118,13 +118,12 @@ fn names(served: &Served, scan: &mut Scan) -> Option<Layout> {
 /// columns as [`row`] reads them.
 fn data_from_row(kinds: &[ColumnKind], scan: &mut Scan, layout: &mut Layout) -> Option<()> {
     scan.expect(b'[')?;
-    let first = layout.row.take()?;
+    let mut first = layout.row.take()?;
     if scan.eat(b']') {
         crate::columns::recycle_row(first);
         layout.builders = builders(kinds, 0);
         return Some(());
     }
-    let mut first = first;
     row_values(scan, layout.order.as_deref(), kinds.len(), &mut first)?;
     if scan.eat(b']') {
         layout.row = Some(first);
@@ -689,7 +688,7 @@ mod tests {
             assert!(dataframe_split(&s, refused.as_bytes()).is_none(), "{refused}");
         }
         let tensor = |name: &str, data: &str| {
-            let n = data.matches(',').count() + usize::from(data.trim() != "[]" && !data.trim().is_empty());
+            let n = data.matches(',').count() + usize::from(!data.trim().is_empty());
             format!(r#"{{"name": "{name}", "datatype": "FP64", "shape": [{n}], "data": [{data}]}}"#)
         };
         let body = |x: &str, y: &str| format!(r#"{{"inputs": [{}, {}]}}"#, tensor("x", x), tensor("y", y));

@@ -37,6 +37,7 @@ fn served(version: i64) -> Arc<Served> {
 fn record(log: &PredictionLog, served: &Arc<Served>, id: &str, at_us: i64, rows: usize) {
     let frame = frame(rows);
     let prediction = served.model.predict(&frame).unwrap();
+    let batch = Batch::Frame(frame);
     let arm: ModelRef = format!("{}@production", served.name).parse().unwrap();
     log.record(&Entry {
         request_id: id,
@@ -44,7 +45,7 @@ fn record(log: &PredictionLog, served: &Arc<Served>, id: &str, at_us: i64, rows:
         shadow: false,
         at_us,
         served,
-        batch: &Batch::Frame(frame.clone()),
+        batch: &batch,
         prediction: &prediction,
         latency_us: 42,
     });
