@@ -248,3 +248,22 @@ fn a_row_is_logged_as_the_same_row_of_a_frame() {
     let x = b.column_by_name("x").unwrap().as_primitive::<Float64Type>();
     assert!(x.is_null(0), "a missing value is logged as null");
 }
+
+#[test]
+fn a_segment_is_written_in_row_groups_of_at_most_row_group_rows() {
+    let (dir, store) = home();
+    let log = PredictionLog::start(dir.path().to_path_buf(), store.clone(), options(1 << 20)).unwrap();
+    let v1 = served(1);
+    let rows = 2 * segment::ROW_GROUP_ROWS + 5;
+    record(&log, &v1, "a", T0, rows);
+    log.close();
+    let segments = store.segments("m", None, None).unwrap();
+    assert_eq!(segments.len(), 1);
+    let file = std::fs::File::open(dir.path().join(&segments[0].path)).unwrap();
+    let meta =
+        parquet::file::reader::FileReader::metadata(&parquet::file::reader::SerializedFileReader::new(file).unwrap())
+            .clone();
+    let groups: Vec<i64> = meta.row_groups().iter().map(|g| g.num_rows()).collect();
+    let full = segment::ROW_GROUP_ROWS as i64;
+    assert_eq!(groups, [full, full, 5], "a writer holds one group's pages at a time");
+}
