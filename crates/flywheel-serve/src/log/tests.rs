@@ -259,11 +259,10 @@ fn a_segment_is_written_in_row_groups_of_at_most_row_group_rows() {
     log.close();
     let segments = store.segments("m", None, None).unwrap();
     assert_eq!(segments.len(), 1);
+    use parquet::file::reader::{FileReader, SerializedFileReader};
     let file = std::fs::File::open(dir.path().join(&segments[0].path)).unwrap();
-    let meta =
-        parquet::file::reader::FileReader::metadata(&parquet::file::reader::SerializedFileReader::new(file).unwrap())
-            .clone();
-    let groups: Vec<i64> = meta.row_groups().iter().map(|g| g.num_rows()).collect();
+    let reader = SerializedFileReader::new(file).unwrap();
+    let groups: Vec<i64> = reader.metadata().row_groups().iter().map(|g| g.num_rows()).collect();
     let full = segment::ROW_GROUP_ROWS as i64;
     assert_eq!(groups, [full, full, 5], "a writer holds one group's pages at a time");
 }
