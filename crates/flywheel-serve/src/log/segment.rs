@@ -65,6 +65,8 @@ pub fn write(path: &Path, batches: &[RecordBatch]) -> Result<(), WriteError> {
 /// writer's system time halved without them. At 2,048 rows a group's 0.5 MB
 /// is reused from the heap; a segment grows by a few percent.
 pub(super) const ROW_GROUP_ROWS: usize = 2048;
+// A group of 31 columns of 8-byte values stays under that 1 MiB.
+const _: () = assert!(31 * 8 * ROW_GROUP_ROWS <= 1 << 20);
 
 /// Row groups of `ROW_GROUP_ROWS`; snappy; no dictionaries: over real
 /// numbers one grows its hash table to the page limit per column before
